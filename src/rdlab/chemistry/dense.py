@@ -1,0 +1,129 @@
+"""Dense reaction networks of the Dense-RDN paper (Hunter Elliott et al.).
+
+Two enumerations are offered:
+
+* :func:`dense_network` — the **paper's** prototype sets (eq. 17, appendix B.2):
+  R3.1 = {X + Y ⇌ 2Z | X, Y, Z distinct}, R3.2 = {X ⇌ Y | X ≠ Y},
+  R3.3 = {X + 2Y ⇌ 3Y | X ≠ Y}, every reversible reaction a forward/reverse pair
+  (forward immediately followed by its reverse). For N species that is
+  2·[N·C(N−1, 2) + C(N, 2) + N(N−1)] directed reactions: 60 for N = 4, 120 for N = 5.
+* :func:`dense_gs_network` and :func:`kitchen_sink_network` — the ordering of the **public
+  Dense-RDN code**, which the experiments used: for each unordered pair X < Y (by index) only
+  the higher-index species is autocatalytic (X + 2Y → 3Y) and Y → X; forwards first, then all
+  reverses in the same order. That is 4·C(N, 2) reactions (24 for N = 4, 40 for N = 5 — the
+  counts the paper's appendix quotes). The kitchen sink appends the bimolecular block
+  X + Y → 2Z (Z ∉ {X, Y}) and its reverses: N²(N − 1) reactions (48 / 100).
+
+Species are named A, B, C, … (X0, X1, … beyond 26 species).
+"""
+
+from __future__ import annotations
+
+import itertools
+import string
+
+import numpy as np
+
+from rdlab.chemistry.network import ReactionNetwork
+from rdlab.errors import NetworkError
+
+
+def species_names(n: int) -> tuple[str, ...]:
+    if not isinstance(n, (int, np.integer)) or n < 2:
+        raise NetworkError(f"a dense network needs an integer number of species ≥ 2, got {n!r}")
+    if n <= 26:
+        return tuple(string.ascii_uppercase[:n])
+    return tuple(f"X{i}" for i in range(n))
+
+
+def _network(names, reactions) -> ReactionNetwork:
+    n = len(names)
+    R = np.zeros((n, len(reactions)), dtype=np.int64)
+    P = np.zeros_like(R)
+    for r, (lhs, rhs) in enumerate(reactions):
+        for i, c in lhs:
+            R[i, r] += c
+        for i, c in rhs:
+            P[i, r] += c
+    return ReactionNetwork(names, R, P)
+
+
+def _bimolecular(n: int) -> list:
+    """X + Y → 2Z for unordered pairs X < Y and each Z ∉ {X, Y}, in index order."""
+    return [(((x, 1), (y, 1)), ((z, 2),))
+            for x, y in itertools.combinations(range(n), 2)
+            for z in range(n) if z not in (x, y)]
+
+
+def _reverse(reaction):
+    lhs, rhs = reaction
+    return (rhs, lhs)
+
+
+def dense_network(n_species: int, prototypes: tuple[str, ...] = ("R3.1", "R3.2", "R3.3")
+                  ) -> ReactionNetwork:
+    """The full prototype sets of the paper's eq. 17 (see module docstring)."""
+    names = species_names(n_species)
+    n = len(names)
+    blocks = {
+        "R3.1": _bimolecular(n),
+        "R3.2": [(((x, 1),), ((y, 1),)) for x, y in itertools.combinations(range(n), 2)],
+        "R3.3": [(((x, 1), (y, 2)), ((y, 3),))
+                 for x, y in itertools.permutations(range(n), 2)],
+    }
+    unknown = [p for p in prototypes if p not in blocks]
+    if unknown or not prototypes:
+        raise NetworkError(f"unknown prototype set(s) {unknown or prototypes}; "
+                           f"choose from {sorted(blocks)}")
+    reactions = []
+    for p in prototypes:
+        for fwd in blocks[p]:
+            reactions += [fwd, _reverse(fwd)]
+    return _network(names, reactions)
+
+
+def _gs_forwards(n: int) -> list:
+    pairs = list(itertools.combinations(range(n), 2))
+    auto = [(((x, 1), (y, 2)), ((y, 3),)) for x, y in pairs]
+    decay = [(((y, 1),), ((x, 1),)) for x, y in pairs]
+    return auto + decay
+
+
+def dense_gs_network(n_species: int) -> ReactionNetwork:
+    """The public code's Gray–Scott-like dense family: 4·C(N,2) reactions (40 for N = 5)."""
+    names = species_names(n_species)
+    fwd = _gs_forwards(len(names))
+    return _network(names, fwd + [_reverse(r) for r in fwd])
+
+
+def kitchen_sink_network(n_species: int) -> ReactionNetwork:
+    """The public code's "kitchen sink": the GS-like block then the bimolecular block, each
+    forwards first then reverses: N²(N − 1) reactions (100 for N = 5)."""
+    names = species_names(n_species)
+    n = len(names)
+    gs = _gs_forwards(n)
+    bi = _bimolecular(n)
+    return _network(names, gs + [_reverse(r) for r in gs] + bi + [_reverse(r) for r in bi])
+
+
+def dense_code_initial_parameters(network: ReactionNetwork, rng: np.random.Generator
+                                  ) -> dict[str, np.ndarray]:
+    """Initial parameters of the public code for :func:`dense_gs_network` /
+    :func:`kitchen_sink_network`: each species' first autocatalytic reaction (A + 2X → 3X)
+    k = 1, other autocatalytic forwards 0, everything else 1e-3, all plus U(±1e-4) noise
+    (clipped at 0 here); D ~ U(0.1, 0.2); f = 0.03; feed_i = 4^(−a_i) with a_i the number of
+    pairs in which species i is the autocatalyst."""
+    n = network.n_species
+    n_pairs = n * (n - 1) // 2
+    k = np.full(network.n_reactions, 1e-3)
+    k[:n_pairs] = 0.0
+    k[: n - 1] = 1.0  # pairs (A, Y) come first in combinations order: A + 2Y -> 3Y
+    k = np.clip(k + rng.uniform(-1e-4, 1e-4, size=k.shape), 0.0, None)
+    auto_count = np.array([sum(1 for x, y in itertools.combinations(range(n), 2) if y == i)
+                           for i in range(n)])
+    return {
+        "rates": k,
+        "diffusion": rng.uniform(0.1, 0.2, size=n),
+        "flow": np.array(0.03),
+        "feed": 4.0 ** (-auto_count.astype(float)),
+    }

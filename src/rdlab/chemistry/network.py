@@ -1,0 +1,320 @@
+"""The reaction network: species, directed reactions and their stoichiometry.
+
+This is the one place where the structure of a mass-action network is defined. Every engine
+reads ``R`` (reactant coefficients) and ``S = P − R`` from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from rdlab.chemistry.reaction_text import (
+    ParsedReaction,
+    format_rate,
+    format_side,
+    parse_lines,
+)
+from rdlab.errors import NetworkError
+
+
+@dataclass(frozen=True, eq=False)
+class ReactionNetwork:
+    """A mass-action reaction network of ``n_species`` species and ``n_reactions`` directed
+    reactions (a reversible reaction is a forward/reverse pair).
+
+    Attributes
+    ----------
+    species:
+        Species names, in the order of the species axis of every array.
+    reactant_matrix:
+        ``R``, integer array of shape ``(n_species, n_reactions)``: reactant coefficients.
+    product_matrix:
+        ``P``, integer array of shape ``(n_species, n_reactions)``: product coefficients.
+    default_rates:
+        Rate constant of each directed reaction (``None`` where the text gave none). Units:
+        concentration^(1 − order) / time.
+    rate_names:
+        Optional label of each rate constant (e.g. ``"k"``), used to address it in sweeps.
+    """
+
+    species: tuple[str, ...]
+    reactant_matrix: np.ndarray
+    product_matrix: np.ndarray
+    default_rates: tuple[float | None, ...] = field(default=())
+    rate_names: tuple[str | None, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        R = np.asarray(self.reactant_matrix)
+        P = np.asarray(self.product_matrix)
+        n_s = len(self.species)
+        if n_s == 0:
+            raise NetworkError("a reaction network needs at least one species")
+        if len(set(self.species)) != n_s:
+            dup = sorted({s for s in self.species if self.species.count(s) > 1})
+            raise NetworkError(f"species listed twice: {dup}")
+        for name, M in (("reactant", R), ("product", P)):
+            if M.ndim != 2 or M.shape[0] != n_s:
+                raise NetworkError(
+                    f"{name} matrix has shape {M.shape}; expected (n_species={n_s}, n_reactions)"
+                )
+            if not np.issubdtype(M.dtype, np.integer):
+                if not np.all(np.equal(np.mod(M, 1), 0)):
+                    raise NetworkError(f"{name} matrix has non-integer coefficients")
+            if np.any(M < 0):
+                raise NetworkError(f"{name} matrix has negative coefficients")
+        if R.shape != P.shape:
+            raise NetworkError(f"reactant {R.shape} and product {P.shape} matrices differ")
+        R = R.astype(np.int64)
+        P = P.astype(np.int64)
+        R.flags.writeable = False
+        P.flags.writeable = False
+        object.__setattr__(self, "reactant_matrix", R)
+        object.__setattr__(self, "product_matrix", P)
+        n_r = R.shape[1]
+        rates = tuple(self.default_rates) or (None,) * n_r
+        names = tuple(self.rate_names) or (None,) * n_r
+        if len(rates) != n_r or len(names) != n_r:
+            raise NetworkError(
+                f"{len(rates)} default rates / {len(names)} rate names for {n_r} reactions"
+            )
+        named = [n for n in names if n is not None]
+        if len(set(named)) != len(named):
+            raise NetworkError(f"rate names used twice: {sorted(named)}")
+        bad = [n for n in named if n in self.species]
+        if bad:
+            raise NetworkError(f"rate names {bad} clash with species names")
+        object.__setattr__(self, "default_rates", rates)
+        object.__setattr__(self, "rate_names", names)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_text(
+        cls, text: str | Sequence[str], species: Sequence[str] | None = None
+    ) -> ReactionNetwork:
+        """Build a network from reaction text (see :mod:`rdlab.chemistry.reaction_text`).
+
+        ``species`` fixes the species order (and may list species that take part in no
+        reaction); by default species are ordered by first appearance. A species used in a
+        reaction but missing from an explicit ``species`` list is an error.
+        """
+        parsed = parse_lines(text)
+        return cls.from_parsed(parsed, species)
+
+    @classmethod
+    def from_parsed(
+        cls, parsed: Iterable[ParsedReaction], species: Sequence[str] | None = None
+    ) -> ReactionNetwork:
+        parsed = list(parsed)
+        seen: list[str] = []
+        for p in parsed:
+            for s in (*p.reactants, *p.products):
+                if s not in seen:
+                    seen.append(s)
+        if species is None:
+            order = seen
+        else:
+            order = list(species)
+            unknown = [s for s in seen if s not in order]
+            if unknown:
+                raise NetworkError(
+                    f"unknown species {unknown}: not in the species list {order}"
+                )
+        index = {s: i for i, s in enumerate(order)}
+        columns_r, columns_p, rates, names = [], [], [], []
+
+        def column(terms: dict[str, int]) -> np.ndarray:
+            c = np.zeros(len(order), dtype=np.int64)
+            for s, n in terms.items():
+                c[index[s]] = n
+            return c
+
+        for p in parsed:
+            directions = [(p.reactants, p.products)]
+            if p.reversible:
+                directions.append((p.products, p.reactants))
+            for d, (lhs, rhs) in enumerate(directions):
+                columns_r.append(column(lhs))
+                columns_p.append(column(rhs))
+                rates.append(p.rates[d])
+                names.append(p.rate_names[d])
+        return cls(
+            species=tuple(order),
+            reactant_matrix=np.stack(columns_r, axis=1),
+            product_matrix=np.stack(columns_p, axis=1),
+            default_rates=tuple(rates),
+            rate_names=tuple(names),
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ReactionNetwork:
+        """Inverse of :meth:`to_dict`: ``{'species': [...], 'reactions': ['A -> B : 1.0', ...]}``."""
+        if not isinstance(data, dict) or "reactions" not in data:
+            raise NetworkError("a network file needs a 'reactions' list")
+        return cls.from_text(list(data["reactions"]), data.get("species"))
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> ReactionNetwork:
+        """Read a network from a YAML file written by :meth:`to_yaml`."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise NetworkError(f"network file {str(path)!r} does not exist") from None
+        except yaml.YAMLError as exc:
+            raise NetworkError(f"network file {str(path)!r} is not valid YAML: {exc}") from None
+        if isinstance(data, dict) and "network" in data:
+            data = data["network"]
+        return cls.from_dict(data)
+
+    # ------------------------------------------------------------------ export
+    def reaction_text(self, r: int, with_rate: bool = True) -> str:
+        """Text of directed reaction ``r``, e.g. ``'U + 2V -> 3V : 1.0'``."""
+        line = f"{format_side(self.reactants_of(r))} -> {format_side(self.products_of(r))}"
+        if with_rate and (self.default_rates[r] is not None or self.rate_names[r] is not None):
+            line += " : " + format_rate(self.default_rates[r], self.rate_names[r])
+        return line
+
+    def to_lines(self) -> list[str]:
+        """The network as reaction lines; a reaction immediately followed by its reverse is
+        written once with ``<->``. ``from_text(to_lines())`` gives back the same network."""
+        lines, r = [], 0
+        while r < self.n_reactions:
+            nxt = r + 1
+            if nxt < self.n_reactions and self._is_reverse(r, nxt):
+                line = (
+                    f"{format_side(self.reactants_of(r))} <-> {format_side(self.products_of(r))}"
+                )
+                given = [self.default_rates[i] is not None or self.rate_names[i] is not None
+                         for i in (r, nxt)]
+                if all(given):
+                    line += " : " + ", ".join(
+                        format_rate(self.default_rates[i], self.rate_names[i]) for i in (r, nxt)
+                    )
+                elif any(given):  # keep one-sided information by writing two arrows
+                    lines.append(self.reaction_text(r))
+                    lines.append(self.reaction_text(nxt))
+                    r += 2
+                    continue
+                lines.append(line)
+                r += 2
+            else:
+                lines.append(self.reaction_text(r))
+                r += 1
+        return lines
+
+    def to_text(self) -> str:
+        return "\n".join(self.to_lines()) + "\n"
+
+    def to_dict(self) -> dict:
+        return {"species": list(self.species), "reactions": self.to_lines()}
+
+    def to_yaml(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))
+        return path
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def n_species(self) -> int:
+        return len(self.species)
+
+    @property
+    def n_reactions(self) -> int:
+        return self.reactant_matrix.shape[1]
+
+    @property
+    def stoichiometry(self) -> np.ndarray:
+        """``S = P − R``, shape ``(n_species, n_reactions)``."""
+        return self.product_matrix - self.reactant_matrix
+
+    @property
+    def orders(self) -> np.ndarray:
+        """Total reaction order of each directed reaction, shape ``(n_reactions,)``."""
+        return self.reactant_matrix.sum(axis=0)
+
+    def reactants_of(self, r: int) -> dict[str, int]:
+        return {s: int(n) for s, n in zip(self.species, self.reactant_matrix[:, r]) if n}
+
+    def products_of(self, r: int) -> dict[str, int]:
+        return {s: int(n) for s, n in zip(self.species, self.product_matrix[:, r]) if n}
+
+    def species_index(self, name: str) -> int:
+        try:
+            return self.species.index(name)
+        except ValueError:
+            raise NetworkError(f"unknown species {name!r}; species are {list(self.species)}") from None
+
+    def rate_index(self, name: str) -> int:
+        """Index of the reaction whose rate constant is labelled ``name``; ``k3`` (a ``k``
+        followed by a number) addresses reaction 3 when no rate carries that label."""
+        if name in self.rate_names:
+            return self.rate_names.index(name)
+        if name.startswith("k") and name[1:].isdigit():
+            r = int(name[1:])
+            if r < self.n_reactions:
+                return r
+        raise NetworkError(
+            f"no rate constant called {name!r}; named rates are "
+            f"{[n for n in self.rate_names if n]}, or use k0..k{self.n_reactions - 1}"
+        )
+
+    def _is_reverse(self, a: int, b: int) -> bool:
+        R, P = self.reactant_matrix, self.product_matrix
+        return bool(np.array_equal(R[:, a], P[:, b]) and np.array_equal(P[:, a], R[:, b]))
+
+    def reverse_pairs(self) -> list[tuple[int, int]]:
+        """Pairs ``(forward, reverse)`` of directed reactions that undo each other, each
+        reaction in at most one pair, found by matching reactants to products."""
+        used: set[int] = set()
+        pairs = []
+        for a in range(self.n_reactions):
+            if a in used:
+                continue
+            for b in range(a + 1, self.n_reactions):
+                if b not in used and self._is_reverse(a, b):
+                    pairs.append((a, b))
+                    used.update((a, b))
+                    break
+        return pairs
+
+    def conservation_laws(self, tol: float = 1e-10) -> np.ndarray:
+        """Basis of the left null space of ``S``: rows ``w`` with ``w·S = 0``, so that
+        ``w·X`` is conserved by the reactions alone. Shape ``(n_laws, n_species)``."""
+        S = self.stoichiometry.astype(float)
+        u, s, vt = np.linalg.svd(S.T)  # S.T: (n_reactions, n_species)
+        rank = int(np.sum(s > tol * max(1.0, s.max(initial=0.0))))
+        return vt[rank:]
+
+    def with_rates(self, rates: Sequence[float]) -> ReactionNetwork:
+        """A copy whose default rate constants are ``rates``."""
+        rates = [float(r) for r in rates]
+        if len(rates) != self.n_reactions:
+            raise NetworkError(f"{len(rates)} rates for {self.n_reactions} reactions")
+        return ReactionNetwork(self.species, self.reactant_matrix, self.product_matrix,
+                               tuple(rates), self.rate_names)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ReactionNetwork):
+            return NotImplemented
+        return (
+            self.species == other.species
+            and np.array_equal(self.reactant_matrix, other.reactant_matrix)
+            and np.array_equal(self.product_matrix, other.product_matrix)
+            and self.default_rates == other.default_rates
+            and self.rate_names == other.rate_names
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.species, self.reactant_matrix.tobytes(), self.product_matrix.tobytes()))
+
+    def __repr__(self) -> str:
+        return (f"ReactionNetwork(species={list(self.species)}, "
+                f"n_reactions={self.n_reactions})")
+
+    def __str__(self) -> str:
+        return self.to_text()

@@ -1,0 +1,28 @@
+"""Noisy flow drive: a fresh random flow-rate field every step (NumPy version)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+from rdlab.system import FlowNoise
+
+
+def smooth_periodic(field: np.ndarray, sigma: float) -> np.ndarray:
+    """Periodic Gaussian smoothing over the last two axes, window ⌈3σ⌉ cells each side."""
+    if sigma <= 0:
+        return field
+    sig = (0,) * (field.ndim - 2) + (sigma, sigma)
+    return gaussian_filter(field, sigma=sig, mode="wrap", truncate=np.ceil(3 * sigma) / sigma)
+
+
+def raw_noise(rng: np.random.Generator, noise: FlowNoise, shape: tuple[int, ...]) -> np.ndarray:
+    """U(−a, a) draws of shape ``(batch, species or 1, y, x)``."""
+    b, s, ny, nx = shape
+    return rng.uniform(-noise.amplitude, noise.amplitude,
+                       size=(b, s if noise.per_species else 1, ny, nx))
+
+
+def flow_field(flow: np.ndarray, noise: FlowNoise, raw: np.ndarray) -> np.ndarray:
+    """``smooth(max(f + ε, 0))`` with ``f`` of shape ``(batch,)`` and ``ε = raw``."""
+    return smooth_periodic(np.maximum(flow[:, None, None, None] + raw, 0.0), noise.sigma)

@@ -1,0 +1,381 @@
+"""A physical system: network + rate constants + flow drive + diffusion + grid.
+
+The model every engine implements (``X`` has shape ``(batch, species, y, x)``)::
+
+    dX/dt = S·v(X) + D∘∇²X + f·(x_feed − X)        v_r = k_r ∏_i X_i^{R_ir}
+
+Parameters are stored per sample (a batch of parameter sets), so one ``System`` describes a
+whole sweep: ``rates (batch, n_reactions)``, ``diffusion (batch, n_species)``, ``flow (batch,)``,
+``feed (batch, n_species)``. ``grid=None`` is a well-mixed reactor (no diffusion term).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from rdlab.chemistry.network import ReactionNetwork
+from rdlab.errors import NetworkError, ParameterError, StabilityError
+
+#: 3×3 Laplacian stencils for unit spacing (multiply by 1/dx²). Both are periodic here.
+STENCILS: dict[str, np.ndarray] = {
+    "5-point": np.array([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]),
+    "9-point": np.array([[0.25, 0.5, 0.25], [0.5, -3.0, 0.5], [0.25, 0.5, 0.25]]),
+}
+
+
+def stencil_eigenvalue(stencil: str, ky: np.ndarray, kx: np.ndarray) -> np.ndarray:
+    """Eigenvalue (symbol) of the unit-spacing stencil for the Fourier mode
+    ``exp(i(ky·y + kx·x))`` (wavenumbers in radians per cell)."""
+    w = STENCILS[stencil]
+    out = np.zeros(np.broadcast(ky, kx).shape)
+    for a, b in itertools.product(range(3), range(3)):
+        out = out + w[a, b] * np.cos((a - 1) * ky + (b - 1) * kx)
+    return out
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A periodic 2-D grid of ``ny × nx`` cells of side ``dx`` (length units)."""
+
+    ny: int
+    nx: int
+    dx: float = 1.0
+    stencil: str = "9-point"
+
+    def __post_init__(self) -> None:
+        for name in ("ny", "nx"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or v < 3:
+                raise ParameterError(f"grid {name} must be an integer ≥ 3, got {v!r}")
+        if not np.isfinite(self.dx) or self.dx <= 0:
+            raise ParameterError(f"grid spacing dx must be positive and finite, got {self.dx!r}")
+        if self.stencil not in STENCILS:
+            raise ParameterError(
+                f"unknown stencil {self.stencil!r}; choose one of {sorted(STENCILS)}"
+            )
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.ny, self.nx)
+
+    @property
+    def min_eigenvalue(self) -> float:
+        """Most negative eigenvalue of the unit-spacing stencil (−8 for 5-point, −4 for
+        the isotropic 9-point)."""
+        return -8.0 if self.stencil == "5-point" else -4.0
+
+    @property
+    def diffusion_number_limit(self) -> float:
+        """Largest ``D·dt/dx²`` for which forward Euler on pure diffusion is stable:
+        ``2 / |λ_min|`` (0.25 for 5-point, 0.5 for 9-point)."""
+        return 2.0 / -self.min_eigenvalue
+
+
+@dataclass(frozen=True)
+class FlowNoise:
+    """Spatio-temporal noise on the flow rate: each step, ``f + U(−amplitude, amplitude)``
+    drawn per cell, negatives set to 0, then smoothed by a periodic Gaussian of width
+    ``sigma`` cells. ``per_species=True`` draws an independent field per species (as the
+    Dense-RDN code did); the default shares one field across species (one flow, one fluid)."""
+
+    amplitude: float
+    sigma: float = 0.0
+    per_species: bool = False
+
+    def __post_init__(self) -> None:
+        if not np.isfinite(self.amplitude) or self.amplitude < 0:
+            raise ParameterError(f"flow-noise amplitude must be ≥ 0, got {self.amplitude!r}")
+        if not np.isfinite(self.sigma) or self.sigma < 0:
+            raise ParameterError(f"flow-noise sigma must be ≥ 0, got {self.sigma!r}")
+
+
+def _as_batch(
+    value, width: int | None, what: str, labels: Sequence[str] | None = None
+) -> np.ndarray:
+    """Broadcast a parameter to ``(batch, width)`` (or ``(batch,)`` when width is None) and
+    validate it: finite and non-negative, naming the first bad entry."""
+    arr = np.asarray(value, dtype=float)
+    if width is None:
+        if arr.ndim > 1:
+            raise ParameterError(f"{what} must be a scalar or a (batch,) vector, got shape "
+                                 f"{arr.shape}")
+        arr = np.atleast_1d(arr)
+    else:
+        if arr.ndim == 0:
+            arr = np.full((1, width), float(arr))
+        elif arr.ndim == 1:
+            if arr.shape[0] != width:
+                raise ParameterError(
+                    f"{what} has {arr.shape[0]} entries; expected {width}"
+                    + (f" ({', '.join(labels)})" if labels else "")
+                )
+            arr = arr[None, :]
+        elif arr.ndim == 2:
+            if arr.shape[1] != width:
+                raise ParameterError(
+                    f"{what} has shape {arr.shape}; expected (batch, {width})"
+                )
+        else:
+            raise ParameterError(f"{what} has shape {arr.shape}; expected (batch, {width})")
+    bad = ~np.isfinite(arr) | (arr < 0)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        entry = f"sample {idx[0]}"
+        if width is not None:
+            entry += f", {labels[idx[1]] if labels else idx[1]}"
+        kind = "NaN" if np.isnan(arr[idx]) else ("infinite" if np.isinf(arr[idx]) else
+                                                  "negative")
+        raise ParameterError(f"{what} is {kind} ({arr[idx]!r}) at {entry}")
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class System:
+    """A batch of parameter sets for one network. Build it with :meth:`System.build`.
+
+    Attributes (all float64):
+        rates: ``(batch, n_reactions)`` mass-action rate constants.
+        diffusion: ``(batch, n_species)`` diffusion coefficients, length²/time.
+        flow: ``(batch,)`` flow rate f, 1/time.
+        feed: ``(batch, n_species)`` feed concentrations x_feed.
+        grid: the periodic grid, or ``None`` for a well-mixed reactor.
+        noise: optional noise on the flow rate.
+        coords: sweep coordinates, name → ``(batch,)`` values (e.g. ``{"f": ..., "k": ...}``).
+    """
+
+    network: ReactionNetwork
+    rates: np.ndarray
+    diffusion: np.ndarray
+    flow: np.ndarray
+    feed: np.ndarray
+    grid: Grid | None = None
+    noise: FlowNoise | None = None
+    coords: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        network: ReactionNetwork,
+        rates: Sequence[float] | np.ndarray | Mapping[str, float] | None = None,
+        diffusion: float | Sequence[float] | np.ndarray | Mapping[str, float] = 0.0,
+        flow: float | np.ndarray = 0.0,
+        feed: Sequence[float] | np.ndarray | Mapping[str, float] | None = None,
+        grid: Grid | None = None,
+        noise: FlowNoise | None = None,
+    ) -> System:
+        """Validate and broadcast parameters.
+
+        rates: one per directed reaction (or ``(batch, n_reactions)``), or a mapping
+            ``{rate name: value}`` overriding the network's default rates; ``None`` uses the
+            defaults. diffusion / feed: scalar, per species, ``(batch, n_species)`` or a
+            mapping species → value (others 0). flow: scalar or ``(batch,)``.
+        """
+        net = network
+        if rates is None or isinstance(rates, Mapping):
+            base = list(net.default_rates)
+            for name, value in (rates or {}).items():
+                base[net.rate_index(name)] = value
+            missing = [net.reaction_text(r, with_rate=False)
+                       for r, v in enumerate(base) if v is None]
+            if missing:
+                raise ParameterError(f"no rate constant given for reactions {missing}")
+            rates = base
+        labels = [net.reaction_text(r, with_rate=False) for r in range(net.n_reactions)]
+        rates_a = _as_batch(rates, net.n_reactions, "rate constant", labels)
+        diffusion_a = _as_batch(cls._species_values(net, diffusion, "diffusion"),
+                                net.n_species, "diffusion coefficient", net.species)
+        feed_a = _as_batch(cls._species_values(net, 0.0 if feed is None else feed, "feed"),
+                           net.n_species, "feed concentration", net.species)
+        flow_a = _as_batch(flow, None, "flow rate f")
+        if grid is None and np.any(diffusion_a > 0):
+            pass  # well-mixed: diffusion coefficients are kept but play no role
+        batch = {rates_a.shape[0], diffusion_a.shape[0], feed_a.shape[0], flow_a.shape[0]}
+        n = max(batch)
+        if not batch <= {1, n}:
+            raise ParameterError(f"parameter batch sizes {sorted(batch)} do not broadcast")
+
+        def full(a):
+            return np.ascontiguousarray(np.broadcast_to(a, (n, *a.shape[1:])))
+
+        return cls(net, full(rates_a), full(diffusion_a), full(flow_a), full(feed_a), grid,
+                   noise, {})
+
+    @staticmethod
+    def _species_values(net: ReactionNetwork, value, what: str):
+        if isinstance(value, Mapping):
+            out = np.zeros(net.n_species)
+            for name, v in value.items():
+                try:
+                    out[net.species_index(name)] = v
+                except NetworkError as exc:
+                    raise ParameterError(f"{what}: {exc}") from None
+            return out
+        return value
+
+    # ------------------------------------------------------------------ batch
+    @property
+    def batch_size(self) -> int:
+        return self.rates.shape[0]
+
+    @property
+    def n_species(self) -> int:
+        return self.network.n_species
+
+    def parameter_names(self) -> list[str]:
+        """Names accepted by :meth:`parameter` and :meth:`sweep`: ``f``, rate names (or
+        ``k0``…), ``D_<species>``, ``feed_<species>``."""
+        net = self.network
+        rate_names = [n if n else f"k{r}" for r, n in enumerate(net.rate_names)]
+        return (["f"] + rate_names + [f"D_{s}" for s in net.species]
+                + [f"feed_{s}" for s in net.species])
+
+    def _locate(self, name: str) -> tuple[str, int | None]:
+        net = self.network
+        if name == "f":
+            return "flow", None
+        if name.startswith("D_") and name[2:] in net.species:
+            return "diffusion", net.species_index(name[2:])
+        if name.startswith("feed_") and name[5:] in net.species:
+            return "feed", net.species_index(name[5:])
+        try:
+            return "rates", net.rate_index(name)
+        except NetworkError:
+            raise ParameterError(
+                f"unknown parameter {name!r}; parameters are {self.parameter_names()}"
+            ) from None
+
+    def parameter(self, name: str) -> np.ndarray:
+        """Values of one named parameter across the batch, shape ``(batch,)``."""
+        attr, col = self._locate(name)
+        arr = getattr(self, attr)
+        return arr.copy() if col is None else arr[:, col].copy()
+
+    def sweep(self, **values: Sequence[float] | np.ndarray) -> System:
+        """The Cartesian product of the given parameter values (first name varies slowest)
+        applied to sample 0 of this system; the values become coordinates on ``sample``.
+
+        >>> gs.sweep(f=np.linspace(0.02, 0.06, 9), k=np.linspace(0.04, 0.07, 7))  # 63 samples
+        """
+        if not values:
+            return self
+        names = list(values)
+        axes = []
+        for name in names:
+            arr = np.atleast_1d(np.asarray(values[name], dtype=float))
+            if arr.ndim != 1 or arr.size == 0:
+                raise ParameterError(f"sweep values for {name!r} must be a non-empty 1-D list")
+            axes.append(arr)
+        mesh = [m.ravel() for m in np.meshgrid(*axes, indexing="ij")]
+        n = mesh[0].size
+        new = {
+            "rates": np.repeat(self.rates[:1], n, axis=0),
+            "diffusion": np.repeat(self.diffusion[:1], n, axis=0),
+            "flow": np.repeat(self.flow[:1], n, axis=0),
+            "feed": np.repeat(self.feed[:1], n, axis=0),
+        }
+        for name, column in zip(names, mesh):
+            attr, col = self._locate(name)
+            if col is None:
+                new[attr][:] = column
+            else:
+                new[attr][:, col] = column
+        net = self.network
+        labels = [net.reaction_text(r, with_rate=False) for r in range(net.n_reactions)]
+        _as_batch(new["rates"], net.n_reactions, "rate constant", labels)
+        _as_batch(new["diffusion"], net.n_species, "diffusion coefficient", net.species)
+        _as_batch(new["feed"], net.n_species, "feed concentration", net.species)
+        _as_batch(new["flow"], None, "flow rate f")
+        coords = {name: column for name, column in zip(names, mesh)}
+        return replace(self, coords=coords, **new)
+
+    def select(self, samples: slice | Sequence[int] | np.ndarray) -> System:
+        """The sub-batch ``samples`` (coordinates follow)."""
+        idx = np.arange(self.batch_size)[samples]
+        return replace(
+            self,
+            rates=self.rates[idx], diffusion=self.diffusion[idx], flow=self.flow[idx],
+            feed=self.feed[idx], coords={k: v[idx] for k, v in self.coords.items()},
+        )
+
+    # ------------------------------------------------------------------ checks
+    def check_time_step(self, dt: float) -> None:
+        """Refuse an explicit Euler step that is unstable for the stencil or the flow."""
+        if not np.isfinite(dt) or dt <= 0:
+            raise StabilityError(f"time step dt must be positive and finite, got {dt!r}")
+        if self.grid is not None:
+            limit = self.grid.diffusion_number_limit
+            number = self.diffusion * dt / self.grid.dx**2
+            if np.any(number > limit):
+                b, i = (int(v) for v in np.argwhere(number > limit)[0])
+                raise StabilityError(
+                    f"explicit Euler is unstable: D_{self.network.species[i]} = "
+                    f"{self.diffusion[b, i]:g} with dt = {dt:g}, dx = {self.grid.dx:g} gives "
+                    f"D·dt/dx² = {number[b, i]:g} (sample {b}), beyond the {self.grid.stencil} "
+                    f"stencil's limit {limit:g}; use dt ≤ "
+                    f"{limit * self.grid.dx**2 / self.diffusion[b, i]:g}"
+                )
+        if np.any(self.flow * dt > 2.0):
+            b = int(np.argmax(self.flow * dt))
+            raise StabilityError(
+                f"explicit Euler is unstable: flow f = {self.flow[b]:g} with dt = {dt:g} gives "
+                f"f·dt = {self.flow[b] * dt:g} (sample {b}), beyond the limit 2"
+            )
+
+    def state_shape(self) -> tuple[int, ...]:
+        """Shape of a batched state: ``(batch, species, y, x)`` or ``(batch, species)``."""
+        spatial = self.grid.shape if self.grid is not None else ()
+        return (self.batch_size, self.n_species, *spatial)
+
+    def check_state(self, state: np.ndarray, what: str = "initial state") -> np.ndarray:
+        """Broadcast a state to :meth:`state_shape` and check it is finite and ≥ 0."""
+        arr = np.asarray(state, dtype=float)
+        shape = self.state_shape()
+        if arr.shape == shape[1:]:
+            arr = np.broadcast_to(arr, shape)
+        elif arr.ndim == len(shape) and arr.shape[0] == 1 and arr.shape[1:] == shape[1:]:
+            arr = np.broadcast_to(arr, shape)
+        if arr.shape != shape:
+            raise ParameterError(
+                f"{what} has shape {np.shape(state)}; expected {shape} "
+                "(batch, species, y, x) or one sample without the batch axis"
+            )
+        bad = ~np.isfinite(arr) | (arr < 0)
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ParameterError(
+                f"{what} has value {arr[idx]!r} at sample {idx[0]}, species "
+                f"{self.network.species[idx[1]]}, position {idx[2:]}: concentrations must be "
+                "finite and ≥ 0"
+            )
+        return np.ascontiguousarray(arr)
+
+    def describe(self) -> dict:
+        """Plain-data description (enough to rebuild the system with :meth:`from_description`)."""
+        return {
+            "network": self.network.to_dict(),
+            "rates": self.rates.tolist(),
+            "diffusion": self.diffusion.tolist(),
+            "flow": self.flow.tolist(),
+            "feed": self.feed.tolist(),
+            "grid": None if self.grid is None else {
+                "ny": self.grid.ny, "nx": self.grid.nx, "dx": self.grid.dx,
+                "stencil": self.grid.stencil},
+            "noise": None if self.noise is None else {
+                "amplitude": self.noise.amplitude, "sigma": self.noise.sigma,
+                "per_species": self.noise.per_species},
+            "coords": {k: v.tolist() for k, v in self.coords.items()},
+        }
+
+    @classmethod
+    def from_description(cls, data: dict) -> System:
+        net = ReactionNetwork.from_dict(data["network"])
+        grid = Grid(**data["grid"]) if data.get("grid") else None
+        noise = FlowNoise(**data["noise"]) if data.get("noise") else None
+        system = cls.build(net, np.asarray(data["rates"]), np.asarray(data["diffusion"]),
+                           np.asarray(data["flow"]), np.asarray(data["feed"]), grid, noise)
+        coords = {k: np.asarray(v, dtype=float) for k, v in data.get("coords", {}).items()}
+        return replace(system, coords=coords)
