@@ -129,7 +129,7 @@ def _as_batch(
             entry += f", {labels[idx[1]] if labels else idx[1]}"
         kind = "NaN" if np.isnan(arr[idx]) else ("infinite" if np.isinf(arr[idx]) else
                                                   "negative")
-        raise ParameterError(f"{what} is {kind} ({arr[idx]!r}) at {entry}")
+        raise ParameterError(f"{what} is {kind} ({float(arr[idx])!r}) at {entry}")
     return arr
 
 

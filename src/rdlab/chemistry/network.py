@@ -152,7 +152,8 @@ class ReactionNetwork:
 
     @classmethod
     def from_dict(cls, data: dict) -> ReactionNetwork:
-        """Inverse of :meth:`to_dict`: ``{'species': [...], 'reactions': ['A -> B : 1.0', ...]}``."""
+        """Inverse of :meth:`to_dict`:
+        ``{'species': [...], 'reactions': ['A -> B : 1.0', ...]}``."""
         if not isinstance(data, dict) or "reactions" not in data:
             raise NetworkError("a network file needs a 'reactions' list")
         return cls.from_text(list(data["reactions"]), data.get("species"))
@@ -247,7 +248,9 @@ class ReactionNetwork:
         try:
             return self.species.index(name)
         except ValueError:
-            raise NetworkError(f"unknown species {name!r}; species are {list(self.species)}") from None
+            raise NetworkError(
+                f"unknown species {name!r}; species are {list(self.species)}"
+            ) from None
 
     def rate_index(self, name: str) -> int:
         """Index of the reaction whose rate constant is labelled ``name``; ``k3`` (a ``k``

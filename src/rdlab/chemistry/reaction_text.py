@@ -88,6 +88,14 @@ def _parse_number(text: str, line: str) -> float:
     return value
 
 
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _parse_rates(text: str, n: int, line: str) -> tuple[tuple, tuple]:
     if text is None or not text.strip():
         return (None,) * n, (None,) * n
@@ -106,7 +114,7 @@ def _parse_rates(text: str, n: int, line: str) -> tuple[tuple, tuple]:
                 raise NetworkError(f"rate name {name!r} in {line!r} is not a valid identifier")
             names.append(name)
             values.append(_parse_number(number, line) if number else None)
-        elif _RATE_NAME.match(item):
+        elif _RATE_NAME.match(item) and not _is_float(item):
             names.append(item)
             values.append(None)
         else:

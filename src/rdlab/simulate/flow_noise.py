@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
 
+from rdlab.smoothing import smooth_periodic
 from rdlab.system import FlowNoise
 
+__all__ = ["flow_field", "raw_noise", "smooth_periodic"]
 
-def smooth_periodic(field: np.ndarray, sigma: float) -> np.ndarray:
-    """Periodic Gaussian smoothing over the last two axes, window ⌈3σ⌉ cells each side."""
-    if sigma <= 0:
-        return field
-    sig = (0,) * (field.ndim - 2) + (sigma, sigma)
-    return gaussian_filter(field, sigma=sig, mode="wrap", truncate=np.ceil(3 * sigma) / sigma)
 
 
 def raw_noise(rng: np.random.Generator, noise: FlowNoise, shape: tuple[int, ...]) -> np.ndarray:

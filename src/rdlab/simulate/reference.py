@@ -75,3 +75,39 @@ def run(system: System, state: np.ndarray, dt: float, n_steps: int,
         ff = flow_fields(step) if flow_fields is not None else None
         x = euler_step(system, x, dt, ff)
     return out
+
+
+def run_checked(system: System, state: np.ndarray, dt: float, n_steps: int,
+                snapshot_steps: Sequence[int], *, seed: int | None = None,
+                check_every: int = 64, progress=None) -> np.ndarray:
+    """:func:`run` with the run guards of every engine: blow-up checks every ``check_every``
+    steps (raising :class:`~rdlab.errors.SimulationError`), the noisy flow drawn from
+    ``numpy.random.default_rng(seed)``, and ``progress(n_steps_done)`` callbacks."""
+    from rdlab.simulate import flow_noise, guard
+
+    system.check_time_step(dt)
+    rng = np.random.default_rng(seed)
+    wanted = sorted(set(int(s) for s in snapshot_steps))
+    out = np.empty((len(wanted),) + state.shape, dtype=state.dtype)
+    x = state.copy()
+    j, last_good, done = 0, 0, 0
+    for step in range(n_steps + 1):
+        if step % check_every == 0 or (j < len(wanted) and wanted[j] == step) \
+                or step == n_steps:
+            guard.check_state(x, step, last_good)
+            last_good = step
+            if progress is not None and step > done:
+                progress(step - done)
+                done = step
+        while j < len(wanted) and wanted[j] == step:
+            out[j] = x
+            j += 1
+        if step == n_steps:
+            break
+        ff = None
+        if system.noise is not None:
+            raw = flow_noise.raw_noise(rng, system.noise, x.shape)
+            ff = flow_noise.flow_field(system.flow, system.noise, raw).astype(x.dtype)
+        with np.errstate(over="ignore", invalid="ignore"):  # the guard reports blow-ups
+            x = euler_step(system, x, dt, ff).astype(state.dtype, copy=False)
+    return out
