@@ -5,7 +5,6 @@ from rdlab.chemistry import gray_scott_network, kitchen_sink_network
 from rdlab.errors import ParameterError, StabilityError
 from rdlab.system import Grid, System, stencil_eigenvalue
 
-
 GRID = Grid(16, 16)
 
 
@@ -109,3 +108,15 @@ def test_describe_round_trip():
     for name in ("rates", "diffusion", "flow", "feed"):
         np.testing.assert_array_equal(getattr(back, name), getattr(s, name))
     np.testing.assert_array_equal(back.coords["f"], [0.01, 0.02])
+
+
+def test_samples_zip_a_parameter_table():
+    s = gs().samples(f=[0.015, 0.025, 0.05], k=[0.05, 0.055, 0.065])
+    assert s.batch_size == 3
+    np.testing.assert_allclose(s.flow, [0.015, 0.025, 0.05])
+    np.testing.assert_allclose(s.rates[:, 1], [0.05, 0.055, 0.065])
+    np.testing.assert_allclose(s.coords["k"], [0.05, 0.055, 0.065])
+    with pytest.raises(ParameterError, match="equal length"):
+        gs().samples(f=[0.1, 0.2], k=[0.05])
+    with pytest.raises(ParameterError, match=r"flow rate f is negative"):
+        gs().samples(f=[-0.1])

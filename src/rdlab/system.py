@@ -269,8 +269,10 @@ class System:
             if arr.ndim != 1 or arr.size == 0:
                 raise ParameterError(f"sweep values for {name!r} must be a non-empty 1-D list")
             axes.append(arr)
-        mesh = [m.ravel() for m in np.meshgrid(*axes, indexing="ij")]
-        n = mesh[0].size
+        multi = [a for a in axes if a.size > 1]
+        grids = iter([m.ravel() for m in np.meshgrid(*multi, indexing="ij")] if multi else [])
+        n = int(np.prod([a.size for a in multi])) if multi else 1
+        mesh = [next(grids) if a.size > 1 else np.full(n, a[0]) for a in axes]
         new = {
             "rates": np.repeat(self.rates[:1], n, axis=0),
             "diffusion": np.repeat(self.diffusion[:1], n, axis=0),
@@ -291,6 +293,37 @@ class System:
         _as_batch(new["flow"], None, "flow rate f")
         coords = {name: column for name, column in zip(names, mesh)}
         return replace(self, coords=coords, **new)
+
+    def samples(self, **values: Sequence[float] | np.ndarray) -> System:
+        """One sample per row of a parameter table: ``samples(f=[...], k=[...])`` with equal
+        lengths (zipped, not crossed), applied to sample 0; values become coordinates."""
+        if not values:
+            return self
+        cols = {n: np.atleast_1d(np.asarray(v, dtype=float)) for n, v in values.items()}
+        lengths = {n: c.size for n, c in cols.items()}
+        if len(set(lengths.values())) != 1 or any(c.ndim != 1 for c in cols.values()):
+            raise ParameterError(f"parameter table columns must be 1-D of equal length, got "
+                                 f"{lengths}")
+        n = next(iter(lengths.values()))
+        new = {a: np.repeat(getattr(self, a)[:1], n, axis=0)
+               for a in ("rates", "diffusion", "flow", "feed")}
+        for name, column in cols.items():
+            attr, col = self._locate(name)
+            if col is None:
+                new[attr][:] = column
+            else:
+                new[attr][:, col] = column
+        return System.build(self.network, new["rates"], new["diffusion"], new["flow"],
+                            new["feed"], self.grid, self.noise).with_coords(cols)
+
+    def with_coords(self, coords: Mapping[str, np.ndarray]) -> System:
+        """A copy with ``coords`` (name → ``(batch,)`` values) as sample coordinates."""
+        out = {n: np.asarray(v, dtype=float) for n, v in coords.items()}
+        bad = {n: v.shape for n, v in out.items() if v.shape != (self.batch_size,)}
+        if bad:
+            raise ParameterError(f"coordinates {bad} do not match the batch of "
+                                 f"{self.batch_size}")
+        return replace(self, coords=out)
 
     def select(self, samples: slice | Sequence[int] | np.ndarray) -> System:
         """The sub-batch ``samples`` (coordinates follow)."""
