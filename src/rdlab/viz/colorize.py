@@ -1,0 +1,165 @@
+"""Turn concentration fields into uint8 RGB with one colour scale for a whole series.
+
+This holds the one decision every renderer shares — *what* to show:
+
+* a single species through a colour map (``viridis`` by default) between fixed
+  ``vmin``/``vmax`` (default: min/max over the whole series), or
+* several species as colour: ``"rgb"`` (3 species straight to R, G, B) or ``"pca"``
+  (top-3 principal components, :mod:`rdlab.viz.pca_rgb`), fitted once over the series.
+
+``species_to_show`` accepts ``None`` (automatic: the one species of a 1-species system, the
+species with the largest variance of a 2-species system, ``"rgb"`` for 3, ``"pca"`` for
+more), a species name, a species index, ``"rgb"`` or ``"pca"``. A species named ``"pca"`` or
+``"rgb"`` wins over the keyword.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rdlab.errors import ParameterError
+from rdlab.viz.pca_rgb import PCAResult, apply_pca_rgb, fit_pca_rgb
+from rdlab.viz.scaling import apply_colormap, finite_min_max, to_uint8, widen_if_flat
+
+SpeciesChoice = str | int | None
+
+
+@dataclass(frozen=True, eq=False)
+class Colorized:
+    """Rendered frames and the scale used.
+
+    Attributes:
+        rgb: uint8 ``(..., y, x, 3)``.
+        mode: ``"species"`` (one species, colour-mapped), ``"rgb"`` or ``"pca"``.
+        species: index of the species shown (``"species"`` mode), else ``None``.
+        label: human-readable name of what is shown (species name, ``"PCA→RGB"``, ...).
+        vmin, vmax: colour range (``"species"`` mode), else ``None``.
+        cmap: colour map name (``"species"`` mode).
+        pca: the fitted mapping (``"rgb"``/``"pca"`` modes), else ``None``.
+    """
+
+    rgb: np.ndarray
+    mode: str
+    species: int | None
+    label: str
+    vmin: float | None
+    vmax: float | None
+    cmap: str
+    pca: PCAResult | None
+
+
+def species_label(index: int, species_names: Sequence[str] | None) -> str:
+    """Name of species ``index`` (``"species 2"`` when no names are given)."""
+    if species_names is not None and index < len(species_names):
+        return str(species_names[index])
+    return f"species {index}"
+
+
+def resolve_choice(
+    choice: SpeciesChoice,
+    n_species: int,
+    species_names: Sequence[str] | None = None,
+    data: np.ndarray | None = None,
+) -> tuple[str, int | None]:
+    """Resolve ``species_to_show`` to ``(mode, species index or None)``.
+
+    ``data`` ``(..., species, y, x)`` is only needed to pick the most variable species of a
+    2-species system when ``choice`` is ``None``.
+    """
+    if species_names is not None and len(species_names) != n_species:
+        raise ParameterError(
+            f"{len(species_names)} species names given for data with {n_species} species"
+        )
+    if choice is None:
+        if n_species == 1:
+            return "species", 0
+        if n_species == 2:
+            if data is None:
+                return "species", n_species - 1
+            var = [_finite_var(np.take(data, s, axis=-3)) for s in range(n_species)]
+            return "species", int(np.argmax(var))
+        return ("rgb", None) if n_species == 3 else ("pca", None)
+    if isinstance(choice, (int, np.integer)) and not isinstance(choice, bool):
+        if not -n_species <= choice < n_species:
+            raise ParameterError(
+                f"species index {choice} out of range for {n_species} species"
+            )
+        return "species", int(choice) % n_species
+    if isinstance(choice, str):
+        if species_names is not None and choice in species_names:
+            return "species", list(species_names).index(choice)
+        if choice == "pca":
+            return "pca", None
+        if choice == "rgb":
+            if n_species > 3:
+                raise ParameterError(
+                    f"'rgb' shows at most 3 species, the data have {n_species}; use 'pca'"
+                )
+            return "rgb", None
+        known = list(species_names) if species_names is not None else []
+        raise ParameterError(
+            f"unknown species {choice!r}; choose one of {known + ['pca', 'rgb']}"
+            + ("" if species_names is not None else " (or pass species_names)")
+        )
+    raise ParameterError(
+        f"species_to_show must be None, a species name or index, 'pca' or 'rgb'; got "
+        f"{choice!r}"
+    )
+
+
+def _finite_var(values: np.ndarray) -> float:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return float(v.var()) if v.size else 0.0
+
+
+def colorize(
+    frames: np.ndarray,
+    species_names: Sequence[str] | None = None,
+    species_to_show: SpeciesChoice = None,
+    *,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    cmap: str = "viridis",
+    pca: PCAResult | None = None,
+) -> Colorized:
+    """Render ``frames (..., species, y, x)`` to uint8 RGB ``(..., y, x, 3)`` with one
+    colour scale for all leading axes (no flicker over time, comparable across samples).
+
+    Args:
+        frames: concentrations; at least ``(species, y, x)``.
+        species_names: names along the species axis (e.g. ``network.species``).
+        species_to_show: see the module docstring.
+        vmin, vmax: fixed colour range for a single species (default: the finite min/max
+            over all of ``frames``).
+        cmap: matplotlib colour map for a single species.
+        pca: a mapping fitted earlier (e.g. on a whole trajectory) to reuse for
+            ``"rgb"``/``"pca"``; default: fit on ``frames``.
+    """
+    arr = np.asarray(frames)
+    if arr.ndim < 3:
+        raise ParameterError(f"frames must have shape (..., species, y, x); got {arr.shape}")
+    n_species = arr.shape[-3]
+    mode, idx = resolve_choice(species_to_show, n_species, species_names, arr)
+    if mode == "species":
+        assert idx is not None
+        values = np.take(arr, idx, axis=-3)
+        lo, hi = finite_min_max(values)
+        lo = lo if vmin is None else float(vmin)
+        hi = hi if vmax is None else float(vmax)
+        lo, hi = widen_if_flat(lo, hi) if hi <= lo else (lo, hi)
+        rgb = apply_colormap(values, lo, hi, cmap)
+        return Colorized(rgb, mode, idx, species_label(idx, species_names), lo, hi, cmap, None)
+    if pca is None:
+        pca = fit_pca_rgb(arr, method="direct" if mode == "rgb" else "pca")
+    rgb = to_uint8(apply_pca_rgb(arr, pca))
+    if pca.method == "pca":
+        label = "PCA→RGB"
+    else:
+        names = [species_label(s, species_names) for s in range(n_species)]
+        names = ["0"] * (3 - n_species) + names
+        label = "(R, G, B) = (" + ", ".join(names) + ")"
+    return Colorized(rgb, mode, None, label, None, None, cmap, pca)
