@@ -26,7 +26,7 @@ from rdlab.system import Grid, System
 GALLERY = [
     ("α", 0.05, 0.015), ("β", 0.05, 0.025), ("γ", 0.055, 0.025), ("δ", 0.055, 0.03),
     ("ε", 0.055, 0.015), ("ζ", 0.06, 0.025), ("θ", 0.0565, 0.03), ("ι", 0.06, 0.05),
-    ("κ", 0.063, 0.046), ("λ", 0.065, 0.04), ("μ", 0.065, 0.05), ("ν", 0.0675, 0.05),
+    ("κ", 0.063, 0.046), ("λ", 0.065, 0.04), ("μ", 0.065, 0.05), ("ν", 0.065, 0.03),
 ]
 
 
@@ -48,37 +48,50 @@ def gray_scott_gallery(folder: RunFolder, n_steps: int, seed: int = 0) -> dict:
     folder.write_dataset(ds, "gray_scott_gallery.zarr")
     last = ds[CONCENTRATION].isel(time=-1).values
     names = [f"{c}  k={kk:g} f={ff:g}" for c, kk, ff in zip(labels, k, f)]
-    viz.save_montage(folder.file("gray_scott_gallery.png"), last, names, ["U", "V"],
-                     species_to_show="U")
+    viz.save_montage(folder.file("gray_scott_gallery.png"), last, names, 4,
+                     species_names=["U", "V"], species_to_show="U")
     alpha = ds[CONCENTRATION].isel(sample=0).values
-    viz.save_movie(folder.file("gray_scott_alpha.gif"), alpha, ["U", "V"],
-                   species_to_show="U", times=ds.time.values)
+    viz.save_movie(folder.file("gray_scott_alpha.gif"), alpha, ["U", "V"], "U",
+                   frame_labels=[f"t = {t:g}" for t in ds.time.values])
     return {"wall_seconds": wall, "samples": len(labels),
             "cell_updates_per_second": len(labels) * 128 * 128 * n_steps / wall}
 
 
+#: Rates switched on over the dense network's background (index → k): a Gray–Scott core
+#: A + 2B → 3B, its "kill" step B → C, and a second autocatalytic stage C + 2D → 3D fed by C.
+DENSE_CHAIN_RATES = {0: 1.0, 34: 0.06, 7: 1.0, 37: 0.01}
+DENSE_DIFFUSION = [0.2, 0.1, 0.05, 0.05, 0.05]
+
+
 def dense_network_run(folder: RunFolder, n_steps: int, seed: int = 0) -> dict:
-    """The 5-species GS-like dense network from the code's initialisation, 64², dt = 1."""
+    """The public code's 5-species Gray–Scott-like dense network (40 reactions) with its
+    background rates (1e-3 ± 1e-4), a food chain switched on (:data:`DENSE_CHAIN_RATES`),
+    flow f = 0.04 feeding A only; 64², dt = 0.5, four perturbation squares."""
     net = dense_gs_network(5)
     rng = np.random.default_rng(seed)
-    p = dense_code_initial_parameters(net, rng)
-    system = System.build(net, rates=p["rates"], diffusion=p["diffusion"], flow=p["flow"],
-                          feed=p["feed"], grid=Grid(64, 64, 1.0, "9-point"))
-    x0 = initial.random_uniform(system, rng, 0.0, 1.0, smooth=2.0)
+    rates = np.clip(dense_code_initial_parameters(net, rng)["rates"], 0.0, 1.1e-3)
+    for r, value in DENSE_CHAIN_RATES.items():
+        rates[r] = value
+    feed = np.array([1.0, 0.0, 0.0, 0.0, 0.0])
+    system = System.build(net, rates=rates, diffusion=DENSE_DIFFUSION, flow=0.04, feed=feed,
+                          grid=Grid(64, 64, 1.0, "9-point"))
+    x0 = initial.with_squares(system, rng, square={"A": 0.5, "B": 0.25, "C": 0.2, "D": 0.1},
+                              n_squares=4, size=8, noise=0.02)
     t0 = time.perf_counter()
-    ds = simulate(system, x0, dt=1.0, n_steps=n_steps, snapshot_every=max(n_steps // 40, 1),
+    ds = simulate(system, x0, dt=0.5, n_steps=n_steps, snapshot_every=max(n_steps // 40, 1),
                   seed=seed)
     wall = time.perf_counter() - t0
     folder.write_dataset(ds, "dense_network.zarr")
     frames = ds[CONCENTRATION].isel(sample=0).values
     rgb, pca = viz.pca_rgb(frames)
-    viz.save_rgb(folder.file("dense_pca_rgb.png"), rgb[-1],
-                 title=f"PCA→RGB, {pca.explained_variance_ratio.sum():.1%} of variance")
-    viz.save_movie(folder.file("dense_pca_rgb.gif"), frames, list(net.species),
-                   species_to_show="pca", times=ds.time.values)
-    viz.save_montage(folder.file("dense_species.png"), frames[-1][:, None],
-                     [f"{s}  (feed {x:.3g})" for s, x in zip(net.species, p["feed"])],
-                     ["c"], species_to_show="c")
+    share = float(np.sum(pca.explained_variance_ratio))
+    viz.save_png(folder.file("dense_pca_rgb.png"), rgb[-1],
+                 f"PCA→RGB, {share:.1%} of variance", kind="image")
+    viz.save_movie(folder.file("dense_pca_rgb.gif"), frames, list(net.species), "pca",
+                   frame_labels=[f"t = {t:g}" for t in ds.time.values], pca=pca)
+    viz.save_montage(folder.file("dense_species.png"), frames[-1],
+                     [f"{s}  (D = {d:g})" for s, d in zip(net.species, DENSE_DIFFUSION)], 5,
+                     shared_scale=False)
     return {"wall_seconds": wall, "explained_variance_ratio":
             [float(v) for v in pca.explained_variance_ratio],
             "network": net.to_lines()}
@@ -88,7 +101,7 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0) -> Path:
     """Run the tour and write ``out/index.html``."""
     folder = RunFolder(out)
     gs_steps = 4000 if quick else 60000
-    dense_steps = 500 if quick else 5000
+    dense_steps = 2000 if quick else 16000
     folder.write_config({"command": "demo", "quick": quick, "seed": seed,
                          "gray_scott_steps": gs_steps, "dense_steps": dense_steps})
     gallery = gray_scott_gallery(folder, gs_steps, seed)
@@ -109,9 +122,10 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0) -> Path:
     report.add_heading("A dense 5-species reaction network (Dense-RDN style)")
     ev = dense["explained_variance_ratio"]
     report.add_paragraph(
-        "The public Dense-RDN code's Gray–Scott-like dense network for 5 species (40 reactions) "
-        "with its initial parameters (k = 1 for A + 2X → 3X, 1e-3 otherwise; D ~ U(0.1, 0.2); "
-        f"f = 0.03; feed 4^−a), 64×64, dt = 1, {dense_steps} steps. Concentrations are "
+        "The public Dense-RDN code's Gray–Scott-like dense network for 5 species (all 40 "
+        "reactions, background rates 1e-3 ± 1e-4 as in its initialisation) with a food chain "
+        "switched on: A + 2B → 3B (k = 1), B → C (0.06), C + 2D → 3D (1), C → D (0.01); "
+        f"flow f = 0.04 feeding A only; 64×64, dt = 0.5, {dense_steps} steps. Concentrations are "
         "projected on their first 3 principal components and shown as RGB; those components "
         f"explain {sum(ev):.1%} of the variance ({', '.join(f'{v:.1%}' for v in ev)}).")
     report.add_image("dense_pca_rgb.png")

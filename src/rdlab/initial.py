@@ -62,15 +62,18 @@ def with_squares(
     base: Mapping[str, float] | Sequence[float] | float | None = None,
     square: Mapping[str, float] | Sequence[float] | float = 0.5,
     n_squares: int = 1,
-    size: int = 10,
+    size: int | None = None,
     noise: float = 0.0,
     centred_first: bool = True,
 ) -> np.ndarray:
     """Uniform ``base`` plus ``n_squares`` squares of side ``size`` cells set to ``square``
     (periodic wrap), the first one centred when ``centred_first``, the rest at random places
     (independent per sample); then multiplicative noise ``× (1 + noise·N(0,1))`` clipped at 0.
+    ``size`` defaults to an eighth of the shorter grid side (16 cells on 128²).
     This is the classic Gray–Scott start (U=1, V=0 with squares at U=0.5, V=0.25)."""
     ny, nx = _grid_shape(system)
+    if size is None:
+        size = max(1, min(ny, nx) // 8)
     if not isinstance(n_squares, (int, np.integer)) or n_squares < 0:
         raise ParameterError(f"n_squares must be a whole number ≥ 0, got {n_squares!r}")
     if not isinstance(size, (int, np.integer)) or not 1 <= size <= min(ny, nx):

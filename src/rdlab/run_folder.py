@@ -45,7 +45,9 @@ class RunFolder:
         for var in ds.data_vars:
             dims = ds[var].dims
             encoding[var] = {"chunks": tuple(1 if d == "sample" else ds.sizes[d] for d in dims)}
-        ds.to_zarr(tmp, mode="w", encoding=encoding, consolidated=True)
+        # Zarr format 2: a stable specification that every zarr reader understands (format 3
+        # has no settled encoding yet for fixed-width strings such as species names).
+        ds.to_zarr(tmp, mode="w", encoding=encoding, consolidated=True, zarr_format=2)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)

@@ -41,9 +41,9 @@ def run_simulation(spec: SimulationSpec, out: str | Path, progress: bool = True)
     if system.grid is not None:
         metrics.update(_pictures(ds, system, folder, spec))
     else:
-        metrics["figures"] = [str(viz.save_time_series(
+        metrics["figures"] = [viz.save_time_series(
             folder.file("time_series.png"), ds[CONCENTRATION].values, ds["time"].values,
-            list(system.network.species)).name)]
+            list(system.network.species), title=spec.name).name]
     folder.write_metrics(metrics)
     return metrics
 
@@ -57,20 +57,21 @@ def _pictures(ds, system, folder: RunFolder, spec: SimulationSpec) -> dict:
     out: dict = {}
     show = _species_to_show(species)
     if system.batch_size == 1:
-        figures.append(viz.save_png(folder.file("last_frame.png"), last[0], species,
-                                    species_to_show=show,
-                                    title=f"{spec.name}, t = {float(ds.time[-1]):g}"))
+        figures.append(viz.save_png(folder.file("last_frame.png"), last[0],
+                                    f"{spec.name}, t = {float(ds.time[-1]):g}",
+                                    species_names=species, species_to_show=show))
     else:
         coords = {name: np.asarray(v) for name, v in system.coords.items()}
         figures.append(_montage(folder.file("montage.png"), last, coords, species, show))
     if spec.movie != "none":
+        labels = [f"t = {t:g}" for t in ds.time.values]
         figures.append(viz.save_movie(folder.file(f"movie.{spec.movie}"), data[0], species,
-                                      species_to_show=show, times=ds.time.values))
+                                      show, frame_labels=labels))
     if len(species) > 3:
         rgb, pca = viz.pca_rgb(data[0])
-        figures.append(viz.save_rgb(folder.file("pca_rgb.png"), rgb[-1],
-                                    title=f"PCA→RGB, explained variance "
-                                    f"{pca.explained_variance_ratio.sum():.1%}"))
+        share = float(np.sum(pca.explained_variance_ratio))
+        figures.append(viz.save_png(folder.file("pca_rgb.png"), rgb[-1],
+                                    f"PCA→RGB, explained variance {share:.1%}", kind="image"))
         out["pca_explained_variance_ratio"] = [float(v) for v in pca.explained_variance_ratio]
     out["figures"] = [Path(f).name for f in figures]
     return out
@@ -93,8 +94,8 @@ def _montage(path: Path, last: np.ndarray, coords: dict, species, show) -> Path:
         a, b = names
         va, vb = np.unique(coords[a]), np.unique(coords[b])
         if va.size * vb.size == last.shape[0]:
-            return viz.save_sweep_montage(path, last, a, va, b, vb, species,
+            return viz.save_sweep_montage(path, last, a, va, b, vb, species_names=species,
                                           species_to_show=show)
     labels = [", ".join(f"{n}={coords[n][i]:.4g}" for n in names) or f"sample {i}"
               for i in range(last.shape[0])]
-    return viz.save_montage(path, last, labels, species, species_to_show=show)
+    return viz.save_montage(path, last, labels, species_names=species, species_to_show=show)

@@ -26,7 +26,7 @@ PRESET_DEFAULTS: dict[str, dict] = {
     "gray-scott": dict(
         parameters={"f": 0.04, "k": 0.06, "D_U": 0.2, "D_V": 0.1, "feed_U": 1.0},
         dt=0.25, steps=20000, grid="128x128", initial="squares",
-        initial_options={"square": {"U": 0.5, "V": 0.25}, "n_squares": 3, "size": 16},
+        initial_options={"square": {"U": 0.5, "V": 0.25}, "n_squares": 3},
     ),
     "coupled-gray-scott": dict(
         parameters={"f": 0.04, "k1": 0.06, "k2": 0.062, "c12": 0.01, "c21": 0.01,
@@ -34,7 +34,7 @@ PRESET_DEFAULTS: dict[str, dict] = {
                     "feed_U1": 1.0, "feed_U2": 1.0},
         dt=0.25, steps=20000, grid="128x128", initial="squares",
         initial_options={"square": {"U1": 0.5, "V1": 0.25, "U2": 0.5, "V2": 0.25},
-                         "n_squares": 3, "size": 16},
+                         "n_squares": 3},
     ),
     "brusselator": dict(
         parameters={"a": 4.5, "b": 7.5, "D_X": 0.04, "D_Y": 0.32},
@@ -154,8 +154,9 @@ class SimulationSpec:
         self.grid = self.grid if self.grid is not None else d["grid"]
         self.dt = float(self.dt if self.dt is not None else d["dt"])
         self.steps = int(self.steps if self.steps is not None else d["steps"])
+        if self.initial is None or self.initial == d["initial"]:
+            self.initial_options = {**d["initial_options"], **self.initial_options}
         self.initial = self.initial or d["initial"]
-        self.initial_options = {**d["initial_options"], **self.initial_options}
         params = {**d["parameters"], **self.parameters}
         rng = np.random.default_rng(self.seed)
         base: dict = {"rates": None, "diffusion": 0.0, "flow": 0.0, "feed": None}

@@ -191,8 +191,10 @@ class System:
         feed_a = _as_batch(cls._species_values(net, 0.0 if feed is None else feed, "feed"),
                            net.n_species, "feed concentration", net.species)
         flow_a = _as_batch(flow, None, "flow rate f")
-        if grid is None and np.any(diffusion_a > 0):
-            pass  # well-mixed: diffusion coefficients are kept but play no role
+        # well-mixed (grid None): diffusion coefficients are kept but play no role
+        if grid is None and noise is not None:
+            raise ParameterError("flow noise is spatio-temporal and needs a grid; this system is "
+                                 "well-mixed (grid=None)")
         batch = {rates_a.shape[0], diffusion_a.shape[0], feed_a.shape[0], flow_a.shape[0]}
         n = max(batch)
         if not batch <= {1, n}:

@@ -38,12 +38,12 @@ def snapshot_schedule(n_steps: int, snapshot_every: int | None = None,
     return np.unique([0, n_steps])
 
 
-def _progress_bar(total: int, enabled: bool, desc: str):
+def _progress_bar(total: int, enabled: bool, desc: str, unit: str):
     if not enabled:
         return nullcontext(None)
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="step", disable=None, leave=False)
+    return tqdm(total=total, desc=desc, unit=unit, disable=None, leave=False)
 
 
 def simulate(
@@ -75,9 +75,15 @@ def simulate(
         raise ParameterError(f"unknown dtype {dtype!r}; choose float32 or float64")
     state = system.check_state(initial_state)
     steps = snapshot_schedule(n_steps, snapshot_every, snapshot_steps)
-    system.check_time_step(dt) if engine != "ode" else None
+    if engine == "ode":
+        if not (np.isfinite(dt) and dt > 0):
+            raise ParameterError(f"dt must be a positive number, got {dt!r}")
+    else:
+        system.check_time_step(dt)
     np_dtype = DTYPES[dtype]
-    with _progress_bar(int(n_steps), progress and n_steps > 0, f"simulate[{engine}]") as bar:
+    # the ODE engine reports finished samples, the stepping engines finished steps
+    total, unit = (system.batch_size, "sample") if engine == "ode" else (int(n_steps), "step")
+    with _progress_bar(total, progress and n_steps > 0, f"simulate[{engine}]", unit) as bar:
         tick = bar.update if bar is not None else None
         if engine == "fast":
             from rdlab.simulate import fast

@@ -1,0 +1,23 @@
+"""``rdlab demo --quick`` end to end: the report and everything it shows exist."""
+
+import json
+import re
+
+from typer.testing import CliRunner
+
+from rdlab.cli import app
+
+
+def test_quick_demo_writes_a_complete_report(tmp_path):
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", "--out", str(out), "--quick"])
+    assert result.exit_code == 0, result.output
+    html = (out / "index.html").read_text()
+    images = re.findall(r'src="([^"]+)"', html)
+    assert len(images) >= 5
+    for name in images:
+        assert (out / name).stat().st_size > 1000, name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["gray_scott_gallery"]["samples"] == 12
+    ev = metrics["dense_network"]["explained_variance_ratio"]
+    assert len(ev) == 3 and 0.5 < sum(ev) <= 1.0 + 1e-9
