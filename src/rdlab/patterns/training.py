@@ -1,0 +1,611 @@
+"""Training, prediction, evaluation and saliency maps of the pattern CNNs.
+
+Data layout: inputs ``x`` are float32 arrays ``(n, channel, y, x)`` of U (dimensionless, in
+[0, 1]) — numpy arrays, or lazily indexable arrays (xarray ``DataArray``, zarr, dask) that are
+read in batches; labels ``y`` are int64 ``(n,)`` indices into ``classes``.
+
+The recipe of :func:`train` follows the reference (cross-entropy on logits, Adam lr 1e-3 with
+ε = 1e-7, batch 128, the Keras augmentation, validation on the raw val set after every
+epoch) with these additions, each documented on :class:`TrainConfig`: seeded shuffling,
+augmentation and dropout; a periodic translation over the whole image instead of the ±1 px
+shift; the input BatchNorm's running statistics initialised from the training data (the
+reference's momentum 0.99 would otherwise need ~100 steps, i.e. ~17 epochs of 750 samples,
+before evaluation-mode predictions mean anything); an LR schedule; checkpoints every epoch
+with exact resumption; early stopping; channels-last memory layout (faster with oneDNN here,
+see ``benchmarks/train_cnn.py``).
+
+Files written to ``out_dir`` by :func:`train`:
+
+* ``history.json`` — list of per-epoch records ``{epoch, loss, accuracy, val_loss,
+  val_accuracy, lr, seconds}`` (``loss``/``accuracy`` are averages over the epoch's augmented
+  training batches with dropout active; ``lr`` is the rate used during the epoch), rewritten
+  after every epoch;
+* ``best.pt`` — :func:`~rdlab.patterns.cnn.save_model` file of the best validated model;
+* ``last.pt`` — the full training state after the last finished epoch (model, optimizer,
+  scheduler, random-generator states, history, early-stopping counters, configuration).
+
+All files are written atomically (temporary file + rename), so an interruption at any moment
+— Ctrl-C included — leaves the state of the last finished epoch.
+
+**Determinism.** With a fixed ``seed`` and the same data, configuration and thread count, a
+run is bit-for-bit reproducible on the same machine and torch build, and a run interrupted
+and resumed (call :func:`train` again with the same ``out_dir``) ends identical to an
+uninterrupted one: the model is initialised from ``seed``, the shuffling and augmentation
+draw from a private :class:`torch.Generator` seeded with ``seed + 1``, dropout from torch's
+global generator (run inside :func:`torch.random.fork_rng`, so the caller's global state is
+untouched), and ``last.pt`` holds both generators' states. A different thread count can change
+floating-point reduction orders and hence the last bits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rdlab.errors import ParameterError
+from rdlab.patterns.augment import AugmentConfig, augment
+from rdlab.patterns.cnn import build_model, save_model
+
+_STATE_FORMAT = "rdlab-train-state"
+_SCHEDULES = ("none", "cosine", "plateau")
+_MONITORS = ("val_accuracy", "val_loss")
+#: Settings that may change between an interrupted run and its resumption.
+_RESUMABLE_CHANGES = frozenset({"threads", "patience", "time_limit_s", "epochs"})
+
+
+@dataclass
+class TrainConfig:
+    """Settings of :func:`train`.
+
+    epochs: most epochs (passes over the training set) to run.
+    batch_size: samples per optimisation step (the last batch of an epoch may be smaller).
+    lr: Adam learning rate (β = 0.9/0.999, ε = ``adam_eps``, Keras's defaults).
+    adam_eps: Adam's ε (Keras: 1e-7; PyTorch's default would be 1e-8).
+    augment: the augmentation (:class:`~rdlab.patterns.augment.AugmentConfig`).
+    patience: stop when the monitored validation score has not improved for this many
+        epochs; ``None`` never stops early.
+    monitor: ``"val_accuracy"`` (ties broken by the lower val loss) or ``"val_loss"``;
+        decides ``best.pt`` and early stopping.
+    seed: seeds the initial weights, shuffling, augmentation and dropout.
+    threads: ``torch.set_num_threads`` during training (restored afterwards).
+    architecture: ``"2d"`` (:class:`~rdlab.patterns.cnn.PatternCNN`) or ``"3d"``
+        (:class:`~rdlab.patterns.cnn.PatternCNN3D`).
+    dropout: dropout rate; ``None`` keeps the reference's (0.15 2-D, 0.10 3-D).
+    schedule: learning-rate schedule, stepped once per epoch: ``"none"`` (constant, the
+        reference), ``"cosine"`` (cosine annealing from ``lr`` to ``lr·min_lr_ratio`` over
+        ``epochs``, :class:`torch.optim.lr_scheduler.CosineAnnealingLR`) or ``"plateau"``
+        (×``plateau_factor`` when the val loss has not improved for ``plateau_patience``
+        epochs, :class:`torch.optim.lr_scheduler.ReduceLROnPlateau`).
+    min_lr_ratio: final LR of the cosine schedule and floor of the plateau one, relative
+        to ``lr``.
+    plateau_factor, plateau_patience: settings of the ``"plateau"`` schedule.
+    val_every: validate every this many epochs (and after the last); records of the other
+        epochs have ``val_loss``/``val_accuracy`` ``None``. Patience counts epochs.
+    init_norm: set the input BatchNorm's running mean/variance to the training data's
+        per-channel statistics before the first epoch (see the module docstring).
+    channels_last: train the 2-D network in channels-last memory layout (faster with
+        oneDNN on CPU; results equal up to rounding). Inference always feeds 2-D networks
+        channels-last input.
+    in_memory: read lazily indexable inputs (zarr, xarray, dask) into memory once before
+        training (fast); ``False`` reads every batch from the store.
+    time_limit_s: stop after the epoch during which the accumulated training time (over all
+        resumptions) passed this many seconds; ``None`` for no limit. The stopping point of
+        such a run depends on the machine's speed.
+    """
+
+    epochs: int = 60
+    batch_size: int = 128
+    lr: float = 1e-3
+    adam_eps: float = 1e-7
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    patience: int | None = 15
+    monitor: str = "val_accuracy"
+    seed: int = 0
+    threads: int = 2
+    architecture: str = "2d"
+    dropout: float | None = None
+    schedule: str = "cosine"
+    min_lr_ratio: float = 0.01
+    plateau_factor: float = 0.5
+    plateau_patience: int = 5
+    val_every: int = 1
+    init_norm: bool = True
+    channels_last: bool = True
+    in_memory: bool = True
+    time_limit_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.augment, dict):
+            self.augment = AugmentConfig.from_dict(self.augment)
+        for name in ("epochs", "batch_size", "threads", "val_every", "plateau_patience"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ParameterError(f"TrainConfig.{name} must be an integer >= 1, got {v!r}")
+        if self.patience is not None and (isinstance(self.patience, bool)
+                                          or not isinstance(self.patience, int)
+                                          or self.patience < 1):
+            raise ParameterError(f"TrainConfig.patience must be None or an integer >= 1, got "
+                                 f"{self.patience!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ParameterError(f"TrainConfig.seed must be an integer >= 0, got {self.seed!r}")
+        for name in ("lr", "adam_eps"):
+            v = getattr(self, name)
+            if not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
+                raise ParameterError(f"TrainConfig.{name} must be a finite number > 0, got "
+                                     f"{v!r}")
+        if not 0 < self.min_lr_ratio <= 1:
+            raise ParameterError(f"TrainConfig.min_lr_ratio must lie in (0, 1], got "
+                                 f"{self.min_lr_ratio!r}")
+        if not 0 < self.plateau_factor < 1:
+            raise ParameterError(f"TrainConfig.plateau_factor must lie in (0, 1), got "
+                                 f"{self.plateau_factor!r}")
+        if self.schedule not in _SCHEDULES:
+            raise ParameterError(f"TrainConfig.schedule must be one of {_SCHEDULES}, got "
+                                 f"{self.schedule!r}")
+        if self.monitor not in _MONITORS:
+            raise ParameterError(f"TrainConfig.monitor must be one of {_MONITORS}, got "
+                                 f"{self.monitor!r}")
+        if self.architecture not in ("2d", "3d"):
+            raise ParameterError(f"TrainConfig.architecture must be '2d' or '3d', got "
+                                 f"{self.architecture!r}")
+        if self.time_limit_s is not None and not self.time_limit_s > 0:
+            raise ParameterError(f"TrainConfig.time_limit_s must be None or > 0, got "
+                                 f"{self.time_limit_s!r}")
+
+    def to_dict(self) -> dict:
+        """Plain-JSON form (the augmentation as a nested dict)."""
+        d = asdict(self)
+        d["augment"] = self.augment.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ParameterError(f"unknown TrainConfig settings {sorted(unknown)}")
+        return cls(**data)
+
+
+# ----------------------------------------------------------------------------- data access
+
+def _n_samples(x: Any) -> int:
+    shape = getattr(x, "shape", None)
+    if shape is None or len(shape) != 4:
+        raise ParameterError(f"frames must be an array (n, channel, y, x), got shape {shape}")
+    return int(shape[0])
+
+
+def _take(x: Any, index: np.ndarray) -> np.ndarray:
+    """Rows ``index`` (sorted, unique) of ``x`` as a C-contiguous float32 numpy array."""
+    if isinstance(x, np.ndarray):
+        out = x[index]
+    elif hasattr(x, "isel") and hasattr(x, "dims"):  # xarray DataArray
+        out = x.isel({x.dims[0]: index}).values
+    elif hasattr(x, "oindex"):  # zarr array
+        out = x.oindex[index]
+    elif hasattr(x, "compute"):  # dask array
+        out = x[index].compute()
+    else:
+        out = np.asarray(x[index])
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def _slice(x: Any, start: int, stop: int) -> np.ndarray:
+    """Rows ``start:stop`` of ``x`` as a C-contiguous float32 numpy array."""
+    if hasattr(x, "isel") and hasattr(x, "dims"):
+        out = x.isel({x.dims[0]: slice(start, stop)}).values
+    else:
+        out = x[start:stop]
+        if hasattr(out, "compute"):
+            out = out.compute()
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def _load(x: Any, chunk: int = 256) -> np.ndarray:
+    """All of ``x`` as a float32 numpy array, read ``chunk`` samples at a time."""
+    if isinstance(x, np.ndarray):
+        return np.ascontiguousarray(x, dtype=np.float32)
+    n = _n_samples(x)
+    first = _slice(x, 0, min(chunk, n))
+    out = np.empty((n, *first.shape[1:]), dtype=np.float32)
+    out[:first.shape[0]] = first
+    for a in range(chunk, n, chunk):
+        out[a:a + chunk] = _slice(x, a, min(a + chunk, n))
+    return out
+
+
+def _check_labels(y: Any, n: int, n_classes: int, name: str) -> np.ndarray:
+    labels = np.asarray(y)
+    if labels.shape != (n,):
+        raise ParameterError(f"{name} must have shape ({n},), got {labels.shape}")
+    if labels.size and not np.issubdtype(labels.dtype, np.integer):
+        raise ParameterError(f"{name} must be integer class indices, got dtype {labels.dtype}")
+    labels = labels.astype(np.int64)
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        bad = labels[(labels < 0) | (labels >= n_classes)][0]
+        raise ParameterError(f"{name} holds label {int(bad)} outside [0, {n_classes})")
+    return labels
+
+
+def _is_2d(model: nn.Module) -> bool:
+    return getattr(model, "architecture", "2d") == "2d"
+
+
+def _to_input(batch: np.ndarray, model: nn.Module) -> torch.Tensor:
+    """A numpy batch as the model's input: channels-last for 2-D networks (oneDNN then runs
+    the convolutions in NHWC, about twice as fast on CPU here, whatever the weights' layout)."""
+    t = torch.from_numpy(batch)
+    if _is_2d(model):
+        t = t.contiguous(memory_format=torch.channels_last)
+    return t
+
+
+# ----------------------------------------------------------------------------- inference
+
+def _logits(model: nn.Module, frames: Any, batch_size: int) -> torch.Tensor:
+    if batch_size < 1:
+        raise ParameterError(f"batch_size must be >= 1, got {batch_size}")
+    n = _n_samples(frames)
+    was_training = model.training
+    model.eval()
+    parts = []
+    try:
+        with torch.inference_mode():
+            for a in range(0, n, batch_size):
+                batch = _slice(frames, a, min(a + batch_size, n))
+                parts.append(model(_to_input(batch, model)).float())
+    finally:
+        model.train(was_training)
+    if not parts:
+        return torch.zeros((0, int(model.n_classes)))
+    return torch.cat(parts)
+
+
+def predict(model: nn.Module, frames: Any, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities ``(n, n_classes)`` float32 (softmax of the logits) of ``frames``
+    ``(n, channel, y, x)``, computed in evaluation mode without gradients, ``batch_size``
+    samples at a time. The model's training/eval mode is restored afterwards."""
+    return torch.softmax(_logits(model, frames, batch_size), dim=1).numpy()
+
+
+def evaluate(model: nn.Module, x: Any, y: Any, classes: list[str],
+             batch_size: int = 256) -> dict:
+    """Scores of ``model`` on frames ``x`` ``(n, channel, y, x)`` with labels ``y`` ``(n,)``.
+
+    Returns ``{"n", "accuracy", "loss" (mean cross-entropy, nats), "confusion" (list of
+    lists, rows = true class, columns = predicted, in the order of ``classes``),
+    "per_class_accuracy" ({class: recall, None for a class without samples}), "classes",
+    "predicted" (list of predicted indices)}``.
+    """
+    classes = [str(c) for c in classes]
+    k = len(classes)
+    if k != int(model.n_classes):
+        raise ParameterError(f"{k} classes given for a model with {model.n_classes} outputs")
+    n = _n_samples(x)
+    labels = _check_labels(y, n, k, "y")
+    logits = _logits(model, x, batch_size)
+    pred = logits.argmax(dim=1).numpy()
+    loss = float(F.cross_entropy(logits, torch.from_numpy(labels))) if n else float("nan")
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (labels, pred), 1)
+    totals = confusion.sum(axis=1)
+    per_class = {c: (float(confusion[i, i] / totals[i]) if totals[i] else None)
+                 for i, c in enumerate(classes)}
+    return {"n": n, "accuracy": float((pred == labels).mean()) if n else float("nan"),
+            "loss": loss, "confusion": confusion.tolist(), "per_class_accuracy": per_class,
+            "classes": classes, "predicted": pred.tolist()}
+
+
+def saliency(model: nn.Module, frames: Any, class_index: int, sigma: float = 2.0,
+             batch_size: int = 64) -> np.ndarray:
+    """Saliency maps ``(n, y, x)`` float32 in [0, 1] — the reference's recipe.
+
+    For each sample: the gradient of the logit of ``class_index`` with respect to the input
+    (evaluation mode), the *signed* maximum over channels (no absolute value), min–max
+    scaled to [0, 1] per sample (a constant map becomes 0), then
+    :func:`scipy.ndimage.gaussian_filter` with ``sigma`` pixels over y and x (scipy's default
+    ``'reflect'`` boundary, as in the reference).
+    """
+    from scipy.ndimage import gaussian_filter
+
+    n_classes = int(model.n_classes)
+    if not 0 <= int(class_index) < n_classes:
+        raise ParameterError(f"class_index {class_index} outside [0, {n_classes})")
+    if sigma < 0:
+        raise ParameterError(f"sigma must be >= 0, got {sigma}")
+    n = _n_samples(frames)
+    was_training = model.training
+    model.eval()
+    maps = []
+    try:
+        for a in range(0, n, batch_size):
+            inp = _to_input(_slice(frames, a, min(a + batch_size, n)), model)
+            inp.requires_grad_(True)
+            logits = model(inp)
+            (grad,) = torch.autograd.grad(logits[:, int(class_index)].sum(), inp)
+            maps.append(grad.amax(dim=1).float().numpy())
+    finally:
+        model.train(was_training)
+    if not maps:
+        return np.zeros((0, *tuple(frames.shape[-2:])), dtype=np.float32)
+    m = np.concatenate(maps).astype(np.float64)
+    lo = m.min(axis=(1, 2), keepdims=True)
+    span = m.max(axis=(1, 2), keepdims=True) - lo
+    scaled = np.divide(m - lo, span, out=np.zeros_like(m), where=span > 0)
+    if sigma > 0:
+        scaled = gaussian_filter(scaled, sigma=(0, sigma, sigma))
+    return np.clip(scaled, 0.0, 1.0).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- training
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def init_input_norm(model: nn.Module, x: Any, max_samples: int = 256) -> None:
+    """Set the running mean/variance of the model's input BatchNorm (``model.norm``) to the
+    statistics of ``x`` ``(n, channel, y, x)`` — per channel for the 2-D network, over all
+    frames for the 3-D one — using at most ``max_samples`` evenly spaced samples."""
+    n = _n_samples(x)
+    if n == 0:
+        return
+    index = np.unique(np.linspace(0, n - 1, min(n, max_samples)).round().astype(np.int64))
+    data = _take(x, index)
+    axes = (0, 2, 3) if model.norm.num_features == data.shape[1] else None
+    mean = np.atleast_1d(data.mean(axis=axes, dtype=np.float64))
+    var = np.atleast_1d(data.var(axis=axes, dtype=np.float64, ddof=1))
+    with torch.no_grad():
+        model.norm.running_mean.copy_(torch.from_numpy(mean))
+        model.norm.running_var.copy_(torch.from_numpy(var))
+
+
+def _make_scheduler(config: TrainConfig, opt: torch.optim.Optimizer):
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=config.epochs, eta_min=config.lr * config.min_lr_ratio)
+    if config.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="min", factor=config.plateau_factor, patience=config.plateau_patience,
+            min_lr=config.lr * config.min_lr_ratio)
+    return None
+
+
+def _score(config: TrainConfig, val_loss: float, val_accuracy: float) -> tuple[float, ...]:
+    """Larger is better."""
+    if config.monitor == "val_loss":
+        return (-val_loss,)
+    return (val_accuracy, -val_loss)
+
+
+def _check_resume(state: dict, config: TrainConfig, classes: list[str], n_train: int,
+                  n_val: int, in_channels: int, path: Path) -> None:
+    if state.get("format") != _STATE_FORMAT:
+        raise ParameterError(f"{path} is not an rdlab training state")
+    old = state["config"]
+    new = config.to_dict()
+    changed = sorted(k for k in set(old) | set(new)
+                     if old.get(k) != new.get(k) and k not in _RESUMABLE_CHANGES)
+    if old.get("epochs") != new["epochs"] and "cosine" in (old.get("schedule"), config.schedule):
+        changed.append("epochs (the cosine schedule is laid out over them)")
+    if changed:
+        raise ParameterError(f"{path} was written with different settings ({', '.join(changed)})"
+                             "; use the same configuration to resume, or another out_dir")
+    if (list(state["classes"]) != list(classes) or state["n_train"] != n_train
+            or state["n_val"] != n_val or state["in_channels"] != in_channels):
+        raise ParameterError(f"{path} was written for other data ({state['n_train']} train / "
+                             f"{state['n_val']} val samples, {state['in_channels']} channels, "
+                             f"classes {state['classes']}); use another out_dir")
+
+
+def _train_epoch(model, opt, x, y, config: TrainConfig, gen: torch.Generator,
+                 channels_last: bool):
+    """One pass over the shuffled, augmented training set; returns (mean loss, accuracy)."""
+    n = _n_samples(x)
+    model.train()
+    order = torch.randperm(n, generator=gen).numpy()
+    total_loss, correct = 0.0, 0
+    for a in range(0, n, config.batch_size):
+        index = np.sort(order[a:a + config.batch_size])
+        xb = augment(torch.from_numpy(_take(x, index)), config.augment, gen)
+        if channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        yb = torch.from_numpy(y[index])
+        opt.zero_grad(set_to_none=True)
+        logits = model(xb)
+        loss = F.cross_entropy(logits, yb)
+        loss.backward()
+        opt.step()
+        total_loss += loss.item() * len(index)
+        correct += int((logits.argmax(dim=1) == yb).sum())
+    return total_loss / n, correct / n
+
+
+def train(train_x: Any, train_y: Any, val_x: Any, val_y: Any, classes: list[str],
+          out_dir: str | Path, config: TrainConfig | None = None, progress: bool = True,
+          on_epoch_end: Callable[[dict], None] | None = None) -> dict:
+    """Train a pattern CNN; resumable (see the module docstring for files and determinism).
+
+    ``train_x``/``val_x``: float32 frames ``(n, channel, y, x)`` (numpy, or zarr / xarray /
+    dask arrays: read once into memory with ``config.in_memory``, else batch by batch);
+    ``train_y``/``val_y``: int labels ``(n,)`` indexing ``classes``. ``out_dir`` receives
+    ``history.json``, ``best.pt`` and ``last.pt``; if it already holds a ``last.pt`` of the same
+    configuration and data, training resumes after its last finished epoch (a finished run
+    returns at once). ``progress`` shows a tqdm bar over epochs. ``on_epoch_end`` is called
+    with each epoch's record after the files are written (an exception raised there, e.g.
+    ``KeyboardInterrupt``, stops the run with the epoch saved).
+
+    Returns ``{"out_dir", "epochs_run", "best_epoch", "best_val_accuracy", "best_val_loss",
+    "stop_reason" ("epochs", "patience" or "time_limit"), "train_seconds", "history"}``.
+    """
+    from tqdm.auto import tqdm
+
+    config = config or TrainConfig()
+    if not isinstance(config, TrainConfig):
+        raise ParameterError(f"config must be a TrainConfig, got {type(config).__name__}")
+    classes = [str(c) for c in classes]
+    if len(classes) < 2:
+        raise ParameterError(f"need at least 2 classes, got {classes}")
+    n_train, n_val = _n_samples(train_x), _n_samples(val_x)
+    if n_train == 0:
+        raise ParameterError("the training set is empty")
+    if tuple(train_x.shape[1:]) != tuple(val_x.shape[1:]):
+        raise ParameterError(f"train frames {tuple(train_x.shape[1:])} and val frames "
+                             f"{tuple(val_x.shape[1:])} differ in shape")
+    in_channels = int(train_x.shape[1])
+    train_labels = _check_labels(train_y, n_train, len(classes), "train_y")
+    val_labels = _check_labels(val_y, n_val, len(classes), "val_y")
+    if config.in_memory:
+        train_x, val_x = _load(train_x), _load(val_x)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    last_path, best_path, hist_path = out / "last.pt", out / "best.pt", out / "history.json"
+
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            return _train_loop(train_x, train_labels, val_x, val_labels, classes, config,
+                               in_channels, last_path, best_path, hist_path, progress,
+                               on_epoch_end, tqdm)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train_loop(train_x, train_y, val_x, val_y, classes, config: TrainConfig, in_channels,
+                last_path: Path, best_path: Path, hist_path: Path, progress: bool,
+                on_epoch_end, tqdm) -> dict:
+    n_train, n_val = _n_samples(train_x), _n_samples(val_x)
+    torch.manual_seed(config.seed)
+    model = build_model(config.architecture, in_channels, len(classes), config.dropout)
+    gen = torch.Generator().manual_seed(config.seed + 1)
+    channels_last = config.channels_last and _is_2d(model)
+    history: list[dict] = []
+    best = {"epoch": None, "score": None, "val_loss": None, "val_accuracy": None}
+    since_best = 0
+    if last_path.exists():
+        try:
+            state = torch.load(last_path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise ParameterError(f"cannot resume from {last_path}: {type(exc).__name__}: "
+                                 f"{exc}; remove it to start afresh") from None
+        _check_resume(state, config, classes, n_train, n_val, in_channels, last_path)
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+        model.load_state_dict(state["model"])
+        opt = torch.optim.Adam(model.parameters(), lr=config.lr, eps=config.adam_eps)
+        opt.load_state_dict(state["optimizer"])
+        sched = _make_scheduler(config, opt)
+        if sched is not None:
+            sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        gen.set_state(state["data_rng"])
+        history = list(state["history"])
+        best = dict(state["best"])
+        since_best = int(state["since_best"])
+        _atomic_write_text(hist_path, json.dumps(history, indent=1))  # in case it lagged
+    else:
+        if config.init_norm:
+            init_input_norm(model, train_x)
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+        opt = torch.optim.Adam(model.parameters(), lr=config.lr, eps=config.adam_eps)
+        sched = _make_scheduler(config, opt)
+        for stale in (best_path, hist_path):
+            stale.unlink(missing_ok=True)
+
+    def stop_reason() -> str | None:
+        if config.patience is not None and since_best >= config.patience:
+            return "patience"
+        if (config.time_limit_s is not None
+                and sum(r["seconds"] for r in history) >= config.time_limit_s):
+            return "time_limit"
+        if len(history) >= config.epochs:
+            return "epochs"
+        return None
+
+    bar = tqdm(total=config.epochs, initial=len(history), desc="train", unit="epoch",
+               disable=not progress)
+    try:
+        while (reason := stop_reason()) is None:
+            epoch = len(history) + 1
+            t0 = time.perf_counter()
+            lr = float(opt.param_groups[0]["lr"])
+            loss, acc = _train_epoch(model, opt, train_x, train_y, config, gen,
+                                     channels_last)
+            record: dict[str, Any] = {"epoch": epoch, "loss": loss, "accuracy": acc,
+                                      "val_loss": None, "val_accuracy": None, "lr": lr}
+            if n_val and (epoch % config.val_every == 0 or epoch == config.epochs):
+                logits = _logits(model, val_x, 256)
+                labels = torch.from_numpy(val_y)
+                record["val_loss"] = float(F.cross_entropy(logits, labels))
+                record["val_accuracy"] = float((logits.argmax(dim=1) == labels)
+                                               .float().mean())
+            improved = False
+            if record["val_loss"] is not None:
+                score = _score(config, record["val_loss"], record["val_accuracy"])
+                improved = best["score"] is None or tuple(score) > tuple(best["score"])
+                if sched is not None and config.schedule == "plateau":
+                    sched.step(record["val_loss"])
+            if sched is not None and config.schedule != "plateau":
+                sched.step()
+            if improved:
+                best = {"epoch": epoch, "score": list(score), "val_loss": record["val_loss"],
+                        "val_accuracy": record["val_accuracy"]}
+                since_best = 0
+                save_model(best_path, model, classes,
+                           {"epoch": epoch, "val_loss": record["val_loss"],
+                            "val_accuracy": record["val_accuracy"],
+                            "config": config.to_dict()})
+            else:
+                since_best += 1
+            record["seconds"] = time.perf_counter() - t0
+            history.append(record)
+            _atomic_torch_save({
+                "format": _STATE_FORMAT, "epoch": epoch, "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict() if sched is not None else None,
+                "torch_rng": torch.get_rng_state(), "data_rng": gen.get_state(),
+                "history": history, "best": best, "since_best": since_best,
+                "config": config.to_dict(), "classes": classes, "n_train": n_train,
+                "n_val": n_val, "in_channels": in_channels,
+            }, last_path)
+            _atomic_write_text(hist_path, json.dumps(history, indent=1))
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}",
+                            val_acc=("-" if record["val_accuracy"] is None
+                                     else f"{record['val_accuracy']:.3f}"), lr=f"{lr:.1e}")
+            if on_epoch_end is not None:
+                on_epoch_end(dict(record))
+    finally:
+        bar.close()
+    if not best_path.exists() and n_val == 0:
+        save_model(best_path, model, classes, {"epoch": len(history), "config":
+                                               config.to_dict()})
+    return {"out_dir": str(last_path.parent), "epochs_run": len(history),
+            "best_epoch": best["epoch"], "best_val_accuracy": best["val_accuracy"],
+            "best_val_loss": best["val_loss"], "stop_reason": reason,
+            "train_seconds": float(sum(r["seconds"] for r in history)),
+            "history": history}
