@@ -1,4 +1,6 @@
-"""The ``rdlab`` command line: ``rdlab simulate | demo``."""
+"""The ``rdlab`` command line: ``rdlab simulate | demo`` here, the Classify commands
+(``dataset``, ``scan``, ``train``, ``evaluate``, ``saliency``, ``classify``, ``paper``) in
+:mod:`rdlab.cli_patterns`."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Annotated
 import typer
 import yaml
 
+from rdlab.cli_patterns import register as register_patterns
 from rdlab.errors import RdlabError
 
 app = typer.Typer(
@@ -166,6 +169,9 @@ def demo(
         _fail(exc)
         return
     typer.echo(f"open {report}")
+
+
+register_patterns(app)
 
 
 def main() -> None:  # pragma: no cover - entry point

@@ -1,0 +1,207 @@
+"""``rdlab dataset | scan | train | evaluate | saliency | classify``: the Classify job."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rdlab.errors import RdlabError
+
+Scheduler = Annotated[str | None, typer.Option(
+    help="dask scheduler address (tcp://host:8786); default: a local cluster, one worker per "
+    "core; 'in-process' runs without a cluster.")]
+Workers = Annotated[int | None, typer.Option(help="Workers of the local cluster.")]
+
+
+def _fail(exc: Exception) -> None:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def _settings(mode: str, stack3d: bool, dtype: str, early_stop: bool):
+    from rdlab.patterns.pattern_runs import IMAGE_STEPS, STACK_STEPS, PatternRunSettings
+
+    return PatternRunSettings(snapshot_steps=STACK_STEPS if stack3d else IMAGE_STEPS,
+                              dtype=dtype, initial_mode=mode, early_stop=early_stop)
+
+
+def dataset(
+    name: Annotated[str, typer.Argument(help="train, val, test, train2 or val2.")],
+    out: Annotated[Path | None, typer.Option(help="zarr store (default runs/patterns/"
+                                             "NAME[_3d].zarr).")] = None,
+    mode: Annotated[str, typer.Option(help="Initial states: 'default' (numpy Generator, both "
+                                      "shifts) or 'legacy' (the reference's draws).")] = "default",
+    stack3d: Annotated[bool, typer.Option("--3d", help="Store the 10-frame stack of the 3-D "
+                                          "variant instead of 3 frames.")] = False,
+    dtype: Annotated[str, typer.Option(help="float64 (paper) or float32.")] = "float64",
+    early_stop: Annotated[bool, typer.Option(help="Stop runs that are provably steady and "
+                                             "homogeneous.")] = True,
+    scheduler: Scheduler = None,
+    workers: Workers = None,
+    block: Annotated[int, typer.Option(help="Samples per task.")] = 8,
+) -> None:
+    """Simulate a labelled Gray–Scott dataset of the paper (resumable: rerun to finish)."""
+    from rdlab.patterns.paper_pipeline import PaperSettings, make_dataset
+
+    try:
+        settings = PaperSettings(runs=_settings(mode, stack3d, dtype, early_stop),
+                                 scheduler=scheduler, workers=workers, block=block)
+        path = out or Path("runs/patterns") / f"{name}{'_3d' if stack3d else ''}.zarr"
+        stats = make_dataset(name, path, settings)
+    except RdlabError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"{path}: {stats['samples_total']} samples ({stats['samples_run']} simulated "
+               f"now in {stats['wall_seconds']:.0f} s, {stats['early_stopped']} stopped early)")
+
+
+def scan(
+    out: Annotated[Path, typer.Option(help="zarr store.")] = Path("runs/patterns/scan.zarr"),
+    k: Annotated[str | None, typer.Option(help="k range 'min:max:count' (default: the "
+                                          "reference's 5481-point layout).")] = None,
+    f: Annotated[str | None, typer.Option(help="f range 'min:max:count'.")] = None,
+    mode: Annotated[str, typer.Option(help="Initial states: default or legacy.")] = "default",
+    dtype: Annotated[str, typer.Option(help="float64 (paper) or float32.")] = "float64",
+    early_stop: Annotated[bool, typer.Option(help="Stop provably steady runs.")] = True,
+    scheduler: Scheduler = None,
+    workers: Workers = None,
+    block: Annotated[int, typer.Option(help="Samples per task.")] = 8,
+) -> None:
+    """Simulate a (k, f) scan into one zarr store (resumable: rerun to finish)."""
+    from rdlab.patterns.paper_pipeline import PaperSettings, make_scan
+    from rdlab.patterns.scan_layout import grid_scan
+    from rdlab.simulation_spec import parse_values
+
+    try:
+        if (k is None) != (f is None):
+            raise RdlabError("give both --k and --f, or neither for the reference layout")
+        points = None
+        if k is not None:
+            kv, fv = parse_values("k", k), parse_values("f", f)
+            points = grid_scan((kv.min(), kv.max(), kv.size), (fv.min(), fv.max(), fv.size))
+        settings = PaperSettings(runs=_settings(mode, False, dtype, early_stop),
+                                 scheduler=scheduler, workers=workers, block=block)
+        stats = make_scan(out, settings, points)
+    except RdlabError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"{out}: {stats['samples_total']} points ({stats['samples_run']} simulated now "
+               f"in {stats['wall_seconds']:.0f} s, {stats['early_stopped']} stopped early)")
+
+
+def train(
+    train_data: Annotated[Path, typer.Argument(help="Training store (rdlab dataset train).")],
+    val_data: Annotated[Path, typer.Argument(help="Validation store.")],
+    out: Annotated[Path, typer.Option(help="Model folder: best.pt, last.pt, "
+                                      "history.json.")] = Path("runs/models/cnn"),
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
+    patience: Annotated[int | None, typer.Option(help="Early-stopping patience "
+                                                 "(epochs).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    legacy_shift: Annotated[bool, typer.Option(help="Augment with the reference's ±1 px shift "
+                                               "instead of a periodic translation.")] = False,
+) -> None:
+    """Train the pattern CNN (resumable: rerun the same command to continue)."""
+    from rdlab.patterns.paper_pipeline import train_model
+
+    overrides: dict = {k: v for k, v in (("epochs", epochs), ("patience", patience),
+                                         ("seed", seed)) if v is not None}
+    if legacy_shift:
+        from rdlab.patterns.augment import AugmentConfig
+
+        overrides["augment"] = AugmentConfig(legacy_shift=True).to_dict()
+    try:
+        result = train_model(train_data, val_data, out, overrides)
+    except (RdlabError, ValueError) as exc:
+        _fail(exc)
+        return
+    typer.echo(f"{out}: best val accuracy {result.get('best_val_accuracy', float('nan')):.4f}")
+
+
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="Model file or training folder.")],
+    data: Annotated[list[Path], typer.Argument(help="Labelled stores (NAME.zarr).")],
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/evaluation"),
+) -> None:
+    """Accuracy curves and confusion matrices (PNG + JSON) of a model on datasets."""
+    from rdlab.patterns.evaluation import evaluate_datasets
+
+    try:
+        summary = evaluate_datasets(model, {p.stem: p for p in data}, out)
+    except RdlabError as exc:
+        _fail(exc)
+        return
+    for name, r in summary.items():
+        typer.echo(f"{name}: accuracy {r['accuracy']:.4f} on {r['samples']} samples")
+
+
+def saliency(
+    model: Annotated[Path, typer.Argument(help="Model file or training folder.")],
+    data: Annotated[Path, typer.Argument(help="Labelled store.")],
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/saliency"),
+) -> None:
+    """Gradient saliency map of each class (the reference's recipe)."""
+    from rdlab.patterns.evaluation import saliency_figures
+
+    try:
+        paths = saliency_figures(model, data, out)
+    except RdlabError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"wrote {paths[0]}")
+
+
+def classify(
+    scan_data: Annotated[Path, typer.Argument(help="Scan store (rdlab scan).")],
+    model: Annotated[Path, typer.Argument(help="Model file or training folder.")],
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/classification"),
+    compare: Annotated[Path | None, typer.Option(help="An earlier classification.zarr of the "
+                                                 "same scan: report changed cells.")] = None,
+) -> None:
+    """Label every scan point with class probabilities; phase map, montages, HTML explorer."""
+    from rdlab.patterns.classify import changed_cells, classify_scan
+    from rdlab.patterns.evaluation import resolve_model_path
+
+    try:
+        metrics = classify_scan(scan_data, resolve_model_path(model), out)
+        report = (changed_cells(compare, out / "classification.zarr")
+                  if compare is not None else None)
+    except RdlabError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"{out}: {metrics['points']} points: " + ", ".join(
+        f"{c} {n}" for c, n in metrics["counts"].items() if n))
+    if report is not None:
+        typer.echo(f"{report['changed']} of {report['points']} cells changed class")
+        (out / "changed_cells.json").write_text(json.dumps(report, ensure_ascii=False))
+
+
+def paper(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/paper"),
+    second_pass: Annotated[bool, typer.Option(help="Also run the second pass (π, train2/"
+                                              "val2, retrain, reclassify).")] = False,
+    dtype: Annotated[str, typer.Option(help="float64 (paper) or float32.")] = "float64",
+    mode: Annotated[str, typer.Option(help="Initial states: default or legacy.")] = "default",
+    scheduler: Scheduler = None,
+    workers: Workers = None,
+) -> None:
+    """The whole paper: datasets, training, evaluation, scan, classification (resumable)."""
+    from rdlab.patterns.paper_pipeline import PaperSettings, run_paper
+
+    try:
+        summary = run_paper(out, PaperSettings(runs=_settings(mode, False, dtype, True),
+                                               scheduler=scheduler, workers=workers),
+                            second_pass=second_pass)
+    except RdlabError as exc:
+        _fail(exc)
+        return
+    typer.echo(json.dumps(summary["timings_s"], indent=1))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the Classify commands to the ``rdlab`` app."""
+    for command in (dataset, scan, train, evaluate, saliency, classify, paper):
+        app.command()(command)
