@@ -8,8 +8,12 @@ block of (k, f, seed) points as one batch. The stored image is U at steps 59 760
 
 Early stopping: runs that have settled into a homogeneous, linearly stable fixed point (the
 classes L and H; see :mod:`rdlab.simulate.steady`) are stopped at the next check and their
-remaining snapshots are the current state, which differs from the uninterrupted run by at
-most the uniformity tolerance (1e-6).
+remaining snapshots are the current state. Tolerances (:data:`STEADY_TOLERANCES`) follow the
+dtype: in float64 a run stops when U and V are uniform to 1e-6 and the well-mixed rate is below
+1e-9. Float32 cannot resolve the approach to a fixed point: once ``dt·rate`` is below half an
+ulp of U (3e-8 near U = 1) the update rounds to nothing, and e.g. the trivial state stalls at
+U ≈ 1 − 5e-5 with 1.5e-5 of spatial ripple; there the thresholds are 1e-4 (uniform) and 1e-6
+(rate), and stopped frames differ from full float32 runs by at most about 1e-4.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from rdlab.patterns.initial_conditions import gray_scott_initial_batch
 from rdlab.simulate import fast
 from rdlab.simulate.steady import homogeneous_steady
 from rdlab.system import Grid, System
+
+#: (uniform_tol, rate_tol) of the steadiness test per simulation dtype.
+STEADY_TOLERANCES = {"float64": (1e-6, 1e-9), "float32": (1e-4, 1e-6)}
 
 #: Snapshot steps of the 2-D images (t = 14 940, 14 970, 15 000 at dt = 0.25).
 IMAGE_STEPS = (59760, 59880, 60000)
@@ -119,7 +126,7 @@ def simulate_patterns(k: Sequence[float], f: Sequence[float], seeds: Sequence[in
         now += settings.check_every
         if progress is not None:
             progress(settings.check_every * active.size // n)
-        steady = homogeneous_steady(sub, state)
+        steady = homogeneous_steady(sub, state, *STEADY_TOLERANCES[settings.dtype])
         if steady.any():
             done = active[steady]
             frames[done] = state[steady][:, None, 0].astype(np.float32)
