@@ -103,12 +103,19 @@ def train(
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     legacy_shift: Annotated[bool, typer.Option(help="Augment with the reference's ±1 px shift "
                                                "instead of a periodic translation.")] = False,
+    architecture: Annotated[str, typer.Option(help="2d (Table II) or 3d (time-stack variant; "
+                                              "needs `rdlab dataset --3d` stores).")] = "2d",
+    minutes: Annotated[float | None, typer.Option(help="Wall-time budget: stop after the "
+                                                  "epoch that passes it.")] = None,
 ) -> None:
     """Train the pattern CNN (resumable: rerun the same command to continue)."""
     from rdlab.patterns.paper_pipeline import train_model
 
     overrides: dict = {k: v for k, v in (("epochs", epochs), ("patience", patience),
                                          ("seed", seed)) if v is not None}
+    overrides["architecture"] = architecture
+    if minutes is not None:
+        overrides["time_limit_s"] = 60.0 * minutes
     if legacy_shift:
         from rdlab.patterns.augment import AugmentConfig
 
