@@ -7,8 +7,9 @@ trained from scratch on 16 classes → evaluate on val2 and the pass-1 test set 
 same scan → report how many cells changed class and where π is found.
 
 Every stage writes into ``out`` and skips work already done (stores finish their missing
-blocks, training resumes from ``last.pt``), so rerunning the same call after an interruption
-continues. ``timings.json`` records the wall seconds each stage took in this call.
+blocks, training resumes from ``last.pt``, an evaluation or classification whose summary file
+exists is read back — delete its folder to redo it), so rerunning the same call after an
+interruption continues. ``timings.json`` records the wall seconds each stage took in this call.
 """
 
 from __future__ import annotations
@@ -91,6 +92,13 @@ class _Timer:
         return result
 
 
+def _once(summary_file: Path, work: Callable[[], dict]) -> dict:
+    """``work()``, unless ``summary_file`` (the JSON it writes last) already exists."""
+    if summary_file.is_file():
+        return json.loads(summary_file.read_text())
+    return work()
+
+
 def run_paper(out: str | Path, settings: PaperSettings | None = None,
               second_pass: bool = False, scan_points=None) -> dict:
     """Run (or finish) the workflow into ``out``; returns the summary also written to
@@ -110,12 +118,14 @@ def run_paper(out: str | Path, settings: PaperSettings | None = None,
     timer.stage("train", lambda: train_model(data / "train.zarr", data / "val.zarr",
                                              out / "model", settings.train, settings.progress))
     sets = {n: data / f"{n}.zarr" for n in ("train", "val", "test")}
-    summary["evaluation"] = timer.stage(
-        "evaluate", lambda: evaluate_datasets(out / "model", sets, out / "evaluation"))
+    summary["evaluation"] = timer.stage("evaluate", lambda: _once(
+        out / "evaluation" / "evaluation.json",
+        lambda: evaluate_datasets(out / "model", sets, out / "evaluation")))
     timer.stage("scan", lambda: make_scan(out / "scan.zarr", settings, scan_points))
-    summary["classification"] = timer.stage(
-        "classify", lambda: classify_scan(out / "scan.zarr", out / "model" / "best.pt",
-                                          out / "classification", progress=settings.progress))
+    summary["classification"] = timer.stage("classify", lambda: _once(
+        out / "classification" / "metrics.json",
+        lambda: classify_scan(out / "scan.zarr", out / "model" / "best.pt",
+                              out / "classification", progress=settings.progress)))
     if second_pass:
         for name in ("train2", "val2"):
             timer.stage(f"dataset_{name}",
@@ -124,13 +134,13 @@ def run_paper(out: str | Path, settings: PaperSettings | None = None,
                                                    out / "model2", settings.train,
                                                    settings.progress))
         sets2 = {"val2": data / "val2.zarr", "test": data / "test.zarr"}
-        summary["evaluation2"] = timer.stage(
-            "evaluate2", lambda: evaluate_datasets(out / "model2", sets2,
-                                                   out / "evaluation2"))
-        summary["classification2"] = timer.stage(
-            "classify2", lambda: classify_scan(out / "scan.zarr", out / "model2" / "best.pt",
-                                               out / "classification2",
-                                               progress=settings.progress))
+        summary["evaluation2"] = timer.stage("evaluate2", lambda: _once(
+            out / "evaluation2" / "evaluation.json",
+            lambda: evaluate_datasets(out / "model2", sets2, out / "evaluation2")))
+        summary["classification2"] = timer.stage("classify2", lambda: _once(
+            out / "classification2" / "metrics.json",
+            lambda: classify_scan(out / "scan.zarr", out / "model2" / "best.pt",
+                                  out / "classification2", progress=settings.progress)))
         report = changed_cells(out / "classification" / "classification.zarr",
                                out / "classification2" / "classification.zarr")
         summary["second_pass"] = _second_pass_summary(report)
