@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 import yaml
 
+from rdlab.cli_errors import fail as _fail
 from rdlab.cli_patterns import register as register_patterns
 from rdlab.errors import RdlabError
 
@@ -21,11 +22,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-
-
-def _fail(exc: Exception) -> None:
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
 
 
 def _parse_assignment(text: str, what: str) -> tuple[str, str]:

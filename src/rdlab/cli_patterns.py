@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from rdlab.cli_errors import fail as _fail
 from rdlab.errors import RdlabError
 
 Scheduler = Annotated[str | None, typer.Option(
@@ -16,9 +17,9 @@ Scheduler = Annotated[str | None, typer.Option(
 Workers = Annotated[int | None, typer.Option(help="Workers of the local cluster.")]
 
 
-def _fail(exc: Exception) -> None:
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
+def _report_store(path: Path, stats: dict, noun: str) -> None:
+    typer.echo(f"{path}: {stats['samples_total']} {noun} ({stats['samples_run']} simulated now "
+               f"in {stats['wall_seconds']:.0f} s, {stats['early_stopped']} stopped early)")
 
 
 def _settings(mode: str, stack3d: bool, dtype: str, early_stop: bool):
@@ -54,8 +55,7 @@ def dataset(
     except RdlabError as exc:
         _fail(exc)
         return
-    typer.echo(f"{path}: {stats['samples_total']} samples ({stats['samples_run']} simulated "
-               f"now in {stats['wall_seconds']:.0f} s, {stats['early_stopped']} stopped early)")
+    _report_store(path, stats, "samples")
 
 
 def scan(
@@ -88,8 +88,7 @@ def scan(
     except RdlabError as exc:
         _fail(exc)
         return
-    typer.echo(f"{out}: {stats['samples_total']} points ({stats['samples_run']} simulated now "
-               f"in {stats['wall_seconds']:.0f} s, {stats['early_stopped']} stopped early)")
+    _report_store(out, stats, "points")
 
 
 def train(

@@ -43,7 +43,8 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -255,20 +256,26 @@ def _to_input(batch: np.ndarray, model: nn.Module) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- inference
 
+@contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Run the body with ``model`` in eval mode, then restore its train/eval flag."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
 def _logits(model: nn.Module, frames: Any, batch_size: int) -> torch.Tensor:
     if batch_size < 1:
         raise ParameterError(f"batch_size must be >= 1, got {batch_size}")
     n = _n_samples(frames)
-    was_training = model.training
-    model.eval()
     parts = []
-    try:
-        with torch.inference_mode():
-            for a in range(0, n, batch_size):
-                batch = _slice(frames, a, min(a + batch_size, n))
-                parts.append(model(_to_input(batch, model)).float())
-    finally:
-        model.train(was_training)
+    with _eval_mode(model), torch.inference_mode():
+        for a in range(0, n, batch_size):
+            batch = _slice(frames, a, min(a + batch_size, n))
+            parts.append(model(_to_input(batch, model)).float())
     if not parts:
         return torch.zeros((0, int(model.n_classes)))
     return torch.cat(parts)
@@ -327,18 +334,14 @@ def saliency(model: nn.Module, frames: Any, class_index: int, sigma: float = 2.0
     if sigma < 0:
         raise ParameterError(f"sigma must be >= 0, got {sigma}")
     n = _n_samples(frames)
-    was_training = model.training
-    model.eval()
     maps = []
-    try:
+    with _eval_mode(model):
         for a in range(0, n, batch_size):
             inp = _to_input(_slice(frames, a, min(a + batch_size, n)), model)
             inp.requires_grad_(True)
             logits = model(inp)
             (grad,) = torch.autograd.grad(logits[:, int(class_index)].sum(), inp)
             maps.append(grad.amax(dim=1).float().numpy())
-    finally:
-        model.train(was_training)
     if not maps:
         return np.zeros((0, *tuple(frames.shape[-2:])), dtype=np.float32)
     m = np.concatenate(maps).astype(np.float64)

@@ -34,6 +34,7 @@ from rdlab.viz.phase_map import (
     _check_classes,
     _check_coords,
     _check_labels,
+    _check_positive_ints,
     _check_probabilities,
     cell_size,
     class_colors,
@@ -332,9 +333,7 @@ def write_explorer(
             f"images must have shape (n, C, y, x) or (n, y, x) with n = {n} points, "
             f"got {imgs.shape}"
         )
-    for name, v in (("thumb_size", thumb_size), ("top", top)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ParameterError(f"{name} must be a positive integer, got {v!r}")
+    _check_positive_ints(thumb_size=thumb_size, top=top)
     dk, df = cell_size(k_arr, f_arr)
     colors = [_hex(c) for c in class_colors(names)]
     uris, img_index = _thumbnails(imgs, int(thumb_size))

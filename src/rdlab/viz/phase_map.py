@@ -102,6 +102,13 @@ def _check_classes(classes: Sequence[str]) -> list[str]:
     return names
 
 
+def _check_positive_ints(**values: object) -> None:
+    """Raise :class:`ParameterError` naming the first value that is not an integer ≥ 1."""
+    for name, v in values.items():
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ParameterError(f"{name} must be a positive integer, got {v!r}")
+
+
 def _check_coords(k: np.ndarray | Sequence[float], f: np.ndarray | Sequence[float],
                   ) -> tuple[np.ndarray, np.ndarray]:
     """``k, f`` as finite float64 ``(n,)`` arrays of the same length ``n ≥ 1``."""
@@ -592,9 +599,7 @@ def save_class_montage(
             f"length mismatch: images of shape {arr.shape} for {n} (k, f) points "
             f"(expected (n, y, x) or (n, C, y, x) with n = {n})"
         )
-    for name, v in (("max_panels", max_panels), ("ncols", ncols)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ParameterError(f"{name} must be a positive integer, got {v!r}")
+    _check_positive_ints(max_panels=max_panels, ncols=ncols)
     idx = np.arange(n)
     if n > max_panels:
         idx = np.unique(np.round(np.linspace(0, n - 1, int(max_panels))).astype(int))
