@@ -21,3 +21,7 @@ def test_quick_demo_writes_a_complete_report(tmp_path):
     assert metrics["gray_scott_gallery"]["samples"] == 12
     ev = metrics["dense_network"]["explained_variance_ratio"]
     assert len(ev) == 3 and 0.5 < sum(ev) <= 1.0 + 1e-9
+    disc = metrics["discover"]
+    assert disc["converged"] and disc["exact"], disc["table"]
+    assert disc["max_rate_error"] < 1e-2
+    assert (out / "discover" / "mechanism.xml").stat().st_size > 1000

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 import yaml
 
+from rdlab.cli_discover import register as register_discover
 from rdlab.cli_errors import fail as _fail
 from rdlab.cli_patterns import register as register_patterns
 from rdlab.errors import RdlabError
@@ -168,6 +169,7 @@ def demo(
 
 
 register_patterns(app)
+register_discover(app)
 
 
 def main() -> None:  # pragma: no cover - entry point

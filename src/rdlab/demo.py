@@ -7,6 +7,9 @@
    reactions) with its initial parameters, rendered with PCA→RGB.
 3. Classify: a small (k, f) scan at the paper's settings, labelled by the CNN shipped in the
    package, drawn as a phase map with per-class montages and the HTML explorer.
+4. Discover: the hydrogen-oxidation mechanism recovered from derivative data with 0.1 %
+   noise by the CRNN with partial-parameter freezing; learned-vs-true table and
+   trajectories.
 """
 
 from __future__ import annotations
@@ -121,6 +124,30 @@ def classify_section(folder: RunFolder, quick: bool) -> dict:
             "early_stopped": stats["early_stopped"]}
 
 
+def discover_section(folder: RunFolder, quick: bool) -> dict:
+    """Recover hydrogen oxidation (6 species, 6 reversible reactions) from noisy data into
+    ``folder/discover`` (data, mechanism table/YAML/Antimony/SBML, trajectory plot)."""
+    from rdlab.discover.examples import example
+    from rdlab.discover.workflow import DiscoverSettings, run_discovery
+
+    ex = example("stiff" if quick else "hydrogen-oxidation")
+    settings = DiscoverSettings(noise=1e-3, estimator={"time_budget": 60.0 if quick else 120.0,
+                                                       "seed": 1})
+    report = run_discovery(ex, folder.file("discover"), settings, progress=not quick)
+    fit = report["fit"]
+    rows = []
+    for m in report["comparison"]["matched"]:
+        if m["learned"] is None:
+            rows.append([m["reaction"] + 1, "not found", "", "", ""])
+            continue
+        rows.append([m["reaction"] + 1, f"{m['kf_true']:.4g}", f"{m['kf']:.4g}",
+                     f"{m['kr_true']:.4g}", f"{m['kr']:.4g}"])
+    return {"example": ex.name, "converged": fit["converged"], "exact": report["exact"],
+            "seconds": fit["seconds"], "max_rate_error": report["comparison"]["max_rate_error"],
+            "trajectory_error": report.get("trajectory_error"), "rows": rows,
+            "table": (folder.file("discover") / "mechanism.txt").read_text()}
+
+
 def run_demo(out: str | Path, quick: bool = False, seed: int = 0) -> Path:
     """Run the tour and write ``out/index.html``."""
     folder = RunFolder(out)
@@ -131,8 +158,10 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0) -> Path:
     gallery = gray_scott_gallery(folder, gs_steps, seed)
     dense = dense_network_run(folder, dense_steps, seed)
     classified = classify_section(folder, quick)
+    discovered = discover_section(folder, quick)
     folder.write_metrics({"gray_scott_gallery": gallery, "dense_network": dense,
-                          "classify": classified})
+                          "classify": classified,
+                          "discover": {k: v for k, v in discovered.items() if k != "rows"}})
 
     report = viz.HtmlReport("rdlab demo")
     report.add_heading("Gray–Scott pattern gallery")
@@ -167,4 +196,20 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0) -> Path:
     report.add_image("classify/phase_map.png")
     report.add_table([[c, n] for c, n in classified["counts"].items() if n],
                      ["class", "points"])
+    report.add_heading("Discover: a reaction network from concentration data")
+    verdict = ("equals the true mechanism" if discovered["exact"] else
+               "does NOT equal the true mechanism")
+    report.add_paragraph(
+        f"The {discovered['example']} example: 100 random initial conditions, t = 0…1 in steps "
+        "of 0.1, time derivatives with 0.1 % multiplicative noise. The CRNN with "
+        "partial-parameter freezing learned the stoichiometry and rates in "
+        f"{discovered['seconds']:.0f} s; the learned stoichiometry {verdict} "
+        f"(largest rate error {discovered['max_rate_error']:.1e}). Below: the learned "
+        "mechanism, rates against the truth, and trajectories of the learned network against "
+        "the true one from a new initial condition. discover/ holds the mechanism as YAML, "
+        "Antimony and SBML.")
+    report.add_preformatted(discovered["table"])
+    report.add_table(discovered["rows"], ["reaction", "kf true", "kf learned", "kr true",
+                                          "kr learned"])
+    report.add_image("discover/trajectories.png")
     return report.write(folder.file("index.html"))

@@ -1,0 +1,281 @@
+"""Concentration time series for reaction discovery: generation (§4), noise, files.
+
+Layout: ``concentrations`` and ``derivatives`` are ``(sample, time, species)`` — one sample per
+initial condition — with optional ``temperatures`` ``(sample,)`` in K. On disk: a zarr store
+(xarray, dims ``sample, time, species``) or a long CSV with one row per (sample, time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from rdlab.discover.mechanism import Mechanism
+from rdlab.errors import ParameterError
+from rdlab.simulate import ode
+from rdlab.system import System
+
+__all__ = ["ReactionData", "generate", "load", "save", "split", "trajectories"]
+
+#: Concentrations are clipped to this floor before logarithms (as the reference does).
+CONCENTRATION_FLOOR = 1e-30
+
+
+@dataclass(frozen=True)
+class ReactionData:
+    """Time series of ``n_samples`` initial conditions.
+
+    species: names, length ``n_s``.
+    times: ``(n_t,)`` sampling times (any unit; rates come out per that unit).
+    concentrations: ``(n_samples, n_t, n_s)``, ≥ 0.
+    derivatives: ``(n_samples, n_t, n_s)`` d(concentration)/dt, or ``None`` when only
+        concentrations were measured (estimate them with :mod:`rdlab.discover.derivatives`).
+    temperatures: ``(n_samples,)`` in K, or ``None``.
+    """
+
+    species: tuple[str, ...]
+    times: np.ndarray
+    concentrations: np.ndarray
+    derivatives: np.ndarray | None = None
+    temperatures: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        c = np.asarray(self.concentrations, dtype=float)
+        if c.ndim != 3:
+            raise ParameterError(f"concentrations must be (sample, time, species), got shape "
+                                 f"{c.shape}")
+        n, n_t, n_s = c.shape
+        if n_s != len(self.species):
+            raise ParameterError(f"concentrations have {n_s} species columns, names are "
+                                 f"{list(self.species)}")
+        t = np.asarray(self.times, dtype=float).reshape(-1)
+        if t.size != n_t:
+            raise ParameterError(f"{t.size} times for {n_t} time points")
+        bad = ~np.isfinite(c)
+        if bad.any():
+            s, i, k = np.argwhere(bad)[0]
+            raise ParameterError(f"concentration of {self.species[k]} in sample {s} at time "
+                                 f"{t[i]} is {c[s, i, k]}")
+        if np.any(c < -1e-8):
+            s, i, k = np.argwhere(c < -1e-8)[0]
+            raise ParameterError(f"negative concentration {c[s, i, k]:g} of "
+                                 f"{self.species[k]} (sample {s}, time {t[i]})")
+        object.__setattr__(self, "species", tuple(self.species))
+        object.__setattr__(self, "times", t)
+        object.__setattr__(self, "concentrations", np.maximum(c, CONCENTRATION_FLOOR))
+        if self.derivatives is not None:
+            d = np.asarray(self.derivatives, dtype=float)
+            if d.shape != c.shape:
+                raise ParameterError(f"derivatives have shape {d.shape}, concentrations "
+                                     f"{c.shape}")
+            if not np.all(np.isfinite(d)):
+                s, i, k = np.argwhere(~np.isfinite(d))[0]
+                raise ParameterError(f"derivative of {self.species[k]} in sample {s} at time "
+                                     f"{t[i]} is {d[s, i, k]}")
+            object.__setattr__(self, "derivatives", d)
+        if self.temperatures is not None:
+            T = np.asarray(self.temperatures, dtype=float).reshape(-1)
+            if T.size != n:
+                raise ParameterError(f"{T.size} temperatures for {n} samples")
+            if np.any(~np.isfinite(T)) or np.any(T <= 0):
+                raise ParameterError(f"temperatures must be positive (K), got {T}")
+            object.__setattr__(self, "temperatures", T)
+
+    @property
+    def n_samples(self) -> int:
+        return self.concentrations.shape[0]
+
+    def points(self) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Flattened ``(u (N, n_s), du (N, n_s) or None, T (N,) or None)``."""
+        n, n_t, n_s = self.concentrations.shape
+        u = self.concentrations.reshape(-1, n_s)
+        du = None if self.derivatives is None else self.derivatives.reshape(-1, n_s)
+        T = None if self.temperatures is None else np.repeat(self.temperatures, n_t)
+        return u, du, T
+
+    def with_noise(self, level: float, seed: int = 0, kind: str = "gaussian") -> ReactionData:
+        """Multiplicative noise on the derivatives: ``du·(1 + level·ξ)``, ξ ~ N(0, 1)
+        (``kind="gaussian"``) or ξ ~ U(−1, 1) (``"uniform"``, the reference code's)."""
+        if self.derivatives is None:
+            raise ParameterError("these data have no derivatives to add noise to")
+        if not np.isfinite(level) or level < 0:
+            raise ParameterError(f"noise level must be ≥ 0, got {level!r}")
+        rng = np.random.default_rng(seed)
+        shape = self.derivatives.shape
+        if kind == "gaussian":
+            xi = rng.standard_normal(shape)
+        elif kind == "uniform":
+            xi = rng.uniform(-1.0, 1.0, shape)
+        else:
+            raise ParameterError(f"noise kind must be 'gaussian' or 'uniform', got {kind!r}")
+        return replace(self, derivatives=self.derivatives * (1.0 + level * xi))
+
+
+def _rates_per_sample(mech: Mechanism, net_columns: list[tuple[int, int]],
+                      temperatures: np.ndarray | None, n: int) -> np.ndarray:
+    kf, kr = mech.rates_at(temperatures if temperatures is not None
+                           else mech.reference_temperature)
+    kf = np.broadcast_to(kf, (n, mech.n_reactions))
+    kr = np.broadcast_to(kr, (n, mech.n_reactions))
+    cols = [kf[:, i] if direction == 0 else kr[:, i] for i, direction in net_columns]
+    return np.stack(cols, axis=1)
+
+
+def generate(mechanism: Mechanism, n_samples: int = 100,
+             times: np.ndarray | None = None, seed: int = 1,
+             temperature_range: tuple[float, float] | None = None,
+             method: str = "LSODA", rtol: float = 1e-9, atol: float = 1e-12) -> ReactionData:
+    """Data as in §4: ``n_samples`` initial conditions with every species ~ U[0, 1), solved
+    by a stiff solver (analytic Jacobian) at tight tolerance and reported at ``times``
+    (default 0, 0.1, …, 1.0: 11 points). Derivatives are the exact right-hand side at the
+    reported states, so the pairs are consistent whatever the tolerance (it only decides
+    how close the states are to the true trajectory). ``method`` is any solver of
+    :mod:`rdlab.simulate.ode` (the paper uses Radau; LSODA is 2–5× faster here). Arrhenius
+    mechanisms draw one temperature ~ U(temperature_range) per sample.
+    """
+    if n_samples < 1:
+        raise ParameterError(f"n_samples must be ≥ 1, got {n_samples}")
+    t = np.linspace(0.0, 1.0, 11) if times is None else np.asarray(times, dtype=float)
+    rng = np.random.default_rng(seed)
+    x0 = rng.uniform(0.0, 1.0, (n_samples, mechanism.n_species))
+    T = None
+    if mechanism.arrhenius is not None:
+        if temperature_range is None:
+            raise ParameterError("an Arrhenius mechanism needs a temperature_range (K)")
+        T = rng.uniform(*temperature_range, n_samples)
+    states, derivs = trajectories(mechanism, x0, t, T, method=method, rtol=rtol, atol=atol)
+    return ReactionData(mechanism.species, t, states, derivs, T)
+
+
+def trajectories(mechanism: Mechanism, initial: np.ndarray, times: np.ndarray,
+                 temperatures: np.ndarray | float | None = None, *, method: str = "LSODA",
+                 rtol: float = 1e-9, atol: float = 1e-12) -> tuple[np.ndarray, np.ndarray]:
+    """Integrate ``mechanism`` from ``initial (n, n_s)`` and report it at ``times``.
+
+    temperatures: scalar or ``(n,)`` K for Arrhenius mechanisms. Returns
+    ``(concentrations, derivatives)``, each ``(n, n_t, n_s)``.
+    """
+    x0 = np.atleast_2d(np.asarray(initial, dtype=float))
+    n = x0.shape[0]
+    T = None if temperatures is None else np.broadcast_to(
+        np.asarray(temperatures, dtype=float), (n,))
+    # every direction becomes a column, zero rates included, so columns are predictable
+    columns = [(i, d) for i in range(mechanism.n_reactions)
+               for d in ((0,) if mechanism.orders is not None else (0, 1))]
+    net = _network_all_directions(mechanism)
+    system = System.build(net, rates=_rates_per_sample(mechanism, columns, T, n))
+    states, derivs = ode.solve(system, x0, np.asarray(times, dtype=float), method=method,
+                               rtol=rtol, atol=atol)
+    return np.transpose(states, (1, 0, 2)), np.transpose(derivs, (1, 0, 2))
+
+
+def _network_all_directions(mech: Mechanism):
+    """The mechanism's directed reactions with every direction present (rate 1 as a
+    placeholder; actual rates come per sample)."""
+    unit = Mechanism(mech.species, mech.V, np.ones(mech.n_reactions),
+                     np.zeros(mech.n_reactions) if mech.orders is not None
+                     else np.ones(mech.n_reactions), mech.orders)
+    return unit.to_network()
+
+
+def split(n_points: int, fraction: float = 0.8, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Random train/validation split of ``n_points`` points, 4:1 by default (shuffled over
+    all (sample, time) points, as the reference does)."""
+    if not 0 < fraction < 1:
+        raise ParameterError(f"train fraction must be in (0, 1), got {fraction!r}")
+    order = np.random.default_rng(seed).permutation(n_points)
+    n_train = int(round(fraction * n_points))
+    if n_train < 1 or n_train >= n_points:
+        raise ParameterError(f"{n_points} points are too few to split {fraction:g} : "
+                             f"{1 - fraction:g}")
+    return np.sort(order[:n_train]), np.sort(order[n_train:])
+
+
+# ---------------------------------------------------------------------------- files
+def save(data: ReactionData, path: str | Path) -> Path:
+    """Write ``data`` to ``*.zarr`` (xarray) or ``*.csv`` (one row per sample and time)."""
+    path = Path(path)
+    if path.suffix == ".csv":
+        import pandas as pd
+
+        n, n_t, n_s = data.concentrations.shape
+        cols = {"sample": np.repeat(np.arange(n), n_t), "time": np.tile(data.times, n)}
+        if data.temperatures is not None:
+            cols["temperature"] = np.repeat(data.temperatures, n_t)
+        for k, s in enumerate(data.species):
+            cols[s] = data.concentrations[:, :, k].reshape(-1)
+        if data.derivatives is not None:
+            for k, s in enumerate(data.species):
+                cols[f"d{s}/dt"] = data.derivatives[:, :, k].reshape(-1)
+        pd.DataFrame(cols).to_csv(path, index=False, float_format="%.17g")
+        return path
+    import xarray as xr
+
+    ds = xr.Dataset(
+        {"concentration": (("sample", "time", "species"), data.concentrations)},
+        coords={"time": data.times},
+        attrs={"species": list(data.species)},  # names as an attribute: zarr v3 has no
+    )                                           # portable string dtype
+    if data.derivatives is not None:
+        ds["derivative"] = (("sample", "time", "species"), data.derivatives)
+    if data.temperatures is not None:
+        ds["temperature"] = (("sample",), data.temperatures)
+    ds.to_zarr(path, mode="w")
+    return path
+
+
+def load(path: str | Path) -> ReactionData:
+    """Read a zarr store or CSV written by :func:`save` (or by hand: CSV columns ``sample``,
+    ``time``, optional ``temperature``, one column per species and optional ``dX/dt``
+    columns)."""
+    path = Path(path)
+    if not path.exists():
+        raise ParameterError(f"data file {str(path)!r} does not exist")
+    if path.suffix == ".csv":
+        import pandas as pd
+
+        df = pd.read_csv(path)
+        for col in ("sample", "time"):
+            if col not in df.columns:
+                raise ParameterError(f"{path}: CSV needs a {col!r} column; columns are "
+                                     f"{list(df.columns)}")
+        dcols = [c for c in df.columns if c.startswith("d") and c.endswith("/dt")]
+        species = [c for c in df.columns
+                   if c not in ("sample", "time", "temperature") and c not in dcols]
+        if not species:
+            raise ParameterError(f"{path}: no species columns")
+        df = df.sort_values(["sample", "time"])
+        samples = df["sample"].unique()
+        n_t = len(df) // len(samples)
+        if n_t * len(samples) != len(df):
+            raise ParameterError(f"{path}: every sample needs the same number of times")
+        times = df["time"].to_numpy()[:n_t]
+        conc = df[species].to_numpy().reshape(len(samples), n_t, len(species))
+        deriv = None
+        if dcols:
+            missing = [s for s in species if f"d{s}/dt" not in dcols]
+            if missing:
+                raise ParameterError(f"{path}: derivative columns missing for {missing}")
+            deriv = df[[f"d{s}/dt" for s in species]].to_numpy().reshape(conc.shape)
+        T = None
+        if "temperature" in df.columns:
+            T = df["temperature"].to_numpy().reshape(len(samples), n_t)[:, 0]
+        return ReactionData(tuple(species), times, conc, deriv, T)
+    import xarray as xr
+
+    ds = xr.open_zarr(path)
+    if "concentration" not in ds:
+        raise ParameterError(f"{path}: zarr store has no 'concentration' variable")
+    c = ds["concentration"].transpose("sample", "time", "species")
+    deriv = (ds["derivative"].transpose("sample", "time", "species").values
+             if "derivative" in ds else None)
+    T = ds["temperature"].values if "temperature" in ds else None
+    names = ds.attrs.get("species")
+    if names is None and "species" in ds.coords:
+        names = [str(s) for s in ds["species"].values]
+    if names is None:
+        raise ParameterError(f"{path}: no species names (attribute 'species')")
+    return ReactionData(tuple(names), ds["time"].values,
+                        c.values, deriv, T)

@@ -1,0 +1,518 @@
+"""Reaction discovery as a scikit-learn-style estimator.
+
+:class:`ReactionDiscovery` learns a mechanism (stoichiometry and rate constants) from
+concentrations and their time derivatives with Algorithm 1 of the paper (partial-parameter
+freezing, PPF), made fast and reliable:
+
+* ``population`` candidates train together as one batched computation (see
+  :mod:`rdlab.discover.crnn`); the first one whose frozen mechanism fits the validation data
+  to ``tolerance`` wins;
+* once all rows of a candidate are frozen, its rates are the exact least-squares solution
+  (:mod:`rdlab.discover.rate_fit`) instead of a second long Adam run;
+* a candidate whose frozen mechanism does not fit is started again, so a bad draw costs a
+  restart instead of a silently wrong answer; when time runs out, the best candidate is
+  returned with ``converged_ = False``;
+* rows that keep rounding to zero or to an already frozen reaction are dropped, which is how
+  too many proposed reactions are pruned (Remark 3.2).
+
+``freezing=False`` is the plain baseline of the paper's tables (no PPF, rates as learned).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from rdlab.discover import freezing
+from rdlab.discover.crnn import PopulationCRNN
+from rdlab.discover.data import CONCENTRATION_FLOOR, ReactionData, split
+from rdlab.discover.mechanism import ArrheniusRates, Mechanism
+from rdlab.discover.rate_fit import (
+    fit_arrhenius,
+    fit_rates,
+    point_weights,
+    refine_integers,
+    relative_errors,
+)
+from rdlab.errors import NetworkError, ParameterError
+
+__all__ = ["ReactionDiscovery"]
+
+
+@dataclass
+class _Candidate:
+    """A finished candidate: integer structure, fitted rates and its validation errors."""
+
+    mechanism: Mechanism
+    error: float
+    species_errors: np.ndarray
+    epoch: int
+    seconds: float
+
+
+class ReactionDiscovery:
+    """Learn a mass-action mechanism from (concentration, derivative) pairs.
+
+    Parameters
+    ----------
+    n_reactions:
+        Number of proposed reactions ``n_r`` (reversible pairs in V form).
+    freezing:
+        Use partial-parameter freezing (Algorithm 1); ``False`` is the paper's baseline.
+    catalytic:
+        Learn reactant orders separately from stoichiometry (irreversible reactions), so
+        catalytic steps such as X + Y → 2Y can be found.
+    epsilon:
+        Integer threshold of eq. (3.4) (paper: 0.05).
+    tolerance:
+        A frozen mechanism is accepted when, for every species, the RMS of the point-wise
+        relative error of its derivatives on the validation data is at most this
+        (:func:`~rdlab.discover.rate_fit.relative_errors`). Noise-free data fit to ~1e-8;
+        with multiplicative derivative noise of level η pass ``noise_level=η`` instead
+        (the tolerance becomes ``max(tolerance, 3η)``).
+    learning_rate, regularisation:
+        Adam step size and λ of eq. (3.2) (paper: 1e-3 and 1e-8).
+    population:
+        Candidates trained at once.
+    check_every:
+        Epochs between plateau checks; a candidate is on a plateau when its best loss of the
+        last window improved on the previous window's by less than ``plateau``
+        (relative).
+    max_stalls:
+        Plateaus in a row without a new frozen row before the free rows are dropped.
+    max_epochs, time_budget:
+        Stop after this many epochs or seconds, whichever comes first.
+    validation_fraction:
+        Share of the points held out (paper: 1/5).
+    search_points:
+        Points (a random subset of the training points) on which the structure is searched;
+        ``None`` uses all. The rates and the acceptance test always use all points.
+    refine:
+        After freezing, try each coefficient one unit up and down with exactly re-fitted
+        rates and keep what lowers the residual (:func:`~rdlab.discover.rate_fit.
+        refine_integers`); repairs rows PPF froze one unit off.
+    probe_sweeps:
+        Integer-search sweeps of the probe made at every plateau check (one candidate per
+        check, round-robin: all its rows rounded, repaired, accepted if it fits).
+    scale_species:
+        Divide each species' derivative error by the spread (std) of its derivatives, so
+        species moved only by slow reactions weigh as much as those moved by fast ones
+        (``False``: the paper's plain MSE).
+    seed:
+        Seeds the split and every random draw.
+    progress:
+        Show a progress bar.
+    """
+
+    def __init__(self, n_reactions: int = 2, *, freezing: bool = True, catalytic: bool = False,
+                 epsilon: float = 0.05, tolerance: float = 1e-4, noise_level: float = 0.0,
+                 learning_rate: float = 1e-2, regularisation: float = 1e-8,
+                 population: int = 8, check_every: int = 500, plateau: float = 1e-2,
+                 max_stalls: int = 3, max_epochs: int = 1_000_000, time_budget: float = 120.0,
+                 validation_fraction: float = 0.2, scale_species: bool = True,
+                 search_points: int | None = 256, refine: bool = True, probe_sweeps: int = 3,
+                 seed: int = 1, progress: bool = False):
+        self.n_reactions = n_reactions
+        self.freezing = freezing
+        self.catalytic = catalytic
+        self.epsilon = epsilon
+        self.tolerance = tolerance
+        self.noise_level = noise_level
+        self.learning_rate = learning_rate
+        self.regularisation = regularisation
+        self.population = population
+        self.check_every = check_every
+        self.plateau = plateau
+        self.max_stalls = max_stalls
+        self.max_epochs = max_epochs
+        self.time_budget = time_budget
+        self.validation_fraction = validation_fraction
+        self.scale_species = scale_species
+        self.search_points = search_points
+        self.refine = refine
+        self.probe_sweeps = probe_sweeps
+        self.seed = seed
+        self.progress = progress
+
+    # ------------------------------------------------------------------ sklearn API
+    def get_params(self, deep: bool = True) -> dict:
+        return {k: getattr(self, k) for k in (
+            "n_reactions", "freezing", "catalytic", "epsilon", "tolerance", "noise_level",
+            "learning_rate", "regularisation", "population", "check_every", "plateau",
+            "max_stalls", "max_epochs", "time_budget", "validation_fraction", "scale_species",
+            "search_points", "refine", "probe_sweeps", "seed",
+            "progress")}
+
+    def set_params(self, **params) -> ReactionDiscovery:
+        for k, v in params.items():
+            if k not in self.get_params():
+                raise ParameterError(f"unknown parameter {k!r} of ReactionDiscovery")
+            setattr(self, k, v)
+        return self
+
+    def _check_params(self) -> None:
+        for name in ("n_reactions", "population", "check_every", "max_stalls", "max_epochs"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or v < 1:
+                raise ParameterError(f"{name} must be a positive integer, got {v!r}")
+        for name in ("epsilon", "tolerance", "learning_rate", "time_budget", "plateau"):
+            v = getattr(self, name)
+            if not np.isfinite(v) or v <= 0:
+                raise ParameterError(f"{name} must be positive, got {v!r}")
+        if not 0 < self.epsilon < 0.5:
+            raise ParameterError(f"epsilon must be in (0, 0.5), got {self.epsilon!r}")
+        if self.regularisation < 0 or self.noise_level < 0:
+            raise ParameterError("regularisation and noise_level must be ≥ 0")
+
+    @staticmethod
+    def _arrays(X, y, temperature, species):
+        if isinstance(X, ReactionData):
+            if X.derivatives is None:
+                raise ParameterError("these data have no derivatives; estimate them first "
+                                     "(rdlab.discover.derivatives.estimate)")
+            u, du, T = X.points()
+            return u, du, T, X.species
+        u = np.asarray(X, dtype=float)
+        if u.ndim != 2:
+            raise ParameterError(f"X must be concentrations (n_points, n_species), got shape "
+                                 f"{u.shape}")
+        if y is None:
+            raise ParameterError("y (derivatives, same shape as X) is required")
+        du = np.asarray(y, dtype=float)
+        if du.shape != u.shape:
+            raise ParameterError(f"y has shape {du.shape}, X has {u.shape}")
+        for name, a in (("X", u), ("y", du)):
+            if not np.all(np.isfinite(a)):
+                i = np.argwhere(~np.isfinite(a))[0]
+                raise ParameterError(f"{name}[{i[0]}, {i[1]}] is {a[tuple(i)]}")
+        if np.any(u < -1e-8):
+            i = np.argwhere(u < -1e-8)[0]
+            raise ParameterError(f"negative concentration X[{i[0]}, {i[1]}] = {u[tuple(i)]}")
+        T = None if temperature is None else np.asarray(temperature, dtype=float).reshape(-1)
+        if T is not None and T.shape != (u.shape[0],):
+            raise ParameterError(f"temperature needs one value per point ({u.shape[0]}), got "
+                                 f"{T.shape}")
+        names = tuple(species) if species is not None else tuple(
+            f"X{i}" for i in range(u.shape[1]))
+        if len(names) != u.shape[1]:
+            raise ParameterError(f"{len(names)} species names for {u.shape[1]} columns")
+        return np.maximum(u, CONCENTRATION_FLOOR), du, T, names
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y=None, *, temperature=None, species=None) -> ReactionDiscovery:
+        """Learn the mechanism.
+
+        X: :class:`~rdlab.discover.data.ReactionData`, or concentrations ``(N, n_s)`` with
+        y: derivatives ``(N, n_s)`` (per unit time); temperature: ``(N,)`` K (learns
+        Arrhenius parameters); species: names of the columns.
+        """
+        self._check_params()
+        u, du, T, names = self._arrays(X, y, temperature, species)
+        train, val = split(u.shape[0], 1.0 - self.validation_fraction, self.seed)
+        self.species_ = names
+        self.n_features_in_ = len(names)
+        torch.manual_seed(self.seed)
+        gen = torch.Generator().manual_seed(self.seed)
+        t0 = time.perf_counter()
+        log_u = np.log(u)
+        T_ref = float(np.mean(T)) if T is not None else None
+        # weight each species by its derivative scale, so a species moved only by a slow
+        # reaction counts as much as one moved by a fast one
+        scale = np.std(du[train], axis=0) if self.scale_species else np.ones(du.shape[1])
+        scale = np.where(scale > 0, scale, 1.0)
+        self._species_scale = scale
+        # the structure search runs on a random subset (a step costs ∝ points); rates and
+        # the acceptance test use every point
+        search = train
+        if self.search_points is not None and train.size > self.search_points:
+            rng = np.random.default_rng(self.seed)
+            search = np.sort(rng.choice(train, self.search_points, replace=False))
+        self._search = search
+        data = {
+            "log_u": torch.as_tensor(log_u[search]),
+            "du": torch.as_tensor(du[search] / scale),
+            "w": torch.as_tensor(1.0 / scale),
+            "x": None if T is None else torch.as_tensor(T_ref / T[search]),
+        }
+        self._fit_data = (log_u, du, T, train, val, T_ref)
+        model = PopulationCRNN(self.population, self.n_reactions, len(names),
+                               catalytic=self.catalytic, arrhenius=T is not None, generator=gen)
+        opt = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
+        if self.freezing:
+            result = self._train_ppf(model, opt, data, t0)
+        else:
+            result = self._train_plain(model, opt, data, t0)
+        self.fit_seconds_ = time.perf_counter() - t0
+        mech = result.mechanism
+        self.mechanism_ = mech.normalised()
+        self.validation_error_ = result.error
+        self.species_errors_ = result.species_errors
+        self.converged_ = bool(np.max(result.species_errors) <= self._tolerance())
+        self.time_to_structure_ = result.seconds if self.converged_ else None
+        total, _ = relative_errors(self.mechanism_.rhs(u[train], None if T is None
+                                                       else T[train]), du[train])
+        self.train_error_ = total
+        return self
+
+    def _tolerance(self) -> float:
+        return max(self.tolerance, 3.0 * self.noise_level)
+
+    # ------------------------------------------------------------------ training loops
+    def _step(self, model, opt, data) -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        losses = model.losses(data["log_u"], data["du"], data["x"], self.regularisation,
+                              data["w"])
+        losses.sum().backward()
+        opt.step()
+        return losses.detach()
+
+    def _out_of_time(self, epoch: int, t0: float) -> bool:
+        return epoch >= self.max_epochs or time.perf_counter() - t0 > self.time_budget
+
+    def _train_plain(self, model, opt, data, t0) -> _Candidate:
+        """The paper's baseline: Adam on everything, no freezing, rates as learned."""
+        epoch, last = 0, None
+        bar = tqdm(total=self.max_epochs, disable=not self.progress, desc="fit (no freezing)",
+                   unit="epoch", mininterval=1.0)
+        while not self._out_of_time(epoch, t0):
+            for _ in range(self.check_every):
+                last = self._step(model, opt, data)
+            epoch += self.check_every
+            bar.update(self.check_every)
+            bar.set_postfix(loss=f"{float(last.min()):.3e}")
+        bar.close()
+        self.n_epochs_ = epoch
+        self.restarts_ = 0
+        self.history_ = []
+        best = int(torch.argmin(last))
+        mech = self._raw_mechanism(model, best)
+        return self._score(mech, epoch, t0)
+
+    def _raw_mechanism(self, model, p: int) -> Mechanism:
+        """Candidate ``p`` as it stands, V not rounded, rates exp(l)."""
+        log_u, du, T, train, val, T_ref = self._fit_data
+        V = model.V[p].detach().numpy().copy()
+        orders = None if not model.catalytic else torch.relu(model.orders[p]).detach().numpy()
+        kf = np.exp(model.lf[p].detach().numpy())
+        kr = np.zeros_like(kf) if model.catalytic else np.exp(model.lr[p].detach().numpy())
+        arr = None
+        if T is not None:
+            R = 8.3145
+            ef = model.ef[p].detach().numpy() * R * T_ref
+            er = (np.zeros_like(ef) if model.catalytic
+                  else model.er[p].detach().numpy() * R * T_ref)
+            arr = ArrheniusRates(kf, kr, ef, er, R)
+            kf, kr = arr.rates(T_ref)
+        return Mechanism(self.species_, V, kf, kr, orders, arr, T_ref)
+
+    def _score(self, mech: Mechanism, epoch: int, t0: float) -> _Candidate:
+        log_u, du, T, train, val, T_ref = self._fit_data
+        u_val = np.exp(log_u[val])
+        with np.errstate(all="ignore"):
+            pred = mech.rhs(u_val, None if T is None else T[val])
+            total, per = relative_errors(pred, du[val])
+        if not np.isfinite(total) or not np.all(np.isfinite(per)):  # overflowing candidate
+            total, per = np.inf, np.full(du.shape[1], np.inf)
+        return _Candidate(mech, total, per, epoch, time.perf_counter() - t0)
+
+    def _frozen_mechanism(self, V: np.ndarray, orders: np.ndarray | None, epoch: int,
+                          t0: float, sweeps: int = 20) -> _Candidate:
+        """Rates of an integer structure by least squares on the training points."""
+        log_u, du, T, train, val, T_ref = self._fit_data
+        if self.refine and T is None:
+            s = self._search
+            V, orders, _ = refine_integers(V, orders, log_u[s], du[s], point_weights(du[s]),
+                                           max_sweeps=sweeps, deadline=t0 + self.time_budget)
+        keep = np.any(V != 0, axis=1)
+        V, orders = V[keep], None if orders is None else orders[keep]
+        if orders is None:
+            of, orr = np.maximum(0.0, -V), np.maximum(0.0, V)
+        else:
+            of, orr = orders, None
+        arr = None
+        if T is None:
+            kf, kr, _ = fit_rates(V, of, orr, log_u[train], du[train],
+                                  point_weights(du[train]))
+        else:
+            p = fit_arrhenius(V, of, orr, log_u[train], du[train], T[train])
+            arr = ArrheniusRates(p["Af"], p["Ar"], p["Ef"], p["Er"])
+            kf, kr = arr.rates(T_ref)
+        mech = Mechanism(self.species_, V, kf, kr, orders, arr, T_ref)
+        return self._score(mech, epoch, t0)
+
+    def _train_ppf(self, model, opt, data, t0) -> _Candidate:
+        P, R, S = model.population, model.n_reactions, model.n_species
+        frozen = np.zeros((P, R), bool)
+        frozen_V = torch.zeros(P, R, S, dtype=model.V.dtype)
+        frozen_O = torch.zeros(P, R, S, dtype=model.V.dtype) if model.catalytic else None
+        mask = torch.zeros(P, R, dtype=torch.bool)
+        prev_best = np.full(P, np.inf)
+        since_reset = np.zeros(P, int)
+        stalls = np.zeros(P, int)
+        finished: list[_Candidate] = []
+        self.restarts_ = 0
+        self.history_ = []
+        tol = self._tolerance()
+        epoch, winner = 0, None
+        window: list[torch.Tensor] = []
+        bar = tqdm(disable=not self.progress, desc="fit (PPF)", unit="epoch", mininterval=1.0)
+
+        def reset_adam(p: int, rows=None) -> None:
+            for param in model.parameters():
+                st = opt.state.get(param)
+                if not st:
+                    continue
+                for key in ("exp_avg", "exp_avg_sq"):
+                    if rows is None:
+                        st[key][p] = 0.0
+                    elif param.dim() == 3:
+                        st[key][p, rows] = 0.0
+
+        def restart(p: int) -> None:
+            model.redraw_member(p)
+            frozen[p] = False
+            mask[p] = False
+            reset_adam(p)
+            prev_best[p] = np.inf
+            since_reset[p] = 0
+            stalls[p] = 0
+            self.restarts_ += 1
+
+        while winner is None and not self._out_of_time(epoch, t0):
+            for _ in range(self.check_every):
+                window.append(self._step(model, opt, data))
+                if mask.any():
+                    with torch.no_grad():
+                        model.V[mask] = frozen_V[mask]
+                        if frozen_O is not None:
+                            model.orders[mask] = frozen_O[mask]
+            epoch += self.check_every
+            since_reset += self.check_every
+            bar.update(self.check_every)
+            cur_best = torch.stack(window).min(dim=0).values.numpy()
+            window.clear()
+            for p in range(P):
+                if since_reset[p] < 2 * self.check_every:
+                    prev_best[p] = min(prev_best[p], cur_best[p]) if np.isfinite(
+                        prev_best[p]) else cur_best[p]
+                    continue
+                improving = cur_best[p] < prev_best[p] * (1.0 - self.plateau)
+                prev_best[p] = min(prev_best[p], cur_best[p])
+                if improving:
+                    continue
+                V = model.V[p].detach().numpy()
+                orders_ = (None if not model.catalytic
+                           else torch.relu(model.orders[p]).detach().numpy())
+                status = freezing.row_status(V, orders_, frozen[p], self.epsilon)
+                new = [j for j, s in enumerate(status) if s == freezing.FREEZE and not frozen[p, j]]
+                for j in new:
+                    frozen[p, j] = True
+                    frozen_V[p, j] = torch.round(model.V[p, j].detach())
+                    if frozen_O is not None:
+                        frozen_O[p, j] = torch.round(torch.relu(model.orders[p, j].detach()))
+                stalls[p] = 0 if new else stalls[p] + 1
+                free = [j for j in range(R) if not frozen[p, j]]
+                if free and stalls[p] >= self.max_stalls:
+                    for j in free:  # keeps coming back as nothing new: drop it
+                        frozen[p, j] = True
+                        frozen_V[p, j] = 0.0
+                        if frozen_O is not None:
+                            frozen_O[p, j] = 0.0
+                    free = []
+                mask[p] = torch.as_tensor(frozen[p])
+                self.history_.append({"epoch": epoch, "candidate": p, "loss": float(cur_best[p]),
+                                      "frozen": int(frozen[p].sum()), "new": len(new)})
+                if free:
+                    model.redraw_rows(p, free)
+                    reset_adam(p, free)
+                    prev_best[p] = np.inf
+                    since_reset[p] = 0
+                    continue
+                cand = self._frozen_mechanism(frozen_V[p].numpy().copy(),
+                                              None if frozen_O is None
+                                              else frozen_O[p].numpy().copy(), epoch, t0)
+                finished.append(cand)
+                if np.max(cand.species_errors) <= tol:
+                    winner = cand
+                    break
+                restart(p)
+            if winner is None and self.refine:
+                # probe one candidate per check (round-robin): round all its rows, repair
+                # them by integer search, and accept it if it already fits
+                p = (epoch // self.check_every) % P
+                cand = self._rounded_candidate(model, p, frozen, frozen_V, frozen_O, epoch, t0,
+                                               sweeps=self.probe_sweeps)
+                if cand is not None:
+                    finished.append(cand)
+                    if np.max(cand.species_errors) <= tol:
+                        winner = cand
+            bar.set_postfix(frozen=int(frozen.sum(1).max()), restarts=self.restarts_,
+                            loss=f"{float(cur_best.min()):.2e}")
+        bar.close()
+        self.n_epochs_ = epoch
+        if winner is not None:
+            return winner
+        # out of time: best of the finished ones and of the live candidates rounded now
+        for p in range(P):
+            cand = self._rounded_candidate(model, p, frozen, frozen_V, frozen_O, epoch, t0)
+            if cand is not None:
+                finished.append(cand)
+        return min(finished, key=lambda c: (np.max(c.species_errors), c.error))
+
+    def _rounded_candidate(self, model, p, frozen, frozen_V, frozen_O, epoch, t0,
+                           sweeps: int = 20):
+        """Candidate ``p`` with its free rows rounded too, then fitted."""
+        V = np.where(frozen[p][:, None], frozen_V[p].numpy(),
+                     np.round(model.V[p].detach().numpy()))
+        orders_ = None
+        if model.catalytic:
+            orders_ = np.where(frozen[p][:, None], frozen_O[p].numpy(),
+                               np.round(torch.relu(model.orders[p]).detach().numpy()))
+            if np.any(orders_ + V < 0) and not self.refine:
+                return None
+        try:
+            return self._frozen_mechanism(V, orders_, epoch, t0, sweeps)
+        except NetworkError:
+            return None
+
+    # ------------------------------------------------------------------ use
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "mechanism_"):
+            raise ParameterError("this ReactionDiscovery is not fitted yet; call fit first")
+
+    def predict(self, X, temperature=None) -> np.ndarray:
+        """Derivatives ``(N, n_s)`` of the learned mechanism at concentrations ``X``."""
+        self._check_fitted()
+        u = np.asarray(X.points()[0] if isinstance(X, ReactionData) else X, dtype=float)
+        if isinstance(X, ReactionData):
+            temperature = X.points()[2]
+        if u.ndim != 2 or u.shape[1] != self.n_features_in_:
+            raise ParameterError(f"X must be (n_points, {self.n_features_in_}), got {u.shape}")
+        return self.mechanism_.rhs(np.maximum(u, CONCENTRATION_FLOOR), temperature)
+
+    def score(self, X, y=None, temperature=None) -> float:
+        """``1 − E`` with E the paper's relative L2 error of the derivatives."""
+        if isinstance(X, ReactionData):
+            _, y, temperature = X.points()
+        total, _ = relative_errors(self.predict(X, temperature), np.asarray(y, dtype=float))
+        return 1.0 - total
+
+    def report(self) -> dict:
+        """Fit quality and bookkeeping as a JSON-ready dict."""
+        self._check_fitted()
+        return {
+            "converged": self.converged_,
+            "validation_error": self.validation_error_,
+            "species_errors": dict(zip(self.species_, map(float, self.species_errors_))),
+            "tolerance": self._tolerance(),
+            "train_error": self.train_error_,
+            "epochs": self.n_epochs_,
+            "restarts": self.restarts_,
+            "seconds": self.fit_seconds_,
+            "time_to_structure": self.time_to_structure_,
+            "mechanism": self.mechanism_.to_dict(),
+        }

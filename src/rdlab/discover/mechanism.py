@@ -1,0 +1,348 @@
+"""A mechanism in the form reaction discovery learns and reports.
+
+Two forms, one class:
+
+* **V form** (the paper's §3, no catalysis): one row ``v_i`` of the stoichiometric matrix ``V``
+  per reversible reaction, products positive and reactants negative; the reactant orders of
+  the forward direction are ``max(0, −v_i)``, those of the reverse ``max(0, v_i)``; rate
+  constants ``kf_i`` and ``kr_i`` (``kr_i = 0`` is an irreversible reaction).
+* **catalytic form** (the CRNN of Ji & Deng): irreversible reactions with reactant orders
+  ``orders[i]`` learned separately from the net stoichiometry ``v_i``, so that X + Y → 2Y
+  (orders (1, 1), v = (−1, 1)) can be written.
+
+Rate constants are either fixed numbers (``kf``, ``kr``) or Arrhenius laws
+``k = A·exp(−Ea/(R T))`` (``arrhenius`` set). Either form turns into a
+:class:`~rdlab.chemistry.network.ReactionNetwork` of directed reactions for simulation and
+export, so the rate law stays defined in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import yaml
+
+from rdlab.chemistry.network import ReactionNetwork
+from rdlab.chemistry.reaction_text import format_side
+from rdlab.errors import NetworkError, ParameterError
+
+__all__ = ["ArrheniusRates", "Mechanism"]
+
+
+@dataclass(frozen=True)
+class ArrheniusRates:
+    """Arrhenius parameters per reaction: ``k = A·exp(−Ea/(R T))``.
+
+    prefactor_f, prefactor_r: ``A`` of each direction, shape ``(n_r,)``, in the units of k.
+    energy_f, energy_r: activation energies ``Ea``, J/mol, shape ``(n_r,)``.
+    gas_constant: R in J/(mol K) (the paper uses 8.3145).
+    """
+
+    prefactor_f: np.ndarray
+    prefactor_r: np.ndarray
+    energy_f: np.ndarray
+    energy_r: np.ndarray
+    gas_constant: float = 8.3145
+
+    def rates(self, temperature: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(kf, kr)`` at temperature(s) ``T`` in K; shapes ``(n_r,)`` or ``(batch, n_r)``."""
+        T = np.asarray(temperature, dtype=float)
+        if np.any(~np.isfinite(T)) or np.any(T <= 0):
+            raise ParameterError(f"temperature must be positive and finite (K), got {T}")
+        inv = (1.0 / (self.gas_constant * T))[..., None]
+        with np.errstate(over="ignore", invalid="ignore"):
+            kf = np.asarray(self.prefactor_f) * np.exp(-np.asarray(self.energy_f) * inv)
+            kr = np.asarray(self.prefactor_r) * np.exp(-np.asarray(self.energy_r) * inv)
+        # A = 0 is an absent direction whatever Ea is
+        kf = np.where(np.asarray(self.prefactor_f) == 0, 0.0, kf)
+        kr = np.where(np.asarray(self.prefactor_r) == 0, 0.0, kr)
+        return kf, kr
+
+
+@dataclass(frozen=True, eq=False)
+class Mechanism:
+    """Reactions of ``species`` as rows (see the module docstring).
+
+    species: names, length ``n_s``.
+    V: ``(n_r, n_s)`` stoichiometric matrix, one row per reaction (float: learned values
+        may be non-integer before they are frozen).
+    kf, kr: ``(n_r,)`` forward and reverse rate constants (``kr`` all 0 in catalytic form).
+    orders: ``(n_r, n_s)`` reactant orders of the catalytic form, ``None`` in V form.
+    arrhenius: temperature-dependent rates instead of ``kf``/``kr`` (which then hold the
+        rates at ``reference_temperature``).
+    """
+
+    species: tuple[str, ...]
+    V: np.ndarray
+    kf: np.ndarray
+    kr: np.ndarray
+    orders: np.ndarray | None = None
+    arrhenius: ArrheniusRates | None = None
+    reference_temperature: float | None = None
+    notes: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        V = np.atleast_2d(np.asarray(self.V, dtype=float))
+        n_s = len(self.species)
+        if V.shape[1] != n_s:
+            raise NetworkError(f"V has {V.shape[1]} columns but there are {n_s} species")
+        kf = np.asarray(self.kf, dtype=float).reshape(-1)
+        kr = np.asarray(self.kr, dtype=float).reshape(-1)
+        if kf.shape != (V.shape[0],) or kr.shape != (V.shape[0],):
+            raise NetworkError(f"need one kf and one kr per reaction ({V.shape[0]}), got "
+                               f"{kf.shape} and {kr.shape}")
+        if np.any(kf < 0) or np.any(kr < 0):
+            raise ParameterError(f"rate constants must be ≥ 0, got kf={kf}, kr={kr}")
+        object.__setattr__(self, "species", tuple(self.species))
+        object.__setattr__(self, "V", V)
+        object.__setattr__(self, "kf", kf)
+        object.__setattr__(self, "kr", kr)
+        if self.orders is not None:
+            o = np.atleast_2d(np.asarray(self.orders, dtype=float))
+            if o.shape != V.shape:
+                raise NetworkError(f"orders have shape {o.shape}, V has {V.shape}")
+            if np.any(o < 0):
+                raise NetworkError("reaction orders must be ≥ 0")
+            object.__setattr__(self, "orders", o)
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def from_rows(cls, species, rows: list[tuple[dict[str, int], float, float]],
+                  **kw) -> Mechanism:
+        """Build from ``[(row as {species: coefficient}, kf, kr), ...]``."""
+        species = tuple(species)
+        V = np.zeros((len(rows), len(species)))
+        for i, (row, _, _) in enumerate(rows):
+            for name, c in row.items():
+                if name not in species:
+                    raise NetworkError(f"unknown species {name!r}; species are {list(species)}")
+                V[i, species.index(name)] = c
+        return cls(species, V, [r[1] for r in rows], [r[2] for r in rows], **kw)
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def n_reactions(self) -> int:
+        return self.V.shape[0]
+
+    @property
+    def n_species(self) -> int:
+        return len(self.species)
+
+    @property
+    def catalytic(self) -> bool:
+        return self.orders is not None
+
+    def reactant_orders(self) -> tuple[np.ndarray, np.ndarray]:
+        """Orders of the forward and reverse directions, each ``(n_r, n_s)``."""
+        if self.orders is not None:
+            return self.orders, np.zeros_like(self.orders)
+        return np.maximum(0.0, -self.V), np.maximum(0.0, self.V)
+
+    def is_integer(self, tol: float = 1e-9) -> bool:
+        ok = np.all(np.abs(self.V - np.round(self.V)) <= tol)
+        if self.orders is not None:
+            ok = ok and np.all(np.abs(self.orders - np.round(self.orders)) <= tol)
+        return bool(ok)
+
+    def rates_at(self, temperature: float | np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Rate constants ``(kf, kr)``; Arrhenius mechanisms need ``temperature`` (K)."""
+        if self.arrhenius is None:
+            return self.kf, self.kr
+        if temperature is None:
+            raise ParameterError("this mechanism has Arrhenius rates: give a temperature (K)")
+        return self.arrhenius.rates(temperature)
+
+    # ---------------------------------------------------------------- evaluation
+    def rhs(self, conc: np.ndarray, temperature: np.ndarray | float | None = None) -> np.ndarray:
+        """Mass-action ``du/dt`` of concentrations ``(N, n_s)`` → ``(N, n_s)``.
+
+        temperature: scalar or ``(N,)`` K, for Arrhenius mechanisms.
+        """
+        u = np.asarray(conc, dtype=float)
+        a, b = self.reactant_orders()
+        kf, kr = self.rates_at(temperature)
+        kf = np.broadcast_to(kf, (u.shape[0], self.n_reactions))
+        kr = np.broadcast_to(kr, (u.shape[0], self.n_reactions))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mf = np.prod(np.where(a[None] > 0, u[:, None, :] ** a[None], 1.0), axis=2)
+            mr = np.prod(np.where(b[None] > 0, u[:, None, :] ** b[None], 1.0), axis=2)
+        net = kf * mf - kr * mr
+        return net @ self.V
+
+    # ---------------------------------------------------------------- normal form
+    def normalised(self) -> Mechanism:
+        """The paper's printed form: each reversible row flipped so that kf ≥ kr, rows sorted
+        by descending kf. Catalytic and Arrhenius mechanisms are only sorted."""
+        V, kf, kr = self.V.copy(), self.kf.copy(), self.kr.copy()
+        arr = self.arrhenius
+        if self.orders is None and arr is None:
+            flip = kr > kf
+            V[flip] *= -1
+            kf[flip], kr[flip] = self.kr[flip], self.kf[flip]
+        order = np.argsort(-kf, kind="stable")
+        orders = None if self.orders is None else self.orders[order]
+        if arr is not None:
+            arr = ArrheniusRates(arr.prefactor_f[order], arr.prefactor_r[order],
+                                 arr.energy_f[order], arr.energy_r[order], arr.gas_constant)
+        return Mechanism(self.species, V[order], kf[order], kr[order], orders, arr,
+                         self.reference_temperature, dict(self.notes))
+
+    def compare(self, truth: Mechanism, temperature: float | None = None) -> dict:
+        """Match each true reaction to a learned one (same row, or negated row with the
+        directions swapped; catalytic: same orders and row) and report the rate errors.
+
+        Returns ``{"exact": bool, "matched": [...], "max_rate_error": float, ...}`` where
+        ``exact`` means the integer structure equals the truth up to row order and sign and
+        no extra reaction carries a rate above 1e-6 of the smallest true rate.
+        """
+        T = temperature if temperature is not None else truth.reference_temperature
+        kf_t, kr_t = truth.rates_at(T)
+        kf_l, kr_l = self.rates_at(T)
+        used: set[int] = set()
+        matched = []
+        exact = self.n_species == truth.n_species and self.is_integer(1e-6)
+        for i in range(truth.n_reactions):
+            found = None
+            for j in range(self.n_reactions):
+                if j in used:
+                    continue
+                same_orders = True
+                if truth.orders is not None or self.orders is not None:
+                    if truth.orders is None or self.orders is None:
+                        same_orders = False
+                    else:
+                        same_orders = np.allclose(truth.orders[i], self.orders[j], atol=1e-6)
+                if same_orders and np.allclose(self.V[j], truth.V[i], atol=1e-6):
+                    found = (j, kf_l[j], kr_l[j])
+                elif (truth.orders is None and self.orders is None
+                      and np.allclose(self.V[j], -truth.V[i], atol=1e-6)):
+                    found = (j, kr_l[j], kf_l[j])
+                if found:
+                    break
+            if found is None:
+                exact = False
+                matched.append({"reaction": i, "learned": None})
+                continue
+            j, kf_j, kr_j = found
+            used.add(j)
+            err_f = abs(kf_j - kf_t[i]) / kf_t[i] if kf_t[i] > 0 else None
+            err_r = abs(kr_j - kr_t[i]) / kr_t[i] if kr_t[i] > 0 else None
+            matched.append({"reaction": i, "learned": j, "kf": float(kf_j), "kr": float(kr_j),
+                            "kf_true": float(kf_t[i]), "kr_true": float(kr_t[i]),
+                            "kf_error": err_f, "kr_error": err_r})
+        positive = np.concatenate([kf_t[kf_t > 0], kr_t[kr_t > 0]])
+        floor = 1e-6 * float(positive.min()) if positive.size else 0.0
+        extra = [j for j in range(self.n_reactions) if j not in used
+                 and max(kf_l[j], kr_l[j]) > floor and np.any(self.V[j] != 0)]
+        if extra:
+            exact = False
+        errs = [e for m in matched for e in (m.get("kf_error"), m.get("kr_error"))
+                if e is not None]
+        return {"exact": bool(exact), "matched": matched, "extra_reactions": extra,
+                "max_rate_error": float(max(errs)) if errs else float("nan")}
+
+    # ---------------------------------------------------------------- output
+    def to_network(self, temperature: float | None = None,
+                   min_rate: float = 0.0) -> ReactionNetwork:
+        """Directed reactions (forward then reverse) of the integer-rounded mechanism.
+        Directions with a rate ≤ ``min_rate`` are left out."""
+        kf, kr = self.rates_at(temperature if temperature is not None
+                               else self.reference_temperature)
+        a, b = self.reactant_orders()
+        V = np.round(self.V).astype(np.int64)
+        a = np.round(a).astype(np.int64)
+        b = np.round(b).astype(np.int64)
+        R_cols, P_cols, rates = [], [], []
+        for i in range(self.n_reactions):
+            if not np.any(V[i]) and self.orders is None:
+                continue
+            prod_f = a[i] + V[i]
+            if np.any(prod_f < 0):
+                raise NetworkError(f"reaction {i}: orders {a[i]} and stoichiometry {V[i]} give "
+                                   "negative products")
+            if kf[i] > min_rate:
+                R_cols.append(a[i])
+                P_cols.append(prod_f)
+                rates.append(float(kf[i]))
+            if self.orders is None and kr[i] > min_rate:
+                R_cols.append(b[i])
+                P_cols.append(b[i] - V[i])
+                rates.append(float(kr[i]))
+        n = len(self.species)
+        R = np.array(R_cols, dtype=np.int64).T if R_cols else np.zeros((n, 0), np.int64)
+        P = np.array(P_cols, dtype=np.int64).T if P_cols else np.zeros((n, 0), np.int64)
+        return ReactionNetwork(self.species, R, P, tuple(rates))
+
+    def reaction_lines(self) -> list[str]:
+        """Human-readable reactions, ``"H2 + O <-> H + OH"`` style (rounded coefficients)."""
+        lines = []
+        a, b = self.reactant_orders()
+        for i in range(self.n_reactions):
+            v = np.round(self.V[i]).astype(int)
+            if self.orders is not None:
+                lhs = {s: int(round(o)) for s, o in zip(self.species, a[i]) if round(o)}
+                rhs = {s: int(round(o + c)) for s, o, c in zip(self.species, a[i], v)
+                       if round(o + c)}
+                lines.append(f"{format_side(lhs) or '0'} -> {format_side(rhs) or '0'}")
+                continue
+            lhs = {s: -c for s, c in zip(self.species, v) if c < 0}
+            rhs = {s: c for s, c in zip(self.species, v) if c > 0}
+            arrow = "<->" if self.kr[i] > 0 else "->"
+            lines.append(f"{format_side(lhs) or '0'} {arrow} {format_side(rhs) or '0'}")
+        return lines
+
+    def table(self, digits: int = 3) -> str:
+        """The paper's table: one row per reaction, the V row, kf and kr (or A and Ea)."""
+        heads = list(self.species)
+        rate_heads = (["Af", "Ar", "Ef", "Er"] if self.arrhenius is not None else ["kf", "kr"])
+        width = max(8, *(len(h) for h in heads)) + 1
+        out = ["   " + "".join(h.rjust(width) for h in heads)
+               + "".join(h.rjust(11) for h in rate_heads) + "   reaction"]
+        lines = self.reaction_lines()
+        for i in range(self.n_reactions):
+            row = f"{i + 1:>2} " + "".join(f"{x:{width}.{digits}f}" for x in self.V[i])
+            if self.arrhenius is not None:
+                ar = self.arrhenius
+                vals = [ar.prefactor_f[i], ar.prefactor_r[i], ar.energy_f[i], ar.energy_r[i]]
+            else:
+                vals = [self.kf[i], self.kr[i]]
+            row += "".join(f"{x:11.3e}" for x in vals) + "   " + lines[i]
+            out.append(row)
+        return "\n".join(out)
+
+    def to_dict(self) -> dict:
+        d: dict = {"species": list(self.species),
+                   "reactions": [{"equation": line, "V": [float(x) for x in self.V[i]],
+                                  "kf": float(self.kf[i]), "kr": float(self.kr[i])}
+                                 for i, line in enumerate(self.reaction_lines())]}
+        if self.orders is not None:
+            for i, r in enumerate(d["reactions"]):
+                r["orders"] = [float(x) for x in self.orders[i]]
+        if self.arrhenius is not None:
+            ar = self.arrhenius
+            for i, r in enumerate(d["reactions"]):
+                r.update(Af=float(ar.prefactor_f[i]), Ar=float(ar.prefactor_r[i]),
+                         Ef=float(ar.energy_f[i]), Er=float(ar.energy_r[i]))
+            d["gas_constant"] = ar.gas_constant
+        if self.reference_temperature is not None:
+            d["reference_temperature"] = self.reference_temperature
+        if self.notes:
+            d["notes"] = self.notes
+        return d
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Mechanism:
+        rs = d["reactions"]
+        orders = [r["orders"] for r in rs] if rs and "orders" in rs[0] else None
+        arr = None
+        if rs and "Af" in rs[0]:
+            arr = ArrheniusRates(*(np.array([r[k] for r in rs]) for k in ("Af", "Ar", "Ef", "Er")),
+                                 gas_constant=float(d.get("gas_constant", 8.3145)))
+        return cls(tuple(d["species"]), np.array([r["V"] for r in rs]),
+                   [r["kf"] for r in rs], [r["kr"] for r in rs], orders, arr,
+                   d.get("reference_temperature"), dict(d.get("notes", {})))
+
