@@ -41,10 +41,11 @@ class DiscoverSettings:
 
 
 def _prepare(source: str | Path | Example, settings: DiscoverSettings
-             ) -> tuple[ReactionData, ReactionData | None, Example | None, dict]:
+             ) -> tuple[ReactionData, Example | None, dict]:
+    """The data to fit, the example they come from (if any) and facts about them (generation
+    time, the error of estimated derivatives against the exact ones)."""
     info: dict = {}
     ex = source if isinstance(source, Example) else None
-    exact = None
     if ex is not None:
         t = time.perf_counter()
         data = generate(ex.mechanism, settings.n_samples, seed=settings.data_seed,
@@ -62,7 +63,7 @@ def _prepare(source: str | Path | Example, settings: DiscoverSettings
     if data.derivatives is None:
         raise ParameterError("the data have no derivatives; pass derivatives='spline', 'fd' or "
                              "'smoothing' to estimate them from the concentrations")
-    return data, exact, ex, info
+    return data, ex, info
 
 
 def _json_ready(obj):
@@ -113,7 +114,7 @@ def run_discovery(source: str | Path | Example | str, out: str | Path,
         source = example(source)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    data, _exact, ex, info = _prepare(source, settings)
+    data, ex, info = _prepare(source, settings)
     save(data, out / "data.zarr")
     params = dict(settings.estimator)
     params.setdefault("progress", progress)
