@@ -158,6 +158,12 @@ class Mechanism:
         """Mass-action ``du/dt`` of concentrations ``(N, n_s)`` → ``(N, n_s)``.
 
         temperature: scalar or ``(N,)`` K, for Arrhenius mechanisms.
+
+        This is the mass-action law of :func:`rdlab.chemistry.kinetics.mass_action_rates`
+        written for *real* exponents: a learned mechanism may still have non-integer rows
+        (the no-freezing baseline reports them as they are), which a
+        :class:`ReactionNetwork` cannot hold. For integer mechanisms the two agree to
+        rounding (``tests/test_discover.py::test_mechanism_rhs_is_the_network_rhs``).
         """
         u = np.asarray(conc, dtype=float)
         a, b = self.reactant_orders()
