@@ -13,7 +13,11 @@ freezing, PPF), made fast and reliable:
   restart instead of a silently wrong answer; when time runs out, the best candidate is
   returned with ``converged_ = False``;
 * rows that keep rounding to zero or to an already frozen reaction are dropped, which is how
-  too many proposed reactions are pruned (Remark 3.2).
+  too many proposed reactions are pruned (Remark 3.2);
+* with ``warm_start`` (default) a sparse regression on mass-action monomials
+  (:mod:`rdlab.discover.library`) proposes a structure first. It is accepted only if its
+  fitted rates pass the same validation test as any frozen candidate; otherwise it seeds the
+  first CRNN candidate and Algorithm 1 runs as usual.
 
 ``freezing=False`` is the plain baseline of the paper's tables (no PPF, rates as learned).
 """
@@ -30,6 +34,7 @@ from tqdm.auto import tqdm
 from rdlab.discover import freezing
 from rdlab.discover.crnn import PopulationCRNN
 from rdlab.discover.data import CONCENTRATION_FLOOR, ReactionData, split
+from rdlab.discover.library import propose_structure
 from rdlab.discover.mechanism import ArrheniusRates, Mechanism
 from rdlab.discover.rate_fit import (
     fit_arrhenius,
@@ -102,6 +107,12 @@ class ReactionDiscovery:
         Divide each species' derivative error by the spread (std) of its derivatives, so
         species moved only by slow reactions weigh as much as those moved by fast ones
         (``False``: the paper's plain MSE).
+    warm_start:
+        Propose a structure by sparse regression on monomials before training
+        (:func:`~rdlab.discover.library.propose_structure`; not used with temperatures or
+        without freezing). ``False`` runs the CRNN from the paper's random initialisation.
+    library_order:
+        Highest reactant order in the warm start's monomial library.
     seed:
         Seeds the split and every random draw.
     progress:
@@ -115,6 +126,7 @@ class ReactionDiscovery:
                  max_stalls: int = 3, max_epochs: int = 1_000_000, time_budget: float = 120.0,
                  validation_fraction: float = 0.2, scale_species: bool = True,
                  search_points: int | None = 256, refine: bool = True, probe_sweeps: int = 3,
+                 warm_start: bool = True, library_order: int = 4,
                  seed: int = 1, progress: bool = False):
         self.n_reactions = n_reactions
         self.freezing = freezing
@@ -135,6 +147,8 @@ class ReactionDiscovery:
         self.search_points = search_points
         self.refine = refine
         self.probe_sweeps = probe_sweeps
+        self.warm_start = warm_start
+        self.library_order = library_order
         self.seed = seed
         self.progress = progress
 
@@ -144,7 +158,7 @@ class ReactionDiscovery:
             "n_reactions", "freezing", "catalytic", "epsilon", "tolerance", "noise_level",
             "learning_rate", "regularisation", "population", "check_every", "plateau",
             "max_stalls", "max_epochs", "time_budget", "validation_fraction", "scale_species",
-            "search_points", "refine", "probe_sweeps", "seed",
+            "search_points", "refine", "probe_sweeps", "warm_start", "library_order", "seed",
             "progress")}
 
     def set_params(self, **params) -> ReactionDiscovery:
@@ -155,7 +169,8 @@ class ReactionDiscovery:
         return self
 
     def _check_params(self) -> None:
-        for name in ("n_reactions", "population", "check_every", "max_stalls", "max_epochs"):
+        for name in ("n_reactions", "population", "check_every", "max_stalls", "max_epochs",
+                     "library_order"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < 1:
                 raise ParameterError(f"{name} must be a positive integer, got {v!r}")
@@ -242,7 +257,13 @@ class ReactionDiscovery:
         model = PopulationCRNN(self.population, self.n_reactions, len(names),
                                catalytic=self.catalytic, arrhenius=T is not None, generator=gen)
         opt = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
-        if self.freezing:
+        self.warm_start_ = None
+        result = None
+        if self.freezing and self.warm_start and T is None:
+            result = self._try_warm_start(model, t0)
+        if result is not None:
+            self.n_epochs_, self.restarts_, self.history_ = 0, 0, []
+        elif self.freezing:
             result = self._train_ppf(model, opt, data, t0)
         else:
             result = self._train_plain(model, opt, data, t0)
@@ -257,6 +278,34 @@ class ReactionDiscovery:
                                                        else T[train]), du[train])
         self.train_error_ = total
         return self
+
+    def _try_warm_start(self, model: PopulationCRNN, t0: float) -> _Candidate | None:
+        """Propose a structure by sparse regression; return it if it passes validation,
+        else load it into candidate 0 of ``model`` and return ``None``."""
+        log_u, du, T, train, val, T_ref = self._fit_data
+        proposal = propose_structure(log_u[train], du[train], max_order=self.library_order,
+                                     catalytic=self.catalytic,
+                                     tolerance=max(1e-6, 2.0 * self.noise_level))
+        if proposal is None:
+            self.warm_start_ = {"proposed": 0}
+            return None
+        n = proposal.V.shape[0]
+        self.warm_start_ = {"proposed": n, "max_deviation": proposal.max_deviation,
+                            "skipped_monomials": proposal.skipped}
+        if n <= self.n_reactions:
+            cand = self._frozen_mechanism(proposal.V.copy(), None if proposal.orders is None
+                                          else proposal.orders.copy(), 0, t0)
+            self.warm_start_["accepted"] = bool(np.max(cand.species_errors)
+                                                <= self._tolerance())
+            if self.warm_start_["accepted"]:
+                return cand
+        rows = min(n, self.n_reactions)
+        with torch.no_grad():
+            model.V[0, :rows] = torch.as_tensor(proposal.V[:rows], dtype=model.V.dtype)
+            if model.catalytic and proposal.orders is not None:
+                model.orders[0, :rows] = torch.as_tensor(proposal.orders[:rows],
+                                                         dtype=model.V.dtype)
+        return None
 
     def _tolerance(self) -> float:
         return max(self.tolerance, 3.0 * self.noise_level)
@@ -514,5 +563,6 @@ class ReactionDiscovery:
             "restarts": self.restarts_,
             "seconds": self.fit_seconds_,
             "time_to_structure": self.time_to_structure_,
+            "warm_start": self.warm_start_,
             "mechanism": self.mechanism_.to_dict(),
         }

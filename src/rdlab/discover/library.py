@@ -1,0 +1,287 @@
+"""A structure proposal by sparse regression on mass-action monomials (a warm start for PPF).
+
+Mass action makes every species' derivative a sparse sum of monomials of the concentrations::
+
+    du_s/dt = Σ_m W[m, s] · ∏_j u_j^{a_mj}
+
+with one monomial ``a_m`` per reaction direction (its reactant orders) and ``W[m] = k_m ν_m``
+(rate constant × net stoichiometry). Orthogonal matching pursuit (a greedy sparse regression)
+on a library of all monomials up to ``max_order`` finds, species by species, which monomials
+are present; one joint least-squares fit then gives ``W`` for the selected ones, and
+``ν_m = W[m]/k_m`` must come out integer. In V form ``k_m`` follows from the reactants
+(a reactant of order ``a`` is consumed ``a`` times: ``ν_mj = −a_mj``); forward/reverse pairs
+(``ν`` and ``−ν`` with the reverse monomial the product side) merge into one reversible row.
+
+This is a proposal, not the answer: :class:`~rdlab.discover.estimator.ReactionDiscovery`
+accepts it only if the rates fitted to the integer structure pass its validation test, and
+otherwise seeds one CRNN candidate with it and carries on with Algorithm 1. It fails by
+construction where two reactions share a reactant monomial (their ``W`` add up), and when a
+monomial is missing from the library (order above ``max_order``).
+
+Residuals are weighted point by point (:func:`~rdlab.discover.rate_fit.point_weights`), so
+data spanning many orders of magnitude (the Zeldovich example: |du| from 1e-10 to 1e10) count
+every point as a relative error.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from rdlab.discover.rate_fit import point_weights
+from rdlab.errors import ParameterError
+
+__all__ = ["LibraryProposal", "monomial_exponents", "propose_structure", "sparse_support"]
+
+
+def monomial_exponents(n_species: int, max_order: int) -> np.ndarray:
+    """All exponent vectors of total order 1…``max_order``: ``(n_monomials, n_species)``,
+    ordered by total order, then lexicographically."""
+    if max_order < 1:
+        raise ParameterError(f"max_order must be ≥ 1, got {max_order!r}")
+    rows = []
+    for order in range(1, max_order + 1):
+        for combo in itertools.combinations_with_replacement(range(n_species), order):
+            e = np.zeros(n_species)
+            for j in combo:
+                e[j] += 1
+            rows.append(e)
+    return np.array(rows)
+
+
+def _thresholded_fit(A: np.ndarray, y: np.ndarray, cols: np.ndarray, threshold: float
+                     ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Sequentially thresholded least squares on columns ``cols`` of the column-normalised
+    ``A``: fit, drop columns contributing less than ``threshold``·‖y‖, refit until stable.
+    Returns ``(support, coefficients, relative residual)``."""
+    y_norm = float(np.linalg.norm(y))
+    support = cols
+    coef = np.zeros(0)
+    for _ in range(20):
+        coef, *_ = np.linalg.lstsq(A[:, support], y, rcond=None)
+        keep = np.abs(coef) > threshold * y_norm
+        if keep.all():
+            break
+        support, coef = support[keep], coef[keep]
+    residual = float(np.linalg.norm(y - A[:, support] @ coef)) / y_norm
+    return support, coef, residual
+
+
+def _sparsest_fit(A: np.ndarray, y: np.ndarray, cols: np.ndarray, threshold: float,
+                  tolerance: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """:func:`_thresholded_fit` at thresholds ``threshold``, 10×, 100×, … up to 1e-2: the
+    sparsest support whose residual is within ``tolerance`` (a nearly collinear library
+    otherwise keeps small spurious terms at the lowest threshold), else the best fit."""
+    best = fit = _thresholded_fit(A, y, cols, threshold)
+    t = threshold * 10.0
+    while t <= 1e-2 * (1 + 1e-9):
+        fit = _thresholded_fit(A, y, fit[0], t)  # a higher threshold only removes columns
+        if fit[2] > tolerance:
+            break
+        if fit[0].size < best[0].size:
+            best = fit
+        t *= 10.0
+    return best
+
+
+def sparse_support(A: np.ndarray, y: np.ndarray, base: np.ndarray, extra: np.ndarray,
+                   tolerance: float, threshold: float = 1e-6, max_extra: int = 4
+                   ) -> tuple[list[int], float]:
+    """Columns of ``A (N, M)`` that explain ``y (N,)`` sparsely.
+
+    All ``base`` columns (the low-order monomials, fewer than the points) are fitted at once
+    and thresholded (sequentially thresholded least squares: exact for noise-free data when
+    the columns are independent), keeping the sparsest fit within ``tolerance``. If the
+    relative residual stays above ``tolerance``, columns from ``extra`` (higher orders, too
+    many to fit at once) are added one at a time, the one most correlated with the residual
+    first (matching pursuit), and the fit is repeated, at most ``max_extra`` times.
+    Returns the selected column indices and the relative residual of their fit.
+    """
+    y_norm = float(np.linalg.norm(y))
+    if y_norm == 0.0:
+        return [], 0.0
+    norms = np.linalg.norm(A, axis=0)
+    An = A / np.where(norms > 0, norms, 1.0)
+    base = base[norms[base] > 0]
+    extra = extra[norms[extra] > 0]
+    chosen: list[int] = []
+    best = None
+    for _ in range(max_extra + 1):
+        cols = np.concatenate([base, np.array(chosen, dtype=int)])
+        support, coef, residual = _sparsest_fit(An, y, cols, threshold, tolerance)
+        if best is None or residual < best[1]:
+            best = (support, residual)
+        if residual <= tolerance or extra.size == 0:
+            break
+        r = y - An[:, support] @ coef
+        score = np.abs(An[:, extra].T @ r)
+        score[np.isin(extra, chosen)] = -1.0
+        chosen.append(int(extra[int(np.argmax(score))]))
+    return [int(c) for c in best[0]], float(best[1])
+
+
+@dataclass(frozen=True)
+class LibraryProposal:
+    """An integer structure read off the sparse regression.
+
+    V: ``(n_r, n_s)`` rows; orders: ``(n_r, n_s)`` reactant orders in catalytic form, else
+    ``None`` (V form: forward orders ``max(0, −V)``, reverse ``max(0, V)``).
+    max_deviation: the largest distance of a stoichiometric coefficient from its integer
+    before rounding (near 0 when the proposal is right).
+    monomials: number of monomials selected; skipped: how many of them did not read as
+    reactions (left out of the proposal).
+    """
+
+    V: np.ndarray
+    orders: np.ndarray | None
+    max_deviation: float
+    monomials: int
+    skipped: int = 0
+
+
+def _decompose(w: np.ndarray, exponents: np.ndarray, catalytic: bool, rel_tol: float,
+               coef_tol: float = 1e-3) -> list[tuple[np.ndarray, float]] | None:
+    """Reactions ``(ν, k)`` behind one monomial's coefficient vector ``w = Σ_j k_j ν_j``.
+
+    Catalytic form: one reaction, ``k`` = the smallest non-zero |w| (ν is then integer when
+    the proposal is right). V form: the reactants (``exponents``) are consumed ``a`` times in
+    every reaction of this monomial, so ``Σ k_j = −w_i/a_i`` for each reactant ``i``; the
+    rest ``w + (Σ k_j)·a`` is the products' part. If it is an integer multiple of ``Σ k_j``
+    there is one reaction; otherwise product species with equal coefficients are grouped
+    into one reaction each (e.g. H2 + O → H + OH and H2 + O → H2O share the monomial
+    H2·O), species made at rate ``Σ k_j`` join every group (ES → E + S and ES → E + P), and
+    the groups' rates must add up to ``Σ k_j``. "Equal" means within ``coef_tol``
+    (relative), which must grow with the noise of the data.
+    """
+    scale = float(np.max(np.abs(w)))
+    if scale == 0.0:
+        return []
+    if catalytic:
+        mags = np.abs(w[np.abs(w) > rel_tol * scale])
+        k = float(np.min(mags))
+        return [(w / k, k)]
+    reactants = exponents > 0
+    ks = -w[reactants] / exponents[reactants]
+    if ks.size == 0 or np.any(ks <= 0) or np.ptp(ks) > coef_tol * np.max(ks):
+        return None
+    k_total = float(np.mean(ks))
+    products = w + k_total * exponents
+    products[np.abs(products) < coef_tol * k_total] = 0.0
+    if np.any(products < 0):
+        return None
+    single = products / k_total
+    if np.all(np.abs(single - np.round(single)) < 2 * coef_tol):
+        return [(single - exponents, k_total)]
+    # species made in every reaction of this monomial carry Σ k_j (or a multiple of it)
+    common = np.zeros_like(w)
+    ratio = products / k_total
+    in_all = ((products > 0) & (np.abs(ratio - np.round(ratio)) < coef_tol)
+              & (np.round(ratio) >= 1))
+    common[in_all] = np.round(ratio[in_all])
+    out: list[tuple[np.ndarray, float]] = []
+    left = list(np.flatnonzero((products > 0) & ~in_all))
+    while left:
+        c = products[left[0]]
+        group = [i for i in left if abs(products[i] - c) <= coef_tol * c]
+        p = common.copy()
+        p[group] = 1.0
+        out.append((p - exponents, float(c)))
+        left = [i for i in left if i not in group]
+    if abs(sum(k for _, k in out) - k_total) > coef_tol * k_total:
+        return None
+    return out
+
+
+def propose_structure(log_u: np.ndarray, du: np.ndarray, *, max_order: int = 4,
+                      base_order: int = 2, catalytic: bool = False,
+                      tolerance: float = 1e-6, threshold: float = 1e-6,
+                      max_extra: int = 4) -> LibraryProposal | None:
+    """Propose reactions from ``log_u (N, n_s)`` (log concentrations) and ``du (N, n_s)``.
+
+    base_order: monomials up to this order are all fitted at once (their number must stay
+        below the number of points); max_order: higher orders are tried one at a time
+        (:func:`sparse_support`).
+    tolerance: relative weighted residual a species' fit must reach (about the relative
+        noise of the derivatives; 1e-6 for clean data).
+    threshold: coefficients contributing less than this fraction of a species' weighted
+        derivative are dropped.
+    Monomials whose coefficients do not read as reactions are left out (counted in
+    ``skipped``). Returns ``None`` when nothing is left.
+    """
+    log_u = np.asarray(log_u, dtype=float)
+    du = np.asarray(du, dtype=float)
+    if log_u.shape != du.shape or log_u.ndim != 2:
+        raise ParameterError(f"log_u {log_u.shape} and du {du.shape} must both be "
+                             f"(n_points, n_species)")
+    if not 1 <= base_order <= max_order:
+        raise ParameterError(f"need 1 ≤ base_order ≤ max_order, got {base_order}, {max_order}")
+    n_s = du.shape[1]
+    E = monomial_exponents(n_s, max_order)
+    order = E.sum(axis=1)
+    base = np.flatnonzero(order <= base_order)
+    extra = np.flatnonzero(order > base_order)
+    with np.errstate(over="ignore", under="ignore"):
+        M = np.exp(log_u @ E.T)  # (N, n_monomials)
+    M = np.where(np.isfinite(M), M, 0.0)
+    w = point_weights(du)
+    # pass 1: low orders only; pass 2, for the species left unexplained: higher-order
+    # monomials made of those species only (a reactant is always consumed, so a monomial
+    # missing from pass 1 involves unexplained species), all at once if the points allow
+    fits = []
+    for s in range(n_s):
+        A = M * w[:, s:s + 1]
+        fits.append(sparse_support(A, du[:, s] * w[:, s], base, extra[:0], tolerance,
+                                   threshold))
+    unexplained = np.array([r > tolerance for _, r in fits])
+    if unexplained.any() and extra.size:
+        cand = extra[~np.any(E[extra][:, ~unexplained] > 0, axis=1)]
+        together = base.size + cand.size < du.shape[0]
+        for s in np.flatnonzero(unexplained):
+            A = M * w[:, s:s + 1]
+            y = du[:, s] * w[:, s]
+            if together:
+                fit = sparse_support(A, y, np.concatenate([base, cand]), extra[:0],
+                                     tolerance, threshold)
+            else:
+                fit = sparse_support(A, y, base, cand, tolerance, threshold, max_extra)
+            if fit[1] < fits[s][1]:
+                fits[s] = fit
+    W: dict[int, np.ndarray] = {}
+    for s, (support, _) in enumerate(fits):
+        if not support:
+            continue
+        A = M[:, support] * w[:, s:s + 1]
+        coef, *_ = np.linalg.lstsq(A, du[:, s] * w[:, s], rcond=None)
+        for m, c in zip(support, coef):
+            W.setdefault(m, np.zeros(n_s))[s] = c
+    if not W:
+        return None
+    rows, exps, deviation, skipped = [], [], 0.0, 0
+    for m in sorted(W):
+        parts = _decompose(W[m], E[m], catalytic, threshold, max(1e-3, 10.0 * tolerance))
+        if parts is None:  # e.g. a tiny spurious term of a nearly collinear library
+            skipped += 1
+            continue
+        for nu, _ in parts:
+            deviation = max(deviation, float(np.max(np.abs(nu - np.round(nu)))))
+            rows.append(np.round(nu))
+            exps.append(E[m])
+    if not rows:
+        return None
+    if catalytic:
+        return LibraryProposal(np.array(rows), np.array(exps), deviation, len(W), skipped)
+    # V form: pair each reaction ν with its reverse −ν into one reversible row
+    V_rows: list[np.ndarray] = []
+    used = [False] * len(rows)
+    for i, nu in enumerate(rows):
+        if used[i]:
+            continue
+        used[i] = True
+        for j in range(i + 1, len(rows)):
+            if not used[j] and np.array_equal(rows[j], -nu):
+                used[j] = True
+                break
+        V_rows.append(nu)
+    return LibraryProposal(np.array(V_rows), None, deviation, len(W), skipped)
