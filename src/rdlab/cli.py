@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 import yaml
 
+from rdlab.cli_design import register as register_design
 from rdlab.cli_discover import register as register_discover
 from rdlab.cli_errors import fail as _fail
 from rdlab.cli_patterns import register as register_patterns
@@ -170,6 +171,7 @@ def demo(
 
 register_patterns(app)
 register_discover(app)
+register_design(app)
 
 
 def main() -> None:  # pragma: no cover - entry point

@@ -1,0 +1,278 @@
+"""Checks of an optimised design (appendix A.1 and D.4): long roll-outs, smaller time
+steps, and the four control conditions.
+
+A metric is followed along a roll-out without storing it (memory stays at one state however
+long the horizon): the target correlation (Pearson r of the target species with the target
+image), the entropy production of the configured parts (σ_D and/or σ_R), or the encoder's
+bit accuracy. Roll-outs step the model's definition (:mod:`rdlab.simulate.torch_engine`)
+with one parameter set per sample, so all randomisations of a control run as one batch.
+
+Controls (paper D.4), ``n`` samples each:
+
+* **Optimized** — X0 = G(z) for ``n`` random z, optimised θΨ;
+* **Random X0** — X0 drawn i.i.d. per cell from N(mean, std) of the optimised X0 (per
+  species), truncated at 0, optimised θΨ;
+* **Initial θΨ** — the optimised X0 with θΨ at the paper's initialisation (``n`` seeds);
+* **Random θΨ** — rates ~ N(mean, std) of the optimised rates, truncated at 0, and D ~
+  N(mean, std) of the optimised D clipped to the stable range, with the optimised X0, flow
+  and feed (the paper randomises "reaction network parameters and diffusion
+  coefficients"; the authors' code also redrew flow and feed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rdlab.design.dynamics import intra_op_threads
+from rdlab.design.entropy import diffusion_entropy_production, reaction_entropy_production
+from rdlab.design.generator import sample_z
+from rdlab.design.objectives import Dissipation, pearson_correlation
+from rdlab.design.optimise import DesignModel
+from rdlab.design.parameters import DesignParameters
+from rdlab.errors import ParameterError, SimulationError
+from rdlab.simulate import fast
+from rdlab.simulate.torch_engine import (
+    NetworkTensors,
+    TorchParameters,
+    euler_step,
+    flow_field,
+    raw_noise,
+)
+from rdlab.system import Grid, System
+
+__all__ = ["CONTROL_CONDITIONS", "MetricCurves", "control_curves", "metric_function",
+           "rollout_metric"]
+
+CONTROL_CONDITIONS = ("Optimized", "Random X0", "Initial θΨ", "Random θΨ")
+Metric = Callable[[torch.Tensor, TorchParameters], torch.Tensor]
+
+
+@dataclass
+class MetricCurves:
+    """A metric against time for several conditions: ``values[name]`` is
+    ``(n_runs, n_times)`` (NaN after a run blew up)."""
+
+    metric: str
+    times: np.ndarray
+    values: dict[str, np.ndarray]
+    frames: np.ndarray | None = None  # (n_times, S, H, W) of the first optimized run
+
+    def summary(self, t_max: float | None = None) -> dict[str, dict[str, float]]:
+        """Mean and std over runs and times (up to ``t_max``) per condition."""
+        keep = np.ones_like(self.times, bool) if t_max is None else self.times <= t_max
+        out = {}
+        for name, v in self.values.items():
+            per_run = np.nanmean(v[:, keep], axis=1) if v.size else v
+            finite = per_run[np.isfinite(per_run)]
+            out[name] = {"mean": float(np.mean(finite)) if finite.size else float("nan"),
+                         "std": float(np.std(finite)) if finite.size else float("nan"),
+                         "runs": int(finite.size), "of": int(per_run.size)}
+        return out
+
+
+def metric_function(model: DesignModel, metric: str) -> Metric:
+    """``metric(X (B,S,H,W), params) → (B,)`` for ``metric`` in ``correlation``,
+    ``dissipation`` (the parts the loss uses, σ_D by default), ``diffusion``,
+    ``reaction``."""
+    if metric == "correlation":
+        if model.target is None:
+            raise ParameterError("this design has no target image: no correlation to follow")
+        target = torch.as_tensor(model.target, dtype=model.params.dtype)
+        species = model.loss["target"].species if "target" in model.loss.names else 1
+
+        def corr(X, p):
+            return pearson_correlation(X[:, species], target)
+        return corr
+    parts: tuple[str, ...]
+    if metric == "dissipation":
+        term = next((t for t in model.loss.terms if isinstance(t, Dissipation)), None)
+        parts = tuple(term.terms) if term is not None else ("diffusion",)
+    elif metric in ("diffusion", "reaction"):
+        parts = (metric,)
+    else:
+        raise ParameterError(f"unknown metric {metric!r}; choose correlation, dissipation, "
+                             f"diffusion or reaction")
+    network = model.params.network
+
+    def sigma(X, p):
+        total = X.new_zeros(X.shape[0])
+        if "diffusion" in parts:
+            total = total + diffusion_entropy_production(p.diffusion, X)
+        if "reaction" in parts:
+            total = total + reaction_entropy_production(network, p.rates, X)
+        return total
+    return sigma
+
+
+def _fast_system(model: DesignModel, params: TorchParameters, shape) -> System:
+    return System.build(model.params.network,
+                        rates=params.rates.detach().double().numpy(),
+                        diffusion=params.diffusion.detach().double().numpy(),
+                        flow=params.flow.detach().double().numpy(),
+                        feed=params.feed.detach().double().numpy(),
+                        grid=Grid(shape[-2], shape[-1], stencil="9-point"))
+
+
+@torch.no_grad()
+def _rollout_metric_fast(model, params, X0, n_steps, dt, metric, record_every, keep_frames,
+                         chunk_records: int = 20):
+    """The same as :func:`rollout_metric` on the numba engine (no flow noise), in chunks
+    of records; a chunk in which samples blow up is rerun sample by sample so only those
+    become NaN."""
+    system = _fast_system(model, params, X0.shape)
+    X = X0.detach().double().numpy()
+    record = sorted(set(range(0, n_steps + 1, record_every)) | {n_steps})
+    times, values, frames = [0.0], [], []
+    dead = np.zeros(X.shape[0], bool)
+
+    def evaluate(state):
+        v = metric(torch.as_tensor(state, dtype=params.rates.dtype), params).numpy().copy()
+        v[dead | ~np.isfinite(v)] = np.nan
+        return v
+    values.append(evaluate(X))
+    if keep_frames:
+        frames.append(X[0].copy())
+    for start in range(0, len(record) - 1, chunk_records):
+        stops = record[start + 1:start + 1 + chunk_records]
+        base = record[start]
+        steps = [s - base for s in stops]
+        try:
+            out = fast.run(system, X, dt, steps[-1], [0, *steps], dtype=np.float32)[1:]
+        except SimulationError:
+            out = np.full((len(steps),) + X.shape, np.nan, dtype=np.float32)
+            for b in range(X.shape[0]):
+                if dead[b]:
+                    continue
+                try:
+                    out[:, b] = fast.run(system.select([b]), X[b:b + 1], dt, steps[-1],
+                                         [0, *steps], dtype=np.float32)[1:, 0]
+                except SimulationError:
+                    dead[b] = True
+        for k, s in enumerate(stops):
+            values.append(evaluate(np.nan_to_num(out[k])))
+            times.append(s * dt)
+            if keep_frames:
+                frames.append(out[k, 0].copy())
+        X = np.where(dead[:, None, None, None], 0.0, np.nan_to_num(out[-1])).astype(float)
+    return (np.asarray(times), np.stack(values, axis=1),
+            np.stack(frames) if keep_frames else None)
+
+
+@torch.no_grad()
+def rollout_metric(model: DesignModel, params: TorchParameters, X0: torch.Tensor,
+                   n_steps: int, dt: float, metric: Metric, record_every: int = 1,
+                   seed: int = 0, keep_frames: bool = False, engine: str = "fast"
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Follow ``metric`` along ``n_steps`` Euler steps of ``dt`` from ``X0 (B,S,H,W)`` with
+    per-sample ``params``. Returns ``(times (n,), values (B, n), frames)``; a sample whose
+    state stops being finite gets NaN from then on. ``frames``: the first sample's states
+    at the recorded times when ``keep_frames``.
+
+    ``engine="fast"`` (used without flow noise) steps the numba engine, which has no clip:
+    the check runs the model's equations as written (the clip to [0, 10] is the authors'
+    numerical safeguard during optimisation); ``"torch"`` steps the torch definition with
+    the config's clip (and the noisy flow, which the fast engine lacks).
+    """
+    if model.noise is None and engine == "fast":
+        return _rollout_metric_fast(model, params, X0, n_steps, dt, metric, record_every,
+                                    keep_frames)
+    grid = Grid(X0.shape[-2], X0.shape[-1], stencil="9-point")
+    net = NetworkTensors.from_network(model.params.network, grid, X0.dtype)
+    rng = torch.Generator().manual_seed(seed)
+    X = X0.clone()
+    dead = torch.zeros(X.shape[0], dtype=torch.bool)
+    # small states step faster on one thread (thread start-up dominates, worse when shared)
+    with intra_op_threads(1 if X.numel() * net.n_reactions < 2**22 else None):
+        return _follow(model, net, params, X, n_steps, dt, metric, record_every, rng,
+                       keep_frames, dead)
+
+
+def _follow(model, net, params, X, n_steps, dt, metric, record_every, rng, keep_frames, dead):
+    cfg = model.config
+    times, values, frames = [], [], []
+    for step in range(n_steps + 1):
+        if step % record_every == 0 or step == n_steps:
+            v = metric(X, params)
+            v = torch.where(dead | ~torch.isfinite(v), torch.full_like(v, float("nan")), v)
+            times.append(step * dt)
+            values.append(v.cpu().numpy())
+            if keep_frames:
+                frames.append(X[0].cpu().numpy())
+        if step == n_steps:
+            break
+        ff = None
+        if model.noise is not None:
+            ff = flow_field(params.flow, model.noise,
+                            raw_noise(rng, model.noise, X.shape, X.dtype, X.device))
+        X = euler_step(net, params, X, dt, ff)
+        if cfg.clip:
+            X = X.clamp(0.0, 10.0)
+        bad = ~torch.isfinite(X.reshape(X.shape[0], -1)).all(dim=1)
+        dead |= bad
+        X = torch.where(bad[:, None, None, None], torch.zeros_like(X), X)
+    return (np.asarray(times), np.stack(values, axis=1),
+            np.stack(frames) if keep_frames else None)
+
+
+def _batch_params(p: DesignParameters, n: int) -> TorchParameters:
+    with torch.no_grad():
+        return TorchParameters(p.rates.detach().expand(n, -1).clone(),
+                               p.diffusion.detach().expand(n, -1).clone(),
+                               p.flow.detach().reshape(1).expand(n).clone(),
+                               p.feed.detach().expand(n, -1).clone())
+
+
+@torch.no_grad()
+def control_curves(model: DesignModel, metric: str, n_steps: int, dt: float, *, n: int = 32,
+                   record_every: int = 1, seed: int = 0,
+                   conditions: tuple[str, ...] = CONTROL_CONDITIONS) -> MetricCurves:
+    """``metric`` against time for each control condition (module docstring), ``n`` runs
+    each, ``n_steps`` steps of ``dt``."""
+    unknown = set(conditions) - set(CONTROL_CONDITIONS)
+    if unknown:
+        raise ParameterError(f"unknown control conditions {sorted(unknown)}; choose from "
+                             f"{list(CONTROL_CONDITIONS)}")
+    fn = metric_function(model, metric)
+    cfg = model.config
+    gen = torch.Generator().manual_seed(seed)
+    z = sample_z(n, cfg.z_bits, gen)
+    X_opt = model.generator(z.to(model.params.dtype)).detach()
+    p_opt = model.params
+    out: dict[str, np.ndarray] = {}
+    frames = None
+    times = None
+    rng = np.random.default_rng(seed)
+    for name in conditions:
+        params = _batch_params(p_opt, n)
+        X0 = X_opt
+        if name == "Random X0":
+            mean = X_opt.mean(dim=(0, 2, 3), keepdim=True)
+            std = X_opt.std(dim=(0, 2, 3), keepdim=True)
+            X0 = (mean + std * torch.randn(X_opt.shape, generator=gen,
+                                           dtype=X_opt.dtype)).clamp(min=0.0)
+        elif name == "Initial θΨ":
+            inits = [DesignParameters.initial(p_opt.network, int(s), p_opt.dtype,
+                                              flow=cfg.flow)
+                     for s in rng.integers(0, 2**31, size=n)]
+            params = TorchParameters(torch.stack([q.rates.detach() for q in inits]),
+                                     torch.stack([q.diffusion.detach() for q in inits]),
+                                     torch.stack([q.flow.detach() for q in inits]),
+                                     torch.stack([q.feed.detach() for q in inits]))
+        elif name == "Random θΨ":
+            k, D = p_opt.rates.detach().numpy(), p_opt.diffusion.detach().numpy()
+            lo, hi = p_opt.diffusion_bounds.tolist()
+            rates = np.clip(rng.normal(k.mean(), k.std(), size=(n, k.size)), 0.0, None)
+            diff = np.clip(rng.normal(D.mean(), D.std(), size=(n, D.size)), lo, hi)
+            params = TorchParameters(torch.as_tensor(rates, dtype=p_opt.dtype),
+                                     torch.as_tensor(diff, dtype=p_opt.dtype),
+                                     params.flow, params.feed)
+        t, v, fr = rollout_metric(model, params, X0, n_steps, dt, fn, record_every, seed,
+                                  keep_frames=name == "Optimized")
+        out[name], times = v, t
+        if fr is not None:
+            frames = fr
+    return MetricCurves(metric, times, out, frames)

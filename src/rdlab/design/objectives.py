@@ -1,0 +1,732 @@
+"""Composable loss terms for inverse design (Dense-RDN eqs. 7–15).
+
+Every term is a small object with a ``name``, a ``weight`` (≥ 0) and
+``term(traj, generator=None) → scalar tensor``, the *unweighted* value computed from a
+:class:`~rdlab.design.trajectory.Trajectory`; :class:`CompositeLoss` weights and sums them and
+reports each unweighted value for logging. Randomness (the random stored frame of eqs. 7 and
+11) is drawn from the ``torch.Generator`` passed in, so a seeded generator gives the same loss.
+
+Terms (``name``: class — equation):
+
+* ``"target"``: :class:`TargetPattern` — match a target image (eqs. 7–8);
+* ``"step_size"``: :class:`StepSize` — penalise large Euler steps (eq. 15, and ``λΔ‖ΔX‖₁`` of
+  eq. 8 when ``delta_max = 0``);
+* ``"dissipation"``: :class:`Dissipation` — maximise entropy production, steadily
+  (eqs. 9–10);
+* ``"information"``: :class:`Information` — keep the generator's bits decodable (eq. 11);
+* ``"replication"``: :class:`Replication` — parent at t = 0, two daughters at t = T
+  (eqs. 13–14);
+* ``"mean_drift"``: :class:`MeanDrift` — keep each species' spatial mean (the authors'
+  propagation x-loss).
+
+Stored frames: like the authors' code, a random frame is one of the frames a roll-out of
+``T`` steps would store, ``{0, P, 2P, …, T}`` with ``P = max(T // 32, 1)`` (``T`` is added if
+it is not a multiple of ``P``), drawn independently for every sample of the batch.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rdlab.design.entropy import (
+    GRADIENTS,
+    diffusion_entropy_production,
+    reaction_entropy_production,
+)
+from rdlab.design.trajectory import Trajectory
+from rdlab.errors import ParameterError
+
+__all__ = [
+    "TERM_TYPES",
+    "CompositeLoss",
+    "Dissipation",
+    "Information",
+    "LossTerm",
+    "MeanDrift",
+    "Replication",
+    "StepSize",
+    "TargetPattern",
+    "bit_accuracy",
+    "build_loss",
+    "dissipation_series",
+    "load_target",
+    "make_term",
+    "normalise_target",
+    "parent_daughter_correlation",
+    "pearson_correlation",
+    "random_frame",
+    "stored_frame_indices",
+]
+
+DISSIPATION_PARTS = ("diffusion", "reaction")
+
+
+# ---------------------------------------------------------------------------- helpers
+def _check_weight(value: float, what: str) -> float:
+    try:
+        w = float(value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{what} must be a number ≥ 0, got {value!r}") from None
+    if not math.isfinite(w) or w < 0:
+        raise ParameterError(f"{what} must be a finite number ≥ 0, got {value!r}")
+    return w
+
+
+def _check_choice(value: str, choices: Sequence[str], what: str) -> str:
+    if value not in choices:
+        raise ParameterError(f"unknown {what} {value!r}; choose one of {list(choices)}")
+    return value
+
+
+def _state_shape(traj: Trajectory) -> tuple[int, int, int, int]:
+    """``(B, S, H, W)`` of the trajectory's states, checking they all agree."""
+    if not traj.states:
+        raise ParameterError("the trajectory holds no states")
+    shape = tuple(traj.states[0].shape)
+    if len(shape) != 4:
+        raise ParameterError(f"states have shape {shape}; expected (batch, species, y, x)")
+    for t, X in enumerate(traj.states):
+        if tuple(X.shape) != shape:
+            raise ParameterError(f"state {t} has shape {tuple(X.shape)}; state 0 has {shape}")
+    return shape  # type: ignore[return-value]
+
+
+def _require_steps(traj: Trajectory, what: str) -> int:
+    T = traj.n_steps
+    if T < 1:
+        raise ParameterError(f"{what} needs a trajectory of at least one step, got T = {T}")
+    return T
+
+
+def _safe_sqrt(x: torch.Tensor) -> torch.Tensor:
+    """``√x`` for ``x ≥ 0`` whose gradient is 0 (not NaN) where ``x = 0``."""
+    positive = x > 0
+    root = torch.sqrt(torch.where(positive, x, torch.ones_like(x)))
+    return torch.where(positive, root, torch.zeros_like(x))
+
+
+def _as_x(c: torch.Tensor) -> torch.Tensor:
+    """The networks' view of a concentration: ``x = 2c − 1``."""
+    return 2.0 * c - 1.0
+
+
+def stored_frame_indices(n_steps: int) -> list[int]:
+    """The stored frames ``{0, P, 2P, …, T}`` of a ``T``-step roll-out, ``P = max(T // 32, 1)``
+    (``T`` itself is always included)."""
+    if n_steps < 0:
+        raise ParameterError(f"number of steps must be ≥ 0, got {n_steps}")
+    period = max(n_steps // 32, 1)
+    frames = list(range(0, n_steps + 1, period))
+    if frames[-1] != n_steps:
+        frames.append(n_steps)
+    return frames
+
+
+def _draw_frames(n_steps: int, batch: int, generator: torch.Generator | None) -> list[int]:
+    frames = stored_frame_indices(n_steps)
+    device = generator.device if generator is not None else "cpu"
+    idx = torch.randint(len(frames), (batch,), generator=generator, device=device)
+    return [frames[i] for i in idx.tolist()]
+
+
+def random_frame(traj: Trajectory, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``X_rand (B, S, H, W)``: for each sample a state drawn uniformly from the stored frames
+    (:func:`stored_frame_indices`) with ``generator``."""
+    B = _state_shape(traj)[0]
+    chosen = _draw_frames(traj.n_steps, B, generator)
+    return torch.stack([traj.states[t][b] for b, t in enumerate(chosen)])
+
+
+# ---------------------------------------------------------------------------- base class
+class LossTerm(abc.ABC):
+    """One loss term: ``name``, ``weight`` (≥ 0) and an unweighted scalar value.
+
+    Subclasses set ``default_name`` and implement :meth:`__call__`; :meth:`parameters`
+    yields trainable parameters the term owns (e.g. an encoder's), for the optimiser.
+    """
+
+    default_name: ClassVar[str] = "term"
+
+    def __init__(self, weight: float = 1.0, name: str | None = None) -> None:
+        self.weight = weight
+        self.name = self.default_name if name is None else str(name)
+        if not self.name:
+            raise ParameterError("a loss term needs a non-empty name")
+
+    @property
+    def weight(self) -> float:
+        return self._weight
+
+    @weight.setter
+    def weight(self, value: float) -> None:
+        self._weight = _check_weight(value, f"weight of {type(self).__name__}")
+
+    @abc.abstractmethod
+    def __call__(self, traj: Trajectory, generator: torch.Generator | None = None
+                 ) -> torch.Tensor:
+        """The unweighted value, a 0-d tensor differentiable w.r.t. everything in ``traj``."""
+
+    def parameters(self) -> Iterator[nn.Parameter]:
+        return iter(())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, weight={self.weight:g})"
+
+
+# ---------------------------------------------------------------------------- target
+def pearson_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pearson's r per sample: ``a (B, H, W)`` against ``b (H, W)`` or ``(B, H, W)`` → ``(B,)``.
+
+    Biased covariance over the pixels divided by ``σ_a σ_b + 1e-16`` (population standard
+    deviations), as the authors' ``pearson_corr``; a constant image gives 0.
+    """
+    if not isinstance(b, torch.Tensor):
+        b = torch.as_tensor(np.asarray(b), dtype=a.dtype, device=a.device)
+    if a.ndim != 3 or b.shape not in (a.shape, a.shape[1:]):
+        raise ParameterError(
+            f"pearson_correlation needs a (B, H, W) and b (H, W) or (B, H, W); got a "
+            f"{tuple(a.shape)}, b {tuple(b.shape)}"
+        )
+    b = b.to(a.dtype).expand_as(a)
+    da = a - a.mean(dim=(-2, -1), keepdim=True)
+    db = b - b.mean(dim=(-2, -1), keepdim=True)
+    cov = (da * db).mean(dim=(-2, -1))
+    sa = _safe_sqrt((da * da).mean(dim=(-2, -1)))
+    sb = _safe_sqrt((db * db).mean(dim=(-2, -1)))
+    return cov / (sa * sb + 1e-16)
+
+
+def normalise_target(image) -> torch.Tensor:
+    """The target as the loss sees it: z-scored (population std) then clipped at ≥ −1, a
+    float64 tensor ``(H, W)`` (the authors' ``load_and_normalize_image``)."""
+    t = torch.as_tensor(np.asarray(image, dtype=np.float64)) if not isinstance(
+        image, torch.Tensor) else image.detach().to(torch.float64)
+    if t.ndim != 2 or min(t.shape) < 1:
+        raise ParameterError(f"target image has shape {tuple(t.shape)}; expected (H, W)")
+    if not torch.isfinite(t).all():
+        raise ParameterError("target image has NaN/Inf values")
+    std = t.std(unbiased=False)
+    if std <= 0:
+        raise ParameterError("target image is constant: it cannot be z-scored")
+    return ((t - t.mean()) / std).clamp(min=-1.0)
+
+
+def load_target(source, size: int) -> np.ndarray:
+    """A target image as a ``(size, size)`` float64 grayscale array.
+
+    ``source``: an image file (anything Pillow reads; converted to 8-bit grayscale "L",
+    values 0–255) or an array ``(H, W)`` or ``(H, W, 3|4)`` (RGB(A) → luma
+    0.299 R + 0.587 G + 0.114 B, Pillow's weights). Resized with Pillow's bicubic filter.
+    The authors resize an RGB JPEG and use its red channel; grayscale is used here.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
+        raise ParameterError(f"target size must be a positive integer, got {size!r}")
+    if isinstance(source, str | Path):
+        path = Path(source)
+        if not path.is_file():
+            raise ParameterError(f"target image {str(path)!r} does not exist")
+        try:
+            with Image.open(path) as im:
+                gray = np.asarray(im.convert("L"), dtype=np.float32)
+        except (UnidentifiedImageError, OSError) as err:
+            raise ParameterError(
+                f"target image {str(path)!r} is not an image Pillow can read ({err})"
+            ) from None
+    else:
+        arr = np.asarray(source, dtype=np.float64)
+        if arr.ndim == 3 and arr.shape[-1] in (3, 4):
+            arr = arr[..., :3] @ np.array([0.299, 0.587, 0.114])
+        if arr.ndim != 2 or min(arr.shape) < 1:
+            raise ParameterError(
+                f"target array has shape {arr.shape}; expected (H, W) or (H, W, 3|4)"
+            )
+        gray = arr.astype(np.float32)
+    resized = Image.fromarray(gray).resize((size, size), Image.Resampling.BICUBIC)
+    return np.asarray(resized, dtype=np.float64)
+
+
+class TargetPattern(LossTerm):
+    """Match one species to a target image (eqs. 7–8, as the authors compute it).
+
+    The target is normalised once (:func:`normalise_target`); the state's species
+    ``species`` is mapped to ``x = 2c − 1`` and compared by the RMSD over pixels (or the mean
+    squared error, ``metric="mse"``), per sample, then averaged over the batch and the frames:
+
+    ``frames="random+last"`` (default, the authors')
+        the mean of the value at a random stored frame ``x_rand`` (see module doc) and at
+        ``x_T``;
+    ``"all"``
+        the mean over all stored frames (deterministic; the expectation of the random draw);
+    ``"last"``
+        ``x_T`` only.
+
+    Args:
+        target: image ``(H, W)`` (array or tensor) of the domain's size.
+        species: index of the species compared (the authors: 1).
+    """
+
+    default_name = "target"
+    FRAMES = ("random+last", "all", "last")
+    METRICS = ("rmsd", "mse")
+
+    def __init__(self, target, species: int = 1, weight: float = 1.0,
+                 frames: str = "random+last", metric: str = "rmsd",
+                 name: str | None = None) -> None:
+        super().__init__(weight, name)
+        self.target = normalise_target(target)
+        if isinstance(species, bool) or not isinstance(species, int | np.integer) or species < 0:
+            raise ParameterError(f"species index must be an integer ≥ 0, got {species!r}")
+        self.species = int(species)
+        self.frames = _check_choice(frames, self.FRAMES, "frames")
+        self.metric = _check_choice(metric, self.METRICS, "metric")
+
+    def _target_for(self, traj: Trajectory) -> torch.Tensor:
+        B, S, H, W = _state_shape(traj)
+        if self.species >= S:
+            raise ParameterError(f"target species index {self.species} but the state has "
+                                 f"{S} species")
+        if tuple(self.target.shape) != (H, W):
+            raise ParameterError(f"target has shape {tuple(self.target.shape)}; the domain is "
+                                 f"({H}, {W})")
+        X0 = traj.states[0]
+        return self.target.to(dtype=X0.dtype, device=X0.device)
+
+    def distance(self, X: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-sample RMSD (or MSE) between ``2X[:, species] − 1`` and ``target``: ``(B,)``."""
+        mse = ((_as_x(X[:, self.species]) - target) ** 2).mean(dim=(-2, -1))
+        return _safe_sqrt(mse) if self.metric == "rmsd" else mse
+
+    def __call__(self, traj: Trajectory, generator: torch.Generator | None = None
+                 ) -> torch.Tensor:
+        target = self._target_for(traj)
+        if self.frames == "random+last":
+            chosen = [random_frame(traj, generator), traj.states[-1]]
+        elif self.frames == "all":
+            chosen = [traj.states[t] for t in stored_frame_indices(traj.n_steps)]
+        else:
+            chosen = [traj.states[-1]]
+        return torch.stack([self.distance(X, target) for X in chosen]).mean()
+
+    def correlation(self, traj: Trajectory) -> torch.Tensor:
+        """Pearson's r of the species with the target at every state: ``(T + 1, B)``."""
+        target = self._target_for(traj)
+        return torch.stack([pearson_correlation(X[:, self.species], target)
+                            for X in traj.states])
+
+
+# ---------------------------------------------------------------------------- step size
+class StepSize(LossTerm):
+    """``mean_{t,b,i,u,v} max(|ΔX_t| − δ_max, 0)`` over the ``T`` steps ``ΔX_t = X_{t+1} − X_t``
+    (eq. 15; with ``delta_max = 0`` it is the ``‖ΔX‖₁`` term of eq. 8 per cell).
+
+    The mean runs over steps as in eq. 15 (``1/(UVT)``); the authors' fixed-target script
+    sums the per-step means instead (the same as weight × T). Paper weights: λΔ = 100 (§3.1),
+    λδ = 1000 with δ_max = .05, and 1 with .3 (§3.3).
+    """
+
+    default_name = "step_size"
+
+    def __init__(self, delta_max: float = 0.0, weight: float = 1.0,
+                 name: str | None = None) -> None:
+        super().__init__(weight, name)
+        self.delta_max = _check_weight(delta_max, "delta_max")
+
+    def __call__(self, traj: Trajectory, generator: torch.Generator | None = None
+                 ) -> torch.Tensor:
+        _state_shape(traj)
+        _require_steps(traj, "StepSize")
+        per_step = [torch.relu(d.abs() - self.delta_max).mean() for d in traj.steps()]
+        return torch.stack(per_step).mean()
+
+
+# ---------------------------------------------------------------------------- dissipation
+def _check_parts(terms: Sequence[str] | str) -> tuple[str, ...]:
+    parts = (terms,) if isinstance(terms, str) else tuple(terms)
+    if not parts:
+        raise ParameterError(f"choose at least one dissipation part of {list(DISSIPATION_PARTS)}")
+    for p in parts:
+        _check_choice(p, DISSIPATION_PARTS, "dissipation part")
+    if len(set(parts)) != len(parts):
+        raise ParameterError(f"dissipation part listed twice: {list(parts)}")
+    return parts
+
+
+def _sigma(traj: Trajectory, X: torch.Tensor, part: str, offset: float, floor: float,
+           gradient: str) -> torch.Tensor:
+    """σ of one part at state ``X``: ``(B,)`` (k_B = 1)."""
+    if part == "diffusion":
+        return diffusion_entropy_production(traj.diffusion, X, offset, gradient)
+    return reaction_entropy_production(traj.network, traj.rates, X, floor)
+
+
+def dissipation_series(traj: Trajectory, terms: Sequence[str] | str = ("diffusion",),
+                       offset: float = 0.1, floor: float = 1e-5,
+                       gradient: str = "central") -> torch.Tensor:
+    """Entropy production rate ``σ(X_t)`` (sum of the chosen parts, k_B = 1) at every state
+    ``t = 0 … T``: ``(T + 1, B)``, for plots and controls (detach it yourself if needed)."""
+    parts = _check_parts(terms)
+    _state_shape(traj)
+    return torch.stack([sum(_sigma(traj, X, p, offset, floor, gradient) for p in parts)
+                        for X in traj.states])
+
+
+class Dissipation(LossTerm):
+    """Maximise entropy production, steadily (eqs. 9–10).
+
+    With ``σ_t`` the chosen parts' σ (k_B = 1, :mod:`rdlab.design.entropy`) at the states
+    each step starts from, ``t = 0 … T−1`` (``on="start"``, default, as the authors' step
+    layer) or ends at, ``t = 1 … T`` (``on="end"``)::
+
+        s_t = mean_b exp(−σ_{t,b})                       (batch="mean_exp", default)
+        s_t = exp(−mean_b σ_{t,b})                       (batch="exp_mean", the authors')
+        loss = mean_t s_t + variance_weight · spread_t(s_t)
+
+    ``spread="variance"`` (population variance over t, eq. 10) or ``"mad"`` (mean absolute
+    deviation from the mean, the authors' choice for §3.2.1). ``combine="total"`` (eq. 9)
+    puts ``σ_R + σ_D`` in one exponential; ``"separate"`` (the authors' code) applies the
+    formula to each part and sums the results. Both give a loss in ``(0, 1 + …]``, 1 for a
+    state that dissipates nothing.
+
+    On the authors' ``×T``: they weight each step by ``w/T`` and multiply the per-step losses
+    by ``T`` before the spread, i.e. they take the spread of ``w·s_t``. Here the spread is of
+    ``s_t`` itself: the same for MAD, and for the variance their λσ equals ours divided by
+    ``w``. σ is a rate and is not multiplied by ``dt`` (their σ_D is, with Δt = 1).
+    """
+
+    default_name = "dissipation"
+    SPREADS = ("variance", "mad")
+    ON = ("start", "end")
+    BATCH = ("mean_exp", "exp_mean")
+    COMBINE = ("total", "separate")
+
+    def __init__(self, terms: Sequence[str] | str = ("diffusion",), weight: float = 1.0,
+                 variance_weight: float = 0.0, spread: str = "variance", on: str = "start",
+                 batch: str = "mean_exp", combine: str = "total", offset: float = 0.1,
+                 floor: float = 1e-5, gradient: str = "central",
+                 name: str | None = None) -> None:
+        super().__init__(weight, name)
+        self.terms = _check_parts(terms)
+        self.variance_weight = _check_weight(variance_weight, "variance_weight")
+        self.spread = _check_choice(spread, self.SPREADS, "spread")
+        self.on = _check_choice(on, self.ON, "on")
+        self.batch = _check_choice(batch, self.BATCH, "batch")
+        self.combine = _check_choice(combine, self.COMBINE, "combine")
+        self.offset = _check_weight(offset, "offset")
+        if floor <= 0:
+            raise ParameterError(f"floor must be > 0, got {floor}")
+        self.floor = float(floor)
+        self.gradient = _check_choice(gradient, GRADIENTS, "gradient")
+
+    def _states(self, traj: Trajectory) -> list[torch.Tensor]:
+        _state_shape(traj)
+        _require_steps(traj, "Dissipation")
+        return traj.states[:-1] if self.on == "start" else traj.states[1:]
+
+    def _reduce(self, sigma: torch.Tensor) -> torch.Tensor:
+        """``σ (n_t, B)`` → ``s (n_t,)``."""
+        if self.batch == "mean_exp":
+            return torch.exp(-sigma).mean(dim=1)
+        return torch.exp(-sigma.mean(dim=1))
+
+    def series(self, traj: Trajectory) -> list[torch.Tensor]:
+        """``s_t`` per group: one ``(n_t,)`` tensor (``combine="total"``) or one per part."""
+        states = self._states(traj)
+        sigmas = {p: torch.stack([_sigma(traj, X, p, self.offset, self.floor, self.gradient)
+                                  for X in states]) for p in self.terms}
+        if self.combine == "total":
+            return [self._reduce(sum(sigmas.values()))]
+        return [self._reduce(s) for s in sigmas.values()]
+
+    def _spread(self, s: torch.Tensor) -> torch.Tensor:
+        if self.spread == "variance":
+            return s.var(unbiased=False)
+        return (s - s.mean()).abs().mean()
+
+    def __call__(self, traj: Trajectory, generator: torch.Generator | None = None
+                 ) -> torch.Tensor:
+        total = 0.0
+        for s in self.series(traj):
+            total = total + s.mean()
+            if self.variance_weight > 0:
+                total = total + self.variance_weight * self._spread(s)
+        return total
+
+
+# ---------------------------------------------------------------------------- information
+def _encode(encoder: nn.Module, X: torch.Tensor, z: torch.Tensor, centre: bool) -> torch.Tensor:
+    logits = encoder(_as_x(X) if centre else X)
+    if tuple(logits.shape) != tuple(z.shape):
+        raise ParameterError(
+            f"encoder output has shape {tuple(logits.shape)}; the bits z have {tuple(z.shape)}"
+        )
+    return logits
+
+
+def bit_accuracy(encoder: nn.Module, X: torch.Tensor, z: torch.Tensor,
+                 centre: bool = True) -> float:
+    """Fraction of bits the encoder gets right (logit > 0 ⇔ bit 1) from ``X (B, S, H, W)``;
+    ``z (B, n_bits)`` in {0, 1}. ``centre``: feed the encoder ``2X − 1`` (as in training)."""
+    with torch.no_grad():
+        logits = _encode(encoder, X, z, centre)
+        return float(((logits > 0) == (z > 0.5)).to(torch.float64).mean())
+
+
+class Information(LossTerm):
+    """Keep the generator's bits ``z`` decodable from the state (eq. 11).
+
+    ``Σ_k w_k · BCE(z, E(X_k))`` (binary cross-entropy with logits, mean over batch and bits)
+    at ``X_0``, a random stored frame and ``X_T`` with ``frame_weights = (1, .4, 1)`` (the
+    authors'). ``encoder``: any module ``(B, S, H, W) → logits (B, n_bits)``; it sees
+    ``2X − 1`` when ``centre`` (the authors' networks work on ``x = 2c − 1``). Its
+    parameters are returned by :meth:`parameters` for the optimiser.
+    """
+
+    default_name = "information"
+
+    def __init__(self, encoder: nn.Module, weight: float = 1.0,
+                 frame_weights: Sequence[float] = (1.0, 0.4, 1.0), centre: bool = True,
+                 name: str | None = None) -> None:
+        super().__init__(weight, name)
+        if not isinstance(encoder, nn.Module):
+            raise ParameterError(f"encoder must be a torch.nn.Module, got "
+                                 f"{type(encoder).__name__}")
+        self.encoder = encoder
+        fw = tuple(frame_weights)
+        if len(fw) != 3:
+            raise ParameterError(f"frame_weights needs 3 values (X_0, X_rand, X_T), got {fw}")
+        self.frame_weights = tuple(_check_weight(w, "frame weight") for w in fw)
+        self.centre = bool(centre)
+
+    def parameters(self) -> Iterator[nn.Parameter]:
+        return self.encoder.parameters()
+
+    def __call__(self, traj: Trajectory, generator: torch.Generator | None = None
+                 ) -> torch.Tensor:
+        B = _state_shape(traj)[0]
+        z = traj.z
+        if z is None:
+            raise ParameterError("Information needs the generator's bits: trajectory.z is None")
+        if z.ndim != 2 or z.shape[0] != B:
+            raise ParameterError(f"z has shape {tuple(z.shape)}; expected ({B}, n_bits)")
+        frames = (traj.states[0], random_frame(traj, generator), traj.states[-1])
+        total = 0.0
+        for w, X in zip(self.frame_weights, frames):
+            logits = _encode(self.encoder, X, z, self.centre)
+            total = total + w * F.binary_cross_entropy_with_logits(logits, z.to(logits.dtype))
+        return total
+
+
+# ---------------------------------------------------------------------------- replication
+class Replication(LossTerm):
+    """Parent at ``t = 0``, two displaced daughters at ``t = T`` (eqs. 13–14).
+
+    Geometry: ``box = (y0, y1, x0, x1)`` (half-open) is the parent window of ``X_0``;
+    the daughters are the windows of ``X_T`` of the same size displaced by ``−shift`` and
+    ``+shift`` along ``axis`` (``"x"`` or ``"y"``), wrapping around the periodic domain.
+    Defaults, resolved on the first trajectory: for ``axis="x"`` the centred ``H × H`` square
+    and ``shift = H // 2`` — on the paper's 48 × 96 domain the parent is columns 24–71 and
+    the daughters are columns 0–47 and 48–95, tiling the domain (the authors' geometry).
+
+    Loss: ``Σ_d MSE(parent, daughter_d) + std_weight · floor``, the MSE a mean over batch,
+    species and pixels. The standard-deviation floor (``std`` = population std over pixels):
+
+    ``std_on="daughters"`` (default, the authors' code, with ``std_weight = .5``, ``beta = .5``)
+        ``Σ_d mean_{b,i} max(0, β* − std(daughter_d^i))²``;
+    ``std_on="state"`` (eq. 14, whole ``X_T``; use ``std_weight = 1``)
+        ``mean_{b,i} max(0, β* − std(X_T^i))²``.
+
+    The paper's stages used β* = 1.0 (T = 256, 320) then 0.5 (T = 352).
+    """
+
+    default_name = "replication"
+    AXES = {"y": -2, "x": -1}
+    STD_ON = ("daughters", "state")
+
+    def __init__(self, box: Sequence[int] | None = None, shift: int | None = None,
+                 axis: str = "x", weight: float = 1.0, std_weight: float = 0.5,
+                 beta: float = 0.5, std_on: str = "daughters",
+                 name: str | None = None) -> None:
+        super().__init__(weight, name)
+        self.axis = _check_choice(axis, tuple(self.AXES), "axis")
+        if box is not None:
+            box = tuple(int(v) for v in box)
+            if len(box) != 4:
+                raise ParameterError(f"box must be (y0, y1, x0, x1), got {box}")
+        self.box = box
+        if shift is not None and (isinstance(shift, bool) or int(shift) != shift):
+            raise ParameterError(f"shift must be an integer number of cells, got {shift!r}")
+        self.shift = None if shift is None else int(shift)
+        self.std_weight = _check_weight(std_weight, "std_weight")
+        self.beta = _check_weight(beta, "beta")
+        self.std_on = _check_choice(std_on, self.STD_ON, "std_on")
+
+    def geometry(self, H: int, W: int) -> tuple[tuple[int, int, int, int], int]:
+        """``(box, shift)`` on an ``H × W`` domain, defaults resolved and checked."""
+        if self.box is None:
+            if self.axis == "x":
+                x0 = (W - H) // 2
+                box = (0, H, x0, x0 + H)
+            else:
+                y0 = (H - W) // 2
+                box = (y0, y0 + W, 0, W)
+        else:
+            box = self.box
+        y0, y1, x0, x1 = box
+        if not (0 <= y0 < y1 <= H and 0 <= x0 < x1 <= W):
+            raise ParameterError(f"parent box {box} does not fit in the {H} × {W} domain")
+        length = (x1 - x0) if self.axis == "x" else (y1 - y0)
+        shift = length // 2 if self.shift is None else self.shift
+        return box, shift
+
+    def windows(self, traj: Trajectory) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``(parent, [daughter at −shift, daughter at +shift])``, each ``(B, S, h, w)``."""
+        _, _, H, W = _state_shape(traj)
+        (y0, y1, x0, x1), shift = self.geometry(H, W)
+        dim = self.AXES[self.axis]
+        parent = traj.states[0][..., y0:y1, x0:x1]
+        XT = traj.states[-1]
+        # roll by +s brings the cell at i − s to i: the window displaced by −s
+        daughters = [torch.roll(XT, s, dims=dim)[..., y0:y1, x0:x1] for s in (shift, -shift)]
+        return parent, daughters
+
+    @staticmethod
+    def _std_penalty(X: torch.Tensor, beta: float) -> torch.Tensor:
+        std = _safe_sqrt(X.var(dim=(-2, -1), unbiased=False))
+        return torch.relu(beta - std).pow(2).mean()
+
+    def __call__(self, traj: Trajectory, generator: torch.Generator | None = None
+                 ) -> torch.Tensor:
+        _require_steps(traj, "Replication")
+        parent, daughters = self.windows(traj)
+        loss = sum(((parent - d) ** 2).mean() for d in daughters)
+        if self.std_weight > 0:
+            if self.std_on == "daughters":
+                floor = sum(self._std_penalty(d, self.beta) for d in daughters)
+            else:
+                floor = self._std_penalty(traj.states[-1], self.beta)
+            loss = loss + self.std_weight * floor
+        return loss
+
+    def correlation(self, traj: Trajectory) -> float:
+        """Mean Pearson r between parent and each daughter, per species and sample (a
+        species constant over the parent or a daughter counts as r = 0); the paper's .893."""
+        parent, daughters = self.windows(traj)
+        B, S, h, w = parent.shape
+        with torch.no_grad():
+            p = parent.reshape(B * S, h, w)
+            rs = [pearson_correlation(d.reshape(B * S, h, w), p) for d in daughters]
+            return float(torch.stack(rs).mean())
+
+
+def parent_daughter_correlation(traj: Trajectory, box: Sequence[int] | None = None,
+                                shift: int | None = None, axis: str = "x") -> float:
+    """Mean parent–daughter Pearson r of :class:`Replication` with this geometry."""
+    return Replication(box=box, shift=shift, axis=axis).correlation(traj)
+
+
+# ---------------------------------------------------------------------------- mean drift
+class MeanDrift(LossTerm):
+    """``mean_{b,i} (⟨X_T^i⟩ − ⟨X_0^i⟩)²``, ⟨·⟩ the spatial mean: keeps each species' amount
+    (the authors' propagation x-loss)."""
+
+    default_name = "mean_drift"
+
+    def __call__(self, traj: Trajectory, generator: torch.Generator | None = None
+                 ) -> torch.Tensor:
+        _state_shape(traj)
+        drift = traj.states[-1].mean(dim=(-2, -1)) - traj.states[0].mean(dim=(-2, -1))
+        return (drift**2).mean()
+
+
+# ---------------------------------------------------------------------------- composite
+class CompositeLoss:
+    """A weighted sum of loss terms with distinct names.
+
+    ``loss(traj, generator) → (total, values)``: ``total = Σ weight · value`` (a 0-d tensor
+    to back-propagate; terms of weight 0 are evaluated and logged but left out) and
+    ``values``, name → unweighted value as a float, for logging. Terms are evaluated in
+    order and share ``generator``.
+    """
+
+    def __init__(self, terms: Sequence[LossTerm]) -> None:
+        terms = tuple(terms)
+        if not terms:
+            raise ParameterError("a composite loss needs at least one term")
+        for t in terms:
+            if not isinstance(t, LossTerm):
+                raise ParameterError(f"not a loss term: {t!r}")
+        names = [t.name for t in terms]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ParameterError(f"loss term names used twice: {dup}; pass name= to tell "
+                                 f"them apart")
+        self.terms = terms
+
+    def __getitem__(self, name: str) -> LossTerm:
+        for t in self.terms:
+            if t.name == name:
+                return t
+        raise ParameterError(f"no loss term called {name!r}; terms are {self.names}")
+
+    @property
+    def names(self) -> list[str]:
+        return [t.name for t in self.terms]
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return {t.name: t.weight for t in self.terms}
+
+    def parameters(self) -> Iterator[nn.Parameter]:
+        for t in self.terms:
+            yield from t.parameters()
+
+    def __call__(self, traj: Trajectory, generator: torch.Generator | None = None
+                 ) -> tuple[torch.Tensor, dict[str, float]]:
+        _state_shape(traj)
+        total = traj.states[0].new_zeros(())
+        values: dict[str, float] = {}
+        for t in self.terms:
+            v = t(traj, generator)
+            if not isinstance(v, torch.Tensor) or v.ndim != 0:
+                shape = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+                raise ParameterError(f"loss term {t.name!r} returned {shape}, not a scalar")
+            values[t.name] = float(v.detach())
+            if t.weight > 0:  # a zero-weight term is only logged (a NaN there stays out)
+                total = total + t.weight * v
+        return total, values
+
+    def __repr__(self) -> str:
+        return f"CompositeLoss({list(self.terms)!r})"
+
+
+TERM_TYPES: dict[str, type[LossTerm]] = {
+    cls.default_name: cls
+    for cls in (TargetPattern, StepSize, Dissipation, Information, Replication, MeanDrift)
+}
+
+
+def make_term(kind: str, **options: Any) -> LossTerm:
+    """A term by its kind (a key of :data:`TERM_TYPES`) and its constructor's options."""
+    if kind not in TERM_TYPES:
+        raise ParameterError(f"unknown loss term {kind!r}; choose from {sorted(TERM_TYPES)}")
+    try:
+        return TERM_TYPES[kind](**options)
+    except TypeError as err:
+        raise ParameterError(f"bad options for loss term {kind!r}: {err}") from None
+
+
+def build_loss(config: Mapping[str, Mapping[str, Any]]) -> CompositeLoss:
+    """A :class:`CompositeLoss` from ``{kind: options}``, e.g.
+    ``{"step_size": {"delta_max": .05, "weight": 1000}, "dissipation": {"weight": 1}}``."""
+    return CompositeLoss([make_term(kind, **dict(opts or {})) for kind, opts in config.items()])

@@ -1,0 +1,327 @@
+"""The optimisation loop of an inverse-design experiment (paper §2, appendix D).
+
+:func:`optimise` builds the model of a :class:`~rdlab.design.config.DesignConfig` — the dense
+network's parameters θΨ, the generator G(z) (θG) and, for the information loss, the encoder
+E — and minimises the configured loss with Adam:
+
+* each step draws ``z`` (and the noisy flow fields), generates X0 = G(z), rolls the model
+  out for the stage's horizon T (:func:`~rdlab.design.dynamics.rollout`), evaluates the loss,
+  clips the global gradient norm, steps Adam and projects θΨ onto its constraints;
+* the learning rate is halved at fixed steps (``halve_at``) and on a loss plateau, never
+  below ``min_lr_ratio``·lr (torch's ``MultiStepLR`` and ``ReduceLROnPlateau``); a stage ends
+  early when the loss has not improved for ``early_stop_patience`` steps;
+* stages run horizons in turn, each with a fresh optimiser and schedules, carrying the
+  parameters forward ("incremental optimisation", appendix D.3);
+* a checkpoint (every model, optimiser, schedule, random state and the history length) is
+  written atomically every ``checkpoint_every`` steps, at the end of each stage and on
+  Ctrl-C; running the same command again resumes from it, and the result is the same as an
+  uninterrupted run. The history (one JSON line per step) is appended as it goes.
+
+Everything is seeded from the config's ``seed``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from rdlab.chemistry.dense import dense_gs_network, dense_network, kitchen_sink_network
+from rdlab.design.config import DesignConfig, bundled_target
+from rdlab.design.dynamics import noisy_flow, rollout
+from rdlab.design.generator import Encoder, Generator, sample_z
+from rdlab.design.objectives import CompositeLoss, load_target, make_term
+from rdlab.design.parameters import DesignParameters
+from rdlab.design.trajectory import Trajectory
+from rdlab.errors import ParameterError
+from rdlab.system import FlowNoise
+
+__all__ = ["DesignModel", "build_model", "optimise", "simulate_design"]
+
+CHECKPOINT = "checkpoint.pt"
+HISTORY = "history.jsonl"
+
+
+@dataclass(eq=False)
+class DesignModel:
+    """Everything that is optimised, plus the loss: θΨ, G, optional E."""
+
+    config: DesignConfig
+    params: DesignParameters
+    generator: Generator
+    encoder: Encoder | None
+    loss: CompositeLoss
+    noise: FlowNoise | None = None
+    target: np.ndarray | None = field(default=None, repr=False)
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        out: dict[str, torch.nn.Module] = {"params": self.params, "generator": self.generator}
+        if self.encoder is not None:
+            out["encoder"] = self.encoder
+        return out
+
+    def trainable(self) -> list[torch.nn.Parameter]:
+        return [p for m in self.modules().values() for p in m.parameters() if p.requires_grad]
+
+    def state_dict(self) -> dict:
+        return {k: m.state_dict() for k, m in self.modules().items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, m in self.modules().items():
+            m.load_state_dict(state[k])
+
+
+def _network(config: DesignConfig):
+    return {"kitchen-sink": kitchen_sink_network, "gs": dense_gs_network,
+            "paper": dense_network}[config.network](config.species)
+
+
+def build_model(config: DesignConfig) -> DesignModel:
+    """θΨ at the paper's initialisation, a fresh G (and E), and the loss, all seeded."""
+    torch.manual_seed(config.seed)
+    dtype = torch.float64 if config.dtype == "float64" else torch.float32
+    network = _network(config)
+    params = DesignParameters.initial(network, config.seed, dtype, fixed=config.fixed,
+                                      flow=config.flow)
+    ny, nx = config.size
+    generator = Generator(config.species, config.patch_size, config.z_bits,
+                          pad_to=None if (ny, nx) == (config.patch_size,) * 2 else (ny, nx))
+    generator.to(dtype)
+    encoder, target = None, None
+    terms = []
+    for kind, opts in config.loss.items():
+        opts = dict(opts or {})
+        if kind == "target":
+            image = str(opts.pop("image", "bundled:portrait"))
+            path = (bundled_target(image.split(":", 1)[1]) if image.startswith("bundled:")
+                    else config.resolve_path(image))
+            if (ny, nx) != (ny, ny):
+                raise ParameterError(f"a target image needs a square domain, got {ny}×{nx}")
+            target = load_target(path, ny)
+            opts["target"] = target
+        if kind == "information":
+            encoder = Encoder(config.species, min(config.size), config.z_bits).to(dtype)
+            opts["encoder"] = encoder
+        terms.append(make_term(kind, **opts))
+    noise = None
+    if config.flow_noise is not None:
+        noise = FlowNoise(float(config.flow_noise["amplitude"]),
+                          float(config.flow_noise.get("sigma", 0.0)))
+    return DesignModel(config, params, generator, encoder, CompositeLoss(terms), noise, target)
+
+
+def simulate_design(model: DesignModel, n_steps: int, *, z: torch.Tensor | None = None,
+                    dt: float | None = None, batch: int | None = None,
+                    rng: torch.Generator | None = None, X0: torch.Tensor | None = None,
+                    params: DesignParameters | None = None) -> Trajectory:
+    """One roll-out of ``n_steps`` steps: X0 = G(z) (or ``X0``), noisy flow if configured.
+    Differentiable when grad is enabled."""
+    cfg = model.config
+    rng = rng if rng is not None else torch.Generator().manual_seed(cfg.seed)
+    params = params if params is not None else model.params
+    dt = cfg.dt if dt is None else dt
+    if X0 is None:
+        if z is None:
+            z = sample_z(batch or cfg.batch, cfg.z_bits, rng)
+        X0 = model.generator(z.to(params.dtype))
+    fields = None
+    if model.noise is not None:
+        draw = noisy_flow(params, model.noise, X0.shape, rng)
+        fields = [draw(step) for step in range(n_steps)]
+    traj = rollout(params, X0, n_steps, dt, flow_fields=fields, clip=cfg.clip)
+    traj.z = z
+    return traj
+
+
+# ---------------------------------------------------------------------------- checkpoints
+def _save_atomic(obj, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+@dataclass
+class _StageState:
+    stage: int = 0
+    step: int = 0  # steps done in this stage
+    total_steps: int = 0
+    best: float = math.inf
+    since_best: int = 0
+    history_lines: int = 0
+    finished: bool = False
+
+
+def _make_optimiser(model: DesignModel, stage: int):
+    cfg = model.config
+    lr = cfg.stage_lr(stage)
+    opt = torch.optim.Adam(model.trainable(), lr=lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
+    steps = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.halve_at), gamma=0.5)
+    plateau = None
+    if cfg.plateau_patience is not None:
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, factor=0.5, patience=cfg.plateau_patience, threshold=1e-5,
+            threshold_mode="abs", cooldown=50, min_lr=cfg.min_lr_ratio * lr)
+    return opt, steps, plateau
+
+
+def _floor_lr(opt, floor: float) -> None:
+    for g in opt.param_groups:
+        g["lr"] = max(g["lr"], floor)
+
+
+def optimise(config: DesignConfig, out: str | Path, *, progress: bool = True,
+             resume: bool = True, max_seconds: float | None = None) -> DesignModel:
+    """Run (or resume) the experiment into folder ``out``; returns the optimised model.
+
+    Writes ``config.yaml``, ``history.jsonl`` (one line per step: stage, horizon, loss, each
+    term, lr, seconds), ``checkpoint.pt`` (resumable state) and ``model.pt`` (final
+    θΨ/G/E state dicts and the config). ``max_seconds`` (or the config's ``time_budget``)
+    stops the run cleanly after the step that passes it, with a checkpoint to resume from.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_dump = {k: v for k, v in config.to_dict().items() if k != "source"}
+    (out / "config.yaml").write_text(yaml_dump(cfg_dump))
+    model = build_model(config)
+    rng = torch.Generator().manual_seed(config.seed)
+    state = _StageState()
+    opt_state = None
+    ck = out / CHECKPOINT
+    if resume and ck.is_file():
+        saved = torch.load(ck, weights_only=False)
+        if saved["config"] != cfg_dump:
+            raise ParameterError(f"{ck} was written by a different config; use another "
+                                 f"output folder or remove it")
+        model.load_state_dict(saved["model"])
+        rng.set_state(saved["rng"])
+        torch.set_rng_state(saved["torch_rng"])
+        state = _StageState(**saved["state"])
+        opt_state = saved["optimiser"]
+        _truncate_history(out / HISTORY, state.history_lines)
+    elif (out / HISTORY).exists():
+        (out / HISTORY).unlink()
+    budget = max_seconds if max_seconds is not None else config.time_budget
+    t_start = time.perf_counter()
+    total_planned = config.steps * len(config.stages)
+    bar = tqdm(total=total_planned, initial=state.total_steps, disable=not progress,
+               desc=f"design {config.name}", unit="step", mininterval=1.0)
+    try:
+        while not state.finished and state.stage < len(config.stages):
+            T = config.stages[state.stage]
+            opt, steps_sched, plateau = _make_optimiser(model, state.stage)
+            if opt_state is not None:
+                opt.load_state_dict(opt_state["adam"])
+                steps_sched.load_state_dict(opt_state["steps"])
+                if plateau is not None and opt_state.get("plateau") is not None:
+                    plateau.load_state_dict(opt_state["plateau"])
+                opt_state = None
+            floor = config.min_lr_ratio * config.stage_lr(state.stage)
+            with (out / HISTORY).open("a") as hist:
+                while state.step < config.steps:
+                    t0 = time.perf_counter()
+                    opt.zero_grad(set_to_none=True)
+                    traj = simulate_design(model, T, rng=rng)
+                    total, values = model.loss(traj, rng)
+                    if not torch.isfinite(total):
+                        raise ParameterError(
+                            f"the loss became {float(total)} at stage {state.stage} (T = {T}) "
+                            f"step {state.step}: lower lr or raise the step-size weight")
+                    total.backward()
+                    torch.nn.utils.clip_grad_norm_(model.trainable(), config.clip_norm)
+                    lr = opt.param_groups[0]["lr"]
+                    opt.step()
+                    model.params.project_()
+                    steps_sched.step()
+                    loss_value = float(total.detach())
+                    if plateau is not None:
+                        plateau.step(loss_value)
+                    _floor_lr(opt, floor)
+                    state.step += 1
+                    state.total_steps += 1
+                    if loss_value < state.best - 1e-5:
+                        state.best, state.since_best = loss_value, 0
+                    else:
+                        state.since_best += 1
+                    line = {"stage": state.stage, "T": T, "step": state.step,
+                            "loss": loss_value, **values, "lr": lr,
+                            "seconds": time.perf_counter() - t0}
+                    hist.write(json.dumps(line) + "\n")
+                    state.history_lines += 1
+                    bar.update(1)
+                    bar.set_postfix(T=T, loss=f"{loss_value:.4g}", lr=f"{lr:.1e}")
+                    stop_early = (config.early_stop_patience is not None
+                                  and state.since_best >= config.early_stop_patience)
+                    out_of_time = budget is not None and time.perf_counter() - t_start > budget
+                    if state.step % config.checkpoint_every == 0 or stop_early or out_of_time:
+                        hist.flush()
+                        _checkpoint(ck, model, rng, state, opt, steps_sched, plateau, cfg_dump)
+                    if stop_early:
+                        break
+                    if out_of_time:
+                        bar.close()
+                        return model
+            state.stage += 1
+            state.step, state.best, state.since_best = 0, math.inf, 0
+            state.finished = state.stage >= len(config.stages)
+            _checkpoint(ck, model, rng, state, None, None, None, cfg_dump)
+    except KeyboardInterrupt:
+        _checkpoint(ck, model, rng, state, opt, steps_sched, plateau, cfg_dump)
+        bar.close()
+        raise
+    bar.close()
+    _save_atomic({"config": cfg_dump, "model": model.state_dict(),
+                  "parameters": model.params.describe()}, out / "model.pt")
+    return model
+
+
+def _checkpoint(path: Path, model: DesignModel, rng: torch.Generator, state: _StageState,
+                opt, steps_sched, plateau, cfg_dump: dict) -> None:
+    optimiser = None
+    if opt is not None:
+        optimiser = {"adam": opt.state_dict(), "steps": steps_sched.state_dict(),
+                     "plateau": None if plateau is None else plateau.state_dict()}
+    _save_atomic({"config": cfg_dump, "model": model.state_dict(), "rng": rng.get_state(),
+                  "torch_rng": torch.get_rng_state(), "state": state.__dict__.copy(),
+                  "optimiser": optimiser}, path)
+
+
+def _truncate_history(path: Path, lines: int) -> None:
+    if not path.exists():
+        return
+    kept = path.read_text().splitlines()[:lines]
+    path.write_text("".join(s + "\n" for s in kept))
+
+
+def load_model(folder: str | Path) -> DesignModel:
+    """The optimised model of a finished run folder (``model.pt``), or its latest checkpoint."""
+    folder = Path(folder)
+    path = folder / "model.pt"
+    if not path.is_file():
+        path = folder / CHECKPOINT
+    if not path.is_file():
+        raise ParameterError(f"{folder} holds no model.pt or checkpoint.pt")
+    saved = torch.load(path, weights_only=False)
+    config = DesignConfig.from_dict(saved["config"])
+    model = build_model(config)
+    model.load_state_dict(saved["model"])
+    return model
+
+
+def read_history(folder: str | Path) -> list[dict]:
+    path = Path(folder) / HISTORY
+    if not path.is_file():
+        return []
+    return [json.loads(s) for s in path.read_text().splitlines() if s.strip()]
+
+
+def yaml_dump(data: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False)

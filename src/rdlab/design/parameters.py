@@ -1,0 +1,327 @@
+"""The optimisable kinetic parameters θΨ of a Dense-RDN model.
+
+:class:`DesignParameters` holds, for one :class:`~rdlab.chemistry.network.ReactionNetwork`,
+the four groups the Dense-RDN paper optimises, as raw linear values (no log or softplus, as
+in the paper and its public code):
+
+========== ========= ==========================================================
+name       shape     meaning (units)
+========== ========= ==========================================================
+rates      (R,)      mass-action rate constants k_r (concentration^(1−order)/s)
+diffusion  (S,)      diffusion coefficients D_i (cells²/s)
+flow       ()        flow rate f of the flow reactor (1/s)
+feed       (S,)      feed concentrations x_feed,i
+========== ========= ==========================================================
+
+Bounds are kept by projection after each optimiser update (:meth:`DesignParameters.project_`),
+as the paper's constraints do: k ≥ 0, D ∈ [d_min, d_max] (default [0.05, 0.2], stable and
+monotone for the isotropic 9-point stencil at dt = 1), f ∈ [0.01, 1], x_feed ≥ 0. Any group
+can be fixed (``requires_grad=False``), e.g. a flow held at 0.03.
+
+:meth:`DesignParameters.initial` is the initialisation of the paper's appendix D.1 (see its
+docstring for the exact rule per enumeration).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from rdlab.chemistry.dense import (
+    dense_code_initial_parameters,
+    dense_gs_network,
+    kitchen_sink_network,
+)
+from rdlab.chemistry.network import ReactionNetwork
+from rdlab.errors import ParameterError
+from rdlab.simulate.torch_engine import TorchParameters, torch_dtype
+
+__all__ = ["GROUPS", "DesignParameters", "autocatalytic_reactions"]
+
+GROUPS: tuple[str, ...] = ("rates", "diffusion", "flow", "feed")
+
+DEFAULT_DIFFUSION_BOUNDS = (0.05, 0.2)
+DEFAULT_FLOW_BOUNDS = (0.01, 1.0)
+INITIAL_FLOW = 0.03
+OTHER_RATE = 1e-3
+RATE_NOISE = 1e-4
+
+
+def autocatalytic_reactions(network: ReactionNetwork) -> list[list[int]]:
+    """For each species ``i``, the reactions (in network order) that are autocatalytic for
+    it: ``i`` is a reactant and a net product (``R_ir ≥ 1`` and ``P_ir > R_ir``), such as
+    ``X + 2Y → 3Y`` for ``Y``. In the dense enumerations these are exactly the X + 2Y → 3Y
+    reactions; their reverses (3Y → X + 2Y) consume ``Y`` and are not counted."""
+    R, P = network.reactant_matrix, network.product_matrix
+    return [[r for r in range(network.n_reactions) if R[i, r] >= 1 and P[i, r] > R[i, r]]
+            for i in range(network.n_species)]
+
+
+def _same_structure(a: ReactionNetwork, b: ReactionNetwork) -> bool:
+    return (a.species == b.species
+            and np.array_equal(a.reactant_matrix, b.reactant_matrix)
+            and np.array_equal(a.product_matrix, b.product_matrix))
+
+
+def _is_code_enumeration(network: ReactionNetwork) -> bool:
+    """Whether ``network`` is the public code's GS-like or kitchen-sink enumeration."""
+    n = network.n_species
+    if n < 2:
+        return False
+    return any(_same_structure(network, build(n))
+               for build in (dense_gs_network, kitchen_sink_network))
+
+
+def _bounds(value, name: str, lower_limit: float = 0.0) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name} must be a pair (low, high), got {value!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo < lower_limit or lo > hi:
+        raise ParameterError(f"{name} must satisfy {lower_limit:g} ≤ low ≤ high (finite), "
+                             f"got {value!r}")
+    return lo, hi
+
+
+class DesignParameters(nn.Module):
+    """Rates, diffusion coefficients, flow and feed of ``network`` as ``nn.Parameter``\\ s.
+
+    Args:
+        network: the reaction network (any enumeration of :mod:`rdlab.chemistry.dense`, or
+            any other mass-action network).
+        rates: ``(R,)`` rate constants.
+        diffusion: ``(S,)`` diffusion coefficients.
+        flow: flow rate (a scalar).
+        feed: ``(S,)`` feed concentrations.
+        fixed: names of groups (of :data:`GROUPS`) not to optimise (``requires_grad=False``).
+        diffusion_bounds: ``(d_min, d_max)`` kept by :meth:`project_`.
+        flow_bounds: ``(f_min, f_max)`` kept by :meth:`project_`.
+        dtype, device: of the parameters (float32 by default).
+
+    Values are stored as given (they may sit outside the bounds, e.g. rates that start
+    slightly negative from the initial noise) until :meth:`project_` is called; every value
+    must be finite. The bounds travel in the ``state_dict`` (as buffers).
+    """
+
+    rates: nn.Parameter
+    diffusion: nn.Parameter
+    flow: nn.Parameter
+    feed: nn.Parameter
+
+    def __init__(self, network: ReactionNetwork, rates, diffusion, flow, feed, *,
+                 fixed: Iterable[str] = (),
+                 diffusion_bounds: tuple[float, float] = DEFAULT_DIFFUSION_BOUNDS,
+                 flow_bounds: tuple[float, float] = DEFAULT_FLOW_BOUNDS,
+                 dtype=torch.float32, device: str | torch.device | None = None) -> None:
+        super().__init__()
+        if not isinstance(network, ReactionNetwork):
+            raise ParameterError(f"network must be a ReactionNetwork, got {type(network)!r}")
+        self.network = network
+        dtype = torch_dtype(dtype)
+        shapes = {"rates": (network.n_reactions,), "diffusion": (network.n_species,),
+                  "flow": (), "feed": (network.n_species,)}
+        values = {"rates": rates, "diffusion": diffusion, "flow": flow, "feed": feed}
+        for name in GROUPS:
+            t = self._as_tensor(values[name], name, shapes[name], dtype, device)
+            setattr(self, name, nn.Parameter(t))
+        d = _bounds(diffusion_bounds, "diffusion_bounds")
+        f = _bounds(flow_bounds, "flow_bounds")
+        self.register_buffer("diffusion_bounds", torch.tensor(d, dtype=dtype, device=device))
+        self.register_buffer("flow_bounds", torch.tensor(f, dtype=dtype, device=device))
+        self.set_fixed(fixed)
+
+    # ------------------------------------------------------------------ construction
+    @staticmethod
+    def _as_tensor(value, name: str, shape: tuple[int, ...], dtype, device) -> torch.Tensor:
+        if isinstance(value, torch.Tensor):
+            t = value.detach().to(dtype=dtype, device=device).clone()
+        else:
+            try:
+                t = torch.as_tensor(np.asarray(value, dtype=float), dtype=dtype, device=device)
+            except (TypeError, ValueError):
+                raise ParameterError(f"{name} must be numbers, got {value!r}") from None
+        if tuple(t.shape) != shape:
+            raise ParameterError(f"{name} has shape {tuple(t.shape)}; expected {shape}")
+        bad = ~torch.isfinite(t)
+        if bool(bad.any()):
+            where = int(torch.nonzero(bad.reshape(-1))[0]) if t.ndim else None
+            at = "" if where is None else f" at index {where}"
+            raise ParameterError(f"{name} must be finite; got {t.reshape(-1)[where or 0]}{at}")
+        return t
+
+    @classmethod
+    def initial(cls, network: ReactionNetwork, seed: int | np.random.SeedSequence | None = 0,
+                dtype=torch.float32, *, fixed: Iterable[str] = (), flow: float | None = None,
+                feed=None, diffusion_bounds: tuple[float, float] = DEFAULT_DIFFUSION_BOUNDS,
+                flow_bounds: tuple[float, float] = DEFAULT_FLOW_BOUNDS,
+                device: str | torch.device | None = None) -> DesignParameters:
+        """The paper's initialisation (appendix D.1), drawn with ``numpy`` from ``seed``.
+
+        * **Public-code enumerations** (:func:`~rdlab.chemistry.dense.dense_gs_network`,
+          :func:`~rdlab.chemistry.dense.kitchen_sink_network`): exactly the code's values
+          (:func:`~rdlab.chemistry.dense.dense_code_initial_parameters`): k = 1 for
+          A + 2Y → 3Y (each autocatalyst Y's first autocatalytic reaction), the other
+          X + 2Y → 3Y at 0, every other rate 1e-3, all plus U(±1e-4) clipped at 0;
+          D ~ U(0.1, 0.2); f = 0.03; x_feed,i = 4^(−N_ai) — for N = 5
+          [1, 0.25, 0.0625, 0.015625, 0.00390625].
+        * **Any other network**, including the paper's eq. 17 enumeration
+          (:func:`~rdlab.chemistry.dense.dense_network`): the rule of D.1 applied as the code
+          applies it: for each species Y its *first* autocatalytic reaction in network order
+          (:func:`autocatalytic_reactions`) gets k = 1 exactly — for ``dense_network`` that is
+          A + 2Y → 3Y for Y ≠ A and B + 2A → 3A for A, so every species has one — and every
+          other rate 1e-3 + U(±1e-4); D ~ U(d_min, d_max) (U(0.05, 0.2) by default, as D.1
+          states); f = 0.03; x_feed,i = 4^(−N_ai) with N_ai the number of reactions
+          autocatalytic for species i. In eq. 17 every species is the autocatalyst of N − 1
+          reactions, so the feed is uniform, 4^(−(N−1)) (1/256 for N = 5); pass ``feed`` to
+          override.
+
+        ``flow`` and ``feed`` replace the initial flow / feed when given.
+        """
+        rng = np.random.default_rng(seed)
+        d_lo, d_hi = _bounds(diffusion_bounds, "diffusion_bounds")
+        if _is_code_enumeration(network):
+            p = dense_code_initial_parameters(network, rng)
+            rates, diffusion, flow0, feed0 = p["rates"], p["diffusion"], p["flow"], p["feed"]
+        else:
+            rates = OTHER_RATE + rng.uniform(-RATE_NOISE, RATE_NOISE, size=network.n_reactions)
+            auto = autocatalytic_reactions(network)
+            for reactions in auto:
+                if reactions:
+                    rates[reactions[0]] = 1.0
+            diffusion = rng.uniform(d_lo, d_hi, size=network.n_species)
+            flow0 = INITIAL_FLOW
+            feed0 = 4.0 ** -np.array([len(r) for r in auto], dtype=float)
+        return cls(network, rates, diffusion, flow0 if flow is None else flow,
+                   feed0 if feed is None else feed, fixed=fixed,
+                   diffusion_bounds=diffusion_bounds, flow_bounds=flow_bounds, dtype=dtype,
+                   device=device)
+
+    @classmethod
+    def from_state_dict(cls, network: ReactionNetwork, state_dict: Mapping[str, torch.Tensor],
+                        *, fixed: Iterable[str] = ()) -> DesignParameters:
+        """Rebuild from :meth:`state_dict` (values, bounds, dtype and device as saved)."""
+        missing = [k for k in (*GROUPS, "diffusion_bounds", "flow_bounds")
+                   if k not in state_dict]
+        if missing:
+            raise ParameterError(f"state dict lacks {missing}")
+        sd = dict(state_dict)
+        rates = sd["rates"]
+        out = cls(network, rates, sd["diffusion"], sd["flow"], sd["feed"], fixed=fixed,
+                  diffusion_bounds=tuple(sd["diffusion_bounds"].tolist()),
+                  flow_bounds=tuple(sd["flow_bounds"].tolist()), dtype=rates.dtype,
+                  device=rates.device)
+        out.load_state_dict(sd)
+        return out
+
+    @classmethod
+    def from_description(cls, description: Mapping) -> DesignParameters:
+        """Inverse of :meth:`describe` (float64 values round-trip exactly)."""
+        try:
+            network = ReactionNetwork.from_dict(dict(description["network"]))
+            return cls(network, description["rates"], description["diffusion"],
+                       description["flow"], description["feed"],
+                       fixed=description.get("fixed", ()),
+                       diffusion_bounds=description.get("diffusion_bounds",
+                                                        DEFAULT_DIFFUSION_BOUNDS),
+                       flow_bounds=description.get("flow_bounds", DEFAULT_FLOW_BOUNDS),
+                       dtype=description.get("dtype", "float32"))
+        except KeyError as exc:
+            raise ParameterError(f"parameter description lacks {exc.args[0]!r}") from None
+
+    # ------------------------------------------------------------------ fixing groups
+    def set_fixed(self, names: Iterable[str]) -> DesignParameters:
+        """Fix exactly the groups in ``names`` (others become optimisable again)."""
+        names = {names} if isinstance(names, str) else set(names)
+        unknown = names - set(GROUPS)
+        if unknown:
+            raise ParameterError(f"unknown parameter group(s) {sorted(unknown)}; choose from "
+                                 f"{list(GROUPS)}")
+        for name in GROUPS:
+            getattr(self, name).requires_grad_(name not in names)
+        return self
+
+    @property
+    def fixed(self) -> tuple[str, ...]:
+        """Names of the groups that are not optimised."""
+        return tuple(n for n in GROUPS if not getattr(self, n).requires_grad)
+
+    # ------------------------------------------------------------------ projection
+    @torch.no_grad()
+    def project_(self) -> DesignParameters:
+        """Project in place onto the bounds: k ≥ 0, D ∈ [d_min, d_max], f ∈ [f_min, f_max],
+        x_feed ≥ 0 (fixed groups too). Call after each optimiser step."""
+        self.rates.clamp_(min=0.0)
+        d_lo, d_hi = self.diffusion_bounds.tolist()
+        self.diffusion.clamp_(d_lo, d_hi)
+        f_lo, f_hi = self.flow_bounds.tolist()
+        self.flow.clamp_(f_lo, f_hi)
+        self.feed.clamp_(min=0.0)
+        return self
+
+    # ------------------------------------------------------------------ values
+    @property
+    def n_species(self) -> int:
+        return self.network.n_species
+
+    @property
+    def n_reactions(self) -> int:
+        return self.network.n_reactions
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.rates.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.rates.device
+
+    def clone_values(self) -> dict[str, torch.Tensor]:
+        """Detached copies of the four groups, ``{name: tensor}``."""
+        return {n: getattr(self, n).detach().clone() for n in GROUPS}
+
+    @torch.no_grad()
+    def load_values(self, values: Mapping[str, torch.Tensor | np.ndarray | float]
+                    ) -> DesignParameters:
+        """Overwrite some or all groups in place from ``{name: values}`` (e.g. randomised
+        θΨ for a control, or a :meth:`clone_values` snapshot); not projected."""
+        unknown = set(values) - set(GROUPS)
+        if unknown:
+            raise ParameterError(f"unknown parameter group(s) {sorted(unknown)}; choose from "
+                                 f"{list(GROUPS)}")
+        for name, value in values.items():
+            p = getattr(self, name)
+            p.copy_(self._as_tensor(value, name, tuple(p.shape), p.dtype, p.device))
+        return self
+
+    def as_torch_parameters(self, batch: int = 1) -> TorchParameters:
+        """The same values as the torch engine's per-sample container (``rates (B, R)``,
+        ``diffusion (B, S)``, ``flow (B,)``, ``feed (B, S)``), differentiable views."""
+        return TorchParameters(self.rates.expand(batch, -1), self.diffusion.expand(batch, -1),
+                               self.flow.expand(batch), self.feed.expand(batch, -1))
+
+    def to_network(self) -> ReactionNetwork:
+        """The network with the current rate constants as its default rates."""
+        return self.network.with_rates(self.rates.detach().double().cpu().tolist())
+
+    def describe(self) -> dict:
+        """Plain Python values (JSON-ready): network text, the four groups, bounds, fixed
+        groups and dtype. :meth:`from_description` rebuilds the module."""
+        return {
+            "network": self.network.to_dict(),
+            "species": list(self.network.species),
+            "rates": self.rates.detach().double().cpu().tolist(),
+            "diffusion": self.diffusion.detach().double().cpu().tolist(),
+            "flow": float(self.flow.detach()),
+            "feed": self.feed.detach().double().cpu().tolist(),
+            "diffusion_bounds": self.diffusion_bounds.double().cpu().tolist(),
+            "flow_bounds": self.flow_bounds.double().cpu().tolist(),
+            "fixed": list(self.fixed),
+            "dtype": str(self.dtype).removeprefix("torch."),
+        }
+
+    def extra_repr(self) -> str:
+        return (f"species={self.n_species}, reactions={self.n_reactions}, "
+                f"fixed={list(self.fixed)}, dtype={self.dtype}")

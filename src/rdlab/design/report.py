@@ -1,0 +1,194 @@
+"""After optimisation: the checks, figures and files of a design run folder.
+
+:func:`report` reads a finished (or interrupted) run folder and writes
+
+* ``metrics.json`` — what was reached: the target correlation over the optimised window and
+  at 10× the horizon (at ``dt`` and at ``dt``/divisor), the dissipation against the three
+  controls (ratios), the bit accuracy at the configured times, the parent–daughter
+  correlation, optimisation steps and seconds;
+* ``controls_<metric>.png`` — mean ± std over ``n`` runs of each control condition against
+  time (paper Figs 2c, 3c, 7, 8), at ``dt``/divisor, and ``.npz`` of the curves;
+* ``timelapse.png`` / ``timelapse.gif`` — PCA→RGB frames of the optimised pattern over the
+  long horizon; ``loss.png`` — the loss history;
+* ``reaction_graph.png`` — the designed network, arrow weight ∝ rate (appendix B.4);
+* ``network.yaml``, ``network.ant``, ``network.xml`` — the designed network with its flow
+  drive written as reactions (∅ → X_i at f·x_i, X_i → ∅ at f), for Tellurium/libroadrunner.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rdlab.chemistry.export import write_antimony, write_sbml
+from rdlab.chemistry.network import ReactionNetwork
+from rdlab.design.evaluate import (
+    MetricCurves,
+    _batch_params,
+    control_curves,
+    rollout_metric,
+)
+from rdlab.design.generator import sample_z
+from rdlab.design.objectives import Dissipation, Replication
+from rdlab.design.optimise import DesignModel, load_model, read_history, simulate_design
+from rdlab.viz.band_plots import plot_bands
+from rdlab.viz.reaction_graph import plot_reaction_graph
+from rdlab.viz.time_lapse import time_lapse_panel
+
+__all__ = ["driven_network", "report"]
+
+
+def driven_network(model: DesignModel) -> ReactionNetwork:
+    """The designed network with the flow reactor as reactions: for each species an inflow
+    ∅ → X_i at rate f·x_i and an outflow X_i → ∅ at rate f (the drive f(x − X) exactly)."""
+    p = model.params
+    net = p.to_network()
+    S = net.n_species
+    eye = np.eye(S, dtype=np.int64)
+    zero = np.zeros((S, S), dtype=np.int64)
+    R = np.concatenate([net.reactant_matrix, zero, eye], axis=1)
+    P = np.concatenate([net.product_matrix, eye, zero], axis=1)
+    f = float(p.flow.detach())
+    feed = p.feed.detach().numpy().astype(float)
+    rates = list(np.asarray(net.default_rates, dtype=float)) + list(f * feed) + [f] * S
+    return ReactionNetwork(net.species, R, P).with_rates(rates)
+
+
+def _metric_name(model: DesignModel) -> str | None:
+    if model.target is not None:
+        return "correlation"
+    if any(isinstance(t, Dissipation) for t in model.loss.terms):
+        return "dissipation"
+    return None
+
+
+@torch.no_grad()
+def _bit_accuracy(model: DesignModel, times: tuple[float, ...], n: int, seed: int
+                  ) -> dict[str, float]:
+    cfg = model.config
+    gen = torch.Generator().manual_seed(seed)
+    z = sample_z(n, cfg.z_bits, gen).to(model.params.dtype)
+    X0 = model.generator(z)
+    steps = int(round(max(times) / cfg.dt))
+    record = [int(round(t / cfg.dt)) for t in times]
+
+    def acc(X, p):
+        logits = model.encoder(2.0 * X - 1.0)
+        return ((logits > 0) == (z > 0.5)).to(X.dtype).mean(dim=1)
+    t, v, _ = rollout_metric(model, _batch_params(model.params, n), X0, steps, cfg.dt, acc,
+                             record_every=1, seed=seed)
+    out = {}
+    for target_t, step in zip(times, record):
+        out[f"t={target_t:g}"] = float(np.nanmean(v[:, step]))
+    return out
+
+
+def _plot_loss(history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=120)
+    loss = np.array([h["loss"] for h in history])
+    ax.plot(np.arange(1, loss.size + 1), loss, lw=0.8)
+    for i in np.flatnonzero(np.diff([h["stage"] for h in history])):
+        ax.axvline(i + 1, color="grey", ls=":", lw=0.8)
+    ax.set_xlabel("optimisation step")
+    ax.set_ylabel("loss")
+    if np.all(loss > 0):
+        ax.set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def report(folder: str | Path, *, n_controls: int | None = None, seed: int = 12345,
+           progress: bool = True) -> dict:
+    """Evaluate the run in ``folder`` and write the files listed in the module docstring.
+    Returns the metrics dict (also in ``metrics.json``)."""
+    folder = Path(folder)
+    t0 = time.perf_counter()
+    model = load_model(folder)
+    cfg = model.config
+    n = cfg.controls if n_controls is None else n_controls
+    T = cfg.stages[-1]
+    history = read_history(folder)
+    metrics: dict = {"name": cfg.name, "horizon_steps": T, "dt": cfg.dt,
+                     "optimisation_steps": len(history),
+                     "optimisation_seconds": float(sum(h["seconds"] for h in history)),
+                     "final_loss": history[-1]["loss"] if history else None,
+                     "parameters": model.params.describe()}
+    if history:
+        _plot_loss(history, folder / "loss.png")
+    metric = _metric_name(model)
+    long_steps = cfg.eval_factor * T
+    if metric is not None:
+        # the optimised window and 10× it at dt, for the optimised design
+        fn_curves = control_curves(model, metric, long_steps, cfg.dt, n=max(2, n // 4),
+                                   record_every=1, seed=seed, conditions=("Optimized",))
+        s = fn_curves.summary(t_max=T * cfg.dt)["Optimized"]
+        s_long = fn_curves.summary()["Optimized"]
+        end = fn_curves.values["Optimized"][:, -1]
+        metrics[metric] = {"dt": cfg.dt, "optimised_window_mean": s["mean"],
+                           "whole_horizon_mean": s_long["mean"],
+                           "at_end": float(np.nanmean(end)),
+                           "horizon": long_steps * cfg.dt}
+        if fn_curves.frames is not None:
+            idx = np.linspace(0, fn_curves.frames.shape[0] - 1, 8).round().astype(int)
+            time_lapse_panel(fn_curves.frames[idx], fn_curves.times[idx],
+                             folder / "timelapse.png",
+                             movie_path=folder / "timelapse.gif",
+                             title=f"{cfg.name}: optimised pattern")
+        # the controls at a smaller step, over the long horizon (paper Figs 2c, 3c, 7, 8)
+        for div in cfg.eval_dt_divisors:
+            dt = cfg.dt / div
+            steps = long_steps * div if div <= 10 else T * div
+            curves: MetricCurves = control_curves(model, metric, steps, dt, n=n,
+                                                  record_every=div, seed=seed)
+            summary = curves.summary()
+            opt_mean = summary["Optimized"]["mean"]
+            entry = {"dt": dt, "horizon": steps * dt, "n": n, "summary": summary}
+            if metric == "dissipation":
+                entry["ratio_to_controls"] = {
+                    k: (opt_mean / v["mean"] if v["mean"] else float("inf"))
+                    for k, v in summary.items() if k != "Optimized"}
+            window = curves.summary(t_max=T * cfg.dt)["Optimized"]["mean"]
+            entry["optimised_window_mean"] = window
+            entry["at_end"] = {k: float(np.nanmean(v[:, -1])) if np.isfinite(v[:, -1]).any()
+                               else float("nan") for k, v in curves.values.items()}
+            metrics.setdefault("controls", {})[f"dt/{div}"] = entry
+            ylabel = ("Pearson r with target" if metric == "correlation"
+                      else "entropy production σ (k_B = 1)")
+            plot_bands(curves.times, curves.values, folder / f"controls_{metric}_dt{div}.png",
+                       ylabel, title=f"{cfg.name}: controls at dt = {dt:g}",
+                       t_opt=T * cfg.dt, logy=metric == "dissipation")
+            np.savez(folder / f"controls_{metric}_dt{div}.npz", times=curves.times,
+                     **{k.replace(" ", "_"): v for k, v in curves.values.items()})
+    if model.encoder is not None and cfg.eval_times:
+        metrics["bit_accuracy"] = _bit_accuracy(model, cfg.eval_times, max(n, 8), seed)
+    rep = next((t for t in model.loss.terms if isinstance(t, Replication)), None)
+    if rep is not None:
+        with torch.no_grad():
+            traj = simulate_design(model, T, batch=1,
+                                   rng=torch.Generator().manual_seed(seed))
+            metrics["parent_daughter_correlation"] = float(rep.correlation(traj))
+            frames = torch.stack([s[0] for s in traj.states]).numpy()
+        idx = np.linspace(0, T, 8).round().astype(int)
+        time_lapse_panel(frames[idx], idx * cfg.dt, folder / "timelapse.png",
+                         movie_path=folder / "timelapse.gif",
+                         title=f"{cfg.name}: parent (t = 0) to daughters (t = T)")
+    net = driven_network(model)
+    plot_reaction_graph(model.params.network, model.params.rates.detach().numpy(),
+                        folder / "reaction_graph.png", scale="relative",
+                        title=f"{cfg.name}: designed network (arrow weight ∝ rate)")
+    net.to_yaml(folder / "network.yaml")
+    write_antimony(net, folder / "network.ant", name=cfg.name.replace("-", "_"))
+    write_sbml(net, folder / "network.xml", name=cfg.name.replace("-", "_"))
+    metrics["report_seconds"] = time.perf_counter() - t0
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
+    return metrics
