@@ -79,11 +79,12 @@ def _bit_accuracy(model: DesignModel, times: tuple[float, ...], n: int, seed: in
     def acc(X, p):
         logits = model.encoder(2.0 * X - 1.0)
         return ((logits > 0) == (z > 0.5)).to(X.dtype).mean(dim=1)
+    every = int(np.gcd.reduce(record)) or 1
     t, v, _ = rollout_metric(model, _batch_params(model.params, n), X0, steps, cfg.dt, acc,
-                             record_every=1, seed=seed)
+                             record_every=every, seed=seed, engine="torch")
     out = {}
     for target_t, step in zip(times, record):
-        out[f"t={target_t:g}"] = float(np.nanmean(v[:, step]))
+        out[f"t={target_t:g}"] = float(np.nanmean(v[:, step // every]))
     return out
 
 
