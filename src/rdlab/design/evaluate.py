@@ -218,14 +218,6 @@ def _follow(model, net, params, X, n_steps, dt, metric, record_every, rng, keep_
             np.stack(frames) if keep_frames else None)
 
 
-def _batch_params(p: DesignParameters, n: int) -> TorchParameters:
-    with torch.no_grad():
-        return TorchParameters(p.rates.detach().expand(n, -1).clone(),
-                               p.diffusion.detach().expand(n, -1).clone(),
-                               p.flow.detach().reshape(1).expand(n).clone(),
-                               p.feed.detach().expand(n, -1).clone())
-
-
 @torch.no_grad()
 def control_curves(model: DesignModel, metric: str, n_steps: int, dt: float, *, n: int = 32,
                    record_every: int = 1, seed: int = 0,
@@ -247,7 +239,7 @@ def control_curves(model: DesignModel, metric: str, n_steps: int, dt: float, *, 
     times = None
     rng = np.random.default_rng(seed)
     for name in conditions:
-        params = _batch_params(p_opt, n)
+        params = p_opt.as_torch_parameters(n).detach()
         X0 = X_opt
         if name == "Random X0":
             mean = X_opt.mean(dim=(0, 2, 3), keepdim=True)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from tqdm.auto import tqdm
 
 from rdlab.chemistry.dense import dense_gs_network, dense_network, kitchen_sink_network
@@ -188,7 +189,7 @@ def optimise(config: DesignConfig, out: str | Path, *, progress: bool = True,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg_dump = {k: v for k, v in config.to_dict().items() if k != "source"}
-    (out / "config.yaml").write_text(yaml_dump(cfg_dump))
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg_dump, sort_keys=False))
     model = build_model(config)
     rng = torch.Generator().manual_seed(config.seed)
     state = _StageState()
@@ -319,9 +320,3 @@ def read_history(folder: str | Path) -> list[dict]:
     if not path.is_file():
         return []
     return [json.loads(s) for s in path.read_text().splitlines() if s.strip()]
-
-
-def yaml_dump(data: dict) -> str:
-    import yaml
-
-    return yaml.safe_dump(data, sort_keys=False)

@@ -28,7 +28,6 @@ from rdlab.chemistry.export import write_antimony, write_sbml
 from rdlab.chemistry.network import ReactionNetwork
 from rdlab.design.evaluate import (
     MetricCurves,
-    _batch_params,
     control_curves,
     rollout_metric,
 )
@@ -80,8 +79,9 @@ def _bit_accuracy(model: DesignModel, times: tuple[float, ...], n: int, seed: in
         logits = model.encoder(2.0 * X - 1.0)
         return ((logits > 0) == (z > 0.5)).to(X.dtype).mean(dim=1)
     every = int(np.gcd.reduce(record)) or 1
-    t, v, _ = rollout_metric(model, _batch_params(model.params, n), X0, steps, cfg.dt, acc,
-                             record_every=every, seed=seed, engine="torch")
+    params = model.params.as_torch_parameters(n).detach()
+    t, v, _ = rollout_metric(model, params, X0, steps, cfg.dt, acc, record_every=every,
+                             seed=seed, engine="torch")
     out = {}
     for target_t, step in zip(times, record):
         out[f"t={target_t:g}"] = float(np.nanmean(v[:, step // every]))
