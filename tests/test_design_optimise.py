@@ -66,7 +66,7 @@ def test_an_interrupted_run_resumes_to_the_same_result(tmp_path):
 def test_report_writes_figures_exports_and_metrics(tmp_path):
     cfg = DesignConfig.from_dict(TINY)
     optimise(cfg, tmp_path, progress=False)
-    metrics = report(tmp_path, progress=False)
+    metrics = report(tmp_path)
     for name in ("metrics.json", "timelapse.png", "loss.png", "reaction_graph.png",
                  "controls_correlation_dt2.png", "network.yaml", "network.ant", "network.xml"):
         assert (tmp_path / name).stat().st_size > 0, name

@@ -166,7 +166,7 @@ def design_section(folder: RunFolder, quick: bool) -> dict:
     t0 = time.perf_counter()
     optimise(cfg, out, progress=not quick, resume=False)
     seconds = time.perf_counter() - t0
-    metrics = report(out, progress=False)
+    metrics = report(out)
     shutil.copyfile(bundled_target("portrait"), out / "target.png")
     corr = metrics["correlation"]
     return {"seconds": round(seconds, 1), "steps": metrics["optimisation_steps"],

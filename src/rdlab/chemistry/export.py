@@ -22,12 +22,12 @@ SBML export needs ``python-libsbml``; Antimony export has no dependency.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from rdlab.checks import nonnegative_number
 from rdlab.chemistry.network import ReactionNetwork
 from rdlab.errors import NetworkError, ParameterError, RdlabError
 
@@ -103,16 +103,6 @@ class _Model:
     laws: tuple[str, ...]  # mass-action rate law per reaction, e.g. "k0*H2^2*O"
 
 
-def _finite_nonnegative(value: float, what: str) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ParameterError(f"{what} is {value!r}, not a number") from None
-    if not math.isfinite(x) or x < 0:
-        raise ParameterError(f"{what} is {x}; it must be finite and non-negative")
-    return x
-
-
 def _prepare(
     network: ReactionNetwork, initial: Mapping[str, float] | None, name: str
 ) -> _Model:
@@ -127,7 +117,7 @@ def _prepare(
                 f"{label} has no rate constant; give one in the reaction text "
                 "(e.g. 'A -> B : 0.5') or use network.with_rates([...]) before exporting"
             )
-        rates.append(_finite_nonnegative(k, f"the rate constant of {label}"))
+        rates.append(nonnegative_number(k, f"the rate constant of {label}"))
 
     concentrations = [0.0] * network.n_species
     if initial is not None:
@@ -137,7 +127,7 @@ def _prepare(
             )
         for species, value in initial.items():
             i = network.species_index(species)
-            concentrations[i] = _finite_nonnegative(
+            concentrations[i] = nonnegative_number(
                 value, f"the initial concentration of {species!r}"
             )
 

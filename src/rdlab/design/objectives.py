@@ -27,7 +27,6 @@ it is not a multiple of ``P``), drawn independently for every sample of the batc
 from __future__ import annotations
 
 import abc
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -37,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rdlab.checks import nonnegative_number
 from rdlab.design.entropy import (
     GRADIENTS,
     diffusion_entropy_production,
@@ -71,16 +71,6 @@ DISSIPATION_PARTS = ("diffusion", "reaction")
 
 
 # ---------------------------------------------------------------------------- helpers
-def _check_weight(value: float, what: str) -> float:
-    try:
-        w = float(value)
-    except (TypeError, ValueError):
-        raise ParameterError(f"{what} must be a number ≥ 0, got {value!r}") from None
-    if not math.isfinite(w) or w < 0:
-        raise ParameterError(f"{what} must be a finite number ≥ 0, got {value!r}")
-    return w
-
-
 def _check_choice(value: str, choices: Sequence[str], what: str) -> str:
     if value not in choices:
         raise ParameterError(f"unknown {what} {value!r}; choose one of {list(choices)}")
@@ -168,7 +158,7 @@ class LossTerm(abc.ABC):
 
     @weight.setter
     def weight(self, value: float) -> None:
-        self._weight = _check_weight(value, f"weight of {type(self).__name__}")
+        self._weight = nonnegative_number(value, f"weight of {type(self).__name__}")
 
     @abc.abstractmethod
     def __call__(self, traj: Trajectory, generator: torch.Generator | None = None
@@ -340,7 +330,7 @@ class StepSize(LossTerm):
     def __init__(self, delta_max: float = 0.0, weight: float = 1.0,
                  name: str | None = None) -> None:
         super().__init__(weight, name)
-        self.delta_max = _check_weight(delta_max, "delta_max")
+        self.delta_max = nonnegative_number(delta_max, "delta_max")
 
     def __call__(self, traj: Trajectory, generator: torch.Generator | None = None
                  ) -> torch.Tensor:
@@ -417,12 +407,12 @@ class Dissipation(LossTerm):
                  name: str | None = None) -> None:
         super().__init__(weight, name)
         self.terms = _check_parts(terms)
-        self.variance_weight = _check_weight(variance_weight, "variance_weight")
+        self.variance_weight = nonnegative_number(variance_weight, "variance_weight")
         self.spread = _check_choice(spread, self.SPREADS, "spread")
         self.on = _check_choice(on, self.ON, "on")
         self.batch = _check_choice(batch, self.BATCH, "batch")
         self.combine = _check_choice(combine, self.COMBINE, "combine")
-        self.offset = _check_weight(offset, "offset")
+        self.offset = nonnegative_number(offset, "offset")
         if floor <= 0:
             raise ParameterError(f"floor must be > 0, got {floor}")
         self.floor = float(floor)
@@ -505,7 +495,7 @@ class Information(LossTerm):
         fw = tuple(frame_weights)
         if len(fw) != 3:
             raise ParameterError(f"frame_weights needs 3 values (X_0, X_rand, X_T), got {fw}")
-        self.frame_weights = tuple(_check_weight(w, "frame weight") for w in fw)
+        self.frame_weights = tuple(nonnegative_number(w, "frame weight") for w in fw)
         self.centre = bool(centre)
 
     def parameters(self) -> Iterator[nn.Parameter]:
@@ -567,8 +557,8 @@ class Replication(LossTerm):
         if shift is not None and (isinstance(shift, bool) or int(shift) != shift):
             raise ParameterError(f"shift must be an integer number of cells, got {shift!r}")
         self.shift = None if shift is None else int(shift)
-        self.std_weight = _check_weight(std_weight, "std_weight")
-        self.beta = _check_weight(beta, "beta")
+        self.std_weight = nonnegative_number(std_weight, "std_weight")
+        self.beta = nonnegative_number(beta, "beta")
         self.std_on = _check_choice(std_on, self.STD_ON, "std_on")
 
     def geometry(self, H: int, W: int) -> tuple[tuple[int, int, int, int], int]:

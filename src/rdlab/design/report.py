@@ -108,8 +108,7 @@ def _plot_loss(history: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def report(folder: str | Path, *, n_controls: int | None = None, seed: int = 12345,
-           progress: bool = True) -> dict:
+def report(folder: str | Path, *, n_controls: int | None = None, seed: int = 12345) -> dict:
     """Evaluate the run in ``folder`` and write the files listed in the module docstring.
     Returns the metrics dict (also in ``metrics.json``)."""
     folder = Path(folder)
