@@ -391,3 +391,76 @@ def test_train_rejects_bad_labels(tmp_path):
     with pytest.raises(ParameterError, match="7"):
         train(x, np.array([0, 1, 7, 0]), x, np.array([0, 1, 1, 0]), ["a", "b"], tmp_path,
               _tiny_config(), progress=False)
+
+
+def test_device_and_label_smoothing_validation():
+    with pytest.raises(ParameterError, match="'tpu:0'"):
+        TrainConfig(device="tpu:0")
+    with pytest.raises(ParameterError, match="1.5"):
+        TrainConfig(label_smoothing=1.5)
+    if not torch.cuda.is_available():
+        with pytest.raises(ParameterError, match="no CUDA GPU"):
+            TrainConfig(device="cuda")
+
+
+def test_label_smoothing_trains_and_lowers_confidence(tmp_path):
+    """Smoothed targets cap the optimal probability below 1: the smoothed model's mean
+    top-class probability on the training data is lower than the plain one's."""
+    x, y = _stripes_and_spots(40, 48, seed=0)
+    vx, vy = _stripes_and_spots(20, 48, seed=1)
+    tops = []
+    for i, eps in enumerate((0.0, 0.4)):
+        train(x, y, vx, vy, ["stripes", "spots"], tmp_path / str(i),
+              _tiny_config(epochs=5, batch_size=10, label_smoothing=eps), progress=False)
+        model, _, _ = load_model(tmp_path / str(i) / "best.pt")
+        tops.append(float(predict(model, vx).max(axis=1).mean()))
+    assert tops[1] < tops[0]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_cuda_augmentation_matches_cpu():
+    x = torch.rand(4, 3, 48, 48)
+    a = augment(x, AugmentConfig(), torch.Generator().manual_seed(7))
+    b = augment(x.cuda(), AugmentConfig(), torch.Generator().manual_seed(7))
+    assert b.device.type == "cuda"
+    assert torch.allclose(a, b.cpu(), atol=1e-5)
+    exact = AugmentConfig(rotation=0, shear=0, zoom=0)  # pure translations and flips: exact
+    a = augment(x, exact, torch.Generator().manual_seed(3))
+    b = augment(x.cuda(), exact, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b.cpu())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_cuda_training_learns_and_checkpoints_load_on_cpu(tmp_path):
+    x, y = _stripes_and_spots(40, 48, seed=0)
+    vx, vy = _stripes_and_spots(20, 48, seed=1)
+    result = train(x, y, vx, vy, ["stripes", "spots"], tmp_path,
+                   _tiny_config(epochs=5, batch_size=10, device="cuda"), progress=False)
+    assert result["best_val_accuracy"] >= 0.9
+    state = _state(tmp_path / "last.pt")
+    assert all(v.device.type == "cpu" for v in state["model"].values())
+    model, classes, _ = load_model(tmp_path / "best.pt")
+    assert evaluate(model, vx, vy, classes)["accuracy"] == pytest.approx(
+        result["best_val_accuracy"])
+
+
+def test_symmetrized_prediction_is_invariant_under_square_symmetries(tmp_path):
+    """The D4-averaged probabilities of a frame and of its rotated/mirrored copies agree (to
+    rounding); a single view does not, for an untrained (asymmetric) network."""
+    torch.manual_seed(0)
+    model = build_model("2d", 3, 4, None)
+    x = np.random.default_rng(0).random((3, 3, 48, 48), dtype=np.float32)
+    ref = predict(model, x)
+    assert ref.shape == (3, 4) and np.allclose(ref.sum(axis=1), 1, atol=1e-5)
+    for flip in (False, True):
+        for turns in range(4):
+            y = np.rot90(x[..., ::-1] if flip else x, turns, axes=(-2, -1)).copy()
+            assert np.allclose(predict(model, y), ref, atol=1e-5)
+    single = predict(model, x, symmetrize=False)
+    turned = predict(model, np.rot90(x, 1, axes=(-2, -1)).copy(), symmetrize=False)
+    assert np.abs(single - turned).max() > 1e-4
+    labels = np.array([0, 1, 2])
+    scores = evaluate(model, x, labels, ["a", "b", "c", "d"])
+    assert scores["symmetrized"] and scores["accuracy"] == np.mean(ref.argmax(1) == labels)
+    assert scores["single_view_accuracy"] == np.mean(single.argmax(1) == labels)
+    assert scores["loss"] == pytest.approx(-np.log(ref[[0, 1, 2], labels]).mean(), rel=1e-5)

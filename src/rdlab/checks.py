@@ -7,7 +7,7 @@ import math
 
 from rdlab.errors import ParameterError
 
-__all__ = ["nonnegative_number"]
+__all__ = ["nonnegative_number", "torch_device"]
 
 
 def nonnegative_number(value, what: str) -> float:
@@ -19,3 +19,23 @@ def nonnegative_number(value, what: str) -> float:
     if not math.isfinite(x) or x < 0:
         raise ParameterError(f"{what} must be a finite number ≥ 0, got {value!r}")
     return x
+
+
+def torch_device(value, what: str):
+    """``value`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...) as a :class:`torch.device` that
+    exists on this machine, or a ParameterError naming ``what`` and the value."""
+    import torch
+
+    try:
+        device = torch.device(value)
+    except (RuntimeError, TypeError) as exc:
+        raise ParameterError(f"{what} {value!r} is not a torch device: {exc}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ParameterError(f"{what} {value!r}: only cpu and cuda devices are supported")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ParameterError(f"{what} {value!r}: no CUDA GPU is available here")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ParameterError(f"{what} {value!r}: this machine has "
+                                 f"{torch.cuda.device_count()} CUDA device(s)")
+    return device

@@ -106,6 +106,7 @@ def train(
                                               "needs `rdlab dataset --3d` stores).")] = "2d",
     minutes: Annotated[float | None, typer.Option(help="Wall-time budget: stop after the "
                                                   "epoch that passes it.")] = None,
+    device: Annotated[str, typer.Option(help="Torch device: cpu, cuda, cuda:1, ...")] = "cpu",
 ) -> None:
     """Train the pattern CNN (resumable: rerun the same command to continue)."""
     from rdlab.patterns.paper_pipeline import train_model
@@ -113,6 +114,7 @@ def train(
     overrides: dict = {k: v for k, v in (("epochs", epochs), ("patience", patience),
                                          ("seed", seed)) if v is not None}
     overrides["architecture"] = architecture
+    overrides["device"] = device
     if minutes is not None:
         overrides["time_limit_s"] = 60.0 * minutes
     if legacy_shift:

@@ -196,15 +196,15 @@ def _pixel_exact(a: torch.Tensor, t: torch.Tensor, centre: torch.Tensor,
 _local = threading.local()
 
 
-def _workspace(b: int, c: int, h: int, w: int,
-               dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+def _workspace(b: int, c: int, h: int, w: int, dtype: torch.dtype,
+               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-thread scratch tensors (padded image, sampling grid), reused between calls of the
     same shape: allocating ~30 MB afresh costs more page faults than the arithmetic."""
-    key = (b, c, h, w, dtype)
+    key = (b, c, h, w, dtype, device)
     if getattr(_local, "key", None) != key:
         _local.key = key
-        _local.pad = torch.empty(b, c, h + 1, w + 1, dtype=dtype)
-        _local.grid = torch.empty(b, h, w, 2, dtype=dtype)
+        _local.pad = torch.empty(b, c, h + 1, w + 1, dtype=dtype, device=device)
+        _local.grid = torch.empty(b, h, w, 2, dtype=dtype, device=device)
     return _local.pad, _local.grid
 
 
@@ -242,18 +242,18 @@ def affine_periodic(x: torch.Tensor, params: AugmentParams,
               + a_i[:, 0, 1, None, None] * ys.long()[None, :, None] + off_i[:, 0, None, None])
         yi = (a_i[:, 1, 0, None, None] * xs.long()[None, None, :]
               + a_i[:, 1, 1, None, None] * ys.long()[None, :, None] + off_i[:, 1, None, None])
-        index = (yi.remainder(h) * w + xi.remainder(w)).reshape(b, 1, h * w)
+        index = (yi.remainder(h) * w + xi.remainder(w)).reshape(b, 1, h * w).to(x.device)
         flat = x.reshape(b, c, h * w)
         return torch.gather(flat, 2, index.expand(b, c, h * w)).reshape(b, c, h, w)
-    pad_buf, grid = _workspace(b, c, h, w, x.dtype)
+    pad_buf, grid = _workspace(b, c, h, w, x.dtype, x.device)
     # Normalised source coordinates of the padded (size+1)-pixel image, where −1 ↦ pixel 0
     # and 1 ↦ pixel size (the circular copy of pixel 0): u = s·2/size wrapped into [0, 2),
     # minus 1. u is affine in the output pixel (p_x, p_y): u = L_x p_x + L_y p_y + u_0.
     scale = torch.tensor([2.0 / w, 2.0 / h], dtype=torch.float64)
-    lin = (a * scale[None, :, None]).to(x.dtype)  # (b, 2 [u_x, u_y], 2 [p_x, p_y])
-    u0 = (offset * scale[None, :]).to(x.dtype)
-    xs32 = torch.arange(w, dtype=x.dtype)
-    ys32 = torch.arange(h, dtype=x.dtype)
+    lin = (a * scale[None, :, None]).to(x.device, x.dtype)  # (b, 2 [u_x, u_y], 2 [p_x, p_y])
+    u0 = (offset * scale[None, :]).to(x.device, x.dtype)
+    xs32 = torch.arange(w, dtype=x.dtype, device=x.device)
+    ys32 = torch.arange(h, dtype=x.dtype, device=x.device)
     for k in range(2):  # written in place into the cached grid (no large temporaries)
         along_x = lin[:, k, 0, None, None] * xs32[None, None, :]  # (b, 1, w)
         along_y = lin[:, k, 1, None, None] * ys32[None, :, None] + u0[:, k, None, None]
@@ -269,12 +269,13 @@ def affine_periodic(x: torch.Tensor, params: AugmentParams,
 def apply_params(x: torch.Tensor, params: AugmentParams) -> torch.Tensor:
     """The geometric transform followed by the intensity factor."""
     out = affine_periodic(x, params)  # a fresh tensor: scaled in place
-    return out.mul_(params.scale.to(out.dtype)[:, None, None, None])
+    return out.mul_(params.scale.to(out.device, out.dtype)[:, None, None, None])
 
 
 def augment(x: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
-    """Randomly augment the batch ``x`` ``(batch, channel, y, x)`` (float, CPU); returns a new
-    tensor (``x`` itself when ``config.enabled`` is false)."""
+    """Randomly augment the batch ``x`` ``(batch, channel, y, x)`` (float, on any device; the
+    transforms are drawn on the CPU from ``generator``); returns a new tensor (``x`` itself
+    when ``config.enabled`` is false)."""
     if not config.enabled:
         return x
     if x.ndim != 4:

@@ -84,7 +84,8 @@ def evaluate_datasets(model_path: str | Path, datasets: dict[str, str | Path],
                                                                ensure_ascii=False))
         save_confusion_matrix(out / f"confusion_{name}.png", np.asarray(result["confusion"]),
                               classes, title=f"{name}: accuracy {result['accuracy']:.4f}")
-        summary[name] = {"accuracy": result["accuracy"], "samples": int(y.size)}
+        summary[name] = {"accuracy": result["accuracy"], "samples": int(y.size),
+                         "single_view_accuracy": result["single_view_accuracy"]}
     history = model_path.parent / "history.json"
     if history.is_file():
         save_history(out / "accuracy.png", json.loads(history.read_text()))
