@@ -38,25 +38,25 @@ import torch.nn.functional as F
 NETWORKS = ("kitchen-sink", "gs", "paper")
 
 
-def build(network: str, species: int, dtype: torch.dtype):
+def build(network: str, species: int, dtype: torch.dtype, device: str = "cpu"):
     from rdlab.chemistry import dense_gs_network, dense_network, kitchen_sink_network
     from rdlab.design.parameters import DesignParameters
 
     make = {"kitchen-sink": kitchen_sink_network, "gs": dense_gs_network,
             "paper": dense_network}[network]
-    return DesignParameters.initial(make(species), seed=0, dtype=dtype)
+    return DesignParameters.initial(make(species), seed=0, dtype=dtype).to(device)
 
 
 def problem(params, size: int, batch: int, dtype: torch.dtype):
     """Initial state (feed + noise, the generator's stand-in) and a smooth target."""
     g = torch.Generator().manual_seed(1)
     S = params.n_species
-    x0 = (params.feed.detach().view(1, S, 1, 1)
+    x0 = (params.feed.detach().cpu().double().view(1, S, 1, 1)
           + 0.5 * torch.rand(batch, S, size, size, generator=g, dtype=torch.float64))
     yy, xx = torch.meshgrid(torch.arange(size, dtype=torch.float64),
                             torch.arange(size, dtype=torch.float64), indexing="ij")
     target = 0.3 + 0.2 * torch.sin(2 * torch.pi * yy / size) * torch.cos(2 * torch.pi * xx / size)
-    return x0.to(dtype), target.to(dtype)
+    return x0.to(params.device, dtype), target.to(params.device, dtype)
 
 
 def loss_of(states: list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
@@ -74,9 +74,10 @@ def baseline_rollout(params, x0: torch.Tensor, n_steps: int, dt: float = 1.0,
 
     net = params.network
     S_n = net.n_species
-    Rt = torch.tensor(net.reactant_matrix, dtype=x0.dtype)  # (S, R) exponents
-    stoich = torch.tensor(net.stoichiometry, dtype=x0.dtype)  # (S, R)
-    kernel = torch.as_tensor(STENCILS["9-point"], dtype=x0.dtype).expand(S_n, 1, 3, 3)
+    Rt = torch.tensor(net.reactant_matrix, dtype=x0.dtype, device=x0.device)  # (S, R)
+    stoich = torch.tensor(net.stoichiometry, dtype=x0.dtype, device=x0.device)  # (S, R)
+    kernel = torch.as_tensor(STENCILS["9-point"], dtype=x0.dtype,
+                             device=x0.device).expand(S_n, 1, 3, 3)
     k, D, f, feed = params.rates, params.diffusion, params.flow, params.feed
     c = x0.permute(0, 2, 3, 1)  # (B, y, x, S), channels last as the TF code
     out = [x0]
@@ -112,7 +113,8 @@ def engine_rollout(params, x0: torch.Tensor, n_steps: int, dt: float = 1.0,
     from rdlab.simulate import torch_engine as te
     from rdlab.system import Grid
 
-    net = te.NetworkTensors.from_network(params.network, Grid(*x0.shape[2:]), x0.dtype)
+    net = te.NetworkTensors.from_network(params.network, Grid(*x0.shape[2:]), x0.dtype,
+                                         x0.device)
     tp = params.as_torch_parameters(x0.shape[0])
     out = [x0]
     for _ in range(n_steps):
@@ -132,12 +134,19 @@ def one_step(fn, params, x0, target, n_steps):
     return loss.detach(), grads
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def time_steps(fn, params, x0, target, n_steps, repeats) -> list[float]:
     one_step(fn, params, x0, target, n_steps)  # warm-up
     times = []
     for _ in range(repeats):
+        _sync(x0.device)
         t0 = time.perf_counter()
         one_step(fn, params, x0, target, n_steps)
+        _sync(x0.device)
         times.append(time.perf_counter() - t0)
     return times
 
@@ -145,7 +154,7 @@ def time_steps(fn, params, x0, target, n_steps, repeats) -> list[float]:
 def float64_check(args) -> dict[str, dict[str, float]]:
     """Relative differences of loss and gradients, rdlab against the baseline and against
     the torch engine (the definition), all in float64."""
-    params = build(args.network, args.species, torch.float64)
+    params = build(args.network, args.species, torch.float64, args.device)
     x0, target = problem(params, args.size, args.batch, torch.float64)
     la, ga = one_step(rdlab_rollout, params, x0, target, args.steps)
     out = {}
@@ -169,13 +178,16 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--network", choices=NETWORKS, default="kitchen-sink")
     parser.add_argument("--no-check", action="store_true", help="skip the float64 check")
+    parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda, ...)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    params = build(args.network, args.species, torch.float32)
+    params = build(args.network, args.species, torch.float32, args.device)
     x0, target = problem(params, args.size, args.batch, torch.float32)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__} with {torch.get_num_threads()} threads")
+    if x0.device.type == "cuda":
+        print(f"device: {torch.cuda.get_device_name(x0.device)}")
     print(f"problem: {args.network} network, {args.species} species, "
           f"{params.n_reactions} reactions, {args.size}×{args.size}, batch {args.batch}, "
           f"T = {args.steps}, float32; median (best) of {args.repeats} optimisation steps\n")

@@ -41,6 +41,37 @@ def test_config_errors_name_the_bad_value(tmp_path):
         DesignConfig(stages=(8, 16), lr=(1e-3,))
     with pytest.raises(ParameterError, match="no config file"):
         load_config(tmp_path / "missing.yaml")
+    with pytest.raises(ParameterError, match="'gpu'"):
+        DesignConfig(device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ParameterError, match="no CUDA GPU"):
+            DesignConfig(device="cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_cuda_optimisation_resumes_and_loads_on_the_cpu(tmp_path):
+    """The whole loop on CUDA: staged, interrupted and resumed to the uninterrupted result
+    (GPU kernels are not bit-reproducible, hence a tolerance), returned and reloaded on the
+    CPU; the initial θΨ does not depend on the device."""
+    cfg = DesignConfig.from_dict({**TINY, "device": "cuda"})
+    whole = optimise(cfg, tmp_path / "whole", progress=False)
+    assert whole.device.type == "cpu"
+    part = tmp_path / "part"
+    optimise(cfg, part, progress=False, max_seconds=1e-9)
+    resumed = optimise(cfg, part, progress=False)
+    hist = read_history(part)
+    assert [h["T"] for h in hist] == [4] * 4 + [8] * 4
+    assert all(np.isfinite(h["loss"]) for h in hist)
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+    loaded = load_model(tmp_path / "whole")
+    assert loaded.device.type == "cpu"
+    cpu = DesignConfig.from_dict(TINY)
+    from rdlab.design.optimise import build_model
+    a, b = build_model(cpu), build_model(cfg)
+    for k, v in a.params.state_dict().items():
+        torch.testing.assert_close(v, b.params.state_dict()[k].cpu())
 
 
 def test_an_interrupted_run_resumes_to_the_same_result(tmp_path):

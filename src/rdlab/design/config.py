@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from rdlab.checks import torch_device
 from rdlab.errors import ParameterError
 
 __all__ = ["DesignConfig", "bundled_configs", "bundled_target", "load_config"]
@@ -46,6 +47,9 @@ class DesignConfig:
     ``early_stop_patience`` steps without improvement, at most ``steps`` steps per stage.
     Stages: horizons ``stages`` (number of Euler steps), optimised in turn, parameters
     carried forward (appendix D.3); ``lr`` may be a list with one value per stage.
+    ``device``: where the optimisation runs (``"cpu"``, ``"cuda"``, ...; the random draws
+    then come from a generator on that device, so a seed gives device-specific results);
+    evaluation and reports always run on the CPU.
     Evaluation: roll-outs to ``eval_factor`` × the last horizon, also at ``dt`` divided by
     each of ``eval_dt_divisors``; ``controls`` randomisations per control condition.
     """
@@ -78,6 +82,7 @@ class DesignConfig:
     checkpoint_every: int = 25
     time_budget: float | None = None
     dtype: str = "float32"
+    device: str = "cpu"
     eval_factor: int = 10
     eval_dt_divisors: tuple[int, ...] = (10,)
     controls: int = 32
@@ -129,6 +134,7 @@ class DesignConfig:
                                      f"got {self.flow_noise!r}")
         if self.dtype not in ("float32", "float64"):
             raise ParameterError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        torch_device(self.device, "device")
         if self.time_budget is not None and not self.time_budget > 0:
             raise ParameterError(f"time_budget must be positive seconds, got "
                                  f"{self.time_budget!r}")

@@ -128,10 +128,12 @@ def periodic_blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 
 def sample_z(batch: int, z_bits: int, generator: torch.Generator | None = None,
              dtype=torch.float32) -> torch.Tensor:
-    """Random bits ``(batch, z_bits)`` in {0, 1} (as floats), each 0 or 1 with probability ½."""
+    """Random bits ``(batch, z_bits)`` in {0, 1} (as floats), each 0 or 1 with probability ½,
+    on the device of ``generator``."""
     batch = _positive_int(batch, "batch")
     z_bits = _positive_int(z_bits, "z_bits")
-    bits = torch.randint(0, 2, (batch, z_bits), generator=generator)
+    device = generator.device if generator is not None else "cpu"
+    bits = torch.randint(0, 2, (batch, z_bits), generator=generator, device=device)
     return bits.to(torch_dtype(dtype))
 
 

@@ -78,14 +78,26 @@ class DesignModel:
         for k, m in self.modules().items():
             m.load_state_dict(state[k])
 
+    def to(self, device: str | torch.device) -> DesignModel:
+        """Move θΨ, G and E (in place) to ``device``; returns ``self``."""
+        for m in self.modules().values():
+            m.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.params.device
+
 
 def _network(config: DesignConfig):
     return {"kitchen-sink": kitchen_sink_network, "gs": dense_gs_network,
             "paper": dense_network}[config.network](config.species)
 
 
-def build_model(config: DesignConfig) -> DesignModel:
-    """θΨ at the paper's initialisation, a fresh G (and E), and the loss, all seeded."""
+def build_model(config: DesignConfig, device: str | torch.device | None = None
+                ) -> DesignModel:
+    """θΨ at the paper's initialisation, a fresh G (and E), and the loss, all seeded; on
+    ``device`` (default: the config's). The initial values do not depend on the device."""
     torch.manual_seed(config.seed)
     dtype = torch.float64 if config.dtype == "float64" else torch.float32
     network = _network(config)
@@ -115,7 +127,8 @@ def build_model(config: DesignConfig) -> DesignModel:
     if config.flow_noise is not None:
         noise = FlowNoise(float(config.flow_noise["amplitude"]),
                           float(config.flow_noise.get("sigma", 0.0)))
-    return DesignModel(config, params, generator, encoder, CompositeLoss(terms), noise, target)
+    model = DesignModel(config, params, generator, encoder, CompositeLoss(terms), noise, target)
+    return model.to(config.device if device is None else device)
 
 
 def simulate_design(model: DesignModel, n_steps: int, *, z: torch.Tensor | None = None,
@@ -125,13 +138,13 @@ def simulate_design(model: DesignModel, n_steps: int, *, z: torch.Tensor | None 
     """One roll-out of ``n_steps`` steps: X0 = G(z) (or ``X0``), noisy flow if configured.
     Differentiable when grad is enabled."""
     cfg = model.config
-    rng = rng if rng is not None else torch.Generator().manual_seed(cfg.seed)
+    rng = rng if rng is not None else torch.Generator(model.device).manual_seed(cfg.seed)
     params = params if params is not None else model.params
     dt = cfg.dt if dt is None else dt
     if X0 is None:
         if z is None:
             z = sample_z(batch or cfg.batch, cfg.z_bits, rng)
-        X0 = model.generator(z.to(params.dtype))
+        X0 = model.generator(z.to(device=params.device, dtype=params.dtype))
     fields = None
     if model.noise is not None:
         draw = noisy_flow(params, model.noise, X0.shape, rng)
@@ -191,17 +204,20 @@ def optimise(config: DesignConfig, out: str | Path, *, progress: bool = True,
     cfg_dump = {k: v for k, v in config.to_dict().items() if k != "source"}
     (out / "config.yaml").write_text(yaml.safe_dump(cfg_dump, sort_keys=False))
     model = build_model(config)
-    rng = torch.Generator().manual_seed(config.seed)
+    rng = torch.Generator(model.device).manual_seed(config.seed)
     state = _StageState()
     opt_state = None
     ck = out / CHECKPOINT
     if resume and ck.is_file():
-        saved = torch.load(ck, weights_only=False)
-        if saved["config"] != cfg_dump:
+        # on the CPU: the random states must stay CPU byte tensors; load_state_dict (model
+        # and Adam) copies the rest to the model's device
+        saved = torch.load(ck, map_location="cpu", weights_only=False)
+        if _without_device(saved["config"]) != _without_device(cfg_dump):
             raise ParameterError(f"{ck} was written by a different config; use another "
                                  f"output folder or remove it")
         model.load_state_dict(saved["model"])
-        rng.set_state(saved["rng"])
+        if saved["config"].get("device", "cpu") == config.device:
+            rng.set_state(saved["rng"].cpu())  # on another device the draws start afresh
         torch.set_rng_state(saved["torch_rng"])
         state = _StageState(**saved["state"])
         opt_state = saved["optimiser"]
@@ -267,7 +283,7 @@ def optimise(config: DesignConfig, out: str | Path, *, progress: bool = True,
                         break
                     if out_of_time:
                         bar.close()
-                        return model
+                        return model.to("cpu")
             state.stage += 1
             state.step, state.best, state.since_best = 0, math.inf, 0
             state.finished = state.stage >= len(config.stages)
@@ -277,9 +293,15 @@ def optimise(config: DesignConfig, out: str | Path, *, progress: bool = True,
         bar.close()
         raise
     bar.close()
+    model.to("cpu")
     _save_atomic({"config": cfg_dump, "model": model.state_dict(),
                   "parameters": model.params.describe()}, out / "model.pt")
     return model
+
+
+def _without_device(config: dict) -> dict:
+    """A config dump minus ``device`` (a run may resume on another device)."""
+    return {k: v for k, v in config.items() if k != "device"}
 
 
 def _checkpoint(path: Path, model: DesignModel, rng: torch.Generator, state: _StageState,
@@ -300,17 +322,18 @@ def _truncate_history(path: Path, lines: int) -> None:
     path.write_text("".join(s + "\n" for s in kept))
 
 
-def load_model(folder: str | Path) -> DesignModel:
-    """The optimised model of a finished run folder (``model.pt``), or its latest checkpoint."""
+def load_model(folder: str | Path, device: str | torch.device = "cpu") -> DesignModel:
+    """The optimised model of a finished run folder (``model.pt``), or its latest checkpoint,
+    on ``device`` (the CPU by default, whatever device it was optimised on)."""
     folder = Path(folder)
     path = folder / "model.pt"
     if not path.is_file():
         path = folder / CHECKPOINT
     if not path.is_file():
         raise ParameterError(f"{folder} holds no model.pt or checkpoint.pt")
-    saved = torch.load(path, weights_only=False)
-    config = DesignConfig.from_dict(saved["config"])
-    model = build_model(config)
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    config = DesignConfig.from_dict({**saved["config"], "device": "cpu"})
+    model = build_model(config, device)
     model.load_state_dict(saved["model"])
     return model
 
