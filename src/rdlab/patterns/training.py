@@ -283,21 +283,6 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
-def _logits(model: nn.Module, frames: Any, batch_size: int) -> torch.Tensor:
-    if batch_size < 1:
-        raise ParameterError(f"batch_size must be >= 1, got {batch_size}")
-    n = _n_samples(frames)
-    parts = []
-    device = next(model.parameters()).device
-    with _eval_mode(model), torch.inference_mode():
-        for a in range(0, n, batch_size):
-            batch = _slice(frames, a, min(a + batch_size, n))
-            parts.append(model(_to_input(batch, model).to(device)).float().cpu())
-    if not parts:
-        return torch.zeros((0, int(model.n_classes)))
-    return torch.cat(parts)
-
-
 #: The 8 symmetries of the square grid (dihedral group D4) as (mirror along x, quarter turns).
 SQUARE_SYMMETRIES = tuple((flip, turns) for flip in (False, True) for turns in range(4))
 
@@ -325,6 +310,11 @@ def _view_probabilities(model: nn.Module, frames: Any, batch_size: int,
     if not parts:
         return torch.zeros((len(views), 0, int(model.n_classes)))
     return torch.cat(parts, dim=1)
+
+
+def _mean_nll(probs: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean cross-entropy (nats) of predicted probabilities ``(n, classes)`` against labels."""
+    return float(F.nll_loss(torch.log(probs.clamp_min(1e-30)), labels))
 
 
 def predict(model: nn.Module, frames: Any, batch_size: int = 256,
@@ -365,9 +355,7 @@ def evaluate(model: nn.Module, x: Any, y: Any, classes: list[str],
     probs = views.mean(dim=0)
     pred = probs.argmax(dim=1).numpy()
     single = views[0].argmax(dim=1).numpy()
-    truth = torch.from_numpy(labels)
-    loss = (float(F.nll_loss(torch.log(probs.clamp_min(1e-30)), truth)) if n
-            else float("nan"))
+    loss = _mean_nll(probs, torch.from_numpy(labels)) if n else float("nan")
     confusion = np.zeros((k, k), dtype=np.int64)
     np.add.at(confusion, (labels, pred), 1)
     totals = confusion.sum(axis=1)
@@ -640,10 +628,10 @@ def _train_loop(train_x, train_y, val_x, val_y, classes, config: TrainConfig, in
             record: dict[str, Any] = {"epoch": epoch, "loss": loss, "accuracy": acc,
                                       "val_loss": None, "val_accuracy": None, "lr": lr}
             if n_val and (epoch % config.val_every == 0 or epoch == config.epochs):
-                logits = _logits(model, val_x, 256)
+                probs = _view_probabilities(model, val_x, 256, symmetrize=False)[0]
                 labels = torch.from_numpy(val_y)
-                record["val_loss"] = float(F.cross_entropy(logits, labels))
-                record["val_accuracy"] = float((logits.argmax(dim=1) == labels)
+                record["val_loss"] = _mean_nll(probs, labels)
+                record["val_accuracy"] = float((probs.argmax(dim=1) == labels)
                                                .float().mean())
             improved = False
             if record["val_loss"] is not None:
