@@ -55,6 +55,7 @@ def main() -> None:
     test = open_patterns(args.data / "test.zarr")
     k, f = test["k"].values, test["f"].values
     summary: dict[str, list[tuple[float, float]]] = {}
+    labelled: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}  # read the test set once
     for recipe in args.recipes:
         for seed in args.seeds:
             folder = args.out / f"{recipe}_s{seed}"
@@ -66,7 +67,9 @@ def main() -> None:
                                  progress=False)
             seconds = time.perf_counter() - t0
             model, classes, _ = load_model(folder / "best.pt")
-            x, y = load_labelled(args.data / "test.zarr", classes)
+            if tuple(classes) not in labelled:
+                labelled[tuple(classes)] = load_labelled(args.data / "test.zarr", classes)
+            x, y = labelled[tuple(classes)]
             scores = evaluate(model, x, y, classes)
             wrong = collections.Counter(
                 f"{classes[t]}({k[i]:.4g},{f[i]:.4g})→{classes[p]}"
