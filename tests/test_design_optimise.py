@@ -94,6 +94,29 @@ def test_an_interrupted_run_resumes_to_the_same_result(tmp_path):
         assert float(p.diffusion.min()) >= 0.05 and float(p.diffusion.max()) <= 0.2
 
 
+def test_init_from_starts_a_run_at_an_earlier_runs_design(tmp_path):
+    """``init_from`` carries θΨ, G and E of a finished run into a new one (a longer stage
+    added later); a design of another shape is refused by name."""
+    first = optimise(DesignConfig.from_dict(TINY), tmp_path / "first", progress=False)
+    more = DesignConfig.from_dict({**TINY, "stages": [16], "steps": 1, "lr": 1e-12,
+                                   "init_from": str(tmp_path / "first")})
+    second = optimise(more, tmp_path / "second", progress=False)
+    fresh = optimise(DesignConfig.from_dict({**TINY, "stages": [16], "steps": 1,
+                                             "lr": 1e-12}), tmp_path / "fresh", progress=False)
+    for key in ("params", "generator"):
+        a, b, c = (m.state_dict()[key] for m in (first, second, fresh))
+        for k in a:
+            torch.testing.assert_close(b[k], a[k], rtol=0, atol=1e-9)
+        assert any(not torch.allclose(a[k], c[k]) for k in a), key
+    with pytest.raises(ParameterError, match="init_from.*does not fit"):
+        optimise(DesignConfig.from_dict({**TINY, "species": 4,
+                                         "init_from": str(tmp_path / "first")}),
+                 tmp_path / "bad", progress=False)
+    with pytest.raises(ParameterError, match="init_from.*not a finished run"):
+        optimise(DesignConfig.from_dict({**TINY, "init_from": str(tmp_path / "none")}),
+                 tmp_path / "bad2", progress=False)
+
+
 def test_report_writes_figures_exports_and_metrics(tmp_path):
     cfg = DesignConfig.from_dict(TINY)
     optimise(cfg, tmp_path, progress=False)

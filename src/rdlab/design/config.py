@@ -47,6 +47,9 @@ class DesignConfig:
     ``early_stop_patience`` steps without improvement, at most ``steps`` steps per stage.
     Stages: horizons ``stages`` (number of Euler steps), optimised in turn, parameters
     carried forward (appendix D.3); ``lr`` may be a list with one value per stage.
+    ``init_from``: a finished run folder (or its ``model.pt``) whose θΨ, generator and
+    encoder start this run instead of the paper's initialisation — to add longer stages to
+    an optimised design; the models must have the same shapes.
     ``device``: where the optimisation runs (``"cpu"``, ``"cuda"``, ...; the random draws
     then come from a generator on that device, so a seed gives device-specific results);
     evaluation and reports always run on the CPU.
@@ -87,6 +90,7 @@ class DesignConfig:
     eval_dt_divisors: tuple[int, ...] = (10,)
     controls: int = 32
     eval_times: tuple[float, ...] = ()
+    init_from: str | None = None
     source: str | None = None
 
     def __post_init__(self) -> None:

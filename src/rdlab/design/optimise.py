@@ -222,8 +222,11 @@ def optimise(config: DesignConfig, out: str | Path, *, progress: bool = True,
         state = _StageState(**saved["state"])
         opt_state = saved["optimiser"]
         _truncate_history(out / HISTORY, state.history_lines)
-    elif (out / HISTORY).exists():
-        (out / HISTORY).unlink()
+    else:
+        if (out / HISTORY).exists():
+            (out / HISTORY).unlink()
+        if config.init_from is not None:
+            _start_from(model, Path(config.resolve_path(config.init_from)))
     budget = max_seconds if max_seconds is not None else config.time_budget
     t_start = time.perf_counter()
     total_planned = config.steps * len(config.stages)
@@ -297,6 +300,21 @@ def optimise(config: DesignConfig, out: str | Path, *, progress: bool = True,
     _save_atomic({"config": cfg_dump, "model": model.state_dict(),
                   "parameters": model.params.describe()}, out / "model.pt")
     return model
+
+
+def _start_from(model: DesignModel, source: Path) -> None:
+    """Load θΨ/G/E of an earlier run (folder or ``model.pt``) into ``model`` (``init_from``)."""
+    path = source / "model.pt" if source.is_dir() else source
+    if not path.is_file():
+        raise ParameterError(f"init_from: {str(source)!r} is not a finished run folder or a "
+                             f"model.pt file")
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        model.load_state_dict(saved["model"])
+    except (RuntimeError, KeyError) as err:
+        raise ParameterError(f"init_from: the model in {str(path)!r} does not fit this config "
+                             f"(species, network, size, patch, z_bits and loss terms must "
+                             f"match): {str(err).splitlines()[0]}") from None
 
 
 def _without_device(config: dict) -> dict:
