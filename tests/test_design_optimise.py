@@ -183,3 +183,21 @@ def test_the_bundled_information_settings_let_the_bits_be_learned(tmp_path):
     optimise(cfg, tmp_path, progress=False)
     bce = [h["information"] for h in read_history(tmp_path)]
     assert np.mean(bce[:5]) > 0.5 and np.mean(bce[-10:]) < 0.25
+
+
+def test_metric_summaries_skip_blown_up_runs_without_warnings():
+    """A run that blew up is NaN from then on: means and end values are over the finite runs
+    (counted), and a condition with none left is NaN — not a numpy warning."""
+    import warnings
+
+    from rdlab.design.evaluate import MetricCurves, finite_mean
+    times = np.arange(4.0)
+    values = {"Optimized": np.array([[1.0, 2.0, 3.0, 4.0], [3.0, 4.0, np.nan, np.nan]]),
+              "Random X0": np.full((2, 4), np.nan)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = MetricCurves("dissipation", times, values).summary()
+        end = {k: finite_mean(v[:, -1]) for k, v in values.items()}
+    assert s["Optimized"]["runs"] == 2 and s["Optimized"]["mean"] == pytest.approx(3.0)
+    assert s["Random X0"]["runs"] == 0 and np.isnan(s["Random X0"]["mean"])
+    assert end["Optimized"] == 4.0 and np.isnan(end["Random X0"])

@@ -44,11 +44,23 @@ from rdlab.simulate.torch_engine import (
 )
 from rdlab.system import Grid, System
 
-__all__ = ["CONTROL_CONDITIONS", "MetricCurves", "control_curves", "metric_function",
-           "rollout_metric"]
+__all__ = ["CONTROL_CONDITIONS", "MetricCurves", "control_curves", "finite_mean",
+           "metric_function", "rollout_metric"]
 
 CONTROL_CONDITIONS = ("Optimized", "Random X0", "Initial θΨ", "Random θΨ")
 Metric = Callable[[torch.Tensor, TorchParameters], torch.Tensor]
+
+
+def finite_mean(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
+    """Mean over the finite entries (runs that blew up are NaN), NaN where there are none —
+    without numpy's "mean of empty slice" warning; the counts are reported alongside."""
+    values = np.asarray(values, float)
+    ok = np.isfinite(values)
+    count = ok.sum(axis=axis)
+    total = np.where(ok, values, 0.0).sum(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return float(mean) if axis is None else mean
 
 
 @dataclass
@@ -66,7 +78,7 @@ class MetricCurves:
         keep = np.ones_like(self.times, bool) if t_max is None else self.times <= t_max
         out = {}
         for name, v in self.values.items():
-            per_run = np.nanmean(v[:, keep], axis=1) if v.size else v
+            per_run = finite_mean(v[:, keep], axis=1) if v.size else v
             finite = per_run[np.isfinite(per_run)]
             out[name] = {"mean": float(np.mean(finite)) if finite.size else float("nan"),
                          "std": float(np.std(finite)) if finite.size else float("nan"),

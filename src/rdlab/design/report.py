@@ -29,6 +29,7 @@ from rdlab.chemistry.network import ReactionNetwork
 from rdlab.design.evaluate import (
     MetricCurves,
     control_curves,
+    finite_mean,
     rollout_metric,
 )
 from rdlab.design.generator import sample_z
@@ -84,7 +85,7 @@ def _bit_accuracy(model: DesignModel, times: tuple[float, ...], n: int, seed: in
                              seed=seed, engine="torch")
     out = {}
     for target_t, step in zip(times, record):
-        out[f"t={target_t:g}"] = float(np.nanmean(v[:, step // every]))
+        out[f"t={target_t:g}"] = finite_mean(v[:, step // every])
     return out
 
 
@@ -136,7 +137,8 @@ def report(folder: str | Path, *, n_controls: int | None = None, seed: int = 123
         end = fn_curves.values["Optimized"][:, -1]
         metrics[metric] = {"dt": cfg.dt, "optimised_window_mean": s["mean"],
                            "whole_horizon_mean": s_long["mean"],
-                           "at_end": float(np.nanmean(end)),
+                           "at_end": finite_mean(end),
+                           "finite_runs_at_end": int(np.isfinite(end).sum()),
                            "horizon": long_steps * cfg.dt}
         if fn_curves.frames is not None:
             idx = np.linspace(0, fn_curves.frames.shape[0] - 1, 8).round().astype(int)
@@ -159,8 +161,7 @@ def report(folder: str | Path, *, n_controls: int | None = None, seed: int = 123
                     for k, v in summary.items() if k != "Optimized"}
             window = curves.summary(t_max=T * cfg.dt)["Optimized"]["mean"]
             entry["optimised_window_mean"] = window
-            entry["at_end"] = {k: float(np.nanmean(v[:, -1])) if np.isfinite(v[:, -1]).any()
-                               else float("nan") for k, v in curves.values.items()}
+            entry["at_end"] = {k: finite_mean(v[:, -1]) for k, v in curves.values.items()}
             metrics.setdefault("controls", {})[f"dt/{div}"] = entry
             ylabel = ("Pearson r with target" if metric == "correlation"
                       else "entropy production σ (k_B = 1)")
