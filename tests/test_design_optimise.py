@@ -94,6 +94,15 @@ def test_an_interrupted_run_resumes_to_the_same_result(tmp_path):
         assert float(p.diffusion.min()) >= 0.05 and float(p.diffusion.max()) <= 0.2
 
 
+def test_steps_can_differ_per_stage(tmp_path):
+    optimise(DesignConfig.from_dict({**TINY, "steps": [2, 3]}), tmp_path, progress=False)
+    assert [h["T"] for h in read_history(tmp_path)] == [4, 4, 8, 8, 8]
+    with pytest.raises(ParameterError, match="steps lists 1 values for 2 stages"):
+        DesignConfig.from_dict({**TINY, "steps": [2]})
+    with pytest.raises(ParameterError, match="steps must be a whole number ≥ 1, got 0"):
+        DesignConfig.from_dict({**TINY, "steps": [2, 0]})
+
+
 def test_init_from_starts_a_run_at_an_earlier_runs_design(tmp_path):
     """``init_from`` carries θΨ, G and E of a finished run into a new one (a longer stage
     added later); a design of another shape is refused by name."""

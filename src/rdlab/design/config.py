@@ -46,7 +46,8 @@ class DesignConfig:
     plateau of ``plateau_patience`` steps (not below ``min_lr_ratio``·lr), early stop after
     ``early_stop_patience`` steps without improvement, at most ``steps`` steps per stage.
     Stages: horizons ``stages`` (number of Euler steps), optimised in turn, parameters
-    carried forward (appendix D.3); ``lr`` may be a list with one value per stage.
+    carried forward (appendix D.3); ``lr`` and ``steps`` may be lists with one value per
+    stage.
     ``init_from``: a finished run folder (or its ``model.pt``) whose θΨ, generator and
     encoder start this run instead of the paper's initialisation — to add longer stages to
     an optimised design; the models must have the same shapes.
@@ -72,7 +73,7 @@ class DesignConfig:
     batch: int = 1
     loss: dict = field(default_factory=lambda: {"target": {"image": "bundled:portrait"}})
     stages: tuple[int, ...] = (32,)
-    steps: int = 2000
+    steps: int | tuple[int, ...] = 2000
     lr: float | tuple[float, ...] = 1e-3
     beta1: float = 0.95
     beta2: float = 0.999
@@ -98,11 +99,14 @@ class DesignConfig:
             setattr(self, name, tuple(getattr(self, name)))
         if isinstance(self.lr, list):
             self.lr = tuple(self.lr)
+        if isinstance(self.steps, list):
+            self.steps = tuple(self.steps)
         if self.network not in NETWORKS:
             raise ParameterError(f"network must be one of {NETWORKS}, got {self.network!r}")
-        for name in ("seed", "species", "batch", "steps", "z_bits", "checkpoint_every",
-                     "eval_factor", "controls"):
-            v = getattr(self, name)
+        steps = self.steps if isinstance(self.steps, tuple) else (self.steps,)
+        for name, v in (*((n, getattr(self, n)) for n in (
+                "seed", "species", "batch", "z_bits", "checkpoint_every", "eval_factor",
+                "controls")), *(("steps", x) for x in steps)):
             if not isinstance(v, int) or isinstance(v, bool) or v < (0 if name in (
                     "seed", "controls") else 1):
                 raise ParameterError(f"{name} must be a whole number ≥ 1, got {v!r}")
@@ -116,6 +120,9 @@ class DesignConfig:
         lrs = self.lr if isinstance(self.lr, tuple) else (self.lr,)
         if isinstance(self.lr, tuple) and len(lrs) != len(self.stages):
             raise ParameterError(f"lr lists {len(lrs)} values for {len(self.stages)} stages")
+        if isinstance(self.steps, tuple) and len(steps) != len(self.stages):
+            raise ParameterError(f"steps lists {len(steps)} values for {len(self.stages)} "
+                                 f"stages")
         for name, v in (("dt", self.dt), ("clip_norm", self.clip_norm), ("eps", self.eps),
                         *(("lr", x) for x in lrs)):
             if not isinstance(v, (int, float)) or not v > 0:
@@ -149,6 +156,9 @@ class DesignConfig:
 
     def stage_lr(self, stage: int) -> float:
         return float(self.lr[stage] if isinstance(self.lr, tuple) else self.lr)
+
+    def stage_steps(self, stage: int) -> int:
+        return int(self.steps[stage] if isinstance(self.steps, tuple) else self.steps)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

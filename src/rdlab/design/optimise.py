@@ -229,7 +229,7 @@ def optimise(config: DesignConfig, out: str | Path, *, progress: bool = True,
             _start_from(model, Path(config.resolve_path(config.init_from)))
     budget = max_seconds if max_seconds is not None else config.time_budget
     t_start = time.perf_counter()
-    total_planned = config.steps * len(config.stages)
+    total_planned = sum(config.stage_steps(i) for i in range(len(config.stages)))
     bar = tqdm(total=total_planned, initial=state.total_steps, disable=not progress,
                desc=f"design {config.name}", unit="step", mininterval=1.0)
     try:
@@ -244,7 +244,7 @@ def optimise(config: DesignConfig, out: str | Path, *, progress: bool = True,
                 opt_state = None
             floor = config.min_lr_ratio * config.stage_lr(state.stage)
             with (out / HISTORY).open("a") as hist:
-                while state.step < config.steps:
+                while state.step < config.stage_steps(state.stage):
                     t0 = time.perf_counter()
                     opt.zero_grad(set_to_none=True)
                     traj = simulate_design(model, T, rng=rng)
