@@ -137,6 +137,7 @@ def test_report_writes_figures_exports_and_metrics(tmp_path):
     assert set(saved["controls"]["dt/2"]["summary"]) == {"Optimized", "Random X0",
                                                          "Initial θΨ", "Random θΨ"}
     assert -1.0 <= metrics["correlation"]["optimised_window_mean"] <= 1.0
+    assert metrics["timelapse_dt"] == cfg.dt / 2  # the finest roll-out over the long horizon
 
 
 def test_the_exported_drive_is_the_flow_reactor():
