@@ -28,6 +28,7 @@ from rdlab.errors import ParameterError
 __all__ = ["DesignConfig", "bundled_configs", "bundled_target", "load_config"]
 
 NETWORKS = ("kitchen-sink", "gs", "paper")
+PER_STAGE = ("lr", "steps")  # settings that may list one value per stage
 
 
 @dataclass
@@ -97,16 +98,14 @@ class DesignConfig:
     def __post_init__(self) -> None:
         for name in ("size", "fixed", "stages", "halve_at", "eval_dt_divisors", "eval_times"):
             setattr(self, name, tuple(getattr(self, name)))
-        if isinstance(self.lr, list):
-            self.lr = tuple(self.lr)
-        if isinstance(self.steps, list):
-            self.steps = tuple(self.steps)
+        for name in PER_STAGE:
+            if isinstance(getattr(self, name), list):
+                setattr(self, name, tuple(getattr(self, name)))
         if self.network not in NETWORKS:
             raise ParameterError(f"network must be one of {NETWORKS}, got {self.network!r}")
-        steps = self.steps if isinstance(self.steps, tuple) else (self.steps,)
         for name, v in (*((n, getattr(self, n)) for n in (
                 "seed", "species", "batch", "z_bits", "checkpoint_every", "eval_factor",
-                "controls")), *(("steps", x) for x in steps)):
+                "controls")), *(("steps", x) for x in self._listed("steps"))):
             if not isinstance(v, int) or isinstance(v, bool) or v < (0 if name in (
                     "seed", "controls") else 1):
                 raise ParameterError(f"{name} must be a whole number ≥ 1, got {v!r}")
@@ -117,14 +116,13 @@ class DesignConfig:
                                  f"{self.size!r}")
         if not self.stages or any(not isinstance(t, int) or t < 1 for t in self.stages):
             raise ParameterError(f"stages must be horizons ≥ 1 step, got {self.stages!r}")
-        lrs = self.lr if isinstance(self.lr, tuple) else (self.lr,)
-        if isinstance(self.lr, tuple) and len(lrs) != len(self.stages):
-            raise ParameterError(f"lr lists {len(lrs)} values for {len(self.stages)} stages")
-        if isinstance(self.steps, tuple) and len(steps) != len(self.stages):
-            raise ParameterError(f"steps lists {len(steps)} values for {len(self.stages)} "
-                                 f"stages")
+        for name in PER_STAGE:
+            values = getattr(self, name)
+            if isinstance(values, tuple) and len(values) != len(self.stages):
+                raise ParameterError(f"{name} lists {len(values)} values for "
+                                     f"{len(self.stages)} stages")
         for name, v in (("dt", self.dt), ("clip_norm", self.clip_norm), ("eps", self.eps),
-                        *(("lr", x) for x in lrs)):
+                        *(("lr", x) for x in self._listed("lr"))):
             if not isinstance(v, (int, float)) or not v > 0:
                 raise ParameterError(f"{name} must be positive, got {v!r}")
         for name in ("beta1", "beta2", "min_lr_ratio"):
@@ -154,11 +152,20 @@ class DesignConfig:
     def patch_size(self) -> int:
         return self.patch if self.patch is not None else min(self.size)
 
+    def _listed(self, name: str) -> tuple:
+        """A per-stage setting as given: its list, or its single value as a 1-tuple."""
+        value = getattr(self, name)
+        return value if isinstance(value, tuple) else (value,)
+
+    def _at_stage(self, name: str, stage: int):
+        value = getattr(self, name)
+        return value[stage] if isinstance(value, tuple) else value
+
     def stage_lr(self, stage: int) -> float:
-        return float(self.lr[stage] if isinstance(self.lr, tuple) else self.lr)
+        return float(self._at_stage("lr", stage))
 
     def stage_steps(self, stage: int) -> int:
-        return int(self.steps[stage] if isinstance(self.steps, tuple) else self.steps)
+        return int(self._at_stage("steps", stage))
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
