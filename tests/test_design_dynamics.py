@@ -420,3 +420,75 @@ def test_cuda_rollout_values_and_gradients_match_the_cpu(noisy):
         results.append([states[-1].detach().cpu(), *(t.cpu() for t in grads)])
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10 * _scale(b))
+
+
+# ---------------------------------------------------------------------------- bistable switch
+def _switch(c: float, k1: float = 2.0, f: float = 0.2) -> DesignParameters:
+    """A + 2B → 3B (k1), B → A (c − f), flow f, feed (1, 0): with A + B → 1 the well-mixed
+    dB/dt = k1 B²(1 − B) − cB has the roots 0 and B± = (1 ± √(1 − 4c/k1))/2."""
+    net = ReactionNetwork.from_text(["A + 2B -> 3B", "B -> A"])
+    return DesignParameters(net, [k1, c - f], [0.05, 0.05], f, [1.0, 0.0], dtype=F64)
+
+
+def _b_high(c: float, k1: float = 2.0) -> float:
+    return (1 + np.sqrt(1 - 4 * c / k1)) / 2
+
+
+def test_well_mixed_switch_settles_on_its_exact_steady_states():
+    """Above the unstable root B− a uniform state goes to B+, below it to 0 (c/k1 = 0.12:
+    B− = 0.1394, B+ = 0.8606)."""
+    c = 0.24
+    lo = (1 - np.sqrt(1 - 4 * c / 2.0)) / 2
+    X0 = torch.zeros(2, 2, 4, 4, dtype=F64)
+    X0[0, 1], X0[1, 1] = lo + 0.02, lo - 0.02
+    X0[:, 0] = 1 - X0[:, 1]
+    with torch.no_grad():
+        end = rollout(_switch(c), X0, 400, 0.5).states[-1][:, :, 0, 0].numpy()
+    np.testing.assert_allclose(end[0], [1 - _b_high(c), _b_high(c)], atol=1e-9)
+    np.testing.assert_allclose(end[1], [1.0, 0.0], atol=1e-9)
+
+
+@pytest.mark.parametrize(("c", "cells_on_after"), [(0.30, 32), (0.42, 16), (0.44, 16),
+                                                   (0.50, 0)])
+def test_fronts_of_the_switch_are_pinned_on_the_grid_near_the_maxwell_point(c, cells_on_after):
+    """Propagation failure of a discrete bistable medium (D = 0.05 against a reaction rate
+    ~1): near the Maxwell point c = 2k1/9 = 0.444 a straight front stays where it is for
+    1000 s; far from it one phase invades the other (the on phase for c = 0.30, the off
+    phase for c = 0.50). This is what lets G(z) write bits that last (fig4-bistable)."""
+    bh = _b_high(c)
+    X0 = torch.zeros(1, 2, 8, 32, dtype=F64)
+    X0[0, 1, :, 8:24] = bh
+    X0[0, 0] = 1 - X0[0, 1]
+    with torch.no_grad():
+        end = rollout(_switch(c), X0, 1000, 1.0).states[-1][0, 1]
+    on = (end > bh / 2).sum(dim=1)  # on cells in each row
+    np.testing.assert_array_equal(on.numpy(), cells_on_after)
+
+
+def test_initial_overrides_replace_the_named_start_values():
+    p = DesignParameters.initial(dense_gs_network(5), seed=0, dtype=F64)
+    before = p.rates.detach().clone()
+    p.override_({"rates": {"A+2B -> 3B": 2.0, "B -> A": 0.24}, "diffusion": 0.05,
+                 "feed": [1, 0, 0, 0, 0]})
+    i, j = p.reaction_index("A + 2B -> 3B"), p.reaction_index("B->A")
+    assert (p.rates[i].item(), p.rates[j].item()) == (2.0, 0.24)
+    others = [r for r in range(p.n_reactions) if r not in (i, j)]
+    assert torch.equal(p.rates[others], before[others])  # unlisted rates keep their values
+    assert p.diffusion.tolist() == [0.05] * 5 and p.feed.tolist() == [1, 0, 0, 0, 0]
+    p.override_({"other_rates": 0.0, "rates": {"A + 2B -> 3B": 1.5}})
+    assert p.rates.sum().item() == 1.5
+
+
+@pytest.mark.parametrize(("start", "message"), [
+    ({"rates": {"B + 2A -> 3A": 1.0}}, "not in this network"),
+    ({"rates": {"A + 2B -> 3B": -1.0}}, "initial rate of 'A \\+ 2B -> 3B'.*≥ 0"),
+    ({"rates": {"A + 2Q -> 3Q": 1.0}}, "reaction 'A \\+ 2Q -> 3Q'"),
+    ({"other_rates": "fast"}, "other_rates must be a number"),
+    ({"diffusion": 0.5}, "initial diffusion 0.5 lies outside"),
+    ({"feed": [1, 0]}, "initial feed must be 5 values"),
+    ({"flow": 0.1}, "unknown key\\(s\\) \\['flow'\\]"),
+])
+def test_bad_initial_overrides_are_refused(start, message):
+    p = DesignParameters.initial(dense_gs_network(5), seed=0, dtype=F64)
+    with pytest.raises(ParameterError, match=message):
+        p.override_(start)

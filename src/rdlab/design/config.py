@@ -52,6 +52,10 @@ class DesignConfig:
     ``init_from``: a finished run folder (or its ``model.pt``) whose θΨ, generator and
     encoder start this run instead of the paper's initialisation — to add longer stages to
     an optimised design; the models must have the same shapes.
+    ``initial``: start values that replace parts of the paper's initialisation of θΨ —
+    ``rates`` ``{reaction text: k}``, ``other_rates``, ``diffusion``, ``feed`` (see
+    :meth:`~rdlab.design.parameters.DesignParameters.override_`) — to start from a known
+    mechanism; not together with ``init_from``.
     ``device``: where the optimisation runs (``"cpu"``, ``"cuda"``, ...; the random draws
     then come from a generator on that device, so a seed gives device-specific results);
     evaluation and reports always run on the CPU.
@@ -93,6 +97,7 @@ class DesignConfig:
     controls: int = 32
     eval_times: tuple[float, ...] = ()
     init_from: str | None = None
+    initial: dict | None = None
     source: str | None = None
 
     def __post_init__(self) -> None:
@@ -141,6 +146,12 @@ class DesignConfig:
             if unknown or "amplitude" not in self.flow_noise:
                 raise ParameterError(f"flow_noise needs 'amplitude' (and optionally 'sigma'), "
                                      f"got {self.flow_noise!r}")
+        if self.initial is not None:
+            if not isinstance(self.initial, dict):
+                raise ParameterError(f"initial must be a mapping (rates, other_rates, "
+                                     f"diffusion, feed), got {self.initial!r}")
+            if self.init_from is not None:
+                raise ParameterError("initial and init_from both set start values; use one")
         if self.dtype not in ("float32", "float64"):
             raise ParameterError(f"dtype must be float32 or float64, got {self.dtype!r}")
         torch_device(self.device, "device")

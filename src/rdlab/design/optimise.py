@@ -103,6 +103,8 @@ def build_model(config: DesignConfig, device: str | torch.device | None = None
     network = _network(config)
     params = DesignParameters.initial(network, config.seed, dtype, fixed=config.fixed,
                                       flow=config.flow)
+    if config.initial is not None:
+        params.override_(config.initial)
     ny, nx = config.size
     generator = Generator(config.species, config.patch_size, config.z_bits,
                           pad_to=None if (ny, nx) == (config.patch_size,) * 2 else (ny, nx))

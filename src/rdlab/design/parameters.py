@@ -36,7 +36,7 @@ from rdlab.chemistry.dense import (
     kitchen_sink_network,
 )
 from rdlab.chemistry.network import ReactionNetwork
-from rdlab.errors import ParameterError
+from rdlab.errors import NetworkError, ParameterError
 from rdlab.simulate.torch_engine import TorchParameters, torch_dtype
 
 __all__ = ["GROUPS", "DesignParameters", "autocatalytic_reactions"]
@@ -230,6 +230,66 @@ class DesignParameters(nn.Module):
                        dtype=description.get("dtype", "float32"))
         except KeyError as exc:
             raise ParameterError(f"parameter description lacks {exc.args[0]!r}") from None
+
+    # ------------------------------------------------------------------ user start values
+    def reaction_index(self, text: str) -> int:
+        """Index of the reaction written as ``text`` (e.g. ``"A + 2B -> 3B"``; spacing and
+        the order of terms do not matter)."""
+        try:
+            one = ReactionNetwork.from_text(str(text), species=self.network.species)
+        except (NetworkError, ValueError) as err:
+            raise ParameterError(f"reaction {text!r}: {err}") from None
+        if one.n_reactions != 1:
+            raise ParameterError(f"{text!r} must be exactly one reaction")
+        key = (one.reactants_of(0), one.products_of(0))
+        for r in range(self.n_reactions):
+            if (self.network.reactants_of(r), self.network.products_of(r)) == key:
+                return r
+        raise ParameterError(f"reaction {text!r} is not in this network; its reactions "
+                             f"look like {self.network.reaction_text(0, with_rate=False)!r}")
+
+    @torch.no_grad()
+    def override_(self, start: Mapping) -> DesignParameters:
+        """Replace start values in place (a config's ``initial``): ``rates``
+        ``{reaction text: k}``, ``other_rates`` (k of every reaction not listed; omitted:
+        they keep their values), ``diffusion`` (one value or one per species, within the
+        diffusion bounds) and ``feed`` (one value per species, ≥ 0). A way to start an
+        optimisation from a known mechanism instead of the paper's initialisation."""
+        unknown = set(start) - {"rates", "other_rates", "diffusion", "feed"}
+        if unknown:
+            raise ParameterError(f"initial: unknown key(s) {sorted(unknown)}; use rates, "
+                                 f"other_rates, diffusion, feed")
+        listed = {self.reaction_index(t): t for t in dict(start.get("rates") or {})}
+        rates = self.rates.detach().clone()
+        if "other_rates" in start:
+            rates.fill_(self._non_negative(start["other_rates"], "initial other_rates"))
+        for r, text in listed.items():
+            rates[r] = self._non_negative(start["rates"][text], f"initial rate of {text!r}")
+        values: dict = {"rates": rates}
+        if "diffusion" in start:
+            d = np.broadcast_to(np.asarray(start["diffusion"], dtype=float), (self.n_species,))
+            lo, hi = self.diffusion_bounds.tolist()
+            if np.any((d < lo * (1 - 1e-6)) | (d > hi * (1 + 1e-6))):  # bounds are float32
+                raise ParameterError(f"initial diffusion {start['diffusion']!r} lies outside "
+                                     f"the diffusion bounds [{lo:g}, {hi:g}]")
+            values["diffusion"] = d.copy()
+        if "feed" in start:
+            feed = np.asarray(start["feed"], dtype=float)
+            if feed.shape != (self.n_species,) or np.any(feed < 0):
+                raise ParameterError(f"initial feed must be {self.n_species} values ≥ 0, got "
+                                     f"{start['feed']!r}")
+            values["feed"] = feed
+        return self.load_values(values)
+
+    @staticmethod
+    def _non_negative(value, name: str) -> float:
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise ParameterError(f"{name} must be a number, got {value!r}") from None
+        if not (np.isfinite(v) and v >= 0):
+            raise ParameterError(f"{name} must be a finite number ≥ 0, got {value!r}")
+        return v
 
     # ------------------------------------------------------------------ fixing groups
     def set_fixed(self, names: Iterable[str]) -> DesignParameters:
