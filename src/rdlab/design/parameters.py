@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rdlab.checks import nonnegative_number
 from rdlab.chemistry.dense import (
     dense_code_initial_parameters,
     dense_gs_network,
@@ -262,9 +263,9 @@ class DesignParameters(nn.Module):
         listed = {self.reaction_index(t): t for t in dict(start.get("rates") or {})}
         rates = self.rates.detach().clone()
         if "other_rates" in start:
-            rates.fill_(self._non_negative(start["other_rates"], "initial other_rates"))
+            rates.fill_(nonnegative_number(start["other_rates"], "initial other_rates"))
         for r, text in listed.items():
-            rates[r] = self._non_negative(start["rates"][text], f"initial rate of {text!r}")
+            rates[r] = nonnegative_number(start["rates"][text], f"initial rate of {text!r}")
         values: dict = {"rates": rates}
         if "diffusion" in start:
             d = np.broadcast_to(np.asarray(start["diffusion"], dtype=float), (self.n_species,))
@@ -280,16 +281,6 @@ class DesignParameters(nn.Module):
                                      f"{start['feed']!r}")
             values["feed"] = feed
         return self.load_values(values)
-
-    @staticmethod
-    def _non_negative(value, name: str) -> float:
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            raise ParameterError(f"{name} must be a number, got {value!r}") from None
-        if not (np.isfinite(v) and v >= 0):
-            raise ParameterError(f"{name} must be a finite number ≥ 0, got {value!r}")
-        return v
 
     # ------------------------------------------------------------------ fixing groups
     def set_fixed(self, names: Iterable[str]) -> DesignParameters:
