@@ -19,3 +19,13 @@ class StabilityError(RdlabError, ValueError):
 
 class SimulationError(RdlabError, RuntimeError):
     """A run that produced NaN/Inf or ran away; names the step and the sample."""
+
+
+class OutputError(RdlabError, OSError):
+    """An output that cannot be written: locked by another run, a file where a folder is
+    expected, a read-only or missing root, a folder that is not rdlab's to replace."""
+
+
+class DataError(RdlabError, ValueError):
+    """An input file or store that cannot be read as what it claims to be: damaged chunks,
+    missing metadata, text in a number column, unsorted times."""

@@ -1,18 +1,36 @@
 """A run folder: ``config.yaml`` (enough to rerun), ``metrics.json``, figures, movies and data.
 
-Datasets are written to a temporary zarr store and renamed into place, so a crash never
-leaves a half-written store under the final name.
+A one-shot command writes its run folder through :func:`staged_run_folder`: everything goes to
+a hidden staging folder beside the target while the target's lock is held, and the staging
+folder replaces the target only when the command has succeeded. So the folder always holds
+one whole run — the config and the results it produced, or the previous run untouched —
+and a failed command leaves no result files behind. Files and stores are written under
+unique temporary names and renamed into place.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import xarray as xr
 import yaml
+
+from rdlab.atomic import atomic_write_text
+from rdlab.errors import OutputError
+from rdlab.output_lock import hold
+
+#: Written into every run folder rdlab creates; a folder with it may be replaced by a rerun.
+MARKER = ".rdlab-run"
+#: Files by which run folders written before the marker existed are recognised.
+_KNOWN_RESULTS = ("config.yaml", "metrics.json", "report.json", "classification.zarr",
+                  "index.html", "summary.json", "history.json", "best.pt")
 
 
 class RunFolder:
@@ -26,34 +44,111 @@ class RunFolder:
         return self.path / name
 
     def write_config(self, config: dict, name: str = "config.yaml") -> Path:
-        path = self.file(name)
-        path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
-        return path
+        return atomic_write_text(self.file(name),
+                                 yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
 
     def write_metrics(self, metrics: dict, name: str = "metrics.json") -> Path:
-        path = self.file(name)
-        path.write_text(json.dumps(metrics, indent=2, default=float) + "\n")
-        return path
+        return atomic_write_text(self.file(name),
+                                 json.dumps(metrics, indent=2, default=float) + "\n")
 
     def write_dataset(self, ds: xr.Dataset, name: str = "data.zarr") -> Path:
         """Write ``ds`` as a zarr store, one chunk per sample, atomically."""
         final = self.file(name)
-        tmp = self.file(f".{name}.partial")
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        tmp = Path(tempfile.mkdtemp(dir=self.path, prefix=f".{name}.", suffix=".partial"))
         encoding = {}
         for var in ds.data_vars:
             dims = ds[var].dims
             encoding[var] = {"chunks": tuple(1 if d == "sample" else ds.sizes[d] for d in dims)}
-        # Zarr format 2: a stable specification that every zarr reader understands (format 3
-        # has no settled encoding yet for fixed-width strings such as species names).
-        ds.to_zarr(tmp, mode="w", encoding=encoding, consolidated=True, zarr_format=2)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        try:
+            # Zarr format 2: a stable specification that every zarr reader understands
+            # (format 3 has no settled encoding yet for fixed-width strings such as species
+            # names).
+            ds.to_zarr(tmp, mode="w", encoding=encoding, consolidated=True, zarr_format=2)
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
         return final
 
 
 def open_dataset(path: str | Path) -> xr.Dataset:
     """Open a dataset written by :meth:`RunFolder.write_dataset`."""
     return xr.open_zarr(path, consolidated=True)
+
+
+def is_replaceable(path: Path) -> bool:
+    """True when ``path`` is absent, an empty folder, or a run folder rdlab wrote."""
+    if not path.exists():
+        return True
+    if not path.is_dir():
+        return False
+    names = {p.name for p in path.iterdir()}
+    return not names or MARKER in names or bool(names & set(_KNOWN_RESULTS))
+
+
+def _leftovers(final: Path, kind: str) -> list[Path]:
+    return sorted(final.parent.glob(f".{final.name}.{kind}-*"))
+
+
+def _recover(final: Path) -> None:
+    """Tidy what a killed run left beside ``final`` (we hold its lock, so nobody else
+    uses these): drop staging folders; if ``final`` itself is missing because the kill fell
+    between the two renames of :func:`_publish`, put the previous run back."""
+    for staging in _leftovers(final, "staging"):
+        shutil.rmtree(staging, ignore_errors=True)
+    replaced = _leftovers(final, "replaced")
+    if replaced and not final.exists():
+        os.replace(replaced.pop(), final)
+    for old in replaced:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _publish(staging: Path, final: Path) -> None:
+    (staging / MARKER).write_text("written by rdlab; a rerun may replace this folder\n")
+    if final.exists():
+        old = final.with_name(f".{final.name}.replaced-{uuid.uuid4().hex[:8]}")
+        os.replace(final, old)
+        os.replace(staging, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, final)
+
+
+def check_run_folder(final: str | Path) -> Path:
+    """Refuse an output that is a file or a foreign non-empty folder, naming it."""
+    final = Path(final)
+    if final.exists() and not final.is_dir():
+        raise OutputError(f"--out {str(final)!r} is an existing file, not a folder")
+    if not is_replaceable(final):
+        raise OutputError(f"--out {str(final)!r} is a non-empty folder that rdlab did not "
+                          "write; choose a new or empty folder")
+    return final
+
+
+@contextlib.contextmanager
+def staged_run_folder(final: str | Path, command: str | None = None) -> Iterator[RunFolder]:
+    """Lock ``final``, yield a :class:`RunFolder` in a hidden staging folder beside it, and
+    on success replace ``final`` with it; on any error (or interruption) remove the staging
+    folder and leave ``final`` as it was.
+
+    Code inside the block must write through the yielded folder (``folder.path``), never to
+    ``final`` directly.
+    """
+    final = Path(final)
+    with hold(final, command):
+        _recover(final)
+        check_run_folder(final)
+        staging = final.with_name(f".{final.name}.staging-{uuid.uuid4().hex[:8]}")
+        try:
+            staging.mkdir()
+        except OSError as exc:
+            raise OutputError(f"cannot write into {str(final.parent)!r}: "
+                              f"{exc.strerror or exc}") from None
+        try:
+            yield RunFolder(staging)
+            _publish(staging, final)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)

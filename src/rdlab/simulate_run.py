@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from rdlab import viz
-from rdlab.run_folder import RunFolder
+from rdlab.run_folder import RunFolder, staged_run_folder
 from rdlab.simulate import simulate
 from rdlab.simulate.result import CONCENTRATION
 from rdlab.simulation_spec import SimulationSpec
@@ -16,12 +16,20 @@ from rdlab.simulation_spec import SimulationSpec
 
 def run_simulation(spec: SimulationSpec, out: str | Path, progress: bool = True) -> dict:
     """Simulate ``spec`` and write ``out``: config.yaml, data.zarr, pictures, movie,
-    metrics.json. Returns the metrics. The config is written first (so a failed run can be
-    inspected and rerun), the data only once the run has finished cleanly."""
+    metrics.json. Returns the metrics.
+
+    The spec is resolved and checked before anything is written; the folder is written
+    through :func:`~rdlab.run_folder.staged_run_folder`, so ``out`` changes only when the
+    run has succeeded (config and results together), is locked against a second writer,
+    and a failed or interrupted run leaves the previous contents as they were."""
     system, state0 = spec.resolve()
-    folder = RunFolder(out)
+    with staged_run_folder(out) as folder:
+        return _run_into(spec, system, state0, folder, progress)
+
+
+def _run_into(spec: SimulationSpec, system, state0, folder: RunFolder, progress: bool) -> dict:
     folder.write_config(spec.to_dict())
-    n_snap = max(int(spec.snapshots), 2)
+    n_snap = int(spec.snapshots)
     steps = np.unique(np.linspace(0, spec.steps, n_snap).round().astype(int))
     t0 = time.perf_counter()
     ds = simulate(system, state0, dt=spec.dt, n_steps=spec.steps, snapshot_steps=steps,

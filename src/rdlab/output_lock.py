@@ -1,0 +1,96 @@
+"""One writer per output: an exclusive lock (``filelock``) on every run folder or store.
+
+The lock lives beside the output, ``<parent>/.<name>.lock``, so that a folder can be swapped
+in whole while its lock is held. Who holds it (pid, host, command, start time) is written to
+``<parent>/.<name>.owner`` once the lock is taken, and named in the error a second writer
+gets. The operating system releases the lock when its process dies, even on ``kill -9``: a
+stale owner file never blocks anyone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from rdlab.errors import OutputError
+
+
+def lock_path(output: str | Path) -> Path:
+    output = Path(output)
+    return output.with_name(f".{output.name}.lock")
+
+
+def _owner_path(output: Path) -> Path:
+    return output.with_name(f".{output.name}.owner")
+
+
+def _describe_owner(output: Path) -> str:
+    try:
+        info = json.loads(_owner_path(output).read_text())
+        return (f"process {info['pid']} on {info['host']} ({info['command']!r}, started "
+                f"{info['started']})")
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process"
+
+
+def check_output_parent(output: str | Path) -> Path:
+    """Create ``output``'s parent folder, or raise :class:`OutputError` naming why not."""
+    output = Path(output)
+    if str(output).strip() in ("", "."):
+        raise OutputError(f"output path {str(output)!r} is not a folder name")
+    parent = output.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(f"cannot write {str(output)!r}: {str(parent)!r} is a file, not a "
+                          "folder") from None
+    except OSError as exc:
+        raise OutputError(f"cannot create the folder {str(parent)!r} for {str(output)!r}: "
+                          f"{exc.strerror or exc}") from None
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {str(output)!r}: the folder {str(parent)!r} is not "
+                          "writable")
+    return output
+
+
+@contextlib.contextmanager
+def hold(output: str | Path, command: str | None = None) -> Iterator[Path]:
+    """Hold the exclusive lock on ``output`` (a folder or store) for the block.
+
+    Raises :class:`OutputError` at once (no waiting) when another process holds it, naming
+    that process. Re-entrant within one process (a command that locks its folder may call
+    code that locks it again).
+    """
+    output = check_output_parent(output)
+    lock = FileLock(lock_path(output), timeout=0, is_singleton=True)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise OutputError(f"{str(output)!r} is being written by {_describe_owner(output)}; "
+                          "wait for it to finish or choose another output") from None
+    except OSError as exc:
+        raise OutputError(f"cannot lock {str(output)!r}: {exc.strerror or exc}") from None
+    owner = _owner_path(output)
+    first = lock.lock_counter == 1
+    try:
+        if first:
+            with contextlib.suppress(OSError):
+                owner.write_text(json.dumps({
+                    "pid": os.getpid(), "host": socket.gethostname(),
+                    "command": command or " ".join(Path(a).name if i == 0 else a
+                                                   for i, a in enumerate(sys.argv)),
+                    "started": time.strftime("%Y-%m-%d %H:%M:%S")}))
+        yield output
+    finally:
+        if first:
+            with contextlib.suppress(OSError):
+                owner.unlink()
+        lock.release()
