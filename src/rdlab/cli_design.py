@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 
 from rdlab.cli_errors import fail as _fail
 from rdlab.errors import ParameterError, RdlabError
-
-
-def _overrides(pairs: list[str] | None) -> dict:
-    out = {}
-    for text in pairs or []:
-        if "=" not in text:
-            raise ParameterError(f"--set takes KEY=VALUE (VALUE in YAML), got {text!r}")
-        key, value = text.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
-    return out
 
 
 def design(
@@ -37,7 +27,8 @@ def design(
     minutes: Annotated[float | None, typer.Option(
         help="Stop optimising after this many minutes (resumable).")] = None,
     fresh: Annotated[bool, typer.Option(
-        help="Start again instead of resuming from the folder's checkpoint.")] = False,
+        help="Start again instead of resuming; the folder's old run is kept until the new "
+             "one has a result, then replaced whole.")] = False,
     evaluate: Annotated[bool, typer.Option(
         help="Run the checks, controls, figures and exports afterwards.")] = True,
     controls: Annotated[int | None, typer.Option(
@@ -45,11 +36,17 @@ def design(
     list_: Annotated[bool, typer.Option("--list", help="List the bundled configs.")] = False,
 ) -> None:
     """Optimise a dense reaction–diffusion network (rates, diffusion, drive, generator of
-    initial conditions) against the behaviour written in CONFIG's loss."""
+    initial conditions) against the behaviour written in CONFIG's loss.
+
+    Everything (config, --set values, target image, the folder's checkpoint) is checked
+    before anything is written; the run folder is locked for the whole command. Rerunning
+    the same command resumes; a rerun with other settings is refused (the folder keeps the
+    config that produced its results). --fresh starts again: the old run stays in place
+    until the new one has a result (finished, or stopped by --minutes), then is replaced
+    whole; an interrupted --fresh run leaves the old one as it was."""
     try:
-        from rdlab.design.config import bundled_configs, load_config
-        from rdlab.design.optimise import optimise
-        from rdlab.design.report import report
+        from rdlab.design.config import bundled_configs, load_config, parse_overrides
+        from rdlab.design.run import run_design
 
         if list_:
             for name, path in sorted(bundled_configs().items()):
@@ -57,24 +54,47 @@ def design(
             return
         if config is None:
             raise ParameterError("give a config file or a bundled config name (see --list)")
-        overrides = _overrides(set_)
-        cfg = load_config(config, **overrides)
+        if minutes is not None and not (math.isfinite(minutes) and minutes > 0):
+            raise ParameterError(f"--minutes must be a positive number of minutes, got "
+                                 f"{minutes:g}")
+        if controls is not None and controls < 1:
+            raise ParameterError(f"--controls must be at least 1 randomisation per control "
+                                 f"condition, got {controls}")
+        cfg = load_config(config, **parse_overrides(set_))
         if target is not None:
-            if "target" not in cfg.loss:
-                raise ParameterError(f"config {config!r} has no target loss to take --target")
-            if not target.is_file():
-                raise ParameterError(f"target image {str(target)!r} does not exist")
-            cfg.loss["target"] = {**cfg.loss["target"], "image": str(target.resolve())}
+            cfg = _with_target(cfg, target, config)
         folder = out if out is not None else Path("runs/design") / cfg.name
         seconds = None if minutes is None else 60.0 * minutes
-        optimise(cfg, folder, resume=not fresh, max_seconds=seconds)
-        typer.echo(f"optimised: {folder}")
-        if evaluate:
-            metrics = report(folder, n_controls=controls)
-            shown = {k: v for k, v in metrics.items() if k not in ("parameters",)}
+        done = run_design(cfg, folder, fresh=fresh, max_seconds=seconds, evaluate=evaluate,
+                          n_controls=controls)
+        if done.finished:
+            typer.echo(f"optimised: {folder} ({done.steps} steps)")
+        else:
+            typer.echo(f"stopped after {done.steps} steps; rerun the same command (without "
+                       f"--fresh) to resume: {folder}")
+        if done.metrics is not None:
+            shown = {k: v for k, v in done.metrics.items() if k not in ("parameters",)}
             typer.echo(json.dumps(shown, indent=1, default=float)[:4000])
     except RdlabError as err:
         _fail(err)
+
+
+def _with_target(cfg, target: Path, config: str):
+    """``cfg`` with the target loss's image replaced by ``target`` (refused by name when
+    the config has no target loss, or ``target`` is not an image file)."""
+    from rdlab.design.config import DesignConfig
+
+    if "target" not in cfg.loss:
+        raise ParameterError(f"config {config!r} has no target loss to take --target")
+    if target.is_dir():
+        raise ParameterError(f"--target {str(target)!r} is a folder, not an image file")
+    if not target.is_file():
+        raise ParameterError(f"--target image {str(target)!r} does not exist")
+    data = cfg.to_dict()
+    data["loss"] = {**cfg.loss, "target": {**(cfg.loss["target"] or {}),
+                                           "image": str(target.resolve())}}
+    return DesignConfig.from_dict({k: v for k, v in data.items() if k != "source"},
+                                  source=cfg.source)
 
 
 def register(app: typer.Typer) -> None:

@@ -14,7 +14,12 @@ target term's ``image`` is a path (relative paths resolve against the config fil
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
+import re
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -23,12 +28,150 @@ from typing import Any
 import yaml
 
 from rdlab.checks import torch_device
-from rdlab.errors import ParameterError
+from rdlab.errors import DataError, ParameterError
 
-__all__ = ["DesignConfig", "bundled_configs", "bundled_target", "load_config"]
+__all__ = ["DesignConfig", "bundled_configs", "bundled_target", "load_config",
+           "parse_overrides", "reaction_count"]
 
 NETWORKS = ("kitchen-sink", "gs", "paper")
 PER_STAGE = ("lr", "steps")  # settings that may list one value per stage
+#: The most reactions a design network may have (kitchen-sink: 37 species); the matrices
+#: and the per-cell rates of more would not fit a laptop, and enumerating them would hang.
+MAX_REACTIONS = 50_000
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def reaction_count(network: str, species: int) -> int:
+    """Reactions of the ``network`` enumeration over ``species`` species, without building
+    it (kitchen-sink N²(N − 1), gs 2N(N − 1), paper N(N − 1)(N + 1))."""
+    n = species
+    return {"kitchen-sink": n * n * (n - 1), "gs": 2 * n * (n - 1),
+            "paper": n * (n - 1) * (n + 1)}[network]
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML as rdlab reads it: like ``yaml.safe_load``, but ``1e-4`` is a number (YAML 1.2)
+    rather than the text YAML 1.1 makes of an exponent without a decimal point."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML error in one line: what is wrong and where."""
+    what = getattr(err, "problem", None) or str(err).splitlines()[0]
+    mark = getattr(err, "problem_mark", None)
+    return f"{what} (line {mark.line + 1}, column {mark.column + 1})" if mark else what
+
+
+def parse_overrides(pairs: list[str] | tuple[str, ...] | None) -> dict[str, Any]:
+    """``["steps=200", "size=[32, 32]"]`` → ``{"steps": 200, "size": [32, 32]}`` (each VALUE
+    read as YAML); a pair without ``=``, an empty key or unreadable YAML is refused by name."""
+    out: dict[str, Any] = {}
+    for text in pairs or []:
+        key, eq, value = text.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise ParameterError(f"--set takes KEY=VALUE (VALUE in YAML), got {text!r}")
+        try:
+            out[key] = yaml.load(value, Loader=_Loader)  # noqa: S506 (a SafeLoader)
+        except yaml.YAMLError as err:
+            raise ParameterError(f"--set {text!r}: the value is not valid YAML: "
+                                 f"{_yaml_problem(err)}") from None
+    return out
+
+
+def _at_least(value: int, low: int, name: str, what: str | None = None) -> None:
+    if value < low:
+        raise ParameterError(f"{name} must be {what or f'a whole number ≥ {low}'}, got "
+                             f"{value!r}")
+
+
+def _positive(value: float, name: str, unit: str = "") -> None:
+    if not value > 0:
+        raise ParameterError(f"{name} must be positive{unit}, got {value!r}")
+
+
+def _memory_of(device: str) -> int | None:
+    """Bytes of memory of ``device`` (the machine's RAM for the CPU), or None if unknown."""
+    if device.startswith("cuda"):
+        import torch
+
+        return int(torch.cuda.get_device_properties(torch.device(device)).total_memory)
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+# ---------------------------------------------------------------------------- field types
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether ``value`` (as YAML/TOML gives it: lists for tuples) has the type ``hint``."""
+    if hint is type(None):
+        return value is None
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, h) for h in typing.get_args(hint))
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return (isinstance(value, int | float) and not isinstance(value, bool)
+                and math.isfinite(value))
+    if hint is str:
+        return isinstance(value, str)
+    if hint is dict or origin is dict:
+        return isinstance(value, dict)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            return False
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_fits(v, args[0]) for v in value)
+        return len(value) == len(args) and all(_fits(v, a) for v, a in zip(value, args))
+    raise TypeError(f"no type check for {hint!r}")  # a new field type: teach _fits
+
+
+_PLURAL = {"a whole number": "whole numbers", "a finite number": "finite numbers",
+           "text": "texts", "true or false": "true/false values", "a mapping": "mappings"}
+
+
+def _describe(hint: Any) -> str:
+    """``hint`` in words, as an error message says what a key must be."""
+    if hint is type(None):
+        return "null"
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(h) for h in typing.get_args(hint))
+    simple = {bool: "true or false", int: "a whole number", float: "a finite number",
+              str: "text", dict: "a mapping"}
+    if hint in simple or origin is dict:
+        return simple.get(hint, "a mapping")
+    args = typing.get_args(hint)
+    if len(args) == 2 and args[1] is Ellipsis:
+        return f"a list of {_PLURAL[_describe(args[0])]}"
+    return f"a list of {len(args)} {_PLURAL[_describe(args[0])]}"
+
+
+def _kind(value: Any) -> str:
+    return {bool: "true/false", int: "whole number", float: "number", str: "text",
+            list: "list", dict: "mapping", type(None): "null"}.get(type(value),
+                                                                  type(value).__name__)
+
+
+def check_types(data: dict[str, Any], origin: str) -> None:
+    """Refuse the first value of ``data`` whose type does not fit its :class:`DesignConfig`
+    field, naming ``origin`` (the file or ``--set``), the key, the value and what it must
+    be. Unknown keys are left to :meth:`DesignConfig.from_dict`."""
+    hints = typing.get_type_hints(DesignConfig)
+    for key, value in data.items():
+        if key in hints and not _fits(value, hints[key]):
+            raise ParameterError(f"{origin}: {key} must be {_describe(hints[key])}, got "
+                                 f"{value!r} ({_kind(value)})")
 
 
 @dataclass
@@ -101,63 +244,147 @@ class DesignConfig:
     source: str | None = None
 
     def __post_init__(self) -> None:
+        check_types({f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
+                    "design config")
         for name in ("size", "fixed", "stages", "halve_at", "eval_dt_divisors", "eval_times"):
             setattr(self, name, tuple(getattr(self, name)))
         for name in PER_STAGE:
             if isinstance(getattr(self, name), list):
                 setattr(self, name, tuple(getattr(self, name)))
+        self._check_model()
+        self._check_optimiser()
+        self._check_evaluation()
+        if self.dtype not in ("float32", "float64"):
+            raise ParameterError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        torch_device(self.device, "device")
+        self._check_memory()
+
+    def _check_model(self) -> None:
+        if not NAME_PATTERN.fullmatch(self.name):
+            raise ParameterError(f"name must be a folder name (letters, digits, '.', '_', "
+                                 f"'-', not starting with '.' or '-'), got {self.name!r}")
         if self.network not in NETWORKS:
             raise ParameterError(f"network must be one of {NETWORKS}, got {self.network!r}")
-        for name, v in (*((n, getattr(self, n)) for n in (
-                "seed", "species", "batch", "z_bits", "checkpoint_every", "eval_factor",
-                "controls")), *(("steps", x) for x in self._listed("steps"))):
-            if not isinstance(v, int) or isinstance(v, bool) or v < (0 if name in (
-                    "seed", "controls") else 1):
-                raise ParameterError(f"{name} must be a whole number ≥ 1, got {v!r}")
+        _at_least(self.seed, 0, "seed")
+        if self.seed >= 2**63:
+            raise ParameterError(f"seed must be below 2**63, got {self.seed}")
+        for name in ("species", "batch", "z_bits"):
+            _at_least(getattr(self, name), 1, name)
         if self.species < 2:
             raise ParameterError(f"species must be ≥ 2, got {self.species}")
-        if len(self.size) != 2 or any(not isinstance(n, int) or n < 4 for n in self.size):
+        n_reactions = reaction_count(self.network, self.species)
+        if n_reactions > MAX_REACTIONS:
+            raise ParameterError(f"species {self.species} gives the {self.network} network "
+                                 f"{n_reactions:,} reactions; rdlab design handles at most "
+                                 f"{MAX_REACTIONS:,}")
+        if any(n < 4 for n in self.size):
             raise ParameterError(f"size must be (ny, nx) with at least 4 cells each, got "
-                                 f"{self.size!r}")
-        if not self.stages or any(not isinstance(t, int) or t < 1 for t in self.stages):
-            raise ParameterError(f"stages must be horizons ≥ 1 step, got {self.stages!r}")
-        for name in PER_STAGE:
-            values = getattr(self, name)
-            if isinstance(values, tuple) and len(values) != len(self.stages):
-                raise ParameterError(f"{name} lists {len(values)} values for "
-                                     f"{len(self.stages)} stages")
-        for name, v in (("dt", self.dt), ("clip_norm", self.clip_norm), ("eps", self.eps),
-                        *(("lr", x) for x in self._listed("lr"))):
-            if not isinstance(v, (int, float)) or not v > 0:
-                raise ParameterError(f"{name} must be positive, got {v!r}")
-        for name in ("beta1", "beta2", "min_lr_ratio"):
-            v = getattr(self, name)
-            if not 0 < v <= 1 or (name != "min_lr_ratio" and v >= 1):
-                raise ParameterError(f"{name} must lie in (0, 1), got {v!r}")
+                                 f"{list(self.size)}")
+        _positive(self.dt, "dt")
         patch = self.patch_size
         if patch & (patch - 1) or patch < 4 or patch > min(self.size):
             raise ParameterError(f"patch must be a power of two ≥ 4 and fit the domain "
-                                 f"{self.size}, got {patch}")
-        if not isinstance(self.loss, dict) or not self.loss:
-            raise ParameterError("loss must be a mapping {term kind: options} with at least "
-                                 "one term")
+                                 f"{list(self.size)}, got {patch}")
+        from rdlab.design.parameters import DEFAULT_FLOW_BOUNDS, GROUPS
+
+        unknown = sorted(set(self.fixed) - set(GROUPS))
+        if unknown:
+            raise ParameterError(f"fixed: unknown parameter group(s) {unknown}; choose from "
+                                 f"{list(GROUPS)}")
+        lo, hi = DEFAULT_FLOW_BOUNDS
+        if self.flow is not None and not lo <= self.flow <= hi:
+            raise ParameterError(f"flow must lie in [{lo:g}, {hi:g}] (the bounds the "
+                                 f"optimisation keeps), got {self.flow!r}")
         if self.flow_noise is not None:
             unknown = set(self.flow_noise) - {"amplitude", "sigma"}
             if unknown or "amplitude" not in self.flow_noise:
                 raise ParameterError(f"flow_noise needs 'amplitude' (and optionally 'sigma'), "
                                      f"got {self.flow_noise!r}")
-        if self.initial is not None:
-            if not isinstance(self.initial, dict):
-                raise ParameterError(f"initial must be a mapping (rates, other_rates, "
-                                     f"diffusion, feed), got {self.initial!r}")
-            if self.init_from is not None:
-                raise ParameterError("initial and init_from both set start values; use one")
-        if self.dtype not in ("float32", "float64"):
-            raise ParameterError(f"dtype must be float32 or float64, got {self.dtype!r}")
-        torch_device(self.device, "device")
-        if self.time_budget is not None and not self.time_budget > 0:
-            raise ParameterError(f"time_budget must be positive seconds, got "
-                                 f"{self.time_budget!r}")
+            for key, v in self.flow_noise.items():
+                if not _fits(v, float) or v < 0:
+                    raise ParameterError(f"flow_noise {key} must be a finite number ≥ 0, "
+                                         f"got {v!r}")
+        self._check_loss()
+        if self.initial is not None and self.init_from is not None:
+            raise ParameterError("initial and init_from both set start values; use one")
+
+    def _check_loss(self) -> None:
+        from rdlab.design.objectives import TERM_TYPES
+
+        if not self.loss:
+            raise ParameterError("loss must be a mapping {term kind: options} with at least "
+                                 "one term")
+        for kind, options in self.loss.items():
+            if kind not in TERM_TYPES:
+                raise ParameterError(f"loss: unknown term {kind!r}; choose from "
+                                     f"{sorted(TERM_TYPES)}")
+            if options is not None and not isinstance(options, dict):
+                raise ParameterError(f"loss: the options of {kind!r} must be a mapping "
+                                     f"{{option: value}}, got {options!r}")
+        target = self.loss.get("target") or {}
+        species = target.get("species", 1)
+        if _fits(species, int) and not 0 <= species < self.species:
+            raise ParameterError(f"loss: target species {species} is not one of the "
+                                 f"{self.species} species (0 … {self.species - 1})")
+        if not isinstance(target.get("image", ""), str):
+            raise ParameterError(f"loss: target image must be a file path or bundled:NAME, "
+                                 f"got {target['image']!r}")
+
+    def _check_optimiser(self) -> None:
+        if not self.stages:
+            raise ParameterError("stages must list at least one horizon")
+        for t in self.stages:
+            _at_least(t, 1, "stages", what="horizons ≥ 1 step")
+        for name in PER_STAGE:
+            values = getattr(self, name)
+            if isinstance(values, tuple) and len(values) != len(self.stages):
+                raise ParameterError(f"{name} lists {len(values)} values for "
+                                     f"{len(self.stages)} stages")
+        for v in self._listed("steps"):
+            _at_least(v, 1, "steps")
+        for name, v in (("clip_norm", self.clip_norm), ("eps", self.eps),
+                        *(("lr", x) for x in self._listed("lr"))):
+            _positive(v, name)
+        for name in ("beta1", "beta2"):
+            v = getattr(self, name)
+            if not 0 < v < 1:
+                raise ParameterError(f"{name} must lie in (0, 1), got {v!r}")
+        if not 0 < self.min_lr_ratio <= 1:
+            raise ParameterError(f"min_lr_ratio must lie in (0, 1], got {self.min_lr_ratio!r}")
+        for v in self.halve_at:
+            _at_least(v, 1, "halve_at", what="steps ≥ 1")
+        if self.plateau_patience is not None:
+            _at_least(self.plateau_patience, 0, "plateau_patience")
+        if self.early_stop_patience is not None:
+            _at_least(self.early_stop_patience, 1, "early_stop_patience")
+        _at_least(self.checkpoint_every, 1, "checkpoint_every")
+        if self.time_budget is not None:
+            _positive(self.time_budget, "time_budget", unit=" seconds")
+
+    def _check_evaluation(self) -> None:
+        _at_least(self.eval_factor, 1, "eval_factor")
+        _at_least(self.controls, 1, "controls")
+        for v in self.eval_dt_divisors:
+            _at_least(v, 1, "eval_dt_divisors", what="whole numbers ≥ 1")
+        for v in self.eval_times:
+            _positive(v, "eval_times", unit=" s")
+
+    def rollout_bytes(self) -> int:
+        """Memory one optimisation step needs, roughly: every state of the longest horizon
+        is kept for the backward pass, with as much again for gradients and work space."""
+        itemsize = 8 if self.dtype == "float64" else 4
+        ny, nx = self.size
+        return 2 * self.batch * self.species * ny * nx * (max(self.stages) + 1) * itemsize
+
+    def _check_memory(self) -> None:
+        need = self.rollout_bytes()
+        have = _memory_of(self.device)
+        if have is not None and need > have:
+            ny, nx = self.size
+            raise ParameterError(
+                f"one optimisation step needs about {need / 2**30:.1f} GiB (batch "
+                f"{self.batch} × {self.species} species × {ny}×{nx} cells × "
+                f"{max(self.stages) + 1} states); {self.device} has {have / 2**30:.1f} GiB")
 
     @property
     def patch_size(self) -> int:
@@ -187,11 +414,18 @@ class DesignConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str | Path | None = None) -> DesignConfig:
+        """A config from its settings; unknown keys and values of the wrong type are
+        refused by name (``source``, the file they came from, is named in the message)."""
+        origin = "design config" if source is None else f"config {str(source)!r}"
+        if not isinstance(data, dict):
+            raise ParameterError(f"{origin} must be a mapping of settings, got "
+                                 f"{_kind(data)} {data!r:.60}")
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(str(k) for k in set(data) - known)
         if unknown:
-            raise ParameterError(f"unknown config key(s) {unknown}; known keys are "
+            raise ParameterError(f"{origin}: unknown config key(s) {unknown}; known keys are "
                                  f"{sorted(known - {'source'})}")
+        check_types(data, origin)
         data = dict(data)
         if source is not None:
             data["source"] = str(source)
@@ -206,17 +440,34 @@ class DesignConfig:
 
 
 def _read(path: Path) -> dict:
-    if not path.is_file():
-        raise ParameterError(f"config file {str(path)!r} does not exist")
-    text = path.read_text()
+    """The settings in a YAML or TOML file; anything else is refused naming the file."""
+    name = str(path)
+    if path.is_dir():
+        raise DataError(f"config {name!r} is a folder, not a YAML or TOML file")
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise DataError(f"cannot read config {name!r}: {err.strerror or err}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"config {name!r} is not a text file (YAML or TOML)") from None
     try:
         if path.suffix.lower() == ".toml":
-            return tomllib.loads(text)
-        data = yaml.safe_load(text)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
-        raise ParameterError(f"cannot parse config {str(path)!r}: {err}") from None
+            data = tomllib.loads(text)
+        else:
+            data = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
+    except tomllib.TOMLDecodeError as err:
+        raise DataError(f"cannot parse config {name!r} as TOML: {err}") from None
+    except yaml.YAMLError as err:
+        raise DataError(f"cannot parse config {name!r} as YAML: {_yaml_problem(err)}"
+                        ) from None
+    if data is None or data == {}:
+        raise DataError(f"config {name!r} is empty; it must be a mapping of settings "
+                        "(key: value)")
     if not isinstance(data, dict):
-        raise ParameterError(f"config {str(path)!r} must be a mapping of settings")
+        raise DataError(f"config {name!r} must be a mapping of settings (key: value), got "
+                        f"{_kind(data)} {data!r:.60}")
     return data
 
 
@@ -228,15 +479,41 @@ def bundled_configs() -> dict[str, Path]:
 
 
 def load_config(source: str | Path, **overrides: Any) -> DesignConfig:
-    """A config from a file path or a bundled name, with ``overrides`` applied."""
+    """A config from a file path or a bundled name, with ``overrides`` applied (``None``
+    sets a key to null). Relative paths in it (the target ``image``, ``init_from``) are
+    made absolute against the config file's folder, so the config saved in a run folder
+    means the same from anywhere."""
     bundled = bundled_configs()
     path = bundled[str(source)] if str(source) in bundled else Path(source)
-    if not path.is_file():
+    if not path.exists():
         raise ParameterError(f"no config file {str(source)!r} and no bundled config of that "
                              f"name; bundled configs: {sorted(bundled)}")
     data = _read(path)
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    return DesignConfig.from_dict(data, source=path)
+    known = {f.name for f in dataclasses.fields(DesignConfig)} - {"source"}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ParameterError(f"--set: unknown config key(s) {unknown}; known keys are "
+                             f"{sorted(known)}")
+    check_types(overrides, "--set")
+    data.update(overrides)
+    return DesignConfig.from_dict(_absolute_paths(data, path.parent), source=path)
+
+
+def _absolute_paths(data: dict, folder: Path) -> dict:
+    data = dict(data)
+    loss = data.get("loss")
+    target = loss.get("target") if isinstance(loss, dict) else None
+    image = target.get("image") if isinstance(target, dict) else None
+    if isinstance(image, str) and not image.startswith("bundled:"):
+        data["loss"] = {**loss, "target": {**target, "image": _absolute(image, folder)}}
+    if isinstance(data.get("init_from"), str):
+        data["init_from"] = _absolute(data["init_from"], folder)
+    return data
+
+
+def _absolute(value: str, folder: Path) -> str:
+    p = Path(value).expanduser()
+    return str((p if p.is_absolute() else folder / p).resolve())
 
 
 def bundled_target(name: str) -> Path:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,20 +33,31 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
+from rdlab.atomic import atomic_torch_save, atomic_write_text
 from rdlab.chemistry.dense import dense_gs_network, dense_network, kitchen_sink_network
 from rdlab.design.config import DesignConfig, bundled_target
 from rdlab.design.dynamics import noisy_flow, rollout
 from rdlab.design.generator import Encoder, Generator, sample_z
 from rdlab.design.objectives import CompositeLoss, load_target, make_term
 from rdlab.design.parameters import DesignParameters
+from rdlab.design.run_files import (
+    CHECKPOINT,
+    CONFIG,
+    HISTORY,
+    MODEL,
+    START_AGAIN,
+    clear_report,
+    clear_run,
+    read_history_lines,
+    read_torch,
+    tidy,
+)
 from rdlab.design.trajectory import Trajectory
-from rdlab.errors import ParameterError
+from rdlab.errors import DataError, ParameterError
 from rdlab.system import FlowNoise
 
-__all__ = ["DesignModel", "build_model", "optimise", "simulate_design"]
-
-CHECKPOINT = "checkpoint.pt"
-HISTORY = "history.jsonl"
+__all__ = ["DesignModel", "build_model", "load_model", "optimise", "read_history",
+           "resume_point", "simulate_design"]
 
 
 @dataclass(eq=False)
@@ -157,12 +167,6 @@ def simulate_design(model: DesignModel, n_steps: int, *, z: torch.Tensor | None 
 
 
 # ---------------------------------------------------------------------------- checkpoints
-def _save_atomic(obj, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 @dataclass
 class _StageState:
     stage: int = 0
@@ -172,6 +176,14 @@ class _StageState:
     since_best: int = 0
     history_lines: int = 0
     finished: bool = False
+
+
+CHECKPOINT_KEYS = ("config", "model", "rng", "torch_rng", "state", "optimiser")
+
+
+def config_dump(config: DesignConfig) -> dict:
+    """The config as a run folder keeps it (``config.yaml``, checkpoints, ``model.pt``)."""
+    return {k: v for k, v in config.to_dict().items() if k != "source"}
 
 
 def _make_optimiser(model: DesignModel, stage: int):
@@ -192,48 +204,102 @@ def _floor_lr(opt, floor: float) -> None:
         g["lr"] = max(g["lr"], floor)
 
 
+def _differences(saved: dict, wanted: dict) -> str:
+    keys = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+    return "; ".join(f"{k}: {saved.get(k)!r} there, {wanted.get(k)!r} here" for k in keys[:4])
+
+
+def resume_point(config: DesignConfig, out: str | Path) -> dict | None:
+    """What :func:`optimise` would resume in ``out``, checked without writing anything:
+    the checkpoint (read whole, written by this config, its model and history intact),
+    or ``None`` when the run starts from the beginning (no folder, an empty one, or one
+    whose run was killed before its first checkpoint under this same config).
+
+    Raises :class:`~rdlab.errors.DataError` for a damaged checkpoint or history and
+    :class:`~rdlab.errors.ParameterError` when the folder holds another config's run."""
+    out = Path(out)
+    wanted = _without_device(config_dump(config))
+    ck = out / CHECKPOINT
+    if ck.exists():
+        saved = read_torch(ck, "design checkpoint", CHECKPOINT_KEYS)
+        there = _without_device(saved["config"] if isinstance(saved["config"], dict) else {})
+        if there != wanted:
+            raise ParameterError(
+                f"{str(ck)!r} was written by a different config ({_differences(there, wanted)}"
+                f"); rerun with that folder's settings to resume it, or {START_AGAIN}")
+        try:
+            state = _StageState(**saved["state"])
+            build_model(config, "cpu").load_state_dict(saved["model"])
+        except (TypeError, KeyError, RuntimeError) as err:
+            raise DataError(f"{str(ck)!r} does not hold this config's model and state "
+                            f"({type(err).__name__}); {START_AGAIN}") from None
+        read_history_lines(out / HISTORY, state.history_lines)
+        return saved
+    cfg_file = out / CONFIG
+    if cfg_file.exists():
+        try:
+            there = yaml.safe_load(cfg_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            there = None
+        if not isinstance(there, dict) or _without_device(there) != wanted:
+            diff = _differences(_without_device(there), wanted) if isinstance(there, dict) \
+                else "unreadable"
+            raise ParameterError(f"{str(out)!r} holds the config of another run ({diff}) "
+                                 f"and no checkpoint; {START_AGAIN}")
+    return None
+
+
 def optimise(config: DesignConfig, out: str | Path, *, progress: bool = True,
              resume: bool = True, max_seconds: float | None = None) -> DesignModel:
     """Run (or resume) the experiment into folder ``out``; returns the optimised model.
 
-    Writes ``config.yaml``, ``history.jsonl`` (one line per step: stage, horizon, loss, each
-    term, lr, seconds), ``checkpoint.pt`` (resumable state) and ``model.pt`` (final
-    θΨ/G/E state dicts and the config). ``max_seconds`` (or the config's ``time_budget``)
-    stops the run cleanly after the step that passes it, with a checkpoint to resume from.
+    Writes ``config.yaml`` (when the run starts; a resumed run keeps it), ``history.jsonl``
+    (one line per step: stage, horizon, loss, each term, lr, seconds), ``checkpoint.pt``
+    (resumable state) and ``model.pt`` (final θΨ/G/E state dicts and the config).
+    ``max_seconds`` (or the config's ``time_budget``) stops the run cleanly after the step
+    that passes it, with a checkpoint to resume from.
+
+    Everything is checked before anything is written: the model (target image, loss,
+    ``initial``, ``init_from``) and, when resuming, the checkpoint (readable, written by
+    this same config, its history complete). ``resume=False`` removes the folder's earlier
+    run (and report) and starts again in place. The report of an earlier call is removed
+    before the model moves on (it would describe another model). The caller holds the
+    folder's lock (``rdlab design`` does, :func:`rdlab.output_lock.hold`).
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg_dump = {k: v for k, v in config.to_dict().items() if k != "source"}
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg_dump, sort_keys=False))
+    cfg_dump = config_dump(config)
     model = build_model(config)
+    saved = resume_point(config, out) if resume else None
+    if saved is None and config.init_from is not None:
+        start_from(model, Path(config.resolve_path(config.init_from)))
+    # -- checked; from here on the folder changes
     rng = torch.Generator(model.device).manual_seed(config.seed)
     state = _StageState()
     opt_state = None
     ck = out / CHECKPOINT
-    if resume and ck.is_file():
-        # on the CPU: the random states must stay CPU byte tensors; load_state_dict (model
-        # and Adam) copies the rest to the model's device
-        saved = torch.load(ck, map_location="cpu", weights_only=False)
-        if _without_device(saved["config"]) != _without_device(cfg_dump):
-            raise ParameterError(f"{ck} was written by a different config; use another "
-                                 f"output folder or remove it")
+    if saved is not None:
+        tidy(out)
         model.load_state_dict(saved["model"])
         if saved["config"].get("device", "cpu") == config.device:
             rng.set_state(saved["rng"].cpu())  # on another device the draws start afresh
         torch.set_rng_state(saved["torch_rng"])
         state = _StageState(**saved["state"])
         opt_state = saved["optimiser"]
+        if not state.finished:
+            clear_report(out)
         _truncate_history(out / HISTORY, state.history_lines)
     else:
-        if (out / HISTORY).exists():
-            (out / HISTORY).unlink()
-        if config.init_from is not None:
-            _start_from(model, Path(config.resolve_path(config.init_from)))
+        out.mkdir(parents=True, exist_ok=True)
+        tidy(out)
+        clear_run(out)
+        atomic_write_text(out / CONFIG, yaml.safe_dump(cfg_dump, sort_keys=False))
     budget = max_seconds if max_seconds is not None else config.time_budget
     t_start = time.perf_counter()
     total_planned = sum(config.stage_steps(i) for i in range(len(config.stages)))
     bar = tqdm(total=total_planned, initial=state.total_steps, disable=not progress,
                desc=f"design {config.name}", unit="step", mininterval=1.0)
+    opt = steps_sched = plateau = None
+    in_step = False  # True while a step has changed the model but not yet the state
     try:
         while not state.finished and state.stage < len(config.stages):
             T = config.stages[state.stage]
@@ -258,6 +324,7 @@ def optimise(config: DesignConfig, out: str | Path, *, progress: bool = True,
                     total.backward()
                     torch.nn.utils.clip_grad_norm_(model.trainable(), config.clip_norm)
                     lr = opt.param_groups[0]["lr"]
+                    in_step = True
                     opt.step()
                     model.params.project_()
                     steps_sched.step()
@@ -265,17 +332,18 @@ def optimise(config: DesignConfig, out: str | Path, *, progress: bool = True,
                     if plateau is not None:
                         plateau.step(loss_value)
                     _floor_lr(opt, floor)
-                    state.step += 1
-                    state.total_steps += 1
-                    if loss_value < state.best - 1e-5:
-                        state.best, state.since_best = loss_value, 0
-                    else:
-                        state.since_best += 1
-                    line = {"stage": state.stage, "T": T, "step": state.step,
+                    line = {"stage": state.stage, "T": T, "step": state.step + 1,
                             "loss": loss_value, **values, "lr": lr,
                             "seconds": time.perf_counter() - t0}
                     hist.write(json.dumps(line) + "\n")
-                    state.history_lines += 1
+                    improved = loss_value < state.best - 1e-5
+                    state = _StageState(
+                        stage=state.stage, step=state.step + 1,
+                        total_steps=state.total_steps + 1,
+                        best=loss_value if improved else state.best,
+                        since_best=0 if improved else state.since_best + 1,
+                        history_lines=state.history_lines + 1)
+                    in_step = False
                     bar.update(1)
                     bar.set_postfix(T=T, loss=f"{loss_value:.4g}", lr=f"{lr:.1e}")
                     stop_early = (config.early_stop_patience is not None
@@ -289,31 +357,35 @@ def optimise(config: DesignConfig, out: str | Path, *, progress: bool = True,
                     if out_of_time:
                         bar.close()
                         return model.to("cpu")
-            state.stage += 1
-            state.step, state.best, state.since_best = 0, math.inf, 0
-            state.finished = state.stage >= len(config.stages)
+            state = _StageState(stage=state.stage + 1, total_steps=state.total_steps,
+                                history_lines=state.history_lines,
+                                finished=state.stage + 1 >= len(config.stages))
+            opt = None  # the next stage starts with a fresh optimiser
             _checkpoint(ck, model, rng, state, None, None, None, cfg_dump)
     except KeyboardInterrupt:
-        _checkpoint(ck, model, rng, state, opt, steps_sched, plateau, cfg_dump)
+        # a checkpoint at a step boundary only: mid-step the model has moved on and the
+        # state not yet (then the last periodic checkpoint stands)
+        if not in_step:
+            _checkpoint(ck, model, rng, state, opt, steps_sched, plateau, cfg_dump)
         bar.close()
         raise
     bar.close()
     model.to("cpu")
-    _save_atomic({"config": cfg_dump, "model": model.state_dict(),
-                  "parameters": model.params.describe()}, out / "model.pt")
+    atomic_torch_save({"config": cfg_dump, "model": model.state_dict(),
+                       "parameters": model.params.describe()}, out / MODEL)
     return model
 
 
-def _start_from(model: DesignModel, source: Path) -> None:
+def start_from(model: DesignModel, source: Path) -> None:
     """Load θΨ/G/E of an earlier run (folder or ``model.pt``) into ``model`` (``init_from``)."""
-    path = source / "model.pt" if source.is_dir() else source
+    path = source / MODEL if source.is_dir() else source
     if not path.is_file():
         raise ParameterError(f"init_from: {str(source)!r} is not a finished run folder or a "
                              f"model.pt file")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved = read_torch(path, "design model (init_from)", ("model",))
     try:
         model.load_state_dict(saved["model"])
-    except (RuntimeError, KeyError) as err:
+    except (RuntimeError, KeyError, TypeError, AttributeError) as err:
         raise ParameterError(f"init_from: the model in {str(path)!r} does not fit this config "
                              f"(species, network, size, patch, z_bits and loss terms must "
                              f"match): {str(err).splitlines()[0]}") from None
@@ -327,39 +399,41 @@ def _without_device(config: dict) -> dict:
 def _checkpoint(path: Path, model: DesignModel, rng: torch.Generator, state: _StageState,
                 opt, steps_sched, plateau, cfg_dump: dict) -> None:
     optimiser = None
-    if opt is not None:
+    if opt is not None and state.step > 0:  # at step 0 a stage starts a fresh optimiser
         optimiser = {"adam": opt.state_dict(), "steps": steps_sched.state_dict(),
                      "plateau": None if plateau is None else plateau.state_dict()}
-    _save_atomic({"config": cfg_dump, "model": model.state_dict(), "rng": rng.get_state(),
-                  "torch_rng": torch.get_rng_state(), "state": state.__dict__.copy(),
-                  "optimiser": optimiser}, path)
+    atomic_torch_save({"config": cfg_dump, "model": model.state_dict(), "rng": rng.get_state(),
+                       "torch_rng": torch.get_rng_state(), "state": state.__dict__.copy(),
+                       "optimiser": optimiser}, path)
 
 
 def _truncate_history(path: Path, lines: int) -> None:
     if not path.exists():
         return
-    kept = path.read_text().splitlines()[:lines]
-    path.write_text("".join(s + "\n" for s in kept))
+    kept = path.read_text(encoding="utf-8", errors="replace").splitlines()[:lines]
+    atomic_write_text(path, "".join(s + "\n" for s in kept))
 
 
 def load_model(folder: str | Path, device: str | torch.device = "cpu") -> DesignModel:
     """The optimised model of a finished run folder (``model.pt``), or its latest checkpoint,
     on ``device`` (the CPU by default, whatever device it was optimised on)."""
     folder = Path(folder)
-    path = folder / "model.pt"
+    path = folder / MODEL
     if not path.is_file():
         path = folder / CHECKPOINT
     if not path.is_file():
-        raise ParameterError(f"{folder} holds no model.pt or checkpoint.pt")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
-    config = DesignConfig.from_dict({**saved["config"], "device": "cpu"})
-    model = build_model(config, device)
-    model.load_state_dict(saved["model"])
+        raise ParameterError(f"{str(folder)!r} holds no model.pt or checkpoint.pt")
+    saved = read_torch(path, "design model", ("config", "model"))
+    try:
+        config = DesignConfig.from_dict({**saved["config"], "device": "cpu"})
+        model = build_model(config, device)
+        model.load_state_dict(saved["model"])
+    except (TypeError, KeyError, RuntimeError) as err:
+        raise DataError(f"{str(path)!r} does not hold a design model of its config "
+                        f"({type(err).__name__}); {START_AGAIN}") from None
     return model
 
 
 def read_history(folder: str | Path) -> list[dict]:
-    path = Path(folder) / HISTORY
-    if not path.is_file():
-        return []
-    return [json.loads(s) for s in path.read_text().splitlines() if s.strip()]
+    """The history records of a run folder (a last line cut off by a kill is skipped)."""
+    return read_history_lines(Path(folder) / HISTORY)

@@ -260,6 +260,9 @@ class DesignParameters(nn.Module):
         if unknown:
             raise ParameterError(f"initial: unknown key(s) {sorted(unknown)}; use rates, "
                                  f"other_rates, diffusion, feed")
+        if not isinstance(start.get("rates") or {}, Mapping):
+            raise ParameterError(f"initial rates must be a mapping {{reaction text: k}}, got "
+                                 f"{start['rates']!r}")
         listed = {self.reaction_index(t): t for t in dict(start.get("rates") or {})}
         rates = self.rates.detach().clone()
         if "other_rates" in start:
@@ -268,14 +271,14 @@ class DesignParameters(nn.Module):
             rates[r] = nonnegative_number(start["rates"][text], f"initial rate of {text!r}")
         values: dict = {"rates": rates}
         if "diffusion" in start:
-            d = np.broadcast_to(np.asarray(start["diffusion"], dtype=float), (self.n_species,))
+            d = _numbers(start["diffusion"], "initial diffusion", (self.n_species,))
             lo, hi = self.diffusion_bounds.tolist()
             if np.any((d < lo * (1 - 1e-6)) | (d > hi * (1 + 1e-6))):  # bounds are float32
                 raise ParameterError(f"initial diffusion {start['diffusion']!r} lies outside "
                                      f"the diffusion bounds [{lo:g}, {hi:g}]")
             values["diffusion"] = d.copy()
         if "feed" in start:
-            feed = np.asarray(start["feed"], dtype=float)
+            feed = _numbers(start["feed"], "initial feed", None)
             if feed.shape != (self.n_species,) or np.any(feed < 0):
                 raise ParameterError(f"initial feed must be {self.n_species} values ≥ 0, got "
                                      f"{start['feed']!r}")
@@ -376,3 +379,18 @@ class DesignParameters(nn.Module):
     def extra_repr(self) -> str:
         return (f"species={self.n_species}, reactions={self.n_reactions}, "
                 f"fixed={list(self.fixed)}, dtype={self.dtype}")
+
+
+def _numbers(value, what: str, shape: tuple[int, ...] | None) -> np.ndarray:
+    """``value`` as finite floats (broadcast to ``shape`` if given), or a ParameterError
+    naming ``what`` and the value."""
+    try:
+        arr = np.asarray(value, dtype=float)
+        if shape is not None:
+            arr = np.broadcast_to(arr, shape)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{what} must be numbers (one per species), got {value!r}"
+                             ) from None
+    if not np.all(np.isfinite(arr)):
+        raise ParameterError(f"{what} must be finite, got {value!r}")
+    return arr

@@ -36,6 +36,8 @@ from rdlab.design.evaluate import (
 from rdlab.design.generator import sample_z
 from rdlab.design.objectives import Dissipation, Replication
 from rdlab.design.optimise import DesignModel, load_model, read_history, simulate_design
+from rdlab.design.run_files import METRICS, MODEL, staged_report, tidy
+from rdlab.errors import ParameterError
 from rdlab.viz.band_plots import plot_bands
 from rdlab.viz.reaction_graph import plot_reaction_graph
 from rdlab.viz.time_lapse import time_lapse_panel
@@ -119,15 +121,32 @@ def _plot_loss(history: list[dict], path: Path) -> None:
 
 def report(folder: str | Path, *, n_controls: int | None = None, seed: int = 12345) -> dict:
     """Evaluate the run in ``folder`` and write the files listed in the module docstring.
-    Returns the metrics dict (also in ``metrics.json``)."""
+    Returns the metrics dict (also in ``metrics.json``).
+
+    The files are written to a staging folder and replace the previous report together
+    (:func:`~rdlab.design.run_files.staged_report`): a report that fails leaves the old
+    one as it was, never a mixture. ``metrics["finished"]`` says whether the optimisation
+    had finished (``model.pt``) or the report is of a checkpoint of a run still to resume.
+    The caller holds the folder's lock."""
     folder = Path(folder)
-    t0 = time.perf_counter()
+    if n_controls is not None and (isinstance(n_controls, bool) or not isinstance(
+            n_controls, int) or n_controls < 1):
+        raise ParameterError(f"controls must be a whole number ≥ 1, got {n_controls!r}")
     model = load_model(folder)
+    history = read_history(folder)
+    tidy(folder)
+    with staged_report(folder) as staging:
+        return _report(model, history, staging, n_controls=n_controls, seed=seed,
+                       finished=(folder / MODEL).is_file())
+
+
+def _report(model: DesignModel, history: list[dict], folder: Path, *,
+            n_controls: int | None, seed: int, finished: bool) -> dict:
+    t0 = time.perf_counter()
     cfg = model.config
     n = cfg.controls if n_controls is None else n_controls
     T = cfg.stages[-1]
-    history = read_history(folder)
-    metrics: dict = {"name": cfg.name, "horizon_steps": T, "dt": cfg.dt,
+    metrics: dict = {"name": cfg.name, "finished": finished, "horizon_steps": T, "dt": cfg.dt,
                      "optimisation_steps": len(history),
                      "optimisation_seconds": float(sum(h["seconds"] for h in history)),
                      "final_loss": history[-1]["loss"] if history else None,
@@ -213,5 +232,5 @@ def report(folder: str | Path, *, n_controls: int | None = None, seed: int = 123
     write_antimony(net, folder / "network.ant", name=cfg.name.replace("-", "_"))
     write_sbml(net, folder / "network.xml", name=cfg.name.replace("-", "_"))
     metrics["report_seconds"] = time.perf_counter() - t0
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
+    (folder / METRICS).write_text(json.dumps(metrics, indent=1, default=float))
     return metrics

@@ -1,0 +1,85 @@
+"""One ``rdlab design`` command: check everything, lock the folder, optimise, report.
+
+Order matters, so that a refused command changes nothing and a folder's files always
+describe one run:
+
+1. everything that does not depend on the folder is checked first — the config (done by
+   the caller: :func:`~rdlab.design.config.load_config`), the model it builds (target
+   image, loss terms, ``initial``, ``init_from``) and the ``--out`` path;
+2. the folder's lock is taken (:func:`rdlab.output_lock.hold`) and held to the end;
+3. what the folder holds is checked (:func:`~rdlab.design.optimise.resume_point`): a
+   damaged checkpoint, or a run of another config, is refused before anything is written;
+4. optimisation runs (or resumes) in the folder, then the report replaces the old one
+   whole (:func:`~rdlab.design.report.report`).
+
+``fresh=True`` on a folder that holds a run starts the new run in a hidden staging folder
+beside it (:func:`rdlab.run_folder.staged_run_folder`); the old run stays whole and usable
+until the new one has produced a result — finished and reported, or stopped by its time
+budget with a checkpoint — and is then replaced in one rename. Interrupted before that (or
+failed), the new run is dropped and the old one kept. So ``--fresh`` itself cannot be
+resumed: after a fresh run stopped by ``--minutes``, continue it without ``--fresh``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rdlab.design.config import DesignConfig
+from rdlab.design.optimise import build_model, optimise, read_history, resume_point, start_from
+from rdlab.design.report import report
+from rdlab.design.run_files import MODEL, tidy
+from rdlab.output_lock import hold
+from rdlab.run_folder import _recover, check_run_folder, staged_run_folder
+
+
+@dataclass
+class DesignOutcome:
+    """What a design command did: the folder, whether optimisation finished, the steps
+    in its history, and the report's metrics (None without ``evaluate``)."""
+
+    folder: Path
+    finished: bool
+    steps: int
+    metrics: dict | None
+
+
+def check_model(config: DesignConfig) -> None:
+    """Build the config's model once on the CPU (target image, loss terms, start values,
+    ``init_from``), so that every problem with them is refused before a folder is
+    touched."""
+    model = build_model(config, "cpu")
+    if config.init_from is not None:
+        start_from(model, Path(config.resolve_path(config.init_from)))
+
+
+def run_design(config: DesignConfig, out: str | Path, *, fresh: bool = False,
+               max_seconds: float | None = None, evaluate: bool = True,
+               n_controls: int | None = None, progress: bool = True) -> DesignOutcome:
+    """Optimise ``config`` into ``out`` (resuming what is there unless ``fresh``), then
+    report; see the module docstring for what is checked when, and what ``fresh`` keeps."""
+    out = Path(out)
+    check_model(config)
+    check_run_folder(out)
+    with hold(out):
+        _recover(out)  # what a killed --fresh left beside the folder
+        holds_run = out.is_dir() and any(out.iterdir())
+        if fresh and holds_run:
+            with staged_run_folder(out) as staging:
+                return _optimise_and_report(config, staging.path, out, resume=False,
+                                            max_seconds=max_seconds, evaluate=evaluate,
+                                            n_controls=n_controls, progress=progress)
+        resume_point(config, out)  # refuses a damaged or foreign folder, writing nothing
+        return _optimise_and_report(config, out, out, resume=not fresh,
+                                    max_seconds=max_seconds, evaluate=evaluate,
+                                    n_controls=n_controls, progress=progress)
+
+
+def _optimise_and_report(config: DesignConfig, where: Path, final: Path, *, resume: bool,
+                         max_seconds: float | None, evaluate: bool, n_controls: int | None,
+                         progress: bool) -> DesignOutcome:
+    tidy(where)
+    optimise(config, where, resume=resume, max_seconds=max_seconds, progress=progress)
+    finished = (where / MODEL).is_file()
+    metrics = report(where, n_controls=n_controls) if evaluate else None
+    return DesignOutcome(final, finished, len(read_history(where)), metrics)
