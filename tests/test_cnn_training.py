@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from rdlab.errors import ParameterError
+from rdlab.errors import DataError, ParameterError
 from rdlab.patterns.augment import (
     AugmentConfig,
     AugmentParams,
@@ -116,11 +116,11 @@ def test_save_load_round_trip(tmp_path):
     loaded3, _, _ = load_model(save_model(tmp_path / "m3.pt", m3, ["x", "y"]))
     assert isinstance(loaded3, PatternCNN3D) and loaded3.in_channels == 6
 
-    with pytest.raises(ParameterError, match="missing.pt"):
+    with pytest.raises(DataError, match="missing.pt"):
         load_model(tmp_path / "missing.pt")
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a torch file")
-    with pytest.raises(ParameterError, match="bad.pt"):
+    with pytest.raises(DataError, match="bad.pt"):
         load_model(bad)
     with pytest.raises(ParameterError, match="3 class names"):
         save_model(tmp_path / "x.pt", model, ["a", "b", "c"])

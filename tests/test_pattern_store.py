@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from rdlab.errors import ParameterError
+from rdlab.errors import DataError, ParameterError
 from rdlab.patterns import pattern_store
 from rdlab.patterns.generate import IN_PROCESS, generate
 from rdlab.patterns.pattern_runs import PatternRunSettings
@@ -59,7 +59,7 @@ def test_store_refuses_other_table(tmp_path):
 def test_incomplete_store_is_refused_by_readers(tmp_path):
     path = tmp_path / "a.zarr"
     pattern_store.open_or_create(path, K, F, SEEDS, LABELS, SMALL, [], "t", block=2)
-    with pytest.raises(ParameterError, match="incomplete"):
+    with pytest.raises(DataError, match="incomplete"):
         pattern_store.open_patterns(path)
     assert len(pattern_store.pending_blocks(xr.open_zarr(path))) == 6
 

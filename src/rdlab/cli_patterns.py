@@ -1,4 +1,9 @@
-"""``rdlab dataset | scan | train | evaluate | saliency | classify``: the Classify job."""
+"""``rdlab dataset | scan | train | evaluate | saliency | classify | paper``: the Classify job.
+
+Every command checks its inputs (options, stores, model files) before it simulates, trains or
+writes anything; stores and model folders are locked while written; one-shot outputs
+(evaluate, saliency, classify) appear whole or not at all.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +17,18 @@ from rdlab.cli_errors import fail as _fail
 from rdlab.errors import RdlabError
 
 Scheduler = Annotated[str | None, typer.Option(
-    help="dask scheduler address (tcp://host:8786); default: a local cluster, one worker per "
-    "core; 'in-process' runs without a cluster.")]
-Workers = Annotated[int | None, typer.Option(help="Workers of the local cluster.")]
+    help="dask scheduler address (tcp://host:8786; given up after 10 s without an answer); "
+    "default: a local cluster, one worker per core; 'in-process' runs without a cluster.")]
+Workers = Annotated[int | None, typer.Option(help="Workers of the local cluster (≥ 1; "
+                                             "default: one per core).")]
 
 
 def _report_store(path: Path, stats: dict, noun: str) -> None:
     typer.echo(f"{path}: {stats['samples_total']} {noun} ({stats['samples_run']} simulated now "
                f"in {stats['wall_seconds']:.0f} s, {stats['early_stopped']} stopped early)")
+    if stats.get("repaired"):
+        typer.echo(f"{path}: {stats['repaired']} samples of damaged blocks were simulated "
+                   f"again: {stats['damaged']}")
 
 
 def _settings(mode: str, stack3d: bool, dtype: str, early_stop: bool):
@@ -45,9 +54,11 @@ def dataset(
     block: Annotated[int, typer.Option(help="Samples per task.")] = 8,
 ) -> None:
     """Simulate a labelled Gray–Scott dataset of the paper (resumable: rerun to finish)."""
+    from rdlab.patterns.catalogue import dataset_table
     from rdlab.patterns.paper_pipeline import PaperSettings, make_dataset
 
     try:
+        dataset_table(name)
         settings = PaperSettings(runs=_settings(mode, stack3d, dtype, early_stop),
                                  scheduler=scheduler, workers=workers, block=block)
         path = out or Path("runs/patterns") / f"{name}{'_3d' if stack3d else ''}.zarr"
@@ -60,9 +71,11 @@ def dataset(
 
 def scan(
     out: Annotated[Path, typer.Option(help="zarr store.")] = Path("runs/patterns/scan.zarr"),
-    k: Annotated[str | None, typer.Option(help="k range 'min:max:count' (default: the "
-                                          "reference's 5481-point layout).")] = None,
-    f: Annotated[str | None, typer.Option(help="f range 'min:max:count'.")] = None,
+    k: Annotated[str | None, typer.Option(help="k values: 'min:max:count' or 'v1,v2,...' "
+                                          "(default: the reference's 5481-point "
+                                          "layout).")] = None,
+    f: Annotated[str | None, typer.Option(help="f values: 'min:max:count' or "
+                                          "'v1,v2,...'.")] = None,
     mode: Annotated[str, typer.Option(help="Initial states: default or legacy.")] = "default",
     dtype: Annotated[str, typer.Option(help="float64 (paper) or float32.")] = "float64",
     early_stop: Annotated[bool, typer.Option(help="Stop provably steady runs.")] = True,
@@ -71,17 +84,17 @@ def scan(
     block: Annotated[int, typer.Option(help="Samples per task.")] = 8,
 ) -> None:
     """Simulate a (k, f) scan into one zarr store (resumable: rerun to finish)."""
+    from rdlab.errors import ParameterError
     from rdlab.patterns.paper_pipeline import PaperSettings, make_scan
-    from rdlab.patterns.scan_layout import grid_scan
+    from rdlab.patterns.scan_layout import value_grid
     from rdlab.simulation_spec import parse_values
 
     try:
         if (k is None) != (f is None):
-            raise RdlabError("give both --k and --f, or neither for the reference layout")
+            raise ParameterError("give both --k and --f, or neither for the reference layout")
         points = None
         if k is not None:
-            kv, fv = parse_values("k", k), parse_values("f", f)
-            points = grid_scan((kv.min(), kv.max(), kv.size), (fv.min(), fv.max(), fv.size))
+            points = value_grid(parse_values("k", k), parse_values("f", f))
         settings = PaperSettings(runs=_settings(mode, False, dtype, early_stop),
                                  scheduler=scheduler, workers=workers, block=block)
         stats = make_scan(out, settings, points)
@@ -109,24 +122,31 @@ def train(
     device: Annotated[str, typer.Option(help="Torch device: cpu, cuda, cuda:1, ...")] = "cpu",
 ) -> None:
     """Train the pattern CNN (resumable: rerun the same command to continue)."""
+    from rdlab.errors import ParameterError
     from rdlab.patterns.paper_pipeline import train_model
 
     overrides: dict = {k: v for k, v in (("epochs", epochs), ("patience", patience),
                                          ("seed", seed)) if v is not None}
     overrides["architecture"] = architecture
     overrides["device"] = device
-    if minutes is not None:
-        overrides["time_limit_s"] = 60.0 * minutes
     if legacy_shift:
         from rdlab.patterns.augment import AugmentConfig
 
         overrides["augment"] = AugmentConfig(legacy_shift=True).to_dict()
     try:
+        if minutes is not None:
+            if not minutes > 0:
+                raise ParameterError(f"--minutes must be a number > 0, got {minutes!r}")
+            overrides["time_limit_s"] = 60.0 * minutes
         result = train_model(train_data, val_data, out, overrides)
-    except (RdlabError, ValueError) as exc:
+    except RdlabError as exc:
         _fail(exc)
         return
-    typer.echo(f"{out}: best val accuracy {result.get('best_val_accuracy', float('nan')):.4f}")
+    best = result.get("best_val_accuracy")
+    typer.echo(f"{out}: best val accuracy "
+               f"{'none (no validation)' if best is None else f'{best:.4f}'} "
+               f"(epoch {result.get('best_epoch')}, {result['epochs_run']} epochs, stopped by "
+               f"{result['stop_reason']})")
 
 
 def evaluate(
@@ -135,10 +155,16 @@ def evaluate(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/evaluation"),
 ) -> None:
     """Accuracy curves and confusion matrices (PNG + JSON) of a model on datasets."""
+    from rdlab.errors import ParameterError
     from rdlab.patterns.evaluation import evaluate_datasets
 
     try:
-        summary = evaluate_datasets(model, {p.stem: p for p in data}, out)
+        names = [p.stem for p in data]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ParameterError(f"two datasets are named {twice[0]!r} (their results would "
+                                 "share one file); evaluate them in separate runs")
+        summary = evaluate_datasets(model, dict(zip(names, data, strict=True)), out)
     except RdlabError as exc:
         _fail(exc)
         return
@@ -170,21 +196,19 @@ def classify(
                                                  "same scan: report changed cells.")] = None,
 ) -> None:
     """Label every scan point with class probabilities; phase map, montages, HTML explorer."""
-    from rdlab.patterns.classify import changed_cells, classify_scan
+    from rdlab.patterns.classify import classify_scan
     from rdlab.patterns.evaluation import resolve_model_path
 
     try:
-        metrics = classify_scan(scan_data, resolve_model_path(model), out)
-        report = (changed_cells(compare, out / "classification.zarr")
-                  if compare is not None else None)
+        metrics = classify_scan(scan_data, resolve_model_path(model), out, compare=compare)
     except RdlabError as exc:
         _fail(exc)
         return
     typer.echo(f"{out}: {metrics['points']} points: " + ", ".join(
         f"{c} {n}" for c, n in metrics["counts"].items() if n))
+    report = metrics.get("compare")
     if report is not None:
         typer.echo(f"{report['changed']} of {report['points']} cells changed class")
-        (out / "changed_cells.json").write_text(json.dumps(report, ensure_ascii=False))
 
 
 def paper(

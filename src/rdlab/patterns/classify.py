@@ -1,9 +1,12 @@
 """Label every point of a scan with class probabilities and draw the results.
 
-Writes into a run folder: ``classification.zarr`` (``probabilities (sample, class)``,
-``predicted (sample,)``, with the scan's ``k``, ``f``, ``seed``), ``phase_map.png`` (x = k,
-y = f, coloured by class, like the paper's Fig. 6), one montage per predicted class, the
-self-contained ``explorer.html`` and ``metrics.json`` (counts per class).
+Writes a run folder (whole or not at all, see :func:`~rdlab.run_folder.staged_run_folder`):
+``classification.zarr`` (``probabilities (sample, class)``, ``predicted (sample,)``, with
+the scan's ``k``, ``f``, ``seed``), ``phase_map.png`` (x = k, y = f, coloured by class, like
+the paper's Fig. 6), one montage per predicted class, the self-contained ``explorer.html``,
+``metrics.json`` (counts per class) and, when compared with an earlier classification,
+``changed_cells.json``. The scan, the model and the earlier classification are verified
+before anything is written: a damaged input is refused, never classified as NaN.
 """
 
 from __future__ import annotations
@@ -13,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from rdlab.errors import ParameterError
-from rdlab.patterns import pattern_store
-from rdlab.run_folder import RunFolder
+from rdlab.errors import DataError, ParameterError
+from rdlab.patterns import pattern_store, store_check
+from rdlab.run_folder import check_run_folder, staged_run_folder
 
 #: Samples per prediction batch (bounded memory however large the scan).
 PREDICT_BATCH = 256
@@ -37,44 +40,95 @@ def predict_store(model, ds: xr.Dataset, progress: bool = True) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros((0, 0))
 
 
+def read_classification(path: str | Path) -> xr.Dataset:
+    """A ``classification.zarr`` read whole into memory and verified: its metadata, every
+    chunk of its variables (present, readable), finite probabilities and predictions that
+    agree with them (a lost ``predicted`` chunk would read as class 0). Raises
+    :class:`DataError` naming the store and what is wrong."""
+    path = Path(path)
+    repair = "classify the scan again with `rdlab classify`"
+    ds = store_check.open_store(path, "classification", repair)
+    needed = {"probabilities", "predicted", "k", "f", "class"}
+    if not needed <= set(ds.variables):
+        raise DataError(f"{str(path)!r} is a zarr store but not a classification (written by "
+                        "`rdlab classify`): it lacks "
+                        f"{', '.join(sorted(needed - set(ds.variables)))}")
+    for name in sorted(needed):
+        why = store_check.ArrayCheck(path, name).problem()
+        if why is not None:
+            raise DataError(f"classification {str(path)!r} is damaged: {name} cannot be "
+                            f"trusted ({why}); {repair}")
+    ds = ds.load()
+    probs, predicted = ds["probabilities"].values, ds["predicted"].values
+    wrong = np.flatnonzero(probs.argmax(axis=1) != predicted)
+    if wrong.size:
+        raise DataError(f"classification {str(path)!r} is damaged: predicted classes of "
+                        f"{store_check.describe_rows(int(wrong[0]), int(wrong[0]) + 1)} "
+                        f"({wrong.size} in all) disagree with the stored probabilities; "
+                        f"{repair}")
+    return ds
+
+
+def _check_same_scan(earlier: xr.Dataset, path: Path, k: np.ndarray, f: np.ndarray,
+                     scan: str) -> None:
+    if not (np.array_equal(earlier["k"].values, k) and np.array_equal(earlier["f"].values, f)):
+        raise ParameterError(f"--compare {str(path)!r} classifies another scan than "
+                             f"{scan!r} ({earlier.sizes['sample']} against {k.size} points, "
+                             "or other (k, f))")
+
+
 def classify_scan(scan_path: str | Path, model_path: str | Path, out: str | Path,
-                  progress: bool = True, thumb_size: int = 48) -> dict:
-    """Classify the scan at ``scan_path`` with the model at ``model_path``; write ``out``."""
+                  progress: bool = True, thumb_size: int = 48,
+                  compare: str | Path | None = None) -> dict:
+    """Classify the scan at ``scan_path`` with the model at ``model_path`` into the run
+    folder ``out``; with ``compare`` (an earlier ``classification.zarr`` of the same scan),
+    also report the cells that changed class. Returns the metrics (with ``"compare"``, the
+    changed-cells report, when compared)."""
     from rdlab import viz
     from rdlab.patterns.cnn import load_model
 
-    ds = pattern_store.open_patterns(scan_path)
+    ds = pattern_store.open_patterns(scan_path)  # verified: complete, readable, finite
     model, classes, _ = load_model(model_path)
     n_channels = ds.sizes["channel"]
     expected = getattr(model, "in_channels", n_channels)
     if expected != n_channels:
-        raise ParameterError(f"model expects {expected} channels, the scan has {n_channels}")
+        raise ParameterError(f"model {str(model_path)!r} expects {expected} channels, the scan "
+                             f"{str(scan_path)!r} has {n_channels}")
+    k, f = ds["k"].values, ds["f"].values
+    earlier = None
+    if compare is not None:
+        earlier = read_classification(compare)
+        _check_same_scan(earlier, Path(compare), k, f, str(scan_path))
+    check_run_folder(out)
     probs = predict_store(model, ds, progress)
     predicted = probs.argmax(axis=1)
-    folder = RunFolder(out)
     result = xr.Dataset(
         {"probabilities": (("sample", "class"), probs.astype(np.float32)),
          "predicted": ("sample", predicted.astype(np.int64))},
         coords={"k": ds["k"], "f": ds["f"], "seed": ds["seed"], "class": classes},
         attrs={"scan": str(scan_path), "model": str(model_path)})
-    folder.write_dataset(result, "classification.zarr")
-    k, f = ds["k"].values, ds["f"].values
-    viz.save_phase_map(folder.file("phase_map.png"), k, f, predicted, classes,
-                       dk=_spacing(k), df=_spacing(f),
-                       title=f"CNN classification of {len(k)} runs")
-    counts = {c: int((predicted == i).sum()) for i, c in enumerate(classes)}
-    frames = ds["frames"]
-    for i, c in enumerate(classes):
-        idx = np.flatnonzero(predicted == i)
-        if idx.size:
-            take = idx[np.linspace(0, idx.size - 1, min(idx.size, 64)).astype(int)]
-            viz.save_class_montage(folder.file(f"class_{i:02d}.png"),
-                                   frames.isel(sample=take).values, k[take], f[take],
-                                   title=f"predicted {c}: {idx.size} runs")
-    viz.write_explorer(folder.file("explorer.html"), k, f, predicted, classes, probs,
-                       frames.values, thumb_size=thumb_size)
-    metrics = {"points": int(len(k)), "counts": counts}
-    folder.write_metrics(metrics)
+    with staged_run_folder(out) as folder:
+        folder.write_dataset(result, "classification.zarr")
+        viz.save_phase_map(folder.file("phase_map.png"), k, f, predicted, classes,
+                           dk=_spacing(k), df=_spacing(f),
+                           title=f"CNN classification of {len(k)} runs")
+        counts = {c: int((predicted == i).sum()) for i, c in enumerate(classes)}
+        frames = ds["frames"]
+        for i, c in enumerate(classes):
+            idx = np.flatnonzero(predicted == i)
+            if idx.size:
+                take = idx[np.linspace(0, idx.size - 1, min(idx.size, 64)).astype(int)]
+                viz.save_class_montage(folder.file(f"class_{i:02d}.png"),
+                                       frames.isel(sample=take).values, k[take], f[take],
+                                       title=f"predicted {c}: {idx.size} runs")
+        viz.write_explorer(folder.file("explorer.html"), k, f, predicted, classes, probs,
+                           frames.values, thumb_size=thumb_size)
+        metrics = {"points": int(len(k)), "counts": counts}
+        if earlier is not None:
+            report = compare_classifications(earlier, result)
+            folder.write_metrics(report, "changed_cells.json")
+            metrics["compare"] = report
+        folder.write_metrics({"points": metrics["points"], "counts": counts})
     return metrics
 
 
@@ -84,14 +138,13 @@ def _spacing(values: np.ndarray) -> float:
     return float(d.min()) if d.size else 1.0
 
 
-def changed_cells(a: str | Path, b: str | Path, classes_a: list[str] | None = None) -> dict:
-    """Compare two classifications of the same scan: how many points changed class (matched
-    by class symbol, so a 15-class and a 16-class model compare), and where each class of
-    ``b`` that ``a`` lacks was found."""
-    da_, db = xr.open_zarr(a), xr.open_zarr(b)
+def compare_classifications(da_: xr.Dataset, db: xr.Dataset, names=("a", "b")) -> dict:
+    """How many points of two classifications of one scan changed class (matched by class
+    symbol, so a 15-class and a 16-class model compare), and where each class of ``db``
+    that ``da_`` lacks was found."""
     if not (np.array_equal(da_["k"].values, db["k"].values)
             and np.array_equal(da_["f"].values, db["f"].values)):
-        raise ParameterError(f"{a} and {b} classify different scans")
+        raise ParameterError(f"{names[0]} and {names[1]} classify different scans")
     ca, cb = list(da_["class"].values), list(db["class"].values)
     sa = np.asarray(ca)[da_["predicted"].values]
     sb = np.asarray(cb)[db["predicted"].values]
@@ -101,3 +154,10 @@ def changed_cells(a: str | Path, b: str | Path, classes_a: list[str] | None = No
         idx = np.flatnonzero(sb == c)
         new[c] = [{"k": float(db["k"].values[i]), "f": float(db["f"].values[i])} for i in idx]
     return {"points": int(sa.size), "changed": int(changed.sum()), "new_classes": new}
+
+
+def changed_cells(a: str | Path, b: str | Path) -> dict:
+    """:func:`compare_classifications` of two ``classification.zarr`` stores, each verified
+    by :func:`read_classification`."""
+    return compare_classifications(read_classification(a), read_classification(b),
+                                   (str(a), str(b)))

@@ -22,14 +22,14 @@ weights are Glorot-uniform and biases zero as in Keras.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from rdlab.errors import ParameterError
+from rdlab.atomic import atomic_torch_save
+from rdlab.errors import DataError, ParameterError
 
 #: Keras's ``BatchNormalization`` momentum 0.99, written as PyTorch's complementary weight.
 BN_MOMENTUM = 0.01
@@ -243,39 +243,44 @@ def save_model(path: str | Path, model: nn.Module, classes: list[str],
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_torch_save(payload, path)
 
 
 def load_model(path: str | Path) -> tuple[nn.Module, list[str], dict]:
     """Read a file of :func:`save_model`: ``(model in eval mode on the CPU, classes, meta)``.
 
-    Raises :class:`~rdlab.errors.ParameterError` naming the path when the file is missing,
-    unreadable or not a model file of this format.
+    Raises :class:`~rdlab.errors.DataError` naming the path when the file is missing, a
+    folder, unreadable (truncated, garbage), not a model file of this format, or holds
+    non-finite weights.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"model file {str(path)!r} is a folder, not a model file")
     if not path.is_file():
-        raise ParameterError(f"model file {str(path)!r} does not exist")
+        raise DataError(f"model file {str(path)!r} does not exist")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt / truncated / foreign pickle
-        raise ParameterError(f"model file {str(path)!r} is not a readable torch file: "
-                             f"{type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - corrupt / truncated / foreign pickle
+        text = str(exc).strip().splitlines()
+        raise DataError(f"model file {str(path)!r} is not a readable torch file "
+                        f"({type(exc).__name__}{': ' + text[0] if text else ''})") from None
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
-        raise ParameterError(f"model file {str(path)!r} is not an rdlab pattern-CNN file")
+        raise DataError(f"model file {str(path)!r} is not an rdlab pattern-CNN file")
     if payload.get("version", 0) > _FORMAT_VERSION:
-        raise ParameterError(f"model file {str(path)!r} has format version "
-                             f"{payload.get('version')}, newer than this rdlab "
-                             f"({_FORMAT_VERSION})")
+        raise DataError(f"model file {str(path)!r} has format version "
+                        f"{payload.get('version')}, newer than this rdlab "
+                        f"({_FORMAT_VERSION})")
     try:
         model = _ARCHITECTURES[payload["architecture"]](**payload["hparams"])
         model.load_state_dict(payload["state_dict"])
         classes = list(payload["classes"])
         meta = json.loads(payload["meta"])
     except (KeyError, TypeError, RuntimeError, ValueError) as exc:
-        raise ParameterError(f"model file {str(path)!r} is damaged: "
-                             f"{type(exc).__name__}: {exc}") from None
+        text = str(exc).strip().splitlines()
+        raise DataError(f"model file {str(path)!r} is damaged ({type(exc).__name__}"
+                        f"{': ' + text[0] if text else ''})") from None
+    if not all(bool(torch.isfinite(t).all()) for t in model.state_dict().values()
+               if t.is_floating_point()):
+        raise DataError(f"model file {str(path)!r} holds NaN or infinite weights")
     model.eval()
     return model, classes, meta

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rdlab.errors import ParameterError
+from rdlab.atomic import atomic_write, atomic_write_text
+from rdlab.errors import DataError, ParameterError
 from rdlab.patterns import pattern_store
+from rdlab.run_folder import check_run_folder, staged_run_folder
 
 #: Within-class index of the sample whose saliency is drawn (the reference: ``class·50 + 25``).
 SALIENCY_INDEX = 25
@@ -33,39 +35,66 @@ def bundled_model_path() -> Path:
 
 def resolve_model_path(path: str | Path) -> Path:
     """A model file, a training folder (its ``best.pt``) or ``"bundled"`` (the shipped
-    model)."""
+    model). Raises :class:`DataError` naming the path when there is no model there."""
     if str(path) == "bundled":
         return bundled_model_path()
     path = Path(path)
     if path.is_dir():
+        if not (path / "best.pt").is_file():
+            raise DataError(f"model folder {str(path)!r} holds no best.pt; give a model file "
+                            "or a folder written by `rdlab train`")
         path = path / "best.pt"
     if not path.is_file():
-        raise ParameterError(f"no model at {path}; train one with `rdlab train`")
+        raise DataError(f"no model at {str(path)!r}; train one with `rdlab train`")
     return path
 
 
-def load_labelled(path: str | Path, model_classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Frames ``(n, C, y, x)`` float32 and true labels ``(n,)`` as indices into
+def _labelled(path: str | Path, model_classes: list[str]):
+    """The verified labelled store at ``path`` and its labels as indices into
     ``model_classes`` (matched by class symbol)."""
     ds = pattern_store.open_patterns(path)
     data_classes = pattern_store.class_list(ds)
+    labels = ds["label"].values
+    if ds.attrs.get("kind") == "scan" or (labels < 0).any():
+        raise DataError(f"{str(path)!r} has no labels (a scan?); this command needs a dataset "
+                        "written by `rdlab dataset`")
     missing = sorted(set(data_classes) - set(model_classes))
     if missing:
         raise ParameterError(f"{path} has classes {missing} that the model does not know "
                              f"(model classes: {model_classes})")
-    labels = ds["label"].values
-    if (labels < 0).any():
-        raise ParameterError(f"{path} is unlabelled (a scan?); evaluate needs a dataset")
     remap = np.array([model_classes.index(c) for c in data_classes])
-    return ds["frames"].values, remap[labels]
+    return ds, remap[labels]
+
+
+def load_labelled(path: str | Path, model_classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Frames ``(n, C, y, x)`` float32 and true labels ``(n,)`` as indices into
+    ``model_classes`` (matched by class symbol); the store is verified first."""
+    ds, labels = _labelled(path, model_classes)
+    return ds["frames"].values, labels
+
+
+def _read_history(model_path: Path) -> list | None:
+    history = model_path.parent / "history.json"
+    if not history.is_file():
+        return None
+    try:
+        records = json.loads(history.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{str(history)!r} cannot be read ({exc}); remove it or train "
+                        "again") from None
+    if not isinstance(records, list):
+        raise DataError(f"{str(history)!r} is not a training history (a list of epochs)")
+    return records
 
 
 def evaluate_datasets(model_path: str | Path, datasets: dict[str, str | Path],
                       out: str | Path) -> dict:
     """Accuracy and confusion matrix of the model on each named dataset.
 
-    Writes ``confusion_{name}.png`` and ``.json`` per dataset, ``accuracy.png`` (the training
-    history, when the model's folder holds ``history.json``) and ``evaluation.json``.
+    Writes the run folder ``out`` (whole or not at all): ``confusion_{name}.png`` and
+    ``.json`` per dataset, ``accuracy.png`` (the training history, when the model's folder
+    holds ``history.json``) and ``evaluation.json``. The model and every dataset are
+    verified before anything is written.
     """
     from rdlab.patterns.cnn import load_model
     from rdlab.patterns.training import evaluate
@@ -73,23 +102,24 @@ def evaluate_datasets(model_path: str | Path, datasets: dict[str, str | Path],
 
     model_path = resolve_model_path(model_path)
     model, classes, _ = load_model(model_path)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    stores = {name: _labelled(path, classes) for name, path in datasets.items()}
+    history = _read_history(model_path)
+    check_run_folder(out)
     summary: dict[str, dict] = {}
-    for name, path in datasets.items():
-        x, y = load_labelled(path, classes)
-        result = evaluate(model, x, y, classes)
-        result = {"dataset": str(path), "samples": int(y.size), **result}
-        (out / f"confusion_{name}.json").write_text(json.dumps(result, indent=1,
-                                                               ensure_ascii=False))
-        save_confusion_matrix(out / f"confusion_{name}.png", np.asarray(result["confusion"]),
-                              classes, title=f"{name}: accuracy {result['accuracy']:.4f}")
-        summary[name] = {"accuracy": result["accuracy"], "samples": int(y.size),
-                         "single_view_accuracy": result["single_view_accuracy"]}
-    history = model_path.parent / "history.json"
-    if history.is_file():
-        save_history(out / "accuracy.png", json.loads(history.read_text()))
-    (out / "evaluation.json").write_text(json.dumps(summary, indent=1))
+    with staged_run_folder(out) as folder:
+        for name, (ds, y) in stores.items():
+            result = evaluate(model, ds["frames"].values, y, classes)
+            result = {"dataset": str(datasets[name]), "samples": int(y.size), **result}
+            atomic_write_text(folder.file(f"confusion_{name}.json"),
+                              json.dumps(result, indent=1, ensure_ascii=False))
+            save_confusion_matrix(folder.file(f"confusion_{name}.png"),
+                                  np.asarray(result["confusion"]), classes,
+                                  title=f"{name}: accuracy {result['accuracy']:.4f}")
+            summary[name] = {"accuracy": result["accuracy"], "samples": int(y.size),
+                             "single_view_accuracy": result["single_view_accuracy"]}
+        if history is not None:
+            save_history(folder.file("accuracy.png"), history)
+        atomic_write_text(folder.file("evaluation.json"), json.dumps(summary, indent=1))
     return summary
 
 
@@ -97,13 +127,14 @@ def saliency_figures(model_path: str | Path, data_path: str | Path, out: str | P
                      index_in_class: int = SALIENCY_INDEX) -> list[Path]:
     """Gradient saliency of each class's logit for one sample of that class (the sample at
     ``index_in_class`` within the class, as in the reference), drawn over the last frame.
-    Writes ``saliency.png`` (all classes) and ``saliency.npz`` (the maps)."""
+    Writes the run folder ``out`` (whole or not at all): ``saliency.png`` (all classes) and
+    ``saliency.npz`` (the maps). Returns the final path of ``saliency.png``."""
     from rdlab.patterns.cnn import load_model
     from rdlab.patterns.training import saliency
     from rdlab.viz.saliency import save_saliency_grid
 
     model, classes, _ = load_model(resolve_model_path(model_path))
-    x, y = load_labelled(data_path, classes)
+    ds, y = _labelled(data_path, classes)
     picks, names = [], []
     for c in range(len(classes)):
         idx = np.flatnonzero(y == c)
@@ -112,9 +143,15 @@ def saliency_figures(model_path: str | Path, data_path: str | Path, out: str | P
             names.append(classes[c])
     if not picks:
         raise ParameterError(f"{data_path} holds no sample of any class of the model")
-    maps = np.stack([saliency(model, x[i:i + 1], int(y[i]))[0] for i in picks])
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out / "saliency.npz", maps=maps, samples=np.asarray(picks),
-                        classes=np.asarray(names))
-    return [save_saliency_grid(out / "saliency.png", x[picks][:, -1], maps, names)]
+    check_run_folder(out)
+    x = ds["frames"].isel(sample=picks).values
+    maps = np.stack([saliency(model, x[j:j + 1], int(y[i]))[0] for j, i in enumerate(picks)])
+    with staged_run_folder(out) as folder:
+        def save_npz(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, maps=maps, samples=np.asarray(picks),
+                                    classes=np.asarray(names))
+
+        atomic_write(folder.file("saliency.npz"), save_npz)
+        save_saliency_grid(folder.file("saliency.png"), x[:, -1], maps, names)
+    return [Path(out) / "saliency.png"]

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rdlab.patterns import pattern_store
-from rdlab.patterns.pattern_runs import PatternRunSettings, simulate_patterns
+from rdlab.errors import ParameterError, SimulationError
+from rdlab.output_lock import hold
+from rdlab.patterns import pattern_store, store_check
+from rdlab.patterns.pattern_runs import PatternRunSettings, pattern_system, simulate_patterns
 
 #: ``scheduler`` value that runs the blocks in this process (no cluster; numba uses all cores).
 IN_PROCESS = "in-process"
@@ -33,11 +35,51 @@ def _simulate_block(start: int, k: np.ndarray, f: np.ndarray, seeds: np.ndarray,
     return start, frames, stopped
 
 
+#: Seconds to wait for a ``--scheduler`` to answer before giving up.
+CONNECT_TIMEOUT_S = 10.0
+
+
+def check_run_options(block: int, scheduler: str | None, n_workers: int | None) -> None:
+    """Refuse bad ``block``/``scheduler``/``n_workers`` values before any work starts."""
+    if isinstance(block, bool) or not isinstance(block, int | np.integer) or block < 1:
+        raise ParameterError(f"block (samples per task) must be an integer ≥ 1, got {block!r}")
+    if n_workers is not None and (isinstance(n_workers, bool)
+                                  or not isinstance(n_workers, int | np.integer)
+                                  or n_workers < 1):
+        raise ParameterError(f"workers must be an integer ≥ 1 (leave it out for one per "
+                             f"core), got {n_workers!r}")
+    if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
+        raise ParameterError(f"scheduler must be a dask address such as tcp://host:8786 or "
+                             f"{IN_PROCESS!r}, got {scheduler!r}")
+    if scheduler is not None and n_workers is not None:
+        raise ParameterError(f"workers={n_workers} sizes the local cluster and has no effect "
+                             f"with scheduler {scheduler!r}; leave one of them out")
+
+
+def check_table(k, f, seed, settings: PatternRunSettings) -> None:
+    """Refuse a table the workers would fail on: (k, f) values that are negative, not
+    finite or unstable with the settings' time step, and negative or non-integer seeds."""
+    system = pattern_system(k, f, settings)
+    system.check_time_step(settings.dt)
+    seeds = np.asarray(seed)
+    if seeds.shape != (system.batch_size,) or not np.issubdtype(seeds.dtype, np.integer) \
+            or (seeds < 0).any():
+        raise ParameterError(f"seeds must be {system.batch_size} non-negative integers")
+
+
 def _client(scheduler: str | None, n_workers: int | None):
     from dask.distributed import Client, LocalCluster
 
     if scheduler:
-        return Client(scheduler), None
+        try:
+            return Client(scheduler, timeout=CONNECT_TIMEOUT_S), None
+        except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, ValueError, ...
+            text = str(exc).strip().splitlines()
+            raise ParameterError(
+                f"cannot reach the dask scheduler {scheduler!r} within "
+                f"{CONNECT_TIMEOUT_S:g} s ({type(exc).__name__}"
+                f"{': ' + text[0] if text else ''}); check the address, or leave --scheduler "
+                "out for a local cluster") from None
     # One numba thread per worker process: with a larger pool, the idle OpenMP threads of one
     # worker spin-wait on the core the other worker needs (measured: 2.3× slower overall).
     cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1,
@@ -54,49 +96,86 @@ def generate(path: str | Path, k, f, seed, label, settings: PatternRunSettings,
 
     scheduler: a dask scheduler address (``tcp://host:8786``), ``None`` for a local cluster
     with ``n_workers`` processes (default: one per core), or ``"in-process"``.
-    Returns timing figures: samples simulated now, wall seconds, early stops.
+
+    Everything is checked before any work starts (options, the table, an existing store's
+    table and settings, and which of its blocks can be trusted; a scheduler is reached
+    before a new store is created). The store is locked for the run (a second writer gets
+    an :class:`~rdlab.errors.OutputError`). Blocks marked done whose chunks are missing,
+    unreadable or not finite are simulated again.
+
+    Returns ``{"samples_total", "samples_run" (simulated now), "repaired" (of those, samples
+    of damaged blocks), "damaged" (one line naming them, or ""), "early_stopped",
+    "wall_seconds"}``.
     """
     from tqdm.auto import tqdm
 
-    ds = pattern_store.open_or_create(path, k, f, seed, label, settings, classes, name, kind,
-                                      block)
-    todo = pattern_store.pending_blocks(ds)
+    check_run_options(block, scheduler, n_workers)
+    check_table(k, f, seed, settings)
+    path = Path(path)
+    with hold(path):
+        if pattern_store.is_store_folder(path):
+            ds = pattern_store.open_existing(path, k, f, seed, settings)
+            check = pattern_store.check_blocks(path, ds)
+            todo = check.pending
+            repaired = {(a, b) for _, a, b, _ in check.damaged}
+            damaged = store_check.summarise(check.damaged)
+        else:
+            ds, todo, repaired, damaged = None, None, set(), ""
+        n = len(k)
+        if todo is None:
+            todo = [(a, min(a + block, n)) for a in range(0, n, block)]
+        stats = {"samples_total": n, "samples_run": sum(b - a for a, b in todo),
+                 "repaired": sum(b - a for a, b in repaired), "damaged": damaged,
+                 "early_stopped": 0, "wall_seconds": 0.0}
+        if not todo:
+            return stats
+        client = cluster = None
+        if scheduler != IN_PROCESS:
+            client, cluster = _client(scheduler, n_workers)
+        try:
+            if ds is None:
+                ds = pattern_store.create(path, k, f, seed, label, settings, classes, name,
+                                          kind, block)
+            _run(path, ds, todo, settings, name, client, progress, stats, tqdm)
+        finally:
+            if client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+    return stats
+
+
+def _run(path: Path, ds, todo, settings: PatternRunSettings, name: str, client,
+         progress: bool, stats: dict, tqdm) -> None:
     k, f, seed = ds["k"].values, ds["f"].values, ds["seed"].values
-    n_todo = sum(b - a for a, b in todo)
     t0 = time.perf_counter()
-    stats = {"samples_total": int(ds.sizes["sample"]), "samples_run": n_todo,
-             "early_stopped": 0}
-    if not todo:
-        stats["wall_seconds"] = 0.0
-        return stats
-    bar = tqdm(total=n_todo, desc=f"simulate {name}", unit="run", disable=not progress,
-               smoothing=0.05)
+    bar = tqdm(total=stats["samples_run"], desc=f"simulate {name}", unit="run",
+               disable=not progress, smoothing=0.05)
     sdict = settings.to_dict()
 
     def record(start, frames, stopped):
+        if not np.isfinite(frames).all():
+            bad = start + int(np.flatnonzero(~np.isfinite(frames).reshape(len(frames), -1)
+                                             .all(axis=1))[0])
+            raise SimulationError(f"sample {bad} (k = {k[bad]:g}, f = {f[bad]:g}, seed "
+                                  f"{seed[bad]}) produced non-finite frames; nothing of its "
+                                  "block was stored")
         pattern_store.write_block(path, start, frames, stopped)
         stats["early_stopped"] += int((stopped >= 0).sum())
         bar.update(frames.shape[0])
         bar.set_postfix(stopped_early=stats["early_stopped"])
 
     try:
-        if scheduler == IN_PROCESS:
+        if client is None:
             for a, b in todo:
                 record(*_simulate_block(a, k[a:b], f[a:b], seed[a:b], sdict, None))
         else:
             from dask.distributed import as_completed
 
-            client, cluster = _client(scheduler, n_workers)
-            try:
-                futures = [client.submit(_simulate_block, a, k[a:b], f[a:b], seed[a:b], sdict,
-                                         1, pure=False) for a, b in todo]
-                for future in as_completed(futures):
-                    record(*future.result())
-            finally:
-                client.close()
-                if cluster is not None:
-                    cluster.close()
+            futures = [client.submit(_simulate_block, a, k[a:b], f[a:b], seed[a:b], sdict,
+                                     1, pure=False) for a, b in todo]
+            for future in as_completed(futures):
+                record(*future.result())
     finally:
         bar.close()
-    stats["wall_seconds"] = time.perf_counter() - t0
-    return stats
+        stats["wall_seconds"] = time.perf_counter() - t0

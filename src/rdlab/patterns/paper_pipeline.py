@@ -22,6 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from rdlab.atomic import atomic_write_text
+from rdlab.errors import DataError, OutputError, ParameterError
+from rdlab.output_lock import hold
 from rdlab.patterns import catalogue, pattern_store
 from rdlab.patterns.pattern_runs import PatternRunSettings
 
@@ -36,6 +39,14 @@ class PaperSettings:
     block: int = 5
     train: dict = field(default_factory=dict)  # TrainConfig overrides
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        from rdlab.patterns.generate import check_run_options
+
+        if not isinstance(self.runs, PatternRunSettings):
+            raise ParameterError(f"runs must be PatternRunSettings, got "
+                                 f"{type(self.runs).__name__}")
+        check_run_options(self.block, self.scheduler, self.workers)
 
 
 def make_dataset(name: str, path: Path, settings: PaperSettings) -> dict:
@@ -64,19 +75,34 @@ def make_scan(path: Path, settings: PaperSettings, points=None) -> dict:
                     progress=settings.progress)
 
 
+def labelled_store(path: Path, role: str):
+    """Open (and verify) a labelled dataset store for training; refuse a scan store."""
+    ds = pattern_store.open_patterns(path)
+    if ds.attrs.get("kind") == "scan" or (ds["label"].values < 0).any():
+        raise DataError(f"{role} store {str(path)!r} has no labels (it is a scan, written by "
+                        "`rdlab scan`); train needs datasets written by `rdlab dataset`")
+    return ds
+
+
 def train_model(train_path: Path, val_path: Path, out: Path, overrides: dict,
                 progress: bool = True) -> dict:
-    """Train the CNN on two stored datasets (resumes from ``out/last.pt``)."""
+    """Train the CNN on two stored datasets (resumes from ``out/last.pt``).
+
+    Both stores are verified before anything is written (a damaged or incomplete store, a
+    scan without labels, or two stores with different class lists are refused)."""
     from rdlab.patterns.training import TrainConfig, train
 
-    tr = pattern_store.open_patterns(train_path)
-    va = pattern_store.open_patterns(val_path)
+    config = TrainConfig.from_dict({**TrainConfig().to_dict(), **overrides})
+    tr = labelled_store(Path(train_path), "training")
+    va = labelled_store(Path(val_path), "validation")
     classes = pattern_store.class_list(tr)
     if pattern_store.class_list(va) != classes:
-        raise ValueError(f"{train_path} and {val_path} have different class lists")
-    config = TrainConfig.from_dict({**TrainConfig().to_dict(), **overrides})
+        raise DataError(f"{train_path} and {val_path} have different class lists "
+                        f"({classes} and {pattern_store.class_list(va)})")
     return train(tr["frames"].values, tr["label"].values, va["frames"].values,
-                 va["label"].values, classes, out, config, progress=progress)
+                 va["label"].values, classes, out, config, progress=progress,
+                 train_points=np.stack([tr["k"].values, tr["f"].values], axis=1),
+                 val_points=np.stack([va["k"].values, va["f"].values], axis=1))
 
 
 class _Timer:
@@ -88,27 +114,43 @@ class _Timer:
         t0 = time.perf_counter()
         result = work()
         self.times[name] = round(time.perf_counter() - t0, 1)
-        self.path.write_text(json.dumps(self.times, indent=1))
+        atomic_write_text(self.path, json.dumps(self.times, indent=1))
         return result
 
 
 def _once(summary_file: Path, work: Callable[[], dict]) -> dict:
-    """``work()``, unless ``summary_file`` (the JSON it writes last) already exists."""
+    """``work()``, unless ``summary_file`` (written with its whole folder, see
+    :func:`~rdlab.run_folder.staged_run_folder`) already exists."""
     if summary_file.is_file():
-        return json.loads(summary_file.read_text())
+        try:
+            return json.loads(summary_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{str(summary_file)!r} cannot be read ({exc}); remove "
+                            f"{str(summary_file.parent)!r} to redo that stage") from None
     return work()
 
 
 def run_paper(out: str | Path, settings: PaperSettings | None = None,
               second_pass: bool = False, scan_points=None) -> dict:
     """Run (or finish) the workflow into ``out``; returns the summary also written to
-    ``out/summary.json``."""
+    ``out/summary.json``. Settings are checked before any work starts; ``out`` is locked
+    for the run."""
+    from rdlab.patterns.training import TrainConfig
+
+    settings = settings or PaperSettings()
+    TrainConfig.from_dict({**TrainConfig().to_dict(), **settings.train})
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {str(out)!r} is an existing file, not a folder")
+    with hold(out):
+        out.mkdir(parents=True, exist_ok=True)
+        return _run_paper(out, settings, second_pass, scan_points)
+
+
+def _run_paper(out: Path, settings: PaperSettings, second_pass: bool, scan_points) -> dict:
     from rdlab.patterns.classify import changed_cells, classify_scan
     from rdlab.patterns.evaluation import evaluate_datasets
 
-    settings = settings or PaperSettings()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     data = out / "data"
     timer = _Timer(out / ("timings_pass2.json" if second_pass else "timings.json"))
     summary: dict = {}
@@ -145,8 +187,8 @@ def run_paper(out: str | Path, settings: PaperSettings | None = None,
                                out / "classification2" / "classification.zarr")
         summary["second_pass"] = _second_pass_summary(report)
     summary["timings_s"] = timer.times
-    (out / ("summary_pass2.json" if second_pass else "summary.json")).write_text(
-        json.dumps(summary, indent=1, ensure_ascii=False))
+    atomic_write_text(out / ("summary_pass2.json" if second_pass else "summary.json"),
+                      json.dumps(summary, indent=1, ensure_ascii=False))
     return summary
 
 

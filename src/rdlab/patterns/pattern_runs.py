@@ -25,7 +25,7 @@ import numpy as np
 
 from rdlab.chemistry import gray_scott_network
 from rdlab.errors import ParameterError
-from rdlab.patterns.initial_conditions import gray_scott_initial_batch
+from rdlab.patterns.initial_conditions import MODES, gray_scott_initial_batch
 from rdlab.simulate import fast
 from rdlab.simulate.steady import homogeneous_steady
 from rdlab.system import Grid, System
@@ -63,6 +63,19 @@ class PatternRunSettings:
                                  f"0..{self.n_steps}")
         if self.dtype not in ("float32", "float64"):
             raise ParameterError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if self.initial_mode not in MODES:
+            raise ParameterError(f"initial-condition mode must be one of {', '.join(MODES)}, "
+                                 f"got {self.initial_mode!r}")
+        for name, low in (("size", 32), ("n_steps", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ParameterError(f"{name} must be an integer ≥ {low}, got {value!r}")
+        for name in ("du", "dv", "dt"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not np.isfinite(value) or value < 0 \
+                    or (name == "dt" and value == 0):
+                raise ParameterError(f"{name} must be a finite number "
+                                     f"{'> 0' if name == 'dt' else '≥ 0'}, got {value!r}")
         if self.check_every < 1:
             raise ParameterError(f"check_every must be ≥ 1, got {self.check_every!r}")
 

@@ -13,12 +13,20 @@ Layout (xarray, zarr format 2, one chunk per block of samples):
   (JSON of :class:`~rdlab.patterns.pattern_runs.PatternRunSettings`), ``rdlab_version``.
 
 Rerunning with the same table and settings continues where it stopped; a store holding a
-different table or settings is refused.
+different table or settings is refused. What a rerun or a reader trusts is verified
+(:func:`check_blocks`): a block marked done whose chunks are missing, truncated or not finite
+is re-simulated by a rerun and refused by readers (:func:`open_patterns`), naming the
+variable and samples. The empty store is created under a temporary name and renamed into
+place, so a kill never leaves a store without its metadata.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dask.array as da
@@ -26,7 +34,8 @@ import numpy as np
 import xarray as xr
 
 import rdlab
-from rdlab.errors import ParameterError
+from rdlab.errors import DataError, ParameterError
+from rdlab.patterns import store_check
 from rdlab.patterns.pattern_runs import PatternRunSettings
 
 
@@ -57,40 +66,154 @@ def _template(k, f, seed, label, settings: PatternRunSettings, classes: list[str
     )
 
 
+KINDS = ("pattern-dataset", "scan")
+#: Coordinates checked whole before a store is trusted.
+_COORDS = ("k", "f", "seed", "label", "step", "time")
+
+
+def _repair_hint(path: Path, ds: xr.Dataset | None = None) -> str:
+    """How to get a good store back: the command that writes it."""
+    attrs = ds.attrs if ds is not None else {}
+    if attrs.get("kind") == "scan":
+        command = "`rdlab scan`"
+    elif attrs.get("name"):
+        command = f"`rdlab dataset {attrs['name']}`"
+    else:
+        command = "the command that wrote it"
+    return f"rerun {command} with the same options and --out {str(path)!r}"
+
+
+def _open(path: Path) -> xr.Dataset:
+    """Open an existing pattern store, refusing anything else with a :class:`DataError`."""
+    ds = store_check.open_store(
+        path, "pattern store",
+        "remove it and rerun the command that wrote it (without its metadata the store "
+        "cannot be repaired)")
+    if ds.attrs.get("kind") not in KINDS or not {"frames", "done", "stopped_step"} <= set(
+            ds.variables):
+        raise DataError(f"{str(path)!r} is a zarr store but not a pattern store (written by "
+                        "`rdlab dataset` or `rdlab scan`)")
+    for name in _COORDS:
+        why = store_check.ArrayCheck(path, name).problem()
+        if why is not None:
+            raise DataError(f"pattern store {str(path)!r} is damaged: its coordinate {name!r} "
+                            f"cannot be trusted ({why}); remove it and rerun "
+                            f"{_repair_hint(path, ds).removeprefix('rerun ')}")
+    return ds
+
+
+def is_store_folder(path: Path) -> bool:
+    """True when ``path`` exists and is not an empty folder (something to open, not create)."""
+    return path.exists() and (not path.is_dir() or any(path.iterdir()))
+
+
+def open_existing(path: str | Path, k, f, seed, settings: PatternRunSettings) -> xr.Dataset:
+    """Open the store at ``path``, checking that it holds this table and these settings."""
+    path = Path(path)
+    ds = _open(path)
+    same = (ds.attrs.get("settings") == json.dumps(settings.to_dict())
+            and ds.sizes["sample"] == len(k)
+            and np.array_equal(ds["k"].values, np.asarray(k, dtype=np.float64))
+            and np.array_equal(ds["f"].values, np.asarray(f, dtype=np.float64))
+            and np.array_equal(ds["seed"].values, np.asarray(seed, dtype=np.int64)))
+    if not same:
+        raise ParameterError(
+            f"{path} holds a different table or different settings than this command "
+            "asks for; remove it or choose another output path")
+    return ds
+
+
+def create(path: str | Path, k, f, seed, label, settings: PatternRunSettings,
+           classes: list[str], name: str, kind: str = "pattern-dataset",
+           block: int = 8) -> xr.Dataset:
+    """Create the empty store at ``path`` whole or not at all: it is written under a unique
+    temporary name beside ``path`` and renamed into place (a kill leaves no half store)."""
+    path = Path(path)
+    tmpl = _template(k, f, seed, label, settings, classes, name, kind, block)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*.partial"):
+        shutil.rmtree(stale, ignore_errors=True)  # a killed creation (we hold the lock)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial"))
+    try:
+        # every chunk is written, even one equal to the fill value, so that a missing chunk
+        # file always means damage (zarr would read it back as the fill value)
+        tmpl.to_zarr(tmp, mode="w", compute=False, consolidated=True, zarr_format=2,
+                     write_empty_chunks=True)
+        # the lazily-created arrays hold no chunks yet: write the fill values explicitly
+        xr.Dataset({"done": tmpl["done"], "stopped_step": tmpl["stopped_step"]}).drop_vars(
+            list(tmpl.coords), errors="ignore").to_zarr(tmp, mode="r+", zarr_format=2,
+                                                        write_empty_chunks=True)
+        os.replace(tmp, path)  # onto nothing or an empty folder
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return xr.open_zarr(path, consolidated=True)
+
+
 def open_or_create(path: str | Path, k, f, seed, label, settings: PatternRunSettings,
                    classes: list[str], name: str, kind: str = "pattern-dataset",
                    block: int = 8) -> xr.Dataset:
     """Open the store at ``path`` (checking it holds this table and settings) or create it
     empty. Returns the opened dataset (lazy)."""
     path = Path(path)
-    if path.exists():
-        ds = xr.open_zarr(path, consolidated=True)
-        same = (ds.attrs.get("settings") == json.dumps(settings.to_dict())
-                and ds.sizes["sample"] == len(k)
-                and np.array_equal(ds["k"].values, np.asarray(k, dtype=np.float64))
-                and np.array_equal(ds["f"].values, np.asarray(f, dtype=np.float64))
-                and np.array_equal(ds["seed"].values, np.asarray(seed, dtype=np.int64)))
-        if not same:
-            raise ParameterError(
-                f"{path} holds a different table or different settings than this command "
-                "asks for; remove it or choose another output path")
-        return ds
-    tmpl = _template(k, f, seed, label, settings, classes, name, kind, block)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmpl.to_zarr(path, mode="w-", compute=False, consolidated=True, zarr_format=2)
-    # the lazily-created arrays hold no chunks yet: write the fill values explicitly
-    xr.Dataset({"done": tmpl["done"], "stopped_step": tmpl["stopped_step"]}).drop_vars(
-        list(tmpl.coords), errors="ignore").to_zarr(path, mode="r+", zarr_format=2)
-    return xr.open_zarr(path, consolidated=True)
+    if is_store_folder(path):
+        return open_existing(path, k, f, seed, settings)
+    return create(path, k, f, seed, label, settings, classes, name, kind, block)
 
 
 def pending_blocks(ds: xr.Dataset) -> list[tuple[int, int]]:
-    """``[(start, stop), …]`` of the blocks not yet done."""
+    """``[(start, stop), …]`` of the blocks not yet done (by their flags alone; see
+    :func:`check_blocks` for what a resumed run trusts)."""
     done = ds["done"].values
     block = int(ds.attrs["block"])
     n = done.size
     return [(a, min(a + block, n)) for a in range(0, n, block)
             if not done[a:min(a + block, n)].all()]
+
+
+@dataclass
+class BlockCheck:
+    """The blocks of a store: ``pending`` ones to simulate (not done, or damaged) and the
+    ``damaged`` ones among them, ``(variable, start, stop, why)``."""
+
+    pending: list[tuple[int, int]] = field(default_factory=list)
+    damaged: list[tuple[str, int, int, str]] = field(default_factory=list)
+
+
+def check_blocks(path: str | Path, ds: xr.Dataset) -> BlockCheck:
+    """Which blocks are truly done. A block counts as done only when its ``done`` flags are
+    readable and all set, and its ``frames`` and ``stopped_step`` chunks exist, decompress
+    and (frames) are finite; every other block is pending, and a flagged one that fails is
+    listed as damaged."""
+    path = Path(path)
+    block = int(ds.attrs["block"])
+    n = int(ds.sizes["sample"])
+    checks = {name: store_check.ArrayCheck(path, name)
+              for name in ("done", "frames", "stopped_step")}
+    if checks["frames"].chunks[0] != min(block, n):
+        raise DataError(f"pattern store {str(path)!r} is damaged: its frames are chunked by "
+                        f"{checks['frames'].chunks[0]} samples, its attributes say {block}")
+    result = BlockCheck()
+    for a in range(0, n, block):
+        b = min(a + block, n)
+        if checks["done"].missing(a, b):  # all False: older stores have no such chunk
+            result.pending.append((a, b))
+            continue
+        why = checks["done"].problem(a, b)
+        if why is not None:
+            result.pending.append((a, b))
+            result.damaged.append(("done", a, b, why))
+            continue
+        if not checks["done"].read(a, b).all():
+            result.pending.append((a, b))
+            continue
+        for name in ("frames", "stopped_step"):
+            why = checks[name].problem(a, b)
+            if why is not None:
+                result.pending.append((a, b))
+                result.damaged.append((name, a, b, why))
+                break
+    return result
 
 
 def write_block(path: str | Path, start: int, frames: np.ndarray, stopped: np.ndarray) -> None:
@@ -100,21 +223,33 @@ def write_block(path: str | Path, start: int, frames: np.ndarray, stopped: np.nd
     xr.Dataset({
         "frames": (("sample", "channel", "y", "x"), frames.astype(np.float32)),
         "stopped_step": ("sample", stopped.astype(np.int64)),
-    }).to_zarr(path, region=region, zarr_format=2)
+    }).to_zarr(path, region=region, zarr_format=2, write_empty_chunks=True)
     xr.Dataset({"done": ("sample", np.ones(stop - start, dtype=bool))}).to_zarr(
-        path, region=region, zarr_format=2)
+        path, region=region, zarr_format=2, write_empty_chunks=True)
 
 
 def open_patterns(path: str | Path, require_complete: bool = True) -> xr.Dataset:
-    """Open a pattern store; with ``require_complete`` refuse one with unfinished blocks."""
+    """Open a pattern store for reading.
+
+    Refuses (:class:`DataError`, naming the store) a missing path, a file, a folder that is
+    not a pattern store, and a store with missing metadata. With ``require_complete`` it
+    also refuses a store with unfinished blocks and verifies every block (see
+    :func:`check_blocks`): a damaged one is refused naming the variable and samples, so no
+    reader ever sees a missing chunk as NaN frames.
+    """
     path = Path(path)
-    if not path.exists():
-        raise ParameterError(f"pattern store {path} does not exist")
-    ds = xr.open_zarr(path, consolidated=True)
-    if require_complete and not bool(ds["done"].values.all()):
-        missing = int((~ds["done"].values).sum())
-        raise ParameterError(f"{path} is incomplete ({missing} of {ds.sizes['sample']} samples "
-                             "missing); rerun the command that writes it to finish it")
+    ds = _open(path)
+    if require_complete:
+        check = check_blocks(path, ds)
+        if check.damaged:
+            raise DataError(f"pattern store {str(path)!r} is damaged: "
+                            f"{store_check.summarise(check.damaged)}; "
+                            f"{_repair_hint(path, ds)} to re-simulate them")
+        if check.pending:
+            missing = sum(b - a for a, b in check.pending)
+            raise DataError(f"pattern store {str(path)!r} is incomplete ({missing} of "
+                            f"{ds.sizes['sample']} samples missing); {_repair_hint(path, ds)} "
+                            "to finish it")
     return ds
 
 

@@ -81,7 +81,20 @@ def grid_scan(k_spec: tuple[float, float, int], f_spec: tuple[float, float, int]
                                  f"{lo!r}..{hi!r}")
         if int(n) < 1:
             raise ParameterError(f"scan needs at least one {name} value, got {n!r}")
-    k = np.linspace(k_spec[0], k_spec[1], int(k_spec[2]))
-    f = np.linspace(f_spec[0], f_spec[1], int(f_spec[2]))
+    return value_grid(np.linspace(k_spec[0], k_spec[1], int(k_spec[2])),
+                      np.linspace(f_spec[0], f_spec[1], int(f_spec[2])), seed_start)
+
+
+def value_grid(k_values, f_values, seed_start: int = 1) -> ScanPoints:
+    """Every pair of the given k and f values (k varies slowest), exactly those values;
+    seeds ``seed_start, seed_start + 1, …``."""
+    k = np.asarray(k_values, dtype=np.float64).ravel()
+    f = np.asarray(f_values, dtype=np.float64).ravel()
+    for name, values in (("k", k), ("f", f)):
+        if values.size == 0:
+            raise ParameterError(f"scan needs at least one {name} value")
+        bad = values[~np.isfinite(values) | (values < 0)]
+        if bad.size:
+            raise ParameterError(f"scan value {name} = {bad[0]!r} must be finite and ≥ 0")
     kk, ff = np.meshgrid(k, f, indexing="ij")
     return ScanPoints(kk.ravel(), ff.ravel(), seed_start + np.arange(kk.size))

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -54,10 +53,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rdlab.atomic import atomic_torch_save, atomic_write_text
 from rdlab.checks import torch_device
-from rdlab.errors import ParameterError
+from rdlab.errors import DataError, OutputError, ParameterError, RdlabError, SimulationError
+from rdlab.output_lock import hold
 from rdlab.patterns.augment import AugmentConfig, augment
-from rdlab.patterns.cnn import build_model, save_model
+from rdlab.patterns.cnn import build_model, load_model, save_model
 
 _STATE_FORMAT = "rdlab-train-state"
 _SCHEDULES = ("none", "cosine", "plateau")
@@ -257,6 +258,33 @@ def _check_labels(y: Any, n: int, n_classes: int, name: str) -> np.ndarray:
     return labels
 
 
+def _name_samples(index: Any, points: np.ndarray | None, role: str, limit: int = 4) -> str:
+    """``training samples 3 (k = 0.05, f = 0.02), 7 (…)`` for a list of sample indices."""
+    index = [int(i) for i in np.atleast_1d(index)]
+    parts = []
+    for i in index[:limit]:
+        where = (f" (k = {points[i, 0]:g}, f = {points[i, 1]:g})"
+                 if points is not None and i < len(points) else "")
+        parts.append(f"{i}{where}")
+    more = f" and {len(index) - limit} more" if len(index) > limit else ""
+    return f"{role} sample{'s' if len(index) > 1 else ''} {', '.join(parts)}{more}"
+
+
+def _non_finite_rows(batch: np.ndarray) -> np.ndarray:
+    """Positions of the rows of ``batch`` that hold a NaN or an infinity."""
+    return np.flatnonzero(~np.isfinite(batch.reshape(len(batch), -1)).all(axis=1))
+
+
+def _check_finite(batch: np.ndarray, index: Any, points: np.ndarray | None,
+                  role: str) -> None:
+    """Refuse a batch (rows ``index`` of the data) with a NaN or infinite input."""
+    bad = _non_finite_rows(batch)
+    if bad.size:
+        raise DataError(f"{_name_samples(np.asarray(index)[bad], points, role)} "
+                        f"hold{'' if bad.size > 1 else 's'} NaN or infinite values; "
+                        "refusing to train or predict on them")
+
+
 def _is_2d(model: nn.Module) -> bool:
     return getattr(model, "architecture", "2d") == "2d"
 
@@ -299,7 +327,9 @@ def _view_probabilities(model: nn.Module, frames: Any, batch_size: int,
     device = next(model.parameters()).device
     with _eval_mode(model), torch.inference_mode():
         for a in range(0, n, batch_size):
-            batch = _to_input(_slice(frames, a, min(a + batch_size, n)), model).to(device)
+            data = _slice(frames, a, min(a + batch_size, n))
+            _check_finite(data, np.arange(a, a + len(data)), None, "input")
+            batch = _to_input(data, model).to(device)
             probs = []
             for flip, turns in views:
                 view = torch.rot90(batch.flip(-1) if flip else batch, turns, dims=(-2, -1))
@@ -407,18 +437,6 @@ def saliency(model: nn.Module, frames: Any, class_index: int, sigma: float = 2.0
 
 # ----------------------------------------------------------------------------- training
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def init_input_norm(model: nn.Module, x: Any, max_samples: int = 256) -> None:
     """Set the running mean/variance of the model's input BatchNorm (``model.norm``) to the
     statistics of ``x`` ``(n, channel, y, x)`` — per channel for the 2-D network, over all
@@ -486,9 +504,12 @@ def _check_resume(state: dict, config: TrainConfig, classes: list[str], n_train:
 
 
 def _train_epoch(model, opt, x, y, config: TrainConfig, gen: torch.Generator,
-                 channels_last: bool):
+                 channels_last: bool, epoch: int = 0, points: np.ndarray | None = None):
     """One pass over the shuffled, augmented training set; returns (mean loss, accuracy).
-    Batches are augmented on the training device with transforms drawn from ``gen``."""
+    Batches are augmented on the training device with transforms drawn from ``gen``.
+
+    Stops with a :class:`DataError` on a non-finite input and a :class:`SimulationError` on
+    a non-finite loss, naming the batch's samples, before the optimiser steps."""
     n = _n_samples(x)
     device = torch.device(config.device)
     model.train()
@@ -496,13 +517,20 @@ def _train_epoch(model, opt, x, y, config: TrainConfig, gen: torch.Generator,
     total_loss, correct = 0.0, 0
     for a in range(0, n, config.batch_size):
         index = np.sort(order[a:a + config.batch_size])
-        xb = augment(torch.from_numpy(_take(x, index)).to(device), config.augment, gen)
+        data = _take(x, index)
+        _check_finite(data, index, points, "training")
+        xb = augment(torch.from_numpy(data).to(device), config.augment, gen)
         if channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         yb = torch.from_numpy(y[index]).to(device)
         opt.zero_grad(set_to_none=True)
         logits = model(xb)
         loss = F.cross_entropy(logits, yb, label_smoothing=config.label_smoothing)
+        if not bool(torch.isfinite(loss)):
+            raise SimulationError(
+                f"training diverged in epoch {epoch}: the loss of the batch of "
+                f"{_name_samples(index, points, 'training')} is {float(loss)}; nothing of "
+                "this epoch was saved (a lower learning rate may help)")
         loss.backward()
         opt.step()
         total_loss += loss.item() * len(index)
@@ -512,7 +540,9 @@ def _train_epoch(model, opt, x, y, config: TrainConfig, gen: torch.Generator,
 
 def train(train_x: Any, train_y: Any, val_x: Any, val_y: Any, classes: list[str],
           out_dir: str | Path, config: TrainConfig | None = None, progress: bool = True,
-          on_epoch_end: Callable[[dict], None] | None = None) -> dict:
+          on_epoch_end: Callable[[dict], None] | None = None,
+          train_points: np.ndarray | None = None, val_points: np.ndarray | None = None
+          ) -> dict:
     """Train a pattern CNN; resumable (see the module docstring for files and determinism).
 
     ``train_x``/``val_x``: float32 frames ``(n, channel, y, x)`` (numpy, or zarr / xarray /
@@ -522,7 +552,16 @@ def train(train_x: Any, train_y: Any, val_x: Any, val_y: Any, classes: list[str]
     configuration and data, training resumes after its last finished epoch (a finished run
     returns at once). ``progress`` shows a tqdm bar over epochs. ``on_epoch_end`` is called
     with each epoch's record after the files are written (an exception raised there, e.g.
-    ``KeyboardInterrupt``, stops the run with the epoch saved).
+    ``KeyboardInterrupt``, stops the run with the epoch saved). ``train_points`` and
+    ``val_points`` (``(n, 2)`` arrays of (k, f), optional) name samples in error messages.
+
+    Nothing is written when an input is refused: a sample with a NaN or infinite value
+    (:class:`DataError` naming it), an ``out_dir`` that is a file or a folder of another kind
+    (:class:`OutputError`), a damaged ``last.pt`` or ``best.pt`` to resume from. A loss that
+    becomes NaN or infinite stops training (:class:`SimulationError` naming the batch's
+    samples) with the files of the last good epoch kept; ``best.pt`` never holds non-finite
+    weights. ``out_dir`` is locked while training (a second run gets an
+    :class:`OutputError`).
 
     Returns ``{"out_dir", "epochs_run", "best_epoch", "best_val_accuracy", "best_val_loss",
     "stop_reason" ("epochs", "patience" or "time_limit"), "train_seconds", "history"}``.
@@ -544,27 +583,85 @@ def train(train_x: Any, train_y: Any, val_x: Any, val_y: Any, classes: list[str]
     in_channels = int(train_x.shape[1])
     train_labels = _check_labels(train_y, n_train, len(classes), "train_y")
     val_labels = _check_labels(val_y, n_val, len(classes), "val_y")
+    points = [None if p is None else np.asarray(p, dtype=np.float64)
+              for p in (train_points, val_points)]
     if config.in_memory:
         train_x, val_x = _load(train_x), _load(val_x)
+        _check_finite(train_x, np.arange(n_train), points[0], "training")
+        _check_finite(val_x, np.arange(n_val), points[1], "validation")
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_model_folder(out_dir)
     last_path, best_path, hist_path = out / "last.pt", out / "best.pt", out / "history.json"
 
     previous_threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads)
+    with hold(out):
+        out.mkdir(parents=True, exist_ok=True)
+        torch.set_num_threads(config.threads)
+        try:
+            with torch.random.fork_rng(devices=[]):
+                return _train_loop(train_x, train_labels, val_x, val_labels, classes, config,
+                                   in_channels, last_path, best_path, hist_path, progress,
+                                   on_epoch_end, tqdm, points)
+        finally:
+            torch.set_num_threads(previous_threads)
+
+
+#: Files by which a folder is recognised as a model folder that ``train`` may write into.
+MODEL_FILES = ("last.pt", "best.pt", "history.json")
+
+
+def check_model_folder(out_dir: str | Path) -> Path:
+    """Refuse a model folder that is a file, or a non-empty folder holding no training
+    files (so that ``train`` never writes into a dataset store or a foreign folder)."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"model folder {str(out)!r} is an existing file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not any((out / f).exists()
+                                                       for f in MODEL_FILES):
+        raise OutputError(f"model folder {str(out)!r} is a non-empty folder without "
+                          f"{', '.join(MODEL_FILES)}; choose a new or empty folder")
+    return out
+
+
+def _load_resume_state(last_path: Path) -> dict:
     try:
-        with torch.random.fork_rng(devices=[]):
-            return _train_loop(train_x, train_labels, val_x, val_labels, classes, config,
-                               in_channels, last_path, best_path, hist_path, progress,
-                               on_epoch_end, tqdm)
-    finally:
-        torch.set_num_threads(previous_threads)
+        state = torch.load(last_path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - truncated, garbage, foreign pickle
+        text = str(exc).strip().splitlines()
+        raise DataError(f"cannot resume from {str(last_path)!r}: it is damaged "
+                        f"({type(exc).__name__}{': ' + text[0] if text else ''}); remove "
+                        f"the folder {str(last_path.parent)!r} (or choose another --out) to "
+                        "start fresh") from None
+    if not isinstance(state, dict) or state.get("format") != _STATE_FORMAT:
+        raise DataError(f"cannot resume from {str(last_path)!r}: it is not an rdlab "
+                        f"training state; remove the folder {str(last_path.parent)!r} (or "
+                        "choose another --out) to start fresh")
+    return state
+
+
+def _check_best(state: dict, best_path: Path) -> None:
+    """The ``best.pt`` a resumed run keeps must be a readable model file of finite weights."""
+    if state["best"].get("epoch") is None:
+        return
+    try:
+        model, _, _ = load_model(best_path)
+    except RdlabError as exc:
+        raise DataError(f"cannot resume in {str(best_path.parent)!r}: {exc}; remove the "
+                        "folder (or choose another --out) to start fresh") from None
+    if not _finite_weights(model):
+        raise DataError(f"cannot resume in {str(best_path.parent)!r}: {str(best_path)!r} "
+                        "holds non-finite weights; remove the folder (or choose another "
+                        "--out) to start fresh")
+
+
+def _finite_weights(model: nn.Module) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values()
+               if t.is_floating_point())
 
 
 def _train_loop(train_x, train_y, val_x, val_y, classes, config: TrainConfig, in_channels,
                 last_path: Path, best_path: Path, hist_path: Path, progress: bool,
-                on_epoch_end, tqdm) -> dict:
+                on_epoch_end, tqdm, points=(None, None)) -> dict:
     n_train, n_val = _n_samples(train_x), _n_samples(val_x)
     torch.manual_seed(config.seed)
     model = build_model(config.architecture, in_channels, len(classes), config.dropout)
@@ -574,12 +671,9 @@ def _train_loop(train_x, train_y, val_x, val_y, classes, config: TrainConfig, in
     best = {"epoch": None, "score": None, "val_loss": None, "val_accuracy": None}
     since_best = 0
     if last_path.exists():
-        try:
-            state = torch.load(last_path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ParameterError(f"cannot resume from {last_path}: {type(exc).__name__}: "
-                                 f"{exc}; remove it to start afresh") from None
+        state = _load_resume_state(last_path)
         _check_resume(state, config, classes, n_train, n_val, in_channels, last_path)
+        _check_best(state, best_path)
         model.to(config.device)
         if channels_last:
             model.to(memory_format=torch.channels_last)
@@ -594,7 +688,7 @@ def _train_loop(train_x, train_y, val_x, val_y, classes, config: TrainConfig, in
         history = list(state["history"])
         best = dict(state["best"])
         since_best = int(state["since_best"])
-        _atomic_write_text(hist_path, json.dumps(history, indent=1))  # in case it lagged
+        atomic_write_text(hist_path, json.dumps(history, indent=1))  # in case it lagged
     else:
         if config.init_norm:
             init_input_norm(model, train_x)
@@ -624,7 +718,7 @@ def _train_loop(train_x, train_y, val_x, val_y, classes, config: TrainConfig, in
             t0 = time.perf_counter()
             lr = float(opt.param_groups[0]["lr"])
             loss, acc = _train_epoch(model, opt, train_x, train_y, config, gen,
-                                     channels_last)
+                                     channels_last, epoch, points[0])
             record: dict[str, Any] = {"epoch": epoch, "loss": loss, "accuracy": acc,
                                       "val_loss": None, "val_accuracy": None, "lr": lr}
             if n_val and (epoch % config.val_every == 0 or epoch == config.epochs):
@@ -641,6 +735,9 @@ def _train_loop(train_x, train_y, val_x, val_y, classes, config: TrainConfig, in
                     sched.step(record["val_loss"])
             if sched is not None and config.schedule != "plateau":
                 sched.step()
+            if not _finite_weights(model):
+                raise SimulationError(f"training diverged in epoch {epoch}: the weights are "
+                                      "no longer finite; nothing of this epoch was saved")
             if improved:
                 best = {"epoch": epoch, "score": list(score), "val_loss": record["val_loss"],
                         "val_accuracy": record["val_accuracy"]}
@@ -653,7 +750,7 @@ def _train_loop(train_x, train_y, val_x, val_y, classes, config: TrainConfig, in
                 since_best += 1
             record["seconds"] = time.perf_counter() - t0
             history.append(record)
-            _atomic_torch_save({
+            atomic_torch_save({
                 "format": _STATE_FORMAT, "epoch": epoch, "model": model.state_dict(),
                 "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict() if sched is not None else None,
@@ -662,7 +759,7 @@ def _train_loop(train_x, train_y, val_x, val_y, classes, config: TrainConfig, in
                 "config": config.to_dict(), "classes": classes, "n_train": n_train,
                 "n_val": n_val, "in_channels": in_channels,
             }, last_path)
-            _atomic_write_text(hist_path, json.dumps(history, indent=1))
+            atomic_write_text(hist_path, json.dumps(history, indent=1))
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}",
                             val_acc=("-" if record["val_accuracy"] is None
