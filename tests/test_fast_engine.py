@@ -143,22 +143,41 @@ def growth_system(a, b):
     return System.build(net, grid=Grid(6, 9)).samples(a=a, b=b)
 
 
-def test_runaway_names_sample_step_and_parameters():
-    # sample 1 grows ×1.5 per step: beyond 1e6 after 35 steps, found at the check at 40
+@pytest.mark.parametrize("check_every, snapshots", [(8, [0, 100]), (64, [0, 20, 100]),
+                                                    (1, [100])])
+def test_runaway_names_the_first_bad_step_sample_and_parameters(check_every, snapshots):
+    # sample 1 grows ×1.5 per step: 1.5^34 < 1e6 < 1.5^35, so step 35 is the first bad one,
+    # whichever check point finds it
     system = growth_system(a=[0.0, 1.0, 0.0], b=[0.0, 0.0, 0.0])
     x0 = np.ones(system.state_shape())
-    with pytest.raises(SimulationError, match=r"sample 1 at step 40") as info:
-        fast.run(system, x0, 0.5, 100, [0, 100], check_every=8)
+    with pytest.raises(SimulationError, match=r"sample 1 at step 35 \(the first bad step\)"
+                       ) as info:
+        fast.run(system, x0, 0.5, 100, snapshots, check_every=check_every)
     message = str(info.value)
-    assert "runaway" in message and "a=1" in message and "last checked good at step 32" in message
+    assert "runaway" in message and "a=1" in message and "1.46e+06" in message
+
+
+def test_runaway_limit_is_an_option():
+    system = growth_system(a=[1.0], b=[0.0])
+    x0 = np.ones(system.state_shape())
+    out = fast.run(system, x0, 0.5, 40, [40], runaway_limit=1e8)  # 1.5^40 ≈ 1.1e7: fine
+    np.testing.assert_allclose(out[-1], 1.5**40, rtol=1e-12)
+    with pytest.raises(SimulationError, match=r"at step 46 \(the first bad step\)"):
+        fast.run(system, x0, 0.5, 100, [100], runaway_limit=1e8)
+    for bad in (0.0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(ParameterError, match="runaway limit"):
+            fast.run(system, x0, 0.5, 10, [10], runaway_limit=bad)
+    with pytest.raises(SimulationError, match=r"at step 0 \(the first bad step\)"):
+        fast.run(system, x0 * 1e9, 0.5, 10, [10])
 
 
 def test_overflow_to_inf_or_nan_is_caught(rng):
     system = growth_system(a=[0.0, 0.0], b=[0.0, 1e3])
     x0 = rng.uniform(1.0, 2.0, size=system.state_shape())
-    for dtype in (np.float64,):
-        with pytest.raises(SimulationError, match=r"sample 1 at step 64"):
-            fast.run(system, x0, 0.5, 200, [200], dtype=dtype)
+    for dtype in (np.float64, np.float32):
+        with pytest.raises(SimulationError, match=r"NaN/Inf in sample 1 at step \d+ \(the "
+                                                  r"first bad step\)"):
+            fast.run(system, x0, 0.5, 200, [200], dtype=dtype, runaway_limit=1e300)
 
 
 def test_unstable_time_step_names_the_limit(rng):

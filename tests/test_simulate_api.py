@@ -84,15 +84,16 @@ def test_bad_front_door_arguments_are_named(rng):
                      noise=FlowNoise(amplitude=0.01))
 
 
-def test_a_run_that_blows_up_writes_its_config_but_no_data(tmp_path):
+def test_a_run_that_blows_up_writes_nothing_and_names_the_first_bad_step(tmp_path):
     spec = SimulationSpec(preset="gray-scott", parameters={"f": 0.04, "k": 0.06}, grid="8",
                           steps=50, dt=0.25, engine="numpy", initial="uniform",
-                          initial_options={"values": [1e5, 1e5]})
-    with pytest.raises(SimulationError, match="sample 0"):
+                          initial_options={"values": [1e3, 1e3]})
+    with pytest.raises(SimulationError, match=r"sample 0 at step (\d+) \(the first bad step\)"
+                       ) as info:
         run_simulation(spec, tmp_path / "run", progress=False)
-    assert (tmp_path / "run" / "config.yaml").exists()
-    assert not (tmp_path / "run" / "data.zarr").exists()
-    assert not (tmp_path / "run" / "metrics.json").exists()
+    assert "k=0.06" in str(info.value)
+    assert not (tmp_path / "run").exists()
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith((".lock", ".owner"))] == []
 
 
 def test_well_mixed_run_folder_has_a_time_series_plot(tmp_path):

@@ -23,9 +23,10 @@ import numpy as np
 from rdlab import initial, viz
 from rdlab.chemistry import dense_gs_network, gray_scott_network
 from rdlab.chemistry.dense import dense_code_initial_parameters
-from rdlab.run_folder import RunFolder
+from rdlab.run_folder import RunFolder, staged_run_folder
 from rdlab.simulate import simulate
 from rdlab.simulate.result import CONCENTRATION
+from rdlab.simulate_run import check_output
 from rdlab.system import Grid, System
 
 #: (class, k, f) of the Gray–Scott CNN paper's train/val table (reference: GS_CNN code).
@@ -175,8 +176,19 @@ def design_section(folder: RunFolder, quick: bool) -> dict:
 
 
 def run_demo(out: str | Path, quick: bool = False, seed: int = 0) -> Path:
-    """Run the tour and write ``out/index.html``."""
-    folder = RunFolder(out)
+    """Run the tour and write ``out/index.html``; returns that path.
+
+    The report is written through :func:`~rdlab.run_folder.staged_run_folder`: ``out`` is
+    locked, and it changes only when every section has succeeded (a failed section leaves
+    no report folder, or the previous report as it was)."""
+    out = Path(out)
+    check_output(out)
+    with staged_run_folder(out) as folder:
+        _tour(folder, quick, seed)
+    return out / "index.html"
+
+
+def _tour(folder: RunFolder, quick: bool, seed: int) -> Path:
     gs_steps = 4000 if quick else 60000
     dense_steps = 2000 if quick else 16000
     folder.write_config({"command": "demo", "quick": quick, "seed": seed,

@@ -2,45 +2,85 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 from rdlab import viz
-from rdlab.run_folder import RunFolder, staged_run_folder
+from rdlab.errors import OutputError, ParameterError
+from rdlab.run_folder import RunFolder, check_run_folder, staged_run_folder
 from rdlab.simulate import simulate
 from rdlab.simulate.result import CONCENTRATION
 from rdlab.simulation_spec import SimulationSpec
+from rdlab.viz import frames
+from rdlab.viz.frames import FFmpegNotFoundError
 
 
 def run_simulation(spec: SimulationSpec, out: str | Path, progress: bool = True) -> dict:
     """Simulate ``spec`` and write ``out``: config.yaml, data.zarr, pictures, movie,
     metrics.json. Returns the metrics.
 
-    The spec is resolved and checked before anything is written; the folder is written
-    through :func:`~rdlab.run_folder.staged_run_folder`, so ``out`` changes only when the
-    run has succeeded (config and results together), is locked against a second writer,
-    and a failed or interrupted run leaves the previous contents as they were."""
+    Everything that can be checked is checked before the simulation starts and before
+    anything is written: the spec (types, sizes, memory, time step), the output folder and
+    the movie writer. The folder is then written through
+    :func:`~rdlab.run_folder.staged_run_folder`, so ``out`` changes only when the run has
+    succeeded (config and results together), is locked against a second writer, and a
+    failed or interrupted run leaves the previous contents as they were."""
+    out = Path(out)
+    check_output(out)
     system, state0 = spec.resolve()
+    if spec.engine != "ode":
+        system.check_time_step(spec.dt)
+    if system.grid is not None and spec.movie == "mp4" and not frames.ffmpeg_available():
+        raise FFmpegNotFoundError(
+            "--movie mp4 needs the ffmpeg executable, which was not found; use --movie gif "
+            "(Pillow only) or --movie none")
     with staged_run_folder(out) as folder:
         return _run_into(spec, system, state0, folder, progress)
 
 
+def check_output(out: Path) -> Path:
+    """Refuse, without creating anything, an ``out`` that cannot become a run folder: an
+    existing file, a foreign non-empty folder, or a path under a file or an unwritable
+    folder."""
+    if str(out).strip() in ("", "."):
+        raise OutputError(f"--out {str(out)!r} is not a folder name")
+    check_run_folder(out)
+    parent = out.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {str(out)!r}: {str(parent)!r} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {str(out)!r}: the folder {str(parent)!r} is not "
+                          "writable")
+    return out
+
+
+def snapshot_steps(steps: int, snapshots: int) -> np.ndarray:
+    """``snapshots`` (≥ 2) evenly spaced steps from 0 to ``steps``, both ends included; at
+    most ``steps + 1`` distinct ones."""
+    if snapshots < 2:
+        raise ParameterError(f"snapshots must be at least 2, got {snapshots!r}")
+    return np.unique(np.linspace(0, steps, min(snapshots, steps + 1)).round().astype(int))
+
+
 def _run_into(spec: SimulationSpec, system, state0, folder: RunFolder, progress: bool) -> dict:
     folder.write_config(spec.to_dict())
-    n_snap = int(spec.snapshots)
-    steps = np.unique(np.linspace(0, spec.steps, n_snap).round().astype(int))
+    steps = snapshot_steps(int(spec.steps), int(spec.snapshots))
     t0 = time.perf_counter()
     ds = simulate(system, state0, dt=spec.dt, n_steps=spec.steps, snapshot_steps=steps,
                   engine=spec.engine, dtype=spec.dtype, seed=spec.seed, progress=progress,
-                  config=spec.to_dict())
+                  config=spec.to_dict(), runaway_limit=spec.runaway_limit)
     wall = time.perf_counter() - t0
     folder.write_dataset(ds)
     cells = int(np.prod(system.grid.shape)) if system.grid is not None else 1
     metrics: dict = {
         "samples": system.batch_size,
         "steps": spec.steps,
+        "snapshots": int(steps.size),
         "wall_seconds": wall,
         "cell_updates_per_second": cells * spec.steps * system.batch_size / max(wall, 1e-9),
         "final_mean": {s: float(ds[CONCENTRATION].isel(time=-1).sel(species=s).mean())

@@ -16,10 +16,13 @@ import numpy as np
 
 from rdlab import initial
 from rdlab.chemistry.dense import dense_code_initial_parameters
-from rdlab.chemistry.network import ReactionNetwork
+from rdlab.chemistry.network import ReactionNetwork, read_yaml_file
 from rdlab.chemistry.presets import preset_network
-from rdlab.errors import ParameterError
-from rdlab.system import Grid, System
+from rdlab.errors import NetworkError, ParameterError
+from rdlab.simulate.api import DTYPES, ENGINES
+from rdlab.simulate.budget import RunSize, check_memory
+from rdlab.simulate.guard import RUNAWAY_LIMIT
+from rdlab.system import STENCILS, Grid, System, locate_parameters
 
 #: Defaults per preset: parameters (name → value), time step, steps, grid, initial state.
 PRESET_DEFAULTS: dict[str, dict] = {
@@ -52,47 +55,108 @@ PRESET_DEFAULTS: dict[str, dict] = {
 GENERIC_DEFAULTS = dict(parameters={}, dt=0.1, steps=1000, grid="64x64", initial="random",
                         initial_options={"low": 0.0, "high": 1.0, "smooth": 2.0})
 
-_SWEEP = re.compile(r"^\s*([^:]+):([^:]+):(\d+)\s*$")
+#: Most values one sweep ``start:stop:count`` may have (the product of all sweeps is then
+#: bounded by the memory check).
+MAX_SWEEP_COUNT = 100_000
+MOVIES = ("gif", "mp4", "none")
+INITIAL_STATES = ("squares", "random", "uniform")
+#: Largest seed (numpy and torch both take it).
+MAX_SEED = 2**63 - 1
+
+_FORMS = "use a number, 'start:stop:count' or 'v1,v2,...'"
+
+
+def _number(value, name: str, spec) -> float:
+    """One value of parameter ``name`` as a float, or a ParameterError naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ParameterError(f"cannot read the value {spec!r} of parameter {name!r}: {_FORMS}")
+    try:
+        return float(value)
+    except (ValueError, OverflowError):
+        raise ParameterError(
+            f"cannot read the value {spec!r} of parameter {name!r}: {_FORMS}") from None
+
+
+def _sweep(name: str, spec: str, start: str, stop: str, count: str) -> np.ndarray:
+    count = count.strip()
+    if not re.fullmatch(r"[+-]?[0-9]+", count):
+        raise ParameterError(f"the count {count!r} of sweep {name}={spec!r} is not a whole "
+                             "number (the form is 'start:stop:count')")
+    n = int(count) if len(count) < 12 else MAX_SWEEP_COUNT + 1
+    if n < 2:
+        raise ParameterError(
+            f"sweep {name}={spec!r} asks for {n} value(s): the count (its last number) must "
+            "be at least 2; for a single value give just the number")
+    if n > MAX_SWEEP_COUNT:
+        raise ParameterError(f"sweep {name}={spec!r} asks for {count} values; at most "
+                             f"{MAX_SWEEP_COUNT:,} per parameter")
+    lo, hi = _number(start.strip(), name, spec), _number(stop.strip(), name, spec)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.linspace(lo, hi, n)
 
 
 def parse_values(name: str, spec: str | float | int | list) -> np.ndarray:
-    """``0.04`` → [0.04]; ``"0.02:0.06:9"`` → 9 evenly spaced values including both ends;
-    ``"0.1,0.2,0.5"`` → a list."""
-    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
-        values = np.array([float(spec)])
-    elif isinstance(spec, (list, tuple)):
-        values = np.array([float(v) for v in spec])
+    """``0.04`` → [0.04]; ``"0.02:0.06:9"`` → 9 evenly spaced values including both ends
+    (count ≥ 2); ``"0.1,0.2,0.5"`` or a list → those values. Every value must be finite;
+    anything else is a :class:`~rdlab.errors.ParameterError` naming the parameter."""
+    if isinstance(spec, (list, tuple)):
+        if not spec:
+            raise ParameterError(f"parameter {name!r} has an empty list of values")
+        if len(spec) > MAX_SWEEP_COUNT:
+            raise ParameterError(f"parameter {name!r} has {len(spec):,} values; at most "
+                                 f"{MAX_SWEEP_COUNT:,}")
+        values = np.array([_number(v, name, spec) for v in spec])
     elif isinstance(spec, str):
-        m = _SWEEP.match(spec)
-        try:
-            if m:
-                n = int(m[3])
-                if n < 1:
-                    raise ParameterError(f"sweep {name}={spec!r} needs at least 1 value")
-                values = np.linspace(float(m[1]), float(m[2]), n)
-            else:
-                values = np.array([float(v) for v in spec.split(",")])
-        except ValueError:
-            raise ParameterError(
-                f"cannot read the value {spec!r} of parameter {name!r}: use a number, "
-                "'start:stop:count' or 'v1,v2,...'"
-            ) from None
+        parts = spec.split(":")
+        if len(parts) == 3:
+            values = _sweep(name, spec, *parts)
+        elif len(parts) == 1:
+            items = spec.split(",")
+            if len(items) > MAX_SWEEP_COUNT:
+                raise ParameterError(f"parameter {name!r} has {len(items):,} values; at most "
+                                     f"{MAX_SWEEP_COUNT:,}")
+            values = np.array([_number(v, name, spec) for v in items])
+        else:
+            raise ParameterError(f"cannot read the value {spec!r} of parameter {name!r}: "
+                                 f"{_FORMS}")
     else:
-        raise ParameterError(f"cannot read the value {spec!r} of parameter {name!r}")
+        values = np.array([_number(spec, name, spec)])
     if not np.all(np.isfinite(values)):
         raise ParameterError(f"parameter {name!r} has a non-finite value in {spec!r}")
     return values
 
 
-def parse_grid(text: str) -> tuple[int, int] | None:
-    """``"128x96"`` → (ny=128, nx=96); ``"128"`` → (128, 128); ``"none"`` → None."""
-    if text.strip().lower() in ("none", "well-mixed", "0"):
+def parse_grid(text: str | int) -> tuple[int, int] | None:
+    """``"128x96"`` → (ny=128, nx=96); ``"128"`` → (128, 128); ``"none"`` → None (well
+    mixed). Each side needs at least 3 cells; ``0`` is not a way to say well mixed."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        text = str(text)
+    if not isinstance(text, str):
+        raise ParameterError(f"cannot read grid {text!r}: use e.g. '128x128', '64' or 'none'")
+    if text.strip().lower() in ("none", "well-mixed"):
         return None
-    m = re.match(r"^\s*(\d+)\s*(?:[xX×]\s*(\d+))?\s*$", text)
+    m = re.fullmatch(r"\s*([0-9]{1,9})\s*(?:[xX×]\s*([0-9]{1,9}))?\s*", text)
     if not m:
         raise ParameterError(f"cannot read grid {text!r}: use e.g. '128x128', '64' or 'none'")
     ny = int(m[1])
-    return ny, int(m[2]) if m[2] else ny
+    nx = int(m[2]) if m[2] else ny
+    if min(ny, nx) < 3:
+        raise ParameterError(f"grid {text!r} is too small: each side needs at least 3 cells "
+                             "(for a well-mixed reactor write 'none')")
+    return ny, nx
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) \
+        and not isinstance(value, bool)
+
+
+def _is_str_list(value) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
 @dataclass
@@ -117,14 +181,88 @@ class SimulationSpec:
     engine: str = "fast"
     dtype: str = "float64"
     movie: str = "gif"
+    #: A concentration beyond ±runaway_limit counts as a blow-up (NaN/Inf always do).
+    runaway_limit: float = RUNAWAY_LIMIT
 
     @classmethod
     def from_dict(cls, data: dict) -> SimulationSpec:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        """A spec from a config mapping; unknown keys and values of the wrong type are
+        refused, naming the key."""
+        known = [f.name for f in fields(cls)]
+        if not isinstance(data, dict):
+            what = "empty" if data is None else f"a {type(data).__name__}"
+            raise ParameterError(f"a config must be a mapping of keys to values, but it is "
+                                 f"{what}; known keys are {known}")
+        unknown = sorted(str(k) for k in set(data) - set(known))
         if unknown:
-            raise ParameterError(f"unknown config keys {unknown}; known keys are {sorted(known)}")
-        return cls(**data)
+            raise ParameterError(f"unknown config keys {unknown}; known keys are {known}")
+        spec = cls(**data)
+        spec.validate()
+        return spec
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> SimulationSpec:
+        """A spec from a YAML config file (a run's ``config.yaml``); every error names the
+        file."""
+        data = read_yaml_file(path, "config file")
+        try:
+            return cls.from_dict(data)
+        except (ParameterError, NetworkError) as exc:
+            raise type(exc)(f"config file {str(path)!r}: {exc}") from None
+
+    def validate(self) -> None:
+        """Check the type and range of every field, naming the key and the value."""
+        def bad(key: str, want: str):
+            raise ParameterError(f"{key!r} must be {want}, got {getattr(self, key)!r}")
+
+        def optional(key: str, ok) -> bool:
+            value = getattr(self, key)
+            return value is None or ok(value)
+
+        if not optional("preset", lambda v: isinstance(v, str)):
+            bad("preset", "a preset name")
+        if not optional("network_file", lambda v: isinstance(v, (str, Path))):
+            bad("network_file", "a file name")
+        if not optional("network", lambda v: isinstance(v, str) or _is_str_list(v)):
+            bad("network", "a list of reaction lines")
+        if not optional("species", _is_str_list):
+            bad("species", "a list of species names")
+        if not optional("n_species", lambda v: _is_int(v) and v >= 2):
+            bad("n_species", "a whole number ≥ 2")
+        if not isinstance(self.parameters, dict) \
+                or not all(isinstance(k, str) for k in self.parameters):
+            bad("parameters", "a mapping of parameter names to values")
+        for name, value in self.parameters.items():
+            parse_values(name, value)
+        if _is_int(self.grid):
+            self.grid = str(self.grid)
+        if self.grid is not None:
+            parse_grid(self.grid)
+        if not (_is_number(self.dx) and np.isfinite(self.dx) and self.dx > 0):
+            bad("dx", "a positive number")
+        if self.stencil not in STENCILS:
+            bad("stencil", f"one of {sorted(STENCILS)}")
+        if not optional("dt", lambda v: _is_number(v) and np.isfinite(v) and v > 0):
+            bad("dt", "a positive number")
+        if not optional("steps", lambda v: _is_int(v) and v >= 1):
+            bad("steps", "a whole number ≥ 1")
+        if not (_is_int(self.snapshots) and self.snapshots >= 2):
+            bad("snapshots", "a whole number ≥ 2 (the first and the last state at least)")
+        if not optional("initial", lambda v: v in INITIAL_STATES):
+            bad("initial", f"one of {list(INITIAL_STATES)}")
+        if not isinstance(self.initial_options, dict):
+            bad("initial_options", "a mapping of option names to values")
+        if not (_is_int(self.seed) and 0 <= self.seed <= MAX_SEED):
+            bad("seed", "a whole number ≥ 0")
+        if self.engine not in ENGINES:
+            bad("engine", f"one of {list(ENGINES)}")
+        if self.dtype not in DTYPES:
+            bad("dtype", f"one of {list(DTYPES)}")
+        if self.movie not in MOVIES:
+            bad("movie", f"one of {list(MOVIES)}")
+        if not (_is_number(self.runaway_limit) and np.isfinite(self.runaway_limit)
+                and self.runaway_limit > 0):
+            bad("runaway_limit", "a positive finite number")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -144,9 +282,13 @@ class SimulationSpec:
         return preset_network(self.preset, self.n_species)
 
     def resolve(self) -> tuple[System, np.ndarray]:
-        """Fill in defaults, build the system (with sweeps) and the initial state.
+        """Check the spec, fill in defaults, build the system (with sweeps) and the initial
+        state. Sizes are checked before anything big is built: the reaction count
+        (:data:`~rdlab.chemistry.network.MAX_REACTIONS`) and the run's memory
+        (:func:`rdlab.simulate.budget.check_memory`).
 
         Mutates the spec so that ``to_dict()`` afterwards is a complete, explicit config."""
+        self.validate()
         d = self.defaults()
         net = self.load_network()
         self.network, self.species = net.to_lines(), list(net.species)
@@ -157,8 +299,8 @@ class SimulationSpec:
         if self.initial is None or self.initial == d["initial"]:
             self.initial_options = {**d["initial_options"], **self.initial_options}
         self.initial = self.initial or d["initial"]
-        params = {**d["parameters"], **self.parameters}
         rng = np.random.default_rng(self.seed)
+        defaults = dict(d["parameters"])
         base: dict = {"rates": None, "diffusion": 0.0, "flow": 0.0, "feed": None}
         if self.preset in ("dense-gs", "kitchen-sink", "dense") \
                 and all(r is None for r in net.default_rates):
@@ -166,27 +308,37 @@ class SimulationSpec:
             base["flow"] = float(base["flow"])
             # record the drawn values so the config reruns without the generator
             for r, value in enumerate(base.pop("rates")):
-                params.setdefault(f"k{r}", float(value))
+                defaults.setdefault(f"k{r}", float(value))
             for i, s in enumerate(net.species):
-                params.setdefault(f"D_{s}", float(base["diffusion"][i]))
-                params.setdefault(f"feed_{s}", float(base["feed"][i]))
-            params.setdefault("f", base["flow"])
+                defaults.setdefault(f"D_{s}", float(base["diffusion"][i]))
+                defaults.setdefault(f"feed_{s}", float(base["feed"][i]))
+            defaults.setdefault("f", base["flow"])
             base["rates"] = None
         shape = parse_grid(self.grid)
+        if shape is not None and self.engine == "ode":
+            raise ParameterError(f"engine 'ode' integrates a well-mixed reactor; grid "
+                                 f"{self.grid!r} needs engine fast, numpy or torch (or use "
+                                 "grid 'none')")
         grid = None if shape is None else Grid(shape[0], shape[1], float(self.dx), self.stencil)
-        rates = [v if v is not None else 0.0 for v in net.default_rates] \
-            if base["rates"] is None else base["rates"]
+        # the user's values replace the defaults of the same parameter, by whatever name
+        # (a rate's label or its index name); unknown or doubly named parameters are refused
+        given = {name: parse_values(name, spec) for name, spec in self.parameters.items()}
+        overridden = set(locate_parameters(net, list(given)))
+        kept = [n for n in defaults if locate_parameters(net, [n])[0] not in overridden]
+        params = {**{n: defaults[n] for n in kept}, **self.parameters}
+        values = {n: parse_values(n, defaults[n]) for n in kept} | given
+        places = locate_parameters(net, list(values))
+        rated = {col for attr, col in places if attr == "rates"}
         missing_rates = [net.reaction_text(r, with_rate=False) for r, v in
-                         enumerate(net.default_rates) if v is None
-                         and (net.rate_names[r] or f"k{r}") not in params
-                         and f"k{r}" not in params]
+                         enumerate(net.default_rates) if v is None and r not in rated]
         if missing_rates:
             raise ParameterError(f"no rate constant given for reactions {missing_rates}")
+        self._check_size(net, shape, values)
+        # reactions without a default rate get theirs from the sweep just below
+        rates = [v if v is not None else 0.0 for v in net.default_rates] \
+            if base["rates"] is None else base["rates"]
         system = System.build(net, rates=rates, diffusion=base["diffusion"], flow=base["flow"],
                               feed=base["feed"], grid=grid)
-        values = {name: parse_values(name, spec) for name, spec in params.items()}
-        for name in values:
-            system._locate(name)  # raises a clear error for an unknown name
         system = system.sweep(**values)
         swept = {n for n, v in values.items() if v.size > 1}
         system = system.with_coords({n: v for n, v in system.coords.items() if n in swept})
@@ -194,7 +346,25 @@ class SimulationSpec:
                            for n, v in values.items()}
         return system, self._initial_state(system, rng)
 
+    def _check_size(self, net: ReactionNetwork, shape, values: dict) -> None:
+        samples = int(np.prod([v.size for v in values.values()], dtype=object) or 1)
+        cells = 1 if shape is None else shape[0] * shape[1]
+        snapshots = min(int(self.snapshots), int(self.steps) + 1)
+        check_memory(RunSize(samples=samples, species=net.n_species, cells=cells,
+                             snapshots=snapshots, itemsize=np.dtype(DTYPES[self.dtype]).itemsize,
+                             reactions=net.n_reactions,
+                             per_reaction=self.engine in ("numpy", "torch")))
+
     def _initial_state(self, system: System, rng: np.random.Generator) -> np.ndarray:
+        try:
+            return self._build_initial_state(system, rng)
+        except ParameterError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise ParameterError(f"bad options for initial state {self.initial!r} "
+                                 f"{self.initial_options!r}: {exc}") from None
+
+    def _build_initial_state(self, system: System, rng: np.random.Generator) -> np.ndarray:
         opts = dict(self.initial_options)
         if system.grid is None:
             if self.initial == "random":

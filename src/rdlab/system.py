@@ -133,6 +133,60 @@ def _as_batch(
     return arr
 
 
+def parameter_names(network: ReactionNetwork) -> list[str]:
+    """Names of a network's parameters: ``f``, rate labels (or ``k<r>``), ``D_<species>``,
+    ``feed_<species>``."""
+    rate_names = [n if n else f"k{r}" for r, n in enumerate(network.rate_names)]
+    return (["f"] + rate_names + [f"D_{s}" for s in network.species]
+            + [f"feed_{s}" for s in network.species])
+
+
+def locate_parameter(network: ReactionNetwork, name: str) -> tuple[str, int | None]:
+    """Where the parameter ``name`` lives: ``("flow", None)``, ``("diffusion", i)``,
+    ``("feed", i)`` or ``("rates", r)``. The network guarantees that no rate label is also
+    ``f``, ``D_<species>``, ``feed_<species>`` or another reaction's index name, so every
+    name has one meaning."""
+    if not isinstance(name, str):
+        raise ParameterError(f"parameter names are text, got {name!r}")
+    if name == "f":
+        return "flow", None
+    if name.startswith("D_") and name[2:] in network.species:
+        return "diffusion", network.species_index(name[2:])
+    if name.startswith("feed_") and name[5:] in network.species:
+        return "feed", network.species_index(name[5:])
+    try:
+        return "rates", network.rate_index(name)
+    except NetworkError:
+        names = parameter_names(network)
+        shown = names if len(names) <= 40 else [*names[:40], "…"]
+        raise ParameterError(f"unknown parameter {name!r}; parameters are {shown}") from None
+
+
+def locate_parameters(network: ReactionNetwork, names: Sequence[str],
+                      kinds: tuple[str, ...] | None = None) -> list[tuple[str, int | None]]:
+    """:func:`locate_parameter` for each name; two names of one parameter (a rate's label
+    and its index name ``k<r>``) are refused, as is a name of another kind than ``kinds``."""
+    places = [locate_parameter(network, n) for n in names]
+    seen: dict[tuple[str, int | None], str] = {}
+    for name, place in zip(names, places):
+        if kinds is not None and place[0] not in kinds:
+            raise ParameterError(f"{name!r} is not a rate constant")
+        if place in seen:
+            raise ParameterError(f"{seen[place]!r} and {name!r} name the same parameter "
+                                 f"({_describe_place(network, place)}); give it once")
+        seen[place] = name
+    return places
+
+
+def _describe_place(network: ReactionNetwork, place: tuple[str, int | None]) -> str:
+    attr, col = place
+    if attr == "rates":
+        return f"the rate constant of reaction {col}, {network.reaction_text(col, False)!r}"
+    if attr == "flow":
+        return "the flow rate f"
+    return f"the {attr} of {network.species[col]}"
+
+
 @dataclass(frozen=True, eq=False)
 class System:
     """A batch of parameter sets for one network. Build it with :meth:`System.build`.
@@ -177,8 +231,10 @@ class System:
         net = network
         if rates is None or isinstance(rates, Mapping):
             base = list(net.default_rates)
-            for name, value in (rates or {}).items():
-                base[net.rate_index(name)] = value
+            given = dict(rates or {})
+            for (_, r), value in zip(locate_parameters(net, list(given), ("rates",)),
+                                     given.values()):
+                base[r] = value
             missing = [net.reaction_text(r, with_rate=False)
                        for r, v in enumerate(base) if v is None]
             if missing:
@@ -230,25 +286,13 @@ class System:
     def parameter_names(self) -> list[str]:
         """Names accepted by :meth:`parameter` and :meth:`sweep`: ``f``, rate names (or
         ``k0``…), ``D_<species>``, ``feed_<species>``."""
-        net = self.network
-        rate_names = [n if n else f"k{r}" for r, n in enumerate(net.rate_names)]
-        return (["f"] + rate_names + [f"D_{s}" for s in net.species]
-                + [f"feed_{s}" for s in net.species])
+        return parameter_names(self.network)
 
     def _locate(self, name: str) -> tuple[str, int | None]:
-        net = self.network
-        if name == "f":
-            return "flow", None
-        if name.startswith("D_") and name[2:] in net.species:
-            return "diffusion", net.species_index(name[2:])
-        if name.startswith("feed_") and name[5:] in net.species:
-            return "feed", net.species_index(name[5:])
-        try:
-            return "rates", net.rate_index(name)
-        except NetworkError:
-            raise ParameterError(
-                f"unknown parameter {name!r}; parameters are {self.parameter_names()}"
-            ) from None
+        return locate_parameter(self.network, name)
+
+    def _locate_all(self, names: Sequence[str]) -> list[tuple[str, int | None]]:
+        return locate_parameters(self.network, names)
 
     def parameter(self, name: str) -> np.ndarray:
         """Values of one named parameter across the batch, shape ``(batch,)``."""
@@ -265,6 +309,7 @@ class System:
         if not values:
             return self
         names = list(values)
+        places = self._locate_all(names)
         axes = []
         for name in names:
             arr = np.atleast_1d(np.asarray(values[name], dtype=float))
@@ -281,8 +326,7 @@ class System:
             "flow": np.repeat(self.flow[:1], n, axis=0),
             "feed": np.repeat(self.feed[:1], n, axis=0),
         }
-        for name, column in zip(names, mesh):
-            attr, col = self._locate(name)
+        for (attr, col), column in zip(places, mesh):
             if col is None:
                 new[attr][:] = column
             else:
@@ -309,8 +353,8 @@ class System:
         n = next(iter(lengths.values()))
         new = {a: np.repeat(getattr(self, a)[:1], n, axis=0)
                for a in ("rates", "diffusion", "flow", "feed")}
-        for name, column in cols.items():
-            attr, col = self._locate(name)
+        places = self._locate_all(list(cols))
+        for (attr, col), column in zip(places, cols.values()):
             if col is None:
                 new[attr][:] = column
             else:

@@ -27,10 +27,37 @@ import numpy as np
 from rdlab.chemistry.network import ReactionNetwork
 from rdlab.errors import NetworkError
 
+#: Directed reactions of each prototype set for N species (see the module docstring).
+_PROTOTYPE_COUNTS = {
+    "R3.1": lambda n: 2 * n * (n - 1) * (n - 2) // 2,
+    "R3.2": lambda n: 2 * n * (n - 1) // 2,
+    "R3.3": lambda n: 2 * n * (n - 1),
+}
+
+
+def _check_species_count(n) -> None:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
+        raise NetworkError(f"a dense network needs an integer number of species ≥ 2, got {n!r}")
+
+
+def reaction_count(family: str, n_species: int,
+                   prototypes: tuple[str, ...] = ("R3.1", "R3.2", "R3.3")) -> int:
+    """Directed reactions of the dense ``family`` (``dense``, ``dense-gs``,
+    ``kitchen-sink``) for ``n_species`` species, without enumerating them."""
+    _check_species_count(n_species)
+    n = int(n_species)
+    pairs = n * (n - 1) // 2
+    if family == "dense-gs":
+        return 4 * pairs
+    if family == "kitchen-sink":
+        return n * n * (n - 1)
+    if family == "dense":
+        return sum(_PROTOTYPE_COUNTS[p](n) for p in prototypes if p in _PROTOTYPE_COUNTS)
+    raise NetworkError(f"unknown dense family {family!r}")
+
 
 def species_names(n: int) -> tuple[str, ...]:
-    if not isinstance(n, (int, np.integer)) or n < 2:
-        raise NetworkError(f"a dense network needs an integer number of species ≥ 2, got {n!r}")
+    _check_species_count(n)
     if n <= 26:
         return tuple(string.ascii_uppercase[:n])
     return tuple(f"X{i}" for i in range(n))

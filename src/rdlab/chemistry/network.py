@@ -6,6 +6,7 @@ reads ``R`` (reactant coefficients) and ``S = P − R`` from here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,62 @@ from rdlab.chemistry.reaction_text import (
     format_side,
     parse_lines,
 )
-from rdlab.errors import NetworkError
+from rdlab.errors import DataError, NetworkError
+
+#: The index name of reaction r: ``k`` followed by r in plain digits (``k0``, ``k12``).
+_INDEX_NAME = re.compile(r"k(0|[1-9][0-9]*)")
+#: Most directed reactions rdlab builds or simulates. Beyond it generating a network and
+#: compiling its kernels takes minutes to hours (the fast engine compiles ~500 reactions in
+#: a few seconds), so a larger network is refused up front, naming its count.
+MAX_REACTIONS = 10_000
+#: Keys of a network mapping (YAML file or :meth:`ReactionNetwork.to_dict`).
+NETWORK_KEYS = ("species", "reactions")
+
+
+def read_yaml_file(path: str | Path, what: str):
+    """The content of the YAML file ``path``, or :class:`~rdlab.errors.DataError` naming
+    ``what`` and the file when it is missing, a folder, not text or not valid YAML."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{what} {str(path)!r} does not exist") from None
+    except IsADirectoryError:
+        raise DataError(f"{what} {str(path)!r} is a folder, not a YAML file") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{what} {str(path)!r} is not a text (YAML) file") from None
+    except OSError as exc:
+        raise DataError(f"cannot read {what} {str(path)!r}: {exc.strerror or exc}") from None
+    if "\x00" in text:
+        raise DataError(f"{what} {str(path)!r} is not a text (YAML) file")
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise DataError(f"{what} {str(path)!r} is not valid YAML{at}: {problem}") from None
+
+
+def index_of_name(name: str, n_reactions: int) -> int | None:
+    """``r`` when ``name`` is the index name ``k<r>`` of one of ``n_reactions`` reactions."""
+    m = _INDEX_NAME.fullmatch(name)
+    if m is None or len(m[1]) > 9:
+        return None
+    r = int(m[1])
+    return r if r < n_reactions else None
+
+
+def reserved_meaning(name: str, species: Sequence[str]) -> str | None:
+    """What the parameter ``name`` means besides a rate label (flow, a diffusion
+    coefficient, a feed), or None."""
+    if name == "f":
+        return "the flow rate f"
+    if name.startswith("D_") and name[2:] in species:
+        return f"the diffusion coefficient of {name[2:]}"
+    if name.startswith("feed_") and name[5:] in species:
+        return f"the feed concentration of {name[5:]}"
+    return None
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,6 +146,24 @@ class ReactionNetwork:
             raise NetworkError(f"rate names {bad} clash with species names")
         object.__setattr__(self, "default_rates", rates)
         object.__setattr__(self, "rate_names", names)
+        self._check_name_clashes()
+
+    def _check_name_clashes(self) -> None:
+        """Every parameter name must mean one thing: a rate label may not be ``f``,
+        ``D_<species>``, ``feed_<species>`` or another reaction's index name ``k<r>``."""
+        for r, name in enumerate(self.rate_names):
+            if name is None:
+                continue
+            meaning = reserved_meaning(name, self.species)
+            j = index_of_name(name, self.n_reactions)
+            if meaning is None and j is not None and j != r:
+                meaning = f"the index name of reaction {j} ({self.reaction_text(j, False)!r})"
+            if meaning is not None:
+                raise NetworkError(
+                    f"rate name {name!r} of reaction {r} ({self.reaction_text(r, False)!r}) "
+                    f"is also {meaning}; parameter names must be unique across rate names, "
+                    "f, D_<species>, feed_<species> and index names k0.."
+                    f"k{self.n_reactions - 1}: rename the rate")
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -110,6 +184,11 @@ class ReactionNetwork:
         cls, parsed: Iterable[ParsedReaction], species: Sequence[str] | None = None
     ) -> ReactionNetwork:
         parsed = list(parsed)
+        count = sum(2 if p.reversible else 1 for p in parsed)
+        if count > MAX_REACTIONS:
+            raise NetworkError(f"the network has {count:,} directed reactions, more than the "
+                               f"limit of {MAX_REACTIONS:,} (rdlab.chemistry.network."
+                               "MAX_REACTIONS)")
         seen: list[str] = []
         for p in parsed:
             for s in (*p.reactants, *p.products):
@@ -153,24 +232,44 @@ class ReactionNetwork:
     @classmethod
     def from_dict(cls, data: dict) -> ReactionNetwork:
         """Inverse of :meth:`to_dict`:
-        ``{'species': [...], 'reactions': ['A -> B : 1.0', ...]}``."""
-        if not isinstance(data, dict) or "reactions" not in data:
-            raise NetworkError("a network file needs a 'reactions' list")
-        return cls.from_text(list(data["reactions"]), data.get("species"))
+        ``{'species': [...], 'reactions': ['A -> B : 1.0', ...]}``.
+
+        ``reactions`` may also be one text block (a YAML ``|`` string), read line by line
+        exactly as :meth:`from_text` reads it. Other keys are refused."""
+        if not isinstance(data, dict):
+            raise NetworkError(f"a network must be a mapping with a 'reactions' list, got "
+                               f"{_kind(data)}")
+        unknown = sorted(str(k) for k in set(data) - set(NETWORK_KEYS))
+        if unknown:
+            raise NetworkError(f"unknown network keys {unknown}; known keys are "
+                               f"{list(NETWORK_KEYS)}")
+        if "reactions" not in data:
+            raise NetworkError("a network needs a 'reactions' list")
+        reactions = data["reactions"]
+        if not isinstance(reactions, (list, str)):
+            raise NetworkError(f"'reactions' must be a list of reaction lines (or one text "
+                               f"block), got {_kind(reactions)}")
+        species = data.get("species")
+        if species is not None and (not isinstance(species, list)
+                                    or not all(isinstance(s, str) for s in species)):
+            raise NetworkError(f"'species' must be a list of species names, got {species!r}")
+        return cls.from_text(reactions, species)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ReactionNetwork:
-        """Read a network from a YAML file written by :meth:`to_yaml`."""
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise NetworkError(f"network file {str(path)!r} does not exist") from None
-        except yaml.YAMLError as exc:
-            raise NetworkError(f"network file {str(path)!r} is not valid YAML: {exc}") from None
+        """Read a network from a YAML file written by :meth:`to_yaml` (or a file whose
+        ``network`` key holds one). Errors name the file."""
+        data = read_yaml_file(path, "network file")
         if isinstance(data, dict) and "network" in data:
+            if not isinstance(data["network"], dict):
+                raise NetworkError(
+                    f"network file {str(path)!r}: its 'network' key is not a mapping of "
+                    "species and reactions (a run's config.yaml is rerun with --config)")
             data = data["network"]
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except NetworkError as exc:
+            raise NetworkError(f"network file {str(path)!r}: {exc}") from None
 
     # ------------------------------------------------------------------ export
     def reaction_text(self, r: int, with_rate: bool = True) -> str:
@@ -257,10 +356,9 @@ class ReactionNetwork:
         followed by a number) addresses reaction 3 when no rate carries that label."""
         if name in self.rate_names:
             return self.rate_names.index(name)
-        if name.startswith("k") and name[1:].isdigit():
-            r = int(name[1:])
-            if r < self.n_reactions:
-                return r
+        r = index_of_name(name, self.n_reactions)
+        if r is not None:
+            return r
         raise NetworkError(
             f"no rate constant called {name!r}; named rates are "
             f"{[n for n in self.rate_names if n]}, or use k0..k{self.n_reactions - 1}"
@@ -321,3 +419,7 @@ class ReactionNetwork:
 
     def __str__(self) -> str:
         return self.to_text()
+
+
+def _kind(value) -> str:
+    return "nothing" if value is None else f"{type(value).__name__} {value!r}"[:80]

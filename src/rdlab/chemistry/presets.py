@@ -12,8 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rdlab.chemistry.dense import dense_gs_network, dense_network, kitchen_sink_network
-from rdlab.chemistry.network import ReactionNetwork
+from rdlab.chemistry.dense import (
+    dense_gs_network,
+    dense_network,
+    kitchen_sink_network,
+    reaction_count,
+)
+from rdlab.chemistry.network import MAX_REACTIONS, ReactionNetwork
 from rdlab.errors import NetworkError
 
 
@@ -25,14 +30,17 @@ def gray_scott_network(k: float = 0.06) -> ReactionNetwork:
 def coupled_gray_scott_network(k1: float = 0.06, k2: float = 0.06,
                                interconversion: float = 0.01) -> ReactionNetwork:
     """Two Gray–Scott systems linked by interconversion of the autocatalysts (Dense-RDN
-    Fig. 1, appendix B.1): U1 + 2V1 → 3V1, V1 → 0, U2 + 2V2 → 3V2, V2 → 0, V1 ⇌ V2."""
+    Fig. 1, appendix B.1): U1 + 2V1 → 3V1, V1 → 0, V2 → 0, U2 + 2V2 → 3V2, V1 ⇌ V2.
+
+    The decays come second and third so that their labels ``k1`` and ``k2`` are also their
+    index names (a label may not be another reaction's index name)."""
     c = float(interconversion)
     return ReactionNetwork.from_text(
         [
             "U1 + 2V1 -> 3V1 : 1.0",
             f"V1 -> 0 : k1 = {float(k1)!r}",
-            "U2 + 2V2 -> 3V2 : 1.0",
             f"V2 -> 0 : k2 = {float(k2)!r}",
+            "U2 + 2V2 -> 3V2 : 1.0",
             f"V1 <-> V2 : c12 = {c!r}, c21 = {c!r}",
         ],
         species=["U1", "V1", "U2", "V2"],
@@ -64,7 +72,14 @@ def preset_network(name: str, n_species: int | None = None) -> ReactionNetwork:
     if name not in NETWORKS:
         raise NetworkError(f"unknown preset {name!r}; presets are {sorted(NETWORKS)}")
     if name in ("dense", "dense-gs", "kitchen-sink"):
-        return NETWORKS[name](5 if n_species is None else n_species)
+        n = 5 if n_species is None else n_species
+        count = reaction_count(name, n)
+        if count > MAX_REACTIONS:
+            raise NetworkError(
+                f"preset {name!r} with {n} species has {count:,} reactions, more than the "
+                f"limit of {MAX_REACTIONS:,} (rdlab.chemistry.network.MAX_REACTIONS); use "
+                "fewer species")
+        return NETWORKS[name](n)
     if n_species is not None:
         raise NetworkError(f"preset {name!r} has a fixed number of species")
     return NETWORKS[name]()

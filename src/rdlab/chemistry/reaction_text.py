@@ -13,8 +13,12 @@ One reaction per line::
   zero-order source.
 * Species names start with a letter and may contain letters, digits and ``_`` (``H2``, ``O2``,
   ``X_1``); an optional integer coefficient stands before the name (``2H2`` is two ``H2``).
-* After ``:`` come the rate constants, one per direction, each a number or ``name = number``.
-  The name labels that rate constant for sweeps (``--k 0.04:0.07:7``). ``#`` starts a comment.
+* After ``:`` come the rate constants, one per direction, each a finite number ≥ 0 or
+  ``name = number`` (or a bare ``name``, to be given later). The name labels that rate
+  constant for sweeps (``--k 0.04:0.07:7``); a name that reads as a number (``inf``,
+  ``nan``) is refused. ``#`` starts a comment.
+* A coefficient is at most :data:`MAX_COEFFICIENT` (mass-action orders beyond that are not
+  chemistry, and overflow every engine).
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ from dataclasses import dataclass
 
 from rdlab.errors import NetworkError
 
-_SPECIES = re.compile(r"^(?P<coef>\d+)?\s*(?P<name>[A-Za-z][A-Za-z0-9_]*)$")
+_SPECIES = re.compile(r"^(?P<coef>[0-9]+)?\s*(?P<name>[A-Za-z][A-Za-z0-9_]*)$")
 _RATE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _ARROWS = ("<->", "<=>", "->", "=>")
 _NOTHING = {"0", "∅", ""}
+#: Largest stoichiometric coefficient of a species on one side of a reaction.
+MAX_COEFFICIENT = 100
 
 
 @dataclass(frozen=True)
@@ -69,10 +75,18 @@ def _parse_side(side: str, line: str) -> dict[str, int]:
                 f"cannot read the term {term!r} in {line!r}: expected an optional whole "
                 "number followed by a species name that starts with a letter (e.g. '2H2')"
             )
-        coef = int(m["coef"]) if m["coef"] is not None else 1
+        digits = m["coef"]
+        if digits is not None and len(digits) > 6:
+            raise NetworkError(f"cannot read the coefficient {digits!r} in {term!r} of {line!r}"
+                               f": use a whole number 1..{MAX_COEFFICIENT}")
+        coef = int(digits) if digits is not None else 1
         if coef == 0:
             raise NetworkError(f"zero stoichiometric coefficient in {term!r} of {line!r}")
         terms[m["name"]] = terms.get(m["name"], 0) + coef
+    too_big = {s: c for s, c in terms.items() if c > MAX_COEFFICIENT}
+    if too_big:
+        raise NetworkError(f"stoichiometric coefficient(s) {too_big} in {line!r} exceed "
+                           f"{MAX_COEFFICIENT}")
     return terms
 
 
@@ -83,6 +97,9 @@ def _parse_number(text: str, line: str) -> float:
         raise NetworkError(f"rate constant {text!r} in {line!r} is not a number") from None
     if math.isnan(value):
         raise NetworkError(f"rate constant in {line!r} is NaN")
+    if math.isinf(value):
+        raise NetworkError(f"rate constant {text!r} in {line!r} is infinite; rates must be "
+                           "finite numbers ≥ 0")
     if value < 0:
         raise NetworkError(f"rate constant {value} in {line!r} is negative")
     return value
@@ -112,6 +129,9 @@ def _parse_rates(text: str, n: int, line: str) -> tuple[tuple, tuple]:
             name, _, number = (part.strip() for part in item.partition("="))
             if not _RATE_NAME.match(name):
                 raise NetworkError(f"rate name {name!r} in {line!r} is not a valid identifier")
+            if _is_float(name):
+                raise NetworkError(f"rate name {name!r} in {line!r} reads as a number; "
+                                   "choose another name")
             names.append(name)
             values.append(_parse_number(number, line) if number else None)
         elif _RATE_NAME.match(item) and not _is_float(item):

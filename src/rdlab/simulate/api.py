@@ -9,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 from rdlab.errors import ParameterError
+from rdlab.simulate import guard
 from rdlab.simulate.result import trajectory_dataset
 from rdlab.system import System
 
@@ -59,6 +60,7 @@ def simulate(
     seed: int | None = None,
     progress: bool = True,
     config: dict | None = None,
+    runaway_limit: float | None = None,
     **engine_options,
 ) -> xr.Dataset:
     """Simulate ``system`` from ``initial_state`` for ``n_steps`` steps of ``dt``.
@@ -68,6 +70,11 @@ def simulate(
     ``torch``) take forward-Euler steps; ``ode`` integrates the well-mixed system with a stiff
     solver and reports it at the snapshot times ``step·dt``. Returns a dataset with the
     variable ``concentration`` of dims ``sample, time, species[, y, x]``.
+
+    runaway_limit: a concentration beyond ±this counts as a blow-up (default
+    :data:`rdlab.simulate.guard.RUNAWAY_LIMIT`); NaN/Inf always do. A blow-up raises
+    :class:`~rdlab.errors.SimulationError` naming the sample, its parameters and the first
+    bad step.
     """
     if engine not in ENGINES:
         raise ParameterError(f"unknown engine {engine!r}; engines are {list(ENGINES)}")
@@ -81,6 +88,7 @@ def simulate(
     else:
         system.check_time_step(dt)
     np_dtype = DTYPES[dtype]
+    limit = guard.check_limit(guard.RUNAWAY_LIMIT if runaway_limit is None else runaway_limit)
     # the ODE engine reports finished samples, the stepping engines finished steps
     total, unit = (system.batch_size, "sample") if engine == "ode" else (int(n_steps), "step")
     with _progress_bar(total, progress and n_steps > 0, f"simulate[{engine}]", unit) as bar:
@@ -89,21 +97,24 @@ def simulate(
             from rdlab.simulate import fast
 
             out = fast.run(system, state, dt, int(n_steps), steps.tolist(), dtype=np_dtype,
-                           progress=tick, **engine_options)
+                           progress=tick, runaway_limit=limit, **engine_options)
         elif engine == "torch":
             from rdlab.simulate import torch_engine
 
             out = torch_engine.run(system, state, dt, int(n_steps), steps.tolist(),
-                                   dtype=np_dtype, progress=tick, seed=seed, **engine_options)
+                                   dtype=np_dtype, progress=tick, seed=seed,
+                                   runaway_limit=limit, **engine_options)
         elif engine == "numpy":
             from rdlab.simulate import reference
 
             out = reference.run_checked(system, state.astype(np_dtype), dt, int(n_steps),
-                                        steps.tolist(), seed=seed, progress=tick)
+                                        steps.tolist(), seed=seed, progress=tick,
+                                        runaway_limit=limit)
         else:
             from rdlab.simulate import ode
 
-            out, _ = ode.solve(system, state, steps * dt, progress=tick, **engine_options)
+            out, _ = ode.solve(system, state, steps * dt, progress=tick, runaway_limit=limit,
+                               **engine_options)
             out = out.astype(np_dtype)
     run_config = {"dt": dt, "n_steps": int(n_steps), "engine": engine, "dtype": dtype,
                   "snapshot_steps": steps.tolist(), **(config or {})}

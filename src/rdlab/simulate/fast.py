@@ -110,18 +110,6 @@ def auto_depth(ny: int, row_bytes: int) -> int:
     return int(max(1, min(BLOCKED_DEPTH, ny // 16)))
 
 
-def _describe(system: System, b: int) -> str:
-    net = system.network
-    names = [n if n else f"k{r}" for r, n in enumerate(net.rate_names)]
-    parts = [f"f={system.flow[b]:g}"]
-    parts += [f"{n}={system.rates[b, r]:g}" for r, n in enumerate(names)][:12]
-    if net.n_reactions > 12:
-        parts.append("…")
-    parts += [f"D_{s}={system.diffusion[b, i]:g}" for i, s in enumerate(net.species)][:8]
-    coords = ", ".join(f"{k}={v[b]:g}" for k, v in system.coords.items())
-    return ", ".join(parts) + (f" (sweep point {coords})" if coords else "")
-
-
 def run(
     system: System,
     state: np.ndarray,
@@ -132,6 +120,7 @@ def run(
     dtype=np.float64,
     check_every: int = 64,
     progress: Callable[[int], None] | None = None,
+    runaway_limit: float = guard.RUNAWAY_LIMIT,
 ) -> np.ndarray:
     """Forward Euler for ``n_steps`` steps of ``dt``; returns the states after each step in
     ``snapshot_steps`` (sorted, unique, within ``0..n_steps``; 0 is the initial state), shape
@@ -139,16 +128,49 @@ def run(
     (float32 or float64: the state and all coefficients are in that precision).
 
     Every ``check_every`` steps and at each snapshot every sample is checked for NaN/Inf or
-    values beyond :data:`rdlab.simulate.guard.RUNAWAY_LIMIT`; a sample that blew up stops and
-    :class:`~rdlab.errors.SimulationError` names it, the step and its parameters.
-    ``progress(n)`` is called with the number of steps done since its previous call.
+    values beyond ``runaway_limit``; a sample that blew up is replayed from its last stored
+    state one step at a time, and :class:`~rdlab.errors.SimulationError` names it, the first
+    bad step and its parameters. ``progress(n)`` is called with the number of steps done
+    since its previous call.
     """
     return _run(system, state, dt, n_steps, snapshot_steps, dtype=dtype,
-                check_every=check_every, progress=progress)
+                check_every=check_every, progress=progress, limit=runaway_limit)
+
+
+class _Buffers:
+    """A batch packed for the kernel: padded rows, coefficients and per-sample status."""
+
+    def __init__(self, system: System, state: np.ndarray, dt: float, dtype, depth):
+        self.well_mixed = system.grid is None
+        grid_state = state[:, :, None, None] if self.well_mixed else state
+        batch, self.n_s, self.ny, self.nx = grid_state.shape
+        stencil = "5-point" if self.well_mixed else system.grid.stencil
+        plan, self.kernel = compile_kernel(system.network, stencil)
+        self.prm = plan.pack(system.rates, system.diffusion, system.flow, system.feed,
+                             float(dt), None if self.well_mixed else float(system.grid.dx),
+                             stencil).astype(dtype)
+        self.vl = lanes(dtype)
+        _, nxp = _padded_width(self.nx, self.vl)
+        if depth is None:
+            depth = auto_depth(self.ny, self.n_s * nxp * dtype.itemsize)
+        self.depth = int(max(1, min(depth, MAX_DEPTH)))
+        rings = 3 * (self.depth - 1)
+        self.bufs = _aligned_zeros((batch, 2 * self.ny + rings, self.n_s, nxp), dtype)
+        _pack(grid_state.astype(dtype, copy=False), self.bufs, self.vl)
+        self.status = np.zeros((batch, 3), dtype=np.int64)
+        self.status[:, 0] = -1
+
+    def advance(self, n: int, step0: int, check_every: int, limit: float) -> None:
+        self.kernel(self.bufs, self.prm, self.status, n, step0, int(check_every), self.depth,
+                    self.ny, self.nx, self.vl, float(limit))
+
+    def state(self, samples=slice(None)) -> np.ndarray:
+        """Current grid state ``(batch, species, ny, nx)`` of ``samples``."""
+        return _unpack(self.bufs[samples], self.status[samples, 2], self.ny, self.nx, self.vl)
 
 
 def _run(system, state, dt, n_steps, snapshot_steps, *, dtype=np.float64, check_every=64,
-         progress=None, depth: int | None = None) -> np.ndarray:
+         progress=None, depth: int | None = None, limit=guard.RUNAWAY_LIMIT) -> np.ndarray:
     dtype = np.dtype(dtype)
     if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ParameterError(f"the fast engine runs in float32 or float64, not {dtype}")
@@ -157,6 +179,7 @@ def _run(system, state, dt, n_steps, snapshot_steps, *, dtype=np.float64, check_
             "the fast engine does not support flow noise; use engine 'numpy' or 'torch'"
         )
     system.check_time_step(dt)
+    limit = guard.check_limit(limit)
     if not isinstance(check_every, (int, np.integer)) or check_every < 1:
         raise ParameterError(f"check_every must be a whole number ≥ 1, got {check_every!r}")
     if not isinstance(n_steps, (int, np.integer)) or n_steps < 0:
@@ -165,56 +188,65 @@ def _run(system, state, dt, n_steps, snapshot_steps, *, dtype=np.float64, check_
     if steps != sorted(set(steps)) or (steps and (steps[0] < 0 or steps[-1] > n_steps)):
         raise ParameterError(f"snapshot steps must be sorted, unique and within 0..{n_steps}, "
                              f"got {list(snapshot_steps)!r}")
-    well_mixed = system.grid is None
     state = np.asarray(state)
     expected = system.state_shape()
     if state.shape != expected:
         raise ParameterError(f"state has shape {state.shape}; expected {expected}")
-    grid_state = state[:, :, None, None] if well_mixed else state
-    batch, n_s, ny, nx = grid_state.shape
-    stencil = "5-point" if well_mixed else system.grid.stencil
-    plan, kernel = compile_kernel(system.network, stencil)
-    prm = plan.pack(system.rates, system.diffusion, system.flow, system.feed, float(dt),
-                    None if well_mixed else float(system.grid.dx), stencil).astype(dtype)
-
-    vl = lanes(dtype)
-    nxv, nxp = _padded_width(nx, vl)
-    if depth is None:
-        depth = auto_depth(ny, n_s * nxp * dtype.itemsize)
-    depth = int(max(1, min(depth, MAX_DEPTH)))
-    rings = 3 * (depth - 1)
-    bufs = _aligned_zeros((batch, 2 * ny + rings, n_s, nxp), dtype)
-    _pack(grid_state.astype(dtype, copy=False), bufs, vl)
-    status = np.zeros((batch, 3), dtype=np.int64)
-    status[:, 0] = -1
+    b0 = guard.first_bad_sample(state, limit)
+    if b0 is not None:
+        guard.raise_blow_up(state[b0], b0, 0, None, guard.describe_sample(system, b0), limit,
+                            exact=True)
+    buf = _Buffers(system, state, dt, dtype, depth)
+    batch, n_s, ny, nx = buf.bufs.shape[0], buf.n_s, buf.ny, buf.nx
 
     out = np.empty((len(steps), batch, n_s, ny, nx), dtype=dtype)
     chunk = max(1, int(CHUNK_CELL_UPDATES // max(1, batch * ny * nx)))
     if chunk >= check_every:
         chunk -= chunk % check_every
     done, j = 0, 0
+    last_state, last_step = state, 0  # the latest stored state every sample had
     while True:
         while j < len(steps) and steps[j] == done:
-            out[j] = _unpack(bufs, status[:, 2], ny, nx, vl)
+            out[j] = buf.state()
+            last_state, last_step = out[j], done
             j += 1
         if done >= n_steps:
             break
         target = steps[j] if j < len(steps) else n_steps
         n = min(chunk, target - done)
-        kernel(bufs, prm, status, n, done, int(check_every), depth, ny, nx, vl,
-               float(guard.RUNAWAY_LIMIT))
-        bad = np.flatnonzero(status[:, 0] >= 0)
+        buf.advance(n, done, check_every, limit)
+        bad = np.flatnonzero(buf.status[:, 0] >= 0)
         if bad.size:
-            b = int(bad[np.argmin(status[bad, 0])])
-            sample_state = _unpack(bufs[b:b + 1], status[b:b + 1, 2], ny, nx, vl)[0]
-            guard.raise_blow_up(sample_state, b, int(status[b, 0]), int(status[b, 1]),
-                                _describe(system, b))
+            b = int(bad[np.argmin(buf.status[bad, 0])])
+            found, good = int(buf.status[b, 0]), int(buf.status[b, 1])
+            if check_every > 1:  # replay from the last stored state, checking every step
+                start = last_state[b:b + 1]
+                if buf.well_mixed and start.ndim == 4:
+                    start = start[:, :, 0, 0]
+                found, sample_state = _first_bad_step(system.select([b]), start, last_step,
+                                                      found, dt, dtype, buf.depth, limit)
+            else:
+                sample_state = buf.state(slice(b, b + 1))[0]
+            guard.raise_blow_up(sample_state, b, found, good, guard.describe_sample(system, b),
+                                limit, exact=True)
         done += n
         if progress is not None:
             progress(n)
-    if well_mixed:
+    if buf.well_mixed:
         return out[:, :, :, 0, 0].copy()
     return out
+
+
+def _first_bad_step(system: System, state: np.ndarray, start: int, found: int, dt: float,
+                    dtype, depth: int, limit: float) -> tuple[int, np.ndarray]:
+    """Replay one sample from ``state`` at step ``start`` up to ``found`` (where a check saw
+    it bad), checking every step: the first bad step and the state there."""
+    buf = _Buffers(system, state, dt, dtype, depth)
+    buf.advance(found - start, start, 1, limit)
+    step = int(buf.status[0, 0])
+    if step < 0:  # not reproduced (cannot happen for a deterministic kernel): the check point
+        step = found
+    return step, buf.state(slice(0, 1))[0]
 
 
 def warm_up(system: System, dtype=np.float64) -> None:

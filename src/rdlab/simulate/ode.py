@@ -134,6 +134,7 @@ def solve(
     rtol: float = 1e-8,
     atol: float = 1e-10,
     progress: Callable[[int], None] | None = None,
+    runaway_limit: float = guard.RUNAWAY_LIMIT,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Integrate each sample of the well-mixed ``system`` from ``state`` (at time 0) and
     report it at ``times`` (sorted, ≥ 0).
@@ -152,6 +153,7 @@ def solve(
         raise ParameterError(f"unknown ODE method {method!r}; choose one of {list(METHODS)}")
     rtol = _check_tolerance("rtol", rtol)
     atol = _check_tolerance("atol", atol)
+    limit = guard.check_limit(runaway_limit)
     x0 = system.check_state(state)
     t = _check_times(times)
     t_eval = np.unique(t)
@@ -166,11 +168,15 @@ def solve(
             ys = np.repeat(x0[b][:, None], t_eval.size, axis=1)
         else:
             ys = _integrate(model, x0[b], t_eval, method, rtol, atol, b)
-        bad = guard.first_bad_sample(ys.T[None])
-        if bad is not None:
+        bad_times = guard.bad_samples(ys.T, limit)  # (time,)
+        if bad_times.any():
+            i = int(np.argmax(bad_times))
             raise SimulationError(
-                f"ODE solution of sample {b} blew up (NaN/Inf or |X| > "
-                f"{guard.RUNAWAY_LIMIT:g}) before time {t_end:g}; check the parameters"
+                f"ODE solution of sample {b} blew up (NaN/Inf or |X| beyond the runaway "
+                f"limit {limit:g}) at t = {float(t_eval[i]):g}, the first reported time at "
+                f"which it was bad; parameters {guard.describe_sample(system, b)}. Check the "
+                "parameters, or raise the runaway limit (--runaway-limit) if values this "
+                "large are expected"
             )
         with np.errstate(over="ignore", invalid="ignore"):
             d = model.rhs(ys)

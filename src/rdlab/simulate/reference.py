@@ -79,23 +79,29 @@ def run(system: System, state: np.ndarray, dt: float, n_steps: int,
 
 def run_checked(system: System, state: np.ndarray, dt: float, n_steps: int,
                 snapshot_steps: Sequence[int], *, seed: int | None = None,
-                check_every: int = 64, progress=None) -> np.ndarray:
+                check_every: int = 64, progress=None, runaway_limit: float | None = None
+                ) -> np.ndarray:
     """:func:`run` with the run guards of every engine: blow-up checks every ``check_every``
-    steps (raising :class:`~rdlab.errors.SimulationError`), the noisy flow drawn from
+    steps (raising :class:`~rdlab.errors.SimulationError` that names the first bad step,
+    found by replaying from the last good check), the noisy flow drawn from
     ``numpy.random.default_rng(seed)``, and ``progress(n_steps_done)`` callbacks."""
-    from rdlab.simulate import flow_noise, guard
+    from rdlab.simulate import guard
 
+    limit = guard.check_limit(guard.RUNAWAY_LIMIT if runaway_limit is None else runaway_limit)
     system.check_time_step(dt)
     rng = np.random.default_rng(seed)
     wanted = sorted(set(int(s) for s in snapshot_steps))
     out = np.empty((len(wanted),) + state.shape, dtype=state.dtype)
     x = state.copy()
-    j, last_good, done = 0, 0, 0
+    good = (0, x.copy(), rng.bit_generator.state)
+    j, done = 0, 0
     for step in range(n_steps + 1):
         if step % check_every == 0 or (j < len(wanted) and wanted[j] == step) \
                 or step == n_steps:
-            guard.check_state(x, step, last_good)
-            last_good = step
+            b = guard.first_bad_sample(x, limit)
+            if b is not None:
+                _raise_first_bad(system, good, step, b, dt, state.dtype, limit)
+            good = (step, x.copy(), rng.bit_generator.state)
             if progress is not None and step > done:
                 progress(step - done)
                 done = step
@@ -104,10 +110,38 @@ def run_checked(system: System, state: np.ndarray, dt: float, n_steps: int,
             j += 1
         if step == n_steps:
             break
-        ff = None
-        if system.noise is not None:
-            raw = flow_noise.raw_noise(rng, system.noise, x.shape)
-            ff = flow_noise.flow_field(system.flow, system.noise, raw).astype(x.dtype)
-        with np.errstate(over="ignore", invalid="ignore"):  # the guard reports blow-ups
-            x = euler_step(system, x, dt, ff).astype(state.dtype, copy=False)
+        x = _step(system, x, dt, rng, state.dtype)
     return out
+
+
+def _step(system: System, x: np.ndarray, dt: float, rng: np.random.Generator, dtype):
+    from rdlab.simulate import flow_noise
+
+    ff = None
+    if system.noise is not None:
+        raw = flow_noise.raw_noise(rng, system.noise, x.shape)
+        ff = flow_noise.flow_field(system.flow, system.noise, raw).astype(x.dtype)
+    with np.errstate(over="ignore", invalid="ignore"):  # the guard reports blow-ups
+        return euler_step(system, x, dt, ff).astype(dtype, copy=False)
+
+
+def _raise_first_bad(system: System, good: tuple, found: int, sample: int, dt: float, dtype,
+                     limit: float) -> None:
+    """Replay from the last good check one step at a time and raise at the first bad step
+    (the whole batch is replayed, so a noisy flow draws the same numbers)."""
+    from rdlab.simulate import guard
+
+    step, x, rng_state = good
+    rng = np.random.default_rng()
+    rng.bit_generator.state = rng_state
+    x = x.copy()
+    while step < found:
+        x = _step(system, x, dt, rng, dtype)
+        step += 1
+        bad = guard.bad_samples(x, limit)
+        if bad.any():
+            b = int(np.argmax(bad))
+            guard.raise_blow_up(x[b], b, step, good[0], guard.describe_sample(system, b), limit,
+                                exact=True)
+    guard.raise_blow_up(x[sample], sample, found, good[0],
+                        guard.describe_sample(system, sample), limit)

@@ -380,14 +380,6 @@ def rollout(
 
 
 # ---------------------------------------------------------------------------- NumPy entry
-def _describe_sample(system: System):
-    if not system.coords:
-        return None
-
-    def describe(b: int) -> str:
-        return ", ".join(f"{name} = {float(v[b]):g}" for name, v in system.coords.items())
-
-    return describe
 
 
 def run(
@@ -402,6 +394,7 @@ def run(
     progress: Callable[[int], None] | None = None,
     device: str = "cpu",
     seed: int | None = None,
+    runaway_limit: float = guard.RUNAWAY_LIMIT,
 ) -> np.ndarray:
     """Forward Euler on ``device`` for ``n_steps`` of ``dt``; returns the states at
     ``snapshot_steps`` as a NumPy array ``(time, batch, species, *spatial)`` of ``dtype``.
@@ -413,6 +406,7 @@ def run(
     differs from the NumPy engine's).
     """
     system.check_time_step(dt)
+    limit = guard.check_limit(runaway_limit)
     x0 = system.check_state(state)
     wanted = _snapshot_list(snapshot_steps, n_steps)
     if (not isinstance(check_every, (int, np.integer)) or isinstance(check_every, bool)
@@ -437,21 +431,38 @@ def run(
             generator.seed()
         else:
             generator.manual_seed(int(seed))
-    describe = _describe_sample(system)
     out = np.empty((len(wanted),) + x0.shape, dtype=np_dtype)
-    j, last_good, done = 0, 0, 0
+
+    def advance(x):
+        ff = None
+        if system.noise is not None:
+            raw = raw_noise(generator, system.noise, x.shape, tdtype, dev)
+            ff = flow_field(params.flow, system.noise, raw)
+        return euler_step(net, params, x, dt, ff)
+
+    def first_bad(x):
+        bad = ~(x.reshape(x.shape[0], -1).abs() <= limit).all(dim=1)
+        return int(torch.argmax(bad.to(torch.int8))) if bool(bad.any()) else None
+
+    j, done = 0, 0
     with torch.no_grad():
         x = torch.tensor(x0, dtype=tdtype, device=dev)
+        good = (0, x.clone(), None if generator is None else generator.get_state())
         for step in range(n_steps + 1):
             is_snapshot = j < len(wanted) and wanted[j] == step
             if step % check_every == 0 or is_snapshot or step == n_steps:
-                flat = x.reshape(x.shape[0], -1).abs()
-                bad = ~(flat <= guard.RUNAWAY_LIMIT).all(dim=1)
-                if bool(bad.any()):
-                    b = int(torch.argmax(bad.to(torch.int8)))
-                    guard.raise_blow_up(x[b].cpu().numpy(), b, step, last_good,
-                                        describe(b) if describe else "")
-                last_good = step
+                b = first_bad(x)
+                if b is not None:  # replay from the last good check, checking every step
+                    at, x, rng_state = good
+                    if generator is not None:
+                        generator.set_state(rng_state)
+                    while at < step and first_bad(x) is None:
+                        x, at = advance(x), at + 1
+                    exact = first_bad(x) is not None
+                    b = first_bad(x) if exact else b
+                    guard.raise_blow_up(x[b].cpu().numpy(), b, at, good[0],
+                                        guard.describe_sample(system, b), limit, exact=exact)
+                good = (step, x.clone(), None if generator is None else generator.get_state())
                 if progress is not None and step > done:
                     progress(step - done)
                     done = step
@@ -460,9 +471,5 @@ def run(
                 j += 1
             if step == n_steps:
                 break
-            ff = None
-            if system.noise is not None:
-                raw = raw_noise(generator, system.noise, x.shape, tdtype, dev)
-                ff = flow_field(params.flow, system.noise, raw)
-            x = euler_step(net, params, x, dt, ff)
+            x = advance(x)
     return out

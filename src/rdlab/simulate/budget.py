@@ -1,0 +1,78 @@
+"""Memory a run will need, estimated before it starts, and refused when it cannot fit.
+
+A run holds its snapshots in memory (``snapshots × samples × species × cells``) plus a few
+working copies of the state, so a grid or a sweep too big for the machine is refused up
+front, naming the estimate and the limit, instead of swapping for an hour or dying in the
+middle. The limit is :data:`MEMORY_FRACTION` of the memory available now (``psutil``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psutil
+
+from rdlab.errors import ParameterError
+
+#: Share of the currently available memory (``psutil.virtual_memory().available``) a run
+#: may plan to use.
+MEMORY_FRACTION = 0.8
+#: Working copies of the state besides the snapshots: the float64 initial state, the
+#: engine's two states (current and next) and one more for pictures and checks.
+WORKING_STATES = 4
+
+
+@dataclass(frozen=True)
+class RunSize:
+    """The sizes that set a run's memory."""
+
+    samples: int
+    species: int
+    cells: int
+    snapshots: int
+    itemsize: int
+    reactions: int = 0
+    per_reaction: bool = False  # engines that hold one rate field per reaction (numpy, torch)
+
+    @property
+    def state_bytes(self) -> int:
+        return self.samples * self.species * self.cells * self.itemsize
+
+    @property
+    def bytes(self) -> int:
+        total = self.state_bytes * (self.snapshots + WORKING_STATES)
+        total += self.samples * self.species * self.cells * 8  # float64 initial state
+        if self.per_reaction:
+            total += self.samples * self.reactions * self.cells * self.itemsize
+        return total
+
+    def describe(self) -> str:
+        return (f"{self.samples:,} sample(s) × {self.species} species × {self.cells:,} "
+                f"cells × ({self.snapshots:,} snapshots + {WORKING_STATES} working copies) × "
+                f"{self.itemsize} bytes")
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} EiB"  # pragma: no cover
+
+
+def memory_limit() -> int:
+    """Bytes a run may plan to use: :data:`MEMORY_FRACTION` of the available memory."""
+    return int(psutil.virtual_memory().available * MEMORY_FRACTION)
+
+
+def check_memory(size: RunSize, limit: int | None = None) -> int:
+    """Raise :class:`~rdlab.errors.ParameterError` when ``size`` needs more than ``limit``
+    bytes (default :func:`memory_limit`), naming both. Returns the estimate."""
+    need = size.bytes
+    limit = memory_limit() if limit is None else limit
+    if need > limit:
+        raise ParameterError(
+            f"this run needs about {human_bytes(need)} of memory ({size.describe()}), more "
+            f"than the limit of {human_bytes(limit)} ({MEMORY_FRACTION:.0%} of the memory "
+            "available now); use a smaller grid, fewer samples or snapshots, or float32")
+    return need
