@@ -480,9 +480,9 @@ def bundled_configs() -> dict[str, Path]:
 
 def load_config(source: str | Path, **overrides: Any) -> DesignConfig:
     """A config from a file path or a bundled name, with ``overrides`` applied (``None``
-    sets a key to null). Relative paths in it (the target ``image``, ``init_from``) are
-    made absolute against the config file's folder, so the config saved in a run folder
-    means the same from anywhere."""
+    sets a key to null). Relative paths (the target ``image``, ``init_from``) are made
+    absolute — the file's against its folder, the overrides' against the working folder —
+    so the config saved in a run folder means the same from anywhere."""
     bundled = bundled_configs()
     path = bundled[str(source)] if str(source) in bundled else Path(source)
     if not path.exists():
@@ -495,8 +495,9 @@ def load_config(source: str | Path, **overrides: Any) -> DesignConfig:
         raise ParameterError(f"--set: unknown config key(s) {unknown}; known keys are "
                              f"{sorted(known)}")
     check_types(overrides, "--set")
-    data.update(overrides)
-    return DesignConfig.from_dict(_absolute_paths(data, path.parent), source=path)
+    data = _absolute_paths(data, path.parent)
+    data.update(_absolute_paths(overrides, Path.cwd()))  # --set paths: from where we are
+    return DesignConfig.from_dict(data, source=path)
 
 
 def _absolute_paths(data: dict, folder: Path) -> dict:

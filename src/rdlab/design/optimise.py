@@ -371,8 +371,9 @@ def optimise(config: DesignConfig, out: str | Path, *, progress: bool = True,
         raise
     bar.close()
     model.to("cpu")
-    atomic_torch_save({"config": cfg_dump, "model": model.state_dict(),
-                       "parameters": model.params.describe()}, out / MODEL)
+    if not (saved is not None and saved["state"]["finished"] and (out / MODEL).is_file()):
+        atomic_torch_save({"config": cfg_dump, "model": model.state_dict(),
+                           "parameters": model.params.describe()}, out / MODEL)
     return model
 
 
@@ -410,8 +411,10 @@ def _checkpoint(path: Path, model: DesignModel, rng: torch.Generator, state: _St
 def _truncate_history(path: Path, lines: int) -> None:
     if not path.exists():
         return
-    kept = path.read_text(encoding="utf-8", errors="replace").splitlines()[:lines]
-    atomic_write_text(path, "".join(s + "\n" for s in kept))
+    text = path.read_text(encoding="utf-8", errors="replace")
+    kept = "".join(s + "\n" for s in text.splitlines()[:lines])
+    if kept != text:  # steps after the checkpoint, or a line cut off by a kill
+        atomic_write_text(path, kept)
 
 
 def load_model(folder: str | Path, device: str | torch.device = "cpu") -> DesignModel:
