@@ -95,6 +95,49 @@ def test_error_needs_matching_derivatives() -> None:
         derivative_error(analytic(0.05), exact)
 
 
+def per_sample_grids() -> ReactionData:
+    """Sample 0 on 21 times over [0, 1], sample 1 on 21 times over [0, 3] (each its own
+    grid, same count), with exact derivatives."""
+    times = np.stack([np.linspace(0.0, 1.0, 21), np.linspace(0.0, 3.0, 21)])
+    decay = np.exp(-times[:, :, None] * RATES[None, None, :])  # (2, n_t, 2)
+    conc = AMPLITUDES[:, None, None] * decay
+    return ReactionData(("A", "B"), times, conc, -RATES[None, None, :] * conc)
+
+
+@pytest.mark.parametrize("method", ["fd", "spline", "smoothing"])
+def test_each_sample_is_differentiated_on_its_own_times(method) -> None:
+    exact = per_sample_grids()
+    assert not exact.shared_times and exact.sample_times.shape == (2, 21)
+    est = estimate(replace_none(exact), method=method)
+    err = derivative_error(est, exact)
+    assert err["overall"] < {"fd": 2e-2, "spline": 5e-3, "smoothing": 5e-2}[method], err
+    # sample 0's grid applied to sample 1 (the old reading) would be 3× off in time
+    wrong = ReactionData(exact.species, exact.times[0], exact.concentrations)
+    wrong_err = derivative_error(ReactionData(exact.species, exact.times,
+                                              exact.concentrations,
+                                              estimate(wrong, method=method).derivatives),
+                                 exact)
+    assert wrong_err["overall"] > 0.3
+
+
+def test_equal_rows_of_times_are_one_shared_grid() -> None:
+    exact = analytic(0.1)
+    two_rows = ReactionData(exact.species, np.stack([exact.times] * 2),
+                            exact.concentrations, exact.derivatives)
+    assert two_rows.shared_times and two_rows.times.shape == (exact.times.size,)
+
+
+@pytest.mark.parametrize("times, match", [
+    ([[0.0, 0.5, 1.0], [0.0, 1.0, 0.5]], r"sample 1 .*strictly increasing.*0\.5.*comes after"),
+    ([[0.0, 0.5, 1.0], [0.0, 0.5, 0.5]], r"sample 1 .*strictly increasing.*repeats"),
+    ([[0.0, 0.5, 1.0], [0.0, np.nan, 1.0]], r"time 1 of sample 1 is nan"),
+    ([0.0, 1.0], r"2 times for 3 time points"),
+])
+def test_bad_times_name_the_sample(times, match) -> None:
+    with pytest.raises(ParameterError, match=match):
+        ReactionData(("A",), times, np.ones((2, 3, 1)))
+
+
 def replace_none(data: ReactionData) -> ReactionData:
     """The same series with the derivatives dropped (only concentrations measured)."""
     return ReactionData(data.species, data.times, data.concentrations, None,

@@ -1,8 +1,10 @@
 """Concentration time series for reaction discovery: generation (§4), noise, files.
 
 Layout: ``concentrations`` and ``derivatives`` are ``(sample, time, species)`` — one sample per
-initial condition — with optional ``temperatures`` ``(sample,)`` in K. On disk: a zarr store
-(xarray, dims ``sample, time, species``) or a long CSV with one row per (sample, time).
+initial condition — with optional ``temperatures`` ``(sample,)`` in K. Every sample has the
+same number of times, but each may have its own times (``times`` is then
+``(sample, time)``). On disk: a zarr store (xarray, dims ``sample, time, species``) or a long
+CSV with one row per (sample, time); see :mod:`rdlab.discover.data_files`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,39 @@ __all__ = ["ReactionData", "generate", "load", "save", "split", "trajectories"]
 
 #: Concentrations are clipped to this floor before logarithms (as the reference does).
 CONCENTRATION_FLOOR = 1e-30
+#: Concentrations down to ``-NEGATIVE_TOLERANCE`` (solver round-off) are read as the floor;
+#: anything more negative is refused.
+NEGATIVE_TOLERANCE = 1e-8
+
+
+def _check_times(times, n: int, n_t: int) -> np.ndarray:
+    """``times`` as ``(n_t,)`` (one grid for all samples) or ``(n, n_t)``; finite and
+    strictly increasing within each sample, else :class:`ParameterError` naming the sample."""
+    t = np.asarray(times, dtype=float)
+    if t.ndim == 2 and t.shape[0] == n and n > 0 and np.all(t == t[:1]):
+        t = t[0]
+    if t.ndim <= 1:
+        t = t.reshape(-1)
+        if t.size != n_t:
+            raise ParameterError(f"{t.size} times for {n_t} time points")
+    elif t.shape != (n, n_t):
+        raise ParameterError(f"times must be ({n_t},) or (samples, times) = ({n}, {n_t}), "
+                             f"got shape {t.shape}")
+    rows = np.broadcast_to(t, (n, n_t)) if n else t.reshape(1, -1)
+    if not np.all(np.isfinite(rows)):
+        s, i = np.argwhere(~np.isfinite(rows))[0]
+        raise ParameterError(f"time {i} of sample {s} is {rows[s, i]}")
+    steps = np.diff(rows, axis=1)
+    if np.any(steps <= 0):
+        s, i = np.argwhere(steps <= 0)[0]
+        what = "repeats" if steps[s, i] == 0 else "comes after"
+        raise ParameterError(f"times of sample {s} must be strictly increasing: time "
+                             f"{rows[s, i + 1]!r} (index {i + 1}) {what} {rows[s, i]!r}")
+    return t
+
+
+def _time(t: np.ndarray, s: int, i: int) -> float:
+    return float(t[i] if t.ndim == 1 else t[s, i])
 
 
 @dataclass(frozen=True)
@@ -28,7 +63,10 @@ class ReactionData:
     """Time series of ``n_samples`` initial conditions.
 
     species: names, length ``n_s``.
-    times: ``(n_t,)`` sampling times (any unit; rates come out per that unit).
+    times: ``(n_t,)`` sampling times shared by every sample, or ``(n_samples, n_t)`` when
+        each sample has its own (any unit; rates come out per that unit). Strictly
+        increasing within each sample. Rows that are all equal are stored as one ``(n_t,)``
+        grid; :attr:`sample_times` always gives ``(n_samples, n_t)``.
     concentrations: ``(n_samples, n_t, n_s)``, ≥ 0.
     derivatives: ``(n_samples, n_t, n_s)`` d(concentration)/dt, or ``None`` when only
         concentrations were measured (estimate them with :mod:`rdlab.discover.derivatives`).
@@ -50,18 +88,16 @@ class ReactionData:
         if n_s != len(self.species):
             raise ParameterError(f"concentrations have {n_s} species columns, names are "
                                  f"{list(self.species)}")
-        t = np.asarray(self.times, dtype=float).reshape(-1)
-        if t.size != n_t:
-            raise ParameterError(f"{t.size} times for {n_t} time points")
+        t = _check_times(self.times, n, n_t)
         bad = ~np.isfinite(c)
         if bad.any():
             s, i, k = np.argwhere(bad)[0]
             raise ParameterError(f"concentration of {self.species[k]} in sample {s} at time "
-                                 f"{t[i]} is {c[s, i, k]}")
-        if np.any(c < -1e-8):
-            s, i, k = np.argwhere(c < -1e-8)[0]
+                                 f"{_time(t, s, i)} is {c[s, i, k]}")
+        if np.any(c < -NEGATIVE_TOLERANCE):
+            s, i, k = np.argwhere(c < -NEGATIVE_TOLERANCE)[0]
             raise ParameterError(f"negative concentration {c[s, i, k]:g} of "
-                                 f"{self.species[k]} (sample {s}, time {t[i]})")
+                                 f"{self.species[k]} (sample {s}, time {_time(t, s, i)})")
         object.__setattr__(self, "species", tuple(self.species))
         object.__setattr__(self, "times", t)
         object.__setattr__(self, "concentrations", np.maximum(c, CONCENTRATION_FLOOR))
@@ -73,7 +109,7 @@ class ReactionData:
             if not np.all(np.isfinite(d)):
                 s, i, k = np.argwhere(~np.isfinite(d))[0]
                 raise ParameterError(f"derivative of {self.species[k]} in sample {s} at time "
-                                     f"{t[i]} is {d[s, i, k]}")
+                                     f"{_time(t, s, i)} is {d[s, i, k]}")
             object.__setattr__(self, "derivatives", d)
         if self.temperatures is not None:
             T = np.asarray(self.temperatures, dtype=float).reshape(-1)
@@ -86,6 +122,16 @@ class ReactionData:
     @property
     def n_samples(self) -> int:
         return self.concentrations.shape[0]
+
+    @property
+    def shared_times(self) -> bool:
+        """True when every sample has the same times (``times`` is ``(n_t,)``)."""
+        return self.times.ndim == 1
+
+    @property
+    def sample_times(self) -> np.ndarray:
+        """``(n_samples, n_t)``: the times of each sample (a read-only view)."""
+        return np.broadcast_to(self.times, self.concentrations.shape[:2])
 
     def points(self) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Flattened ``(u (N, n_s), du (N, n_s) or None, T (N,) or None)``."""
@@ -133,11 +179,14 @@ def generate(mechanism: Mechanism, n_samples: int = 100,
     reported states, so the pairs are consistent whatever the tolerance (it only decides
     how close the states are to the true trajectory). ``method`` is any solver of
     :mod:`rdlab.simulate.ode` (the paper uses Radau; LSODA is 2–5× faster here). Arrhenius
-    mechanisms draw one temperature ~ U(temperature_range) per sample.
+    mechanisms draw one temperature ~ U(temperature_range) per sample. ``times`` may also
+    be ``(n_samples, n_t)``: each sample reported at its own times.
     """
     if n_samples < 1:
         raise ParameterError(f"n_samples must be ≥ 1, got {n_samples}")
     t = np.linspace(0.0, 1.0, 11) if times is None else np.asarray(times, dtype=float)
+    if t.ndim == 2 and t.shape[0] != n_samples:
+        raise ParameterError(f"times have {t.shape[0]} rows for {n_samples} samples")
     rng = np.random.default_rng(seed)
     x0 = rng.uniform(0.0, 1.0, (n_samples, mechanism.n_species))
     T = None
@@ -145,7 +194,14 @@ def generate(mechanism: Mechanism, n_samples: int = 100,
         if temperature_range is None:
             raise ParameterError("an Arrhenius mechanism needs a temperature_range (K)")
         T = rng.uniform(*temperature_range, n_samples)
-    states, derivs = trajectories(mechanism, x0, t, T, method=method, rtol=rtol, atol=atol)
+    solve = dict(method=method, rtol=rtol, atol=atol)
+    if t.ndim == 2:  # one integration per sample, each on its own times
+        pairs = [trajectories(mechanism, x0[s:s + 1], t[s], None if T is None else T[s:s + 1],
+                              **solve) for s in range(n_samples)]
+        states = np.concatenate([p[0] for p in pairs])
+        derivs = np.concatenate([p[1] for p in pairs])
+    else:
+        states, derivs = trajectories(mechanism, x0, t, T, **solve)
     return ReactionData(mechanism.species, t, states, derivs, T)
 
 
@@ -195,87 +251,15 @@ def split(n_points: int, fraction: float = 0.8, seed: int = 1) -> tuple[np.ndarr
 
 # ---------------------------------------------------------------------------- files
 def save(data: ReactionData, path: str | Path) -> Path:
-    """Write ``data`` to ``*.zarr`` (xarray) or ``*.csv`` (one row per sample and time)."""
-    path = Path(path)
-    if path.suffix == ".csv":
-        import pandas as pd
+    """Write ``data`` to ``*.zarr`` or ``*.csv`` (see :func:`rdlab.discover.data_files.save`)."""
+    from rdlab.discover.data_files import save as save_file
 
-        n, n_t, n_s = data.concentrations.shape
-        cols = {"sample": np.repeat(np.arange(n), n_t), "time": np.tile(data.times, n)}
-        if data.temperatures is not None:
-            cols["temperature"] = np.repeat(data.temperatures, n_t)
-        for k, s in enumerate(data.species):
-            cols[s] = data.concentrations[:, :, k].reshape(-1)
-        if data.derivatives is not None:
-            for k, s in enumerate(data.species):
-                cols[f"d{s}/dt"] = data.derivatives[:, :, k].reshape(-1)
-        pd.DataFrame(cols).to_csv(path, index=False, float_format="%.17g")
-        return path
-    import xarray as xr
-
-    ds = xr.Dataset(
-        {"concentration": (("sample", "time", "species"), data.concentrations)},
-        coords={"time": data.times},
-        attrs={"species": list(data.species)},  # names as an attribute: zarr v3 has no
-    )                                           # portable string dtype
-    if data.derivatives is not None:
-        ds["derivative"] = (("sample", "time", "species"), data.derivatives)
-    if data.temperatures is not None:
-        ds["temperature"] = (("sample",), data.temperatures)
-    ds.to_zarr(path, mode="w")
-    return path
+    return save_file(data, path)
 
 
 def load(path: str | Path) -> ReactionData:
-    """Read a zarr store or CSV written by :func:`save` (or by hand: CSV columns ``sample``,
-    ``time``, optional ``temperature``, one column per species and optional ``dX/dt``
-    columns)."""
-    path = Path(path)
-    if not path.exists():
-        raise ParameterError(f"data file {str(path)!r} does not exist")
-    if path.suffix == ".csv":
-        import pandas as pd
+    """Read a CSV file or zarr store (see :func:`rdlab.discover.data_files.load`); anything
+    else, or a damaged file, is a :class:`~rdlab.errors.DataError` naming what is wrong."""
+    from rdlab.discover.data_files import load as load_file
 
-        df = pd.read_csv(path)
-        for col in ("sample", "time"):
-            if col not in df.columns:
-                raise ParameterError(f"{path}: CSV needs a {col!r} column; columns are "
-                                     f"{list(df.columns)}")
-        dcols = [c for c in df.columns if c.startswith("d") and c.endswith("/dt")]
-        species = [c for c in df.columns
-                   if c not in ("sample", "time", "temperature") and c not in dcols]
-        if not species:
-            raise ParameterError(f"{path}: no species columns")
-        df = df.sort_values(["sample", "time"])
-        samples = df["sample"].unique()
-        n_t = len(df) // len(samples)
-        if n_t * len(samples) != len(df):
-            raise ParameterError(f"{path}: every sample needs the same number of times")
-        times = df["time"].to_numpy()[:n_t]
-        conc = df[species].to_numpy().reshape(len(samples), n_t, len(species))
-        deriv = None
-        if dcols:
-            missing = [s for s in species if f"d{s}/dt" not in dcols]
-            if missing:
-                raise ParameterError(f"{path}: derivative columns missing for {missing}")
-            deriv = df[[f"d{s}/dt" for s in species]].to_numpy().reshape(conc.shape)
-        T = None
-        if "temperature" in df.columns:
-            T = df["temperature"].to_numpy().reshape(len(samples), n_t)[:, 0]
-        return ReactionData(tuple(species), times, conc, deriv, T)
-    import xarray as xr
-
-    ds = xr.open_zarr(path)
-    if "concentration" not in ds:
-        raise ParameterError(f"{path}: zarr store has no 'concentration' variable")
-    c = ds["concentration"].transpose("sample", "time", "species")
-    deriv = (ds["derivative"].transpose("sample", "time", "species").values
-             if "derivative" in ds else None)
-    T = ds["temperature"].values if "temperature" in ds else None
-    names = ds.attrs.get("species")
-    if names is None and "species" in ds.coords:
-        names = [str(s) for s in ds["species"].values]
-    if names is None:
-        raise ParameterError(f"{path}: no species names (attribute 'species')")
-    return ReactionData(tuple(names), ds["time"].values,
-                        c.values, deriv, T)
+    return load_file(path)

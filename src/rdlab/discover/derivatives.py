@@ -46,8 +46,9 @@ def estimate(data: ReactionData, method: str = "spline",
     Parameters
     ----------
     data : ReactionData
-        Concentrations ``(n_samples, n_t, n_s)`` at ``times (n_t,)``; any derivatives
-        already present are replaced.
+        Concentrations ``(n_samples, n_t, n_s)`` at ``times`` (shared ``(n_t,)`` or per
+        sample ``(n_samples, n_t)``: each sample is differentiated on its own times); any
+        derivatives already present are replaced.
     method : {"fd", "spline", "smoothing"}
         Differentiation scheme (see the module docstring).
     smoothing : float or None
@@ -71,16 +72,16 @@ def estimate(data: ReactionData, method: str = "spline",
     if method not in METHODS:
         raise ParameterError(f"unknown derivative method {method!r}; choose one of "
                              f"{list(METHODS)}")
-    t = np.asarray(data.times, dtype=float)
+    times = np.asarray(data.sample_times, dtype=float)
     c = np.asarray(data.concentrations, dtype=float)
-    n_t = t.size
+    n_t = times.shape[1]
     if n_t < 3:
         raise ParameterError(f"estimating derivatives needs at least 3 times, got {n_t}")
-    steps = np.diff(t)
+    steps = np.diff(times, axis=1)
     if np.any(steps <= 0):
-        i = int(np.argmax(steps <= 0))
-        raise ParameterError(f"times must be strictly increasing, got {t[i]!r} followed by "
-                             f"{t[i + 1]!r} (index {i})")
+        s, i = np.argwhere(steps <= 0)[0]
+        raise ParameterError(f"times of sample {s} must be strictly increasing, got "
+                             f"{times[s, i]!r} followed by {times[s, i + 1]!r} (index {i})")
     if smoothing is not None:
         if method != "smoothing":
             raise ParameterError(f"smoothing={smoothing!r} applies only to "
@@ -88,22 +89,24 @@ def estimate(data: ReactionData, method: str = "spline",
         if not np.isfinite(smoothing) or smoothing < 0:
             raise ParameterError(f"smoothing (λ) must be a finite number ≥ 0, got "
                                  f"{smoothing!r}")
-
-    if method == "fd":
-        deriv = np.gradient(c, t, axis=1, edge_order=2)
-    elif method == "spline":
-        deriv = CubicSpline(t, c, axis=1, bc_type="not-a-knot").derivative()(t)
-    else:
-        if n_t < _SMOOTHING_MIN_TIMES:
-            raise ParameterError(f"method 'smoothing' needs at least {_SMOOTHING_MIN_TIMES} "
-                                 f"times, got {n_t}")
-        deriv = np.empty_like(c)
-        n_samples, _, n_s = c.shape
-        for s in range(n_samples):
-            for k in range(n_s):
-                spline = make_smoothing_spline(t, c[s, :, k], lam=smoothing)
-                deriv[s, :, k] = spline.derivative()(t)
+    if method == "smoothing" and n_t < _SMOOTHING_MIN_TIMES:
+        raise ParameterError(f"method 'smoothing' needs at least {_SMOOTHING_MIN_TIMES} "
+                             f"times, got {n_t}")
+    # each sample on its own times (samples need not share a grid)
+    deriv = np.stack([_differentiate(times[s], c[s], method, smoothing)
+                      for s in range(c.shape[0])])
     return replace(data, derivatives=np.asarray(deriv, dtype=float))
+
+
+def _differentiate(t: np.ndarray, c: np.ndarray, method: str,
+                   smoothing: float | None) -> np.ndarray:
+    """d c / d t of one sample, ``c (n_t, n_s)`` at times ``t (n_t,)``."""
+    if method == "fd":
+        return np.gradient(c, t, axis=0, edge_order=2)
+    if method == "spline":
+        return CubicSpline(t, c, axis=0, bc_type="not-a-knot").derivative()(t)
+    return np.stack([make_smoothing_spline(t, c[:, k], lam=smoothing).derivative()(t)
+                     for k in range(c.shape[1])], axis=1)
 
 
 def _relative(diff: np.ndarray, ref: np.ndarray) -> float:
@@ -150,7 +153,7 @@ def derivative_error(estimated: ReactionData, exact: ReactionData) -> dict:
     if estimated.derivatives.shape != exact.derivatives.shape:
         raise ParameterError(f"shapes differ: estimated {estimated.derivatives.shape}, "
                              f"exact {exact.derivatives.shape}")
-    if not np.allclose(estimated.times, exact.times, rtol=1e-12, atol=0.0):
+    if not np.allclose(estimated.sample_times, exact.sample_times, rtol=1e-12, atol=0.0):
         raise ParameterError(f"times differ: estimated {estimated.times}, exact "
                              f"{exact.times}")
     est = estimated.derivatives
