@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -11,21 +12,54 @@ from rdlab.cli_errors import fail as _fail
 from rdlab.errors import ParameterError, RdlabError
 
 
-def _parse_sweep(text: str | None) -> tuple[int, ...] | None:
+def _parse_sweep(text: str | None, most: int) -> tuple[int, ...] | None:
+    """``LOW:HIGH`` or ``N1,N2,...``: numbers of reactions, each in 1 … ``most``."""
     if text is None:
         return None
+    form = "--sweep takes LOW:HIGH (e.g. 1:4) or a comma list of integers (e.g. 1,2,4)"
     try:
-        if ":" in text:
-            lo, hi = (int(x) for x in text.split(":"))
-            values = tuple(range(lo, hi + 1))
-        else:
-            values = tuple(int(x) for x in text.split(","))
+        parts = [int(x) for x in text.split(":" if ":" in text else ",")]
     except ValueError:
-        raise ParameterError(f"--sweep takes LOW:HIGH or a comma list of integers, got "
-                             f"{text!r}") from None
-    if not values or min(values) < 1:
-        raise ParameterError(f"--sweep needs numbers of reactions ≥ 1, got {text!r}")
+        raise ParameterError(f"{form}, got {text!r}") from None
+    if ":" in text:
+        if len(parts) != 2:
+            raise ParameterError(f"{form}, got {text!r}")
+        lo, hi = parts
+        if lo > hi:
+            raise ParameterError(f"--sweep {text!r} is empty: LOW ({lo}) is above HIGH "
+                                 f"({hi})")
+        if hi > most:
+            raise ParameterError(f"--sweep {text!r}: numbers of reactions must be in 1 … "
+                                 f"{most}, got {hi}")
+        values = tuple(range(lo, hi + 1))
+    else:
+        values = tuple(parts)
+    bad = [n for n in values if not 1 <= n <= most]
+    if bad:
+        raise ParameterError(f"--sweep {text!r}: numbers of reactions must be in 1 … {most}, "
+                             f"got {bad[0]}")
     return values
+
+
+def _check_options(reactions: int | None, noise: float, derivatives: str | None,
+                   budget: float, tolerance: float, seed: int, most: int) -> None:
+    """Refuse options no run can use, before any data are read or generated."""
+    from rdlab.discover.derivatives import METHODS
+
+    if reactions is not None and not 1 <= reactions <= most:
+        raise ParameterError(f"--reactions must be a number of reactions in 1 … {most}, got "
+                             f"{reactions}")
+    if not math.isfinite(budget) or budget <= 0:
+        raise ParameterError(f"--budget must be a number of seconds > 0, got {budget}")
+    if not math.isfinite(tolerance) or tolerance <= 0:
+        raise ParameterError(f"--tolerance must be a finite number > 0, got {tolerance}")
+    if not math.isfinite(noise) or noise < 0:
+        raise ParameterError(f"--noise must be a finite number ≥ 0, got {noise}")
+    if derivatives is not None and derivatives not in METHODS:
+        raise ParameterError(f"--derivatives must be one of {', '.join(METHODS)}; got "
+                             f"{derivatives!r}")
+    if not 0 <= seed < 2**32:
+        raise ParameterError(f"--seed must be an integer in 0 … {2**32 - 1}, got {seed}")
 
 
 def discover(
@@ -59,20 +93,26 @@ def discover(
         help="Run folder (default runs/discover/NAME).")] = None,
 ) -> None:
     """Learn a reaction mechanism (stoichiometry and rates) from concentration data."""
-    from rdlab.discover.workflow import DiscoverSettings, run_discovery
+    from rdlab.discover.examples import example as get_example
+    from rdlab.discover.workflow import MAX_REACTIONS, DiscoverSettings, run_discovery
 
     try:
         if (data is None) == (example is None):
             raise ParameterError("give either a DATA file or --example NAME (not both)")
+        if reactions is not None and sweep is not None:
+            raise ParameterError("give --reactions N or --sweep LOW:HIGH, not both")
+        _check_options(reactions, noise, derivatives, budget, tolerance, seed, MAX_REACTIONS)
+        n_values = _parse_sweep(sweep, MAX_REACTIONS)
+        source = get_example(example) if example is not None else Path(data)
         est: dict = {"freezing": freezing, "time_budget": budget, "tolerance": tolerance,
                      "seed": seed}
         if catalytic is not None:
             est["catalytic"] = catalytic
-        settings = DiscoverSettings(n_reactions=reactions, sweep=_parse_sweep(sweep),
-                                    noise=noise, derivatives=derivatives, estimator=est)
+        settings = DiscoverSettings(n_reactions=reactions, sweep=n_values, noise=noise,
+                                    derivatives=derivatives, estimator=est)
         name = example if example is not None else Path(data).stem
         folder = out or Path("runs/discover") / name
-        report = run_discovery(example if example is not None else data, folder, settings)
+        report = run_discovery(source, folder, settings)
     except RdlabError as exc:
         _fail(exc)
         return
@@ -84,9 +124,14 @@ def discover(
     if "exact" in report:
         typer.echo(f"stoichiometry equals the truth: {report['exact']}; largest rate error "
                    f"{report['comparison']['max_rate_error']:.2e}")
-    if "warning" in report:
-        typer.secho(f"warning: {report['warning']}", fg=typer.colors.YELLOW, err=True)
-    typer.echo(f"outputs in {folder}")
+    for warning in report["warnings"]:
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
+    missing = report["missing_outputs"]
+    if missing:
+        typer.echo(f"outputs in {folder}, except {', '.join(missing)} (see the warnings "
+                   "and report.json)")
+    else:
+        typer.echo(f"outputs in {folder}")
 
 
 def register(app: typer.Typer) -> None:

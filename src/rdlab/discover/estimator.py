@@ -168,16 +168,22 @@ class ReactionDiscovery:
             setattr(self, k, v)
         return self
 
-    def _check_params(self) -> None:
+    def check_params(self) -> None:
+        """Refuse parameters no fit can use, naming the parameter and its value."""
         for name in ("n_reactions", "population", "check_every", "max_stalls", "max_epochs",
                      "library_order"):
             v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or v < 1:
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ParameterError(f"{name} must be a positive integer, got {v!r}")
+        if (isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer))
+                or not 0 <= self.seed < 2**32):
+            raise ParameterError(f"seed must be an integer in 0 … {2**32 - 1}, got "
+                                 f"{self.seed!r}")
         for name in ("epsilon", "tolerance", "learning_rate", "time_budget", "plateau"):
             v = getattr(self, name)
-            if not np.isfinite(v) or v <= 0:
-                raise ParameterError(f"{name} must be positive, got {v!r}")
+            if (isinstance(v, bool) or not isinstance(v, (int, float, np.number))
+                    or not np.isfinite(v) or v <= 0):
+                raise ParameterError(f"{name} must be a finite number > 0, got {v!r}")
         if not 0 < self.epsilon < 0.5:
             raise ParameterError(f"epsilon must be in (0, 0.5), got {self.epsilon!r}")
         if self.regularisation < 0 or self.noise_level < 0:
@@ -225,7 +231,7 @@ class ReactionDiscovery:
         y: derivatives ``(N, n_s)`` (per unit time); temperature: ``(N,)`` K (learns
         Arrhenius parameters); species: names of the columns.
         """
-        self._check_params()
+        self.check_params()
         u, du, T, names = self._arrays(X, y, temperature, species)
         train, val = split(u.shape[0], 1.0 - self.validation_fraction, self.seed)
         self.species_ = names

@@ -16,15 +16,21 @@ from pathlib import Path
 
 import numpy as np
 
+from rdlab.atomic import atomic_write_text
 from rdlab.discover import derivatives as deriv_mod
 from rdlab.discover.data import ReactionData, generate, load, save, trajectories
 from rdlab.discover.estimator import ReactionDiscovery
-from rdlab.discover.examples import Example, example
+from rdlab.discover.examples import EXAMPLES, Example, example
 from rdlab.discover.mechanism import Mechanism
 from rdlab.discover.selection import sweep_reactions
 from rdlab.errors import ParameterError
+from rdlab.run_folder import RunFolder, check_run_folder, staged_run_folder
 
-__all__ = ["DiscoverSettings", "run_discovery"]
+__all__ = ["MAX_REACTIONS", "DiscoverSettings", "discover_into", "run_discovery"]
+
+#: The most reactions a fit may propose (the parameters grow as population × n_r × n_s;
+#: the paper's largest example has 10 reactions).
+MAX_REACTIONS = 100
 
 
 @dataclass
@@ -39,11 +45,50 @@ class DiscoverSettings:
     data_seed: int = 1
     estimator: dict = field(default_factory=dict)
 
+    def check(self) -> None:
+        """Refuse settings no run can use (before any data are read or generated)."""
+        if self.n_reactions is not None:
+            _reaction_count("n_reactions", self.n_reactions)
+        if self.sweep is not None:
+            if isinstance(self.sweep, (str, bytes)) or len(self.sweep) == 0:
+                raise ParameterError(f"sweep needs a non-empty list of numbers of reactions, "
+                                     f"got {self.sweep!r}")
+            for n in self.sweep:
+                _reaction_count("sweep", n)
+        if not isinstance(self.noise, (int, float, np.number)) or not np.isfinite(
+                self.noise) or self.noise < 0:
+            raise ParameterError(f"noise must be a finite number ≥ 0, got {self.noise!r}")
+        if self.derivatives is not None and self.derivatives not in deriv_mod.METHODS:
+            raise ParameterError(f"unknown derivative method {self.derivatives!r}; choose "
+                                 f"one of {list(deriv_mod.METHODS)}")
+        for name in ("n_samples", "data_seed"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or v < (1 if name == "n_samples" else 0):
+                raise ParameterError(f"{name} must be a "
+                                     f"{'positive' if name == 'n_samples' else 'non-negative'}"
+                                     f" integer, got {v!r}")
+        known = set(ReactionDiscovery().get_params()) - {"n_reactions"}
+        unknown = sorted(set(self.estimator) - known)
+        if unknown:
+            raise ParameterError(f"unknown estimator parameter(s) {unknown}; known: "
+                                 f"{sorted(known)}")
+        ReactionDiscovery(self.n_reactions or 1, **self.estimator).check_params()
+
+
+def _reaction_count(name: str, n) -> None:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ParameterError(f"{name}: the number of reactions must be an integer ≥ 1, "
+                             f"got {n!r}")
+    if n > MAX_REACTIONS:
+        raise ParameterError(f"{name}: {n} reactions is more than rdlab discover proposes "
+                             f"(at most {MAX_REACTIONS})")
+
 
 def _prepare(source: str | Path | Example, settings: DiscoverSettings
-             ) -> tuple[ReactionData, Example | None, dict]:
-    """The data to fit, the example they come from (if any) and facts about them (generation
-    time, the error of estimated derivatives against the exact ones)."""
+             ) -> tuple[ReactionData, dict]:
+    """The data to fit (generated for an example, else read from a file) and facts about
+    them (source, generation time, the error of estimated derivatives against the exact
+    ones)."""
     info: dict = {}
     ex = source if isinstance(source, Example) else None
     if ex is not None:
@@ -53,6 +98,7 @@ def _prepare(source: str | Path | Example, settings: DiscoverSettings
         info["data_seconds"] = time.perf_counter() - t
     else:
         data = load(source)
+        info["source"] = str(source)
     if settings.derivatives is not None:
         exact = data if data.derivatives is not None else None
         data = deriv_mod.estimate(data, method=settings.derivatives)
@@ -63,7 +109,7 @@ def _prepare(source: str | Path | Example, settings: DiscoverSettings
     if data.derivatives is None:
         raise ParameterError("the data have no derivatives; pass derivatives='spline', 'fd' or "
                              "'smoothing' to estimate them from the concentrations")
-    return data, ex, info
+    return data, info
 
 
 def _json_ready(obj):
@@ -102,74 +148,129 @@ def trajectory_check(learned: Mechanism, reference: Mechanism | None, data: Reac
     return {"times": times, "reference": ref[0], "learned": lrn[0], "relative_error": err}
 
 
-def run_discovery(source: str | Path | Example | str, out: str | Path,
+def run_discovery(source: str | Path | Example, out: str | Path,
                   settings: DiscoverSettings | None = None, progress: bool = True) -> dict:
     """Run discovery on a data file or an example (name or :class:`Example`) and write the
-    outputs to ``out``. Returns the report dict (also written as ``report.json``)."""
-    from rdlab.chemistry.export import to_antimony, to_sbml
-    from rdlab.viz.discovery_plots import save_reaction_sweep, save_trajectory_comparison
+    outputs to the run folder ``out``. Returns the report dict (also ``report.json``).
 
+    Settings, data and ``out`` are checked before any fitting; the folder is written through
+    :func:`~rdlab.run_folder.staged_run_folder`, so it is locked against a second writer
+    and changes only when the run succeeds (a failed or killed run leaves an earlier run
+    as it was). An output that could not be made (e.g. SBML of a non-physical best guess)
+    is listed in ``report["missing_outputs"]`` and ``report["warnings"]``."""
     settings = settings or DiscoverSettings()
-    if isinstance(source, str) and not Path(source).exists():
-        source = example(source)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    data, ex, info = _prepare(source, settings)
-    save(data, out / "data.zarr")
+    settings.check()
+    ex = _example_of(source)
+    if not settings.sweep and settings.n_reactions is None and ex is None:
+        raise ParameterError("give the number of reactions (--reactions N) or a sweep "
+                             "(--sweep 1:4)")
+    check_run_folder(out)  # refuse a file or a foreign folder before the work
+    data, info = _prepare(ex if ex is not None else source, settings)
+    with staged_run_folder(out, command="rdlab discover") as folder:
+        return discover_into(folder, data, ex, settings, info, progress)
+
+
+def _example_of(source) -> Example | None:
+    if isinstance(source, Example):
+        return source
+    if isinstance(source, str) and source in EXAMPLES:
+        return example(source)
+    return None
+
+
+def discover_into(folder: RunFolder, data: ReactionData, ex: Example | None,
+                  settings: DiscoverSettings, info: dict | None = None,
+                  progress: bool = True) -> dict:
+    """Fit ``data`` and write every output into ``folder`` (already staged by the caller).
+    Returns the report."""
+    save(data, folder.file("data.zarr"))
     params = dict(settings.estimator)
     params.setdefault("progress", progress)
     if ex is not None:
         params.setdefault("catalytic", ex.catalytic)
     if settings.noise:
         params.setdefault("noise_level", settings.noise)
-    report: dict = {"source": ex.name if ex else str(source), **info}
+    report: dict = {"source": ex.name if ex else "data", **(info or {})}
+    source = report["source"]
     t0 = time.perf_counter()
     if settings.sweep:
+        from rdlab.viz.discovery_plots import save_reaction_sweep
+
         sw = sweep_reactions(data, settings.sweep, **params)
         est = sw.best
         report["sweep"] = sw.to_dict()
-        (out / "sweep.json").write_text(json.dumps(_json_ready(sw.to_dict()), indent=1))
-        (out / "sweep.txt").write_text(sw.table() + "\n")
-        save_reaction_sweep(out / "sweep.png", sw.n_reactions, sw.train_error,
+        atomic_write_text(folder.file("sweep.json"),
+                          json.dumps(_json_ready(sw.to_dict()), indent=1))
+        atomic_write_text(folder.file("sweep.txt"), sw.table() + "\n")
+        save_reaction_sweep(folder.file("sweep.png"), sw.n_reactions, sw.train_error,
                             sw.validation_error, chosen=sw.chosen,
-                            title=f"number of reactions: {report['source']}")
+                            title=f"number of reactions: {source}")
     else:
-        n_r = settings.n_reactions or (ex.n_reactions if ex else None)
-        if n_r is None:
-            raise ParameterError("give the number of reactions (--reactions N) or a sweep "
-                                 "(--sweep 1:4)")
+        n_r = settings.n_reactions or ex.n_reactions
         est = ReactionDiscovery(n_r, **params).fit(data)
     report["fit_seconds_total"] = time.perf_counter() - t0
     report["fit"] = est.report()
     mech = est.mechanism_
+    warnings: list[str] = []
     if ex is not None:
         report["comparison"] = mech.compare(ex.mechanism)
         report["exact"] = report["comparison"]["exact"]
     if not est.converged_:
-        report["warning"] = (
+        warnings.append(
             f"did not converge: largest per-species validation error "
             f"{float(np.max(est.species_errors_)):.3g} > tolerance {est._tolerance():.3g}; "
             "the mechanism below is the best candidate found, not a verified one")
-    (out / "mechanism.yaml").write_text(mech.to_yaml())
-    (out / "mechanism.txt").write_text(mech.table() + "\n")
+    atomic_write_text(folder.file("mechanism.yaml"), mech.to_yaml())
+    atomic_write_text(folder.file("mechanism.txt"), mech.table() + "\n")
+    missing = _exports(mech, folder, report)
+    missing.update(_trajectory_figure(mech, ex, data, folder, report))
+    warnings += [f"{name} not written: {reason}" for name, reason in missing.items()]
+    report["missing_outputs"] = missing
+    report["warnings"] = warnings
+    atomic_write_text(folder.file("report.json"), json.dumps(_json_ready(report), indent=1))
+    return report
+
+
+def _exports(mech: Mechanism, folder: RunFolder, report: dict) -> dict[str, str]:
+    """mechanism.antimony and mechanism.xml; returns ``{name: why not}`` for those that
+    could not be written (a non-physical best guess cannot always be exported)."""
+    from rdlab.chemistry.export import to_antimony, to_sbml
+
     try:
         net = mech.to_network(min_rate=0.0)
-        T = mech.reference_temperature
-        (out / "mechanism.antimony").write_text(to_antimony(net))
-        (out / "mechanism.xml").write_text(to_sbml(net))
-        if T is not None:
-            report["export_temperature"] = T
-    except Exception as exc:  # a non-physical best guess cannot always be exported
-        report["export_error"] = str(exc)
+    except Exception as exc:  # noqa: BLE001 - reported as a missing output, never dropped
+        why = f"the mechanism is not a valid reaction network ({_describe(exc)})"
+        return {"mechanism.antimony": why, "mechanism.xml": why}
+    missing = {}
+    for name, export in (("mechanism.antimony", to_antimony), ("mechanism.xml", to_sbml)):
+        try:
+            atomic_write_text(folder.file(name), export(net))
+        except Exception as exc:  # noqa: BLE001 - reported as a missing output
+            missing[name] = f"export failed ({_describe(exc)})"
+    if mech.reference_temperature is not None and len(missing) < 2:
+        report["export_temperature"] = mech.reference_temperature
+    return missing
+
+
+def _trajectory_figure(mech: Mechanism, ex: Example | None, data: ReactionData,
+                       folder: RunFolder, report: dict) -> dict[str, str]:
+    """trajectories.png and ``report["trajectory_error"]``; ``{name: why not}`` if not."""
+    from rdlab.viz.discovery_plots import save_trajectory_comparison
+
     try:
         check = trajectory_check(mech, ex.mechanism if ex else None, data)
-        report["trajectory_error"] = check["relative_error"]
         save_trajectory_comparison(
-            out / "trajectories.png", check["times"], check["reference"], check["learned"],
-            mech.species, reference_label="true" if ex else "data",
+            folder.file("trajectories.png"), check["times"], check["reference"],
+            check["learned"], mech.species, reference_label="true" if ex else "data",
             title=f"{report['source']}: learned (dashed) vs "
                   f"{'true' if ex else 'measured'}, rel. error {check['relative_error']:.2e}")
-    except Exception as exc:
-        report["trajectory_error_message"] = str(exc)
-    (out / "report.json").write_text(json.dumps(_json_ready(report), indent=1))
-    return report
+    except Exception as exc:  # noqa: BLE001 - reported as a missing output
+        return {"trajectories.png": f"the learned mechanism could not be integrated or "
+                                    f"drawn ({_describe(exc)})"}
+    report["trajectory_error"] = check["relative_error"]
+    return {}
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
