@@ -1,0 +1,86 @@
+"""Small pattern stores, models and CLI runs for the Classify tests.
+
+The paper's runs (128², 60 000 steps) are far too slow for tests, so these use 48² grids and
+400 steps (:data:`SMALL`), and a labelled table of 13 samples spread over the classes
+(every 60th sample of the paper's table). :func:`use_small_runs` makes ``rdlab dataset`` and
+``rdlab scan`` run with them, so the CLI itself (checks, locks, resume) is what is tested;
+``python -m pattern_fixtures ARGS…`` (with ``tests`` on ``PYTHONPATH``) is ``rdlab ARGS…``
+with small runs, for the kill-and-resume subprocesses.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from rdlab.patterns import catalogue
+from rdlab.patterns.generate import IN_PROCESS, generate
+from rdlab.patterns.pattern_runs import PatternRunSettings
+from rdlab.patterns.scan_layout import value_grid
+
+SMALL = PatternRunSettings(size=48, n_steps=400, snapshot_steps=(200, 300, 400),
+                           check_every=100)
+#: Every this many samples of a paper table make the small table.
+EVERY = 60
+#: Arguments of `rdlab scan` for a small 12-point scan.
+SCAN_ARGS = ("--k", "0.045:0.065:4", "--f", "0.01:0.05:3", "--scheduler", IN_PROCESS,
+             "--block", "2")
+
+_paper_table = catalogue.dataset_table
+
+
+def small_table(name: str):
+    return _paper_table(name)[::EVERY]
+
+
+def _small_settings(mode: str, stack3d: bool, dtype: str, early_stop: bool):
+    return replace(SMALL, initial_mode=mode, dtype=dtype, early_stop=early_stop)
+
+
+def use_small_runs(setattr_=setattr) -> None:
+    """Make the CLI's dataset/scan commands run :data:`SMALL` settings on the small tables
+    (``setattr_``: ``monkeypatch.setattr`` in a test, plain ``setattr`` in a subprocess)."""
+    import rdlab.cli_patterns
+
+    setattr_(rdlab.cli_patterns, "_settings", _small_settings)
+    setattr_(catalogue, "dataset_table", small_table)
+
+
+def make_dataset_store(path: Path, name: str = "train", block: int = 4) -> Path:
+    """A small labelled store (13 samples of the paper's ``name`` table, all classes
+    listed) through the Python API."""
+    table = small_table(name)
+    known = catalogue.classes(catalogue.set_pass(name))
+    index = {c.key: i for i, c in enumerate(known)}
+    generate(path, [s.k for s in table], [s.f for s in table], [s.seed for s in table],
+             [index[s.label] for s in table], SMALL, [c.symbol for c in known], name,
+             block=block, scheduler=IN_PROCESS, progress=False)
+    return path
+
+
+def make_scan_store(path: Path, block: int = 2) -> Path:
+    """A small unlabelled 12-point scan store through the Python API (the same points and
+    seeds as ``rdlab scan`` with :data:`SCAN_ARGS`)."""
+    import numpy as np
+
+    points = value_grid(np.linspace(0.045, 0.065, 4), np.linspace(0.01, 0.05, 3))
+    generate(path, points.k, points.f, points.seed, np.full(len(points), -1), SMALL, [],
+             "scan", kind="scan", block=block, scheduler=IN_PROCESS, progress=False)
+    return path
+
+
+def make_model(folder: Path, train: Path, val: Path, epochs: int = 2) -> Path:
+    """A tiny model folder trained on two small stores; returns its ``best.pt``."""
+    from rdlab.patterns.paper_pipeline import train_model
+
+    train_model(train, val, folder, {"epochs": epochs, "patience": None, "batch_size": 8},
+                progress=False)
+    return folder / "best.pt"
+
+
+if __name__ == "__main__":
+    from rdlab.cli import app
+
+    use_small_runs()
+    app(sys.argv[1:], prog_name="rdlab")
