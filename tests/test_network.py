@@ -74,6 +74,14 @@ def test_text_and_yaml_round_trip(net, tmp_path):
     ("A -> B : 1, 2", "needs 1"),
     ("A <-> B : 1", "needs 2"),
     ("A -> B : nan", "NaN"),
+    ("A -> B : inf", "infinite"),
+    ("A -> B : 1e999", "infinite"),
+    ("A -> B : -inf", "infinite|negative"),
+    ("A -> B : inf = 2", "reads as a number"),
+    ("101A -> B : 1", "exceed 100"),
+    ("99A + 2A -> B : 1", "exceed 100"),
+    ("1234567A -> B : 1", "coefficient '1234567'"),
+    ("\u0661A -> B : 1", "cannot read the term"),  # a non-ASCII digit is no coefficient
     ("A -> B : fast", None),  # a bare name is a label, fine
     ("A -> A", "does not change"),
     ("", "no reactions"),
@@ -157,3 +165,76 @@ def test_arrhenius():
         arrhenius(1.0, 1.0, 0.0)
     with pytest.raises(ParameterError, match="NaN"):
         arrhenius(float("nan"), 1.0, 300.0)
+
+
+@pytest.mark.parametrize("lines, meaning", [
+    (["A -> B : f = 1"], r"rate name 'f' of reaction 0 \('A -> B'\) is also the flow rate f"),
+    (["A -> B : D_A = 1"], r"'D_A' .* is also the diffusion coefficient of A"),
+    (["A -> B : feed_B = 1"], r"'feed_B' .* is also the feed concentration of B"),
+    (["A -> B : k2 = 1", "B -> C : 1", "C -> A"],
+     r"'k2' of reaction 0 \('A -> B'\) is also the index name of reaction 2 \('C -> A'\)"),
+    (["A <-> B : k1, k0"], r"'k1' of reaction 0 .* index name of reaction 1"),
+])
+def test_rate_names_that_shadow_another_parameter_are_refused(lines, meaning):
+    with pytest.raises(NetworkError, match=meaning):
+        ReactionNetwork.from_text(lines)
+
+
+def test_names_that_do_not_shadow_anything_are_fine():
+    # a label equal to its own index name, D_/feed_ of a non-species, k<r> beyond the
+    # reactions, a leading zero (not an index name)
+    net = ReactionNetwork.from_text(["A -> B : k0 = 1", "B -> A : D_X = 2",
+                                     "A -> 0 : k7 = 3", "B -> 0 : k01 = 4"])
+    assert [net.rate_index(n) for n in ("k0", "D_X", "k7", "k01", "k1")] == [0, 1, 2, 3, 1]
+    with pytest.raises(NetworkError, match="no rate constant called 'k4'"):
+        net.rate_index("k4")
+    with pytest.raises(NetworkError, match="no rate constant called 'k00'"):
+        ReactionNetwork.from_text(["A -> B : 1"]).rate_index("k00")
+
+
+def test_every_preset_builds_and_names_mean_one_thing():
+    from rdlab.chemistry.presets import NETWORKS, preset_network
+    from rdlab.system import locate_parameter, parameter_names
+
+    for name in NETWORKS:
+        net = preset_network(name)
+        names = parameter_names(net)
+        assert len(set(names)) == len(names), name
+        places = [locate_parameter(net, n) for n in names]
+        assert len(set(places)) == len(places), name
+    coupled = preset_network("coupled-gray-scott")
+    assert coupled.rate_index("k1") == 1 and coupled.rate_index("k2") == 2
+    assert coupled.reaction_text(2, False) == "V2 -> 0"
+
+
+def test_dense_reaction_counts_without_building():
+    from rdlab.chemistry.dense import reaction_count
+    from rdlab.chemistry.presets import preset_network
+
+    for n in (2, 3, 5, 8):
+        assert reaction_count("dense", n) == dense_network(n).n_reactions
+        assert reaction_count("dense-gs", n) == dense_gs_network(n).n_reactions
+        assert reaction_count("kitchen-sink", n) == kitchen_sink_network(n).n_reactions
+    assert reaction_count("dense", 500) == 124_999_500
+    with pytest.raises(NetworkError, match=r"124,999,500 reactions, more than the limit"):
+        preset_network("dense", 500)  # refused at once, without enumerating
+
+
+def test_network_mapping_is_checked(tmp_path):
+    block = ReactionNetwork.from_dict({"reactions": "A -> B : 1\nB -> A : 2\n"})
+    assert block == ReactionNetwork.from_text(["A <-> B : 1, 2"])
+    for data, fragment in [
+        (["A -> B"], "mapping"),
+        ({"reactions": 5}, "'reactions' must be a list"),
+        ({"reactions": ["A -> B : 1"], "species": "AB"}, "'species' must be a list"),
+        ({"reactions": ["A -> B : 1"], "rates": [1]}, r"unknown network keys \['rates'\]"),
+        ({"species": ["A"]}, "needs a 'reactions' list"),
+    ]:
+        with pytest.raises(NetworkError, match=fragment):
+            ReactionNetwork.from_dict(data)
+    path = tmp_path / "n.yaml"
+    path.write_text("reactions: [A -> B : 1\n")
+    from rdlab.errors import DataError
+
+    with pytest.raises(DataError, match=r"network file '.*n.yaml' is not valid YAML"):
+        ReactionNetwork.from_yaml(path)

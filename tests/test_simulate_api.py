@@ -102,3 +102,45 @@ def test_well_mixed_run_folder_has_a_time_series_plot(tmp_path):
     metrics = run_simulation(spec, tmp_path / "run", progress=False)
     assert metrics["figures"] == ["time_series.png"]
     assert (tmp_path / "run" / "time_series.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("engine", ["fast", "numpy", "torch"])
+def test_every_grid_engine_names_the_first_bad_step(engine):
+    # sample 2 grows ×1.5 per step (A -> 2A at rate 1, dt 0.5): first beyond 1e6 at step
+    # 35, first beyond 1e8 at step 46; the checks run every 64 steps
+    net = ReactionNetwork.from_text(["A -> 2A : a = 0.0"])
+    system = System.build(net, grid=Grid(4, 5)).samples(a=[0.0, 0.0, 1.0])
+    x0 = np.ones(system.state_shape())
+    with pytest.raises(SimulationError, match=r"sample 2 at step 35 \(the first bad step\); "
+                                              r"parameters f=0, a=1"):
+        simulate(system, x0, dt=0.5, n_steps=100, engine=engine, progress=False)
+    with pytest.raises(SimulationError, match=r"sample 2 at step 46 \(the first bad step\)"):
+        simulate(system, x0, dt=0.5, n_steps=100, engine=engine, progress=False,
+                 runaway_limit=1e8)
+    ds = simulate(system, x0, dt=0.5, n_steps=40, engine=engine, progress=False,
+                  runaway_limit=1e8)
+    np.testing.assert_allclose(ds[CONCENTRATION].values[2, -1], 1.5**40, rtol=1e-10)
+
+
+def test_ode_engine_names_the_first_bad_time_and_takes_the_limit():
+    net = ReactionNetwork.from_text(["A -> 2A : a = 1.0"])
+    system = System.build(net)
+    with pytest.raises(SimulationError, match=r"sample 0 blew up .* at t = 14, the first"):
+        simulate(system, np.ones((1, 1)), dt=1.0, n_steps=20, snapshot_every=1,
+                 engine="ode", progress=False)  # e^13 < 1e6 < e^14
+    ds = simulate(system, np.ones((1, 1)), dt=1.0, n_steps=20, engine="ode", progress=False,
+                  runaway_limit=1e9)
+    np.testing.assert_allclose(ds[CONCENTRATION].values[0, -1, 0], np.exp(20), rtol=1e-6)
+
+
+def test_runaway_limit_is_a_config_key(tmp_path):
+    spec = SimulationSpec(network=["A -> 2A : a = 1.0"], grid="4", steps=40, dt=0.5,
+                          engine="numpy", initial="uniform", initial_options={"values": [1.0]},
+                          movie="none")
+    with pytest.raises(SimulationError, match=r"step 35 \(the first bad step\)"):
+        run_simulation(spec, tmp_path / "run", progress=False)
+    spec = SimulationSpec.from_dict({**SimulationSpec(**{**spec.to_dict()}).to_dict(),
+                                     "runaway_limit": 1e8})
+    metrics = run_simulation(spec, tmp_path / "run", progress=False)
+    assert metrics["final_mean"]["A"] == pytest.approx(1.5**40)
+    assert "runaway_limit: 100000000.0" in (tmp_path / "run" / "config.yaml").read_text()

@@ -120,3 +120,37 @@ def test_samples_zip_a_parameter_table():
         gs().samples(f=[0.1, 0.2], k=[0.05])
     with pytest.raises(ParameterError, match=r"flow rate f is negative"):
         gs().samples(f=[-0.1])
+
+
+def test_two_names_of_one_parameter_are_refused():
+    with pytest.raises(ParameterError, match=r"'k' and 'k1' name the same parameter .*'V -> 0'"):
+        gs().sweep(k=[0.05, 0.06], k1=[0.07])
+    with pytest.raises(ParameterError, match=r"'k1' and 'k' name the same parameter"):
+        gs().samples(k1=[0.05], k=[0.06])
+    with pytest.raises(ParameterError, match=r"'k' and 'k1' name the same parameter"):
+        System.build(gray_scott_network(), rates={"k": 0.05, "k1": 0.06})
+    with pytest.raises(ParameterError, match=r"'f' is not a rate constant"):
+        System.build(gray_scott_network(), rates={"f": 0.05})
+
+
+def test_no_reaction_runs_silently_at_rate_zero():
+    """A label that is another reaction's index name used to take that reaction's value,
+    leaving it at rate 0 (issue 15); now such a network is refused, and every reaction
+    without a rate must be given one."""
+    from rdlab.chemistry import ReactionNetwork
+    from rdlab.errors import NetworkError
+    from rdlab.simulation_spec import SimulationSpec
+
+    with pytest.raises(NetworkError, match=r"'k2' .* index name of reaction 2"):
+        SimulationSpec(network=["A -> B : k2", "B -> C : 1", "C -> A"], grid="8",
+                       parameters={"k2": 1.0}).resolve()
+    spec = SimulationSpec(network=["A -> B : kab", "B -> C : 1", "C -> A"], grid="8",
+                          steps=2, parameters={"kab": 0.5})
+    with pytest.raises(ParameterError, match=r"no rate constant given for reactions \['C -> A'\]"):
+        spec.resolve()
+    spec = SimulationSpec(network=["A -> B : kab", "B -> C : 1", "C -> A"], grid="8",
+                          steps=2, parameters={"kab": 0.5, "k2": 0.25})
+    system, _ = spec.resolve()
+    np.testing.assert_array_equal(system.rates[0], [0.5, 1.0, 0.25])
+    net = ReactionNetwork.from_text(["A -> B : kab", "B -> C : 1", "C -> A"])
+    assert np.all(System.build(net, rates={"kab": 1, "k2": 2}).rates > 0)

@@ -10,7 +10,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from rdlab.cli_design import register as register_design
@@ -98,8 +97,9 @@ def _set_threads(threads: int) -> None:
 
 def _given(ctx: typer.Context, names) -> list[str]:
     """The options among ``names`` that were given on the command line."""
+    # compared by name: typer may bring its own copy of click's ParameterSource
     return [n for n in names
-            if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
+            if getattr(ctx.get_parameter_source(n), "name", None) == "COMMANDLINE"]
 
 
 #: Options that may accompany ``--config`` (the rest would be ignored, so they are refused).

@@ -48,8 +48,8 @@ def check_output(out: Path) -> Path:
     if str(out).strip() in ("", "."):
         raise OutputError(f"--out {str(out)!r} is not a folder name")
     check_run_folder(out)
-    parent = out.absolute().parent
-    while not parent.exists():
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
         raise OutputError(f"cannot write {str(out)!r}: {str(parent)!r} is a file, not a folder")

@@ -236,6 +236,8 @@ class SimulationSpec:
             parse_values(name, value)
         if _is_int(self.grid):
             self.grid = str(self.grid)
+        if not optional("grid", lambda v: isinstance(v, str)):
+            bad("grid", "'NYxNX', 'N' or 'none'")
         if self.grid is not None:
             parse_grid(self.grid)
         if not (_is_number(self.dx) and np.isfinite(self.dx) and self.dx > 0):
@@ -365,24 +367,33 @@ class SimulationSpec:
                                  f"{self.initial_options!r}: {exc}") from None
 
     def _build_initial_state(self, system: System, rng: np.random.Generator) -> np.ndarray:
+        """The initial state; a well-mixed reactor starts from ``values``/``base`` (or the
+        feed), or from U(low, high) for ``random``."""
         opts = dict(self.initial_options)
+        if self.initial == "uniform":
+            unknown = sorted(set(opts) - {"values", "base"})
+            if unknown or len(opts) > 1:
+                raise ParameterError(f"initial state 'uniform' takes one option, 'values' (or "
+                                     f"'base'), got {sorted(opts)}")
+            values = opts.get("values", opts.get("base"))
+            if system.grid is None:
+                return np.broadcast_to(
+                    system.feed if values is None
+                    else initial.species_vector(system, values, "uniform state"),
+                    system.state_shape()).copy()
+            return initial.uniform(system, values)
         if system.grid is None:
             if self.initial == "random":
                 return rng.uniform(opts.get("low", 0.0), opts.get("high", 1.0),
                                    size=(system.batch_size, system.n_species))
-            return system.feed.copy()
-        try:
-            if self.initial == "squares":
-                return initial.with_squares(system, rng, **opts)
-            if self.initial == "random":
-                return initial.random_uniform(system, rng, **opts)
-            if self.initial == "uniform":
-                return initial.uniform(system, opts.get("values"))
-        except TypeError as exc:
-            raise ParameterError(f"bad options for initial state {self.initial!r}: {exc}") \
-                from None
-        raise ParameterError(f"unknown initial state {self.initial!r}; choose squares, random "
-                             "or uniform")
+            base = opts.get("base")
+            return np.broadcast_to(
+                system.feed if base is None
+                else initial.species_vector(system, base, "base concentrations"),
+                system.state_shape()).copy()
+        if self.initial == "squares":
+            return initial.with_squares(system, rng, **opts)
+        return initial.random_uniform(system, rng, **opts)
 
     @property
     def name(self) -> str:
