@@ -244,3 +244,72 @@ def test_metric_summaries_skip_blown_up_runs_without_warnings():
     assert s["Optimized"]["runs"] == 2 and s["Optimized"]["mean"] == pytest.approx(3.0)
     assert s["Random X0"]["runs"] == 0 and np.isnan(s["Random X0"]["mean"])
     assert end["Optimized"] == 4.0 and np.isnan(end["Random X0"])
+
+
+def test_ctrl_c_in_the_middle_of_a_step_resumes_to_the_same_result(tmp_path, monkeypatch):
+    """Ctrl-C after Adam has moved the model but before the step is counted: no checkpoint
+    of that half-done step is written (it would be replayed on resume), so the resumed run
+    equals the uninterrupted one."""
+    from rdlab.design.parameters import DesignParameters
+
+    cfg = DesignConfig.from_dict(TINY)
+    whole = optimise(cfg, tmp_path / "whole", progress=False)
+    project = DesignParameters.project_
+    calls = {"n": 0}
+
+    def interrupted(self):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return project(self)
+
+    monkeypatch.setattr(DesignParameters, "project_", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        optimise(cfg, tmp_path / "part", progress=False)
+    monkeypatch.setattr(DesignParameters, "project_", project)
+    assert len(read_history(tmp_path / "part")) == 4
+    resumed = optimise(cfg, tmp_path / "part", progress=False)
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
+        for k in a:
+            assert torch.equal(a[k], b[k]), k
+    assert ([h["loss"] for h in read_history(tmp_path / "part")]
+            == [h["loss"] for h in read_history(tmp_path / "whole")])
+
+
+def test_a_folder_of_another_config_is_refused_before_anything_is_written(tmp_path):
+    from rdlab.design.optimise import resume_point
+
+    optimise(DesignConfig.from_dict(TINY), tmp_path, progress=False)
+    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    other = DesignConfig.from_dict({**TINY, "steps": 5})
+    with pytest.raises(ParameterError, match=r"different config \(steps: 4 there, 5 here\)"):
+        optimise(other, tmp_path, progress=False)
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before
+    assert resume_point(DesignConfig.from_dict(TINY), tmp_path)["state"]["finished"]
+    # resume=False starts again in place (the library's --fresh)
+    optimise(other, tmp_path, progress=False, resume=False)
+    assert len(read_history(tmp_path)) == 10
+
+
+def test_the_report_writes_only_files_it_knows_and_replaces_them_whole(tmp_path):
+    """Every file the report writes is one the run folder knows as a report file (so a
+    new report or run removes it), and no staging folder is left."""
+    from rdlab.design.run_files import RUN_FILES, report_files
+
+    optimise(DesignConfig.from_dict(TINY), tmp_path, progress=False)
+    report(tmp_path)
+    names = {p.name for p in tmp_path.iterdir()}
+    reported = {p.name for p in report_files(tmp_path)}
+    assert names == reported | set(RUN_FILES)
+    assert {"metrics.json", "timelapse.png", "network.xml"} <= reported
+    assert json.loads((tmp_path / "metrics.json").read_text())["finished"] is True
+
+
+def test_reaction_counts_match_the_enumerations():
+    from rdlab.chemistry.dense import dense_gs_network, dense_network, kitchen_sink_network
+    from rdlab.design.config import reaction_count
+
+    for n in (2, 3, 4, 5, 7):
+        assert reaction_count("kitchen-sink", n) == kitchen_sink_network(n).n_reactions
+        assert reaction_count("gs", n) == dense_gs_network(n).n_reactions
+        assert reaction_count("paper", n) == dense_network(n).n_reactions

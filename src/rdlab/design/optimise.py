@@ -14,8 +14,12 @@ E — and minimises the configured loss with Adam:
   parameters forward ("incremental optimisation", appendix D.3);
 * a checkpoint (every model, optimiser, schedule, random state and the history length) is
   written atomically every ``checkpoint_every`` steps, at the end of each stage and on
-  Ctrl-C; running the same command again resumes from it, and the result is the same as an
-  uninterrupted run. The history (one JSON line per step) is appended as it goes.
+  Ctrl-C between steps (Ctrl-C inside a step, or ``kill -9``, falls back to the last
+  checkpoint); running the same command again resumes from it, and the result is the same
+  as an uninterrupted run, bit for bit on the CPU. The history (one JSON line per step) is
+  appended as it goes and trimmed to the checkpoint on resume.
+* nothing is written before everything is checked (:func:`resume_point`); the run folder's
+  files are described in :mod:`rdlab.design.run_files`.
 
 Everything is seeded from the config's ``seed``.
 """
