@@ -262,8 +262,9 @@ def load_model(path: str | Path) -> tuple[nn.Module, list[str], dict]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - corrupt / truncated / foreign pickle
         text = str(exc).strip().splitlines()
+        text = text[0].split(". ")[0] if text else ""  # torch's notes would fill a screen
         raise DataError(f"model file {str(path)!r} is not a readable torch file "
-                        f"({type(exc).__name__}{': ' + text[0] if text else ''})") from None
+                        f"({type(exc).__name__}{': ' + text if text else ''})") from None
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
         raise DataError(f"model file {str(path)!r} is not an rdlab pattern-CNN file")
     if payload.get("version", 0) > _FORMAT_VERSION:

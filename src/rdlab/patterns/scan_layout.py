@@ -95,6 +95,6 @@ def value_grid(k_values, f_values, seed_start: int = 1) -> ScanPoints:
             raise ParameterError(f"scan needs at least one {name} value")
         bad = values[~np.isfinite(values) | (values < 0)]
         if bad.size:
-            raise ParameterError(f"scan value {name} = {bad[0]!r} must be finite and ≥ 0")
+            raise ParameterError(f"scan value {name} = {float(bad[0])!r} must be finite and ≥ 0")
     kk, ff = np.meshgrid(k, f, indexing="ij")
     return ScanPoints(kk.ravel(), ff.ravel(), seed_start + np.arange(kk.size))

@@ -628,8 +628,9 @@ def _load_resume_state(last_path: Path) -> dict:
         state = torch.load(last_path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - truncated, garbage, foreign pickle
         text = str(exc).strip().splitlines()
+        text = text[0].split(". ")[0] if text else ""
         raise DataError(f"cannot resume from {str(last_path)!r}: it is damaged "
-                        f"({type(exc).__name__}{': ' + text[0] if text else ''}); remove "
+                        f"({type(exc).__name__}{': ' + text if text else ''}); remove "
                         f"the folder {str(last_path.parent)!r} (or choose another --out) to "
                         "start fresh") from None
     if not isinstance(state, dict) or state.get("format") != _STATE_FORMAT:
