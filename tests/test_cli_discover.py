@@ -4,13 +4,20 @@ libroadrunner simulates into the true trajectories."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 
 import numpy as np
 import pytest
+from cli_contract import assert_refused, snapshot
 from typer.testing import CliRunner
 
 from rdlab.cli import app
-from rdlab.discover.data import generate, save, trajectories
+from rdlab.discover.data import generate, load, save, trajectories
 from rdlab.discover.examples import example
 
 
@@ -76,3 +83,112 @@ def test_estimated_derivatives_report_their_error(tmp_path):
     assert est["per_time"][0] > 0.5 and est["per_time"][-1] < 1e-2
     assert not report["fit"]["converged"]
     assert report["warnings"][0].startswith("did not converge")
+
+
+# ---------------------------------------------------------------- per-sample time grids
+def test_csv_samples_on_their_own_grids_get_their_own_derivatives(tmp_path):
+    """Samples reported at different times: each sample's derivatives are estimated on its
+    own times (within 1 % of the exact ones written beside them), and the run's data.zarr
+    keeps every sample's times."""
+    mech = example("stiff").mechanism
+    times = np.stack([np.linspace(2.0, 3.0 + s, 31) for s in range(5)])  # past the transient
+    data = generate(mech, n_samples=5, times=times, seed=4)
+    path = save(data, tmp_path / "grids.csv")
+    out = tmp_path / "run"
+    res = CliRunner().invoke(app, ["discover", str(path), "--reactions", "2",
+                                   "--derivatives", "spline", "--budget", "1",
+                                   "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["derivative_estimate"]["overall"] < 1e-2, report["derivative_estimate"]
+    np.testing.assert_array_equal(load(out / "data.zarr").sample_times, times)
+
+
+# ---------------------------------------------------------------- the run folder
+def test_a_missing_output_is_a_warning_and_a_failed_rerun_changes_nothing(tmp_path,
+                                                                          monkeypatch):
+    """An output that could not be made is named in a warning, in report.json and in the
+    last line; a rerun that fails leaves that run exactly as it was (no staging left)."""
+    import rdlab.chemistry.export as export
+    from rdlab.discover.estimator import ReactionDiscovery
+    from rdlab.errors import SimulationError
+
+    monkeypatch.chdir(tmp_path)
+
+    def no_sbml(net):
+        raise RuntimeError("no SBML today")
+
+    monkeypatch.setattr(export, "to_sbml", no_sbml)
+    args = ["discover", "--example", "stiff", "--budget", "2", "--out", "runs/x"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "warning: mechanism.xml not written: export failed (RuntimeError: no SBML today)" \
+        in res.output
+    assert res.output.strip().splitlines()[-1] == (
+        "outputs in runs/x, except mechanism.xml (see the warnings and report.json)")
+    report = json.loads((tmp_path / "runs/x/report.json").read_text())
+    assert list(report["missing_outputs"]) == ["mechanism.xml"]
+    assert any(w.startswith("mechanism.xml not written") for w in report["warnings"])
+    assert not (tmp_path / "runs/x/mechanism.xml").exists()
+    assert (tmp_path / "runs/x/mechanism.antimony").exists()
+
+    def blow_up(self, *a, **k):
+        raise SimulationError("the fit blew up on purpose")
+
+    monkeypatch.setattr(ReactionDiscovery, "fit", blow_up)
+    assert_refused(args, tmp_path, "the fit blew up on purpose")
+
+
+def test_a_second_writer_gets_the_lock_error_naming_the_holder(tmp_path, monkeypatch):
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import time
+        from rdlab.output_lock import hold
+        with hold("runs/x", command="rdlab discover --example stiff"):
+            print("locked", flush=True)
+            time.sleep(60)
+        """)], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        monkeypatch.chdir(tmp_path)
+        assert_refused(["discover", "--example", "stiff", "--budget", "1", "--out", "runs/x"],
+                       tmp_path, rf"'runs/x' is being written by process {holder.pid} .*rdlab "
+                                 r"discover --example stiff")
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_kill_9_mid_fit_leaves_the_earlier_run_and_does_not_block_the_next(tmp_path,
+                                                                           monkeypatch):
+    """`kill -9` while a rerun is fitting: the earlier run is intact (same files, same
+    bytes), and the next run succeeds and leaves no staging folder behind."""
+    monkeypatch.chdir(tmp_path)
+    first = ["discover", "--example", "stiff", "--budget", "1", "--out", "runs/x"]
+    assert CliRunner().invoke(app, first).exit_code == 0
+    before = snapshot(tmp_path / "runs")
+    contents = {p: p.read_bytes() for p in (tmp_path / "runs/x").rglob("*") if p.is_file()}
+    long_fit = [sys.executable, "-c", "from rdlab.cli import app; app()", "discover",
+                "--example", "autocatalytic", "--no-catalytic", "--budget", "300",
+                "--out", "runs/x"]
+    log = tmp_path / "killed.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen(long_fit, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.monotonic() + 120
+    # the staging folder holds the data once the fit has begun
+    while not list((tmp_path / "runs").glob(".x.staging-*/data.zarr")):
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "the run never started fitting"
+        time.sleep(0.05)
+    time.sleep(np.random.default_rng(0).uniform(0.5, 1.5))
+    assert proc.poll() is None, "the fit ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert list((tmp_path / "runs").glob(".x.staging-*"))  # killed mid-run
+    assert {k: v for k, v in snapshot(tmp_path / "runs").items()
+            if ".staging-" not in k} == before
+    assert {p: p.read_bytes() for p in contents} == contents
+
+    res = CliRunner().invoke(app, first)
+    assert res.exit_code == 0, res.output
+    assert not list((tmp_path / "runs").glob(".x.*-*"))  # no staging or replaced folders
+    assert json.loads((tmp_path / "runs/x/report.json").read_text())["exact"]

@@ -8,11 +8,12 @@ import torch
 
 from rdlab.discover import freezing
 from rdlab.discover.data import ReactionData, generate, load, save
+from rdlab.discover.derivatives import estimate as estimate_derivatives
 from rdlab.discover.estimator import ReactionDiscovery
 from rdlab.discover.examples import EXAMPLES, example
 from rdlab.discover.mechanism import Mechanism
 from rdlab.discover.rate_fit import fit_rates, refine_integers
-from rdlab.errors import ParameterError
+from rdlab.errors import DataError, ParameterError
 from rdlab.simulate import ode
 from rdlab.system import System
 
@@ -63,6 +64,82 @@ def test_data_files_round_trip(tmp_path, hydrogen_data):
         assert back.species == hydrogen_data.species
         np.testing.assert_allclose(back.concentrations, hydrogen_data.concentrations, rtol=1e-15)
         np.testing.assert_allclose(back.derivatives, hydrogen_data.derivatives, rtol=1e-15)
+
+
+CHAIN = Mechanism.from_rows(["A", "B", "C"], [({"A": -1, "B": 1}, 1.0, 0.5),
+                                             ({"B": -1, "C": 1}, 0.3, 0.0)])
+
+
+def _chain_on_own_grids(n: int = 6) -> ReactionData:
+    """A ⇌ B → C; sample s reported at 41 times over [0, 1 + s/2] (a grid of its own)."""
+    times = np.stack([np.linspace(0.0, 1.0 + 0.5 * s, 41) for s in range(n)])
+    return generate(CHAIN, n, times=times, seed=3)
+
+
+def test_per_sample_times_survive_csv_and_zarr(tmp_path):
+    truth = _chain_on_own_grids()
+    assert not truth.shared_times
+    np.testing.assert_allclose(truth.derivatives.reshape(-1, 3),
+                               CHAIN.rhs(truth.concentrations.reshape(-1, 3)), atol=1e-12)
+    for name in ("d.csv", "d.zarr"):
+        back = load(save(truth, tmp_path / name))
+        np.testing.assert_array_equal(back.sample_times, truth.sample_times)
+        np.testing.assert_array_equal(back.concentrations, truth.concentrations)
+        np.testing.assert_array_equal(back.derivatives, truth.derivatives)
+
+
+def test_rates_from_a_csv_whose_samples_have_different_grids(tmp_path):
+    """Only concentrations in the file; the derivatives estimated per sample on its own
+    times give the true rates of the known structure (sample 0's grid for all — the old
+    reading — gives rates off by up to 3×)."""
+    truth = _chain_on_own_grids()
+    path = save(ReactionData(truth.species, truth.times, truth.concentrations),
+                tmp_path / "c.csv")
+    data = estimate_derivatives(load(path), method="spline")
+    u, du, _ = data.points()
+    V = CHAIN.V
+    kf, kr, _ = fit_rates(V, np.maximum(0, -V), np.maximum(0, V), np.log(u), du)
+    np.testing.assert_allclose(kf, CHAIN.kf, rtol=1e-2)
+    np.testing.assert_allclose(kr, CHAIN.kr, rtol=1e-2, atol=1e-3)
+    wrong = estimate_derivatives(ReactionData(truth.species, truth.times[0],
+                                              truth.concentrations), method="spline")
+    kf_wrong, _, _ = fit_rates(V, np.maximum(0, -V), np.maximum(0, V), np.log(u),
+                               wrong.derivatives.reshape(-1, 3))
+    assert np.max(np.abs(kf_wrong / CHAIN.kf - 1)) > 0.3
+
+
+def test_csv_rows_of_samples_may_interleave_and_labels_may_be_text(tmp_path):
+    text = ("sample,time,A,dA/dt\n"
+            "left,0,1,-1\nright,0,2,-2\nleft,1,0.5,-0.5\nright,2,1,-1\n")
+    path = tmp_path / "i.csv"
+    path.write_text(text)
+    data = load(path)
+    np.testing.assert_array_equal(data.sample_times, [[0, 1], [0, 2]])
+    np.testing.assert_array_equal(data.concentrations[:, :, 0], [[1, 0.5], [2, 1]])
+
+
+def _damaged(tmp_path, how: str):
+    store = save(generate(example("stiff").mechanism, n_samples=3), tmp_path / "s.zarr")
+    if how == "metadata":
+        for name in (".zgroup", ".zmetadata", ".zattrs"):
+            (store / name).unlink()
+    elif how == "deleted-chunk":
+        (store / "concentration" / "0.0.0").unlink()
+    else:
+        chunk = store / "concentration" / "0.0.0"
+        chunk.write_bytes(chunk.read_bytes()[:20])
+    return store
+
+
+@pytest.mark.parametrize("how, match", [
+    ("metadata", r"is a folder but not a zarr store"),
+    ("deleted-chunk", r"concentration of F in sample 0 at time 0.0 is nan.*damaged or "
+                      r"missing chunk"),
+    ("truncated-chunk", r"cannot read the zarr store .*s\.zarr"),
+])
+def test_damaged_data_stores_are_refused(tmp_path, how, match):
+    with pytest.raises(DataError, match=match):
+        load(_damaged(tmp_path, how))
 
 
 def test_bad_data_is_named():
