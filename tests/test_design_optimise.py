@@ -313,3 +313,18 @@ def test_reaction_counts_match_the_enumerations():
         assert reaction_count("kitchen-sink", n) == kitchen_sink_network(n).n_reactions
         assert reaction_count("gs", n) == dense_gs_network(n).n_reactions
         assert reaction_count("paper", n) == dense_network(n).n_reactions
+
+
+def test_a_changed_target_image_is_not_resumed_silently(tmp_path):
+    """The target file may change under the same name: the checkpoint keeps a fingerprint
+    of the target, and a resume with another image is refused."""
+    from PIL import Image
+
+    image = tmp_path / "target.png"
+    Image.frombytes("L", (2, 1), b"\x00\xff").resize((16, 16)).save(image)
+    loss = {**TINY["loss"], "target": {"image": str(image), "species": 1}}
+    cfg = DesignConfig.from_dict({**TINY, "loss": loss})
+    optimise(cfg, tmp_path / "run", progress=False, max_seconds=1e-9)
+    Image.frombytes("L", (1, 2), b"\x00\xff").resize((16, 16)).save(image)
+    with pytest.raises(ParameterError, match="target image .* has changed"):
+        optimise(cfg, tmp_path / "run", progress=False)

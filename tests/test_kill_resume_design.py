@@ -135,3 +135,33 @@ def test_killed_at_random_moments_resumes_to_the_uninterrupted_design(
     """Two kills at random points (possibly during start-up, a checkpoint write or the
     final model write), then the same command to the end."""
     _kill_and_resume(tmp_path, uninterrupted, seed, kills=2)
+
+
+def test_a_second_design_on_a_running_folder_is_refused(tmp_path, monkeypatch):
+    """Two writers: while one `rdlab design` runs in a folder, a second (other settings)
+    is refused at once with the lock error naming the first, and changes nothing; the
+    folder then holds the first run alone (resumable by its own command)."""
+    from cli_contract import assert_refused
+
+    from rdlab.design.optimise import resume_point
+
+    monkeypatch.chdir(tmp_path)
+    long = [*SETTINGS, "steps=[100000, 8]"]
+    first = subprocess.Popen([*COMMAND[:5], "--no-evaluate", "--out", "runs/x",
+                              *(a for s in long for a in ("--set", s))],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while _history_lines(tmp_path / "runs/x") < 1:
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        os.kill(first.pid, signal.SIGSTOP)  # holding its lock, so that only the second
+        time.sleep(0.2)                      # command could change files now
+        assert_refused(["design", "fig2a-quick", "--out", "runs/x", "--no-evaluate",
+                        *(a for s in SETTINGS for a in ("--set", s))], tmp_path,
+                       rf"'runs/x' is being written by process {first.pid} .*design "
+                       r"fig2a-quick")
+    finally:
+        first.kill()
+        first.wait()
+    resume_point(load_config("fig2a-quick", **parse_overrides(long)), tmp_path / "runs/x")

@@ -26,6 +26,7 @@ Everything is seeded from the config's ``seed``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -233,10 +234,14 @@ def resume_point(config: DesignConfig, out: str | Path) -> dict | None:
                 f"); rerun with that folder's settings to resume it, or {START_AGAIN}")
         try:
             state = _StageState(**saved["state"])
-            build_model(config, "cpu").load_state_dict(saved["model"])
+            model = build_model(config, "cpu")
+            model.load_state_dict(saved["model"])
         except (TypeError, KeyError, RuntimeError) as err:
             raise DataError(f"{str(ck)!r} does not hold this config's model and state "
                             f"({type(err).__name__}); {START_AGAIN}") from None
+        if saved.get("target_digest", _target_digest(model)) != _target_digest(model):
+            raise ParameterError(f"the target image of {str(out)!r} has changed since its run "
+                                 f"started; restore it to resume, or {START_AGAIN}")
         read_history_lines(out / HISTORY, state.history_lines)
         return saved
     cfg_file = out / CONFIG
@@ -409,7 +414,15 @@ def _checkpoint(path: Path, model: DesignModel, rng: torch.Generator, state: _St
                      "plateau": None if plateau is None else plateau.state_dict()}
     atomic_torch_save({"config": cfg_dump, "model": model.state_dict(), "rng": rng.get_state(),
                        "torch_rng": torch.get_rng_state(), "state": state.__dict__.copy(),
-                       "optimiser": optimiser}, path)
+                       "optimiser": optimiser, "target_digest": _target_digest(model)}, path)
+
+
+def _target_digest(model: DesignModel) -> str | None:
+    """A fingerprint of the target image as the loss sees it (its file may change under the
+    same name between a run and its resume)."""
+    if model.target is None:
+        return None
+    return hashlib.sha256(np.ascontiguousarray(model.target, dtype=np.float64)).hexdigest()
 
 
 def _truncate_history(path: Path, lines: int) -> None:
