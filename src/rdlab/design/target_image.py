@@ -15,6 +15,8 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
+from rdlab.atomic import atomic_write
+
 __all__ = ["portrait", "write_portrait"]
 
 
@@ -45,10 +47,9 @@ def portrait(size: int = 256) -> np.ndarray:
 
 
 def write_portrait(path: str | Path, size: int = 256) -> Path:
-    """Write :func:`portrait` as an 8-bit grey PNG."""
-    path = Path(path)
-    Image.fromarray(np.round(portrait(size) * 255).astype(np.uint8), mode="L").save(path)
-    return path
+    """Write :func:`portrait` as an 8-bit grey PNG (atomically)."""
+    image = Image.fromarray(np.round(portrait(size) * 255).astype(np.uint8), mode="L")
+    return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
 
 
 if __name__ == "__main__":
