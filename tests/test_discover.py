@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rdlab.discover import freezing
-from rdlab.discover.data import ReactionData, generate, load, save
+from rdlab.discover.data import ReactionData, generate, load, save, trajectories
 from rdlab.discover.derivatives import estimate as estimate_derivatives
 from rdlab.discover.estimator import ReactionDiscovery
 from rdlab.discover.examples import EXAMPLES, example
@@ -116,6 +116,15 @@ def test_csv_rows_of_samples_may_interleave_and_labels_may_be_text(tmp_path):
     data = load(path)
     np.testing.assert_array_equal(data.sample_times, [[0, 1], [0, 2]])
     np.testing.assert_array_equal(data.concentrations[:, :, 0], [[1, 0.5], [2, 1]])
+
+
+def test_a_mechanism_without_reactions_stays_where_it_starts():
+    """Data at a steady state are explained by no reaction at all; that mechanism's
+    trajectory (drawn in trajectories.png) is constant, not an error."""
+    none = Mechanism(("A", "B"), np.zeros((0, 2)), np.zeros(0), np.zeros(0))
+    states, derivs = trajectories(none, [[0.3, 0.7]], [0.0, 1.0, 2.0])
+    np.testing.assert_array_equal(states, [[[0.3, 0.7]] * 3])
+    assert not derivs.any()
 
 
 def _damaged(tmp_path, how: str):

@@ -215,6 +215,10 @@ def trajectories(mechanism: Mechanism, initial: np.ndarray, times: np.ndarray,
     """
     x0 = np.atleast_2d(np.asarray(initial, dtype=float))
     n = x0.shape[0]
+    t = np.asarray(times, dtype=float)
+    if mechanism.n_reactions == 0:  # nothing reacts: every species stays where it starts
+        states = np.repeat(x0[:, None, :], t.size, axis=1)
+        return states, np.zeros_like(states)
     T = None if temperatures is None else np.broadcast_to(
         np.asarray(temperatures, dtype=float), (n,))
     # every direction becomes a column, zero rates included, so columns are predictable
@@ -222,8 +226,7 @@ def trajectories(mechanism: Mechanism, initial: np.ndarray, times: np.ndarray,
                for d in ((0,) if mechanism.orders is not None else (0, 1))]
     net = _network_all_directions(mechanism)
     system = System.build(net, rates=_rates_per_sample(mechanism, columns, T, n))
-    states, derivs = ode.solve(system, x0, np.asarray(times, dtype=float), method=method,
-                               rtol=rtol, atol=atol)
+    states, derivs = ode.solve(system, x0, t, method=method, rtol=rtol, atol=atol)
     return np.transpose(states, (1, 0, 2)), np.transpose(derivs, (1, 0, 2))
 
 

@@ -80,7 +80,11 @@ def load(path: str | Path) -> ReactionData:
 
 
 def _read_zarr(path: Path) -> ReactionData:
-    names = {p.name for p in path.iterdir()}
+    try:
+        names = {p.name for p in path.iterdir()}
+    except OSError as exc:
+        raise DataError(f"cannot read the folder {str(path)!r}: {exc.strerror or exc}"
+                        ) from None
     if not names & set(_ZARR_METADATA):
         raise DataError(f"{str(path)!r} is a folder but not a zarr store (no .zgroup, "
                         ".zmetadata or zarr.json metadata)")
@@ -89,8 +93,8 @@ def _read_zarr(path: Path) -> ReactionData:
     except DataError:
         raise
     except RdlabError as exc:
-        raise DataError(f"zarr store {str(path)!r}: {exc} (a damaged or missing chunk?)"
-                        ) from None
+        hint = " (a damaged or missing chunk?)" if " is nan" in str(exc) else ""
+        raise DataError(f"zarr store {str(path)!r}: {exc}{hint}") from None
     except Exception as exc:  # zarr/xarray raise many kinds for damaged stores
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise DataError(f"cannot read the zarr store {str(path)!r}: {type(exc).__name__}"

@@ -26,7 +26,8 @@ from rdlab.discover.selection import sweep_reactions
 from rdlab.errors import ParameterError
 from rdlab.run_folder import RunFolder, check_run_folder, staged_run_folder
 
-__all__ = ["MAX_REACTIONS", "DiscoverSettings", "discover_into", "run_discovery"]
+__all__ = ["MAX_REACTIONS", "DiscoverSettings", "discover_into", "prepare_data",
+           "run_discovery"]
 
 #: The most reactions a fit may propose (the parameters grow as population × n_r × n_s;
 #: the paper's largest example has 10 reactions).
@@ -84,7 +85,7 @@ def _reaction_count(name: str, n) -> None:
                              f"(at most {MAX_REACTIONS})")
 
 
-def _prepare(source: str | Path | Example, settings: DiscoverSettings
+def prepare_data(source: str | Path | Example, settings: DiscoverSettings
              ) -> tuple[ReactionData, dict]:
     """The data to fit (generated for an example, else read from a file) and facts about
     them (source, generation time, the error of estimated derivatives against the exact
@@ -107,8 +108,10 @@ def _prepare(source: str | Path | Example, settings: DiscoverSettings
     if settings.noise:
         data = data.with_noise(settings.noise, seed=settings.data_seed)
     if data.derivatives is None:
-        raise ParameterError("the data have no derivatives; pass derivatives='spline', 'fd' or "
-                             "'smoothing' to estimate them from the concentrations")
+        raise ParameterError("the data have no derivatives (no dX/dt columns or "
+                             "'derivative' variable); estimate them from the concentrations "
+                             "with --derivatives spline, fd or smoothing (derivatives=... "
+                             "in DiscoverSettings)")
     return data, info
 
 
@@ -165,7 +168,7 @@ def run_discovery(source: str | Path | Example, out: str | Path,
         raise ParameterError("give the number of reactions (--reactions N) or a sweep "
                              "(--sweep 1:4)")
     check_run_folder(out)  # refuse a file or a foreign folder before the work
-    data, info = _prepare(ex if ex is not None else source, settings)
+    data, info = prepare_data(ex if ex is not None else source, settings)
     with staged_run_folder(out, command="rdlab discover") as folder:
         return discover_into(folder, data, ex, settings, info, progress)
 
@@ -181,8 +184,10 @@ def _example_of(source) -> Example | None:
 def discover_into(folder: RunFolder, data: ReactionData, ex: Example | None,
                   settings: DiscoverSettings, info: dict | None = None,
                   progress: bool = True) -> dict:
-    """Fit ``data`` and write every output into ``folder`` (already staged by the caller).
-    Returns the report."""
+    """Fit ``data`` (from :func:`prepare_data`) and write every output into ``folder``, which
+    the caller has staged and locked (as :func:`run_discovery` does, or a command that
+    writes a discovery into a sub-folder of its own staged run folder). Returns the
+    report."""
     save(data, folder.file("data.zarr"))
     params = dict(settings.estimator)
     params.setdefault("progress", progress)
