@@ -268,3 +268,23 @@ def test_mechanism_yaml_round_trip():
     np.testing.assert_array_equal(back.V, m.V)
     np.testing.assert_allclose(back.arrhenius.energy_f, m.arrhenius.energy_f)
     assert back.compare(m)["exact"]
+
+
+@pytest.mark.parametrize("settings, match", [
+    ({"n_reactions": 0}, r"n_reactions: .* ≥ 1, got 0"),
+    ({"n_reactions": 101}, r"n_reactions: 101 reactions .*at most 100"),
+    ({"sweep": ()}, r"sweep needs a non-empty list"),
+    ({"sweep": (1, 0)}, r"sweep: .* ≥ 1, got 0"),
+    ({"noise": float("nan")}, r"noise must be a finite number ≥ 0, got nan"),
+    ({"derivatives": "fancy"}, r"unknown derivative method 'fancy'"),
+    ({"n_samples": 0}, r"n_samples must be a positive integer, got 0"),
+    ({"estimator": {"time_budget": float("nan")}}, r"time_budget must be a finite number > 0"),
+    ({"estimator": {"seed": -1}}, r"seed must be an integer in 0 … 4294967295, got -1"),
+    ({"estimator": {"bogus": 1}}, r"unknown estimator parameter\(s\) \['bogus'\]"),
+])
+def test_discover_settings_are_checked_before_any_work(tmp_path, settings, match):
+    from rdlab.discover.workflow import DiscoverSettings, run_discovery
+
+    with pytest.raises(ParameterError, match=match):
+        run_discovery("stiff", tmp_path / "out", DiscoverSettings(**settings))
+    assert list(tmp_path.iterdir()) == []
