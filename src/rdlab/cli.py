@@ -128,7 +128,9 @@ def simulate(
     stencil: Annotated[str, typer.Option(help="5-point or 9-point Laplacian.")] = "9-point",
     dt: Annotated[float | None, typer.Option(help="Time step.")] = None,
     steps: Annotated[int | None, typer.Option(help="Number of time steps.")] = None,
-    snapshots: Annotated[int, typer.Option(help="Snapshots stored (evenly spaced).")] = 40,
+    snapshots: Annotated[int, typer.Option(
+        help="Snapshots stored, evenly spaced from the first to the last step (≥ 2; at most "
+        "steps + 1 distinct ones).")] = 40,
     initial: Annotated[str | None, typer.Option(
         help="Initial state: squares, random or uniform.")] = None,
     square: Annotated[str | None, typer.Option(
