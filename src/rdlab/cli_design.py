@@ -38,12 +38,11 @@ def design(
     """Optimise a dense reaction–diffusion network (rates, diffusion, drive, generator of
     initial conditions) against the behaviour written in CONFIG's loss.
 
-    Everything (config, --set values, target image, the folder's checkpoint) is checked
-    before anything is written; the run folder is locked for the whole command. Rerunning
-    the same command resumes; a rerun with other settings is refused (the folder keeps the
-    config that produced its results). --fresh starts again: the old run stays in place
-    until the new one has a result (finished, or stopped by --minutes), then is replaced
-    whole; an interrupted --fresh run leaves the old one as it was."""
+    Config, --set values, target and the folder's checkpoint are checked first.
+    The run folder is locked; a refused or failed command changes nothing in it.
+    Rerun the same command to resume; a rerun with other settings is refused.
+    --fresh keeps the old run until the new one has a result (finished, or
+    stopped by --minutes), then replaces it whole; interrupted, it keeps the old."""
     try:
         from rdlab.design.config import bundled_configs, load_config, parse_overrides
         from rdlab.design.run import run_design
