@@ -39,7 +39,7 @@ def design(
     initial conditions) against the behaviour written in CONFIG's loss.
 
     Config, --set values, target and the folder's checkpoint are checked first.
-    The run folder is locked; a refused or failed command changes nothing in it.
+    The run folder is locked; a refused command changes nothing in it.
     Rerun the same command to resume; a rerun with other settings is refused.
     --fresh keeps the old run until the new one has a result (finished, or
     stopped by --minutes), then replaces it whole; interrupted, it keeps the old."""
