@@ -4,8 +4,8 @@ The paper's runs (128², 60 000 steps) are far too slow for tests, so these use 
 400 steps (:data:`SMALL`), and a labelled table of 13 samples spread over the classes
 (every 60th sample of the paper's table). :func:`use_small_runs` makes ``rdlab dataset`` and
 ``rdlab scan`` run with them, so the CLI itself (checks, locks, resume) is what is tested;
-``python -m pattern_fixtures ARGS…`` (with ``tests`` on ``PYTHONPATH``) is ``rdlab ARGS…``
-with small runs, for the kill-and-resume subprocesses.
+``python -m pattern_fixtures [--steps N] ARGS…`` (with ``tests`` on ``PYTHONPATH``) is
+``rdlab ARGS…`` with small runs (of ``N`` steps), for the kill-and-resume subprocesses.
 """
 
 from __future__ import annotations
@@ -34,16 +34,24 @@ def small_table(name: str):
     return _paper_table(name)[::EVERY]
 
 
-def _small_settings(mode: str, stack3d: bool, dtype: str, early_stop: bool):
-    return replace(SMALL, initial_mode=mode, dtype=dtype, early_stop=early_stop)
+def runs(steps: int | None = None) -> PatternRunSettings:
+    """:data:`SMALL`, or the same with ``steps`` steps (snapshots at 1/2, 3/4 and the end)."""
+    if steps is None:
+        return SMALL
+    return replace(SMALL, n_steps=steps, snapshot_steps=(steps // 2, 3 * steps // 4, steps))
 
 
-def use_small_runs(setattr_=setattr) -> None:
-    """Make the CLI's dataset/scan commands run :data:`SMALL` settings on the small tables
+def use_small_runs(setattr_=setattr, steps: int | None = None) -> None:
+    """Make the CLI's dataset/scan commands run :func:`runs` settings on the small tables
     (``setattr_``: ``monkeypatch.setattr`` in a test, plain ``setattr`` in a subprocess)."""
     import rdlab.cli_patterns
 
-    setattr_(rdlab.cli_patterns, "_settings", _small_settings)
+    base = runs(steps)
+
+    def settings(mode: str, stack3d: bool, dtype: str, early_stop: bool):
+        return replace(base, initial_mode=mode, dtype=dtype, early_stop=early_stop)
+
+    setattr_(rdlab.cli_patterns, "_settings", settings)
     setattr_(catalogue, "dataset_table", small_table)
 
 
@@ -82,5 +90,9 @@ def make_model(folder: Path, train: Path, val: Path, epochs: int = 2) -> Path:
 if __name__ == "__main__":
     from rdlab.cli import app
 
-    use_small_runs()
-    app(sys.argv[1:], prog_name="rdlab")
+    args = sys.argv[1:]
+    steps = None
+    if args[:1] == ["--steps"]:
+        steps, args = int(args[1]), args[2:]
+    use_small_runs(steps=steps)
+    app(args, prog_name="rdlab")

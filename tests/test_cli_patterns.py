@@ -79,3 +79,144 @@ def test_early_stop_keeps_the_class():
     a, b = predict(model, short).argmax(1), predict(model, full).argmax(1)
     np.testing.assert_array_equal(a, b)
     assert [classes[i] for i in a] == ["L", "H"]
+
+
+# --------------------------------------------------------------------------- locks, staging
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """Small good stores and a model folder (see pattern_fixtures)."""
+    from pattern_fixtures import make_dataset_store, make_model, make_scan_store
+
+    root = tmp_path_factory.mktemp("small")
+    scan = make_scan_store(root / "scan.zarr")
+    train = make_dataset_store(root / "train.zarr", "train")
+    val = make_dataset_store(root / "val.zarr", "val")
+    make_model(root / "model", train, val, epochs=1)
+    return {"scan": scan, "train": train, "val": val, "model": root / "model"}
+
+
+_HOLDER = """
+import sys, time
+from contextlib import ExitStack
+from rdlab.output_lock import hold
+with ExitStack() as stack:
+    for path in sys.argv[1:]:
+        stack.enter_context(hold(path, command="the test's holder"))
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_second_writer_of_any_output_gets_the_lock_error(small, tmp_path, monkeypatch):
+    """Another process holds the lock of each output: every writing command is refused at
+    once with a message naming the holder, and writes nothing."""
+    import subprocess
+    import sys
+
+    from cli_contract import assert_refused
+    from pattern_fixtures import SCAN_ARGS, use_small_runs
+
+    monkeypatch.chdir(tmp_path)
+    use_small_runs(monkeypatch.setattr)
+    outputs = ["s.zarr", "d.zarr", "m", "e", "sal", "c", "p"]
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, *outputs], cwd=tmp_path,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        s, tr, va, m = (str(small[n]) for n in ("scan", "train", "val", "model"))
+        for args in (["scan", *SCAN_ARGS, "--out", "s.zarr"],
+                     ["dataset", "train", "--scheduler", "in-process", "--out", "d.zarr"],
+                     ["train", tr, va, "--epochs", "1", "--out", "m"],
+                     ["evaluate", m, va, "--out", "e"],
+                     ["saliency", m, va, "--out", "sal"],
+                     ["classify", s, m, "--out", "c"],
+                     ["paper", "--scheduler", "in-process", "--out", "p"]):
+            message = assert_refused(args, tmp_path, r"is being written by process .*"
+                                     r"the test's holder")
+            assert repr(args[-1]) in message
+    finally:
+        holder.kill()
+        holder.wait()
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == []
+
+
+def _files(root):
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize("failing", ["save_class_montage", "write_explorer"])
+def test_a_classify_that_fails_half_way_leaves_no_result(small, tmp_path, monkeypatch,
+                                                         failing):
+    from rdlab import viz
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    out = tmp_path / "cls"
+    args = ["classify", str(small["scan"]), str(small["model"]), "--out", str(out)]
+    monkeypatch.setattr(viz, failing, boom)
+    result = runner.invoke(app, args)
+    assert result.exit_code != 0 and isinstance(result.exception, RuntimeError)
+    assert sorted(p.name for p in tmp_path.iterdir()
+                  if not p.name.endswith((".lock", ".owner"))) == []
+    # over an earlier good classification: the earlier one stays, untouched
+    monkeypatch.undo()
+    assert runner.invoke(app, args).exit_code == 0
+    before = _files(out)
+    monkeypatch.setattr(viz, failing, boom)
+    result = runner.invoke(app, [*args, "--compare", str(out / "classification.zarr")])
+    assert isinstance(result.exception, RuntimeError)
+    assert _files(out) == before and not (out / "changed_cells.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()
+                  if not p.name.endswith((".lock", ".owner"))) == ["cls"]
+
+
+def test_an_evaluation_that_fails_half_way_leaves_no_result(small, tmp_path, monkeypatch):
+    import rdlab.viz.phase_map as phase_map
+
+    calls = []
+
+    def second_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return original(*args, **kwargs)
+
+    original = phase_map.save_confusion_matrix
+    monkeypatch.setattr(phase_map, "save_confusion_matrix", second_fails)
+    result = runner.invoke(app, ["evaluate", str(small["model"]), str(small["train"]),
+                                 str(small["val"]), "--out", str(tmp_path / "e")])
+    assert isinstance(result.exception, RuntimeError) and len(calls) == 2
+    assert not (tmp_path / "e").exists()
+    assert [p.name for p in tmp_path.iterdir() if ".staging-" in p.name] == []
+
+
+def test_an_interrupted_store_creation_leaves_nothing_that_blocks_a_rerun(tmp_path,
+                                                                          monkeypatch):
+    """A store is created under a temporary name and renamed into place: an error while
+    creating it leaves no store, and what a kill would leave (a hidden ``.partial`` folder)
+    is removed by the rerun."""
+    from pattern_fixtures import make_scan_store
+
+    import rdlab.patterns.pattern_store as ps
+
+    calls = []
+    original = ps.xr.Dataset.to_zarr
+
+    def dies_on_second_write(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ps.xr.Dataset, "to_zarr", dies_on_second_write)
+    with pytest.raises(KeyboardInterrupt):
+        make_scan_store(tmp_path / "scan.zarr")
+    assert not (tmp_path / "scan.zarr").exists()
+    monkeypatch.undo()
+    (tmp_path / ".scan.zarr.x1y2z3.partial" / "frames").mkdir(parents=True)  # as killed
+    make_scan_store(tmp_path / "scan.zarr")
+    assert pattern_store.open_patterns(tmp_path / "scan.zarr").sizes["sample"] == 12
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")] == []

@@ -464,3 +464,83 @@ def test_symmetrized_prediction_is_invariant_under_square_symmetries(tmp_path):
     assert scores["symmetrized"] and scores["accuracy"] == np.mean(ref.argmax(1) == labels)
     assert scores["single_view_accuracy"] == np.mean(single.argmax(1) == labels)
     assert scores["loss"] == pytest.approx(-np.log(ref[[0, 1, 2], labels]).mean(), rel=1e-5)
+
+
+# --------------------------------------------------------------------------- non-finite data
+
+
+def test_training_refuses_a_nan_sample_naming_it_and_writes_nothing(tmp_path):
+    from rdlab.errors import DataError
+
+    x, y = _stripes_and_spots(8, 48, seed=10)
+    x[5, 1, 3, 4] = np.nan
+    points = np.column_stack([np.linspace(0.04, 0.06, 8), np.linspace(0.01, 0.05, 8)])
+    with pytest.raises(DataError, match=r"training sample 5 \(k = 0\.0542857, f = 0\.0385714\)"):
+        train(x, y, x[:4], y[:4], ["a", "b"], tmp_path / "m", _tiny_config(epochs=1),
+              progress=False, train_points=points)
+    assert not (tmp_path / "m").exists()
+    # read batch by batch (lazy inputs), the batch holding it stops the epoch
+    xr = pytest.importorskip("xarray")
+    lazy = xr.DataArray(x, dims=("sample", "channel", "y", "x")).chunk({"sample": 2})
+    good = xr.DataArray(x[:4], dims=("sample", "channel", "y", "x"))
+    with pytest.raises(DataError, match="training sample 5"):
+        train(lazy, y, good, y[:4], ["a", "b"], tmp_path / "lazy",
+              _tiny_config(epochs=1, in_memory=False), progress=False)
+    assert not (tmp_path / "lazy" / "best.pt").exists()
+    assert not (tmp_path / "lazy" / "last.pt").exists()
+
+
+def test_prediction_refuses_non_finite_frames():
+    from rdlab.errors import DataError
+
+    model = PatternCNN(3, 2)
+    x, _ = _stripes_and_spots(3, 48, seed=11)
+    x[2, 0, 0, 0] = np.inf
+    with pytest.raises(DataError, match="input sample 2"):
+        predict(model, x)
+
+
+def test_a_non_finite_loss_stops_training_with_the_last_good_epoch_kept(tmp_path,
+                                                                      monkeypatch):
+    """The loss turns NaN in epoch 2: training stops naming the batch's samples; best.pt
+    and last.pt stay those of epoch 1 (finite), never NaN weights."""
+    import rdlab.patterns.training as training
+    from rdlab.errors import SimulationError
+
+    x, y = _stripes_and_spots(8, 48, seed=12)
+    calls = []
+    original = training.F.cross_entropy
+
+    def nan_in_epoch_two(*args, **kwargs):
+        calls.append(1)
+        loss = original(*args, **kwargs)
+        return loss * float("nan") if len(calls) == 3 else loss  # 2 batches per epoch
+
+    monkeypatch.setattr(training.F, "cross_entropy", nan_in_epoch_two)
+    out = tmp_path / "m"
+    with pytest.raises(SimulationError, match=r"epoch 2.*training samples .*is nan"):
+        train(x, y, x[:4], y[:4], ["a", "b"], out, _tiny_config(epochs=3, batch_size=4),
+              progress=False)
+    state = _state(out / "last.pt")
+    assert state["epoch"] == 1
+    model, _, meta = load_model(out / "best.pt")
+    assert meta["epoch"] == 1
+    assert all(torch.isfinite(t).all() for t in model.state_dict().values()
+               if t.is_floating_point())
+    assert len(json.loads((out / "history.json").read_text())) == 1
+
+
+def test_model_folder_must_be_a_model_folder(tmp_path):
+    from rdlab.errors import OutputError
+
+    x, y = _stripes_and_spots(4, 48, seed=13)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match="file"):
+        train(x, y, x, y, ["a", "b"], tmp_path / "file", _tiny_config(epochs=1),
+              progress=False)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="non-empty"):
+        train(x, y, x, y, ["a", "b"], tmp_path / "other", _tiny_config(epochs=1),
+              progress=False)
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["notes.txt"]

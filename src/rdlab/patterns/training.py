@@ -529,7 +529,7 @@ def _train_epoch(model, opt, x, y, config: TrainConfig, gen: torch.Generator,
         if not bool(torch.isfinite(loss)):
             raise SimulationError(
                 f"training diverged in epoch {epoch}: the loss of the batch of "
-                f"{_name_samples(index, points, 'training')} is {float(loss)}; nothing of "
+                f"{_name_samples(index, points, 'training')} is {loss.item()}; nothing of "
                 "this epoch was saved (a lower learning rate may help)")
         loss.backward()
         opt.step()
