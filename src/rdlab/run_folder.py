@@ -92,7 +92,7 @@ def _leftovers(final: Path, kind: str) -> list[Path]:
     return sorted(final.parent.glob(f".{final.name}.{kind}-*"))
 
 
-def _recover(final: Path) -> None:
+def recover_run_folder(final: Path) -> None:
     """Tidy what a killed run left beside ``final`` (we hold its lock, so nobody else
     uses these): drop staging folders; if ``final`` itself is missing because the kill fell
     between the two renames of :func:`_publish`, put the previous run back."""
@@ -138,7 +138,7 @@ def staged_run_folder(final: str | Path, command: str | None = None) -> Iterator
     """
     final = Path(final)
     with hold(final, command):
-        _recover(final)
+        recover_run_folder(final)
         check_run_folder(final)
         staging = final.with_name(f".{final.name}.staging-{uuid.uuid4().hex[:8]}")
         try:

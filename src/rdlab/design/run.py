@@ -30,7 +30,7 @@ from rdlab.design.optimise import build_model, optimise, read_history, resume_po
 from rdlab.design.report import report
 from rdlab.design.run_files import MODEL, tidy
 from rdlab.output_lock import hold
-from rdlab.run_folder import _recover, check_run_folder, staged_run_folder
+from rdlab.run_folder import check_run_folder, recover_run_folder, staged_run_folder
 
 
 @dataclass
@@ -62,7 +62,7 @@ def run_design(config: DesignConfig, out: str | Path, *, fresh: bool = False,
     check_model(config)
     check_run_folder(out)
     with hold(out):
-        _recover(out)  # what a killed --fresh left beside the folder
+        recover_run_folder(out)  # what a killed --fresh left beside the folder
         holds_run = out.is_dir() and any(out.iterdir())
         if fresh and holds_run:
             with staged_run_folder(out) as staging:
