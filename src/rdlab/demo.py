@@ -23,10 +23,9 @@ import numpy as np
 from rdlab import initial, viz
 from rdlab.chemistry import dense_gs_network, gray_scott_network
 from rdlab.chemistry.dense import dense_code_initial_parameters
-from rdlab.run_folder import RunFolder, staged_run_folder
+from rdlab.run_folder import RunFolder, check_run_folder, staged_run_folder
 from rdlab.simulate import simulate
 from rdlab.simulate.result import CONCENTRATION
-from rdlab.simulate_run import check_output
 from rdlab.system import Grid, System
 
 #: (class, k, f) of the Gray–Scott CNN paper's train/val table (reference: GS_CNN code).
@@ -182,7 +181,7 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0) -> Path:
     locked, and it changes only when every section has succeeded (a failed section leaves
     no report folder, or the previous report as it was)."""
     out = Path(out)
-    check_output(out)
+    check_run_folder(out)
     with staged_run_folder(out) as folder:
         _tour(folder, quick, seed)
     return out / "index.html"

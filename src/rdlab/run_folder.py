@@ -117,13 +117,26 @@ def _publish(staging: Path, final: Path) -> None:
 
 
 def check_run_folder(final: str | Path) -> Path:
-    """Refuse an output that is a file or a foreign non-empty folder, naming it."""
+    """Refuse, without creating anything, an output that cannot become a run folder: an
+    empty name, an existing file, a foreign non-empty folder, or a path under a file or an
+    unwritable folder. The error names the path."""
     final = Path(final)
+    if str(final).strip() in ("", "."):
+        raise OutputError(f"--out {str(final)!r} is not a folder name")
     if final.exists() and not final.is_dir():
         raise OutputError(f"--out {str(final)!r} is an existing file, not a folder")
     if not is_replaceable(final):
         raise OutputError(f"--out {str(final)!r} is a non-empty folder that rdlab did not "
                           "write; choose a new or empty folder")
+    parent = final.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {str(final)!r}: {str(parent)!r} is a file, not a "
+                          "folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {str(final)!r}: the folder {str(parent)!r} is not "
+                          "writable")
     return final
 
 

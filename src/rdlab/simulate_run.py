@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 from rdlab import viz
-from rdlab.errors import OutputError, ParameterError
+from rdlab.errors import ParameterError
 from rdlab.run_folder import RunFolder, check_run_folder, staged_run_folder
 from rdlab.simulate import simulate
 from rdlab.simulate.result import CONCENTRATION
@@ -29,7 +28,7 @@ def run_simulation(spec: SimulationSpec, out: str | Path, progress: bool = True)
     succeeded (config and results together), is locked against a second writer, and a
     failed or interrupted run leaves the previous contents as they were."""
     out = Path(out)
-    check_output(out)
+    check_run_folder(out)
     system, state0 = spec.resolve()
     if spec.engine != "ode":
         system.check_time_step(spec.dt)
@@ -39,24 +38,6 @@ def run_simulation(spec: SimulationSpec, out: str | Path, progress: bool = True)
             "(Pillow only) or --movie none")
     with staged_run_folder(out) as folder:
         return _run_into(spec, system, state0, folder, progress)
-
-
-def check_output(out: Path) -> Path:
-    """Refuse, without creating anything, an ``out`` that cannot become a run folder: an
-    existing file, a foreign non-empty folder, or a path under a file or an unwritable
-    folder."""
-    if str(out).strip() in ("", "."):
-        raise OutputError(f"--out {str(out)!r} is not a folder name")
-    check_run_folder(out)
-    parent = out.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise OutputError(f"cannot write {str(out)!r}: {str(parent)!r} is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write {str(out)!r}: the folder {str(parent)!r} is not "
-                          "writable")
-    return out
 
 
 def snapshot_steps(steps: int, snapshots: int) -> np.ndarray:
