@@ -129,12 +129,15 @@ def discover_section(folder: RunFolder, quick: bool) -> dict:
     """Recover hydrogen oxidation (6 species, 6 reversible reactions) from noisy data into
     ``folder/discover`` (data, mechanism table/YAML/Antimony/SBML, trajectory plot)."""
     from rdlab.discover.examples import example
-    from rdlab.discover.workflow import DiscoverSettings, run_discovery
+    from rdlab.discover.workflow import DiscoverSettings, discover_into, prepare_data
 
     ex = example("stiff" if quick else "hydrogen-oxidation")
     settings = DiscoverSettings(noise=1e-3, estimator={"time_budget": 60.0 if quick else 120.0,
                                                        "seed": 1})
-    report = run_discovery(ex, folder.file("discover"), settings, progress=not quick)
+    settings.check()
+    data, info = prepare_data(ex, settings)  # the demo's own staged folder holds the lock
+    report = discover_into(RunFolder(folder.file("discover")), data, ex, settings, info,
+                           progress=not quick)
     fit = report["fit"]
     rows = []
     for m in report["comparison"]["matched"]:
