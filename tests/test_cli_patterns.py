@@ -220,3 +220,33 @@ def test_an_interrupted_store_creation_leaves_nothing_that_blocks_a_rerun(tmp_pa
     make_scan_store(tmp_path / "scan.zarr")
     assert pattern_store.open_patterns(tmp_path / "scan.zarr").sizes["sample"] == 12
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")] == []
+
+
+def test_small_paper_runs_then_resumes_without_redoing_work(tmp_path, monkeypatch):
+    """The whole workflow on small runs; a rerun finds every stage done and changes no
+    result file."""
+    from pattern_fixtures import SMALL, small_table
+
+    from rdlab.patterns import catalogue
+    from rdlab.patterns.paper_pipeline import PaperSettings, run_paper
+    from rdlab.patterns.scan_layout import value_grid
+
+    monkeypatch.setattr(catalogue, "dataset_table", small_table)
+    settings = PaperSettings(runs=SMALL, scheduler="in-process", block=4, progress=False,
+                             train={"epochs": 1, "batch_size": 8})
+    points = value_grid([0.045, 0.06], [0.01, 0.05])
+    out = tmp_path / "paper"
+    summary = run_paper(out, settings, scan_points=points)
+    assert summary["classification"]["points"] == 4
+    assert set(summary["evaluation"]) == {"train", "val", "test"}
+
+    def contents():
+        return {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*")
+                if p.is_file() and not p.name.startswith(("timings", "summary", "."))}
+
+    results = contents()
+    again = run_paper(out, settings, scan_points=points)
+    assert again["classification"] == summary["classification"]
+    assert contents() == results
+    with pytest.raises(Exception, match="different table"):
+        run_paper(out, settings, scan_points=value_grid([0.045], [0.01]))

@@ -217,6 +217,9 @@ def _damage_classification(zarr: Path, how: str) -> None:
     if how == "deleted predicted chunk":  # of a sample whose class is not 0
         i = int(np.flatnonzero(predicted != 0)[0])
         (zarr / "predicted" / str(i)).unlink()
+    elif how == "truncated predicted chunk":
+        i = int(np.flatnonzero(predicted != 0)[0])
+        _truncate(zarr / "predicted" / str(i))
     elif how == "deleted probabilities chunk":
         (zarr / "probabilities" / "3.0").unlink()
     elif how == "truncated probabilities chunk":
@@ -225,7 +228,8 @@ def _damage_classification(zarr: Path, how: str) -> None:
         (zarr / how).unlink()
 
 
-@pytest.mark.parametrize("how", ["deleted predicted chunk", "deleted probabilities chunk",
+@pytest.mark.parametrize("how", ["deleted predicted chunk", "truncated predicted chunk",
+                                 "deleted probabilities chunk",
                                  "truncated probabilities chunk", ".zmetadata", ".zgroup"])
 def test_damaged_compare_classification_is_refused(copies, how):
     earlier = copies["cls"] / "classification.zarr"
@@ -246,3 +250,10 @@ def test_compare_with_a_good_classification_writes_changed_cells(copies):
     assert "0 of 12 cells changed class" in result.output
     assert (Path("runs/c") / "changed_cells.json").is_file()
     read_classification(Path("runs/c") / "classification.zarr")
+
+
+def test_evaluate_refuses_a_damaged_training_history(copies):
+    (copies["model"] / "history.json").write_text('[{"epoch": 1, "loss"')
+    message = _error(_run(["evaluate", copies["model"], copies["val"], "--out", "runs/e"]))
+    assert "history.json" in message
+    assert not Path("runs/e").exists()

@@ -60,6 +60,9 @@ def read_classification(path: str | Path) -> xr.Dataset:
         if why is not None:
             raise DataError(f"classification {str(path)!r} is damaged: {name} cannot be "
                             f"trusted ({why}); {repair}")
+    if store_check.ArrayCheck(path, "predicted").truncated():
+        raise DataError(f"classification {str(path)!r} is damaged: predicted cannot be "
+                        f"trusted (a chunk file is truncated); {repair}")
     try:
         ds = ds.load()
     except Exception as exc:  # noqa: BLE001 - a truncated or garbled chunk

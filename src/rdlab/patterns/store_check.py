@@ -4,7 +4,8 @@ A store is opened only when it is a folder with its metadata (``.zgroup``, ``.za
 ``.zmetadata`` and each variable's ``.zarray``); anything else is a :class:`DataError`
 naming the path, not a zarr traceback. Rows of a variable are trusted only when every chunk
 file that holds them exists (zarr reads a missing chunk as its fill value: NaN frames, or a
-silent 0 for an integer), decompresses, and — for floating-point data — holds finite values.
+silent 0 for an integer), has the length its blosc header gives, decompresses, and — for
+floating-point data — holds finite values.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import xarray as xr
 from rdlab.errors import DataError
 
 _GROUP_FILES = (".zgroup", ".zattrs", ".zmetadata")
+#: Bytes of a blosc frame's header; its last 4 hold the compressed size (little-endian).
+_BLOSC_HEADER = 16
 
 
 def open_store(path: str | Path, what: str, repair: str) -> xr.Dataset:
@@ -67,6 +70,7 @@ class ArrayCheck:
         self.chunks = tuple(meta["chunks"])
         self.separator = meta.get("dimension_separator") or "."
         self.floating = np.dtype(meta["dtype"]).kind in "fc"
+        self.blosc = (meta.get("compressor") or {}).get("id") == "blosc"
         self._array = None
 
     def _chunk_files(self, start: int, stop: int) -> list[Path]:
@@ -93,6 +97,12 @@ class ArrayCheck:
         stop = (self.shape[0] if self.shape else 1) if stop is None else stop
         return stop > start and any(not p.is_file() for p in self._chunk_files(start, stop))
 
+    def truncated(self, start: int = 0, stop: int | None = None) -> bool:
+        """True when a chunk file (of those present) holding rows ``start:stop`` is cut."""
+        stop = (self.shape[0] if self.shape else 1) if stop is None else stop
+        return self.blosc and any(_blosc_truncated(p) for p in self._chunk_files(start, stop)
+                                  if p.is_file())
+
     def problem(self, start: int = 0, stop: int | None = None) -> str | None:
         """Why rows ``start:stop`` cannot be trusted, or ``None`` when they can."""
         stop = (self.shape[0] if self.shape else 1) if stop is None else stop
@@ -100,6 +110,8 @@ class ArrayCheck:
             return None
         if self.missing(start, stop):
             return "a chunk file is missing"
+        if self.truncated(start, stop):
+            return "a chunk file is truncated"
         try:
             values = self.read(start, stop)
         except Exception as exc:  # noqa: BLE001 - truncated or garbled chunk
@@ -107,6 +119,18 @@ class ArrayCheck:
         if self.floating and not np.isfinite(values).all():
             return "it holds NaN or infinite values"
         return None
+
+
+def _blosc_truncated(path: Path) -> bool:
+    """True when a blosc chunk file is shorter or longer than its header says. (Blosc may
+    decode a truncated buffer without an error, reading past its end, so a read alone does
+    not reliably find one.)"""
+    size = path.stat().st_size
+    if size < _BLOSC_HEADER:
+        return True
+    with open(path, "rb") as fh:
+        header = fh.read(_BLOSC_HEADER)
+    return int.from_bytes(header[12:16], "little") != size
 
 
 def describe_rows(start: int, stop: int) -> str:
