@@ -3,13 +3,12 @@
 import json
 import re
 
-import pytest
 from typer.testing import CliRunner
 
 from rdlab.cli import app
 
 
-@pytest.mark.slow  # about 75 s on two cores: every section of the tour
+# The main job's tour, so it stays in the default suite (about 60 s on two cores).
 def test_quick_demo_writes_a_complete_report(tmp_path):
     out = tmp_path / "demo"
     result = CliRunner().invoke(app, ["demo", "--out", str(out), "--quick"])

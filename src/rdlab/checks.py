@@ -7,7 +7,7 @@ import math
 
 from rdlab.errors import ParameterError
 
-__all__ = ["nonnegative_number", "torch_device"]
+__all__ = ["nonnegative_number", "positive_number", "torch_device"]
 
 
 def nonnegative_number(value, what: str) -> float:
@@ -18,6 +18,17 @@ def nonnegative_number(value, what: str) -> float:
         raise ParameterError(f"{what} must be a number ≥ 0, got {value!r}") from None
     if not math.isfinite(x) or x < 0:
         raise ParameterError(f"{what} must be a finite number ≥ 0, got {value!r}")
+    return x
+
+
+def positive_number(value, what: str) -> float:
+    """``value`` as a finite float > 0, or a ParameterError naming ``what`` and the value."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{what} must be a positive finite number, got {value!r}") from None
+    if not math.isfinite(x) or x <= 0:
+        raise ParameterError(f"{what} must be a positive finite number, got {value!r}")
     return x
 
 

@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import xarray as xr
 import yaml
 
-from rdlab.atomic import atomic_write_text
+from rdlab.atomic import atomic_folder, atomic_write_text
 from rdlab.errors import OutputError
 from rdlab.output_lock import hold
 
@@ -54,22 +53,16 @@ class RunFolder:
     def write_dataset(self, ds: xr.Dataset, name: str = "data.zarr") -> Path:
         """Write ``ds`` as a zarr store, one chunk per sample, atomically."""
         final = self.file(name)
-        tmp = Path(tempfile.mkdtemp(dir=self.path, prefix=f".{name}.", suffix=".partial"))
         encoding = {}
         for var in ds.data_vars:
             dims = ds[var].dims
             encoding[var] = {"chunks": tuple(1 if d == "sample" else ds.sizes[d] for d in dims)}
-        try:
+        with atomic_folder(final) as tmp:
             # Zarr format 2: a stable specification that every zarr reader understands
             # (format 3 has no settled encoding yet for fixed-width strings such as species
-            # names).
-            ds.to_zarr(tmp, mode="w", encoding=encoding, consolidated=True, zarr_format=2)
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+            # names). Every chunk is written, so a missing chunk file always means damage.
+            ds.to_zarr(tmp, mode="w", encoding=encoding, consolidated=True, zarr_format=2,
+                       write_empty_chunks=True)
         return final
 
 

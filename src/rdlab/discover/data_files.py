@@ -10,13 +10,11 @@ or with damaged chunks — with a :class:`~rdlab.errors.DataError` naming the pa
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from rdlab.atomic import atomic_folder
 from rdlab.discover.csv_data import read_csv, write_csv
 from rdlab.discover.data import ReactionData
 from rdlab.errors import DataError, RdlabError
@@ -52,15 +50,8 @@ def _write_zarr(data: ReactionData, path: Path) -> Path:
         ds["derivative"] = (_DIMS, data.derivatives)
     if data.temperatures is not None:
         ds["temperature"] = (("sample",), data.temperatures)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial"))
-    try:
+    with atomic_folder(path) as tmp:
         ds.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True)
-        if path.is_dir():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 

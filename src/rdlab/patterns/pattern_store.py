@@ -23,9 +23,7 @@ place, so a kill never leaves a store without its metadata.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +32,7 @@ import numpy as np
 import xarray as xr
 
 import rdlab
+from rdlab.atomic import atomic_folder
 from rdlab.errors import DataError, ParameterError
 from rdlab.patterns import store_check
 from rdlab.patterns.pattern_runs import PatternRunSettings
@@ -133,8 +132,7 @@ def create(path: str | Path, k, f, seed, label, settings: PatternRunSettings,
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(f".{path.name}.*.partial"):
         shutil.rmtree(stale, ignore_errors=True)  # a killed creation (we hold the lock)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial"))
-    try:
+    with atomic_folder(path) as tmp:  # renamed onto nothing or an empty folder
         # every chunk is written, even one equal to the fill value, so that a missing chunk
         # file always means damage (zarr would read it back as the fill value)
         tmpl.to_zarr(tmp, mode="w", compute=False, consolidated=True, zarr_format=2,
@@ -143,10 +141,6 @@ def create(path: str | Path, k, f, seed, label, settings: PatternRunSettings,
         xr.Dataset({"done": tmpl["done"], "stopped_step": tmpl["stopped_step"]}).drop_vars(
             list(tmpl.coords), errors="ignore").to_zarr(tmp, mode="r+", zarr_format=2,
                                                         write_empty_chunks=True)
-        os.replace(tmp, path)  # onto nothing or an empty folder
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return xr.open_zarr(path, consolidated=True)
 
 

@@ -10,11 +10,10 @@ the command line): a large but stable system may legitimately exceed the default
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from rdlab.errors import ParameterError, SimulationError
+from rdlab.checks import positive_number
+from rdlab.errors import SimulationError
 
 #: Default: a concentration whose magnitude exceeds this is treated as a numerical blow-up.
 RUNAWAY_LIMIT = 1e6
@@ -22,13 +21,7 @@ RUNAWAY_LIMIT = 1e6
 
 def check_limit(limit) -> float:
     """``limit`` as a positive finite float, or a ParameterError naming it."""
-    try:
-        value = float(limit)
-    except (TypeError, ValueError):
-        raise ParameterError(f"runaway limit must be a positive number, got {limit!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ParameterError(f"runaway limit must be a positive finite number, got {limit!r}")
-    return value
+    return positive_number(limit, "runaway limit")
 
 
 def bad_samples(state: np.ndarray, limit: float = RUNAWAY_LIMIT) -> np.ndarray:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy.integrate import solve_ivp
 
+from rdlab.checks import positive_number
 from rdlab.chemistry.kinetics import mass_action_jacobian
 from rdlab.errors import ParameterError, SimulationError
 from rdlab.simulate import guard
@@ -115,16 +116,6 @@ def _check_times(times) -> np.ndarray:
     return t
 
 
-def _check_tolerance(name: str, value) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ParameterError(f"{name} must be a number, got {value!r}") from None
-    if not np.isfinite(v) or v <= 0:
-        raise ParameterError(f"{name} must be positive and finite, got {value!r}")
-    return v
-
-
 def solve(
     system: System,
     state: np.ndarray,
@@ -151,8 +142,8 @@ def solve(
     _check_well_mixed(system)
     if method not in METHODS:
         raise ParameterError(f"unknown ODE method {method!r}; choose one of {list(METHODS)}")
-    rtol = _check_tolerance("rtol", rtol)
-    atol = _check_tolerance("atol", atol)
+    rtol = positive_number(rtol, "rtol")
+    atol = positive_number(atol, "atol")
     limit = guard.check_limit(runaway_limit)
     x0 = system.check_state(state)
     t = _check_times(times)
