@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from rdlab.checks import torch_device
+from rdlab.chemistry import dense
 from rdlab.errors import DataError, ParameterError
 
 __all__ = ["DesignConfig", "bundled_configs", "bundled_target", "load_config",
@@ -41,12 +42,14 @@ MAX_REACTIONS = 50_000
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
+#: The chemistry family (:mod:`rdlab.chemistry.dense`) behind each design network name.
+FAMILIES = {"kitchen-sink": "kitchen-sink", "gs": "dense-gs", "paper": "dense"}
+
+
 def reaction_count(network: str, species: int) -> int:
     """Reactions of the ``network`` enumeration over ``species`` species, without building
     it (kitchen-sink N²(N − 1), gs 2N(N − 1), paper N(N − 1)(N + 1))."""
-    n = species
-    return {"kitchen-sink": n * n * (n - 1), "gs": 2 * n * (n - 1),
-            "paper": n * (n - 1) * (n + 1)}[network]
+    return dense.reaction_count(FAMILIES[network], species)
 
 
 class _Loader(yaml.SafeLoader):
