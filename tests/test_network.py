@@ -238,3 +238,18 @@ def test_network_mapping_is_checked(tmp_path):
 
     with pytest.raises(DataError, match=r"network file '.*n.yaml' is not valid YAML"):
         ReactionNetwork.from_yaml(path)
+
+
+def test_the_readme_yaml_form_reads_as_reaction_lines(tmp_path):
+    """``- U + 2V -> 3V : 1.0`` in a YAML list is a one-entry mapping to YAML; it means the
+    reaction line, exactly as the quoted text would."""
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("species: [U, V]\nreactions:\n  - U + 2V -> 3V : 1.0\n"
+                     "  - V -> 0 : k = 0.06\n  - U <-> V : kf = 2.0, kr = 0.5  # pair\n")
+    quoted = tmp_path / "quoted.yaml"
+    quoted.write_text("species: [U, V]\nreactions:\n  - 'U + 2V -> 3V : 1.0'\n"
+                      "  - 'V -> 0 : k = 0.06'\n  - 'U <-> V : kf = 2.0, kr = 0.5'\n")
+    a, b = ReactionNetwork.from_yaml(plain), ReactionNetwork.from_yaml(quoted)
+    assert a == b
+    assert a.n_reactions == 4 and a.rate_names[1] == "k"
+    np.testing.assert_allclose(a.default_rates, [1.0, 0.06, 2.0, 0.5])

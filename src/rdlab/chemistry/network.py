@@ -249,6 +249,8 @@ class ReactionNetwork:
         if not isinstance(reactions, (list, str)):
             raise NetworkError(f"'reactions' must be a list of reaction lines (or one text "
                                f"block), got {_kind(reactions)}")
+        if isinstance(reactions, list):
+            reactions = [_reaction_line(item) for item in reactions]
         species = data.get("species")
         if species is not None and (not isinstance(species, list)
                                     or not all(isinstance(s, str) for s in species)):
@@ -419,6 +421,18 @@ class ReactionNetwork:
 
     def __str__(self) -> str:
         return self.to_text()
+
+
+def _reaction_line(item):
+    """A reaction list item as text. YAML reads ``- U + 2V -> 3V : 1.0`` (the README's form:
+    a colon between spaces) as the one-entry mapping ``{"U + 2V -> 3V": 1.0}``; that is the
+    line ``"U + 2V -> 3V : 1.0"``. Anything else is left for the grammar to refuse."""
+    if isinstance(item, dict) and len(item) == 1:
+        (text, rate), = item.items()
+        if isinstance(text, str) and isinstance(rate, (str, int, float)) \
+                and not isinstance(rate, bool):
+            return f"{text} : {rate}"
+    return item
 
 
 def _kind(value) -> str:
