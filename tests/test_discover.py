@@ -288,3 +288,33 @@ def test_discover_settings_are_checked_before_any_work(tmp_path, settings, match
     with pytest.raises(ParameterError, match=match):
         run_discovery("stiff", tmp_path / "out", DiscoverSettings(**settings))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_get_params_is_the_constructor_signature():
+    """scikit-learn's rule: every constructor parameter, and nothing else, under its own
+    name; so a clone built from get_params() has equal parameters, and a parameter added to
+    the signature cannot be forgotten."""
+    import inspect
+
+    est = ReactionDiscovery(n_reactions=3, tolerance=1e-3, seed=7, warm_start=False)
+    names = [n for n in inspect.signature(ReactionDiscovery.__init__).parameters if n != "self"]
+    params = est.get_params()
+    assert list(params) == names
+    assert params["n_reactions"] == 3 and params["tolerance"] == 1e-3 and params["seed"] == 7
+    assert ReactionDiscovery(**params).get_params() == params
+    with pytest.raises(ParameterError, match="unknown parameter 'n_reaction'.*n_reactions"):
+        est.set_params(n_reaction=2)
+
+
+def test_one_gas_constant_and_one_arrhenius_law():
+    from rdlab.chemistry.kinetics import GAS_CONSTANT, arrhenius
+
+    arr = example("michaelis-menten-arrhenius").mechanism.arrhenius
+    assert arr.gas_constant == GAS_CONSTANT == 8.314462618
+    kf, kr = arr.rates(np.array([250.0, 350.0]))
+    np.testing.assert_allclose(kf[1], [np.exp(-1600.0 / (8.314462618 * 350.0)),
+                                       1e3 * np.exp(-2240.0 / (8.314462618 * 350.0))],
+                               rtol=1e-14)
+    np.testing.assert_allclose(kr[0], [4.0 * np.exp(-3680.0 / (GAS_CONSTANT * 250.0)), 0.0],
+                               rtol=1e-14)
+    assert arrhenius(1e3, 2240.0, 350.0) == pytest.approx(kf[1, 1], rel=1e-14)

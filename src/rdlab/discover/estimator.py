@@ -24,6 +24,7 @@ freezing, PPF), made fast and reliable:
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from rdlab.chemistry.kinetics import GAS_CONSTANT
 from rdlab.discover import freezing
 from rdlab.discover.crnn import PopulationCRNN
 from rdlab.discover.data import CONCENTRATION_FLOOR, ReactionData, split
@@ -153,18 +155,23 @@ class ReactionDiscovery:
         self.progress = progress
 
     # ------------------------------------------------------------------ sklearn API
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        """The constructor's parameters, read from its signature (scikit-learn's rule: every
+        parameter is stored unchanged under its own name, so the signature is the list)."""
+        return [name for name, p in inspect.signature(cls.__init__).parameters.items()
+                if name != "self" and p.kind is not p.VAR_KEYWORD]
+
     def get_params(self, deep: bool = True) -> dict:
-        return {k: getattr(self, k) for k in (
-            "n_reactions", "freezing", "catalytic", "epsilon", "tolerance", "noise_level",
-            "learning_rate", "regularisation", "population", "check_every", "plateau",
-            "max_stalls", "max_epochs", "time_budget", "validation_fraction", "scale_species",
-            "search_points", "refine", "probe_sweeps", "warm_start", "library_order", "seed",
-            "progress")}
+        """The constructor parameters and their values (``deep`` is accepted for
+        scikit-learn compatibility; no parameter is itself an estimator)."""
+        return {name: getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params) -> ReactionDiscovery:
         for k, v in params.items():
-            if k not in self.get_params():
-                raise ParameterError(f"unknown parameter {k!r} of ReactionDiscovery")
+            if k not in self._param_names():
+                raise ParameterError(f"unknown parameter {k!r} of ReactionDiscovery; known "
+                                     f"parameters are {self._param_names()}")
             setattr(self, k, v)
         return self
 
@@ -356,7 +363,7 @@ class ReactionDiscovery:
         kr = np.zeros_like(kf) if model.catalytic else np.exp(model.lr[p].detach().numpy())
         arr = None
         if T is not None:
-            R = 8.3145
+            R = GAS_CONSTANT
             ef = model.ef[p].detach().numpy() * R * T_ref
             er = (np.zeros_like(ef) if model.catalytic
                   else model.er[p].detach().numpy() * R * T_ref)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rdlab.chemistry.kinetics import GAS_CONSTANT
 from rdlab.discover.mechanism import ArrheniusRates, Mechanism
 from rdlab.errors import ParameterError
 
@@ -62,13 +63,13 @@ def _michaelis_menten_arrhenius() -> Example:
     rows = [({"E": -1, "S": -1, "ES": 1}, 0.0, 0.0), ({"ES": -1, "E": 1, "P": 1}, 0.0, 0.0)]
     arr = ArrheniusRates(prefactor_f=np.array([1.0, 1e3]), prefactor_r=np.array([4.0, 0.0]),
                          energy_f=np.array([1600.0, 2240.0]), energy_r=np.array([3680.0, 0.0]),
-                         gas_constant=8.3145)
+                         gas_constant=GAS_CONSTANT)
     kf, kr = arr.rates(300.0)
     base = Mechanism.from_rows(["E", "S", "ES", "P"], rows)
     m = Mechanism(base.species, base.V, kf, kr, arrhenius=arr, reference_temperature=300.0)
     return Example("michaelis-menten-arrhenius", m,
                    "Example 4.2 with Arrhenius rates (A 1, 4, 1e3; Ea 1600, 3680, 2240 J/mol; "
-                   "R 8.3145), T ~ U[200, 400] K per initial condition",
+                   f"R {GAS_CONSTANT} J/(mol K)), T ~ U[200, 400] K per initial condition",
                    temperature_range=(200.0, 400.0))
 
 

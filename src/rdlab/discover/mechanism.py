@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import yaml
 
+from rdlab.chemistry.kinetics import GAS_CONSTANT, arrhenius
 from rdlab.chemistry.network import ReactionNetwork
 from rdlab.chemistry.reaction_text import format_side
 from rdlab.errors import NetworkError, ParameterError
@@ -36,24 +37,23 @@ class ArrheniusRates:
 
     prefactor_f, prefactor_r: ``A`` of each direction, shape ``(n_r,)``, in the units of k.
     energy_f, energy_r: activation energies ``Ea``, J/mol, shape ``(n_r,)``.
-    gas_constant: R in J/(mol K) (the paper uses 8.3145).
+    gas_constant: R in J/(mol K) (:data:`rdlab.chemistry.kinetics.GAS_CONSTANT`).
     """
 
     prefactor_f: np.ndarray
     prefactor_r: np.ndarray
     energy_f: np.ndarray
     energy_r: np.ndarray
-    gas_constant: float = 8.3145
+    gas_constant: float = GAS_CONSTANT
 
     def rates(self, temperature: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(kf, kr)`` at temperature(s) ``T`` in K; shapes ``(n_r,)`` or ``(batch, n_r)``."""
         T = np.asarray(temperature, dtype=float)
         if np.any(~np.isfinite(T)) or np.any(T <= 0):
             raise ParameterError(f"temperature must be positive and finite (K), got {T}")
-        inv = (1.0 / (self.gas_constant * T))[..., None]
         with np.errstate(over="ignore", invalid="ignore"):
-            kf = np.asarray(self.prefactor_f) * np.exp(-np.asarray(self.energy_f) * inv)
-            kr = np.asarray(self.prefactor_r) * np.exp(-np.asarray(self.energy_r) * inv)
+            kf = arrhenius(self.prefactor_f, self.energy_f, T[..., None], self.gas_constant)
+            kr = arrhenius(self.prefactor_r, self.energy_r, T[..., None], self.gas_constant)
         # A = 0 is an absent direction whatever Ea is
         kf = np.where(np.asarray(self.prefactor_f) == 0, 0.0, kf)
         kr = np.where(np.asarray(self.prefactor_r) == 0, 0.0, kr)
@@ -347,7 +347,7 @@ class Mechanism:
         arr = None
         if rs and "Af" in rs[0]:
             arr = ArrheniusRates(*(np.array([r[k] for r in rs]) for k in ("Af", "Ar", "Ef", "Er")),
-                                 gas_constant=float(d.get("gas_constant", 8.3145)))
+                                 gas_constant=float(d.get("gas_constant", GAS_CONSTANT)))
         return cls(tuple(d["species"]), np.array([r["V"] for r in rs]),
                    [r["kf"] for r in rs], [r["kr"] for r in rs], orders, arr,
                    d.get("reference_temperature"), dict(d.get("notes", {})))

@@ -18,6 +18,7 @@ import time
 import numpy as np
 from scipy.optimize import least_squares, nnls
 
+from rdlab.chemistry.kinetics import GAS_CONSTANT
 from rdlab.errors import ParameterError
 
 __all__ = ["fit_arrhenius", "fit_rates", "monomials", "point_weights", "refine_integers",
@@ -156,7 +157,7 @@ def relative_errors(pred: np.ndarray, du: np.ndarray) -> tuple[float, np.ndarray
 
 def fit_arrhenius(V: np.ndarray, orders_f: np.ndarray, orders_r: np.ndarray | None,
                   log_u: np.ndarray, du: np.ndarray, temperature: np.ndarray,
-                  gas_constant: float = 8.3145) -> dict[str, np.ndarray]:
+                  gas_constant: float = GAS_CONSTANT) -> dict[str, np.ndarray]:
     """Arrhenius parameters ``A ≥ 0`` and ``Ea`` (J/mol) of each direction from data at
     several temperatures ``(N,)`` K.
 
