@@ -285,7 +285,7 @@ class ReactionDiscovery:
         self.mechanism_ = mech.normalised()
         self.validation_error_ = result.error
         self.species_errors_ = result.species_errors
-        self.converged_ = bool(np.max(result.species_errors) <= self._tolerance())
+        self.converged_ = bool(np.max(result.species_errors) <= self.acceptance_tolerance())
         self.time_to_structure_ = result.seconds if self.converged_ else None
         total, _ = relative_errors(self.mechanism_.rhs(u[train], None if T is None
                                                        else T[train]), du[train])
@@ -309,7 +309,7 @@ class ReactionDiscovery:
             cand = self._frozen_mechanism(proposal.V.copy(), None if proposal.orders is None
                                           else proposal.orders.copy(), 0, t0)
             self.warm_start_["accepted"] = bool(np.max(cand.species_errors)
-                                                <= self._tolerance())
+                                                <= self.acceptance_tolerance())
             if self.warm_start_["accepted"]:
                 return cand
         rows = min(n, self.n_reactions)
@@ -320,7 +320,9 @@ class ReactionDiscovery:
                                                          dtype=model.V.dtype)
         return None
 
-    def _tolerance(self) -> float:
+    def acceptance_tolerance(self) -> float:
+        """The relative derivative error a mechanism must reach on every species to be
+        accepted: ``tolerance``, or 3× ``noise_level`` when the data are noisier."""
         return max(self.tolerance, 3.0 * self.noise_level)
 
     # ------------------------------------------------------------------ training loops
@@ -418,7 +420,7 @@ class ReactionDiscovery:
         finished: list[_Candidate] = []
         self.restarts_ = 0
         self.history_ = []
-        tol = self._tolerance()
+        tol = self.acceptance_tolerance()
         epoch, winner = 0, None
         window: list[torch.Tensor] = []
         bar = tqdm(disable=not self.progress, desc="fit (PPF)", unit="epoch", mininterval=1.0)
@@ -570,7 +572,7 @@ class ReactionDiscovery:
             "converged": self.converged_,
             "validation_error": self.validation_error_,
             "species_errors": dict(zip(self.species_, map(float, self.species_errors_))),
-            "tolerance": self._tolerance(),
+            "tolerance": self.acceptance_tolerance(),
             "train_error": self.train_error_,
             "epochs": self.n_epochs_,
             "restarts": self.restarts_,

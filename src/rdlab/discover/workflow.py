@@ -223,7 +223,8 @@ def discover_into(folder: RunFolder, data: ReactionData, ex: Example | None,
     if not est.converged_:
         warnings.append(
             f"did not converge: largest per-species validation error "
-            f"{float(np.max(est.species_errors_)):.3g} > tolerance {est._tolerance():.3g}; "
+            f"{float(np.max(est.species_errors_)):.3g} > tolerance "
+            f"{est.acceptance_tolerance():.3g}; "
             "the mechanism below is the best candidate found, not a verified one")
     atomic_write_text(folder.file("mechanism.yaml"), mech.to_yaml())
     atomic_write_text(folder.file("mechanism.txt"), mech.table() + "\n")

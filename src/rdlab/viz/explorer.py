@@ -29,13 +29,15 @@ import numpy as np
 from PIL import Image
 
 from rdlab.errors import ParameterError
+from rdlab.viz.class_map_inputs import (
+    check_classes,
+    check_coords,
+    check_labels,
+    check_positive_ints,
+    check_probabilities,
+)
 from rdlab.viz.phase_map import (
     UNCLASSIFIED_NAME,
-    _check_classes,
-    _check_coords,
-    _check_labels,
-    _check_positive_ints,
-    _check_probabilities,
     cell_size,
     class_colors,
     pattern_rgb,
@@ -322,18 +324,18 @@ def write_explorer(
         ParameterError: length mismatches, labels out of range, badly shaped or unnormalised
             probabilities, badly shaped images, non-positive ``thumb_size`` or ``top``.
     """
-    k_arr, f_arr = _check_coords(k, f)
-    names = _check_classes(classes)
+    k_arr, f_arr = check_coords(k, f)
+    names = check_classes(classes)
     n = k_arr.size
-    lab = _check_labels(labels, n, len(names))
-    prob = _check_probabilities(probabilities, n, len(names))
+    lab = check_labels(labels, n, len(names))
+    prob = check_probabilities(probabilities, n, len(names))
     imgs = np.asarray(images)
     if imgs.ndim not in (3, 4) or imgs.shape[0] != n or 0 in imgs.shape[1:]:
         raise ParameterError(
             f"images must have shape (n, C, y, x) or (n, y, x) with n = {n} points, "
             f"got {imgs.shape}"
         )
-    _check_positive_ints(thumb_size=thumb_size, top=top)
+    check_positive_ints(thumb_size=thumb_size, top=top)
     dk, df = cell_size(k_arr, f_arr)
     colors = [_hex(c) for c in class_colors(names)]
     uris, img_index = _thumbnails(imgs, int(thumb_size))

@@ -24,6 +24,13 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from rdlab.errors import ParameterError
+from rdlab.viz.class_map_inputs import (
+    check_classes,
+    check_coords,
+    check_labels,
+    check_positive_ints,
+    check_probabilities,
+)
 from rdlab.viz.layout import Margins, image_figure, save_figure, show_image
 from rdlab.viz.scaling import BAD_COLOR_U8, to_uint8, upscale_stack
 
@@ -47,8 +54,6 @@ HIGH_COLOR: tuple[int, int, int] = (191, 191, 191)
 UNCLASSIFIED_COLOR: tuple[int, int, int] = (255, 255, 255)
 #: Legend text of unclassified points.
 UNCLASSIFIED_NAME = "unclassified"
-#: Tolerance on the row sums of class probabilities.
-PROBABILITY_SUM_TOL = 1e-3
 
 
 # --------------------------------------------------------------------------------------------
@@ -76,7 +81,7 @@ def class_colors(classes: Sequence[str]) -> np.ndarray:
     class therefore depends only on its position in ``classes``: pass the model's full class
     list, not only the classes present, to keep colours consistent across pictures.
     """
-    names = _check_classes(classes)
+    names = check_classes(classes)
     out = np.zeros((len(names), 3), dtype=np.uint8)
     others = [i for i, c in enumerate(names) if c.strip().upper() not in ("L", "H")]
     extra = _extra_colors(max(0, len(others) - len(PALETTE)))
@@ -88,101 +93,6 @@ def class_colors(classes: Sequence[str]) -> np.ndarray:
         elif c.strip().upper() == "H":
             out[i] = HIGH_COLOR
     return out
-
-
-def _check_classes(classes: Sequence[str]) -> list[str]:
-    if isinstance(classes, str):
-        raise ParameterError(f"classes must be a sequence of symbols, got the string {classes!r}")
-    names = [str(c) for c in classes]
-    if not names:
-        raise ParameterError("classes is empty")
-    dup = sorted({c for c in names if names.count(c) > 1})
-    if dup:
-        raise ParameterError(f"duplicate class symbols {dup!r} in classes {names!r}")
-    return names
-
-
-def _check_positive_ints(**values: object) -> None:
-    """Raise :class:`ParameterError` naming the first value that is not an integer ≥ 1."""
-    for name, v in values.items():
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ParameterError(f"{name} must be a positive integer, got {v!r}")
-
-
-def _check_coords(k: np.ndarray | Sequence[float], f: np.ndarray | Sequence[float],
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """``k, f`` as finite float64 ``(n,)`` arrays of the same length ``n ≥ 1``."""
-    out = []
-    for name, v in (("k", k), ("f", f)):
-        try:
-            a = np.asarray(v, dtype=float)
-        except (TypeError, ValueError):
-            raise ParameterError(f"{name} must be numbers, got {v!r}") from None
-        if a.ndim != 1:
-            raise ParameterError(f"{name} must be 1-D (one value per point), got shape {a.shape}")
-        if a.size == 0:
-            raise ParameterError(f"{name} is empty: no point to draw")
-        bad = np.flatnonzero(~np.isfinite(a))
-        if bad.size:
-            raise ParameterError(
-                f"{name}[{bad[0]}] = {float(a[bad[0]])} is not finite "
-                f"({bad.size} non-finite in all)"
-            )
-        out.append(a)
-    if out[0].shape != out[1].shape:
-        raise ParameterError(f"length mismatch: {out[0].size} k values but {out[1].size} f values")
-    return out[0], out[1]
-
-
-def _check_labels(labels: np.ndarray | Sequence[int], n: int, n_classes: int) -> np.ndarray:
-    """``labels`` as int64 ``(n,)`` with values in ``[-1, n_classes)``."""
-    raw = np.asarray(labels)
-    if raw.ndim != 1:
-        raise ParameterError(f"labels must be 1-D, got shape {raw.shape}")
-    if raw.size != n:
-        raise ParameterError(f"length mismatch: {raw.size} labels for {n} points")
-    if raw.size and not np.issubdtype(raw.dtype, np.integer):
-        as_float = (np.asarray(raw, dtype=float) if np.issubdtype(raw.dtype, np.number)
-                    else np.array([np.nan]))
-        bad = np.flatnonzero(~np.isfinite(as_float) | (as_float != np.round(as_float)))
-        if bad.size:
-            raise ParameterError(f"labels must be integers, got {raw.flat[bad[0]].item()!r} "
-                                 f"(dtype {raw.dtype})")
-    lab = raw.astype(np.int64)
-    bad = np.flatnonzero((lab < -1) | (lab >= n_classes))
-    if bad.size:
-        raise ParameterError(
-            f"label {int(lab[bad[0]])} at index {bad[0]} is out of range: expected −1 "
-            f"(unclassified) or 0…{n_classes - 1} for {n_classes} classes"
-        )
-    return lab
-
-
-def _check_probabilities(probabilities: np.ndarray, n: int, n_classes: int) -> np.ndarray:
-    """Probabilities as float64 ``(n, n_classes)``, finite, in [0, 1], rows summing to 1."""
-    p = np.asarray(probabilities, dtype=float)
-    if p.shape != (n, n_classes):
-        raise ParameterError(
-            f"probabilities must have shape (n_points, n_classes) = ({n}, {n_classes}), "
-            f"got {p.shape}"
-        )
-    bad = np.argwhere(~np.isfinite(p))
-    if bad.size:
-        i, j = bad[0]
-        raise ParameterError(f"probabilities[{i}, {j}] = {float(p[i, j])} is not finite")
-    bad = np.argwhere((p < -PROBABILITY_SUM_TOL) | (p > 1.0 + PROBABILITY_SUM_TOL))
-    if bad.size:
-        i, j = bad[0]
-        raise ParameterError(f"probabilities[{i}, {j}] = {float(p[i, j])} is outside [0, 1]")
-    sums = p.sum(axis=1)
-    bad_rows = np.flatnonzero(np.abs(sums - 1.0) > PROBABILITY_SUM_TOL)
-    if bad_rows.size:
-        i = bad_rows[0]
-        raise ParameterError(
-            f"probabilities row {i} sums to {float(sums[i])}, not 1 (tolerance "
-            f"{PROBABILITY_SUM_TOL}); {bad_rows.size} such rows"
-        )
-    return np.clip(p, 0.0, 1.0)
 
 
 def _min_spacing(values: np.ndarray) -> float | None:
@@ -252,11 +162,11 @@ def phase_map_figure(
     Its only axes holds two :class:`~matplotlib.collections.PolyCollection` objects (classified
     cells, then unclassified cells) and the legend.
     """
-    k_arr, f_arr = _check_coords(k, f)
-    names = _check_classes(classes)
+    k_arr, f_arr = check_coords(k, f)
+    names = check_classes(classes)
     n = k_arr.size
-    lab = _check_labels(labels, n, len(names))
-    prob = None if probabilities is None else _check_probabilities(probabilities, n, len(names))
+    lab = check_labels(labels, n, len(names))
+    prob = None if probabilities is None else check_probabilities(probabilities, n, len(names))
     w, h = cell_size(k_arr, f_arr, dk, df)
     colors = class_colors(names).astype(float) / 255.0
 
@@ -362,7 +272,7 @@ def confusion_matrix_figure(
     normalize: bool = False, dpi: int = 100,
 ) -> Figure:
     """The figure drawn by :func:`save_confusion_matrix` (arguments as there)."""
-    names = _check_classes(classes)
+    names = check_classes(classes)
     m = np.asarray(matrix, dtype=float)
     nc = len(names)
     if m.shape != (nc, nc):
@@ -591,7 +501,7 @@ def save_class_montage(
         ParameterError: non-finite or mismatched ``k``, ``f``, images of another count or
             shape, non-positive ``max_panels`` or ``ncols``.
     """
-    k_arr, f_arr = _check_coords(k, f)
+    k_arr, f_arr = check_coords(k, f)
     n = k_arr.size
     arr = np.asarray(images)
     if arr.ndim not in (3, 4) or arr.shape[0] != n:
@@ -599,7 +509,7 @@ def save_class_montage(
             f"length mismatch: images of shape {arr.shape} for {n} (k, f) points "
             f"(expected (n, y, x) or (n, C, y, x) with n = {n})"
         )
-    _check_positive_ints(max_panels=max_panels, ncols=ncols)
+    check_positive_ints(max_panels=max_panels, ncols=ncols)
     idx = np.arange(n)
     if n > max_panels:
         idx = np.unique(np.round(np.linspace(0, n - 1, int(max_panels))).astype(int))
