@@ -134,17 +134,20 @@ def _damaged(tmp_path, how: str):
             (store / name).unlink()
     elif how == "deleted-chunk":
         (store / "concentration" / "0.0.0").unlink()
-    else:
+    elif how == "truncated-chunk":
         chunk = store / "concentration" / "0.0.0"
         chunk.write_bytes(chunk.read_bytes()[:20])
+    else:  # cut by a few bytes only: blosc may decode such a buffer without an error
+        chunk = store / "concentration" / "0.0.0"
+        chunk.write_bytes(chunk.read_bytes()[:-3])
     return store
 
 
 @pytest.mark.parametrize("how, match", [
     ("metadata", r"is a folder but not a zarr store"),
-    ("deleted-chunk", r"concentration of F in sample 0 at time 0.0 is nan.*damaged or "
-                      r"missing chunk"),
-    ("truncated-chunk", r"cannot read the zarr store .*s\.zarr"),
+    ("deleted-chunk", r"s\.zarr' is damaged: concentration: a chunk file is missing"),
+    ("truncated-chunk", r"s\.zarr' is damaged: concentration: a chunk file is truncated"),
+    ("slightly-truncated-chunk", r"damaged: concentration: a chunk file is truncated"),
 ])
 def test_damaged_data_stores_are_refused(tmp_path, how, match):
     with pytest.raises(DataError, match=match):

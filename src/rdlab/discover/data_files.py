@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rdlab import store_check
 from rdlab.atomic import atomic_folder
 from rdlab.discover.csv_data import read_csv, write_csv
 from rdlab.discover.data import ReactionData
@@ -51,7 +52,7 @@ def _write_zarr(data: ReactionData, path: Path) -> Path:
     if data.temperatures is not None:
         ds["temperature"] = (("sample",), data.temperatures)
     with atomic_folder(path) as tmp:
-        ds.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True)
+        ds.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True, write_empty_chunks=True)
     return path
 
 
@@ -96,6 +97,11 @@ def _zarr_data(path: Path) -> ReactionData:
     import xarray as xr
 
     ds = xr.open_zarr(path)
+    for name in ds.variables:  # zarr reads a missing chunk as its fill value: check first
+        if (path / str(name) / ".zarray").is_file():
+            why = store_check.ArrayCheck(path, str(name)).problem()
+            if why is not None:
+                raise DataError(f"zarr store {str(path)!r} is damaged: {name}: {why}")
     if "concentration" not in ds:
         raise DataError(f"zarr store {str(path)!r} has no 'concentration' variable (its "
                         f"variables: {sorted(map(str, ds.data_vars))})")

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from rdlab import store_check
 from rdlab.errors import DataError, ParameterError
-from rdlab.patterns import pattern_store, store_check
+from rdlab.patterns import pattern_store
 from rdlab.run_folder import check_run_folder, staged_run_folder
 
 #: Samples per prediction batch (bounded memory however large the scan).

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from rdlab import store_check
 from rdlab.errors import ParameterError, SimulationError
 from rdlab.output_lock import hold
-from rdlab.patterns import pattern_store, store_check
+from rdlab.patterns import pattern_store
 from rdlab.patterns.pattern_runs import PatternRunSettings, pattern_system, simulate_patterns
 
 #: ``scheduler`` value that runs the blocks in this process (no cluster; numba uses all cores).

@@ -32,9 +32,9 @@ import numpy as np
 import xarray as xr
 
 import rdlab
+from rdlab import store_check
 from rdlab.atomic import atomic_folder
 from rdlab.errors import DataError, ParameterError
-from rdlab.patterns import store_check
 from rdlab.patterns.pattern_runs import PatternRunSettings
 
 
