@@ -115,7 +115,7 @@ def test_a_missing_output_is_a_warning_and_a_failed_rerun_changes_nothing(tmp_pa
 
     monkeypatch.chdir(tmp_path)
 
-    def no_sbml(net):
+    def no_sbml(net, *args, **kwargs):
         raise RuntimeError("no SBML today")
 
     monkeypatch.setattr(export, "to_sbml", no_sbml)

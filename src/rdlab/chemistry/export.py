@@ -14,8 +14,16 @@ Identifiers are shared by both formats:
   (``time``, ``pi``, ``in``, ``species``, ``exp``, ...); otherwise they are sanitised and
   suffixed (``time`` becomes ``time_1``), and the original name is kept as display name;
 * rate constants take the network's rate names where given, and ``k0``, ``k1``, ... (the
-  index of the directed reaction) otherwise;
+  index of the directed reaction) otherwise. A name that is its own reaction's index name
+  (``k1`` on reaction 1) is written ``k1_1``, so that ``k<r>`` always means an unnamed
+  rate; a named rate keeps its name as the SBML parameter's name (in Antimony as a display
+  name where it differs from the identifier, ``k1_1 is "k1"``), so that
+  :mod:`rdlab.chemistry.sbml_import` reads back the same network;
 * reactions are ``J0``, ``J1``, ..., the compartment is ``cell``.
+
+Both write the initial concentration of every species (0 unless an initial state is given).
+Numbers are written exactly in Antimony (shortest ``repr``) and with 15 significant digits in
+SBML (libsbml's writer).
 
 SBML export needs ``python-libsbml``; Antimony export has no dependency.
 """
@@ -23,9 +31,11 @@ SBML export needs ``python-libsbml``; Antimony export has no dependency.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from rdlab.checks import nonnegative_number
 from rdlab.chemistry.network import ReactionNetwork
@@ -59,6 +69,10 @@ _ANTIMONY_RESERVED = frozenset({
     "lumen", "lux", "meter", "metre", "mole", "newton", "ohm", "pascal", "radian", "second",
     "siemens", "sievert", "steradian", "tesla", "volt", "watt", "weber",
 })
+
+#: An initial state: ``{species: concentration}`` (species left out start at 0) or one
+#: concentration per species in network order (a sequence or a 1-d array).
+InitialState = Mapping[str, float] | Sequence[float] | np.ndarray
 
 _INVALID_CHARS = re.compile(r"[^A-Za-z0-9_]")
 
@@ -96,6 +110,7 @@ class _Model:
     species_ids: tuple[str, ...]
     initial: tuple[float, ...]  # concentration, per species
     rate_ids: tuple[str, ...]
+    rate_labels: tuple[str | None, ...]  # the network's rate names (None where unnamed)
     rates: tuple[float, ...]  # concentration^(1 − order) / time, per directed reaction
     reaction_ids: tuple[str, ...]
     reactants: tuple[tuple[tuple[str, int], ...], ...]  # (species id, coefficient) per reaction
@@ -104,7 +119,7 @@ class _Model:
 
 
 def _prepare(
-    network: ReactionNetwork, initial: Mapping[str, float] | None, name: str
+    network: ReactionNetwork, initial: InitialState | None, name: str
 ) -> _Model:
     if not isinstance(network, ReactionNetwork):
         raise NetworkError(f"expected a ReactionNetwork, got {type(network).__name__}")
@@ -119,20 +134,14 @@ def _prepare(
             )
         rates.append(nonnegative_number(k, f"the rate constant of {label}"))
 
-    concentrations = [0.0] * network.n_species
-    if initial is not None:
-        if not isinstance(initial, Mapping):
-            raise ParameterError(
-                f"initial must map species names to concentrations, got {type(initial).__name__}"
-            )
-        for species, value in initial.items():
-            i = network.species_index(species)
-            concentrations[i] = nonnegative_number(
-                value, f"the initial concentration of {species!r}"
-            )
+    concentrations = _initial_concentrations(network, initial)
 
     namer = _Namer()
     species_ids = tuple(namer.claim(s, "s_") for s in network.species)
+    # a label that is its reaction's index name k<r> is written k<r>_1 (with its name), so
+    # that the identifier k<r> always means an unnamed rate
+    namer.taken.update(f"k{r}" for r, label in enumerate(network.rate_names)
+                       if label == f"k{r}")
     named = {r: namer.claim(label, "k_")  # the network keeps labels unique
              for r, label in enumerate(network.rate_names) if label is not None}
     rate_ids = tuple(named[r] if r in named else namer.claim(f"k{r}", "k_") for r in range(n_r))
@@ -157,12 +166,48 @@ def _prepare(
         species_ids=species_ids,
         initial=tuple(concentrations),
         rate_ids=rate_ids,
+        rate_labels=tuple(network.rate_names),
         rates=tuple(rates),
         reaction_ids=reaction_ids,
         reactants=tuple(reactants),
         products=tuple(products),
         laws=tuple(laws),
     )
+
+
+def _initial_concentrations(
+    network: ReactionNetwork, initial: InitialState | None
+) -> list[float]:
+    """One concentration per species (0 where ``initial`` gives none), each checked ≥ 0."""
+    concentrations = [0.0] * network.n_species
+    if initial is None:
+        return concentrations
+    if isinstance(initial, Mapping):
+        items = list(initial.items())
+    elif isinstance(initial, (Sequence, np.ndarray)) and not isinstance(initial, (str, bytes)):
+        if isinstance(initial, np.ndarray) and initial.ndim != 1:
+            raise ParameterError(f"initial must be one concentration per species (a 1-d "
+                                 f"array), got shape {initial.shape}")
+        values = initial.tolist() if isinstance(initial, np.ndarray) else list(initial)
+        if len(values) != network.n_species:
+            raise ParameterError(f"initial has {len(values)} concentrations for the "
+                                 f"{network.n_species} species {list(network.species)}")
+        items = list(zip(network.species, values))
+    else:
+        raise ParameterError("initial must map species names to concentrations (or list one "
+                             f"per species), got {type(initial).__name__}")
+    for species, value in items:
+        i = network.species_index(species)
+        concentrations[i] = nonnegative_number(value, f"the initial concentration of {species!r}")
+    return concentrations
+
+
+def _display_names(m: _Model) -> list[tuple[str, str]]:
+    """``(identifier, original name)`` of renamed species and rate labels."""
+    out = [(sid, s) for sid, s in zip(m.species_ids, m.species) if sid != s]
+    out += [(kid, label) for kid, label in zip(m.rate_ids, m.rate_labels)
+            if label is not None and kid != label]
+    return out
 
 
 def _number(x: float) -> str:
@@ -177,7 +222,7 @@ def _side(terms: tuple[tuple[str, int], ...]) -> str:
 # ---------------------------------------------------------------------------- Antimony
 def to_antimony(
     network: ReactionNetwork,
-    initial: Mapping[str, float] | None = None,
+    initial: InitialState | None = None,
     name: str = "rdlab_model",
 ) -> str:
     """Antimony text of a mass-action network.
@@ -187,8 +232,11 @@ def to_antimony(
     network:
         The network; every directed reaction needs a rate constant (``default_rates``).
     initial:
-        Initial concentration of some species, ``{name: value}`` (concentration units of the
-        rate constants); species not listed start at 0.
+        The initial state written into the model: ``{name: concentration}`` (species not
+        listed start at 0) or one concentration per species in network order; ``None``
+        (all 0) by default. Concentrations are in the units of the rate constants. Callers
+        pass the state they have: ``rdlab design`` the drive's feed, ``rdlab discover`` the
+        first sample of its data.
     name:
         Model name (sanitised to an identifier).
 
@@ -229,10 +277,10 @@ def to_antimony(
     out.append("")
     out.append("  // Rate constants")
     out += [f"  {kid} = {_number(k)};" for kid, k in zip(m.rate_ids, m.rates)]
-    renamed = [(sid, s) for sid, s in zip(m.species_ids, m.species) if sid != s]
+    renamed = _display_names(m)
     if renamed:
         out.append("")
-        out.append("  // Display names (species whose names are not Antimony identifiers)")
+        out.append("  // Display names (rdlab names that differ from the identifier)")
         out += [f"  {sid} is {_quoted(s)};" for sid, s in renamed]
     out.append("end")
     return "\n".join(out) + "\n"
@@ -245,11 +293,12 @@ def _quoted(text: str) -> str:
 def write_antimony(
     network: ReactionNetwork,
     path: str | Path,
-    initial: Mapping[str, float] | None = None,
+    initial: InitialState | None = None,
     name: str = "rdlab_model",
 ) -> Path:
     """Write :func:`to_antimony` of ``network`` to ``path`` (conventionally ``*.ant``) and
-    return the path. ``initial`` (concentrations) and ``name`` as in :func:`to_antimony`."""
+    return the path. ``initial`` (the initial state, ``{species: concentration}`` or one value per
+    species) and ``name`` as in :func:`to_antimony`."""
     path = Path(path)
     path.write_text(to_antimony(network, initial, name))
     return path
@@ -269,7 +318,7 @@ def _import_libsbml():  # libsbml ships no type stubs
 
 def to_sbml(
     network: ReactionNetwork,
-    initial: Mapping[str, float] | None = None,
+    initial: InitialState | None = None,
     name: str = "rdlab_model",
 ) -> str:
     """SBML Level 3 Version 2 document of a mass-action network, as XML text.
@@ -279,8 +328,11 @@ def to_sbml(
     network:
         The network; every directed reaction needs a rate constant (``default_rates``).
     initial:
-        Initial concentration of some species, ``{name: value}`` (concentration units of the
-        rate constants); species not listed start at 0.
+        The initial state written into the model: ``{name: concentration}`` (species not
+        listed start at 0) or one concentration per species in network order; ``None``
+        (all 0) by default. Concentrations are in the units of the rate constants. Callers
+        pass the state they have: ``rdlab design`` the drive's feed, ``rdlab discover`` the
+        first sample of its data.
     name:
         Model name (its identifier is sanitised; the name itself is kept as the model's
         ``name``).
@@ -337,10 +389,12 @@ def to_sbml(
         ok(sp.setBoundaryCondition(False), what)
         ok(sp.setConstant(False), what)
 
-    for kid, k in zip(m.rate_ids, m.rates):
+    for kid, k, label in zip(m.rate_ids, m.rates, m.rate_labels):
         par = model.createParameter()
         what = f"create the rate constant {kid!r}"
         ok(par.setId(kid), what)
+        if label is not None:  # the label, as species keep theirs (unnamed: no name)
+            ok(par.setName(label), what)
         ok(par.setValue(k), what)
         ok(par.setConstant(True), what)
 
@@ -380,12 +434,12 @@ def to_sbml(
 def write_sbml(
     network: ReactionNetwork,
     path: str | Path,
-    initial: Mapping[str, float] | None = None,
+    initial: InitialState | None = None,
     name: str = "rdlab_model",
 ) -> Path:
     """Write :func:`to_sbml` of ``network`` to ``path`` (conventionally ``*.xml`` or
-    ``*.sbml``) and return the path. ``initial`` (concentrations) and ``name`` as in
-    :func:`to_sbml`."""
+    ``*.sbml``) and return the path. ``initial`` (the initial state,
+    ``{species: concentration}`` or one value per species) and ``name`` as in :func:`to_sbml`."""
     path = Path(path)
     path.write_text(to_sbml(network, initial, name))
     return path

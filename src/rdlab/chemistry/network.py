@@ -273,6 +273,26 @@ class ReactionNetwork:
         except NetworkError as exc:
             raise NetworkError(f"network file {str(path)!r}: {exc}") from None
 
+    @classmethod
+    def from_sbml(cls, path: str | Path) -> ReactionNetwork:
+        """Read the mass-action network of an SBML file. Rate laws must be mass action;
+        boundary/constant species are folded into the rate constants; rate rules, events,
+        other laws are refused naming the reaction (see :mod:`rdlab.chemistry.sbml_import`,
+        whose :func:`~rdlab.chemistry.sbml_import.read_sbml` also gives the initial
+        concentrations)."""
+        from rdlab.chemistry.sbml_import import read_sbml
+
+        return read_sbml(path).network
+
+    @classmethod
+    def from_antimony(cls, source: str | Path) -> ReactionNetwork:
+        """Read the mass-action network of Antimony text or an Antimony file (a ``Path``, or
+        a string without newline or ``;``), as :meth:`from_sbml` reads its SBML translation.
+        Needs the optional ``antimony`` package (``pip install 'rdlab[antimony]'``)."""
+        from rdlab.chemistry.sbml_import import read_antimony
+
+        return read_antimony(source).network
+
     # ------------------------------------------------------------------ export
     def reaction_text(self, r: int, with_rate: bool = True) -> str:
         """Text of directed reaction ``r``, e.g. ``'U + 2V -> 3V : 1.0'``."""

@@ -13,7 +13,8 @@
   long horizon; ``loss.png`` — the loss history;
 * ``reaction_graph.png`` — the designed network, arrow weight ∝ rate (appendix B.4);
 * ``network.yaml``, ``network.ant``, ``network.xml`` — the designed network with its flow
-  drive written as reactions (∅ → X_i at f·x_i, X_i → ∅ at f), for Tellurium/libroadrunner.
+  drive written as reactions (∅ → X_i at f·x_i, X_i → ∅ at f), starting from the feed x,
+  for Tellurium/libroadrunner.
 """
 
 from __future__ import annotations
@@ -229,8 +230,10 @@ def _report(model: DesignModel, history: list[dict], folder: Path, *,
                         folder / "reaction_graph.png", scale="relative",
                         title=f"{cfg.name}: designed network (arrow weight ∝ rate)")
     net.to_yaml(folder / "network.yaml")
-    write_antimony(net, folder / "network.ant", name=cfg.name.replace("-", "_"))
-    write_sbml(net, folder / "network.xml", name=cfg.name.replace("-", "_"))
+    # the models start from the drive's feed x (the state the flow pulls towards)
+    feed = model.params.feed.detach().cpu().double().numpy()
+    write_antimony(net, folder / "network.ant", feed, name=cfg.name.replace("-", "_"))
+    write_sbml(net, folder / "network.xml", feed, name=cfg.name.replace("-", "_"))
     metrics["report_seconds"] = time.perf_counter() - t0
     (folder / METRICS).write_text(json.dumps(metrics, indent=1, default=float))
     return metrics
