@@ -33,8 +33,8 @@ from rdlab.design.generator import sample_z
 from rdlab.design.objectives import Dissipation, pearson_correlation
 from rdlab.design.optimise import DesignModel
 from rdlab.design.parameters import DesignParameters
-from rdlab.errors import ParameterError, SimulationError
-from rdlab.simulate import fast
+from rdlab.errors import ParameterError
+from rdlab.simulate import simulate
 from rdlab.simulate.torch_engine import (
     NetworkTensors,
     TorchParameters,
@@ -42,6 +42,7 @@ from rdlab.simulate.torch_engine import (
     flow_field,
     raw_noise,
 )
+from rdlab.simulate.trackers import RunawayGuard, RunView, Tracker
 from rdlab.system import Grid, System
 
 __all__ = ["CONTROL_CONDITIONS", "MetricCurves", "control_curves", "finite_mean",
@@ -129,49 +130,51 @@ def _fast_system(model: DesignModel, params: TorchParameters, shape) -> System:
                         grid=Grid(shape[-2], shape[-1], stencil="9-point"))
 
 
+class _Measurements(Tracker):
+    """Follows ``metric`` at ``steps`` (after step 0) without storing the states: a sample
+    stopped by the guard (it blew up) is NaN from then on; ``frames`` keeps the first
+    sample's state at each step when asked."""
+
+    def __init__(self, steps: list[int], metric: Metric, params: TorchParameters,
+                 keep_frames: bool):
+        self.steps, self.metric, self.params = steps, metric, params
+        self.keep_frames = keep_frames
+        self.values: list[np.ndarray] = []
+        self.frames: list[np.ndarray] = []
+
+    def due_steps(self, n_steps: int) -> list[int]:
+        return self.steps
+
+    def visit(self, view: RunView) -> None:
+        if view.step not in self.steps:
+            return
+        state = np.nan_to_num(view.state)
+        v = self.metric(torch.as_tensor(state, dtype=self.params.rates.dtype),
+                        self.params).numpy().copy()
+        v[~view.active | ~np.isfinite(v)] = np.nan
+        self.values.append(v)
+        if self.keep_frames:
+            self.frames.append(view.state[0].copy())
+
+
 @torch.no_grad()
-def _rollout_metric_fast(model, params, X0, n_steps, dt, metric, record_every, keep_frames,
-                         chunk_records: int = 20):
-    """The same as :func:`rollout_metric` on the numba engine (no flow noise), in chunks
-    of records; a chunk in which samples blow up is rerun sample by sample so only those
-    become NaN."""
+def _rollout_metric_fast(model, params, X0, n_steps, dt, metric, record_every, keep_frames):
+    """The same as :func:`rollout_metric` on the fast engine (no flow noise), in float32
+    through the front door; a sample that blows up is dropped (NaN from the check that
+    found it on) while the others go on."""
     system = _fast_system(model, params, X0.shape)
     X = X0.detach().double().numpy()
     record = sorted(set(range(0, n_steps + 1, record_every)) | {n_steps})
-    times, values, frames = [0.0], [], []
-    dead = np.zeros(X.shape[0], bool)
-
-    def evaluate(state):
-        v = metric(torch.as_tensor(state, dtype=params.rates.dtype), params).numpy().copy()
-        v[dead | ~np.isfinite(v)] = np.nan
-        return v
-    values.append(evaluate(X))
-    if keep_frames:
-        frames.append(X[0].copy())
-    for start in range(0, len(record) - 1, chunk_records):
-        stops = record[start + 1:start + 1 + chunk_records]
-        base = record[start]
-        steps = [s - base for s in stops]
-        try:
-            out = fast.run(system, X, dt, steps[-1], [0, *steps], dtype=np.float32)[1:]
-        except SimulationError:
-            out = np.full((len(steps),) + X.shape, np.nan, dtype=np.float32)
-            for b in range(X.shape[0]):
-                if dead[b]:
-                    continue
-                try:
-                    out[:, b] = fast.run(system.select([b]), X[b:b + 1], dt, steps[-1],
-                                         [0, *steps], dtype=np.float32)[1:, 0]
-                except SimulationError:
-                    dead[b] = True
-        for k, s in enumerate(stops):
-            values.append(evaluate(np.nan_to_num(out[k])))
-            times.append(s * dt)
-            if keep_frames:
-                frames.append(out[k, 0].copy())
-        X = np.where(dead[:, None, None, None], 0.0, np.nan_to_num(out[-1])).astype(float)
-    return (np.asarray(times), np.stack(values, axis=1),
-            np.stack(frames) if keep_frames else None)
+    first = metric(torch.as_tensor(X, dtype=params.rates.dtype), params).numpy().copy()
+    first[~np.isfinite(first)] = np.nan
+    follow = _Measurements(record[1:], metric, params, keep_frames)
+    simulate(system, X, dt=dt, n_steps=n_steps, snapshot_steps=[n_steps], engine="fast",
+             dtype="float32", progress=False,
+             trackers=[follow, RunawayGuard(on_blow_up="drop")])
+    times = np.asarray(record, dtype=float) * dt
+    values = np.stack([first, *follow.values], axis=1)
+    frames = np.stack([X[0].copy(), *follow.frames]) if keep_frames else None
+    return times, values, frames
 
 
 @torch.no_grad()

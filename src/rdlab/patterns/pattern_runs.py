@@ -26,8 +26,10 @@ import numpy as np
 from rdlab.chemistry import gray_scott_network
 from rdlab.errors import ParameterError
 from rdlab.patterns.initial_conditions import MODES, gray_scott_initial_batch
-from rdlab.simulate import fast
-from rdlab.simulate.steady import homogeneous_steady
+from rdlab.simulate import simulate
+from rdlab.simulate.result import CONCENTRATION
+from rdlab.simulate.steady import SteadyStop
+from rdlab.simulate.trackers import RunView, Tracker
 from rdlab.system import Grid, System
 
 #: (uniform_tol, rate_tol) of the steadiness test per simulation dtype.
@@ -123,34 +125,29 @@ def simulate_patterns(k: Sequence[float], f: Sequence[float], seeds: Sequence[in
                                      size=settings.size)
     if state.shape[0] != n:
         raise ParameterError(f"{len(seeds)} seeds for {n} (k, f) points")
-    dtype = np.dtype(settings.dtype)
-    steps = np.asarray(settings.snapshot_steps)
-    frames = np.empty((n, steps.size, settings.size, settings.size), dtype=np.float32)
-    stopped = np.full(n, -1, dtype=np.int64)
-    active = np.arange(n)
-    now = 0
-    # phase 1: checked segments up to the first snapshot
-    first = int(steps[0])
-    while settings.early_stop and active.size and now + settings.check_every <= first:
-        sub = system.select(active)
-        out = fast.run(sub, state, settings.dt, settings.check_every,
-                       [settings.check_every], dtype=dtype)
-        state = out[-1]
-        now += settings.check_every
-        if progress is not None:
-            progress(settings.check_every * active.size // n)
-        steady = homogeneous_steady(sub, state, *STEADY_TOLERANCES[settings.dtype])
-        if steady.any():
-            done = active[steady]
-            frames[done] = state[steady][:, None, 0].astype(np.float32)
-            stopped[done] = now
-            active, state = active[~steady], state[~steady]
-    # phase 2: the rest in one go, with the snapshots
-    if active.size:
-        sub = system.select(active)
-        left = settings.n_steps - now
-        out = fast.run(sub, state, settings.dt, left, (steps - now).tolist(), dtype=dtype)
-        frames[active] = np.moveaxis(out[:, :, 0], 0, 1).astype(np.float32)
-        if progress is not None:
-            progress(left * active.size // n)
-    return frames, stopped
+    steps = [int(s) for s in settings.snapshot_steps]
+    # steadiness checks every check_every steps up to the first snapshot
+    checks = range(settings.check_every, steps[0] + 1, settings.check_every) \
+        if settings.early_stop else ()
+    trackers: list[Tracker] = [SteadyStop(system, checks, *STEADY_TOLERANCES[settings.dtype])]
+    if progress is not None:
+        trackers.append(_SampleStepProgress(progress, n))
+    ds = simulate(system, state, dt=settings.dt, n_steps=settings.n_steps,
+                  snapshot_steps=steps, engine="fast", dtype=settings.dtype, progress=False,
+                  trackers=trackers)
+    frames = ds[CONCENTRATION].values[:, :, 0].astype(np.float32)
+    return frames, ds["stopped_step"].values.astype(np.int64)
+
+
+class _SampleStepProgress(Tracker):
+    """``progress(m)``: steps done since the last call × running samples / all samples."""
+
+    every_check_point = True
+
+    def __init__(self, progress: Callable[[int], None], n: int):
+        self.progress, self.n, self.done = progress, n, 0
+
+    def visit(self, view: RunView) -> None:
+        if view.step > self.done:
+            self.progress((view.step - self.done) * int(view.active.sum()) // self.n)
+            self.done = view.step

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import nullcontext
 
 import numpy as np
 import xarray as xr
 
 from rdlab.errors import ParameterError
 from rdlab.simulate import guard
+from rdlab.simulate.engines import DTYPES, available_engines, get_engine
 from rdlab.simulate.result import trajectory_dataset
+from rdlab.simulate.trackers import ProgressBar, RunawayGuard, Storage, Tracker
 from rdlab.system import System
 
-ENGINES = ("fast", "numpy", "torch", "ode")
-DTYPES = {"float32": np.float32, "float64": np.float64}
+#: Names of the registered engines (see :func:`rdlab.simulate.engines.available_engines`).
+ENGINES = available_engines()
 
 
 def snapshot_schedule(n_steps: int, snapshot_every: int | None = None,
@@ -39,14 +40,6 @@ def snapshot_schedule(n_steps: int, snapshot_every: int | None = None,
     return np.unique([0, n_steps])
 
 
-def _progress_bar(total: int, enabled: bool, desc: str, unit: str):
-    if not enabled:
-        return nullcontext(None)
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit, disable=None, leave=False)
-
-
 def simulate(
     system: System,
     initial_state: np.ndarray,
@@ -61,61 +54,71 @@ def simulate(
     progress: bool = True,
     config: dict | None = None,
     runaway_limit: float | None = None,
+    trackers: Sequence[Tracker] = (),
     **engine_options,
 ) -> xr.Dataset:
     """Simulate ``system`` from ``initial_state`` for ``n_steps`` steps of ``dt``.
 
     initial_state: ``(batch, species, y, x)`` (or ``(species, y, x)``, broadcast over the
-    batch); ``(batch, species)`` for a well-mixed system. Grid engines (``fast``, ``numpy``,
-    ``torch``) take forward-Euler steps; ``ode`` integrates the well-mixed system with a stiff
-    solver and reports it at the snapshot times ``step·dt``. Returns a dataset with the
-    variable ``concentration`` of dims ``sample, time, species[, y, x]``.
+    batch); ``(batch, species)`` for a well-mixed system. ``engine`` is a name of
+    :func:`~rdlab.simulate.engines.available_engines` (``fast``, ``numpy``, ``torch`` take
+    forward-Euler steps; ``ode`` integrates the well-mixed system with a stiff solver and
+    reports it at the snapshot times ``step·dt``); ``engine_options`` are that engine's own
+    options (e.g. ``device`` for torch, ``rtol``/``method`` for ode, ``check_every`` for the
+    stepping engines' guard). Returns a dataset with the variable ``concentration`` of dims
+    ``sample, time, species[, y, x]``.
 
     runaway_limit: a concentration beyond ±this counts as a blow-up (default
     :data:`rdlab.simulate.guard.RUNAWAY_LIMIT`); NaN/Inf always do. A blow-up raises
     :class:`~rdlab.errors.SimulationError` naming the sample, its parameters and the first
-    bad step.
+    bad step (pass a :class:`~rdlab.simulate.trackers.RunawayGuard` among ``trackers`` for
+    another policy).
+
+    trackers: :class:`~rdlab.simulate.trackers.Tracker` objects called during the run
+    (measurements, early stops, …). When any is given the dataset also has
+    ``stopped_step (sample)``: the step at which a tracker stopped the sample (its later
+    snapshots are its state then), −1 for samples that ran to the end.
     """
-    if engine not in ENGINES:
-        raise ParameterError(f"unknown engine {engine!r}; engines are {list(ENGINES)}")
+    cls = get_engine(engine)
     if dtype not in DTYPES:
         raise ParameterError(f"unknown dtype {dtype!r}; choose float32 or float64")
     state = system.check_state(initial_state)
     steps = snapshot_schedule(n_steps, snapshot_every, snapshot_steps)
-    if engine == "ode":
-        if not (np.isfinite(dt) and dt > 0):
-            raise ParameterError(f"dt must be a positive number, got {dt!r}")
-    else:
-        system.check_time_step(dt)
-    np_dtype = DTYPES[dtype]
-    limit = guard.check_limit(guard.RUNAWAY_LIMIT if runaway_limit is None else runaway_limit)
-    # the ODE engine reports finished samples, the stepping engines finished steps
-    total, unit = (system.batch_size, "sample") if engine == "ode" else (int(n_steps), "step")
-    with _progress_bar(total, progress and n_steps > 0, f"simulate[{engine}]", unit) as bar:
-        tick = bar.update if bar is not None else None
-        if engine == "fast":
-            from rdlab.simulate import fast
-
-            out = fast.run(system, state, dt, int(n_steps), steps.tolist(), dtype=np_dtype,
-                           progress=tick, runaway_limit=limit, **engine_options)
-        elif engine == "torch":
-            from rdlab.simulate import torch_engine
-
-            out = torch_engine.run(system, state, dt, int(n_steps), steps.tolist(),
-                                   dtype=np_dtype, progress=tick, seed=seed,
-                                   runaway_limit=limit, **engine_options)
-        elif engine == "numpy":
-            from rdlab.simulate import reference
-
-            out = reference.run_checked(system, state.astype(np_dtype), dt, int(n_steps),
-                                        steps.tolist(), seed=seed, progress=tick,
-                                        runaway_limit=limit)
-        else:
-            from rdlab.simulate import ode
-
-            out, _ = ode.solve(system, state, steps * dt, progress=tick, runaway_limit=limit,
-                               **engine_options)
-            out = out.astype(np_dtype)
+    cls.check_time_step(system, dt)
+    policy = _guard_policy(trackers, runaway_limit, engine_options, cls)
+    cls.check(system, dtype, policy, engine_options)
+    storage = Storage(steps.tolist(), DTYPES[dtype])
+    user = [t for t in trackers if not isinstance(t, RunawayGuard)]
+    run_trackers: list[Tracker] = [storage, *user]
+    if progress and n_steps > 0:
+        run_trackers.append(ProgressBar(f"simulate[{engine}]", cls.progress_unit))
+    stopped = cls.run(system, state, dt=dt, n_steps=int(n_steps), dtype=dtype, seed=seed,
+                      guard=policy, trackers=run_trackers, **engine_options)
     run_config = {"dt": dt, "n_steps": int(n_steps), "engine": engine, "dtype": dtype,
                   "snapshot_steps": steps.tolist(), **(config or {})}
-    return trajectory_dataset(system, out, steps * dt, steps, run_config, seed)
+    ds = trajectory_dataset(system, storage.data, steps * dt, steps, run_config, seed)
+    if user:
+        ds["stopped_step"] = ("sample", np.asarray(stopped, dtype=np.int64))
+    return ds
+
+
+def _guard_policy(trackers: Sequence[Tracker], runaway_limit, engine_options: dict,
+                  cls) -> RunawayGuard:
+    """The run's :class:`RunawayGuard`: one passed among the trackers, or one built from
+    ``runaway_limit`` and a stepping engine's ``check_every`` option."""
+    given = [t for t in trackers if isinstance(t, RunawayGuard)]
+    if len(given) > 1:
+        raise ParameterError("more than one RunawayGuard among the trackers")
+    for t in trackers:
+        if not isinstance(t, Tracker):
+            raise ParameterError(f"trackers must be rdlab.simulate.trackers.Tracker objects, "
+                                 f"got {type(t).__name__}")
+    check_every = engine_options.pop("check_every", None) if cls.capabilities.stepping \
+        else None
+    if given:
+        if runaway_limit is not None or check_every is not None:
+            raise ParameterError("give the runaway limit and check_every either to the "
+                                 "RunawayGuard tracker or as arguments, not both")
+        return given[0]
+    limit = guard.RUNAWAY_LIMIT if runaway_limit is None else runaway_limit
+    return RunawayGuard(limit, 64 if check_every is None else check_every)

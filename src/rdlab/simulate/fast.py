@@ -31,10 +31,12 @@ import numpy as np
 
 from rdlab.errors import ParameterError
 from rdlab.simulate import guard
+from rdlab.simulate.driver import drive
 from rdlab.simulate.fast_codegen import VECTOR_BYTES, compile_kernel, lanes
+from rdlab.simulate.trackers import RunawayGuard, StepCounter, Storage
 from rdlab.system import System
 
-__all__ = ["run", "warm_up"]
+__all__ = ["FastStepper", "run", "warm_up"]
 
 #: Cell-updates per kernel call between which progress is reported and Ctrl-C is honoured.
 CHUNK_CELL_UPDATES = 3e8
@@ -171,70 +173,95 @@ class _Buffers:
 
 def _run(system, state, dt, n_steps, snapshot_steps, *, dtype=np.float64, check_every=64,
          progress=None, depth: int | None = None, limit=guard.RUNAWAY_LIMIT) -> np.ndarray:
-    dtype = np.dtype(dtype)
-    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ParameterError(f"the fast engine runs in float32 or float64, not {dtype}")
-    if system.noise is not None:
-        raise ParameterError(
-            "the fast engine does not support flow noise; use engine 'numpy' or 'torch'"
-        )
-    system.check_time_step(dt)
-    limit = guard.check_limit(limit)
-    if not isinstance(check_every, (int, np.integer)) or check_every < 1:
-        raise ParameterError(f"check_every must be a whole number ≥ 1, got {check_every!r}")
     if not isinstance(n_steps, (int, np.integer)) or n_steps < 0:
         raise ParameterError(f"number of steps must be a whole number ≥ 0, got {n_steps!r}")
     steps = [int(s) for s in snapshot_steps]
     if steps != sorted(set(steps)) or (steps and (steps[0] < 0 or steps[-1] > n_steps)):
         raise ParameterError(f"snapshot steps must be sorted, unique and within 0..{n_steps}, "
                              f"got {list(snapshot_steps)!r}")
-    state = np.asarray(state)
-    expected = system.state_shape()
-    if state.shape != expected:
-        raise ParameterError(f"state has shape {state.shape}; expected {expected}")
-    b0 = guard.first_bad_sample(state, limit)
-    if b0 is not None:
-        guard.raise_blow_up(state[b0], b0, 0, None, guard.describe_sample(system, b0), limit,
-                            exact=True)
-    buf = _Buffers(system, state, dt, dtype, depth)
-    batch, n_s, ny, nx = buf.bufs.shape[0], buf.n_s, buf.ny, buf.nx
+    policy = RunawayGuard(limit, check_every)
+    stepper = FastStepper(system, state, dt, dtype, policy, depth=depth)
+    storage = Storage(steps, stepper.dtype)
+    trackers = [storage] + ([StepCounter(progress)] if progress is not None else [])
+    drive(stepper, system.batch_size, int(n_steps), dt, trackers)
+    if storage.data is None:
+        return np.empty((0,) + system.state_shape(), dtype=stepper.dtype)
+    return storage.data
 
-    out = np.empty((len(steps), batch, n_s, ny, nx), dtype=dtype)
-    chunk = max(1, int(CHUNK_CELL_UPDATES // max(1, batch * ny * nx)))
-    if chunk >= check_every:
-        chunk -= chunk % check_every
-    done, j = 0, 0
-    last_state, last_step = state, 0  # the latest stored state every sample had
-    while True:
-        while j < len(steps) and steps[j] == done:
-            out[j] = buf.state()
-            last_state, last_step = out[j], done
-            j += 1
-        if done >= n_steps:
-            break
-        target = steps[j] if j < len(steps) else n_steps
-        n = min(chunk, target - done)
-        buf.advance(n, done, check_every, limit)
+
+class FastStepper:
+    """A batch on the fast engine for :func:`rdlab.simulate.driver.drive`: the packed
+    buffers, the guard (checked inside the kernel every ``check_every`` steps; a blow-up is
+    replayed from the last state read out, one step at a time, to name the first bad step),
+    and the sample indices of the original batch (for messages)."""
+
+    def __init__(self, system: System, state: np.ndarray, dt: float, dtype,
+                 policy: RunawayGuard, depth: int | None = None):
+        dtype = np.dtype(dtype)
+        if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ParameterError(f"the fast engine runs in float32 or float64, not {dtype}")
+        if system.noise is not None:
+            raise ParameterError(
+                "the fast engine does not support flow noise; use engine 'numpy' or 'torch'"
+            )
+        system.check_time_step(dt)
+        state = np.asarray(state)
+        expected = system.state_shape()
+        if state.shape != expected:
+            raise ParameterError(f"state has shape {state.shape}; expected {expected}")
+        b0 = guard.first_bad_sample(state, policy.limit)
+        if b0 is not None:
+            guard.raise_blow_up(state[b0], b0, 0, None, guard.describe_sample(system, b0),
+                                policy.limit, exact=True)
+        self.full_system = system
+        self.system = system
+        self.index = np.arange(system.batch_size)
+        self.dt, self.dtype, self.policy, self.depth = dt, dtype, policy, depth
+        self.step = 0
+        self._build(state)
+
+    def _build(self, state: np.ndarray) -> None:
+        self.buf = _Buffers(self.system, state, self.dt, self.dtype, self.depth)
+        self.origin = (self.step, state)  # the latest state read out: replays start there
+        cells = self.buf.bufs.shape[0] * self.buf.ny * self.buf.nx
+        chunk = max(1, int(CHUNK_CELL_UPDATES // max(1, cells)))
+        every = self.policy.check_every
+        self.chunk = chunk - chunk % every if chunk >= every else chunk
+
+    def state(self) -> np.ndarray:
+        out = self.buf.state()
+        if self.buf.well_mixed:
+            out = out[:, :, 0, 0].copy()
+        self.origin = (self.step, out)
+        return out
+
+    def keep(self, idx: np.ndarray) -> None:
+        current = self.state()[idx]
+        self.system = self.system.select(idx)
+        self.index = self.index[idx]
+        self._build(current)
+
+    def advance(self, n: int, step0: int) -> np.ndarray:
+        buf, every, limit = self.buf, self.policy.check_every, self.policy.limit
+        buf.advance(n, step0, every, limit)
+        self.step = step0 + n
         bad = np.flatnonzero(buf.status[:, 0] >= 0)
-        if bad.size:
-            b = int(bad[np.argmin(buf.status[bad, 0])])
-            found, good = int(buf.status[b, 0]), int(buf.status[b, 1])
-            if check_every > 1:  # replay from the last stored state, checking every step
-                start = last_state[b:b + 1]
-                if buf.well_mixed and start.ndim == 4:
-                    start = start[:, :, 0, 0]
-                found, sample_state = _first_bad_step(system.select([b]), start, last_step,
-                                                      found, dt, dtype, buf.depth, limit)
-            else:
-                sample_state = buf.state(slice(b, b + 1))[0]
-            guard.raise_blow_up(sample_state, b, found, good, guard.describe_sample(system, b),
-                                limit, exact=True)
-        done += n
-        if progress is not None:
-            progress(n)
-    if buf.well_mixed:
-        return out[:, :, :, 0, 0].copy()
-    return out
+        if bad.size == 0:
+            return bad
+        if self.policy.on_blow_up == "drop":
+            return bad
+        b = int(bad[np.argmin(buf.status[bad, 0])])
+        found, good = int(buf.status[b, 0]), int(buf.status[b, 1])
+        if every > 1:  # replay from the last state read out, checking every step
+            start_step, start = self.origin
+            found, sample_state = _first_bad_step(self.system.select([b]), start[b:b + 1],
+                                                  start_step, found, self.dt, self.dtype,
+                                                  buf.depth, limit)
+        else:
+            sample_state = buf.state(slice(b, b + 1))[0]
+        g = int(self.index[b])
+        guard.raise_blow_up(sample_state, g, found, good,
+                            guard.describe_sample(self.full_system, g), limit, exact=True)
 
 
 def _first_bad_step(system: System, state: np.ndarray, start: int, found: int, dt: float,

@@ -12,6 +12,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from rdlab.chemistry.kinetics import mass_action_rates
+from rdlab.simulate import guard
+from rdlab.simulate.driver import PythonStepper, drive
+from rdlab.simulate.trackers import RunawayGuard, StepCounter, Storage
 from rdlab.system import STENCILS, System
 
 
@@ -85,33 +88,39 @@ def run_checked(system: System, state: np.ndarray, dt: float, n_steps: int,
     steps (raising :class:`~rdlab.errors.SimulationError` that names the first bad step,
     found by replaying from the last good check), the noisy flow drawn from
     ``numpy.random.default_rng(seed)``, and ``progress(n_steps_done)`` callbacks."""
-    from rdlab.simulate import guard
+    limit = guard.RUNAWAY_LIMIT if runaway_limit is None else runaway_limit
+    stepper = NumpyStepper(system, state, dt, RunawayGuard(limit, check_every), seed)
+    storage = Storage(sorted(set(int(s) for s in snapshot_steps)), state.dtype)
+    trackers = [storage] + ([StepCounter(progress)] if progress is not None else [])
+    drive(stepper, system.batch_size, int(n_steps), dt, trackers)
+    return storage.data
 
-    limit = guard.check_limit(guard.RUNAWAY_LIMIT if runaway_limit is None else runaway_limit)
-    system.check_time_step(dt)
-    rng = np.random.default_rng(seed)
-    wanted = sorted(set(int(s) for s in snapshot_steps))
-    out = np.empty((len(wanted),) + state.shape, dtype=state.dtype)
-    x = state.copy()
-    good = (0, x.copy(), rng.bit_generator.state)
-    j, done = 0, 0
-    for step in range(n_steps + 1):
-        if step % check_every == 0 or (j < len(wanted) and wanted[j] == step) \
-                or step == n_steps:
-            b = guard.first_bad_sample(x, limit)
-            if b is not None:
-                _raise_first_bad(system, good, step, b, dt, state.dtype, limit)
-            good = (step, x.copy(), rng.bit_generator.state)
-            if progress is not None and step > done:
-                progress(step - done)
-                done = step
-        while j < len(wanted) and wanted[j] == step:
-            out[j] = x
-            j += 1
-        if step == n_steps:
-            break
-        x = _step(system, x, dt, rng, state.dtype)
-    return out
+
+class NumpyStepper(PythonStepper):
+    """The reference engine as a :class:`~rdlab.simulate.driver.Stepper`: the state in its
+    own dtype, the noisy flow drawn from ``numpy.random.default_rng(seed)``."""
+
+    def __init__(self, system: System, state: np.ndarray, dt: float, policy: RunawayGuard,
+                 seed: int | None = None):
+        system.check_time_step(dt)
+        self.dt = dt
+        self.rng = np.random.default_rng(seed)
+        super().__init__(system, np.array(state, copy=True), policy)
+
+    def _step(self, x):
+        return _step(self.system, x, self.dt, self.rng, x.dtype)
+
+    def _bad(self, x):
+        return guard.bad_samples(x, self.policy.limit)
+
+    def _numpy(self, x):
+        return x
+
+    def _rng_state(self):
+        return self.rng.bit_generator.state
+
+    def _set_rng_state(self, state) -> None:
+        self.rng.bit_generator.state = state
 
 
 def _step(system: System, x: np.ndarray, dt: float, rng: np.random.Generator, dtype):
@@ -123,25 +132,3 @@ def _step(system: System, x: np.ndarray, dt: float, rng: np.random.Generator, dt
         ff = flow_noise.flow_field(system.flow, system.noise, raw).astype(x.dtype)
     with np.errstate(over="ignore", invalid="ignore"):  # the guard reports blow-ups
         return euler_step(system, x, dt, ff).astype(dtype, copy=False)
-
-
-def _raise_first_bad(system: System, good: tuple, found: int, sample: int, dt: float, dtype,
-                     limit: float) -> None:
-    """Replay from the last good check one step at a time and raise at the first bad step
-    (the whole batch is replayed, so a noisy flow draws the same numbers)."""
-    from rdlab.simulate import guard
-
-    step, x, rng_state = good
-    rng = np.random.default_rng()
-    rng.bit_generator.state = rng_state
-    x = x.copy()
-    while step < found:
-        x = _step(system, x, dt, rng, dtype)
-        step += 1
-        bad = guard.bad_samples(x, limit)
-        if bad.any():
-            b = int(np.argmax(bad))
-            guard.raise_blow_up(x[b], b, step, good[0], guard.describe_sample(system, b), limit,
-                                exact=True)
-    guard.raise_blow_up(x[sample], sample, found, good[0],
-                        guard.describe_sample(system, sample), limit)

@@ -11,7 +11,7 @@ A sample is declared steady when three things hold at once:
 
 Then the remaining perturbation (≤ ``uniform_tol``) decays and the state stays within
 ``uniform_tol`` of the fixed point it has reached: stopping early changes no snapshot by more
-than that tolerance.
+than that tolerance. :class:`SteadyStop` is the tracker that stops such samples during a run.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from rdlab.chemistry.kinetics import mass_action_jacobian, mass_action_rates
+from rdlab.simulate.trackers import RunView, Tracker
 from rdlab.system import System, stencil_eigenvalue
 
 #: Default tolerances: concentration units, and concentration units per time unit.
@@ -61,3 +62,30 @@ def homogeneous_steady(system: System, state: np.ndarray, uniform_tol: float = U
     growth = np.linalg.eigvals(modes).real.max(axis=(1, 2))  # (b,)
     out[idx] = fixed & (growth < 0)
     return out
+
+
+class SteadyStop(Tracker):
+    """Stop each sample at the first of ``steps`` where it is provably steady
+    (:func:`homogeneous_steady` with ``uniform_tol``, ``rate_tol``); its later snapshots are
+    its state then. ``system`` is the whole batch the run was started with."""
+
+    def __init__(self, system: System, steps, uniform_tol: float = UNIFORM_TOL,
+                 rate_tol: float = RATE_TOL):
+        self.system = system
+        self.steps = sorted(int(s) for s in steps)
+        self.uniform_tol, self.rate_tol = uniform_tol, rate_tol
+
+    def due_steps(self, n_steps: int):
+        return self.steps
+
+    def visit(self, view: RunView) -> np.ndarray | None:
+        if view.step not in self.steps:
+            return None
+        active = np.flatnonzero(view.active)
+        if active.size == 0:
+            return None
+        steady = homogeneous_steady(self.system.select(active), view.state[active],
+                                    self.uniform_tol, self.rate_tol)
+        stop = np.zeros(view.active.shape, bool)
+        stop[active[steady]] = True
+        return stop

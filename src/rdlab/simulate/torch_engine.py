@@ -37,11 +37,14 @@ from torch.utils.checkpoint import checkpoint
 
 from rdlab.errors import ParameterError
 from rdlab.simulate import guard
+from rdlab.simulate.driver import PythonStepper, drive
+from rdlab.simulate.trackers import RunawayGuard, StepCounter, Storage
 from rdlab.system import STENCILS, FlowNoise, System
 
 __all__ = [
     "NetworkTensors",
     "TorchParameters",
+    "TorchStepper",
     "euler_step",
     "flow_field",
     "laplacian",
@@ -405,71 +408,78 @@ def run(
     (``system.noise``) is drawn from a ``torch.Generator`` seeded with ``seed`` (its stream
     differs from the NumPy engine's).
     """
-    system.check_time_step(dt)
-    limit = guard.check_limit(runaway_limit)
     x0 = system.check_state(state)
     wanted = _snapshot_list(snapshot_steps, n_steps)
     if (not isinstance(check_every, (int, np.integer)) or isinstance(check_every, bool)
             or check_every < 1):
         raise ParameterError(f"check_every must be a whole number ≥ 1, got {check_every!r}")
-    if system.noise is not None and system.grid is None:
-        raise ParameterError("flow noise needs a grid; this system is well mixed")
-    tdtype = torch_dtype(dtype)
-    np_dtype = np.float32 if tdtype == torch.float32 else np.float64
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ParameterError(f"unknown torch device {device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ParameterError(f"device {device!r} asked for, but torch sees no CUDA GPU")
-    net = NetworkTensors.from_system(system, tdtype, dev)
-    params = TorchParameters.from_system(system, tdtype, dev)
-    generator = None
-    if system.noise is not None:
-        generator = torch.Generator(device=dev)
-        if seed is None:
-            generator.seed()
-        else:
-            generator.manual_seed(int(seed))
-    out = np.empty((len(wanted),) + x0.shape, dtype=np_dtype)
-
-    def advance(x):
-        ff = None
-        if system.noise is not None:
-            raw = raw_noise(generator, system.noise, x.shape, tdtype, dev)
-            ff = flow_field(params.flow, system.noise, raw)
-        return euler_step(net, params, x, dt, ff)
-
-    def first_bad(x):
-        bad = ~(x.reshape(x.shape[0], -1).abs() <= limit).all(dim=1)
-        return int(torch.argmax(bad.to(torch.int8))) if bool(bad.any()) else None
-
-    j, done = 0, 0
+    stepper = TorchStepper(system, x0, dt, RunawayGuard(runaway_limit, check_every), dtype,
+                           device, seed)
+    storage = Storage(wanted, stepper.np_dtype)
+    trackers = [storage] + ([StepCounter(progress)] if progress is not None else [])
     with torch.no_grad():
-        x = torch.tensor(x0, dtype=tdtype, device=dev)
-        good = (0, x.clone(), None if generator is None else generator.get_state())
-        for step in range(n_steps + 1):
-            is_snapshot = j < len(wanted) and wanted[j] == step
-            if step % check_every == 0 or is_snapshot or step == n_steps:
-                b = first_bad(x)
-                if b is not None:  # replay from the last good check, checking every step
-                    at, x, rng_state = good
-                    if generator is not None:
-                        generator.set_state(rng_state)
-                    while at < step and first_bad(x) is None:
-                        x, at = advance(x), at + 1
-                    exact = first_bad(x) is not None
-                    b = first_bad(x) if exact else b
-                    guard.raise_blow_up(x[b].cpu().numpy(), b, at, good[0],
-                                        guard.describe_sample(system, b), limit, exact=exact)
-                good = (step, x.clone(), None if generator is None else generator.get_state())
-                if progress is not None and step > done:
-                    progress(step - done)
-                    done = step
-            while j < len(wanted) and wanted[j] == step:
-                out[j] = x.cpu().numpy()
-                j += 1
-            if step == n_steps:
-                break
-            x = advance(x)
-    return out
+        drive(stepper, system.batch_size, int(n_steps), dt, trackers)
+    return storage.data
+
+
+class TorchStepper(PythonStepper):
+    """The torch engine as a :class:`~rdlab.simulate.driver.Stepper` (no gradients): the
+    state on ``device``, a noisy flow drawn from a ``torch.Generator`` seeded with
+    ``seed``."""
+
+    def __init__(self, system: System, state: np.ndarray, dt: float, policy: RunawayGuard,
+                 dtype=np.float64, device: str = "cpu", seed: int | None = None):
+        system.check_time_step(dt)
+        if system.noise is not None and system.grid is None:
+            raise ParameterError("flow noise needs a grid; this system is well mixed")
+        self.tdtype = torch_dtype(dtype)
+        self.np_dtype = np.float32 if self.tdtype == torch.float32 else np.float64
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise ParameterError(f"unknown torch device {device!r}") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ParameterError(f"device {device!r} asked for, but torch sees no CUDA GPU")
+        self.dev, self.dt = dev, dt
+        self.net = NetworkTensors.from_system(system, self.tdtype, dev)
+        self.params = TorchParameters.from_system(system, self.tdtype, dev)
+        self.generator = None
+        if system.noise is not None:
+            self.generator = torch.Generator(device=dev)
+            if seed is None:
+                self.generator.seed()
+            else:
+                self.generator.manual_seed(int(seed))
+        x = torch.tensor(np.asarray(state), dtype=self.tdtype, device=dev)
+        super().__init__(system, x, policy)
+
+    def _step(self, x):
+        ff = None
+        noise = self.system.noise
+        if noise is not None:
+            raw = raw_noise(self.generator, noise, x.shape, self.tdtype, self.dev)
+            ff = flow_field(self.params.flow, noise, raw)
+        return euler_step(self.net, self.params, x, self.dt, ff)
+
+    def _bad(self, x) -> np.ndarray:
+        limit = self.policy.limit
+        return (~(x.reshape(x.shape[0], -1).abs() <= limit).all(dim=1)).cpu().numpy()
+
+    def _numpy(self, x) -> np.ndarray:
+        return x.cpu().numpy()
+
+    def _copy(self, x):
+        return x.clone()
+
+    def _select(self, x, idx: np.ndarray):
+        return x[torch.as_tensor(idx, device=x.device)]
+
+    def _subset(self, idx: np.ndarray) -> None:
+        self.params = TorchParameters.from_system(self.system, self.tdtype, self.dev)
+
+    def _rng_state(self):
+        return None if self.generator is None else self.generator.get_state()
+
+    def _set_rng_state(self, state) -> None:
+        if self.generator is not None:
+            self.generator.set_state(state)
