@@ -268,6 +268,10 @@ def test_species_in_compartments_of_different_sizes_or_as_amounts_are_refused():
     _reaction(doc, "transport", {"A": 1}, {"B": 1}, "k * A")
     _refused(doc, "reaction 'transport'", "compartments of different sizes")
 
+    doc = _model({"A": (-1.0, False), "B": (0.0, False)})
+    _reaction(doc, "R1", {"A": 1}, {"B": 1}, "k * A")
+    _refused(doc, "species 'A' has initial concentration -1.0")
+
     doc = _model(size=2.0)
     doc.getModel().getSpecies("A").setHasOnlySubstanceUnits(True)
     _reaction(doc, "R1", {"A": 1}, {"B": 1}, "k * A")

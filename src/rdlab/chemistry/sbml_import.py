@@ -365,8 +365,9 @@ class _Reader:
                 conc = sp.getInitialAmount() / size
             else:
                 conc = 0.0
-            if not math.isfinite(conc):
-                raise self.fail(f"species {sid!r} has initial concentration {conc}")
+            if not (math.isfinite(conc) and conc >= 0):
+                raise self.fail(f"species {sid!r} has initial concentration {conc}; "
+                                "concentrations are finite numbers ≥ 0")
             if sp.getBoundaryCondition() or sp.getConstant():
                 # the value it stands for in a rate law: amount if hasOnlySubstanceUnits
                 constants[sid] = conc * size if sp.getHasOnlySubstanceUnits() and size else conc
