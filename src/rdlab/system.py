@@ -27,14 +27,31 @@ STENCILS: dict[str, np.ndarray] = {
 }
 
 
-def stencil_eigenvalue(stencil: str, ky: np.ndarray, kx: np.ndarray) -> np.ndarray:
-    """Eigenvalue (symbol) of the unit-spacing stencil for the Fourier mode
-    ``exp(i(ky·y + kx·x))`` (wavenumbers in radians per cell)."""
-    w = STENCILS[stencil]
+def stencil_eigenvalue(stencil: str | np.ndarray, ky: np.ndarray, kx: np.ndarray
+                       ) -> np.ndarray:
+    """Eigenvalue (symbol) of the unit-spacing stencil (a name of :data:`STENCILS` or a
+    symmetric 3×3 array) for the Fourier mode ``exp(i(ky·y + kx·x))`` (wavenumbers in
+    radians per cell)."""
+    w = STENCILS[stencil] if isinstance(stencil, str) else np.asarray(stencil, dtype=float)
     out = np.zeros(np.broadcast(ky, kx).shape)
     for a, b in itertools.product(range(3), range(3)):
         out = out + w[a, b] * np.cos((a - 1) * ky + (b - 1) * kx)
     return out
+
+
+#: Largest ``f·dt`` for which forward Euler on the flow term ``f·(x_feed − X)`` is stable.
+FLOW_NUMBER_LIMIT = 2.0
+
+
+def diffusion_number_limit(stencil: str | np.ndarray) -> float:
+    """The explicit Euler stability limit, written once: the largest ``D·dt/dx²`` for which
+    forward Euler on pure diffusion is stable, ``2/|λ_min|`` with ``λ_min`` the stencil's
+    most negative eigenvalue (at the checkerboard modes ky, kx ∈ {0, π}): 0.25 for the
+    5-point stencil (λ_min = −8), 0.5 for the isotropic 9-point one (λ_min = −4).
+    Used by :meth:`System.check_time_step` and the design roll-outs alike."""
+    ks = np.array([0.0, np.pi])
+    lam = float(stencil_eigenvalue(stencil, ks[:, None], ks[None, :]).min())
+    return 2.0 / -lam
 
 
 @dataclass(frozen=True)
@@ -66,13 +83,13 @@ class Grid:
     def min_eigenvalue(self) -> float:
         """Most negative eigenvalue of the unit-spacing stencil (−8 for 5-point, −4 for
         the isotropic 9-point)."""
-        return -8.0 if self.stencil == "5-point" else -4.0
+        return -2.0 / self.diffusion_number_limit
 
     @property
     def diffusion_number_limit(self) -> float:
-        """Largest ``D·dt/dx²`` for which forward Euler on pure diffusion is stable:
-        ``2 / |λ_min|`` (0.25 for 5-point, 0.5 for 9-point)."""
-        return 2.0 / -self.min_eigenvalue
+        """Largest ``D·dt/dx²`` for which forward Euler on pure diffusion is stable
+        (:func:`diffusion_number_limit` of the stencil)."""
+        return diffusion_number_limit(self.stencil)
 
 
 @dataclass(frozen=True)
@@ -397,11 +414,12 @@ class System:
                     f"stencil's limit {limit:g}; use dt ≤ "
                     f"{limit * self.grid.dx**2 / self.diffusion[b, i]:g}"
                 )
-        if np.any(self.flow * dt > 2.0):
+        if np.any(self.flow * dt > FLOW_NUMBER_LIMIT):
             b = int(np.argmax(self.flow * dt))
             raise StabilityError(
                 f"explicit Euler is unstable: flow f = {self.flow[b]:g} with dt = {dt:g} gives "
-                f"f·dt = {self.flow[b] * dt:g} (sample {b}), beyond the limit 2"
+                f"f·dt = {self.flow[b] * dt:g} (sample {b}), beyond the limit "
+                f"{FLOW_NUMBER_LIMIT:g}"
             )
 
     def state_shape(self) -> tuple[int, ...]:

@@ -56,7 +56,7 @@ import torch.nn.functional as F
 from rdlab.design.parameters import DesignParameters
 from rdlab.design.trajectory import Trajectory
 from rdlab.errors import ParameterError, StabilityError
-from rdlab.system import STENCILS, FlowNoise
+from rdlab.system import FLOW_NUMBER_LIMIT, STENCILS, FlowNoise, diffusion_number_limit
 
 __all__ = [
     "C_MAX",
@@ -424,14 +424,14 @@ def rollout(params: DesignParameters, X0: torch.Tensor, n_steps: int, dt: float 
     if X0.dtype != params.dtype or X0.device != params.device:
         raise ParameterError(f"initial state is {X0.dtype} on {X0.device} but the parameters "
                              f"are {params.dtype} on {params.device}")
-    limit = _diffusion_limit(w)
+    limit = diffusion_number_limit(w)
     d_max = float(params.diffusion.detach().max())
     if d_max * dt > limit:
         raise StabilityError(f"max D·dt = {d_max * dt:g} exceeds the explicit limit {limit:g} "
                              f"of the {stencil} stencil; reduce dt or D")
-    if flow_fields is None and float(params.flow.detach()) * dt > 2.0:
-        raise StabilityError(f"f·dt = {float(params.flow.detach()) * dt:g} exceeds 2; "
-                             "reduce dt or the flow")
+    if flow_fields is None and float(params.flow.detach()) * dt > FLOW_NUMBER_LIMIT:
+        raise StabilityError(f"f·dt = {float(params.flow.detach()) * dt:g} exceeds "
+                             f"{FLOW_NUMBER_LIMIT:g}; reduce dt or the flow")
     if flow_fields is not None and not callable(flow_fields):
         flow_fields = list(flow_fields)
         if len(flow_fields) < n_steps:
@@ -468,14 +468,6 @@ def rollout(params: DesignParameters, X0: torch.Tensor, n_steps: int, dt: float 
     return Trajectory(states=states, dt=dt, rates=params.rates, diffusion=params.diffusion,
                       flow=params.flow, feed=params.feed, network=params.network,
                       flow_fields=used if flow_fields is not None else None)
-
-
-def _diffusion_limit(w: np.ndarray) -> float:
-    """``2/|λ_min|`` of a symmetric 3×3 stencil (λ at the checkerboard modes)."""
-    ks = (0.0, np.pi)
-    lam = min(sum(w[a, b] * np.cos((a - 1) * ky + (b - 1) * kx)
-                  for a in range(3) for b in range(3)) for ky in ks for kx in ks)
-    return 2.0 / -lam
 
 
 # ---------------------------------------------------------------------------- noisy flow
