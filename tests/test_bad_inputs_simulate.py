@@ -202,7 +202,7 @@ BAD = [
     Bad("config-list", (*S, "--config", "c.yaml"), r"'c.yaml'.*mapping.*a list",
         (("c.yaml", "- 1\n- 2\n"),)),
     Bad("config-empty", (*S, "--config", "c.yaml"), r"'c.yaml'.*empty", (("c.yaml", ""),)),
-    Bad("config-scalar", (*S, "--config", "c.yaml"), r"'c.yaml'.*mapping.*a str",
+    Bad("config-scalar", (*S, "--config", "c.yaml"), r"'c.yaml'.*mapping.*text",
         (("c.yaml", "hello\n"),)),
     Bad("config-steps-text", (*S, "--config", "c.yaml"), r"'c.yaml'.*'steps'.*'ten'",
         (("c.yaml", config_yaml(steps="ten")),)),

@@ -104,8 +104,8 @@ def test_wrong_types_and_ranges_name_the_key(key, value):
 def test_config_files_are_named_in_errors(tmp_path):
     from rdlab.errors import DataError
 
-    cases = {"list.yaml": ("- 1\n", ParameterError, "mapping"),
-             "empty.yaml": ("", ParameterError, "empty"),
+    cases = {"list.yaml": ("- 1\n", DataError, "mapping"),
+             "empty.yaml": ("", DataError, "empty"),
              "bad.yaml": ("a: [1\n", DataError, "not valid YAML"),
              "steps.yaml": ("steps: ten\n", ParameterError, "'steps'"),
              "keys.yaml": ("colour: red\n", ParameterError, r"unknown config keys \['colour'\]")}

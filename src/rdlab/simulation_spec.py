@@ -1,27 +1,26 @@
 """What to simulate, as plain data: the content of a run's ``config.yaml``.
 
-A :class:`SimulationSpec` names a network (preset, or a YAML, SBML or Antimony file),
-parameter values or sweeps, the grid, time stepping, initial condition and engine.
-``resolve()`` turns it into a :class:`~rdlab.system.System` and an initial state;
-``to_dict()`` writes everything needed to rerun (the network text itself is stored, so the
-network file need not exist later). An SBML/Antimony model without an initial state given
-starts from its own initial concentrations (a ``uniform`` state, stored in the config too).
+A :class:`SimulationSpec` names a network (preset or YAML file), parameter values or sweeps,
+the grid, time stepping, initial condition and engine. ``resolve()`` turns it into a
+:class:`~rdlab.system.System` and an initial state; ``to_dict()`` writes everything needed to
+rerun (the network text itself is stored, so the YAML file need not exist later).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from rdlab import initial
 from rdlab.chemistry.dense import dense_code_initial_parameters
-from rdlab.chemistry.network import ReactionNetwork, read_yaml_file
+from rdlab.chemistry.network import ReactionNetwork
 from rdlab.chemistry.presets import preset_network
-from rdlab.chemistry.sbml_import import MODEL_SUFFIXES, read_model
-from rdlab.errors import NetworkError, ParameterError
+from rdlab.errors import ParameterError
+from rdlab.settings import Settings
 from rdlab.simulate.api import DTYPES, ENGINES
 from rdlab.simulate.budget import RunSize, check_memory
 from rdlab.simulate.guard import RUNAWAY_LIMIT
@@ -149,30 +148,21 @@ def parse_grid(text: str | int) -> tuple[int, int] | None:
     return ny, nx
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) \
-        and not isinstance(value, bool)
-
-
-def _is_str_list(value) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
-
-
 @dataclass
-class SimulationSpec:
-    """Everything ``rdlab simulate`` needs; ``None`` fields take the preset's default."""
+class SimulationSpec(Settings):
+    """Everything ``rdlab simulate`` needs; ``None`` fields take the preset's default.
+
+    Read and written as any rdlab config (:class:`rdlab.settings.Settings`): the types
+    come from the annotations below, :meth:`validate` adds the ranges and choices."""
 
     preset: str | None = "gray-scott"
     network_file: str | None = None
-    network: list[str] | None = None  # reaction lines; filled in from preset/file on resolve
+    network: list[str] | str | None = None  # reaction lines; filled in on resolve
     species: list[str] | None = None
     n_species: int | None = None
-    parameters: dict[str, float | str | list] = field(default_factory=dict)
-    grid: str | None = None
+    #: name → a number, 'start:stop:count', 'v1,v2,...' or a list (read by parse_values)
+    parameters: dict[str, Any] = field(default_factory=dict)
+    grid: str | int | None = None
     dx: float = 1.0
     stencil: str = "9-point"
     dt: float | None = None
@@ -187,19 +177,13 @@ class SimulationSpec:
     #: A concentration beyond ±runaway_limit counts as a blow-up (NaN/Inf always do).
     runaway_limit: float = RUNAWAY_LIMIT
 
+    _what = "simulation config"
+
     @classmethod
-    def from_dict(cls, data: dict) -> SimulationSpec:
-        """A spec from a config mapping; unknown keys and values of the wrong type are
-        refused, naming the key."""
-        known = [f.name for f in fields(cls)]
-        if not isinstance(data, dict):
-            what = "empty" if data is None else f"a {type(data).__name__}"
-            raise ParameterError(f"a config must be a mapping of keys to values, but it is "
-                                 f"{what}; known keys are {known}")
-        unknown = sorted(str(k) for k in set(data) - set(known))
-        if unknown:
-            raise ParameterError(f"unknown config keys {unknown}; known keys are {known}")
-        spec = cls(**data)
+    def from_dict(cls, data: dict, *, source: str | Path | None = None) -> SimulationSpec:
+        """A spec from a config mapping; unknown keys and values of the wrong type or range
+        are refused, naming the key."""
+        spec = super().from_dict(data, source=source)
         spec.validate()
         return spec
 
@@ -207,57 +191,36 @@ class SimulationSpec:
     def from_file(cls, path: str | Path) -> SimulationSpec:
         """A spec from a YAML config file (a run's ``config.yaml``); every error names the
         file."""
-        data = read_yaml_file(path, "config file")
-        try:
-            return cls.from_dict(data)
-        except (ParameterError, NetworkError) as exc:
-            raise type(exc)(f"config file {str(path)!r}: {exc}") from None
+        return cls.from_yaml(path)
 
     def validate(self) -> None:
-        """Check the type and range of every field, naming the key and the value."""
+        """Check the type (:meth:`~rdlab.settings.Settings.check_types`) and the range of
+        every field, naming the key and the value."""
+        self.check_types()
+
         def bad(key: str, want: str):
             raise ParameterError(f"{key!r} must be {want}, got {getattr(self, key)!r}")
 
-        def optional(key: str, ok) -> bool:
-            value = getattr(self, key)
-            return value is None or ok(value)
-
-        if not optional("preset", lambda v: isinstance(v, str)):
-            bad("preset", "a preset name")
-        if not optional("network_file", lambda v: isinstance(v, (str, Path))):
-            bad("network_file", "a file name")
-        if not optional("network", lambda v: isinstance(v, str) or _is_str_list(v)):
-            bad("network", "a list of reaction lines")
-        if not optional("species", _is_str_list):
-            bad("species", "a list of species names")
-        if not optional("n_species", lambda v: _is_int(v) and v >= 2):
+        if self.n_species is not None and self.n_species < 2:
             bad("n_species", "a whole number ≥ 2")
-        if not isinstance(self.parameters, dict) \
-                or not all(isinstance(k, str) for k in self.parameters):
-            bad("parameters", "a mapping of parameter names to values")
         for name, value in self.parameters.items():
             parse_values(name, value)
-        if _is_int(self.grid):
-            self.grid = str(self.grid)
-        if not optional("grid", lambda v: isinstance(v, str)):
-            bad("grid", "'NYxNX', 'N' or 'none'")
         if self.grid is not None:
+            self.grid = str(self.grid)
             parse_grid(self.grid)
-        if not (_is_number(self.dx) and np.isfinite(self.dx) and self.dx > 0):
+        if not self.dx > 0:
             bad("dx", "a positive number")
         if self.stencil not in STENCILS:
             bad("stencil", f"one of {sorted(STENCILS)}")
-        if not optional("dt", lambda v: _is_number(v) and np.isfinite(v) and v > 0):
+        if self.dt is not None and not self.dt > 0:
             bad("dt", "a positive number")
-        if not optional("steps", lambda v: _is_int(v) and v >= 1):
+        if self.steps is not None and self.steps < 1:
             bad("steps", "a whole number ≥ 1")
-        if not (_is_int(self.snapshots) and self.snapshots >= 2):
+        if self.snapshots < 2:
             bad("snapshots", "a whole number ≥ 2 (the first and the last state at least)")
-        if not optional("initial", lambda v: v in INITIAL_STATES):
+        if self.initial is not None and self.initial not in INITIAL_STATES:
             bad("initial", f"one of {list(INITIAL_STATES)}")
-        if not isinstance(self.initial_options, dict):
-            bad("initial_options", "a mapping of option names to values")
-        if not (_is_int(self.seed) and 0 <= self.seed <= MAX_SEED):
+        if not 0 <= self.seed <= MAX_SEED:
             bad("seed", "a whole number ≥ 0")
         if self.engine not in ENGINES:
             bad("engine", f"one of {list(ENGINES)}")
@@ -265,12 +228,8 @@ class SimulationSpec:
             bad("dtype", f"one of {list(DTYPES)}")
         if self.movie not in MOVIES:
             bad("movie", f"one of {list(MOVIES)}")
-        if not (_is_number(self.runaway_limit) and np.isfinite(self.runaway_limit)
-                and self.runaway_limit > 0):
+        if not self.runaway_limit > 0:
             bad("runaway_limit", "a positive finite number")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     def defaults(self) -> dict:
         if self.network is not None or self.network_file is not None:
@@ -278,23 +237,13 @@ class SimulationSpec:
         return PRESET_DEFAULTS.get(self.preset or "", GENERIC_DEFAULTS)
 
     def load_network(self) -> ReactionNetwork:
-        """The network: reaction lines, a network file (by suffix: SBML ``.xml``/``.sbml``,
-        Antimony ``.ant``/``.antimony``, YAML otherwise) or a preset."""
-        return self._load()[0]
-
-    def _load(self) -> tuple[ReactionNetwork, dict[str, float] | None]:
-        """The network, and the initial concentrations an SBML/Antimony file gives (else
-        None)."""
         if self.network is not None:
-            return ReactionNetwork.from_text(self.network, self.species), None
+            return ReactionNetwork.from_text(self.network, self.species)
         if self.network_file is not None:
-            if Path(self.network_file).suffix.lower() in MODEL_SUFFIXES:
-                model = read_model(self.network_file)
-                return model.network, model.initial
-            return ReactionNetwork.from_yaml(self.network_file), None
+            return ReactionNetwork.from_yaml(self.network_file)
         if self.preset is None:
-            raise ParameterError("give a preset or a network file (YAML, SBML or Antimony)")
-        return preset_network(self.preset, self.n_species), None
+            raise ParameterError("give a preset or a network YAML file")
+        return preset_network(self.preset, self.n_species)
 
     def resolve(self) -> tuple[System, np.ndarray]:
         """Check the spec, fill in defaults, build the system (with sweeps) and the initial
@@ -305,13 +254,9 @@ class SimulationSpec:
         Mutates the spec so that ``to_dict()`` afterwards is a complete, explicit config."""
         self.validate()
         d = self.defaults()
-        net, model_initial = self._load()
+        net = self.load_network()
         self.network, self.species = net.to_lines(), list(net.species)
         self.network_file = None
-        if model_initial is not None and self.initial is None and not self.initial_options:
-            # an SBML/Antimony model starts from its own initial concentrations (stored in
-            # the config, so a rerun needs no model file)
-            self.initial, self.initial_options = "uniform", {"values": model_initial}
         self.grid = self.grid if self.grid is not None else d["grid"]
         self.dt = float(self.dt if self.dt is not None else d["dt"])
         self.steps = int(self.steps if self.steps is not None else d["steps"])

@@ -1,8 +1,7 @@
 """One discovery run end to end: data (file or example) → fit (or n_r sweep) → outputs.
 
 Outputs in the run folder: ``data.zarr`` (the data used), ``mechanism.yaml``,
-``mechanism.txt`` (the paper's table), ``mechanism.antimony``, ``mechanism.xml`` (SBML;
-both start from the data's first sample, the state :func:`trajectory_check` integrates from),
+``mechanism.txt`` (the paper's table), ``mechanism.antimony``, ``mechanism.xml`` (SBML),
 ``report.json`` (fit quality, timing, comparison with the truth for examples),
 ``trajectories.png`` (learned against true or measured trajectories) and, for a sweep,
 ``sweep.png`` and ``sweep.json``.
@@ -26,6 +25,7 @@ from rdlab.discover.mechanism import Mechanism
 from rdlab.discover.selection import sweep_reactions
 from rdlab.errors import ParameterError
 from rdlab.run_folder import RunFolder, check_run_folder, staged_run_folder
+from rdlab.settings import Settings
 
 __all__ = ["MAX_REACTIONS", "DiscoverSettings", "discover_into", "prepare_data",
            "run_discovery"]
@@ -36,8 +36,10 @@ MAX_REACTIONS = 100
 
 
 @dataclass
-class DiscoverSettings:
-    """What to run. ``estimator`` holds :class:`ReactionDiscovery` parameters."""
+class DiscoverSettings(Settings):
+    """What to run. ``estimator`` holds :class:`ReactionDiscovery` parameters. Read and
+    written as any rdlab config (:class:`rdlab.settings.Settings`); :meth:`check` refuses
+    values no run can use."""
 
     n_reactions: int | None = None
     sweep: tuple[int, ...] | None = None
@@ -46,6 +48,8 @@ class DiscoverSettings:
     n_samples: int = 100
     data_seed: int = 1
     estimator: dict = field(default_factory=dict)
+
+    _what = "discover settings"
 
     def check(self) -> None:
         """Refuse settings no run can use (before any data are read or generated)."""
@@ -74,6 +78,7 @@ class DiscoverSettings:
         if unknown:
             raise ParameterError(f"unknown estimator parameter(s) {unknown}; known: "
                                  f"{sorted(known)}")
+        self.check_types()  # whatever the checks above leave: e.g. a text n_samples
         ReactionDiscovery(self.n_reactions or 1, **self.estimator).check_params()
 
 
@@ -229,7 +234,7 @@ def discover_into(folder: RunFolder, data: ReactionData, ex: Example | None,
             "the mechanism below is the best candidate found, not a verified one")
     atomic_write_text(folder.file("mechanism.yaml"), mech.to_yaml())
     atomic_write_text(folder.file("mechanism.txt"), mech.table() + "\n")
-    missing = _exports(mech, folder, report, _first_state(data))
+    missing = _exports(mech, folder, report)
     missing.update(_trajectory_figure(mech, ex, data, folder, report))
     warnings += [f"{name} not written: {reason}" for name, reason in missing.items()]
     report["missing_outputs"] = missing
@@ -238,19 +243,9 @@ def discover_into(folder: RunFolder, data: ReactionData, ex: Example | None,
     return report
 
 
-def _first_state(data: ReactionData) -> dict[str, float]:
-    """The first sample's concentrations at its first time, ``{species: value}`` (noise
-    below 0 clipped to 0): the initial state written into the exported models."""
-    x0 = np.clip(np.asarray(data.concentrations[0, 0], dtype=float), 0.0, None)
-    return {s: float(x) for s, x in zip(data.species, x0)}
-
-
-def _exports(mech: Mechanism, folder: RunFolder, report: dict,
-             initial: dict[str, float] | None = None) -> dict[str, str]:
-    """mechanism.antimony and mechanism.xml, starting from ``initial`` (concentration per
-    species; species of the data the mechanism lacks are left out); returns
-    ``{name: why not}`` for those that could not be written (a non-physical best guess
-    cannot always be exported)."""
+def _exports(mech: Mechanism, folder: RunFolder, report: dict) -> dict[str, str]:
+    """mechanism.antimony and mechanism.xml; returns ``{name: why not}`` for those that
+    could not be written (a non-physical best guess cannot always be exported)."""
     from rdlab.chemistry.export import to_antimony, to_sbml
 
     try:
@@ -258,12 +253,10 @@ def _exports(mech: Mechanism, folder: RunFolder, report: dict,
     except Exception as exc:  # noqa: BLE001 - reported as a missing output, never dropped
         why = f"the mechanism is not a valid reaction network ({_describe(exc)})"
         return {"mechanism.antimony": why, "mechanism.xml": why}
-    if initial is not None:
-        initial = {s: x for s, x in initial.items() if s in net.species}
     missing = {}
     for name, export in (("mechanism.antimony", to_antimony), ("mechanism.xml", to_sbml)):
         try:
-            atomic_write_text(folder.file(name), export(net, initial))
+            atomic_write_text(folder.file(name), export(net))
         except Exception as exc:  # noqa: BLE001 - reported as a missing output
             missing[name] = f"export failed ({_describe(exc)})"
     if mech.reference_temperature is not None and len(missing) < 2:

@@ -35,19 +35,20 @@ instead, without interpolation.
 
 from __future__ import annotations
 
-import math
 import threading
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from rdlab.errors import ParameterError
+from rdlab.settings import Settings
 
 
 @dataclass
-class AugmentConfig:
+class AugmentConfig(Settings):
     """Settings of :func:`augment` (defaults: the reference's, with a periodic translation).
+    Read and written as any rdlab config (:class:`rdlab.settings.Settings`).
 
     rotation: largest |rotation angle| in degrees (360 draws from ±360°, i.e. any angle).
     flip_probability: probability of a horizontal flip (mirror along x).
@@ -69,10 +70,13 @@ class AugmentConfig:
     legacy_shift: bool = False
     enabled: bool = True
 
+    _what = "AugmentConfig"
+
     def __post_init__(self) -> None:
+        self.check_types()
         for name in ("rotation", "zoom", "shear", "intensity"):
             v = getattr(self, name)
-            if not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+            if v < 0:
                 raise ParameterError(f"AugmentConfig.{name} must be a finite number >= 0, "
                                      f"got {v!r}")
         if not 0.0 <= self.flip_probability <= 1.0:
@@ -89,19 +93,6 @@ class AugmentConfig:
     def off(cls) -> AugmentConfig:
         """A configuration that changes nothing."""
         return cls(enabled=False)
-
-    def to_dict(self) -> dict:
-        """Plain-JSON form."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> AugmentConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        names = {f.name for f in fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ParameterError(f"unknown AugmentConfig settings {sorted(unknown)}")
-        return cls(**data)
 
 
 @dataclass

@@ -40,13 +40,12 @@ floating-point reduction orders and hence the last bits.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -59,17 +58,18 @@ from rdlab.errors import DataError, OutputError, ParameterError, RdlabError, Sim
 from rdlab.output_lock import hold
 from rdlab.patterns.augment import AugmentConfig, augment
 from rdlab.patterns.cnn import build_model, load_model, save_model
+from rdlab.settings import Settings
 
 _STATE_FORMAT = "rdlab-train-state"
-_SCHEDULES = ("none", "cosine", "plateau")
-_MONITORS = ("val_accuracy", "val_loss")
 #: Settings that may change between an interrupted run and its resumption.
 _RESUMABLE_CHANGES = frozenset({"threads", "patience", "time_limit_s", "epochs", "device"})
 
 
 @dataclass
-class TrainConfig:
-    """Settings of :func:`train`.
+class TrainConfig(Settings):
+    """Settings of :func:`train`; read and written as any rdlab config
+    (:class:`rdlab.settings.Settings`: types checked from the annotations, unknown keys
+    refused).
 
     epochs: most epochs (passes over the training set) to run.
     batch_size: samples per optimisation step (the last batch of an epoch may be smaller).
@@ -122,12 +122,12 @@ class TrainConfig:
     adam_eps: float = 1e-7
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     patience: int | None = 15
-    monitor: str = "val_accuracy"
+    monitor: Literal["val_accuracy", "val_loss"] = "val_accuracy"
     seed: int = 0
     threads: int = 2
-    architecture: str = "2d"
+    architecture: Literal["2d", "3d"] = "2d"
     dropout: float | None = None
-    schedule: str = "cosine"
+    schedule: Literal["none", "cosine", "plateau"] = "cosine"
     min_lr_ratio: float = 0.01
     plateau_factor: float = 0.5
     plateau_patience: int = 5
@@ -139,23 +139,22 @@ class TrainConfig:
     label_smoothing: float = 0.1
     device: str = "cpu"
 
+    _what = "TrainConfig"
+
     def __post_init__(self) -> None:
-        if isinstance(self.augment, dict):
-            self.augment = AugmentConfig.from_dict(self.augment)
+        self.check_types()  # types (and the choices of schedule, monitor, architecture)
         for name in ("epochs", "batch_size", "threads", "val_every", "plateau_patience"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            if v < 1:
                 raise ParameterError(f"TrainConfig.{name} must be an integer >= 1, got {v!r}")
-        if self.patience is not None and (isinstance(self.patience, bool)
-                                          or not isinstance(self.patience, int)
-                                          or self.patience < 1):
+        if self.patience is not None and self.patience < 1:
             raise ParameterError(f"TrainConfig.patience must be None or an integer >= 1, got "
                                  f"{self.patience!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+        if self.seed < 0:
             raise ParameterError(f"TrainConfig.seed must be an integer >= 0, got {self.seed!r}")
         for name in ("lr", "adam_eps"):
             v = getattr(self, name)
-            if not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
+            if v <= 0:
                 raise ParameterError(f"TrainConfig.{name} must be a finite number > 0, got "
                                      f"{v!r}")
         if not 0 < self.min_lr_ratio <= 1:
@@ -164,37 +163,13 @@ class TrainConfig:
         if not 0 < self.plateau_factor < 1:
             raise ParameterError(f"TrainConfig.plateau_factor must lie in (0, 1), got "
                                  f"{self.plateau_factor!r}")
-        if self.schedule not in _SCHEDULES:
-            raise ParameterError(f"TrainConfig.schedule must be one of {_SCHEDULES}, got "
-                                 f"{self.schedule!r}")
-        if self.monitor not in _MONITORS:
-            raise ParameterError(f"TrainConfig.monitor must be one of {_MONITORS}, got "
-                                 f"{self.monitor!r}")
-        if self.architecture not in ("2d", "3d"):
-            raise ParameterError(f"TrainConfig.architecture must be '2d' or '3d', got "
-                                 f"{self.architecture!r}")
-        if not isinstance(self.label_smoothing, int | float) or not 0 <= self.label_smoothing < 1:
+        if not 0 <= self.label_smoothing < 1:
             raise ParameterError(f"TrainConfig.label_smoothing must lie in [0, 1), got "
                                  f"{self.label_smoothing!r}")
         torch_device(self.device, "TrainConfig.device")
         if self.time_limit_s is not None and not self.time_limit_s > 0:
             raise ParameterError(f"TrainConfig.time_limit_s must be None or > 0, got "
                                  f"{self.time_limit_s!r}")
-
-    def to_dict(self) -> dict:
-        """Plain-JSON form (the augmentation as a nested dict)."""
-        d = asdict(self)
-        d["augment"] = self.augment.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        names = {f.name for f in fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ParameterError(f"unknown TrainConfig settings {sorted(unknown)}")
-        return cls(**data)
 
 
 # ----------------------------------------------------------------------------- data access
