@@ -17,6 +17,7 @@ from rdlab.cli_discover import register as register_discover
 from rdlab.cli_errors import fail as _fail
 from rdlab.cli_patterns import register as register_patterns
 from rdlab.errors import OutputError, ParameterError, RdlabError
+from rdlab.simulate.engines import engine_help
 
 app = typer.Typer(
     help="rdlab: reaction networks and reaction–diffusion systems — simulate, classify, "
@@ -143,7 +144,7 @@ def simulate(
         help="Multiplicative noise on the squares state.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (≥ 0).")] = 0,
     engine: Annotated[str, typer.Option(
-        help="fast, numpy, torch or ode (default: fast; ode when --grid none).")] = "fast",
+        help=f"{engine_help()} (default: fast; ode when --grid none).")] = "fast",
     dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float64",
     movie: Annotated[str, typer.Option(help="gif, mp4 (needs ffmpeg) or none.")] = "gif",
     runaway_limit: Annotated[float | None, typer.Option(
