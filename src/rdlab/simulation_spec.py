@@ -1,9 +1,11 @@
 """What to simulate, as plain data: the content of a run's ``config.yaml``.
 
-A :class:`SimulationSpec` names a network (preset or YAML file), parameter values or sweeps,
-the grid, time stepping, initial condition and engine. ``resolve()`` turns it into a
-:class:`~rdlab.system.System` and an initial state; ``to_dict()`` writes everything needed to
-rerun (the network text itself is stored, so the YAML file need not exist later).
+A :class:`SimulationSpec` names a network (preset, or a YAML, SBML or Antimony file),
+parameter values or sweeps, the grid, time stepping, initial condition and engine.
+``resolve()`` turns it into a :class:`~rdlab.system.System` and an initial state;
+``to_dict()`` writes everything needed to rerun (the network text itself is stored, so the
+network file need not exist later). An SBML/Antimony model without an initial state given
+starts from its own initial concentrations (a ``uniform`` state, stored in the config too).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from rdlab import initial
 from rdlab.chemistry.dense import dense_code_initial_parameters
 from rdlab.chemistry.network import ReactionNetwork
 from rdlab.chemistry.presets import preset_network
+from rdlab.chemistry.sbml_import import MODEL_SUFFIXES, read_model
 from rdlab.errors import ParameterError
 from rdlab.settings import Settings
 from rdlab.simulate.api import DTYPES, ENGINES
@@ -237,13 +240,23 @@ class SimulationSpec(Settings):
         return PRESET_DEFAULTS.get(self.preset or "", GENERIC_DEFAULTS)
 
     def load_network(self) -> ReactionNetwork:
+        """The network: reaction lines, a network file (by suffix: SBML ``.xml``/``.sbml``,
+        Antimony ``.ant``/``.antimony``, YAML otherwise) or a preset."""
+        return self._load()[0]
+
+    def _load(self) -> tuple[ReactionNetwork, dict[str, float] | None]:
+        """The network, and the initial concentrations an SBML/Antimony file gives (else
+        None)."""
         if self.network is not None:
-            return ReactionNetwork.from_text(self.network, self.species)
+            return ReactionNetwork.from_text(self.network, self.species), None
         if self.network_file is not None:
-            return ReactionNetwork.from_yaml(self.network_file)
+            if Path(self.network_file).suffix.lower() in MODEL_SUFFIXES:
+                model = read_model(self.network_file)
+                return model.network, model.initial
+            return ReactionNetwork.from_yaml(self.network_file), None
         if self.preset is None:
-            raise ParameterError("give a preset or a network YAML file")
-        return preset_network(self.preset, self.n_species)
+            raise ParameterError("give a preset or a network file (YAML, SBML or Antimony)")
+        return preset_network(self.preset, self.n_species), None
 
     def resolve(self) -> tuple[System, np.ndarray]:
         """Check the spec, fill in defaults, build the system (with sweeps) and the initial
@@ -254,9 +267,13 @@ class SimulationSpec(Settings):
         Mutates the spec so that ``to_dict()`` afterwards is a complete, explicit config."""
         self.validate()
         d = self.defaults()
-        net = self.load_network()
+        net, model_initial = self._load()
         self.network, self.species = net.to_lines(), list(net.species)
         self.network_file = None
+        if model_initial is not None and self.initial is None and not self.initial_options:
+            # an SBML/Antimony model starts from its own initial concentrations (stored in
+            # the config, so a rerun needs no model file)
+            self.initial, self.initial_options = "uniform", {"values": model_initial}
         self.grid = self.grid if self.grid is not None else d["grid"]
         self.dt = float(self.dt if self.dt is not None else d["dt"])
         self.steps = int(self.steps if self.steps is not None else d["steps"])

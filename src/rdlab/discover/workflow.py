@@ -1,7 +1,8 @@
 """One discovery run end to end: data (file or example) → fit (or n_r sweep) → outputs.
 
 Outputs in the run folder: ``data.zarr`` (the data used), ``mechanism.yaml``,
-``mechanism.txt`` (the paper's table), ``mechanism.antimony``, ``mechanism.xml`` (SBML),
+``mechanism.txt`` (the paper's table), ``mechanism.antimony``, ``mechanism.xml`` (SBML;
+both start from the data's first sample, the state :func:`trajectory_check` integrates from),
 ``report.json`` (fit quality, timing, comparison with the truth for examples),
 ``trajectories.png`` (learned against true or measured trajectories) and, for a sweep,
 ``sweep.png`` and ``sweep.json``.
@@ -234,7 +235,7 @@ def discover_into(folder: RunFolder, data: ReactionData, ex: Example | None,
             "the mechanism below is the best candidate found, not a verified one")
     atomic_write_text(folder.file("mechanism.yaml"), mech.to_yaml())
     atomic_write_text(folder.file("mechanism.txt"), mech.table() + "\n")
-    missing = _exports(mech, folder, report)
+    missing = _exports(mech, folder, report, _first_state(data))
     missing.update(_trajectory_figure(mech, ex, data, folder, report))
     warnings += [f"{name} not written: {reason}" for name, reason in missing.items()]
     report["missing_outputs"] = missing
@@ -243,9 +244,19 @@ def discover_into(folder: RunFolder, data: ReactionData, ex: Example | None,
     return report
 
 
-def _exports(mech: Mechanism, folder: RunFolder, report: dict) -> dict[str, str]:
-    """mechanism.antimony and mechanism.xml; returns ``{name: why not}`` for those that
-    could not be written (a non-physical best guess cannot always be exported)."""
+def _first_state(data: ReactionData) -> dict[str, float]:
+    """The first sample's concentrations at its first time, ``{species: value}`` (noise
+    below 0 clipped to 0): the initial state written into the exported models."""
+    x0 = np.clip(np.asarray(data.concentrations[0, 0], dtype=float), 0.0, None)
+    return {s: float(x) for s, x in zip(data.species, x0)}
+
+
+def _exports(mech: Mechanism, folder: RunFolder, report: dict,
+             initial: dict[str, float] | None = None) -> dict[str, str]:
+    """mechanism.antimony and mechanism.xml, starting from ``initial`` (concentration per
+    species; species of the data the mechanism lacks are left out); returns
+    ``{name: why not}`` for those that could not be written (a non-physical best guess
+    cannot always be exported)."""
     from rdlab.chemistry.export import to_antimony, to_sbml
 
     try:
@@ -253,10 +264,12 @@ def _exports(mech: Mechanism, folder: RunFolder, report: dict) -> dict[str, str]
     except Exception as exc:  # noqa: BLE001 - reported as a missing output, never dropped
         why = f"the mechanism is not a valid reaction network ({_describe(exc)})"
         return {"mechanism.antimony": why, "mechanism.xml": why}
+    if initial is not None:
+        initial = {s: x for s, x in initial.items() if s in net.species}
     missing = {}
     for name, export in (("mechanism.antimony", to_antimony), ("mechanism.xml", to_sbml)):
         try:
-            atomic_write_text(folder.file(name), export(net))
+            atomic_write_text(folder.file(name), export(net, initial))
         except Exception as exc:  # noqa: BLE001 - reported as a missing output
             missing[name] = f"export failed ({_describe(exc)})"
     if mech.reference_temperature is not None and len(missing) < 2:
