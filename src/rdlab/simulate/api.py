@@ -97,7 +97,7 @@ def simulate(
     run_config = {"dt": dt, "n_steps": int(n_steps), "engine": engine, "dtype": dtype,
                   "snapshot_steps": steps.tolist(), **(config or {})}
     ds = trajectory_dataset(system, storage.data, steps * dt, steps, run_config, seed)
-    if user:
+    if trackers:
         ds["stopped_step"] = ("sample", np.asarray(stopped, dtype=np.int64))
     return ds
 

@@ -24,14 +24,15 @@ class Stepper(Protocol):
     """A batch being integrated by one engine.
 
     ``advance(n, step0)`` takes ``n`` steps from step ``step0`` (the guard checks inside
-    and at the end) and returns the local indices of samples that blew up when the guard's
-    policy is ``"drop"`` (it raises under ``"raise"``). ``state()`` is the current
+    and at the end) and returns ``(local indices, steps)`` of the samples that blew up and
+    the checks that found them when the guard's policy is ``"drop"`` (empty arrays when
+    none did; it raises under ``"raise"``). ``state()`` is the current
     ``(batch, species[, y, x])`` in the run's dtype; ``keep(idx)`` continues with those
     local samples only; ``chunk`` is the engine's preferred number of steps per call."""
 
     chunk: int
 
-    def advance(self, n: int, step0: int) -> np.ndarray: ...
+    def advance(self, n: int, step0: int) -> tuple[np.ndarray, np.ndarray]: ...
 
     def state(self) -> np.ndarray: ...
 
@@ -106,7 +107,7 @@ def drive(stepper: Stepper, batch: int, n_steps: int, dt: float,
             out[active] = cur
         return out
 
-    def retire(local: np.ndarray, step: int, nan: bool) -> None:
+    def retire(local: np.ndarray, step, nan: bool) -> None:
         nonlocal active, frozen
         if local.size == 0:
             return
@@ -143,9 +144,9 @@ def drive(stepper: Stepper, batch: int, n_steps: int, dt: float,
         while done < n_steps:
             if active.size:
                 target = min(schedule.next_stop(done), done + max(1, int(stepper.chunk)))
-                dropped = stepper.advance(target - done, done)
+                dropped, found = stepper.advance(target - done, done)
                 done = target
-                retire(np.asarray(dropped, dtype=np.int64), done, nan=True)
+                retire(np.asarray(dropped, dtype=np.int64), found, nan=True)
                 visit(done, True)
             else:  # every sample stopped: the remaining calls see the frozen states
                 done = schedule.next_stop(done)
@@ -220,7 +221,7 @@ class PythonStepper:
         self.x = self._select(self.x, idx)
         self.good = (self.step, self._copy(self.x), self._rng_state())
 
-    def advance(self, n: int, step0: int) -> np.ndarray:
+    def advance(self, n: int, step0: int) -> tuple[np.ndarray, np.ndarray]:
         every = self.policy.check_every
         x = self.x
         for i in range(n):
@@ -231,11 +232,12 @@ class PythonStepper:
                 if bad.any():
                     if self.policy.on_blow_up == "drop":
                         self.x, self.step = x, step
-                        return np.flatnonzero(bad)
+                        idx = np.flatnonzero(bad)
+                        return idx, np.full(idx.size, step, dtype=np.int64)
                     self._raise_first_bad(step, int(np.argmax(bad)))
                 self.good = (step, self._copy(x), self._rng_state())
         self.x, self.step = x, step0 + n
-        return np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
 
     def _raise_first_bad(self, found: int, sample: int) -> None:
         guard, limit = self._guard, self.policy.limit

@@ -232,9 +232,9 @@ class _SolutionStepper:
         self.at = 0
         self.chunk = 1 << 62
 
-    def advance(self, n: int, step0: int) -> np.ndarray:
+    def advance(self, n: int, step0: int) -> tuple[np.ndarray, np.ndarray]:
         self.at = step0 + n
-        return np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
 
     def state(self) -> np.ndarray:
         """The solution at the latest solved step ≤ the current one."""

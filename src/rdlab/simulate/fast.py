@@ -241,15 +241,13 @@ class FastStepper:
         self.index = self.index[idx]
         self._build(current)
 
-    def advance(self, n: int, step0: int) -> np.ndarray:
+    def advance(self, n: int, step0: int) -> tuple[np.ndarray, np.ndarray]:
         buf, every, limit = self.buf, self.policy.check_every, self.policy.limit
         buf.advance(n, step0, every, limit)
         self.step = step0 + n
         bad = np.flatnonzero(buf.status[:, 0] >= 0)
-        if bad.size == 0:
-            return bad
-        if self.policy.on_blow_up == "drop":
-            return bad
+        if bad.size == 0 or self.policy.on_blow_up == "drop":
+            return bad, buf.status[bad, 0].copy()
         b = int(bad[np.argmin(buf.status[bad, 0])])
         found, good = int(buf.status[b, 0]), int(buf.status[b, 1])
         if every > 1:  # replay from the last state read out, checking every step
