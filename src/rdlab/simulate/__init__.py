@@ -1,7 +1,10 @@
 """How the system *evolves*: engines (fast, torch, numpy reference, ode) behind one front door,
-with trackers for everything that happens during a run."""
+with trackers for everything that happens during a run.
 
-from rdlab.simulate.api import ENGINES, simulate, snapshot_schedule
+The front door (:func:`simulate`, which needs xarray) is imported on first use, so that the
+registry (:mod:`rdlab.simulate.engines`) is cheap to read, e.g. for the CLI's help.
+"""
+
 from rdlab.simulate.engines import (
     Capabilities,
     Engine,
@@ -21,3 +24,13 @@ from rdlab.simulate.trackers import (
 __all__ = ["ENGINES", "CallbackTracker", "Capabilities", "Engine", "ProgressBar",
            "RunView", "RunawayGuard", "Storage", "Tracker", "available_engines", "get_engine",
            "register_engine", "simulate", "snapshot_schedule"]
+
+_FROM_API = ("ENGINES", "simulate", "snapshot_schedule")
+
+
+def __getattr__(name: str):
+    if name in _FROM_API:
+        from rdlab.simulate import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'rdlab.simulate' has no attribute {name!r}")
