@@ -40,13 +40,13 @@ BAD = [
         (("l.yaml", "- steps\n- 3\n"),)),
     Bad("config-scalar", ("design", "s.yaml", *OUT), r"'s.yaml' must be a mapping.*text",
         (("s.yaml", "fig2a\n"),)),
-    Bad("config-corrupt-yaml", ("design", "c.yaml", *OUT), r"cannot parse config 'c.yaml'",
+    Bad("config-corrupt-yaml", ("design", "c.yaml", *OUT), r"'c.yaml' is not valid YAML",
         (("c.yaml", "steps: [1, 2\nlr: 3\n"),)),
     Bad("config-corrupt-toml", ("design", "c.toml", *OUT),
-        r"cannot parse config 'c.toml' as TOML", (("c.toml", "steps = \n"),)),
+        r"config file 'c.toml' is not valid TOML", (("c.toml", "steps = \n"),)),
     Bad("config-steps-text", ("design", "w.yaml", *OUT), r"'w.yaml'.*steps.*'ten'",
         (("w.yaml", "steps: ten\n"),)),
-    Bad("config-size-scalar", ("design", "w.yaml", *OUT), r"size must be a list of 2.*32",
+    Bad("config-size-scalar", ("design", "w.yaml", *OUT), r"'model.size' must be a list of 2.*32",
         (("w.yaml", "size: 32\n"),)),
     Bad("config-unknown-key", ("design", "w.yaml", *OUT), r"unknown config key.*specis",
         (("w.yaml", "specis: 4\n"),)),
@@ -62,11 +62,11 @@ BAD = [
         r"target image .*nothere.png.* does not exist",
         (("w.yaml", "loss: {target: {image: nothere.png}}\n"),)),
     # -- --set values
-    Bad("set-beta1-text", (*Q, "--set", "beta1=abc"), r"beta1 must be a finite number.*'abc'"),
-    Bad("set-size-scalar", (*Q, "--set", "size=32"), r"size must be a list of 2.*32"),
-    Bad("set-steps-text", (*Q, "--set", "steps=ten"), r"steps must be a whole number.*'ten'"),
+    Bad("set-beta1-text", (*Q, "--set", "beta1=abc"), r"'optimiser.beta1' must be a finite.*'abc'"),
+    Bad("set-size-scalar", (*Q, "--set", "size=32"), r"'model.size' must be a list of 2.*32"),
+    Bad("set-steps-text", (*Q, "--set", "steps=ten"), r"'optimiser.steps' must be a whole.*'ten'"),
     Bad("set-lr-negative", (*Q, "--set", "lr=-1"), r"lr must be positive, got -1"),
-    Bad("set-lr-nan", (*Q, "--set", "lr=.nan"), r"lr must be a finite number"),
+    Bad("set-lr-nan", (*Q, "--set", "lr=.nan"), r"'optimiser.lr' must be a finite number"),
     Bad("set-unknown-key", (*Q, "--set", "specis=4"),
         r"unknown config key.*'specis'.*known keys are.*'species'"),
     Bad("set-dotted-key", (*Q, "--set", "loss.target.weight=2"), r"'loss.target.weight'"),
@@ -76,7 +76,7 @@ BAD = [
     Bad("set-species-huge", (*Q, "--set", "species=500"), r"124,750,000 reactions"),
     Bad("set-size-huge", (*Q, "--set", "size=[65536, 65536]"), r"needs about .* GiB"),
     Bad("set-name-path", (*Q, "--set", "name=../evil"), r"name must be a folder name"),
-    Bad("set-network", (*Q, "--set", "network=dense"), r"network must be one of.*'dense'"),
+    Bad("set-network", (*Q, "--set", "network=bogus"), r"network must be one of.*'bogus'"),
     Bad("set-beta2-one", (*Q, "--set", "beta2=1"), r"beta2 must lie in \(0, 1\), got 1"),
     Bad("set-dt-zero", (*Q, "--set", "dt=0"), r"dt must be positive, got 0"),
     Bad("set-stages-empty", (*Q, "--set", "stages=[]"), r"stages must list at least one"),
@@ -87,7 +87,7 @@ BAD = [
     Bad("set-dtype", (*Q, "--set", "dtype=float16"), r"dtype must be float32 or float64"),
     Bad("set-controls-zero", (*Q, "--set", "controls=0"), r"controls must be .*≥ 1, got 0"),
     Bad("set-seed-negative", (*Q, "--set", "seed=-1"), r"seed must be .*≥ 0, got -1"),
-    Bad("set-clip-text", (*Q, "--set", "clip=maybe"), r"clip must be true or false.*'maybe'"),
+    Bad("set-clip-text", (*Q, "--set", "clip=maybe"), r"'model.clip' must be true or.*'maybe'"),
     Bad("set-patch", (*Q, "--set", "patch=24"), r"patch must be a power of two.*24"),
     Bad("set-target-species", (*Q, "--set", "loss={target: {species: 9}}"),
         r"target species 9"),
@@ -137,20 +137,38 @@ def test_the_table_is_large_and_ids_are_unique():
 
 
 def test_every_config_field_refuses_a_value_of_the_wrong_type():
-    """The expected types come from the dataclass fields: each field, given a value of
-    another kind, is refused naming the field and the value — none is left unchecked."""
-    hints = typing.get_type_hints(DesignConfig)
-    for f in dataclasses.fields(DesignConfig):
-        wrong = "wrong-kind" if hints[f.name] in (dict, dict | None) else {"a": 1}
-        with pytest.raises(ParameterError, match=rf"{f.name} must be .*{re.escape(repr(wrong))}"):
-            DesignConfig.from_dict({f.name: wrong})
+    """The expected types come from the dataclass fields of the config and its sections:
+    each field, given a value of another kind, is refused naming its key path and the
+    value — none is left unchecked."""
+    def leaves(cls, prefix=""):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name in cls._internal:
+                continue
+            if dataclasses.is_dataclass(hints[f.name]):
+                yield from leaves(hints[f.name], f"{prefix}{f.name}.")
+            else:
+                yield prefix + f.name, hints[f.name]
+
+    keys = list(leaves(DesignConfig))
+    assert len(keys) == 35  # the 36 fields of the flat config less the internal source
+    for key, hint in keys:
+        wrong = "wrong-kind" if hint in (dict, dict | None) else {"a": 1}
+        data: dict = {}
+        node = data
+        *sections, leaf = key.split(".")
+        for part in sections:
+            node = node.setdefault(part, {})
+        node[leaf] = wrong
+        with pytest.raises(ParameterError, match=rf"'{key}' must be .*{re.escape(repr(wrong))}"):
+            DesignConfig.from_dict(data)
 
 
 def test_yaml_exponents_without_a_point_are_numbers(tmp_path):
     """YAML 1.1 reads ``1e-4`` as text; a config (or --set) means the number."""
     (tmp_path / "c.yaml").write_text("lr: 1e-4\neps: 2E-3\n")
     cfg = load_config(tmp_path / "c.yaml")
-    assert cfg.lr == 1e-4 and cfg.eps == 2e-3
+    assert cfg.optimiser.lr == 1e-4 and cfg.optimiser.eps == 2e-3
 
 
 # ------------------------------------------------------------------ a finished run folder
@@ -177,8 +195,8 @@ def run_here(finished_run, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("change, match", [
-    (("--set", "steps=80"), r"different config \(steps: 3 there, 80 here\).*--fresh"),
-    (("--set", "lr=0.002"), r"different config \(lr: 0.001 there, 0.002 here\)"),
+    (("--set", "steps=80"), r"different config \(optimiser.steps: 3 there, 80 here\).*--fresh"),
+    (("--set", "lr=0.002"), r"different config \(optimiser.lr: 0.001 there, 0.002 here\)"),
     (("--target", "t.png"), r"different config \(loss: "),
 ])
 def test_a_refused_rerun_leaves_the_finished_run_as_it_was(run_here, tmp_path, change, match):

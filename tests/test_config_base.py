@@ -237,3 +237,130 @@ def test_each_config_refuses_a_wrong_type_in_every_field(config):
         wrong = _wrong_value(hint)
         with pytest.raises(ParameterError, match=rf"'{f.name}' must be .*{wrong!r}"):
             cls.from_dict({**config.to_dict(), f.name: wrong}, source="c.yaml")
+
+
+# ------------------------------------------------------------------ the design config
+OLD_FIG4_BISTABLE_QUICK = """\
+name: fig4-bistable-quick
+seed: 1
+species: 5
+network: gs
+size: [32, 32]
+z_bits: 16
+batch: 8
+flow: 0.01
+flow_noise: {amplitude: 0.8, sigma: 3.0}
+initial:
+  rates: {"A + 2B -> 3B": 2.0, "B -> A": 0.24}
+  other_rates: 0.0
+  diffusion: 0.05
+  feed: [1, 0, 0, 0, 0]
+loss:
+  dissipation: {terms: [diffusion], weight: 0.04, variance_weight: 0.04, spread: mad}
+  information: {weight: 1.0}
+  mean_drift: {weight: 1.0}
+  step_size: {delta_max: 0.3, weight: 10.0}
+stages: [64, 128]
+steps: [300, 300]
+lr: 1.0e-4
+beta1: 0.95
+eps: 1.0e-7
+plateau_patience: null
+early_stop_patience: null
+eval_dt_divisors: [10]
+eval_times: [10, 100, 1000]
+controls: 8
+"""
+
+OLD_NAMES = {"dense-gs": "gs", "dense": "paper"}
+
+
+def flat(config: dict) -> dict:
+    """A design config dump as the flat config of before the sections (old network names,
+    ``eval_`` keys)."""
+    from rdlab.design.config import FLAT_KEYS
+
+    out = {k: v for k, v in config.items() if k not in ("model", "generator", "optimiser",
+                                                         "evaluation")}
+    for key, dotted in FLAT_KEYS.items():
+        section, leaf = dotted.split(".")
+        out[key] = config[section][leaf]
+    out["network"] = OLD_NAMES.get(out["network"], out["network"])
+    return out
+
+
+def test_an_old_flat_design_config_equals_its_bundled_sectioned_one(tmp_path):
+    from rdlab.design.config import load_config
+
+    (tmp_path / "old.yaml").write_text(OLD_FIG4_BISTABLE_QUICK)
+    old, new = load_config(tmp_path / "old.yaml"), load_config("fig4-bistable-quick")
+    assert old.model.network == "dense-gs" and old.optimiser.steps == (300, 300)
+    assert old.to_dict() == new.to_dict()
+
+
+def test_every_bundled_design_config_reads_the_same_flat(tmp_path):
+    from rdlab.design.config import DesignConfig, bundled_configs, load_config
+
+    for name in bundled_configs():
+        config = load_config(name)
+        d = config.to_dict()
+        assert set(d) == {"name", "seed", "device", "dtype", "model", "generator", "loss",
+                          "optimiser", "evaluation", "init_from", "initial"}
+        assert DesignConfig.from_dict(flat(d)) == DesignConfig.from_dict(d)
+        assert DesignConfig.from_dict(d).to_dict() == d  # the dict round trip
+        config.to_yaml(tmp_path / f"{name}.yaml")  # and the YAML one (source aside)
+        again = load_config(tmp_path / f"{name}.yaml")
+        assert again.to_dict() == d and again.source == str(tmp_path / f"{name}.yaml")
+
+
+def test_flat_and_dotted_overrides_agree():
+    from rdlab.design.config import load_config, parse_overrides
+
+    flat_set = load_config("fig2a-quick", **parse_overrides(["steps=200", "eval_factor=2",
+                                                             "network=dense"]))
+    dotted = load_config("fig2a-quick", **parse_overrides(
+        ["optimiser.steps=200", "evaluation.factor=2", "model.network=paper"]))
+    assert flat_set == dotted
+    assert flat_set.optimiser.steps == 200 and flat_set.model.network == "dense"
+    assert flat_set.source.endswith("fig2a-quick.yaml")
+    with pytest.raises(ParameterError, match=r"^--set: unknown config keys \['specis'\] "
+                       r"\(did you mean 'species'\?\)"):
+        load_config("fig2a-quick", specis=4)
+    with pytest.raises(ParameterError, match=r"^--set: 'model.species' must be a whole "
+                       r"number, got 'four'"):
+        load_config("fig2a-quick", species="four")
+
+
+def test_design_networks_take_the_presets_names():
+    from rdlab.design.config import DesignConfig
+
+    for old, new in (("gs", "dense-gs"), ("paper", "dense"), ("kitchen-sink", "kitchen-sink")):
+        a = DesignConfig.from_dict({"model": {"network": old, "species": 3}})
+        b = DesignConfig.from_dict({"network": new, "species": 3})
+        assert a == b and a.model.network == new
+
+
+def test_a_run_folder_of_a_flat_config_resumes(tmp_path):
+    """A folder written before the sections (flat config.yaml and checkpoint config, old
+    network name) is the same run as today's config: it resumes and finishes; a changed
+    setting is still refused, named by its dotted key."""
+    import torch
+    import yaml
+
+    from rdlab.design.config import DesignConfig
+    from rdlab.design.optimise import optimise, read_history, resume_point
+
+    tiny = DesignConfig.from_dict({"name": "tiny", "species": 3, "network": "dense-gs",
+                                   "size": [8, 8], "stages": [2], "steps": 3, "z_bits": 4,
+                                   "checkpoint_every": 1, "controls": 1})
+    optimise(tiny, tmp_path, progress=False, max_seconds=1e-9)  # stopped after one step
+    old = flat(tiny.to_dict())
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
+    ck = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    ck["config"] = old
+    torch.save(ck, tmp_path / "checkpoint.pt")
+    assert resume_point(tiny, tmp_path)["state"]["step"] == 1
+    with pytest.raises(ParameterError, match=r"optimiser.steps: 3 there, 4 here"):
+        resume_point(tiny.replace(steps=4), tmp_path)
+    optimise(tiny, tmp_path, progress=False)
+    assert len(read_history(tmp_path)) == 3

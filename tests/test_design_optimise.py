@@ -26,19 +26,20 @@ def test_every_bundled_config_loads_and_has_a_quick_variant():
         assert fig in configs and f"{fig}-quick" in configs
         cfg = load_config(fig)
         assert cfg.name == fig
-    assert load_config("fig2a").species == 4 and load_config("fig2a").stages == (32,)
-    assert load_config("fig5").size == (48, 96) and load_config("fig5").patch == 32
+    fig2a, fig5 = load_config("fig2a"), load_config("fig5")
+    assert fig2a.model.species == 4 and fig2a.optimiser.stages == (32,)
+    assert fig5.model.size == (48, 96) and fig5.generator.patch == 32
 
 
 def test_config_errors_name_the_bad_value(tmp_path):
     with pytest.raises(ParameterError, match="unknown config key"):
         DesignConfig.from_dict({"specis": 4})
     with pytest.raises(ParameterError, match="network"):
-        DesignConfig(network="dense")
+        DesignConfig.from_dict({"network": "bogus"})
     with pytest.raises(ParameterError, match="patch"):
-        DesignConfig(size=(48, 96), patch=24)
+        DesignConfig.from_dict({"size": [48, 96], "patch": 24})
     with pytest.raises(ParameterError, match="lr lists"):
-        DesignConfig(stages=(8, 16), lr=(1e-3,))
+        DesignConfig.from_dict({"stages": [8, 16], "lr": [1e-3]})
     with pytest.raises(ParameterError, match="no config file"):
         load_config(tmp_path / "missing.yaml")
     with pytest.raises(ParameterError, match="'gpu'"):
@@ -141,7 +142,7 @@ def test_initial_start_values_reach_the_model():
     np.testing.assert_allclose(p.diffusion.detach().numpy(), 0.05, rtol=1e-7)
     with pytest.raises(ParameterError, match="initial and init_from"):
         DesignConfig.from_dict({**TINY, "initial": start, "init_from": "somewhere"})
-    with pytest.raises(ParameterError, match="initial must be a mapping"):
+    with pytest.raises(ParameterError, match="'initial' must be a mapping"):
         DesignConfig.from_dict({**TINY, "initial": [2.0]})
 
 
@@ -156,7 +157,7 @@ def test_report_writes_figures_exports_and_metrics(tmp_path):
     assert set(saved["controls"]["dt/2"]["summary"]) == {"Optimized", "Random X0",
                                                          "Initial θΨ", "Random θΨ"}
     assert -1.0 <= metrics["correlation"]["optimised_window_mean"] <= 1.0
-    assert metrics["timelapse_dt"] == cfg.dt / 2  # the finest roll-out over the long horizon
+    assert metrics["timelapse_dt"] == cfg.model.dt / 2  # the finest roll-out over the long horizon
 
 
 def test_the_exported_drive_is_the_flow_reactor():
@@ -189,7 +190,7 @@ def test_cli_runs_a_config_and_reports_bad_input(tmp_path):
                               "--set", "eval_factor=1", "--controls", "2"])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "run" / "metrics.json").is_file()
-    assert load_model(tmp_path / "run").config.steps == 2
+    assert load_model(tmp_path / "run").config.optimiser.steps == 2
     res = runner.invoke(app, ["design", "fig2a-quick", "--target", str(tmp_path / "no.png")])
     assert res.exit_code == 2 and "does not exist" in res.output
     res = runner.invoke(app, ["design", "fig2a-quick", "--set", "steps"])
@@ -203,6 +204,7 @@ def test_the_bundled_information_settings_let_the_bits_be_learned(tmp_path):
     stops depending on the state and the BCE stays at chance (measured): this guards the
     configs against that."""
     quick = load_config("fig4-quick").to_dict()
+    quick = {**quick["model"], **quick["generator"], **quick["optimiser"]}  # flat keys
     cfg = DesignConfig.from_dict({
         **{k: quick[k] for k in ("lr", "eps", "beta1", "beta2", "clip_norm", "flow_noise",
                                  "network", "species", "z_bits")},
@@ -222,7 +224,7 @@ def test_bits_written_into_the_bistable_medium_last_1000_seconds(tmp_path):
     from rdlab.design.report import _bit_accuracy
 
     cfg = load_config("fig4-bistable-quick").to_dict()
-    cfg.update(stages=[64], steps=150, checkpoint_every=150)
+    cfg["optimiser"].update(stages=[64], steps=150, checkpoint_every=150)
     model = optimise(DesignConfig.from_dict(cfg), tmp_path, progress=False)
     acc = _bit_accuracy(model, (100.0, 1000.0), 16, seed=3)
     assert acc["t=100"] >= 0.97 and acc["t=1000"] >= 0.97, acc
@@ -282,7 +284,8 @@ def test_a_folder_of_another_config_is_refused_before_anything_is_written(tmp_pa
     optimise(DesignConfig.from_dict(TINY), tmp_path, progress=False)
     before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
     other = DesignConfig.from_dict({**TINY, "steps": 5})
-    with pytest.raises(ParameterError, match=r"different config \(steps: 4 there, 5 here\)"):
+    with pytest.raises(ParameterError,
+                       match=r"different config \(optimiser.steps: 4 there, 5 here\)"):
         optimise(other, tmp_path, progress=False)
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before
     assert resume_point(DesignConfig.from_dict(TINY), tmp_path)["state"]["finished"]

@@ -23,7 +23,8 @@ def design(
     target: Annotated[Path | None, typer.Option(
         help="Target image for the pattern loss (any image; replaces the config's).")] = None,
     set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="Override a config key, e.g. --set steps=200 (repeatable).")] = None,
+        "--set", help="Override a config key, e.g. --set optimiser.steps=200 (a key of a "
+        "section may also be given alone: --set steps=200; repeatable).")] = None,
     minutes: Annotated[float | None, typer.Option(
         help="Stop optimising after this many minutes (resumable).")] = None,
     fresh: Annotated[bool, typer.Option(
@@ -81,19 +82,14 @@ def design(
 def _with_target(cfg, target: Path, config: str):
     """``cfg`` with the target loss's image replaced by ``target`` (refused by name when
     the config has no target loss, or ``target`` is not an image file)."""
-    from rdlab.design.config import DesignConfig
-
     if "target" not in cfg.loss:
         raise ParameterError(f"config {config!r} has no target loss to take --target")
     if target.is_dir():
         raise ParameterError(f"--target {str(target)!r} is a folder, not an image file")
     if not target.is_file():
         raise ParameterError(f"--target image {str(target)!r} does not exist")
-    data = cfg.to_dict()
-    data["loss"] = {**cfg.loss, "target": {**(cfg.loss["target"] or {}),
-                                           "image": str(target.resolve())}}
-    return DesignConfig.from_dict({k: v for k, v in data.items() if k != "source"},
-                                  source=cfg.source)
+    return cfg.replace(loss={**cfg.loss, "target": {**(cfg.loss["target"] or {}),
+                                                  "image": str(target.resolve())}})
 
 
 def register(app: typer.Typer) -> None:

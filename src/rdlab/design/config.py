@@ -1,10 +1,32 @@
-"""An inverse-design experiment as a config file (YAML or TOML).
+"""An inverse-design experiment as a config file (YAML or TOML), in sections.
 
-Every setting of a run lives in one :class:`DesignConfig`: the model (network, grid, drive),
-the generator, the loss terms, the optimiser and its schedules, the staged horizons and what
-to evaluate afterwards. ``rdlab design CONFIG`` reads one; the bundled ones
-(:func:`bundled_configs`) reproduce the paper's figures and have a ``-quick`` variant for a
-laptop. Unknown keys are errors (a typo must not silently fall back to a default).
+Every setting of a run lives in one :class:`DesignConfig`, a :class:`rdlab.settings.Settings`
+(types checked from the annotations, unknown keys refused with the known ones listed,
+``to_dict``/``from_dict``/YAML round trips, dotted overrides). Its sections:
+
+- ``model`` (:class:`ModelSettings`) — the reaction–diffusion system that is designed: the
+  ``network`` family and its ``species``, the grid ``size``, the Euler step ``dt``,
+  clipping, ``fixed`` parameter groups, the initial ``flow`` and the noisy drive
+  ``flow_noise``;
+- ``generator`` (:class:`GeneratorSettings`) — G(z): its ``patch`` size, ``z_bits`` and
+  the ``batch`` of samples per step;
+- ``optimiser`` (:class:`OptimiserSettings`) — Adam, its schedules, the staged horizons,
+  early stopping, checkpoints and the time budget;
+- ``evaluation`` (:class:`EvaluationSettings`) — what the report measures afterwards;
+- at the top: ``name``, ``seed``, ``device``, ``dtype``, the ``loss`` terms and the start
+  values (``init_from``, ``initial``).
+
+``rdlab design CONFIG`` reads one; the bundled ones (:func:`bundled_configs`) reproduce the
+paper's figures and have a ``-quick`` variant for a laptop. ``--set optimiser.lr=1e-4``
+overrides one setting.
+
+Old flat configs keep working: a key of a section may be given alone at the top
+(``steps: 200``, ``--set steps=200``) and is moved into its section (:data:`FLAT_KEYS`; the
+evaluation keys keep their old ``eval_`` names there: ``eval_factor`` is
+``evaluation.factor``). The network names are the presets' (``kitchen-sink``, ``dense-gs``,
+``dense``); the old design names ``gs`` and ``paper`` are read as ``dense-gs`` and
+``dense``. So a run folder written by a flat config is compared with today's config in the
+normalised form (:func:`normalised`) and resumes.
 
 The loss is a mapping ``{term kind: options}`` (see :mod:`rdlab.design.objectives`). The
 target term's ``image`` is a path (relative paths resolve against the config file) or
@@ -13,78 +35,40 @@ target term's ``image`` is a path (relative paths resolve against the config fil
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import re
-import tomllib
-import types
-import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from rdlab.checks import torch_device
 from rdlab.chemistry import dense
-from rdlab.errors import DataError, ParameterError
+from rdlab.errors import ParameterError, RdlabError
+from rdlab.settings import Settings, apply_overrides, parse_overrides, read_mapping
 
-__all__ = ["DesignConfig", "bundled_configs", "bundled_target", "load_config",
-           "parse_overrides", "reaction_count"]
+__all__ = ["FLAT_KEYS", "SECTIONS", "DesignConfig", "EvaluationSettings", "GeneratorSettings",
+           "ModelSettings", "OptimiserSettings", "bundled_configs", "bundled_target",
+           "load_config", "normalised", "parse_overrides", "reaction_count"]
 
-NETWORKS = ("kitchen-sink", "gs", "paper")
-PER_STAGE = ("lr", "steps")  # settings that may list one value per stage
+#: The design networks, named as the presets (:mod:`rdlab.chemistry.presets`).
+NETWORKS = ("kitchen-sink", "dense-gs", "dense")
+#: Old design network names, still read: → the preset name.
+OLD_NETWORK_NAMES = {"gs": "dense-gs", "paper": "dense"}
+#: The sections of a design config (each a :class:`rdlab.settings.Settings`).
+SECTIONS = ("model", "generator", "optimiser", "evaluation")
+PER_STAGE = ("lr", "steps")  # optimiser settings that may list one value per stage
 #: The most reactions a design network may have (kitchen-sink: 37 species); the matrices
 #: and the per-cell rates of more would not fit a laptop, and enumerating them would hang.
 MAX_REACTIONS = 50_000
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
-#: The chemistry family (:mod:`rdlab.chemistry.dense`) behind each design network name.
-FAMILIES = {"kitchen-sink": "kitchen-sink", "gs": "dense-gs", "paper": "dense"}
-
-
 def reaction_count(network: str, species: int) -> int:
     """Reactions of the ``network`` enumeration over ``species`` species, without building
-    it (kitchen-sink N²(N − 1), gs 2N(N − 1), paper N(N − 1)(N + 1))."""
-    return dense.reaction_count(FAMILIES[network], species)
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML as rdlab reads it: like ``yaml.safe_load``, but ``1e-4`` is a number (YAML 1.2)
-    rather than the text YAML 1.1 makes of an exponent without a decimal point."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"))
-
-
-def _yaml_problem(err: yaml.YAMLError) -> str:
-    """A YAML error in one line: what is wrong and where."""
-    what = getattr(err, "problem", None) or str(err).splitlines()[0]
-    mark = getattr(err, "problem_mark", None)
-    return f"{what} (line {mark.line + 1}, column {mark.column + 1})" if mark else what
-
-
-def parse_overrides(pairs: list[str] | tuple[str, ...] | None) -> dict[str, Any]:
-    """``["steps=200", "size=[32, 32]"]`` → ``{"steps": 200, "size": [32, 32]}`` (each VALUE
-    read as YAML); a pair without ``=``, an empty key or unreadable YAML is refused by name."""
-    out: dict[str, Any] = {}
-    for text in pairs or []:
-        key, eq, value = text.partition("=")
-        key = key.strip()
-        if not eq or not key:
-            raise ParameterError(f"--set takes KEY=VALUE (VALUE in YAML), got {text!r}")
-        try:
-            out[key] = yaml.load(value, Loader=_Loader)  # noqa: S506 (a SafeLoader)
-        except yaml.YAMLError as err:
-            raise ParameterError(f"--set {text!r}: the value is not valid YAML: "
-                                 f"{_yaml_problem(err)}") from None
-    return out
+    it (kitchen-sink N²(N − 1), dense-gs 2N(N − 1), dense N(N − 1)(N + 1))."""
+    return dense.reaction_count(OLD_NETWORK_NAMES.get(network, network), species)
 
 
 def _at_least(value: int, low: int, name: str, what: str | None = None) -> None:
@@ -110,169 +94,38 @@ def _memory_of(device: str) -> int | None:
         return None
 
 
-# ---------------------------------------------------------------------------- field types
-def _fits(value: Any, hint: Any) -> bool:
-    """Whether ``value`` (as YAML/TOML gives it: lists for tuples) has the type ``hint``."""
-    if hint is type(None):
-        return value is None
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_fits(value, h) for h in typing.get_args(hint))
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return (isinstance(value, int | float) and not isinstance(value, bool)
-                and math.isfinite(value))
-    if hint is str:
-        return isinstance(value, str)
-    if hint is dict or origin is dict:
-        return isinstance(value, dict)
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            return False
-        args = typing.get_args(hint)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return all(_fits(v, args[0]) for v in value)
-        return len(value) == len(args) and all(_fits(v, a) for v, a in zip(value, args))
-    raise TypeError(f"no type check for {hint!r}")  # a new field type: teach _fits
-
-
-_PLURAL = {"a whole number": "whole numbers", "a finite number": "finite numbers",
-           "text": "texts", "true or false": "true/false values", "a mapping": "mappings"}
-
-
-def _describe(hint: Any) -> str:
-    """``hint`` in words, as an error message says what a key must be."""
-    if hint is type(None):
-        return "null"
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe(h) for h in typing.get_args(hint))
-    simple = {bool: "true or false", int: "a whole number", float: "a finite number",
-              str: "text", dict: "a mapping"}
-    if hint in simple or origin is dict:
-        return simple.get(hint, "a mapping")
-    args = typing.get_args(hint)
-    if len(args) == 2 and args[1] is Ellipsis:
-        return f"a list of {_PLURAL[_describe(args[0])]}"
-    return f"a list of {len(args)} {_PLURAL[_describe(args[0])]}"
-
-
-def _kind(value: Any) -> str:
-    return {bool: "true/false", int: "whole number", float: "number", str: "text",
-            list: "list", dict: "mapping", type(None): "null"}.get(type(value),
-                                                                  type(value).__name__)
-
-
-def check_types(data: dict[str, Any], origin: str) -> None:
-    """Refuse the first value of ``data`` whose type does not fit its :class:`DesignConfig`
-    field, naming ``origin`` (the file or ``--set``), the key, the value and what it must
-    be. Unknown keys are left to :meth:`DesignConfig.from_dict`."""
-    hints = typing.get_type_hints(DesignConfig)
-    for key, value in data.items():
-        if key in hints and not _fits(value, hints[key]):
-            raise ParameterError(f"{origin}: {key} must be {_describe(hints[key])}, got "
-                                 f"{value!r} ({_kind(value)})")
-
-
+# ---------------------------------------------------------------------------- sections
 @dataclass
-class DesignConfig:
-    """One experiment. Times in s (model units), lengths in cells.
+class ModelSettings(Settings):
+    """The designed reaction–diffusion model. Times in s (model units), lengths in cells.
 
-    Model: ``species`` and ``network`` (``kitchen-sink`` / ``gs``: the public code's
-    enumerations; ``paper``: eq. 17), domain ``size = (ny, nx)``, Euler step ``dt``,
-    ``clip`` the state to [0, 10] after each step (the authors' code), groups of
-    ``fixed`` parameters (``rates``, ``diffusion``, ``flow``, ``feed``) and an initial
-    ``flow``; ``flow_noise = {amplitude, sigma}`` drives with a noisy flow (eq. 12).
-    Generator: ``patch`` (its output size; smaller than the domain = placed in its centre
-    on zero concentration), ``z_bits`` random bits, ``batch`` samples per step.
-    Loss: ``{kind: options}``. Optimiser: Adam (``lr``, ``beta1``, ``beta2``, ``eps``),
-    global gradient-norm clipping ``clip_norm``, LR halved at ``halve_at`` steps and on a
-    plateau of ``plateau_patience`` steps (not below ``min_lr_ratio``·lr), early stop after
-    ``early_stop_patience`` steps without improvement, at most ``steps`` steps per stage.
-    Stages: horizons ``stages`` (number of Euler steps), optimised in turn, parameters
-    carried forward (appendix D.3); ``lr`` and ``steps`` may be lists with one value per
-    stage.
-    ``init_from``: a finished run folder (or its ``model.pt``) whose θΨ, generator and
-    encoder start this run instead of the paper's initialisation — to add longer stages to
-    an optimised design; the models must have the same shapes.
-    ``initial``: start values that replace parts of the paper's initialisation of θΨ —
-    ``rates`` ``{reaction text: k}``, ``other_rates``, ``diffusion``, ``feed`` (see
-    :meth:`~rdlab.design.parameters.DesignParameters.override_`) — to start from a known
-    mechanism; not together with ``init_from``.
-    ``device``: where the optimisation runs (``"cpu"``, ``"cuda"``, ...; the random draws
-    then come from a generator on that device, so a seed gives device-specific results);
-    evaluation and reports always run on the CPU.
-    Evaluation: roll-outs to ``eval_factor`` × the last horizon, also at ``dt`` divided by
-    each of ``eval_dt_divisors``; ``controls`` randomisations per control condition.
+    ``network``: ``kitchen-sink`` / ``dense-gs`` (the public code's enumerations) or
+    ``dense`` (eq. 17); ``gs`` and ``paper``, the old names, are read as ``dense-gs`` and
+    ``dense``. ``species``: how many. ``size = (ny, nx)``: the domain. ``dt``: the Euler
+    step. ``clip``: clip the state to [0, 10] after each step (the authors' code).
+    ``fixed``: parameter groups kept at their start values (``rates``, ``diffusion``,
+    ``flow``, ``feed``). ``flow``: the initial flow. ``flow_noise = {amplitude, sigma}``:
+    drive with a noisy flow (eq. 12).
     """
 
-    name: str = "design"
-    seed: int = 1
-    species: int = 4
     network: str = "kitchen-sink"
+    species: int = 4
     size: tuple[int, int] = (64, 64)
     dt: float = 1.0
     clip: bool = True
     fixed: tuple[str, ...] = ()
     flow: float | None = None
     flow_noise: dict | None = None
-    patch: int | None = None
-    z_bits: int = 64
-    batch: int = 1
-    loss: dict = field(default_factory=lambda: {"target": {"image": "bundled:portrait"}})
-    stages: tuple[int, ...] = (32,)
-    steps: int | tuple[int, ...] = 2000
-    lr: float | tuple[float, ...] = 1e-3
-    beta1: float = 0.95
-    beta2: float = 0.999
-    eps: float = 1e-2
-    clip_norm: float = 0.5
-    halve_at: tuple[int, ...] = ()
-    plateau_patience: int | None = 500
-    early_stop_patience: int | None = 1000
-    min_lr_ratio: float = 0.01
-    checkpoint_every: int = 25
-    time_budget: float | None = None
-    dtype: str = "float32"
-    device: str = "cpu"
-    eval_factor: int = 10
-    eval_dt_divisors: tuple[int, ...] = (10,)
-    controls: int = 32
-    eval_times: tuple[float, ...] = ()
-    init_from: str | None = None
-    initial: dict | None = None
-    source: str | None = None
+
+    _what = "design config model"
 
     def __post_init__(self) -> None:
-        check_types({f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
-                    "design config")
-        for name in ("size", "fixed", "stages", "halve_at", "eval_dt_divisors", "eval_times"):
-            setattr(self, name, tuple(getattr(self, name)))
-        for name in PER_STAGE:
-            if isinstance(getattr(self, name), list):
-                setattr(self, name, tuple(getattr(self, name)))
-        self._check_model()
-        self._check_optimiser()
-        self._check_evaluation()
-        if self.dtype not in ("float32", "float64"):
-            raise ParameterError(f"dtype must be float32 or float64, got {self.dtype!r}")
-        torch_device(self.device, "device")
-        self._check_memory()
-
-    def _check_model(self) -> None:
-        if not NAME_PATTERN.fullmatch(self.name):
-            raise ParameterError(f"name must be a folder name (letters, digits, '.', '_', "
-                                 f"'-', not starting with '.' or '-'), got {self.name!r}")
+        self.check_types()
+        self.network = OLD_NETWORK_NAMES.get(self.network, self.network)
         if self.network not in NETWORKS:
-            raise ParameterError(f"network must be one of {NETWORKS}, got {self.network!r}")
-        _at_least(self.seed, 0, "seed")
-        if self.seed >= 2**63:
-            raise ParameterError(f"seed must be below 2**63, got {self.seed}")
-        for name in ("species", "batch", "z_bits"):
-            _at_least(getattr(self, name), 1, name)
+            raise ParameterError(f"network must be one of {NETWORKS} (the presets' names; "
+                                 f"the old 'gs' and 'paper' are read as 'dense-gs' and "
+                                 f"'dense'), got {self.network!r}")
         if self.species < 2:
             raise ParameterError(f"species must be ≥ 2, got {self.species}")
         n_reactions = reaction_count(self.network, self.species)
@@ -284,10 +137,6 @@ class DesignConfig:
             raise ParameterError(f"size must be (ny, nx) with at least 4 cells each, got "
                                  f"{list(self.size)}")
         _positive(self.dt, "dt")
-        patch = self.patch_size
-        if patch & (patch - 1) or patch < 4 or patch > min(self.size):
-            raise ParameterError(f"patch must be a power of two ≥ 4 and fit the domain "
-                                 f"{list(self.size)}, got {patch}")
         from rdlab.design.parameters import DEFAULT_FLOW_BOUNDS, GROUPS
 
         unknown = sorted(set(self.fixed) - set(GROUPS))
@@ -304,36 +153,59 @@ class DesignConfig:
                 raise ParameterError(f"flow_noise needs 'amplitude' (and optionally 'sigma'), "
                                      f"got {self.flow_noise!r}")
             for key, v in self.flow_noise.items():
-                if not _fits(v, float) or v < 0:
+                if isinstance(v, bool) or not isinstance(v, int | float) \
+                        or not math.isfinite(v) or v < 0:
                     raise ParameterError(f"flow_noise {key} must be a finite number ≥ 0, "
                                          f"got {v!r}")
-        self._check_loss()
-        if self.initial is not None and self.init_from is not None:
-            raise ParameterError("initial and init_from both set start values; use one")
 
-    def _check_loss(self) -> None:
-        from rdlab.design.objectives import TERM_TYPES
 
-        if not self.loss:
-            raise ParameterError("loss must be a mapping {term kind: options} with at least "
-                                 "one term")
-        for kind, options in self.loss.items():
-            if kind not in TERM_TYPES:
-                raise ParameterError(f"loss: unknown term {kind!r}; choose from "
-                                     f"{sorted(TERM_TYPES)}")
-            if options is not None and not isinstance(options, dict):
-                raise ParameterError(f"loss: the options of {kind!r} must be a mapping "
-                                     f"{{option: value}}, got {options!r}")
-        target = self.loss.get("target") or {}
-        species = target.get("species", 1)
-        if _fits(species, int) and not 0 <= species < self.species:
-            raise ParameterError(f"loss: target species {species} is not one of the "
-                                 f"{self.species} species (0 … {self.species - 1})")
-        if not isinstance(target.get("image", ""), str):
-            raise ParameterError(f"loss: target image must be a file path or bundled:NAME, "
-                                 f"got {target['image']!r}")
+@dataclass
+class GeneratorSettings(Settings):
+    """The generator G(z): ``patch`` its output size (smaller than the domain = placed in its
+    centre on zero concentration; ``None`` = the domain's smaller side), ``z_bits`` random
+    bits, ``batch`` samples per optimisation step."""
 
-    def _check_optimiser(self) -> None:
+    patch: int | None = None
+    z_bits: int = 64
+    batch: int = 1
+
+    _what = "design config generator"
+
+    def __post_init__(self) -> None:
+        self.check_types()
+        for name in ("batch", "z_bits"):
+            _at_least(getattr(self, name), 1, name)
+
+
+@dataclass
+class OptimiserSettings(Settings):
+    """Adam (``lr``, ``beta1``, ``beta2``, ``eps``), global gradient-norm clipping
+    ``clip_norm``, LR halved at ``halve_at`` steps and on a plateau of ``plateau_patience``
+    steps (not below ``min_lr_ratio``·lr), early stop after ``early_stop_patience`` steps
+    without improvement, at most ``steps`` steps per stage. ``stages``: the horizons
+    (number of Euler steps), optimised in turn, parameters carried forward (appendix D.3);
+    ``lr`` and ``steps`` may be lists with one value per stage. A checkpoint every
+    ``checkpoint_every`` steps; ``time_budget`` seconds of optimisation at most (resumable).
+    """
+
+    stages: tuple[int, ...] = (32,)
+    steps: int | tuple[int, ...] = 2000
+    lr: float | tuple[float, ...] = 1e-3
+    beta1: float = 0.95
+    beta2: float = 0.999
+    eps: float = 1e-2
+    clip_norm: float = 0.5
+    halve_at: tuple[int, ...] = ()
+    plateau_patience: int | None = 500
+    early_stop_patience: int | None = 1000
+    min_lr_ratio: float = 0.01
+    checkpoint_every: int = 25
+    time_budget: float | None = None
+
+    _what = "design config optimiser"
+
+    def __post_init__(self) -> None:
+        self.check_types()
         if not self.stages:
             raise ParameterError("stages must list at least one horizon")
         for t in self.stages:
@@ -343,10 +215,10 @@ class DesignConfig:
             if isinstance(values, tuple) and len(values) != len(self.stages):
                 raise ParameterError(f"{name} lists {len(values)} values for "
                                      f"{len(self.stages)} stages")
-        for v in self._listed("steps"):
+        for v in self.listed("steps"):
             _at_least(v, 1, "steps")
         for name, v in (("clip_norm", self.clip_norm), ("eps", self.eps),
-                        *(("lr", x) for x in self._listed("lr"))):
+                        *(("lr", x) for x in self.listed("lr"))):
             _positive(v, name)
         for name in ("beta1", "beta2"):
             v = getattr(self, name)
@@ -364,75 +236,166 @@ class DesignConfig:
         if self.time_budget is not None:
             _positive(self.time_budget, "time_budget", unit=" seconds")
 
-    def _check_evaluation(self) -> None:
-        _at_least(self.eval_factor, 1, "eval_factor")
+    def listed(self, name: str) -> tuple:
+        """A per-stage setting as given: its list, or its single value as a 1-tuple."""
+        value = getattr(self, name)
+        return value if isinstance(value, tuple) else (value,)
+
+    def stage_lr(self, stage: int) -> float:
+        """The learning rate of stage ``stage`` (0-based)."""
+        return float(self.listed("lr")[stage] if isinstance(self.lr, tuple) else self.lr)
+
+    def stage_steps(self, stage: int) -> int:
+        """The most steps of stage ``stage`` (0-based)."""
+        return int(self.steps[stage] if isinstance(self.steps, tuple) else self.steps)
+
+
+@dataclass
+class EvaluationSettings(Settings):
+    """What the report measures: roll-outs to ``factor`` × the last horizon, also at ``dt``
+    divided by each of ``dt_divisors``; ``controls`` randomisations per control condition;
+    bit accuracy read at ``times`` (s) when the design has an encoder."""
+
+    factor: int = 10
+    dt_divisors: tuple[int, ...] = (10,)
+    controls: int = 32
+    times: tuple[float, ...] = ()
+
+    _what = "design config evaluation"
+
+    def __post_init__(self) -> None:
+        self.check_types()
+        _at_least(self.factor, 1, "eval_factor")
         _at_least(self.controls, 1, "controls")
-        for v in self.eval_dt_divisors:
+        for v in self.dt_divisors:
             _at_least(v, 1, "eval_dt_divisors", what="whole numbers ≥ 1")
-        for v in self.eval_times:
+        for v in self.times:
             _positive(v, "eval_times", unit=" s")
+
+
+def _flat_keys() -> dict[str, str]:
+    keys = {}
+    for section, cls in (("model", ModelSettings), ("generator", GeneratorSettings),
+                         ("optimiser", OptimiserSettings)):
+        keys.update({k: f"{section}.{k}" for k in cls.known_keys()})
+    keys.update({"eval_factor": "evaluation.factor", "eval_dt_divisors": "evaluation.dt_divisors",
+                 "controls": "evaluation.controls", "eval_times": "evaluation.times"})
+    return keys
+
+
+#: The flat keys of old configs (and ``--set KEY=...``) → their place in a section.
+FLAT_KEYS: dict[str, str] = _flat_keys()
+
+
+@dataclass
+class DesignConfig(Settings):
+    """One experiment: the sections ``model``, ``generator``, ``optimiser`` and
+    ``evaluation`` (see the module docstring), and
+
+    ``name``: the run's name (a folder name). ``seed``: seeds θΨ's initialisation and every
+    draw. ``device``: where the optimisation runs (``"cpu"``, ``"cuda"``, ...; the random
+    draws then come from a generator on that device, so a seed gives device-specific
+    results); evaluation and reports always run on the CPU. ``dtype``: ``float32`` or
+    ``float64``. ``loss``: ``{kind: options}``.
+    ``init_from``: a finished run folder (or its ``model.pt``) whose θΨ, generator and
+    encoder start this run instead of the paper's initialisation — to add longer stages to
+    an optimised design; the models must have the same shapes.
+    ``initial``: start values that replace parts of the paper's initialisation of θΨ —
+    ``rates`` ``{reaction text: k}``, ``other_rates``, ``diffusion``, ``feed`` (see
+    :meth:`~rdlab.design.parameters.DesignParameters.override_`) — to start from a known
+    mechanism; not together with ``init_from``.
+    ``source`` (set by :func:`load_config`, not read from a file): the config file.
+
+    A flat key of an old config (``steps``, ``species``, ``eval_factor``, ...) is accepted
+    at the top and moved into its section (:data:`FLAT_KEYS`).
+    """
+
+    name: str = "design"
+    seed: int = 1
+    device: str = "cpu"
+    dtype: str = "float32"
+    model: ModelSettings = field(default_factory=ModelSettings)
+    generator: GeneratorSettings = field(default_factory=GeneratorSettings)
+    loss: dict = field(default_factory=lambda: {"target": {"image": "bundled:portrait"}})
+    optimiser: OptimiserSettings = field(default_factory=OptimiserSettings)
+    evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
+    init_from: str | None = None
+    initial: dict | None = None
+    source: str | None = None
+
+    _what = "design config"
+    _internal = frozenset({"source"})
+    _aliases = FLAT_KEYS
+
+    def __post_init__(self) -> None:
+        self.check_types()
+        if not NAME_PATTERN.fullmatch(self.name):
+            raise ParameterError(f"name must be a folder name (letters, digits, '.', '_', "
+                                 f"'-', not starting with '.' or '-'), got {self.name!r}")
+        _at_least(self.seed, 0, "seed")
+        if self.seed >= 2**63:
+            raise ParameterError(f"seed must be below 2**63, got {self.seed}")
+        patch = self.patch_size
+        if patch & (patch - 1) or patch < 4 or patch > min(self.model.size):
+            raise ParameterError(f"patch must be a power of two ≥ 4 and fit the domain "
+                                 f"{list(self.model.size)}, got {patch}")
+        self._check_loss()
+        if self.initial is not None and self.init_from is not None:
+            raise ParameterError("initial and init_from both set start values; use one")
+        if self.dtype not in ("float32", "float64"):
+            raise ParameterError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        torch_device(self.device, "device")
+        self._check_memory()
+
+    def _check_loss(self) -> None:
+        from rdlab.design.objectives import TERM_TYPES
+
+        if not self.loss:
+            raise ParameterError("loss must be a mapping {term kind: options} with at least "
+                                 "one term")
+        for kind, options in self.loss.items():
+            if kind not in TERM_TYPES:
+                raise ParameterError(f"loss: unknown term {kind!r}; choose from "
+                                     f"{sorted(TERM_TYPES)}")
+            if options is not None and not isinstance(options, dict):
+                raise ParameterError(f"loss: the options of {kind!r} must be a mapping "
+                                     f"{{option: value}}, got {options!r}")
+        target = self.loss.get("target") or {}
+        species = target.get("species", 1)
+        n = self.model.species
+        if isinstance(species, int) and not isinstance(species, bool) \
+                and not 0 <= species < n:
+            raise ParameterError(f"loss: target species {species} is not one of the "
+                                 f"{n} species (0 … {n - 1})")
+        if not isinstance(target.get("image", ""), str):
+            raise ParameterError(f"loss: target image must be a file path or bundled:NAME, "
+                                 f"got {target['image']!r}")
 
     def rollout_bytes(self) -> int:
         """Memory one optimisation step needs, roughly: every state of the longest horizon
         is kept for the backward pass, with as much again for gradients and work space."""
         itemsize = 8 if self.dtype == "float64" else 4
-        ny, nx = self.size
-        return 2 * self.batch * self.species * ny * nx * (max(self.stages) + 1) * itemsize
+        ny, nx = self.model.size
+        return (2 * self.generator.batch * self.model.species * ny * nx
+                * (max(self.optimiser.stages) + 1) * itemsize)
 
     def _check_memory(self) -> None:
         need = self.rollout_bytes()
         have = _memory_of(self.device)
         if have is not None and need > have:
-            ny, nx = self.size
+            ny, nx = self.model.size
             raise ParameterError(
                 f"one optimisation step needs about {need / 2**30:.1f} GiB (batch "
-                f"{self.batch} × {self.species} species × {ny}×{nx} cells × "
-                f"{max(self.stages) + 1} states); {self.device} has {have / 2**30:.1f} GiB")
+                f"{self.generator.batch} × {self.model.species} species × {ny}×{nx} cells × "
+                f"{max(self.optimiser.stages) + 1} states); {self.device} has "
+                f"{have / 2**30:.1f} GiB")
 
     @property
     def patch_size(self) -> int:
-        return self.patch if self.patch is not None else min(self.size)
-
-    def _listed(self, name: str) -> tuple:
-        """A per-stage setting as given: its list, or its single value as a 1-tuple."""
-        value = getattr(self, name)
-        return value if isinstance(value, tuple) else (value,)
-
-    def _at_stage(self, name: str, stage: int):
-        value = getattr(self, name)
-        return value[stage] if isinstance(value, tuple) else value
-
-    def stage_lr(self, stage: int) -> float:
-        return float(self._at_stage("lr", stage))
-
-    def stage_steps(self, stage: int) -> int:
-        return int(self._at_stage("steps", stage))
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        for k, v in out.items():
-            if isinstance(v, tuple):
-                out[k] = list(v)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str | Path | None = None) -> DesignConfig:
-        """A config from its settings; unknown keys and values of the wrong type are
-        refused by name (``source``, the file they came from, is named in the message)."""
-        origin = "design config" if source is None else f"config {str(source)!r}"
-        if not isinstance(data, dict):
-            raise ParameterError(f"{origin} must be a mapping of settings, got "
-                                 f"{_kind(data)} {data!r:.60}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(str(k) for k in set(data) - known)
-        if unknown:
-            raise ParameterError(f"{origin}: unknown config key(s) {unknown}; known keys are "
-                                 f"{sorted(known - {'source'})}")
-        check_types(data, origin)
-        data = dict(data)
-        if source is not None:
-            data["source"] = str(source)
-        return cls(**data)
+        """The generator's output size: ``generator.patch``, else the domain's smaller
+        side."""
+        patch = self.generator.patch
+        return patch if patch is not None else min(self.model.size)
 
     def resolve_path(self, value: str) -> str:
         """A relative path in the config, resolved against the config file's folder."""
@@ -442,36 +405,20 @@ class DesignConfig:
         return str(p if p.is_absolute() else Path(self.source).parent / p)
 
 
-def _read(path: Path) -> dict:
-    """The settings in a YAML or TOML file; anything else is refused naming the file."""
-    name = str(path)
-    if path.is_dir():
-        raise DataError(f"config {name!r} is a folder, not a YAML or TOML file")
+def normalised(data: dict[str, Any]) -> dict[str, Any]:
+    """A stored config (flat or in sections, old or new network names, defaults left out)
+    in today's complete form, as :meth:`DesignConfig.to_dict` writes it; for comparing the
+    config of a run folder with the one asked for. The device is kept as stored but not
+    checked (a run may have been made on another machine); a config that no longer reads
+    is returned as it is (and so differs)."""
+    given = {k: v for k, v in data.items() if k != "source"}
     try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise DataError(f"cannot read config {name!r}: {err.strerror or err}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise DataError(f"config {name!r} is not a text file (YAML or TOML)") from None
-    try:
-        if path.suffix.lower() == ".toml":
-            data = tomllib.loads(text)
-        else:
-            data = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
-    except tomllib.TOMLDecodeError as err:
-        raise DataError(f"cannot parse config {name!r} as TOML: {err}") from None
-    except yaml.YAMLError as err:
-        raise DataError(f"cannot parse config {name!r} as YAML: {_yaml_problem(err)}"
-                        ) from None
-    if data is None or data == {}:
-        raise DataError(f"config {name!r} is empty; it must be a mapping of settings "
-                        "(key: value)")
-    if not isinstance(data, dict):
-        raise DataError(f"config {name!r} must be a mapping of settings (key: value), got "
-                        f"{_kind(data)} {data!r:.60}")
-    return data
+        out = DesignConfig.from_dict({**given, "device": "cpu"}).to_dict()
+    except RdlabError:
+        return given
+    if "device" in given:
+        out["device"] = given["device"]
+    return out
 
 
 def bundled_configs() -> dict[str, Path]:
@@ -491,16 +438,14 @@ def load_config(source: str | Path, **overrides: Any) -> DesignConfig:
     if not path.exists():
         raise ParameterError(f"no config file {str(source)!r} and no bundled config of that "
                              f"name; bundled configs: {sorted(bundled)}")
-    data = _read(path)
-    known = {f.name for f in dataclasses.fields(DesignConfig)} - {"source"}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ParameterError(f"--set: unknown config key(s) {unknown}; known keys are "
-                             f"{sorted(known)}")
-    check_types(overrides, "--set")
-    data = _absolute_paths(data, path.parent)
-    data.update(_absolute_paths(overrides, Path.cwd()))  # --set paths: from where we are
-    return DesignConfig.from_dict(data, source=path)
+    data = read_mapping(path)
+    origin = f"config {str(path)!r}"
+    data = _absolute_paths(DesignConfig._normalise(data, origin), path.parent)
+    # --set paths: from where we are
+    data = apply_overrides(DesignConfig, data, _absolute_paths(overrides, Path.cwd()), "--set")
+    config = DesignConfig.from_dict(data, source=origin)
+    config.source = str(path)
+    return config
 
 
 def _absolute_paths(data: dict, folder: Path) -> dict:

@@ -224,7 +224,7 @@ def _follow(model, net, params, X, n_steps, dt, metric, record_every, rng, keep_
             ff = flow_field(params.flow, model.noise,
                             raw_noise(rng, model.noise, X.shape, X.dtype, X.device))
         X = euler_step(net, params, X, dt, ff)
-        if cfg.clip:
+        if cfg.model.clip:
             X = X.clamp(0.0, 10.0)
         bad = ~torch.isfinite(X.reshape(X.shape[0], -1)).all(dim=1)
         dead |= bad
@@ -246,7 +246,7 @@ def control_curves(model: DesignModel, metric: str, n_steps: int, dt: float, *, 
     fn = metric_function(model, metric)
     cfg = model.config
     gen = torch.Generator().manual_seed(seed)
-    z = sample_z(n, cfg.z_bits, gen)
+    z = sample_z(n, cfg.generator.z_bits, gen)
     X_opt = model.generator(z.to(model.params.dtype)).detach()
     p_opt = model.params
     out: dict[str, np.ndarray] = {}
@@ -263,7 +263,7 @@ def control_curves(model: DesignModel, metric: str, n_steps: int, dt: float, *, 
                                            dtype=X_opt.dtype)).clamp(min=0.0)
         elif name == "Initial θΨ":
             inits = [DesignParameters.initial(p_opt.network, int(s), p_opt.dtype,
-                                              flow=cfg.flow)
+                                              flow=cfg.model.flow)
                      for s in rng.integers(0, 2**31, size=n)]
             params = TorchParameters(torch.stack([q.rates.detach() for q in inits]),
                                      torch.stack([q.diffusion.detach() for q in inits]),

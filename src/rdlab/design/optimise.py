@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from rdlab.atomic import atomic_torch_save, atomic_write_text
 from rdlab.chemistry.dense import dense_gs_network, dense_network, kitchen_sink_network
-from rdlab.design.config import DesignConfig, bundled_target
+from rdlab.design.config import SECTIONS, DesignConfig, bundled_target, normalised
 from rdlab.design.dynamics import noisy_flow, rollout
 from rdlab.design.generator import Encoder, Generator, sample_z
 from rdlab.design.objectives import CompositeLoss, load_target, make_term
@@ -105,8 +105,8 @@ class DesignModel:
 
 
 def _network(config: DesignConfig):
-    return {"kitchen-sink": kitchen_sink_network, "gs": dense_gs_network,
-            "paper": dense_network}[config.network](config.species)
+    return {"kitchen-sink": kitchen_sink_network, "dense-gs": dense_gs_network,
+            "dense": dense_network}[config.model.network](config.model.species)
 
 
 def build_model(config: DesignConfig, device: str | torch.device | None = None
@@ -116,12 +116,12 @@ def build_model(config: DesignConfig, device: str | torch.device | None = None
     torch.manual_seed(config.seed)
     dtype = torch.float64 if config.dtype == "float64" else torch.float32
     network = _network(config)
-    params = DesignParameters.initial(network, config.seed, dtype, fixed=config.fixed,
-                                      flow=config.flow)
+    params = DesignParameters.initial(network, config.seed, dtype, fixed=config.model.fixed,
+                                      flow=config.model.flow)
     if config.initial is not None:
         params.override_(config.initial)
-    ny, nx = config.size
-    generator = Generator(config.species, config.patch_size, config.z_bits,
+    ny, nx = config.model.size
+    generator = Generator(config.model.species, config.patch_size, config.generator.z_bits,
                           pad_to=None if (ny, nx) == (config.patch_size,) * 2 else (ny, nx))
     generator.to(dtype)
     encoder, target = None, None
@@ -137,13 +137,14 @@ def build_model(config: DesignConfig, device: str | torch.device | None = None
             target = load_target(path, ny)
             opts["target"] = target
         if kind == "information":
-            encoder = Encoder(config.species, min(config.size), config.z_bits).to(dtype)
+            encoder = Encoder(config.model.species, min(config.model.size),
+                              config.generator.z_bits).to(dtype)
             opts["encoder"] = encoder
         terms.append(make_term(kind, **opts))
     noise = None
-    if config.flow_noise is not None:
-        noise = FlowNoise(float(config.flow_noise["amplitude"]),
-                          float(config.flow_noise.get("sigma", 0.0)))
+    if config.model.flow_noise is not None:
+        noise = FlowNoise(float(config.model.flow_noise["amplitude"]),
+                          float(config.model.flow_noise.get("sigma", 0.0)))
     model = DesignModel(config, params, generator, encoder, CompositeLoss(terms), noise, target)
     return model.to(config.device if device is None else device)
 
@@ -157,16 +158,16 @@ def simulate_design(model: DesignModel, n_steps: int, *, z: torch.Tensor | None 
     cfg = model.config
     rng = rng if rng is not None else torch.Generator(model.device).manual_seed(cfg.seed)
     params = params if params is not None else model.params
-    dt = cfg.dt if dt is None else dt
+    dt = cfg.model.dt if dt is None else dt
     if X0 is None:
         if z is None:
-            z = sample_z(batch or cfg.batch, cfg.z_bits, rng)
+            z = sample_z(batch or cfg.generator.batch, cfg.generator.z_bits, rng)
         X0 = model.generator(z.to(device=params.device, dtype=params.dtype))
     fields = None
     if model.noise is not None:
         draw = noisy_flow(params, model.noise, X0.shape, rng)
         fields = [draw(step) for step in range(n_steps)]
-    traj = rollout(params, X0, n_steps, dt, flow_fields=fields, clip=cfg.clip)
+    traj = rollout(params, X0, n_steps, dt, flow_fields=fields, clip=cfg.model.clip)
     traj.z = z
     return traj
 
@@ -192,7 +193,7 @@ def config_dump(config: DesignConfig) -> dict:
 
 
 def _make_optimiser(model: DesignModel, stage: int):
-    cfg = model.config
+    cfg = model.config.optimiser
     lr = cfg.stage_lr(stage)
     opt = torch.optim.Adam(model.trainable(), lr=lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
     steps = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.halve_at), gamma=0.5)
@@ -209,7 +210,19 @@ def _floor_lr(opt, floor: float) -> None:
         g["lr"] = max(g["lr"], floor)
 
 
+def _flat(config: dict) -> dict:
+    """A config dump with its sections spelled out as dotted keys (``optimiser.lr``)."""
+    out = {}
+    for k, v in config.items():
+        if k in SECTIONS and isinstance(v, dict):
+            out.update({f"{k}.{kk}": vv for kk, vv in v.items()})
+        else:
+            out[k] = v
+    return out
+
+
 def _differences(saved: dict, wanted: dict) -> str:
+    saved, wanted = _flat(saved), _flat(wanted)
     keys = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
     return "; ".join(f"{k}: {saved.get(k)!r} there, {wanted.get(k)!r} here" for k in keys[:4])
 
@@ -302,16 +315,17 @@ def optimise(config: DesignConfig, out: str | Path, *, progress: bool = True,
         tidy(out)
         clear_run(out)
         atomic_write_text(out / CONFIG, yaml.safe_dump(cfg_dump, sort_keys=False))
-    budget = max_seconds if max_seconds is not None else config.time_budget
+    budget = max_seconds if max_seconds is not None else config.optimiser.time_budget
     t_start = time.perf_counter()
-    total_planned = sum(config.stage_steps(i) for i in range(len(config.stages)))
+    total_planned = sum(config.optimiser.stage_steps(i)
+                        for i in range(len(config.optimiser.stages)))
     bar = tqdm(total=total_planned, initial=state.total_steps, disable=not progress,
                desc=f"design {config.name}", unit="step", mininterval=1.0)
     opt = steps_sched = plateau = None
     in_step = False  # True while a step has changed the model but not yet the state
     try:
-        while not state.finished and state.stage < len(config.stages):
-            T = config.stages[state.stage]
+        while not state.finished and state.stage < len(config.optimiser.stages):
+            T = config.optimiser.stages[state.stage]
             opt, steps_sched, plateau = _make_optimiser(model, state.stage)
             if opt_state is not None:
                 opt.load_state_dict(opt_state["adam"])
@@ -319,9 +333,9 @@ def optimise(config: DesignConfig, out: str | Path, *, progress: bool = True,
                 if plateau is not None and opt_state.get("plateau") is not None:
                     plateau.load_state_dict(opt_state["plateau"])
                 opt_state = None
-            floor = config.min_lr_ratio * config.stage_lr(state.stage)
+            floor = config.optimiser.min_lr_ratio * config.optimiser.stage_lr(state.stage)
             with (out / HISTORY).open("a") as hist:
-                while state.step < config.stage_steps(state.stage):
+                while state.step < config.optimiser.stage_steps(state.stage):
                     t0 = time.perf_counter()
                     opt.zero_grad(set_to_none=True)
                     traj = simulate_design(model, T, rng=rng)
@@ -331,7 +345,7 @@ def optimise(config: DesignConfig, out: str | Path, *, progress: bool = True,
                             f"the loss became {float(total)} at stage {state.stage} (T = {T}) "
                             f"step {state.step}: lower lr or raise the step-size weight")
                     total.backward()
-                    torch.nn.utils.clip_grad_norm_(model.trainable(), config.clip_norm)
+                    torch.nn.utils.clip_grad_norm_(model.trainable(), config.optimiser.clip_norm)
                     lr = opt.param_groups[0]["lr"]
                     in_step = True
                     opt.step()
@@ -355,10 +369,11 @@ def optimise(config: DesignConfig, out: str | Path, *, progress: bool = True,
                     in_step = False
                     bar.update(1)
                     bar.set_postfix(T=T, loss=f"{loss_value:.4g}", lr=f"{lr:.1e}")
-                    stop_early = (config.early_stop_patience is not None
-                                  and state.since_best >= config.early_stop_patience)
+                    stop_early = (config.optimiser.early_stop_patience is not None
+                                  and state.since_best >= config.optimiser.early_stop_patience)
                     out_of_time = budget is not None and time.perf_counter() - t_start > budget
-                    if state.step % config.checkpoint_every == 0 or stop_early or out_of_time:
+                    if (state.step % config.optimiser.checkpoint_every == 0 or stop_early
+                            or out_of_time):
                         hist.flush()
                         _checkpoint(ck, model, rng, state, opt, steps_sched, plateau, cfg_dump)
                     if stop_early:
@@ -368,7 +383,7 @@ def optimise(config: DesignConfig, out: str | Path, *, progress: bool = True,
                         return model.to("cpu")
             state = _StageState(stage=state.stage + 1, total_steps=state.total_steps,
                                 history_lines=state.history_lines,
-                                finished=state.stage + 1 >= len(config.stages))
+                                finished=state.stage + 1 >= len(config.optimiser.stages))
             opt = None  # the next stage starts with a fresh optimiser
             _checkpoint(ck, model, rng, state, None, None, None, cfg_dump)
     except KeyboardInterrupt:
@@ -402,8 +417,10 @@ def start_from(model: DesignModel, source: Path) -> None:
 
 
 def _without_device(config: dict) -> dict:
-    """A config dump minus ``device`` (a run may resume on another device)."""
-    return {k: v for k, v in config.items() if k != "device"}
+    """A config dump in today's form (:func:`~rdlab.design.config.normalised`: a flat config
+    of an older run reads as its sections), minus ``device`` (a run may resume on another
+    device)."""
+    return {k: v for k, v in normalised(config).items() if k != "device"}
 
 
 def _checkpoint(path: Path, model: DesignModel, rng: torch.Generator, state: _StageState,

@@ -80,9 +80,9 @@ def _bit_accuracy(model: DesignModel, times: tuple[float, ...], n: int, seed: in
     z drawn from ``seed``, rolled out under the configured (noisy) flow with step ``dt``
     (default the config's)."""
     cfg = model.config
-    dt = cfg.dt if dt is None else dt
+    dt = cfg.model.dt if dt is None else dt
     gen = torch.Generator().manual_seed(seed)
-    z = sample_z(n, cfg.z_bits, gen).to(model.params.dtype)
+    z = sample_z(n, cfg.generator.z_bits, gen).to(model.params.dtype)
     X0 = model.generator(z)
     steps = int(round(max(times) / dt))
     record = [int(round(t / dt)) for t in times]
@@ -145,9 +145,9 @@ def _report(model: DesignModel, history: list[dict], folder: Path, *,
             n_controls: int | None, seed: int, finished: bool) -> dict:
     t0 = time.perf_counter()
     cfg = model.config
-    n = cfg.controls if n_controls is None else n_controls
-    T = cfg.stages[-1]
-    metrics: dict = {"name": cfg.name, "finished": finished, "horizon_steps": T, "dt": cfg.dt,
+    n = cfg.evaluation.controls if n_controls is None else n_controls
+    T = cfg.optimiser.stages[-1]
+    metrics: dict = {"name": cfg.name, "finished": finished, "horizon_steps": T, "dt": cfg.model.dt,
                      "optimisation_steps": len(history),
                      "optimisation_seconds": float(sum(h["seconds"] for h in history)),
                      "final_loss": history[-1]["loss"] if history else None,
@@ -155,26 +155,26 @@ def _report(model: DesignModel, history: list[dict], folder: Path, *,
     if history:
         _plot_loss(history, folder / "loss.png")
     metric = _metric_name(model)
-    long_steps = cfg.eval_factor * T
+    long_steps = cfg.evaluation.factor * T
     if metric is not None:
         # the optimised window and 10× it at dt, for the optimised design
-        fn_curves = control_curves(model, metric, long_steps, cfg.dt, n=max(2, n // 4),
+        fn_curves = control_curves(model, metric, long_steps, cfg.model.dt, n=max(2, n // 4),
                                    record_every=1, seed=seed, conditions=("Optimized",))
-        s = fn_curves.summary(t_max=T * cfg.dt)["Optimized"]
+        s = fn_curves.summary(t_max=T * cfg.model.dt)["Optimized"]
         s_long = fn_curves.summary()["Optimized"]
         end = fn_curves.values["Optimized"][:, -1]
-        metrics[metric] = {"dt": cfg.dt, "optimised_window_mean": s["mean"],
+        metrics[metric] = {"dt": cfg.model.dt, "optimised_window_mean": s["mean"],
                            "whole_horizon_mean": s_long["mean"],
                            "at_end": finite_mean(end),
                            "finite_runs_at_end": int(np.isfinite(end).sum()),
-                           "horizon": long_steps * cfg.dt}
+                           "horizon": long_steps * cfg.model.dt}
         # the time-lapse shows the finest roll-out that spans the long horizon: a design
         # can hold its pattern at dt/10 and still drift off the Euler step's stable range
         # at dt after the optimised window
-        lapse = (fn_curves, cfg.dt)
+        lapse = (fn_curves, cfg.model.dt)
         # the controls at a smaller step, over the long horizon (paper Figs 2c, 3c, 7, 8)
-        for div in cfg.eval_dt_divisors:
-            dt = cfg.dt / div
+        for div in cfg.evaluation.dt_divisors:
+            dt = cfg.model.dt / div
             steps = long_steps * div if div <= 10 else T * div
             curves: MetricCurves = control_curves(model, metric, steps, dt, n=n,
                                                   record_every=div, seed=seed)
@@ -185,7 +185,7 @@ def _report(model: DesignModel, history: list[dict], folder: Path, *,
                 entry["ratio_to_controls"] = {
                     k: (opt_mean / v["mean"] if v["mean"] else float("inf"))
                     for k, v in summary.items() if k != "Optimized"}
-            window = curves.summary(t_max=T * cfg.dt)["Optimized"]["mean"]
+            window = curves.summary(t_max=T * cfg.model.dt)["Optimized"]["mean"]
             entry["optimised_window_mean"] = window
             entry["at_end"] = {k: finite_mean(v[:, -1]) for k, v in curves.values.items()}
             metrics.setdefault("controls", {})[f"dt/{div}"] = entry
@@ -193,7 +193,7 @@ def _report(model: DesignModel, history: list[dict], folder: Path, *,
                       else "entropy production σ (k_B = 1)")
             plot_bands(curves.times, curves.values, folder / f"controls_{metric}_dt{div}.png",
                        ylabel, title=f"{cfg.name}: controls at dt = {dt:g}",
-                       t_opt=T * cfg.dt, logy=metric == "dissipation")
+                       t_opt=T * cfg.model.dt, logy=metric == "dissipation")
             np.savez(folder / f"controls_{metric}_dt{div}.npz", times=curves.times,
                      **{k.replace(" ", "_"): v for k, v in curves.values.items()})
             if div <= 10 and curves.frames is not None and dt < lapse[1]:
@@ -205,15 +205,15 @@ def _report(model: DesignModel, history: list[dict], folder: Path, *,
                              folder / "timelapse.png", movie_path=folder / "timelapse.gif",
                              title=f"{cfg.name}: optimised pattern (dt = {lapse_dt:g})")
             metrics["timelapse_dt"] = lapse_dt
-    if model.encoder is not None and cfg.eval_times:
-        metrics["bit_accuracy"] = _bit_accuracy(model, cfg.eval_times, BIT_SAMPLES, seed)
+    if model.encoder is not None and cfg.evaluation.times:
+        metrics["bit_accuracy"] = _bit_accuracy(model, cfg.evaluation.times, BIT_SAMPLES, seed)
         # the same read-out with the smallest step ≤ dt/10 asked for: bits that last only
         # thanks to the Euler step would show up here
-        fine = [d for d in cfg.eval_dt_divisors if d <= 10]
+        fine = [d for d in cfg.evaluation.dt_divisors if d <= 10]
         if fine:
             div = max(fine)
             metrics[f"bit_accuracy_dt/{div}"] = _bit_accuracy(
-                model, cfg.eval_times, BIT_SAMPLES, seed, dt=cfg.dt / div)
+                model, cfg.evaluation.times, BIT_SAMPLES, seed, dt=cfg.model.dt / div)
     rep = next((t for t in model.loss.terms if isinstance(t, Replication)), None)
     if rep is not None:
         with torch.no_grad():
@@ -222,7 +222,7 @@ def _report(model: DesignModel, history: list[dict], folder: Path, *,
             metrics["parent_daughter_correlation"] = float(rep.correlation(traj))
             frames = torch.stack([s[0] for s in traj.states]).numpy()
         idx = np.linspace(0, T, 8).round().astype(int)
-        time_lapse_panel(frames[idx], idx * cfg.dt, folder / "timelapse.png",
+        time_lapse_panel(frames[idx], idx * cfg.model.dt, folder / "timelapse.png",
                          movie_path=folder / "timelapse.gif",
                          title=f"{cfg.name}: parent (t = 0) to daughters (t = T)")
     net = driven_network(model)
