@@ -79,6 +79,8 @@ BAD = [
         r"'t\.csv', line 3, column 'B': 'abc' is not a number"),
     row("text-in-time", csv("t.csv", "sample,time,A\n0,0,1\n0,soon,0.6\n"),
         r"'t\.csv', line 3, column 'time': 'soon' is not a number"),
+    row("underscore-in-number", csv("t.csv", "sample,time,A\n0,0,1\n0,0_5,0.6\n"),
+        r"'t\.csv', line 3, column 'time': '0_5' is not a number"),
     row("empty-cell", csv("t.csv", "sample,time,A,B\n0,0,1,\n0,0.5,0.6,0.4\n"),
         r"'t\.csv', line 2, column 'B': an empty cell is not a number"),
     row("no-sample-column", csv("t.csv", "time,A\n0,1\n0.5,0.6\n"),

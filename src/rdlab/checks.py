@@ -7,7 +7,15 @@ import math
 
 from rdlab.errors import ParameterError
 
-__all__ = ["nonnegative_number", "positive_number", "torch_device"]
+__all__ = ["nonnegative_number", "parse_float", "positive_number", "torch_device"]
+
+
+def parse_float(value) -> float:
+    """``float(value)``, except that text with an underscore is refused (ValueError):
+    Python reads ``"0_04"`` as 4.0, a typo of 0.04 that would otherwise run silently."""
+    if isinstance(value, str) and "_" in value:
+        raise ValueError(f"could not convert string to float: {value!r}")
+    return float(value)
 
 
 def nonnegative_number(value, what: str) -> float:

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from rdlab.checks import parse_float
 from rdlab.cli_design import register as register_design
 from rdlab.cli_discover import register as register_discover
 from rdlab.cli_errors import fail as _fail
@@ -45,7 +46,7 @@ def _parse_species_values(text: str | None, what: str) -> dict[str, float] | Non
         if name in out:
             raise ParameterError(f"{what}: {name!r} is given twice in {text!r}")
         try:
-            number = float(value)
+            number = parse_float(value)
         except ValueError:
             raise ParameterError(f"{what}: {value!r} for {name!r} is not a number") from None
         if not math.isfinite(number):

@@ -74,8 +74,9 @@ def with_squares(
     ny, nx = _grid_shape(system)
     if size is None:
         size = max(1, min(ny, nx) // 8)
-    if not isinstance(n_squares, (int, np.integer)) or n_squares < 0:
-        raise ParameterError(f"n_squares must be a whole number ≥ 0, got {n_squares!r}")
+    if not isinstance(n_squares, (int, np.integer)) or not 0 <= n_squares <= ny * nx:
+        raise ParameterError(f"n_squares must be a whole number from 0 to {ny * nx} (the "
+                             f"grid's cells), got {n_squares!r}")
     if not isinstance(size, (int, np.integer)) or not 1 <= size <= min(ny, nx):
         raise ParameterError(f"square size must be a whole number in 1..{min(ny, nx)}, "
                              f"got {size!r}")

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from rdlab import initial
+from rdlab.checks import parse_float
 from rdlab.chemistry.dense import dense_code_initial_parameters
 from rdlab.chemistry.network import ReactionNetwork
 from rdlab.chemistry.presets import preset_network
@@ -27,7 +28,7 @@ from rdlab.settings import Settings
 from rdlab.simulate.api import DTYPES, ENGINES
 from rdlab.simulate.budget import RunSize, check_memory
 from rdlab.simulate.guard import RUNAWAY_LIMIT
-from rdlab.system import STENCILS, Grid, System, locate_parameters
+from rdlab.system import MAX_DX, MIN_DX, STENCILS, Grid, System, locate_parameters
 
 #: Defaults per preset: parameters (name → value), time step, steps, grid, initial state.
 PRESET_DEFAULTS: dict[str, dict] = {
@@ -67,6 +68,8 @@ MOVIES = ("gif", "mp4", "none")
 INITIAL_STATES = ("squares", "random", "uniform")
 #: Largest seed (numpy and torch both take it).
 MAX_SEED = 2**63 - 1
+#: Most time steps of one run (step numbers stay exact 64-bit integers).
+MAX_STEPS = 10**12
 
 _FORMS = "use a number, 'start:stop:count' or 'v1,v2,...'"
 
@@ -76,7 +79,7 @@ def _number(value, name: str, spec) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ParameterError(f"cannot read the value {spec!r} of parameter {name!r}: {_FORMS}")
     try:
-        return float(value)
+        return parse_float(value)
     except (ValueError, OverflowError):
         raise ParameterError(
             f"cannot read the value {spec!r} of parameter {name!r}: {_FORMS}") from None
@@ -211,14 +214,14 @@ class SimulationSpec(Settings):
         if self.grid is not None:
             self.grid = str(self.grid)
             parse_grid(self.grid)
-        if not self.dx > 0:
-            bad("dx", "a positive number")
+        if not MIN_DX <= self.dx <= MAX_DX:
+            bad("dx", f"a positive number between {MIN_DX:g} and {MAX_DX:g}")
         if self.stencil not in STENCILS:
             bad("stencil", f"one of {sorted(STENCILS)}")
         if self.dt is not None and not self.dt > 0:
             bad("dt", "a positive number")
-        if self.steps is not None and self.steps < 1:
-            bad("steps", "a whole number ≥ 1")
+        if self.steps is not None and not 1 <= self.steps <= MAX_STEPS:
+            bad("steps", f"a whole number ≥ 1 (at most {MAX_STEPS:,})")
         if self.snapshots < 2:
             bad("snapshots", "a whole number ≥ 2 (the first and the last state at least)")
         if self.initial is not None and self.initial not in INITIAL_STATES:

@@ -54,6 +54,10 @@ def diffusion_number_limit(stencil: str | np.ndarray) -> float:
     return 2.0 / -lam
 
 
+#: Range of the grid spacing: dx² and 1/dx² stay finite and non-zero in float64.
+MIN_DX, MAX_DX = 1e-150, 1e150
+
+
 @dataclass(frozen=True)
 class Grid:
     """A periodic 2-D grid of ``ny × nx`` cells of side ``dx`` (length units)."""
@@ -70,6 +74,9 @@ class Grid:
                 raise ParameterError(f"grid {name} must be an integer ≥ 3, got {v!r}")
         if not np.isfinite(self.dx) or self.dx <= 0:
             raise ParameterError(f"grid spacing dx must be positive and finite, got {self.dx!r}")
+        if not MIN_DX <= self.dx <= MAX_DX:  # dx² and 1/dx² must stay finite and non-zero
+            raise ParameterError(f"grid spacing dx must lie between {MIN_DX:g} and "
+                                 f"{MAX_DX:g}, got {self.dx!r}")
         if self.stencil not in STENCILS:
             raise ParameterError(
                 f"unknown stencil {self.stencil!r}; choose one of {sorted(STENCILS)}"

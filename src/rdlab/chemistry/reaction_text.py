@@ -27,6 +27,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from rdlab.checks import parse_float
 from rdlab.errors import NetworkError
 
 _SPECIES = re.compile(r"^(?P<coef>[0-9]+)?\s*(?P<name>[A-Za-z][A-Za-z0-9_]*)$")
@@ -92,7 +93,7 @@ def _parse_side(side: str, line: str) -> dict[str, int]:
 
 def _parse_number(text: str, line: str) -> float:
     try:
-        value = float(text)
+        value = parse_float(text)
     except ValueError:
         raise NetworkError(f"rate constant {text!r} in {line!r} is not a number") from None
     if math.isnan(value):
@@ -107,7 +108,7 @@ def _parse_number(text: str, line: str) -> float:
 
 def _is_float(text: str) -> bool:
     try:
-        float(text)
+        parse_float(text)
     except ValueError:
         return False
     return True

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from rdlab.atomic import atomic_write_text
+from rdlab.checks import parse_float
 from rdlab.discover.data import NEGATIVE_TOLERANCE, ReactionData
 from rdlab.errors import DataError, ParameterError
 
@@ -136,11 +137,13 @@ class _Table:
         ``minimum``, not positive) is refused, naming its line."""
         cells = self._columns[column]
         try:
+            if any("_" in cell for cell in cells):
+                raise ValueError("an underscore")  # Python reads '0_5' as 5; numbers don't
             values = np.array(cells, dtype=float)
         except ValueError:
             for cell, line in zip(cells, self.lines):
                 try:
-                    float(cell)
+                    parse_float(cell)
                 except ValueError:
                     what = "an empty cell" if not cell else f"{cell!r}"
                     raise DataError(f"{self.where(line, column)}: {what} is not a "
