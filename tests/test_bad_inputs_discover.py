@@ -130,6 +130,10 @@ BAD = [
     # ---- outputs
     row("out-is-a-file", csv("d.csv", WITH_D, "--out", "taken", files=(("taken", "x"),)),
         r"--out 'taken' is an existing file"),
+    # a rerun of an earlier run folder that holds the data would have deleted the data
+    Bad("out-holds-the-data", ("discover", "o/d.csv", "--reactions", "1", "--out", "o"),
+        r"--out 'o' holds the input 'o/d\.csv'",
+        (("o/d.csv", WITH_D), ("o/config.yaml", "x: 1\n"))),
     row("out-is-a-foreign-folder",
         csv("d.csv", WITH_D, "--out", "mine", files=(("mine/thesis.tex", "x"),)),
         r"--out 'mine' is a non-empty folder that rdlab did not write"),

@@ -41,11 +41,25 @@ def _describe_owner(output: Path) -> str:
         return "another process"
 
 
+#: Files that mark a folder as a zarr store (format 2 or 3).
+_ZARR_MARKS = (".zgroup", ".zarray", "zarr.json")
+
+
+def check_not_in_store(output: str | Path) -> None:
+    """Refuse an output inside an existing zarr store (it would become part of the store's
+    tree), naming the store."""
+    for parent in Path(output).resolve().parents:
+        if any((parent / mark).is_file() for mark in _ZARR_MARKS):
+            raise OutputError(f"cannot write {str(output)!r}: it lies inside the zarr store "
+                              f"{str(parent)!r}; choose an output outside it")
+
+
 def check_output_parent(output: str | Path) -> Path:
     """Create ``output``'s parent folder, or raise :class:`OutputError` naming why not."""
     output = Path(output)
     if str(output).strip() in ("", "."):
         raise OutputError(f"output path {str(output)!r} is not a folder name")
+    check_not_in_store(output)
     parent = output.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)

@@ -23,13 +23,15 @@ import yaml
 
 from rdlab.atomic import atomic_folder, atomic_write_text
 from rdlab.errors import OutputError
-from rdlab.output_lock import hold
+from rdlab.output_lock import check_not_in_store, hold
 
 #: Written into every run folder rdlab creates; a folder with it may be replaced by a rerun.
 MARKER = ".rdlab-run"
 #: Files by which run folders written before the marker existed are recognised.
 _KNOWN_RESULTS = ("config.yaml", "metrics.json", "report.json", "classification.zarr",
-                  "index.html", "summary.json", "history.json", "best.pt")
+                  "index.html", "summary.json")
+#: Files of a model folder (``rdlab train``, resumable, written in place): never replaced.
+_MODEL_FILES = ("best.pt", "last.pt", "history.json")
 
 
 class RunFolder:
@@ -78,6 +80,8 @@ def is_replaceable(path: Path) -> bool:
     if not path.is_dir():
         return False
     names = {p.name for p in path.iterdir()}
+    if names & set(_MODEL_FILES) and MARKER not in names:
+        return False
     return not names or MARKER in names or bool(names & set(_KNOWN_RESULTS))
 
 
@@ -109,15 +113,43 @@ def _publish(staging: Path, final: Path) -> None:
         os.replace(staging, final)
 
 
-def check_run_folder(final: str | Path) -> Path:
+def check_apart(output: str | Path, inputs=()) -> None:
+    """Refuse an output that is one of the command's ``inputs``, lies inside one, or holds
+    one (replacing it would delete the input). The error names both."""
+    out = Path(output).resolve()
+    for given in inputs:
+        if given is None:
+            continue
+        inp = Path(given).resolve()
+        if out == inp:
+            raise OutputError(f"--out {str(output)!r} is the input {str(given)!r}; choose "
+                              "another output folder")
+        if inp in out.parents:
+            raise OutputError(f"--out {str(output)!r} lies inside the input {str(given)!r}; "
+                              "choose an output folder outside it")
+        if out in inp.parents:
+            raise OutputError(f"--out {str(output)!r} holds the input {str(given)!r} "
+                              "(replacing it would delete the input); choose another "
+                              "output folder")
+
+
+def check_run_folder(final: str | Path, inputs=()) -> Path:
     """Refuse, without creating anything, an output that cannot become a run folder: an
-    empty name, an existing file, a foreign non-empty folder, or a path under a file or an
-    unwritable folder. The error names the path."""
+    empty name, an existing file, a foreign non-empty folder or a model folder, one of the
+    command's ``inputs`` (or inside or around one), a path inside a zarr store, or a path
+    under a file or an unwritable folder. The error names the path."""
     final = Path(final)
     if str(final).strip() in ("", "."):
         raise OutputError(f"--out {str(final)!r} is not a folder name")
+    check_apart(final, inputs)
+    check_not_in_store(final)
     if final.exists() and not final.is_dir():
         raise OutputError(f"--out {str(final)!r} is an existing file, not a folder")
+    if final.is_dir() and MARKER not in {p.name for p in final.iterdir()} \
+            and {p.name for p in final.iterdir()} & set(_MODEL_FILES):
+        raise OutputError(f"--out {str(final)!r} is a model folder of `rdlab train` "
+                          "(replacing it would delete the model); choose another output "
+                          "folder")
     if not is_replaceable(final):
         raise OutputError(f"--out {str(final)!r} is a non-empty folder that rdlab did not "
                           "write; choose a new or empty folder")
@@ -134,7 +166,8 @@ def check_run_folder(final: str | Path) -> Path:
 
 
 @contextlib.contextmanager
-def staged_run_folder(final: str | Path, command: str | None = None) -> Iterator[RunFolder]:
+def staged_run_folder(final: str | Path, command: str | None = None, inputs=()
+                      ) -> Iterator[RunFolder]:
     """Lock ``final``, yield a :class:`RunFolder` in a hidden staging folder beside it, and
     on success replace ``final`` with it; on any error (or interruption) remove the staging
     folder and leave ``final`` as it was.
@@ -145,7 +178,7 @@ def staged_run_folder(final: str | Path, command: str | None = None) -> Iterator
     final = Path(final)
     with hold(final, command):
         recover_run_folder(final)
-        check_run_folder(final)
+        check_run_folder(final, inputs)
         staging = final.with_name(f".{final.name}.staging-{uuid.uuid4().hex[:8]}")
         try:
             staging.mkdir()

@@ -174,9 +174,10 @@ def run_discovery(source: str | Path | Example, out: str | Path,
     if not settings.sweep and settings.n_reactions is None and ex is None:
         raise ParameterError("give the number of reactions (--reactions N) or a sweep "
                              "(--sweep 1:4)")
-    check_run_folder(out)  # refuse a file or a foreign folder before the work
+    inputs = () if ex is not None else (source,)
+    check_run_folder(out, inputs)  # refuse a file, a foreign folder or the data's folder
     data, info = prepare_data(ex if ex is not None else source, settings)
-    with staged_run_folder(out, command="rdlab discover") as folder:
+    with staged_run_folder(out, command="rdlab discover", inputs=inputs) as folder:
         return discover_into(folder, data, ex, settings, info, progress)
 
 

@@ -109,7 +109,8 @@ def classify_scan(scan_path: str | Path, model_path: str | Path, out: str | Path
     if compare is not None:
         earlier = read_classification(compare)
         _check_same_scan(earlier, Path(compare), k, f, str(scan_path))
-    check_run_folder(out)
+    inputs = (scan_path, model_path)  # --compare may lie in the run that this one replaces
+    check_run_folder(out, inputs)
     probs = predict_store(model, ds, progress)
     predicted = probs.argmax(axis=1)
     result = xr.Dataset(
@@ -117,7 +118,7 @@ def classify_scan(scan_path: str | Path, model_path: str | Path, out: str | Path
          "predicted": ("sample", predicted.astype(np.int64))},
         coords={"k": ds["k"], "f": ds["f"], "seed": ds["seed"], "class": classes},
         attrs={"scan": str(scan_path), "model": str(model_path)})
-    with staged_run_folder(out) as folder:
+    with staged_run_folder(out, inputs=inputs) as folder:
         folder.write_dataset(result, "classification.zarr")
         viz.save_phase_map(folder.file("phase_map.png"), k, f, predicted, classes,
                            dk=_spacing(k), df=_spacing(f),

@@ -104,9 +104,10 @@ def evaluate_datasets(model_path: str | Path, datasets: dict[str, str | Path],
     model, classes, _ = load_model(model_path)
     stores = {name: _labelled(path, classes) for name, path in datasets.items()}
     history = _read_history(model_path)
-    check_run_folder(out)
+    inputs = (model_path, *datasets.values())
+    check_run_folder(out, inputs)
     summary: dict[str, dict] = {}
-    with staged_run_folder(out) as folder:
+    with staged_run_folder(out, inputs=inputs) as folder:
         for name, (ds, y) in stores.items():
             result = evaluate(model, ds["frames"].values, y, classes)
             result = {"dataset": str(datasets[name]), "samples": int(y.size), **result}
@@ -143,10 +144,11 @@ def saliency_figures(model_path: str | Path, data_path: str | Path, out: str | P
             names.append(classes[c])
     if not picks:
         raise ParameterError(f"{data_path} holds no sample of any class of the model")
-    check_run_folder(out)
+    inputs = (resolve_model_path(model_path), data_path)
+    check_run_folder(out, inputs)
     x = ds["frames"].isel(sample=picks).values
     maps = np.stack([saliency(model, x[j:j + 1], int(y[i]))[0] for j, i in enumerate(picks)])
-    with staged_run_folder(out) as folder:
+    with staged_run_folder(out, inputs=inputs) as folder:
         def save_npz(tmp: Path) -> None:
             with open(tmp, "wb") as fh:
                 np.savez_compressed(fh, maps=maps, samples=np.asarray(picks),
