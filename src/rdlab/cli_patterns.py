@@ -84,6 +84,8 @@ def scan(
     block: Annotated[int, typer.Option(help="Samples per task.")] = 8,
 ) -> None:
     """Simulate a (k, f) scan into one zarr store (resumable: rerun to finish)."""
+    import numpy as np
+
     from rdlab.errors import ParameterError
     from rdlab.patterns.paper_pipeline import PaperSettings, make_scan
     from rdlab.patterns.scan_layout import value_grid
@@ -94,7 +96,14 @@ def scan(
             raise ParameterError("give both --k and --f, or neither for the reference layout")
         points = None
         if k is not None:
-            points = value_grid(parse_values("k", k), parse_values("f", f))
+            given = {"k": k, "f": f}
+            values = {name: parse_values(name, text) for name, text in given.items()}
+            for name, v in values.items():
+                u, counts = np.unique(v, return_counts=True)
+                if (counts > 1).any():
+                    raise ParameterError(f"--{name} {given[name]!r} lists {name} = "
+                                         f"{u[counts > 1][0]:g} twice; give each value once")
+            points = value_grid(values["k"], values["f"])
         settings = PaperSettings(runs=_settings(mode, False, dtype, early_stop),
                                  scheduler=scheduler, workers=workers, block=block)
         stats = make_scan(out, settings, points)

@@ -40,15 +40,28 @@ def _simulate_block(start: int, k: np.ndarray, f: np.ndarray, seeds: np.ndarray,
 CONNECT_TIMEOUT_S = 10.0
 
 
+#: Most samples per task.
+MAX_BLOCK = 100_000
+
+
+def max_workers() -> int:
+    """Most workers of a local cluster: 4 per core (each is a process; thousands would
+    exhaust the machine before the first sample)."""
+    return 4 * (os.cpu_count() or 1)
+
+
 def check_run_options(block: int, scheduler: str | None, n_workers: int | None) -> None:
     """Refuse bad ``block``/``scheduler``/``n_workers`` values before any work starts."""
-    if isinstance(block, bool) or not isinstance(block, int | np.integer) or block < 1:
-        raise ParameterError(f"block (samples per task) must be an integer ≥ 1, got {block!r}")
+    if isinstance(block, bool) or not isinstance(block, int | np.integer) \
+            or not 1 <= block <= MAX_BLOCK:
+        raise ParameterError(f"block (samples per task) must be an integer from 1 to "
+                             f"{MAX_BLOCK:,}, got {block!r}")
+    most = max_workers()
     if n_workers is not None and (isinstance(n_workers, bool)
                                   or not isinstance(n_workers, int | np.integer)
-                                  or n_workers < 1):
-        raise ParameterError(f"workers must be an integer ≥ 1 (leave it out for one per "
-                             f"core), got {n_workers!r}")
+                                  or not 1 <= n_workers <= most):
+        raise ParameterError(f"workers must be an integer from 1 to {most} (4 per core; "
+                             f"leave it out for one per core), got {n_workers!r}")
     if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
         raise ParameterError(f"scheduler must be a dask address such as tcp://host:8786 or "
                              f"{IN_PROCESS!r}, got {scheduler!r}")

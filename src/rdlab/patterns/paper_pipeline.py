@@ -14,6 +14,7 @@ interruption continues. ``timings.json`` records the wall seconds each stage too
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from rdlab.errors import DataError, OutputError, ParameterError
 from rdlab.output_lock import hold
 from rdlab.patterns import catalogue, pattern_store
 from rdlab.patterns.pattern_runs import PatternRunSettings
+from rdlab.run_folder import check_apart
 
 
 @dataclass
@@ -90,12 +92,22 @@ def train_model(train_path: Path, val_path: Path, out: Path, overrides: dict,
 
     Both stores are verified before anything is written (a damaged or incomplete store, a
     scan without labels, or two stores with different class lists are refused)."""
+    from rdlab.patterns.cnn import MIN_FRAMES_3D
     from rdlab.patterns.training import TrainConfig, train
 
     config = TrainConfig.from_dict({**TrainConfig().to_dict(), **overrides})
+    if Path(train_path).resolve() == Path(val_path).resolve():
+        raise DataError(f"the training and validation stores are the same store "
+                        f"{str(train_path)!r}; validation needs samples the model was not "
+                        "trained on")
+    check_apart(out, (train_path, val_path))
     tr = labelled_store(Path(train_path), "training")
     va = labelled_store(Path(val_path), "validation")
     classes = pattern_store.class_list(tr)
+    if config.architecture == "3d" and tr.sizes["channel"] < MIN_FRAMES_3D:
+        raise ParameterError(f"--architecture 3d needs stores of `rdlab dataset --3d` (at "
+                             f"least {MIN_FRAMES_3D} frames); {str(train_path)!r} has "
+                             f"{tr.sizes['channel']}")
     if pattern_store.class_list(va) != classes:
         raise DataError(f"{train_path} and {val_path} have different class lists "
                         f"({classes} and {pattern_store.class_list(va)})")
@@ -142,9 +154,38 @@ def run_paper(out: str | Path, settings: PaperSettings | None = None,
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {str(out)!r} is an existing file, not a folder")
+    if out.is_dir() and any(out.iterdir()) \
+            and not {p.name for p in out.iterdir()} & set(_PAPER_NAMES):
+        raise OutputError(f"--out {str(out)!r} is a non-empty folder that `rdlab paper` did "
+                          "not write; choose a new or empty folder")
+    created = not out.exists()
     with hold(out):
         out.mkdir(parents=True, exist_ok=True)
-        return _run_paper(out, settings, second_pass, scan_points)
+        try:
+            return _run_paper(out, settings, second_pass, scan_points)
+        except BaseException:
+            if created:  # refused before any result: leave no empty folders behind
+                for folder in (out / "data", out):
+                    _remove_if_only_locks(folder)
+            raise
+
+
+def _remove_if_only_locks(folder: Path) -> None:
+    """Remove ``folder`` if it holds nothing but lock bookkeeping (``.NAME.lock``/``.owner``
+    files of outputs never written)."""
+    with contextlib.suppress(OSError):
+        entries = list(folder.iterdir())
+        if all(p.is_file() and p.name.startswith(".") and p.suffix in (".lock", ".owner")
+               for p in entries):
+            for p in entries:
+                p.unlink()
+            folder.rmdir()
+
+
+#: What `rdlab paper` writes into its folder (a folder holding none of these is not its).
+_PAPER_NAMES = ("data", "model", "evaluation", "scan.zarr", "classification", "model2",
+                "evaluation2", "classification2", "timings.json", "timings_pass2.json",
+                "summary.json")
 
 
 def _run_paper(out: Path, settings: PaperSettings, second_pass: bool, scan_points) -> dict:

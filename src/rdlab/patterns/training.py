@@ -65,6 +65,12 @@ _STATE_FORMAT = "rdlab-train-state"
 _RESUMABLE_CHANGES = frozenset({"threads", "patience", "time_limit_s", "epochs", "device"})
 
 
+#: Largest epoch, batch and patience counts (a larger one is a typo, not a plan).
+MAX_COUNT = 1_000_000
+#: Largest seed torch takes (a signed 64-bit integer).
+MAX_SEED = 2**63 - 1
+
+
 @dataclass
 class TrainConfig(Settings):
     """Settings of :func:`train`; read and written as any rdlab config
@@ -145,13 +151,15 @@ class TrainConfig(Settings):
         self.check_types()  # types (and the choices of schedule, monitor, architecture)
         for name in ("epochs", "batch_size", "threads", "val_every", "plateau_patience"):
             v = getattr(self, name)
-            if v < 1:
-                raise ParameterError(f"TrainConfig.{name} must be an integer >= 1, got {v!r}")
-        if self.patience is not None and self.patience < 1:
-            raise ParameterError(f"TrainConfig.patience must be None or an integer >= 1, got "
-                                 f"{self.patience!r}")
-        if self.seed < 0:
-            raise ParameterError(f"TrainConfig.seed must be an integer >= 0, got {self.seed!r}")
+            if not 1 <= v <= MAX_COUNT:
+                raise ParameterError(f"TrainConfig.{name} must be an integer from 1 to "
+                                     f"{MAX_COUNT:,}, got {v!r}")
+        if self.patience is not None and not 1 <= self.patience <= MAX_COUNT:
+            raise ParameterError(f"TrainConfig.patience must be None or an integer from 1 to "
+                                 f"{MAX_COUNT:,}, got {self.patience!r}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ParameterError(f"TrainConfig.seed must be an integer from 0 to {MAX_SEED}, "
+                                 f"got {self.seed!r}")
         for name in ("lr", "adam_eps"):
             v = getattr(self, name)
             if v <= 0:
@@ -569,6 +577,7 @@ def train(train_x: Any, train_y: Any, val_x: Any, val_y: Any, classes: list[str]
     last_path, best_path, hist_path = out / "last.pt", out / "best.pt", out / "history.json"
 
     previous_threads = torch.get_num_threads()
+    created = not out.exists()
     with hold(out):
         out.mkdir(parents=True, exist_ok=True)
         torch.set_num_threads(config.threads)
@@ -577,6 +586,10 @@ def train(train_x: Any, train_y: Any, val_x: Any, val_y: Any, classes: list[str]
                 return _train_loop(train_x, train_labels, val_x, val_labels, classes, config,
                                    in_channels, last_path, best_path, hist_path, progress,
                                    on_epoch_end, tqdm, points)
+        except BaseException:
+            if created and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()  # refused before the first epoch: leave no empty model folder
+            raise
         finally:
             torch.set_num_threads(previous_threads)
 
