@@ -22,6 +22,19 @@ from rdlab.cli import app
 from rdlab.design.config import DesignConfig, load_config
 from rdlab.errors import ParameterError, RdlabError
 
+
+def _animated_gif() -> bytes:
+    import io
+
+    from PIL import Image
+
+    frames = [Image.new("L", (8, 8), 40 * i) for i in range(3)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
+    return buf.getvalue()
+
+
+ANIMATED_GIF = _animated_gif()
 OUT = ("--out", "runs/x")
 Q = ("design", "fig2a-quick", *OUT)  # a valid command, made bad by one argument
 #: the folder of a run written by another config (killed before its first checkpoint)
@@ -77,6 +90,8 @@ BAD = [
     Bad("set-size-huge", (*Q, "--set", "size=[65536, 65536]"), r"needs about .* GiB"),
     Bad("set-name-path", (*Q, "--set", "name=../evil"), r"name must be a folder name"),
     Bad("set-network", (*Q, "--set", "network=bogus"), r"network must be one of.*'bogus'"),
+    Bad("set-steps-huge", (*Q, "--set", "steps=1000000000000000000000"),
+        r"steps must be at most 1,000,000,000, got 1000000000000000000000"),
     Bad("set-beta2-one", (*Q, "--set", "beta2=1"), r"beta2 must lie in \(0, 1\), got 1"),
     Bad("set-dt-zero", (*Q, "--set", "dt=0"), r"dt must be positive, got 0"),
     Bad("set-stages-empty", (*Q, "--set", "stages=[]"), r"stages must list at least one"),
@@ -101,6 +116,10 @@ BAD = [
     Bad("minutes-nan", (*Q, "--minutes", "nan"), r"--minutes must be a positive.*nan"),
     Bad("controls-zero", (*Q, "--controls", "0"), r"--controls must be at least 1.*got 0"),
     Bad("controls-negative", (*Q, "--controls", "-3"), r"--controls must be at least 1.*-3"),
+    Bad("controls-huge", (*Q, "--controls", str(2**70)),
+        r"--controls must be at least 1 .*at most 1,000,000,000.*got 1180591620717411303424"),
+    Bad("target-animated", (*Q, "--target", "a.gif"),
+        r"target image '.*a\.gif' is animated \(3 frames\)", (("a.gif", ANIMATED_GIF),)),
     Bad("controls-text", (*Q, "--controls", "many"), r"Invalid value for .--controls."),
     Bad("target-text-file", (*Q, "--target", "notes.png"),
         r"'.*notes.png' is not an image Pillow can read", (("notes.png", "just text\n"),)),
@@ -296,3 +315,47 @@ def test_a_stopped_run_says_so_and_resumes(tmp_path, monkeypatch):
     res = CliRunner().invoke(app, [*args, "--no-evaluate"])
     assert res.exit_code == 0 and "optimised: runs/x (3 steps)" in res.output, res.output
     assert not (tmp_path / "runs/x/metrics.json").exists()  # it described the old model
+
+
+def test_a_16_bit_target_keeps_its_grey_levels(tmp_path):
+    """A 16-bit grey image is scaled to 0–255, not clipped (Pillow's convert("L") clips a
+    16-bit gradient to 99.6 % white, a wrong target that still ran)."""
+    import numpy as np
+    from PIL import Image
+
+    from rdlab.design.objectives import load_target
+
+    ramp = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "t16.png")
+    Image.fromarray((ramp // 257).astype(np.uint8)).save(tmp_path / "t8.png")
+    np.testing.assert_allclose(load_target(tmp_path / "t16.png", 64),
+                               load_target(tmp_path / "t8.png", 64), atol=1.0)
+
+
+def test_a_target_too_large_to_decode_is_refused(tmp_path, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # so that a small file trips it
+    Image.new("L", (64, 64), 3).save(tmp_path / "big.png")
+    monkeypatch.chdir(tmp_path)
+    assert_refused([*Q, "--target", "big.png"], tmp_path,
+                   r"'.*big\.png' is not an image Pillow can read \(Image size")
+
+
+def test_a_new_run_that_fails_before_its_first_checkpoint_leaves_nothing(tmp_path,
+                                                                       monkeypatch):
+    """A new run whose optimisation fails (e.g. a NaN loss at step 2) has nothing to
+    resume: its config.yaml and history are removed with the folder it made."""
+    import rdlab.design.run as run
+
+    def failing(config, where, **kwargs):
+        where.mkdir(parents=True, exist_ok=True)
+        (where / "config.yaml").write_text("name: x\n")
+        (where / "history.jsonl").write_text("{}\n")
+        raise RdlabError("the loss became nan at stage 0 step 2")
+
+    monkeypatch.setattr(run, "optimise", failing)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    assert_refused([*Q, *TINY], tmp_path, r"loss became nan")
+    assert not (tmp_path / "runs" / "x").exists()

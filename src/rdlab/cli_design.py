@@ -45,7 +45,12 @@ def design(
     --fresh keeps the old run until the new one has a result (finished, or
     stopped by --minutes), then replaces it whole; interrupted, it keeps the old."""
     try:
-        from rdlab.design.config import bundled_configs, load_config, parse_overrides
+        from rdlab.design.config import (
+            MAX_COUNT,
+            bundled_configs,
+            load_config,
+            parse_overrides,
+        )
         from rdlab.design.run import run_design
 
         if list_:
@@ -57,9 +62,9 @@ def design(
         if minutes is not None and not (math.isfinite(minutes) and minutes > 0):
             raise ParameterError(f"--minutes must be a positive number of minutes, got "
                                  f"{minutes:g}")
-        if controls is not None and controls < 1:
+        if controls is not None and not 1 <= controls <= MAX_COUNT:
             raise ParameterError(f"--controls must be at least 1 randomisation per control "
-                                 f"condition, got {controls}")
+                                 f"condition (at most {MAX_COUNT:,}), got {controls}")
         cfg = load_config(config, **parse_overrides(set_))
         if target is not None:
             cfg = _with_target(cfg, target, config)

@@ -71,10 +71,17 @@ def reaction_count(network: str, species: int) -> int:
     return dense.reaction_count(OLD_NETWORK_NAMES.get(network, network), species)
 
 
-def _at_least(value: int, low: int, name: str, what: str | None = None) -> None:
+#: Largest count (steps, horizons, controls, batch, ...): a larger one is a typo, not a plan.
+MAX_COUNT = 10**9
+
+
+def _at_least(value: int, low: int, name: str, what: str | None = None,
+              high: int | None = MAX_COUNT) -> None:
     if value < low:
         raise ParameterError(f"{name} must be {what or f'a whole number ≥ {low}'}, got "
                              f"{value!r}")
+    if high is not None and value > high:
+        raise ParameterError(f"{name} must be at most {high:,}, got {value!r}")
 
 
 def _positive(value: float, name: str, unit: str = "") -> None:
@@ -332,7 +339,7 @@ class DesignConfig(Settings):
         if not NAME_PATTERN.fullmatch(self.name):
             raise ParameterError(f"name must be a folder name (letters, digits, '.', '_', "
                                  f"'-', not starting with '.' or '-'), got {self.name!r}")
-        _at_least(self.seed, 0, "seed")
+        _at_least(self.seed, 0, "seed", high=None)
         if self.seed >= 2**63:
             raise ParameterError(f"seed must be below 2**63, got {self.seed}")
         patch = self.patch_size

@@ -228,8 +228,18 @@ def load_target(source, size: int) -> np.ndarray:
             raise ParameterError(f"target image {str(path)!r} does not exist")
         try:
             with Image.open(path) as im:
-                gray = np.asarray(im.convert("L"), dtype=np.float32)
-        except (UnidentifiedImageError, OSError) as err:
+                if getattr(im, "n_frames", 1) > 1:
+                    raise ParameterError(
+                        f"target image {str(path)!r} is animated ({im.n_frames} frames); "
+                        "save the frame you mean as a single image")
+                if im.mode.startswith("I;16") or im.mode == "I":
+                    # 16-bit grayscale: scale to 0–255 (convert("L") would clip at 255)
+                    gray = np.asarray(im, dtype=np.float32) * np.float32(255 / 65535)
+                elif im.mode == "F":
+                    gray = np.asarray(im, dtype=np.float32)
+                else:
+                    gray = np.asarray(im.convert("L"), dtype=np.float32)
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
             raise ParameterError(
                 f"target image {str(path)!r} is not an image Pillow can read ({err})"
             ) from None

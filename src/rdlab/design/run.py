@@ -22,13 +22,15 @@ resumed: after a fresh run stopped by ``--minutes``, continue it without ``--fre
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from rdlab.design.config import DesignConfig
 from rdlab.design.optimise import build_model, optimise, read_history, resume_point, start_from
 from rdlab.design.report import report
-from rdlab.design.run_files import MODEL, tidy
+from rdlab.design.run_files import CHECKPOINT, MODEL, tidy
+from rdlab.errors import RdlabError
 from rdlab.output_lock import hold
 from rdlab.run_folder import check_run_folder, recover_run_folder, staged_run_folder
 
@@ -61,6 +63,7 @@ def run_design(config: DesignConfig, out: str | Path, *, fresh: bool = False,
     out = Path(out)
     check_model(config)
     check_run_folder(out)
+    created = not out.exists()
     with hold(out):
         recover_run_folder(out)  # what a killed --fresh left beside the folder
         holds_run = out.is_dir() and any(out.iterdir())
@@ -70,9 +73,20 @@ def run_design(config: DesignConfig, out: str | Path, *, fresh: bool = False,
                                             max_seconds=max_seconds, evaluate=evaluate,
                                             n_controls=n_controls, progress=progress)
         resume_point(config, out)  # refuses a damaged or foreign folder, writing nothing
-        return _optimise_and_report(config, out, out, resume=not fresh,
-                                    max_seconds=max_seconds, evaluate=evaluate,
-                                    n_controls=n_controls, progress=progress)
+        try:
+            return _optimise_and_report(config, out, out, resume=not fresh,
+                                        max_seconds=max_seconds, evaluate=evaluate,
+                                        n_controls=n_controls, progress=progress)
+        except RdlabError:
+            # a new run that failed (e.g. a NaN loss) before its first checkpoint has
+            # nothing to resume: leave no config or history behind (an interruption, not
+            # an RdlabError, keeps them so that the same command resumes)
+            if not holds_run and not (out / CHECKPOINT).exists():
+                for p in list(out.iterdir()) if out.is_dir() else []:
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+                if created:
+                    out.rmdir()
+            raise
 
 
 def _optimise_and_report(config: DesignConfig, where: Path, final: Path, *, resume: bool,
