@@ -92,3 +92,21 @@ def test_kill_9_mid_run_keeps_the_previous_run_and_the_next_run_succeeds(tmp_pat
     assert again.returncode == 0, again.stderr  # the lock died with the killed process
     run_is_consistent(tmp_path / "r", 0.04)
     assert not list(tmp_path.glob(".r.staging-*")) and not list(tmp_path.glob(".r.replaced-*"))
+
+
+def test_sigterm_mid_run_stops_cleanly_like_ctrl_c(tmp_path):
+    """SIGTERM (kill, a batch system's time limit) ends the run through the same clean-up as
+    Ctrl-C: exit status 143, the previous run untouched, and no staging folder or owner file
+    left beside it (the default handler died on the spot and left both)."""
+    done = subprocess.run([sys.executable, "-m", "rdlab.cli", "simulate", *SHORT, "--f",
+                           "0.03", "--out", "r"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    before = snapshot(tmp_path / "r")
+    victim = rdlab(tmp_path, *LONG, "--f", "0.05", "--out", "r")
+    wait_for(lambda: any((p / "config.yaml").exists() for p in tmp_path.glob(".r.staging-*")),
+             "the rerun started writing", victim)
+    os.kill(victim.pid, signal.SIGTERM)
+    _, err = victim.communicate(timeout=60)
+    assert victim.returncode == 128 + signal.SIGTERM and "Traceback" not in err, err
+    assert snapshot(tmp_path / "r") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".r.lock", "r"]

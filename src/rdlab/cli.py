@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import math
+import signal
 import sys
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -26,6 +28,19 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+def _terminate(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
+@app.callback()
+def _on_start() -> None:
+    # SIGTERM (kill, a batch system's time limit) ends rdlab like Ctrl-C does: by an
+    # exception, so that staging folders, temporary stores and owner files are removed on
+    # the way out instead of being left beside the outputs until the next run.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
 
 
 def _parse_assignment(text: str, what: str) -> tuple[str, str]:
