@@ -55,7 +55,27 @@ S = TypeVar("S", bound="Settings")
 # ------------------------------------------------------------------------------ YAML reading
 class yaml_loader(yaml.SafeLoader):  # noqa: N801 (a loader class used like a function name)
     """YAML as rdlab reads it: like ``yaml.safe_load``, but ``1e-4`` is a number (YAML 1.2)
-    rather than the text YAML 1.1 makes of an exponent without a decimal point."""
+    rather than the text YAML 1.1 makes of an exponent without a decimal point, and a key
+    given twice in one mapping is an error (``safe_load`` silently keeps the last value, so
+    ``steps: 3`` followed by ``steps: 1000`` ran 1000 steps)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    twice = key in seen
+                except TypeError:  # an unhashable key: the base class says so
+                    continue
+                if twice:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} appears twice in one mapping",
+                        key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 yaml_loader.add_implicit_resolver(

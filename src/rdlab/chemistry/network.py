@@ -48,8 +48,10 @@ def read_yaml_file(path: str | Path, what: str):
         raise DataError(f"cannot read {what} {str(path)!r}: {exc.strerror or exc}") from None
     if "\x00" in text:
         raise DataError(f"{what} {str(path)!r} is not a text (YAML) file")
+    from rdlab.settings import yaml_loader
+
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=yaml_loader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
