@@ -48,6 +48,8 @@ BAD = [
         (("cfgdir/a.yaml", "name: a\n"),)),
     Bad("config-binary", ("design", "b.yaml", *OUT), r"'b.yaml' is not a text file",
         (("b.yaml", b"\x89PNG\r\n\x1a\n\x00\xff\xfe"),)),
+    Bad("config-dev-zero", ("design", "/dev/zero", *OUT),
+        r"config file '/dev/zero' is not a regular file"),
     Bad("config-empty", ("design", "e.yaml", *OUT), r"'e.yaml' is empty", (("e.yaml", ""),)),
     Bad("config-list", ("design", "l.yaml", *OUT), r"'l.yaml' must be a mapping.*list",
         (("l.yaml", "- steps\n- 3\n"),)),

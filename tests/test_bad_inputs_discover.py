@@ -150,3 +150,11 @@ def test_refused(bad, tmp_path, monkeypatch):
 def test_the_table_is_large_and_ids_are_unique():
     assert len(BAD) >= 30
     assert len({b.id for b in BAD}) == len(BAD)
+
+
+def test_a_csv_that_is_a_device_is_refused_not_read_forever(tmp_path, monkeypatch):
+    """A data path linking to /dev/zero was read until the process was killed for memory."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "z.csv").symlink_to("/dev/zero")
+    assert_refused(["discover", "z.csv", "--reactions", "1", "--out", "o"], tmp_path,
+                   r"'z\.csv' is not a regular file")

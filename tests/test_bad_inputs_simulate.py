@@ -144,6 +144,10 @@ BAD = [
         r"network file 'missing.yaml' does not exist"),
     Bad("network-is-a-folder", (*S, *SMALL, "--network", "sub"), r"'sub' is a folder",
         (("sub/x.txt", "x"),)),
+    Bad("network-dev-zero", (*S, *SMALL, "--network", "/dev/zero"),
+        r"network file '/dev/zero' is not a regular file"),  # was read until killed for memory
+    Bad("config-dev-zero", (*S, "--config", "/dev/zero"),
+        r"config file '/dev/zero' is not a regular file"),
     Bad("network-binary", (*S, *SMALL, "--network", "net.yaml"), r"'net.yaml' is not a text",
         (("net.yaml", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe"),)),
     Bad("network-corrupt-yaml", (*S, *SMALL, "--network", "net.yaml"),

@@ -91,6 +91,24 @@ def yaml_problem(err: yaml.YAMLError) -> str:
     return f"{what} (line {mark.line + 1}, column {mark.column + 1})" if mark else what
 
 
+#: Largest YAML/TOML file read (a settings file is a few KiB; this is a wrong file).
+MAX_TEXT_FILE_BYTES = 16 * 2**20
+
+
+def check_text_file(path: Path, what: str) -> None:
+    """Refuse, before reading it, a path that is not a regular file (``/dev/zero`` would be
+    read until memory runs out) or is too large to be a settings file. A missing path or a
+    folder is left to the caller's read (FileNotFoundError, IsADirectoryError)."""
+    if not path.exists() or path.is_dir():
+        return
+    if not path.is_file():
+        raise DataError(f"{what} {str(path)!r} is not a regular file")
+    size = path.stat().st_size
+    if size > MAX_TEXT_FILE_BYTES:
+        raise DataError(f"{what} {str(path)!r} has {size:,} bytes, more than a YAML/TOML file "
+                        f"of settings can have ({MAX_TEXT_FILE_BYTES:,})")
+
+
 def read_mapping(path: str | Path, what: str = "config file") -> dict[str, Any]:
     """The mapping in a YAML (or, by suffix ``.toml``, TOML) file; a missing file, a folder,
     a binary file, unparsable text and a document that is not a non-empty mapping are
@@ -100,6 +118,7 @@ def read_mapping(path: str | Path, what: str = "config file") -> dict[str, Any]:
     if path.is_dir():
         raise DataError(f"{name} is a folder, not a YAML or TOML file")
     try:
+        check_text_file(path, what)
         raw = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{name} does not exist") from None

@@ -35,8 +35,11 @@ NETWORK_KEYS = ("species", "reactions")
 def read_yaml_file(path: str | Path, what: str):
     """The content of the YAML file ``path``, or :class:`~rdlab.errors.DataError` naming
     ``what`` and the file when it is missing, a folder, not text or not valid YAML."""
+    from rdlab.settings import check_text_file, yaml_loader
+
     path = Path(path)
     try:
+        check_text_file(path, what)
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DataError(f"{what} {str(path)!r} does not exist") from None
@@ -48,8 +51,6 @@ def read_yaml_file(path: str | Path, what: str):
         raise DataError(f"cannot read {what} {str(path)!r}: {exc.strerror or exc}") from None
     if "\x00" in text:
         raise DataError(f"{what} {str(path)!r} is not a text (YAML) file")
-    from rdlab.settings import yaml_loader
-
     try:
         return yaml.load(text, Loader=yaml_loader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:

@@ -58,6 +58,9 @@ def write_csv(data: ReactionData, path: Path) -> Path:
 
 
 def _text(path: Path) -> str:
+    if path.exists() and not path.is_file() and not path.is_dir():
+        # a device or FIFO (e.g. a link to /dev/zero) would be read until memory runs out
+        raise DataError(f"{str(path)!r} is not a regular file")
     try:
         raw = path.read_bytes()
     except OSError as exc:
