@@ -125,3 +125,12 @@ def test_atomic_writes_use_unique_temporary_names(tmp_path):
     atomic_write_text(target, "2")
     assert target.read_text() == "2"
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_a_lock_that_cannot_be_made_is_not_blamed_on_another_process():
+    """filelock reports a lock file it cannot create as a timeout; the error must say the
+    lock cannot be made, not that another process is writing (--out /proc/x said so)."""
+    with pytest.raises(OutputError, match=r"cannot lock '/proc/rdlab-test-out': "):
+        with hold("/proc/rdlab-test-out"):
+            pass

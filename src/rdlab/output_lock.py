@@ -88,6 +88,10 @@ def hold(output: str | Path, command: str | None = None) -> Iterator[Path]:
     try:
         lock.acquire()
     except Timeout:
+        try:  # filelock also times out when the lock file cannot be made at all
+            os.close(os.open(lock_path(output), os.O_RDWR | os.O_CREAT, 0o644))
+        except OSError as exc:
+            raise OutputError(f"cannot lock {str(output)!r}: {exc.strerror or exc}") from None
         raise OutputError(f"{str(output)!r} is being written by {_describe_owner(output)}; "
                           "wait for it to finish or choose another output") from None
     except OSError as exc:
