@@ -32,6 +32,8 @@ BAD = [
     Bad("grid-zero-is-not-well-mixed", (*S, "--grid", "0"), r"grid '0'.*'none'"),
     Bad("grid-zero-by-five", (*S, "--grid", "0x5"), r"grid '0x5'.*at least 3"),
     Bad("grid-two", (*S, "--grid", "2"), r"grid '2' is too small"),
+    Bad("squares-without-grid", (*S, "--grid", "none", "--initial", "squares"),
+        r"'squares' needs a grid"),
     Bad("grid-typo", (*S, "--grid", "12y3"), r"cannot read grid '12y3'"),
     Bad("grid-negative", (*S, "--grid", "-5"), r"grid '-5'"),
     Bad("grid-three-d", (*S, "--grid", "8x8x8"), r"grid '8x8x8'"),
@@ -342,3 +344,20 @@ def test_refused_reruns_leave_the_previous_run_untouched(tmp_path, monkeypatch):
     assert again == config
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert metrics["samples"] == 1
+
+
+def test_a_well_mixed_preset_run_says_it_starts_uniform(tmp_path, monkeypatch):
+    """Gray–Scott's default squares mean nothing without a grid: the run starts from the
+    feed (or --base) and its config.yaml says 'uniform', not 'squares'."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from rdlab.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["simulate", "--grid", "none", "--steps", "20", "--dt",
+                                      "0.1", "--base", "U=0.5,V=0.25", "--out", "runs/wm"])
+    assert result.exit_code == 0, result.output
+    config = yaml.safe_load((tmp_path / "runs/wm/config.yaml").read_text())
+    assert config["initial"] == "uniform"
+    assert config["initial_options"] == {"values": {"U": 0.5, "V": 0.25}}

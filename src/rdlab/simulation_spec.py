@@ -280,6 +280,15 @@ class SimulationSpec(Settings):
         self.grid = self.grid if self.grid is not None else d["grid"]
         self.dt = float(self.dt if self.dt is not None else d["dt"])
         self.steps = int(self.steps if self.steps is not None else d["steps"])
+        if parse_grid(self.grid) is None and (self.initial or d["initial"]) == "squares":
+            if self.initial == "squares":
+                raise ParameterError("initial state 'squares' needs a grid; a well-mixed "
+                                     "run starts from 'uniform' (the feed, or --base values) "
+                                     "or 'random'")
+            # the preset's squares have no meaning without a grid: say what is used instead
+            base = self.initial_options.get("base")
+            self.initial = "uniform"
+            self.initial_options = {} if base is None else {"values": base}
         if self.initial is None or self.initial == d["initial"]:
             self.initial_options = {**d["initial_options"], **self.initial_options}
         self.initial = self.initial or d["initial"]
