@@ -134,7 +134,8 @@ def simulate(
         help="Preset network: gray-scott, coupled-gray-scott, brusselator, dense, dense-gs, "
         "kitchen-sink.")] = "gray-scott",
     network: Annotated[Path | None, typer.Option(
-        help="Network YAML file (overrides --preset).")] = None,
+        help="Network file: YAML, SBML (.xml/.sbml) or Antimony (.ant/.antimony); "
+        "overrides --preset.")] = None,
     n_species: Annotated[int | None, typer.Option(help="Species of a dense preset.")] = None,
     param: Annotated[list[str] | None, typer.Option(
         "--set", help="Parameter NAME=VALUE; VALUE may be a sweep 'start:stop:count' or "
