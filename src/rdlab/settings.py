@@ -109,14 +109,15 @@ def check_text_file(path: Path, what: str) -> None:
                         f"of settings can have ({MAX_TEXT_FILE_BYTES:,})")
 
 
-def read_mapping(path: str | Path, what: str = "config file") -> dict[str, Any]:
-    """The mapping in a YAML (or, by suffix ``.toml``, TOML) file; a missing file, a folder,
-    a binary file, unparsable text and a document that is not a non-empty mapping are
-    :class:`~rdlab.errors.DataError` naming ``what`` and the file."""
+def read_text_file(path: str | Path, what: str, kind: str = "text") -> str:
+    """The UTF-8 text of the file ``path``; a missing path, a folder, a device or other
+    non-regular file, a file too large for settings, and binary content are
+    :class:`~rdlab.errors.DataError` naming ``what`` and the file (``kind`` names the
+    format expected, e.g. ``"YAML"``)."""
     path = Path(path)
     name = f"{what} {str(path)!r}"
     if path.is_dir():
-        raise DataError(f"{name} is a folder, not a YAML or TOML file")
+        raise DataError(f"{name} is a folder, not a {kind} file")
     try:
         check_text_file(path, what)
         raw = path.read_bytes()
@@ -129,7 +130,17 @@ def read_mapping(path: str | Path, what: str = "config file") -> dict[str, Any]:
     except UnicodeDecodeError:
         text = "\x00"
     if "\x00" in text:
-        raise DataError(f"{name} is not a text file (YAML or TOML)")
+        raise DataError(f"{name} is not a text file ({kind} expected)")
+    return text
+
+
+def read_mapping(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """The mapping in a YAML (or, by suffix ``.toml``, TOML) file; a missing file, a folder,
+    a binary file, unparsable text and a document that is not a non-empty mapping are
+    :class:`~rdlab.errors.DataError` naming ``what`` and the file."""
+    path = Path(path)
+    name = f"{what} {str(path)!r}"
+    text = read_text_file(path, what, "YAML or TOML")
     try:
         if path.suffix.lower() == ".toml":
             data = tomllib.loads(text)

@@ -35,29 +35,14 @@ NETWORK_KEYS = ("species", "reactions")
 def read_yaml_file(path: str | Path, what: str):
     """The content of the YAML file ``path``, or :class:`~rdlab.errors.DataError` naming
     ``what`` and the file when it is missing, a folder, not text or not valid YAML."""
-    from rdlab.settings import check_text_file, yaml_loader
+    from rdlab.settings import read_text_file, yaml_loader, yaml_problem
 
-    path = Path(path)
-    try:
-        check_text_file(path, what)
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{what} {str(path)!r} does not exist") from None
-    except IsADirectoryError:
-        raise DataError(f"{what} {str(path)!r} is a folder, not a YAML file") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{what} {str(path)!r} is not a text (YAML) file") from None
-    except OSError as exc:
-        raise DataError(f"cannot read {what} {str(path)!r}: {exc.strerror or exc}") from None
-    if "\x00" in text:
-        raise DataError(f"{what} {str(path)!r} is not a text (YAML) file")
+    text = read_text_file(path, what, "YAML")
     try:
         return yaml.load(text, Loader=yaml_loader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise DataError(f"{what} {str(path)!r} is not valid YAML{at}: {problem}") from None
+        raise DataError(f"{what} {str(path)!r} is not valid YAML: {yaml_problem(exc)}"
+                        ) from None
 
 
 def index_of_name(name: str, n_reactions: int) -> int | None:

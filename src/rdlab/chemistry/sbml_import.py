@@ -67,6 +67,7 @@ import numpy as np
 
 from rdlab.chemistry.network import ReactionNetwork, index_of_name, reserved_meaning
 from rdlab.errors import DataError, NetworkError, RdlabError
+from rdlab.settings import read_text_file
 
 __all__ = ["MODEL_SUFFIXES", "ImportedModel", "read_antimony", "read_model", "read_sbml",
            "sbml_from_antimony", "sbml_to_model"]
@@ -126,7 +127,7 @@ def read_sbml(path: str | Path) -> ImportedModel:
     """Read the SBML file ``path`` as a mass-action network (see the module docstring for what
     is read and what is refused)."""
     where = f"SBML file {str(path)!r}"
-    return sbml_to_model(_read_text(path, where), where)
+    return sbml_to_model(read_text_file(path, "SBML file", "SBML"), where)
 
 
 def read_antimony(source: str | Path) -> ImportedModel:
@@ -137,7 +138,7 @@ def read_antimony(source: str | Path) -> ImportedModel:
     (``pip install 'rdlab[antimony]'``)."""
     if isinstance(source, Path) or ("\n" not in source and ";" not in source):
         where = f"Antimony file {str(source)!r}"
-        text = _read_text(source, where)
+        text = read_text_file(source, "Antimony file", "Antimony")
     else:
         where, text = "Antimony text", source
     return sbml_to_model(sbml_from_antimony(text, where), where)
@@ -195,23 +196,6 @@ def _import_antimony():
                          "pip install 'rdlab[antimony]' (or pip install 'antimony>=2.13')"
                          ) from None
     return antimony
-
-
-def _read_text(path: str | Path, where: str) -> str:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{where} does not exist") from None
-    except IsADirectoryError:
-        raise DataError(f"{where} is a folder, not a file") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{where} is not a text file") from None
-    except OSError as exc:
-        raise DataError(f"cannot read {where}: {exc.strerror or exc}") from None
-    if "\x00" in text:
-        raise DataError(f"{where} is not a text file")
-    return text
 
 
 def _exported_name(element) -> str | None:
