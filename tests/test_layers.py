@@ -16,7 +16,7 @@ SRC = Path(rdlab.__file__).parent
 
 #: Top-level module or package of rdlab → its layer (lower numbers are lower layers).
 LAYERS: dict[str, int] = {
-    "errors": 0,
+    "errors": 0, "lazy_exports": 0,
     "checks": 1, "atomic": 1, "output_lock": 2, "settings": 2, "store_check": 1,
     "run_folder": 3,
     "chemistry": 4,
@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "simulation_spec": 9, "simulate_run": 9, "patterns": 9, "design": 9, "discover": 9,
     "demo": 10,
     "cli_errors": 10, "cli_patterns": 11, "cli_design": 11, "cli_discover": 11, "cli": 12,
+    "__init__": 13,  # the top package names public things from every layer (lazily)
 }
 #: Units that form one job together (they may import each other).
 JOBS = {"simulation_spec": "simulate-job", "simulate_run": "simulate-job",
@@ -43,7 +44,7 @@ def _imports() -> list[tuple[str, str, str]]:
     found = []
     for path in SRC.rglob("*.py"):
         module = ".".join(path.relative_to(SRC.parent).with_suffix("").parts)
-        here = _unit(module.removesuffix(".__init__"))
+        here = _unit(module.removesuffix(".__init__")) or "__init__"  # rdlab itself
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             targets = []
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -81,3 +82,27 @@ def test_the_rule_finds_upward_and_sideways_imports():
     rows = [("chemistry", "simulate", "x.py:1"), ("design", "discover", "y.py:2"),
             ("simulate_run", "simulation_spec", "z.py:3"), ("design", "viz", "w.py:4")]
     assert len(_violations(rows)) == 2  # the first two; a job's own parts and viz are fine
+
+
+def test_packages_export_their_public_names_lazily():
+    """``import rdlab`` stays light; the public names resolve on first use, and
+    ``rdlab.simulate`` is both the engines' package and the front door."""
+    import subprocess
+    import sys
+
+    code = ("import sys, rdlab, rdlab.discover, rdlab.design, rdlab.patterns; "
+            "print(sorted(m for m in ('torch', 'xarray', 'numba') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"
+
+    import rdlab.design
+    import rdlab.discover
+    import rdlab.patterns
+    from rdlab.simulate.api import simulate
+
+    for package in (rdlab, rdlab.discover, rdlab.design, rdlab.patterns):
+        for name in package.__all__:
+            assert getattr(package, name) is not None, f"{package.__name__}.{name}"
+    assert rdlab.ReactionDiscovery.__module__ == "rdlab.discover.estimator"
+    assert callable(rdlab.simulate) and rdlab.simulate.simulate is simulate

@@ -5,6 +5,9 @@ The front door (:func:`simulate`, which needs xarray) is imported on first use, 
 registry (:mod:`rdlab.simulate.engines`) is cheap to read, e.g. for the CLI's help.
 """
 
+import sys
+import types
+
 from rdlab.simulate.engines import (
     Capabilities,
     Engine,
@@ -34,3 +37,14 @@ def __getattr__(name: str):
 
         return getattr(api, name)
     raise AttributeError(f"module 'rdlab.simulate' has no attribute {name!r}")
+
+
+class _FrontDoorModule(types.ModuleType):
+    """``rdlab.simulate(...)`` is ``rdlab.simulate.simulate(...)``: the package is callable
+    as its front door, so ``import rdlab; rdlab.simulate(system, x0, ...)`` works."""
+
+    def __call__(self, *args, **kwargs):
+        return __getattr__("simulate")(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _FrontDoorModule
