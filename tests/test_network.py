@@ -193,10 +193,10 @@ def test_names_that_do_not_shadow_anything_are_fine():
 
 
 def test_every_preset_builds_and_names_mean_one_thing():
-    from rdlab.chemistry.presets import NETWORKS, preset_network
+    from rdlab.chemistry.presets import PRESETS, preset_network
     from rdlab.system import locate_parameter, parameter_names
 
-    for name in NETWORKS:
+    for name in PRESETS:
         net = preset_network(name)
         names = parameter_names(net)
         assert len(set(names)) == len(names), name

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from rdlab.chemistry import ReactionNetwork
 from rdlab.chemistry.export import to_antimony, to_sbml, write_antimony, write_sbml
-from rdlab.chemistry.presets import NETWORKS, preset_network
+from rdlab.chemistry.presets import PRESETS, preset_network
 from rdlab.chemistry.sbml_import import read_antimony, read_model, read_sbml, sbml_to_model
 from rdlab.cli import app
 from rdlab.discover.examples import EXAMPLES
@@ -57,7 +57,7 @@ def _assert_same(model, net, initial):
 
 
 @pytest.mark.parametrize("fmt", ["sbml", "antimony"])
-@pytest.mark.parametrize("preset", sorted(NETWORKS))
+@pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_every_preset_round_trips(preset, fmt):
     net = _with_rates(preset_network(preset))
     initial = _initial(net)

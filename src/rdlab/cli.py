@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from rdlab.checks import parse_float
+from rdlab.chemistry.presets import n_species_help, preset_help
 from rdlab.cli_design import register as register_design
 from rdlab.cli_discover import register as register_discover
 from rdlab.cli_errors import fail as _fail
@@ -131,12 +132,11 @@ def _default_out(name: str) -> Path:
 def simulate(
     ctx: typer.Context,
     preset: Annotated[str, typer.Option(
-        help="Preset network: gray-scott, coupled-gray-scott, brusselator, dense, dense-gs, "
-        "kitchen-sink.")] = "gray-scott",
+        help=f"Preset network — {preset_help()}.")] = "gray-scott",
     network: Annotated[Path | None, typer.Option(
         help="Network file: YAML, SBML (.xml/.sbml) or Antimony (.ant/.antimony); "
         "overrides --preset.")] = None,
-    n_species: Annotated[int | None, typer.Option(help="Species of a dense preset.")] = None,
+    n_species: Annotated[int | None, typer.Option(help=n_species_help())] = None,
     param: Annotated[list[str] | None, typer.Option(
         "--set", help="Parameter NAME=VALUE; VALUE may be a sweep 'start:stop:count' or "
         "'v1,v2'. Shortcut: --NAME VALUE, e.g. --f 0.02:0.06:9 --k 0.04:0.07:7.")] = None,

@@ -19,9 +19,8 @@ import numpy as np
 
 from rdlab import initial
 from rdlab.checks import parse_float
-from rdlab.chemistry.dense import dense_code_initial_parameters
 from rdlab.chemistry.network import ReactionNetwork
-from rdlab.chemistry.presets import preset_network
+from rdlab.chemistry.presets import GENERIC_DEFAULTS, PRESETS, RunDefaults, preset_network
 from rdlab.chemistry.sbml_import import MODEL_SUFFIXES, read_model
 from rdlab.errors import ParameterError
 from rdlab.settings import Settings
@@ -29,37 +28,6 @@ from rdlab.simulate.api import DTYPES, ENGINES
 from rdlab.simulate.budget import RunSize, check_memory
 from rdlab.simulate.guard import RUNAWAY_LIMIT
 from rdlab.system import MAX_DX, MIN_DX, STENCILS, Grid, System, locate_parameters
-
-#: Defaults per preset: parameters (name → value), time step, steps, grid, initial state.
-PRESET_DEFAULTS: dict[str, dict] = {
-    "gray-scott": dict(
-        parameters={"f": 0.04, "k": 0.06, "D_U": 0.2, "D_V": 0.1, "feed_U": 1.0},
-        dt=0.25, steps=20000, grid="128x128", initial="squares",
-        initial_options={"square": {"U": 0.5, "V": 0.25}, "n_squares": 3},
-    ),
-    "coupled-gray-scott": dict(
-        parameters={"f": 0.04, "k1": 0.06, "k2": 0.062, "c12": 0.01, "c21": 0.01,
-                    "D_U1": 0.2, "D_V1": 0.1, "D_U2": 0.2, "D_V2": 0.1,
-                    "feed_U1": 1.0, "feed_U2": 1.0},
-        dt=0.25, steps=20000, grid="128x128", initial="squares",
-        initial_options={"square": {"U1": 0.5, "V1": 0.25, "U2": 0.5, "V2": 0.25},
-                         "n_squares": 3},
-    ),
-    "brusselator": dict(
-        parameters={"a": 4.5, "b": 7.5, "D_X": 0.04, "D_Y": 0.32},
-        dt=0.02, steps=20000, grid="64x64", initial="random",
-        initial_options={"low": 1.0, "high": 2.0},
-    ),
-    # dense families: rates, D, f and feed from the public Dense-RDN code's initialisation
-    "dense-gs": dict(parameters={}, dt=1.0, steps=2000, grid="64x64", initial="random",
-                     initial_options={"low": 0.0, "high": 1.0, "smooth": 2.0}),
-    "kitchen-sink": dict(parameters={}, dt=1.0, steps=2000, grid="64x64", initial="random",
-                         initial_options={"low": 0.0, "high": 1.0, "smooth": 2.0}),
-    "dense": dict(parameters={}, dt=1.0, steps=2000, grid="64x64", initial="random",
-                  initial_options={"low": 0.0, "high": 1.0, "smooth": 2.0}),
-}
-GENERIC_DEFAULTS = dict(parameters={}, dt=0.1, steps=1000, grid="64x64", initial="random",
-                        initial_options={"low": 0.0, "high": 1.0, "smooth": 2.0})
 
 #: Most values one sweep ``start:stop:count`` may have (the product of all sweeps is then
 #: bounded by the memory check).
@@ -237,10 +205,21 @@ class SimulationSpec(Settings):
         if not self.runaway_limit > 0:
             bad("runaway_limit", "a positive finite number")
 
-    def defaults(self) -> dict:
+    def defaults(self) -> RunDefaults:
+        """The run defaults: the preset's (:data:`rdlab.chemistry.presets.PRESETS`), or
+        :data:`~rdlab.chemistry.presets.GENERIC_DEFAULTS` for a network given as lines or
+        a file (and for an unknown preset, refused when the network is loaded)."""
         if self.network is not None or self.network_file is not None:
             return GENERIC_DEFAULTS
-        return PRESET_DEFAULTS.get(self.preset or "", GENERIC_DEFAULTS)
+        preset = PRESETS.get(self.preset or "")
+        return GENERIC_DEFAULTS if preset is None else preset.defaults
+
+    def _draw_parameters(self):
+        """The preset's parameter generator (Dense-RDN families), or None. Read even when
+        the network lines are given: a resolved config keeps its preset's name, and its
+        rerun draws again so that the random initial state that follows is the same."""
+        preset = PRESETS.get(self.preset or "")
+        return None if preset is None else preset.draw_parameters
 
     def load_network(self) -> ReactionNetwork:
         """The network: reaction lines, a network file (by suffix: SBML ``.xml``/``.sbml``,
@@ -277,10 +256,10 @@ class SimulationSpec(Settings):
             # an SBML/Antimony model starts from its own initial concentrations (stored in
             # the config, so a rerun needs no model file)
             self.initial, self.initial_options = "uniform", {"values": model_initial}
-        self.grid = self.grid if self.grid is not None else d["grid"]
-        self.dt = float(self.dt if self.dt is not None else d["dt"])
-        self.steps = int(self.steps if self.steps is not None else d["steps"])
-        if parse_grid(self.grid) is None and (self.initial or d["initial"]) == "squares":
+        self.grid = self.grid if self.grid is not None else d.grid
+        self.dt = float(self.dt if self.dt is not None else d.dt)
+        self.steps = int(self.steps if self.steps is not None else d.steps)
+        if parse_grid(self.grid) is None and (self.initial or d.initial) == "squares":
             if self.initial == "squares":
                 raise ParameterError("initial state 'squares' needs a grid; a well-mixed "
                                      "run starts from 'uniform' (the feed, or --base values) "
@@ -289,15 +268,15 @@ class SimulationSpec(Settings):
             base = self.initial_options.get("base")
             self.initial = "uniform"
             self.initial_options = {} if base is None else {"values": base}
-        if self.initial is None or self.initial == d["initial"]:
-            self.initial_options = {**d["initial_options"], **self.initial_options}
-        self.initial = self.initial or d["initial"]
+        if self.initial is None or self.initial == d.initial:
+            self.initial_options = {**d.initial_options, **self.initial_options}
+        self.initial = self.initial or d.initial
         rng = np.random.default_rng(self.seed)
-        defaults = dict(d["parameters"])
+        defaults = dict(d.parameters)
         base: dict = {"rates": None, "diffusion": 0.0, "flow": 0.0, "feed": None}
-        if self.preset in ("dense-gs", "kitchen-sink", "dense") \
-                and all(r is None for r in net.default_rates):
-            base.update(dense_code_initial_parameters(net, rng))
+        draw = self._draw_parameters()
+        if draw is not None and all(r is None for r in net.default_rates):
+            base.update(draw(net, rng))
             base["flow"] = float(base["flow"])
             # record the drawn values so the config reruns without the generator
             for r, value in enumerate(base.pop("rates")):

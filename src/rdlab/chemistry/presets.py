@@ -1,4 +1,11 @@
-"""Named networks and ready-made systems.
+"""Named networks and ready-made systems: the preset registry.
+
+Every preset is one :class:`Preset` entry in :data:`PRESETS`: how its network is built,
+whether it is a family taking a number of species, the run defaults of ``rdlab simulate``
+(:class:`RunDefaults`: parameters, time step, steps, grid, initial state) and a one-line
+description. :func:`preset_network`, :class:`~rdlab.simulation_spec.SimulationSpec`, the
+``--preset``/``--n-species`` help and the unknown-preset error all read it, so adding a
+preset is one entry here (or :func:`register_preset` at run time).
 
 Gray–Scott in the (f, k) form of the Gray–Scott CNN paper::
 
@@ -10,9 +17,16 @@ feed (1, 0).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
 
 from rdlab.chemistry.dense import (
+    dense_code_initial_parameters,
     dense_gs_network,
     dense_network,
     kitchen_sink_network,
@@ -20,6 +34,10 @@ from rdlab.chemistry.dense import (
 )
 from rdlab.chemistry.network import MAX_REACTIONS, ReactionNetwork
 from rdlab.errors import NetworkError
+
+__all__ = ["GENERIC_DEFAULTS", "PRESETS", "Preset", "RunDefaults", "brusselator_network",
+           "coupled_gray_scott_network", "get_preset", "gray_scott_network",
+           "n_species_help", "preset_help", "preset_network", "register_preset"]
 
 
 def gray_scott_network(k: float = 0.06) -> ReactionNetwork:
@@ -57,29 +75,155 @@ def brusselator_network(a: float = 1.0, b: float = 3.0) -> ReactionNetwork:
     )
 
 
-NETWORKS: dict[str, Callable[..., ReactionNetwork]] = {
-    "gray-scott": gray_scott_network,
-    "coupled-gray-scott": coupled_gray_scott_network,
-    "brusselator": brusselator_network,
-    "dense": dense_network,
-    "dense-gs": dense_gs_network,
-    "kitchen-sink": kitchen_sink_network,
-}
+def _frozen(mapping: Mapping) -> Mapping:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True)
+class RunDefaults:
+    """What ``rdlab simulate`` takes for a network when the spec does not say.
+
+    parameters: name → value (a rate's label or index name, ``D_<species>`` in
+    length²/time, ``f`` in 1/time, ``feed_<species>`` in concentration); dt: time step
+    (time units); steps: number of steps; grid: ``"NYxNX"`` or ``"none"``; initial: one of
+    ``squares``, ``random``, ``uniform``; initial_options: keyword options of that initial
+    state (see :mod:`rdlab.initial`).
+    """
+
+    dt: float
+    steps: int
+    grid: str
+    initial: str
+    initial_options: Mapping[str, Any] = field(default_factory=dict)
+    parameters: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "parameters", _frozen(self.parameters))
+        object.__setattr__(self, "initial_options", _frozen(self.initial_options))
+
+
+#: Defaults for a network given as reaction lines or a file (not a preset).
+GENERIC_DEFAULTS = RunDefaults(dt=0.1, steps=1000, grid="64x64", initial="random",
+                               initial_options={"low": 0.0, "high": 1.0, "smooth": 2.0})
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One named network with everything a run of it needs.
+
+    name: the name ``--preset`` takes; build: the network builder, called with no argument,
+    or with the number of species for a family; description: one line for help texts;
+    defaults: its :class:`RunDefaults`; n_species: a family's default number of species
+    (``None`` for a network of fixed species); count_reactions: a family's number of
+    reactions for N species, computed without building it (so that a huge request is
+    refused at once); draw_parameters: ``(network, rng) → {"rates", "diffusion", "flow",
+    "feed"}`` arrays, for presets whose parameters are drawn per run (the Dense-RDN code's
+    initialisation) rather than listed in ``defaults.parameters``.
+    """
+
+    name: str
+    build: Callable[..., ReactionNetwork]
+    description: str
+    defaults: RunDefaults
+    n_species: int | None = None
+    count_reactions: Callable[[int], int] | None = None
+    draw_parameters: Callable[[ReactionNetwork, np.random.Generator],
+                              dict[str, np.ndarray]] | None = None
+
+    @property
+    def family(self) -> bool:
+        """Whether the preset is a family of networks taking ``n_species``."""
+        return self.n_species is not None
+
+    def network(self, n_species: int | None = None) -> ReactionNetwork:
+        """The network; a family takes ``n_species`` (default :attr:`n_species`)."""
+        if not self.family:
+            if n_species is not None:
+                raise NetworkError(f"preset {self.name!r} has a fixed number of species")
+            return self.build()
+        n = self.n_species if n_species is None else n_species
+        if self.count_reactions is not None:
+            count = self.count_reactions(n)
+            if count > MAX_REACTIONS:
+                raise NetworkError(
+                    f"preset {self.name!r} with {n} species has {count:,} reactions, more "
+                    f"than the limit of {MAX_REACTIONS:,} "
+                    "(rdlab.chemistry.network.MAX_REACTIONS); use fewer species")
+        return self.build(n)
+
+
+_GS_SQUARES = {"square": {"U": 0.5, "V": 0.25}, "n_squares": 3}
+_DENSE_DEFAULTS = RunDefaults(dt=1.0, steps=2000, grid="64x64", initial="random",
+                              initial_options={"low": 0.0, "high": 1.0, "smooth": 2.0})
+
+
+def _dense_family(name: str, build: Callable[[int], ReactionNetwork],
+                  description: str) -> Preset:
+    """A Dense-RDN family: N species (default 5); rates, D, f and feed drawn as the public
+    Dense-RDN code initialises them."""
+    return Preset(name, build, description, _DENSE_DEFAULTS, n_species=5,
+                  count_reactions=partial(reaction_count, name),
+                  draw_parameters=dense_code_initial_parameters)
+
+
+#: The presets by name, in the order help texts list them.
+PRESETS: dict[str, Preset] = {p.name: p for p in (
+    Preset("gray-scott", gray_scott_network,
+           "Gray–Scott, U + 2V → 3V and V → 0 with flow f and feed (1, 0)",
+           RunDefaults(parameters={"f": 0.04, "k": 0.06, "D_U": 0.2, "D_V": 0.1, "feed_U": 1.0},
+                       dt=0.25, steps=20000, grid="128x128", initial="squares",
+                       initial_options=_GS_SQUARES)),
+    Preset("coupled-gray-scott", coupled_gray_scott_network,
+           "two Gray–Scott systems linked by V1 ⇌ V2 (Dense-RDN Fig. 1)",
+           RunDefaults(parameters={"f": 0.04, "k1": 0.06, "k2": 0.062, "c12": 0.01,
+                                   "c21": 0.01, "D_U1": 0.2, "D_V1": 0.1, "D_U2": 0.2,
+                                   "D_V2": 0.1, "feed_U1": 1.0, "feed_U2": 1.0},
+                       dt=0.25, steps=20000, grid="128x128", initial="squares",
+                       initial_options={"square": {"U1": 0.5, "V1": 0.25, "U2": 0.5,
+                                                   "V2": 0.25},
+                                        "n_squares": 3})),
+    Preset("brusselator", brusselator_network,
+           "the Brusselator, dx/dt = a − (b + 1)x + x²y, dy/dt = bx − x²y",
+           RunDefaults(parameters={"a": 4.5, "b": 7.5, "D_X": 0.04, "D_Y": 0.32},
+                       dt=0.02, steps=20000, grid="64x64", initial="random",
+                       initial_options={"low": 1.0, "high": 2.0})),
+    _dense_family("dense", dense_network,
+                  "the Dense-RDN paper's prototype sets R3.1–R3.3 among N species"),
+    _dense_family("dense-gs", dense_gs_network,
+                  "the public Dense-RDN code's Gray–Scott-like family, 4·C(N, 2) reactions"),
+    _dense_family("kitchen-sink", kitchen_sink_network,
+                  "the public Dense-RDN code's kitchen sink, N²(N − 1) reactions"),
+)}
+
+
+def register_preset(preset: Preset) -> Preset:
+    """Add ``preset`` to :data:`PRESETS` (a different preset of the same name is refused)."""
+    if preset.name in PRESETS and PRESETS[preset.name] is not preset:
+        raise ValueError(f"a preset named {preset.name!r} is already registered")
+    PRESETS[preset.name] = preset
+    return preset
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name``; unknown names are refused listing the presets."""
+    try:
+        return PRESETS[name]
+    except (KeyError, TypeError):
+        raise NetworkError(f"unknown preset {name!r}; presets are {sorted(PRESETS)}") from None
 
 
 def preset_network(name: str, n_species: int | None = None) -> ReactionNetwork:
-    """A preset by name; the dense families take ``n_species`` (default 5)."""
-    if name not in NETWORKS:
-        raise NetworkError(f"unknown preset {name!r}; presets are {sorted(NETWORKS)}")
-    if name in ("dense", "dense-gs", "kitchen-sink"):
-        n = 5 if n_species is None else n_species
-        count = reaction_count(name, n)
-        if count > MAX_REACTIONS:
-            raise NetworkError(
-                f"preset {name!r} with {n} species has {count:,} reactions, more than the "
-                f"limit of {MAX_REACTIONS:,} (rdlab.chemistry.network.MAX_REACTIONS); use "
-                "fewer species")
-        return NETWORKS[name](n)
-    if n_species is not None:
-        raise NetworkError(f"preset {name!r} has a fixed number of species")
-    return NETWORKS[name]()
+    """A preset's network by name; a family takes ``n_species`` (default: its own)."""
+    return get_preset(name).network(n_species)
+
+
+def preset_help() -> str:
+    """One entry per preset for help texts: ``name: description``."""
+    return "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values())
+
+
+def n_species_help() -> str:
+    """Which presets take a number of species, and their defaults, for help texts."""
+    families = [p for p in PRESETS.values() if p.family]
+    return ("Species of a family preset: "
+            + ", ".join(f"{p.name} (default {p.n_species})" for p in families) + ".")
