@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from rdlab.cli_errors import fail as _fail
+from rdlab.discover.examples import example_help
 from rdlab.errors import ParameterError, RdlabError
 
 
@@ -67,9 +68,7 @@ def discover(
         help="Concentrations (CSV: columns sample, time, [temperature], one per species, "
              "optional dX/dt columns; or a zarr store from `rdlab discover`).")] = None,
     example: Annotated[str | None, typer.Option(
-        help="Run a built-in example instead: stiff, michaelis-menten, "
-             "michaelis-menten-arrhenius, hydrogen-oxidation, zeldovich, gri30-simplified, "
-             "autocatalytic.")] = None,
+        help=f"Run a built-in example instead: {example_help()}.")] = None,
     reactions: Annotated[int | None, typer.Option(
         help="Number of proposed reactions (default: the example's).")] = None,
     sweep: Annotated[str | None, typer.Option(

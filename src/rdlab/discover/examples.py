@@ -4,6 +4,11 @@ Rates are those of the paper and its reference code (see ``shared/reference``). 
 is a :class:`~rdlab.discover.mechanism.Mechanism` in V form, written the way the paper writes
 the reaction (the printed tables use the normalised form, see
 :meth:`Mechanism.normalised`).
+
+Every example is one :class:`ExampleEntry` in :data:`EXAMPLES` (name, mechanism builder,
+description, catalytic flag, temperature range); :func:`example`, ``rdlab discover
+--example`` (its help and its unknown-example error) and the tests read it, so adding an
+example is one entry here (or :func:`register_example` at run time).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from rdlab.chemistry.kinetics import GAS_CONSTANT
 from rdlab.discover.mechanism import ArrheniusRates, Mechanism
 from rdlab.errors import ParameterError
 
-__all__ = ["EXAMPLES", "Example", "example"]
+__all__ = ["EXAMPLES", "Example", "ExampleEntry", "example", "example_help", "register_example"]
 
 
 @dataclass(frozen=True)
@@ -41,40 +46,51 @@ class Example:
         return self.mechanism.n_reactions
 
 
-def _stiff() -> Example:
-    m = Mechanism.from_rows(
+@dataclass(frozen=True)
+class ExampleEntry:
+    """One registered example: its name, a builder of its true mechanism (called afresh for
+    every :class:`Example`, so no two runs share arrays), a one-line description, and how
+    its data are made (``temperature_range`` in K, or ``None``; ``catalytic``).
+
+    Calling the entry builds the :class:`Example`."""
+
+    name: str
+    build: Callable[[], Mechanism]
+    description: str
+    temperature_range: tuple[float, float] | None = None
+    catalytic: bool = False
+
+    def __call__(self) -> Example:
+        return Example(self.name, self.build(), self.description,
+                       temperature_range=self.temperature_range, catalytic=self.catalytic)
+
+
+def _stiff() -> Mechanism:
+    return Mechanism.from_rows(
         ["F", "R", "P"],
         [({"F": -1, "R": 1}, 1.0, 1.0), ({"R": -1, "P": 1}, 1e3, 1e3)],
     )
-    return Example("stiff", m, "Example 4.1: F ⇌ R (1, 1), R ⇌ P (1e3, 1e3); eigenvalues "
-                   "−2000, −1.5, 0")
 
 
-def _michaelis_menten() -> Example:
-    m = Mechanism.from_rows(
+def _michaelis_menten() -> Mechanism:
+    return Mechanism.from_rows(
         ["E", "S", "ES", "P"],
         [({"E": -1, "S": -1, "ES": 1}, 1e6, 1e3), ({"ES": -1, "E": 1, "P": 1}, 10.0, 0.0)],
     )
-    return Example("michaelis-menten", m, "Example 4.2: E + S ⇌ ES (1e6, 1e3), ES → E + P "
-                   "(kcat 10, irreversible)")
 
 
-def _michaelis_menten_arrhenius() -> Example:
+def _michaelis_menten_arrhenius() -> Mechanism:
     rows = [({"E": -1, "S": -1, "ES": 1}, 0.0, 0.0), ({"ES": -1, "E": 1, "P": 1}, 0.0, 0.0)]
     arr = ArrheniusRates(prefactor_f=np.array([1.0, 1e3]), prefactor_r=np.array([4.0, 0.0]),
                          energy_f=np.array([1600.0, 2240.0]), energy_r=np.array([3680.0, 0.0]),
                          gas_constant=GAS_CONSTANT)
     kf, kr = arr.rates(300.0)
     base = Mechanism.from_rows(["E", "S", "ES", "P"], rows)
-    m = Mechanism(base.species, base.V, kf, kr, arrhenius=arr, reference_temperature=300.0)
-    return Example("michaelis-menten-arrhenius", m,
-                   "Example 4.2 with Arrhenius rates (A 1, 4, 1e3; Ea 1600, 3680, 2240 J/mol; "
-                   f"R {GAS_CONSTANT} J/(mol K)), T ~ U[200, 400] K per initial condition",
-                   temperature_range=(200.0, 400.0))
+    return Mechanism(base.species, base.V, kf, kr, arrhenius=arr, reference_temperature=300.0)
 
 
-def _hydrogen_oxidation() -> Example:
-    m = Mechanism.from_rows(
+def _hydrogen_oxidation() -> Mechanism:
+    return Mechanism.from_rows(
         ["H2", "O2", "H2O", "H", "O", "OH"],
         [
             ({"H2": -1, "H": 2}, 2.0, 216.0),
@@ -86,13 +102,11 @@ def _hydrogen_oxidation() -> Example:
             ({"H2": -1, "O": -1, "H2O": 1}, 1e2, 0.7714285714285716),
         ],
     )
-    return Example("hydrogen-oxidation", m, "Example 4.3: six reversible steps, rates 0.77 … "
-                   "33750")
 
 
-def _zeldovich() -> Example:
+def _zeldovich() -> Mechanism:
     # species order chosen to reproduce the columns of Table 4.7
-    m = Mechanism.from_rows(
+    return Mechanism.from_rows(
         ["N2", "O", "NO", "N", "O2", "OH", "H"],
         [
             ({"N2": -1, "O": -1, "NO": 1, "N": 1}, 5.019e5, 3.298e10),
@@ -100,11 +114,9 @@ def _zeldovich() -> Example:
             ({"N": -1, "OH": -1, "NO": 1, "H": 1}, 6.111e10, 4.732e7),
         ],
     )
-    return Example("zeldovich", m, "Example 4.4: extended Zeldovich mechanism at T = 3000 K "
-                   "(eq. 4.9); species order [N2, O, NO, N, O2, OH, H] as in Table 4.7")
 
 
-def _gri30() -> Example:
+def _gri30() -> Mechanism:
     species = ["CH4", "H", "CH3", "H2", "CH2O", "OH", "CO", "C2H6", "C2H4", "C2H2", "O2",
                "CO2", "H2O", "HO2", "H2O2", "N2"]
     rows = [
@@ -121,35 +133,58 @@ def _gri30() -> Example:
         ({"H2": -1, "O2": -1, "HO2": 1, "H": 1}, 2.978e2),
         ({"H2O2": -1, "H": -1, "H2": 1, "HO2": 1}, 5.227e3),
     ]
-    m = Mechanism.from_rows(species, [(r, k, 0.0) for r, k in rows])
-    return Example("gri30-simplified", m,
-                   "Example 4.5: simplified GRI-3.0, 12 irreversible reactions (eq. 4.10, "
-                   "Table 4.8). The 15 reacting species plus inert N2 make the paper's 16")
+    return Mechanism.from_rows(species, [(r, k, 0.0) for r, k in rows])
 
 
-def _autocatalytic() -> Example:
+def _autocatalytic() -> Mechanism:
     orders = np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
     V = np.array([[-1.0, 1.0, 0.0], [0.0, -1.0, 1.0]])
-    m = Mechanism(("X", "Y", "Z"), V, [2.0, 1.0], [0.0, 0.0], orders=orders)
-    return Example("autocatalytic", m,
-                   "Beyond the paper: X + Y → 2Y (k 2), Y → Z (k 1). The first step is "
-                   "catalysed by Y (order 1, net stoichiometry 0 in Y's reactant role), which "
-                   "the V-matrix model cannot express", catalytic=True)
+    return Mechanism(("X", "Y", "Z"), V, [2.0, 1.0], [0.0, 0.0], orders=orders)
 
 
-EXAMPLES: dict[str, Callable[[], Example]] = {
-    "stiff": _stiff,
-    "michaelis-menten": _michaelis_menten,
-    "michaelis-menten-arrhenius": _michaelis_menten_arrhenius,
-    "hydrogen-oxidation": _hydrogen_oxidation,
-    "zeldovich": _zeldovich,
-    "gri30-simplified": _gri30,
-    "autocatalytic": _autocatalytic,
-}
+#: The examples by name, in the order help texts list them.
+EXAMPLES: dict[str, ExampleEntry] = {e.name: e for e in (
+    ExampleEntry("stiff", _stiff,
+                 "Example 4.1: F ⇌ R (1, 1), R ⇌ P (1e3, 1e3); eigenvalues −2000, −1.5, 0"),
+    ExampleEntry("michaelis-menten", _michaelis_menten,
+                 "Example 4.2: E + S ⇌ ES (1e6, 1e3), ES → E + P (kcat 10, irreversible)"),
+    ExampleEntry("michaelis-menten-arrhenius", _michaelis_menten_arrhenius,
+                 "Example 4.2 with Arrhenius rates (A 1, 4, 1e3; Ea 1600, 3680, 2240 J/mol; "
+                 f"R {GAS_CONSTANT} J/(mol K)), T ~ U[200, 400] K per initial condition",
+                 temperature_range=(200.0, 400.0)),
+    ExampleEntry("hydrogen-oxidation", _hydrogen_oxidation,
+                 "Example 4.3: six reversible steps, rates 0.77 … 33750"),
+    ExampleEntry("zeldovich", _zeldovich,
+                 "Example 4.4: extended Zeldovich mechanism at T = 3000 K (eq. 4.9); species "
+                 "order [N2, O, NO, N, O2, OH, H] as in Table 4.7"),
+    ExampleEntry("gri30-simplified", _gri30,
+                 "Example 4.5: simplified GRI-3.0, 12 irreversible reactions (eq. 4.10, "
+                 "Table 4.8). The 15 reacting species plus inert N2 make the paper's 16"),
+    ExampleEntry("autocatalytic", _autocatalytic,
+                 "Beyond the paper: X + Y → 2Y (k 2), Y → Z (k 1). The first step is "
+                 "catalysed by Y (order 1, net stoichiometry 0 in Y's reactant role), which "
+                 "the V-matrix model cannot express", catalytic=True),
+)}
+
+
+def register_example(entry: ExampleEntry) -> ExampleEntry:
+    """Add ``entry`` to :data:`EXAMPLES` (a different entry of the same name is refused)."""
+    if entry.name in EXAMPLES and EXAMPLES[entry.name] is not entry:
+        raise ValueError(f"an example named {entry.name!r} is already registered")
+    EXAMPLES[entry.name] = entry
+    return entry
 
 
 def example(name: str) -> Example:
-    """The example called ``name`` (one of :data:`EXAMPLES`)."""
-    if name not in EXAMPLES:
-        raise ParameterError(f"unknown example {name!r}; examples are {sorted(EXAMPLES)}")
-    return EXAMPLES[name]()
+    """The example called ``name`` (one of :data:`EXAMPLES`), built afresh."""
+    try:
+        entry = EXAMPLES[name]
+    except (KeyError, TypeError):
+        raise ParameterError(f"unknown example {name!r}; examples are "
+                             f"{sorted(EXAMPLES)}") from None
+    return entry()
+
+
+def example_help() -> str:
+    """The example names for help texts, in registry order."""
+    return ", ".join(EXAMPLES)
