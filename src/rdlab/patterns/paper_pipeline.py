@@ -29,11 +29,15 @@ from rdlab.output_lock import hold
 from rdlab.patterns import catalogue, pattern_store
 from rdlab.patterns.pattern_runs import PatternRunSettings
 from rdlab.run_folder import check_apart
+from rdlab.settings import Settings
 
 
 @dataclass
-class PaperSettings:
-    """How the workflow runs (defaults: the paper's simulations, float64, early stopping)."""
+class PaperSettings(Settings):
+    """How the workflow runs (defaults: the paper's simulations, float64, early stopping).
+    A config of the common base (:class:`rdlab.settings.Settings`): ``runs`` is a section
+    (a :class:`PatternRunSettings` or its mapping), ``train`` holds
+    :class:`~rdlab.patterns.training.TrainConfig` overrides."""
 
     runs: PatternRunSettings = field(default_factory=PatternRunSettings)
     scheduler: str | None = None
@@ -42,12 +46,12 @@ class PaperSettings:
     train: dict = field(default_factory=dict)  # TrainConfig overrides
     progress: bool = True
 
+    _what = "paper settings"
+
     def __post_init__(self) -> None:
         from rdlab.patterns.generate import check_run_options
 
-        if not isinstance(self.runs, PatternRunSettings):
-            raise ParameterError(f"runs must be PatternRunSettings, got "
-                                 f"{type(self.runs).__name__}")
+        self.check_types()  # runs a PatternRunSettings (or its mapping), train a mapping, ...
         check_run_options(self.block, self.scheduler, self.workers)
 
 
@@ -95,7 +99,7 @@ def train_model(train_path: Path, val_path: Path, out: Path, overrides: dict,
     from rdlab.patterns.cnn import MIN_FRAMES_3D
     from rdlab.patterns.training import TrainConfig, train
 
-    config = TrainConfig.from_dict({**TrainConfig().to_dict(), **overrides})
+    config = TrainConfig().replace(**overrides)  # old keys (time_limit_s) read as today's
     if Path(train_path).resolve() == Path(val_path).resolve():
         raise DataError(f"the training and validation stores are the same store "
                         f"{str(train_path)!r}; validation needs samples the model was not "
@@ -150,7 +154,7 @@ def run_paper(out: str | Path, settings: PaperSettings | None = None,
     from rdlab.patterns.training import TrainConfig
 
     settings = settings or PaperSettings()
-    TrainConfig.from_dict({**TrainConfig().to_dict(), **settings.train})
+    TrainConfig().replace(**settings.train)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {str(out)!r} is an existing file, not a folder")

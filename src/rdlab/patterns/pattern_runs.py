@@ -19,13 +19,15 @@ U ≈ 1 − 5e-5 with 1.5e-5 of spatial ripple; there the thresholds are 1e-4 (u
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from rdlab.chemistry import gray_scott_network
 from rdlab.errors import ParameterError
 from rdlab.patterns.initial_conditions import MODES, gray_scott_initial_batch
+from rdlab.settings import Settings
 from rdlab.simulate import simulate
 from rdlab.simulate.result import CONCENTRATION
 from rdlab.simulate.steady import SteadyStop
@@ -42,8 +44,11 @@ STACK_STEPS = tuple(45600 + 1600 * q for q in range(10))
 
 
 @dataclass(frozen=True)
-class PatternRunSettings:
-    """How each pattern is simulated (defaults: the paper)."""
+class PatternRunSettings(Settings):
+    """How each pattern is simulated (defaults: the paper). A config of the common base
+    (:class:`rdlab.settings.Settings`: types checked from the annotations, unknown keys
+    refused); :meth:`to_dict` is the JSON a pattern store keeps in its ``settings`` attribute
+    and compares, as text, when a run resumes."""
 
     du: float = 0.2
     dv: float = 0.1
@@ -52,43 +57,34 @@ class PatternRunSettings:
     stencil: str = "9-point"
     n_steps: int = 60000
     snapshot_steps: tuple[int, ...] = IMAGE_STEPS
-    dtype: str = "float64"
+    dtype: Literal["float32", "float64"] = "float64"
     initial_mode: str = "default"
     early_stop: bool = True
     check_every: int = 4000  # steps between steadiness checks
 
+    _what = "pattern run settings"
+
     def __post_init__(self) -> None:
+        self.check_types()  # types, finite numbers and the dtype's choices
         steps = list(self.snapshot_steps)
         if not steps or steps != sorted(set(steps)) or steps[0] < 0 \
                 or steps[-1] > self.n_steps:
             raise ParameterError(f"snapshot steps {steps} must be sorted, unique and within "
                                  f"0..{self.n_steps}")
-        if self.dtype not in ("float32", "float64"):
-            raise ParameterError(f"dtype must be float32 or float64, got {self.dtype!r}")
         if self.initial_mode not in MODES:
             raise ParameterError(f"initial-condition mode must be one of {', '.join(MODES)}, "
                                  f"got {self.initial_mode!r}")
         for name, low in (("size", 32), ("n_steps", 1)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            if value < low:
                 raise ParameterError(f"{name} must be an integer ≥ {low}, got {value!r}")
         for name in ("du", "dv", "dt"):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or not np.isfinite(value) or value < 0 \
-                    or (name == "dt" and value == 0):
+            if value < 0 or (name == "dt" and value == 0):
                 raise ParameterError(f"{name} must be a finite number "
                                      f"{'> 0' if name == 'dt' else '≥ 0'}, got {value!r}")
         if self.check_every < 1:
             raise ParameterError(f"check_every must be ≥ 1, got {self.check_every!r}")
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["snapshot_steps"] = list(self.snapshot_steps)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> PatternRunSettings:
-        return cls(**{**d, "snapshot_steps": tuple(d["snapshot_steps"])})
 
     @property
     def n_channels(self) -> int:
