@@ -38,7 +38,7 @@ def main() -> None:
     t0 = time.perf_counter()
     summary = run_paper(args.out, PaperSettings(runs=PatternRunSettings(dtype=args.dtype),
                                                 workers=args.workers,
-                                                train={"time_limit_s": 60 * args.train_minutes}),
+                                                train={"time_budget_s": 60 * args.train_minutes}),
                         second_pass=args.second_pass)
     total = time.perf_counter() - t0
     print(f"{'stage':<16}{'wall s':>10}{'min':>8}")

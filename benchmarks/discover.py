@@ -39,7 +39,7 @@ def _one(args):
     if extra.get("noise"):
         data = data.with_noise(extra["noise"], seed=seed)
     t_data = time.perf_counter() - t
-    params = {"catalytic": ex.catalytic, "time_budget": budget, "seed": seed,
+    params = {"catalytic": ex.catalytic, "time_budget_s": budget, "seed": seed,
               "noise_level": extra.get("noise", 0.0)}
     params.update(extra.get("estimator", {}))
     params.setdefault("warm_start", extra.get("warm_start", True))
@@ -61,11 +61,24 @@ def _pool(jobs, workers):
         return list(pool.map(_one, jobs))
 
 
+def _duration(text: str) -> float:
+    """A ``--time-budget`` value in seconds (rdlab's parser; argparse reports the error)."""
+    from rdlab.checks import parse_duration
+    from rdlab.errors import ParameterError
+
+    try:
+        return parse_duration(text, "--time-budget")
+    except ParameterError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("runs/bench/discover"))
     ap.add_argument("--seeds", type=int, default=10)
-    ap.add_argument("--budget", type=float, default=120.0)
+    ap.add_argument("--time-budget", dest="budget", type=_duration, default=120.0,
+                    metavar="DURATION", help="time budget of each fit: 90s, 20m, 1.5h")
+    ap.add_argument("--budget", dest="budget", type=float, help=argparse.SUPPRESS)  # old name
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--examples", nargs="*", default=EXAMPLES)
     ap.add_argument("--no-warm-start", action="store_true",
@@ -148,7 +161,7 @@ def main() -> None:
 
         t = time.perf_counter()
         sw = sweep_reactions(generate(example("stiff").mechanism, seed=1), (1, 2, 3, 4),
-                             time_budget=60.0, seed=1)
+                             time_budget_s=60.0, seed=1)
         results["sweep"] = sw.to_dict()
         print(f"\n== n_r sweep, stiff example (Table 4.2 / Fig. 4.5), "
               f"{time.perf_counter() - t:.0f} s")

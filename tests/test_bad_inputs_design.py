@@ -119,6 +119,14 @@ BAD = [
     Bad("minutes-zero", (*Q, "--minutes", "0"), r"--minutes must be a positive.*got 0"),
     Bad("minutes-negative", (*Q, "--minutes", "-2"), r"--minutes must be a positive.*-2"),
     Bad("minutes-nan", (*Q, "--minutes", "nan"), r"--minutes must be a positive.*nan"),
+    Bad("time-budget-bare", (*Q, "--time-budget", "60"),
+        r"--time-budget needs a unit: write 60s, 60m or 60h .*got '60'"),
+    Bad("time-budget-negative", (*Q, "--time-budget", "-1h"),
+        r"--time-budget must be a positive finite duration.*'-1h'"),
+    Bad("time-budget-nan", (*Q, "--time-budget", "nanm"),
+        r"--time-budget must be a positive finite duration.*'nanm'"),
+    Bad("time-budget-unit", (*Q, "--time-budget", "1day"),
+        r"--time-budget must be a duration with the unit s, m or h.*'1day'"),
     Bad("controls-zero", (*Q, "--controls", "0"), r"--controls must be at least 1.*got 0"),
     Bad("controls-negative", (*Q, "--controls", "-3"), r"--controls must be at least 1.*-3"),
     Bad("controls-huge", (*Q, "--controls", str(2**70)),
@@ -310,11 +318,11 @@ def test_a_second_writer_gets_the_lock_error_naming_the_holder(run_here, tmp_pat
 
 
 def test_a_stopped_run_says_so_and_resumes(tmp_path, monkeypatch):
-    """--minutes stops with a checkpoint: the command says how to resume, the report says
+    """--time-budget stops with a checkpoint: the command says how to resume, the report says
     the optimisation had not finished; the same command then finishes it."""
     monkeypatch.chdir(tmp_path)
     args = ["design", "fig2a-quick", *OUT, *TINY]
-    res = CliRunner().invoke(app, [*args, "--minutes", "1e-9"])
+    res = CliRunner().invoke(app, [*args, "--time-budget", "1e-9s"])
     assert res.exit_code == 0 and "stopped after 1 steps" in res.output, res.output
     assert '"finished": false' in (tmp_path / "runs/x/metrics.json").read_text()
     res = CliRunner().invoke(app, [*args, "--no-evaluate"])

@@ -23,7 +23,7 @@ from rdlab.discover.examples import example
 
 def test_discover_example_writes_every_output(tmp_path):
     out = tmp_path / "run"
-    res = CliRunner().invoke(app, ["discover", "--example", "stiff", "--budget", "40",
+    res = CliRunner().invoke(app, ["discover", "--example", "stiff", "--time-budget", "40s",
                                    "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "converged" in res.output and "stoichiometry equals the truth: True" in res.output
@@ -53,7 +53,7 @@ def test_discover_reads_a_csv_and_flags_a_bad_fit(tmp_path):
     data = generate(example("autocatalytic").mechanism, n_samples=30)
     path = save(data, tmp_path / "auto.csv")
     res = CliRunner().invoke(app, ["discover", str(path), "--reactions", "2",
-                                   "--no-catalytic", "--budget", "5", "--out",
+                                   "--no-catalytic", "--time-budget", "5s", "--out",
                                    str(tmp_path / "r")])
     assert res.exit_code == 0, res.output
     assert "NOT CONVERGED" in res.output
@@ -76,7 +76,7 @@ def test_estimated_derivatives_report_their_error(tmp_path):
     it did not converge instead of reporting a mechanism as found."""
     out = tmp_path / "d"
     res = CliRunner().invoke(app, ["discover", "--example", "stiff", "--derivatives", "spline",
-                                   "--budget", "3", "--out", str(out)])
+                                   "--time-budget", "3s", "--out", str(out)])
     assert res.exit_code == 0, res.output
     report = json.loads((out / "report.json").read_text())
     est = report["derivative_estimate"]
@@ -96,7 +96,7 @@ def test_csv_samples_on_their_own_grids_get_their_own_derivatives(tmp_path):
     path = save(data, tmp_path / "grids.csv")
     out = tmp_path / "run"
     res = CliRunner().invoke(app, ["discover", str(path), "--reactions", "2",
-                                   "--derivatives", "spline", "--budget", "1",
+                                   "--derivatives", "spline", "--time-budget", "1s",
                                    "--out", str(out)])
     assert res.exit_code == 0, res.output
     report = json.loads((out / "report.json").read_text())
@@ -119,7 +119,7 @@ def test_a_missing_output_is_a_warning_and_a_failed_rerun_changes_nothing(tmp_pa
         raise RuntimeError("no SBML today")
 
     monkeypatch.setattr(export, "to_sbml", no_sbml)
-    args = ["discover", "--example", "stiff", "--budget", "2", "--out", "runs/x"]
+    args = ["discover", "--example", "stiff", "--time-budget", "2s", "--out", "runs/x"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "warning: mechanism.xml not written: export failed (RuntimeError: no SBML today)" \
@@ -150,7 +150,8 @@ def test_a_second_writer_gets_the_lock_error_naming_the_holder(tmp_path, monkeyp
     try:
         assert holder.stdout.readline().strip() == "locked"
         monkeypatch.chdir(tmp_path)
-        assert_refused(["discover", "--example", "stiff", "--budget", "1", "--out", "runs/x"],
+        assert_refused(["discover", "--example", "stiff", "--time-budget", "1s", "--out",
+                        "runs/x"],
                        tmp_path, rf"'runs/x' is being written by process {holder.pid} .*rdlab "
                                  r"discover --example stiff")
     finally:
@@ -163,12 +164,12 @@ def test_kill_9_mid_fit_leaves_the_earlier_run_and_does_not_block_the_next(tmp_p
     """`kill -9` while a rerun is fitting: the earlier run is intact (same files, same
     bytes), and the next run succeeds and leaves no staging folder behind."""
     monkeypatch.chdir(tmp_path)
-    first = ["discover", "--example", "stiff", "--budget", "1", "--out", "runs/x"]
+    first = ["discover", "--example", "stiff", "--time-budget", "1s", "--out", "runs/x"]
     assert CliRunner().invoke(app, first).exit_code == 0
     before = snapshot(tmp_path / "runs")
     contents = {p: p.read_bytes() for p in (tmp_path / "runs/x").rglob("*") if p.is_file()}
     long_fit = [sys.executable, "-c", "from rdlab.cli import app; app()", "discover",
-                "--example", "autocatalytic", "--no-catalytic", "--budget", "300",
+                "--example", "autocatalytic", "--no-catalytic", "--time-budget", "300s",
                 "--out", "runs/x"]
     log = tmp_path / "killed.log"
     with log.open("w") as err:

@@ -201,7 +201,7 @@ def _configs():
     return [
         AugmentConfig(rotation=10.0, legacy_shift=True),
         TrainConfig(epochs=3, schedule="plateau", augment=AugmentConfig(zoom=0.1),
-                    dropout=0.2, time_limit_s=5.0),
+                    dropout=0.2, time_budget_s=5.0),
         DiscoverSettings(n_reactions=3, sweep=(1, 2), noise=0.01, derivatives="fd",
                          estimator={"seed": 2}),
         SimulationSpec(preset="brusselator", parameters={"a": "1:2:3"}, grid="8x8", dt=0.01,
@@ -353,7 +353,7 @@ def test_a_run_folder_of_a_flat_config_resumes(tmp_path):
     tiny = DesignConfig.from_dict({"name": "tiny", "species": 3, "network": "dense-gs",
                                    "size": [8, 8], "stages": [2], "steps": 3, "z_bits": 4,
                                    "checkpoint_every": 1, "controls": 1})
-    optimise(tiny, tmp_path, progress=False, max_seconds=1e-9)  # stopped after one step
+    optimise(tiny, tmp_path, progress=False, time_budget_s=1e-9)  # stopped after one step
     old = flat(tiny.to_dict())
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
     ck = torch.load(tmp_path / "checkpoint.pt", weights_only=False)

@@ -58,7 +58,7 @@ def test_cuda_optimisation_resumes_and_loads_on_the_cpu(tmp_path):
     whole = optimise(cfg, tmp_path / "whole", progress=False)
     assert whole.device.type == "cpu"
     part = tmp_path / "part"
-    optimise(cfg, part, progress=False, max_seconds=1e-9)
+    optimise(cfg, part, progress=False, time_budget_s=1e-9)
     resumed = optimise(cfg, part, progress=False)
     hist = read_history(part)
     assert [h["T"] for h in hist] == [4] * 4 + [8] * 4
@@ -79,7 +79,7 @@ def test_an_interrupted_run_resumes_to_the_same_result(tmp_path):
     cfg = DesignConfig.from_dict(TINY)
     whole = optimise(cfg, tmp_path / "whole", progress=False)
     part = tmp_path / "part"
-    optimise(cfg, part, progress=False, max_seconds=1e-9)  # stops after one step
+    optimise(cfg, part, progress=False, time_budget_s=1e-9)  # stops after one step
     assert len(read_history(part)) == 1
     resumed = optimise(cfg, part, progress=False)
     for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
@@ -327,7 +327,7 @@ def test_a_changed_target_image_is_not_resumed_silently(tmp_path):
     Image.frombytes("L", (2, 1), b"\x00\xff").resize((16, 16)).save(image)
     loss = {**TINY["loss"], "target": {"image": str(image), "species": 1}}
     cfg = DesignConfig.from_dict({**TINY, "loss": loss})
-    optimise(cfg, tmp_path / "run", progress=False, max_seconds=1e-9)
+    optimise(cfg, tmp_path / "run", progress=False, time_budget_s=1e-9)
     Image.frombytes("L", (1, 2), b"\x00\xff").resize((16, 16)).save(image)
     with pytest.raises(ParameterError, match="target image .* has changed"):
         optimise(cfg, tmp_path / "run", progress=False)

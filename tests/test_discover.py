@@ -203,7 +203,7 @@ def test_integer_search_repairs_rows_frozen_one_unit_off(hydrogen_data):
 def _fit_example(name, **kw):
     ex = example(name)
     data = generate(ex.mechanism, seed=1, temperature_range=ex.temperature_range)
-    params = {"catalytic": ex.catalytic, "time_budget": 60.0, "seed": 1, **kw}
+    params = {"catalytic": ex.catalytic, "time_budget_s": 60.0, "seed": 1, **kw}
     est = ReactionDiscovery(ex.n_reactions, **params).fit(data)
     return ex, est
 
@@ -236,7 +236,7 @@ def test_arrhenius_parameters_are_recovered():
 
 def test_without_freezing_the_stiff_example_fails_like_table_4_1():
     ex, est = _fit_example("stiff", freezing=False, population=2, max_epochs=10_000,
-                           time_budget=1e9)
+                           time_budget_s=1e9)
     cmp = est.mechanism_.compare(ex.mechanism)
     assert not cmp["exact"]
     assert not est.converged_
@@ -244,7 +244,7 @@ def test_without_freezing_the_stiff_example_fails_like_table_4_1():
 
 
 def test_the_v_form_cannot_express_catalysis():
-    ex, est = _fit_example("autocatalytic", catalytic=False, time_budget=10.0)
+    ex, est = _fit_example("autocatalytic", catalytic=False, time_budget_s=10.0)
     assert not est.converged_
     assert np.max(est.species_errors_) > 1e-2
 
@@ -256,7 +256,7 @@ def test_estimator_follows_the_sklearn_conventions(hydrogen_data):
     assert not any(k.endswith("_") for k in vars(est))
     ex = example("stiff")
     data = generate(ex.mechanism, n_samples=20)
-    fitted = est.set_params(n_reactions=2, max_epochs=30_000, time_budget=30.0).fit(data)
+    fitted = est.set_params(n_reactions=2, max_epochs=30_000, time_budget_s=30.0).fit(data)
     assert fitted is est
     u, du, _ = data.points()
     assert est.predict(u).shape == du.shape
@@ -281,7 +281,7 @@ def test_mechanism_yaml_round_trip():
     ({"noise": float("nan")}, r"noise must be a finite number ≥ 0, got nan"),
     ({"derivatives": "fancy"}, r"unknown derivative method 'fancy'"),
     ({"n_samples": 0}, r"n_samples must be a positive integer, got 0"),
-    ({"estimator": {"time_budget": float("nan")}}, r"time_budget must be a finite number > 0"),
+    ({"estimator": {"time_budget_s": float("nan")}}, r"time_budget_s must be a finite number > 0"),
     ({"estimator": {"seed": -1}}, r"seed must be an integer in 0 … 4294967295, got -1"),
     ({"estimator": {"bogus": 1}}, r"unknown estimator parameter\(s\) \['bogus'\]"),
 ])

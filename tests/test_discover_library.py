@@ -60,12 +60,12 @@ def test_noisy_hydrogen_proposal_is_exact():
 def test_estimator_accepts_a_warm_start_only_after_validation():
     ex = example("zeldovich")
     data = generate(ex.mechanism, seed=2)
-    est = ReactionDiscovery(3, time_budget=60, seed=2).fit(data)
+    est = ReactionDiscovery(3, time_budget_s=60, seed=2).fit(data)
     assert est.converged_ and est.warm_start_["accepted"]
     cmp = est.mechanism_.compare(ex.mechanism)
     assert cmp["exact"] and cmp["max_rate_error"] < 1e-6
     assert est.n_epochs_ == 0
     # the V form cannot express X + Y → 2Y: the proposal is refused and Algorithm 1 runs
     cat = example("autocatalytic")
-    est = ReactionDiscovery(2, time_budget=5, seed=1).fit(generate(cat.mechanism, seed=1))
+    est = ReactionDiscovery(2, time_budget_s=5, seed=1).fit(generate(cat.mechanism, seed=1))
     assert not est.converged_ and est.n_epochs_ > 0

@@ -4,10 +4,15 @@ naming the offending value."""
 from __future__ import annotations
 
 import math
+import re
 
 from rdlab.errors import ParameterError
 
-__all__ = ["nonnegative_number", "parse_float", "positive_number", "torch_device"]
+__all__ = ["nonnegative_number", "parse_duration", "parse_float", "positive_number",
+           "time_budget_option", "torch_device"]
+
+#: Seconds per unit of a duration (:func:`parse_duration`).
+DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def parse_float(value) -> float:
@@ -38,6 +43,50 @@ def positive_number(value, what: str) -> float:
     if not math.isfinite(x) or x <= 0:
         raise ParameterError(f"{what} must be a positive finite number, got {value!r}")
     return x
+
+
+def parse_duration(text, what: str) -> float:
+    """A duration written with a unit — ``"90s"``, ``"20m"``, ``"1.5h"`` (seconds, minutes,
+    hours; spaces and case ignored) — in seconds, as a finite float > 0. A bare number (is
+    ``90`` seconds or minutes?), another unit, zero, a negative, NaN or infinity is a
+    ParameterError naming ``what`` and the value."""
+    raw = str(text).strip()
+    match = re.fullmatch(r"(.*?)\s*([A-Za-z])", raw)
+    if match is None and raw:
+        raise ParameterError(f"{what} needs a unit: write {raw}s, {raw}m or {raw}h (seconds, "
+                             f"minutes, hours), got {raw!r}")
+    number, unit = (match.group(1).strip(), match.group(2).lower()) if match else ("", "s")
+    if unit not in DURATION_UNITS:
+        raise ParameterError(f"{what} must be a duration with the unit s, m or h (e.g. 90s, "
+                             f"20m, 1.5h), got {raw!r}")
+    try:
+        value = parse_float(number)
+    except ValueError:
+        raise ParameterError(f"{what} must be a duration such as 90s, 20m or 1.5h, got "
+                             f"{raw!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ParameterError(f"{what} must be a positive finite duration (e.g. 90s, 20m, "
+                             f"1.5h), got {raw!r}")
+    return value * DURATION_UNITS[unit]
+
+
+def time_budget_option(time_budget: str | None, old: float | None = None,
+                       old_name: str = "", old_unit: str = "s") -> float | None:
+    """The seconds of a command's ``--time-budget DURATION`` (:func:`parse_duration`), or of
+    its deprecated hidden option ``old_name`` (a bare number of ``old_unit``: ``"s"`` or
+    ``"m"``, as ``--budget`` and ``--minutes`` took); None when neither is given. Both given,
+    or a bad value, is a ParameterError naming the option and the value."""
+    if old is not None:
+        if time_budget is not None:
+            raise ParameterError(f"give --time-budget or {old_name} (its old name), not both")
+        if not math.isfinite(old) or old <= 0:
+            word = {"s": "seconds", "m": "minutes", "h": "hours"}[old_unit]
+            raise ParameterError(f"{old_name} must be a positive finite number of {word}, got "
+                                 f"{old:g}")
+        return old * DURATION_UNITS[old_unit]
+    if time_budget is None:
+        return None
+    return parse_duration(time_budget, "--time-budget")
 
 
 def torch_device(value, what: str):

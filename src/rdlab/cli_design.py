@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from rdlab.checks import time_budget_option
 from rdlab.cli_errors import fail as _fail
 from rdlab.errors import ParameterError, RdlabError
 
@@ -25,8 +25,12 @@ def design(
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="Override a config key, e.g. --set optimiser.steps=200 (a key of a "
         "section may also be given alone: --set steps=200; repeatable).")] = None,
+    time_budget: Annotated[str | None, typer.Option(
+        metavar="DURATION",
+        help="Stop optimising after this long, with a unit: 90s, 20m, 1.5h (resumable; "
+             "replaces the config's optimiser.time_budget_s).")] = None,
     minutes: Annotated[float | None, typer.Option(
-        help="Stop optimising after this many minutes (resumable).")] = None,
+        hidden=True, help="Deprecated: --time-budget Mm.")] = None,
     fresh: Annotated[bool, typer.Option(
         help="Start again instead of resuming; the folder's old run is kept until the new "
              "one has a result, then replaced whole.")] = False,
@@ -43,7 +47,7 @@ def design(
     The run folder is locked; a refused command changes nothing in it.
     Rerun the same command to resume; a rerun with other settings is refused.
     --fresh keeps the old run until the new one has a result (finished, or
-    stopped by --minutes), then replaces it whole; interrupted, it keeps the old."""
+    stopped by --time-budget), then replaces it whole; interrupted, it keeps the old."""
     try:
         from rdlab.design.config import (
             MAX_COUNT,
@@ -59,9 +63,7 @@ def design(
             return
         if config is None:
             raise ParameterError("give a config file or a bundled config name (see --list)")
-        if minutes is not None and not (math.isfinite(minutes) and minutes > 0):
-            raise ParameterError(f"--minutes must be a positive number of minutes, got "
-                                 f"{minutes:g}")
+        seconds = time_budget_option(time_budget, minutes, "--minutes", "m")
         if controls is not None and not 1 <= controls <= MAX_COUNT:
             raise ParameterError(f"--controls must be at least 1 randomisation per control "
                                  f"condition (at most {MAX_COUNT:,}), got {controls}")
@@ -69,8 +71,7 @@ def design(
         if target is not None:
             cfg = _with_target(cfg, target, config)
         folder = out if out is not None else Path("runs/design") / cfg.name
-        seconds = None if minutes is None else 60.0 * minutes
-        done = run_design(cfg, folder, fresh=fresh, max_seconds=seconds, evaluate=evaluate,
+        done = run_design(cfg, folder, fresh=fresh, time_budget_s=seconds, evaluate=evaluate,
                           n_controls=controls)
         if done.finished:
             typer.echo(f"optimised: {folder} ({done.steps} steps)")

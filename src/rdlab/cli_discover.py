@@ -8,9 +8,12 @@ from typing import Annotated
 
 import typer
 
+from rdlab.checks import time_budget_option
 from rdlab.cli_errors import fail as _fail
-from rdlab.discover.examples import example_help
 from rdlab.errors import ParameterError, RdlabError
+
+#: Time budget of a fit when the command gives none, seconds.
+DEFAULT_TIME_BUDGET_S = 120.0
 
 
 def _parse_sweep(text: str | None, most: int) -> tuple[int, ...] | None:
@@ -43,15 +46,13 @@ def _parse_sweep(text: str | None, most: int) -> tuple[int, ...] | None:
 
 
 def _check_options(reactions: int | None, noise: float, derivatives: str | None,
-                   budget: float, tolerance: float, seed: int, most: int) -> None:
+                   tolerance: float, seed: int, most: int) -> None:
     """Refuse options no run can use, before any data are read or generated."""
     from rdlab.discover.derivatives import METHODS
 
     if reactions is not None and not 1 <= reactions <= most:
         raise ParameterError(f"--reactions must be a number of reactions in 1 … {most}, got "
                              f"{reactions}")
-    if not math.isfinite(budget) or budget <= 0:
-        raise ParameterError(f"--budget must be a number of seconds > 0, got {budget}")
     if not math.isfinite(tolerance) or tolerance <= 0:
         raise ParameterError(f"--tolerance must be a finite number > 0, got {tolerance}")
     if not math.isfinite(noise) or noise < 0:
@@ -68,7 +69,9 @@ def discover(
         help="Concentrations (CSV: columns sample, time, [temperature], one per species, "
              "optional dX/dt columns; or a zarr store from `rdlab discover`).")] = None,
     example: Annotated[str | None, typer.Option(
-        help=f"Run a built-in example instead: {example_help()}.")] = None,
+        help="Run a built-in example instead: stiff, michaelis-menten, "
+             "michaelis-menten-arrhenius, hydrogen-oxidation, zeldovich, gri30-simplified, "
+             "autocatalytic.")] = None,
     reactions: Annotated[int | None, typer.Option(
         help="Number of proposed reactions (default: the example's).")] = None,
     sweep: Annotated[str | None, typer.Option(
@@ -83,7 +86,11 @@ def discover(
         help="Multiplicative Gaussian noise level added to the derivatives.")] = 0.0,
     derivatives: Annotated[str | None, typer.Option(
         help="Estimate derivatives from the concentrations: fd, spline or smoothing.")] = None,
-    budget: Annotated[float, typer.Option(help="Time budget of the fit, seconds.")] = 120.0,
+    time_budget: Annotated[str | None, typer.Option(
+        metavar="DURATION",
+        help="Time budget of the fit, with a unit: 90s, 20m, 1.5h (default 2m).")] = None,
+    budget: Annotated[float | None, typer.Option(
+        hidden=True, help="Deprecated: --time-budget Ns.")] = None,
     tolerance: Annotated[float, typer.Option(
         help="Accept a mechanism when every species' relative derivative error is below "
              "this (or 3× the noise level).")] = 1e-4,
@@ -100,10 +107,13 @@ def discover(
             raise ParameterError("give either a DATA file or --example NAME (not both)")
         if reactions is not None and sweep is not None:
             raise ParameterError("give --reactions N or --sweep LOW:HIGH, not both")
-        _check_options(reactions, noise, derivatives, budget, tolerance, seed, MAX_REACTIONS)
+        seconds = time_budget_option(time_budget, budget, "--budget", "s")
+        _check_options(reactions, noise, derivatives, tolerance, seed, MAX_REACTIONS)
         n_values = _parse_sweep(sweep, MAX_REACTIONS)
         source = get_example(example) if example is not None else Path(data)
-        est: dict = {"freezing": freezing, "time_budget": budget, "tolerance": tolerance,
+        est: dict = {"freezing": freezing,
+                     "time_budget_s": DEFAULT_TIME_BUDGET_S if seconds is None else seconds,
+                     "tolerance": tolerance,
                      "seed": seed}
         if catalytic is not None:
             est["catalytic"] = catalytic

@@ -126,12 +126,16 @@ def train(
                                                "instead of a periodic translation.")] = False,
     architecture: Annotated[str, typer.Option(help="2d (Table II) or 3d (time-stack variant; "
                                               "needs `rdlab dataset --3d` stores).")] = "2d",
-    minutes: Annotated[float | None, typer.Option(help="Wall-time budget: stop after the "
-                                                  "epoch that passes it.")] = None,
+    time_budget: Annotated[str | None, typer.Option(
+        metavar="DURATION",
+        help="Wall-time budget with a unit (90s, 20m, 1.5h): stop after the epoch that passes "
+             "it.")] = None,
+    minutes: Annotated[float | None, typer.Option(
+        hidden=True, help="Deprecated: --time-budget Mm.")] = None,
     device: Annotated[str, typer.Option(help="Torch device: cpu, cuda, cuda:1, ...")] = "cpu",
 ) -> None:
     """Train the pattern CNN (resumable: rerun the same command to continue)."""
-    from rdlab.errors import ParameterError
+    from rdlab.checks import time_budget_option
     from rdlab.patterns.paper_pipeline import train_model
 
     overrides: dict = {k: v for k, v in (("epochs", epochs), ("patience", patience),
@@ -143,10 +147,9 @@ def train(
 
         overrides["augment"] = AugmentConfig(legacy_shift=True).to_dict()
     try:
-        if minutes is not None:
-            if not minutes > 0:
-                raise ParameterError(f"--minutes must be a number > 0, got {minutes!r}")
-            overrides["time_limit_s"] = 60.0 * minutes
+        seconds = time_budget_option(time_budget, minutes, "--minutes", "m")
+        if seconds is not None:
+            overrides["time_budget_s"] = seconds
         result = train_model(train_data, val_data, out, overrides)
     except RdlabError as exc:
         _fail(exc)

@@ -38,10 +38,11 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from rdlab.checks import torch_device
 from rdlab.chemistry import dense
@@ -192,7 +193,8 @@ class OptimiserSettings(Settings):
     without improvement, at most ``steps`` steps per stage. ``stages``: the horizons
     (number of Euler steps), optimised in turn, parameters carried forward (appendix D.3);
     ``lr`` and ``steps`` may be lists with one value per stage. A checkpoint every
-    ``checkpoint_every`` steps; ``time_budget`` seconds of optimisation at most (resumable).
+    ``checkpoint_every`` steps; ``time_budget_s`` seconds of optimisation at most (resumable;
+    old configs' ``time_budget`` is read as this).
     """
 
     stages: tuple[int, ...] = (32,)
@@ -207,7 +209,7 @@ class OptimiserSettings(Settings):
     early_stop_patience: int | None = 1000
     min_lr_ratio: float = 0.01
     checkpoint_every: int = 25
-    time_budget: float | None = None
+    time_budget_s: float | None = None
 
     _what = "design config optimiser"
 
@@ -240,8 +242,8 @@ class OptimiserSettings(Settings):
         if self.early_stop_patience is not None:
             _at_least(self.early_stop_patience, 1, "early_stop_patience")
         _at_least(self.checkpoint_every, 1, "checkpoint_every")
-        if self.time_budget is not None:
-            _positive(self.time_budget, "time_budget", unit=" seconds")
+        if self.time_budget_s is not None:
+            _positive(self.time_budget_s, "time_budget_s", unit=" seconds")
 
     def listed(self, name: str) -> tuple:
         """A per-stage setting as given: its list, or its single value as a 1-tuple."""
@@ -332,7 +334,30 @@ class DesignConfig(Settings):
 
     _what = "design config"
     _internal = frozenset({"source"})
-    _aliases = FLAT_KEYS
+    _aliases = {**FLAT_KEYS, "time_budget": "optimiser.time_budget_s"}  # and an old name
+
+    #: Old names of keys inside a section → today's (the flat old names are in FLAT_KEYS).
+    SECTION_ALIASES: ClassVar[dict[str, dict[str, str]]] = {
+        "optimiser": {"time_budget": "time_budget_s"}}
+
+    @classmethod
+    def _normalise(cls, data: dict[str, Any], origin: str) -> dict[str, Any]:
+        """The base's flat keys moved into their sections, then old key names inside a
+        section renamed (``optimiser.time_budget`` → ``optimiser.time_budget_s``)."""
+        data = super()._normalise(data, origin)
+        for section, renames in cls.SECTION_ALIASES.items():
+            sub = data.get(section)
+            if not isinstance(sub, Mapping) or not set(renames) & set(sub):
+                continue
+            sub = dict(sub)
+            for old, new in renames.items():
+                if old in sub:
+                    if new in sub:
+                        raise ParameterError(f"{origin}: {section}.{old} is the old name of "
+                                             f"{section}.{new}; give one")
+                    sub[new] = sub.pop(old)
+            data = {**data, section: sub}
+        return data
 
     def __post_init__(self) -> None:
         self.check_types()

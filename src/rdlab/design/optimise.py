@@ -272,14 +272,14 @@ def resume_point(config: DesignConfig, out: str | Path) -> dict | None:
 
 
 def optimise(config: DesignConfig, out: str | Path, *, progress: bool = True,
-             resume: bool = True, max_seconds: float | None = None) -> DesignModel:
+             resume: bool = True, time_budget_s: float | None = None) -> DesignModel:
     """Run (or resume) the experiment into folder ``out``; returns the optimised model.
 
     Writes ``config.yaml`` (when the run starts; a resumed run keeps it), ``history.jsonl``
     (one line per step: stage, horizon, loss, each term, lr, seconds), ``checkpoint.pt``
     (resumable state) and ``model.pt`` (final θΨ/G/E state dicts and the config).
-    ``max_seconds`` (or the config's ``time_budget``) stops the run cleanly after the step
-    that passes it, with a checkpoint to resume from.
+    ``time_budget_s`` (seconds; or the config's ``optimiser.time_budget_s``) stops the run
+    cleanly after the step that passes it, with a checkpoint to resume from.
 
     Everything is checked before anything is written: the model (target image, loss,
     ``initial``, ``init_from``) and, when resuming, the checkpoint (readable, written by
@@ -315,7 +315,7 @@ def optimise(config: DesignConfig, out: str | Path, *, progress: bool = True,
         tidy(out)
         clear_run(out)
         atomic_write_text(out / CONFIG, yaml.safe_dump(cfg_dump, sort_keys=False))
-    budget = max_seconds if max_seconds is not None else config.optimiser.time_budget
+    budget = time_budget_s if time_budget_s is not None else config.optimiser.time_budget_s
     t_start = time.perf_counter()
     total_planned = sum(config.optimiser.stage_steps(i)
                         for i in range(len(config.optimiser.stages)))

@@ -17,7 +17,7 @@ beside it (:func:`rdlab.run_folder.staged_run_folder`); the old run stays whole 
 until the new one has produced a result — finished and reported, or stopped by its time
 budget with a checkpoint — and is then replaced in one rename. Interrupted before that (or
 failed), the new run is dropped and the old one kept. So ``--fresh`` itself cannot be
-resumed: after a fresh run stopped by ``--minutes``, continue it without ``--fresh``.
+resumed: after a fresh run stopped by ``--time-budget``, continue it without ``--fresh``.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def check_model(config: DesignConfig) -> None:
 
 
 def run_design(config: DesignConfig, out: str | Path, *, fresh: bool = False,
-               max_seconds: float | None = None, evaluate: bool = True,
+               time_budget_s: float | None = None, evaluate: bool = True,
                n_controls: int | None = None, progress: bool = True) -> DesignOutcome:
     """Optimise ``config`` into ``out`` (resuming what is there unless ``fresh``), then
     report; see the module docstring for what is checked when, and what ``fresh`` keeps."""
@@ -70,12 +70,12 @@ def run_design(config: DesignConfig, out: str | Path, *, fresh: bool = False,
         if fresh and holds_run:
             with staged_run_folder(out) as staging:
                 return _optimise_and_report(config, staging.path, out, resume=False,
-                                            max_seconds=max_seconds, evaluate=evaluate,
+                                            time_budget_s=time_budget_s, evaluate=evaluate,
                                             n_controls=n_controls, progress=progress)
         resume_point(config, out)  # refuses a damaged or foreign folder, writing nothing
         try:
             return _optimise_and_report(config, out, out, resume=not fresh,
-                                        max_seconds=max_seconds, evaluate=evaluate,
+                                        time_budget_s=time_budget_s, evaluate=evaluate,
                                         n_controls=n_controls, progress=progress)
         except RdlabError:
             # a new run that failed (e.g. a NaN loss) before its first checkpoint has
@@ -90,10 +90,10 @@ def run_design(config: DesignConfig, out: str | Path, *, fresh: bool = False,
 
 
 def _optimise_and_report(config: DesignConfig, where: Path, final: Path, *, resume: bool,
-                         max_seconds: float | None, evaluate: bool, n_controls: int | None,
+                         time_budget_s: float | None, evaluate: bool, n_controls: int | None,
                          progress: bool) -> DesignOutcome:
     tidy(where)
-    optimise(config, where, resume=resume, max_seconds=max_seconds, progress=progress)
+    optimise(config, where, resume=resume, time_budget_s=time_budget_s, progress=progress)
     finished = (where / MODEL).is_file()
     metrics = report(where, n_controls=n_controls) if evaluate else None
     return DesignOutcome(final, finished, len(read_history(where)), metrics)

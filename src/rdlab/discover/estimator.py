@@ -25,6 +25,7 @@ freezing, PPF), made fast and reliable:
 from __future__ import annotations
 
 import inspect
+import math
 import time
 from dataclasses import dataclass
 
@@ -91,8 +92,10 @@ class ReactionDiscovery:
         (relative).
     max_stalls:
         Plateaus in a row without a new frozen row before the free rows are dropped.
-    max_epochs, time_budget:
-        Stop after this many epochs or seconds, whichever comes first.
+    max_epochs, time_budget_s:
+        Stop after this many epochs or seconds, whichever comes first (``time_budget_s=None``:
+        no time limit). Settings files' ``time_budget``, its old name, is read as this
+        (:class:`~rdlab.discover.workflow.DiscoverSettings`).
     validation_fraction:
         Share of the points held out (paper: 1/5).
     search_points:
@@ -125,7 +128,8 @@ class ReactionDiscovery:
                  epsilon: float = 0.05, tolerance: float = 1e-4, noise_level: float = 0.0,
                  learning_rate: float = 1e-2, regularisation: float = 1e-8,
                  population: int = 8, check_every: int = 500, plateau: float = 1e-2,
-                 max_stalls: int = 3, max_epochs: int = 1_000_000, time_budget: float = 120.0,
+                 max_stalls: int = 3, max_epochs: int = 1_000_000,
+                 time_budget_s: float | None = 120.0,
                  validation_fraction: float = 0.2, scale_species: bool = True,
                  search_points: int | None = 256, refine: bool = True, probe_sweeps: int = 3,
                  warm_start: bool = True, library_order: int = 4,
@@ -143,7 +147,7 @@ class ReactionDiscovery:
         self.plateau = plateau
         self.max_stalls = max_stalls
         self.max_epochs = max_epochs
-        self.time_budget = time_budget
+        self.time_budget_s = time_budget_s
         self.validation_fraction = validation_fraction
         self.scale_species = scale_species
         self.search_points = search_points
@@ -186,8 +190,10 @@ class ReactionDiscovery:
                 or not 0 <= self.seed < 2**32):
             raise ParameterError(f"seed must be an integer in 0 … {2**32 - 1}, got "
                                  f"{self.seed!r}")
-        for name in ("epsilon", "tolerance", "learning_rate", "time_budget", "plateau"):
+        for name in ("epsilon", "tolerance", "learning_rate", "time_budget_s", "plateau"):
             v = getattr(self, name)
+            if name == "time_budget_s" and v is None:
+                continue
             if (isinstance(v, bool) or not isinstance(v, (int, float, np.number))
                     or not np.isfinite(v) or v <= 0):
                 raise ParameterError(f"{name} must be a finite number > 0, got {v!r}")
@@ -335,7 +341,11 @@ class ReactionDiscovery:
         return losses.detach()
 
     def _out_of_time(self, epoch: int, t0: float) -> bool:
-        return epoch >= self.max_epochs or time.perf_counter() - t0 > self.time_budget
+        return epoch >= self.max_epochs or time.perf_counter() > self._deadline(t0)
+
+    def _deadline(self, t0: float) -> float:
+        """When the time budget started at ``t0`` runs out (``perf_counter`` seconds)."""
+        return math.inf if self.time_budget_s is None else t0 + self.time_budget_s
 
     def _train_plain(self, model, opt, data, t0) -> _Candidate:
         """The paper's baseline: Adam on everything, no freezing, rates as learned."""
@@ -390,7 +400,7 @@ class ReactionDiscovery:
         if self.refine and T is None:
             s = self._search
             V, orders, _ = refine_integers(V, orders, log_u[s], du[s], point_weights(du[s]),
-                                           max_sweeps=sweeps, deadline=t0 + self.time_budget)
+                                           max_sweeps=sweeps, deadline=self._deadline(t0))
         keep = np.any(V != 0, axis=1)
         V, orders = V[keep], None if orders is None else orders[keep]
         if orders is None:

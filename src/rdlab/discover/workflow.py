@@ -52,6 +52,16 @@ class DiscoverSettings(Settings):
 
     _what = "discover settings"
 
+    def __post_init__(self) -> None:
+        # the old name of the estimator's time budget, in older settings files and code
+        est = self.estimator
+        if isinstance(est, dict) and "time_budget" in est:
+            if "time_budget_s" in est:
+                raise ParameterError("estimator: time_budget is the old name of "
+                                     "time_budget_s; give one")
+            self.estimator = {("time_budget_s" if k == "time_budget" else k): v
+                              for k, v in est.items()}
+
     def check(self) -> None:
         """Refuse settings no run can use (before any data are read or generated)."""
         if self.n_reactions is not None:

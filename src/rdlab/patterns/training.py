@@ -62,7 +62,8 @@ from rdlab.settings import Settings
 
 _STATE_FORMAT = "rdlab-train-state"
 #: Settings that may change between an interrupted run and its resumption.
-_RESUMABLE_CHANGES = frozenset({"threads", "patience", "time_limit_s", "epochs", "device"})
+_RESUMABLE_CHANGES = frozenset({"threads", "patience", "time_budget_s", "time_limit_s", "epochs",
+                                "device"})  # time_limit_s: the old name, in old states
 
 
 #: Largest epoch, batch and patience counts (a larger one is a typo, not a plan).
@@ -108,9 +109,10 @@ class TrainConfig(Settings):
         channels-last input.
     in_memory: read lazily indexable inputs (zarr, xarray, dask) into memory once before
         training (fast); ``False`` reads every batch from the store.
-    time_limit_s: stop after the epoch during which the accumulated training time (over all
+    time_budget_s: stop after the epoch during which the accumulated training time (over all
         resumptions) passed this many seconds; ``None`` for no limit. The stopping point of
-        such a run depends on the machine's speed.
+        such a run depends on the machine's speed. (Old configs' ``time_limit_s`` is read as
+        this.)
     label_smoothing: weight of the uniform distribution mixed into the one-hot targets of the
         cross-entropy (0 = the reference's plain cross-entropy). The default 0.1 generalises
         better to the test set's perturbed (k, f): over 6 seeds each, 60 epochs, its mean
@@ -141,11 +143,12 @@ class TrainConfig(Settings):
     init_norm: bool = True
     channels_last: bool = True
     in_memory: bool = True
-    time_limit_s: float | None = None
+    time_budget_s: float | None = None
     label_smoothing: float = 0.1
     device: str = "cpu"
 
     _what = "TrainConfig"
+    _aliases = {"time_limit_s": "time_budget_s"}  # the old name of the field
 
     def __post_init__(self) -> None:
         self.check_types()  # types (and the choices of schedule, monitor, architecture)
@@ -175,9 +178,9 @@ class TrainConfig(Settings):
             raise ParameterError(f"TrainConfig.label_smoothing must lie in [0, 1), got "
                                  f"{self.label_smoothing!r}")
         torch_device(self.device, "TrainConfig.device")
-        if self.time_limit_s is not None and not self.time_limit_s > 0:
-            raise ParameterError(f"TrainConfig.time_limit_s must be None or > 0, got "
-                                 f"{self.time_limit_s!r}")
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise ParameterError(f"TrainConfig.time_budget_s must be None or > 0, got "
+                                 f"{self.time_budget_s!r}")
 
 
 # ----------------------------------------------------------------------------- data access
@@ -692,8 +695,8 @@ def _train_loop(train_x, train_y, val_x, val_y, classes, config: TrainConfig, in
     def stop_reason() -> str | None:
         if config.patience is not None and since_best >= config.patience:
             return "patience"
-        if (config.time_limit_s is not None
-                and sum(r["seconds"] for r in history) >= config.time_limit_s):
+        if (config.time_budget_s is not None
+                and sum(r["seconds"] for r in history) >= config.time_budget_s):
             return "time_limit"
         if len(history) >= config.epochs:
             return "epochs"
