@@ -10,6 +10,7 @@ import typer
 
 from rdlab.checks import time_budget_option
 from rdlab.cli_errors import fail as _fail
+from rdlab.discover.examples import example_help
 from rdlab.errors import ParameterError, RdlabError
 
 #: Time budget of a fit when the command gives none, seconds.
@@ -69,9 +70,7 @@ def discover(
         help="Concentrations (CSV: columns sample, time, [temperature], one per species, "
              "optional dX/dt columns; or a zarr store from `rdlab discover`).")] = None,
     example: Annotated[str | None, typer.Option(
-        help="Run a built-in example instead: stiff, michaelis-menten, "
-             "michaelis-menten-arrhenius, hydrogen-oxidation, zeldovich, gri30-simplified, "
-             "autocatalytic.")] = None,
+        help=f"Run a built-in example instead: {example_help()}.")] = None,
     reactions: Annotated[int | None, typer.Option(
         help="Number of proposed reactions (default: the example's).")] = None,
     sweep: Annotated[str | None, typer.Option(

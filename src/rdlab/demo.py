@@ -132,7 +132,7 @@ def discover_section(folder: RunFolder, quick: bool) -> dict:
     from rdlab.discover.workflow import DiscoverSettings, discover_into, prepare_data
 
     ex = example("stiff" if quick else "hydrogen-oxidation")
-    settings = DiscoverSettings(noise=1e-3, estimator={"time_budget": 60.0 if quick else 120.0,
+    settings = DiscoverSettings(noise=1e-3, estimator={"time_budget_s": 60.0 if quick else 120.0,
                                                        "seed": 1})
     settings.check()
     data, info = prepare_data(ex, settings)  # the demo's own staged folder holds the lock
