@@ -16,7 +16,7 @@ SRC = Path(rdlab.__file__).parent
 
 #: Top-level module or package of rdlab → its layer (lower numbers are lower layers).
 LAYERS: dict[str, int] = {
-    "errors": 0, "lazy_exports": 0,
+    "errors": 0, "lazy_exports": 0, "registry": 1,
     "checks": 1, "atomic": 1, "output_lock": 2, "settings": 2, "store_check": 1,
     "run_folder": 3,
     "chemistry": 4,

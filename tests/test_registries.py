@@ -143,7 +143,7 @@ def test_a_family_added_at_run_time_takes_n_species(monkeypatch):
 
 
 def test_register_preset_refuses_a_second_preset_of_a_name(monkeypatch):
-    monkeypatch.setattr("rdlab.chemistry.presets.PRESETS", dict(PRESETS))
+    monkeypatch.setattr("rdlab.chemistry.presets.PRESETS", PRESETS.copy())
     import rdlab.chemistry.presets as presets
 
     assert register_preset(DECAY) is DECAY and presets.PRESETS["decay"] is DECAY
@@ -197,7 +197,7 @@ def test_an_example_added_at_run_time_is_usable(monkeypatch):
         return Mechanism.from_rows(["A", "B"], [({"A": -1, "B": 1}, 2.0, 1.0)])
 
     entry = ExampleEntry("pair", pair, "A ⇌ B (2, 1)")
-    monkeypatch.setattr("rdlab.discover.examples.EXAMPLES", dict(EXAMPLES))
+    monkeypatch.setattr("rdlab.discover.examples.EXAMPLES", EXAMPLES.copy())
     assert register_example(entry) is entry
     ex = example("pair")
     assert ex.n_reactions == 1 and not ex.catalytic

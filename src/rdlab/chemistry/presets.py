@@ -34,6 +34,7 @@ from rdlab.chemistry.dense import (
 )
 from rdlab.chemistry.network import MAX_REACTIONS, ReactionNetwork
 from rdlab.errors import NetworkError
+from rdlab.registry import Registry
 
 __all__ = ["GENERIC_DEFAULTS", "PRESETS", "Preset", "RunDefaults", "brusselator_network",
            "coupled_gray_scott_network", "get_preset", "gray_scott_network",
@@ -167,7 +168,7 @@ def _dense_family(name: str, build: Callable[[int], ReactionNetwork],
 
 
 #: The presets by name, in the order help texts list them.
-PRESETS: dict[str, Preset] = {p.name: p for p in (
+PRESETS: Registry[Preset] = Registry("preset", NetworkError, ((p.name, p) for p in (
     Preset("gray-scott", gray_scott_network,
            "Gray–Scott, U + 2V → 3V and V → 0 with flow f and feed (1, 0)",
            RunDefaults(parameters={"f": 0.04, "k": 0.06, "D_U": 0.2, "D_V": 0.1, "feed_U": 1.0},
@@ -193,23 +194,17 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
                   "the public Dense-RDN code's Gray–Scott-like family, 4·C(N, 2) reactions"),
     _dense_family("kitchen-sink", kitchen_sink_network,
                   "the public Dense-RDN code's kitchen sink, N²(N − 1) reactions"),
-)}
+)))
 
 
 def register_preset(preset: Preset) -> Preset:
     """Add ``preset`` to :data:`PRESETS` (a different preset of the same name is refused)."""
-    if preset.name in PRESETS and PRESETS[preset.name] is not preset:
-        raise ValueError(f"a preset named {preset.name!r} is already registered")
-    PRESETS[preset.name] = preset
-    return preset
+    return PRESETS.add(preset.name, preset)
 
 
 def get_preset(name: str) -> Preset:
     """The preset called ``name``; unknown names are refused listing the presets."""
-    try:
-        return PRESETS[name]
-    except (KeyError, TypeError):
-        raise NetworkError(f"unknown preset {name!r}; presets are {sorted(PRESETS)}") from None
+    return PRESETS.lookup(name)
 
 
 def preset_network(name: str, n_species: int | None = None) -> ReactionNetwork:

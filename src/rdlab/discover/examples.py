@@ -21,6 +21,7 @@ import numpy as np
 from rdlab.chemistry.kinetics import GAS_CONSTANT
 from rdlab.discover.mechanism import ArrheniusRates, Mechanism
 from rdlab.errors import ParameterError
+from rdlab.registry import Registry
 
 __all__ = ["EXAMPLES", "Example", "ExampleEntry", "example", "example_help", "register_example"]
 
@@ -143,7 +144,7 @@ def _autocatalytic() -> Mechanism:
 
 
 #: The examples by name, in the order help texts list them.
-EXAMPLES: dict[str, ExampleEntry] = {e.name: e for e in (
+EXAMPLES: Registry[ExampleEntry] = Registry("example", ParameterError, ((e.name, e) for e in (
     ExampleEntry("stiff", _stiff,
                  "Example 4.1: F ⇌ R (1, 1), R ⇌ P (1e3, 1e3); eigenvalues −2000, −1.5, 0"),
     ExampleEntry("michaelis-menten", _michaelis_menten,
@@ -164,25 +165,17 @@ EXAMPLES: dict[str, ExampleEntry] = {e.name: e for e in (
                  "Beyond the paper: X + Y → 2Y (k 2), Y → Z (k 1). The first step is "
                  "catalysed by Y (order 1, net stoichiometry 0 in Y's reactant role), which "
                  "the V-matrix model cannot express", catalytic=True),
-)}
+)))
 
 
 def register_example(entry: ExampleEntry) -> ExampleEntry:
     """Add ``entry`` to :data:`EXAMPLES` (a different entry of the same name is refused)."""
-    if entry.name in EXAMPLES and EXAMPLES[entry.name] is not entry:
-        raise ValueError(f"an example named {entry.name!r} is already registered")
-    EXAMPLES[entry.name] = entry
-    return entry
+    return EXAMPLES.add(entry.name, entry)
 
 
 def example(name: str) -> Example:
     """The example called ``name`` (one of :data:`EXAMPLES`), built afresh."""
-    try:
-        entry = EXAMPLES[name]
-    except (KeyError, TypeError):
-        raise ParameterError(f"unknown example {name!r}; examples are "
-                             f"{sorted(EXAMPLES)}") from None
-    return entry()
+    return EXAMPLES.lookup(name)()
 
 
 def example_help() -> str:

@@ -23,6 +23,7 @@ from typing import ClassVar
 import numpy as np
 
 from rdlab.errors import ParameterError
+from rdlab.registry import Registry
 from rdlab.simulate.driver import Stepper, drive
 from rdlab.simulate.trackers import RunawayGuard, Tracker
 from rdlab.system import System
@@ -56,7 +57,7 @@ class Capabilities:
     drop_blow_ups: bool = True
 
 
-_REGISTRY: dict[str, type[Engine]] = {}
+_REGISTRY: Registry[type[Engine]] = Registry("engine", ParameterError, sort_listing=False)
 
 
 def register_engine(cls: type[Engine]) -> type[Engine]:
@@ -64,10 +65,7 @@ def register_engine(cls: type[Engine]) -> type[Engine]:
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not name:
         raise TypeError(f"engine class {cls.__name__} has no name")
-    if name in _REGISTRY and _REGISTRY[name] is not cls:
-        raise ValueError(f"an engine named {name!r} is already registered "
-                         f"({_REGISTRY[name].__name__})")
-    _REGISTRY[name] = cls
+    _REGISTRY.add(name, cls)
     return cls
 
 
@@ -78,11 +76,7 @@ def available_engines() -> tuple[str, ...]:
 
 def get_engine(name: str) -> type[Engine]:
     """The engine class registered as ``name``; unknown names are refused listing them."""
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        raise ParameterError(f"unknown engine {name!r}; engines are "
-                             f"{list(available_engines())}") from None
+    return _REGISTRY.lookup(name)
 
 
 def engine_help() -> str:
