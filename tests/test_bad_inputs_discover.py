@@ -44,6 +44,7 @@ BAD = [
     Bad("tolerance-negative", (*EX, "--tolerance", "-1e-3"), r"--tolerance .*got -0\.001"),
     Bad("tolerance-nan", (*EX, "--tolerance", "nan"), r"--tolerance .*got nan"),
     Bad("noise-negative", (*EX, "--noise", "-0.1"), r"--noise .*got -0\.1"),
+    Bad("noise-underscore", (*EX, "--noise", "1_0"), r"--noise.*'1_0'"),
     Bad("noise-nan", (*EX, "--noise", "nan"), r"--noise .*got nan"),
     Bad("derivatives-fancy", (*EX, "--derivatives", "fancy"),
         r"--derivatives must be one of fd, spline, smoothing; got 'fancy'"),

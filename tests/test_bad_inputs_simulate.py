@@ -32,6 +32,8 @@ BAD = [
     Bad("grid-zero-is-not-well-mixed", (*S, "--grid", "0"), r"grid '0'.*'none'"),
     Bad("grid-zero-by-five", (*S, "--grid", "0x5"), r"grid '0x5'.*at least 3"),
     Bad("grid-two", (*S, "--grid", "2"), r"grid '2' is too small"),
+    Bad("dx-underscore", (*S, "--dx", "0_5"), r"--dx.*'0_5'"),  # Python's float() says 5.0
+    Bad("dt-underscore", (*S, "--dt", "0_25"), r"--dt.*'0_25'"),
     Bad("squares-without-grid", (*S, "--grid", "none", "--initial", "squares"),
         r"'squares' needs a grid"),
     Bad("grid-typo", (*S, "--grid", "12y3"), r"cannot read grid '12y3'"),

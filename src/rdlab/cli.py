@@ -142,9 +142,9 @@ def simulate(
         "'v1,v2'. Shortcut: --NAME VALUE, e.g. --f 0.02:0.06:9 --k 0.04:0.07:7.")] = None,
     grid: Annotated[str | None, typer.Option(help="'NYxNX', 'N' or 'none' (well mixed).")
                     ] = None,
-    dx: Annotated[float, typer.Option(help="Cell size (length units).")] = 1.0,
+    dx: Annotated[float, typer.Option(parser=parse_float, help="Cell size (length units).")] = 1.0,
     stencil: Annotated[str, typer.Option(help="5-point or 9-point Laplacian.")] = "9-point",
-    dt: Annotated[float | None, typer.Option(help="Time step.")] = None,
+    dt: Annotated[float | None, typer.Option(parser=parse_float, help="Time step.")] = None,
     steps: Annotated[int | None, typer.Option(help="Number of time steps.")] = None,
     snapshots: Annotated[int, typer.Option(
         help="Snapshots stored, evenly spaced from the first to the last step (≥ 2; at most "
@@ -157,14 +157,14 @@ def simulate(
     square_size: Annotated[int | None, typer.Option(help="Square side in cells.")] = None,
     base: Annotated[str | None, typer.Option(
         help="Background concentrations, e.g. 'U=1,V=0' (default: the feed).")] = None,
-    noise: Annotated[float | None, typer.Option(
+    noise: Annotated[float | None, typer.Option(parser=parse_float,
         help="Multiplicative noise on the squares state.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (≥ 0).")] = 0,
     engine: Annotated[str, typer.Option(
         help=f"{engine_help()} (default: fast; ode when --grid none).")] = "fast",
     dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float64",
     movie: Annotated[str, typer.Option(help="gif, mp4 (needs ffmpeg) or none.")] = "gif",
-    runaway_limit: Annotated[float | None, typer.Option(
+    runaway_limit: Annotated[float | None, typer.Option(parser=parse_float,
         help="A concentration beyond ±this counts as a blow-up and stops the run (NaN/Inf "
         "always do; default 1e6). Raise it for large but stable systems.")] = None,
     out: Annotated[Path | None, typer.Option(help="Run folder (default runs/NAME-TIME).")

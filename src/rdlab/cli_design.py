@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from rdlab.checks import time_budget_option
+from rdlab.checks import parse_float, time_budget_option
 from rdlab.cli_errors import fail as _fail
 from rdlab.errors import ParameterError, RdlabError
 
@@ -29,7 +29,7 @@ def design(
         metavar="DURATION",
         help="Stop optimising after this long, with a unit: 90s, 20m, 1.5h (resumable; "
              "replaces the config's optimiser.time_budget_s).")] = None,
-    minutes: Annotated[float | None, typer.Option(
+    minutes: Annotated[float | None, typer.Option(parser=parse_float,
         hidden=True, help="Deprecated: --time-budget Mm.")] = None,
     fresh: Annotated[bool, typer.Option(
         help="Start again instead of resuming; the folder's old run is kept until the new "

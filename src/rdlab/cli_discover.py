@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from rdlab.checks import time_budget_option
+from rdlab.checks import parse_float, time_budget_option
 from rdlab.cli_errors import fail as _fail
 from rdlab.discover.examples import example_help
 from rdlab.errors import ParameterError, RdlabError
@@ -81,16 +81,16 @@ def discover(
         help="Learn reactant orders apart from stoichiometry (catalysis).")] = None,
     freezing: Annotated[bool, typer.Option(
         help="Partial-parameter freezing; --no-freezing is the paper's baseline.")] = True,
-    noise: Annotated[float, typer.Option(
+    noise: Annotated[float, typer.Option(parser=parse_float,
         help="Multiplicative Gaussian noise level added to the derivatives.")] = 0.0,
     derivatives: Annotated[str | None, typer.Option(
         help="Estimate derivatives from the concentrations: fd, spline or smoothing.")] = None,
     time_budget: Annotated[str | None, typer.Option(
         metavar="DURATION",
         help="Time budget of the fit, with a unit: 90s, 20m, 1.5h (default 2m).")] = None,
-    budget: Annotated[float | None, typer.Option(
+    budget: Annotated[float | None, typer.Option(parser=parse_float,
         hidden=True, help="Deprecated: --time-budget Ns.")] = None,
-    tolerance: Annotated[float, typer.Option(
+    tolerance: Annotated[float, typer.Option(parser=parse_float,
         help="Accept a mechanism when every species' relative derivative error is below "
              "this (or 3× the noise level).")] = 1e-4,
     seed: Annotated[int, typer.Option(help="Seed of the split and the initialisation.")] = 1,

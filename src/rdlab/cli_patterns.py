@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from rdlab.checks import parse_float
 from rdlab.cli_errors import fail as _fail
 from rdlab.errors import RdlabError
 
@@ -130,7 +131,7 @@ def train(
         metavar="DURATION",
         help="Wall-time budget with a unit (90s, 20m, 1.5h): stop after the epoch that passes "
              "it.")] = None,
-    minutes: Annotated[float | None, typer.Option(
+    minutes: Annotated[float | None, typer.Option(parser=parse_float,
         hidden=True, help="Deprecated: --time-budget Mm.")] = None,
     device: Annotated[str, typer.Option(help="Torch device: cpu, cuda, cuda:1, ...")] = "cpu",
 ) -> None:
