@@ -96,3 +96,17 @@ if __name__ == "__main__":
         steps, args = int(args[1]), args[2:]
     use_small_runs(steps=steps)
     app(args, prog_name="rdlab")
+
+
+def build_small_world(root: Path, epochs: int = 2) -> dict[str, Path]:
+    """Good stores, a trained model folder and a classification of the scan under ``root``:
+    ``{"scan", "train", "val", "model", "cls"}``."""
+    from rdlab.patterns.classify import classify_scan
+
+    scan = make_scan_store(root / "scan.zarr")
+    train = make_dataset_store(root / "train.zarr", "train")
+    val = make_dataset_store(root / "val.zarr", "val")
+    make_model(root / "model", train, val, epochs=epochs)
+    classify_scan(scan, root / "model" / "best.pt", root / "cls", progress=False)
+    return {"scan": scan, "train": train, "val": val, "model": root / "model",
+            "cls": root / "cls"}

@@ -19,14 +19,12 @@ from cli_contract import Bad, assert_refused, make_files
 from pattern_fixtures import (
     SCAN_ARGS,
     SMALL,
+    build_small_world,
     make_dataset_store,
-    make_model,
-    make_scan_store,
     use_small_runs,
 )
 
 from rdlab.patterns import pattern_store
-from rdlab.patterns.classify import classify_scan
 
 CSV = ("data.csv", "k,f\n0.05,0.02\n")
 YAML = ("config.yaml", "steps: 10\n")
@@ -239,17 +237,12 @@ BAD = [
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("built")
-    scan = make_scan_store(root / "scan.zarr")
-    train = make_dataset_store(root / "train.zarr", "train")
-    val = make_dataset_store(root / "val.zarr", "val")
-    val2 = make_dataset_store(root / "val2.zarr", "val2")
+    world = build_small_world(root, epochs=1)
     incomplete = root / "incomplete.zarr"
     pattern_store.create(incomplete, [0.05, 0.06], [0.02, 0.03], [1, 2], [0, 1], SMALL,
                          ["α", "β"], "train", block=1)
-    make_model(root / "model", train, val, epochs=1)
-    classify_scan(scan, root / "model" / "best.pt", root / "cls", progress=False)
-    return {"scan": scan, "train": train, "val": val, "val2": val2, "incomplete": incomplete,
-            "model": root / "model", "cls": root / "cls"}
+    return {**world, "val2": make_dataset_store(root / "val2.zarr", "val2"),
+            "incomplete": incomplete}
 
 
 def _place(args, built: dict[str, Path], root: Path) -> list[str]:

@@ -71,15 +71,21 @@ def test_two_writers_one_folder_exactly_one_wins(tmp_path):
     assert not list(tmp_path.glob(".r.staging-*")) and not list(tmp_path.glob(".r.replaced-*"))
 
 
-def test_kill_9_mid_run_keeps_the_previous_run_and_the_next_run_succeeds(tmp_path):
+def _rerun_caught_writing(tmp_path):
+    """A finished run in ``r`` (f = 0.03), its files, and a long rerun (f = 0.05) into the
+    same folder caught once it has started writing its staging folder."""
     done = subprocess.run([sys.executable, "-m", "rdlab.cli", "simulate", *SHORT, "--f",
                            "0.03", "--out", "r"], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     before = snapshot(tmp_path / "r")
-
     victim = rdlab(tmp_path, *LONG, "--f", "0.05", "--out", "r")
     wait_for(lambda: any((p / "config.yaml").exists() for p in tmp_path.glob(".r.staging-*")),
              "the rerun started writing", victim)
+    return before, victim
+
+
+def test_kill_9_mid_run_keeps_the_previous_run_and_the_next_run_succeeds(tmp_path):
+    before, victim = _rerun_caught_writing(tmp_path)
     os.kill(victim.pid, signal.SIGKILL)
     victim.communicate(timeout=60)
     assert victim.returncode == -signal.SIGKILL
@@ -98,13 +104,7 @@ def test_sigterm_mid_run_stops_cleanly_like_ctrl_c(tmp_path):
     """SIGTERM (kill, a batch system's time limit) ends the run through the same clean-up as
     Ctrl-C: exit status 143, the previous run untouched, and no staging folder or owner file
     left beside it (the default handler died on the spot and left both)."""
-    done = subprocess.run([sys.executable, "-m", "rdlab.cli", "simulate", *SHORT, "--f",
-                           "0.03", "--out", "r"], cwd=tmp_path, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    before = snapshot(tmp_path / "r")
-    victim = rdlab(tmp_path, *LONG, "--f", "0.05", "--out", "r")
-    wait_for(lambda: any((p / "config.yaml").exists() for p in tmp_path.glob(".r.staging-*")),
-             "the rerun started writing", victim)
+    before, victim = _rerun_caught_writing(tmp_path)
     os.kill(victim.pid, signal.SIGTERM)
     _, err = victim.communicate(timeout=60)
     assert victim.returncode == 128 + signal.SIGTERM and "Traceback" not in err, err

@@ -15,9 +15,7 @@ import torch
 import xarray as xr
 from pattern_fixtures import (
     SCAN_ARGS,
-    make_dataset_store,
-    make_model,
-    make_scan_store,
+    build_small_world,
     use_small_runs,
 )
 from typer.testing import CliRunner
@@ -25,7 +23,7 @@ from typer.testing import CliRunner
 from rdlab.cli import app
 from rdlab.errors import DataError
 from rdlab.patterns import pattern_store
-from rdlab.patterns.classify import changed_cells, classify_scan, read_classification
+from rdlab.patterns.classify import changed_cells, read_classification
 from rdlab.patterns.paper_pipeline import train_model
 
 runner = CliRunner()
@@ -34,14 +32,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> dict[str, Path]:
     """Good stores, a model folder and a classification, built once and copied per test."""
-    root = tmp_path_factory.mktemp("built")
-    scan = make_scan_store(root / "scan.zarr")
-    train = make_dataset_store(root / "train.zarr", "train")
-    val = make_dataset_store(root / "val.zarr", "val")
-    make_model(root / "model", train, val)
-    classify_scan(scan, root / "model" / "best.pt", root / "cls", progress=False)
-    return {"scan": scan, "train": train, "val": val, "model": root / "model",
-            "cls": root / "cls"}
+    return build_small_world(tmp_path_factory.mktemp("built"))
 
 
 @pytest.fixture
