@@ -104,7 +104,13 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
 
 def test_local_dask_cluster_equals_in_process(tmp_path):
     _generate(tmp_path / "a.zarr")
+    import dask
+
+    before = dask.config.get("scheduler", None)
     _generate(tmp_path / "b.zarr", scheduler=None, n_workers=2)
+    # The run's client must not stay behind as this process's dask scheduler: later
+    # xarray writes would ask for a closed client (seen in CI as "no Client active").
+    assert dask.config.get("scheduler", None) == before
     a, b = (pattern_store.open_patterns(tmp_path / p) for p in ("a.zarr", "b.zarr"))
     np.testing.assert_array_equal(a["frames"].values, b["frames"].values)
     assert json.loads(a.attrs["settings"]) == SMALL.to_dict()

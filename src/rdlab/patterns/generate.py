@@ -86,7 +86,7 @@ def _client(scheduler: str | None, n_workers: int | None):
 
     if scheduler:
         try:
-            return Client(scheduler, timeout=CONNECT_TIMEOUT_S), None
+            return Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False), None
         except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, ValueError, ...
             text = str(exc).strip().splitlines()
             raise ParameterError(
@@ -99,7 +99,9 @@ def _client(scheduler: str | None, n_workers: int | None):
     cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1,
                            processes=True, dashboard_address=None,
                            env={"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
-    return Client(cluster), cluster
+    # set_as_default=False: a client must not become the process-wide dask scheduler, or
+    # later xarray/zarr writes in this process would ask for it after it has closed.
+    return Client(cluster, set_as_default=False), cluster
 
 
 def generate(path: str | Path, k, f, seed, label, settings: PatternRunSettings,
@@ -188,7 +190,7 @@ def _run(path: Path, ds, todo, settings: PatternRunSettings, name: str, client,
 
             futures = [client.submit(_simulate_block, a, k[a:b], f[a:b], seed[a:b], sdict,
                                      1, pure=False) for a, b in todo]
-            for future in as_completed(futures):
+            for future in as_completed(futures, loop=client.loop):
                 record(*future.result())
     finally:
         bar.close()
