@@ -1,6 +1,6 @@
 """Time-to-result of the whole Gray–Scott CNN paper on this machine.
 
-Runs :func:`rdlab.patterns.paper_pipeline.run_paper` (datasets train/val/test, training,
+Runs :func:`rdlab.classify.paper_pipeline.run_paper` (datasets train/val/test, training,
 evaluation, the 5481-point scan and its classification; ``--second-pass`` adds train2/val2,
 retraining and reclassification) and prints each stage's wall time, the test accuracy and the
 early-stopping saving. The figure to compare with: the reference code's authors quote about 31
@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from rdlab.patterns.paper_pipeline import PaperSettings, run_paper
-from rdlab.patterns.pattern_runs import PatternRunSettings
+from rdlab.classify.paper_pipeline import PaperSettings, run_paper
+from rdlab.classify.pattern_runs import PatternRunSettings
 
 
 def main() -> None:

@@ -6,7 +6,7 @@
 ``--data`` holds ``train.zarr``, ``val.zarr`` and ``test.zarr`` (``rdlab dataset`` or the
 paper benchmark). Each recipe is trained once per seed (resumable: every run has its own
 folder under ``--out``), its best checkpoint is evaluated on the test set with a single view
-and with the 8-view average of :func:`rdlab.patterns.training.predict`, and the script prints
+and with the 8-view average of :func:`rdlab.classify.training.predict`, and the script prints
 one line per run and the mean per recipe, with the most frequent test errors (true class at
 its (k, f) → predicted class). On 2 CPU cores a 60-epoch run takes about 18 minutes; on a GPU
 (``--device cuda``) about half a minute.
@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from rdlab.patterns.augment import AugmentConfig
-from rdlab.patterns.cnn import load_model
-from rdlab.patterns.evaluation import load_labelled
-from rdlab.patterns.paper_pipeline import train_model
-from rdlab.patterns.pattern_store import open_patterns
-from rdlab.patterns.training import evaluate
+from rdlab.classify.augment import AugmentConfig
+from rdlab.classify.cnn import load_model
+from rdlab.classify.evaluation import load_labelled
+from rdlab.classify.paper_pipeline import train_model
+from rdlab.classify.pattern_store import open_patterns
+from rdlab.classify.training import evaluate
 
 #: TrainConfig overrides of each recipe (the others keep TrainConfig's defaults).
 RECIPES = {

@@ -127,7 +127,7 @@ def main() -> None:
         from rdlab.discover.examples import example
         from rdlab.discover.mechanism import Mechanism
         from rdlab.discover.workflow import trajectory_check
-        from rdlab.viz.discovery_plots import save_trajectory_comparison
+        from rdlab.viz.discover_figures import save_trajectory_comparison
 
         noisy = _pool([("hydrogen-oxidation", 1, a.budget, {"noise": lvl})
                        for lvl in (1e-3, 1e-4)], a.workers)
@@ -157,7 +157,7 @@ def main() -> None:
         from rdlab.discover.data import generate
         from rdlab.discover.examples import example
         from rdlab.discover.selection import sweep_reactions
-        from rdlab.viz.discovery_plots import save_reaction_sweep
+        from rdlab.viz.discover_figures import save_reaction_sweep
 
         t = time.perf_counter()
         sw = sweep_reactions(generate(example("stiff").mechanism, seed=1), (1, 2, 3, 4),

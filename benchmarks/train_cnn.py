@@ -7,11 +7,11 @@
 Measured, each as the best of ``--repeat`` timed calls after one warm-up call (the best, not
 the mean, estimates what the code does when it has the cores to itself):
 
-* forward+backward+Adam step of :class:`~rdlab.patterns.cnn.PatternCNN` (3 channels) on a
+* forward+backward+Adam step of :class:`~rdlab.classify.cnn.PatternCNN` (3 channels) on a
   batch of ``--batch`` random images, in four set-ups: memory layout contiguous (NCHW) or
   channels-last (NHWC), each with the oneDNN (mkldnn) convolutions on and off;
 * inference (``predict``-style, no grad) of 256 images in the same set-ups;
-* augmentation (:func:`~rdlab.patterns.augment.augment` with the default configuration) of a
+* augmentation (:func:`~rdlab.classify.augment.augment` with the default configuration) of a
   batch;
 * forward+backward of the fastest set-up at batches of 32 and 64 (more optimiser steps per
   epoch, at some cost in throughput);
@@ -34,8 +34,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from rdlab.patterns.augment import AugmentConfig, augment
-from rdlab.patterns.cnn import PatternCNN, PatternCNN3D
+from rdlab.classify.augment import AugmentConfig, augment
+from rdlab.classify.cnn import PatternCNN, PatternCNN3D
 
 
 def _best_time(fn, repeat: int) -> float:

@@ -14,10 +14,10 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from rdlab.patterns import catalogue
-from rdlab.patterns.generate import IN_PROCESS, generate
-from rdlab.patterns.pattern_runs import PatternRunSettings
-from rdlab.patterns.scan_layout import value_grid
+from rdlab.classify import catalogue
+from rdlab.classify.generate import IN_PROCESS, generate
+from rdlab.classify.pattern_runs import PatternRunSettings
+from rdlab.classify.scan_layout import value_grid
 
 SMALL = PatternRunSettings(size=48, n_steps=400, snapshot_steps=(200, 300, 400),
                            check_every=100)
@@ -80,7 +80,7 @@ def make_scan_store(path: Path, block: int = 2) -> Path:
 
 def make_model(folder: Path, train: Path, val: Path, epochs: int = 2) -> Path:
     """A tiny model folder trained on two small stores; returns its ``best.pt``."""
-    from rdlab.patterns.paper_pipeline import train_model
+    from rdlab.classify.paper_pipeline import train_model
 
     train_model(train, val, folder, {"epochs": epochs, "patience": None, "batch_size": 8},
                 progress=False)
@@ -101,7 +101,7 @@ if __name__ == "__main__":
 def build_small_world(root: Path, epochs: int = 2) -> dict[str, Path]:
     """Good stores, a trained model folder and a classification of the scan under ``root``:
     ``{"scan", "train", "val", "model", "cls"}``."""
-    from rdlab.patterns.classify import classify_scan
+    from rdlab.classify.label_scan import classify_scan
 
     scan = make_scan_store(root / "scan.zarr")
     train = make_dataset_store(root / "train.zarr", "train")

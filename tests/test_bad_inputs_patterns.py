@@ -24,7 +24,7 @@ from pattern_fixtures import (
     use_small_runs,
 )
 
-from rdlab.patterns import pattern_store
+from rdlab.classify import pattern_store
 
 CSV = ("data.csv", "k,f\n0.05,0.02\n")
 YAML = ("config.yaml", "steps: 10\n")
@@ -279,7 +279,7 @@ def test_refused(bad, built, tmp_path, monkeypatch):
 def test_unreachable_scheduler_fails_fast_and_leaves_no_store(tmp_path, monkeypatch):
     import time
 
-    from rdlab.patterns import generate
+    from rdlab.classify import generate
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(generate, "CONNECT_TIMEOUT_S", 2.0)

@@ -4,9 +4,9 @@ from collections import Counter
 
 import pytest
 
+from rdlab.classify import catalogue
+from rdlab.classify.catalogue import SETS, SampleSpec, classes, dataset_table, set_pass
 from rdlab.errors import ParameterError
-from rdlab.patterns import catalogue
-from rdlab.patterns.catalogue import SETS, SampleSpec, classes, dataset_table, set_pass
 
 PASS1_SYMBOLS = ["α", "β", "γ", "δ", "ε", "ζ", "η", "θ", "ι", "κ", "λ", "μ", "ν", "L", "H"]
 PASS1_KEYS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota",

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from rdlab.classify import pattern_store
+from rdlab.classify.evaluation import bundled_model_path
+from rdlab.classify.pattern_runs import PatternRunSettings, simulate_patterns
 from rdlab.cli import app
-from rdlab.patterns import pattern_store
-from rdlab.patterns.evaluation import bundled_model_path
-from rdlab.patterns.pattern_runs import PatternRunSettings, simulate_patterns
 
 runner = CliRunner()
 
@@ -66,8 +66,8 @@ def test_scan_then_classify_with_the_bundled_model(tmp_path):
 def test_early_stop_keeps_the_class():
     """L and H runs stopped early (float32 tolerances) differ from full runs by < 2e-4 and
     get the same class."""
-    from rdlab.patterns.cnn import load_model
-    from rdlab.patterns.training import predict
+    from rdlab.classify.cnn import load_model
+    from rdlab.classify.training import predict
 
     k, f, seeds = [0.055, 0.05], [0.035, 0.005], [11, 12]
     short, stopped = simulate_patterns(k, f, seeds, PatternRunSettings(dtype="float32"))
@@ -174,7 +174,7 @@ def test_a_classify_that_fails_half_way_leaves_no_result(small, tmp_path, monkey
 
 
 def test_an_evaluation_that_fails_half_way_leaves_no_result(small, tmp_path, monkeypatch):
-    import rdlab.viz.phase_map as phase_map
+    import rdlab.viz.classify_figures as phase_map
 
     calls = []
 
@@ -200,7 +200,7 @@ def test_an_interrupted_store_creation_leaves_nothing_that_blocks_a_rerun(tmp_pa
     is removed by the rerun."""
     from pattern_fixtures import make_scan_store
 
-    import rdlab.patterns.pattern_store as ps
+    import rdlab.classify.pattern_store as ps
 
     calls = []
     original = ps.xr.Dataset.to_zarr
@@ -227,9 +227,9 @@ def test_small_paper_runs_then_resumes_without_redoing_work(tmp_path, monkeypatc
     result file."""
     from pattern_fixtures import SMALL, small_table
 
-    from rdlab.patterns import catalogue
-    from rdlab.patterns.paper_pipeline import PaperSettings, run_paper
-    from rdlab.patterns.scan_layout import value_grid
+    from rdlab.classify import catalogue
+    from rdlab.classify.paper_pipeline import PaperSettings, run_paper
+    from rdlab.classify.scan_layout import value_grid
 
     monkeypatch.setattr(catalogue, "dataset_table", small_table)
     settings = PaperSettings(runs=SMALL, scheduler="in-process", block=4, progress=False,

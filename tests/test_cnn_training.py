@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from rdlab.errors import DataError, ParameterError
-from rdlab.patterns.augment import (
+from rdlab.classify.augment import (
     AugmentConfig,
     AugmentParams,
     affine_periodic,
@@ -18,7 +17,7 @@ from rdlab.patterns.augment import (
     augment,
     sample_params,
 )
-from rdlab.patterns.cnn import (
+from rdlab.classify.cnn import (
     PatternCNN,
     PatternCNN3D,
     build_model,
@@ -26,7 +25,8 @@ from rdlab.patterns.cnn import (
     load_model,
     save_model,
 )
-from rdlab.patterns.training import TrainConfig, evaluate, predict, saliency, train
+from rdlab.classify.training import TrainConfig, evaluate, predict, saliency, train
+from rdlab.errors import DataError, ParameterError
 
 # --------------------------------------------------------------------------- architecture
 
@@ -504,7 +504,7 @@ def test_a_non_finite_loss_stops_training_with_the_last_good_epoch_kept(tmp_path
                                                                       monkeypatch):
     """The loss turns NaN in epoch 2: training stops naming the batch's samples; best.pt
     and last.pt stay those of epoch 1 (finite), never NaN weights."""
-    import rdlab.patterns.training as training
+    import rdlab.classify.training as training
     from rdlab.errors import SimulationError
 
     x, y = _stripes_and_spots(8, 48, seed=12)

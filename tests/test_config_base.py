@@ -193,10 +193,10 @@ def test_describe_words():
 
 # ------------------------------------------------------------------ the adopted configs
 def _configs():
+    from rdlab.classify.augment import AugmentConfig
+    from rdlab.classify.training import TrainConfig
     from rdlab.discover.workflow import DiscoverSettings
-    from rdlab.patterns.augment import AugmentConfig
-    from rdlab.patterns.training import TrainConfig
-    from rdlab.simulation_spec import SimulationSpec
+    from rdlab.simulate_job.spec import SimulationSpec
 
     return [
         AugmentConfig(rotation=10.0, legacy_shift=True),

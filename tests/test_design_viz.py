@@ -9,7 +9,7 @@ from PIL import Image
 from rdlab.chemistry.dense import kitchen_sink_network
 from rdlab.chemistry.network import ReactionNetwork
 from rdlab.errors import ParameterError
-from rdlab.viz.band_plots import CONTROL_CONDITIONS, band_label, band_statistics, plot_bands
+from rdlab.viz.design_bands import CONTROL_CONDITIONS, band_label, band_statistics, plot_bands
 from rdlab.viz.montage import GAP_PX
 from rdlab.viz.reaction_graph import (
     edge_weights,

@@ -1,4 +1,4 @@
-"""Tests of rdlab.viz.explorer: the self-contained HTML phase-map explorer.
+"""Tests of rdlab.viz.classify_explorer: the self-contained HTML phase-map explorer.
 
 The browser test drives Debian's Chromium headless through Selenium; it is skipped where
 Chromium, ChromeDriver or the selenium package is missing.
@@ -20,7 +20,7 @@ from PIL import Image
 
 from rdlab import viz
 from rdlab.errors import ParameterError
-from rdlab.viz.explorer import PROB_DECIMALS
+from rdlab.viz.classify_explorer import PROB_DECIMALS
 
 CLASSES = [*"αβγδεζηθικλμν", "π", "L", "H"]
 THUMB = 32

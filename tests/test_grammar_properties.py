@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from rdlab.chemistry import ReactionNetwork
 from rdlab.cli import _extra_parameters, _parse_assignment, _parse_species_values
 from rdlab.errors import NetworkError, ParameterError
-from rdlab.simulation_spec import SimulationSpec, parse_values
+from rdlab.simulate_job.spec import SimulationSpec, parse_values
 
 REFUSED = (NetworkError, ParameterError)
 FAST = settings(max_examples=300, deadline=None,

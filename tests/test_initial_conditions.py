@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from rdlab.errors import ParameterError
-from rdlab.patterns.initial_conditions import (
+from rdlab.classify.initial_conditions import (
     _place_squares,
     gray_scott_initial_batch,
     gray_scott_initial_state,
 )
+from rdlab.errors import ParameterError
 
 
 def _legacy_replay(seed: int) -> dict:

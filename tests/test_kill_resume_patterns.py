@@ -26,8 +26,8 @@ import torch
 from pattern_fixtures import make_dataset_store, use_small_runs
 from typer.testing import CliRunner
 
+from rdlab.classify import pattern_store
 from rdlab.cli import app
-from rdlab.patterns import pattern_store
 
 TESTS = Path(__file__).resolve().parent
 #: Steps per run in these tests: long enough (≈ 0.1 s a block) for kills to land mid-run.

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
+from rdlab.classify.paper_pipeline import PaperSettings
+from rdlab.classify.pattern_runs import STACK_STEPS, PatternRunSettings
 from rdlab.errors import ParameterError
-from rdlab.patterns.paper_pipeline import PaperSettings
-from rdlab.patterns.pattern_runs import STACK_STEPS, PatternRunSettings
 
 #: ``json.dumps(PatternRunSettings().to_dict())`` as stores written before the config base
 #: hold it in their ``settings`` attribute (compared as text when a run resumes).

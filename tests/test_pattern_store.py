@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from rdlab.classify import pattern_store
+from rdlab.classify.generate import IN_PROCESS, generate
+from rdlab.classify.pattern_runs import PatternRunSettings
 from rdlab.errors import DataError, ParameterError
-from rdlab.patterns import pattern_store
-from rdlab.patterns.generate import IN_PROCESS, generate
-from rdlab.patterns.pattern_runs import PatternRunSettings
 
 SMALL = PatternRunSettings(size=48, n_steps=3000, snapshot_steps=(2000, 2500, 3000),
                            check_every=500)

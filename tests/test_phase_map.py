@@ -1,4 +1,5 @@
-"""Tests of rdlab.viz.phase_map: phase map, confusion matrix, training curves, class montage."""
+"""Tests of rdlab.viz.classify_figures: phase map, confusion matrix, training curves,
+class montage."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ from PIL import Image
 
 from rdlab import viz
 from rdlab.errors import ParameterError
-from rdlab.viz.layout import save_figure
-from rdlab.viz.phase_map import (
+from rdlab.viz.classify_figures import (
     HIGH_COLOR,
     LOW_COLOR,
     PALETTE,
     cell_size,
     rgb_channels,
 )
+from rdlab.viz.layout import save_figure
 
 #: The paper's classes (Fig. 6): α … ν, the new class π, homogeneous low / high.
 CLASSES = [*"αβγδεζηθικλμν", "π", "L", "H"]

@@ -26,7 +26,7 @@ from rdlab.discover.examples import EXAMPLES, ExampleEntry, example, register_ex
 from rdlab.discover.mechanism import Mechanism
 from rdlab.errors import NetworkError, ParameterError
 from rdlab.simulate import simulate
-from rdlab.simulation_spec import SimulationSpec
+from rdlab.simulate_job.spec import SimulationSpec
 
 
 def _option_help(command: str, option: str) -> str:

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from rdlab.classify.scan_layout import REFERENCE_BLOCKS, grid_scan, reference_scan
 from rdlab.errors import ParameterError
-from rdlab.patterns.scan_layout import REFERENCE_BLOCKS, grid_scan, reference_scan
 
 
 def test_reference_scan_counts():

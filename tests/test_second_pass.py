@@ -3,8 +3,8 @@
 import numpy as np
 import xarray as xr
 
-from rdlab.patterns.classify import changed_cells
-from rdlab.patterns.paper_pipeline import _second_pass_summary
+from rdlab.classify.label_scan import changed_cells
+from rdlab.classify.paper_pipeline import _second_pass_summary
 
 
 def _classification(path, classes, predicted, k, f):

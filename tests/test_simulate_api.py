@@ -11,8 +11,8 @@ from rdlab.chemistry import ReactionNetwork, gray_scott_network
 from rdlab.errors import ParameterError, SimulationError
 from rdlab.simulate import simulate
 from rdlab.simulate.result import CONCENTRATION
-from rdlab.simulate_run import run_simulation
-from rdlab.simulation_spec import SimulationSpec
+from rdlab.simulate_job.run import run_simulation
+from rdlab.simulate_job.spec import SimulationSpec
 from rdlab.system import FlowNoise, Grid, System
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from rdlab.errors import ParameterError
-from rdlab.simulation_spec import SimulationSpec, parse_grid, parse_values
+from rdlab.simulate_job.spec import SimulationSpec, parse_grid, parse_values
 
 
 def test_parse_values():

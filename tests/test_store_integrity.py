@@ -20,11 +20,11 @@ from pattern_fixtures import (
 )
 from typer.testing import CliRunner
 
+from rdlab.classify import pattern_store
+from rdlab.classify.label_scan import changed_cells, read_classification
+from rdlab.classify.paper_pipeline import train_model
 from rdlab.cli import app
 from rdlab.errors import DataError
-from rdlab.patterns import pattern_store
-from rdlab.patterns.classify import changed_cells, read_classification
-from rdlab.patterns.paper_pipeline import train_model
 
 runner = CliRunner()
 

@@ -139,7 +139,7 @@ def test_no_reaction_runs_silently_at_rate_zero():
     without a rate must be given one."""
     from rdlab.chemistry import ReactionNetwork
     from rdlab.errors import NetworkError
-    from rdlab.simulation_spec import SimulationSpec
+    from rdlab.simulate_job.spec import SimulationSpec
 
     with pytest.raises(NetworkError, match=r"'k2' .* index name of reaction 2"):
         SimulationSpec(network=["A -> B : k2", "B -> C : 1", "C -> A"], grid="8",

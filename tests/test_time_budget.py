@@ -53,7 +53,7 @@ def test_the_old_options_still_give_seconds_and_not_with_the_new_one():
 
 
 def test_train_config_reads_the_old_time_limit_s():
-    from rdlab.patterns.training import TrainConfig
+    from rdlab.classify.training import TrainConfig
 
     assert TrainConfig.from_dict({"time_limit_s": 30}).time_budget_s == 30.0
     assert TrainConfig().replace(time_limit_s=12.5).time_budget_s == 12.5
@@ -67,7 +67,7 @@ def test_train_config_reads_the_old_time_limit_s():
 def test_a_training_state_of_the_old_name_resumes_with_another_budget(tmp_path):
     """The budget may change between runs; a state written with the old key is no
     'different setting'."""
-    from rdlab.patterns.training import _STATE_FORMAT, TrainConfig, _check_resume
+    from rdlab.classify.training import _STATE_FORMAT, TrainConfig, _check_resume
 
     config = TrainConfig(time_budget_s=60.0)
     old = {k: v for k, v in config.to_dict().items() if k != "time_budget_s"}

@@ -4,7 +4,7 @@ The common names are here, imported on first use: ``rdlab.ReactionNetwork``,
 ``rdlab.System``, ``rdlab.Grid``, ``rdlab.simulate(system, x0, dt=..., n_steps=...)`` (the
 one front door; ``rdlab.simulate`` is also the package of engines and trackers),
 ``rdlab.ReactionDiscovery`` and ``rdlab.DesignConfig``. Each job's own names are in its
-package: :mod:`rdlab.patterns`, :mod:`rdlab.design`, :mod:`rdlab.discover`.
+package: :mod:`rdlab.classify`, :mod:`rdlab.design`, :mod:`rdlab.discover`.
 """
 
 from rdlab.lazy_exports import lazy_exports

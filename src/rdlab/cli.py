@@ -180,8 +180,8 @@ def simulate(
 
     Everything is checked before the simulation starts; the run folder changes only when
     the run succeeds (a failed run leaves the previous one as it was)."""
-    from rdlab.simulate_run import run_simulation
-    from rdlab.simulation_spec import SimulationSpec
+    from rdlab.simulate_job.run import run_simulation
+    from rdlab.simulate_job.spec import SimulationSpec
 
     try:
         if config is not None:

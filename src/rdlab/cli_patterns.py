@@ -33,7 +33,7 @@ def _report_store(path: Path, stats: dict, noun: str) -> None:
 
 
 def _settings(mode: str, stack3d: bool, dtype: str, early_stop: bool):
-    from rdlab.patterns.pattern_runs import IMAGE_STEPS, STACK_STEPS, PatternRunSettings
+    from rdlab.classify.pattern_runs import IMAGE_STEPS, STACK_STEPS, PatternRunSettings
 
     return PatternRunSettings(snapshot_steps=STACK_STEPS if stack3d else IMAGE_STEPS,
                               dtype=dtype, initial_mode=mode, early_stop=early_stop)
@@ -55,8 +55,8 @@ def dataset(
     block: Annotated[int, typer.Option(help="Samples per task.")] = 8,
 ) -> None:
     """Simulate a labelled Gray–Scott dataset of the paper (resumable: rerun to finish)."""
-    from rdlab.patterns.catalogue import dataset_table
-    from rdlab.patterns.paper_pipeline import PaperSettings, make_dataset
+    from rdlab.classify.catalogue import dataset_table
+    from rdlab.classify.paper_pipeline import PaperSettings, make_dataset
 
     try:
         dataset_table(name)
@@ -87,10 +87,10 @@ def scan(
     """Simulate a (k, f) scan into one zarr store (resumable: rerun to finish)."""
     import numpy as np
 
+    from rdlab.classify.paper_pipeline import PaperSettings, make_scan
+    from rdlab.classify.scan_layout import value_grid
     from rdlab.errors import ParameterError
-    from rdlab.patterns.paper_pipeline import PaperSettings, make_scan
-    from rdlab.patterns.scan_layout import value_grid
-    from rdlab.simulation_spec import parse_values
+    from rdlab.simulate_job.spec import parse_values
 
     try:
         if (k is None) != (f is None):
@@ -137,14 +137,14 @@ def train(
 ) -> None:
     """Train the pattern CNN (resumable: rerun the same command to continue)."""
     from rdlab.checks import time_budget_option
-    from rdlab.patterns.paper_pipeline import train_model
+    from rdlab.classify.paper_pipeline import train_model
 
     overrides: dict = {k: v for k, v in (("epochs", epochs), ("patience", patience),
                                          ("seed", seed)) if v is not None}
     overrides["architecture"] = architecture
     overrides["device"] = device
     if legacy_shift:
-        from rdlab.patterns.augment import AugmentConfig
+        from rdlab.classify.augment import AugmentConfig
 
         overrides["augment"] = AugmentConfig(legacy_shift=True).to_dict()
     try:
@@ -168,8 +168,8 @@ def evaluate(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/evaluation"),
 ) -> None:
     """Accuracy curves and confusion matrices (PNG + JSON) of a model on datasets."""
+    from rdlab.classify.evaluation import evaluate_datasets
     from rdlab.errors import ParameterError
-    from rdlab.patterns.evaluation import evaluate_datasets
 
     try:
         names = [p.stem for p in data]
@@ -191,7 +191,7 @@ def saliency(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/saliency"),
 ) -> None:
     """Gradient saliency map of each class (the reference's recipe)."""
-    from rdlab.patterns.evaluation import saliency_figures
+    from rdlab.classify.evaluation import saliency_figures
 
     try:
         paths = saliency_figures(model, data, out)
@@ -209,8 +209,8 @@ def classify(
                                                  "same scan: report changed cells.")] = None,
 ) -> None:
     """Label every scan point with class probabilities; phase map, montages, HTML explorer."""
-    from rdlab.patterns.classify import classify_scan
-    from rdlab.patterns.evaluation import resolve_model_path
+    from rdlab.classify.evaluation import resolve_model_path
+    from rdlab.classify.label_scan import classify_scan
 
     try:
         metrics = classify_scan(scan_data, resolve_model_path(model), out, compare=compare)
@@ -234,7 +234,7 @@ def paper(
     workers: Workers = None,
 ) -> None:
     """The whole paper: datasets, training, evaluation, scan, classification (resumable)."""
-    from rdlab.patterns.paper_pipeline import PaperSettings, run_paper
+    from rdlab.classify.paper_pipeline import PaperSettings, run_paper
 
     try:
         summary = run_paper(out, PaperSettings(runs=_settings(mode, False, dtype, True),

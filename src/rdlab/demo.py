@@ -106,11 +106,11 @@ def dense_network_run(folder: RunFolder, n_steps: int, seed: int = 0) -> dict:
 def classify_section(folder: RunFolder, quick: bool) -> dict:
     """Simulate a small (k, f) scan (t = 15 000, float32, in this process) and classify it
     with the bundled CNN into ``folder/classify``."""
-    from rdlab.patterns.classify import classify_scan
-    from rdlab.patterns.evaluation import bundled_model_path
-    from rdlab.patterns.paper_pipeline import PaperSettings, make_scan
-    from rdlab.patterns.pattern_runs import PatternRunSettings
-    from rdlab.patterns.scan_layout import grid_scan
+    from rdlab.classify.evaluation import bundled_model_path
+    from rdlab.classify.label_scan import classify_scan
+    from rdlab.classify.paper_pipeline import PaperSettings, make_scan
+    from rdlab.classify.pattern_runs import PatternRunSettings
+    from rdlab.classify.scan_layout import grid_scan
 
     n_k, n_f = (4, 3) if quick else (20, 16)
     points = grid_scan((0.03, 0.07, n_k), (0.005, 0.08, n_f))

@@ -1,7 +1,7 @@
 """One config vocabulary: dataclass configs read from and written to dicts and YAML.
 
-Every rdlab config (:class:`~rdlab.simulation_spec.SimulationSpec`,
-:class:`~rdlab.patterns.training.TrainConfig`, :class:`~rdlab.patterns.augment.AugmentConfig`,
+Every rdlab config (:class:`~rdlab.simulate_job.spec.SimulationSpec`,
+:class:`~rdlab.classify.training.TrainConfig`, :class:`~rdlab.classify.augment.AugmentConfig`,
 :class:`~rdlab.design.config.DesignConfig`, :class:`~rdlab.discover.workflow.DiscoverSettings`)
 is a ``@dataclass`` that also derives from :class:`Settings`. The field annotations are the
 schema; a small walker over them (no pydantic) gives every config the same behaviour:

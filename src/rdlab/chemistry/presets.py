@@ -3,7 +3,7 @@
 Every preset is one :class:`Preset` entry in :data:`PRESETS`: how its network is built,
 whether it is a family taking a number of species, the run defaults of ``rdlab simulate``
 (:class:`RunDefaults`: parameters, time step, steps, grid, initial state) and a one-line
-description. :func:`preset_network`, :class:`~rdlab.simulation_spec.SimulationSpec`, the
+description. :func:`preset_network`, :class:`~rdlab.simulate_job.spec.SimulationSpec`, the
 ``--preset``/``--n-species`` help and the unknown-preset error all read it, so adding a
 preset is one entry here (or :func:`register_preset` at run time).
 

@@ -39,7 +39,7 @@ from rdlab.design.objectives import Dissipation, Replication
 from rdlab.design.optimise import DesignModel, load_model, read_history, simulate_design
 from rdlab.design.run_files import METRICS, MODEL, staged_report, tidy
 from rdlab.errors import ParameterError
-from rdlab.viz.band_plots import plot_bands
+from rdlab.viz.design_bands import plot_bands
 from rdlab.viz.reaction_graph import plot_reaction_graph
 from rdlab.viz.time_lapse import time_lapse_panel
 

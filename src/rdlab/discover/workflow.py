@@ -217,7 +217,7 @@ def discover_into(folder: RunFolder, data: ReactionData, ex: Example | None,
     source = report["source"]
     t0 = time.perf_counter()
     if settings.sweep:
-        from rdlab.viz.discovery_plots import save_reaction_sweep
+        from rdlab.viz.discover_figures import save_reaction_sweep
 
         sw = sweep_reactions(data, settings.sweep, **params)
         est = sw.best
@@ -291,7 +291,7 @@ def _exports(mech: Mechanism, folder: RunFolder, report: dict,
 def _trajectory_figure(mech: Mechanism, ex: Example | None, data: ReactionData,
                        folder: RunFolder, report: dict) -> dict[str, str]:
     """trajectories.png and ``report["trajectory_error"]``; ``{name: why not}`` if not."""
-    from rdlab.viz.discovery_plots import save_trajectory_comparison
+    from rdlab.viz.discover_figures import save_trajectory_comparison
 
     try:
         check = trajectory_check(mech, ex.mechanism if ex else None, data)

@@ -18,19 +18,8 @@ from ``ReactionNetwork.species``. Everything renders off-screen (Agg / Pillow).
   pattern, k, f and class probabilities).
 """
 
-from rdlab.viz.colorize import Colorized, colorize
-from rdlab.viz.explorer import write_explorer
-from rdlab.viz.frames import (
-    FFmpegNotFoundError,
-    ffmpeg_available,
-    render_frame,
-    render_movie_frames,
-    save_movie,
-    save_png,
-)
-from rdlab.viz.montage import save_montage, save_sweep_montage
-from rdlab.viz.pca_rgb import PCAResult, apply_pca_rgb, fit_pca_rgb, pca_rgb
-from rdlab.viz.phase_map import (
+from rdlab.viz.classify_explorer import write_explorer
+from rdlab.viz.classify_figures import (
     class_colors,
     confusion_matrix_figure,
     history_figure,
@@ -41,6 +30,17 @@ from rdlab.viz.phase_map import (
     save_history,
     save_phase_map,
 )
+from rdlab.viz.colorize import Colorized, colorize
+from rdlab.viz.frames import (
+    FFmpegNotFoundError,
+    ffmpeg_available,
+    render_frame,
+    render_movie_frames,
+    save_movie,
+    save_png,
+)
+from rdlab.viz.montage import save_montage, save_sweep_montage
+from rdlab.viz.pca_rgb import PCAResult, apply_pca_rgb, fit_pca_rgb, pca_rgb
 from rdlab.viz.report import HtmlReport
 from rdlab.viz.scaling import apply_colormap, contrast_sigmoid, to_uint8, upscale_nearest
 from rdlab.viz.time_series import save_time_series

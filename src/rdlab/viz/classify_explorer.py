@@ -2,10 +2,11 @@
 
 :func:`write_explorer` writes one HTML file — no other files, no network, no library — that
 shows the (k, f) phase map as an inline SVG (one ``<rect>`` per point, coloured as in
-:func:`rdlab.viz.phase_map.class_colors`, legend of the class symbols) and a side panel. Hovering
-over a cell shows that point's pattern (a small PNG embedded as a data URI), its ``k`` and
-``f`` at full precision and its most probable classes; a click pins the point (the panel then
-returns to it when the pointer leaves the map; a second click unpins).
+:func:`rdlab.viz.classify_figures.class_colors`, legend of the class symbols) and a side
+panel. Hovering over a cell shows that point's pattern (a small PNG embedded as a data
+URI), its ``k`` and ``f`` at full precision and its most probable classes; a click pins
+the point (the panel then returns to it when the pointer leaves the map; a second click
+unpins).
 
 All per-point data live in one JSON object inside ``<script type="application/json"
 id="scan-data">``: ``classes``, ``colors`` (``#rrggbb``), ``k``, ``f``, ``label`` (−1:
@@ -29,18 +30,18 @@ import numpy as np
 from PIL import Image
 
 from rdlab.errors import ParameterError
-from rdlab.viz.class_map_inputs import (
+from rdlab.viz.classify_figures import (
+    UNCLASSIFIED_NAME,
+    cell_size,
+    class_colors,
+    pattern_rgb,
+)
+from rdlab.viz.classify_map_inputs import (
     check_classes,
     check_coords,
     check_labels,
     check_positive_ints,
     check_probabilities,
-)
-from rdlab.viz.phase_map import (
-    UNCLASSIFIED_NAME,
-    cell_size,
-    class_colors,
-    pattern_rgb,
 )
 
 #: Decimals kept of each class probability in the embedded data.
@@ -302,7 +303,7 @@ def write_explorer(
         k, f: ``(n,)`` Gray–Scott parameters of each point (x and y of the map).
         labels: ``(n,)`` predicted class index into ``classes``; −1 = unclassified (hatched).
         classes: class symbols (e.g. ``["α", …, "ν", "L", "H"]``), coloured with
-            :func:`~rdlab.viz.phase_map.class_colors`.
+            :func:`~rdlab.viz.classify_figures.class_colors`.
         probabilities: ``(n, len(classes))`` class probabilities, rows summing to 1 (±1e-3).
         images: ``(n, C, y, x)`` U at ``C`` snapshot times (first, middle and last shown as
             R, G, B; the paper's three snapshots) or ``(n, y, x)``; the fixed display range

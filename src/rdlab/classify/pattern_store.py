@@ -10,7 +10,7 @@ Layout (xarray, zarr format 2, one chunk per block of samples):
 * coordinates ``k``, ``f`` (float64), ``seed``, ``label`` (int64, −1 = unknown) on ``sample``,
   ``time`` and ``step`` on ``channel``;
 * attributes: ``kind``, ``name``, ``classes`` (JSON list of class symbols), ``settings``
-  (JSON of :class:`~rdlab.patterns.pattern_runs.PatternRunSettings`), ``rdlab_version``.
+  (JSON of :class:`~rdlab.classify.pattern_runs.PatternRunSettings`), ``rdlab_version``.
 
 Rerunning with the same table and settings continues where it stopped; a store holding a
 different table or settings is refused. What a rerun or a reader trusts is verified
@@ -34,8 +34,8 @@ import xarray as xr
 import rdlab
 from rdlab import store_check
 from rdlab.atomic import atomic_folder
+from rdlab.classify.pattern_runs import PatternRunSettings
 from rdlab.errors import DataError, ParameterError
-from rdlab.patterns.pattern_runs import PatternRunSettings
 
 
 def _template(k, f, seed, label, settings: PatternRunSettings, classes: list[str],

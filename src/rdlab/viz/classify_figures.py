@@ -6,7 +6,7 @@ index ``labels[i]`` into ``classes`` (−1: unclassified) and optionally a row o
 probabilities. Class symbols are short strings such as the Greek letters ``"α"`` … ``"ν"``
 plus ``"L"`` and ``"H"`` for the homogeneous low / high states; every figure colours a class
 with :func:`class_colors`, so the same class has the same colour in every picture (and in
-the HTML explorer of :mod:`rdlab.viz.explorer`).
+the HTML explorer of :mod:`rdlab.viz.classify_explorer`).
 
 Figures are built with :class:`matplotlib.figure.Figure` (no pyplot) and written with
 :func:`rdlab.viz.layout.save_figure`.
@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from rdlab.errors import ParameterError
-from rdlab.viz.class_map_inputs import (
+from rdlab.viz.classify_map_inputs import (
     check_classes,
     check_coords,
     check_labels,
@@ -57,7 +57,7 @@ UNCLASSIFIED_NAME = "unclassified"
 
 
 # --------------------------------------------------------------------------------------------
-# Colours and input checks (shared with rdlab.viz.explorer)
+# Colours and input checks (shared with rdlab.viz.classify_explorer)
 # --------------------------------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ Files written to ``out_dir`` by :func:`train`:
   val_accuracy, lr, seconds}`` (``loss``/``accuracy`` are averages over the epoch's augmented
   training batches with dropout active; ``lr`` is the rate used during the epoch), rewritten
   after every epoch;
-* ``best.pt`` — :func:`~rdlab.patterns.cnn.save_model` file of the best validated model;
+* ``best.pt`` — :func:`~rdlab.classify.cnn.save_model` file of the best validated model;
 * ``last.pt`` — the full training state after the last finished epoch (model, optimizer,
   scheduler, random-generator states, history, early-stopping counters, configuration).
 
@@ -54,10 +54,10 @@ from torch import nn
 
 from rdlab.atomic import atomic_torch_save, atomic_write_text
 from rdlab.checks import torch_device
+from rdlab.classify.augment import AugmentConfig, augment
+from rdlab.classify.cnn import build_model, load_model, save_model
 from rdlab.errors import DataError, OutputError, ParameterError, RdlabError, SimulationError
 from rdlab.output_lock import hold
-from rdlab.patterns.augment import AugmentConfig, augment
-from rdlab.patterns.cnn import build_model, load_model, save_model
 from rdlab.settings import Settings
 
 _STATE_FORMAT = "rdlab-train-state"
@@ -82,15 +82,15 @@ class TrainConfig(Settings):
     batch_size: samples per optimisation step (the last batch of an epoch may be smaller).
     lr: Adam learning rate (β = 0.9/0.999, ε = ``adam_eps``, Keras's defaults).
     adam_eps: Adam's ε (Keras: 1e-7; PyTorch's default would be 1e-8).
-    augment: the augmentation (:class:`~rdlab.patterns.augment.AugmentConfig`).
+    augment: the augmentation (:class:`~rdlab.classify.augment.AugmentConfig`).
     patience: stop when the monitored validation score has not improved for this many
         epochs; ``None`` never stops early.
     monitor: ``"val_accuracy"`` (ties broken by the lower val loss) or ``"val_loss"``;
         decides ``best.pt`` and early stopping.
     seed: seeds the initial weights, shuffling, augmentation and dropout.
     threads: ``torch.set_num_threads`` during training (restored afterwards).
-    architecture: ``"2d"`` (:class:`~rdlab.patterns.cnn.PatternCNN`) or ``"3d"``
-        (:class:`~rdlab.patterns.cnn.PatternCNN3D`).
+    architecture: ``"2d"`` (:class:`~rdlab.classify.cnn.PatternCNN`) or ``"3d"``
+        (:class:`~rdlab.classify.cnn.PatternCNN3D`).
     dropout: dropout rate; ``None`` keeps the reference's (0.15 2-D, 0.10 3-D).
     schedule: learning-rate schedule, stepped once per epoch: ``"none"`` (constant, the
         reference), ``"cosine"`` (cosine annealing from ``lr`` to ``lr·min_lr_ratio`` over

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from rdlab.atomic import atomic_write_text
+from rdlab.classify import catalogue, pattern_store
+from rdlab.classify.pattern_runs import PatternRunSettings
 from rdlab.errors import DataError, OutputError, ParameterError
 from rdlab.output_lock import hold
-from rdlab.patterns import catalogue, pattern_store
-from rdlab.patterns.pattern_runs import PatternRunSettings
 from rdlab.run_folder import check_apart
 from rdlab.settings import Settings
 
@@ -37,7 +37,7 @@ class PaperSettings(Settings):
     """How the workflow runs (defaults: the paper's simulations, float64, early stopping).
     A config of the common base (:class:`rdlab.settings.Settings`): ``runs`` is a section
     (a :class:`PatternRunSettings` or its mapping), ``train`` holds
-    :class:`~rdlab.patterns.training.TrainConfig` overrides."""
+    :class:`~rdlab.classify.training.TrainConfig` overrides."""
 
     runs: PatternRunSettings = field(default_factory=PatternRunSettings)
     scheduler: str | None = None
@@ -49,7 +49,7 @@ class PaperSettings(Settings):
     _what = "paper settings"
 
     def __post_init__(self) -> None:
-        from rdlab.patterns.generate import check_run_options
+        from rdlab.classify.generate import check_run_options
 
         self.check_types()  # runs a PatternRunSettings (or its mapping), train a mapping, ...
         check_run_options(self.block, self.scheduler, self.workers)
@@ -57,7 +57,7 @@ class PaperSettings(Settings):
 
 def make_dataset(name: str, path: Path, settings: PaperSettings) -> dict:
     """Simulate (or finish) the catalogue dataset ``name`` into ``path``."""
-    from rdlab.patterns.generate import generate
+    from rdlab.classify.generate import generate
 
     table = catalogue.dataset_table(name)
     known = catalogue.classes(catalogue.set_pass(name))
@@ -71,8 +71,8 @@ def make_dataset(name: str, path: Path, settings: PaperSettings) -> dict:
 
 def make_scan(path: Path, settings: PaperSettings, points=None) -> dict:
     """Simulate (or finish) a scan (default: the reference's 5481 points) into ``path``."""
-    from rdlab.patterns.generate import generate
-    from rdlab.patterns.scan_layout import reference_scan
+    from rdlab.classify.generate import generate
+    from rdlab.classify.scan_layout import reference_scan
 
     points = points or reference_scan()
     return generate(path, points.k, points.f, points.seed, np.full(len(points), -1),
@@ -96,8 +96,8 @@ def train_model(train_path: Path, val_path: Path, out: Path, overrides: dict,
 
     Both stores are verified before anything is written (a damaged or incomplete store, a
     scan without labels, or two stores with different class lists are refused)."""
-    from rdlab.patterns.cnn import MIN_FRAMES_3D
-    from rdlab.patterns.training import TrainConfig, train
+    from rdlab.classify.cnn import MIN_FRAMES_3D
+    from rdlab.classify.training import TrainConfig, train
 
     config = TrainConfig().replace(**overrides)  # old keys (time_limit_s) read as today's
     if Path(train_path).resolve() == Path(val_path).resolve():
@@ -151,7 +151,7 @@ def run_paper(out: str | Path, settings: PaperSettings | None = None,
     """Run (or finish) the workflow into ``out``; returns the summary also written to
     ``out/summary.json``. Settings are checked before any work starts; ``out`` is locked
     for the run."""
-    from rdlab.patterns.training import TrainConfig
+    from rdlab.classify.training import TrainConfig
 
     settings = settings or PaperSettings()
     TrainConfig().replace(**settings.train)
@@ -193,8 +193,8 @@ _PAPER_NAMES = ("data", "model", "evaluation", "scan.zarr", "classification", "m
 
 
 def _run_paper(out: Path, settings: PaperSettings, second_pass: bool, scan_points) -> dict:
-    from rdlab.patterns.classify import changed_cells, classify_scan
-    from rdlab.patterns.evaluation import evaluate_datasets
+    from rdlab.classify.evaluation import evaluate_datasets
+    from rdlab.classify.label_scan import changed_cells, classify_scan
 
     data = out / "data"
     timer = _Timer(out / ("timings_pass2.json" if second_pass else "timings.json"))

@@ -17,8 +17,8 @@ import numpy as np
 import xarray as xr
 
 from rdlab import store_check
+from rdlab.classify import pattern_store
 from rdlab.errors import DataError, ParameterError
-from rdlab.patterns import pattern_store
 from rdlab.run_folder import check_run_folder, staged_run_folder
 
 #: Samples per prediction batch (bounded memory however large the scan).
@@ -30,7 +30,7 @@ def predict_store(model, ds: xr.Dataset, progress: bool = True) -> np.ndarray:
     batches of :data:`PREDICT_BATCH`."""
     from tqdm.auto import tqdm
 
-    from rdlab.patterns.training import predict
+    from rdlab.classify.training import predict
 
     n = ds.sizes["sample"]
     parts = []
@@ -95,7 +95,7 @@ def classify_scan(scan_path: str | Path, model_path: str | Path, out: str | Path
     also report the cells that changed class. Returns the metrics (with ``"compare"``, the
     changed-cells report, when compared)."""
     from rdlab import viz
-    from rdlab.patterns.cnn import load_model
+    from rdlab.classify.cnn import load_model
 
     ds = pattern_store.open_patterns(scan_path)  # verified: complete, readable, finite
     model, classes, _ = load_model(model_path)

@@ -12,7 +12,7 @@ from rdlab.errors import ParameterError
 from rdlab.run_folder import RunFolder, check_run_folder, staged_run_folder
 from rdlab.simulate import simulate
 from rdlab.simulate.result import CONCENTRATION
-from rdlab.simulation_spec import SimulationSpec
+from rdlab.simulate_job.spec import SimulationSpec
 from rdlab.viz import frames
 from rdlab.viz.frames import FFmpegNotFoundError
 

@@ -25,8 +25,8 @@ from typing import Literal
 import numpy as np
 
 from rdlab.chemistry import gray_scott_network
+from rdlab.classify.initial_conditions import MODES, gray_scott_initial_batch
 from rdlab.errors import ParameterError
-from rdlab.patterns.initial_conditions import MODES, gray_scott_initial_batch
 from rdlab.settings import Settings
 from rdlab.simulate import simulate
 from rdlab.simulate.result import CONCENTRATION

@@ -1,9 +1,9 @@
 """Simulate a table of (k, f, seed) points into a pattern store, on a dask cluster.
 
-Each task simulates one block of points (:func:`~rdlab.patterns.pattern_runs.simulate_patterns`
+Each task simulates one block of points (:func:`~rdlab.classify.pattern_runs.simulate_patterns`
 with one numba thread, so a worker process per core keeps every core busy) and returns its
 frames; the client writes each block into the zarr store as it arrives
-(:func:`~rdlab.patterns.pattern_store.write_block`). Workers therefore need no shared file
+(:func:`~rdlab.classify.pattern_store.write_block`). Workers therefore need no shared file
 system. Interrupt at any time: the blocks written are kept and the same command finishes
 the rest; per-sample seeds make the result independent of how the work was split.
 """
@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from rdlab import store_check
+from rdlab.classify import pattern_store
+from rdlab.classify.pattern_runs import PatternRunSettings, pattern_system, simulate_patterns
 from rdlab.errors import ParameterError, SimulationError
 from rdlab.output_lock import hold
-from rdlab.patterns import pattern_store
-from rdlab.patterns.pattern_runs import PatternRunSettings, pattern_system, simulate_patterns
 
 #: ``scheduler`` value that runs the blocks in this process (no cluster; numba uses all cores).
 IN_PROCESS = "in-process"

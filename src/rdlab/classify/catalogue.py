@@ -73,7 +73,7 @@ class SampleSpec:
 @cache
 def _data() -> dict[str, Any]:
     """The parsed YAML file (read once)."""
-    text = resources.files("rdlab.patterns").joinpath("data", _DATA_FILE).read_text("utf-8")
+    text = resources.files("rdlab.classify").joinpath("data", _DATA_FILE).read_text("utf-8")
     data = yaml.safe_load(text)
     if not isinstance(data, dict) or "classes" not in data or "sets" not in data:
         raise ParameterError(f"{_DATA_FILE}: expected top-level keys 'classes' and 'sets'")

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from rdlab.atomic import atomic_write, atomic_write_text
+from rdlab.classify import pattern_store
 from rdlab.errors import DataError, ParameterError
-from rdlab.patterns import pattern_store
 from rdlab.run_folder import check_run_folder, staged_run_folder
 
 #: Within-class index of the sample whose saliency is drawn (the reference: ``class·50 + 25``).
@@ -30,7 +30,7 @@ def bundled_model_path() -> Path:
     """Path of the CNN shipped in the package data."""
     from importlib.resources import files
 
-    return Path(str(files("rdlab.patterns") / "data" / BUNDLED_MODEL))
+    return Path(str(files("rdlab.classify") / "data" / BUNDLED_MODEL))
 
 
 def resolve_model_path(path: str | Path) -> Path:
@@ -96,9 +96,9 @@ def evaluate_datasets(model_path: str | Path, datasets: dict[str, str | Path],
     holds ``history.json``) and ``evaluation.json``. The model and every dataset are
     verified before anything is written.
     """
-    from rdlab.patterns.cnn import load_model
-    from rdlab.patterns.training import evaluate
-    from rdlab.viz.phase_map import save_confusion_matrix, save_history
+    from rdlab.classify.cnn import load_model
+    from rdlab.classify.training import evaluate
+    from rdlab.viz.classify_figures import save_confusion_matrix, save_history
 
     model_path = resolve_model_path(model_path)
     model, classes, _ = load_model(model_path)
@@ -130,9 +130,9 @@ def saliency_figures(model_path: str | Path, data_path: str | Path, out: str | P
     ``index_in_class`` within the class, as in the reference), drawn over the last frame.
     Writes the run folder ``out`` (whole or not at all): ``saliency.png`` (all classes) and
     ``saliency.npz`` (the maps). Returns the final path of ``saliency.png``."""
-    from rdlab.patterns.cnn import load_model
-    from rdlab.patterns.training import saliency
-    from rdlab.viz.saliency import save_saliency_grid
+    from rdlab.classify.cnn import load_model
+    from rdlab.classify.training import saliency
+    from rdlab.viz.classify_saliency import save_saliency_grid
 
     model, classes, _ = load_model(resolve_model_path(model_path))
     ds, y = _labelled(data_path, classes)
