@@ -62,7 +62,8 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     store); when the block succeeds it replaces ``path`` (an older folder there is removed
     first), when it fails it is removed. Stale temporaries of a killed writer are the
     caller's to tidy (it holds the output's lock): their names match
-    ``.<name>.*.partial``."""
+    ``.<name>.*.partial``.
+    """
     path = Path(path)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial"))
     try:

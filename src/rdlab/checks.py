@@ -1,5 +1,6 @@
 """Value checks shared across layers; each raises :class:`~rdlab.errors.ParameterError`
-naming the offending value."""
+naming the offending value.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
 def parse_float(value) -> float:
     """``float(value)``, except that text with an underscore is refused (ValueError):
-    Python reads ``"0_04"`` as 4.0, a typo of 0.04 that would otherwise run silently."""
+    Python reads ``"0_04"`` as 4.0, a typo of 0.04 that would otherwise run silently.
+    """
     if isinstance(value, str) and "_" in value:
         raise ValueError(f"could not convert string to float: {value!r}")
     return float(value)
@@ -49,7 +51,8 @@ def parse_duration(text, what: str) -> float:
     """A duration written with a unit — ``"90s"``, ``"20m"``, ``"1.5h"`` (seconds, minutes,
     hours; spaces and case ignored) — in seconds, as a finite float > 0. A bare number (is
     ``90`` seconds or minutes?), another unit, zero, a negative, NaN or infinity is a
-    ParameterError naming ``what`` and the value."""
+    ParameterError naming ``what`` and the value.
+    """
     raw = str(text).strip()
     match = re.fullmatch(r"(.*?)\s*([A-Za-z])", raw)
     if match is None and raw:
@@ -75,7 +78,8 @@ def time_budget_option(time_budget: str | None, old: float | None = None,
     """The seconds of a command's ``--time-budget DURATION`` (:func:`parse_duration`), or of
     its deprecated hidden option ``old_name`` (a bare number of ``old_unit``: ``"s"`` or
     ``"m"``, as ``--budget`` and ``--minutes`` took); None when neither is given. Both given,
-    or a bad value, is a ParameterError naming the option and the value."""
+    or a bad value, is a ParameterError naming the option and the value.
+    """
     if old is not None:
         if time_budget is not None:
             raise ParameterError(f"give --time-budget or {old_name} (its old name), not both")
@@ -91,7 +95,8 @@ def time_budget_option(time_budget: str | None, old: float | None = None,
 
 def torch_device(value, what: str):
     """``value`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...) as a :class:`torch.device` that
-    exists on this machine, or a ParameterError naming ``what`` and the value."""
+    exists on this machine, or a ParameterError naming ``what`` and the value.
+    """
     import torch
 
     try:

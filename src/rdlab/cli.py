@@ -1,6 +1,7 @@
 """The ``rdlab`` command line: ``rdlab simulate | demo`` here, the Classify commands
 (``dataset``, ``scan``, ``train``, ``evaluate``, ``saliency``, ``classify``, ``paper``) in
-:mod:`rdlab.cli_patterns`."""
+:mod:`rdlab.cli_patterns`.
+"""
 
 from __future__ import annotations
 
@@ -80,7 +81,8 @@ def _add_parameter(params: dict[str, str], name: str, value: str, how: str) -> N
 def _extra_parameters(args: list[str], params: dict[str, str] | None = None
                       ) -> dict[str, str]:
     """``--f 0.02:0.06:9 --k 0.05`` (or ``--f=...``) left over by the option parser, added
-    to ``params`` (a parameter given twice is refused)."""
+    to ``params`` (a parameter given twice is refused).
+    """
     params = {} if params is None else params
     i = 0
     while i < len(args):
@@ -179,7 +181,8 @@ def simulate(
     a zarr dataset, pictures and a movie. Sweeps run as one batch.
 
     Everything is checked before the simulation starts; the run folder changes only when
-    the run succeeds (a failed run leaves the previous one as it was)."""
+    the run succeeds (a failed run leaves the previous one as it was).
+    """
     from rdlab.simulate_job.run import run_simulation
     from rdlab.simulate_job.spec import SimulationSpec
 
@@ -239,7 +242,8 @@ def demo(
 ) -> None:
     """A tour: a Gray–Scott gallery of pattern classes and a 5-species dense network,
     written as an HTML report. The report folder changes only when the whole tour
-    succeeds."""
+    succeeds.
+    """
     from rdlab.demo import run_demo
 
     try:

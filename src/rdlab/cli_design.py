@@ -47,7 +47,8 @@ def design(
     The run folder is locked; a refused command changes nothing in it.
     Rerun the same command to resume; a rerun with other settings is refused.
     --fresh keeps the old run until the new one has a result (finished, or
-    stopped by --time-budget), then replaces it whole; interrupted, it keeps the old."""
+    stopped by --time-budget), then replaces it whole; interrupted, it keeps the old.
+    """
     try:
         from rdlab.design.config import (
             MAX_COUNT,
@@ -87,7 +88,8 @@ def design(
 
 def _with_target(cfg, target: Path, config: str):
     """``cfg`` with the target loss's image replaced by ``target`` (refused by name when
-    the config has no target loss, or ``target`` is not an image file)."""
+    the config has no target loss, or ``target`` is not an image file).
+    """
     if "target" not in cfg.loss:
         raise ParameterError(f"config {config!r} has no target loss to take --target")
     if target.is_dir():

@@ -72,7 +72,8 @@ DENSE_DIFFUSION = [0.2, 0.1, 0.05, 0.05, 0.05]
 def dense_network_run(folder: RunFolder, n_steps: int, seed: int = 0) -> dict:
     """The public code's 5-species Gray–Scott-like dense network (40 reactions) with its
     background rates (1e-3 ± 1e-4), a food chain switched on (:data:`DENSE_CHAIN_RATES`),
-    flow f = 0.04 feeding A only; 64², dt = 0.5, four perturbation squares."""
+    flow f = 0.04 feeding A only; 64², dt = 0.5, four perturbation squares.
+    """
     net = dense_gs_network(5)
     rng = np.random.default_rng(seed)
     rates = np.clip(dense_code_initial_parameters(net, rng)["rates"], 0.0, 1.1e-3)
@@ -105,7 +106,8 @@ def dense_network_run(folder: RunFolder, n_steps: int, seed: int = 0) -> dict:
 
 def classify_section(folder: RunFolder, quick: bool) -> dict:
     """Simulate a small (k, f) scan (t = 15 000, float32, in this process) and classify it
-    with the bundled CNN into ``folder/classify``."""
+    with the bundled CNN into ``folder/classify``.
+    """
     from rdlab.classify.evaluation import bundled_model_path
     from rdlab.classify.label_scan import classify_scan
     from rdlab.classify.paper_pipeline import PaperSettings, make_scan
@@ -127,7 +129,8 @@ def classify_section(folder: RunFolder, quick: bool) -> dict:
 
 def discover_section(folder: RunFolder, quick: bool) -> dict:
     """Recover hydrogen oxidation (6 species, 6 reversible reactions) from noisy data into
-    ``folder/discover`` (data, mechanism table/YAML/Antimony/SBML, trajectory plot)."""
+    ``folder/discover`` (data, mechanism table/YAML/Antimony/SBML, trajectory plot).
+    """
     from rdlab.discover.examples import example
     from rdlab.discover.workflow import DiscoverSettings, discover_into, prepare_data
 
@@ -159,7 +162,8 @@ def discover_section(folder: RunFolder, quick: bool) -> dict:
 def design_section(folder: RunFolder, quick: bool) -> dict:
     """Inverse design of a pattern: the bundled ``fig2a-quick`` config (4 species, kitchen
     sink, 32×32, T = 32 s, the bundled portrait as target) optimised into
-    ``folder/design``, then its checks (10× horizon, dt/10, controls) and figures."""
+    ``folder/design``, then its checks (10× horizon, dt/10, controls) and figures.
+    """
     from rdlab.design.config import bundled_target, load_config
     from rdlab.design.optimise import optimise
     from rdlab.design.report import report
@@ -182,7 +186,8 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0) -> Path:
 
     The report is written through :func:`~rdlab.run_folder.staged_run_folder`: ``out`` is
     locked, and it changes only when every section has succeeded (a failed section leaves
-    no report folder, or the previous report as it was)."""
+    no report folder, or the previous report as it was).
+    """
     out = Path(out)
     check_run_folder(out)
     with staged_run_folder(out) as folder:

@@ -70,7 +70,8 @@ def with_squares(
     (periodic wrap), the first one centred when ``centred_first``, the rest at random places
     (independent per sample); then multiplicative noise ``× (1 + noise·N(0,1))`` clipped at 0.
     ``size`` defaults to an eighth of the shorter grid side (16 cells on 128²).
-    This is the classic Gray–Scott start (U=1, V=0 with squares at U=0.5, V=0.25)."""
+    This is the classic Gray–Scott start (U=1, V=0 with squares at U=0.5, V=0.25).
+    """
     ny, nx = _grid_shape(system)
     if size is None:
         size = max(1, min(ny, nx) // 8)
@@ -102,7 +103,8 @@ def with_squares(
 def random_uniform(system: System, rng: np.random.Generator, low: float = 0.0,
                    high: float = 1.0, smooth: float = 0.0) -> np.ndarray:
     """Independent U(low, high) values per cell and species, optionally smoothed by a
-    periodic Gaussian of width ``smooth`` cells (then rescaled back to [low, high])."""
+    periodic Gaussian of width ``smooth`` cells (then rescaled back to [low, high]).
+    """
     ny, nx = _grid_shape(system)
     if not (np.isfinite(low) and np.isfinite(high)) or low < 0 or high < low:
         raise ParameterError(f"random state needs 0 ≤ low ≤ high, got low={low}, high={high}")

@@ -14,7 +14,8 @@ from collections.abc import Callable
 def lazy_exports(package: str, names: dict[str, str]
                  ) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
     """``(__getattr__, __dir__)`` for ``package`` whose public ``names`` map to the modules
-    that define them (``{"ReactionDiscovery": "rdlab.discover.estimator"}``)."""
+    that define them (``{"ReactionDiscovery": "rdlab.discover.estimator"}``).
+    """
 
     def __getattr__(name: str) -> object:
         module = names.get(name)

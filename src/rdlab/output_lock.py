@@ -47,7 +47,8 @@ _ZARR_MARKS = (".zgroup", ".zarray", "zarr.json")
 
 def check_not_in_store(output: str | Path) -> None:
     """Refuse an output inside an existing zarr store (it would become part of the store's
-    tree), naming the store."""
+    tree), naming the store.
+    """
     for parent in Path(output).resolve().parents:
         if any((parent / mark).is_file() for mark in _ZARR_MARKS):
             raise OutputError(f"cannot write {str(output)!r}: it lies inside the zarr store "

@@ -30,7 +30,8 @@ class Registry(dict[str, T], Generic[T]):
 
     def add(self, name: str, entry: T) -> T:
         """Register ``entry`` as ``name``; the same entry again is a no-op, another entry
-        under a taken name a ValueError (a programming error, not a user's)."""
+        under a taken name a ValueError (a programming error, not a user's).
+        """
         if not isinstance(name, str) or not name:
             raise TypeError(f"a {self.kind} needs a name, got {name!r}")
         if name in self and self[name] is not entry:

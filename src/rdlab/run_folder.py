@@ -92,7 +92,8 @@ def _leftovers(final: Path, kind: str) -> list[Path]:
 def recover_run_folder(final: Path) -> None:
     """Tidy what a killed run left beside ``final`` (we hold its lock, so nobody else
     uses these): drop staging folders; if ``final`` itself is missing because the kill fell
-    between the two renames of :func:`_publish`, put the previous run back."""
+    between the two renames of :func:`_publish`, put the previous run back.
+    """
     for staging in _leftovers(final, "staging"):
         shutil.rmtree(staging, ignore_errors=True)
     replaced = _leftovers(final, "replaced")
@@ -115,7 +116,8 @@ def _publish(staging: Path, final: Path) -> None:
 
 def check_apart(output: str | Path, inputs=()) -> None:
     """Refuse an output that is one of the command's ``inputs``, lies inside one, or holds
-    one (replacing it would delete the input). The error names both."""
+    one (replacing it would delete the input). The error names both.
+    """
     out = Path(output).resolve()
     for given in inputs:
         if given is None:
@@ -137,7 +139,8 @@ def check_run_folder(final: str | Path, inputs=()) -> Path:
     """Refuse, without creating anything, an output that cannot become a run folder: an
     empty name, an existing file, a foreign non-empty folder or a model folder, one of the
     command's ``inputs`` (or inside or around one), a path inside a zarr store, or a path
-    under a file or an unwritable folder. The error names the path."""
+    under a file or an unwritable folder. The error names the path.
+    """
     final = Path(final)
     if str(final).strip() in ("", "."):
         raise OutputError(f"--out {str(final)!r} is not a folder name")

@@ -57,7 +57,8 @@ class yaml_loader(yaml.SafeLoader):  # noqa: N801 (a loader class used like a fu
     """YAML as rdlab reads it: like ``yaml.safe_load``, but ``1e-4`` is a number (YAML 1.2)
     rather than the text YAML 1.1 makes of an exponent without a decimal point, and a key
     given twice in one mapping is an error (``safe_load`` silently keeps the last value, so
-    ``steps: 3`` followed by ``steps: 1000`` ran 1000 steps)."""
+    ``steps: 3`` followed by ``steps: 1000`` ran 1000 steps).
+    """
 
     def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
@@ -98,7 +99,8 @@ MAX_TEXT_FILE_BYTES = 16 * 2**20
 def check_text_file(path: Path, what: str) -> None:
     """Refuse, before reading it, a path that is not a regular file (``/dev/zero`` would be
     read until memory runs out) or is too large to be a settings file. A missing path or a
-    folder is left to the caller's read (FileNotFoundError, IsADirectoryError)."""
+    folder is left to the caller's read (FileNotFoundError, IsADirectoryError).
+    """
     if not path.exists() or path.is_dir():
         return
     if not path.is_file():
@@ -113,7 +115,8 @@ def read_text_file(path: str | Path, what: str, kind: str = "text") -> str:
     """The UTF-8 text of the file ``path``; a missing path, a folder, a device or other
     non-regular file, a file too large for settings, and binary content are
     :class:`~rdlab.errors.DataError` naming ``what`` and the file (``kind`` names the
-    format expected, e.g. ``"YAML"``)."""
+    format expected, e.g. ``"YAML"``).
+    """
     path = Path(path)
     name = f"{what} {str(path)!r}"
     if path.is_dir():
@@ -137,7 +140,8 @@ def read_text_file(path: str | Path, what: str, kind: str = "text") -> str:
 def read_mapping(path: str | Path, what: str = "config file") -> dict[str, Any]:
     """The mapping in a YAML (or, by suffix ``.toml``, TOML) file; a missing file, a folder,
     a binary file, unparsable text and a document that is not a non-empty mapping are
-    :class:`~rdlab.errors.DataError` naming ``what`` and the file."""
+    :class:`~rdlab.errors.DataError` naming ``what`` and the file.
+    """
     path = Path(path)
     name = f"{what} {str(path)!r}"
     text = read_text_file(path, what, "YAML or TOML")
@@ -161,7 +165,8 @@ def read_mapping(path: str | Path, what: str = "config file") -> dict[str, Any]:
 def parse_overrides(pairs: list[str] | tuple[str, ...] | None) -> dict[str, Any]:
     """``["optimiser.steps=200", "size=[32, 32]"]`` → ``{"optimiser.steps": 200, "size":
     [32, 32]}`` (each VALUE read as YAML); a pair without ``=``, an empty key or unreadable
-    YAML is refused by name."""
+    YAML is refused by name.
+    """
     out: dict[str, Any] = {}
     for text in pairs or []:
         key, eq, value = text.partition("=")
@@ -198,7 +203,8 @@ def _section_of(hint: Any) -> type[Settings] | None:
 
 def _convert(value: Any, hint: Any, key: str, origin: str) -> Any:
     """``value`` as a value of type ``hint`` (lists become tuples for tuple fields, whole
-    numbers floats for float fields, mappings sections), or :class:`_Mismatch`."""
+    numbers floats for float fields, mappings sections), or :class:`_Mismatch`.
+    """
     if hint is Any or hint is object:
         return value
     if hint is type(None):
@@ -271,7 +277,8 @@ def _convert(value: Any, hint: Any, key: str, origin: str) -> Any:
 def convert(value: Any, hint: Any, key: str, origin: str) -> Any:
     """``value`` checked against (and normalised to) the annotation ``hint`` of the field
     at ``key``; a :class:`~rdlab.errors.ParameterError` naming ``origin``, the key, the
-    value and the expected type if it does not fit."""
+    value and the expected type if it does not fit.
+    """
     try:
         return _convert(value, hint, key, origin)
     except _Mismatch:
@@ -327,7 +334,8 @@ def kind(value: Any) -> str:
 def _unknown(origin: str, unknown: list[str], owner: type[Settings], prefix: str
              ) -> ParameterError:
     """The error for ``unknown`` keys of ``owner`` (a section at ``prefix`` or the top):
-    the keys, a close known key for each, and the known keys."""
+    the keys, a close known key for each, and the known keys.
+    """
     known = owner.known_keys()
     aliases = owner._aliases if not prefix else {}
     hints = []
@@ -382,7 +390,8 @@ class Settings:
     @classmethod
     def _normalise(cls, data: dict[str, Any], origin: str) -> dict[str, Any]:
         """Hook: ``data`` with old spellings mapped to the current ones (default: the flat
-        :attr:`_aliases` moved into their sections)."""
+        :attr:`_aliases` moved into their sections).
+        """
         if not cls._aliases or not any(k in cls._aliases for k in data):
             return data
         out = dict(data)
@@ -413,7 +422,8 @@ class Settings:
     def from_dict(cls: type[S], data: Mapping[str, Any], *,
                   source: str | Path | None = None) -> S:
         """A config from its settings. Unknown keys and values of the wrong type are
-        refused, naming ``source`` (the file, ``--set``, ...) and the key path."""
+        refused, naming ``source`` (the file, ``--set``, ...) and the key path.
+        """
         return cls._from_mapping(data, cls._origin(source), "")
 
     @classmethod
@@ -443,7 +453,8 @@ class Settings:
     def check_types(self) -> None:
         """Check (and normalise: lists to tuples, whole numbers to floats, mappings to
         sections) every field of this instance against its annotation; for configs built
-        directly rather than by :meth:`from_dict`. Call it first in ``__post_init__``."""
+        directly rather than by :meth:`from_dict`. Call it first in ``__post_init__``.
+        """
         for name, hint in self._hints().items():
             value = getattr(self, name)
             new = convert(value, hint, name, self._label())
@@ -452,7 +463,8 @@ class Settings:
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain data (sections as nested dicts, tuples as lists) that
-        :meth:`from_dict` reads back to an equal config."""
+        :meth:`from_dict` reads back to an equal config.
+        """
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)
                 if f.name not in self._internal}
 
@@ -482,7 +494,8 @@ class Settings:
     # ---------------------------------------------------------------- overrides
     def replace(self: S, _source: str | None = None, **overrides: Any) -> S:
         """A copy with ``overrides`` applied; keys may be dotted (``**{"optimiser.lr":
-        1e-4}``) or an alias of the config. The result is checked whole."""
+        1e-4}``) or an alias of the config. The result is checked whole.
+        """
         origin = _source or self._label()
         data = apply_overrides(type(self), self.to_dict(), overrides, origin)
         internal = {k: getattr(self, k) for k in self._internal}
@@ -513,7 +526,8 @@ def apply_overrides(cls: type[Settings], data: dict[str, Any], overrides: Mappin
     """``data`` (a config of ``cls`` as a dict) with ``overrides`` set, each key a field, a
     dotted path into sections (``optimiser.lr``) or an alias; each value is type-checked
     against its field, naming ``origin``. Keys that are not a field, or that go into a
-    field that is not a section (``loss.target.weight``), are refused by name."""
+    field that is not a section (``loss.target.weight``), are refused by name.
+    """
     data = cls._normalise(dict(data), origin)
     for key, value in overrides.items():
         path = cls._aliases.get(key, key)

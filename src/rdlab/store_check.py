@@ -26,7 +26,8 @@ _BLOSC_HEADER = 16
 def open_store(path: str | Path, what: str, repair: str) -> xr.Dataset:
     """Open the zarr store at ``path`` (lazily), refusing with a :class:`DataError` that names
     ``what`` it should be when the path is missing, a file, a folder of another kind, or a
-    store whose metadata is missing or unreadable. ``repair`` says how to get a good one."""
+    store whose metadata is missing or unreadable. ``repair`` says how to get a good one.
+    """
     path = Path(path)
     if not path.exists():
         raise DataError(f"{what} {str(path)!r} does not exist")
@@ -124,7 +125,8 @@ class ArrayCheck:
 def _blosc_truncated(path: Path) -> bool:
     """True when a blosc chunk file is shorter or longer than its header says. (Blosc may
     decode a truncated buffer without an error, reading past its end, so a read alone does
-    not reliably find one.)"""
+    not reliably find one.)
+    """
     size = path.stat().st_size
     if size < _BLOSC_HEADER:
         return True

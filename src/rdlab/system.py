@@ -31,7 +31,8 @@ def stencil_eigenvalue(stencil: str | np.ndarray, ky: np.ndarray, kx: np.ndarray
                        ) -> np.ndarray:
     """Eigenvalue (symbol) of the unit-spacing stencil (a name of :data:`STENCILS` or a
     symmetric 3×3 array) for the Fourier mode ``exp(i(ky·y + kx·x))`` (wavenumbers in
-    radians per cell)."""
+    radians per cell).
+    """
     w = STENCILS[stencil] if isinstance(stencil, str) else np.asarray(stencil, dtype=float)
     out = np.zeros(np.broadcast(ky, kx).shape)
     for a, b in itertools.product(range(3), range(3)):
@@ -48,7 +49,8 @@ def diffusion_number_limit(stencil: str | np.ndarray) -> float:
     forward Euler on pure diffusion is stable, ``2/|λ_min|`` with ``λ_min`` the stencil's
     most negative eigenvalue (at the checkerboard modes ky, kx ∈ {0, π}): 0.25 for the
     5-point stencil (λ_min = −8), 0.5 for the isotropic 9-point one (λ_min = −4).
-    Used by :meth:`System.check_time_step` and the design roll-outs alike."""
+    Used by :meth:`System.check_time_step` and the design roll-outs alike.
+    """
     ks = np.array([0.0, np.pi])
     lam = float(stencil_eigenvalue(stencil, ks[:, None], ks[None, :]).min())
     return 2.0 / -lam
@@ -89,13 +91,15 @@ class Grid:
     @property
     def min_eigenvalue(self) -> float:
         """Most negative eigenvalue of the unit-spacing stencil (−8 for 5-point, −4 for
-        the isotropic 9-point)."""
+        the isotropic 9-point).
+        """
         return -2.0 / self.diffusion_number_limit
 
     @property
     def diffusion_number_limit(self) -> float:
         """Largest ``D·dt/dx²`` for which forward Euler on pure diffusion is stable
-        (:func:`diffusion_number_limit` of the stencil)."""
+        (:func:`diffusion_number_limit` of the stencil).
+        """
         return diffusion_number_limit(self.stencil)
 
 
@@ -104,7 +108,8 @@ class FlowNoise:
     """Spatio-temporal noise on the flow rate: each step, ``f + U(−amplitude, amplitude)``
     drawn per cell, negatives set to 0, then smoothed by a periodic Gaussian of width
     ``sigma`` cells. ``per_species=True`` draws an independent field per species (as the
-    Dense-RDN code did); the default shares one field across species (one flow, one fluid)."""
+    Dense-RDN code did); the default shares one field across species (one flow, one fluid).
+    """
 
     amplitude: float
     sigma: float = 0.0
@@ -121,7 +126,8 @@ def _as_batch(
     value, width: int | None, what: str, labels: Sequence[str] | None = None
 ) -> np.ndarray:
     """Broadcast a parameter to ``(batch, width)`` (or ``(batch,)`` when width is None) and
-    validate it: finite and non-negative, naming the first bad entry."""
+    validate it: finite and non-negative, naming the first bad entry.
+    """
     arr = np.asarray(value, dtype=float)
     if width is None:
         if arr.ndim > 1:
@@ -159,7 +165,8 @@ def _as_batch(
 
 def parameter_names(network: ReactionNetwork) -> list[str]:
     """Names of a network's parameters: ``f``, rate labels (or ``k<r>``), ``D_<species>``,
-    ``feed_<species>``."""
+    ``feed_<species>``.
+    """
     rate_names = [n if n else f"k{r}" for r, n in enumerate(network.rate_names)]
     return (["f"] + rate_names + [f"D_{s}" for s in network.species]
             + [f"feed_{s}" for s in network.species])
@@ -169,7 +176,8 @@ def locate_parameter(network: ReactionNetwork, name: str) -> tuple[str, int | No
     """Where the parameter ``name`` lives: ``("flow", None)``, ``("diffusion", i)``,
     ``("feed", i)`` or ``("rates", r)``. The network guarantees that no rate label is also
     ``f``, ``D_<species>``, ``feed_<species>`` or another reaction's index name, so every
-    name has one meaning."""
+    name has one meaning.
+    """
     if not isinstance(name, str):
         raise ParameterError(f"parameter names are text, got {name!r}")
     if name == "f":
@@ -189,7 +197,8 @@ def locate_parameter(network: ReactionNetwork, name: str) -> tuple[str, int | No
 def locate_parameters(network: ReactionNetwork, names: Sequence[str],
                       kinds: tuple[str, ...] | None = None) -> list[tuple[str, int | None]]:
     """:func:`locate_parameter` for each name; two names of one parameter (a rate's label
-    and its index name ``k<r>``) are refused, as is a name of another kind than ``kinds``."""
+    and its index name ``k<r>``) are refused, as is a name of another kind than ``kinds``.
+    """
     places = [locate_parameter(network, n) for n in names]
     seen: dict[tuple[str, int | None], str] = {}
     for name, place in zip(names, places):
@@ -309,7 +318,8 @@ class System:
 
     def parameter_names(self) -> list[str]:
         """Names accepted by :meth:`parameter` and :meth:`sweep`: ``f``, rate names (or
-        ``k0``…), ``D_<species>``, ``feed_<species>``."""
+        ``k0``…), ``D_<species>``, ``feed_<species>``.
+        """
         return parameter_names(self.network)
 
     def _locate(self, name: str) -> tuple[str, int | None]:
@@ -366,7 +376,8 @@ class System:
 
     def samples(self, **values: Sequence[float] | np.ndarray) -> System:
         """One sample per row of a parameter table: ``samples(f=[...], k=[...])`` with equal
-        lengths (zipped, not crossed), applied to sample 0; values become coordinates."""
+        lengths (zipped, not crossed), applied to sample 0; values become coordinates.
+        """
         if not values:
             return self
         cols = {n: np.atleast_1d(np.asarray(v, dtype=float)) for n, v in values.items()}

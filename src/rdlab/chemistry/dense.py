@@ -43,7 +43,8 @@ def _check_species_count(n) -> None:
 def reaction_count(family: str, n_species: int,
                    prototypes: tuple[str, ...] = ("R3.1", "R3.2", "R3.3")) -> int:
     """Directed reactions of the dense ``family`` (``dense``, ``dense-gs``,
-    ``kitchen-sink``) for ``n_species`` species, without enumerating them."""
+    ``kitchen-sink``) for ``n_species`` species, without enumerating them.
+    """
     _check_species_count(n_species)
     n = int(n_species)
     pairs = n * (n - 1) // 2
@@ -125,7 +126,8 @@ def dense_gs_network(n_species: int) -> ReactionNetwork:
 
 def kitchen_sink_network(n_species: int) -> ReactionNetwork:
     """The public code's "kitchen sink": the GS-like block then the bimolecular block, each
-    forwards first then reverses: N²(N − 1) reactions (100 for N = 5)."""
+    forwards first then reverses: N²(N − 1) reactions (100 for N = 5).
+    """
     names = species_names(n_species)
     n = len(names)
     gs = _gs_forwards(n)
@@ -139,7 +141,8 @@ def dense_code_initial_parameters(network: ReactionNetwork, rng: np.random.Gener
     :func:`kitchen_sink_network`: each species' first autocatalytic reaction (A + 2X → 3X)
     k = 1, other autocatalytic forwards 0, everything else 1e-3, all plus U(±1e-4) noise
     (clipped at 0 here); D ~ U(0.1, 0.2); f = 0.03; feed_i = 4^(−a_i) with a_i the number of
-    pairs in which species i is the autocatalyst."""
+    pairs in which species i is the autocatalyst.
+    """
     n = network.n_species
     n_pairs = n * (n - 1) // 2
     k = np.full(network.n_reactions, 1e-3)

@@ -298,7 +298,8 @@ def write_antimony(
 ) -> Path:
     """Write :func:`to_antimony` of ``network`` to ``path`` (conventionally ``*.ant``) and
     return the path. ``initial`` (the initial state, ``{species: concentration}`` or one value per
-    species) and ``name`` as in :func:`to_antimony`."""
+    species) and ``name`` as in :func:`to_antimony`.
+    """
     path = Path(path)
     path.write_text(to_antimony(network, initial, name))
     return path
@@ -439,7 +440,8 @@ def write_sbml(
 ) -> Path:
     """Write :func:`to_sbml` of ``network`` to ``path`` (conventionally ``*.xml`` or
     ``*.sbml``) and return the path. ``initial`` (the initial state,
-    ``{species: concentration}`` or one value per species) and ``name`` as in :func:`to_sbml`."""
+    ``{species: concentration}`` or one value per species) and ``name`` as in :func:`to_sbml`.
+    """
     path = Path(path)
     path.write_text(to_sbml(network, initial, name))
     return path

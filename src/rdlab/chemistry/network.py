@@ -34,7 +34,8 @@ NETWORK_KEYS = ("species", "reactions")
 
 def read_yaml_file(path: str | Path, what: str):
     """The content of the YAML file ``path``, or :class:`~rdlab.errors.DataError` naming
-    ``what`` and the file when it is missing, a folder, not text or not valid YAML."""
+    ``what`` and the file when it is missing, a folder, not text or not valid YAML.
+    """
     from rdlab.settings import read_text_file, yaml_loader, yaml_problem
 
     text = read_text_file(path, what, "YAML")
@@ -56,7 +57,8 @@ def index_of_name(name: str, n_reactions: int) -> int | None:
 
 def reserved_meaning(name: str, species: Sequence[str]) -> str | None:
     """What the parameter ``name`` means besides a rate label (flow, a diffusion
-    coefficient, a feed), or None."""
+    coefficient, a feed), or None.
+    """
     if name == "f":
         return "the flow rate f"
     if name.startswith("D_") and name[2:] in species:
@@ -138,7 +140,8 @@ class ReactionNetwork:
 
     def _check_name_clashes(self) -> None:
         """Every parameter name must mean one thing: a rate label may not be ``f``,
-        ``D_<species>``, ``feed_<species>`` or another reaction's index name ``k<r>``."""
+        ``D_<species>``, ``feed_<species>`` or another reaction's index name ``k<r>``.
+        """
         for r, name in enumerate(self.rate_names):
             if name is None:
                 continue
@@ -223,7 +226,8 @@ class ReactionNetwork:
         ``{'species': [...], 'reactions': ['A -> B : 1.0', ...]}``.
 
         ``reactions`` may also be one text block (a YAML ``|`` string), read line by line
-        exactly as :meth:`from_text` reads it. Other keys are refused."""
+        exactly as :meth:`from_text` reads it. Other keys are refused.
+        """
         if not isinstance(data, dict):
             raise NetworkError(f"a network must be a mapping with a 'reactions' list, got "
                                f"{_kind(data)}")
@@ -248,7 +252,8 @@ class ReactionNetwork:
     @classmethod
     def from_yaml(cls, path: str | Path) -> ReactionNetwork:
         """Read a network from a YAML file written by :meth:`to_yaml` (or a file whose
-        ``network`` key holds one). Errors name the file."""
+        ``network`` key holds one). Errors name the file.
+        """
         data = read_yaml_file(path, "network file")
         if isinstance(data, dict) and "network" in data:
             if not isinstance(data["network"], dict):
@@ -267,7 +272,8 @@ class ReactionNetwork:
         boundary/constant species are folded into the rate constants; rate rules, events,
         other laws are refused naming the reaction (see :mod:`rdlab.chemistry.sbml_import`,
         whose :func:`~rdlab.chemistry.sbml_import.read_sbml` also gives the initial
-        concentrations)."""
+        concentrations).
+        """
         from rdlab.chemistry.sbml_import import read_sbml
 
         return read_sbml(path).network
@@ -276,7 +282,8 @@ class ReactionNetwork:
     def from_antimony(cls, source: str | Path) -> ReactionNetwork:
         """Read the mass-action network of Antimony text or an Antimony file (a ``Path``, or
         a string without newline or ``;``), as :meth:`from_sbml` reads its SBML translation.
-        Needs the optional ``antimony`` package (``pip install 'rdlab[antimony]'``)."""
+        Needs the optional ``antimony`` package (``pip install 'rdlab[antimony]'``).
+        """
         from rdlab.chemistry.sbml_import import read_antimony
 
         return read_antimony(source).network
@@ -291,7 +298,8 @@ class ReactionNetwork:
 
     def to_lines(self) -> list[str]:
         """The network as reaction lines; a reaction immediately followed by its reverse is
-        written once with ``<->``. ``from_text(to_lines())`` gives back the same network."""
+        written once with ``<->``. ``from_text(to_lines())`` gives back the same network.
+        """
         lines, r = [], 0
         while r < self.n_reactions:
             nxt = r + 1
@@ -363,7 +371,8 @@ class ReactionNetwork:
 
     def rate_index(self, name: str) -> int:
         """Index of the reaction whose rate constant is labelled ``name``; ``k3`` (a ``k``
-        followed by a number) addresses reaction 3 when no rate carries that label."""
+        followed by a number) addresses reaction 3 when no rate carries that label.
+        """
         if name in self.rate_names:
             return self.rate_names.index(name)
         r = index_of_name(name, self.n_reactions)
@@ -380,7 +389,8 @@ class ReactionNetwork:
 
     def reverse_pairs(self) -> list[tuple[int, int]]:
         """Pairs ``(forward, reverse)`` of directed reactions that undo each other, each
-        reaction in at most one pair, found by matching reactants to products."""
+        reaction in at most one pair, found by matching reactants to products.
+        """
         used: set[int] = set()
         pairs = []
         for a in range(self.n_reactions):
@@ -395,7 +405,8 @@ class ReactionNetwork:
 
     def conservation_laws(self, tol: float = 1e-10) -> np.ndarray:
         """Basis of the left null space of ``S``: rows ``w`` with ``w·S = 0``, so that
-        ``w·X`` is conserved by the reactions alone. Shape ``(n_laws, n_species)``."""
+        ``w·X`` is conserved by the reactions alone. Shape ``(n_laws, n_species)``.
+        """
         S = self.stoichiometry.astype(float)
         u, s, vt = np.linalg.svd(S.T)  # S.T: (n_reactions, n_species)
         rank = int(np.sum(s > tol * max(1.0, s.max(initial=0.0))))
@@ -434,7 +445,8 @@ class ReactionNetwork:
 def _reaction_line(item):
     """A reaction list item as text. YAML reads ``- U + 2V -> 3V : 1.0`` (the README's form:
     a colon between spaces) as the one-entry mapping ``{"U + 2V -> 3V": 1.0}``; that is the
-    line ``"U + 2V -> 3V : 1.0"``. Anything else is left for the grammar to refuse."""
+    line ``"U + 2V -> 3V : 1.0"``. Anything else is left for the grammar to refuse.
+    """
     if isinstance(item, dict) and len(item) == 1:
         (text, rate), = item.items()
         if isinstance(text, str) and isinstance(rate, (str, int, float)) \

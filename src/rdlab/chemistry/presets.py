@@ -52,7 +52,8 @@ def coupled_gray_scott_network(k1: float = 0.06, k2: float = 0.06,
     Fig. 1, appendix B.1): U1 + 2V1 → 3V1, V1 → 0, V2 → 0, U2 + 2V2 → 3V2, V1 ⇌ V2.
 
     The decays come second and third so that their labels ``k1`` and ``k2`` are also their
-    index names (a label may not be another reaction's index name)."""
+    index names (a label may not be another reaction's index name).
+    """
     c = float(interconversion)
     return ReactionNetwork.from_text(
         [
@@ -69,7 +70,8 @@ def coupled_gray_scott_network(k1: float = 0.06, k2: float = 0.06,
 def brusselator_network(a: float = 1.0, b: float = 3.0) -> ReactionNetwork:
     """The Brusselator with the pool species A and B folded into rates:
     0 → X (rate a), 2X + Y → 3X (1), X → Y (rate b), X → 0 (1), so that
-    dx/dt = a − (b + 1)x + x²y and dy/dt = bx − x²y."""
+    dx/dt = a − (b + 1)x + x²y and dy/dt = bx − x²y.
+    """
     return ReactionNetwork.from_text(
         [f"0 -> X : a = {float(a)!r}", "2X + Y -> 3X : 1.0", f"X -> Y : b = {float(b)!r}",
          "X -> 0 : 1.0"]
@@ -161,7 +163,8 @@ _DENSE_DEFAULTS = RunDefaults(dt=1.0, steps=2000, grid="64x64", initial="random"
 def _dense_family(name: str, build: Callable[[int], ReactionNetwork],
                   description: str) -> Preset:
     """A Dense-RDN family: N species (default 5); rates, D, f and feed drawn as the public
-    Dense-RDN code initialises them."""
+    Dense-RDN code initialises them.
+    """
     return Preset(name, build, description, _DENSE_DEFAULTS, n_species=5,
                   count_reactions=partial(reaction_count, name),
                   draw_parameters=dense_code_initial_parameters)

@@ -167,7 +167,8 @@ def parse_reaction(line: str) -> ParsedReaction:
 
 def parse_lines(text: str | list[str] | tuple[str, ...]) -> list[ParsedReaction]:
     """Parse a block of reaction text (or a list of lines); blank lines and ``#`` comments
-    are skipped."""
+    are skipped.
+    """
     lines = text.splitlines() if isinstance(text, str) else list(text)
     parsed = []
     for line in lines:

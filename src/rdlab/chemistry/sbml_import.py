@@ -115,7 +115,8 @@ class ImportedModel:
 # ---------------------------------------------------------------------------- entry points
 def read_model(path: str | Path) -> ImportedModel:
     """Read an SBML (``.xml``, ``.sbml``) or Antimony (``.ant``, ``.antimony``) file, by its
-    suffix (see :data:`MODEL_SUFFIXES`)."""
+    suffix (see :data:`MODEL_SUFFIXES`).
+    """
     kind = MODEL_SUFFIXES.get(Path(path).suffix.lower())
     if kind is None:
         raise DataError(f"model file {str(path)!r}: unknown suffix; SBML files end in .xml or "
@@ -125,7 +126,8 @@ def read_model(path: str | Path) -> ImportedModel:
 
 def read_sbml(path: str | Path) -> ImportedModel:
     """Read the SBML file ``path`` as a mass-action network (see the module docstring for what
-    is read and what is refused)."""
+    is read and what is refused).
+    """
     where = f"SBML file {str(path)!r}"
     return sbml_to_model(read_text_file(path, "SBML file", "SBML"), where)
 
@@ -135,7 +137,8 @@ def read_antimony(source: str | Path) -> ImportedModel:
 
     ``source`` is a :class:`~pathlib.Path`, or a string: a string holding a newline or a
     ``;`` is Antimony text, any other string a file name. Needs the ``antimony`` package
-    (``pip install 'rdlab[antimony]'``)."""
+    (``pip install 'rdlab[antimony]'``).
+    """
     if isinstance(source, Path) or ("\n" not in source and ";" not in source):
         where = f"Antimony file {str(source)!r}"
         text = read_text_file(source, "Antimony file", "Antimony")
@@ -146,7 +149,8 @@ def read_antimony(source: str | Path) -> ImportedModel:
 
 def sbml_from_antimony(text: str, where: str = "Antimony text") -> str:
     """The SBML (Level 3 Version 2) translation of the Antimony ``text``'s main model;
-    :class:`~rdlab.errors.DataError` naming ``where`` when Antimony cannot read it."""
+    :class:`~rdlab.errors.DataError` naming ``where`` when Antimony cannot read it.
+    """
     antimony = _import_antimony()
     antimony.clearPreviousLoads()
     if antimony.loadAntimonyString(text) < 0:
@@ -200,7 +204,8 @@ def _import_antimony():
 
 def _exported_name(element) -> str | None:
     """The ``name`` of an SBML species or parameter when it is a valid rdlab name and the id
-    is that name or rdlab's export renaming of it (``time`` → ``time_1``), else None."""
+    is that name or rdlab's export renaming of it (``time`` → ``time_1``), else None.
+    """
     name = element.getName() if element.isSetName() else ""
     sid = element.getId()
     if name and _NAME.fullmatch(name) and (
@@ -229,7 +234,8 @@ def _refuse_errors(doc, libsbml, where: str, what: str) -> None:
 @dataclass
 class _Term:
     """One signed product ``sign · value · Π species^power`` of a rate law; ``symbols`` are
-    the constants (parameters, compartments, boundary species) multiplied into ``value``."""
+    the constants (parameters, compartments, boundary species) multiplied into ``value``.
+    """
 
     sign: int
     value: float
@@ -392,7 +398,8 @@ class _Reader:
     # ------------------------------------------------------------------ reactions
     def _reaction(self, rx) -> list[tuple[dict, dict, float, str | None, str]]:
         """The directed reactions of ``rx``: (reactants, products, rate, parameter id or None,
-        reaction id), one or two (forward, reverse)."""
+        reaction id), one or two (forward, reverse).
+        """
         rid = rx.getId()
         if rx.isSetFast() and rx.getFast():
             raise self.fail(f"reaction {rid!r} is marked fast (quasi-equilibrium), which is "
@@ -488,7 +495,8 @@ class _Reader:
     def _labels(self, columns) -> list[str | None]:
         """Rate labels: the parameter's id, or its name where the id is rdlab's export of
         that name; an id that is the reaction's own index name ``k<r>`` is no label (an
-        unnamed rate), unless the parameter's name says it is one."""
+        unnamed rate), unless the parameter's name says it is one.
+        """
         labels, explicit = [], []
         for col in columns:
             pid, name = col[3] if col[3] is not None else (None, None)

@@ -1,6 +1,7 @@
 """Classify (the second job): Gray–Scott pattern classification (the CNN paper).
 
-Catalogue, initial conditions, pattern runs, stores, CNN, training, scans, labels."""
+Catalogue, initial conditions, pattern runs, stores, CNN, training, scans, labels.
+"""
 
 from rdlab.lazy_exports import lazy_exports
 

@@ -154,7 +154,8 @@ def sample_params(batch: int, height: int, width: int, config: AugmentConfig,
 
 def _source_maps(params: AugmentParams) -> tuple[torch.Tensor, torch.Tensor]:
     """Linear part ``A (batch, 2, 2)`` and translation ``t (batch, 2)`` of the map from output
-    to source coordinates, both in (x, y) order, float64."""
+    to source coordinates, both in (x, y) order, float64.
+    """
     th = torch.deg2rad(params.angle.double())
     sh = torch.deg2rad(params.shear.double())
     cos, sin = torch.cos(th), torch.sin(th)
@@ -178,7 +179,8 @@ def _source_maps(params: AugmentParams) -> tuple[torch.Tensor, torch.Tensor]:
 def _pixel_exact(a: torch.Tensor, t: torch.Tensor, centre: torch.Tensor,
                  tol: float = 1e-6) -> bool:
     """Whether every map sends integer pixel positions to integer pixel positions (an
-    affine map does iff it sends (0,0), (1,0) and (0,1) to integer points)."""
+    affine map does iff it sends (0,0), (1,0) and (0,1) to integer points).
+    """
     origin = centre - a @ centre + t  # image of pixel (0, 0)
     pts = torch.cat([origin.unsqueeze(-1), origin.unsqueeze(-1) + a], dim=-1)
     return bool(((pts - pts.round()).abs() <= tol).all())
@@ -190,7 +192,8 @@ _local = threading.local()
 def _workspace(b: int, c: int, h: int, w: int, dtype: torch.dtype,
                device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-thread scratch tensors (padded image, sampling grid), reused between calls of the
-    same shape: allocating ~30 MB afresh costs more page faults than the arithmetic."""
+    same shape: allocating ~30 MB afresh costs more page faults than the arithmetic.
+    """
     key = (b, c, h, w, dtype, device)
     if getattr(_local, "key", None) != key:
         _local.key = key
@@ -266,7 +269,8 @@ def apply_params(x: torch.Tensor, params: AugmentParams) -> torch.Tensor:
 def augment(x: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
     """Randomly augment the batch ``x`` ``(batch, channel, y, x)`` (float, on any device; the
     transforms are drawn on the CPU from ``generator``); returns a new tensor (``x`` itself
-    when ``config.enabled`` is false)."""
+    when ``config.enabled`` is false).
+    """
     if not config.enabled:
         return x
     if x.ndim != 4:

@@ -186,7 +186,8 @@ def build_model(architecture: str, in_channels: int, n_classes: int,
                 dropout: float | None = None) -> nn.Module:
     """A fresh network: ``architecture`` ``"2d"`` (:class:`PatternCNN`, ``in_channels``
     snapshots as channels) or ``"3d"`` (:class:`PatternCNN3D`, ``in_channels`` frames);
-    ``dropout`` ``None`` keeps the reference's rate (0.15 for 2-D, 0.10 for 3-D)."""
+    ``dropout`` ``None`` keeps the reference's rate (0.15 for 2-D, 0.10 for 3-D).
+    """
     if architecture not in _ARCHITECTURES:
         raise ParameterError(f"architecture must be one of {sorted(_ARCHITECTURES)}, got "
                              f"{architecture!r}")
@@ -196,7 +197,8 @@ def build_model(architecture: str, in_channels: int, n_classes: int,
 
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameter values (PyTorch's count; buffers such as BatchNorm's
-    running mean/variance are not parameters here, whereas Keras counts them)."""
+    running mean/variance are not parameters here, whereas Keras counts them).
+    """
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 

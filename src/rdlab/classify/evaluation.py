@@ -35,7 +35,8 @@ def bundled_model_path() -> Path:
 
 def resolve_model_path(path: str | Path) -> Path:
     """A model file, a training folder (its ``best.pt``) or ``"bundled"`` (the shipped
-    model). Raises :class:`DataError` naming the path when there is no model there."""
+    model). Raises :class:`DataError` naming the path when there is no model there.
+    """
     if str(path) == "bundled":
         return bundled_model_path()
     path = Path(path)
@@ -51,7 +52,8 @@ def resolve_model_path(path: str | Path) -> Path:
 
 def _labelled(path: str | Path, model_classes: list[str]):
     """The verified labelled store at ``path`` and its labels as indices into
-    ``model_classes`` (matched by class symbol)."""
+    ``model_classes`` (matched by class symbol).
+    """
     ds = pattern_store.open_patterns(path)
     data_classes = pattern_store.class_list(ds)
     labels = ds["label"].values
@@ -68,7 +70,8 @@ def _labelled(path: str | Path, model_classes: list[str]):
 
 def load_labelled(path: str | Path, model_classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Frames ``(n, C, y, x)`` float32 and true labels ``(n,)`` as indices into
-    ``model_classes`` (matched by class symbol); the store is verified first."""
+    ``model_classes`` (matched by class symbol); the store is verified first.
+    """
     ds, labels = _labelled(path, model_classes)
     return ds["frames"].values, labels
 
@@ -129,7 +132,8 @@ def saliency_figures(model_path: str | Path, data_path: str | Path, out: str | P
     """Gradient saliency of each class's logit for one sample of that class (the sample at
     ``index_in_class`` within the class, as in the reference), drawn over the last frame.
     Writes the run folder ``out`` (whole or not at all): ``saliency.png`` (all classes) and
-    ``saliency.npz`` (the maps). Returns the final path of ``saliency.png``."""
+    ``saliency.npz`` (the maps). Returns the final path of ``saliency.png``.
+    """
     from rdlab.classify.cnn import load_model
     from rdlab.classify.training import saliency
     from rdlab.viz.classify_saliency import save_saliency_grid

@@ -46,7 +46,8 @@ MAX_BLOCK = 100_000
 
 def max_workers() -> int:
     """Most workers of a local cluster: 4 per core (each is a process; thousands would
-    exhaust the machine before the first sample)."""
+    exhaust the machine before the first sample).
+    """
     return 4 * (os.cpu_count() or 1)
 
 
@@ -72,7 +73,8 @@ def check_run_options(block: int, scheduler: str | None, n_workers: int | None) 
 
 def check_table(k, f, seed, settings: PatternRunSettings) -> None:
     """Refuse a table the workers would fail on: (k, f) values that are negative, not
-    finite or unstable with the settings' time step, and negative or non-integer seeds."""
+    finite or unstable with the settings' time step, and negative or non-integer seeds.
+    """
     system = pattern_system(k, f, settings)
     system.check_time_step(settings.dt)
     seeds = np.asarray(seed)

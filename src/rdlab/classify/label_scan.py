@@ -27,7 +27,8 @@ PREDICT_BATCH = 256
 
 def predict_store(model, ds: xr.Dataset, progress: bool = True) -> np.ndarray:
     """Class probabilities ``(n, n_classes)`` for every sample of a pattern store, read in
-    batches of :data:`PREDICT_BATCH`."""
+    batches of :data:`PREDICT_BATCH`.
+    """
     from tqdm.auto import tqdm
 
     from rdlab.classify.training import predict
@@ -45,7 +46,8 @@ def read_classification(path: str | Path) -> xr.Dataset:
     """A ``classification.zarr`` read whole into memory and verified: its metadata, every
     chunk of its variables (present, readable), finite probabilities and predictions that
     agree with them (a lost ``predicted`` chunk would read as class 0). Raises
-    :class:`DataError` naming the store and what is wrong."""
+    :class:`DataError` naming the store and what is wrong.
+    """
     path = Path(path)
     repair = "classify the scan again with `rdlab classify`"
     ds = store_check.open_store(path, "classification", repair)
@@ -93,7 +95,8 @@ def classify_scan(scan_path: str | Path, model_path: str | Path, out: str | Path
     """Classify the scan at ``scan_path`` with the model at ``model_path`` into the run
     folder ``out``; with ``compare`` (an earlier ``classification.zarr`` of the same scan),
     also report the cells that changed class. Returns the metrics (with ``"compare"``, the
-    changed-cells report, when compared)."""
+    changed-cells report, when compared).
+    """
     from rdlab import viz
     from rdlab.classify.cnn import load_model
 
@@ -152,7 +155,8 @@ def _spacing(values: np.ndarray) -> float:
 def compare_classifications(da_: xr.Dataset, db: xr.Dataset, names=("a", "b")) -> dict:
     """How many points of two classifications of one scan changed class (matched by class
     symbol, so a 15-class and a 16-class model compare), and where each class of ``db``
-    that ``da_`` lacks was found."""
+    that ``da_`` lacks was found.
+    """
     if not (np.array_equal(da_["k"].values, db["k"].values)
             and np.array_equal(da_["f"].values, db["f"].values)):
         raise ParameterError(f"{names[0]} and {names[1]} classify different scans")
@@ -169,6 +173,7 @@ def compare_classifications(da_: xr.Dataset, db: xr.Dataset, names=("a", "b")) -
 
 def changed_cells(a: str | Path, b: str | Path) -> dict:
     """:func:`compare_classifications` of two ``classification.zarr`` stores, each verified
-    by :func:`read_classification`."""
+    by :func:`read_classification`.
+    """
     return compare_classifications(read_classification(a), read_classification(b),
                                    (str(a), str(b)))

@@ -37,7 +37,8 @@ class PaperSettings(Settings):
     """How the workflow runs (defaults: the paper's simulations, float64, early stopping).
     A config of the common base (:class:`rdlab.settings.Settings`): ``runs`` is a section
     (a :class:`PatternRunSettings` or its mapping), ``train`` holds
-    :class:`~rdlab.classify.training.TrainConfig` overrides."""
+    :class:`~rdlab.classify.training.TrainConfig` overrides.
+    """
 
     runs: PatternRunSettings = field(default_factory=PatternRunSettings)
     scheduler: str | None = None
@@ -95,7 +96,8 @@ def train_model(train_path: Path, val_path: Path, out: Path, overrides: dict,
     """Train the CNN on two stored datasets (resumes from ``out/last.pt``).
 
     Both stores are verified before anything is written (a damaged or incomplete store, a
-    scan without labels, or two stores with different class lists are refused)."""
+    scan without labels, or two stores with different class lists are refused).
+    """
     from rdlab.classify.cnn import MIN_FRAMES_3D
     from rdlab.classify.training import TrainConfig, train
 
@@ -136,7 +138,8 @@ class _Timer:
 
 def _once(summary_file: Path, work: Callable[[], dict]) -> dict:
     """``work()``, unless ``summary_file`` (written with its whole folder, see
-    :func:`~rdlab.run_folder.staged_run_folder`) already exists."""
+    :func:`~rdlab.run_folder.staged_run_folder`) already exists.
+    """
     if summary_file.is_file():
         try:
             return json.loads(summary_file.read_text())
@@ -150,7 +153,8 @@ def run_paper(out: str | Path, settings: PaperSettings | None = None,
               second_pass: bool = False, scan_points=None) -> dict:
     """Run (or finish) the workflow into ``out``; returns the summary also written to
     ``out/summary.json``. Settings are checked before any work starts; ``out`` is locked
-    for the run."""
+    for the run.
+    """
     from rdlab.classify.training import TrainConfig
 
     settings = settings or PaperSettings()
@@ -176,7 +180,8 @@ def run_paper(out: str | Path, settings: PaperSettings | None = None,
 
 def _remove_if_only_locks(folder: Path) -> None:
     """Remove ``folder`` if it holds nothing but lock bookkeeping (``.NAME.lock``/``.owner``
-    files of outputs never written)."""
+    files of outputs never written).
+    """
     with contextlib.suppress(OSError):
         entries = list(folder.iterdir())
         if all(p.is_file() and p.name.startswith(".") and p.suffix in (".lock", ".owner")
@@ -239,7 +244,8 @@ def _run_paper(out: Path, settings: PaperSettings, second_pass: bool, scan_point
 
 def _second_pass_summary(report: dict) -> dict:
     """Changed cells, and the centre and extent of each new class (π: paper k ≈ 0.0606,
-    f ≈ 0.068)."""
+    f ≈ 0.068).
+    """
     out = {"points": report["points"], "changed": report["changed"], "new_classes": {}}
     for c, pts in report["new_classes"].items():
         k = np.array([p["k"] for p in pts])

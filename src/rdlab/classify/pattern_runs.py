@@ -48,7 +48,8 @@ class PatternRunSettings(Settings):
     """How each pattern is simulated (defaults: the paper). A config of the common base
     (:class:`rdlab.settings.Settings`: types checked from the annotations, unknown keys
     refused); :meth:`to_dict` is the JSON a pattern store keeps in its ``settings`` attribute
-    and compares, as text, when a run resumes."""
+    and compares, as text, when a run resumes.
+    """
 
     du: float = 0.2
     dv: float = 0.1

@@ -126,7 +126,8 @@ def create(path: str | Path, k, f, seed, label, settings: PatternRunSettings,
            classes: list[str], name: str, kind: str = "pattern-dataset",
            block: int = 8) -> xr.Dataset:
     """Create the empty store at ``path`` whole or not at all: it is written under a unique
-    temporary name beside ``path`` and renamed into place (a kill leaves no half store)."""
+    temporary name beside ``path`` and renamed into place (a kill leaves no half store).
+    """
     path = Path(path)
     tmpl = _template(k, f, seed, label, settings, classes, name, kind, block)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,7 +149,8 @@ def open_or_create(path: str | Path, k, f, seed, label, settings: PatternRunSett
                    classes: list[str], name: str, kind: str = "pattern-dataset",
                    block: int = 8) -> xr.Dataset:
     """Open the store at ``path`` (checking it holds this table and settings) or create it
-    empty. Returns the opened dataset (lazy)."""
+    empty. Returns the opened dataset (lazy).
+    """
     path = Path(path)
     if is_store_folder(path):
         return open_existing(path, k, f, seed, settings)
@@ -157,7 +159,8 @@ def open_or_create(path: str | Path, k, f, seed, label, settings: PatternRunSett
 
 def pending_blocks(ds: xr.Dataset) -> list[tuple[int, int]]:
     """``[(start, stop), …]`` of the blocks not yet done (by their flags alone; see
-    :func:`check_blocks` for what a resumed run trusts)."""
+    :func:`check_blocks` for what a resumed run trusts).
+    """
     done = ds["done"].values
     block = int(ds.attrs["block"])
     n = done.size
@@ -168,7 +171,8 @@ def pending_blocks(ds: xr.Dataset) -> list[tuple[int, int]]:
 @dataclass
 class BlockCheck:
     """The blocks of a store: ``pending`` ones to simulate (not done, or damaged) and the
-    ``damaged`` ones among them, ``(variable, start, stop, why)``."""
+    ``damaged`` ones among them, ``(variable, start, stop, why)``.
+    """
 
     pending: list[tuple[int, int]] = field(default_factory=list)
     damaged: list[tuple[str, int, int, str]] = field(default_factory=list)
@@ -178,7 +182,8 @@ def check_blocks(path: str | Path, ds: xr.Dataset) -> BlockCheck:
     """Which blocks are truly done. A block counts as done only when its ``done`` flags are
     readable and all set, and its ``frames`` and ``stopped_step`` chunks exist, decompress
     and (frames) are finite; every other block is pending, and a flagged one that fails is
-    listed as damaged."""
+    listed as damaged.
+    """
     path = Path(path)
     block = int(ds.attrs["block"])
     n = int(ds.sizes["sample"])

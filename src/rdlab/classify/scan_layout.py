@@ -23,7 +23,8 @@ DF = 0.00125
 @dataclass(frozen=True)
 class ScanBlock:
     """One rectangle of the scan: ``k = arange(*k_range, DK)``, ``f = arange(*f_range, DF)``
-    (stop exclusive), seeds ``seed_start + index``."""
+    (stop exclusive), seeds ``seed_start + index``.
+    """
 
     name: str
     k_range: tuple[float, float]
@@ -74,7 +75,8 @@ def reference_scan() -> ScanPoints:
 def grid_scan(k_spec: tuple[float, float, int], f_spec: tuple[float, float, int],
               seed_start: int = 1) -> ScanPoints:
     """A rectangular scan: ``k_spec = (k_min, k_max, n_k)`` (both ends included), likewise
-    ``f_spec``; k varies slowest; seeds ``seed_start, seed_start + 1, …``."""
+    ``f_spec``; k varies slowest; seeds ``seed_start, seed_start + 1, …``.
+    """
     for name, (lo, hi, n) in (("k", k_spec), ("f", f_spec)):
         if not (np.isfinite(lo) and np.isfinite(hi) and lo >= 0 and hi >= lo):
             raise ParameterError(f"scan range for {name} must satisfy 0 ≤ min ≤ max, got "
@@ -87,7 +89,8 @@ def grid_scan(k_spec: tuple[float, float, int], f_spec: tuple[float, float, int]
 
 def value_grid(k_values, f_values, seed_start: int = 1) -> ScanPoints:
     """Every pair of the given k and f values (k varies slowest), exactly those values;
-    seeds ``seed_start, seed_start + 1, …``."""
+    seeds ``seed_start, seed_start + 1, …``.
+    """
     k = np.asarray(k_values, dtype=np.float64).ravel()
     f = np.asarray(f_values, dtype=np.float64).ravel()
     for name, values in (("k", k), ("f", f)):

@@ -277,7 +277,8 @@ def _is_2d(model: nn.Module) -> bool:
 
 def _to_input(batch: np.ndarray, model: nn.Module) -> torch.Tensor:
     """A numpy batch as the model's input: channels-last for 2-D networks (oneDNN then runs
-    the convolutions in NHWC, about twice as fast on CPU here, whatever the weights' layout)."""
+    the convolutions in NHWC, about twice as fast on CPU here, whatever the weights' layout).
+    """
     t = torch.from_numpy(batch)
     if _is_2d(model):
         t = t.contiguous(memory_format=torch.channels_last)
@@ -304,7 +305,8 @@ SQUARE_SYMMETRIES = tuple((flip, turns) for flip in (False, True) for turns in r
 def _view_probabilities(model: nn.Module, frames: Any, batch_size: int,
                         symmetrize: bool) -> torch.Tensor:
     """Softmax probabilities ``(views, n, n_classes)`` of ``frames`` seen in each of the
-    :data:`SQUARE_SYMMETRIES` (``symmetrize``; view 0 is the frame itself) or as given."""
+    :data:`SQUARE_SYMMETRIES` (``symmetrize``; view 0 is the frame itself) or as given.
+    """
     if batch_size < 1:
         raise ParameterError(f"batch_size must be >= 1, got {batch_size}")
     views = SQUARE_SYMMETRIES if symmetrize else ((False, 0),)
@@ -426,7 +428,8 @@ def saliency(model: nn.Module, frames: Any, class_index: int, sigma: float = 2.0
 def init_input_norm(model: nn.Module, x: Any, max_samples: int = 256) -> None:
     """Set the running mean/variance of the model's input BatchNorm (``model.norm``) to the
     statistics of ``x`` ``(n, channel, y, x)`` — per channel for the 2-D network, over all
-    frames for the 3-D one — using at most ``max_samples`` evenly spaced samples."""
+    frames for the 3-D one — using at most ``max_samples`` evenly spaced samples.
+    """
     n = _n_samples(x)
     if n == 0:
         return
@@ -495,7 +498,8 @@ def _train_epoch(model, opt, x, y, config: TrainConfig, gen: torch.Generator,
     Batches are augmented on the training device with transforms drawn from ``gen``.
 
     Stops with a :class:`DataError` on a non-finite input and a :class:`SimulationError` on
-    a non-finite loss, naming the batch's samples, before the optimiser steps."""
+    a non-finite loss, naming the batch's samples, before the optimiser steps.
+    """
     n = _n_samples(x)
     device = torch.device(config.device)
     model.train()
@@ -603,7 +607,8 @@ MODEL_FILES = ("last.pt", "best.pt", "history.json")
 
 def check_model_folder(out_dir: str | Path) -> Path:
     """Refuse a model folder that is a file, or a non-empty folder holding no training
-    files (so that ``train`` never writes into a dataset store or a foreign folder)."""
+    files (so that ``train`` never writes into a dataset store or a foreign folder).
+    """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise OutputError(f"model folder {str(out)!r} is an existing file, not a folder")

@@ -68,7 +68,8 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 def reaction_count(network: str, species: int) -> int:
     """Reactions of the ``network`` enumeration over ``species`` species, without building
-    it (kitchen-sink N²(N − 1), dense-gs 2N(N − 1), dense N(N − 1)(N + 1))."""
+    it (kitchen-sink N²(N − 1), dense-gs 2N(N − 1), dense N(N − 1)(N + 1)).
+    """
     return dense.reaction_count(OLD_NETWORK_NAMES.get(network, network), species)
 
 
@@ -171,7 +172,8 @@ class ModelSettings(Settings):
 class GeneratorSettings(Settings):
     """The generator G(z): ``patch`` its output size (smaller than the domain = placed in its
     centre on zero concentration; ``None`` = the domain's smaller side), ``z_bits`` random
-    bits, ``batch`` samples per optimisation step."""
+    bits, ``batch`` samples per optimisation step.
+    """
 
     patch: int | None = None
     z_bits: int = 64
@@ -263,7 +265,8 @@ class OptimiserSettings(Settings):
 class EvaluationSettings(Settings):
     """What the report measures: roll-outs to ``factor`` × the last horizon, also at ``dt``
     divided by each of ``dt_divisors``; ``controls`` randomisations per control condition;
-    bit accuracy read at ``times`` (s) when the design has an encoder."""
+    bit accuracy read at ``times`` (s) when the design has an encoder.
+    """
 
     factor: int = 10
     dt_divisors: tuple[int, ...] = (10,)
@@ -343,7 +346,8 @@ class DesignConfig(Settings):
     @classmethod
     def _normalise(cls, data: dict[str, Any], origin: str) -> dict[str, Any]:
         """The base's flat keys moved into their sections, then old key names inside a
-        section renamed (``optimiser.time_budget`` → ``optimiser.time_budget_s``)."""
+        section renamed (``optimiser.time_budget`` → ``optimiser.time_budget_s``).
+        """
         data = super()._normalise(data, origin)
         for section, renames in cls.SECTION_ALIASES.items():
             sub = data.get(section)
@@ -405,7 +409,8 @@ class DesignConfig(Settings):
 
     def rollout_bytes(self) -> int:
         """Memory one optimisation step needs, roughly: every state of the longest horizon
-        is kept for the backward pass, with as much again for gradients and work space."""
+        is kept for the backward pass, with as much again for gradients and work space.
+        """
         itemsize = 8 if self.dtype == "float64" else 4
         ny, nx = self.model.size
         return (2 * self.generator.batch * self.model.species * ny * nx
@@ -425,7 +430,8 @@ class DesignConfig(Settings):
     @property
     def patch_size(self) -> int:
         """The generator's output size: ``generator.patch``, else the domain's smaller
-        side."""
+        side.
+        """
         patch = self.generator.patch
         return patch if patch is not None else min(self.model.size)
 
@@ -442,7 +448,8 @@ def normalised(data: dict[str, Any]) -> dict[str, Any]:
     in today's complete form, as :meth:`DesignConfig.to_dict` writes it; for comparing the
     config of a run folder with the one asked for. The device is kept as stored but not
     checked (a run may have been made on another machine); a config that no longer reads
-    is returned as it is (and so differs)."""
+    is returned as it is (and so differs).
+    """
     given = {k: v for k, v in data.items() if k != "source"}
     try:
         out = DesignConfig.from_dict({**given, "device": "cpu"}).to_dict()
@@ -464,7 +471,8 @@ def load_config(source: str | Path, **overrides: Any) -> DesignConfig:
     """A config from a file path or a bundled name, with ``overrides`` applied (``None``
     sets a key to null). Relative paths (the target ``image``, ``init_from``) are made
     absolute — the file's against its folder, the overrides' against the working folder —
-    so the config saved in a run folder means the same from anywhere."""
+    so the config saved in a run folder means the same from anywhere.
+    """
     bundled = bundled_configs()
     path = bundled[str(source)] if str(source) in bundled else Path(source)
     if not path.exists():
@@ -499,7 +507,8 @@ def _absolute(value: str, folder: Path) -> str:
 
 def bundled_target(name: str) -> Path:
     """Path of a target image shipped with rdlab (``portrait``: a portrait drawn by
-    :mod:`rdlab.design.target_image`, not a photograph)."""
+    :mod:`rdlab.design.target_image`, not a photograph).
+    """
     path = Path(str(resources.files("rdlab.design") / "data" / f"{name}.png"))
     if not path.is_file():
         raise ParameterError(f"no bundled target image {name!r}")

@@ -85,7 +85,8 @@ class MonomialPlan:
     species ``X_i``, then the degree-2 monomials, then degree 3, … Every degree-``d``
     monomial (``d ≥ 2``) is ``M[parent] · X[species]`` with the parent of degree ``d − 1``.
 
-    Attributes:
+    Attributes
+    ----------
         n_species: ``S``.
         n_monomials: ``K``.
         blocks: per degree ≥ 2: ``(start, stop, parents, species)``; ``parents`` and
@@ -220,7 +221,8 @@ def _mm(A: torch.Tensor, M: torch.Tensor, out: torch.Tensor | None = None) -> to
 
 def reaction_matrix(params: DesignParameters, dt: float = 1.0) -> torch.Tensor:
     """``dt·A = dt·S·diag(k)·C``, shape ``(S, K)``: the reaction term is ``A·M`` over the
-    monomial slots of :class:`MonomialPlan`. Differentiable with respect to the rates."""
+    monomial slots of :class:`MonomialPlan`. Differentiable with respect to the rates.
+    """
     pt = _plan_tensors(_plan(params.network), params.dtype, params.device)
     S = torch.as_tensor(params.network.stoichiometry, dtype=params.dtype, device=params.device)
     A = torch.zeros(S.shape[0], pt.plan.n_monomials, dtype=params.dtype, device=params.device)
@@ -247,7 +249,8 @@ def _check_stencil(name: str) -> np.ndarray:
 def laplacian(X: torch.Tensor, stencil: str = "9-point") -> torch.Tensor:
     """Periodic Laplacian (unit spacing) of ``X (B, C, y, x)`` with a stencil of
     :data:`rdlab.system.STENCILS`. The 9-point stencil ``¼[1 2 1]ᵀ[1 2 1] − 4δ`` is applied
-    separably; any other as 3×3 shifts."""
+    separably; any other as 3×3 shifts.
+    """
     w = _check_stencil(stencil)
     if _separable_9point(w):  # periodic [1 2 1] along y, then along x
         P = torch.cat([X[..., -1:, :], X, X[..., :1, :]], dim=-2)
@@ -282,7 +285,8 @@ def intra_op_threads(n: int | None):
 
 class _EulerStep(torch.autograd.Function):
     """``Y = clip(X + A·M(X) + D∘∇²X + φ∘(x_feed − X))`` with the step size folded into
-    ``A = dt·A``, ``D = dt·D``, ``φ = dt·(f + ε)``; analytic backward."""
+    ``A = dt·A``, ``D = dt·D``, ``φ = dt·(f + ε)``; analytic backward.
+    """
 
     @staticmethod
     def forward(ctx, X, A, D, phi, feed, pt: _PlanTensors, stencil: str,
@@ -349,7 +353,8 @@ def euler_step(params: DesignParameters, X: torch.Tensor, dt: float = 1.0, *,
                flow_field: torch.Tensor | None = None, clip: bool = True,
                c_max: float = C_MAX, stencil: str = "9-point") -> torch.Tensor:
     """One step ``X_t → X_{t+1}`` (see the module docstring); ``X (B, S, y, x)``.
-    ``flow_field`` replaces ``f`` by a per-cell flow ``(B or 1, 1 or S, y, x)``."""
+    ``flow_field`` replaces ``f`` by a per-cell flow ``(B or 1, 1 or S, y, x)``.
+    """
     traj = rollout(params, X, 1, dt, flow_fields=None if flow_field is None else [flow_field],
                    clip=clip, c_max=c_max, stencil=stencil)
     return traj.states[1]
@@ -476,7 +481,8 @@ def noisy_flow(params: DesignParameters, noise: FlowNoise, shape: Sequence[int],
     """A ``step → flow field`` callable for :func:`rollout`: ``smooth(max(f + U(−a, a), 0))``
     as :func:`rdlab.simulate.torch_engine.flow_field` (differentiable with respect to
     ``params.flow``), one fresh draw per call from ``generator``; ``shape`` is the state's
-    ``(B, S, y, x)``. One field shared by all species unless ``noise.per_species``."""
+    ``(B, S, y, x)``. One field shared by all species unless ``noise.per_species``.
+    """
     from rdlab.simulate import torch_engine as te
 
     B = int(shape[0])

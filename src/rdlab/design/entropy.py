@@ -75,7 +75,8 @@ def _per_batch(values: torch.Tensor, batch: int, length: int, what: str) -> torc
 
 def _pairs_from_matrices(R: np.ndarray, P: np.ndarray) -> list[tuple[int, int]]:
     """Reverse pairs by matching reactants to products (the rule of
-    :meth:`ReactionNetwork.reverse_pairs`)."""
+    :meth:`ReactionNetwork.reverse_pairs`).
+    """
     used: set[int] = set()
     pairs = []
     for a in range(R.shape[1]):
@@ -94,7 +95,8 @@ def _pairs_from_matrices(R: np.ndarray, P: np.ndarray) -> list[tuple[int, int]]:
 @functools.lru_cache(maxsize=64)
 def _structure(network_or_tensors, dtype: torch.dtype, device: torch.device):
     """``(NetworkTensors, forward indices, reverse indices)`` on ``dtype``/``device``;
-    memoised, so a roll-out of many steps matches the pairs once."""
+    memoised, so a roll-out of many steps matches the pairs once.
+    """
     if isinstance(network_or_tensors, ReactionNetwork):
         net = NetworkTensors.from_network(network_or_tensors, None, dtype, device)
         pairs = network_or_tensors.reverse_pairs()
@@ -136,7 +138,8 @@ def reaction_entropy_production_map(
         floor: each mass-action rate ``v`` is replaced by ``max(v, floor)``.
         k_B: Boltzmann's constant (1 → σ in units of k_B).
 
-    Returns:
+    Returns
+    -------
         ``k_B Σ_pairs (v⁺ − v⁻) ln(v⁺/v⁻)`` in each cell, ≥ 0 (k_B × concentration/time).
     """
     if floor <= 0:
@@ -172,7 +175,8 @@ def spatial_gradients(
     X: torch.Tensor, gradient: str = "central", dx: float = 1.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(∂X/∂y, ∂X/∂x)`` of ``X (..., y, x)``, each the shape of ``X``, by the rule
-    ``gradient`` (``"central"``, ``"forward"`` or ``"reference"``; see the module doc)."""
+    ``gradient`` (``"central"``, ``"forward"`` or ``"reference"``; see the module doc).
+    """
     if dx <= 0:
         raise ParameterError(f"grid spacing dx must be > 0, got {dx}")
     if gradient == "central":
@@ -210,7 +214,8 @@ def diffusion_entropy_production_map(
         k_B: Boltzmann's constant.
         dx: grid spacing.
 
-    Returns:
+    Returns
+    -------
         ``k_B Σ_i D_i |∇X_i|² / (X_i + offset)`` in each cell.
     """
     _check_state(X)

@@ -54,7 +54,8 @@ Metric = Callable[[torch.Tensor, TorchParameters], torch.Tensor]
 
 def finite_mean(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
     """Mean over the finite entries (runs that blew up are NaN), NaN where there are none —
-    without numpy's "mean of empty slice" warning; the counts are reported alongside."""
+    without numpy's "mean of empty slice" warning; the counts are reported alongside.
+    """
     values = np.asarray(values, float)
     ok = np.isfinite(values)
     count = ok.sum(axis=axis)
@@ -67,7 +68,8 @@ def finite_mean(values: np.ndarray, axis: int | None = None) -> np.ndarray | flo
 @dataclass
 class MetricCurves:
     """A metric against time for several conditions: ``values[name]`` is
-    ``(n_runs, n_times)`` (NaN after a run blew up)."""
+    ``(n_runs, n_times)`` (NaN after a run blew up).
+    """
 
     metric: str
     times: np.ndarray
@@ -90,7 +92,8 @@ class MetricCurves:
 def metric_function(model: DesignModel, metric: str) -> Metric:
     """``metric(X (B,S,H,W), params) → (B,)`` for ``metric`` in ``correlation``,
     ``dissipation`` (the parts the loss uses, σ_D by default), ``diffusion``,
-    ``reaction``."""
+    ``reaction``.
+    """
     if metric == "correlation":
         if model.target is None:
             raise ParameterError("this design has no target image: no correlation to follow")
@@ -133,7 +136,8 @@ def _fast_system(model: DesignModel, params: TorchParameters, shape) -> System:
 class _Measurements(Tracker):
     """Follows ``metric`` at ``steps`` (after step 0) without storing the states: a sample
     stopped by the guard (it blew up) is NaN from then on; ``frames`` keeps the first
-    sample's state at each step when asked."""
+    sample's state at each step when asked.
+    """
 
     def __init__(self, steps: list[int], metric: Metric, params: TorchParameters,
                  keep_frames: bool):
@@ -161,7 +165,8 @@ class _Measurements(Tracker):
 def _rollout_metric_fast(model, params, X0, n_steps, dt, metric, record_every, keep_frames):
     """The same as :func:`rollout_metric` on the fast engine (no flow noise), in float32
     through the front door; a sample that blows up is dropped (NaN from the check that
-    found it on) while the others go on."""
+    found it on) while the others go on.
+    """
     system = _fast_system(model, params, X0.shape)
     X = X0.detach().double().numpy()
     record = sorted(set(range(0, n_steps + 1, record_every)) | {n_steps})
@@ -238,7 +243,8 @@ def control_curves(model: DesignModel, metric: str, n_steps: int, dt: float, *, 
                    record_every: int = 1, seed: int = 0,
                    conditions: tuple[str, ...] = CONTROL_CONDITIONS) -> MetricCurves:
     """``metric`` against time for each control condition (module docstring), ``n`` runs
-    each, ``n_steps`` steps of ``dt``."""
+    each, ``n_steps`` steps of ``dt``.
+    """
     unknown = set(conditions) - set(CONTROL_CONDITIONS)
     if unknown:
         raise ParameterError(f"unknown control conditions {sorted(unknown)}; choose from "

@@ -84,7 +84,8 @@ def _n_blocks(size) -> int:
 
 def widths(n_species: int, size: int, width: int = 256) -> list[int]:
     """Output widths of the generator's blocks: ``int(linspace(width, S, log2(size)))``,
-    the last always ``S`` ([256, 205, 155, 105, 55, 5] for S = 5, 64²)."""
+    the last always ``S`` ([256, 205, 155, 105, 55, 5] for S = 5, 64²).
+    """
     n = _n_blocks(size)
     w = [int(v) for v in np.linspace(width, n_species, n)]
     w[-1] = n_species
@@ -113,7 +114,8 @@ def gaussian_kernel(sigma: float, radius: int, dtype=torch.float32) -> torch.Ten
 
 def periodic_blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Separable periodic convolution of ``x (B, C, y, x)`` with the symmetric 1-D
-    ``kernel`` along y and along x."""
+    ``kernel`` along y and along x.
+    """
     r = (kernel.numel() - 1) // 2
     if r >= min(x.shape[-2:]):
         raise ParameterError(f"blur window of radius {r} does not fit a "
@@ -129,7 +131,8 @@ def periodic_blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 def sample_z(batch: int, z_bits: int, generator: torch.Generator | None = None,
              dtype=torch.float32) -> torch.Tensor:
     """Random bits ``(batch, z_bits)`` in {0, 1} (as floats), each 0 or 1 with probability ½,
-    on the device of ``generator``."""
+    on the device of ``generator``.
+    """
     batch = _positive_int(batch, "batch")
     z_bits = _positive_int(z_bits, "z_bits")
     device = generator.device if generator is not None else "cpu"
@@ -221,7 +224,8 @@ class Generator(nn.Module):
 
     def unblurred(self, z: torch.Tensor) -> torch.Tensor:
         """The patch placed in the domain ``(B, S, H, W)`` with its surroundings, before the
-        blur (the output is ``periodic_blur(unblurred(z), blur_kernel)``)."""
+        blur (the output is ``periodic_blur(unblurred(z), blur_kernel)``).
+        """
         c = self.patch(z)
         if self.domain == (self.size, self.size):
             return c
@@ -242,7 +246,8 @@ class Generator(nn.Module):
     @torch.no_grad()
     def project_(self) -> Generator:
         """Clamp ``scale`` to ``[0.1, c_max]`` and the background to ``[0, c_max]`` in place
-        (the forward pass clamps anyway; this keeps the stored values meaningful)."""
+        (the forward pass clamps anyway; this keeps the stored values meaningful).
+        """
         self.scale.clamp_(SCALE_MIN, self.c_max)
         if self.background is not None:
             self.background.clamp_(0.0, self.c_max)
@@ -251,7 +256,8 @@ class Generator(nn.Module):
 
 class Encoder(nn.Module):
     """``E(X)``: concentrations ``(B, S, size, size)`` → logits of the bits ``(B, z_bits)``
-    (see the module docstring)."""
+    (see the module docstring).
+    """
 
     def __init__(self, n_species: int, size: int, z_bits: int, *, norm: str = "layer",
                  width: int = 256, dtype=torch.float32) -> None:

@@ -111,7 +111,8 @@ def _as_x(c: torch.Tensor) -> torch.Tensor:
 
 def stored_frame_indices(n_steps: int) -> list[int]:
     """The stored frames ``{0, P, 2P, …, T}`` of a ``T``-step roll-out, ``P = max(T // 32, 1)``
-    (``T`` itself is always included)."""
+    (``T`` itself is always included).
+    """
     if n_steps < 0:
         raise ParameterError(f"number of steps must be ≥ 0, got {n_steps}")
     period = max(n_steps // 32, 1)
@@ -130,7 +131,8 @@ def _draw_frames(n_steps: int, batch: int, generator: torch.Generator | None) ->
 
 def random_frame(traj: Trajectory, generator: torch.Generator | None = None) -> torch.Tensor:
     """``X_rand (B, S, H, W)``: for each sample a state drawn uniformly from the stored frames
-    (:func:`stored_frame_indices`) with ``generator``."""
+    (:func:`stored_frame_indices`) with ``generator``.
+    """
     B = _state_shape(traj)[0]
     chosen = _draw_frames(traj.n_steps, B, generator)
     return torch.stack([traj.states[t][b] for b, t in enumerate(chosen)])
@@ -197,7 +199,8 @@ def pearson_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def normalise_target(image) -> torch.Tensor:
     """The target as the loss sees it: z-scored (population std) then clipped at ≥ −1, a
-    float64 tensor ``(H, W)`` (the authors' ``load_and_normalize_image``)."""
+    float64 tensor ``(H, W)`` (the authors' ``load_and_normalize_image``).
+    """
     t = torch.as_tensor(np.asarray(image, dtype=np.float64)) if not isinstance(
         image, torch.Tensor) else image.detach().to(torch.float64)
     if t.ndim != 2 or min(t.shape) < 1:
@@ -374,7 +377,8 @@ def dissipation_series(traj: Trajectory, terms: Sequence[str] | str = ("diffusio
                        offset: float = 0.1, floor: float = 1e-5,
                        gradient: str = "central") -> torch.Tensor:
     """Entropy production rate ``σ(X_t)`` (sum of the chosen parts, k_B = 1) at every state
-    ``t = 0 … T``: ``(T + 1, B)``, for plots and controls (detach it yourself if needed)."""
+    ``t = 0 … T``: ``(T + 1, B)``, for plots and controls (detach it yourself if needed).
+    """
     parts = _check_parts(terms)
     _state_shape(traj)
     return torch.stack([sum(_sigma(traj, X, p, offset, floor, gradient) for p in parts)
@@ -476,7 +480,8 @@ def _encode(encoder: nn.Module, X: torch.Tensor, z: torch.Tensor, centre: bool) 
 def bit_accuracy(encoder: nn.Module, X: torch.Tensor, z: torch.Tensor,
                  centre: bool = True) -> float:
     """Fraction of bits the encoder gets right (logit > 0 ⇔ bit 1) from ``X (B, S, H, W)``;
-    ``z (B, n_bits)`` in {0, 1}. ``centre``: feed the encoder ``2X − 1`` (as in training)."""
+    ``z (B, n_bits)`` in {0, 1}. ``centre``: feed the encoder ``2X − 1`` (as in training).
+    """
     with torch.no_grad():
         logits = _encode(encoder, X, z, centre)
         return float(((logits > 0) == (z > 0.5)).to(torch.float64).mean())
@@ -620,7 +625,8 @@ class Replication(LossTerm):
 
     def correlation(self, traj: Trajectory) -> float:
         """Mean Pearson r between parent and each daughter, per species and sample (a
-        species constant over the parent or a daughter counts as r = 0); the paper's .893."""
+        species constant over the parent or a daughter counts as r = 0); the paper's .893.
+        """
         parent, daughters = self.windows(traj)
         B, S, h, w = parent.shape
         with torch.no_grad():
@@ -638,7 +644,8 @@ def parent_daughter_correlation(traj: Trajectory, box: Sequence[int] | None = No
 # ---------------------------------------------------------------------------- mean drift
 class MeanDrift(LossTerm):
     """``mean_{b,i} (⟨X_T^i⟩ − ⟨X_0^i⟩)²``, ⟨·⟩ the spatial mean: keeps each species' amount
-    (the authors' propagation x-loss)."""
+    (the authors' propagation x-loss).
+    """
 
     default_name = "mean_drift"
 
@@ -728,5 +735,6 @@ def make_term(kind: str, **options: Any) -> LossTerm:
 
 def build_loss(config: Mapping[str, Mapping[str, Any]]) -> CompositeLoss:
     """A :class:`CompositeLoss` from ``{kind: options}``, e.g.
-    ``{"step_size": {"delta_max": .05, "weight": 1000}, "dissipation": {"weight": 1}}``."""
+    ``{"step_size": {"delta_max": .05, "weight": 1000}, "dissipation": {"weight": 1}}``.
+    """
     return CompositeLoss([make_term(kind, **dict(opts or {})) for kind, opts in config.items()])

@@ -112,7 +112,8 @@ def _network(config: DesignConfig):
 def build_model(config: DesignConfig, device: str | torch.device | None = None
                 ) -> DesignModel:
     """θΨ at the paper's initialisation, a fresh G (and E), and the loss, all seeded; on
-    ``device`` (default: the config's). The initial values do not depend on the device."""
+    ``device`` (default: the config's). The initial values do not depend on the device.
+    """
     torch.manual_seed(config.seed)
     dtype = torch.float64 if config.dtype == "float64" else torch.float32
     network = _network(config)
@@ -154,7 +155,8 @@ def simulate_design(model: DesignModel, n_steps: int, *, z: torch.Tensor | None 
                     rng: torch.Generator | None = None, X0: torch.Tensor | None = None,
                     params: DesignParameters | None = None) -> Trajectory:
     """One roll-out of ``n_steps`` steps: X0 = G(z) (or ``X0``), noisy flow if configured.
-    Differentiable when grad is enabled."""
+    Differentiable when grad is enabled.
+    """
     cfg = model.config
     rng = rng if rng is not None else torch.Generator(model.device).manual_seed(cfg.seed)
     params = params if params is not None else model.params
@@ -234,7 +236,8 @@ def resume_point(config: DesignConfig, out: str | Path) -> dict | None:
     whose run was killed before its first checkpoint under this same config).
 
     Raises :class:`~rdlab.errors.DataError` for a damaged checkpoint or history and
-    :class:`~rdlab.errors.ParameterError` when the folder holds another config's run."""
+    :class:`~rdlab.errors.ParameterError` when the folder holds another config's run.
+    """
     out = Path(out)
     wanted = _without_device(config_dump(config))
     ck = out / CHECKPOINT
@@ -419,7 +422,8 @@ def start_from(model: DesignModel, source: Path) -> None:
 def _without_device(config: dict) -> dict:
     """A config dump in today's form (:func:`~rdlab.design.config.normalised`: a flat config
     of an older run reads as its sections), minus ``device`` (a run may resume on another
-    device)."""
+    device).
+    """
     return {k: v for k, v in normalised(config).items() if k != "device"}
 
 
@@ -436,7 +440,8 @@ def _checkpoint(path: Path, model: DesignModel, rng: torch.Generator, state: _St
 
 def _target_digest(model: DesignModel) -> str | None:
     """A fingerprint of the target image as the loss sees it (its file may change under the
-    same name between a run and its resume)."""
+    same name between a run and its resume).
+    """
     if model.target is None:
         return None
     return hashlib.sha256(np.ascontiguousarray(model.target, dtype=np.float64)).hexdigest()
@@ -453,7 +458,8 @@ def _truncate_history(path: Path, lines: int) -> None:
 
 def load_model(folder: str | Path, device: str | torch.device = "cpu") -> DesignModel:
     """The optimised model of a finished run folder (``model.pt``), or its latest checkpoint,
-    on ``device`` (the CPU by default, whatever device it was optimised on)."""
+    on ``device`` (the CPU by default, whatever device it was optimised on).
+    """
     folder = Path(folder)
     path = folder / MODEL
     if not path.is_file():

@@ -55,7 +55,8 @@ def autocatalytic_reactions(network: ReactionNetwork) -> list[list[int]]:
     """For each species ``i``, the reactions (in network order) that are autocatalytic for
     it: ``i`` is a reactant and a net product (``R_ir ≥ 1`` and ``P_ir > R_ir``), such as
     ``X + 2Y → 3Y`` for ``Y``. In the dense enumerations these are exactly the X + 2Y → 3Y
-    reactions; their reverses (3Y → X + 2Y) consume ``Y`` and are not counted."""
+    reactions; their reverses (3Y → X + 2Y) consume ``Y`` and are not counted.
+    """
     R, P = network.reactant_matrix, network.product_matrix
     return [[r for r in range(network.n_reactions) if R[i, r] >= 1 and P[i, r] > R[i, r]]
             for i in range(network.n_species)]
@@ -235,7 +236,8 @@ class DesignParameters(nn.Module):
     # ------------------------------------------------------------------ user start values
     def reaction_index(self, text: str) -> int:
         """Index of the reaction written as ``text`` (e.g. ``"A + 2B -> 3B"``; spacing and
-        the order of terms do not matter)."""
+        the order of terms do not matter).
+        """
         try:
             one = ReactionNetwork.from_text(str(text), species=self.network.species)
         except (NetworkError, ValueError) as err:
@@ -255,7 +257,8 @@ class DesignParameters(nn.Module):
         ``{reaction text: k}``, ``other_rates`` (k of every reaction not listed; omitted:
         they keep their values), ``diffusion`` (one value or one per species, within the
         diffusion bounds) and ``feed`` (one value per species, ≥ 0). A way to start an
-        optimisation from a known mechanism instead of the paper's initialisation."""
+        optimisation from a known mechanism instead of the paper's initialisation.
+        """
         unknown = set(start) - {"rates", "other_rates", "diffusion", "feed"}
         if unknown:
             raise ParameterError(f"initial: unknown key(s) {sorted(unknown)}; use rates, "
@@ -306,7 +309,8 @@ class DesignParameters(nn.Module):
     @torch.no_grad()
     def project_(self) -> DesignParameters:
         """Project in place onto the bounds: k ≥ 0, D ∈ [d_min, d_max], f ∈ [f_min, f_max],
-        x_feed ≥ 0 (fixed groups too). Call after each optimiser step."""
+        x_feed ≥ 0 (fixed groups too). Call after each optimiser step.
+        """
         self.rates.clamp_(min=0.0)
         d_lo, d_hi = self.diffusion_bounds.tolist()
         self.diffusion.clamp_(d_lo, d_hi)
@@ -340,7 +344,8 @@ class DesignParameters(nn.Module):
     def load_values(self, values: Mapping[str, torch.Tensor | np.ndarray | float]
                     ) -> DesignParameters:
         """Overwrite some or all groups in place from ``{name: values}`` (e.g. randomised
-        θΨ for a control, or a :meth:`clone_values` snapshot); not projected."""
+        θΨ for a control, or a :meth:`clone_values` snapshot); not projected.
+        """
         unknown = set(values) - set(GROUPS)
         if unknown:
             raise ParameterError(f"unknown parameter group(s) {sorted(unknown)}; choose from "
@@ -352,7 +357,8 @@ class DesignParameters(nn.Module):
 
     def as_torch_parameters(self, batch: int = 1) -> TorchParameters:
         """The same values as the torch engine's per-sample container (``rates (B, R)``,
-        ``diffusion (B, S)``, ``flow (B,)``, ``feed (B, S)``), differentiable views."""
+        ``diffusion (B, S)``, ``flow (B,)``, ``feed (B, S)``), differentiable views.
+        """
         return TorchParameters(self.rates.expand(batch, -1), self.diffusion.expand(batch, -1),
                                self.flow.expand(batch), self.feed.expand(batch, -1))
 
@@ -362,7 +368,8 @@ class DesignParameters(nn.Module):
 
     def describe(self) -> dict:
         """Plain Python values (JSON-ready): network text, the four groups, bounds, fixed
-        groups and dtype. :meth:`from_description` rebuilds the module."""
+        groups and dtype. :meth:`from_description` rebuilds the module.
+        """
         return {
             "network": self.network.to_dict(),
             "species": list(self.network.species),
@@ -383,7 +390,8 @@ class DesignParameters(nn.Module):
 
 def _numbers(value, what: str, shape: tuple[int, ...] | None) -> np.ndarray:
     """``value`` as finite floats (broadcast to ``shape`` if given), or a ParameterError
-    naming ``what`` and the value."""
+    naming ``what`` and the value.
+    """
     try:
         arr = np.asarray(value, dtype=float)
         if shape is not None:

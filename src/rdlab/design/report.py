@@ -48,7 +48,8 @@ __all__ = ["driven_network", "report"]
 
 def driven_network(model: DesignModel) -> ReactionNetwork:
     """The designed network with the flow reactor as reactions: for each species an inflow
-    ∅ → X_i at rate f·x_i and an outflow X_i → ∅ at rate f (the drive f(x − X) exactly)."""
+    ∅ → X_i at rate f·x_i and an outflow X_i → ∅ at rate f (the drive f(x − X) exactly).
+    """
     p = model.params
     net = p.to_network()
     S = net.n_species
@@ -78,7 +79,8 @@ def _bit_accuracy(model: DesignModel, times: tuple[float, ...], n: int, seed: in
                   dt: float | None = None) -> dict[str, float]:
     """Fraction of z's bits that E reads back from X_t at each of ``times`` (s), for ``n``
     z drawn from ``seed``, rolled out under the configured (noisy) flow with step ``dt``
-    (default the config's)."""
+    (default the config's).
+    """
     cfg = model.config
     dt = cfg.model.dt if dt is None else dt
     gen = torch.Generator().manual_seed(seed)
@@ -128,7 +130,8 @@ def report(folder: str | Path, *, n_controls: int | None = None, seed: int = 123
     (:func:`~rdlab.design.run_files.staged_report`): a report that fails leaves the old
     one as it was, never a mixture. ``metrics["finished"]`` says whether the optimisation
     had finished (``model.pt``) or the report is of a checkpoint of a run still to resume.
-    The caller holds the folder's lock."""
+    The caller holds the folder's lock.
+    """
     folder = Path(folder)
     if n_controls is not None and (isinstance(n_controls, bool) or not isinstance(
             n_controls, int) or n_controls < 1):

@@ -38,7 +38,8 @@ from rdlab.run_folder import check_run_folder, recover_run_folder, staged_run_fo
 @dataclass
 class DesignOutcome:
     """What a design command did: the folder, whether optimisation finished, the steps
-    in its history, and the report's metrics (None without ``evaluate``)."""
+    in its history, and the report's metrics (None without ``evaluate``).
+    """
 
     folder: Path
     finished: bool
@@ -49,7 +50,8 @@ class DesignOutcome:
 def check_model(config: DesignConfig) -> None:
     """Build the config's model once on the CPU (target image, loss terms, start values,
     ``init_from``), so that every problem with them is refused before a folder is
-    touched."""
+    touched.
+    """
     model = build_model(config, "cpu")
     if config.init_from is not None:
         start_from(model, Path(config.resolve_path(config.init_from)))
@@ -59,7 +61,8 @@ def run_design(config: DesignConfig, out: str | Path, *, fresh: bool = False,
                time_budget_s: float | None = None, evaluate: bool = True,
                n_controls: int | None = None, progress: bool = True) -> DesignOutcome:
     """Optimise ``config`` into ``out`` (resuming what is there unless ``fresh``), then
-    report; see the module docstring for what is checked when, and what ``fresh`` keeps."""
+    report; see the module docstring for what is checked when, and what ``fresh`` keeps.
+    """
     out = Path(out)
     check_model(config)
     check_run_folder(out)

@@ -64,7 +64,8 @@ def clear_run(folder: Path) -> None:
 
 def tidy(folder: Path) -> None:
     """Remove what a killed process left: temporary files of atomic writes and report
-    staging folders."""
+    staging folders.
+    """
     if not folder.is_dir():
         return
     for path in folder.glob(".*.tmp"):
@@ -77,7 +78,8 @@ def tidy(folder: Path) -> None:
 def staged_report(folder: Path) -> Iterator[Path]:
     """A hidden staging folder inside ``folder`` for a report; on success its files
     replace the old report (:func:`install_report`), on any error it is removed and the
-    old report stays as it was."""
+    old report stays as it was.
+    """
     staging = folder / f"{_STAGING}{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:
@@ -91,7 +93,8 @@ def install_report(staging: Path, folder: Path) -> None:
     """Replace ``folder``'s report with the files in ``staging``: the old ``metrics.json``
     goes first, then the old figures, the new figures come in, and the new
     ``metrics.json`` last — at every moment a ``metrics.json`` present belongs to the
-    figures present."""
+    figures present.
+    """
     clear_report(folder)
     new = sorted(p for p in staging.iterdir() if p.is_file())
     for path in sorted(new, key=lambda p: p.name == METRICS):
@@ -100,7 +103,8 @@ def install_report(staging: Path, folder: Path) -> None:
 
 def read_torch(path: Path, what: str, keys: tuple[str, ...] = ()) -> dict[str, Any]:
     """A dict saved with ``torch.save``, or a :class:`DataError` naming the file when it is
-    truncated, garbage or lacks one of ``keys``."""
+    truncated, garbage or lacks one of ``keys``.
+    """
     import torch
 
     try:
@@ -117,7 +121,8 @@ def read_torch(path: Path, what: str, keys: tuple[str, ...] = ()) -> dict[str, A
 
 def read_history_lines(path: Path, lines: int | None = None) -> list[dict]:
     """The history's records (the first ``lines`` of them, which must all be there), or a
-    :class:`DataError` naming the file and the line that is not a record."""
+    :class:`DataError` naming the file and the line that is not a record.
+    """
     if not path.is_file():
         if lines:
             raise DataError(f"{str(path)!r} is missing but the checkpoint counts {lines} "

@@ -19,7 +19,8 @@ from rdlab.chemistry.network import ReactionNetwork
 class Trajectory:
     """A roll-out ``X_0 … X_T`` of the reaction–diffusion model.
 
-    Attributes:
+    Attributes
+    ----------
         states: ``T + 1`` tensors ``(batch, species, y, x)``: ``states[t]`` is the state after
             ``t`` steps of ``dt`` (``states[0]`` is the initial state ``X_0``).
         dt: time step (s).

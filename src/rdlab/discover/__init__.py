@@ -1,5 +1,6 @@
 """Discover: reaction networks from concentration time series (CRNN with partial-parameter
-freezing, catalysis mode, choice of the number of reactions, Arrhenius rates)."""
+freezing, catalysis mode, choice of the number of reactions, Arrhenius rates).
+"""
 
 from rdlab.lazy_exports import lazy_exports
 

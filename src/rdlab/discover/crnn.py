@@ -85,7 +85,8 @@ class PopulationCRNN(torch.nn.Module):
     def losses(self, log_u: torch.Tensor, du: torch.Tensor, x_temp: torch.Tensor | None,
                lam: float, weights: torch.Tensor | None = None) -> torch.Tensor:
         """Eq. (3.2) for each candidate, ``(P,)``. ``weights (n_s,)`` multiply the predicted
-        derivatives of each species (``du`` is then given already weighted)."""
+        derivatives of each species (``du`` is then given already weighted).
+        """
         pred = self.forward(log_u, x_temp)
         if weights is not None:
             pred = pred * weights
@@ -97,7 +98,8 @@ class PopulationCRNN(torch.nn.Module):
     def redraw_rows(self, member: int, rows: list[int], low: float = -2.0,
                     high: float = 2.0) -> None:
         """Re-randomise rows of V (and orders) of one candidate, U(low, high) as in
-        Algorithm 1."""
+        Algorithm 1.
+        """
         if not rows:
             return
         idx = torch.as_tensor(rows)

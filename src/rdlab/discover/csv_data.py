@@ -137,7 +137,8 @@ class _Table:
     def numbers(self, column: str, *, finite: bool = True,
                 minimum: float | None = None, positive: bool = False) -> np.ndarray:
         """The column as floats; a cell that is not a number (or not finite, below
-        ``minimum``, not positive) is refused, naming its line."""
+        ``minimum``, not positive) is refused, naming its line.
+        """
         cells = self._columns[column]
         try:
             if any("_" in cell for cell in cells):

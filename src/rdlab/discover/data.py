@@ -30,7 +30,8 @@ NEGATIVE_TOLERANCE = 1e-8
 
 def _check_times(times, n: int, n_t: int) -> np.ndarray:
     """``times`` as ``(n_t,)`` (one grid for all samples) or ``(n, n_t)``; finite and
-    strictly increasing within each sample, else :class:`ParameterError` naming the sample."""
+    strictly increasing within each sample, else :class:`ParameterError` naming the sample.
+    """
     t = np.asarray(times, dtype=float)
     if t.ndim == 2 and t.shape[0] == n and n > 0 and np.all(t == t[:1]):
         t = t[0]
@@ -143,7 +144,8 @@ class ReactionData:
 
     def with_noise(self, level: float, seed: int = 0, kind: str = "gaussian") -> ReactionData:
         """Multiplicative noise on the derivatives: ``du·(1 + level·ξ)``, ξ ~ N(0, 1)
-        (``kind="gaussian"``) or ξ ~ U(−1, 1) (``"uniform"``, the reference code's)."""
+        (``kind="gaussian"``) or ξ ~ U(−1, 1) (``"uniform"``, the reference code's).
+        """
         if self.derivatives is None:
             raise ParameterError("these data have no derivatives to add noise to")
         if not np.isfinite(level) or level < 0:
@@ -232,7 +234,8 @@ def trajectories(mechanism: Mechanism, initial: np.ndarray, times: np.ndarray,
 
 def _network_all_directions(mech: Mechanism):
     """The mechanism's directed reactions with every direction present (rate 1 as a
-    placeholder; actual rates come per sample)."""
+    placeholder; actual rates come per sample).
+    """
     unit = Mechanism(mech.species, mech.V, np.ones(mech.n_reactions),
                      np.zeros(mech.n_reactions) if mech.orders is not None
                      else np.ones(mech.n_reactions), mech.orders)
@@ -241,7 +244,8 @@ def _network_all_directions(mech: Mechanism):
 
 def split(n_points: int, fraction: float = 0.8, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Random train/validation split of ``n_points`` points, 4:1 by default (shuffled over
-    all (sample, time) points, as the reference does)."""
+    all (sample, time) points, as the reference does).
+    """
     if not 0 < fraction < 1:
         raise ParameterError(f"train fraction must be in (0, 1), got {fraction!r}")
     order = np.random.default_rng(seed).permutation(n_points)
@@ -262,7 +266,8 @@ def save(data: ReactionData, path: str | Path) -> Path:
 
 def load(path: str | Path) -> ReactionData:
     """Read a CSV file or zarr store (see :func:`rdlab.discover.data_files.load`); anything
-    else, or a damaged file, is a :class:`~rdlab.errors.DataError` naming what is wrong."""
+    else, or a damaged file, is a :class:`~rdlab.errors.DataError` naming what is wrong.
+    """
     from rdlab.discover.data_files import load as load_file
 
     return load_file(path)

@@ -29,7 +29,8 @@ _DIMS = ("sample", "time", "species")
 
 def save(data: ReactionData, path: str | Path) -> Path:
     """Write ``data`` to ``*.csv`` (one row per sample and time) or otherwise a zarr store,
-    atomically (a unique temporary name, renamed into place)."""
+    atomically (a unique temporary name, renamed into place).
+    """
     path = Path(path)
     if path.suffix.lower() == ".csv":
         return write_csv(data, path)
@@ -58,7 +59,8 @@ def _write_zarr(data: ReactionData, path: Path) -> Path:
 
 def load(path: str | Path) -> ReactionData:
     """Read a CSV file (``*.csv``) or a zarr store (a folder) written by :func:`save` or by
-    hand; see :mod:`rdlab.discover.csv_data` for the CSV columns."""
+    hand; see :mod:`rdlab.discover.csv_data` for the CSV columns.
+    """
     path = Path(path)
     if not path.exists():
         raise DataError(f"data file {str(path)!r} does not exist")

@@ -100,7 +100,7 @@ def estimate(data: ReactionData, method: str = "spline",
 
 def _differentiate(t: np.ndarray, c: np.ndarray, method: str,
                    smoothing: float | None) -> np.ndarray:
-    """d c / d t of one sample, ``c (n_t, n_s)`` at times ``t (n_t,)``."""
+    """D c / d t of one sample, ``c (n_t, n_s)`` at times ``t (n_t,)``."""
     if method == "fd":
         return np.gradient(c, t, axis=0, edge_order=2)
     if method == "spline":
@@ -111,7 +111,8 @@ def _differentiate(t: np.ndarray, c: np.ndarray, method: str,
 
 def _relative(diff: np.ndarray, ref: np.ndarray) -> float:
     """``‖diff‖ / ‖ref‖`` (2-norms over all entries); 0 when both vanish, ``inf`` when
-    only the reference does."""
+    only the reference does.
+    """
     num = float(np.linalg.norm(diff))
     den = float(np.linalg.norm(ref))
     if den == 0.0:

@@ -162,13 +162,15 @@ class ReactionDiscovery:
     @classmethod
     def _param_names(cls) -> list[str]:
         """The constructor's parameters, read from its signature (scikit-learn's rule: every
-        parameter is stored unchanged under its own name, so the signature is the list)."""
+        parameter is stored unchanged under its own name, so the signature is the list).
+        """
         return [name for name, p in inspect.signature(cls.__init__).parameters.items()
                 if name != "self" and p.kind is not p.VAR_KEYWORD]
 
     def get_params(self, deep: bool = True) -> dict:
         """The constructor parameters and their values (``deep`` is accepted for
-        scikit-learn compatibility; no parameter is itself an estimator)."""
+        scikit-learn compatibility; no parameter is itself an estimator).
+        """
         return {name: getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params) -> ReactionDiscovery:
@@ -300,7 +302,8 @@ class ReactionDiscovery:
 
     def _try_warm_start(self, model: PopulationCRNN, t0: float) -> _Candidate | None:
         """Propose a structure by sparse regression; return it if it passes validation,
-        else load it into candidate 0 of ``model`` and return ``None``."""
+        else load it into candidate 0 of ``model`` and return ``None``.
+        """
         log_u, du, T, train, val, T_ref = self._fit_data
         proposal = propose_structure(log_u[train], du[train], max_order=self.library_order,
                                      catalytic=self.catalytic,
@@ -328,7 +331,8 @@ class ReactionDiscovery:
 
     def acceptance_tolerance(self) -> float:
         """The relative derivative error a mechanism must reach on every species to be
-        accepted: ``tolerance``, or 3× ``noise_level`` when the data are noisier."""
+        accepted: ``tolerance``, or 3× ``noise_level`` when the data are noisier.
+        """
         return max(self.tolerance, 3.0 * self.noise_level)
 
     # ------------------------------------------------------------------ training loops

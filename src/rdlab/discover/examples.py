@@ -53,7 +53,8 @@ class ExampleEntry:
     every :class:`Example`, so no two runs share arrays), a one-line description, and how
     its data are made (``temperature_range`` in K, or ``None``; ``catalytic``).
 
-    Calling the entry builds the :class:`Example`."""
+    Calling the entry builds the :class:`Example`.
+    """
 
     name: str
     build: Callable[[], Mechanism]

@@ -38,7 +38,8 @@ __all__ = ["LibraryProposal", "monomial_exponents", "propose_structure", "sparse
 
 def monomial_exponents(n_species: int, max_order: int) -> np.ndarray:
     """All exponent vectors of total order 1…``max_order``: ``(n_monomials, n_species)``,
-    ordered by total order, then lexicographically."""
+    ordered by total order, then lexicographically.
+    """
     if max_order < 1:
         raise ParameterError(f"max_order must be ≥ 1, got {max_order!r}")
     rows = []
@@ -55,7 +56,8 @@ def _thresholded_fit(A: np.ndarray, y: np.ndarray, cols: np.ndarray, threshold: 
                      ) -> tuple[np.ndarray, np.ndarray, float]:
     """Sequentially thresholded least squares on columns ``cols`` of the column-normalised
     ``A``: fit, drop columns contributing less than ``threshold``·‖y‖, refit until stable.
-    Returns ``(support, coefficients, relative residual)``."""
+    Returns ``(support, coefficients, relative residual)``.
+    """
     y_norm = float(np.linalg.norm(y))
     support = cols
     coef = np.zeros(0)
@@ -73,7 +75,8 @@ def _sparsest_fit(A: np.ndarray, y: np.ndarray, cols: np.ndarray, threshold: flo
                   tolerance: float) -> tuple[np.ndarray, np.ndarray, float]:
     """:func:`_thresholded_fit` at thresholds ``threshold``, 10×, 100×, … up to 1e-2: the
     sparsest support whose residual is within ``tolerance`` (a nearly collinear library
-    otherwise keeps small spurious terms at the lowest threshold), else the best fit."""
+    otherwise keeps small spurious terms at the lowest threshold), else the best fit.
+    """
     best = fit = _thresholded_fit(A, y, cols, threshold)
     t = threshold * 10.0
     while t <= 1e-2 * (1 + 1e-9):

@@ -179,7 +179,8 @@ class Mechanism:
     # ---------------------------------------------------------------- normal form
     def normalised(self) -> Mechanism:
         """The paper's printed form: each reversible row flipped so that kf ≥ kr, rows sorted
-        by descending kf. Catalytic and Arrhenius mechanisms are only sorted."""
+        by descending kf. Catalytic and Arrhenius mechanisms are only sorted.
+        """
         V, kf, kr = self.V.copy(), self.kf.copy(), self.kr.copy()
         arr = self.arrhenius
         if self.orders is None and arr is None:
@@ -252,7 +253,8 @@ class Mechanism:
     def to_network(self, temperature: float | None = None,
                    min_rate: float = 0.0) -> ReactionNetwork:
         """Directed reactions (forward then reverse) of the integer-rounded mechanism.
-        Directions with a rate ≤ ``min_rate`` are left out."""
+        Directions with a rate ≤ ``min_rate`` are left out.
+        """
         kf, kr = self.rates_at(temperature if temperature is not None
                                else self.reference_temperature)
         a, b = self.reactant_orders()

@@ -135,7 +135,8 @@ def refine_integers(V: np.ndarray, orders: np.ndarray | None, log_u: np.ndarray,
 def point_weights(du: np.ndarray, floor: float = 1e-6) -> np.ndarray:
     """Weights ``1/(|du| + δ_s)``, ``(N, n_s)``, with ``δ_s = floor·max|du_s|`` (or the
     overall max for a species that never moves): residuals become relative errors point by
-    point, which is also the right weighting for multiplicative noise."""
+    point, which is also the right weighting for multiplicative noise.
+    """
     scale = np.max(np.abs(du), axis=0)
     scale = np.where(scale > 0, scale, max(float(np.max(np.abs(du))), 1e-300))
     return 1.0 / (np.abs(du) + floor * scale)

@@ -60,7 +60,8 @@ def sweep_reactions(data: ReactionData, n_values: Sequence[int] = (1, 2, 3, 4), 
                     factor: float = 10.0, **estimator_params) -> ReactionSweep:
     """Fit ``data`` once per ``n_r`` in ``n_values`` and choose the smallest n_r that
     converged (every species within the estimator's tolerance); when none did, the smallest
-    whose validation error is within ``factor`` of the best one."""
+    whose validation error is within ``factor`` of the best one.
+    """
     values = sorted({int(n) for n in n_values})
     if not values or values[0] < 1:
         raise ParameterError(f"numbers of reactions must be ≥ 1, got {list(n_values)}")

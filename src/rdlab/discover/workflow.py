@@ -40,7 +40,8 @@ MAX_REACTIONS = 100
 class DiscoverSettings(Settings):
     """What to run. ``estimator`` holds :class:`ReactionDiscovery` parameters. Read and
     written as any rdlab config (:class:`rdlab.settings.Settings`); :meth:`check` refuses
-    values no run can use."""
+    values no run can use.
+    """
 
     n_reactions: int | None = None
     sweep: tuple[int, ...] | None = None
@@ -106,7 +107,8 @@ def prepare_data(source: str | Path | Example, settings: DiscoverSettings
              ) -> tuple[ReactionData, dict]:
     """The data to fit (generated for an example, else read from a file) and facts about
     them (source, generation time, the error of estimated derivatives against the exact
-    ones)."""
+    ones).
+    """
     info: dict = {}
     ex = source if isinstance(source, Example) else None
     if ex is not None:
@@ -149,7 +151,8 @@ def trajectory_check(learned: Mechanism, reference: Mechanism | None, data: Reac
     """Integrate the learned mechanism from one initial condition over ``[0, t_end]`` at
     ``n_times`` points (the paper's test) and compare with the true mechanism (or, without
     one, with the first measured sample over its own times). Returns times, both
-    trajectories and the relative L2 error."""
+    trajectories and the relative L2 error.
+    """
     T = None
     if reference is not None:
         x0 = np.random.default_rng(seed).uniform(0, 1, (1, learned.n_species))
@@ -177,7 +180,8 @@ def run_discovery(source: str | Path | Example, out: str | Path,
     :func:`~rdlab.run_folder.staged_run_folder`, so it is locked against a second writer
     and changes only when the run succeeds (a failed or killed run leaves an earlier run
     as it was). An output that could not be made (e.g. SBML of a non-physical best guess)
-    is listed in ``report["missing_outputs"]`` and ``report["warnings"]``."""
+    is listed in ``report["missing_outputs"]`` and ``report["warnings"]``.
+    """
     settings = settings or DiscoverSettings()
     settings.check()
     ex = _example_of(source)
@@ -205,7 +209,8 @@ def discover_into(folder: RunFolder, data: ReactionData, ex: Example | None,
     """Fit ``data`` (from :func:`prepare_data`) and write every output into ``folder``, which
     the caller has staged and locked (as :func:`run_discovery` does, or a command that
     writes a discovery into a sub-folder of its own staged run folder). Returns the
-    report."""
+    report.
+    """
     save(data, folder.file("data.zarr"))
     params = dict(settings.estimator)
     params.setdefault("progress", progress)
@@ -257,7 +262,8 @@ def discover_into(folder: RunFolder, data: ReactionData, ex: Example | None,
 
 def _first_state(data: ReactionData) -> dict[str, float]:
     """The first sample's concentrations at its first time, ``{species: value}`` (noise
-    below 0 clipped to 0): the initial state written into the exported models."""
+    below 0 clipped to 0): the initial state written into the exported models.
+    """
     x0 = np.clip(np.asarray(data.concentrations[0, 0], dtype=float), 0.0, None)
     return {s: float(x) for s, x in zip(data.species, x0)}
 
@@ -267,7 +273,8 @@ def _exports(mech: Mechanism, folder: RunFolder, report: dict,
     """mechanism.antimony and mechanism.xml, starting from ``initial`` (concentration per
     species; species of the data the mechanism lacks are left out); returns
     ``{name: why not}`` for those that could not be written (a non-physical best guess
-    cannot always be exported)."""
+    cannot always be exported).
+    """
     from rdlab.chemistry.export import to_antimony, to_sbml
 
     try:

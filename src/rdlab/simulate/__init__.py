@@ -41,7 +41,8 @@ def __getattr__(name: str):
 
 class _FrontDoorModule(types.ModuleType):
     """``rdlab.simulate(...)`` is ``rdlab.simulate.simulate(...)``: the package is callable
-    as its front door, so ``import rdlab; rdlab.simulate(system, x0, ...)`` works."""
+    as its front door, so ``import rdlab; rdlab.simulate(system, x0, ...)`` works.
+    """
 
     def __call__(self, *args, **kwargs):
         return __getattr__("simulate")(*args, **kwargs)

@@ -21,7 +21,8 @@ ENGINES = available_engines()
 def snapshot_schedule(n_steps: int, snapshot_every: int | None = None,
                       snapshot_steps: Sequence[int] | None = None) -> np.ndarray:
     """Sorted unique snapshot steps in ``[0, n_steps]``: explicit ``snapshot_steps``, or every
-    ``snapshot_every`` steps (always including 0 and ``n_steps``), or just the two ends."""
+    ``snapshot_every`` steps (always including 0 and ``n_steps``), or just the two ends.
+    """
     if not isinstance(n_steps, (int, np.integer)) or n_steps < 0:
         raise ParameterError(f"number of steps must be a whole number ≥ 0, got {n_steps!r}")
     if snapshot_steps is not None:
@@ -105,7 +106,8 @@ def simulate(
 def _guard_policy(trackers: Sequence[Tracker], runaway_limit, engine_options: dict,
                   cls) -> RunawayGuard:
     """The run's :class:`RunawayGuard`: one passed among the trackers, or one built from
-    ``runaway_limit`` and a stepping engine's ``check_every`` option."""
+    ``runaway_limit`` and a stepping engine's ``check_every`` option.
+    """
     given = [t for t in trackers if isinstance(t, RunawayGuard)]
     if len(given) > 1:
         raise ParameterError("more than one RunawayGuard among the trackers")

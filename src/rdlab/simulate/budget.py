@@ -67,7 +67,8 @@ def memory_limit() -> int:
 
 def check_memory(size: RunSize, limit: int | None = None) -> int:
     """Raise :class:`~rdlab.errors.ParameterError` when ``size`` needs more than ``limit``
-    bytes (default :func:`memory_limit`), naming both. Returns the estimate."""
+    bytes (default :func:`memory_limit`), naming both. Returns the estimate.
+    """
     need = size.bytes
     limit = memory_limit() if limit is None else limit
     if need > limit:

@@ -28,7 +28,8 @@ class Stepper(Protocol):
     the checks that found them when the guard's policy is ``"drop"`` (empty arrays when
     none did; it raises under ``"raise"``). ``state()`` is the current
     ``(batch, species[, y, x])`` in the run's dtype; ``keep(idx)`` continues with those
-    local samples only; ``chunk`` is the engine's preferred number of steps per call."""
+    local samples only; ``chunk`` is the engine's preferred number of steps per call.
+    """
 
     chunk: int
 
@@ -165,7 +166,8 @@ class PythonStepper:
     checks every ``check_every`` steps (absolute) and at the end of each call, keeping the
     last good state and random-number state; a blow-up under ``"raise"`` is replayed from
     there one step at a time (the whole batch, so a noisy flow draws the same numbers) and
-    reported at its first bad step. Subclasses define the step and the array operations."""
+    reported at its first bad step. Subclasses define the step and the array operations.
+    """
 
     def __init__(self, system, x, policy) -> None:
         from rdlab.simulate import guard

@@ -82,7 +82,8 @@ def _padded_width(nx: int, vl: int) -> tuple[int, int]:
 
 def _pack(state: np.ndarray, bufs: np.ndarray, vl: int) -> None:
     """Copy ``state (batch, species, ny, nx)`` into rows ``0..ny`` of each sample's block of
-    ``bufs (batch, rows, species, nxp)`` (padded layout with periodic ghosts)."""
+    ``bufs (batch, rows, species, nxp)`` (padded layout with periodic ghosts).
+    """
     ny, nx = state.shape[-2:]
     rows = state.transpose(0, 2, 1, 3)
     bufs[:, :ny, :, vl:vl + nx] = rows
@@ -92,7 +93,8 @@ def _pack(state: np.ndarray, bufs: np.ndarray, vl: int) -> None:
 
 def _unpack(bufs: np.ndarray, which: np.ndarray, ny: int, nx: int, vl: int) -> np.ndarray:
     """The current state ``(batch, species, ny, nx)``: sample ``b`` lives in rows
-    ``which[b]·ny ..`` of its block."""
+    ``which[b]·ny ..`` of its block.
+    """
     if np.all(which == which[0]):  # the usual case: every sample took the same steps
         cur = int(which[0])
         return bufs[:, cur * ny:(cur + 1) * ny, :, vl:vl + nx].transpose(0, 2, 1, 3).copy()
@@ -106,7 +108,8 @@ def auto_depth(ny: int, row_bytes: int) -> int:
     """Time steps per sweep over a sample's grid. One while both states of the sample fit in
     the per-core cache (measured fastest); otherwise :data:`BLOCKED_DEPTH` steps per sweep
     in a row wavefront, so that the grid is streamed through the cache once per that many
-    steps, as long as the redundant halo rows (``depth − 1`` per step) stay few."""
+    steps, as long as the redundant halo rows (``depth − 1`` per step) stay few.
+    """
     if 2 * ny * row_bytes <= CACHE_BUDGET:
         return 1
     return int(max(1, min(BLOCKED_DEPTH, ny // 16)))
@@ -193,7 +196,8 @@ class FastStepper:
     """A batch on the fast engine for :func:`rdlab.simulate.driver.drive`: the packed
     buffers, the guard (checked inside the kernel every ``check_every`` steps; a blow-up is
     replayed from the last state read out, one step at a time, to name the first bad step),
-    and the sample indices of the original batch (for messages)."""
+    and the sample indices of the original batch (for messages).
+    """
 
     def __init__(self, system: System, state: np.ndarray, dt: float, dtype,
                  policy: RunawayGuard, depth: int | None = None):
@@ -265,7 +269,8 @@ class FastStepper:
 def _first_bad_step(system: System, state: np.ndarray, start: int, found: int, dt: float,
                     dtype, depth: int, limit: float) -> tuple[int, np.ndarray]:
     """Replay one sample from ``state`` at step ``start`` up to ``found`` (where a check saw
-    it bad), checking every step: the first bad step and the state there."""
+    it bad), checking every step: the first bad step and the state there.
+    """
     buf = _Buffers(system, state, dt, dtype, depth)
     buf.advance(found - start, start, 1, limit)
     step = int(buf.status[0, 0])
@@ -276,7 +281,8 @@ def _first_bad_step(system: System, state: np.ndarray, start: int, found: int, d
 
 def warm_up(system: System, dtype=np.float64) -> None:
     """Compile the kernel for ``system``'s network, stencil and ``dtype`` (a 1-step run on a
-    one-sample copy), so that later timings exclude compilation."""
+    one-sample copy), so that later timings exclude compilation.
+    """
     small = system.select([0])
     shape = small.state_shape()
     _run(small, np.zeros(shape), 1e-9, 1, [1], dtype=dtype)

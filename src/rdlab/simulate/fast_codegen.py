@@ -87,7 +87,8 @@ def lanes(dtype) -> int:
 class KernelPlan:
     """The structure of the generated code for one network: which reactions are constant,
     linear or polynomial, and where each coefficient sits in the per-sample parameter row
-    ``[c0 (S), c1 (S), dq (S), linear off-diagonal terms, polynomial terms]``."""
+    ``[c0 (S), c1 (S), dq (S), linear off-diagonal terms, polynomial terms]``.
+    """
 
     n_species: int
     zero_order: tuple[int, ...]
@@ -134,7 +135,8 @@ class KernelPlan:
 
     def update_text(self, stencil: str) -> str:
         """The per-cell update the row kernel computes, as readable text (species ``x0..``;
-        ``c0, c1, dq, L, P`` are the sample's coefficients from :meth:`pack`)."""
+        ``c0, c1, dq, L, P`` are the sample's coefficients from :meth:`pack`).
+        """
         lap = ("V = v(x-1) + 2 v(x) + v(x+1), v = X(y-1) + 2 X(y) + X(y+1)"
                if stencil == "9-point" else "E = X(y-1) + X(y+1) + X(x-1) + X(x+1)")
         name = "V" if stencil == "9-point" else "E"
@@ -158,7 +160,8 @@ class KernelPlan:
         """Per-sample coefficients of one Euler step, shape ``(batch, n_parameters)`` float64.
 
         ``X_i ← c0_i + c1_i·X_i + dq_i·(stencil sum) + Σ_j L_ij X_j + Σ_m C_im ∏ X^m``,
-        everything already multiplied by ``dt``. ``dx=None`` means no diffusion."""
+        everything already multiplied by ``dt``. ``dx=None`` means no diffusion.
+        """
         St = np.asarray(self.stoichiometry, dtype=float)
         n_s = self.n_species
         batch = rates.shape[0]
@@ -193,7 +196,8 @@ class KernelPlan:
 def _make_ftz():
     """Intrinsics that switch a thread's x86 MXCSR to flush-to-zero / denormals-are-zero
     (returning the old value) and restore it. Sub-normal numbers (e.g. an activator decaying
-    towards 0 in the background) otherwise cost ~100 cycles per operation."""
+    towards 0 in the background) otherwise cost ~100 cycles per operation.
+    """
     from llvmlite import ir
     from numba import njit, types
     from numba.core import cgutils
@@ -262,7 +266,8 @@ def make_rows_intrinsic(plan: KernelPlan, stencil: str):
     takes one Euler step for rows ``r`` in ``[r_begin, r_end)``: output row
     ``dst0 + r mod dst_mod`` of the C-contiguous ``(rows, species, nxp)`` array ``w`` (all
     species, periodic ghosts included) from input rows ``src0 + (r + d) mod src_mod``,
-    ``d = −1, 0, 1``. ``prm`` is the sample's coefficient row (:meth:`KernelPlan.pack`)."""
+    ``d = −1, 0, 1``. ``prm`` is the sample's coefficient row (:meth:`KernelPlan.pack`).
+    """
     from llvmlite import ir
     from numba import types
     from numba.extending import intrinsic
@@ -534,7 +539,8 @@ def _make_bad_intrinsic():
     """``bad(w, r0, ny, nx, limit) -> bool``: whether rows ``r0 .. r0+ny`` of ``w`` (padded
     layout, cells ``VL .. VL+nx`` of each species row) hold NaN, ±Inf or a value beyond
     ±limit. Vector compares (ordered ``|x| <= limit``, so NaN counts as bad), lanes past
-    ``nx`` masked out; no fast-math flags."""
+    ``nx`` masked out; no fast-math flags.
+    """
     from llvmlite import ir
     from numba import types
     from numba.core import cgutils
@@ -640,7 +646,8 @@ _BAD = None
 
 def driver_source(plan: KernelPlan, stencil: str) -> str:
     """Python source of the numba driver for ``plan``: the time and row loops, which call the
-    generated ``_rows`` kernel; its header comment spells out the per-cell update."""
+    generated ``_rows`` kernel; its header comment spells out the per-cell update.
+    """
     header = "".join(f"# {line}\n" for line in plan.update_text(stencil).splitlines())
     return "# rdlab fast-engine driver; per-cell update of the row kernel:\n" + header + \
         _DRIVER_TEMPLATE
@@ -660,7 +667,8 @@ def _structure_key(network: ReactionNetwork, stencil: str) -> tuple:
 def compile_kernel(network: ReactionNetwork, stencil: str):
     """``(plan, kernel)`` for ``network`` and ``stencil`` (``'5-point'``/``'9-point'``),
     memoised on the network's structure (rates are run-time parameters). ``kernel`` is a
-    numba dispatcher; it compiles on first use for each dtype."""
+    numba dispatcher; it compiles on first use for each dtype.
+    """
     global _BAD
     import numba
 

@@ -55,7 +55,8 @@ def raise_blow_up(state_sample: np.ndarray, sample: int, step: int,
     """Raise :class:`SimulationError` describing a blow-up of ``sample`` at ``step``.
 
     exact: ``step`` is the first step at which the state was bad (every earlier step was
-    checked); otherwise it is the check point where it was found."""
+    checked); otherwise it is the check point where it was found.
+    """
     finite = np.isfinite(state_sample)
     what = ("NaN/Inf" if not finite.all()
             else f"runaway values (|X| up to {np.abs(state_sample).max():.3g} > the runaway "
@@ -80,7 +81,8 @@ def check_state(state: np.ndarray, step: int, last_good_step: int | None = None,
                 describe_sample=None, limit: float = RUNAWAY_LIMIT) -> None:
     """Raise if any sample of ``state`` (axis 0 = batch) has blown up at ``step``.
 
-    describe_sample: optional callable ``sample -> str`` naming its parameters."""
+    describe_sample: optional callable ``sample -> str`` naming its parameters.
+    """
     b = first_bad_sample(state, limit)
     if b is not None:
         raise_blow_up(state[b], b, step, last_good_step,

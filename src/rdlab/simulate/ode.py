@@ -32,7 +32,8 @@ METHODS = ("Radau", "BDF", "LSODA")
 class _Model:
     """Right-hand side and Jacobian of one sample, vectorised over reactions: reaction ``r``
     multiplies its rate constant by its reactant concentrations in species order (the order
-    of :func:`~rdlab.chemistry.kinetics.mass_action_rates`)."""
+    of :func:`~rdlab.chemistry.kinetics.mass_action_rates`).
+    """
 
     def __init__(self, system: System, sample: int):
         net = system.network
@@ -89,7 +90,8 @@ def rhs(system: System, state: np.ndarray) -> np.ndarray:
 
 def jacobian(system: System, state: np.ndarray) -> np.ndarray:
     """Analytic Jacobian ``J = S·∂v/∂X − f·I`` of the well-mixed model at ``state
-    (batch, species)``; shape ``(batch, species, species)``, ``J[b, i, j] = ∂Ẋ_i/∂X_j``."""
+    (batch, species)``; shape ``(batch, species, species)``, ``J[b, i, j] = ∂Ẋ_i/∂X_j``.
+    """
     _check_well_mixed(system)
     x = system.check_state(state, "state")
     return np.stack([_Model(system, b).jacobian(x[b]) for b in range(system.batch_size)])
@@ -181,7 +183,6 @@ def solve(
 def _integrate(model: _Model, x0: np.ndarray, t_eval: np.ndarray, method: str,
                rtol: float, atol: float, sample: int) -> np.ndarray:
     """One sample's solution at ``t_eval``, shape ``(species, time)``."""
-
     reached = [0.0]
 
     def fun(t, x):

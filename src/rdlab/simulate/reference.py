@@ -87,7 +87,8 @@ def run_checked(system: System, state: np.ndarray, dt: float, n_steps: int,
     """:func:`run` with the run guards of every engine: blow-up checks every ``check_every``
     steps (raising :class:`~rdlab.errors.SimulationError` that names the first bad step,
     found by replaying from the last good check), the noisy flow drawn from
-    ``numpy.random.default_rng(seed)``, and ``progress(n_steps_done)`` callbacks."""
+    ``numpy.random.default_rng(seed)``, and ``progress(n_steps_done)`` callbacks.
+    """
     limit = guard.RUNAWAY_LIMIT if runaway_limit is None else runaway_limit
     stepper = NumpyStepper(system, state, dt, RunawayGuard(limit, check_every), seed)
     storage = Storage(sorted(set(int(s) for s in snapshot_steps)), state.dtype)
@@ -98,7 +99,8 @@ def run_checked(system: System, state: np.ndarray, dt: float, n_steps: int,
 
 class NumpyStepper(PythonStepper):
     """The reference engine as a :class:`~rdlab.simulate.driver.Stepper`: the state in its
-    own dtype, the noisy flow drawn from ``numpy.random.default_rng(seed)``."""
+    own dtype, the noisy flow drawn from ``numpy.random.default_rng(seed)``.
+    """
 
     def __init__(self, system: System, state: np.ndarray, dt: float, policy: RunawayGuard,
                  seed: int | None = None):

@@ -39,7 +39,8 @@ def _mode_symbols(system: System) -> np.ndarray:
 def homogeneous_steady(system: System, state: np.ndarray, uniform_tol: float = UNIFORM_TOL,
                        rate_tol: float = RATE_TOL) -> np.ndarray:
     """``(batch,)`` bool: which samples of ``state (batch, species, y, x)`` sit in a uniform,
-    linearly stable fixed point (see the module docstring)."""
+    linearly stable fixed point (see the module docstring).
+    """
     x = np.asarray(state, dtype=np.float64)
     mean = x.mean(axis=(2, 3))  # (B, S)
     uniform = np.abs(x - mean[:, :, None, None]).max(axis=(1, 2, 3)) <= uniform_tol
@@ -67,7 +68,8 @@ def homogeneous_steady(system: System, state: np.ndarray, uniform_tol: float = U
 class SteadyStop(Tracker):
     """Stop each sample at the first of ``steps`` where it is provably steady
     (:func:`homogeneous_steady` with ``uniform_tol``, ``rate_tol``); its later snapshots are
-    its state then. ``system`` is the whole batch the run was started with."""
+    its state then. ``system`` is the whole batch the run was started with.
+    """
 
     def __init__(self, system: System, steps, uniform_tol: float = UNIFORM_TOL,
                  rate_tol: float = RATE_TOL):

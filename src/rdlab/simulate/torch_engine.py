@@ -62,7 +62,8 @@ _PARAMETER_NAMES = ("rates", "diffusion", "flow", "feed")
 
 def torch_dtype(dtype) -> torch.dtype:
     """The torch dtype for ``float32``/``float64`` given as a NumPy dtype, string or torch
-    dtype."""
+    dtype.
+    """
     if isinstance(dtype, torch.dtype):
         if dtype in (torch.float32, torch.float64):
             return dtype
@@ -83,7 +84,8 @@ def torch_dtype(dtype) -> torch.dtype:
 class NetworkTensors:
     """The fixed (non-differentiable) structure of the model on one device and dtype.
 
-    Attributes:
+    Attributes
+    ----------
         factors: ``(max_order, n_reactions)`` long tensor; ``factors[j, r]`` is the species
             index of the ``j``-th reactant factor of reaction ``r`` (species in index order, a
             coefficient ``c`` repeated ``c`` times), or ``n_species`` (a channel of ones)
@@ -104,7 +106,8 @@ class NetworkTensors:
     def from_network(cls, network, grid=None, dtype=torch.float64,
                      device: str | torch.device = "cpu") -> NetworkTensors:
         """Structure of ``network`` (a :class:`~rdlab.chemistry.network.ReactionNetwork`) on
-        ``grid`` (a :class:`~rdlab.system.Grid`, or ``None`` well mixed)."""
+        ``grid`` (a :class:`~rdlab.system.Grid`, or ``None`` well mixed).
+        """
         dtype = torch_dtype(dtype)
         R = np.asarray(network.reactant_matrix)
         n_s, n_r = R.shape
@@ -152,7 +155,8 @@ class NetworkTensors:
 @dataclass(eq=False)
 class TorchParameters:
     """Per-sample parameters as tensors: ``rates (B, R)``, ``diffusion (B, S)``,
-    ``flow (B,)``, ``feed (B, S)``."""
+    ``flow (B,)``, ``feed (B, S)``.
+    """
 
     rates: torch.Tensor
     diffusion: torch.Tensor
@@ -164,7 +168,8 @@ class TorchParameters:
                     device: str | torch.device = "cpu",
                     requires_grad: bool | Iterable[str] = False) -> TorchParameters:
         """Copies of ``system``'s parameters. ``requires_grad``: ``True`` for all four, or the
-        names of those to track (``"rates"``, ``"diffusion"``, ``"flow"``, ``"feed"``)."""
+        names of those to track (``"rates"``, ``"diffusion"``, ``"flow"``, ``"feed"``).
+        """
         dtype = torch_dtype(dtype)
         if isinstance(requires_grad, bool):
             tracked = set(_PARAMETER_NAMES) if requires_grad else set()
@@ -199,7 +204,8 @@ class TorchParameters:
 # ---------------------------------------------------------------------------- the model
 def reaction_rates(net: NetworkTensors, rates: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """``v_r = k_r ∏_i X_i^{R_ir}``: rates ``(B, R)``, X ``(B, S, *spatial)`` →
-    ``(B, R, *spatial)``. Exact products (no logarithms), so finite gradients at ``X = 0``."""
+    ``(B, R, *spatial)``. Exact products (no logarithms), so finite gradients at ``X = 0``.
+    """
     spatial = X.shape[2:]
     v = rates.reshape(rates.shape + (1,) * len(spatial))
     if net.factors.shape[0] == 0:  # only zero-order reactions
@@ -253,7 +259,8 @@ def euler_step(net: NetworkTensors, params: TorchParameters, X: torch.Tensor, dt
 def _circulant_gaussian(sigma: float, n: int) -> np.ndarray:
     """The ``n × n`` periodic Gaussian smoothing matrix of scipy's
     ``gaussian_filter(mode='wrap', truncate=⌈3σ⌉/σ)`` along one axis (any radius, also one
-    beyond the grid, wraps around as scipy does)."""
+    beyond the grid, wraps around as scipy does).
+    """
     truncate = np.ceil(3 * sigma) / sigma
     radius = int(truncate * sigma + 0.5)  # scipy's rounding
     offsets = np.arange(-radius, radius + 1)
@@ -274,7 +281,8 @@ def _smoothing_matrix(sigma: float, n: int, dtype: torch.dtype,
 
 def smooth_periodic(field: torch.Tensor, sigma: float) -> torch.Tensor:
     """Periodic Gaussian smoothing over the last two axes, the same kernel as
-    :func:`rdlab.smoothing.smooth_periodic` (window ⌈3σ⌉ cells each side)."""
+    :func:`rdlab.smoothing.smooth_periodic` (window ⌈3σ⌉ cells each side).
+    """
     if sigma <= 0:
         return field
     ny, nx = field.shape[-2:]
@@ -294,7 +302,8 @@ def raw_noise(generator: torch.Generator | None, noise: FlowNoise, shape: Sequen
 
 def flow_field(flow: torch.Tensor, noise: FlowNoise, raw: torch.Tensor) -> torch.Tensor:
     """``smooth(max(f + ε, 0))`` with ``f`` of shape ``(batch,)`` and ``ε = raw``
-    (differentiable with respect to ``f``)."""
+    (differentiable with respect to ``f``).
+    """
     return smooth_periodic(torch.clamp(_expand(flow, 4) + raw, min=0.0), noise.sigma)
 
 
@@ -425,7 +434,8 @@ def run(
 class TorchStepper(PythonStepper):
     """The torch engine as a :class:`~rdlab.simulate.driver.Stepper` (no gradients): the
     state on ``device``, a noisy flow drawn from a ``torch.Generator`` seeded with
-    ``seed``."""
+    ``seed``.
+    """
 
     def __init__(self, system: System, state: np.ndarray, dt: float, policy: RunawayGuard,
                  dtype=np.float64, device: str = "cpu", seed: int | None = None):

@@ -40,7 +40,8 @@ StopRequest = bool | np.ndarray | None
 class RunView:
     """What a tracker sees at a check point.
 
-    Attributes:
+    Attributes
+    ----------
         step: steps done (0 = the initial state).
         dt: the time step (time units), so ``step·dt`` is the model time.
         active: ``(batch,)`` bool, the samples still running (stopped ones are frozen).
@@ -114,7 +115,8 @@ class CallbackTracker(Tracker):
 
 class Storage(Tracker):
     """Keeps the states at ``steps`` (sorted, unique): ``data (time, batch, species, …)``
-    in ``dtype``. A stopped sample's later snapshots are its frozen state."""
+    in ``dtype``. A stopped sample's later snapshots are its frozen state.
+    """
 
     def __init__(self, steps: Sequence[int], dtype=np.float64):
         self.steps = [int(s) for s in steps]
@@ -168,7 +170,8 @@ class ProgressBar(Tracker):
 
 class StepCounter(Tracker):
     """``progress(n)`` with the steps done since its previous call (the engines' old
-    ``progress`` argument)."""
+    ``progress`` argument).
+    """
 
     every_check_point = True
 

@@ -1,6 +1,7 @@
 """Simulate (the first job): a run's config (:class:`SimulationSpec`, ``config.yaml`` ↔
 System + initial state) and one ``rdlab simulate`` run written as a run folder (data,
-pictures, movie)."""
+pictures, movie).
+"""
 
 from rdlab.lazy_exports import lazy_exports
 

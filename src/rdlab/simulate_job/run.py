@@ -26,7 +26,8 @@ def run_simulation(spec: SimulationSpec, out: str | Path, progress: bool = True)
     the movie writer. The folder is then written through
     :func:`~rdlab.run_folder.staged_run_folder`, so ``out`` changes only when the run has
     succeeded (config and results together), is locked against a second writer, and a
-    failed or interrupted run leaves the previous contents as they were."""
+    failed or interrupted run leaves the previous contents as they were.
+    """
     out = Path(out)
     check_run_folder(out)
     system, state0 = spec.resolve()
@@ -42,7 +43,8 @@ def run_simulation(spec: SimulationSpec, out: str | Path, progress: bool = True)
 
 def snapshot_steps(steps: int, snapshots: int) -> np.ndarray:
     """``snapshots`` (≥ 2) evenly spaced steps from 0 to ``steps``, both ends included; at
-    most ``steps + 1`` distinct ones."""
+    most ``steps + 1`` distinct ones.
+    """
     if snapshots < 2:
         raise ParameterError(f"snapshots must be at least 2, got {snapshots!r}")
     return np.unique(np.linspace(0, steps, min(snapshots, steps + 1)).round().astype(int))
@@ -108,7 +110,8 @@ def _pictures(ds, system, folder: RunFolder, spec: SimulationSpec) -> dict:
 
 def _species_to_show(species: list[str]) -> str:
     """The species drawn in single-species pictures: V for Gray–Scott-like networks (the
-    autocatalyst), else PCA for more than 3 species, else the first species."""
+    autocatalyst), else PCA for more than 3 species, else the first species.
+    """
     if len(species) > 3:
         return "pca"
     for name in ("V", "V1", "Y"):

@@ -74,7 +74,8 @@ def _sweep(name: str, spec: str, start: str, stop: str, count: str) -> np.ndarra
 def parse_values(name: str, spec: str | float | int | list) -> np.ndarray:
     """``0.04`` → [0.04]; ``"0.02:0.06:9"`` → 9 evenly spaced values including both ends
     (count ≥ 2); ``"0.1,0.2,0.5"`` or a list → those values. Every value must be finite;
-    anything else is a :class:`~rdlab.errors.ParameterError` naming the parameter."""
+    anything else is a :class:`~rdlab.errors.ParameterError` naming the parameter.
+    """
     if isinstance(spec, (list, tuple)):
         if not spec:
             raise ParameterError(f"parameter {name!r} has an empty list of values")
@@ -104,7 +105,8 @@ def parse_values(name: str, spec: str | float | int | list) -> np.ndarray:
 
 def parse_grid(text: str | int) -> tuple[int, int] | None:
     """``"128x96"`` → (ny=128, nx=96); ``"128"`` → (128, 128); ``"none"`` → None (well
-    mixed). Each side needs at least 3 cells; ``0`` is not a way to say well mixed."""
+    mixed). Each side needs at least 3 cells; ``0`` is not a way to say well mixed.
+    """
     if isinstance(text, int) and not isinstance(text, bool):
         text = str(text)
     if not isinstance(text, str):
@@ -127,7 +129,8 @@ class SimulationSpec(Settings):
     """Everything ``rdlab simulate`` needs; ``None`` fields take the preset's default.
 
     Read and written as any rdlab config (:class:`rdlab.settings.Settings`): the types
-    come from the annotations below, :meth:`validate` adds the ranges and choices."""
+    come from the annotations below, :meth:`validate` adds the ranges and choices.
+    """
 
     preset: str | None = "gray-scott"
     network_file: str | None = None
@@ -156,7 +159,8 @@ class SimulationSpec(Settings):
     @classmethod
     def from_dict(cls, data: dict, *, source: str | Path | None = None) -> SimulationSpec:
         """A spec from a config mapping; unknown keys and values of the wrong type or range
-        are refused, naming the key."""
+        are refused, naming the key.
+        """
         spec = super().from_dict(data, source=source)
         spec.validate()
         return spec
@@ -164,12 +168,14 @@ class SimulationSpec(Settings):
     @classmethod
     def from_file(cls, path: str | Path) -> SimulationSpec:
         """A spec from a YAML config file (a run's ``config.yaml``); every error names the
-        file."""
+        file.
+        """
         return cls.from_yaml(path)
 
     def validate(self) -> None:
         """Check the type (:meth:`~rdlab.settings.Settings.check_types`) and the range of
-        every field, naming the key and the value."""
+        every field, naming the key and the value.
+        """
         self.check_types()
 
         def bad(key: str, want: str):
@@ -208,7 +214,8 @@ class SimulationSpec(Settings):
     def defaults(self) -> RunDefaults:
         """The run defaults: the preset's (:data:`rdlab.chemistry.presets.PRESETS`), or
         :data:`~rdlab.chemistry.presets.GENERIC_DEFAULTS` for a network given as lines or
-        a file (and for an unknown preset, refused when the network is loaded)."""
+        a file (and for an unknown preset, refused when the network is loaded).
+        """
         if self.network is not None or self.network_file is not None:
             return GENERIC_DEFAULTS
         preset = PRESETS.get(self.preset or "")
@@ -217,18 +224,21 @@ class SimulationSpec(Settings):
     def _draw_parameters(self):
         """The preset's parameter generator (Dense-RDN families), or None. Read even when
         the network lines are given: a resolved config keeps its preset's name, and its
-        rerun draws again so that the random initial state that follows is the same."""
+        rerun draws again so that the random initial state that follows is the same.
+        """
         preset = PRESETS.get(self.preset or "")
         return None if preset is None else preset.draw_parameters
 
     def load_network(self) -> ReactionNetwork:
         """The network: reaction lines, a network file (by suffix: SBML ``.xml``/``.sbml``,
-        Antimony ``.ant``/``.antimony``, YAML otherwise) or a preset."""
+        Antimony ``.ant``/``.antimony``, YAML otherwise) or a preset.
+        """
         return self._load()[0]
 
     def _load(self) -> tuple[ReactionNetwork, dict[str, float] | None]:
         """The network, and the initial concentrations an SBML/Antimony file gives (else
-        None)."""
+        None).
+        """
         if self.network is not None:
             return ReactionNetwork.from_text(self.network, self.species), None
         if self.network_file is not None:
@@ -246,7 +256,8 @@ class SimulationSpec(Settings):
         (:data:`~rdlab.chemistry.network.MAX_REACTIONS`) and the run's memory
         (:func:`rdlab.simulate.budget.check_memory`).
 
-        Mutates the spec so that ``to_dict()`` afterwards is a complete, explicit config."""
+        Mutates the spec so that ``to_dict()`` afterwards is a complete, explicit config.
+        """
         self.validate()
         d = self.defaults()
         net, model_initial = self._load()
@@ -338,7 +349,8 @@ class SimulationSpec(Settings):
 
     def _build_initial_state(self, system: System, rng: np.random.Generator) -> np.ndarray:
         """The initial state; a well-mixed reactor starts from ``values``/``base`` (or the
-        feed), or from U(low, high) for ``random``."""
+        feed), or from U(low, high) for ``random``.
+        """
         opts = dict(self.initial_options)
         if self.initial == "uniform":
             unknown = sorted(set(opts) - {"values", "base"})

@@ -162,14 +162,16 @@ def _hex(rgb: np.ndarray) -> str:
 
 def _script_json(obj: object) -> str:
     """JSON text safe inside a ``<script>`` element: ``<``, ``>`` and ``&`` are written as
-    ``\\u003c`` … escapes (so no ``</script>`` or ``<!--`` can appear); still valid JSON."""
+    ``\\u003c`` … escapes (so no ``</script>`` or ``<!--`` can appear); still valid JSON.
+    """
     text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _encode_png(im: Image.Image) -> bytes:
     """PNG bytes of an RGB thumbnail: 8-bit grey when the three channels agree within one
-    level (a stationary pattern), else a :data:`THUMB_COLORS`-colour adaptive palette."""
+    level (a stationary pattern), else a :data:`THUMB_COLORS`-colour adaptive palette.
+    """
     a = np.asarray(im, dtype=np.int16)
     spread = np.abs(a - a[..., 1:2]).max()
     if int(spread) <= 1:
@@ -318,10 +320,12 @@ def write_explorer(
     earlier one (as in the paper's plot of overlapping scan blocks); each point still has its
     own cell element.
 
-    Returns:
+    Returns
+    -------
         ``path`` as a :class:`~pathlib.Path`.
 
-    Raises:
+    Raises
+    ------
         ParameterError: length mismatches, labels out of range, badly shaped or unnormalised
             probabilities, badly shaped images, non-positive ``thumb_size`` or ``top``.
     """

@@ -98,7 +98,8 @@ def class_colors(classes: Sequence[str]) -> np.ndarray:
 def _min_spacing(values: np.ndarray) -> float | None:
     """Smallest positive spacing of the distinct ``values``, ignoring floating-point jitter
     (differences below 1e-6 of the range, as from ``np.arange`` endpoints); ``None`` when all
-    values coincide."""
+    values coincide.
+    """
     u = np.unique(values)
     if u.size < 2:
         return None
@@ -250,10 +251,12 @@ def save_phase_map(
 
     Later points are drawn over earlier ones at the same place.
 
-    Returns:
+    Returns
+    -------
         ``path`` as a :class:`~pathlib.Path`.
 
-    Raises:
+    Raises
+    ------
         ParameterError: length mismatches, non-finite coordinates, labels outside
             ``[-1, len(classes))``, badly shaped or unnormalised probabilities.
     """
@@ -346,7 +349,8 @@ def save_confusion_matrix(
         normalize: show each row divided by its total (the recall of each true class; rows
             with no sample stay 0) instead of the counts.
 
-    Returns:
+    Returns
+    -------
         ``path`` as a :class:`~pathlib.Path`.
     """
     fig = confusion_matrix_figure(matrix, classes, title=title, normalize=normalize)
@@ -383,7 +387,8 @@ def _history_columns(history: Sequence[Mapping[str, float]]) -> dict[str, np.nda
 
 def history_figure(history: Sequence[Mapping[str, float]], dpi: int = 100) -> Figure:
     """The figure drawn by :func:`save_history` (arguments as there): two axes, loss (left)
-    and accuracy (right)."""
+    and accuracy (right).
+    """
     c = _history_columns(history)
     fig = Figure(figsize=(9.0, 3.6), dpi=dpi, layout="constrained")
     ax_loss, ax_acc = fig.subplots(1, 2)
@@ -414,10 +419,12 @@ def save_history(path: str | Path, history: Sequence[Mapping[str, float]]) -> Pa
             a validation curve never given is not drawn). Accuracies are fractions in [0, 1]
             (the axis is then fixed to [0, 1]) or any other unit.
 
-    Returns:
+    Returns
+    -------
         ``path`` as a :class:`~pathlib.Path`.
 
-    Raises:
+    Raises
+    ------
         ParameterError: an empty history, a row without ``epoch``, ``loss`` or ``accuracy``,
             a value that is not a number.
     """
@@ -440,7 +447,8 @@ _MIN_MONTAGE_IN = 3.5
 
 def rgb_channels(n_channels: int) -> list[int]:
     """Which of ``n_channels`` snapshots are shown as R, G and B: the first, the middle and
-    the last (``[0, 1, 2]`` for the paper's three snapshots, ``[0, 0, 0]`` — grey — for one)."""
+    the last (``[0, 1, 2]`` for the paper's three snapshots, ``[0, 0, 0]`` — grey — for one).
+    """
     return [0, (n_channels - 1) // 2, n_channels - 1]
 
 
@@ -494,10 +502,12 @@ def save_class_montage(
             order are shown.
         ncols: panels per row (fewer when there are fewer panels).
 
-    Returns:
+    Returns
+    -------
         ``path`` as a :class:`~pathlib.Path`.
 
-    Raises:
+    Raises
+    ------
         ParameterError: non-finite or mismatched ``k``, ``f``, images of another count or
             shape, non-positive ``max_panels`` or ``ncols``.
     """

@@ -1,6 +1,7 @@
 """Checks of what a (k, f) class map is drawn from — class symbols, point coordinates,
 labels, probabilities — shared by the static phase map and the HTML explorer. Each raises
-:class:`~rdlab.errors.ParameterError` naming the bad value."""
+:class:`~rdlab.errors.ParameterError` naming the bad value.
+"""
 
 from __future__ import annotations
 

@@ -17,7 +17,8 @@ def save_saliency_grid(path: str | Path, images: np.ndarray, maps: np.ndarray,
                        names: Sequence[str], columns: int = 4) -> Path:
     """One panel per class: the pattern ``images[i]`` ``(y, x)`` in grey, its saliency
     ``maps[i]`` ``(y, x)`` in [0, 1] overlaid with the jet colour map at
-    :data:`OVERLAY_ALPHA`, titled with ``names[i]``."""
+    :data:`OVERLAY_ALPHA`, titled with ``names[i]``.
+    """
     import matplotlib
 
     matplotlib.use("Agg")

@@ -31,7 +31,8 @@ SpeciesChoice = str | int | None
 class Colorized:
     """Rendered frames and the scale used.
 
-    Attributes:
+    Attributes
+    ----------
         rgb: uint8 ``(..., y, x, 3)``.
         mode: ``"species"`` (one species, colour-mapped), ``"rgb"`` or ``"pca"``.
         species: index of the species shown (``"species"`` mode), else ``None``.

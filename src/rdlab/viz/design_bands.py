@@ -36,7 +36,8 @@ CONTROL_CONDITIONS: tuple[str, ...] = ("Optimized", "Random X0", "Initial θΨ",
 class BandStats:
     """Statistics of one condition.
 
-    Attributes:
+    Attributes
+    ----------
         mean: ``(T,)`` mean over the runs used (NaN where no run is usable).
         std: ``(T,)`` standard deviation (``ddof`` as requested; NaN where fewer than
             ``ddof + 1`` runs are usable).
@@ -81,7 +82,8 @@ def band_statistics(
         ddof: delta degrees of freedom of the standard deviation (0: population std, as
             ``numpy.std``; 1: sample std).
 
-    Returns:
+    Returns
+    -------
         :class:`BandStats`. Computed without warnings: time points with no usable run get a
         NaN mean (a gap in the plot), not an error.
     """
@@ -112,7 +114,8 @@ def band_statistics(
 
 def band_label(name: str, st: BandStats, nan_policy: NanPolicy = "run") -> str:
     """Legend text of a condition with its run count, e.g.
-    ``"Random θΨ (n = 30 of 32; 2 non-finite runs excluded)"``."""
+    ``"Random θΨ (n = 30 of 32; 2 non-finite runs excluded)"``.
+    """
     if st.n_used == 0:
         return f"{name} (all {st.n_runs} runs non-finite, not drawn)"
     if nan_policy == "point":
@@ -164,7 +167,8 @@ def plot_bands(
         size_in, dpi: figure size (inches) and resolution; the image is ``size_in · dpi``
             pixels.
 
-    Returns:
+    Returns
+    -------
         ``path`` as a :class:`~pathlib.Path`.
     """
     t = np.asarray(times, dtype=float)

@@ -1,5 +1,6 @@
 """Figures of reaction discovery: learned against true trajectories (the paper's Fig. 4.8)
-and the error against the number of proposed reactions (Fig. 4.5)."""
+and the error against the number of proposed reactions (Fig. 4.5).
+"""
 
 from __future__ import annotations
 

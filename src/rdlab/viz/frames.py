@@ -80,7 +80,8 @@ def render_frame(
         upscale: integer nearest-neighbour enlargement.
         pca: a mapping fitted on a whole trajectory, so this frame gets the same colours.
 
-    Returns:
+    Returns
+    -------
         uint8 RGB ``(y·upscale, x·upscale, 3)``.
     """
     c = colorize(_as_state(state), species_names, species_to_show, vmin=vmin, vmax=vmax,
@@ -137,7 +138,8 @@ def save_png(
         colorbar: add a colour bar when a single species is shown.
         dpi: output resolution; the image itself is drawn one pixel per (upscaled) cell.
 
-    Returns:
+    Returns
+    -------
         ``path`` as a :class:`~pathlib.Path`.
     """
     arr = np.asarray(image_or_state)
@@ -249,7 +251,8 @@ _SPECIAL_COLOURS = [(0, 0, 0), (255, 255, 255), BAD_COLOR_U8]
 def _gif_palette(rgb: np.ndarray, info: Colorized) -> Image.Image:
     """One palette for every frame (so colours never shift between frames): the colour
     map's own colours for a single species, else a median-cut palette of frames sampled over
-    the movie; plus black, white (labels) and the bad-value colour."""
+    the movie; plus black, white (labels) and the bad-value colour.
+    """
     n = 256 - len(_SPECIAL_COLOURS)
     if info.mode == "species":
         colours = [tuple(int(v) for v in c) for c in colormap_lut(info.cmap, n)]
@@ -348,7 +351,8 @@ def save_movie(
         frame_labels: optional text per frame (e.g. ``f"t = {t:g}"``), top-left.
         loop: GIF loop count (0 = forever).
 
-    Returns:
+    Returns
+    -------
         ``path`` as a :class:`~pathlib.Path`.
 
     Note: Pillow merges *identical* consecutive frames of a GIF into one longer frame, so a

@@ -38,7 +38,8 @@ def image_figure(
     height_px: int, width_px: int, margins: Margins | None = None, dpi: int = 100
 ) -> tuple[Figure, Axes]:
     """A figure holding one axes of exactly ``height_px × width_px`` pixels at ``dpi``,
-    surrounded by ``margins``. The axes has no frame, ticks or labels."""
+    surrounded by ``margins``. The axes has no frame, ticks or labels.
+    """
     margins = margins or Margins()
     w_in = width_px / dpi
     h_in = height_px / dpi
@@ -52,7 +53,8 @@ def image_figure(
 
 def show_image(ax: Axes, image: np.ndarray) -> None:
     """Draw uint8 RGB ``image (y, x, 3)`` with pixel-centred data coordinates
-    (x from −0.5 to width − 0.5, y downwards)."""
+    (x from −0.5 to width − 0.5, y downwards).
+    """
     ax.imshow(image, interpolation="nearest", origin="upper", aspect="equal")
 
 
@@ -61,7 +63,8 @@ def add_colorbar(
 ) -> None:
     """A vertical colour bar for ``Normalize(vmin, vmax)`` × ``cmap`` to the right of ``ax``
     (the figure must leave :data:`CBAR_GAP_IN` + :data:`CBAR_WIDTH_IN` +
-    :data:`CBAR_LABEL_IN` inches there)."""
+    :data:`CBAR_LABEL_IN` inches there).
+    """
     fig_w, _ = fig.get_size_inches()
     x0, y0, w, h = ax.get_position().bounds
     cax = fig.add_axes((x0 + w + CBAR_GAP_IN / fig_w, y0, CBAR_WIDTH_IN / fig_w, h))

@@ -84,7 +84,8 @@ def _mosaic(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Place ``rgb (n, h, w, 3)`` panels on a white canvas; panel ``order[r, c]`` (−1: none)
     goes to row ``r``, column ``c``. Returns the canvas and each panel's top-left corner
-    ``(n, 2)`` in canvas pixels."""
+    ``(n, 2)`` in canvas pixels.
+    """
     n, h, w, _ = rgb.shape
     H = nrows * (label_px + h) + (nrows - 1) * GAP_PX
     W = ncols * w + (ncols - 1) * GAP_PX
@@ -169,7 +170,8 @@ def save_montage(
         colorbar: colour bar for a single species with a shared scale.
         dpi: output resolution.
 
-    Returns:
+    Returns
+    -------
         ``path`` as a :class:`~pathlib.Path`.
     """
     panels = _as_panels(images)
@@ -250,7 +252,8 @@ def save_sweep_montage(
         value_format: format of the tick labels.
         Other arguments: as in :func:`save_montage`.
 
-    Returns:
+    Returns
+    -------
         ``path`` as a :class:`~pathlib.Path`.
     """
     panels = _as_panels(data)

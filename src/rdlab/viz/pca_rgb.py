@@ -55,7 +55,8 @@ _CHUNK_PIXELS = 1 << 20
 class PCAResult:
     """A fitted species → RGB mapping, reusable on other frames of the same series.
 
-    Attributes:
+    Attributes
+    ----------
         components: ``(k, n_species)`` rows are the unit principal directions, largest
             variance first (``k ≤ 3``). ``method="direct"`` uses the identity rows;
             ``"colormap"`` a single one-hot row for the chosen species.
@@ -157,7 +158,8 @@ def _fit_covariance(
 
 def _sample_pixels(stack: np.ndarray, max_samples: int, seed: int) -> np.ndarray:
     """Finite pixel vectors ``(n, S)``: all of them when there are at most ``max_samples``,
-    else a seeded uniform sample of that many."""
+    else a seeded uniform sample of that many.
+    """
     n_lead, _, ny, nx = stack.shape
     n_total = n_lead * ny * nx
     if n_total <= max_samples:
@@ -229,7 +231,8 @@ def fit_pca_rgb(
         seed: seed of that pixel sample.
         chunk_pixels: pixels processed at a time (bounds memory).
 
-    Returns:
+    Returns
+    -------
         The :class:`PCAResult` to pass to :func:`apply_pca_rgb`.
     """
     stack, _ = _as_pixel_stack(frames)

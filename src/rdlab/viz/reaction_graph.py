@@ -64,7 +64,8 @@ def _rates(network: ReactionNetwork, rates: Sequence[float] | np.ndarray | None)
 
 def complex_name(network: ReactionNetwork, column: np.ndarray) -> str:
     """Name of the complex with species coefficients ``column (n_species,)``, e.g.
-    ``"A + 2B"`` (species in network order; the empty complex is ``"0"``)."""
+    ``"A + 2B"`` (species in network order; the empty complex is ``"0"``).
+    """
     return format_side({s: int(c) for s, c in zip(network.species, column) if c})
 
 
@@ -109,7 +110,8 @@ def reaction_graph(
         scale: how edge weights are normalised: ``"linear"`` (min–max of ``k``, the paper's)
             or ``"log"`` (min–max of ``log k``).
 
-    Returns:
+    Returns
+    -------
         A :class:`networkx.DiGraph`. Nodes are complex names with attribute ``composition``
         (``{species: coefficient}``); only complexes of shown reactions appear. Each edge
         (reactant complex → product complex) has ``rate`` (its constant; the sum if several
@@ -198,7 +200,8 @@ def graph_layout(graph: nx.DiGraph, *, seed: int = 0, iterations: int = 100
 
 def graph_caption(graph: nx.DiGraph) -> str:
     """The figure's caption: reactions shown and hidden (and why), e.g.
-    ``"53 of 100 reactions shown; 47 hidden (k < 0.136 = 0.05 × max k, or k = 0)"``."""
+    ``"53 of 100 reactions shown; 47 hidden (k < 0.136 = 0.05 × max k, or k = 0)"``.
+    """
     n_all = graph.graph["n_reactions"]
     n_shown = len(graph.graph["shown"])
     n_hidden = len(graph.graph["hidden"])
@@ -268,7 +271,8 @@ def plot_reaction_graph(
         curvature: edge bend (0: straight; reverse pairs then overlap).
         font_size: node label size, points.
 
-    Returns:
+    Returns
+    -------
         ``path`` as a :class:`~pathlib.Path`.
     """
     if not (0.0 <= min_width <= max_width):

@@ -96,7 +96,8 @@ class HtmlReport:
         width: int | None = None,
     ) -> None:
         """An image by path **relative to the report file** (an absolute path is made
-        relative to the report's folder when written). ``width`` in CSS pixels."""
+        relative to the report's folder when written). ``width`` in CSS pixels.
+        """
         if width is not None and (int(width) != width or width < 1):
             raise ParameterError(f"image width must be a positive integer, got {width!r}")
         self._blocks.append(_Image(path, caption, alt, width))
@@ -110,7 +111,8 @@ class HtmlReport:
         caption: str | None = None,
     ) -> None:
         """A table; cells are escaped text, numbers formatted with ``float_format`` and
-        right-aligned."""
+        right-aligned.
+        """
         rows = [list(r) for r in rows]
         width = len(header) if header is not None else (len(rows[0]) if rows else 0)
         for i, r in enumerate(rows):
@@ -155,7 +157,8 @@ class HtmlReport:
 
     def to_html(self, base: str | Path | None = None) -> str:
         """The whole page. ``base``: the report's folder (to relativise absolute image
-        paths)."""
+        paths).
+        """
         base_path = Path(base) if base is not None else None
         body = [
             b if isinstance(b, str) else self._image_html(b, base_path) for b in self._blocks

@@ -56,7 +56,8 @@ def finite_min_max(values: np.ndarray) -> tuple[float, float]:
 
 def widen_if_flat(vmin: float, vmax: float) -> tuple[float, float]:
     """A usable colour range: ``(vmin, vmax)`` unchanged when ``vmin < vmax``; a flat range
-    becomes ``(v − ½, v + ½)`` so a constant field shows the middle colour."""
+    becomes ``(v − ½, v + ½)`` so a constant field shows the middle colour.
+    """
     if not (np.isfinite(vmin) and np.isfinite(vmax)):
         raise ParameterError(f"colour range must be finite, got vmin={vmin!r}, vmax={vmax!r}")
     if vmax < vmin:
@@ -132,7 +133,8 @@ def to_uint8(rgb: np.ndarray) -> np.ndarray:
 
 def auto_upscale(shape: tuple[int, int], target_px: int = DEFAULT_TARGET_PX) -> int:
     """Integer factor bringing the longer side of a ``(y, x)`` grid near ``target_px``
-    (at least 1: large grids are never shrunk)."""
+    (at least 1: large grids are never shrunk).
+    """
     longest = max(int(shape[0]), int(shape[1]), 1)
     return max(1, int(round(target_px / longest)))
 

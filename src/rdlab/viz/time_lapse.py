@@ -25,7 +25,8 @@ from rdlab.viz.scaling import finite_min_max
 
 def panel_indices(n_times: int, n_panels: int | None) -> np.ndarray:
     """Indices of ``n_panels`` frames evenly spread over ``n_times`` (first and last
-    included; all frames when ``n_panels`` is ``None`` or ≥ ``n_times``)."""
+    included; all frames when ``n_panels`` is ``None`` or ≥ ``n_times``).
+    """
     if n_panels is None or n_panels >= n_times:
         return np.arange(n_times)
     if int(n_panels) != n_panels or n_panels < 1:
@@ -74,7 +75,8 @@ def time_lapse_panel(
         cmap: colour map when a single species is shown.
         dpi: panel image resolution.
 
-    Returns:
+    Returns
+    -------
         ``path`` as a :class:`~pathlib.Path`.
     """
     arr = np.asarray(frames)

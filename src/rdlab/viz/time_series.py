@@ -33,7 +33,8 @@ def save_time_series(
         title: figure title.
         log_y: logarithmic concentration axis (for stiff kinetics spanning decades).
 
-    Returns:
+    Returns
+    -------
         ``path`` as a :class:`~pathlib.Path`.
     """
     arr = np.asarray(values, dtype=float)
