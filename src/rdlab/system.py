@@ -29,9 +29,20 @@ STENCILS: dict[str, np.ndarray] = {
 
 def stencil_eigenvalue(stencil: str | np.ndarray, ky: np.ndarray, kx: np.ndarray
                        ) -> np.ndarray:
-    """Eigenvalue (symbol) of the unit-spacing stencil (a name of :data:`STENCILS` or a
-    symmetric 3×3 array) for the Fourier mode ``exp(i(ky·y + kx·x))`` (wavenumbers in
-    radians per cell).
+    """Return the eigenvalue (symbol) of a unit-spacing stencil for a Fourier mode.
+
+    Parameters
+    ----------
+    stencil : str or numpy.ndarray
+        A name of :data:`STENCILS` or a symmetric 3×3 array.
+    ky, kx : numpy.ndarray
+        Wavenumbers of the mode ``exp(i(ky·y + kx·x))``, in radians per cell; broadcast
+        against each other.
+
+    Returns
+    -------
+    numpy.ndarray
+        The eigenvalue for each mode, shape of ``ky`` and ``kx`` broadcast.
     """
     w = STENCILS[stencil] if isinstance(stencil, str) else np.asarray(stencil, dtype=float)
     out = np.zeros(np.broadcast(ky, kx).shape)
@@ -45,11 +56,23 @@ FLOW_NUMBER_LIMIT = 2.0
 
 
 def diffusion_number_limit(stencil: str | np.ndarray) -> float:
-    """The explicit Euler stability limit, written once: the largest ``D·dt/dx²`` for which
-    forward Euler on pure diffusion is stable, ``2/|λ_min|`` with ``λ_min`` the stencil's
-    most negative eigenvalue (at the checkerboard modes ky, kx ∈ {0, π}): 0.25 for the
-    5-point stencil (λ_min = −8), 0.5 for the isotropic 9-point one (λ_min = −4).
-    Used by :meth:`System.check_time_step` and the design roll-outs alike.
+    """Return the explicit Euler stability limit of a stencil, written once.
+
+    The limit is the largest ``D·dt/dx²`` for which forward Euler on pure diffusion is
+    stable, ``2/|λ_min|`` with ``λ_min`` the stencil's most negative eigenvalue (at the
+    checkerboard modes ky, kx ∈ {0, π}). Used by :meth:`System.check_time_step` and the
+    design roll-outs alike.
+
+    Parameters
+    ----------
+    stencil : str or numpy.ndarray
+        A name of :data:`STENCILS` or a symmetric 3×3 array.
+
+    Returns
+    -------
+    float
+        0.25 for the 5-point stencil (λ_min = −8), 0.5 for the isotropic 9-point one
+        (λ_min = −4).
     """
     ks = np.array([0.0, np.pi])
     lam = float(stencil_eigenvalue(stencil, ks[:, None], ks[None, :]).min())
@@ -62,7 +85,22 @@ MIN_DX, MAX_DX = 1e-150, 1e150
 
 @dataclass(frozen=True)
 class Grid:
-    """A periodic 2-D grid of ``ny × nx`` cells of side ``dx`` (length units)."""
+    """A periodic 2-D grid of ``ny × nx`` cells of side ``dx`` (length units).
+
+    Parameters
+    ----------
+    ny, nx : int
+        Number of cells along y and x, each ≥ 3.
+    dx : float, default 1.0
+        Cell side, in length units; positive, between :data:`MIN_DX` and :data:`MAX_DX`.
+    stencil : str, default "9-point"
+        Laplacian stencil, a name of :data:`STENCILS`.
+
+    Raises
+    ------
+    ParameterError
+        If a size is not an integer ≥ 3, ``dx`` is out of range or the stencil is unknown.
+    """
 
     ny: int
     nx: int
@@ -70,6 +108,7 @@ class Grid:
     stencil: str = "9-point"
 
     def __post_init__(self) -> None:
+        """Validate the fields."""
         for name in ("ny", "nx"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < 3:
@@ -86,29 +125,47 @@ class Grid:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """Grid shape ``(ny, nx)``."""
         return (self.ny, self.nx)
 
     @property
     def min_eigenvalue(self) -> float:
-        """Most negative eigenvalue of the unit-spacing stencil (−8 for 5-point, −4 for
-        the isotropic 9-point).
+        """Most negative eigenvalue of the unit-spacing stencil.
+
+        −8 for the 5-point stencil, −4 for the isotropic 9-point one.
         """
         return -2.0 / self.diffusion_number_limit
 
     @property
     def diffusion_number_limit(self) -> float:
-        """Largest ``D·dt/dx²`` for which forward Euler on pure diffusion is stable
-        (:func:`diffusion_number_limit` of the stencil).
+        """Largest ``D·dt/dx²`` for which forward Euler on pure diffusion is stable.
+
+        The :func:`diffusion_number_limit` of the grid's stencil.
         """
         return diffusion_number_limit(self.stencil)
 
 
 @dataclass(frozen=True)
 class FlowNoise:
-    """Spatio-temporal noise on the flow rate: each step, ``f + U(−amplitude, amplitude)``
-    drawn per cell, negatives set to 0, then smoothed by a periodic Gaussian of width
-    ``sigma`` cells. ``per_species=True`` draws an independent field per species (as the
-    Dense-RDN code did); the default shares one field across species (one flow, one fluid).
+    """Spatio-temporal noise on the flow rate.
+
+    Each step, ``f + U(−amplitude, amplitude)`` is drawn per cell, negatives set to 0, then
+    smoothed by a periodic Gaussian of width ``sigma`` cells.
+
+    Parameters
+    ----------
+    amplitude : float
+        Half-width of the uniform noise on ``f``, 1/time; ≥ 0.
+    sigma : float, default 0.0
+        Width of the smoothing Gaussian, in cells; ≥ 0.
+    per_species : bool, default False
+        ``True`` draws an independent field per species (as the Dense-RDN code did); the
+        default shares one field across species (one flow, one fluid).
+
+    Raises
+    ------
+    ParameterError
+        If ``amplitude`` or ``sigma`` is negative or not finite.
     """
 
     amplitude: float
@@ -116,6 +173,7 @@ class FlowNoise:
     per_species: bool = False
 
     def __post_init__(self) -> None:
+        """Validate the fields."""
         if not np.isfinite(self.amplitude) or self.amplitude < 0:
             raise ParameterError(f"flow-noise amplitude must be ≥ 0, got {self.amplitude!r}")
         if not np.isfinite(self.sigma) or self.sigma < 0:
@@ -125,8 +183,9 @@ class FlowNoise:
 def _as_batch(
     value, width: int | None, what: str, labels: Sequence[str] | None = None
 ) -> np.ndarray:
-    """Broadcast a parameter to ``(batch, width)`` (or ``(batch,)`` when width is None) and
-    validate it: finite and non-negative, naming the first bad entry.
+    """Broadcast a parameter to ``(batch, width)`` (or ``(batch,)``) and validate it.
+
+    Entries must be finite and non-negative; the first bad entry is named.
     """
     arr = np.asarray(value, dtype=float)
     if width is None:
@@ -164,8 +223,18 @@ def _as_batch(
 
 
 def parameter_names(network: ReactionNetwork) -> list[str]:
-    """Names of a network's parameters: ``f``, rate labels (or ``k<r>``), ``D_<species>``,
-    ``feed_<species>``.
+    """Return the names of a network's parameters.
+
+    Parameters
+    ----------
+    network : ReactionNetwork
+        The network.
+
+    Returns
+    -------
+    list of str
+        ``f``, the rate labels (or ``k<r>`` for unlabelled rates), ``D_<species>``,
+        ``feed_<species>``.
     """
     rate_names = [n if n else f"k{r}" for r, n in enumerate(network.rate_names)]
     return (["f"] + rate_names + [f"D_{s}" for s in network.species]
@@ -173,10 +242,27 @@ def parameter_names(network: ReactionNetwork) -> list[str]:
 
 
 def locate_parameter(network: ReactionNetwork, name: str) -> tuple[str, int | None]:
-    """Where the parameter ``name`` lives: ``("flow", None)``, ``("diffusion", i)``,
-    ``("feed", i)`` or ``("rates", r)``. The network guarantees that no rate label is also
-    ``f``, ``D_<species>``, ``feed_<species>`` or another reaction's index name, so every
-    name has one meaning.
+    """Return where the parameter ``name`` lives.
+
+    The network guarantees that no rate label is also ``f``, ``D_<species>``,
+    ``feed_<species>`` or another reaction's index name, so every name has one meaning.
+
+    Parameters
+    ----------
+    network : ReactionNetwork
+        The network.
+    name : str
+        A parameter name (see :func:`parameter_names`).
+
+    Returns
+    -------
+    tuple of (str, int or None)
+        ``("flow", None)``, ``("diffusion", i)``, ``("feed", i)`` or ``("rates", r)``.
+
+    Raises
+    ------
+    ParameterError
+        If ``name`` is not text or names no parameter (the known names are listed).
     """
     if not isinstance(name, str):
         raise ParameterError(f"parameter names are text, got {name!r}")
@@ -196,8 +282,28 @@ def locate_parameter(network: ReactionNetwork, name: str) -> tuple[str, int | No
 
 def locate_parameters(network: ReactionNetwork, names: Sequence[str],
                       kinds: tuple[str, ...] | None = None) -> list[tuple[str, int | None]]:
-    """:func:`locate_parameter` for each name; two names of one parameter (a rate's label
-    and its index name ``k<r>``) are refused, as is a name of another kind than ``kinds``.
+    """Return :func:`locate_parameter` for each name.
+
+    Parameters
+    ----------
+    network : ReactionNetwork
+        The network.
+    names : sequence of str
+        Parameter names.
+    kinds : tuple of str, optional
+        Allowed kinds (``"flow"``, ``"diffusion"``, ``"feed"``, ``"rates"``); ``None``
+        allows all.
+
+    Returns
+    -------
+    list of tuple of (str, int or None)
+        One place per name, in order.
+
+    Raises
+    ------
+    ParameterError
+        If a name is unknown, of another kind than ``kinds``, or names the same parameter as
+        an earlier one (a rate's label and its index name ``k<r>``).
     """
     places = [locate_parameter(network, n) for n in names]
     seen: dict[tuple[str, int | None], str] = {}
@@ -212,6 +318,7 @@ def locate_parameters(network: ReactionNetwork, names: Sequence[str],
 
 
 def _describe_place(network: ReactionNetwork, place: tuple[str, int | None]) -> str:
+    """Describe a parameter's place in words, for error messages."""
     attr, col = place
     if attr == "rates":
         return f"the rate constant of reaction {col}, {network.reaction_text(col, False)!r}"
@@ -222,16 +329,29 @@ def _describe_place(network: ReactionNetwork, place: tuple[str, int | None]) -> 
 
 @dataclass(frozen=True, eq=False)
 class System:
-    """A batch of parameter sets for one network. Build it with :meth:`System.build`.
+    """A batch of parameter sets for one network.
 
-    Attributes (all float64):
-        rates: ``(batch, n_reactions)`` mass-action rate constants.
-        diffusion: ``(batch, n_species)`` diffusion coefficients, length²/time.
-        flow: ``(batch,)`` flow rate f, 1/time.
-        feed: ``(batch, n_species)`` feed concentrations x_feed.
-        grid: the periodic grid, or ``None`` for a well-mixed reactor.
-        noise: optional noise on the flow rate.
-        coords: sweep coordinates, name → ``(batch,)`` values (e.g. ``{"f": ..., "k": ...}``).
+    Build it with :meth:`System.build`, which validates and broadcasts; the arrays are
+    float64.
+
+    Attributes
+    ----------
+    network : ReactionNetwork
+        The reaction network.
+    rates : numpy.ndarray
+        ``(batch, n_reactions)`` mass-action rate constants.
+    diffusion : numpy.ndarray
+        ``(batch, n_species)`` diffusion coefficients, length²/time.
+    flow : numpy.ndarray
+        ``(batch,)`` flow rate f, 1/time.
+    feed : numpy.ndarray
+        ``(batch, n_species)`` feed concentrations x_feed.
+    grid : Grid or None
+        The periodic grid, or ``None`` for a well-mixed reactor.
+    noise : FlowNoise or None
+        Optional noise on the flow rate.
+    coords : Mapping of str to numpy.ndarray
+        Sweep coordinates, name → ``(batch,)`` values (e.g. ``{"f": ..., "k": ...}``).
     """
 
     network: ReactionNetwork
@@ -254,12 +374,39 @@ class System:
         grid: Grid | None = None,
         noise: FlowNoise | None = None,
     ) -> System:
-        """Validate and broadcast parameters.
+        """Validate and broadcast parameters into a system.
 
-        rates: one per directed reaction (or ``(batch, n_reactions)``), or a mapping
-            ``{rate name: value}`` overriding the network's default rates; ``None`` uses the
-            defaults. diffusion / feed: scalar, per species, ``(batch, n_species)`` or a
-            mapping species → value (others 0). flow: scalar or ``(batch,)``.
+        Parameters
+        ----------
+        network : ReactionNetwork
+            The reaction network.
+        rates : array_like or Mapping of str to float, optional
+            One rate constant per directed reaction (or ``(batch, n_reactions)``), or a
+            mapping ``{rate name: value}`` overriding the network's default rates; ``None``
+            uses the defaults.
+        diffusion : float, array_like or Mapping of str to float, default 0.0
+            Diffusion coefficients, length²/time: scalar, per species,
+            ``(batch, n_species)`` or a mapping species → value (others 0).
+        flow : float or numpy.ndarray, default 0.0
+            Flow rate f, 1/time: scalar or ``(batch,)``.
+        feed : array_like or Mapping of str to float, optional
+            Feed concentrations, shaped as ``diffusion``; ``None`` means 0.
+        grid : Grid, optional
+            The periodic grid; ``None`` is a well-mixed reactor.
+        noise : FlowNoise, optional
+            Noise on the flow rate (needs a grid).
+
+        Returns
+        -------
+        System
+            The system, every array broadcast to one batch size.
+
+        Raises
+        ------
+        ParameterError
+            If a value is negative, not finite or of the wrong shape, a name is unknown, a
+            reaction has no rate constant, noise is given without a grid, or the batch sizes
+            do not broadcast.
         """
         net = network
         if rates is None or isinstance(rates, Mapping):
@@ -297,6 +444,7 @@ class System:
 
     @staticmethod
     def _species_values(net: ReactionNetwork, value, what: str):
+        """Turn a species → value mapping into a per-species vector (others 0)."""
         if isinstance(value, Mapping):
             out = np.zeros(net.n_species)
             for name, v in value.items():
@@ -310,34 +458,77 @@ class System:
     # ------------------------------------------------------------------ batch
     @property
     def batch_size(self) -> int:
+        """Number of parameter sets (samples) in the batch."""
         return self.rates.shape[0]
 
     @property
     def n_species(self) -> int:
+        """Number of species of the network."""
         return self.network.n_species
 
     def parameter_names(self) -> list[str]:
-        """Names accepted by :meth:`parameter` and :meth:`sweep`: ``f``, rate names (or
-        ``k0``…), ``D_<species>``, ``feed_<species>``.
+        """Return the names accepted by :meth:`parameter` and :meth:`sweep`.
+
+        Returns
+        -------
+        list of str
+            ``f``, rate names (or ``k0``…), ``D_<species>``, ``feed_<species>``.
         """
         return parameter_names(self.network)
 
     def _locate(self, name: str) -> tuple[str, int | None]:
+        """Locate one parameter (:func:`locate_parameter`)."""
         return locate_parameter(self.network, name)
 
     def _locate_all(self, names: Sequence[str]) -> list[tuple[str, int | None]]:
+        """Locate several parameters (:func:`locate_parameters`)."""
         return locate_parameters(self.network, names)
 
     def parameter(self, name: str) -> np.ndarray:
-        """Values of one named parameter across the batch, shape ``(batch,)``."""
+        """Return the values of one named parameter across the batch.
+
+        Parameters
+        ----------
+        name : str
+            A name of :meth:`parameter_names`.
+
+        Returns
+        -------
+        numpy.ndarray
+            A copy of the values, shape ``(batch,)``.
+
+        Raises
+        ------
+        ParameterError
+            If ``name`` is unknown.
+        """
         attr, col = self._locate(name)
         arr = getattr(self, attr)
         return arr.copy() if col is None else arr[:, col].copy()
 
     def sweep(self, **values: Sequence[float] | np.ndarray) -> System:
-        """The Cartesian product of the given parameter values (first name varies slowest)
-        applied to sample 0 of this system; the values become coordinates on ``sample``.
+        """Return the Cartesian product of parameter values applied to sample 0.
 
+        The first name varies slowest; the values become coordinates on ``sample``.
+
+        Parameters
+        ----------
+        **values : array_like
+            Parameter name → non-empty 1-D list of values.
+
+        Returns
+        -------
+        System
+            One sample per combination (this system itself when no values are given).
+
+        Raises
+        ------
+        ParameterError
+            If a name is unknown or repeated, a value list is empty or not 1-D, or a value is
+            negative or not finite.
+
+        Examples
+        --------
         >>> gs.sweep(f=np.linspace(0.02, 0.06, 9), k=np.linspace(0.04, 0.07, 7))  # 63 samples
         """
         if not values:
@@ -375,8 +566,26 @@ class System:
         return replace(self, coords=coords, **new)
 
     def samples(self, **values: Sequence[float] | np.ndarray) -> System:
-        """One sample per row of a parameter table: ``samples(f=[...], k=[...])`` with equal
-        lengths (zipped, not crossed), applied to sample 0; values become coordinates.
+        """Return one sample per row of a parameter table, applied to sample 0.
+
+        ``samples(f=[...], k=[...])`` zips the columns (not crossed); the values become
+        coordinates.
+
+        Parameters
+        ----------
+        **values : array_like
+            Parameter name → 1-D column; all columns of equal length.
+
+        Returns
+        -------
+        System
+            One sample per row (this system itself when no values are given).
+
+        Raises
+        ------
+        ParameterError
+            If the columns are not 1-D of equal length, a name is unknown or repeated, or a
+            value is invalid.
         """
         if not values:
             return self
@@ -398,7 +607,23 @@ class System:
                             new["feed"], self.grid, self.noise).with_coords(cols)
 
     def with_coords(self, coords: Mapping[str, np.ndarray]) -> System:
-        """A copy with ``coords`` (name → ``(batch,)`` values) as sample coordinates."""
+        """Return a copy with ``coords`` as sample coordinates.
+
+        Parameters
+        ----------
+        coords : Mapping of str to numpy.ndarray
+            Name → ``(batch,)`` values.
+
+        Returns
+        -------
+        System
+            The copy.
+
+        Raises
+        ------
+        ParameterError
+            If a coordinate does not have shape ``(batch,)``.
+        """
         out = {n: np.asarray(v, dtype=float) for n, v in coords.items()}
         bad = {n: v.shape for n, v in out.items() if v.shape != (self.batch_size,)}
         if bad:
@@ -407,7 +632,18 @@ class System:
         return replace(self, coords=out)
 
     def select(self, samples: slice | Sequence[int] | np.ndarray) -> System:
-        """The sub-batch ``samples`` (coordinates follow)."""
+        """Return the sub-batch ``samples`` (coordinates follow).
+
+        Parameters
+        ----------
+        samples : slice, sequence of int or numpy.ndarray
+            Which samples to keep (any NumPy index of the batch axis).
+
+        Returns
+        -------
+        System
+            The sub-batch.
+        """
         idx = np.arange(self.batch_size)[samples]
         return replace(
             self,
@@ -417,7 +653,19 @@ class System:
 
     # ------------------------------------------------------------------ checks
     def check_time_step(self, dt: float) -> None:
-        """Refuse an explicit Euler step that is unstable for the stencil or the flow."""
+        """Refuse an explicit Euler step that is unstable for the stencil or the flow.
+
+        Parameters
+        ----------
+        dt : float
+            The time step.
+
+        Raises
+        ------
+        StabilityError
+            If ``dt`` is not positive and finite, ``D·dt/dx²`` exceeds the stencil's limit
+            or ``f·dt`` exceeds :data:`FLOW_NUMBER_LIMIT` for some sample.
+        """
         if not np.isfinite(dt) or dt <= 0:
             raise StabilityError(f"time step dt must be positive and finite, got {dt!r}")
         if self.grid is not None:
@@ -441,12 +689,36 @@ class System:
             )
 
     def state_shape(self) -> tuple[int, ...]:
-        """Shape of a batched state: ``(batch, species, y, x)`` or ``(batch, species)``."""
+        """Return the shape of a batched state.
+
+        Returns
+        -------
+        tuple of int
+            ``(batch, species, y, x)``, or ``(batch, species)`` when well-mixed.
+        """
         spatial = self.grid.shape if self.grid is not None else ()
         return (self.batch_size, self.n_species, *spatial)
 
     def check_state(self, state: np.ndarray, what: str = "initial state") -> np.ndarray:
-        """Broadcast a state to :meth:`state_shape` and check it is finite and ≥ 0."""
+        """Broadcast a state to :meth:`state_shape` and check it is finite and ≥ 0.
+
+        Parameters
+        ----------
+        state : numpy.ndarray
+            ``(batch, species, y, x)``, one sample without the batch axis, or a batch of one.
+        what : str, default "initial state"
+            What the state is, for error messages.
+
+        Returns
+        -------
+        numpy.ndarray
+            The state, C-contiguous, of shape :meth:`state_shape`.
+
+        Raises
+        ------
+        ParameterError
+            If the shape does not fit or a value is negative or not finite.
+        """
         arr = np.asarray(state, dtype=float)
         shape = self.state_shape()
         if arr.shape == shape[1:]:
@@ -469,7 +741,13 @@ class System:
         return np.ascontiguousarray(arr)
 
     def describe(self) -> dict:
-        """Plain-data description (enough to rebuild the system with :meth:`from_description`)."""
+        """Return a plain-data description of the system.
+
+        Returns
+        -------
+        dict
+            Enough to rebuild the system with :meth:`from_description`.
+        """
         return {
             "network": self.network.to_dict(),
             "rates": self.rates.tolist(),
@@ -487,6 +765,18 @@ class System:
 
     @classmethod
     def from_description(cls, data: dict) -> System:
+        """Rebuild a system from :meth:`describe`'s output.
+
+        Parameters
+        ----------
+        data : dict
+            A description made by :meth:`describe`.
+
+        Returns
+        -------
+        System
+            The system, with its coordinates.
+        """
         net = ReactionNetwork.from_dict(data["network"])
         grid = Grid(**data["grid"]) if data.get("grid") else None
         noise = FlowNoise(**data["noise"]) if data.get("noise") else None
