@@ -33,8 +33,25 @@ NETWORK_KEYS = ("species", "reactions")
 
 
 def read_yaml_file(path: str | Path, what: str):
-    """The content of the YAML file ``path``, or :class:`~rdlab.errors.DataError` naming
-    ``what`` and the file when it is missing, a folder, not text or not valid YAML.
+    """Return the content of the YAML file ``path``.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file.
+    what : str
+        What the file is, for error messages (e.g. ``"network file"``).
+
+    Returns
+    -------
+    object
+        The parsed YAML content.
+
+    Raises
+    ------
+    DataError
+        Naming ``what`` and the file when it is missing, a folder, not text or not valid
+        YAML.
     """
     from rdlab.settings import read_text_file, yaml_loader, yaml_problem
 
@@ -47,7 +64,21 @@ def read_yaml_file(path: str | Path, what: str):
 
 
 def index_of_name(name: str, n_reactions: int) -> int | None:
-    """``r`` when ``name`` is the index name ``k<r>`` of one of ``n_reactions`` reactions."""
+    """Return the reaction a name ``k<r>`` indexes, if any.
+
+    Parameters
+    ----------
+    name : str
+        A parameter name.
+    n_reactions : int
+        Number of directed reactions.
+
+    Returns
+    -------
+    int or None
+        ``r`` when ``name`` is the index name ``k<r>`` of one of ``n_reactions`` reactions,
+        else ``None``.
+    """
     m = _INDEX_NAME.fullmatch(name)
     if m is None or len(m[1]) > 9:
         return None
@@ -56,8 +87,20 @@ def index_of_name(name: str, n_reactions: int) -> int | None:
 
 
 def reserved_meaning(name: str, species: Sequence[str]) -> str | None:
-    """What the parameter ``name`` means besides a rate label (flow, a diffusion
-    coefficient, a feed), or None.
+    """Return what the parameter ``name`` means besides a rate label.
+
+    Parameters
+    ----------
+    name : str
+        A parameter name.
+    species : sequence of str
+        The network's species.
+
+    Returns
+    -------
+    str or None
+        The flow rate, a diffusion coefficient or a feed concentration, in words; ``None``
+        when ``name`` is none of them.
     """
     if name == "f":
         return "the flow rate f"
@@ -70,22 +113,32 @@ def reserved_meaning(name: str, species: Sequence[str]) -> str | None:
 
 @dataclass(frozen=True, eq=False)
 class ReactionNetwork:
-    """A mass-action reaction network of ``n_species`` species and ``n_reactions`` directed
-    reactions (a reversible reaction is a forward/reverse pair).
+    """A mass-action reaction network of species and directed reactions.
+
+    ``n_species`` species and ``n_reactions`` directed reactions (a reversible reaction is a
+    forward/reverse pair). Usually built with :meth:`from_text`, :meth:`from_yaml` or
+    :meth:`from_sbml`.
 
     Attributes
     ----------
-    species:
+    species : tuple of str
         Species names, in the order of the species axis of every array.
-    reactant_matrix:
+    reactant_matrix : numpy.ndarray
         ``R``, integer array of shape ``(n_species, n_reactions)``: reactant coefficients.
-    product_matrix:
+    product_matrix : numpy.ndarray
         ``P``, integer array of shape ``(n_species, n_reactions)``: product coefficients.
-    default_rates:
+    default_rates : tuple of (float or None)
         Rate constant of each directed reaction (``None`` where the text gave none). Units:
         concentration^(1 − order) / time.
-    rate_names:
+    rate_names : tuple of (str or None)
         Optional label of each rate constant (e.g. ``"k"``), used to address it in sweeps.
+
+    Raises
+    ------
+    NetworkError
+        If there are no species or duplicate ones, the matrices are not non-negative
+        integers of matching shape ``(n_species, n_reactions)``, the rates or names do not
+        match the reaction count, or a rate name is used twice or means something else.
     """
 
     species: tuple[str, ...]
@@ -95,6 +148,7 @@ class ReactionNetwork:
     rate_names: tuple[str | None, ...] = field(default=())
 
     def __post_init__(self) -> None:
+        """Validate and freeze the matrices, rates and names."""
         R = np.asarray(self.reactant_matrix)
         P = np.asarray(self.product_matrix)
         n_s = len(self.species)
@@ -139,7 +193,9 @@ class ReactionNetwork:
         self._check_name_clashes()
 
     def _check_name_clashes(self) -> None:
-        """Every parameter name must mean one thing: a rate label may not be ``f``,
+        """Refuse a rate label that is also ``f``, ``D_<s>``, ``feed_<s>`` or an index name.
+
+        Every parameter name must mean one thing: a rate label may not be ``f``,
         ``D_<species>``, ``feed_<species>`` or another reaction's index name ``k<r>``.
         """
         for r, name in enumerate(self.rate_names):
@@ -163,9 +219,25 @@ class ReactionNetwork:
     ) -> ReactionNetwork:
         """Build a network from reaction text (see :mod:`rdlab.chemistry.reaction_text`).
 
-        ``species`` fixes the species order (and may list species that take part in no
-        reaction); by default species are ordered by first appearance. A species used in a
-        reaction but missing from an explicit ``species`` list is an error.
+        Parameters
+        ----------
+        text : str or sequence of str
+            Reaction lines, one text block or a list of lines.
+        species : sequence of str, optional
+            Fixes the species order (and may list species that take part in no reaction);
+            by default species are ordered by first appearance.
+
+        Returns
+        -------
+        ReactionNetwork
+            The network.
+
+        Raises
+        ------
+        NetworkError
+            If a species used in a reaction is missing from an explicit ``species`` list,
+            the network has more than :data:`MAX_REACTIONS` directed reactions, or the text
+            is not valid reaction text.
         """
         parsed = parse_lines(text)
         return cls.from_parsed(parsed, species)
@@ -174,6 +246,26 @@ class ReactionNetwork:
     def from_parsed(
         cls, parsed: Iterable[ParsedReaction], species: Sequence[str] | None = None
     ) -> ReactionNetwork:
+        """Build a network from parsed reactions (a reversible one gives two columns).
+
+        Parameters
+        ----------
+        parsed : iterable of ParsedReaction
+            Parsed reaction lines (:func:`~rdlab.chemistry.reaction_text.parse_lines`).
+        species : sequence of str, optional
+            The species order, as in :meth:`from_text`.
+
+        Returns
+        -------
+        ReactionNetwork
+            The network.
+
+        Raises
+        ------
+        NetworkError
+            If the network has more than :data:`MAX_REACTIONS` directed reactions or uses a
+            species missing from ``species``.
+        """
         parsed = list(parsed)
         count = sum(2 if p.reversible else 1 for p in parsed)
         if count > MAX_REACTIONS:
@@ -222,11 +314,25 @@ class ReactionNetwork:
 
     @classmethod
     def from_dict(cls, data: dict) -> ReactionNetwork:
-        """Inverse of :meth:`to_dict`:
-        ``{'species': [...], 'reactions': ['A -> B : 1.0', ...]}``.
+        """Build a network from a mapping, the inverse of :meth:`to_dict`.
 
-        ``reactions`` may also be one text block (a YAML ``|`` string), read line by line
-        exactly as :meth:`from_text` reads it. Other keys are refused.
+        Parameters
+        ----------
+        data : dict
+            ``{'species': [...], 'reactions': ['A -> B : 1.0', ...]}``; ``species`` is
+            optional. ``reactions`` may also be one text block (a YAML ``|`` string), read
+            line by line exactly as :meth:`from_text` reads it.
+
+        Returns
+        -------
+        ReactionNetwork
+            The network.
+
+        Raises
+        ------
+        NetworkError
+            If ``data`` is not a mapping, has other keys, lacks ``reactions``, or a value
+            has the wrong type.
         """
         if not isinstance(data, dict):
             raise NetworkError(f"a network must be a mapping with a 'reactions' list, got "
@@ -251,8 +357,24 @@ class ReactionNetwork:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ReactionNetwork:
-        """Read a network from a YAML file written by :meth:`to_yaml` (or a file whose
-        ``network`` key holds one). Errors name the file.
+        """Read a network from a YAML file.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            A file written by :meth:`to_yaml`, or a file whose ``network`` key holds one.
+
+        Returns
+        -------
+        ReactionNetwork
+            The network.
+
+        Raises
+        ------
+        DataError
+            If the file is missing, not text or not valid YAML.
+        NetworkError
+            If its content is not a network; the message names the file.
         """
         data = read_yaml_file(path, "network file")
         if isinstance(data, dict) and "network" in data:
@@ -268,11 +390,28 @@ class ReactionNetwork:
 
     @classmethod
     def from_sbml(cls, path: str | Path) -> ReactionNetwork:
-        """Read the mass-action network of an SBML file. Rate laws must be mass action;
-        boundary/constant species are folded into the rate constants; rate rules, events,
-        other laws are refused naming the reaction (see :mod:`rdlab.chemistry.sbml_import`,
-        whose :func:`~rdlab.chemistry.sbml_import.read_sbml` also gives the initial
+        """Read the mass-action network of an SBML file.
+
+        Rate laws must be mass action; boundary/constant species are folded into the rate
+        constants (see :mod:`rdlab.chemistry.sbml_import`, whose
+        :func:`~rdlab.chemistry.sbml_import.read_sbml` also gives the initial
         concentrations).
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            The SBML file.
+
+        Returns
+        -------
+        ReactionNetwork
+            The network.
+
+        Raises
+        ------
+        NetworkError
+            If the model has rate rules, events or other laws than mass action (naming the
+            reaction).
         """
         from rdlab.chemistry.sbml_import import read_sbml
 
@@ -280,9 +419,20 @@ class ReactionNetwork:
 
     @classmethod
     def from_antimony(cls, source: str | Path) -> ReactionNetwork:
-        """Read the mass-action network of Antimony text or an Antimony file (a ``Path``, or
-        a string without newline or ``;``), as :meth:`from_sbml` reads its SBML translation.
-        Needs the optional ``antimony`` package (``pip install 'rdlab[antimony]'``).
+        """Read the mass-action network of Antimony text or an Antimony file.
+
+        Read as :meth:`from_sbml` reads its SBML translation. Needs the optional
+        ``antimony`` package (``pip install 'rdlab[antimony]'``).
+
+        Parameters
+        ----------
+        source : str or pathlib.Path
+            Antimony text, or a file (a ``Path``, or a string without newline or ``;``).
+
+        Returns
+        -------
+        ReactionNetwork
+            The network.
         """
         from rdlab.chemistry.sbml_import import read_antimony
 
@@ -290,15 +440,35 @@ class ReactionNetwork:
 
     # ------------------------------------------------------------------ export
     def reaction_text(self, r: int, with_rate: bool = True) -> str:
-        """Text of directed reaction ``r``, e.g. ``'U + 2V -> 3V : 1.0'``."""
+        """Return the text of directed reaction ``r``.
+
+        Parameters
+        ----------
+        r : int
+            Index of the directed reaction.
+        with_rate : bool, default True
+            Append the rate constant or its label after ``:`` when known.
+
+        Returns
+        -------
+        str
+            E.g. ``'U + 2V -> 3V : 1.0'``.
+        """
         line = f"{format_side(self.reactants_of(r))} -> {format_side(self.products_of(r))}"
         if with_rate and (self.default_rates[r] is not None or self.rate_names[r] is not None):
             line += " : " + format_rate(self.default_rates[r], self.rate_names[r])
         return line
 
     def to_lines(self) -> list[str]:
-        """The network as reaction lines; a reaction immediately followed by its reverse is
-        written once with ``<->``. ``from_text(to_lines())`` gives back the same network.
+        """Return the network as reaction lines.
+
+        A reaction immediately followed by its reverse is written once with ``<->``.
+        ``from_text(to_lines())`` gives back the same network.
+
+        Returns
+        -------
+        list of str
+            One line per reaction (or reversible pair).
         """
         lines, r = [], 0
         while r < self.n_reactions:
@@ -326,12 +496,32 @@ class ReactionNetwork:
         return lines
 
     def to_text(self) -> str:
+        """Return the network as reaction text, one line each (:meth:`to_lines`)."""
         return "\n".join(self.to_lines()) + "\n"
 
     def to_dict(self) -> dict:
+        """Return the network as a mapping, the inverse of :meth:`from_dict`.
+
+        Returns
+        -------
+        dict
+            ``{'species': [...], 'reactions': [...]}`` with the lines of :meth:`to_lines`.
+        """
         return {"species": list(self.species), "reactions": self.to_lines()}
 
     def to_yaml(self, path: str | Path) -> Path:
+        """Write :meth:`to_dict` as a YAML file.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            The file to write.
+
+        Returns
+        -------
+        pathlib.Path
+            The file written.
+        """
         path = Path(path)
         path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))
         return path
@@ -339,10 +529,12 @@ class ReactionNetwork:
     # ------------------------------------------------------------------ structure
     @property
     def n_species(self) -> int:
+        """Number of species."""
         return len(self.species)
 
     @property
     def n_reactions(self) -> int:
+        """Number of directed reactions."""
         return self.reactant_matrix.shape[1]
 
     @property
@@ -356,12 +548,53 @@ class ReactionNetwork:
         return self.reactant_matrix.sum(axis=0)
 
     def reactants_of(self, r: int) -> dict[str, int]:
+        """Return the reactants of directed reaction ``r``.
+
+        Parameters
+        ----------
+        r : int
+            Index of the directed reaction.
+
+        Returns
+        -------
+        dict of str to int
+            Species → coefficient, species with coefficient 0 left out.
+        """
         return {s: int(n) for s, n in zip(self.species, self.reactant_matrix[:, r]) if n}
 
     def products_of(self, r: int) -> dict[str, int]:
+        """Return the products of directed reaction ``r``.
+
+        Parameters
+        ----------
+        r : int
+            Index of the directed reaction.
+
+        Returns
+        -------
+        dict of str to int
+            Species → coefficient, species with coefficient 0 left out.
+        """
         return {s: int(n) for s, n in zip(self.species, self.product_matrix[:, r]) if n}
 
     def species_index(self, name: str) -> int:
+        """Return the index of a species on the species axis.
+
+        Parameters
+        ----------
+        name : str
+            A species name.
+
+        Returns
+        -------
+        int
+            Its index in :attr:`species`.
+
+        Raises
+        ------
+        NetworkError
+            If there is no such species (the species are listed).
+        """
         try:
             return self.species.index(name)
         except ValueError:
@@ -370,8 +603,23 @@ class ReactionNetwork:
             ) from None
 
     def rate_index(self, name: str) -> int:
-        """Index of the reaction whose rate constant is labelled ``name``; ``k3`` (a ``k``
-        followed by a number) addresses reaction 3 when no rate carries that label.
+        """Return the index of the reaction whose rate constant is labelled ``name``.
+
+        Parameters
+        ----------
+        name : str
+            A rate label; ``k3`` (a ``k`` followed by a number) addresses reaction 3 when no
+            rate carries that label.
+
+        Returns
+        -------
+        int
+            Index of the directed reaction.
+
+        Raises
+        ------
+        NetworkError
+            If no rate is called ``name`` (the named rates are listed).
         """
         if name in self.rate_names:
             return self.rate_names.index(name)
@@ -384,12 +632,19 @@ class ReactionNetwork:
         )
 
     def _is_reverse(self, a: int, b: int) -> bool:
+        """Tell whether reaction ``b`` undoes reaction ``a``."""
         R, P = self.reactant_matrix, self.product_matrix
         return bool(np.array_equal(R[:, a], P[:, b]) and np.array_equal(P[:, a], R[:, b]))
 
     def reverse_pairs(self) -> list[tuple[int, int]]:
-        """Pairs ``(forward, reverse)`` of directed reactions that undo each other, each
-        reaction in at most one pair, found by matching reactants to products.
+        """Return the pairs of directed reactions that undo each other.
+
+        Found by matching reactants to products; each reaction is in at most one pair.
+
+        Returns
+        -------
+        list of tuple of (int, int)
+            Pairs ``(forward, reverse)``.
         """
         used: set[int] = set()
         pairs = []
@@ -404,8 +659,19 @@ class ReactionNetwork:
         return pairs
 
     def conservation_laws(self, tol: float = 1e-10) -> np.ndarray:
-        """Basis of the left null space of ``S``: rows ``w`` with ``w·S = 0``, so that
-        ``w·X`` is conserved by the reactions alone. Shape ``(n_laws, n_species)``.
+        """Return a basis of the left null space of the stoichiometry ``S``.
+
+        Rows ``w`` with ``w·S = 0``, so that ``w·X`` is conserved by the reactions alone.
+
+        Parameters
+        ----------
+        tol : float, default 1e-10
+            Singular values below ``tol`` times the largest (at least 1) count as zero.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(n_laws, n_species)``.
         """
         S = self.stoichiometry.astype(float)
         u, s, vt = np.linalg.svd(S.T)  # S.T: (n_reactions, n_species)
@@ -413,7 +679,23 @@ class ReactionNetwork:
         return vt[rank:]
 
     def with_rates(self, rates: Sequence[float]) -> ReactionNetwork:
-        """A copy whose default rate constants are ``rates``."""
+        """Return a copy whose default rate constants are ``rates``.
+
+        Parameters
+        ----------
+        rates : sequence of float
+            One rate constant per directed reaction.
+
+        Returns
+        -------
+        ReactionNetwork
+            The copy (rate names kept).
+
+        Raises
+        ------
+        NetworkError
+            If the number of rates is not the number of reactions.
+        """
         rates = [float(r) for r in rates]
         if len(rates) != self.n_reactions:
             raise NetworkError(f"{len(rates)} rates for {self.n_reactions} reactions")
@@ -421,6 +703,7 @@ class ReactionNetwork:
                                tuple(rates), self.rate_names)
 
     def __eq__(self, other: object) -> bool:
+        """Compare species, matrices, default rates and rate names."""
         if not isinstance(other, ReactionNetwork):
             return NotImplemented
         return (
@@ -432,20 +715,25 @@ class ReactionNetwork:
         )
 
     def __hash__(self) -> int:
+        """Hash the species and the matrices."""
         return hash((self.species, self.reactant_matrix.tobytes(), self.product_matrix.tobytes()))
 
     def __repr__(self) -> str:
+        """Show the species and the number of reactions."""
         return (f"ReactionNetwork(species={list(self.species)}, "
                 f"n_reactions={self.n_reactions})")
 
     def __str__(self) -> str:
+        """Return the network as reaction text (:meth:`to_text`)."""
         return self.to_text()
 
 
 def _reaction_line(item):
-    """A reaction list item as text. YAML reads ``- U + 2V -> 3V : 1.0`` (the README's form:
-    a colon between spaces) as the one-entry mapping ``{"U + 2V -> 3V": 1.0}``; that is the
-    line ``"U + 2V -> 3V : 1.0"``. Anything else is left for the grammar to refuse.
+    """Return a reaction list item as text.
+
+    YAML reads ``- U + 2V -> 3V : 1.0`` (the README's form: a colon between spaces) as the
+    one-entry mapping ``{"U + 2V -> 3V": 1.0}``; that is the line ``"U + 2V -> 3V : 1.0"``.
+    Anything else is left for the grammar to refuse.
     """
     if isinstance(item, dict) and len(item) == 1:
         (text, rate), = item.items()
@@ -456,4 +744,5 @@ def _reaction_line(item):
 
 
 def _kind(value) -> str:
+    """Describe a value and its type briefly, for error messages."""
     return "nothing" if value is None else f"{type(value).__name__} {value!r}"[:80]

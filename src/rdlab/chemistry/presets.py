@@ -42,17 +42,40 @@ __all__ = ["GENERIC_DEFAULTS", "PRESETS", "Preset", "RunDefaults", "brusselator_
 
 
 def gray_scott_network(k: float = 0.06) -> ReactionNetwork:
-    """U + 2V → 3V (rate 1), V → 0 (rate ``k``, named ``k``)."""
+    """Return the Gray–Scott network: U + 2V → 3V (rate 1), V → 0 (rate ``k``).
+
+    Parameters
+    ----------
+    k : float, default 0.06
+        Rate constant of V → 0, labelled ``k``; 1/time.
+
+    Returns
+    -------
+    ReactionNetwork
+        Species U, V; two directed reactions.
+    """
     return ReactionNetwork.from_text(["U + 2V -> 3V : 1.0", f"V -> 0 : k = {float(k)!r}"])
 
 
 def coupled_gray_scott_network(k1: float = 0.06, k2: float = 0.06,
                                interconversion: float = 0.01) -> ReactionNetwork:
-    """Two Gray–Scott systems linked by interconversion of the autocatalysts (Dense-RDN
-    Fig. 1, appendix B.1): U1 + 2V1 → 3V1, V1 → 0, V2 → 0, U2 + 2V2 → 3V2, V1 ⇌ V2.
+    """Return two Gray–Scott systems linked by interconversion of the autocatalysts.
 
-    The decays come second and third so that their labels ``k1`` and ``k2`` are also their
-    index names (a label may not be another reaction's index name).
+    Dense-RDN Fig. 1, appendix B.1: U1 + 2V1 → 3V1, V1 → 0, V2 → 0, U2 + 2V2 → 3V2,
+    V1 ⇌ V2. The decays come second and third so that their labels ``k1`` and ``k2`` are
+    also their index names (a label may not be another reaction's index name).
+
+    Parameters
+    ----------
+    k1, k2 : float, default 0.06
+        Rate constants of V1 → 0 and V2 → 0, labelled ``k1`` and ``k2``.
+    interconversion : float, default 0.01
+        Rate constant of both V1 → V2 and V2 → V1, labelled ``c12`` and ``c21``.
+
+    Returns
+    -------
+    ReactionNetwork
+        Species U1, V1, U2, V2; six directed reactions.
     """
     c = float(interconversion)
     return ReactionNetwork.from_text(
@@ -68,9 +91,22 @@ def coupled_gray_scott_network(k1: float = 0.06, k2: float = 0.06,
 
 
 def brusselator_network(a: float = 1.0, b: float = 3.0) -> ReactionNetwork:
-    """The Brusselator with the pool species A and B folded into rates:
+    """Return the Brusselator with the pool species A and B folded into rates.
+
     0 → X (rate a), 2X + Y → 3X (1), X → Y (rate b), X → 0 (1), so that
     dx/dt = a − (b + 1)x + x²y and dy/dt = bx − x²y.
+
+    Parameters
+    ----------
+    a : float, default 1.0
+        Rate constant of 0 → X, labelled ``a``.
+    b : float, default 3.0
+        Rate constant of X → Y, labelled ``b``.
+
+    Returns
+    -------
+    ReactionNetwork
+        Species X, Y; four directed reactions.
     """
     return ReactionNetwork.from_text(
         [f"0 -> X : a = {float(a)!r}", "2X + Y -> 3X : 1.0", f"X -> Y : b = {float(b)!r}",
@@ -79,6 +115,7 @@ def brusselator_network(a: float = 1.0, b: float = 3.0) -> ReactionNetwork:
 
 
 def _frozen(mapping: Mapping) -> Mapping:
+    """Return a read-only copy of ``mapping``."""
     return MappingProxyType(dict(mapping))
 
 
@@ -86,11 +123,21 @@ def _frozen(mapping: Mapping) -> Mapping:
 class RunDefaults:
     """What ``rdlab simulate`` takes for a network when the spec does not say.
 
-    parameters: name → value (a rate's label or index name, ``D_<species>`` in
-    length²/time, ``f`` in 1/time, ``feed_<species>`` in concentration); dt: time step
-    (time units); steps: number of steps; grid: ``"NYxNX"`` or ``"none"``; initial: one of
-    ``squares``, ``random``, ``uniform``; initial_options: keyword options of that initial
-    state (see :mod:`rdlab.initial`).
+    Parameters
+    ----------
+    dt : float
+        Time step (time units).
+    steps : int
+        Number of steps.
+    grid : str
+        ``"NYxNX"`` or ``"none"``.
+    initial : str
+        The initial state, one of ``squares``, ``random``, ``uniform``.
+    initial_options : Mapping of str to Any, default {}
+        Keyword options of that initial state (see :mod:`rdlab.initial`); stored read-only.
+    parameters : Mapping of str to float, default {}
+        Name → value (a rate's label or index name, ``D_<species>`` in length²/time, ``f``
+        in 1/time, ``feed_<species>`` in concentration); stored read-only.
     """
 
     dt: float
@@ -101,6 +148,7 @@ class RunDefaults:
     parameters: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        """Freeze the mappings."""
         object.__setattr__(self, "parameters", _frozen(self.parameters))
         object.__setattr__(self, "initial_options", _frozen(self.initial_options))
 
@@ -114,14 +162,26 @@ GENERIC_DEFAULTS = RunDefaults(dt=0.1, steps=1000, grid="64x64", initial="random
 class Preset:
     """One named network with everything a run of it needs.
 
-    name: the name ``--preset`` takes; build: the network builder, called with no argument,
-    or with the number of species for a family; description: one line for help texts;
-    defaults: its :class:`RunDefaults`; n_species: a family's default number of species
-    (``None`` for a network of fixed species); count_reactions: a family's number of
-    reactions for N species, computed without building it (so that a huge request is
-    refused at once); draw_parameters: ``(network, rng) → {"rates", "diffusion", "flow",
-    "feed"}`` arrays, for presets whose parameters are drawn per run (the Dense-RDN code's
-    initialisation) rather than listed in ``defaults.parameters``.
+    Parameters
+    ----------
+    name : str
+        The name ``--preset`` takes.
+    build : callable
+        The network builder, called with no argument, or with the number of species for a
+        family.
+    description : str
+        One line for help texts.
+    defaults : RunDefaults
+        The run defaults.
+    n_species : int, optional
+        A family's default number of species (``None`` for a network of fixed species).
+    count_reactions : callable, optional
+        A family's number of reactions for N species, computed without building it (so
+        that a huge request is refused at once).
+    draw_parameters : callable, optional
+        ``(network, rng) → {"rates", "diffusion", "flow", "feed"}`` arrays, for presets
+        whose parameters are drawn per run (the Dense-RDN code's initialisation) rather
+        than listed in ``defaults.parameters``.
     """
 
     name: str
@@ -139,7 +199,25 @@ class Preset:
         return self.n_species is not None
 
     def network(self, n_species: int | None = None) -> ReactionNetwork:
-        """The network; a family takes ``n_species`` (default :attr:`n_species`)."""
+        """Build the preset's network.
+
+        Parameters
+        ----------
+        n_species : int, optional
+            Number of species of a family (default :attr:`n_species`); must be ``None``
+            for a network of fixed species.
+
+        Returns
+        -------
+        ReactionNetwork
+            The network.
+
+        Raises
+        ------
+        NetworkError
+            If ``n_species`` is given to a fixed network, or the family would have more than
+            :data:`~rdlab.chemistry.network.MAX_REACTIONS` reactions.
+        """
         if not self.family:
             if n_species is not None:
                 raise NetworkError(f"preset {self.name!r} has a fixed number of species")
@@ -162,8 +240,9 @@ _DENSE_DEFAULTS = RunDefaults(dt=1.0, steps=2000, grid="64x64", initial="random"
 
 def _dense_family(name: str, build: Callable[[int], ReactionNetwork],
                   description: str) -> Preset:
-    """A Dense-RDN family: N species (default 5); rates, D, f and feed drawn as the public
-    Dense-RDN code initialises them.
+    """Return a Dense-RDN family preset of N species (default 5).
+
+    Rates, D, f and feed are drawn as the public Dense-RDN code initialises them.
     """
     return Preset(name, build, description, _DENSE_DEFAULTS, n_species=5,
                   count_reactions=partial(reaction_count, name),
@@ -201,27 +280,77 @@ PRESETS: Registry[Preset] = Registry("preset", NetworkError, ((p.name, p) for p 
 
 
 def register_preset(preset: Preset) -> Preset:
-    """Add ``preset`` to :data:`PRESETS` (a different preset of the same name is refused)."""
+    """Add ``preset`` to :data:`PRESETS`.
+
+    Parameters
+    ----------
+    preset : Preset
+        The preset, registered under its name.
+
+    Returns
+    -------
+    Preset
+        The preset.
+
+    Raises
+    ------
+    ValueError
+        If a different preset of the same name is registered.
+    """
     return PRESETS.add(preset.name, preset)
 
 
 def get_preset(name: str) -> Preset:
-    """The preset called ``name``; unknown names are refused listing the presets."""
+    """Return the preset called ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A name of :data:`PRESETS`.
+
+    Returns
+    -------
+    Preset
+        The preset.
+
+    Raises
+    ------
+    NetworkError
+        If the name is unknown (the presets are listed).
+    """
     return PRESETS.lookup(name)
 
 
 def preset_network(name: str, n_species: int | None = None) -> ReactionNetwork:
-    """A preset's network by name; a family takes ``n_species`` (default: its own)."""
+    """Return a preset's network by name.
+
+    Parameters
+    ----------
+    name : str
+        A name of :data:`PRESETS`.
+    n_species : int, optional
+        Number of species of a family (default: its own).
+
+    Returns
+    -------
+    ReactionNetwork
+        The network.
+
+    Raises
+    ------
+    NetworkError
+        If the name is unknown, or ``n_species`` does not suit the preset.
+    """
     return get_preset(name).network(n_species)
 
 
 def preset_help() -> str:
-    """One entry per preset for help texts: ``name: description``."""
+    """Return one entry per preset for help texts: ``name: description``."""
     return "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values())
 
 
 def n_species_help() -> str:
-    """Which presets take a number of species, and their defaults, for help texts."""
+    """Return which presets take a number of species, and their defaults, for help texts."""
     families = [p for p in PRESETS.values() if p.family]
     return ("Species of a family preset: "
             + ", ".join(f"{p.name} (default {p.n_species})" for p in families) + ".")
