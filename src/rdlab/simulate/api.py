@@ -20,8 +20,28 @@ ENGINES = available_engines()
 
 def snapshot_schedule(n_steps: int, snapshot_every: int | None = None,
                       snapshot_steps: Sequence[int] | None = None) -> np.ndarray:
-    """Sorted unique snapshot steps in ``[0, n_steps]``: explicit ``snapshot_steps``, or every
-    ``snapshot_every`` steps (always including 0 and ``n_steps``), or just the two ends.
+    """Return the sorted unique snapshot steps in ``[0, n_steps]``.
+
+    Parameters
+    ----------
+    n_steps : int
+        Number of steps, ≥ 0.
+    snapshot_every : int, optional
+        Snapshot every this many steps (always including 0 and ``n_steps``), ≥ 1.
+    snapshot_steps : sequence of int, optional
+        Explicit snapshot steps; take precedence over ``snapshot_every``. With neither,
+        just the two ends.
+
+    Returns
+    -------
+    numpy.ndarray
+        The steps, sorted and unique.
+
+    Raises
+    ------
+    ParameterError
+        If ``n_steps`` or ``snapshot_every`` is not a whole number in range, or
+        ``snapshot_steps`` is empty, not whole numbers or outside ``0..n_steps``.
     """
     if not isinstance(n_steps, (int, np.integer)) or n_steps < 0:
         raise ParameterError(f"number of steps must be a whole number ≥ 0, got {n_steps!r}")
@@ -60,25 +80,62 @@ def simulate(
 ) -> xr.Dataset:
     """Simulate ``system`` from ``initial_state`` for ``n_steps`` steps of ``dt``.
 
-    initial_state: ``(batch, species, y, x)`` (or ``(species, y, x)``, broadcast over the
-    batch); ``(batch, species)`` for a well-mixed system. ``engine`` is a name of
-    :func:`~rdlab.simulate.engines.available_engines` (``fast``, ``numpy``, ``torch`` take
-    forward-Euler steps; ``ode`` integrates the well-mixed system with a stiff solver and
-    reports it at the snapshot times ``step·dt``); ``engine_options`` are that engine's own
-    options (e.g. ``device`` for torch, ``rtol``/``method`` for ode, ``check_every`` for the
-    stepping engines' guard). Returns a dataset with the variable ``concentration`` of dims
-    ``sample, time, species[, y, x]``.
+    Parameters
+    ----------
+    system : System
+        The batch of parameter sets.
+    initial_state : numpy.ndarray
+        ``(batch, species, y, x)`` (or ``(species, y, x)``, broadcast over the batch);
+        ``(batch, species)`` for a well-mixed system.
+    dt : float
+        Time step (time units). A stepping engine needs a stable explicit step.
+    n_steps : int
+        Number of steps.
+    snapshot_every : int, optional
+        Keep a snapshot every this many steps (see :func:`snapshot_schedule`).
+    snapshot_steps : sequence of int, optional
+        Explicit snapshot steps; by default only the first and last step are kept.
+    engine : str, default "fast"
+        A name of :func:`~rdlab.simulate.engines.available_engines` (``fast``, ``numpy``,
+        ``torch`` take forward-Euler steps; ``ode`` integrates the well-mixed system with a
+        stiff solver and reports it at the snapshot times ``step·dt``).
+    dtype : str, default "float64"
+        ``"float32"`` or ``"float64"``.
+    seed : int, optional
+        Seed of the flow noise.
+    progress : bool, default True
+        Show a progress bar.
+    config : dict, optional
+        Extra entries for the run configuration stored with the dataset.
+    runaway_limit : float, optional
+        A concentration beyond ±this counts as a blow-up (default
+        :data:`rdlab.simulate.guard.RUNAWAY_LIMIT`); NaN/Inf always do. Pass a
+        :class:`~rdlab.simulate.trackers.RunawayGuard` among ``trackers`` for another
+        policy.
+    trackers : sequence of Tracker, default ()
+        :class:`~rdlab.simulate.trackers.Tracker` objects called during the run
+        (measurements, early stops, …).
+    **engine_options
+        The engine's own options (e.g. ``device`` for torch, ``rtol``/``method`` for ode,
+        ``check_every`` for the stepping engines' guard).
 
-    runaway_limit: a concentration beyond ±this counts as a blow-up (default
-    :data:`rdlab.simulate.guard.RUNAWAY_LIMIT`); NaN/Inf always do. A blow-up raises
-    :class:`~rdlab.errors.SimulationError` naming the sample, its parameters and the first
-    bad step (pass a :class:`~rdlab.simulate.trackers.RunawayGuard` among ``trackers`` for
-    another policy).
+    Returns
+    -------
+    xarray.Dataset
+        The variable ``concentration`` of dims ``sample, time, species[, y, x]``. When any
+        tracker is given, also ``stopped_step (sample)``: the step at which a tracker
+        stopped the sample (its later snapshots are its state then), −1 for samples that
+        ran to the end.
 
-    trackers: :class:`~rdlab.simulate.trackers.Tracker` objects called during the run
-    (measurements, early stops, …). When any is given the dataset also has
-    ``stopped_step (sample)``: the step at which a tracker stopped the sample (its later
-    snapshots are its state then), −1 for samples that ran to the end.
+    Raises
+    ------
+    SimulationError
+        On a blow-up, naming the sample, its parameters and the first bad step.
+    ParameterError
+        If the engine, dtype, initial state, snapshot schedule, trackers or an engine
+        option is invalid.
+    StabilityError
+        If ``dt`` is unstable for a stepping engine.
     """
     cls = get_engine(engine)
     if dtype not in DTYPES:
@@ -105,8 +162,10 @@ def simulate(
 
 def _guard_policy(trackers: Sequence[Tracker], runaway_limit, engine_options: dict,
                   cls) -> RunawayGuard:
-    """The run's :class:`RunawayGuard`: one passed among the trackers, or one built from
-    ``runaway_limit`` and a stepping engine's ``check_every`` option.
+    """Return the run's :class:`RunawayGuard`.
+
+    One passed among the trackers, or one built from ``runaway_limit`` and a stepping
+    engine's ``check_every`` option.
     """
     given = [t for t in trackers if isinstance(t, RunawayGuard)]
     if len(given) > 1:

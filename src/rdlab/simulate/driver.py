@@ -23,24 +23,44 @@ __all__ = ["Stepper", "drive"]
 class Stepper(Protocol):
     """A batch being integrated by one engine.
 
-    ``advance(n, step0)`` takes ``n`` steps from step ``step0`` (the guard checks inside
-    and at the end) and returns ``(local indices, steps)`` of the samples that blew up and
-    the checks that found them when the guard's policy is ``"drop"`` (empty arrays when
-    none did; it raises under ``"raise"``). ``state()`` is the current
-    ``(batch, species[, y, x])`` in the run's dtype; ``keep(idx)`` continues with those
-    local samples only; ``chunk`` is the engine's preferred number of steps per call.
+    Attributes
+    ----------
+    chunk : int
+        The engine's preferred number of steps per :meth:`advance` call.
     """
 
     chunk: int
 
-    def advance(self, n: int, step0: int) -> tuple[np.ndarray, np.ndarray]: ...
+    def advance(self, n: int, step0: int) -> tuple[np.ndarray, np.ndarray]:
+        """Take ``n`` steps from step ``step0``; the guard checks inside and at the end.
 
-    def state(self) -> np.ndarray: ...
+        Parameters
+        ----------
+        n : int
+            Number of steps.
+        step0 : int
+            The step the batch is at.
 
-    def keep(self, idx: np.ndarray) -> None: ...
+        Returns
+        -------
+        tuple of numpy.ndarray
+            ``(local indices, steps)`` of the samples that blew up and the checks that
+            found them when the guard's policy is ``"drop"`` (empty arrays when none did;
+            it raises under ``"raise"``).
+        """
+        ...
+
+    def state(self) -> np.ndarray:
+        """Return the current ``(batch, species[, y, x])`` in the run's dtype."""
+        ...
+
+    def keep(self, idx: np.ndarray) -> None:
+        """Continue with the local samples ``idx`` only."""
+        ...
 
 
 def _stop_mask(request, batch: int, tracker: Tracker) -> np.ndarray | None:
+    """Return a tracker's stop request as a ``(batch,)`` mask (None: stop nothing)."""
     if request is None or request is False:
         return None
     if request is True:
@@ -63,6 +83,7 @@ class _Schedule:
         self.sorted_explicit = sorted(s for s in steps if 0 <= s <= n_steps)
 
     def due(self, i: int, step: int, check_point: bool) -> bool:
+        """Tell whether tracker ``i`` is due at ``step``."""
         t = self.trackers[i]
         if step in self.explicit[i]:
             return True
@@ -71,7 +92,7 @@ class _Schedule:
         return t.interval is not None and step % t.interval == 0
 
     def next_stop(self, done: int) -> int:
-        """The next step after ``done`` at which some tracker is due (≤ n_steps)."""
+        """Return the next step after ``done`` at which some tracker is due (≤ n_steps)."""
         nxt = self.n_steps
         j = np.searchsorted(self.sorted_explicit, done, side="right")
         if j < len(self.sorted_explicit):
@@ -84,9 +105,28 @@ class _Schedule:
 
 def drive(stepper: Stepper, batch: int, n_steps: int, dt: float,
           trackers: Sequence[Tracker], started: bool = False) -> np.ndarray:
-    """Run ``stepper`` for ``n_steps`` with ``trackers``; returns ``stopped (batch,)``: the
-    step at which each sample was stopped (by a tracker or a dropped blow-up), −1 if never.
-    ``started``: the engine has already called the trackers' ``start``.
+    """Run ``stepper`` for ``n_steps`` with ``trackers``.
+
+    Parameters
+    ----------
+    stepper : Stepper
+        The engine's batch.
+    batch : int
+        Number of samples.
+    n_steps : int
+        Number of steps.
+    dt : float
+        Time step (for the trackers' view).
+    trackers : sequence of Tracker
+        Called when due; they may stop samples.
+    started : bool, default False
+        The engine has already called the trackers' ``start``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``stopped (batch,)``: the step at which each sample was stopped (by a tracker or a
+        dropped blow-up), −1 if never.
     """
     schedule = _Schedule(trackers, n_steps)
     if not started:
@@ -97,6 +137,7 @@ def drive(stepper: Stepper, batch: int, n_steps: int, dt: float,
     frozen: np.ndarray | None = None  # full-batch state holding stopped samples
 
     def full_state() -> np.ndarray:
+        """Return the whole batch's state, stopped samples frozen."""
         nonlocal frozen
         if active.size == batch and frozen is None:
             return stepper.state()
@@ -109,6 +150,7 @@ def drive(stepper: Stepper, batch: int, n_steps: int, dt: float,
         return out
 
     def retire(local: np.ndarray, step, nan: bool) -> None:
+        """Freeze the local samples ``local`` (as NaN when dropped) and stop stepping them."""
         nonlocal active, frozen
         if local.size == 0:
             return
@@ -123,6 +165,7 @@ def drive(stepper: Stepper, batch: int, n_steps: int, dt: float,
             stepper.keep(keep)
 
     def visit(step: int, check_point: bool) -> None:
+        """Call the trackers due at ``step`` and retire the samples they stop."""
         due = [i for i in range(len(trackers)) if schedule.due(i, step, check_point)]
         if not due:
             return
@@ -162,11 +205,27 @@ def drive(stepper: Stepper, batch: int, n_steps: int, dt: float,
 
 
 class PythonStepper:
-    """A stepper whose steps are Python calls (the numpy and torch engines): the guard
-    checks every ``check_every`` steps (absolute) and at the end of each call, keeping the
-    last good state and random-number state; a blow-up under ``"raise"`` is replayed from
-    there one step at a time (the whole batch, so a noisy flow draws the same numbers) and
-    reported at its first bad step. Subclasses define the step and the array operations.
+    """A stepper whose steps are Python calls (the numpy and torch engines).
+
+    The guard checks every ``check_every`` steps (absolute) and at the end of each call,
+    keeping the last good state and random-number state; a blow-up under ``"raise"`` is
+    replayed from there one step at a time (the whole batch, so a noisy flow draws the same
+    numbers) and reported at its first bad step. Subclasses define the step and the array
+    operations.
+
+    Parameters
+    ----------
+    system : System
+        The system run.
+    x : array
+        The initial state, in the engine's array type.
+    policy : RunawayGuard
+        The blow-up policy.
+
+    Raises
+    ------
+    SimulationError
+        If the initial state already counts as a blow-up.
     """
 
     def __init__(self, system, x, policy) -> None:
@@ -189,34 +248,42 @@ class PythonStepper:
 
     # -- to be defined by the engine
     def _step(self, x):
+        """Return the state one step on."""
         raise NotImplementedError
 
     def _bad(self, x) -> np.ndarray:
+        """Return a ``(batch,)`` mask of the samples that blew up."""
         raise NotImplementedError
 
     def _numpy(self, x) -> np.ndarray:
+        """Return ``x`` as a NumPy array."""
         raise NotImplementedError
 
     def _copy(self, x):
+        """Return a copy of ``x``."""
         return x.copy()
 
     def _select(self, x, idx: np.ndarray):
+        """Return the samples ``idx`` of ``x``."""
         return x[idx]
 
     def _rng_state(self):
+        """Return the noise generator's state (None without noise)."""
         return None
 
     def _set_rng_state(self, state) -> None:
-        pass
+        """Restore the noise generator's state."""
 
     def _subset(self, idx: np.ndarray) -> None:
         """Follow a smaller batch (parameters per sample)."""
 
     # -- the Stepper protocol
     def state(self) -> np.ndarray:
+        """Return the current state as a NumPy array."""
         return self._numpy(self.x)
 
     def keep(self, idx: np.ndarray) -> None:
+        """Continue with the local samples ``idx`` only (the last good state follows)."""
         self.system = self.system.select(idx)
         self.index = self.index[idx]
         self._subset(idx)
@@ -224,6 +291,7 @@ class PythonStepper:
         self.good = (self.step, self._copy(self.x), self._rng_state())
 
     def advance(self, n: int, step0: int) -> tuple[np.ndarray, np.ndarray]:
+        """Take ``n`` steps from ``step0``, checking for blow-ups (see :class:`Stepper`)."""
         every = self.policy.check_every
         x = self.x
         for i in range(n):
@@ -242,6 +310,7 @@ class PythonStepper:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
 
     def _raise_first_bad(self, found: int, sample: int) -> None:
+        """Replay from the last good state and raise at the first bad step."""
         guard, limit = self._guard, self.policy.limit
         at, x, rng_state = self.good
         self._set_rng_state(rng_state)

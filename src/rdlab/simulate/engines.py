@@ -39,12 +39,25 @@ DTYPES = {"float32": np.float32, "float64": np.float64}
 class Capabilities:
     """What an engine can run.
 
-    grid: periodic 2-D grids; well_mixed: ``grid=None`` systems; noise: a noisy flow
-    (``System.noise``); differentiable: gradients through the roll-out (its model functions
-    are torch operations); dtypes: precisions it computes in; devices: where it runs;
-    stepping: forward Euler in steps of ``dt`` (bounded by the explicit stability limit)
-    rather than an adaptive ODE solver reporting at ``step·dt``; drop_blow_ups: can stop
-    only the samples that blow up (``RunawayGuard(on_blow_up="drop")``).
+    Parameters
+    ----------
+    grid : bool
+        Runs periodic 2-D grids.
+    well_mixed : bool
+        Runs ``grid=None`` systems.
+    noise : bool
+        Runs a noisy flow (``System.noise``).
+    differentiable : bool, default False
+        Gives gradients through the roll-out (its model functions are torch operations).
+    dtypes : tuple of str, default ("float32", "float64")
+        Precisions it computes in.
+    devices : tuple of str, default ("cpu",)
+        Where it runs.
+    stepping : bool, default True
+        Takes forward-Euler steps of ``dt`` (bounded by the explicit stability limit)
+        rather than an adaptive ODE solver reporting at ``step·dt``.
+    drop_blow_ups : bool, default True
+        Can stop only the samples that blow up (``RunawayGuard(on_blow_up="drop")``).
     """
 
     grid: bool
@@ -61,7 +74,25 @@ _REGISTRY: Registry[type[Engine]] = Registry("engine", ParameterError, sort_list
 
 
 def register_engine(cls: type[Engine]) -> type[Engine]:
-    """Class decorator: make ``cls`` available as ``engine=cls.name``."""
+    """Register an engine class as ``engine=cls.name`` (a class decorator).
+
+    Parameters
+    ----------
+    cls : type of Engine
+        The engine class; its ``name`` attribute is the registered name.
+
+    Returns
+    -------
+    type of Engine
+        ``cls`` itself.
+
+    Raises
+    ------
+    TypeError
+        If ``cls`` has no name.
+    ValueError
+        If another engine is registered under that name.
+    """
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not name:
         raise TypeError(f"engine class {cls.__name__} has no name")
@@ -70,31 +101,47 @@ def register_engine(cls: type[Engine]) -> type[Engine]:
 
 
 def available_engines() -> tuple[str, ...]:
-    """Names of the registered engines, in registration order."""
+    """Return the names of the registered engines, in registration order."""
     return tuple(_REGISTRY)
 
 
 def get_engine(name: str) -> type[Engine]:
-    """The engine class registered as ``name``; unknown names are refused listing them."""
+    """Return the engine class registered as ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A name of :func:`available_engines`.
+
+    Returns
+    -------
+    type of Engine
+        The engine class.
+
+    Raises
+    ------
+    ParameterError
+        If the name is unknown (the engines are listed).
+    """
     return _REGISTRY.lookup(name)
 
 
 def engine_help() -> str:
-    """One line per engine for help texts: ``name (summary)``."""
+    """Return one entry per engine for help texts: ``name: summary``."""
     return "; ".join(f"{n}: {c.summary}" for n, c in _REGISTRY.items())
 
 
 def _able(flag: str) -> list[str]:
+    """Return the engines whose capability ``flag`` is true."""
     return [n for n, c in _REGISTRY.items() if getattr(c.capabilities, flag)]
 
 
 class Engine(ABC):
-    """The engine protocol: a name, a one-line summary, :class:`Capabilities`, the
-    keyword options it takes, and :meth:`run`.
+    """The engine protocol.
 
-    ``run`` integrates ``state`` for ``n_steps`` of ``dt`` and calls ``trackers`` at its
-    check points (see :mod:`rdlab.simulate.trackers`); the guard's policy is ``guard``.
-    It returns ``stopped (batch,)``: the step at which each sample was stopped, −1 if never.
+    A name, a one-line summary, :class:`Capabilities`, the keyword options it takes, and
+    :meth:`run`, which integrates ``state`` for ``n_steps`` of ``dt`` and calls
+    ``trackers`` at its check points (see :mod:`rdlab.simulate.trackers`).
     """
 
     name: ClassVar[str]
@@ -108,7 +155,25 @@ class Engine(ABC):
     @classmethod
     def check(cls, system: System, dtype: str, guard: RunawayGuard,
               options: Mapping[str, object]) -> None:
-        """Refuse what this engine cannot do, naming the engines that can."""
+        """Refuse what this engine cannot do, naming the engines that can.
+
+        Parameters
+        ----------
+        system : System
+            The system to run.
+        dtype : str
+            The requested precision.
+        guard : RunawayGuard
+            The blow-up policy.
+        options : Mapping of str to object
+            The engine options given.
+
+        Raises
+        ------
+        ParameterError
+            If an option is unknown, or the dtype, the grid (or its absence), flow noise,
+            dropping blow-ups or the device is beyond :attr:`capabilities`.
+        """
         caps = cls.capabilities
         unknown = sorted(set(options) - set(cls.options))
         if unknown:
@@ -139,7 +204,24 @@ class Engine(ABC):
 
     @classmethod
     def check_time_step(cls, system: System, dt: float) -> None:
-        """A stepping engine needs a stable explicit step; an ODE solver any ``dt > 0``."""
+        """Refuse a time step this engine cannot take.
+
+        A stepping engine needs a stable explicit step; an ODE solver any ``dt > 0``.
+
+        Parameters
+        ----------
+        system : System
+            The system to run.
+        dt : float
+            The time step.
+
+        Raises
+        ------
+        StabilityError
+            If a stepping engine's step is unstable (:meth:`System.check_time_step`).
+        ParameterError
+            If an ODE solver's ``dt`` is not a positive number.
+        """
         if cls.capabilities.stepping:
             system.check_time_step(dt)
         elif not (isinstance(dt, (int, float, np.number)) and np.isfinite(dt) and dt > 0):
@@ -150,7 +232,34 @@ class Engine(ABC):
     def run(cls, system: System, state: np.ndarray, *, dt: float, n_steps: int, dtype: str,
             seed: int | None, guard: RunawayGuard, trackers: Sequence[Tracker],
             **options) -> np.ndarray:
-        """Integrate, calling ``trackers``; returns ``stopped (batch,)``."""
+        """Integrate ``state``, calling ``trackers`` at the engine's check points.
+
+        Parameters
+        ----------
+        system : System
+            The system to run.
+        state : numpy.ndarray
+            The checked initial state ``(batch, species[, y, x])``.
+        dt : float
+            Time step.
+        n_steps : int
+            Number of steps.
+        dtype : str
+            Precision, a key of :data:`DTYPES`.
+        seed : int or None
+            Seed of the flow noise.
+        guard : RunawayGuard
+            The blow-up policy.
+        trackers : sequence of Tracker
+            Called during the run (see :mod:`rdlab.simulate.trackers`).
+        **options
+            The engine's own options (:attr:`options`).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``stopped (batch,)``: the step at which each sample was stopped, −1 if never.
+        """
 
 
 class SteppingEngine(Engine):
@@ -160,16 +269,42 @@ class SteppingEngine(Engine):
     @abstractmethod
     def stepper(cls, system: System, state: np.ndarray, dt: float, dtype: str,
                 seed: int | None, guard: RunawayGuard, **options) -> Stepper:
-        """The batch ready to be advanced."""
+        """Return the batch ready to be advanced.
+
+        Parameters
+        ----------
+        system : System
+            The system to run.
+        state : numpy.ndarray
+            The initial state ``(batch, species[, y, x])``.
+        dt : float
+            Time step.
+        dtype : str
+            Precision, a key of :data:`DTYPES`.
+        seed : int or None
+            Seed of the flow noise.
+        guard : RunawayGuard
+            The blow-up policy.
+        **options
+            The engine's own options.
+
+        Returns
+        -------
+        Stepper
+            The engine's stepper.
+        """
 
     @classmethod
     def run(cls, system, state, *, dt, n_steps, dtype, seed, guard, trackers, **options):
+        """Drive the :meth:`stepper` through :func:`~rdlab.simulate.driver.drive`."""
         stepper = cls.stepper(system, state, dt, dtype, seed, guard, **options)
         return drive(stepper, system.batch_size, int(n_steps), dt, trackers)
 
 
 @register_engine
 class FastEngine(SteppingEngine):
+    """Forward Euler in generated multi-threaded numba kernels (the default)."""
+
     name = "fast"
     summary = "generated multi-threaded numba kernels (CPU; default)"
     capabilities = Capabilities(grid=True, well_mixed=True, noise=False)
@@ -183,6 +318,8 @@ class FastEngine(SteppingEngine):
 
 @register_engine
 class NumpyEngine(SteppingEngine):
+    """Forward Euler in NumPy: the reference definition."""
+
     name = "numpy"
     summary = "the NumPy reference definition (slow, obvious)"
     capabilities = Capabilities(grid=True, well_mixed=True, noise=True)
@@ -196,6 +333,8 @@ class NumpyEngine(SteppingEngine):
 
 @register_engine
 class TorchEngine(SteppingEngine):
+    """Forward Euler in PyTorch, on CPU or CUDA (option ``device``)."""
+
     name = "torch"
     summary = "differentiable PyTorch (CPU or CUDA)"
     capabilities = Capabilities(grid=True, well_mixed=True, noise=True, differentiable=True,
@@ -204,6 +343,7 @@ class TorchEngine(SteppingEngine):
 
     @classmethod
     def run(cls, system, state, *, dt, n_steps, dtype, seed, guard, trackers, **options):
+        """Run as every stepping engine, without recording gradients."""
         import torch
 
         with torch.no_grad():
@@ -231,7 +371,7 @@ class _SolutionStepper:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
 
     def state(self) -> np.ndarray:
-        """The solution at the latest solved step ≤ the current one."""
+        """Return the solution at the latest solved step ≤ the current one."""
         i = max(0, int(np.searchsorted(self.steps, self.at, side="right")) - 1)
         return self.states[i][self.samples]
 
@@ -241,6 +381,8 @@ class _SolutionStepper:
 
 @register_engine
 class OdeEngine(Engine):
+    """A well-mixed stiff ODE solver, replayed at the steps the trackers need."""
+
     name = "ode"
     summary = "well-mixed stiff ODE solver (scipy, analytic Jacobian)"
     capabilities = Capabilities(grid=False, well_mixed=True, noise=False, stepping=False,
@@ -250,6 +392,7 @@ class OdeEngine(Engine):
 
     @classmethod
     def run(cls, system, state, *, dt, n_steps, dtype, seed, guard, trackers, **options):
+        """Solve to the steps some tracker is due at, then replay them through the driver."""
         from rdlab.simulate import ode
 
         # the steps some tracker is due at (explicit steps, intervals); elsewhere (the check

@@ -20,24 +20,80 @@ RUNAWAY_LIMIT = 1e6
 
 
 def check_limit(limit) -> float:
-    """``limit`` as a positive finite float, or a ParameterError naming it."""
+    """Return ``limit`` as a positive finite float.
+
+    Parameters
+    ----------
+    limit : float
+        A runaway limit.
+
+    Returns
+    -------
+    float
+        The limit.
+
+    Raises
+    ------
+    ParameterError
+        If ``limit`` is not a positive finite number (naming it).
+    """
     return positive_number(limit, "runaway limit")
 
 
 def bad_samples(state: np.ndarray, limit: float = RUNAWAY_LIMIT) -> np.ndarray:
-    """Boolean per sample (axis 0): holds NaN, ±Inf or a value beyond ±limit."""
+    """Return which samples (axis 0) hold NaN, ±Inf or a value beyond ±limit.
+
+    Parameters
+    ----------
+    state : numpy.ndarray
+        A batched state, batch on axis 0.
+    limit : float, default RUNAWAY_LIMIT
+        The runaway limit.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean, shape ``(batch,)``.
+    """
     flat = np.abs(state.reshape(state.shape[0], -1))
     return ~(flat <= limit).all(axis=1)  # NaN compares False, so it counts as bad
 
 
 def first_bad_sample(state: np.ndarray, limit: float = RUNAWAY_LIMIT) -> int | None:
-    """Index of the first sample (axis 0) holding NaN, ±Inf or a value beyond ±limit."""
+    """Return the first sample (axis 0) holding NaN, ±Inf or a value beyond ±limit.
+
+    Parameters
+    ----------
+    state : numpy.ndarray
+        A batched state, batch on axis 0.
+    limit : float, default RUNAWAY_LIMIT
+        The runaway limit.
+
+    Returns
+    -------
+    int or None
+        Its index, or ``None`` when every sample is good.
+    """
     bad = bad_samples(state, limit)
     return int(np.argmax(bad)) if bad.any() else None
 
 
 def describe_sample(system, b: int) -> str:
-    """The parameters of sample ``b`` of a :class:`~rdlab.system.System`, for messages."""
+    """Describe the parameters of one sample of a system, for messages.
+
+    Parameters
+    ----------
+    system : System
+        The system.
+    b : int
+        The sample.
+
+    Returns
+    -------
+    str
+        ``f``, the first 12 rate constants, the first 8 diffusion coefficients and the
+        sweep coordinates, if any.
+    """
     net = system.network
     names = [n if n else f"k{r}" for r, n in enumerate(net.rate_names)]
     parts = [f"f={system.flow[b]:g}"]
@@ -54,8 +110,28 @@ def raise_blow_up(state_sample: np.ndarray, sample: int, step: int,
                   limit: float = RUNAWAY_LIMIT, exact: bool = False) -> None:
     """Raise :class:`SimulationError` describing a blow-up of ``sample`` at ``step``.
 
-    exact: ``step`` is the first step at which the state was bad (every earlier step was
-    checked); otherwise it is the check point where it was found.
+    Parameters
+    ----------
+    state_sample : numpy.ndarray
+        The bad sample's state.
+    sample : int
+        Its index.
+    step : int
+        The step at which it was found bad.
+    last_good_step : int, optional
+        The last check at which it was good.
+    parameters : str, default ""
+        Its parameters (:func:`describe_sample`).
+    limit : float, default RUNAWAY_LIMIT
+        The runaway limit.
+    exact : bool, default False
+        ``step`` is the first step at which the state was bad (every earlier step was
+        checked); otherwise it is the check point where it was found.
+
+    Raises
+    ------
+    SimulationError
+        Always.
     """
     finite = np.isfinite(state_sample)
     what = ("NaN/Inf" if not finite.all()
@@ -81,7 +157,23 @@ def check_state(state: np.ndarray, step: int, last_good_step: int | None = None,
                 describe_sample=None, limit: float = RUNAWAY_LIMIT) -> None:
     """Raise if any sample of ``state`` (axis 0 = batch) has blown up at ``step``.
 
-    describe_sample: optional callable ``sample -> str`` naming its parameters.
+    Parameters
+    ----------
+    state : numpy.ndarray
+        A batched state.
+    step : int
+        The step it is at.
+    last_good_step : int, optional
+        The last check at which it was good.
+    describe_sample : callable, optional
+        ``sample -> str`` naming its parameters.
+    limit : float, default RUNAWAY_LIMIT
+        The runaway limit.
+
+    Raises
+    ------
+    SimulationError
+        If a sample holds NaN, ±Inf or a value beyond ±limit.
     """
     b = first_bad_sample(state, limit)
     if b is not None:

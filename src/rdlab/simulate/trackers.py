@@ -40,13 +40,19 @@ StopRequest = bool | np.ndarray | None
 class RunView:
     """What a tracker sees at a check point.
 
-    Attributes
+    The state is built on first access (the engine's layout may differ), so trackers that
+    do not read it cost nothing.
+
+    Parameters
     ----------
-        step: steps done (0 = the initial state).
-        dt: the time step (time units), so ``step·dt`` is the model time.
-        active: ``(batch,)`` bool, the samples still running (stopped ones are frozen).
-    The state ``(batch, species[, y, x])`` in the run's dtype is built on first access
-    (the engine's layout may differ), so trackers that do not read it cost nothing.
+    step : int
+        Steps done (0 = the initial state).
+    dt : float
+        The time step (time units), so ``step·dt`` is the model time.
+    active : numpy.ndarray
+        ``(batch,)`` bool, the samples still running (stopped ones are frozen).
+    state_fn : callable
+        Returns the state ``(batch, species[, y, x])`` in the run's dtype.
     """
 
     def __init__(self, step: int, dt: float, active: np.ndarray,
@@ -59,10 +65,12 @@ class RunView:
 
     @property
     def time(self) -> float:
+        """Model time ``step·dt``."""
         return self.step * self.dt
 
     @property
     def state(self) -> np.ndarray:
+        """The state ``(batch, species[, y, x])`` in the run's dtype, built on first access."""
         if self._state is None:
             self._state = self._state_fn()
         return self._state
@@ -77,24 +85,68 @@ class Tracker:
     every_check_point: bool = False
 
     def start(self, n_steps: int, batch_size: int) -> None:
-        """Called once before the run (``n_steps`` steps for ``batch_size`` samples)."""
+        """Prepare for a run; called once before it.
+
+        Parameters
+        ----------
+        n_steps : int
+            Number of steps of the run.
+        batch_size : int
+            Number of samples.
+        """
 
     def due_steps(self, n_steps: int) -> Sequence[int]:
-        """Explicit steps at which this tracker must be called (besides ``interval``)."""
+        """Return the explicit steps at which this tracker must be called.
+
+        Parameters
+        ----------
+        n_steps : int
+            Number of steps of the run.
+
+        Returns
+        -------
+        sequence of int
+            Steps besides those of ``interval``; none by default.
+        """
         return ()
 
     def visit(self, view: RunView) -> StopRequest:
-        """Called at a check point; return ``True`` or a (batch,) mask to stop samples."""
+        """Look at the run at a check point, and maybe stop samples.
+
+        Parameters
+        ----------
+        view : RunView
+            The run at this check point.
+
+        Returns
+        -------
+        bool, numpy.ndarray or None
+            ``True`` (stop every sample) or a ``(batch,)`` boolean mask of samples to stop;
+            ``None`` or ``False`` to go on.
+        """
         return None
 
     def sample_done(self, n: int = 1) -> None:
-        """Engines that finish sample by sample (ode) report each finished sample here."""
+        """Count finished samples; engines that finish sample by sample (ode) call it.
+
+        Parameters
+        ----------
+        n : int, default 1
+            Number of samples finished.
+        """
 
     def finish(self, view: RunView) -> None:
-        """Called once at the end (after the last visit), also when every sample stopped."""
+        """End the run; called once after the last visit, also when every sample stopped.
+
+        Parameters
+        ----------
+        view : RunView
+            The run at its end.
+        """
 
 
 def _check_interval(interval) -> int:
+    """Return ``interval`` as an int ≥ 1, or raise a ParameterError naming it."""
     if isinstance(interval, bool) or not isinstance(interval, (int, np.integer)) \
             or interval < 1:
         raise ParameterError(f"tracker interval must be a whole number ≥ 1, got {interval!r}")
@@ -102,7 +154,20 @@ def _check_interval(interval) -> int:
 
 
 class CallbackTracker(Tracker):
-    """``fn(view) -> StopRequest`` every ``interval`` steps (``None``: every check point)."""
+    """Call a function every ``interval`` steps.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(view) -> StopRequest``, called with the :class:`RunView`.
+    interval : int, optional
+        Steps between calls, ≥ 1; ``None`` calls at every check point.
+
+    Raises
+    ------
+    ParameterError
+        If ``interval`` is not a whole number ≥ 1.
+    """
 
     def __init__(self, fn: Callable[[RunView], StopRequest], interval: int | None = None):
         self.fn = fn
@@ -110,12 +175,22 @@ class CallbackTracker(Tracker):
         self.every_check_point = interval is None
 
     def visit(self, view: RunView) -> StopRequest:
+        """Return ``fn(view)``."""
         return self.fn(view)
 
 
 class Storage(Tracker):
-    """Keeps the states at ``steps`` (sorted, unique): ``data (time, batch, species, …)``
-    in ``dtype``. A stopped sample's later snapshots are its frozen state.
+    """Keep the states at given steps.
+
+    The states are gathered in ``data (time, batch, species, …)``; a stopped sample's later
+    snapshots are its frozen state.
+
+    Parameters
+    ----------
+    steps : sequence of int
+        The snapshot steps, sorted and unique.
+    dtype : numpy dtype, default numpy.float64
+        Precision of ``data``.
     """
 
     def __init__(self, steps: Sequence[int], dtype=np.float64):
@@ -124,9 +199,11 @@ class Storage(Tracker):
         self.data: np.ndarray | None = None
 
     def due_steps(self, n_steps: int) -> Sequence[int]:
+        """Return the snapshot steps."""
         return self.steps
 
     def visit(self, view: RunView) -> None:
+        """Store the state when the step is a snapshot step."""
         if view.step not in self.steps:
             return
         state = view.state
@@ -136,7 +213,15 @@ class Storage(Tracker):
 
 
 class ProgressBar(Tracker):
-    """A tqdm bar over the steps (or, for engines that finish sample by sample, samples)."""
+    """A tqdm bar over the steps (or, for engines that finish sample by sample, samples).
+
+    Parameters
+    ----------
+    desc : str, default "simulate"
+        The bar's label.
+    unit : str, default "step"
+        ``"step"``, or ``"sample"`` for engines that finish sample by sample.
+    """
 
     every_check_point = True
 
@@ -146,6 +231,7 @@ class ProgressBar(Tracker):
         self._done = 0
 
     def start(self, n_steps: int, batch_size: int) -> None:
+        """Open the bar over ``n_steps`` steps (or ``batch_size`` samples)."""
         from tqdm.auto import tqdm
 
         total = batch_size if self.unit == "sample" else n_steps
@@ -154,23 +240,31 @@ class ProgressBar(Tracker):
         self._done = 0
 
     def visit(self, view: RunView) -> None:
+        """Advance the bar to the view's step."""
         if self.unit == "step" and self.bar is not None and view.step > self._done:
             self.bar.update(view.step - self._done)
             self._done = view.step
 
     def sample_done(self, n: int = 1) -> None:
+        """Advance a bar over samples by ``n``."""
         if self.unit == "sample" and self.bar is not None:
             self.bar.update(n)
 
     def finish(self, view: RunView) -> None:
+        """Close the bar."""
         if self.bar is not None:
             self.bar.close()
             self.bar = None
 
 
 class StepCounter(Tracker):
-    """``progress(n)`` with the steps done since its previous call (the engines' old
-    ``progress`` argument).
+    """Report progress as the steps done since the previous report.
+
+    Parameters
+    ----------
+    progress : callable
+        ``progress(n)``, called with the steps done since its previous call (the engines'
+        old ``progress`` argument).
     """
 
     every_check_point = True
@@ -180,6 +274,7 @@ class StepCounter(Tracker):
         self._done = 0
 
     def visit(self, view: RunView) -> None:
+        """Report the steps done since the previous visit."""
         if view.step > self._done:
             self.progress(view.step - self._done)
             self._done = view.step
@@ -189,11 +284,22 @@ class StepCounter(Tracker):
 class RunawayGuard(Tracker):
     """The NaN/Inf/runaway guard's policy; the engines run the check itself.
 
-    limit: a concentration beyond ±this counts as a blow-up (NaN/Inf always do).
-    check_every: steps between checks (also checked at every tracker call and the end).
-    on_blow_up: ``"raise"`` — :class:`~rdlab.errors.SimulationError` naming the sample,
-        its parameters and the first bad step; ``"drop"`` — the sample is stopped with NaN
-        from the check that found it on, and the others go on.
+    Parameters
+    ----------
+    limit : float, default RUNAWAY_LIMIT
+        A concentration beyond ±this counts as a blow-up (NaN/Inf always do).
+    check_every : int, default 64
+        Steps between checks (also checked at every tracker call and the end).
+    on_blow_up : {"raise", "drop"}, default "raise"
+        ``"raise"``: :class:`~rdlab.errors.SimulationError` naming the sample, its
+        parameters and the first bad step; ``"drop"``: the sample is stopped with NaN from
+        the check that found it on, and the others go on.
+
+    Raises
+    ------
+    ParameterError
+        If ``limit`` is not positive and finite, ``check_every`` not a whole number ≥ 1 or
+        ``on_blow_up`` neither ``"raise"`` nor ``"drop"``.
     """
 
     limit: float = guard.RUNAWAY_LIMIT
@@ -201,6 +307,7 @@ class RunawayGuard(Tracker):
     on_blow_up: str = "raise"
 
     def __post_init__(self) -> None:
+        """Validate the policy."""
         object.__setattr__(self, "limit", guard.check_limit(self.limit))
         if isinstance(self.check_every, bool) or not isinstance(self.check_every,
                                                                  (int, np.integer)) \
