@@ -48,17 +48,34 @@ from rdlab.settings import Settings
 @dataclass
 class AugmentConfig(Settings):
     """Settings of :func:`augment` (defaults: the reference's, with a periodic translation).
+
     Read and written as any rdlab config (:class:`rdlab.settings.Settings`).
 
-    rotation: largest |rotation angle| in degrees (360 draws from ±360°, i.e. any angle).
-    flip_probability: probability of a horizontal flip (mirror along x).
-    zoom: zoom factors are uniform in [1 − zoom, 1 + zoom], independently along x and y.
-    shear: largest |shear angle| in degrees (the reference's Keras 0.2 is 0.2°).
-    intensity: the intensity factor is 1 + intensity·(u − 0.5) with u uniform in [0, 1).
-    translate: periodic translation by a uniform random integer offset (whole image).
-    legacy_shift: instead, the reference's continuous shift uniform in ±1 pixel per axis
-        (takes precedence over ``translate``).
-    enabled: ``False`` turns :func:`augment` into the identity (draws nothing).
+    Parameters
+    ----------
+    rotation : float, default 360.0
+        Largest |rotation angle| in degrees (360 draws from ±360°, i.e. any angle).
+    flip_probability : float, default 0.5
+        Probability of a horizontal flip (mirror along x), in [0, 1].
+    zoom : float, default 0.2
+        Zoom factors are uniform in [1 − zoom, 1 + zoom], independently along x and y; < 1.
+    shear : float, default 0.2
+        Largest |shear angle| in degrees (the reference's Keras 0.2 is 0.2°); < 90.
+    intensity : float, default 0.1
+        The intensity factor is 1 + intensity·(u − 0.5) with u uniform in [0, 1); < 2.
+    translate : bool, default True
+        Periodic translation by a uniform random integer offset (whole image).
+    legacy_shift : bool, default False
+        Instead, the reference's continuous shift uniform in ±1 pixel per axis (takes
+        precedence over ``translate``).
+    enabled : bool, default True
+        ``False`` turns :func:`augment` into the identity (draws nothing).
+
+    Raises
+    ------
+    ParameterError
+        When a field has the wrong type, a magnitude is negative, or a value lies outside the
+        bounds above.
     """
 
     rotation: float = 360.0
@@ -73,6 +90,7 @@ class AugmentConfig(Settings):
     _what = "AugmentConfig"
 
     def __post_init__(self) -> None:
+        """Check the field types and ranges."""
         self.check_types()
         for name in ("rotation", "zoom", "shear", "intensity"):
             v = getattr(self, name)
@@ -91,7 +109,13 @@ class AugmentConfig(Settings):
 
     @classmethod
     def off(cls) -> AugmentConfig:
-        """A configuration that changes nothing."""
+        """Return a configuration that changes nothing.
+
+        Returns
+        -------
+        AugmentConfig
+            A configuration with ``enabled=False``.
+        """
         return cls(enabled=False)
 
 
@@ -99,11 +123,21 @@ class AugmentConfig(Settings):
 class AugmentParams:
     """Per-sample transform parameters, each a float32 tensor ``(batch,)``.
 
-    angle: rotation in degrees (positive turns the image content counter-clockwise as
-        displayed with y downwards, i.e. ``torch.rot90(img, 1, dims=(-2, -1))`` for 90°).
-    shear: shear angle in degrees. zoom_x, zoom_y: zoom factors (>1 shows a larger part of
-    the pattern, i.e. shrinks it). flip: 1.0 to mirror along x, else 0.0. shift_x, shift_y:
-    translation of the content in pixels (+x moves it right, +y down). scale: intensity factor.
+    Parameters
+    ----------
+    angle : torch.Tensor
+        Rotation in degrees (positive turns the image content counter-clockwise as displayed
+        with y downwards, i.e. ``torch.rot90(img, 1, dims=(-2, -1))`` for 90°).
+    shear : torch.Tensor
+        Shear angle in degrees.
+    zoom_x, zoom_y : torch.Tensor
+        Zoom factors (>1 shows a larger part of the pattern, i.e. shrinks it).
+    flip : torch.Tensor
+        1.0 to mirror along x, else 0.0.
+    shift_x, shift_y : torch.Tensor
+        Translation of the content in pixels (+x moves it right, +y down).
+    scale : torch.Tensor
+        Intensity factor.
     """
 
     angle: torch.Tensor
@@ -117,7 +151,18 @@ class AugmentParams:
 
     @classmethod
     def identity(cls, batch: int) -> AugmentParams:
-        """Parameters that leave every sample unchanged."""
+        """Return parameters that leave every sample unchanged.
+
+        Parameters
+        ----------
+        batch : int
+            Number of samples.
+
+        Returns
+        -------
+        AugmentParams
+            Zero angle, shear, flip and shifts; unit zooms and scale.
+        """
         z, o = torch.zeros(batch), torch.ones(batch)
         return cls(angle=z.clone(), shear=z.clone(), zoom_x=o.clone(), zoom_y=o.clone(),
                    flip=z.clone(), shift_x=z.clone(), shift_y=z.clone(), scale=o.clone())
@@ -130,6 +175,22 @@ def sample_params(batch: int, height: int, width: int, config: AugmentConfig,
     The draws are made in a fixed order (angle, shear, zoom x, zoom y, flip, shift x, shift y,
     intensity), each for the whole batch, so the generator's state after the call depends only
     on ``batch`` and ``config``.
+
+    Parameters
+    ----------
+    batch : int
+        Number of samples.
+    height, width : int
+        Image size in pixels.
+    config : AugmentConfig
+        The ranges to draw from.
+    generator : torch.Generator
+        The source of the random draws (CPU).
+
+    Returns
+    -------
+    AugmentParams
+        The per-sample parameters.
     """
     def uniform(lo: float, hi: float) -> torch.Tensor:
         return lo + (hi - lo) * torch.rand(batch, generator=generator)
@@ -153,8 +214,9 @@ def sample_params(batch: int, height: int, width: int, config: AugmentConfig,
 
 
 def _source_maps(params: AugmentParams) -> tuple[torch.Tensor, torch.Tensor]:
-    """Linear part ``A (batch, 2, 2)`` and translation ``t (batch, 2)`` of the map from output
-    to source coordinates, both in (x, y) order, float64.
+    """Return the map from output to source coordinates: ``A (batch, 2, 2)`` and ``t (batch, 2)``.
+
+    Both are in (x, y) order, float64.
     """
     th = torch.deg2rad(params.angle.double())
     sh = torch.deg2rad(params.shear.double())
@@ -178,8 +240,9 @@ def _source_maps(params: AugmentParams) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _pixel_exact(a: torch.Tensor, t: torch.Tensor, centre: torch.Tensor,
                  tol: float = 1e-6) -> bool:
-    """Whether every map sends integer pixel positions to integer pixel positions (an
-    affine map does iff it sends (0,0), (1,0) and (0,1) to integer points).
+    """Return whether every map sends integer pixel positions to integer pixel positions.
+
+    An affine map does iff it sends (0,0), (1,0) and (0,1) to integer points.
     """
     origin = centre - a @ centre + t  # image of pixel (0, 0)
     pts = torch.cat([origin.unsqueeze(-1), origin.unsqueeze(-1) + a], dim=-1)
@@ -191,8 +254,10 @@ _local = threading.local()
 
 def _workspace(b: int, c: int, h: int, w: int, dtype: torch.dtype,
                device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-thread scratch tensors (padded image, sampling grid), reused between calls of the
-    same shape: allocating ~30 MB afresh costs more page faults than the arithmetic.
+    """Return per-thread scratch tensors (padded image, sampling grid), reused between calls.
+
+    Reused for calls of the same shape: allocating ~30 MB afresh costs more page faults than
+    the arithmetic.
     """
     key = (b, c, h, w, dtype, device)
     if getattr(_local, "key", None) != key:
@@ -204,13 +269,31 @@ def _workspace(b: int, c: int, h: int, w: int, dtype: torch.dtype,
 
 def affine_periodic(x: torch.Tensor, params: AugmentParams,
                     interpolate: bool | None = None) -> torch.Tensor:
-    """Apply the geometric part of ``params`` (everything but ``scale``) to ``x``
-    ``(batch, channel, y, x)`` with periodic boundaries; returns a new tensor of the same
-    shape and dtype. See the module docstring for the resampling.
+    """Apply the geometric part of ``params`` (everything but ``scale``) with periodic boundaries.
 
-    ``interpolate``: ``None`` picks exact index gathering when every map sends pixel centres
-    to pixel centres and bilinear resampling otherwise; ``True`` always resamples bilinearly;
-    ``False`` requires an exact map (else :class:`~rdlab.errors.ParameterError`).
+    See the module docstring for the resampling.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Images ``(batch, channel, y, x)``.
+    params : AugmentParams
+        One transform per sample.
+    interpolate : bool or None, optional
+        ``None`` picks exact index gathering when every map sends pixel centres to pixel
+        centres and bilinear resampling otherwise; ``True`` always resamples bilinearly;
+        ``False`` requires an exact map.
+
+    Returns
+    -------
+    torch.Tensor
+        A new tensor of the same shape and dtype.
+
+    Raises
+    ------
+    ParameterError
+        When ``x`` is not 4-D, ``params`` holds a different number of samples, or
+        ``interpolate=False`` is given for a map that is not exact.
     """
     if x.ndim != 4:
         raise ParameterError(f"augmentation expects (batch, channel, y, x), got shape "
@@ -261,15 +344,45 @@ def affine_periodic(x: torch.Tensor, params: AugmentParams,
 
 
 def apply_params(x: torch.Tensor, params: AugmentParams) -> torch.Tensor:
-    """The geometric transform followed by the intensity factor."""
+    """Apply the geometric transform followed by the intensity factor.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Images ``(batch, channel, y, x)``.
+    params : AugmentParams
+        One transform per sample.
+
+    Returns
+    -------
+    torch.Tensor
+        A new tensor of the same shape and dtype.
+    """
     out = affine_periodic(x, params)  # a fresh tensor: scaled in place
     return out.mul_(params.scale.to(out.device, out.dtype)[:, None, None, None])
 
 
 def augment(x: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
-    """Randomly augment the batch ``x`` ``(batch, channel, y, x)`` (float, on any device; the
-    transforms are drawn on the CPU from ``generator``); returns a new tensor (``x`` itself
-    when ``config.enabled`` is false).
+    """Randomly augment a batch.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Images ``(batch, channel, y, x)``, float, on any device.
+    config : AugmentConfig
+        What to draw.
+    generator : torch.Generator
+        The transforms are drawn on the CPU from it.
+
+    Returns
+    -------
+    torch.Tensor
+        A new tensor (``x`` itself when ``config.enabled`` is false).
+
+    Raises
+    ------
+    ParameterError
+        When ``x`` is not 4-D.
     """
     if not config.enabled:
         return x

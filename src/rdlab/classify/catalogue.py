@@ -45,9 +45,15 @@ _DATA_FILE = "gray_scott_classes.yaml"
 class PatternClass:
     """One pattern class.
 
-    key: ASCII identifier used as the sample label (``"alpha"`` … ``"nu"``, ``"pi"``, ``"L"``,
-    ``"H"``); symbol: display symbol (``"α"`` … ``"ν"``, ``"π"``, ``"L"``, ``"H"``);
-    description: one line of text.
+    Parameters
+    ----------
+    key : str
+        ASCII identifier used as the sample label (``"alpha"`` … ``"nu"``, ``"pi"``, ``"L"``,
+        ``"H"``).
+    symbol : str
+        Display symbol (``"α"`` … ``"ν"``, ``"π"``, ``"L"``, ``"H"``).
+    description : str
+        One line of text.
     """
 
     key: str
@@ -59,8 +65,16 @@ class PatternClass:
 class SampleSpec:
     """One labelled simulation of a set.
 
-    index: 0-based position in the set's table; label: class key (see :class:`PatternClass`);
-    k, f: kill and feed rates (dimensionless); seed: the initial-condition seed.
+    Parameters
+    ----------
+    index : int
+        0-based position in the set's table.
+    label : str
+        Class key (see :class:`PatternClass`).
+    k, f : float
+        Kill and feed rates (dimensionless).
+    seed : int
+        The initial-condition seed.
     """
 
     index: int
@@ -72,7 +86,7 @@ class SampleSpec:
 
 @cache
 def _data() -> dict[str, Any]:
-    """The parsed YAML file (read once)."""
+    """Return the parsed YAML file (read once)."""
     text = resources.files("rdlab.classify").joinpath("data", _DATA_FILE).read_text("utf-8")
     data = yaml.safe_load(text)
     if not isinstance(data, dict) or "classes" not in data or "sets" not in data:
@@ -100,24 +114,49 @@ def _classes(pass_: int) -> tuple[PatternClass, ...]:
 
 
 def classes(pass_: int = 1) -> list[PatternClass]:
-    """The pattern classes of a training pass, in label order (label i is element i).
+    """Return the pattern classes of a training pass, in label order (label i is element i).
 
-    pass_: 1 (15 classes: α … ν, L, H) or 2 (16 classes: α … ν, π, L, H).
-    Raises :class:`~rdlab.errors.ParameterError` for any other pass.
+    Parameters
+    ----------
+    pass_ : int, default 1
+        1 (15 classes: α … ν, L, H) or 2 (16 classes: α … ν, π, L, H).
+
+    Returns
+    -------
+    list of PatternClass
+        The classes in label order.
+
+    Raises
+    ------
+    ParameterError
+        For any other pass.
     """
     return list(_classes(_check_pass(pass_)))
 
 
 def set_pass(name: str) -> int:
-    """The training pass (1 or 2) whose class list labels the set ``name``.
+    """Return the training pass (1 or 2) whose class list labels the set ``name``.
 
-    Raises :class:`~rdlab.errors.ParameterError` for a name not in :data:`SETS`.
+    Parameters
+    ----------
+    name : str
+        One of :data:`SETS`.
+
+    Returns
+    -------
+    int
+        The pass, 1 or 2.
+
+    Raises
+    ------
+    ParameterError
+        For a name not in :data:`SETS`.
     """
     return int(_data()["sets"][_check_set(name)]["pass"])
 
 
 def _rows(name: str) -> list[list[Any]]:
-    """The rows ``[class_key, k, f, count]`` of a set, following ``same_as`` links."""
+    """Return the rows ``[class_key, k, f, count]`` of a set, following ``same_as`` links."""
     sets = _data()["sets"]
     entry, seen = sets[name], [name]
     while "rows" not in entry:
@@ -148,11 +187,23 @@ def _table(name: str) -> tuple[SampleSpec, ...]:
 
 
 def dataset_table(name: str) -> list[SampleSpec]:
-    """The samples of a labelled set, rows expanded in table order.
+    """Return the samples of a labelled set, rows expanded in table order.
 
-    name: one of :data:`SETS`. Returns N samples (750 for train/val/test, 1645 for
-    train2/val2) with ``seed = index + m·N + 1``: train 1501–2250, val 751–1500,
-    test 2251–3000, train2 3291–4935, val2 1646–3290.
-    Raises :class:`~rdlab.errors.ParameterError` for a name not in :data:`SETS`.
+    Parameters
+    ----------
+    name : str
+        One of :data:`SETS`.
+
+    Returns
+    -------
+    list of SampleSpec
+        N samples (750 for train/val/test, 1645 for train2/val2) with
+        ``seed = index + m·N + 1``: train 1501–2250, val 751–1500, test 2251–3000,
+        train2 3291–4935, val2 1646–3290.
+
+    Raises
+    ------
+    ParameterError
+        For a name not in :data:`SETS`.
     """
     return list(_table(_check_set(name)))

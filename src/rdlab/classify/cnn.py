@@ -48,7 +48,7 @@ _FORMAT_VERSION = 1
 
 
 def _glorot_init(module: nn.Module) -> None:
-    """Keras defaults: Glorot-uniform kernels, zero biases (BatchNorm keeps γ=1, β=0)."""
+    """Apply Keras's defaults: Glorot-uniform kernels, zero biases (BatchNorm keeps γ=1, β=0)."""
     for m in module.modules():
         if isinstance(m, nn.Conv2d | nn.Conv3d | nn.Linear):
             nn.init.xavier_uniform_(m.weight)
@@ -78,6 +78,21 @@ class PatternCNN(nn.Module):
     Layers: BatchNorm → Conv 32 3×3 stride 2 (valid) ReLU → Conv 64 3×3 ReLU → MaxPool 2 →
     Conv 128 3×3 ReLU → MaxPool 2 → Conv 128 3×3 ReLU → MaxPool 2 → global max → Dense 256
     ReLU → Dropout → Dense n_classes.
+
+    Parameters
+    ----------
+    in_channels : int, default 3
+        Number of input channels (snapshots of U); at least 1.
+    n_classes : int, default 15
+        Number of output classes; at least 2.
+    dropout : float, default 0.15
+        Dropout rate before the last dense layer, in [0, 1).
+
+    Raises
+    ------
+    ParameterError
+        When ``in_channels`` or ``n_classes`` is not an integer at or above its minimum, or
+        ``dropout`` lies outside [0, 1).
     """
 
     architecture = "2d"
@@ -101,12 +116,34 @@ class PatternCNN(nn.Module):
         _glorot_init(self)
 
     def hparams(self) -> dict[str, Any]:
-        """Constructor arguments (what :func:`save_model` stores to rebuild the network)."""
+        """Return the constructor arguments (what :func:`save_model` stores to rebuild the network).
+
+        Returns
+        -------
+        dict
+            ``in_channels``, ``n_classes`` and ``dropout``.
+        """
         return {"in_channels": self.in_channels, "n_classes": self.n_classes,
                 "dropout": self.dropout}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(batch, in_channels, y, x)`` → logits ``(batch, n_classes)``."""
+        """Map images to class logits.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Images ``(batch, in_channels, y, x)``, each side at least :data:`MIN_SIZE_2D`.
+
+        Returns
+        -------
+        torch.Tensor
+            Logits ``(batch, n_classes)``.
+
+        Raises
+        ------
+        ParameterError
+            When ``x`` has the wrong number of dimensions or channels, or is too small.
+        """
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ParameterError(f"PatternCNN expects (batch, {self.in_channels}, y, x), got "
                                  f"shape {tuple(x.shape)}")
@@ -132,6 +169,21 @@ class PatternCNN3D(nn.Module):
 
     ``in_channels`` is the number of frames, so that data pipelines written for the
     ``(batch, channel, y, x)`` layout treat both networks alike.
+
+    Parameters
+    ----------
+    n_frames : int, default 10
+        Number of snapshots along the depth axis; at least :data:`MIN_FRAMES_3D`.
+    n_classes : int, default 15
+        Number of output classes; at least 2.
+    dropout : float, default 0.10
+        Dropout rate before the last dense layer, in [0, 1).
+
+    Raises
+    ------
+    ParameterError
+        When ``n_frames`` or ``n_classes`` is not an integer at or above its minimum, or
+        ``dropout`` lies outside [0, 1).
     """
 
     architecture = "3d"
@@ -159,12 +211,35 @@ class PatternCNN3D(nn.Module):
         return self.in_channels
 
     def hparams(self) -> dict[str, Any]:
-        """Constructor arguments (what :func:`save_model` stores to rebuild the network)."""
+        """Return the constructor arguments (what :func:`save_model` stores to rebuild the network).
+
+        Returns
+        -------
+        dict
+            ``n_frames``, ``n_classes`` and ``dropout``.
+        """
         return {"n_frames": self.in_channels, "n_classes": self.n_classes,
                 "dropout": self.dropout}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(batch, n_frames, y, x)`` or ``(batch, 1, n_frames, y, x)`` → logits."""
+        """Map frame stacks to class logits.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Frames ``(batch, n_frames, y, x)`` or ``(batch, 1, n_frames, y, x)``, each side at
+            least :data:`MIN_SIZE_3D`.
+
+        Returns
+        -------
+        torch.Tensor
+            Logits ``(batch, n_classes)``.
+
+        Raises
+        ------
+        ParameterError
+            When ``x`` has the wrong shape or number of frames, or is too small.
+        """
         if x.ndim == 4:
             x = x.unsqueeze(1)
         if x.ndim != 5 or x.shape[1] != 1 or x.shape[2] != self.in_channels:
@@ -184,9 +259,29 @@ _ARCHITECTURES: dict[str, type[nn.Module]] = {"2d": PatternCNN, "3d": PatternCNN
 
 def build_model(architecture: str, in_channels: int, n_classes: int,
                 dropout: float | None = None) -> nn.Module:
-    """A fresh network: ``architecture`` ``"2d"`` (:class:`PatternCNN`, ``in_channels``
-    snapshots as channels) or ``"3d"`` (:class:`PatternCNN3D`, ``in_channels`` frames);
-    ``dropout`` ``None`` keeps the reference's rate (0.15 for 2-D, 0.10 for 3-D).
+    """Build a fresh network.
+
+    Parameters
+    ----------
+    architecture : {"2d", "3d"}
+        ``"2d"`` for :class:`PatternCNN` (``in_channels`` snapshots as channels) or ``"3d"``
+        for :class:`PatternCNN3D` (``in_channels`` frames).
+    in_channels : int
+        Number of snapshots (channels or frames).
+    n_classes : int
+        Number of output classes.
+    dropout : float or None, optional
+        Dropout rate; ``None`` keeps the reference's rate (0.15 for 2-D, 0.10 for 3-D).
+
+    Returns
+    -------
+    torch.nn.Module
+        The untrained network.
+
+    Raises
+    ------
+    ParameterError
+        When ``architecture`` is not ``"2d"`` or ``"3d"``.
     """
     if architecture not in _ARCHITECTURES:
         raise ParameterError(f"architecture must be one of {sorted(_ARCHITECTURES)}, got "
@@ -196,8 +291,20 @@ def build_model(architecture: str, in_channels: int, n_classes: int,
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameter values (PyTorch's count; buffers such as BatchNorm's
-    running mean/variance are not parameters here, whereas Keras counts them).
+    """Count the trainable parameter values.
+
+    This is PyTorch's count: buffers such as BatchNorm's running mean/variance are not
+    parameters here, whereas Keras counts them.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network.
+
+    Returns
+    -------
+    int
+        Number of trainable parameter values.
     """
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
@@ -220,13 +327,34 @@ def _json_safe(meta: dict) -> str:
 
 def save_model(path: str | Path, model: nn.Module, classes: list[str],
                meta: dict | None = None) -> Path:
-    """Write ``model`` (a :class:`PatternCNN` or :class:`PatternCNN3D`) with its class list
-    and JSON-serialisable ``meta`` to ``path`` (atomically: a temporary file is renamed).
+    """Write a network with its class list and metadata.
 
-    The file is a ``torch.save`` dict: ``format``, ``version``, ``architecture``
-    (``"2d"``/``"3d"``), ``in_channels``, ``n_classes``, ``hparams``, ``classes``, ``meta``
-    (a JSON string) and ``state_dict`` (CPU tensors, ~1.1 MB for the 2-D network).
-    Returns the path.
+    The file is written atomically (a temporary file is renamed). It is a ``torch.save``
+    dict: ``format``, ``version``, ``architecture`` (``"2d"``/``"3d"``), ``in_channels``,
+    ``n_classes``, ``hparams``, ``classes``, ``meta`` (a JSON string) and ``state_dict`` (CPU
+    tensors, ~1.1 MB for the 2-D network).
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination file; its folder is created.
+    model : torch.nn.Module
+        A :class:`PatternCNN` or :class:`PatternCNN3D`.
+    classes : list of str
+        Class names, one per output of the model.
+    meta : dict or None, optional
+        JSON-serialisable free-form metadata.
+
+    Returns
+    -------
+    Path
+        The path written.
+
+    Raises
+    ------
+    ParameterError
+        When ``model`` is neither network, the number of classes does not match its outputs,
+        or ``meta`` is not a JSON-serialisable dict.
     """
     arch = getattr(model, "architecture", None)
     if arch not in _ARCHITECTURES or not isinstance(model, _ARCHITECTURES[arch]):
@@ -249,11 +377,27 @@ def save_model(path: str | Path, model: nn.Module, classes: list[str],
 
 
 def load_model(path: str | Path) -> tuple[nn.Module, list[str], dict]:
-    """Read a file of :func:`save_model`: ``(model in eval mode on the CPU, classes, meta)``.
+    """Read a file of :func:`save_model`.
 
-    Raises :class:`~rdlab.errors.DataError` naming the path when the file is missing, a
-    folder, unreadable (truncated, garbage), not a model file of this format, or holds
-    non-finite weights.
+    Parameters
+    ----------
+    path : str or Path
+        The model file.
+
+    Returns
+    -------
+    model : torch.nn.Module
+        The network, in eval mode on the CPU.
+    classes : list of str
+        The class names.
+    meta : dict
+        The stored metadata.
+
+    Raises
+    ------
+    DataError
+        Naming the path when the file is missing, a folder, unreadable (truncated, garbage),
+        not a model file of this format, or holds non-finite weights.
     """
     path = Path(path)
     if path.is_dir():

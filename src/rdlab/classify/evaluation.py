@@ -27,15 +27,36 @@ BUNDLED_MODEL = "gray_scott_cnn.pt"
 
 
 def bundled_model_path() -> Path:
-    """Path of the CNN shipped in the package data."""
+    """Return the path of the CNN shipped in the package data.
+
+    Returns
+    -------
+    Path
+        The bundled model file.
+    """
     from importlib.resources import files
 
     return Path(str(files("rdlab.classify") / "data" / BUNDLED_MODEL))
 
 
 def resolve_model_path(path: str | Path) -> Path:
-    """A model file, a training folder (its ``best.pt``) or ``"bundled"`` (the shipped
-    model). Raises :class:`DataError` naming the path when there is no model there.
+    """Find the model file meant by a path.
+
+    Parameters
+    ----------
+    path : str or Path
+        A model file, a training folder (its ``best.pt``) or ``"bundled"`` (the shipped
+        model).
+
+    Returns
+    -------
+    Path
+        The model file.
+
+    Raises
+    ------
+    DataError
+        Naming the path when there is no model there.
     """
     if str(path) == "bundled":
         return bundled_model_path()
@@ -51,8 +72,9 @@ def resolve_model_path(path: str | Path) -> Path:
 
 
 def _labelled(path: str | Path, model_classes: list[str]):
-    """The verified labelled store at ``path`` and its labels as indices into
-    ``model_classes`` (matched by class symbol).
+    """Return the verified labelled store at ``path`` and its labels as model class indices.
+
+    The labels are indices into ``model_classes``, matched by class symbol.
     """
     ds = pattern_store.open_patterns(path)
     data_classes = pattern_store.class_list(ds)
@@ -69,14 +91,37 @@ def _labelled(path: str | Path, model_classes: list[str]):
 
 
 def load_labelled(path: str | Path, model_classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Frames ``(n, C, y, x)`` float32 and true labels ``(n,)`` as indices into
-    ``model_classes`` (matched by class symbol); the store is verified first.
+    """Read a labelled dataset with its labels as indices into the model's classes.
+
+    The store is verified first; labels are matched by class symbol.
+
+    Parameters
+    ----------
+    path : str or Path
+        A dataset store written by ``rdlab dataset``.
+    model_classes : list of str
+        The model's class symbols.
+
+    Returns
+    -------
+    frames : numpy.ndarray
+        Frames ``(n, C, y, x)`` float32.
+    labels : numpy.ndarray
+        True labels ``(n,)`` as indices into ``model_classes``.
+
+    Raises
+    ------
+    DataError
+        When the store has no labels (a scan) or fails verification.
+    ParameterError
+        When the store has classes the model does not know.
     """
     ds, labels = _labelled(path, model_classes)
     return ds["frames"].values, labels
 
 
 def _read_history(model_path: Path) -> list | None:
+    """Return the training history beside a model file, or ``None`` when there is none."""
     history = model_path.parent / "history.json"
     if not history.is_file():
         return None
@@ -92,12 +137,31 @@ def _read_history(model_path: Path) -> list | None:
 
 def evaluate_datasets(model_path: str | Path, datasets: dict[str, str | Path],
                       out: str | Path) -> dict:
-    """Accuracy and confusion matrix of the model on each named dataset.
+    """Compute the accuracy and confusion matrix of the model on each named dataset.
 
     Writes the run folder ``out`` (whole or not at all): ``confusion_{name}.png`` and
     ``.json`` per dataset, ``accuracy.png`` (the training history, when the model's folder
     holds ``history.json``) and ``evaluation.json``. The model and every dataset are
     verified before anything is written.
+
+    Parameters
+    ----------
+    model_path : str or Path
+        A model file, a training folder or ``"bundled"`` (see :func:`resolve_model_path`).
+    datasets : dict of str to str or Path
+        Dataset stores by name.
+    out : str or Path
+        The run folder to write.
+
+    Returns
+    -------
+    dict
+        The summary written to ``evaluation.json``.
+
+    Raises
+    ------
+    DataError
+        When the model or a dataset is missing or unreadable.
     """
     from rdlab.classify.cnn import load_model
     from rdlab.classify.training import evaluate
@@ -129,10 +193,32 @@ def evaluate_datasets(model_path: str | Path, datasets: dict[str, str | Path],
 
 def saliency_figures(model_path: str | Path, data_path: str | Path, out: str | Path,
                      index_in_class: int = SALIENCY_INDEX) -> list[Path]:
-    """Gradient saliency of each class's logit for one sample of that class (the sample at
-    ``index_in_class`` within the class, as in the reference), drawn over the last frame.
-    Writes the run folder ``out`` (whole or not at all): ``saliency.png`` (all classes) and
-    ``saliency.npz`` (the maps). Returns the final path of ``saliency.png``.
+    """Draw the gradient saliency of each class's logit for one sample of that class.
+
+    The sample is the one at ``index_in_class`` within the class, as in the reference; the
+    map is drawn over the last frame. Writes the run folder ``out`` (whole or not at all):
+    ``saliency.png`` (all classes) and ``saliency.npz`` (the maps).
+
+    Parameters
+    ----------
+    model_path : str or Path
+        A model file, a training folder or ``"bundled"`` (see :func:`resolve_model_path`).
+    data_path : str or Path
+        A labelled dataset store.
+    out : str or Path
+        The run folder to write.
+    index_in_class : int, default SALIENCY_INDEX
+        Which sample of each class to explain (25, as in the reference).
+
+    Returns
+    -------
+    Path
+        The final path of ``saliency.png``.
+
+    Raises
+    ------
+    ParameterError
+        When the dataset holds no sample of any class of the model.
     """
     from rdlab.classify.cnn import load_model
     from rdlab.classify.training import saliency

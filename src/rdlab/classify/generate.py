@@ -45,14 +45,37 @@ MAX_BLOCK = 100_000
 
 
 def max_workers() -> int:
-    """Most workers of a local cluster: 4 per core (each is a process; thousands would
-    exhaust the machine before the first sample).
+    """Return the most workers of a local cluster: 4 per core.
+
+    Each worker is a process; thousands would exhaust the machine before the first sample.
+
+    Returns
+    -------
+    int
+        Four times the number of cores.
     """
     return 4 * (os.cpu_count() or 1)
 
 
 def check_run_options(block: int, scheduler: str | None, n_workers: int | None) -> None:
-    """Refuse bad ``block``/``scheduler``/``n_workers`` values before any work starts."""
+    """Refuse bad ``block``/``scheduler``/``n_workers`` values before any work starts.
+
+    Parameters
+    ----------
+    block : int
+        Samples per task, from 1 to ``MAX_BLOCK``.
+    scheduler : str or None
+        A dask scheduler address such as ``tcp://host:8786``, :data:`IN_PROCESS`, or ``None``
+        for a local cluster.
+    n_workers : int or None
+        Processes of the local cluster, from 1 to :func:`max_workers`; only without a
+        ``scheduler``.
+
+    Raises
+    ------
+    ParameterError
+        Naming the bad value.
+    """
     if isinstance(block, bool) or not isinstance(block, int | np.integer) \
             or not 1 <= block <= MAX_BLOCK:
         raise ParameterError(f"block (samples per task) must be an integer from 1 to "
@@ -72,8 +95,24 @@ def check_run_options(block: int, scheduler: str | None, n_workers: int | None) 
 
 
 def check_table(k, f, seed, settings: PatternRunSettings) -> None:
-    """Refuse a table the workers would fail on: (k, f) values that are negative, not
-    finite or unstable with the settings' time step, and negative or non-integer seeds.
+    """Refuse a table the workers would fail on.
+
+    Refused are (k, f) values that are negative, not finite or unstable with the settings'
+    time step, and negative or non-integer seeds.
+
+    Parameters
+    ----------
+    k, f : array_like
+        Kill and feed rates, one per sample.
+    seed : array_like
+        Initial-condition seeds, one per sample.
+    settings : PatternRunSettings
+        How each pattern is simulated.
+
+    Raises
+    ------
+    ParameterError
+        Naming the bad values.
     """
     system = pattern_system(k, f, settings)
     system.check_time_step(settings.dt)
@@ -112,18 +151,55 @@ def generate(path: str | Path, k, f, seed, label, settings: PatternRunSettings,
              progress: bool = True) -> dict:
     """Simulate every pending block of the table into the store at ``path``.
 
-    scheduler: a dask scheduler address (``tcp://host:8786``), ``None`` for a local cluster
-    with ``n_workers`` processes (default: one per core), or ``"in-process"``.
-
     Everything is checked before any work starts (options, the table, an existing store's
     table and settings, and which of its blocks can be trusted; a scheduler is reached
-    before a new store is created). The store is locked for the run (a second writer gets
-    an :class:`~rdlab.errors.OutputError`). Blocks marked done whose chunks are missing,
-    unreadable or not finite are simulated again.
+    before a new store is created). The store is locked for the run. Blocks marked done whose
+    chunks are missing, unreadable or not finite are simulated again.
 
-    Returns ``{"samples_total", "samples_run" (simulated now), "repaired" (of those, samples
-    of damaged blocks), "damaged" (one line naming them, or ""), "early_stopped",
-    "wall_seconds"}``.
+    Parameters
+    ----------
+    path : str or Path
+        The pattern store (created, or resumed when it exists).
+    k, f : array_like
+        Kill and feed rates, one per sample.
+    seed : array_like
+        Initial-condition seeds, one per sample.
+    label : array_like of int
+        Class labels as indices into ``classes``, one per sample (negative for the
+        unlabelled points of a scan).
+    settings : PatternRunSettings
+        How each pattern is simulated.
+    classes : list of str
+        Class symbols stored with the data.
+    name : str
+        Name of the dataset or scan.
+    kind : str, default "pattern-dataset"
+        Kind of store written into its attributes.
+    block : int, default 8
+        Samples per task.
+    scheduler : str or None, optional
+        A dask scheduler address (``tcp://host:8786``), ``None`` for a local cluster with
+        ``n_workers`` processes, or ``"in-process"``.
+    n_workers : int or None, optional
+        Processes of the local cluster (default: one per core).
+    progress : bool, default True
+        Show a progress bar.
+
+    Returns
+    -------
+    dict
+        ``{"samples_total", "samples_run" (simulated now), "repaired" (of those, samples of
+        damaged blocks), "damaged" (one line naming them, or ""), "early_stopped",
+        "wall_seconds"}``.
+
+    Raises
+    ------
+    ParameterError
+        For bad options or a bad table, or a store that holds another table or settings.
+    OutputError
+        When another writer holds the store.
+    SimulationError
+        When a sample produces non-finite frames (nothing of its block is stored).
     """
     from tqdm.auto import tqdm
 

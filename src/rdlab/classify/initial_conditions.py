@@ -47,7 +47,7 @@ REFERENCE_SIZE = 128
 
 
 def _place_squares(size: int, sx: float, sy: float) -> np.ndarray:
-    """U, V ``(2, size, size)`` with squares A, B and C (positions scaled to ``size``)."""
+    """Return U, V ``(2, size, size)`` with squares A, B and C (positions scaled to ``size``)."""
     s = size / REFERENCE_SIZE
 
     def px(v: float) -> int:
@@ -78,12 +78,26 @@ def _rotate(state: np.ndarray, angle: int) -> np.ndarray:
 
 
 def gray_scott_initial_state(seed: int, mode: str = "default", size: int = 128) -> np.ndarray:
-    """The initial (U, V) of one pattern run, ``(2, size, size)`` float64.
+    """Return the initial (U, V) of one pattern run.
 
-    Args:
-        seed: non-negative integer; the same seed and mode give the same field.
-        mode: ``"default"`` or ``"legacy"`` (see the module docstring).
-        size: grid side in cells (≥ 32; the recipe is written for 128).
+    Parameters
+    ----------
+    seed : int
+        Non-negative integer; the same seed and mode give the same field.
+    mode : {"default", "legacy"}
+        See the module docstring.
+    size : int, default 128
+        Grid side in cells (≥ 32; the recipe is written for 128).
+
+    Returns
+    -------
+    numpy.ndarray
+        The state ``(2, size, size)`` float64.
+
+    Raises
+    ------
+    ParameterError
+        For an unknown mode, a negative or non-integer seed, or a size below 32.
     """
     if mode not in MODES:
         raise ParameterError(f"initial-condition mode must be one of {MODES}, got {mode!r}")
@@ -121,7 +135,27 @@ def gray_scott_initial_state(seed: int, mode: str = "default", size: int = 128) 
 
 def gray_scott_initial_batch(seeds: Sequence[int], mode: str = "default",
                              size: int = 128) -> np.ndarray:
-    """Initial states for several seeds, ``(len(seeds), 2, size, size)`` float64."""
+    """Return the initial states for several seeds.
+
+    Parameters
+    ----------
+    seeds : sequence of int
+        Non-negative seeds, at least one.
+    mode : {"default", "legacy"}
+        See the module docstring.
+    size : int, default 128
+        Grid side in cells (≥ 32).
+
+    Returns
+    -------
+    numpy.ndarray
+        The states ``(len(seeds), 2, size, size)`` float64.
+
+    Raises
+    ------
+    ParameterError
+        For an empty list of seeds, or a bad seed, mode or size.
+    """
     seeds = list(seeds)
     if not seeds:
         raise ParameterError("need at least one seed, got an empty list")

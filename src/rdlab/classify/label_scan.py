@@ -26,8 +26,21 @@ PREDICT_BATCH = 256
 
 
 def predict_store(model, ds: xr.Dataset, progress: bool = True) -> np.ndarray:
-    """Class probabilities ``(n, n_classes)`` for every sample of a pattern store, read in
-    batches of :data:`PREDICT_BATCH`.
+    """Return the class probabilities of every sample of a pattern store.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The trained network.
+    ds : xarray.Dataset
+        A pattern store; it is read in batches of :data:`PREDICT_BATCH`.
+    progress : bool, default True
+        Show a progress bar.
+
+    Returns
+    -------
+    numpy.ndarray
+        Probabilities ``(n, n_classes)``.
     """
     from tqdm.auto import tqdm
 
@@ -43,10 +56,26 @@ def predict_store(model, ds: xr.Dataset, progress: bool = True) -> np.ndarray:
 
 
 def read_classification(path: str | Path) -> xr.Dataset:
-    """A ``classification.zarr`` read whole into memory and verified: its metadata, every
-    chunk of its variables (present, readable), finite probabilities and predictions that
-    agree with them (a lost ``predicted`` chunk would read as class 0). Raises
-    :class:`DataError` naming the store and what is wrong.
+    """Read a ``classification.zarr`` whole into memory and verify it.
+
+    Verified are its metadata, every chunk of its variables (present, readable), finite
+    probabilities and predictions that agree with them (a lost ``predicted`` chunk would read
+    as class 0).
+
+    Parameters
+    ----------
+    path : str or Path
+        The store.
+
+    Returns
+    -------
+    xarray.Dataset
+        The classification, loaded.
+
+    Raises
+    ------
+    DataError
+        Naming the store and what is wrong.
     """
     path = Path(path)
     repair = "classify the scan again with `rdlab classify`"
@@ -92,10 +121,36 @@ def _check_same_scan(earlier: xr.Dataset, path: Path, k: np.ndarray, f: np.ndarr
 def classify_scan(scan_path: str | Path, model_path: str | Path, out: str | Path,
                   progress: bool = True, thumb_size: int = 48,
                   compare: str | Path | None = None) -> dict:
-    """Classify the scan at ``scan_path`` with the model at ``model_path`` into the run
-    folder ``out``; with ``compare`` (an earlier ``classification.zarr`` of the same scan),
-    also report the cells that changed class. Returns the metrics (with ``"compare"``, the
-    changed-cells report, when compared).
+    """Classify the scan at ``scan_path`` with the model at ``model_path`` into the run folder.
+
+    Parameters
+    ----------
+    scan_path : str or Path
+        A pattern store written by ``rdlab scan``.
+    model_path : str or Path
+        A model file, a training folder or ``"bundled"``.
+    out : str or Path
+        The run folder to write.
+    progress : bool, default True
+        Show a progress bar.
+    thumb_size : int, default 48
+        Side in pixels of the pattern thumbnails of the explorer page.
+    compare : str or Path or None, optional
+        An earlier ``classification.zarr`` of the same scan: also report the cells that
+        changed class.
+
+    Returns
+    -------
+    dict
+        The metrics (with ``"compare"``, the changed-cells report, when compared).
+
+    Raises
+    ------
+    ParameterError
+        When the model expects another number of channels than the scan has, or ``compare``
+        classifies another scan.
+    DataError
+        When the scan, the model or ``compare`` cannot be read or is damaged.
     """
     from rdlab import viz
     from rdlab.classify.cnn import load_model
@@ -153,9 +208,28 @@ def _spacing(values: np.ndarray) -> float:
 
 
 def compare_classifications(da_: xr.Dataset, db: xr.Dataset, names=("a", "b")) -> dict:
-    """How many points of two classifications of one scan changed class (matched by class
-    symbol, so a 15-class and a 16-class model compare), and where each class of ``db``
-    that ``da_`` lacks was found.
+    """Count the points of two classifications of one scan that changed class.
+
+    Classes are matched by class symbol, so a 15-class and a 16-class model compare; each
+    class of ``db`` that ``da_`` lacks is located.
+
+    Parameters
+    ----------
+    da_, db : xarray.Dataset
+        The two classifications.
+    names : tuple of str, default ("a", "b")
+        Their names in error messages.
+
+    Returns
+    -------
+    dict
+        ``{"points", "changed", "new_classes"}``; ``new_classes`` maps each new class to the
+        ``{"k", "f"}`` of its points.
+
+    Raises
+    ------
+    ParameterError
+        When the two classify different scans.
     """
     if not (np.array_equal(da_["k"].values, db["k"].values)
             and np.array_equal(da_["f"].values, db["f"].values)):
@@ -172,8 +246,26 @@ def compare_classifications(da_: xr.Dataset, db: xr.Dataset, names=("a", "b")) -
 
 
 def changed_cells(a: str | Path, b: str | Path) -> dict:
-    """:func:`compare_classifications` of two ``classification.zarr`` stores, each verified
-    by :func:`read_classification`.
+    """Run :func:`compare_classifications` on two ``classification.zarr`` stores.
+
+    Each is verified by :func:`read_classification` first.
+
+    Parameters
+    ----------
+    a, b : str or Path
+        The two stores.
+
+    Returns
+    -------
+    dict
+        As :func:`compare_classifications`.
+
+    Raises
+    ------
+    DataError
+        When a store is damaged.
+    ParameterError
+        When the two classify different scans.
     """
     return compare_classifications(read_classification(a), read_classification(b),
                                    (str(a), str(b)))

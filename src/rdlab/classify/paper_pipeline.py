@@ -35,9 +35,29 @@ from rdlab.settings import Settings
 @dataclass
 class PaperSettings(Settings):
     """How the workflow runs (defaults: the paper's simulations, float64, early stopping).
-    A config of the common base (:class:`rdlab.settings.Settings`): ``runs`` is a section
-    (a :class:`PatternRunSettings` or its mapping), ``train`` holds
-    :class:`~rdlab.classify.training.TrainConfig` overrides.
+
+    A config of the common base (:class:`rdlab.settings.Settings`).
+
+    Parameters
+    ----------
+    runs : PatternRunSettings
+        How each pattern is simulated: a section (a :class:`PatternRunSettings` or its
+        mapping).
+    scheduler : str or None, optional
+        A dask scheduler address, ``"in-process"``, or ``None`` for a local cluster.
+    workers : int or None, optional
+        Processes of the local cluster (default: one per core).
+    block : int, default 5
+        Samples per task.
+    train : dict
+        :class:`~rdlab.classify.training.TrainConfig` overrides.
+    progress : bool, default True
+        Show progress bars.
+
+    Raises
+    ------
+    ParameterError
+        For a field of the wrong type or bad ``block``/``scheduler``/``workers`` values.
     """
 
     runs: PatternRunSettings = field(default_factory=PatternRunSettings)
@@ -50,6 +70,7 @@ class PaperSettings(Settings):
     _what = "paper settings"
 
     def __post_init__(self) -> None:
+        """Check the field types and the run options."""
         from rdlab.classify.generate import check_run_options
 
         self.check_types()  # runs a PatternRunSettings (or its mapping), train a mapping, ...
@@ -57,7 +78,22 @@ class PaperSettings(Settings):
 
 
 def make_dataset(name: str, path: Path, settings: PaperSettings) -> dict:
-    """Simulate (or finish) the catalogue dataset ``name`` into ``path``."""
+    """Simulate (or finish) the catalogue dataset ``name`` into ``path``.
+
+    Parameters
+    ----------
+    name : str
+        A set of :data:`~rdlab.classify.catalogue.SETS`.
+    path : Path
+        The pattern store.
+    settings : PaperSettings
+        How the workflow runs.
+
+    Returns
+    -------
+    dict
+        The run statistics of :func:`~rdlab.classify.generate.generate`.
+    """
     from rdlab.classify.generate import generate
 
     table = catalogue.dataset_table(name)
@@ -71,7 +107,22 @@ def make_dataset(name: str, path: Path, settings: PaperSettings) -> dict:
 
 
 def make_scan(path: Path, settings: PaperSettings, points=None) -> dict:
-    """Simulate (or finish) a scan (default: the reference's 5481 points) into ``path``."""
+    """Simulate (or finish) a scan into ``path``.
+
+    Parameters
+    ----------
+    path : Path
+        The pattern store.
+    settings : PaperSettings
+        How the workflow runs.
+    points : ScanPoints or None, optional
+        The scan points; default the reference's 5481 points.
+
+    Returns
+    -------
+    dict
+        The run statistics of :func:`~rdlab.classify.generate.generate`.
+    """
     from rdlab.classify.generate import generate
     from rdlab.classify.scan_layout import reference_scan
 
@@ -83,7 +134,25 @@ def make_scan(path: Path, settings: PaperSettings, points=None) -> dict:
 
 
 def labelled_store(path: Path, role: str):
-    """Open (and verify) a labelled dataset store for training; refuse a scan store."""
+    """Open (and verify) a labelled dataset store for training; refuse a scan store.
+
+    Parameters
+    ----------
+    path : Path
+        The store.
+    role : str
+        Its role (``"training"``, ``"validation"``), named in errors.
+
+    Returns
+    -------
+    xarray.Dataset
+        The verified store.
+
+    Raises
+    ------
+    DataError
+        When the store is damaged, incomplete or has no labels.
+    """
     ds = pattern_store.open_patterns(path)
     if ds.attrs.get("kind") == "scan" or (ds["label"].values < 0).any():
         raise DataError(f"{role} store {str(path)!r} has no labels (it is a scan, written by "
@@ -97,6 +166,29 @@ def train_model(train_path: Path, val_path: Path, out: Path, overrides: dict,
 
     Both stores are verified before anything is written (a damaged or incomplete store, a
     scan without labels, or two stores with different class lists are refused).
+
+    Parameters
+    ----------
+    train_path, val_path : Path
+        The training and validation stores.
+    out : Path
+        The training folder.
+    overrides : dict
+        :class:`~rdlab.classify.training.TrainConfig` overrides.
+    progress : bool, default True
+        Show a progress bar.
+
+    Returns
+    -------
+    dict
+        The summary of :func:`~rdlab.classify.training.train`.
+
+    Raises
+    ------
+    DataError
+        When a store is refused, both are the same store, or their class lists differ.
+    ParameterError
+        When a 3-D network is asked of stores with too few frames.
     """
     from rdlab.classify.cnn import MIN_FRAMES_3D
     from rdlab.classify.training import TrainConfig, train
@@ -137,8 +229,10 @@ class _Timer:
 
 
 def _once(summary_file: Path, work: Callable[[], dict]) -> dict:
-    """``work()``, unless ``summary_file`` (written with its whole folder, see
-    :func:`~rdlab.run_folder.staged_run_folder`) already exists.
+    """Run ``work()``, unless ``summary_file`` already exists (then read it back).
+
+    The file is written with its whole folder, see
+    :func:`~rdlab.run_folder.staged_run_folder`.
     """
     if summary_file.is_file():
         try:
@@ -151,9 +245,33 @@ def _once(summary_file: Path, work: Callable[[], dict]) -> dict:
 
 def run_paper(out: str | Path, settings: PaperSettings | None = None,
               second_pass: bool = False, scan_points=None) -> dict:
-    """Run (or finish) the workflow into ``out``; returns the summary also written to
-    ``out/summary.json``. Settings are checked before any work starts; ``out`` is locked
-    for the run.
+    """Run (or finish) the workflow into ``out``.
+
+    Settings are checked before any work starts; ``out`` is locked for the run.
+
+    Parameters
+    ----------
+    out : str or Path
+        The workflow folder: new, empty, or written by an earlier call.
+    settings : PaperSettings or None, optional
+        How the workflow runs (default :class:`PaperSettings`).
+    second_pass : bool, default False
+        Also run the second pass (π and the extra points, 16 classes).
+    scan_points : ScanPoints or None, optional
+        The scan points; default the reference's 5481 points.
+
+    Returns
+    -------
+    dict
+        The summary also written to ``out/summary.json`` (``summary_pass2.json`` with the
+        second pass).
+
+    Raises
+    ------
+    OutputError
+        When ``out`` is a file, or a non-empty folder that this workflow did not write.
+    ParameterError
+        For bad settings.
     """
     from rdlab.classify.training import TrainConfig
 
@@ -179,8 +297,9 @@ def run_paper(out: str | Path, settings: PaperSettings | None = None,
 
 
 def _remove_if_only_locks(folder: Path) -> None:
-    """Remove ``folder`` if it holds nothing but lock bookkeeping (``.NAME.lock``/``.owner``
-    files of outputs never written).
+    """Remove ``folder`` if it holds nothing but lock bookkeeping.
+
+    Lock bookkeeping is the ``.NAME.lock``/``.owner`` files of outputs never written.
     """
     with contextlib.suppress(OSError):
         entries = list(folder.iterdir())
@@ -243,8 +362,9 @@ def _run_paper(out: Path, settings: PaperSettings, second_pass: bool, scan_point
 
 
 def _second_pass_summary(report: dict) -> dict:
-    """Changed cells, and the centre and extent of each new class (π: paper k ≈ 0.0606,
-    f ≈ 0.068).
+    """Return the changed cells, and the centre and extent of each new class.
+
+    For π, the paper has k ≈ 0.0606, f ≈ 0.068.
     """
     out = {"points": report["points"], "changed": report["changed"], "new_classes": {}}
     for c, pts in report["new_classes"].items():

@@ -45,10 +45,40 @@ STACK_STEPS = tuple(45600 + 1600 * q for q in range(10))
 
 @dataclass(frozen=True)
 class PatternRunSettings(Settings):
-    """How each pattern is simulated (defaults: the paper). A config of the common base
-    (:class:`rdlab.settings.Settings`: types checked from the annotations, unknown keys
-    refused); :meth:`to_dict` is the JSON a pattern store keeps in its ``settings`` attribute
-    and compares, as text, when a run resumes.
+    """How each pattern is simulated (defaults: the paper).
+
+    A config of the common base (:class:`rdlab.settings.Settings`: types checked from the
+    annotations, unknown keys refused); :meth:`to_dict` is the JSON a pattern store keeps in
+    its ``settings`` attribute and compares, as text, when a run resumes.
+
+    Parameters
+    ----------
+    du, dv : float, default 0.2, 0.1
+        Diffusion coefficients of U and V, ≥ 0.
+    dt : float, default 0.25
+        Time step, > 0.
+    size : int, default 128
+        Grid side in cells, ≥ 32.
+    stencil : str, default "9-point"
+        Laplacian stencil of the grid.
+    n_steps : int, default 60000
+        Number of steps, ≥ 1.
+    snapshot_steps : tuple of int, default IMAGE_STEPS
+        Steps at which U is stored (the image channels): sorted, unique, within
+        0..``n_steps``.
+    dtype : {"float32", "float64"}
+        Precision of the simulation.
+    initial_mode : str, default "default"
+        Initial-condition mode (see :mod:`rdlab.classify.initial_conditions`).
+    early_stop : bool, default True
+        Stop runs that have settled into a homogeneous fixed point.
+    check_every : int, default 4000
+        Steps between steadiness checks, ≥ 1.
+
+    Raises
+    ------
+    ParameterError
+        For a field of the wrong type or outside the ranges above.
     """
 
     du: float = 0.2
@@ -66,6 +96,7 @@ class PatternRunSettings(Settings):
     _what = "pattern run settings"
 
     def __post_init__(self) -> None:
+        """Check the field types and ranges."""
         self.check_types()  # types, finite numbers and the dtype's choices
         steps = list(self.snapshot_steps)
         if not steps or steps != sorted(set(steps)) or steps[0] < 0 \
@@ -89,12 +120,31 @@ class PatternRunSettings(Settings):
 
     @property
     def n_channels(self) -> int:
+        """Number of image channels (one per snapshot step)."""
         return len(self.snapshot_steps)
 
 
 def pattern_system(k: Sequence[float], f: Sequence[float],
                    settings: PatternRunSettings) -> System:
-    """The Gray–Scott system with one sample per (k, f) pair."""
+    """Return the Gray–Scott system with one sample per (k, f) pair.
+
+    Parameters
+    ----------
+    k, f : sequence of float
+        Kill and feed rates, 1-D of equal length.
+    settings : PatternRunSettings
+        Diffusion coefficients, grid size and stencil.
+
+    Returns
+    -------
+    System
+        The batched system.
+
+    Raises
+    ------
+    ParameterError
+        When ``k`` and ``f`` are not 1-D of equal length.
+    """
     k, f = np.asarray(k, dtype=float), np.asarray(f, dtype=float)
     if k.shape != f.shape or k.ndim != 1:
         raise ParameterError(f"k and f must be 1-D of equal length, got shapes {k.shape} "
@@ -111,10 +161,30 @@ def simulate_patterns(k: Sequence[float], f: Sequence[float], seeds: Sequence[in
                       ) -> tuple[np.ndarray, np.ndarray]:
     """Simulate one pattern per (k, f, seed).
 
-    Returns ``frames (n, channels, size, size)`` float32 (U at the snapshot steps) and
-    ``stopped (n,)`` int64: the step at which a sample was found steady and stopped, or −1
-    when it ran to the end. ``progress(n)`` is called with completed sample-steps / n_samples
-    in units of steps (so a bar over ``n_steps`` works for the whole block).
+    Parameters
+    ----------
+    k, f : sequence of float
+        Kill and feed rates, one per sample.
+    seeds : sequence of int
+        Initial-condition seeds, one per sample.
+    settings : PatternRunSettings, default PatternRunSettings()
+        How each pattern is simulated.
+    progress : callable or None, optional
+        ``progress(n)`` is called with completed sample-steps / n_samples in units of steps
+        (so a bar over ``n_steps`` works for the whole block).
+
+    Returns
+    -------
+    frames : numpy.ndarray
+        ``(n, channels, size, size)`` float32: U at the snapshot steps.
+    stopped : numpy.ndarray
+        ``(n,)`` int64: the step at which a sample was found steady and stopped, or −1 when
+        it ran to the end.
+
+    Raises
+    ------
+    ParameterError
+        When the number of seeds differs from the number of (k, f) points.
     """
     system = pattern_system(k, f, settings)
     n = system.batch_size
@@ -137,7 +207,7 @@ def simulate_patterns(k: Sequence[float], f: Sequence[float], seeds: Sequence[in
 
 
 class _SampleStepProgress(Tracker):
-    """``progress(m)``: steps done since the last call × running samples / all samples."""
+    """Report ``progress(m)``: steps done since the last call × running samples / all samples."""
 
     every_check_point = True
 

@@ -71,7 +71,7 @@ _COORDS = ("k", "f", "seed", "label", "step", "time")
 
 
 def _repair_hint(path: Path, ds: xr.Dataset | None = None) -> str:
-    """How to get a good store back: the command that writes it."""
+    """Return how to get a good store back: the command that writes it."""
     attrs = ds.attrs if ds is not None else {}
     if attrs.get("kind") == "scan":
         command = "`rdlab scan`"
@@ -102,12 +102,47 @@ def _open(path: Path) -> xr.Dataset:
 
 
 def is_store_folder(path: Path) -> bool:
-    """True when ``path`` exists and is not an empty folder (something to open, not create)."""
+    """Return whether ``path`` exists and is not an empty folder (something to open, not create).
+
+    Parameters
+    ----------
+    path : Path
+        The store path.
+
+    Returns
+    -------
+    bool
+        True when there is something to open.
+    """
     return path.exists() and (not path.is_dir() or any(path.iterdir()))
 
 
 def open_existing(path: str | Path, k, f, seed, settings: PatternRunSettings) -> xr.Dataset:
-    """Open the store at ``path``, checking that it holds this table and these settings."""
+    """Open the store at ``path``, checking that it holds this table and these settings.
+
+    Parameters
+    ----------
+    path : str or Path
+        The store.
+    k, f : array_like
+        Kill and feed rates of the table.
+    seed : array_like
+        Seeds of the table.
+    settings : PatternRunSettings
+        The run settings.
+
+    Returns
+    -------
+    xarray.Dataset
+        The opened store (lazy).
+
+    Raises
+    ------
+    DataError
+        When ``path`` is not a pattern store, or its coordinates cannot be trusted.
+    ParameterError
+        When it holds a different table or different settings.
+    """
     path = Path(path)
     ds = _open(path)
     same = (ds.attrs.get("settings") == json.dumps(settings.to_dict())
@@ -125,8 +160,36 @@ def open_existing(path: str | Path, k, f, seed, settings: PatternRunSettings) ->
 def create(path: str | Path, k, f, seed, label, settings: PatternRunSettings,
            classes: list[str], name: str, kind: str = "pattern-dataset",
            block: int = 8) -> xr.Dataset:
-    """Create the empty store at ``path`` whole or not at all: it is written under a unique
-    temporary name beside ``path`` and renamed into place (a kill leaves no half store).
+    """Create the empty store at ``path`` whole or not at all.
+
+    It is written under a unique temporary name beside ``path`` and renamed into place (a
+    kill leaves no half store).
+
+    Parameters
+    ----------
+    path : str or Path
+        The store.
+    k, f : array_like
+        Kill and feed rates, one per sample.
+    seed : array_like
+        Seeds, one per sample.
+    label : array_like of int
+        Class labels as indices into ``classes`` (−1 for the points of a scan).
+    settings : PatternRunSettings
+        The run settings (stored as JSON).
+    classes : list of str
+        Class symbols.
+    name : str
+        Name of the dataset or scan.
+    kind : {"pattern-dataset", "scan"}
+        Kind of store.
+    block : int, default 8
+        Samples per chunk.
+
+    Returns
+    -------
+    xarray.Dataset
+        The opened store (lazy).
     """
     path = Path(path)
     tmpl = _template(k, f, seed, label, settings, classes, name, kind, block)
@@ -148,8 +211,40 @@ def create(path: str | Path, k, f, seed, label, settings: PatternRunSettings,
 def open_or_create(path: str | Path, k, f, seed, label, settings: PatternRunSettings,
                    classes: list[str], name: str, kind: str = "pattern-dataset",
                    block: int = 8) -> xr.Dataset:
-    """Open the store at ``path`` (checking it holds this table and settings) or create it
-    empty. Returns the opened dataset (lazy).
+    """Open the store at ``path`` (checking it holds this table and settings) or create it empty.
+
+    Parameters
+    ----------
+    path : str or Path
+        The store.
+    k, f : array_like
+        Kill and feed rates, one per sample.
+    seed : array_like
+        Seeds, one per sample.
+    label : array_like of int
+        Class labels as indices into ``classes`` (−1 for the points of a scan).
+    settings : PatternRunSettings
+        The run settings.
+    classes : list of str
+        Class symbols.
+    name : str
+        Name of the dataset or scan.
+    kind : {"pattern-dataset", "scan"}
+        Kind of store.
+    block : int, default 8
+        Samples per chunk.
+
+    Returns
+    -------
+    xarray.Dataset
+        The opened dataset (lazy).
+
+    Raises
+    ------
+    DataError
+        When ``path`` holds something that is not a pattern store.
+    ParameterError
+        When it holds a different table or different settings.
     """
     path = Path(path)
     if is_store_folder(path):
@@ -158,8 +253,19 @@ def open_or_create(path: str | Path, k, f, seed, label, settings: PatternRunSett
 
 
 def pending_blocks(ds: xr.Dataset) -> list[tuple[int, int]]:
-    """``[(start, stop), …]`` of the blocks not yet done (by their flags alone; see
-    :func:`check_blocks` for what a resumed run trusts).
+    """Return the blocks not yet done, by their flags alone.
+
+    See :func:`check_blocks` for what a resumed run trusts.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The store.
+
+    Returns
+    -------
+    list of tuple of int
+        ``[(start, stop), …]``.
     """
     done = ds["done"].values
     block = int(ds.attrs["block"])
@@ -170,8 +276,14 @@ def pending_blocks(ds: xr.Dataset) -> list[tuple[int, int]]:
 
 @dataclass
 class BlockCheck:
-    """The blocks of a store: ``pending`` ones to simulate (not done, or damaged) and the
-    ``damaged`` ones among them, ``(variable, start, stop, why)``.
+    """The blocks of a store.
+
+    Parameters
+    ----------
+    pending : list of tuple of int
+        ``(start, stop)`` of the blocks to simulate (not done, or damaged).
+    damaged : list of tuple
+        The damaged ones among them, ``(variable, start, stop, why)``.
     """
 
     pending: list[tuple[int, int]] = field(default_factory=list)
@@ -179,10 +291,28 @@ class BlockCheck:
 
 
 def check_blocks(path: str | Path, ds: xr.Dataset) -> BlockCheck:
-    """Which blocks are truly done. A block counts as done only when its ``done`` flags are
-    readable and all set, and its ``frames`` and ``stopped_step`` chunks exist, decompress
-    and (frames) are finite; every other block is pending, and a flagged one that fails is
-    listed as damaged.
+    """Find which blocks are truly done.
+
+    A block counts as done only when its ``done`` flags are readable and all set, and its
+    ``frames`` and ``stopped_step`` chunks exist, decompress and (frames) are finite; every
+    other block is pending, and a flagged one that fails is listed as damaged.
+
+    Parameters
+    ----------
+    path : str or Path
+        The store.
+    ds : xarray.Dataset
+        The opened store.
+
+    Returns
+    -------
+    BlockCheck
+        The pending and damaged blocks.
+
+    Raises
+    ------
+    DataError
+        When the frames are chunked otherwise than the store's attributes say.
     """
     path = Path(path)
     block = int(ds.attrs["block"])
@@ -216,7 +346,19 @@ def check_blocks(path: str | Path, ds: xr.Dataset) -> BlockCheck:
 
 
 def write_block(path: str | Path, start: int, frames: np.ndarray, stopped: np.ndarray) -> None:
-    """Write one finished block: data first, then its ``done`` flags."""
+    """Write one finished block: data first, then its ``done`` flags.
+
+    Parameters
+    ----------
+    path : str or Path
+        The store.
+    start : int
+        Index of the block's first sample.
+    frames : numpy.ndarray
+        ``(n, channel, y, x)`` float32.
+    stopped : numpy.ndarray
+        ``(n,)`` int64: the early-stop step of each sample, or −1.
+    """
     stop = start + frames.shape[0]
     region = {"sample": slice(start, stop)}
     xr.Dataset({
@@ -230,11 +372,26 @@ def write_block(path: str | Path, start: int, frames: np.ndarray, stopped: np.nd
 def open_patterns(path: str | Path, require_complete: bool = True) -> xr.Dataset:
     """Open a pattern store for reading.
 
-    Refuses (:class:`DataError`, naming the store) a missing path, a file, a folder that is
-    not a pattern store, and a store with missing metadata. With ``require_complete`` it
-    also refuses a store with unfinished blocks and verifies every block (see
-    :func:`check_blocks`): a damaged one is refused naming the variable and samples, so no
-    reader ever sees a missing chunk as NaN frames.
+    Parameters
+    ----------
+    path : str or Path
+        The store.
+    require_complete : bool, default True
+        Also refuse a store with unfinished blocks and verify every block (see
+        :func:`check_blocks`): a damaged one is refused naming the variable and samples, so
+        no reader ever sees a missing chunk as NaN frames.
+
+    Returns
+    -------
+    xarray.Dataset
+        The store (lazy).
+
+    Raises
+    ------
+    DataError
+        Naming the store, for a missing path, a file, a folder that is not a pattern store, a
+        store with missing metadata, and (with ``require_complete``) an incomplete or
+        damaged store.
     """
     path = Path(path)
     ds = _open(path)
@@ -253,5 +410,16 @@ def open_patterns(path: str | Path, require_complete: bool = True) -> xr.Dataset
 
 
 def class_list(ds: xr.Dataset) -> list[str]:
-    """The class symbols stored with a pattern dataset."""
+    """Return the class symbols stored with a pattern dataset.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The store.
+
+    Returns
+    -------
+    list of str
+        The class symbols, in label order.
+    """
     return list(json.loads(ds.attrs["classes"]))

@@ -22,8 +22,19 @@ DF = 0.00125
 
 @dataclass(frozen=True)
 class ScanBlock:
-    """One rectangle of the scan: ``k = arange(*k_range, DK)``, ``f = arange(*f_range, DF)``
-    (stop exclusive), seeds ``seed_start + index``.
+    """One rectangle of the scan.
+
+    ``k = arange(*k_range, DK)``, ``f = arange(*f_range, DF)`` (stop exclusive), seeds
+    ``seed_start + index``.
+
+    Parameters
+    ----------
+    name : str
+        Block name (``"0"``, ``"1"``, ``"2a"`` …).
+    k_range, f_range : tuple of float
+        ``(start, stop)`` of k and f.
+    seed_start : int
+        Seed of the block's first point.
     """
 
     name: str
@@ -32,6 +43,13 @@ class ScanBlock:
     seed_start: int
 
     def points(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return the block's points, k varying slowest.
+
+        Returns
+        -------
+        k, f : numpy.ndarray
+            ``(n,)`` float64 each.
+        """
         k = np.arange(self.k_range[0], self.k_range[1], DK)
         f = np.arange(self.f_range[0], self.f_range[1], DF)
         kk, ff = np.meshgrid(k, f, indexing="ij")  # k slowest
@@ -51,18 +69,33 @@ REFERENCE_BLOCKS = (
 
 @dataclass(frozen=True)
 class ScanPoints:
-    """A list of scan points: ``k``, ``f`` (float64) and ``seed`` (int64), all ``(n,)``."""
+    """A list of scan points.
+
+    Parameters
+    ----------
+    k, f : numpy.ndarray
+        ``(n,)`` float64.
+    seed : numpy.ndarray
+        ``(n,)`` int64.
+    """
 
     k: np.ndarray
     f: np.ndarray
     seed: np.ndarray
 
     def __len__(self) -> int:
+        """Return the number of points."""
         return int(self.k.size)
 
 
 def reference_scan() -> ScanPoints:
-    """The 5481 points of the reference scan, block by block."""
+    """Return the 5481 points of the reference scan, block by block.
+
+    Returns
+    -------
+    ScanPoints
+        The points of :data:`REFERENCE_BLOCKS`.
+    """
     ks, fs, seeds = [], [], []
     for block in REFERENCE_BLOCKS:
         k, f = block.points()
@@ -74,8 +107,26 @@ def reference_scan() -> ScanPoints:
 
 def grid_scan(k_spec: tuple[float, float, int], f_spec: tuple[float, float, int],
               seed_start: int = 1) -> ScanPoints:
-    """A rectangular scan: ``k_spec = (k_min, k_max, n_k)`` (both ends included), likewise
-    ``f_spec``; k varies slowest; seeds ``seed_start, seed_start + 1, …``.
+    """Return a rectangular scan; k varies slowest.
+
+    Parameters
+    ----------
+    k_spec : tuple of (float, float, int)
+        ``(k_min, k_max, n_k)``, both ends included.
+    f_spec : tuple of (float, float, int)
+        Likewise for f.
+    seed_start : int, default 1
+        Seeds are ``seed_start, seed_start + 1, …``.
+
+    Returns
+    -------
+    ScanPoints
+        ``n_k · n_f`` points.
+
+    Raises
+    ------
+    ParameterError
+        When a range is not ``0 ≤ min ≤ max`` or asks for no values.
     """
     for name, (lo, hi, n) in (("k", k_spec), ("f", f_spec)):
         if not (np.isfinite(lo) and np.isfinite(hi) and lo >= 0 and hi >= lo):
@@ -88,8 +139,24 @@ def grid_scan(k_spec: tuple[float, float, int], f_spec: tuple[float, float, int]
 
 
 def value_grid(k_values, f_values, seed_start: int = 1) -> ScanPoints:
-    """Every pair of the given k and f values (k varies slowest), exactly those values;
-    seeds ``seed_start, seed_start + 1, …``.
+    """Return every pair of the given k and f values (k varies slowest), exactly those values.
+
+    Parameters
+    ----------
+    k_values, f_values : array_like of float
+        The values, finite and ≥ 0, at least one each.
+    seed_start : int, default 1
+        Seeds are ``seed_start, seed_start + 1, …``.
+
+    Returns
+    -------
+    ScanPoints
+        ``len(k_values) · len(f_values)`` points.
+
+    Raises
+    ------
+    ParameterError
+        For an empty list or a negative or non-finite value.
     """
     k = np.asarray(k_values, dtype=np.float64).ravel()
     f = np.asarray(f_values, dtype=np.float64).ravel()
