@@ -22,12 +22,15 @@ class SimulationError(RdlabError, RuntimeError):
 
 
 class OutputError(RdlabError, OSError):
-    """An output that cannot be written: locked by another run, a file where a folder is
-    expected, a read-only or missing root, a folder that is not rdlab's to replace.
+    """An output that cannot be written.
+
+    Locked by another run, a file where a folder is expected, a read-only or missing root,
+    a folder that is not rdlab's to replace.
     """
 
 
 class DataError(RdlabError, ValueError):
-    """An input file or store that cannot be read as what it claims to be: damaged chunks,
-    missing metadata, text in a number column, unsorted times.
+    """An input file or store that cannot be read as what it claims to be.
+
+    Damaged chunks, missing metadata, text in a number column, unsorted times.
     """

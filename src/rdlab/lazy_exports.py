@@ -13,11 +13,26 @@ from collections.abc import Callable
 
 def lazy_exports(package: str, names: dict[str, str]
                  ) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
-    """``(__getattr__, __dir__)`` for ``package`` whose public ``names`` map to the modules
-    that define them (``{"ReactionDiscovery": "rdlab.discover.estimator"}``).
+    """Return the module ``__getattr__`` and ``__dir__`` of a package with lazy exports.
+
+    Parameters
+    ----------
+    package : str
+        The package's dotted name.
+    names : dict of str to str
+        Public name → module that defines it
+        (``{"ReactionDiscovery": "rdlab.discover.estimator"}``); a name mapped to
+        ``f"{package}.{name}"`` is a subpackage exported under its own name.
+
+    Returns
+    -------
+    tuple of (callable, callable)
+        ``(__getattr__, __dir__)``; ``__getattr__`` raises ``AttributeError`` for other
+        names.
     """
 
     def __getattr__(name: str) -> object:
+        """Import and return the public ``name``."""
         module = names.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
@@ -26,6 +41,7 @@ def lazy_exports(package: str, names: dict[str, str]
         return getattr(importlib.import_module(module), name)
 
     def __dir__() -> list[str]:
+        """List the public names."""
         return sorted(names)
 
     return __getattr__, __dir__

@@ -17,7 +17,19 @@ T = TypeVar("T")
 
 
 class Registry(dict[str, T], Generic[T]):
-    """Entries of one ``kind`` by name; lookups of unknown names raise ``error``."""
+    """Entries of one ``kind`` by name; lookups of unknown names raise ``error``.
+
+    Parameters
+    ----------
+    kind : str
+        What the entries are, for messages (``"preset"``, ``"engine"``).
+    error : type of RdlabError
+        The error raised by :meth:`lookup` for an unknown name.
+    entries : iterable of tuple of (str, T), default ()
+        Initial ``(name, entry)`` pairs, added in order.
+    sort_listing : bool, default True
+        List the names sorted in messages; ``False`` keeps registration order.
+    """
 
     def __init__(self, kind: str, error: type[RdlabError],
                  entries: Iterable[tuple[str, T]] = (), sort_listing: bool = True):
@@ -29,8 +41,29 @@ class Registry(dict[str, T], Generic[T]):
             self.add(name, entry)
 
     def add(self, name: str, entry: T) -> T:
-        """Register ``entry`` as ``name``; the same entry again is a no-op, another entry
-        under a taken name a ValueError (a programming error, not a user's).
+        """Register ``entry`` as ``name``.
+
+        The same entry again is a no-op.
+
+        Parameters
+        ----------
+        name : str
+            A non-empty name.
+        entry : T
+            The entry.
+
+        Returns
+        -------
+        T
+            The entry.
+
+        Raises
+        ------
+        TypeError
+            If ``name`` is not a non-empty string.
+        ValueError
+            If another entry is registered under ``name`` (a programming error, not a
+            user's).
         """
         if not isinstance(name, str) or not name:
             raise TypeError(f"a {self.kind} needs a name, got {name!r}")
@@ -40,7 +73,23 @@ class Registry(dict[str, T], Generic[T]):
         return entry
 
     def lookup(self, name: str) -> T:
-        """The entry called ``name``, or ``error`` naming it and listing the known names."""
+        """Return the entry called ``name``.
+
+        Parameters
+        ----------
+        name : str
+            A registered name.
+
+        Returns
+        -------
+        T
+            The entry.
+
+        Raises
+        ------
+        RdlabError
+            This registry's ``error``, naming ``name`` and listing the known names.
+        """
         try:
             return self[name]
         except (KeyError, TypeError):
@@ -48,9 +97,9 @@ class Registry(dict[str, T], Generic[T]):
                              f"{self.listing()}") from None
 
     def copy(self) -> Registry[T]:
-        """A registry of the same kind with the same entries (e.g. for a test to extend)."""
+        """Return a registry of the same kind with the same entries (e.g. for a test to extend)."""
         return Registry(self.kind, self.error, self.items(), self.sort_listing)
 
     def listing(self) -> list[str]:
-        """The names for messages: sorted, or in registration order."""
+        """Return the names for messages: sorted, or in registration order."""
         return sorted(self) if self.sort_listing else list(self)

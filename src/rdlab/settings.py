@@ -54,13 +54,34 @@ S = TypeVar("S", bound="Settings")
 
 # ------------------------------------------------------------------------------ YAML reading
 class yaml_loader(yaml.SafeLoader):  # noqa: N801 (a loader class used like a function name)
-    """YAML as rdlab reads it: like ``yaml.safe_load``, but ``1e-4`` is a number (YAML 1.2)
-    rather than the text YAML 1.1 makes of an exponent without a decimal point, and a key
-    given twice in one mapping is an error (``safe_load`` silently keeps the last value, so
-    ``steps: 3`` followed by ``steps: 1000`` ran 1000 steps).
+    """YAML as rdlab reads it: like ``yaml.safe_load``, with two differences.
+
+    ``1e-4`` is a number (YAML 1.2) rather than the text YAML 1.1 makes of an exponent
+    without a decimal point, and a key given twice in one mapping is an error
+    (``safe_load`` silently keeps the last value, so ``steps: 3`` followed by
+    ``steps: 1000`` ran 1000 steps).
     """
 
     def construct_mapping(self, node, deep=False):
+        """Construct a mapping, refusing a key given twice.
+
+        Parameters
+        ----------
+        node : yaml.MappingNode
+            The mapping node.
+        deep : bool, default False
+            Construct nested objects at once.
+
+        Returns
+        -------
+        dict
+            The mapping.
+
+        Raises
+        ------
+        yaml.constructor.ConstructorError
+            If a key appears twice in the mapping.
+        """
         if isinstance(node, yaml.MappingNode):
             seen = set()
             for key_node, _ in node.value:
@@ -86,7 +107,18 @@ yaml_loader.add_implicit_resolver(
 
 
 def yaml_problem(err: yaml.YAMLError) -> str:
-    """A YAML error in one line: what is wrong and where."""
+    """Return a YAML error in one line: what is wrong and where.
+
+    Parameters
+    ----------
+    err : yaml.YAMLError
+        The error.
+
+    Returns
+    -------
+    str
+        The problem, with line and column when known.
+    """
     what = getattr(err, "problem", None) or str(err).splitlines()[0]
     mark = getattr(err, "problem_mark", None)
     return f"{what} (line {mark.line + 1}, column {mark.column + 1})" if mark else what
@@ -97,9 +129,22 @@ MAX_TEXT_FILE_BYTES = 16 * 2**20
 
 
 def check_text_file(path: Path, what: str) -> None:
-    """Refuse, before reading it, a path that is not a regular file (``/dev/zero`` would be
-    read until memory runs out) or is too large to be a settings file. A missing path or a
+    """Refuse, before reading it, a path that is not a regular file or is too large.
+
+    A device such as ``/dev/zero`` would be read until memory runs out. A missing path or a
     folder is left to the caller's read (FileNotFoundError, IsADirectoryError).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file.
+    what : str
+        What the file is, for messages.
+
+    Raises
+    ------
+    DataError
+        If ``path`` is not a regular file or has more than :data:`MAX_TEXT_FILE_BYTES`.
     """
     if not path.exists() or path.is_dir():
         return
@@ -112,10 +157,27 @@ def check_text_file(path: Path, what: str) -> None:
 
 
 def read_text_file(path: str | Path, what: str, kind: str = "text") -> str:
-    """The UTF-8 text of the file ``path``; a missing path, a folder, a device or other
-    non-regular file, a file too large for settings, and binary content are
-    :class:`~rdlab.errors.DataError` naming ``what`` and the file (``kind`` names the
-    format expected, e.g. ``"YAML"``).
+    """Return the UTF-8 text of the file ``path``.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file.
+    what : str
+        What the file is, for messages.
+    kind : str, default "text"
+        The format expected, for messages (e.g. ``"YAML"``).
+
+    Returns
+    -------
+    str
+        The text.
+
+    Raises
+    ------
+    DataError
+        Naming ``what`` and the file, for a missing path, a folder, a device or other
+        non-regular file, a file too large for settings, and binary content.
     """
     path = Path(path)
     name = f"{what} {str(path)!r}"
@@ -138,9 +200,25 @@ def read_text_file(path: str | Path, what: str, kind: str = "text") -> str:
 
 
 def read_mapping(path: str | Path, what: str = "config file") -> dict[str, Any]:
-    """The mapping in a YAML (or, by suffix ``.toml``, TOML) file; a missing file, a folder,
-    a binary file, unparsable text and a document that is not a non-empty mapping are
-    :class:`~rdlab.errors.DataError` naming ``what`` and the file.
+    """Return the mapping in a YAML (or, by suffix ``.toml``, TOML) file.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file.
+    what : str, default "config file"
+        What the file is, for messages.
+
+    Returns
+    -------
+    dict of str to Any
+        The mapping.
+
+    Raises
+    ------
+    DataError
+        Naming ``what`` and the file, for a missing file, a folder, a binary file,
+        unparsable text and a document that is not a non-empty mapping.
     """
     path = Path(path)
     name = f"{what} {str(path)!r}"
@@ -163,9 +241,25 @@ def read_mapping(path: str | Path, what: str = "config file") -> dict[str, Any]:
 
 
 def parse_overrides(pairs: list[str] | tuple[str, ...] | None) -> dict[str, Any]:
-    """``["optimiser.steps=200", "size=[32, 32]"]`` → ``{"optimiser.steps": 200, "size":
-    [32, 32]}`` (each VALUE read as YAML); a pair without ``=``, an empty key or unreadable
-    YAML is refused by name.
+    """Parse ``--set KEY=VALUE`` pairs, each VALUE read as YAML.
+
+    ``["optimiser.steps=200", "size=[32, 32]"]`` gives
+    ``{"optimiser.steps": 200, "size": [32, 32]}``.
+
+    Parameters
+    ----------
+    pairs : list or tuple of str, optional
+        The ``KEY=VALUE`` texts; ``None`` gives an empty mapping.
+
+    Returns
+    -------
+    dict of str to Any
+        Key → value.
+
+    Raises
+    ------
+    ParameterError
+        For a pair without ``=``, an empty key or unreadable YAML, naming the pair.
     """
     out: dict[str, Any] = {}
     for text in pairs or []:
@@ -187,12 +281,13 @@ class _Mismatch(Exception):
 
 
 def _is_settings(hint: Any) -> bool:
+    """Tell whether ``hint`` is a :class:`Settings` dataclass."""
     return isinstance(hint, type) and dataclasses.is_dataclass(hint) \
         and issubclass(hint, Settings)
 
 
 def _section_of(hint: Any) -> type[Settings] | None:
-    """The section class of a field typed ``Section`` or ``Section | None``, else None."""
+    """Return the section class of a field typed ``Section`` or ``Section | None``, else None."""
     if _is_settings(hint):
         return hint
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
@@ -202,8 +297,10 @@ def _section_of(hint: Any) -> type[Settings] | None:
 
 
 def _convert(value: Any, hint: Any, key: str, origin: str) -> Any:
-    """``value`` as a value of type ``hint`` (lists become tuples for tuple fields, whole
-    numbers floats for float fields, mappings sections), or :class:`_Mismatch`.
+    """Return ``value`` as a value of type ``hint``, or raise :class:`_Mismatch`.
+
+    Lists become tuples for tuple fields, whole numbers floats for float fields, mappings
+    sections.
     """
     if hint is Any or hint is object:
         return value
@@ -275,9 +372,29 @@ def _convert(value: Any, hint: Any, key: str, origin: str) -> Any:
 
 
 def convert(value: Any, hint: Any, key: str, origin: str) -> Any:
-    """``value`` checked against (and normalised to) the annotation ``hint`` of the field
-    at ``key``; a :class:`~rdlab.errors.ParameterError` naming ``origin``, the key, the
-    value and the expected type if it does not fit.
+    """Return ``value`` checked against (and normalised to) a field's annotation.
+
+    Parameters
+    ----------
+    value : Any
+        The value given.
+    hint : Any
+        The annotation of the field.
+    key : str
+        The field's key path (``optimiser.lr``).
+    origin : str
+        Where the value comes from (a file, ``--set``), for messages.
+
+    Returns
+    -------
+    Any
+        The value, normalised (lists to tuples for tuple fields, whole numbers to floats
+        for float fields, mappings to sections).
+
+    Raises
+    ------
+    ParameterError
+        Naming ``origin``, the key, the value and the expected type if it does not fit.
     """
     try:
         return _convert(value, hint, key, origin)
@@ -292,7 +409,18 @@ _PLURAL = {"a whole number": "whole numbers", "a finite number": "finite numbers
 
 
 def describe(hint: Any) -> str:
-    """The annotation ``hint`` in words, as an error message says what a key must be."""
+    """Return the annotation ``hint`` in words, as an error message says what a key must be.
+
+    Parameters
+    ----------
+    hint : Any
+        A field annotation.
+
+    Returns
+    -------
+    str
+        E.g. ``"a whole number"``, ``"a list of finite numbers"``, ``"one of [...]"``.
+    """
     if hint is type(None):
         return "null"
     if hint is Any or hint is object:
@@ -320,7 +448,18 @@ def describe(hint: Any) -> str:
 
 
 def kind(value: Any) -> str:
-    """The YAML kind of ``value`` in words (``text``, ``whole number``, ``list``, ...)."""
+    """Return the YAML kind of ``value`` in words (``text``, ``whole number``, ``list``, ...).
+
+    Parameters
+    ----------
+    value : Any
+        A value read from a config.
+
+    Returns
+    -------
+    str
+        Its kind.
+    """
     if isinstance(value, bool):
         return "true/false"
     if isinstance(value, numbers.Integral):
@@ -333,8 +472,9 @@ def kind(value: Any) -> str:
 
 def _unknown(origin: str, unknown: list[str], owner: type[Settings], prefix: str
              ) -> ParameterError:
-    """The error for ``unknown`` keys of ``owner`` (a section at ``prefix`` or the top):
-    the keys, a close known key for each, and the known keys.
+    """Return the error for ``unknown`` keys of ``owner`` (a section at ``prefix`` or the top).
+
+    It names the keys, a close known key for each, and the known keys.
     """
     known = owner.known_keys()
     aliases = owner._aliases if not prefix else {}
@@ -353,16 +493,22 @@ def _unknown(origin: str, unknown: list[str], owner: type[Settings], prefix: str
 
 # ------------------------------------------------------------------------------ the base
 class Settings:
-    """Base of rdlab's dataclass configs: dict/YAML in and out, types checked from the
-    annotations, unknown keys refused, dotted overrides (see the module docstring).
+    """Base of rdlab's dataclass configs.
 
-    Subclasses are ``@dataclass``es. They may set:
+    Dict/YAML in and out, types checked from the annotations, unknown keys refused, dotted
+    overrides (see the module docstring). Subclasses are ``@dataclass``es. They may set the
+    class attributes below.
 
-    ``_what``: how a message names the config when no file is known (e.g.
-    ``"design config"``); ``_internal``: fields set by code, not read from a config
-    (:meth:`from_dict` refuses them, :meth:`to_dict` leaves them out); ``_aliases``: key
-    names accepted for a field elsewhere, ``{"steps": "optimiser.steps"}`` (a flat key of
-    an old config → its place in a section).
+    Attributes
+    ----------
+    _what : str
+        How a message names the config when no file is known (e.g. ``"design config"``).
+    _internal : frozenset of str
+        Fields set by code, not read from a config (:meth:`from_dict` refuses them,
+        :meth:`to_dict` leaves them out).
+    _aliases : dict of str to str
+        Key names accepted for a field elsewhere, ``{"steps": "optimiser.steps"}`` (a flat
+        key of an old config → its place in a section).
     """
 
     _what: ClassVar[str] = ""
@@ -372,6 +518,7 @@ class Settings:
     # ---------------------------------------------------------------- schema
     @classmethod
     def _hints(cls) -> dict[str, Any]:
+        """Return the resolved annotation of each field (cached per class)."""
         cached = cls.__dict__.get("_hint_cache")
         if cached is None:
             cached = typing.get_type_hints(cls)
@@ -380,17 +527,25 @@ class Settings:
 
     @classmethod
     def known_keys(cls) -> list[str]:
-        """The keys :meth:`from_dict` takes at this level."""
+        """Return the keys :meth:`from_dict` takes at this level.
+
+        Returns
+        -------
+        list of str
+            The field names, internal fields left out.
+        """
         return [f.name for f in dataclasses.fields(cls) if f.name not in cls._internal]
 
     @classmethod
     def _label(cls) -> str:
+        """Return how messages name the config."""
         return cls._what or cls.__name__
 
     @classmethod
     def _normalise(cls, data: dict[str, Any], origin: str) -> dict[str, Any]:
-        """Hook: ``data`` with old spellings mapped to the current ones (default: the flat
-        :attr:`_aliases` moved into their sections).
+        """Return ``data`` with old spellings mapped to the current ones (a hook).
+
+        By default the flat :attr:`_aliases` are moved into their sections.
         """
         if not cls._aliases or not any(k in cls._aliases for k in data):
             return data
@@ -421,13 +576,31 @@ class Settings:
     @classmethod
     def from_dict(cls: type[S], data: Mapping[str, Any], *,
                   source: str | Path | None = None) -> S:
-        """A config from its settings. Unknown keys and values of the wrong type are
-        refused, naming ``source`` (the file, ``--set``, ...) and the key path.
+        """Build a config from its settings.
+
+        Parameters
+        ----------
+        data : Mapping of str to Any
+            The settings; sections as nested mappings.
+        source : str or pathlib.Path, optional
+            Where the settings come from (the file, ``--set``, ...), for messages.
+
+        Returns
+        -------
+        Settings
+            The config.
+
+        Raises
+        ------
+        ParameterError
+            For unknown keys and values of the wrong type, naming ``source`` and the key
+            path; also whatever the config's own range checks raise.
         """
         return cls._from_mapping(data, cls._origin(source), "")
 
     @classmethod
     def _origin(cls, source: str | Path | None) -> str:
+        """Return how messages name where the settings come from."""
         if source is None:
             return cls._label()
         if isinstance(source, Path):
@@ -436,6 +609,7 @@ class Settings:
 
     @classmethod
     def _from_mapping(cls: type[S], data: Any, origin: str, prefix: str) -> S:
+        """Build a config (or a section at ``prefix``) from a mapping, checking its keys."""
         if not isinstance(data, Mapping):
             raise ParameterError(f"{origin}: {prefix[:-1] or cls._label()!r} must be a mapping "
                                  f"of settings (key: value), got {kind(data)} {data!r:.60}")
@@ -451,9 +625,15 @@ class Settings:
         return cls(**values)
 
     def check_types(self) -> None:
-        """Check (and normalise: lists to tuples, whole numbers to floats, mappings to
-        sections) every field of this instance against its annotation; for configs built
-        directly rather than by :meth:`from_dict`. Call it first in ``__post_init__``.
+        """Check every field of this instance against its annotation, normalising it.
+
+        Lists become tuples, whole numbers floats, mappings sections. For configs built
+        directly rather than by :meth:`from_dict`; call it first in ``__post_init__``.
+
+        Raises
+        ------
+        ParameterError
+            If a field's value does not fit its annotation.
         """
         for name, hint in self._hints().items():
             value = getattr(self, name)
@@ -462,8 +642,13 @@ class Settings:
                 object.__setattr__(self, name, new)
 
     def to_dict(self) -> dict[str, Any]:
-        """The settings as plain data (sections as nested dicts, tuples as lists) that
-        :meth:`from_dict` reads back to an equal config.
+        """Return the settings as plain data.
+
+        Returns
+        -------
+        dict of str to Any
+            Sections as nested dicts, tuples as lists; :meth:`from_dict` reads it back to
+            an equal config.
         """
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)
                 if f.name not in self._internal}
@@ -471,7 +656,25 @@ class Settings:
     # ---------------------------------------------------------------- YAML
     @classmethod
     def from_yaml(cls: type[S], path: str | Path) -> S:
-        """A config from a YAML (or TOML) file; every error names the file."""
+        """Read a config from a YAML (or TOML) file.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            The file.
+
+        Returns
+        -------
+        Settings
+            The config.
+
+        Raises
+        ------
+        DataError
+            If the file cannot be read as a mapping (:func:`read_mapping`).
+        ParameterError
+            For unknown keys and wrong types; every error names the file.
+        """
         path = Path(path)
         data = read_mapping(path)
         origin = f"config file {str(path)!r}"
@@ -483,7 +686,18 @@ class Settings:
             raise type(err)(f"{origin}: {err}") from None
 
     def to_yaml(self, path: str | Path | None = None) -> str:
-        """The config as YAML text (written to ``path`` atomically when given)."""
+        """Return the config as YAML text.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path, optional
+            When given, the text is also written there atomically.
+
+        Returns
+        -------
+        str
+            The YAML text of :meth:`to_dict`.
+        """
         text = yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
         if path is not None:
             from rdlab.atomic import atomic_write_text
@@ -493,8 +707,26 @@ class Settings:
 
     # ---------------------------------------------------------------- overrides
     def replace(self: S, _source: str | None = None, **overrides: Any) -> S:
-        """A copy with ``overrides`` applied; keys may be dotted (``**{"optimiser.lr":
-        1e-4}``) or an alias of the config. The result is checked whole.
+        """Return a copy with ``overrides`` applied; the result is checked whole.
+
+        Parameters
+        ----------
+        _source : str, optional
+            Where the overrides come from, for messages.
+        **overrides : Any
+            Key → value; keys may be dotted (``**{"optimiser.lr": 1e-4}``) or an alias of
+            the config.
+
+        Returns
+        -------
+        Settings
+            The copy (internal fields kept).
+
+        Raises
+        ------
+        ParameterError
+            For an unknown key, a dotted key into a field that is not a section, or a value
+            of the wrong type.
         """
         origin = _source or self._label()
         data = apply_overrides(type(self), self.to_dict(), overrides, origin)
@@ -505,11 +737,28 @@ class Settings:
         return new
 
     def with_overrides(self: S, pairs: list[str] | tuple[str, ...] | None) -> S:
-        """A copy with ``--set KEY=VALUE`` pairs applied (:func:`parse_overrides`)."""
+        """Return a copy with ``--set KEY=VALUE`` pairs applied (:func:`parse_overrides`).
+
+        Parameters
+        ----------
+        pairs : list or tuple of str, optional
+            The ``KEY=VALUE`` texts.
+
+        Returns
+        -------
+        Settings
+            The copy.
+
+        Raises
+        ------
+        ParameterError
+            For a malformed pair, an unknown key or a value of the wrong type.
+        """
         return self.replace("--set", **parse_overrides(pairs))
 
 
 def _plain(value: Any) -> Any:
+    """Return ``value`` as plain data (sections as dicts, tuples as lists, paths as text)."""
     if isinstance(value, Settings):
         return value.to_dict()
     if isinstance(value, tuple | list):
@@ -523,10 +772,30 @@ def _plain(value: Any) -> Any:
 
 def apply_overrides(cls: type[Settings], data: dict[str, Any], overrides: Mapping[str, Any],
                     origin: str) -> dict[str, Any]:
-    """``data`` (a config of ``cls`` as a dict) with ``overrides`` set, each key a field, a
-    dotted path into sections (``optimiser.lr``) or an alias; each value is type-checked
-    against its field, naming ``origin``. Keys that are not a field, or that go into a
-    field that is not a section (``loss.target.weight``), are refused by name.
+    """Return a config's settings with ``overrides`` set.
+
+    Parameters
+    ----------
+    cls : type of Settings
+        The config class.
+    data : dict of str to Any
+        A config of ``cls`` as a dict.
+    overrides : Mapping of str to Any
+        Key → value, each key a field, a dotted path into sections (``optimiser.lr``) or an
+        alias.
+    origin : str
+        Where the overrides come from, for messages.
+
+    Returns
+    -------
+    dict of str to Any
+        The settings, each value type-checked against its field.
+
+    Raises
+    ------
+    ParameterError
+        For keys that are not a field, or that go into a field that is not a section
+        (``loss.target.weight``), and values of the wrong type.
     """
     data = cls._normalise(dict(data), origin)
     for key, value in overrides.items():
