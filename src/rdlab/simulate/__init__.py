@@ -1,5 +1,6 @@
-"""How the system *evolves*: engines (fast, torch, numpy reference, ode) behind one front door,
-with trackers for everything that happens during a run.
+"""How the system *evolves*: engines behind one front door, trackers for what happens in a run.
+
+The engines are fast, torch, the numpy reference and ode.
 
 The front door (:func:`simulate`, which needs xarray) is imported on first use, so that the
 registry (:mod:`rdlab.simulate.engines`) is cheap to read, e.g. for the CLI's help.
@@ -32,6 +33,7 @@ _FROM_API = ("ENGINES", "simulate", "snapshot_schedule")
 
 
 def __getattr__(name: str):
+    """Import the front door's names (:mod:`rdlab.simulate.api`) on first use."""
     if name in _FROM_API:
         from rdlab.simulate import api
 
@@ -40,11 +42,14 @@ def __getattr__(name: str):
 
 
 class _FrontDoorModule(types.ModuleType):
-    """``rdlab.simulate(...)`` is ``rdlab.simulate.simulate(...)``: the package is callable
-    as its front door, so ``import rdlab; rdlab.simulate(system, x0, ...)`` works.
+    """The package, callable as its front door.
+
+    ``rdlab.simulate(...)`` is ``rdlab.simulate.simulate(...)``, so
+    ``import rdlab; rdlab.simulate(system, x0, ...)`` works.
     """
 
     def __call__(self, *args, **kwargs):
+        """Call :func:`rdlab.simulate.simulate`."""
         return __getattr__("simulate")(*args, **kwargs)
 
 

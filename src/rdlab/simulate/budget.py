@@ -24,7 +24,25 @@ WORKING_STATES = 4
 
 @dataclass(frozen=True)
 class RunSize:
-    """The sizes that set a run's memory."""
+    """The sizes that set a run's memory.
+
+    Parameters
+    ----------
+    samples : int
+        Number of samples.
+    species : int
+        Number of species.
+    cells : int
+        Number of grid cells (1 when well-mixed).
+    snapshots : int
+        Number of snapshots kept.
+    itemsize : int
+        Bytes per value of the run's dtype.
+    reactions : int, default 0
+        Number of directed reactions.
+    per_reaction : bool, default False
+        The engine holds one rate field per reaction (numpy, torch).
+    """
 
     samples: int
     species: int
@@ -36,10 +54,12 @@ class RunSize:
 
     @property
     def state_bytes(self) -> int:
+        """Bytes of one state of the whole batch."""
         return self.samples * self.species * self.cells * self.itemsize
 
     @property
     def bytes(self) -> int:
+        """Estimated bytes of the run: snapshots, working copies, initial state, rate fields."""
         total = self.state_bytes * (self.snapshots + WORKING_STATES)
         total += self.samples * self.species * self.cells * 8  # float64 initial state
         if self.per_reaction:
@@ -47,12 +67,25 @@ class RunSize:
         return total
 
     def describe(self) -> str:
+        """Return the product behind the estimate, in words, for messages."""
         return (f"{self.samples:,} sample(s) × {self.species} species × {self.cells:,} "
                 f"cells × ({self.snapshots:,} snapshots + {WORKING_STATES} working copies) × "
                 f"{self.itemsize} bytes")
 
 
 def human_bytes(n: float) -> str:
+    """Return a number of bytes in words (``"1.5 GiB"``).
+
+    Parameters
+    ----------
+    n : float
+        Bytes.
+
+    Returns
+    -------
+    str
+        Whole bytes below 1 KiB, otherwise one decimal in KiB … PiB.
+    """
     for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if n < 1024 or unit == "PiB":
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
@@ -61,13 +94,29 @@ def human_bytes(n: float) -> str:
 
 
 def memory_limit() -> int:
-    """Bytes a run may plan to use: :data:`MEMORY_FRACTION` of the available memory."""
+    """Return the bytes a run may plan to use: :data:`MEMORY_FRACTION` of the available memory."""
     return int(psutil.virtual_memory().available * MEMORY_FRACTION)
 
 
 def check_memory(size: RunSize, limit: int | None = None) -> int:
-    """Raise :class:`~rdlab.errors.ParameterError` when ``size`` needs more than ``limit``
-    bytes (default :func:`memory_limit`), naming both. Returns the estimate.
+    """Refuse a run whose memory estimate exceeds the limit.
+
+    Parameters
+    ----------
+    size : RunSize
+        The run's sizes.
+    limit : int, optional
+        Bytes allowed (default :func:`memory_limit`).
+
+    Returns
+    -------
+    int
+        The estimate, in bytes.
+
+    Raises
+    ------
+    ParameterError
+        When ``size`` needs more than ``limit`` bytes, naming both.
     """
     need = size.bytes
     limit = memory_limit() if limit is None else limit

@@ -81,8 +81,10 @@ def _padded_width(nx: int, vl: int) -> tuple[int, int]:
 
 
 def _pack(state: np.ndarray, bufs: np.ndarray, vl: int) -> None:
-    """Copy ``state (batch, species, ny, nx)`` into rows ``0..ny`` of each sample's block of
-    ``bufs (batch, rows, species, nxp)`` (padded layout with periodic ghosts).
+    """Copy ``state (batch, species, ny, nx)`` into the padded buffers.
+
+    It fills rows ``0..ny`` of each sample's block of ``bufs (batch, rows, species, nxp)``
+    (padded layout with periodic ghosts).
     """
     ny, nx = state.shape[-2:]
     rows = state.transpose(0, 2, 1, 3)
@@ -92,8 +94,9 @@ def _pack(state: np.ndarray, bufs: np.ndarray, vl: int) -> None:
 
 
 def _unpack(bufs: np.ndarray, which: np.ndarray, ny: int, nx: int, vl: int) -> np.ndarray:
-    """The current state ``(batch, species, ny, nx)``: sample ``b`` lives in rows
-    ``which[b]·ny ..`` of its block.
+    """Return the current state ``(batch, species, ny, nx)`` from the padded buffers.
+
+    Sample ``b`` lives in rows ``which[b]·ny ..`` of its block.
     """
     if np.all(which == which[0]):  # the usual case: every sample took the same steps
         cur = int(which[0])
@@ -105,10 +108,24 @@ def _unpack(bufs: np.ndarray, which: np.ndarray, ny: int, nx: int, vl: int) -> n
 
 
 def auto_depth(ny: int, row_bytes: int) -> int:
-    """Time steps per sweep over a sample's grid. One while both states of the sample fit in
-    the per-core cache (measured fastest); otherwise :data:`BLOCKED_DEPTH` steps per sweep
-    in a row wavefront, so that the grid is streamed through the cache once per that many
-    steps, as long as the redundant halo rows (``depth − 1`` per step) stay few.
+    """Return the number of time steps per sweep over a sample's grid.
+
+    One while both states of the sample fit in the per-core cache (measured fastest);
+    otherwise :data:`BLOCKED_DEPTH` steps per sweep in a row wavefront, so that the grid is
+    streamed through the cache once per that many steps, as long as the redundant halo rows
+    (``depth − 1`` per step) stay few.
+
+    Parameters
+    ----------
+    ny : int
+        Rows of the grid.
+    row_bytes : int
+        Bytes of one padded row of all species.
+
+    Returns
+    -------
+    int
+        The depth, ≥ 1.
     """
     if 2 * ny * row_bytes <= CACHE_BUDGET:
         return 1
@@ -127,16 +144,47 @@ def run(
     progress: Callable[[int], None] | None = None,
     runaway_limit: float = guard.RUNAWAY_LIMIT,
 ) -> np.ndarray:
-    """Forward Euler for ``n_steps`` steps of ``dt``; returns the states after each step in
-    ``snapshot_steps`` (sorted, unique, within ``0..n_steps``; 0 is the initial state), shape
-    ``(time, batch, species, ny, nx)`` (``(time, batch, species)`` well mixed), in ``dtype``
-    (float32 or float64: the state and all coefficients are in that precision).
+    """Integrate with forward Euler for ``n_steps`` steps of ``dt``.
 
     Every ``check_every`` steps and at each snapshot every sample is checked for NaN/Inf or
     values beyond ``runaway_limit``; a sample that blew up is replayed from its last stored
-    state one step at a time, and :class:`~rdlab.errors.SimulationError` names it, the first
-    bad step and its parameters. ``progress(n)`` is called with the number of steps done
-    since its previous call.
+    state one step at a time to find the first bad step.
+
+    Parameters
+    ----------
+    system : System
+        The system (no flow noise).
+    state : numpy.ndarray
+        Initial state, :meth:`System.state_shape`.
+    dt : float
+        Time step; must be stable.
+    n_steps : int
+        Number of steps.
+    snapshot_steps : sequence of int
+        Steps to keep: sorted, unique, within ``0..n_steps``; 0 is the initial state.
+    dtype : numpy dtype, default numpy.float64
+        float32 or float64: the state and all coefficients are in that precision.
+    check_every : int, default 64
+        Steps between blow-up checks.
+    progress : callable, optional
+        ``progress(n)``, called with the number of steps done since its previous call.
+    runaway_limit : float, default RUNAWAY_LIMIT
+        A concentration beyond ±this counts as a blow-up.
+
+    Returns
+    -------
+    numpy.ndarray
+        The states after each snapshot step, shape ``(time, batch, species, ny, nx)``
+        (``(time, batch, species)`` well mixed), in ``dtype``.
+
+    Raises
+    ------
+    SimulationError
+        Naming the sample that blew up, the first bad step and its parameters.
+    ParameterError
+        For a bad step count, snapshot steps, dtype, state shape or flow noise.
+    StabilityError
+        If ``dt`` is unstable.
     """
     return _run(system, state, dt, n_steps, snapshot_steps, dtype=dtype,
                 check_every=check_every, progress=progress, limit=runaway_limit)
@@ -166,16 +214,18 @@ class _Buffers:
         self.status[:, 0] = -1
 
     def advance(self, n: int, step0: int, check_every: int, limit: float) -> None:
+        """Run the kernel for ``n`` steps from ``step0`` (blow-ups recorded in ``status``)."""
         self.kernel(self.bufs, self.prm, self.status, n, step0, int(check_every), self.depth,
                     self.ny, self.nx, self.vl, float(limit))
 
     def state(self, samples=slice(None)) -> np.ndarray:
-        """Current grid state ``(batch, species, ny, nx)`` of ``samples``."""
+        """Return the current grid state ``(batch, species, ny, nx)`` of ``samples``."""
         return _unpack(self.bufs[samples], self.status[samples, 2], self.ny, self.nx, self.vl)
 
 
 def _run(system, state, dt, n_steps, snapshot_steps, *, dtype=np.float64, check_every=64,
          progress=None, depth: int | None = None, limit=guard.RUNAWAY_LIMIT) -> np.ndarray:
+    """Run :func:`run` with an optional sweep depth (see :func:`auto_depth`)."""
     if not isinstance(n_steps, (int, np.integer)) or n_steps < 0:
         raise ParameterError(f"number of steps must be a whole number ≥ 0, got {n_steps!r}")
     steps = [int(s) for s in snapshot_steps]
@@ -193,10 +243,36 @@ def _run(system, state, dt, n_steps, snapshot_steps, *, dtype=np.float64, check_
 
 
 class FastStepper:
-    """A batch on the fast engine for :func:`rdlab.simulate.driver.drive`: the packed
-    buffers, the guard (checked inside the kernel every ``check_every`` steps; a blow-up is
-    replayed from the last state read out, one step at a time, to name the first bad step),
-    and the sample indices of the original batch (for messages).
+    """A batch on the fast engine for :func:`rdlab.simulate.driver.drive`.
+
+    It holds the packed buffers, the guard (checked inside the kernel every
+    ``check_every`` steps; a blow-up is replayed from the last state read out, one step at
+    a time, to name the first bad step), and the sample indices of the original batch (for
+    messages).
+
+    Parameters
+    ----------
+    system : System
+        The system (no flow noise).
+    state : numpy.ndarray
+        Initial state, :meth:`System.state_shape`.
+    dt : float
+        Time step; must be stable.
+    dtype : numpy dtype
+        float32 or float64.
+    policy : RunawayGuard
+        The blow-up policy.
+    depth : int, optional
+        Time steps per sweep (default :func:`auto_depth`).
+
+    Raises
+    ------
+    ParameterError
+        For another dtype, flow noise or a state of the wrong shape.
+    StabilityError
+        If ``dt`` is unstable.
+    SimulationError
+        If the initial state already counts as a blow-up.
     """
 
     def __init__(self, system: System, state: np.ndarray, dt: float, dtype,
@@ -225,6 +301,7 @@ class FastStepper:
         self._build(state)
 
     def _build(self, state: np.ndarray) -> None:
+        """Pack ``state`` for the kernel and choose the chunk of steps per call."""
         self.buf = _Buffers(self.system, state, self.dt, self.dtype, self.depth)
         self.origin = (self.step, state)  # the latest state read out: replays start there
         cells = self.buf.bufs.shape[0] * self.buf.ny * self.buf.nx
@@ -233,6 +310,7 @@ class FastStepper:
         self.chunk = chunk - chunk % every if chunk >= every else chunk
 
     def state(self) -> np.ndarray:
+        """Return the current state ``(batch, species[, y, x])``; replays start from it."""
         out = self.buf.state()
         if self.buf.well_mixed:
             out = out[:, :, 0, 0].copy()
@@ -240,12 +318,33 @@ class FastStepper:
         return out
 
     def keep(self, idx: np.ndarray) -> None:
+        """Continue with the local samples ``idx`` only (the buffers are packed again)."""
         current = self.state()[idx]
         self.system = self.system.select(idx)
         self.index = self.index[idx]
         self._build(current)
 
     def advance(self, n: int, step0: int) -> tuple[np.ndarray, np.ndarray]:
+        """Take ``n`` steps from ``step0`` (see :class:`~rdlab.simulate.driver.Stepper`).
+
+        Parameters
+        ----------
+        n : int
+            Number of steps.
+        step0 : int
+            The step the batch is at.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            ``(local indices, steps)`` of the samples that blew up under the ``"drop"``
+            policy (empty when none did).
+
+        Raises
+        ------
+        SimulationError
+            Under the ``"raise"`` policy, naming the first bad step.
+        """
         buf, every, limit = self.buf, self.policy.check_every, self.policy.limit
         buf.advance(n, step0, every, limit)
         self.step = step0 + n
@@ -268,8 +367,10 @@ class FastStepper:
 
 def _first_bad_step(system: System, state: np.ndarray, start: int, found: int, dt: float,
                     dtype, depth: int, limit: float) -> tuple[int, np.ndarray]:
-    """Replay one sample from ``state`` at step ``start`` up to ``found`` (where a check saw
-    it bad), checking every step: the first bad step and the state there.
+    """Replay one sample from step ``start`` up to ``found``, checking every step.
+
+    ``found`` is where a check saw it bad; the result is the first bad step and the state
+    there.
     """
     buf = _Buffers(system, state, dt, dtype, depth)
     buf.advance(found - start, start, 1, limit)
@@ -280,8 +381,16 @@ def _first_bad_step(system: System, state: np.ndarray, start: int, found: int, d
 
 
 def warm_up(system: System, dtype=np.float64) -> None:
-    """Compile the kernel for ``system``'s network, stencil and ``dtype`` (a 1-step run on a
-    one-sample copy), so that later timings exclude compilation.
+    """Compile the kernel for ``system``'s network, stencil and ``dtype``.
+
+    A 1-step run on a one-sample copy, so that later timings exclude compilation.
+
+    Parameters
+    ----------
+    system : System
+        The system whose kernel to compile.
+    dtype : numpy dtype, default numpy.float64
+        float32 or float64.
     """
     small = system.select([0])
     shape = small.state_shape()

@@ -78,16 +78,49 @@ _IS_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86
 
 
 def lanes(dtype) -> int:
-    """SIMD lanes (cells per vector) of the row kernel for ``dtype``."""
+    """Return the SIMD lanes (cells per vector) of the row kernel for ``dtype``.
+
+    Parameters
+    ----------
+    dtype : numpy dtype
+        float32 or float64.
+
+    Returns
+    -------
+    int
+        :data:`VECTOR_BYTES` divided by the item size.
+    """
     return VECTOR_BYTES // np.dtype(dtype).itemsize
 
 
 # ---------------------------------------------------------------------------- the plan
 @dataclass(frozen=True)
 class KernelPlan:
-    """The structure of the generated code for one network: which reactions are constant,
-    linear or polynomial, and where each coefficient sits in the per-sample parameter row
-    ``[c0 (S), c1 (S), dq (S), linear off-diagonal terms, polynomial terms]``.
+    """The structure of the generated code for one network.
+
+    Which reactions are constant, linear or polynomial, and where each coefficient sits in
+    the per-sample parameter row
+    ``[c0 (S), c1 (S), dq (S), linear off-diagonal terms, polynomial terms]``. Build it with
+    :meth:`from_network`.
+
+    Attributes
+    ----------
+    n_species : int
+        Number of species ``S``.
+    zero_order : tuple of int
+        Reactions of order 0.
+    first_order : tuple of tuple of (int, int)
+        ``(reaction, reactant species)`` of the first-order reactions.
+    higher_order : tuple of tuple of (int, int)
+        ``(reaction, monomial index)`` of the reactions of order ≥ 2.
+    monomials : tuple of tuple of int
+        The exponent of each species in each distinct monomial.
+    linear_terms : tuple of tuple of (int, int)
+        ``(species i, species j)``, ``i != j``: off-diagonal linear terms.
+    monomial_terms : tuple of tuple of (int, int)
+        ``(species i, monomial index)``: polynomial terms.
+    stoichiometry : tuple of tuple of int
+        ``S = P − R``, ``(n_species, n_reactions)``.
     """
 
     n_species: int
@@ -101,6 +134,18 @@ class KernelPlan:
 
     @classmethod
     def from_network(cls, network: ReactionNetwork) -> KernelPlan:
+        """Plan the kernel of a network.
+
+        Parameters
+        ----------
+        network : ReactionNetwork
+            The network.
+
+        Returns
+        -------
+        KernelPlan
+            Its plan.
+        """
         R = np.asarray(network.reactant_matrix, dtype=np.int64)
         St = np.asarray(network.stoichiometry, dtype=np.int64)
         n_s, n_r = R.shape
@@ -134,8 +179,20 @@ class KernelPlan:
         )
 
     def update_text(self, stencil: str) -> str:
-        """The per-cell update the row kernel computes, as readable text (species ``x0..``;
-        ``c0, c1, dq, L, P`` are the sample's coefficients from :meth:`pack`).
+        """Return the per-cell update the row kernel computes, as readable text.
+
+        Species are ``x0..``; ``c0, c1, dq, L, P`` are the sample's coefficients from
+        :meth:`pack`.
+
+        Parameters
+        ----------
+        stencil : str
+            ``"5-point"`` or ``"9-point"``.
+
+        Returns
+        -------
+        str
+            One line for the stencil, one per monomial and one per species.
         """
         lap = ("V = v(x-1) + 2 v(x) + v(x+1), v = X(y-1) + 2 X(y) + X(y+1)"
                if stencil == "9-point" else "E = X(y-1) + X(y+1) + X(x-1) + X(x+1)")
@@ -153,14 +210,37 @@ class KernelPlan:
 
     @property
     def n_parameters(self) -> int:
+        """Length of a sample's coefficient row."""
         return 3 * self.n_species + len(self.linear_terms) + len(self.monomial_terms)
 
     def pack(self, rates: np.ndarray, diffusion: np.ndarray, flow: np.ndarray,
              feed: np.ndarray, dt: float, dx: float | None, stencil: str) -> np.ndarray:
-        """Per-sample coefficients of one Euler step, shape ``(batch, n_parameters)`` float64.
+        """Return the per-sample coefficients of one Euler step.
 
         ``X_i ← c0_i + c1_i·X_i + dq_i·(stencil sum) + Σ_j L_ij X_j + Σ_m C_im ∏ X^m``,
-        everything already multiplied by ``dt``. ``dx=None`` means no diffusion.
+        everything already multiplied by ``dt``.
+
+        Parameters
+        ----------
+        rates : numpy.ndarray
+            ``(batch, n_reactions)`` rate constants.
+        diffusion : numpy.ndarray
+            ``(batch, n_species)`` diffusion coefficients.
+        flow : numpy.ndarray
+            ``(batch,)`` flow rates.
+        feed : numpy.ndarray
+            ``(batch, n_species)`` feed concentrations.
+        dt : float
+            Time step.
+        dx : float or None
+            Grid spacing; ``None`` means no diffusion.
+        stencil : str
+            ``"5-point"`` or ``"9-point"``.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(batch, n_parameters)``, float64, C-contiguous.
         """
         St = np.asarray(self.stoichiometry, dtype=float)
         n_s = self.n_species
@@ -194,9 +274,11 @@ class KernelPlan:
 
 # ---------------------------------------------------------------------------- IR pieces
 def _make_ftz():
-    """Intrinsics that switch a thread's x86 MXCSR to flush-to-zero / denormals-are-zero
-    (returning the old value) and restore it. Sub-normal numbers (e.g. an activator decaying
-    towards 0 in the background) otherwise cost ~100 cycles per operation.
+    """Return intrinsics that switch a thread's x86 MXCSR to FTZ/DAZ and restore it.
+
+    The first switches to flush-to-zero / denormals-are-zero, returning the old value; the
+    second restores it. Sub-normal numbers (e.g. an activator decaying towards 0 in the
+    background) otherwise cost ~100 cycles per operation.
     """
     from llvmlite import ir
     from numba import njit, types
@@ -259,7 +341,9 @@ def _ftz():
 
 
 def make_rows_intrinsic(plan: KernelPlan, stencil: str):
-    """The row kernel for ``plan``::
+    """Return the row kernel for ``plan``, a numba intrinsic generated as LLVM IR.
+
+    The kernel::
 
         rows(w, src0, src_mod, dst0, dst_mod, r_begin, r_end, prm, nx)
 
@@ -267,6 +351,18 @@ def make_rows_intrinsic(plan: KernelPlan, stencil: str):
     ``dst0 + r mod dst_mod`` of the C-contiguous ``(rows, species, nxp)`` array ``w`` (all
     species, periodic ghosts included) from input rows ``src0 + (r + d) mod src_mod``,
     ``d = −1, 0, 1``. ``prm`` is the sample's coefficient row (:meth:`KernelPlan.pack`).
+
+    Parameters
+    ----------
+    plan : KernelPlan
+        The network's plan.
+    stencil : str
+        ``"5-point"`` or ``"9-point"``.
+
+    Returns
+    -------
+    numba intrinsic
+        The ``rows`` kernel.
     """
     from llvmlite import ir
     from numba import types
@@ -536,10 +632,12 @@ def kernel(bufs, prm, status, n_steps, step0, check_every, depth, ny, nx, vl, li
 
 
 def _make_bad_intrinsic():
-    """``bad(w, r0, ny, nx, limit) -> bool``: whether rows ``r0 .. r0+ny`` of ``w`` (padded
-    layout, cells ``VL .. VL+nx`` of each species row) hold NaN, ±Inf or a value beyond
-    ±limit. Vector compares (ordered ``|x| <= limit``, so NaN counts as bad), lanes past
-    ``nx`` masked out; no fast-math flags.
+    """Return the intrinsic ``bad(w, r0, ny, nx, limit) -> bool``.
+
+    It tells whether rows ``r0 .. r0+ny`` of ``w`` (padded layout, cells ``VL .. VL+nx`` of
+    each species row) hold NaN, ±Inf or a value beyond ±limit. Vector compares (ordered
+    ``|x| <= limit``, so NaN counts as bad), lanes past ``nx`` masked out; no fast-math
+    flags.
     """
     from llvmlite import ir
     from numba import types
@@ -645,8 +743,22 @@ _BAD = None
 
 
 def driver_source(plan: KernelPlan, stencil: str) -> str:
-    """Python source of the numba driver for ``plan``: the time and row loops, which call the
-    generated ``_rows`` kernel; its header comment spells out the per-cell update.
+    """Return the Python source of the numba driver for ``plan``.
+
+    The driver holds the time and row loops, which call the generated ``_rows`` kernel; its
+    header comment spells out the per-cell update.
+
+    Parameters
+    ----------
+    plan : KernelPlan
+        The network's plan.
+    stencil : str
+        ``"5-point"`` or ``"9-point"``.
+
+    Returns
+    -------
+    str
+        The source.
     """
     header = "".join(f"# {line}\n" for line in plan.update_text(stencil).splitlines())
     return "# rdlab fast-engine driver; per-cell update of the row kernel:\n" + header + \
@@ -659,15 +771,29 @@ _KERNELS_LOCK = threading.Lock()
 
 
 def _structure_key(network: ReactionNetwork, stencil: str) -> tuple:
+    """Return the memo key of a kernel: the network's structure, stencil and vector size."""
     R = np.asarray(network.reactant_matrix, dtype=np.int64)
     St = np.asarray(network.stoichiometry, dtype=np.int64)
     return (R.shape, R.tobytes(), St.tobytes(), stencil, VECTOR_BYTES)
 
 
 def compile_kernel(network: ReactionNetwork, stencil: str):
-    """``(plan, kernel)`` for ``network`` and ``stencil`` (``'5-point'``/``'9-point'``),
-    memoised on the network's structure (rates are run-time parameters). ``kernel`` is a
-    numba dispatcher; it compiles on first use for each dtype.
+    """Return the plan and the compiled kernel for a network and stencil.
+
+    Memoised on the network's structure (rates are run-time parameters).
+
+    Parameters
+    ----------
+    network : ReactionNetwork
+        The network.
+    stencil : str
+        ``'5-point'`` or ``'9-point'``.
+
+    Returns
+    -------
+    tuple
+        ``(plan, kernel)``: the :class:`KernelPlan` and a numba dispatcher, which compiles
+        on first use for each dtype.
     """
     global _BAD
     import numba

@@ -30,9 +30,10 @@ METHODS = ("Radau", "BDF", "LSODA")
 
 
 class _Model:
-    """Right-hand side and Jacobian of one sample, vectorised over reactions: reaction ``r``
-    multiplies its rate constant by its reactant concentrations in species order (the order
-    of :func:`~rdlab.chemistry.kinetics.mass_action_rates`).
+    """Right-hand side and Jacobian of one sample, vectorised over reactions.
+
+    Reaction ``r`` multiplies its rate constant by its reactant concentrations in species
+    order (the order of :func:`~rdlab.chemistry.kinetics.mass_action_rates`).
     """
 
     def __init__(self, system: System, sample: int):
@@ -52,7 +53,7 @@ class _Model:
         self.n_species = n_s
 
     def rates(self, x: np.ndarray) -> np.ndarray:
-        """``v (R, *extra)`` for ``x (S, *extra)``."""
+        """Return the reaction rates ``v (R, *extra)`` for ``x (S, *extra)``."""
         padded = np.concatenate([x, np.ones((1, *x.shape[1:]))], axis=0)
         v = self.k.reshape(self.k.shape + (1,) * (x.ndim - 1))
         for row in self.factors:
@@ -60,16 +61,18 @@ class _Model:
         return v
 
     def rhs(self, x: np.ndarray) -> np.ndarray:
-        """``dX/dt`` for ``x (S,)`` or ``x (S, n)`` (columns = states)."""
+        """Return ``dX/dt`` for ``x (S,)`` or ``x (S, n)`` (columns = states)."""
         feed = self.feed.reshape(self.feed.shape + (1,) * (x.ndim - 1))
         return self.S @ self.rates(x) + self.f * (feed - x)
 
     def jacobian(self, x: np.ndarray) -> np.ndarray:
+        """Return the Jacobian ``(S, S)`` at ``x (S,)``."""
         dv = mass_action_jacobian(self.R, x[None, :], self.k[None, :])[0]  # (R, S)
         return self.S @ dv - self.f * np.eye(self.n_species)
 
 
 def _check_well_mixed(system: System) -> None:
+    """Refuse a system with a grid or flow noise."""
     if system.grid is not None:
         g = system.grid
         raise ParameterError(
@@ -82,15 +85,49 @@ def _check_well_mixed(system: System) -> None:
 
 
 def rhs(system: System, state: np.ndarray) -> np.ndarray:
-    """``dX/dt = S·v(X) + f·(x_feed − X)`` for a well-mixed ``state (batch, species)``."""
+    """Return ``dX/dt = S·v(X) + f·(x_feed − X)`` of the well-mixed model.
+
+    Parameters
+    ----------
+    system : System
+        A well-mixed system (``grid=None``, no flow noise).
+    state : numpy.ndarray
+        ``(batch, species)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(batch, species)``.
+
+    Raises
+    ------
+    ParameterError
+        If the system has a grid or flow noise, or the state is invalid.
+    """
     _check_well_mixed(system)
     x = system.check_state(state, "state")
     return np.stack([_Model(system, b).rhs(x[b]) for b in range(system.batch_size)])
 
 
 def jacobian(system: System, state: np.ndarray) -> np.ndarray:
-    """Analytic Jacobian ``J = S·∂v/∂X − f·I`` of the well-mixed model at ``state
-    (batch, species)``; shape ``(batch, species, species)``, ``J[b, i, j] = ∂Ẋ_i/∂X_j``.
+    """Return the analytic Jacobian ``J = S·∂v/∂X − f·I`` of the well-mixed model.
+
+    Parameters
+    ----------
+    system : System
+        A well-mixed system (``grid=None``, no flow noise).
+    state : numpy.ndarray
+        ``(batch, species)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(batch, species, species)``, ``J[b, i, j] = ∂Ẋ_i/∂X_j``.
+
+    Raises
+    ------
+    ParameterError
+        If the system has a grid or flow noise, or the state is invalid.
     """
     _check_well_mixed(system)
     x = system.check_state(state, "state")
@@ -98,6 +135,7 @@ def jacobian(system: System, state: np.ndarray) -> np.ndarray:
 
 
 def _check_times(times) -> np.ndarray:
+    """Return the output times as a 1-D float array: finite, ≥ 0 and sorted."""
     try:
         t = np.asarray(times, dtype=float)
     except (TypeError, ValueError):
@@ -129,17 +167,38 @@ def solve(
     progress: Callable[[int], None] | None = None,
     runaway_limit: float = guard.RUNAWAY_LIMIT,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Integrate each sample of the well-mixed ``system`` from ``state`` (at time 0) and
-    report it at ``times`` (sorted, ≥ 0).
+    """Integrate each sample of the well-mixed ``system`` and report it at ``times``.
 
-    state: ``(batch, species)`` or ``(species,)`` (broadcast over the batch).
-    method: ``'Radau'`` (default), ``'BDF'`` or ``'LSODA'``, all given the analytic Jacobian.
-    progress: called with ``1`` after each sample is done (``batch`` calls in all).
+    Parameters
+    ----------
+    system : System
+        A well-mixed system (``grid=None``, no flow noise).
+    state : numpy.ndarray
+        The state at time 0: ``(batch, species)`` or ``(species,)`` (broadcast over the
+        batch).
+    times : sequence of float or numpy.ndarray
+        Output times, sorted, ≥ 0.
+    method : str, default "Radau"
+        ``'Radau'``, ``'BDF'`` or ``'LSODA'``, all given the analytic Jacobian.
+    rtol, atol : float, default 1e-8, 1e-10
+        The solver's relative and absolute tolerances.
+    progress : callable, optional
+        Called with ``1`` after each sample is done (``batch`` calls in all).
+    runaway_limit : float, default RUNAWAY_LIMIT
+        A concentration beyond ±this counts as a blow-up.
 
-    Returns ``(states, derivatives)``, both ``(time, batch, species)``: the solution at
-    ``times`` and ``dX/dt`` evaluated exactly at those states.
-    Raises :class:`~rdlab.errors.SimulationError` naming the sample when the solver fails or
-    the solution blows up.
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(states, derivatives)``, both ``(time, batch, species)``: the solution at
+        ``times`` and ``dX/dt`` evaluated exactly at those states.
+
+    Raises
+    ------
+    SimulationError
+        Naming the sample when the solver fails or the solution blows up.
+    ParameterError
+        For a grid or flow noise, an unknown method, bad tolerances, limit, state or times.
     """
     _check_well_mixed(system)
     if method not in METHODS:
@@ -182,14 +241,16 @@ def solve(
 
 def _integrate(model: _Model, x0: np.ndarray, t_eval: np.ndarray, method: str,
                rtol: float, atol: float, sample: int) -> np.ndarray:
-    """One sample's solution at ``t_eval``, shape ``(species, time)``."""
+    """Return one sample's solution at ``t_eval``, shape ``(species, time)``."""
     reached = [0.0]
 
     def fun(t, x):
+        """Return the right-hand side, noting the latest time reached."""
         reached[0] = max(reached[0], t)
         return model.rhs(x)
 
     def jac(_t, x):
+        """Return the Jacobian."""
         return model.jacobian(x)
 
     try:

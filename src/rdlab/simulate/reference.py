@@ -1,5 +1,6 @@
-"""The slow, obvious NumPy reference of the model — the definition every engine is tested
-against. Clarity over speed: explicit ``np.roll`` stencils, explicit loops over reactions.
+"""The slow, obvious NumPy reference of the model: the definition every engine is tested against.
+
+Clarity over speed: explicit ``np.roll`` stencils, explicit loops over reactions.
 
 State ``X``: ``(batch, species, y, x)`` on a grid, ``(batch, species)`` well mixed.
 """
@@ -19,7 +20,22 @@ from rdlab.system import STENCILS, System
 
 
 def laplacian(field: np.ndarray, stencil: str = "9-point", dx: float = 1.0) -> np.ndarray:
-    """Periodic discrete Laplacian over the last two axes (y, x)."""
+    """Return the periodic discrete Laplacian over the last two axes (y, x).
+
+    Parameters
+    ----------
+    field : numpy.ndarray
+        Any array whose last two axes are (y, x).
+    stencil : str, default "9-point"
+        A name of :data:`~rdlab.system.STENCILS`.
+    dx : float, default 1.0
+        Grid spacing.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape of ``field``.
+    """
     w = STENCILS[stencil]
     out = np.zeros_like(field)
     for a, b in itertools.product(range(3), range(3)):
@@ -30,10 +46,22 @@ def laplacian(field: np.ndarray, stencil: str = "9-point", dx: float = 1.0) -> n
 
 
 def rhs(system: System, state: np.ndarray, flow_field: np.ndarray | None = None) -> np.ndarray:
-    """``dX/dt = S·v(X) + D∘∇²X + f·(x_feed − X)``.
+    """Return ``dX/dt = S·v(X) + D∘∇²X + f·(x_feed − X)``.
 
-    flow_field: optional flow rate per cell replacing ``f`` (noisy drive), shape broadcastable
-    to the state, e.g. ``(batch, 1, y, x)`` or ``(batch, species, y, x)``.
+    Parameters
+    ----------
+    system : System
+        The system.
+    state : numpy.ndarray
+        ``(batch, species, y, x)`` on a grid, ``(batch, species)`` well mixed.
+    flow_field : numpy.ndarray, optional
+        Flow rate per cell replacing ``f`` (noisy drive), shape broadcastable to the state,
+        e.g. ``(batch, 1, y, x)`` or ``(batch, species, y, x)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape of ``state``.
     """
     net = system.network
     spatial = state.shape[2:]
@@ -54,16 +82,50 @@ def rhs(system: System, state: np.ndarray, flow_field: np.ndarray | None = None)
 
 def euler_step(system: System, state: np.ndarray, dt: float,
                flow_field: np.ndarray | None = None) -> np.ndarray:
-    """One forward-Euler step ``X + dt·rhs(X)``."""
+    """Return one forward-Euler step ``X + dt·rhs(X)``.
+
+    Parameters
+    ----------
+    system : System
+        The system.
+    state : numpy.ndarray
+        ``(batch, species, y, x)`` or ``(batch, species)``.
+    dt : float
+        Time step.
+    flow_field : numpy.ndarray, optional
+        Flow rate per cell replacing ``f`` (see :func:`rhs`).
+
+    Returns
+    -------
+    numpy.ndarray
+        The next state.
+    """
     return state + dt * rhs(system, state, flow_field)
 
 
 def run(system: System, state: np.ndarray, dt: float, n_steps: int,
         snapshot_steps: Sequence[int], flow_fields=None) -> np.ndarray:
-    """Forward Euler for ``n_steps``; returns the states after each step in ``snapshot_steps``
-    (0 = the initial state), shape ``(time, batch, species, *spatial)``.
+    """Integrate with forward Euler for ``n_steps``, without run guards.
 
-    flow_fields: optional callable ``step -> flow field`` for a noisy drive.
+    Parameters
+    ----------
+    system : System
+        The system.
+    state : numpy.ndarray
+        Initial state ``(batch, species, *spatial)``.
+    dt : float
+        Time step.
+    n_steps : int
+        Number of steps.
+    snapshot_steps : sequence of int
+        Steps to keep (0 = the initial state).
+    flow_fields : callable, optional
+        ``step -> flow field`` for a noisy drive.
+
+    Returns
+    -------
+    numpy.ndarray
+        The states after each snapshot step, shape ``(time, batch, species, *spatial)``.
     """
     wanted = sorted(set(int(s) for s in snapshot_steps))
     out = np.empty((len(wanted),) + state.shape, dtype=state.dtype)
@@ -84,10 +146,41 @@ def run_checked(system: System, state: np.ndarray, dt: float, n_steps: int,
                 snapshot_steps: Sequence[int], *, seed: int | None = None,
                 check_every: int = 64, progress=None, runaway_limit: float | None = None
                 ) -> np.ndarray:
-    """:func:`run` with the run guards of every engine: blow-up checks every ``check_every``
-    steps (raising :class:`~rdlab.errors.SimulationError` that names the first bad step,
-    found by replaying from the last good check), the noisy flow drawn from
-    ``numpy.random.default_rng(seed)``, and ``progress(n_steps_done)`` callbacks.
+    """Run :func:`run` with the run guards of every engine.
+
+    Parameters
+    ----------
+    system : System
+        The system.
+    state : numpy.ndarray
+        Initial state ``(batch, species, *spatial)``.
+    dt : float
+        Time step; must be stable.
+    n_steps : int
+        Number of steps.
+    snapshot_steps : sequence of int
+        Steps to keep (0 = the initial state).
+    seed : int, optional
+        Seed of ``numpy.random.default_rng`` for the noisy flow.
+    check_every : int, default 64
+        Steps between blow-up checks.
+    progress : callable, optional
+        ``progress(n_steps_done)``, called with the steps done since its previous call.
+    runaway_limit : float, optional
+        A concentration beyond ±this counts as a blow-up (default
+        :data:`~rdlab.simulate.guard.RUNAWAY_LIMIT`).
+
+    Returns
+    -------
+    numpy.ndarray
+        The states after each snapshot step, shape ``(time, batch, species, *spatial)``.
+
+    Raises
+    ------
+    SimulationError
+        Naming the first bad step, found by replaying from the last good check.
+    StabilityError
+        If ``dt`` is unstable.
     """
     limit = guard.RUNAWAY_LIMIT if runaway_limit is None else runaway_limit
     stepper = NumpyStepper(system, state, dt, RunawayGuard(limit, check_every), seed)
@@ -98,8 +191,27 @@ def run_checked(system: System, state: np.ndarray, dt: float, n_steps: int,
 
 
 class NumpyStepper(PythonStepper):
-    """The reference engine as a :class:`~rdlab.simulate.driver.Stepper`: the state in its
-    own dtype, the noisy flow drawn from ``numpy.random.default_rng(seed)``.
+    """The reference engine as a :class:`~rdlab.simulate.driver.Stepper`.
+
+    Parameters
+    ----------
+    system : System
+        The system.
+    state : numpy.ndarray
+        Initial state, kept in its own dtype.
+    dt : float
+        Time step; must be stable.
+    policy : RunawayGuard
+        The blow-up policy.
+    seed : int, optional
+        Seed of ``numpy.random.default_rng`` for the noisy flow.
+
+    Raises
+    ------
+    StabilityError
+        If ``dt`` is unstable.
+    SimulationError
+        If the initial state already counts as a blow-up.
     """
 
     def __init__(self, system: System, state: np.ndarray, dt: float, policy: RunawayGuard,
@@ -110,22 +222,28 @@ class NumpyStepper(PythonStepper):
         super().__init__(system, np.array(state, copy=True), policy)
 
     def _step(self, x):
+        """Return the state one step on."""
         return _step(self.system, x, self.dt, self.rng, x.dtype)
 
     def _bad(self, x):
+        """Return a ``(batch,)`` mask of the samples that blew up."""
         return guard.bad_samples(x, self.policy.limit)
 
     def _numpy(self, x):
+        """Return ``x`` (already a NumPy array)."""
         return x
 
     def _rng_state(self):
+        """Return the noise generator's state."""
         return self.rng.bit_generator.state
 
     def _set_rng_state(self, state) -> None:
+        """Restore the noise generator's state."""
         self.rng.bit_generator.state = state
 
 
 def _step(system: System, x: np.ndarray, dt: float, rng: np.random.Generator, dtype):
+    """Return one Euler step of ``x`` in ``dtype``, drawing the flow noise if any."""
     from rdlab.simulate import flow_noise
 
     ff = None

@@ -19,9 +19,29 @@ def trajectory_dataset(system: System, snapshots: np.ndarray, times: np.ndarray,
                        seed: int | None = None) -> xr.Dataset:
     """Wrap ``snapshots`` of shape ``(time, batch, species, *spatial)`` as a dataset.
 
-    Coordinates: ``time`` (model time units), ``step`` (on ``time``, when given), ``species``,
-    ``y``/``x`` (cell centres in length units), and on ``sample`` the flow ``f`` plus every
-    swept parameter. Attributes: the full config (JSON), seed and rdlab version.
+    Parameters
+    ----------
+    system : System
+        The system run.
+    snapshots : numpy.ndarray
+        Shape ``(time, batch, species, *spatial)``.
+    times : numpy.ndarray
+        Model time of each snapshot.
+    steps : numpy.ndarray, optional
+        Step of each snapshot.
+    config : dict, optional
+        The run's configuration, stored as JSON.
+    seed : int, optional
+        The run's seed (stored as −1 when ``None``).
+
+    Returns
+    -------
+    xarray.Dataset
+        The variable ``concentration`` of dims ``sample, time, species[, y, x]``.
+        Coordinates: ``time`` (model time units), ``step`` (on ``time``, when given),
+        ``species``, ``y``/``x`` (cell centres in length units), and on ``sample`` the flow
+        ``f`` plus every swept parameter. Attributes: the full config (JSON), the system,
+        seed and rdlab version.
     """
     data = np.moveaxis(snapshots, 1, 0)  # (sample, time, species, ...)
     dims = ["sample", "time", "species"]
@@ -50,6 +70,7 @@ def trajectory_dataset(system: System, snapshots: np.ndarray, times: np.ndarray,
 
 
 def _json_default(obj):
+    """Return NumPy values as plain data for JSON, anything else as text."""
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     if isinstance(obj, np.generic):

@@ -28,7 +28,10 @@ RATE_TOL = 1e-9
 
 
 def _mode_symbols(system: System) -> np.ndarray:
-    """Distinct values of −(stencil symbol)/dx² over the grid's wavenumbers, ``(m,)`` ≥ 0."""
+    """Return the distinct values of −(stencil symbol)/dx² over the grid's wavenumbers.
+
+    Shape ``(m,)``, each ≥ 0.
+    """
     g = system.grid
     ky = 2 * np.pi * np.fft.fftfreq(g.ny)
     kx = 2 * np.pi * np.fft.fftfreq(g.nx)
@@ -38,8 +41,25 @@ def _mode_symbols(system: System) -> np.ndarray:
 
 def homogeneous_steady(system: System, state: np.ndarray, uniform_tol: float = UNIFORM_TOL,
                        rate_tol: float = RATE_TOL) -> np.ndarray:
-    """``(batch,)`` bool: which samples of ``state (batch, species, y, x)`` sit in a uniform,
-    linearly stable fixed point (see the module docstring).
+    """Return which samples sit in a uniform, linearly stable fixed point.
+
+    See the module docstring for the three conditions.
+
+    Parameters
+    ----------
+    system : System
+        The system, with a grid.
+    state : numpy.ndarray
+        ``(batch, species, y, x)``.
+    uniform_tol : float, default UNIFORM_TOL
+        Largest deviation of a species from its spatial mean (concentration units).
+    rate_tol : float, default RATE_TOL
+        Largest well-mixed rate of change at the mean (concentration units per time unit).
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean, shape ``(batch,)``.
     """
     x = np.asarray(state, dtype=np.float64)
     mean = x.mean(axis=(2, 3))  # (B, S)
@@ -66,9 +86,20 @@ def homogeneous_steady(system: System, state: np.ndarray, uniform_tol: float = U
 
 
 class SteadyStop(Tracker):
-    """Stop each sample at the first of ``steps`` where it is provably steady
-    (:func:`homogeneous_steady` with ``uniform_tol``, ``rate_tol``); its later snapshots are
-    its state then. ``system`` is the whole batch the run was started with.
+    """Stop each sample at the first of ``steps`` where it is provably steady.
+
+    Steady as :func:`homogeneous_steady` says; its later snapshots are its state then.
+
+    Parameters
+    ----------
+    system : System
+        The whole batch the run was started with.
+    steps : iterable of int
+        The steps at which to check.
+    uniform_tol : float, default UNIFORM_TOL
+        See :func:`homogeneous_steady`.
+    rate_tol : float, default RATE_TOL
+        See :func:`homogeneous_steady`.
     """
 
     def __init__(self, system: System, steps, uniform_tol: float = UNIFORM_TOL,
@@ -78,9 +109,11 @@ class SteadyStop(Tracker):
         self.uniform_tol, self.rate_tol = uniform_tol, rate_tol
 
     def due_steps(self, n_steps: int):
+        """Return the check steps."""
         return self.steps
 
     def visit(self, view: RunView) -> np.ndarray | None:
+        """Stop the running samples that are steady at a check step."""
         if view.step not in self.steps:
             return None
         active = np.flatnonzero(view.active)
