@@ -17,6 +17,7 @@ from typing import Any
 
 @contextlib.contextmanager
 def _temporary_beside(path: Path) -> Iterator[Path]:
+    """Yield a fresh temporary file beside ``path``; rename it to ``path`` on success."""
     path = Path(path)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -31,6 +32,7 @@ def _temporary_beside(path: Path) -> Iterator[Path]:
 
 
 def _read_umask() -> int:
+    """Return the process's umask (by setting it and setting it back)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -41,7 +43,20 @@ _UMASK = _read_umask()
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
-    """Call ``write(tmp)`` on a fresh temporary path, then rename it to ``path``."""
+    """Call ``write(tmp)`` on a fresh temporary path, then rename it to ``path``.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file to write.
+    write : callable
+        ``write(tmp)`` writes the content to the temporary path ``tmp``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     path = Path(path)
     with _temporary_beside(path) as tmp:
         write(tmp)
@@ -49,20 +64,58 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file to write.
+    text : str
+        Its content.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file to write.
+    data : bytes
+        Its content.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     return atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 @contextlib.contextmanager
 def atomic_folder(path: str | Path) -> Iterator[Path]:
-    """Yield a fresh, uniquely named temporary folder beside ``path`` (e.g. for a zarr
-    store); when the block succeeds it replaces ``path`` (an older folder there is removed
-    first), when it fails it is removed. Stale temporaries of a killed writer are the
-    caller's to tidy (it holds the output's lock): their names match
-    ``.<name>.*.partial``.
+    """Yield a fresh, uniquely named temporary folder beside ``path`` (e.g. for a zarr store).
+
+    When the block succeeds it replaces ``path`` (an older folder there is removed first),
+    when it fails it is removed. Stale temporaries of a killed writer are the caller's to
+    tidy (it holds the output's lock): their names match ``.<name>.*.partial``.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The folder to write.
+
+    Yields
+    ------
+    pathlib.Path
+        The temporary folder to fill.
     """
     path = Path(path)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial"))
@@ -77,6 +130,20 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """Save ``obj`` with ``torch.save`` to ``path`` atomically.
+
+    Parameters
+    ----------
+    obj : Any
+        What to save (a state dict, a checkpoint).
+    path : str or pathlib.Path
+        The file to write.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     import torch
 
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))

@@ -1,5 +1,6 @@
-"""Value checks shared across layers; each raises :class:`~rdlab.errors.ParameterError`
-naming the offending value.
+"""Value checks shared across layers.
+
+Each raises :class:`~rdlab.errors.ParameterError` naming the offending value.
 """
 
 from __future__ import annotations
@@ -17,8 +18,24 @@ DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def parse_float(value) -> float:
-    """``float(value)``, except that text with an underscore is refused (ValueError):
+    """Return ``float(value)``, except that text with an underscore is refused.
+
     Python reads ``"0_04"`` as 4.0, a typo of 0.04 that would otherwise run silently.
+
+    Parameters
+    ----------
+    value : Any
+        A number or its text.
+
+    Returns
+    -------
+    float
+        The value.
+
+    Raises
+    ------
+    ValueError
+        For text with an underscore, or anything ``float`` refuses.
     """
     if isinstance(value, str) and "_" in value:
         raise ValueError(f"could not convert string to float: {value!r}")
@@ -26,7 +43,25 @@ def parse_float(value) -> float:
 
 
 def nonnegative_number(value, what: str) -> float:
-    """``value`` as a finite float ≥ 0, or a ParameterError naming ``what`` and the value."""
+    """Return ``value`` as a finite float ≥ 0.
+
+    Parameters
+    ----------
+    value : Any
+        The value given.
+    what : str
+        What it is, for messages.
+
+    Returns
+    -------
+    float
+        The value.
+
+    Raises
+    ------
+    ParameterError
+        Naming ``what`` and the value if it is not a finite number ≥ 0.
+    """
     try:
         x = float(value)
     except (TypeError, ValueError):
@@ -37,7 +72,25 @@ def nonnegative_number(value, what: str) -> float:
 
 
 def positive_number(value, what: str) -> float:
-    """``value`` as a finite float > 0, or a ParameterError naming ``what`` and the value."""
+    """Return ``value`` as a finite float > 0.
+
+    Parameters
+    ----------
+    value : Any
+        The value given.
+    what : str
+        What it is, for messages.
+
+    Returns
+    -------
+    float
+        The value.
+
+    Raises
+    ------
+    ParameterError
+        Naming ``what`` and the value if it is not a positive finite number.
+    """
     try:
         x = float(value)
     except (TypeError, ValueError):
@@ -48,10 +101,26 @@ def positive_number(value, what: str) -> float:
 
 
 def parse_duration(text, what: str) -> float:
-    """A duration written with a unit — ``"90s"``, ``"20m"``, ``"1.5h"`` (seconds, minutes,
-    hours; spaces and case ignored) — in seconds, as a finite float > 0. A bare number (is
-    ``90`` seconds or minutes?), another unit, zero, a negative, NaN or infinity is a
-    ParameterError naming ``what`` and the value.
+    """Return a duration written with a unit in seconds.
+
+    Parameters
+    ----------
+    text : str
+        ``"90s"``, ``"20m"``, ``"1.5h"`` (seconds, minutes, hours; spaces and case
+        ignored).
+    what : str
+        What it is, for messages.
+
+    Returns
+    -------
+    float
+        Seconds, finite and > 0.
+
+    Raises
+    ------
+    ParameterError
+        Naming ``what`` and the value, for a bare number (is ``90`` seconds or minutes?),
+        another unit, zero, a negative, NaN or infinity.
     """
     raw = str(text).strip()
     match = re.fullmatch(r"(.*?)\s*([A-Za-z])", raw)
@@ -75,10 +144,29 @@ def parse_duration(text, what: str) -> float:
 
 def time_budget_option(time_budget: str | None, old: float | None = None,
                        old_name: str = "", old_unit: str = "s") -> float | None:
-    """The seconds of a command's ``--time-budget DURATION`` (:func:`parse_duration`), or of
-    its deprecated hidden option ``old_name`` (a bare number of ``old_unit``: ``"s"`` or
-    ``"m"``, as ``--budget`` and ``--minutes`` took); None when neither is given. Both given,
-    or a bad value, is a ParameterError naming the option and the value.
+    """Return the seconds of a command's time budget.
+
+    Parameters
+    ----------
+    time_budget : str or None
+        The ``--time-budget DURATION`` given (:func:`parse_duration`).
+    old : float, optional
+        The value of the deprecated hidden option ``old_name``, a bare number of
+        ``old_unit``.
+    old_name : str, default ""
+        Its name (as ``--budget`` and ``--minutes``), for messages.
+    old_unit : str, default "s"
+        Its unit: ``"s"`` or ``"m"``.
+
+    Returns
+    -------
+    float or None
+        Seconds; ``None`` when neither is given.
+
+    Raises
+    ------
+    ParameterError
+        When both are given, or for a bad value, naming the option and the value.
     """
     if old is not None:
         if time_budget is not None:
@@ -94,8 +182,25 @@ def time_budget_option(time_budget: str | None, old: float | None = None,
 
 
 def torch_device(value, what: str):
-    """``value`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...) as a :class:`torch.device` that
-    exists on this machine, or a ParameterError naming ``what`` and the value.
+    """Return ``value`` as a :class:`torch.device` that exists on this machine.
+
+    Parameters
+    ----------
+    value : str or torch.device
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+    what : str
+        What it is, for messages.
+
+    Returns
+    -------
+    torch.device
+        The device.
+
+    Raises
+    ------
+    ParameterError
+        Naming ``what`` and the value, for a text that is not a device, another type than
+        cpu or cuda, or a CUDA device this machine does not have.
     """
     import torch
 

@@ -1,6 +1,7 @@
 """Initial states on a grid: uniform, uniform plus perturbation squares, random.
 
-All return float64 arrays of shape ``(batch, species, y, x)`` for a :class:`~rdlab.system.System`.
+All return float64 arrays of shape ``(batch, species, y, x)`` for a
+:class:`~rdlab.system.System`.
 Randomness comes from a ``numpy.random.Generator``: same seed, same state.
 """
 
@@ -17,7 +18,28 @@ from rdlab.system import System
 
 def species_vector(system: System, values: Mapping[str, float] | Sequence[float] | float,
                    what: str) -> np.ndarray:
-    """Per-species values from a mapping (missing species 0), a sequence or a scalar."""
+    """Return per-species values from a mapping, a sequence or a scalar.
+
+    Parameters
+    ----------
+    system : System
+        The system (its species).
+    values : Mapping of str to float, sequence of float or float
+        A mapping species → value (missing species 0), one value per species, or one for
+        all.
+    what : str
+        What the values are, for messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(species,)``.
+
+    Raises
+    ------
+    ParameterError
+        For an unknown species, a wrong count, or a value negative or not finite.
+    """
     n = system.n_species
     if isinstance(values, Mapping):
         out = np.zeros(n)
@@ -37,6 +59,7 @@ def species_vector(system: System, values: Mapping[str, float] | Sequence[float]
 
 
 def _grid_shape(system: System) -> tuple[int, int]:
+    """Return the grid shape, refusing a well-mixed system."""
     if system.grid is None:
         raise ParameterError("this initial condition needs a grid; the system is well-mixed")
     return system.grid.shape
@@ -44,7 +67,25 @@ def _grid_shape(system: System) -> tuple[int, int]:
 
 def uniform(system: System, values: Mapping[str, float] | Sequence[float] | float | None = None
             ) -> np.ndarray:
-    """The same concentrations everywhere (default: each sample's feed)."""
+    """Return the same concentrations everywhere.
+
+    Parameters
+    ----------
+    system : System
+        The system, with a grid.
+    values : Mapping of str to float, sequence of float or float, optional
+        The concentrations (see :func:`species_vector`); default: each sample's feed.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(batch, species, y, x)``, float64.
+
+    Raises
+    ------
+    ParameterError
+        If the system is well-mixed or the values are invalid.
+    """
     ny, nx = _grid_shape(system)
     if values is None:
         base = system.feed
@@ -66,11 +107,40 @@ def with_squares(
     noise: float = 0.0,
     centred_first: bool = True,
 ) -> np.ndarray:
-    """Uniform ``base`` plus ``n_squares`` squares of side ``size`` cells set to ``square``
-    (periodic wrap), the first one centred when ``centred_first``, the rest at random places
-    (independent per sample); then multiplicative noise ``× (1 + noise·N(0,1))`` clipped at 0.
-    ``size`` defaults to an eighth of the shorter grid side (16 cells on 128²).
+    """Return a uniform state with perturbation squares and optional noise.
+
     This is the classic Gray–Scott start (U=1, V=0 with squares at U=0.5, V=0.25).
+
+    Parameters
+    ----------
+    system : System
+        The system, with a grid.
+    rng : numpy.random.Generator
+        Places of the squares and the noise.
+    base : Mapping of str to float, sequence of float or float, optional
+        The uniform background (see :func:`uniform`; default each sample's feed).
+    square : Mapping of str to float, sequence of float or float, default 0.5
+        Concentrations inside the squares.
+    n_squares : int, default 1
+        Number of squares per sample, from 0 to the number of cells.
+    size : int, optional
+        Side of a square in cells (periodic wrap); default an eighth of the shorter grid
+        side (16 cells on 128²).
+    noise : float, default 0.0
+        Multiplicative noise ``× (1 + noise·N(0,1))``, clipped at 0.
+    centred_first : bool, default True
+        Centre the first square; the rest go to random places (independent per sample).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(batch, species, y, x)``, float64.
+
+    Raises
+    ------
+    ParameterError
+        If the system is well-mixed, or ``n_squares``, ``size``, ``noise`` or a
+        concentration is out of range.
     """
     ny, nx = _grid_shape(system)
     if size is None:
@@ -102,8 +172,29 @@ def with_squares(
 
 def random_uniform(system: System, rng: np.random.Generator, low: float = 0.0,
                    high: float = 1.0, smooth: float = 0.0) -> np.ndarray:
-    """Independent U(low, high) values per cell and species, optionally smoothed by a
-    periodic Gaussian of width ``smooth`` cells (then rescaled back to [low, high]).
+    """Return independent U(low, high) values per cell and species, optionally smoothed.
+
+    Parameters
+    ----------
+    system : System
+        The system, with a grid.
+    rng : numpy.random.Generator
+        The random numbers.
+    low, high : float, default 0.0, 1.0
+        The range, ``0 ≤ low ≤ high``.
+    smooth : float, default 0.0
+        Width in cells of a periodic Gaussian smoothing (then rescaled back to
+        [low, high]); 0 for none.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(batch, species, y, x)``, float64.
+
+    Raises
+    ------
+    ParameterError
+        If the system is well-mixed or the range is invalid.
     """
     ny, nx = _grid_shape(system)
     if not (np.isfinite(low) and np.isfinite(high)) or low < 0 or high < low:

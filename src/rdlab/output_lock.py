@@ -24,15 +24,29 @@ from rdlab.errors import OutputError
 
 
 def lock_path(output: str | Path) -> Path:
+    """Return the lock file of an output: ``<parent>/.<name>.lock``.
+
+    Parameters
+    ----------
+    output : str or pathlib.Path
+        A run folder or store.
+
+    Returns
+    -------
+    pathlib.Path
+        The lock file beside it.
+    """
     output = Path(output)
     return output.with_name(f".{output.name}.lock")
 
 
 def _owner_path(output: Path) -> Path:
+    """Return the owner file of an output: ``<parent>/.<name>.owner``."""
     return output.with_name(f".{output.name}.owner")
 
 
 def _describe_owner(output: Path) -> str:
+    """Describe the process holding an output's lock, from its owner file."""
     try:
         info = json.loads(_owner_path(output).read_text())
         return (f"process {info['pid']} on {info['host']} ({info['command']!r}, started "
@@ -46,8 +60,19 @@ _ZARR_MARKS = (".zgroup", ".zarray", "zarr.json")
 
 
 def check_not_in_store(output: str | Path) -> None:
-    """Refuse an output inside an existing zarr store (it would become part of the store's
-    tree), naming the store.
+    """Refuse an output inside an existing zarr store.
+
+    It would become part of the store's tree.
+
+    Parameters
+    ----------
+    output : str or pathlib.Path
+        The output path.
+
+    Raises
+    ------
+    OutputError
+        If a folder above ``output`` is a zarr store, naming the store.
     """
     for parent in Path(output).resolve().parents:
         if any((parent / mark).is_file() for mark in _ZARR_MARKS):
@@ -56,7 +81,24 @@ def check_not_in_store(output: str | Path) -> None:
 
 
 def check_output_parent(output: str | Path) -> Path:
-    """Create ``output``'s parent folder, or raise :class:`OutputError` naming why not."""
+    """Create ``output``'s parent folder.
+
+    Parameters
+    ----------
+    output : str or pathlib.Path
+        The output path.
+
+    Returns
+    -------
+    pathlib.Path
+        ``output``.
+
+    Raises
+    ------
+    OutputError
+        Naming why not: not a folder name, inside a zarr store, under a file, or a parent
+        that cannot be created or written.
+    """
     output = Path(output)
     if str(output).strip() in ("", "."):
         raise OutputError(f"output path {str(output)!r} is not a folder name")
@@ -80,9 +122,26 @@ def check_output_parent(output: str | Path) -> Path:
 def hold(output: str | Path, command: str | None = None) -> Iterator[Path]:
     """Hold the exclusive lock on ``output`` (a folder or store) for the block.
 
-    Raises :class:`OutputError` at once (no waiting) when another process holds it, naming
-    that process. Re-entrant within one process (a command that locks its folder may call
-    code that locks it again).
+    Re-entrant within one process (a command that locks its folder may call code that locks
+    it again).
+
+    Parameters
+    ----------
+    output : str or pathlib.Path
+        The folder or store.
+    command : str, optional
+        The command named in the owner file (default: this process's command line).
+
+    Yields
+    ------
+    pathlib.Path
+        ``output``.
+
+    Raises
+    ------
+    OutputError
+        At once (no waiting) when another process holds the lock, naming that process; or
+        when the lock cannot be made, or the parent folder cannot be written.
     """
     output = check_output_parent(output)
     lock = FileLock(lock_path(output), timeout=0, is_singleton=True)

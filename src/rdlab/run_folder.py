@@ -35,25 +35,73 @@ _MODEL_FILES = ("best.pt", "last.pt", "history.json")
 
 
 class RunFolder:
-    """The output folder of one command."""
+    """The output folder of one command.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The folder; created (with its parents) if missing.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
 
     def file(self, name: str) -> Path:
+        """Return the path of the file ``name`` in the folder."""
         return self.path / name
 
     def write_config(self, config: dict, name: str = "config.yaml") -> Path:
+        """Write ``config`` as YAML, atomically.
+
+        Parameters
+        ----------
+        config : dict
+            The run's configuration.
+        name : str, default "config.yaml"
+            The file name.
+
+        Returns
+        -------
+        pathlib.Path
+            The file written.
+        """
         return atomic_write_text(self.file(name),
                                  yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
 
     def write_metrics(self, metrics: dict, name: str = "metrics.json") -> Path:
+        """Write ``metrics`` as indented JSON, atomically.
+
+        Parameters
+        ----------
+        metrics : dict
+            The run's metrics (other values written as floats).
+        name : str, default "metrics.json"
+            The file name.
+
+        Returns
+        -------
+        pathlib.Path
+            The file written.
+        """
         return atomic_write_text(self.file(name),
                                  json.dumps(metrics, indent=2, default=float) + "\n")
 
     def write_dataset(self, ds: xr.Dataset, name: str = "data.zarr") -> Path:
-        """Write ``ds`` as a zarr store, one chunk per sample, atomically."""
+        """Write ``ds`` as a zarr store (format 2, consolidated), one chunk per sample, atomically.
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            The dataset.
+        name : str, default "data.zarr"
+            The store's folder name.
+
+        Returns
+        -------
+        pathlib.Path
+            The store written.
+        """
         final = self.file(name)
         encoding = {}
         for var in ds.data_vars:
@@ -69,12 +117,35 @@ class RunFolder:
 
 
 def open_dataset(path: str | Path) -> xr.Dataset:
-    """Open a dataset written by :meth:`RunFolder.write_dataset`."""
+    """Open a dataset written by :meth:`RunFolder.write_dataset`.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The zarr store.
+
+    Returns
+    -------
+    xarray.Dataset
+        The dataset, opened lazily.
+    """
     return xr.open_zarr(path, consolidated=True)
 
 
 def is_replaceable(path: Path) -> bool:
-    """True when ``path`` is absent, an empty folder, or a run folder rdlab wrote."""
+    """Tell whether a rerun may replace ``path``.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The output folder.
+
+    Returns
+    -------
+    bool
+        True when ``path`` is absent, an empty folder, or a run folder rdlab wrote (not a
+        model folder).
+    """
     if not path.exists():
         return True
     if not path.is_dir():
@@ -86,13 +157,21 @@ def is_replaceable(path: Path) -> bool:
 
 
 def _leftovers(final: Path, kind: str) -> list[Path]:
+    """Return the hidden ``staging``/``replaced`` folders a run left beside ``final``."""
     return sorted(final.parent.glob(f".{final.name}.{kind}-*"))
 
 
 def recover_run_folder(final: Path) -> None:
-    """Tidy what a killed run left beside ``final`` (we hold its lock, so nobody else
-    uses these): drop staging folders; if ``final`` itself is missing because the kill fell
-    between the two renames of :func:`_publish`, put the previous run back.
+    """Tidy what a killed run left beside ``final``.
+
+    The caller holds its lock, so nobody else uses these: staging folders are dropped; if
+    ``final`` itself is missing because the kill fell between the two renames of
+    :func:`_publish`, the previous run is put back.
+
+    Parameters
+    ----------
+    final : pathlib.Path
+        The run folder.
     """
     for staging in _leftovers(final, "staging"):
         shutil.rmtree(staging, ignore_errors=True)
@@ -104,6 +183,7 @@ def recover_run_folder(final: Path) -> None:
 
 
 def _publish(staging: Path, final: Path) -> None:
+    """Mark ``staging`` as rdlab's and rename it to ``final``, replacing the previous run."""
     (staging / MARKER).write_text("written by rdlab; a rerun may replace this folder\n")
     if final.exists():
         old = final.with_name(f".{final.name}.replaced-{uuid.uuid4().hex[:8]}")
@@ -115,8 +195,21 @@ def _publish(staging: Path, final: Path) -> None:
 
 
 def check_apart(output: str | Path, inputs=()) -> None:
-    """Refuse an output that is one of the command's ``inputs``, lies inside one, or holds
-    one (replacing it would delete the input). The error names both.
+    """Refuse an output that is one of the command's inputs, lies inside one, or holds one.
+
+    Replacing it would delete the input.
+
+    Parameters
+    ----------
+    output : str or pathlib.Path
+        The output folder.
+    inputs : iterable of (str or pathlib.Path or None), default ()
+        The command's inputs; ``None`` entries are skipped.
+
+    Raises
+    ------
+    OutputError
+        Naming both the output and the input.
     """
     out = Path(output).resolve()
     for given in inputs:
@@ -136,10 +229,26 @@ def check_apart(output: str | Path, inputs=()) -> None:
 
 
 def check_run_folder(final: str | Path, inputs=()) -> Path:
-    """Refuse, without creating anything, an output that cannot become a run folder: an
-    empty name, an existing file, a foreign non-empty folder or a model folder, one of the
-    command's ``inputs`` (or inside or around one), a path inside a zarr store, or a path
-    under a file or an unwritable folder. The error names the path.
+    """Refuse, without creating anything, an output that cannot become a run folder.
+
+    Parameters
+    ----------
+    final : str or pathlib.Path
+        The output folder.
+    inputs : iterable of (str or pathlib.Path or None), default ()
+        The command's inputs.
+
+    Returns
+    -------
+    pathlib.Path
+        ``final``.
+
+    Raises
+    ------
+    OutputError
+        Naming the path, for an empty name, an existing file, a foreign non-empty folder or
+        a model folder, one of the command's ``inputs`` (or inside or around one), a path
+        inside a zarr store, or a path under a file or an unwritable folder.
     """
     final = Path(final)
     if str(final).strip() in ("", "."):
@@ -171,12 +280,32 @@ def check_run_folder(final: str | Path, inputs=()) -> Path:
 @contextlib.contextmanager
 def staged_run_folder(final: str | Path, command: str | None = None, inputs=()
                       ) -> Iterator[RunFolder]:
-    """Lock ``final``, yield a :class:`RunFolder` in a hidden staging folder beside it, and
-    on success replace ``final`` with it; on any error (or interruption) remove the staging
-    folder and leave ``final`` as it was.
+    """Write a run folder in a hidden staging folder and publish it on success.
 
-    Code inside the block must write through the yielded folder (``folder.path``), never to
-    ``final`` directly.
+    Lock ``final``, yield a :class:`RunFolder` in a hidden staging folder beside it, and on
+    success replace ``final`` with it; on any error (or interruption) remove the staging
+    folder and leave ``final`` as it was. Code inside the block must write through the
+    yielded folder (``folder.path``), never to ``final`` directly.
+
+    Parameters
+    ----------
+    final : str or pathlib.Path
+        The run folder.
+    command : str, optional
+        The command named in the lock's owner file.
+    inputs : iterable of (str or pathlib.Path or None), default ()
+        The command's inputs, which the output must stay apart from.
+
+    Yields
+    ------
+    RunFolder
+        The staging folder.
+
+    Raises
+    ------
+    OutputError
+        If ``final`` is locked by another process or cannot become a run folder
+        (:func:`check_run_folder`), or the staging folder cannot be made.
     """
     final = Path(final)
     with hold(final, command):

@@ -24,9 +24,27 @@ _BLOSC_HEADER = 16
 
 
 def open_store(path: str | Path, what: str, repair: str) -> xr.Dataset:
-    """Open the zarr store at ``path`` (lazily), refusing with a :class:`DataError` that names
-    ``what`` it should be when the path is missing, a file, a folder of another kind, or a
-    store whose metadata is missing or unreadable. ``repair`` says how to get a good one.
+    """Open the zarr store at ``path`` (lazily), refusing one that is not whole.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The store.
+    what : str
+        What it should be, for messages.
+    repair : str
+        How to get a good one, for messages.
+
+    Returns
+    -------
+    xarray.Dataset
+        The dataset, opened lazily.
+
+    Raises
+    ------
+    DataError
+        Naming ``what`` it should be when the path is missing, a file, a folder of another
+        kind, or a store whose metadata is missing or unreadable.
     """
     path = Path(path)
     if not path.exists():
@@ -55,12 +73,21 @@ def open_store(path: str | Path, what: str, repair: str) -> xr.Dataset:
 
 
 def _first_line(exc: BaseException) -> str:
+    """Return the first line of an exception's message."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else ""
 
 
 class ArrayCheck:
-    """Checks rows (ranges along the first axis) of one variable of a store."""
+    """Checks rows (ranges along the first axis) of one variable of a store.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The store.
+    name : str
+        The variable; its ``.zarray`` metadata must exist.
+    """
 
     def __init__(self, path: str | Path, name: str):
         self.path = Path(path)
@@ -75,6 +102,7 @@ class ArrayCheck:
         self._array = None
 
     def _chunk_files(self, start: int, stop: int) -> list[Path]:
+        """Return the chunk files that hold rows ``start:stop``."""
         if not self.shape:
             return [self.folder / "0"]
         first, last = start // self.chunks[0], (stop - 1) // self.chunks[0]
@@ -86,6 +114,20 @@ class ArrayCheck:
         return [self.folder / self.separator.join(map(str, idx)) for idx in grid]
 
     def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Read rows ``start:stop`` (all rows by default).
+
+        Parameters
+        ----------
+        start : int, default 0
+            First row.
+        stop : int, optional
+            End row (exclusive); default the last.
+
+        Returns
+        -------
+        numpy.ndarray
+            The rows.
+        """
         import zarr
 
         if self._array is None:
@@ -94,18 +136,58 @@ class ArrayCheck:
         return np.asarray(self._array[start:stop] if self.shape else self._array[...])
 
     def missing(self, start: int = 0, stop: int | None = None) -> bool:
-        """True when a chunk file holding rows ``start:stop`` does not exist."""
+        """Tell whether a chunk file holding rows ``start:stop`` does not exist.
+
+        Parameters
+        ----------
+        start : int, default 0
+            First row.
+        stop : int, optional
+            End row (exclusive); default the last.
+
+        Returns
+        -------
+        bool
+            True when one is missing.
+        """
         stop = (self.shape[0] if self.shape else 1) if stop is None else stop
         return stop > start and any(not p.is_file() for p in self._chunk_files(start, stop))
 
     def truncated(self, start: int = 0, stop: int | None = None) -> bool:
-        """True when a chunk file (of those present) holding rows ``start:stop`` is cut."""
+        """Tell whether a chunk file (of those present) holding rows ``start:stop`` is cut.
+
+        Parameters
+        ----------
+        start : int, default 0
+            First row.
+        stop : int, optional
+            End row (exclusive); default the last.
+
+        Returns
+        -------
+        bool
+            True when a blosc chunk is shorter or longer than its header says.
+        """
         stop = (self.shape[0] if self.shape else 1) if stop is None else stop
         return self.blosc and any(_blosc_truncated(p) for p in self._chunk_files(start, stop)
                                   if p.is_file())
 
     def problem(self, start: int = 0, stop: int | None = None) -> str | None:
-        """Why rows ``start:stop`` cannot be trusted, or ``None`` when they can."""
+        """Return why rows ``start:stop`` cannot be trusted.
+
+        Parameters
+        ----------
+        start : int, default 0
+            First row.
+        stop : int, optional
+            End row (exclusive); default the last.
+
+        Returns
+        -------
+        str or None
+            A missing, truncated or unreadable chunk, or non-finite floating-point values;
+            ``None`` when the rows can be trusted.
+        """
         stop = (self.shape[0] if self.shape else 1) if stop is None else stop
         if stop <= start:
             return None
@@ -123,9 +205,10 @@ class ArrayCheck:
 
 
 def _blosc_truncated(path: Path) -> bool:
-    """True when a blosc chunk file is shorter or longer than its header says. (Blosc may
-    decode a truncated buffer without an error, reading past its end, so a read alone does
-    not reliably find one.)
+    """Tell whether a blosc chunk file is shorter or longer than its header says.
+
+    Blosc may decode a truncated buffer without an error, reading past its end, so a read
+    alone does not reliably find one.
     """
     size = path.stat().st_size
     if size < _BLOSC_HEADER:
@@ -136,11 +219,25 @@ def _blosc_truncated(path: Path) -> bool:
 
 
 def describe_rows(start: int, stop: int) -> str:
+    """Return rows ``start:stop`` in words (``sample 3``, ``samples 4–7``)."""
     return f"sample {start}" if stop - start == 1 else f"samples {start}–{stop - 1}"
 
 
 def summarise(damage: list[tuple[str, int, int, str]], limit: int = 4) -> str:
-    """``[(variable, start, stop, why), …]`` as one line, the first ``limit`` named."""
+    """Return damaged blocks as one line, the first ``limit`` named.
+
+    Parameters
+    ----------
+    damage : list of tuple of (str, int, int, str)
+        ``[(variable, start, stop, why), …]``.
+    limit : int, default 4
+        How many blocks to name; the rest are counted.
+
+    Returns
+    -------
+    str
+        The summary.
+    """
     parts = [f"{var} of {describe_rows(a, b)} ({why})" for var, a, b, why in damage[:limit]]
     if len(damage) > limit:
         parts.append(f"and {len(damage) - limit} more blocks")
