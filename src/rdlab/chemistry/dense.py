@@ -36,14 +36,33 @@ _PROTOTYPE_COUNTS = {
 
 
 def _check_species_count(n) -> None:
+    """Refuse a species count that is not an integer ≥ 2."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
         raise NetworkError(f"a dense network needs an integer number of species ≥ 2, got {n!r}")
 
 
 def reaction_count(family: str, n_species: int,
                    prototypes: tuple[str, ...] = ("R3.1", "R3.2", "R3.3")) -> int:
-    """Directed reactions of the dense ``family`` (``dense``, ``dense-gs``,
-    ``kitchen-sink``) for ``n_species`` species, without enumerating them.
+    """Return the number of directed reactions of a dense family, without enumerating them.
+
+    Parameters
+    ----------
+    family : str
+        ``dense``, ``dense-gs`` or ``kitchen-sink``.
+    n_species : int
+        Number of species, ≥ 2.
+    prototypes : tuple of str, default ("R3.1", "R3.2", "R3.3")
+        The prototype sets counted for ``dense``.
+
+    Returns
+    -------
+    int
+        The count.
+
+    Raises
+    ------
+    NetworkError
+        For an unknown family or a species count that is not an integer ≥ 2.
     """
     _check_species_count(n_species)
     n = int(n_species)
@@ -58,6 +77,23 @@ def reaction_count(family: str, n_species: int,
 
 
 def species_names(n: int) -> tuple[str, ...]:
+    """Return the species names of a dense network.
+
+    Parameters
+    ----------
+    n : int
+        Number of species, ≥ 2.
+
+    Returns
+    -------
+    tuple of str
+        A, B, C, … (X0, X1, … beyond 26 species).
+
+    Raises
+    ------
+    NetworkError
+        If ``n`` is not an integer ≥ 2.
+    """
     _check_species_count(n)
     if n <= 26:
         return tuple(string.ascii_uppercase[:n])
@@ -65,6 +101,7 @@ def species_names(n: int) -> tuple[str, ...]:
 
 
 def _network(names, reactions) -> ReactionNetwork:
+    """Build a network from reactions given as ``(lhs, rhs)`` lists of (species, count)."""
     n = len(names)
     R = np.zeros((n, len(reactions)), dtype=np.int64)
     P = np.zeros_like(R)
@@ -77,20 +114,43 @@ def _network(names, reactions) -> ReactionNetwork:
 
 
 def _bimolecular(n: int) -> list:
-    """X + Y → 2Z for unordered pairs X < Y and each Z ∉ {X, Y}, in index order."""
+    """Return X + Y → 2Z for unordered pairs X < Y and each Z ∉ {X, Y}, in index order."""
     return [(((x, 1), (y, 1)), ((z, 2),))
             for x, y in itertools.combinations(range(n), 2)
             for z in range(n) if z not in (x, y)]
 
 
 def _reverse(reaction):
+    """Return the reverse of a reaction."""
     lhs, rhs = reaction
     return (rhs, lhs)
 
 
 def dense_network(n_species: int, prototypes: tuple[str, ...] = ("R3.1", "R3.2", "R3.3")
                   ) -> ReactionNetwork:
-    """The full prototype sets of the paper's eq. 17 (see module docstring)."""
+    """Return the full prototype sets of the paper's eq. 17 (see the module docstring).
+
+    Every reversible reaction is a forward/reverse pair, the forward immediately followed
+    by its reverse.
+
+    Parameters
+    ----------
+    n_species : int
+        Number of species, ≥ 2.
+    prototypes : tuple of str, default ("R3.1", "R3.2", "R3.3")
+        The prototype sets, in order.
+
+    Returns
+    -------
+    ReactionNetwork
+        2·[N·C(N−1, 2) + C(N, 2) + N(N−1)] directed reactions for all three sets (120 for
+        N = 5).
+
+    Raises
+    ------
+    NetworkError
+        For an unknown or empty list of prototype sets, or a bad species count.
+    """
     names = species_names(n_species)
     n = len(names)
     blocks = {
@@ -111,6 +171,7 @@ def dense_network(n_species: int, prototypes: tuple[str, ...] = ("R3.1", "R3.2",
 
 
 def _gs_forwards(n: int) -> list:
+    """Return the forward reactions of the public code's Gray–Scott-like block."""
     pairs = list(itertools.combinations(range(n), 2))
     auto = [(((x, 1), (y, 2)), ((y, 3),)) for x, y in pairs]
     decay = [(((y, 1),), ((x, 1),)) for x, y in pairs]
@@ -118,15 +179,37 @@ def _gs_forwards(n: int) -> list:
 
 
 def dense_gs_network(n_species: int) -> ReactionNetwork:
-    """The public code's Gray–Scott-like dense family: 4·C(N,2) reactions (40 for N = 5)."""
+    """Return the public code's Gray–Scott-like dense family.
+
+    Parameters
+    ----------
+    n_species : int
+        Number of species N, ≥ 2.
+
+    Returns
+    -------
+    ReactionNetwork
+        4·C(N,2) reactions (40 for N = 5): forwards first, then all reverses.
+    """
     names = species_names(n_species)
     fwd = _gs_forwards(len(names))
     return _network(names, fwd + [_reverse(r) for r in fwd])
 
 
 def kitchen_sink_network(n_species: int) -> ReactionNetwork:
-    """The public code's "kitchen sink": the GS-like block then the bimolecular block, each
-    forwards first then reverses: N²(N − 1) reactions (100 for N = 5).
+    """Return the public code's "kitchen sink" network.
+
+    The GS-like block then the bimolecular block, each forwards first then reverses.
+
+    Parameters
+    ----------
+    n_species : int
+        Number of species N, ≥ 2.
+
+    Returns
+    -------
+    ReactionNetwork
+        N²(N − 1) reactions (100 for N = 5).
     """
     names = species_names(n_species)
     n = len(names)
@@ -137,11 +220,25 @@ def kitchen_sink_network(n_species: int) -> ReactionNetwork:
 
 def dense_code_initial_parameters(network: ReactionNetwork, rng: np.random.Generator
                                   ) -> dict[str, np.ndarray]:
-    """Initial parameters of the public code for :func:`dense_gs_network` /
-    :func:`kitchen_sink_network`: each species' first autocatalytic reaction (A + 2X → 3X)
-    k = 1, other autocatalytic forwards 0, everything else 1e-3, all plus U(±1e-4) noise
-    (clipped at 0 here); D ~ U(0.1, 0.2); f = 0.03; feed_i = 4^(−a_i) with a_i the number of
-    pairs in which species i is the autocatalyst.
+    """Draw the public code's initial parameters for the dense families.
+
+    For :func:`dense_gs_network` / :func:`kitchen_sink_network`: each species' first
+    autocatalytic reaction (A + 2X → 3X) k = 1, other autocatalytic forwards 0, everything
+    else 1e-3, all plus U(±1e-4) noise (clipped at 0 here); D ~ U(0.1, 0.2); f = 0.03;
+    feed_i = 4^(−a_i) with a_i the number of pairs in which species i is the autocatalyst.
+
+    Parameters
+    ----------
+    network : ReactionNetwork
+        A network of one of those families.
+    rng : numpy.random.Generator
+        The random numbers.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``rates (n_reactions,)``, ``diffusion (n_species,)``, ``flow ()``,
+        ``feed (n_species,)``.
     """
     n = network.n_species
     n_pairs = n * (n - 1) // 2

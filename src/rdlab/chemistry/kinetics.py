@@ -16,10 +16,21 @@ GAS_CONSTANT = 8.314462618
 
 
 def mass_action_rates(reactant_matrix: np.ndarray, conc: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Reaction rates ``v_r = k_r ∏_i X_i^{R_ir}`` (``0^0 = 1``).
+    """Return the reaction rates ``v_r = k_r ∏_i X_i^{R_ir}`` (``0^0 = 1``).
 
-    reactant_matrix: ``(n_species, n_reactions)``; conc: ``(batch, n_species, *spatial)``;
-    k: ``(batch, n_reactions)``. Returns ``(batch, n_reactions, *spatial)``.
+    Parameters
+    ----------
+    reactant_matrix : numpy.ndarray
+        ``R``, ``(n_species, n_reactions)``.
+    conc : numpy.ndarray
+        Concentrations ``(batch, n_species, *spatial)``.
+    k : numpy.ndarray
+        Rate constants ``(batch, n_reactions)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(batch, n_reactions, *spatial)``.
     """
     R = np.asarray(reactant_matrix)
     n_s, n_r = R.shape
@@ -38,10 +49,23 @@ def mass_action_rates(reactant_matrix: np.ndarray, conc: np.ndarray, k: np.ndarr
 def mass_action_jacobian(
     reactant_matrix: np.ndarray, conc: np.ndarray, k: np.ndarray
 ) -> np.ndarray:
-    """``∂v_r/∂X_i = k_r R_ir X_i^{R_ir − 1} ∏_{j≠i} X_j^{R_jr}``, exact also at ``X_i = 0``.
+    """Return the rates' Jacobian ``∂v_r/∂X_i = k_r R_ir X_i^{R_ir − 1} ∏_{j≠i} X_j^{R_jr}``.
 
-    conc: ``(batch, n_species)``; k: ``(batch, n_reactions)``.
-    Returns ``(batch, n_reactions, n_species)``.
+    Exact also at ``X_i = 0``.
+
+    Parameters
+    ----------
+    reactant_matrix : numpy.ndarray
+        ``R``, ``(n_species, n_reactions)``.
+    conc : numpy.ndarray
+        Concentrations ``(batch, n_species)``.
+    k : numpy.ndarray
+        Rate constants ``(batch, n_reactions)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(batch, n_reactions, n_species)``.
     """
     R = np.asarray(reactant_matrix)
     n_s, n_r = R.shape
@@ -64,10 +88,30 @@ def arrhenius(
     temperature: np.ndarray | float,
     gas_constant: float = GAS_CONSTANT,
 ) -> np.ndarray:
-    """Arrhenius rate constant ``k = A·exp(−Ea / (R T))``.
+    """Return the Arrhenius rate constant ``k = A·exp(−Ea / (R T))``.
 
-    prefactor ``A`` in the units of ``k``; activation_energy ``Ea`` in J/mol; temperature ``T``
-    in K (> 0). Broadcasts like numpy.
+    Broadcasts like numpy.
+
+    Parameters
+    ----------
+    prefactor : numpy.ndarray or float
+        ``A``, in the units of ``k``; ≥ 0.
+    activation_energy : numpy.ndarray or float
+        ``Ea``, in J/mol.
+    temperature : numpy.ndarray or float
+        ``T``, in K; > 0.
+    gas_constant : float, default GAS_CONSTANT
+        ``R``, in J / (mol K).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``k``.
+
+    Raises
+    ------
+    ParameterError
+        If an argument contains NaN, a temperature is not positive or a prefactor negative.
     """
     A = np.asarray(prefactor, dtype=float)
     Ea = np.asarray(activation_energy, dtype=float)

@@ -42,9 +42,18 @@ MAX_COEFFICIENT = 100
 class ParsedReaction:
     """One line of reaction text, before species are indexed.
 
-    ``reactants`` and ``products`` map species name to a positive integer coefficient.
-    ``rates`` holds the values given after ``:`` (``None`` where absent), one per direction;
-    ``rate_names`` their labels (``None`` where unnamed).
+    Parameters
+    ----------
+    reactants : dict of str to int
+        Species name → positive integer coefficient.
+    products : dict of str to int
+        Species name → positive integer coefficient.
+    reversible : bool
+        ``<->`` (a forward/reverse pair) rather than ``->``.
+    rates : tuple of (float or None)
+        The values given after ``:`` (``None`` where absent), one per direction.
+    rate_names : tuple of (str or None)
+        Their labels (``None`` where unnamed).
     """
 
     reactants: dict[str, int]
@@ -55,6 +64,7 @@ class ParsedReaction:
 
 
 def _parse_side(side: str, line: str) -> dict[str, int]:
+    """Return one side of a reaction as species → coefficient."""
     side = side.strip()
     if side in _NOTHING:
         return {}
@@ -92,6 +102,7 @@ def _parse_side(side: str, line: str) -> dict[str, int]:
 
 
 def _parse_number(text: str, line: str) -> float:
+    """Return a rate constant's text as a finite float ≥ 0."""
     try:
         value = parse_float(text)
     except ValueError:
@@ -107,6 +118,7 @@ def _parse_number(text: str, line: str) -> float:
 
 
 def _is_float(text: str) -> bool:
+    """Tell whether ``text`` reads as a number."""
     try:
         parse_float(text)
     except ValueError:
@@ -115,6 +127,7 @@ def _is_float(text: str) -> bool:
 
 
 def _parse_rates(text: str, n: int, line: str) -> tuple[tuple, tuple]:
+    """Return the ``n`` rate values and names given after ``:``."""
     if text is None or not text.strip():
         return (None,) * n, (None,) * n
     items = [item.strip() for item in text.split(",")]
@@ -145,7 +158,24 @@ def _parse_rates(text: str, n: int, line: str) -> tuple[tuple, tuple]:
 
 
 def parse_reaction(line: str) -> ParsedReaction:
-    """Parse one reaction line (see the module docstring for the grammar)."""
+    """Parse one reaction line (see the module docstring for the grammar).
+
+    Parameters
+    ----------
+    line : str
+        One reaction, without a comment.
+
+    Returns
+    -------
+    ParsedReaction
+        The reaction.
+
+    Raises
+    ------
+    NetworkError
+        For a line without an arrow or with several, a term or rate constant that cannot be
+        read, a reaction that changes nothing, or the wrong number of rate constants.
+    """
     body, _, rate_text = line.partition(":")
     for arrow in _ARROWS:
         if arrow in body:
@@ -166,8 +196,22 @@ def parse_reaction(line: str) -> ParsedReaction:
 
 
 def parse_lines(text: str | list[str] | tuple[str, ...]) -> list[ParsedReaction]:
-    """Parse a block of reaction text (or a list of lines); blank lines and ``#`` comments
-    are skipped.
+    """Parse a block of reaction text (or a list of lines).
+
+    Parameters
+    ----------
+    text : str, list of str or tuple of str
+        One text block or its lines; blank lines and ``#`` comments are skipped.
+
+    Returns
+    -------
+    list of ParsedReaction
+        One per reaction line.
+
+    Raises
+    ------
+    NetworkError
+        If a line is not text or not a valid reaction, or no reaction is given.
     """
     lines = text.splitlines() if isinstance(text, str) else list(text)
     parsed = []
@@ -183,13 +227,38 @@ def parse_lines(text: str | list[str] | tuple[str, ...]) -> list[ParsedReaction]
 
 
 def format_side(terms: dict[str, int]) -> str:
-    """``{'U': 1, 'V': 2}`` → ``'U + 2V'``; empty → ``'0'``."""
+    """Return one side of a reaction as text.
+
+    Parameters
+    ----------
+    terms : dict of str to int
+        Species → coefficient.
+
+    Returns
+    -------
+    str
+        ``{'U': 1, 'V': 2}`` gives ``'U + 2V'``; empty gives ``'0'``.
+    """
     if not terms:
         return "0"
     return " + ".join(f"{c if c != 1 else ''}{s}" for s, c in terms.items())
 
 
 def format_rate(value: float | None, name: str | None) -> str:
+    """Return a rate constant as written after ``:``.
+
+    Parameters
+    ----------
+    value : float or None
+        The rate constant, if given.
+    name : str or None
+        Its label, if any.
+
+    Returns
+    -------
+    str
+        ``name = value``, ``name`` or ``value``.
+    """
     if name is not None and value is not None:
         return f"{name} = {value!r}"
     if name is not None:

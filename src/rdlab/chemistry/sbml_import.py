@@ -87,19 +87,19 @@ class ImportedModel:
 
     Attributes
     ----------
-    network:
+    network : ReactionNetwork
         The mass-action network (rate constants in the document's units,
         concentration^(1 − order) / time).
-    initial:
+    initial : dict of str to float
         Initial concentration of each network species, ``{species: value}``, in network
         order.
-    constants:
+    constants : dict of str to float
         Boundary or constant species folded into rate constants, ``{sbml id: concentration}``.
-    source:
+    source : str
         The file name, or a description of text given directly.
-    name:
+    name : str
         The model's id (or name), ``""`` where the document has none.
-    notes:
+    notes : tuple of str
         What the import changed, one sentence each (folded species, dropped reactions,
         renamed species, rate constants left unlabelled).
     """
@@ -114,8 +114,25 @@ class ImportedModel:
 
 # ---------------------------------------------------------------------------- entry points
 def read_model(path: str | Path) -> ImportedModel:
-    """Read an SBML (``.xml``, ``.sbml``) or Antimony (``.ant``, ``.antimony``) file, by its
-    suffix (see :data:`MODEL_SUFFIXES`).
+    """Read an SBML or Antimony file, choosing the format by its suffix.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        An SBML (``.xml``, ``.sbml``) or Antimony (``.ant``, ``.antimony``) file (see
+        :data:`MODEL_SUFFIXES`).
+
+    Returns
+    -------
+    ImportedModel
+        The network, initial concentrations and notes.
+
+    Raises
+    ------
+    DataError
+        For an unknown suffix, or a file that is missing, not text or not valid.
+    NetworkError
+        For a model that is not a mass-action network, naming the reaction, rule or event.
     """
     kind = MODEL_SUFFIXES.get(Path(path).suffix.lower())
     if kind is None:
@@ -125,8 +142,26 @@ def read_model(path: str | Path) -> ImportedModel:
 
 
 def read_sbml(path: str | Path) -> ImportedModel:
-    """Read the SBML file ``path`` as a mass-action network (see the module docstring for what
-    is read and what is refused).
+    """Read the SBML file ``path`` as a mass-action network.
+
+    See the module docstring for what is read and what is refused.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The SBML file.
+
+    Returns
+    -------
+    ImportedModel
+        The network, initial concentrations and notes.
+
+    Raises
+    ------
+    DataError
+        For a file that is missing, not text or not valid SBML.
+    NetworkError
+        For a model that is not a mass-action network, naming the reaction, rule or event.
     """
     where = f"SBML file {str(path)!r}"
     return sbml_to_model(read_text_file(path, "SBML file", "SBML"), where)
@@ -135,9 +170,27 @@ def read_sbml(path: str | Path) -> ImportedModel:
 def read_antimony(source: str | Path) -> ImportedModel:
     """Read Antimony as a mass-action network, through its SBML translation.
 
-    ``source`` is a :class:`~pathlib.Path`, or a string: a string holding a newline or a
-    ``;`` is Antimony text, any other string a file name. Needs the ``antimony`` package
-    (``pip install 'rdlab[antimony]'``).
+    Needs the ``antimony`` package (``pip install 'rdlab[antimony]'``).
+
+    Parameters
+    ----------
+    source : str or pathlib.Path
+        A :class:`~pathlib.Path`, or a string: a string holding a newline or a ``;`` is
+        Antimony text, any other string a file name.
+
+    Returns
+    -------
+    ImportedModel
+        The network, initial concentrations and notes.
+
+    Raises
+    ------
+    DataError
+        For a file that is missing or not text, or text Antimony cannot read.
+    NetworkError
+        For a model that is not a mass-action network.
+    RdlabError
+        If the ``antimony`` package is not installed.
     """
     if isinstance(source, Path) or ("\n" not in source and ";" not in source):
         where = f"Antimony file {str(source)!r}"
@@ -148,8 +201,26 @@ def read_antimony(source: str | Path) -> ImportedModel:
 
 
 def sbml_from_antimony(text: str, where: str = "Antimony text") -> str:
-    """The SBML (Level 3 Version 2) translation of the Antimony ``text``'s main model;
-    :class:`~rdlab.errors.DataError` naming ``where`` when Antimony cannot read it.
+    """Return the SBML (Level 3 Version 2) translation of the Antimony text's main model.
+
+    Parameters
+    ----------
+    text : str
+        Antimony text.
+    where : str, default "Antimony text"
+        Where the text comes from, for messages.
+
+    Returns
+    -------
+    str
+        The SBML document.
+
+    Raises
+    ------
+    DataError
+        Naming ``where`` when Antimony cannot read it.
+    RdlabError
+        If the ``antimony`` package is not installed.
     """
     antimony = _import_antimony()
     antimony.clearPreviousLoads()
@@ -163,7 +234,27 @@ def sbml_from_antimony(text: str, where: str = "Antimony text") -> str:
 
 
 def sbml_to_model(text: str, where: str = "SBML text") -> ImportedModel:
-    """Read SBML given as XML ``text``; messages name ``where`` (a file name, say)."""
+    """Read SBML given as XML text.
+
+    Parameters
+    ----------
+    text : str
+        The SBML document.
+    where : str, default "SBML text"
+        Where it comes from (a file name, say), for messages.
+
+    Returns
+    -------
+    ImportedModel
+        The network, initial concentrations and notes.
+
+    Raises
+    ------
+    DataError
+        If the text is not valid or consistent SBML, or holds no model.
+    NetworkError
+        For a model that is not a mass-action network, naming the reaction, rule or event.
+    """
     libsbml = _import_libsbml()
     doc = libsbml.readSBMLFromString(text)
     _refuse_errors(doc, libsbml, where, "is not valid SBML")
@@ -184,6 +275,7 @@ def sbml_to_model(text: str, where: str = "SBML text") -> ImportedModel:
 
 # ---------------------------------------------------------------------------- helpers
 def _import_libsbml():  # libsbml ships no type stubs
+    """Import libsbml, or raise an error saying how to install it."""
     try:
         import libsbml
     except ImportError:
@@ -193,6 +285,7 @@ def _import_libsbml():  # libsbml ships no type stubs
 
 
 def _import_antimony():
+    """Import antimony, or raise an error saying how to install it."""
     try:
         import antimony
     except ImportError:
@@ -203,8 +296,10 @@ def _import_antimony():
 
 
 def _exported_name(element) -> str | None:
-    """The ``name`` of an SBML species or parameter when it is a valid rdlab name and the id
-    is that name or rdlab's export renaming of it (``time`` → ``time_1``), else None.
+    """Return the ``name`` of an SBML species or parameter when rdlab exported it.
+
+    That is when the name is a valid rdlab name and the id is that name or rdlab's export
+    renaming of it (``time`` → ``time_1``); else None.
     """
     name = element.getName() if element.isSetName() else ""
     sid = element.getId()
@@ -215,12 +310,14 @@ def _exported_name(element) -> str | None:
 
 
 def _first_lines(text: str, n: int = _SHOWN_ERRORS) -> str:
+    """Return the first ``n`` non-blank lines of a message, joined by ``;``."""
     lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
     more = f" (and {len(lines) - n} more lines)" if len(lines) > n else ""
     return "; ".join(lines[:n]) + more if lines else "no message"
 
 
 def _refuse_errors(doc, libsbml, where: str, what: str) -> None:
+    """Raise a DataError quoting the document's first errors, if it has any."""
     errors = [doc.getError(i) for i in range(doc.getNumErrors())
               if doc.getError(i).getSeverity() >= libsbml.LIBSBML_SEV_ERROR]
     if errors:
@@ -233,8 +330,10 @@ def _refuse_errors(doc, libsbml, where: str, what: str) -> None:
 
 @dataclass
 class _Term:
-    """One signed product ``sign · value · Π species^power`` of a rate law; ``symbols`` are
-    the constants (parameters, compartments, boundary species) multiplied into ``value``.
+    """One signed product ``sign · value · Π species^power`` of a rate law.
+
+    ``symbols`` are the constants (parameters, compartments, boundary species) multiplied
+    into ``value``.
     """
 
     sign: int
@@ -243,6 +342,7 @@ class _Term:
     powers: Counter
 
     def times(self, other: _Term) -> _Term:
+        """Return the product of two terms."""
         return _Term(self.sign * other.sign, self.value * other.value,
                      self.symbols + other.symbols, self.powers + other.powers)
 
@@ -259,10 +359,12 @@ class _Reader:
         self.notes: list[str] = []
 
     def fail(self, message: str) -> NetworkError:
+        """Return a NetworkError naming the source."""
         return NetworkError(f"{self.where}: {message}")
 
     # ------------------------------------------------------------------ whole model
     def read(self) -> ImportedModel:
+        """Read the whole model."""
         m = self.model
         self._refuse_model_constructs()
         self.size = {c.getId(): (c.getSize() if c.isSetSize() else None)
@@ -294,6 +396,7 @@ class _Reader:
             name=m.getId() or m.getName() or "", notes=tuple(self.notes))
 
     def _refuse_model_constructs(self) -> None:
+        """Refuse events, algebraic and rate rules, rules that change what laws use."""
         m, sb = self.model, self.sbml
         if m.getNumEvents():
             ids = [e.getId() or f"#{i}" for i, e in enumerate(m.getListOfEvents())]
@@ -338,6 +441,7 @@ class _Reader:
 
     # ------------------------------------------------------------------ species
     def _species(self):
+        """Return the network species' ids, their initial concentrations, and the constants."""
         ids, initial, constants = [], {}, {}
         for sp in self.model.getListOfSpecies():
             sid = sp.getId()
@@ -375,6 +479,7 @@ class _Reader:
         return ids, initial, constants
 
     def _species_names(self) -> dict[str, str]:
+        """Return the rdlab name of each network species' id."""
         names: dict[str, str] = {}
         taken = set(self.species_ids)
         for sid in self.species_ids:
@@ -397,8 +502,9 @@ class _Reader:
 
     # ------------------------------------------------------------------ reactions
     def _reaction(self, rx) -> list[tuple[dict, dict, float, str | None, str]]:
-        """The directed reactions of ``rx``: (reactants, products, rate, parameter id or None,
-        reaction id), one or two (forward, reverse).
+        """Return the directed reactions of ``rx``, one or two (forward, reverse).
+
+        Each is (reactants, products, rate, parameter id or None, reaction id).
         """
         rid = rx.getId()
         if rx.isSetFast() and rx.getFast():
@@ -457,6 +563,7 @@ class _Reader:
         return out
 
     def _net_stoichiometry(self, rx) -> dict[str, int]:
+        """Return the net stoichiometry (products − reactants) of the changing species."""
         rid, net = rx.getId(), Counter()
         for refs, sign in ((rx.getListOfReactants(), -1), (rx.getListOfProducts(), 1)):
             for ref in refs:
@@ -478,6 +585,7 @@ class _Reader:
         return {s: c for s, c in net.items() if c}
 
     def _volume(self, rid: str, net: dict[str, int]) -> float:
+        """Return the size of the compartment of the species a reaction changes."""
         sizes = {self.model.getSpecies(s).getCompartment() for s in net}
         values = {self.size[c] for c in sizes}
         if not values:
@@ -493,9 +601,11 @@ class _Reader:
         return float(size)
 
     def _labels(self, columns) -> list[str | None]:
-        """Rate labels: the parameter's id, or its name where the id is rdlab's export of
-        that name; an id that is the reaction's own index name ``k<r>`` is no label (an
-        unnamed rate), unless the parameter's name says it is one.
+        """Return the rate labels of the directed reactions.
+
+        A label is the parameter's id, or its name where the id is rdlab's export of that
+        name; an id that is the reaction's own index name ``k<r>`` is no label (an unnamed
+        rate), unless the parameter's name says it is one.
         """
         labels, explicit = [], []
         for col in columns:
@@ -533,6 +643,7 @@ class _Reader:
 
     # ------------------------------------------------------------------ rate laws
     def _locals(self, law) -> dict[str, float]:
+        """Return the values of a kinetic law's local parameters."""
         out = {}
         for params in (law.getListOfParameters(),
                        *([law.getListOfLocalParameters()] if self.model.getLevel() >= 3
@@ -542,6 +653,7 @@ class _Reader:
         return out
 
     def _expand(self, node, local: dict[str, float]) -> list[_Term]:
+        """Return a rate law as a sum of terms, like terms merged."""
         self._symbol_values = {}
         terms = self._terms(node, local)
         merged: dict[tuple, _Term] = {}
@@ -557,6 +669,7 @@ class _Reader:
         return [t for t in merged.values() if t.value != 0 or t.symbols or t.powers]
 
     def _terms(self, node, local: dict[str, float]) -> list[_Term]:
+        """Return the terms of a formula node, or raise _NotMassAction."""
         sb = self.sbml
         kind = node.getType()
         children = [node.getChild(i) for i in range(node.getNumChildren())]
@@ -608,10 +721,12 @@ class _Reader:
         raise _NotMassAction(f"it uses {name!r}")
 
     def _check_size(self, terms: list) -> None:
+        """Refuse a law that expands into too many terms."""
         if len(terms) > _MAX_TERMS:
             raise _NotMassAction("it expands into more than two terms")
 
     def _name(self, name: str, local: dict[str, float]) -> _Term:
+        """Return the term of a name: a species power or a constant's value."""
         m = self.model
         if name in local:
             value = local[name]
