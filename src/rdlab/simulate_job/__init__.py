@@ -1,6 +1,7 @@
-"""Simulate (the first job): a run's config (:class:`SimulationSpec`, ``config.yaml`` ↔
-System + initial state) and one ``rdlab simulate`` run written as a run folder (data,
-pictures, movie).
+"""Simulate (the first job): a run's config, and one ``rdlab simulate`` run as a run folder.
+
+The config is :class:`SimulationSpec` (``config.yaml`` ↔ System + initial state); the run
+folder holds data, pictures and a movie.
 """
 
 from rdlab.lazy_exports import lazy_exports

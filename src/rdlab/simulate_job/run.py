@@ -18,8 +18,7 @@ from rdlab.viz.frames import FFmpegNotFoundError
 
 
 def run_simulation(spec: SimulationSpec, out: str | Path, progress: bool = True) -> dict:
-    """Simulate ``spec`` and write ``out``: config.yaml, data.zarr, pictures, movie,
-    metrics.json. Returns the metrics.
+    """Simulate ``spec`` and write the run folder ``out``.
 
     Everything that can be checked is checked before the simulation starts and before
     anything is written: the spec (types, sizes, memory, time step), the output folder and
@@ -27,6 +26,33 @@ def run_simulation(spec: SimulationSpec, out: str | Path, progress: bool = True)
     :func:`~rdlab.run_folder.staged_run_folder`, so ``out`` changes only when the run has
     succeeded (config and results together), is locked against a second writer, and a
     failed or interrupted run leaves the previous contents as they were.
+
+    Parameters
+    ----------
+    spec : SimulationSpec
+        What to simulate; resolved (and so completed) in place.
+    out : str or pathlib.Path
+        The run folder: config.yaml, data.zarr, pictures, movie, metrics.json.
+    progress : bool, default True
+        Show a progress bar.
+
+    Returns
+    -------
+    dict
+        The metrics written to metrics.json.
+
+    Raises
+    ------
+    ParameterError
+        For a spec that cannot run (see :meth:`SimulationSpec.resolve`).
+    StabilityError
+        If the time step is unstable for a stepping engine.
+    OutputError
+        If ``out`` cannot become a run folder or is locked by another run.
+    FFmpegNotFoundError
+        If an mp4 movie is asked for and ffmpeg is not found.
+    SimulationError
+        If the run blows up.
     """
     out = Path(out)
     check_run_folder(out)
@@ -42,8 +68,24 @@ def run_simulation(spec: SimulationSpec, out: str | Path, progress: bool = True)
 
 
 def snapshot_steps(steps: int, snapshots: int) -> np.ndarray:
-    """``snapshots`` (≥ 2) evenly spaced steps from 0 to ``steps``, both ends included; at
-    most ``steps + 1`` distinct ones.
+    """Return evenly spaced snapshot steps from 0 to ``steps``, both ends included.
+
+    Parameters
+    ----------
+    steps : int
+        Number of steps of the run.
+    snapshots : int
+        Number of snapshots wanted, ≥ 2.
+
+    Returns
+    -------
+    numpy.ndarray
+        The steps, unique: at most ``steps + 1`` of them.
+
+    Raises
+    ------
+    ParameterError
+        If ``snapshots`` is below 2.
     """
     if snapshots < 2:
         raise ParameterError(f"snapshots must be at least 2, got {snapshots!r}")
@@ -51,6 +93,7 @@ def snapshot_steps(steps: int, snapshots: int) -> np.ndarray:
 
 
 def _run_into(spec: SimulationSpec, system, state0, folder: RunFolder, progress: bool) -> dict:
+    """Simulate and write config, data, pictures and metrics into ``folder``."""
     folder.write_config(spec.to_dict())
     steps = snapshot_steps(int(spec.steps), int(spec.snapshots))
     t0 = time.perf_counter()
@@ -80,7 +123,7 @@ def _run_into(spec: SimulationSpec, system, state0, folder: RunFolder, progress:
 
 
 def _pictures(ds, system, folder: RunFolder, spec: SimulationSpec) -> dict:
-    """last_frame.png or montage.png, movie, and the PCA→RGB picture for > 3 species."""
+    """Write last_frame.png or montage.png, the movie, and PCA→RGB for > 3 species."""
     species = list(system.network.species)
     data = ds[CONCENTRATION].values  # (sample, time, species, y, x)
     last = data[:, -1]
@@ -109,8 +152,10 @@ def _pictures(ds, system, folder: RunFolder, spec: SimulationSpec) -> dict:
 
 
 def _species_to_show(species: list[str]) -> str:
-    """The species drawn in single-species pictures: V for Gray–Scott-like networks (the
-    autocatalyst), else PCA for more than 3 species, else the first species.
+    """Return the species drawn in single-species pictures.
+
+    PCA for more than 3 species, else V (or V1, Y) for Gray–Scott-like networks (the
+    autocatalyst), else the first species.
     """
     if len(species) > 3:
         return "pca"
@@ -121,6 +166,7 @@ def _species_to_show(species: list[str]) -> str:
 
 
 def _montage(path: Path, last: np.ndarray, coords: dict, species, show) -> Path:
+    """Write the last frames of a sweep as a montage (a 2-D grid for two crossed sweeps)."""
     names = list(coords)
     if len(names) == 2:
         a, b = names

@@ -43,7 +43,7 @@ _FORMS = "use a number, 'start:stop:count' or 'v1,v2,...'"
 
 
 def _number(value, name: str, spec) -> float:
-    """One value of parameter ``name`` as a float, or a ParameterError naming it."""
+    """Return one value of parameter ``name`` as a float, or raise a ParameterError naming it."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ParameterError(f"cannot read the value {spec!r} of parameter {name!r}: {_FORMS}")
     try:
@@ -54,6 +54,7 @@ def _number(value, name: str, spec) -> float:
 
 
 def _sweep(name: str, spec: str, start: str, stop: str, count: str) -> np.ndarray:
+    """Return the values of a sweep ``start:stop:count``."""
     count = count.strip()
     if not re.fullmatch(r"[+-]?[0-9]+", count):
         raise ParameterError(f"the count {count!r} of sweep {name}={spec!r} is not a whole "
@@ -72,9 +73,26 @@ def _sweep(name: str, spec: str, start: str, stop: str, count: str) -> np.ndarra
 
 
 def parse_values(name: str, spec: str | float | int | list) -> np.ndarray:
-    """``0.04`` → [0.04]; ``"0.02:0.06:9"`` → 9 evenly spaced values including both ends
-    (count ≥ 2); ``"0.1,0.2,0.5"`` or a list → those values. Every value must be finite;
-    anything else is a :class:`~rdlab.errors.ParameterError` naming the parameter.
+    """Return the values a parameter takes.
+
+    Parameters
+    ----------
+    name : str
+        The parameter, for messages.
+    spec : str, float, int or list
+        ``0.04`` gives [0.04]; ``"0.02:0.06:9"`` 9 evenly spaced values including both ends
+        (count ≥ 2, at most :data:`MAX_SWEEP_COUNT`); ``"0.1,0.2,0.5"`` or a list those
+        values.
+
+    Returns
+    -------
+    numpy.ndarray
+        The values, all finite.
+
+    Raises
+    ------
+    ParameterError
+        Naming the parameter, for anything else.
     """
     if isinstance(spec, (list, tuple)):
         if not spec:
@@ -104,8 +122,24 @@ def parse_values(name: str, spec: str | float | int | list) -> np.ndarray:
 
 
 def parse_grid(text: str | int) -> tuple[int, int] | None:
-    """``"128x96"`` → (ny=128, nx=96); ``"128"`` → (128, 128); ``"none"`` → None (well
-    mixed). Each side needs at least 3 cells; ``0`` is not a way to say well mixed.
+    """Return the grid shape a grid text gives.
+
+    Parameters
+    ----------
+    text : str or int
+        ``"128x96"`` gives (ny=128, nx=96); ``"128"`` (128, 128); ``"none"`` (or
+        ``"well-mixed"``) None. Each side needs at least 3 cells; ``0`` is not a way to say
+        well mixed.
+
+    Returns
+    -------
+    tuple of (int, int) or None
+        ``(ny, nx)``, or ``None`` for a well-mixed reactor.
+
+    Raises
+    ------
+    ParameterError
+        For text that is not a grid, or a side below 3 cells.
     """
     if isinstance(text, int) and not isinstance(text, bool):
         text = str(text)
@@ -130,6 +164,49 @@ class SimulationSpec(Settings):
 
     Read and written as any rdlab config (:class:`rdlab.settings.Settings`): the types
     come from the annotations below, :meth:`validate` adds the ranges and choices.
+
+    Parameters
+    ----------
+    preset : str or None, default "gray-scott"
+        A name of :data:`~rdlab.chemistry.presets.PRESETS`.
+    network_file : str or None, default None
+        A network file: SBML ``.xml``/``.sbml``, Antimony ``.ant``/``.antimony``, YAML
+        otherwise.
+    network : list of str or str or None, default None
+        Reaction lines; filled in on :meth:`resolve`.
+    species : list of str or None, default None
+        The species order of ``network``.
+    n_species : int or None, default None
+        Number of species of a family preset, ≥ 2.
+    parameters : dict of str to Any, default {}
+        Name → a number, ``'start:stop:count'``, ``'v1,v2,...'`` or a list (read by
+        :func:`parse_values`).
+    grid : str or int or None, default None
+        ``"NYxNX"``, ``"N"`` or ``"none"`` (:func:`parse_grid`).
+    dx : float, default 1.0
+        Grid spacing, length units.
+    stencil : str, default "9-point"
+        A name of :data:`~rdlab.system.STENCILS`.
+    dt : float or None, default None
+        Time step, > 0.
+    steps : int or None, default None
+        Number of steps, 1 to :data:`MAX_STEPS`.
+    snapshots : int, default 40
+        Number of snapshots kept, ≥ 2.
+    initial : str or None, default None
+        One of :data:`INITIAL_STATES`.
+    initial_options : dict, default {}
+        Keyword options of that initial state (see :mod:`rdlab.initial`).
+    seed : int, default 0
+        Seed of the initial state, drawn parameters and flow noise, 0 to :data:`MAX_SEED`.
+    engine : str, default "fast"
+        A name of :data:`~rdlab.simulate.api.ENGINES`.
+    dtype : str, default "float64"
+        ``"float32"`` or ``"float64"``.
+    movie : str, default "gif"
+        One of :data:`MOVIES`.
+    runaway_limit : float, default RUNAWAY_LIMIT
+        A concentration beyond ±runaway_limit counts as a blow-up (NaN/Inf always do).
     """
 
     preset: str | None = "gray-scott"
@@ -158,8 +235,24 @@ class SimulationSpec(Settings):
 
     @classmethod
     def from_dict(cls, data: dict, *, source: str | Path | None = None) -> SimulationSpec:
-        """A spec from a config mapping; unknown keys and values of the wrong type or range
-        are refused, naming the key.
+        """Build a spec from a config mapping.
+
+        Parameters
+        ----------
+        data : dict
+            The config.
+        source : str or pathlib.Path, optional
+            Where it comes from, for messages.
+
+        Returns
+        -------
+        SimulationSpec
+            The spec, validated.
+
+        Raises
+        ------
+        ParameterError
+            For unknown keys and values of the wrong type or range, naming the key.
         """
         spec = super().from_dict(data, source=source)
         spec.validate()
@@ -167,18 +260,42 @@ class SimulationSpec(Settings):
 
     @classmethod
     def from_file(cls, path: str | Path) -> SimulationSpec:
-        """A spec from a YAML config file (a run's ``config.yaml``); every error names the
-        file.
+        """Read a spec from a YAML config file (a run's ``config.yaml``).
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            The file.
+
+        Returns
+        -------
+        SimulationSpec
+            The spec, validated.
+
+        Raises
+        ------
+        DataError
+            If the file cannot be read as a mapping.
+        ParameterError
+            For unknown keys and bad values; every error names the file.
         """
         return cls.from_yaml(path)
 
     def validate(self) -> None:
-        """Check the type (:meth:`~rdlab.settings.Settings.check_types`) and the range of
-        every field, naming the key and the value.
+        """Check the type and the range of every field.
+
+        Types as :meth:`~rdlab.settings.Settings.check_types` checks them; ``grid`` is
+        stored as text.
+
+        Raises
+        ------
+        ParameterError
+            Naming the key and the value.
         """
         self.check_types()
 
         def bad(key: str, want: str):
+            """Raise the error for field ``key``, which must be ``want``."""
             raise ParameterError(f"{key!r} must be {want}, got {getattr(self, key)!r}")
 
         if self.n_species is not None and self.n_species < 2:
@@ -212,9 +329,14 @@ class SimulationSpec(Settings):
             bad("runaway_limit", "a positive finite number")
 
     def defaults(self) -> RunDefaults:
-        """The run defaults: the preset's (:data:`rdlab.chemistry.presets.PRESETS`), or
-        :data:`~rdlab.chemistry.presets.GENERIC_DEFAULTS` for a network given as lines or
-        a file (and for an unknown preset, refused when the network is loaded).
+        """Return the run defaults.
+
+        Returns
+        -------
+        RunDefaults
+            The preset's (:data:`rdlab.chemistry.presets.PRESETS`), or
+            :data:`~rdlab.chemistry.presets.GENERIC_DEFAULTS` for a network given as lines
+            or a file (and for an unknown preset, refused when the network is loaded).
         """
         if self.network is not None or self.network_file is not None:
             return GENERIC_DEFAULTS
@@ -222,22 +344,39 @@ class SimulationSpec(Settings):
         return GENERIC_DEFAULTS if preset is None else preset.defaults
 
     def _draw_parameters(self):
-        """The preset's parameter generator (Dense-RDN families), or None. Read even when
-        the network lines are given: a resolved config keeps its preset's name, and its
-        rerun draws again so that the random initial state that follows is the same.
+        """Return the preset's parameter generator (Dense-RDN families), or None.
+
+        Read even when the network lines are given: a resolved config keeps its preset's
+        name, and its rerun draws again so that the random initial state that follows is
+        the same.
         """
         preset = PRESETS.get(self.preset or "")
         return None if preset is None else preset.draw_parameters
 
     def load_network(self) -> ReactionNetwork:
-        """The network: reaction lines, a network file (by suffix: SBML ``.xml``/``.sbml``,
-        Antimony ``.ant``/``.antimony``, YAML otherwise) or a preset.
+        """Load the network.
+
+        Returns
+        -------
+        ReactionNetwork
+            From the reaction lines, the network file (by suffix: SBML ``.xml``/``.sbml``,
+            Antimony ``.ant``/``.antimony``, YAML otherwise) or the preset.
+
+        Raises
+        ------
+        ParameterError
+            If neither a network nor a preset is given.
+        NetworkError
+            For an unknown preset or invalid reactions.
+        DataError
+            For a network file that cannot be read.
         """
         return self._load()[0]
 
     def _load(self) -> tuple[ReactionNetwork, dict[str, float] | None]:
-        """The network, and the initial concentrations an SBML/Antimony file gives (else
-        None).
+        """Return the network, and the initial concentrations an SBML/Antimony file gives.
+
+        The concentrations are None for other sources.
         """
         if self.network is not None:
             return ReactionNetwork.from_text(self.network, self.species), None
@@ -251,12 +390,28 @@ class SimulationSpec(Settings):
         return preset_network(self.preset, self.n_species), None
 
     def resolve(self) -> tuple[System, np.ndarray]:
-        """Check the spec, fill in defaults, build the system (with sweeps) and the initial
-        state. Sizes are checked before anything big is built: the reaction count
-        (:data:`~rdlab.chemistry.network.MAX_REACTIONS`) and the run's memory
-        (:func:`rdlab.simulate.budget.check_memory`).
+        """Check the spec, fill in defaults, and build the system and the initial state.
 
-        Mutates the spec so that ``to_dict()`` afterwards is a complete, explicit config.
+        Sizes are checked before anything big is built: the reaction count
+        (:data:`~rdlab.chemistry.network.MAX_REACTIONS`) and the run's memory
+        (:func:`rdlab.simulate.budget.check_memory`). Mutates the spec so that
+        ``to_dict()`` afterwards is a complete, explicit config.
+
+        Returns
+        -------
+        tuple of (System, numpy.ndarray)
+            The system (with its sweeps) and the initial state ``(batch, species, y, x)``
+            (``(batch, species)`` well mixed).
+
+        Raises
+        ------
+        ParameterError
+            For invalid fields, unknown or doubly named parameters, missing rate constants,
+            an initial state that does not suit the grid, or a run too big for memory.
+        NetworkError
+            For an unknown preset or invalid reactions.
+        DataError
+            For a network file that cannot be read.
         """
         self.validate()
         d = self.defaults()
@@ -330,6 +485,7 @@ class SimulationSpec(Settings):
         return system, self._initial_state(system, rng)
 
     def _check_size(self, net: ReactionNetwork, shape, values: dict) -> None:
+        """Refuse a run whose memory estimate exceeds the limit."""
         samples = int(np.prod([v.size for v in values.values()], dtype=object) or 1)
         cells = 1 if shape is None else shape[0] * shape[1]
         snapshots = min(int(self.snapshots), int(self.steps) + 1)
@@ -339,6 +495,7 @@ class SimulationSpec(Settings):
                              per_reaction=self.engine in ("numpy", "torch")))
 
     def _initial_state(self, system: System, rng: np.random.Generator) -> np.ndarray:
+        """Build the initial state; bad options become a ParameterError naming them."""
         try:
             return self._build_initial_state(system, rng)
         except ParameterError:
@@ -348,8 +505,10 @@ class SimulationSpec(Settings):
                                  f"{self.initial_options!r}: {exc}") from None
 
     def _build_initial_state(self, system: System, rng: np.random.Generator) -> np.ndarray:
-        """The initial state; a well-mixed reactor starts from ``values``/``base`` (or the
-        feed), or from U(low, high) for ``random``.
+        """Return the initial state.
+
+        A well-mixed reactor starts from ``values``/``base`` (or the feed), or from
+        U(low, high) for ``random``.
         """
         opts = dict(self.initial_options)
         if self.initial == "uniform":
@@ -379,6 +538,7 @@ class SimulationSpec(Settings):
 
     @property
     def name(self) -> str:
+        """The run's name for titles: the network file's stem, the preset, or "network"."""
         if self.network_file:
             return Path(self.network_file).stem
         return self.preset or "network"
