@@ -67,8 +67,22 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def reaction_count(network: str, species: int) -> int:
-    """Reactions of the ``network`` enumeration over ``species`` species, without building
-    it (kitchen-sink N²(N − 1), dense-gs 2N(N − 1), dense N(N − 1)(N + 1)).
+    """Return the number of reactions of the ``network`` enumeration over ``species`` species.
+
+    Counted without building the network: kitchen-sink N²(N − 1), dense-gs 2N(N − 1), dense
+    N(N − 1)(N + 1).
+
+    Parameters
+    ----------
+    network : {"kitchen-sink", "dense-gs", "dense"}
+        The design network.
+    species : int
+        Number of species N.
+
+    Returns
+    -------
+    int
+        The number of reactions.
     """
     return dense.reaction_count(OLD_NETWORK_NAMES.get(network, network), species)
 
@@ -92,7 +106,7 @@ def _positive(value: float, name: str, unit: str = "") -> None:
 
 
 def _memory_of(device: str) -> int | None:
-    """Bytes of memory of ``device`` (the machine's RAM for the CPU), or None if unknown."""
+    """Return the bytes of memory of ``device`` (RAM for the CPU), or None if unknown."""
     if device.startswith("cuda"):
         import torch
 
@@ -108,13 +122,34 @@ def _memory_of(device: str) -> int | None:
 class ModelSettings(Settings):
     """The designed reaction–diffusion model. Times in s (model units), lengths in cells.
 
-    ``network``: ``kitchen-sink`` / ``dense-gs`` (the public code's enumerations) or
-    ``dense`` (eq. 17); ``gs`` and ``paper``, the old names, are read as ``dense-gs`` and
-    ``dense``. ``species``: how many. ``size = (ny, nx)``: the domain. ``dt``: the Euler
-    step. ``clip``: clip the state to [0, 10] after each step (the authors' code).
-    ``fixed``: parameter groups kept at their start values (``rates``, ``diffusion``,
-    ``flow``, ``feed``). ``flow``: the initial flow. ``flow_noise = {amplitude, sigma}``:
-    drive with a noisy flow (eq. 12).
+    Parameters
+    ----------
+    network : str, default "kitchen-sink"
+        ``kitchen-sink`` / ``dense-gs`` (the public code's enumerations) or ``dense``
+        (eq. 17); ``gs`` and ``paper``, the old names, are read as ``dense-gs`` and
+        ``dense``.
+    species : int, default 4
+        How many species (≥ 2).
+    size : tuple of int, default (64, 64)
+        The domain ``(ny, nx)``, at least 4 cells each.
+    dt : float, default 1.0
+        The Euler step.
+    clip : bool, default True
+        Clip the state to [0, 10] after each step (the authors' code).
+    fixed : tuple of str, default ()
+        Parameter groups kept at their start values (``rates``, ``diffusion``, ``flow``,
+        ``feed``).
+    flow : float or None, optional
+        The initial flow.
+    flow_noise : dict or None, optional
+        ``{amplitude, sigma}``: drive with a noisy flow (eq. 12).
+
+    Raises
+    ------
+    ParameterError
+        For an unknown network or parameter group, fewer than 2 species or more reactions
+        than :data:`MAX_REACTIONS`, a domain below 4 cells, a non-positive ``dt``, a ``flow``
+        outside the optimisation's bounds, or bad ``flow_noise``.
     """
 
     network: str = "kitchen-sink"
@@ -129,6 +164,7 @@ class ModelSettings(Settings):
     _what = "design config model"
 
     def __post_init__(self) -> None:
+        """Check the fields and map old network names to the presets'."""
         self.check_types()
         self.network = OLD_NETWORK_NAMES.get(self.network, self.network)
         if self.network not in NETWORKS:
@@ -170,9 +206,22 @@ class ModelSettings(Settings):
 
 @dataclass
 class GeneratorSettings(Settings):
-    """The generator G(z): ``patch`` its output size (smaller than the domain = placed in its
-    centre on zero concentration; ``None`` = the domain's smaller side), ``z_bits`` random
-    bits, ``batch`` samples per optimisation step.
+    """The generator G(z).
+
+    Parameters
+    ----------
+    patch : int or None, optional
+        Its output size: smaller than the domain = placed in its centre on zero
+        concentration; ``None`` = the domain's smaller side.
+    z_bits : int, default 64
+        Random bits.
+    batch : int, default 1
+        Samples per optimisation step.
+
+    Raises
+    ------
+    ParameterError
+        When ``z_bits`` or ``batch`` is below 1.
     """
 
     patch: int | None = None
@@ -182,6 +231,7 @@ class GeneratorSettings(Settings):
     _what = "design config generator"
 
     def __post_init__(self) -> None:
+        """Check the field types and ranges."""
         self.check_types()
         for name in ("batch", "z_bits"):
             _at_least(getattr(self, name), 1, name)
@@ -189,14 +239,42 @@ class GeneratorSettings(Settings):
 
 @dataclass
 class OptimiserSettings(Settings):
-    """Adam (``lr``, ``beta1``, ``beta2``, ``eps``), global gradient-norm clipping
-    ``clip_norm``, LR halved at ``halve_at`` steps and on a plateau of ``plateau_patience``
-    steps (not below ``min_lr_ratio``·lr), early stop after ``early_stop_patience`` steps
-    without improvement, at most ``steps`` steps per stage. ``stages``: the horizons
-    (number of Euler steps), optimised in turn, parameters carried forward (appendix D.3);
-    ``lr`` and ``steps`` may be lists with one value per stage. A checkpoint every
-    ``checkpoint_every`` steps; ``time_budget_s`` seconds of optimisation at most (resumable;
-    old configs' ``time_budget`` is read as this).
+    """Adam, its schedules, the staged horizons, early stopping, checkpoints and the time budget.
+
+    Parameters
+    ----------
+    stages : tuple of int, default (32,)
+        The horizons (number of Euler steps), optimised in turn, parameters carried forward
+        (appendix D.3).
+    steps : int or tuple of int, default 2000
+        At most this many steps per stage; may list one value per stage.
+    lr : float or tuple of float, default 1e-3
+        Adam's learning rate; may list one value per stage.
+    beta1, beta2 : float, default 0.95, 0.999
+        Adam's β, in (0, 1).
+    eps : float, default 1e-2
+        Adam's ε.
+    clip_norm : float, default 0.5
+        Global gradient-norm clipping.
+    halve_at : tuple of int, default ()
+        Steps at which the LR is halved.
+    plateau_patience : int or None, default 500
+        The LR is also halved on a plateau of this many steps.
+    early_stop_patience : int or None, default 1000
+        Stop after this many steps without improvement.
+    min_lr_ratio : float, default 0.01
+        The LR is not halved below ``min_lr_ratio``·lr; in (0, 1].
+    checkpoint_every : int, default 25
+        A checkpoint every this many steps.
+    time_budget_s : float or None, optional
+        Seconds of optimisation at most (resumable; old configs' ``time_budget`` is read as
+        this).
+
+    Raises
+    ------
+    ParameterError
+        For an empty ``stages``, per-stage lists of another length, or a value outside its
+        range.
     """
 
     stages: tuple[int, ...] = (32,)
@@ -216,6 +294,7 @@ class OptimiserSettings(Settings):
     _what = "design config optimiser"
 
     def __post_init__(self) -> None:
+        """Check the field types and ranges."""
         self.check_types()
         if not self.stages:
             raise ParameterError("stages must list at least one horizon")
@@ -248,24 +327,71 @@ class OptimiserSettings(Settings):
             _positive(self.time_budget_s, "time_budget_s", unit=" seconds")
 
     def listed(self, name: str) -> tuple:
-        """A per-stage setting as given: its list, or its single value as a 1-tuple."""
+        """Return a per-stage setting as given: its list, or its single value as a 1-tuple.
+
+        Parameters
+        ----------
+        name : {"lr", "steps"}
+            The setting.
+
+        Returns
+        -------
+        tuple
+            The value(s).
+        """
         value = getattr(self, name)
         return value if isinstance(value, tuple) else (value,)
 
     def stage_lr(self, stage: int) -> float:
-        """The learning rate of stage ``stage`` (0-based)."""
+        """Return the learning rate of a stage.
+
+        Parameters
+        ----------
+        stage : int
+            The stage, 0-based.
+
+        Returns
+        -------
+        float
+            Its learning rate.
+        """
         return float(self.listed("lr")[stage] if isinstance(self.lr, tuple) else self.lr)
 
     def stage_steps(self, stage: int) -> int:
-        """The most steps of stage ``stage`` (0-based)."""
+        """Return the most steps of a stage.
+
+        Parameters
+        ----------
+        stage : int
+            The stage, 0-based.
+
+        Returns
+        -------
+        int
+            Its step limit.
+        """
         return int(self.steps[stage] if isinstance(self.steps, tuple) else self.steps)
 
 
 @dataclass
 class EvaluationSettings(Settings):
-    """What the report measures: roll-outs to ``factor`` × the last horizon, also at ``dt``
-    divided by each of ``dt_divisors``; ``controls`` randomisations per control condition;
-    bit accuracy read at ``times`` (s) when the design has an encoder.
+    """What the report measures.
+
+    Parameters
+    ----------
+    factor : int, default 10
+        Roll-outs run to ``factor`` × the last horizon.
+    dt_divisors : tuple of int, default (10,)
+        Also roll out at ``dt`` divided by each of these.
+    controls : int, default 32
+        Randomisations per control condition.
+    times : tuple of float, default ()
+        Bit accuracy is read at these times (s) when the design has an encoder.
+
+    Raises
+    ------
+    ParameterError
+        For a value below 1 or a non-positive time.
     """
 
     factor: int = 10
@@ -276,6 +402,7 @@ class EvaluationSettings(Settings):
     _what = "design config evaluation"
 
     def __post_init__(self) -> None:
+        """Check the field types and ranges."""
         self.check_types()
         _at_least(self.factor, 1, "eval_factor")
         _at_least(self.controls, 1, "controls")
@@ -286,6 +413,7 @@ class EvaluationSettings(Settings):
 
 
 def _flat_keys() -> dict[str, str]:
+    """Return the flat keys of old configs → their place in a section."""
     keys = {}
     for section, cls in (("model", ModelSettings), ("generator", GeneratorSettings),
                          ("optimiser", OptimiserSettings)):
@@ -301,25 +429,52 @@ FLAT_KEYS: dict[str, str] = _flat_keys()
 
 @dataclass
 class DesignConfig(Settings):
-    """One experiment: the sections ``model``, ``generator``, ``optimiser`` and
-    ``evaluation`` (see the module docstring), and
+    """One experiment.
 
-    ``name``: the run's name (a folder name). ``seed``: seeds θΨ's initialisation and every
-    draw. ``device``: where the optimisation runs (``"cpu"``, ``"cuda"``, ...; the random
-    draws then come from a generator on that device, so a seed gives device-specific
-    results); evaluation and reports always run on the CPU. ``dtype``: ``float32`` or
-    ``float64``. ``loss``: ``{kind: options}``.
-    ``init_from``: a finished run folder (or its ``model.pt``) whose θΨ, generator and
-    encoder start this run instead of the paper's initialisation — to add longer stages to
-    an optimised design; the models must have the same shapes.
-    ``initial``: start values that replace parts of the paper's initialisation of θΨ —
-    ``rates`` ``{reaction text: k}``, ``other_rates``, ``diffusion``, ``feed`` (see
-    :meth:`~rdlab.design.parameters.DesignParameters.override_`) — to start from a known
-    mechanism; not together with ``init_from``.
-    ``source`` (set by :func:`load_config`, not read from a file): the config file.
+    Its sections are ``model``, ``generator``, ``optimiser`` and ``evaluation`` (see the
+    module docstring). A flat key of an old config (``steps``, ``species``, ``eval_factor``,
+    ...) is accepted at the top and moved into its section (:data:`FLAT_KEYS`).
 
-    A flat key of an old config (``steps``, ``species``, ``eval_factor``, ...) is accepted
-    at the top and moved into its section (:data:`FLAT_KEYS`).
+    Parameters
+    ----------
+    name : str, default "design"
+        The run's name (a folder name).
+    seed : int, default 1
+        Seeds θΨ's initialisation and every draw.
+    device : str, default "cpu"
+        Where the optimisation runs (``"cpu"``, ``"cuda"``, ...; the random draws then come
+        from a generator on that device, so a seed gives device-specific results);
+        evaluation and reports always run on the CPU.
+    dtype : {"float32", "float64"}
+        Precision of the optimisation.
+    model : ModelSettings
+        The designed model.
+    generator : GeneratorSettings
+        The generator G(z).
+    loss : dict
+        ``{kind: options}`` (see :mod:`rdlab.design.objectives`); default a target term with
+        the bundled portrait.
+    optimiser : OptimiserSettings
+        The optimisation.
+    evaluation : EvaluationSettings
+        What the report measures.
+    init_from : str or None, optional
+        A finished run folder (or its ``model.pt``) whose θΨ, generator and encoder start this
+        run instead of the paper's initialisation — to add longer stages to an optimised
+        design; the models must have the same shapes.
+    initial : dict or None, optional
+        Start values that replace parts of the paper's initialisation of θΨ — ``rates``
+        ``{reaction text: k}``, ``other_rates``, ``diffusion``, ``feed`` (see
+        :meth:`~rdlab.design.parameters.DesignParameters.override_`) — to start from a known
+        mechanism; not together with ``init_from``.
+    source : str or None, optional
+        The config file (set by :func:`load_config`, not read from a file).
+
+    Raises
+    ------
+    ParameterError
+        For a bad name, seed, dtype, patch size or loss, ``initial`` together with
+        ``init_from``, or a step that would not fit the device's memory.
     """
 
     name: str = "design"
@@ -345,8 +500,9 @@ class DesignConfig(Settings):
 
     @classmethod
     def _normalise(cls, data: dict[str, Any], origin: str) -> dict[str, Any]:
-        """The base's flat keys moved into their sections, then old key names inside a
-        section renamed (``optimiser.time_budget`` → ``optimiser.time_budget_s``).
+        """Move the base's flat keys into their sections, then rename old keys inside a section.
+
+        For example ``optimiser.time_budget`` → ``optimiser.time_budget_s``.
         """
         data = super()._normalise(data, origin)
         for section, renames in cls.SECTION_ALIASES.items():
@@ -364,6 +520,7 @@ class DesignConfig(Settings):
         return data
 
     def __post_init__(self) -> None:
+        """Check the fields, the loss and the memory one step needs."""
         self.check_types()
         if not NAME_PATTERN.fullmatch(self.name):
             raise ParameterError(f"name must be a folder name (letters, digits, '.', '_', "
@@ -384,6 +541,7 @@ class DesignConfig(Settings):
         self._check_memory()
 
     def _check_loss(self) -> None:
+        """Check the loss terms and their options."""
         from rdlab.design.objectives import TERM_TYPES
 
         if not self.loss:
@@ -408,8 +566,15 @@ class DesignConfig(Settings):
                                  f"got {target['image']!r}")
 
     def rollout_bytes(self) -> int:
-        """Memory one optimisation step needs, roughly: every state of the longest horizon
-        is kept for the backward pass, with as much again for gradients and work space.
+        """Return the memory one optimisation step needs, roughly.
+
+        Every state of the longest horizon is kept for the backward pass, with as much again
+        for gradients and work space.
+
+        Returns
+        -------
+        int
+            Bytes.
         """
         itemsize = 8 if self.dtype == "float64" else 4
         ny, nx = self.model.size
@@ -417,6 +582,7 @@ class DesignConfig(Settings):
                 * (max(self.optimiser.stages) + 1) * itemsize)
 
     def _check_memory(self) -> None:
+        """Refuse a config whose optimisation step would not fit the device's memory."""
         need = self.rollout_bytes()
         have = _memory_of(self.device)
         if have is not None and need > have:
@@ -429,14 +595,23 @@ class DesignConfig(Settings):
 
     @property
     def patch_size(self) -> int:
-        """The generator's output size: ``generator.patch``, else the domain's smaller
-        side.
-        """
+        """The generator's output size: ``generator.patch``, else the domain's smaller side."""
         patch = self.generator.patch
         return patch if patch is not None else min(self.model.size)
 
     def resolve_path(self, value: str) -> str:
-        """A relative path in the config, resolved against the config file's folder."""
+        """Resolve a relative path in the config against the config file's folder.
+
+        Parameters
+        ----------
+        value : str
+            A path, or ``bundled:NAME`` (returned as it is).
+
+        Returns
+        -------
+        str
+            The resolved path (unchanged when the config has no source file).
+        """
         if value.startswith("bundled:") or self.source is None:
             return value
         p = Path(value)
@@ -444,11 +619,23 @@ class DesignConfig(Settings):
 
 
 def normalised(data: dict[str, Any]) -> dict[str, Any]:
-    """A stored config (flat or in sections, old or new network names, defaults left out)
-    in today's complete form, as :meth:`DesignConfig.to_dict` writes it; for comparing the
-    config of a run folder with the one asked for. The device is kept as stored but not
-    checked (a run may have been made on another machine); a config that no longer reads
-    is returned as it is (and so differs).
+    """Return a stored config in today's complete form, as :meth:`DesignConfig.to_dict` writes it.
+
+    The stored config may be flat or in sections, with old or new network names and
+    defaults left out; the result is for comparing the config of a run folder with the one
+    asked for. The device is kept as stored but not checked (a run may have been made on
+    another machine).
+
+    Parameters
+    ----------
+    data : dict
+        The stored config.
+
+    Returns
+    -------
+    dict
+        The complete config; a config that no longer reads is returned as it is (and so
+        differs).
     """
     given = {k: v for k, v in data.items() if k != "source"}
     try:
@@ -461,17 +648,41 @@ def normalised(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def bundled_configs() -> dict[str, Path]:
-    """The configs shipped with rdlab, name → path (e.g. ``fig2a``, ``fig2a-quick``)."""
+    """Return the configs shipped with rdlab.
+
+    Returns
+    -------
+    dict of str to Path
+        Name → path (e.g. ``fig2a``, ``fig2a-quick``).
+    """
     folder = resources.files("rdlab.design") / "configs"
     return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir()
             if str(p).endswith((".yaml", ".toml"))}
 
 
 def load_config(source: str | Path, **overrides: Any) -> DesignConfig:
-    """A config from a file path or a bundled name, with ``overrides`` applied (``None``
-    sets a key to null). Relative paths (the target ``image``, ``init_from``) are made
-    absolute — the file's against its folder, the overrides' against the working folder —
-    so the config saved in a run folder means the same from anywhere.
+    """Read a config from a file path or a bundled name, with ``overrides`` applied.
+
+    Relative paths (the target ``image``, ``init_from``) are made absolute — the file's
+    against its folder, the overrides' against the working folder — so the config saved in a
+    run folder means the same from anywhere.
+
+    Parameters
+    ----------
+    source : str or Path
+        A config file (YAML or TOML) or the name of a bundled config.
+    **overrides
+        Settings to override, by (dotted) key; ``None`` sets a key to null.
+
+    Returns
+    -------
+    DesignConfig
+        The config, with ``source`` set to the file.
+
+    Raises
+    ------
+    ParameterError
+        When there is no such file or bundled config, or the config is invalid.
     """
     bundled = bundled_configs()
     path = bundled[str(source)] if str(source) in bundled else Path(source)
@@ -489,6 +700,7 @@ def load_config(source: str | Path, **overrides: Any) -> DesignConfig:
 
 
 def _absolute_paths(data: dict, folder: Path) -> dict:
+    """Return ``data`` with the target image and ``init_from`` made absolute against ``folder``."""
     data = dict(data)
     loss = data.get("loss")
     target = loss.get("target") if isinstance(loss, dict) else None
@@ -501,13 +713,29 @@ def _absolute_paths(data: dict, folder: Path) -> dict:
 
 
 def _absolute(value: str, folder: Path) -> str:
+    """Return ``value`` as an absolute path, resolved against ``folder`` when relative."""
     p = Path(value).expanduser()
     return str((p if p.is_absolute() else folder / p).resolve())
 
 
 def bundled_target(name: str) -> Path:
-    """Path of a target image shipped with rdlab (``portrait``: a portrait drawn by
-    :mod:`rdlab.design.target_image`, not a photograph).
+    """Return the path of a target image shipped with rdlab.
+
+    Parameters
+    ----------
+    name : str
+        The image's name (``portrait``: a portrait drawn by :mod:`rdlab.design.target_image`,
+        not a photograph).
+
+    Returns
+    -------
+    Path
+        The PNG file.
+
+    Raises
+    ------
+    ParameterError
+        When there is no such image.
     """
     path = Path(str(resources.files("rdlab.design") / "data" / f"{name}.png"))
     if not path.is_file():

@@ -63,7 +63,7 @@ def _check_state(X: torch.Tensor, n_species: int | None = None) -> None:
 
 
 def _per_batch(values: torch.Tensor, batch: int, length: int, what: str) -> torch.Tensor:
-    """``(length,)`` or ``(batch, length)`` → ``(batch, length)``."""
+    """Broadcast ``(length,)`` or ``(batch, length)`` to ``(batch, length)``."""
     if values.ndim == 1 and values.shape[0] == length:
         return values.unsqueeze(0).expand(batch, length)
     if values.ndim == 2 and values.shape == (batch, length):
@@ -74,8 +74,9 @@ def _per_batch(values: torch.Tensor, batch: int, length: int, what: str) -> torc
 
 
 def _pairs_from_matrices(R: np.ndarray, P: np.ndarray) -> list[tuple[int, int]]:
-    """Reverse pairs by matching reactants to products (the rule of
-    :meth:`ReactionNetwork.reverse_pairs`).
+    """Return reverse pairs by matching reactants to products.
+
+    The rule of :meth:`ReactionNetwork.reverse_pairs`.
     """
     used: set[int] = set()
     pairs = []
@@ -94,8 +95,9 @@ def _pairs_from_matrices(R: np.ndarray, P: np.ndarray) -> list[tuple[int, int]]:
 
 @functools.lru_cache(maxsize=64)
 def _structure(network_or_tensors, dtype: torch.dtype, device: torch.device):
-    """``(NetworkTensors, forward indices, reverse indices)`` on ``dtype``/``device``;
-    memoised, so a roll-out of many steps matches the pairs once.
+    """Return ``(NetworkTensors, forward indices, reverse indices)`` on ``dtype``/``device``.
+
+    Memoised, so a roll-out of many steps matches the pairs once.
     """
     if isinstance(network_or_tensors, ReactionNetwork):
         net = NetworkTensors.from_network(network_or_tensors, None, dtype, device)
@@ -128,19 +130,33 @@ def reaction_entropy_production_map(
     floor: float = 1e-5,
     k_B: float = 1.0,
 ) -> torch.Tensor:
-    """Per-cell reaction entropy production (eq. 18), ``(batch, y, x)``.
+    """Compute the per-cell reaction entropy production (eq. 18).
 
-    Args:
-        network_or_tensors: the network (its reverse pairs define ``v⁺``/``v⁻``); reactions
-            without a reverse partner produce no term.
-        rates: rate constants ``(R,)`` or ``(batch, R)``.
-        X: concentrations ``(batch, species, y, x)``.
-        floor: each mass-action rate ``v`` is replaced by ``max(v, floor)``.
-        k_B: Boltzmann's constant (1 → σ in units of k_B).
+    Parameters
+    ----------
+    network_or_tensors : ReactionNetwork or NetworkTensors
+        The network (its reverse pairs define ``v⁺``/``v⁻``); reactions without a reverse
+        partner produce no term.
+    rates : torch.Tensor
+        Rate constants ``(R,)`` or ``(batch, R)``.
+    X : torch.Tensor
+        Concentrations ``(batch, species, y, x)``.
+    floor : float, default 1e-5
+        Each mass-action rate ``v`` is replaced by ``max(v, floor)``; > 0.
+    k_B : float, default 1.0
+        Boltzmann's constant (1 → σ in units of k_B).
 
     Returns
     -------
-        ``k_B Σ_pairs (v⁺ − v⁻) ln(v⁺/v⁻)`` in each cell, ≥ 0 (k_B × concentration/time).
+    torch.Tensor
+        ``k_B Σ_pairs (v⁺ − v⁻) ln(v⁺/v⁻)`` in each cell, ``(batch, y, x)``, ≥ 0
+        (k_B × concentration/time).
+
+    Raises
+    ------
+    ParameterError
+        For ``floor`` ≤ 0, a state that is not ``(batch, species, y, x)`` with the network's
+        species, or rates of the wrong shape.
     """
     if floor <= 0:
         raise ParameterError(f"floor must be > 0 (the logarithm needs it), got {floor}")
@@ -164,7 +180,26 @@ def reaction_entropy_production(
     floor: float = 1e-5,
     k_B: float = 1.0,
 ) -> torch.Tensor:
-    """Mean over cells of :func:`reaction_entropy_production_map`: ``(batch,)``."""
+    """Return the mean over cells of :func:`reaction_entropy_production_map`.
+
+    Parameters
+    ----------
+    network_or_tensors : ReactionNetwork or NetworkTensors
+        The network.
+    rates : torch.Tensor
+        Rate constants ``(R,)`` or ``(batch, R)``.
+    X : torch.Tensor
+        Concentrations ``(batch, species, y, x)``.
+    floor : float, default 1e-5
+        Floor of each mass-action rate.
+    k_B : float, default 1.0
+        Boltzmann's constant.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(batch,)``.
+    """
     return reaction_entropy_production_map(network_or_tensors, rates, X, floor, k_B).mean(
         dim=(-2, -1)
     )
@@ -174,8 +209,26 @@ def reaction_entropy_production(
 def spatial_gradients(
     X: torch.Tensor, gradient: str = "central", dx: float = 1.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(∂X/∂y, ∂X/∂x)`` of ``X (..., y, x)``, each the shape of ``X``, by the rule
-    ``gradient`` (``"central"``, ``"forward"`` or ``"reference"``; see the module doc).
+    """Return ``(∂X/∂y, ∂X/∂x)`` of ``X`` by the rule ``gradient``.
+
+    Parameters
+    ----------
+    X : torch.Tensor
+        Fields ``(..., y, x)``.
+    gradient : {"central", "forward", "reference"}
+        The difference rule (see the module docstring).
+    dx : float, default 1.0
+        Grid spacing, > 0.
+
+    Returns
+    -------
+    dy, dx : torch.Tensor
+        Each the shape of ``X``.
+
+    Raises
+    ------
+    ParameterError
+        For ``dx`` ≤ 0 or an unknown rule.
     """
     if dx <= 0:
         raise ParameterError(f"grid spacing dx must be > 0, got {dx}")
@@ -203,20 +256,34 @@ def diffusion_entropy_production_map(
     k_B: float = 1.0,
     dx: float = 1.0,
 ) -> torch.Tensor:
-    """Per-cell diffusion entropy production (eq. 19), ``(batch, y, x)``.
+    """Compute the per-cell diffusion entropy production (eq. 19).
 
-    Args:
-        diffusion: diffusion coefficients ``(S,)`` or ``(batch, S)`` (cells²/s for dx = 1).
-        X: concentrations ``(batch, species, y, x)``.
-        offset: stabiliser added to ``X_i`` in the denominator (paper: 0.1); must keep
-            ``X_i + offset > 0``.
-        gradient: ``"central"`` | ``"forward"`` | ``"reference"`` (module doc).
-        k_B: Boltzmann's constant.
-        dx: grid spacing.
+    Parameters
+    ----------
+    diffusion : torch.Tensor
+        Diffusion coefficients ``(S,)`` or ``(batch, S)`` (cells²/s for dx = 1).
+    X : torch.Tensor
+        Concentrations ``(batch, species, y, x)``.
+    offset : float, default 0.1
+        Stabiliser added to ``X_i`` in the denominator (paper: 0.1); must keep
+        ``X_i + offset > 0``.
+    gradient : {"central", "forward", "reference"}
+        The difference rule (see the module docstring).
+    k_B : float, default 1.0
+        Boltzmann's constant.
+    dx : float, default 1.0
+        Grid spacing.
 
     Returns
     -------
-        ``k_B Σ_i D_i |∇X_i|² / (X_i + offset)`` in each cell.
+    torch.Tensor
+        ``k_B Σ_i D_i |∇X_i|² / (X_i + offset)`` in each cell, ``(batch, y, x)``.
+
+    Raises
+    ------
+    ParameterError
+        For a negative ``offset``, a state that is not ``(batch, species, y, x)``, or
+        coefficients of the wrong shape.
     """
     _check_state(X)
     if offset < 0:
@@ -237,7 +304,28 @@ def diffusion_entropy_production(
     k_B: float = 1.0,
     dx: float = 1.0,
 ) -> torch.Tensor:
-    """Mean over cells of :func:`diffusion_entropy_production_map`: ``(batch,)``."""
+    """Return the mean over cells of :func:`diffusion_entropy_production_map`.
+
+    Parameters
+    ----------
+    diffusion : torch.Tensor
+        Diffusion coefficients ``(S,)`` or ``(batch, S)``.
+    X : torch.Tensor
+        Concentrations ``(batch, species, y, x)``.
+    offset : float, default 0.1
+        Stabiliser added to ``X_i`` in the denominator.
+    gradient : {"central", "forward", "reference"}
+        The difference rule.
+    k_B : float, default 1.0
+        Boltzmann's constant.
+    dx : float, default 1.0
+        Grid spacing.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(batch,)``.
+    """
     return diffusion_entropy_production_map(diffusion, X, offset, gradient, k_B, dx).mean(
         dim=(-2, -1)
     )

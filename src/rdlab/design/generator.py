@@ -1,5 +1,7 @@
-"""Generator of initial conditions ``X_0 = G(z)`` and the encoder ``ẑ = E(X)`` (Dense-RDN
-appendix A.4 and the public code's ``simple_generator_model`` / ``simple_encoder_model``).
+"""Generator of initial conditions ``X_0 = G(z)`` and the encoder ``ẑ = E(X)``.
+
+After Dense-RDN appendix A.4 and the public code's ``simple_generator_model`` /
+``simple_encoder_model``.
 
 Generator
 ---------
@@ -83,8 +85,29 @@ def _n_blocks(size) -> int:
 
 
 def widths(n_species: int, size: int, width: int = 256) -> list[int]:
-    """Output widths of the generator's blocks: ``int(linspace(width, S, log2(size)))``,
-    the last always ``S`` ([256, 205, 155, 105, 55, 5] for S = 5, 64²).
+    """Return the output widths of the generator's blocks.
+
+    ``int(linspace(width, S, log2(size)))``, the last always ``S`` ([256, 205, 155, 105, 55,
+    5] for S = 5, 64²).
+
+    Parameters
+    ----------
+    n_species : int
+        ``S``, the output channels.
+    size : int
+        Side of the generated patch, a power of two.
+    width : int, default 256
+        Width of the first block.
+
+    Returns
+    -------
+    list of int
+        One width per block.
+
+    Raises
+    ------
+    ParameterError
+        When ``size`` is not a power of two.
     """
     n = _n_blocks(size)
     w = [int(v) for v in np.linspace(width, n_species, n)]
@@ -103,7 +126,27 @@ def _norm(kind: str, channels: int) -> nn.Module:
 
 
 def gaussian_kernel(sigma: float, radius: int, dtype=torch.float32) -> torch.Tensor:
-    """Normalised 1-D Gaussian weights ``exp(−k²/2σ²)`` for ``k = −radius … radius``."""
+    """Return normalised 1-D Gaussian weights ``exp(−k²/2σ²)`` for ``k = −radius … radius``.
+
+    Parameters
+    ----------
+    sigma : float
+        Width σ, > 0.
+    radius : int
+        Half-width of the window.
+    dtype : torch.dtype, default torch.float32
+        Of the weights.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(2·radius + 1,)`` weights summing to 1.
+
+    Raises
+    ------
+    ParameterError
+        For ``sigma`` ≤ 0.
+    """
     if not np.isfinite(sigma) or sigma <= 0:
         raise ParameterError(f"blur sigma must be > 0, got {sigma!r}")
     radius = _positive_int(radius, "blur radius")
@@ -113,8 +156,24 @@ def gaussian_kernel(sigma: float, radius: int, dtype=torch.float32) -> torch.Ten
 
 
 def periodic_blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """Separable periodic convolution of ``x (B, C, y, x)`` with the symmetric 1-D
-    ``kernel`` along y and along x.
+    """Convolve periodically with the symmetric 1-D ``kernel`` along y and along x (separable).
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Fields ``(B, C, y, x)``.
+    kernel : torch.Tensor
+        Symmetric 1-D weights, e.g. from :func:`gaussian_kernel`.
+
+    Returns
+    -------
+    torch.Tensor
+        The blurred fields, the shape of ``x``.
+
+    Raises
+    ------
+    ParameterError
+        When the window does not fit the domain.
     """
     r = (kernel.numel() - 1) // 2
     if r >= min(x.shape[-2:]):
@@ -130,8 +189,23 @@ def periodic_blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 
 def sample_z(batch: int, z_bits: int, generator: torch.Generator | None = None,
              dtype=torch.float32) -> torch.Tensor:
-    """Random bits ``(batch, z_bits)`` in {0, 1} (as floats), each 0 or 1 with probability ½,
-    on the device of ``generator``.
+    """Draw random bits, each 0 or 1 with probability ½, on the device of ``generator``.
+
+    Parameters
+    ----------
+    batch : int
+        Number of samples.
+    z_bits : int
+        Bits per sample.
+    generator : torch.Generator or None, optional
+        The source of the draws.
+    dtype : torch.dtype, default torch.float32
+        Of the result.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(batch, z_bits)`` in {0, 1}, as floats.
     """
     batch = _positive_int(batch, "batch")
     z_bits = _positive_int(z_bits, "z_bits")
@@ -141,21 +215,42 @@ def sample_z(batch: int, z_bits: int, generator: torch.Generator | None = None,
 
 
 class Generator(nn.Module):
-    """``G(z)``: binary ``z (B, z_bits)`` → concentrations ``(B, S, H, W)`` in ``[0, c_max]``
-    (see the module docstring for the architecture and the choices).
+    """``G(z)``: binary ``z (B, z_bits)`` → concentrations ``(B, S, H, W)`` in ``[0, c_max]``.
 
-    Args:
-        n_species: ``S``, output channels.
-        size: side of the generated patch, a power of two.
-        z_bits: length of ``z``.
-        norm: ``"layer"`` (default, batch-independent), ``"batch"`` (the code's) or ``"none"``.
-        width: width of the first block (256).
-        c_max: upper bound of the concentrations (10).
-        scale: initial ``s`` (1.0, so ``c ∈ [0, 1]`` at the start).
-        pad_to: ``(H, W)`` of the domain around the patch (``None``: the patch is the domain).
-        learn_background: optimise the concentration around the patch (else 0).
-        blur_sigma, blur_radius: the fixed periodic Gaussian blur (σ = 1, radius 1 = 3×3).
-        dtype: of the weights (float32).
+    See the module docstring for the architecture and the choices.
+
+    Parameters
+    ----------
+    n_species : int
+        ``S``, output channels.
+    size : int
+        Side of the generated patch, a power of two.
+    z_bits : int
+        Length of ``z``.
+    norm : {"layer", "batch", "none"}
+        ``"layer"`` (default, batch-independent), ``"batch"`` (the code's) or ``"none"``.
+    width : int, default 256
+        Width of the first block.
+    c_max : float, default 10.0
+        Upper bound of the concentrations.
+    scale : float, default 1.0
+        Initial ``s`` (so ``c ∈ [0, 1]`` at the start).
+    pad_to : tuple of int or None, optional
+        ``(H, W)`` of the domain around the patch (``None``: the patch is the domain).
+    learn_background : bool, default False
+        Optimise the concentration around the patch (else 0).
+    blur_sigma : float, default 1.0
+        σ of the fixed periodic Gaussian blur.
+    blur_radius : int, default 1
+        Radius of the blur window (1 = 3×3).
+    dtype : torch.dtype, default torch.float32
+        Of the weights.
+
+    Raises
+    ------
+    ParameterError
+        For an unknown ``norm``, a bad ``size``, ``c_max`` or ``scale``, a ``pad_to`` that is
+        not ``(H, W)`` or smaller than the patch, or a blur that does not fit the domain.
     """
 
     def __init__(self, n_species: int, size: int, z_bits: int, *, norm: str = "layer",
@@ -214,7 +309,23 @@ class Generator(nn.Module):
         return self.scale.clamp(SCALE_MIN, self.c_max)
 
     def patch(self, z: torch.Tensor) -> torch.Tensor:
-        """The generated ``(B, S, size, size)`` patch before placement and blur."""
+        """Return the generated patch before placement and blur.
+
+        Parameters
+        ----------
+        z : torch.Tensor
+            Bits ``(B, z_bits)``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(B, S, size, size)``.
+
+        Raises
+        ------
+        ParameterError
+            When ``z`` is not ``(batch, z_bits)``.
+        """
         if z.ndim != 2 or z.shape[1] != self.z_bits:
             raise ParameterError(f"z has shape {tuple(z.shape)}; expected (batch, "
                                  f"{self.z_bits})")
@@ -223,8 +334,19 @@ class Generator(nn.Module):
         return self.effective_scale * 0.5 * (torch.tanh(h) + 1.0)
 
     def unblurred(self, z: torch.Tensor) -> torch.Tensor:
-        """The patch placed in the domain ``(B, S, H, W)`` with its surroundings, before the
-        blur (the output is ``periodic_blur(unblurred(z), blur_kernel)``).
+        """Return the patch placed in the domain with its surroundings, before the blur.
+
+        The output is ``periodic_blur(unblurred(z), blur_kernel)``.
+
+        Parameters
+        ----------
+        z : torch.Tensor
+            Bits ``(B, z_bits)``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(B, S, H, W)``.
         """
         c = self.patch(z)
         if self.domain == (self.size, self.size):
@@ -240,13 +362,30 @@ class Generator(nn.Module):
         return out
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """Initial concentrations ``(B, S, H, W)`` for bits ``z (B, z_bits)``."""
+        """Return the initial concentrations for bits ``z``.
+
+        Parameters
+        ----------
+        z : torch.Tensor
+            Bits ``(B, z_bits)``.
+
+        Returns
+        -------
+        torch.Tensor
+            Concentrations ``(B, S, H, W)`` in ``[0, c_max]``.
+        """
         return periodic_blur(self.unblurred(z), self.blur_kernel)
 
     @torch.no_grad()
     def project_(self) -> Generator:
-        """Clamp ``scale`` to ``[0.1, c_max]`` and the background to ``[0, c_max]`` in place
-        (the forward pass clamps anyway; this keeps the stored values meaningful).
+        """Clamp ``scale`` to ``[0.1, c_max]`` and the background to ``[0, c_max]`` in place.
+
+        The forward pass clamps anyway; this keeps the stored values meaningful.
+
+        Returns
+        -------
+        Generator
+            ``self``.
         """
         self.scale.clamp_(SCALE_MIN, self.c_max)
         if self.background is not None:
@@ -255,8 +394,29 @@ class Generator(nn.Module):
 
 
 class Encoder(nn.Module):
-    """``E(X)``: concentrations ``(B, S, size, size)`` → logits of the bits ``(B, z_bits)``
-    (see the module docstring).
+    """``E(X)``: concentrations ``(B, S, size, size)`` → logits of the bits ``(B, z_bits)``.
+
+    See the module docstring.
+
+    Parameters
+    ----------
+    n_species : int
+        ``S``, input channels.
+    size : int
+        Side of the input patch, a power of two.
+    z_bits : int
+        Number of bits.
+    norm : {"layer", "batch", "none"}
+        The normalisation, as in :class:`Generator`.
+    width : int, default 256
+        Width of the last hidden layer (the generator's first block).
+    dtype : torch.dtype, default torch.float32
+        Of the weights.
+
+    Raises
+    ------
+    ParameterError
+        For an unknown ``norm`` or a bad ``size``.
     """
 
     def __init__(self, n_species: int, size: int, z_bits: int, *, norm: str = "layer",
@@ -279,7 +439,23 @@ class Encoder(nn.Module):
         self.to(torch_dtype(dtype))
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
-        """Logits ``(B, z_bits)`` of the bits that generated ``X (B, S, size, size)``."""
+        """Return the logits of the bits that generated ``X``.
+
+        Parameters
+        ----------
+        X : torch.Tensor
+            Concentrations ``(B, S, size, size)``.
+
+        Returns
+        -------
+        torch.Tensor
+            Logits ``(B, z_bits)``.
+
+        Raises
+        ------
+        ParameterError
+            When ``X`` has another shape.
+        """
         if X.ndim != 4 or tuple(X.shape[1:]) != (self.n_species, self.size, self.size):
             raise ParameterError(f"encoder input has shape {tuple(X.shape)}; expected (batch, "
                                  f"{self.n_species}, {self.size}, {self.size})")

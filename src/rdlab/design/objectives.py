@@ -72,13 +72,14 @@ DISSIPATION_PARTS = ("diffusion", "reaction")
 
 # ---------------------------------------------------------------------------- helpers
 def _check_choice(value: str, choices: Sequence[str], what: str) -> str:
+    """Return ``value`` if it is one of ``choices``, else refuse it naming ``what``."""
     if value not in choices:
         raise ParameterError(f"unknown {what} {value!r}; choose one of {list(choices)}")
     return value
 
 
 def _state_shape(traj: Trajectory) -> tuple[int, int, int, int]:
-    """``(B, S, H, W)`` of the trajectory's states, checking they all agree."""
+    """Return ``(B, S, H, W)`` of the trajectory's states, checking they all agree."""
     if not traj.states:
         raise ParameterError("the trajectory holds no states")
     shape = tuple(traj.states[0].shape)
@@ -91,6 +92,7 @@ def _state_shape(traj: Trajectory) -> tuple[int, int, int, int]:
 
 
 def _require_steps(traj: Trajectory, what: str) -> int:
+    """Return the trajectory's number of steps, refusing a trajectory without steps."""
     T = traj.n_steps
     if T < 1:
         raise ParameterError(f"{what} needs a trajectory of at least one step, got T = {T}")
@@ -98,20 +100,36 @@ def _require_steps(traj: Trajectory, what: str) -> int:
 
 
 def _safe_sqrt(x: torch.Tensor) -> torch.Tensor:
-    """``√x`` for ``x ≥ 0`` whose gradient is 0 (not NaN) where ``x = 0``."""
+    """Return ``√x`` for ``x ≥ 0`` with gradient 0 (not NaN) where ``x = 0``."""
     positive = x > 0
     root = torch.sqrt(torch.where(positive, x, torch.ones_like(x)))
     return torch.where(positive, root, torch.zeros_like(x))
 
 
 def _as_x(c: torch.Tensor) -> torch.Tensor:
-    """The networks' view of a concentration: ``x = 2c − 1``."""
+    """Return the networks' view of a concentration: ``x = 2c − 1``."""
     return 2.0 * c - 1.0
 
 
 def stored_frame_indices(n_steps: int) -> list[int]:
-    """The stored frames ``{0, P, 2P, …, T}`` of a ``T``-step roll-out, ``P = max(T // 32, 1)``
-    (``T`` itself is always included).
+    """Return the stored frames ``{0, P, 2P, …, T}`` of a ``T``-step roll-out.
+
+    ``P = max(T // 32, 1)``; ``T`` itself is always included.
+
+    Parameters
+    ----------
+    n_steps : int
+        ``T``, ≥ 0.
+
+    Returns
+    -------
+    list of int
+        The step indices of the stored frames.
+
+    Raises
+    ------
+    ParameterError
+        For a negative ``n_steps``.
     """
     if n_steps < 0:
         raise ParameterError(f"number of steps must be ≥ 0, got {n_steps}")
@@ -123,6 +141,7 @@ def stored_frame_indices(n_steps: int) -> list[int]:
 
 
 def _draw_frames(n_steps: int, batch: int, generator: torch.Generator | None) -> list[int]:
+    """Draw one stored frame index per sample, uniformly, with ``generator``."""
     frames = stored_frame_indices(n_steps)
     device = generator.device if generator is not None else "cpu"
     idx = torch.randint(len(frames), (batch,), generator=generator, device=device)
@@ -130,8 +149,19 @@ def _draw_frames(n_steps: int, batch: int, generator: torch.Generator | None) ->
 
 
 def random_frame(traj: Trajectory, generator: torch.Generator | None = None) -> torch.Tensor:
-    """``X_rand (B, S, H, W)``: for each sample a state drawn uniformly from the stored frames
-    (:func:`stored_frame_indices`) with ``generator``.
+    """Return for each sample a state drawn uniformly from the stored frames.
+
+    Parameters
+    ----------
+    traj : Trajectory
+        The roll-out.
+    generator : torch.Generator or None, optional
+        The source of the draws (see :func:`stored_frame_indices` for the frames).
+
+    Returns
+    -------
+    torch.Tensor
+        ``X_rand (B, S, H, W)``.
     """
     B = _state_shape(traj)[0]
     chosen = _draw_frames(traj.n_steps, B, generator)
@@ -144,6 +174,18 @@ class LossTerm(abc.ABC):
 
     Subclasses set ``default_name`` and implement :meth:`__call__`; :meth:`parameters`
     yields trainable parameters the term owns (e.g. an encoder's), for the optimiser.
+
+    Parameters
+    ----------
+    weight : float, default 1.0
+        Weight of the term in the sum, ≥ 0.
+    name : str or None, optional
+        Name of the term (default: the class's ``default_name``).
+
+    Raises
+    ------
+    ParameterError
+        For a negative weight or an empty name.
     """
 
     default_name: ClassVar[str] = "term"
@@ -156,6 +198,7 @@ class LossTerm(abc.ABC):
 
     @property
     def weight(self) -> float:
+        """Weight of the term in the sum (≥ 0)."""
         return self._weight
 
     @weight.setter
@@ -165,21 +208,59 @@ class LossTerm(abc.ABC):
     @abc.abstractmethod
     def __call__(self, traj: Trajectory, generator: torch.Generator | None = None
                  ) -> torch.Tensor:
-        """The unweighted value, a 0-d tensor differentiable w.r.t. everything in ``traj``."""
+        """Return the unweighted value, a 0-d tensor differentiable w.r.t. everything in ``traj``.
+
+        Parameters
+        ----------
+        traj : Trajectory
+            The roll-out.
+        generator : torch.Generator or None, optional
+            The source of any random draw (e.g. a random stored frame).
+
+        Returns
+        -------
+        torch.Tensor
+            The value, 0-d.
+        """
 
     def parameters(self) -> Iterator[nn.Parameter]:
+        """Yield the trainable parameters the term owns (none by default).
+
+        Yields
+        ------
+        torch.nn.Parameter
+            Each parameter, for the optimiser.
+        """
         return iter(())
 
     def __repr__(self) -> str:
+        """Return the class, name and weight."""
         return f"{type(self).__name__}(name={self.name!r}, weight={self.weight:g})"
 
 
 # ---------------------------------------------------------------------------- target
 def pearson_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pearson's r per sample: ``a (B, H, W)`` against ``b (H, W)`` or ``(B, H, W)`` → ``(B,)``.
+    """Compute Pearson's r per sample.
 
     Biased covariance over the pixels divided by ``σ_a σ_b + 1e-16`` (population standard
     deviations), as the authors' ``pearson_corr``; a constant image gives 0.
+
+    Parameters
+    ----------
+    a : torch.Tensor
+        Images ``(B, H, W)``.
+    b : torch.Tensor
+        An image ``(H, W)`` or images ``(B, H, W)``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B,)``.
+
+    Raises
+    ------
+    ParameterError
+        For other shapes.
     """
     if not isinstance(b, torch.Tensor):
         b = torch.as_tensor(np.asarray(b), dtype=a.dtype, device=a.device)
@@ -198,8 +279,24 @@ def pearson_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def normalise_target(image) -> torch.Tensor:
-    """The target as the loss sees it: z-scored (population std) then clipped at ≥ −1, a
-    float64 tensor ``(H, W)`` (the authors' ``load_and_normalize_image``).
+    """Return the target as the loss sees it: z-scored (population std), then clipped at ≥ −1.
+
+    The authors' ``load_and_normalize_image``.
+
+    Parameters
+    ----------
+    image : array_like or torch.Tensor
+        The image ``(H, W)``.
+
+    Returns
+    -------
+    torch.Tensor
+        A float64 tensor ``(H, W)``.
+
+    Raises
+    ------
+    ParameterError
+        For another shape, NaN/Inf values, or a constant image.
     """
     t = torch.as_tensor(np.asarray(image, dtype=np.float64)) if not isinstance(
         image, torch.Tensor) else image.detach().to(torch.float64)
@@ -214,12 +311,29 @@ def normalise_target(image) -> torch.Tensor:
 
 
 def load_target(source, size: int) -> np.ndarray:
-    """A target image as a ``(size, size)`` float64 grayscale array.
+    """Read a target image as a ``(size, size)`` float64 grayscale array.
 
-    ``source``: an image file (anything Pillow reads; converted to 8-bit grayscale "L",
-    values 0–255) or an array ``(H, W)`` or ``(H, W, 3|4)`` (RGB(A) → luma
-    0.299 R + 0.587 G + 0.114 B, Pillow's weights). Resized with Pillow's bicubic filter.
-    The authors resize an RGB JPEG and use its red channel; grayscale is used here.
+    Resized with Pillow's bicubic filter. The authors resize an RGB JPEG and use its red
+    channel; grayscale is used here.
+
+    Parameters
+    ----------
+    source : str or Path or array_like
+        An image file (anything Pillow reads; converted to 8-bit grayscale "L", values
+        0–255) or an array ``(H, W)`` or ``(H, W, 3|4)`` (RGB(A) → luma
+        0.299 R + 0.587 G + 0.114 B, Pillow's weights).
+    size : int
+        Side of the result in pixels, > 0.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(size, size)`` float64.
+
+    Raises
+    ------
+    ParameterError
+        For a bad size, a missing, unreadable or animated file, or an array of another shape.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -274,9 +388,25 @@ class TargetPattern(LossTerm):
     ``"last"``
         ``x_T`` only.
 
-    Args:
-        target: image ``(H, W)`` (array or tensor) of the domain's size.
-        species: index of the species compared (the authors: 1).
+    Parameters
+    ----------
+    target : array_like or torch.Tensor
+        Image ``(H, W)`` of the domain's size.
+    species : int, default 1
+        Index of the species compared (the authors: 1).
+    weight : float, default 1.0
+        Weight of the term.
+    frames : {"random+last", "all", "last"}
+        Which frames are compared (see above).
+    metric : {"rmsd", "mse"}
+        The distance.
+    name : str or None, optional
+        Name of the term (default ``"target"``).
+
+    Raises
+    ------
+    ParameterError
+        For a bad target, a negative or non-integer species, or an unknown choice.
     """
 
     default_name = "target"
@@ -295,6 +425,7 @@ class TargetPattern(LossTerm):
         self.metric = _check_choice(metric, self.METRICS, "metric")
 
     def _target_for(self, traj: Trajectory) -> torch.Tensor:
+        """Return the target on the trajectory's dtype and device, checking species and shape."""
         B, S, H, W = _state_shape(traj)
         if self.species >= S:
             raise ParameterError(f"target species index {self.species} but the state has "
@@ -306,12 +437,26 @@ class TargetPattern(LossTerm):
         return self.target.to(dtype=X0.dtype, device=X0.device)
 
     def distance(self, X: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Per-sample RMSD (or MSE) between ``2X[:, species] − 1`` and ``target``: ``(B,)``."""
+        """Return the per-sample RMSD (or MSE) between ``2X[:, species] − 1`` and ``target``.
+
+        Parameters
+        ----------
+        X : torch.Tensor
+            States ``(B, S, H, W)``.
+        target : torch.Tensor
+            The normalised target ``(H, W)``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(B,)``.
+        """
         mse = ((_as_x(X[:, self.species]) - target) ** 2).mean(dim=(-2, -1))
         return _safe_sqrt(mse) if self.metric == "rmsd" else mse
 
     def __call__(self, traj: Trajectory, generator: torch.Generator | None = None
                  ) -> torch.Tensor:
+        """Return the unweighted value (see the class docstring)."""
         target = self._target_for(traj)
         if self.frames == "random+last":
             chosen = [random_frame(traj, generator), traj.states[-1]]
@@ -322,7 +467,18 @@ class TargetPattern(LossTerm):
         return torch.stack([self.distance(X, target) for X in chosen]).mean()
 
     def correlation(self, traj: Trajectory) -> torch.Tensor:
-        """Pearson's r of the species with the target at every state: ``(T + 1, B)``."""
+        """Return Pearson's r of the species with the target at every state.
+
+        Parameters
+        ----------
+        traj : Trajectory
+            The roll-out.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(T + 1, B)``.
+        """
         target = self._target_for(traj)
         return torch.stack([pearson_correlation(X[:, self.species], target)
                             for X in traj.states])
@@ -330,12 +486,29 @@ class TargetPattern(LossTerm):
 
 # ---------------------------------------------------------------------------- step size
 class StepSize(LossTerm):
-    """``mean_{t,b,i,u,v} max(|ΔX_t| − δ_max, 0)`` over the ``T`` steps ``ΔX_t = X_{t+1} − X_t``
-    (eq. 15; with ``delta_max = 0`` it is the ``‖ΔX‖₁`` term of eq. 8 per cell).
+    """Penalise large Euler steps (eq. 15).
+
+    The value is ``mean_{t,b,i,u,v} max(|ΔX_t| − δ_max, 0)`` over the ``T`` steps
+    ``ΔX_t = X_{t+1} − X_t``; with ``delta_max = 0`` it is the ``‖ΔX‖₁`` term of eq. 8 per
+    cell.
 
     The mean runs over steps as in eq. 15 (``1/(UVT)``); the authors' fixed-target script
     sums the per-step means instead (the same as weight × T). Paper weights: λΔ = 100 (§3.1),
     λδ = 1000 with δ_max = .05, and 1 with .3 (§3.3).
+
+    Parameters
+    ----------
+    delta_max : float, default 0.0
+        δ_max, ≥ 0.
+    weight : float, default 1.0
+        Weight of the term.
+    name : str or None, optional
+        Name of the term (default ``"step_size"``).
+
+    Raises
+    ------
+    ParameterError
+        For a negative ``delta_max`` or weight.
     """
 
     default_name = "step_size"
@@ -347,6 +520,7 @@ class StepSize(LossTerm):
 
     def __call__(self, traj: Trajectory, generator: torch.Generator | None = None
                  ) -> torch.Tensor:
+        """Return the unweighted value (see the class docstring)."""
         _state_shape(traj)
         _require_steps(traj, "StepSize")
         per_step = [torch.relu(d.abs() - self.delta_max).mean() for d in traj.steps()]
@@ -355,6 +529,7 @@ class StepSize(LossTerm):
 
 # ---------------------------------------------------------------------------- dissipation
 def _check_parts(terms: Sequence[str] | str) -> tuple[str, ...]:
+    """Return the chosen dissipation parts as a tuple, refusing none, unknown or repeated parts."""
     parts = (terms,) if isinstance(terms, str) else tuple(terms)
     if not parts:
         raise ParameterError(f"choose at least one dissipation part of {list(DISSIPATION_PARTS)}")
@@ -367,7 +542,7 @@ def _check_parts(terms: Sequence[str] | str) -> tuple[str, ...]:
 
 def _sigma(traj: Trajectory, X: torch.Tensor, part: str, offset: float, floor: float,
            gradient: str) -> torch.Tensor:
-    """σ of one part at state ``X``: ``(B,)`` (k_B = 1)."""
+    """Return σ of one part at state ``X``: ``(B,)`` (k_B = 1)."""
     if part == "diffusion":
         return diffusion_entropy_production(traj.diffusion, X, offset, gradient)
     return reaction_entropy_production(traj.network, traj.rates, X, floor)
@@ -376,8 +551,27 @@ def _sigma(traj: Trajectory, X: torch.Tensor, part: str, offset: float, floor: f
 def dissipation_series(traj: Trajectory, terms: Sequence[str] | str = ("diffusion",),
                        offset: float = 0.1, floor: float = 1e-5,
                        gradient: str = "central") -> torch.Tensor:
-    """Entropy production rate ``σ(X_t)`` (sum of the chosen parts, k_B = 1) at every state
-    ``t = 0 … T``: ``(T + 1, B)``, for plots and controls (detach it yourself if needed).
+    """Return the entropy production rate ``σ(X_t)`` at every state ``t = 0 … T``.
+
+    For plots and controls (detach it yourself if needed).
+
+    Parameters
+    ----------
+    traj : Trajectory
+        The roll-out.
+    terms : sequence of str or str, default ("diffusion",)
+        The parts summed: ``"diffusion"`` and/or ``"reaction"`` (k_B = 1).
+    offset : float, default 0.1
+        Stabiliser of the diffusion part (see :mod:`rdlab.design.entropy`).
+    floor : float, default 1e-5
+        Floor of each mass-action rate in the reaction part.
+    gradient : {"central", "forward", "reference"}
+        The difference rule of the diffusion part.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(T + 1, B)``.
     """
     parts = _check_parts(terms)
     _state_shape(traj)
@@ -406,6 +600,36 @@ class Dissipation(LossTerm):
     by ``T`` before the spread, i.e. they take the spread of ``w·s_t``. Here the spread is of
     ``s_t`` itself: the same for MAD, and for the variance their λσ equals ours divided by
     ``w``. σ is a rate and is not multiplied by ``dt`` (their σ_D is, with Δt = 1).
+
+    Parameters
+    ----------
+    terms : sequence of str or str, default ("diffusion",)
+        The parts: ``"diffusion"`` and/or ``"reaction"``.
+    weight : float, default 1.0
+        Weight of the term.
+    variance_weight : float, default 0.0
+        Weight of the spread, ≥ 0.
+    spread : {"variance", "mad"}
+        The spread over t.
+    on : {"start", "end"}
+        The states σ is taken at.
+    batch : {"mean_exp", "exp_mean"}
+        How the batch is reduced.
+    combine : {"total", "separate"}
+        One exponential of the sum, or one per part.
+    offset : float, default 0.1
+        Stabiliser of the diffusion part, ≥ 0.
+    floor : float, default 1e-5
+        Floor of each mass-action rate in the reaction part, > 0.
+    gradient : {"central", "forward", "reference"}
+        The difference rule of the diffusion part.
+    name : str or None, optional
+        Name of the term (default ``"dissipation"``).
+
+    Raises
+    ------
+    ParameterError
+        For an unknown choice or part, a negative weight or offset, or ``floor`` ≤ 0.
     """
 
     default_name = "dissipation"
@@ -433,18 +657,30 @@ class Dissipation(LossTerm):
         self.gradient = _check_choice(gradient, GRADIENTS, "gradient")
 
     def _states(self, traj: Trajectory) -> list[torch.Tensor]:
+        """Return the states σ is taken at (``on``)."""
         _state_shape(traj)
         _require_steps(traj, "Dissipation")
         return traj.states[:-1] if self.on == "start" else traj.states[1:]
 
     def _reduce(self, sigma: torch.Tensor) -> torch.Tensor:
-        """``σ (n_t, B)`` → ``s (n_t,)``."""
+        """Reduce ``σ (n_t, B)`` to ``s (n_t,)``."""
         if self.batch == "mean_exp":
             return torch.exp(-sigma).mean(dim=1)
         return torch.exp(-sigma.mean(dim=1))
 
     def series(self, traj: Trajectory) -> list[torch.Tensor]:
-        """``s_t`` per group: one ``(n_t,)`` tensor (``combine="total"``) or one per part."""
+        """Return ``s_t`` per group.
+
+        Parameters
+        ----------
+        traj : Trajectory
+            The roll-out.
+
+        Returns
+        -------
+        list of torch.Tensor
+            One ``(n_t,)`` tensor (``combine="total"``) or one per part.
+        """
         states = self._states(traj)
         sigmas = {p: torch.stack([_sigma(traj, X, p, self.offset, self.floor, self.gradient)
                                   for X in states]) for p in self.terms}
@@ -453,12 +689,14 @@ class Dissipation(LossTerm):
         return [self._reduce(s) for s in sigmas.values()]
 
     def _spread(self, s: torch.Tensor) -> torch.Tensor:
+        """Return the spread of ``s`` over t (population variance or mean absolute deviation)."""
         if self.spread == "variance":
             return s.var(unbiased=False)
         return (s - s.mean()).abs().mean()
 
     def __call__(self, traj: Trajectory, generator: torch.Generator | None = None
                  ) -> torch.Tensor:
+        """Return the unweighted value (see the class docstring)."""
         total = 0.0
         for s in self.series(traj):
             total = total + s.mean()
@@ -469,6 +707,7 @@ class Dissipation(LossTerm):
 
 # ---------------------------------------------------------------------------- information
 def _encode(encoder: nn.Module, X: torch.Tensor, z: torch.Tensor, centre: bool) -> torch.Tensor:
+    """Return the encoder's logits for ``X`` (``2X − 1`` when ``centre``), checked against ``z``."""
     logits = encoder(_as_x(X) if centre else X)
     if tuple(logits.shape) != tuple(z.shape):
         raise ParameterError(
@@ -479,8 +718,28 @@ def _encode(encoder: nn.Module, X: torch.Tensor, z: torch.Tensor, centre: bool) 
 
 def bit_accuracy(encoder: nn.Module, X: torch.Tensor, z: torch.Tensor,
                  centre: bool = True) -> float:
-    """Fraction of bits the encoder gets right (logit > 0 ⇔ bit 1) from ``X (B, S, H, W)``;
-    ``z (B, n_bits)`` in {0, 1}. ``centre``: feed the encoder ``2X − 1`` (as in training).
+    """Return the fraction of bits the encoder gets right (logit > 0 ⇔ bit 1).
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module
+        ``(B, S, H, W) → logits (B, n_bits)``.
+    X : torch.Tensor
+        States ``(B, S, H, W)``.
+    z : torch.Tensor
+        Bits ``(B, n_bits)`` in {0, 1}.
+    centre : bool, default True
+        Feed the encoder ``2X − 1`` (as in training).
+
+    Returns
+    -------
+    float
+        The fraction of bits right.
+
+    Raises
+    ------
+    ParameterError
+        When the encoder's output does not match the shape of ``z``.
     """
     with torch.no_grad():
         logits = _encode(encoder, X, z, centre)
@@ -491,10 +750,26 @@ class Information(LossTerm):
     """Keep the generator's bits ``z`` decodable from the state (eq. 11).
 
     ``Σ_k w_k · BCE(z, E(X_k))`` (binary cross-entropy with logits, mean over batch and bits)
-    at ``X_0``, a random stored frame and ``X_T`` with ``frame_weights = (1, .4, 1)`` (the
-    authors'). ``encoder``: any module ``(B, S, H, W) → logits (B, n_bits)``; it sees
-    ``2X − 1`` when ``centre`` (the authors' networks work on ``x = 2c − 1``). Its
-    parameters are returned by :meth:`parameters` for the optimiser.
+    at ``X_0``, a random stored frame and ``X_T``. The encoder's parameters are returned by
+    :meth:`parameters` for the optimiser.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module
+        Any module ``(B, S, H, W) → logits (B, n_bits)``.
+    weight : float, default 1.0
+        Weight of the term.
+    frame_weights : sequence of float, default (1.0, 0.4, 1.0)
+        ``w_k`` of ``X_0``, the random frame and ``X_T`` (the authors').
+    centre : bool, default True
+        The encoder sees ``2X − 1`` (the authors' networks work on ``x = 2c − 1``).
+    name : str or None, optional
+        Name of the term (default ``"information"``).
+
+    Raises
+    ------
+    ParameterError
+        When ``encoder`` is not a module or ``frame_weights`` is not three values.
     """
 
     default_name = "information"
@@ -514,10 +789,18 @@ class Information(LossTerm):
         self.centre = bool(centre)
 
     def parameters(self) -> Iterator[nn.Parameter]:
+        """Yield the encoder's parameters.
+
+        Yields
+        ------
+        torch.nn.Parameter
+            Each parameter of the encoder.
+        """
         return self.encoder.parameters()
 
     def __call__(self, traj: Trajectory, generator: torch.Generator | None = None
                  ) -> torch.Tensor:
+        """Return the unweighted value (see the class docstring)."""
         B = _state_shape(traj)[0]
         z = traj.z
         if z is None:
@@ -552,6 +835,31 @@ class Replication(LossTerm):
         ``mean_{b,i} max(0, β* − std(X_T^i))²``.
 
     The paper's stages used β* = 1.0 (T = 256, 320) then 0.5 (T = 352).
+
+    Parameters
+    ----------
+    box : sequence of int or None, optional
+        ``(y0, y1, x0, x1)`` of the parent window (default: see above).
+    shift : int or None, optional
+        Displacement of the daughters in cells (default: see above).
+    axis : {"x", "y"}
+        Axis of the displacement.
+    weight : float, default 1.0
+        Weight of the term.
+    std_weight : float, default 0.5
+        Weight of the standard-deviation floor, ≥ 0.
+    beta : float, default 0.5
+        β*, ≥ 0.
+    std_on : {"daughters", "state"}
+        Where the floor is applied.
+    name : str or None, optional
+        Name of the term (default ``"replication"``).
+
+    Raises
+    ------
+    ParameterError
+        For a box that is not four integers, a non-integer shift, a negative weight, or an
+        unknown choice.
     """
 
     default_name = "replication"
@@ -577,7 +885,25 @@ class Replication(LossTerm):
         self.std_on = _check_choice(std_on, self.STD_ON, "std_on")
 
     def geometry(self, H: int, W: int) -> tuple[tuple[int, int, int, int], int]:
-        """``(box, shift)`` on an ``H × W`` domain, defaults resolved and checked."""
+        """Return ``(box, shift)`` on an ``H × W`` domain, defaults resolved and checked.
+
+        Parameters
+        ----------
+        H, W : int
+            The domain's size in cells.
+
+        Returns
+        -------
+        box : tuple of int
+            ``(y0, y1, x0, x1)``.
+        shift : int
+            The daughters' displacement in cells.
+
+        Raises
+        ------
+        ParameterError
+            When the parent box does not fit the domain.
+        """
         if self.box is None:
             if self.axis == "x":
                 x0 = (W - H) // 2
@@ -595,7 +921,20 @@ class Replication(LossTerm):
         return box, shift
 
     def windows(self, traj: Trajectory) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """``(parent, [daughter at −shift, daughter at +shift])``, each ``(B, S, h, w)``."""
+        """Return the parent window and the two daughter windows.
+
+        Parameters
+        ----------
+        traj : Trajectory
+            The roll-out.
+
+        Returns
+        -------
+        parent : torch.Tensor
+            ``(B, S, h, w)`` of ``X_0``.
+        daughters : list of torch.Tensor
+            The daughters at −shift and +shift of ``X_T``, each ``(B, S, h, w)``.
+        """
         _, _, H, W = _state_shape(traj)
         (y0, y1, x0, x1), shift = self.geometry(H, W)
         dim = self.AXES[self.axis]
@@ -607,11 +946,13 @@ class Replication(LossTerm):
 
     @staticmethod
     def _std_penalty(X: torch.Tensor, beta: float) -> torch.Tensor:
+        """Return ``mean_{b,i} max(0, β − std(X^i))²``."""
         std = _safe_sqrt(X.var(dim=(-2, -1), unbiased=False))
         return torch.relu(beta - std).pow(2).mean()
 
     def __call__(self, traj: Trajectory, generator: torch.Generator | None = None
                  ) -> torch.Tensor:
+        """Return the unweighted value (see the class docstring)."""
         _require_steps(traj, "Replication")
         parent, daughters = self.windows(traj)
         loss = sum(((parent - d) ** 2).mean() for d in daughters)
@@ -624,8 +965,20 @@ class Replication(LossTerm):
         return loss
 
     def correlation(self, traj: Trajectory) -> float:
-        """Mean Pearson r between parent and each daughter, per species and sample (a
-        species constant over the parent or a daughter counts as r = 0); the paper's .893.
+        """Return the mean Pearson r between parent and each daughter, per species and sample.
+
+        A species constant over the parent or a daughter counts as r = 0; the paper reports
+        .893.
+
+        Parameters
+        ----------
+        traj : Trajectory
+            The roll-out.
+
+        Returns
+        -------
+        float
+            The mean r.
         """
         parent, daughters = self.windows(traj)
         B, S, h, w = parent.shape
@@ -637,20 +990,46 @@ class Replication(LossTerm):
 
 def parent_daughter_correlation(traj: Trajectory, box: Sequence[int] | None = None,
                                 shift: int | None = None, axis: str = "x") -> float:
-    """Mean parent–daughter Pearson r of :class:`Replication` with this geometry."""
+    """Return the mean parent–daughter Pearson r of :class:`Replication` with this geometry.
+
+    Parameters
+    ----------
+    traj : Trajectory
+        The roll-out.
+    box : sequence of int or None, optional
+        ``(y0, y1, x0, x1)`` of the parent window (default: as :class:`Replication`).
+    shift : int or None, optional
+        Displacement of the daughters in cells.
+    axis : {"x", "y"}
+        Axis of the displacement.
+
+    Returns
+    -------
+    float
+        The mean r.
+    """
     return Replication(box=box, shift=shift, axis=axis).correlation(traj)
 
 
 # ---------------------------------------------------------------------------- mean drift
 class MeanDrift(LossTerm):
-    """``mean_{b,i} (⟨X_T^i⟩ − ⟨X_0^i⟩)²``, ⟨·⟩ the spatial mean: keeps each species' amount
-    (the authors' propagation x-loss).
+    """Keep each species' amount (the authors' propagation x-loss).
+
+    The value is ``mean_{b,i} (⟨X_T^i⟩ − ⟨X_0^i⟩)²``, ⟨·⟩ the spatial mean.
+
+    Parameters
+    ----------
+    weight : float, default 1.0
+        Weight of the term.
+    name : str or None, optional
+        Name of the term (default ``"mean_drift"``).
     """
 
     default_name = "mean_drift"
 
     def __call__(self, traj: Trajectory, generator: torch.Generator | None = None
                  ) -> torch.Tensor:
+        """Return the unweighted value (see the class docstring)."""
         _state_shape(traj)
         drift = traj.states[-1].mean(dim=(-2, -1)) - traj.states[0].mean(dim=(-2, -1))
         return (drift**2).mean()
@@ -664,6 +1043,16 @@ class CompositeLoss:
     to back-propagate; terms of weight 0 are evaluated and logged but left out) and
     ``values``, name → unweighted value as a float, for logging. Terms are evaluated in
     order and share ``generator``.
+
+    Parameters
+    ----------
+    terms : sequence of LossTerm
+        At least one term; names distinct.
+
+    Raises
+    ------
+    ParameterError
+        For no terms, an object that is not a term, or a name used twice.
     """
 
     def __init__(self, terms: Sequence[LossTerm]) -> None:
@@ -681,6 +1070,7 @@ class CompositeLoss:
         self.terms = terms
 
     def __getitem__(self, name: str) -> LossTerm:
+        """Return the term called ``name``."""
         for t in self.terms:
             if t.name == name:
                 return t
@@ -688,18 +1078,28 @@ class CompositeLoss:
 
     @property
     def names(self) -> list[str]:
+        """Names of the terms, in order."""
         return [t.name for t in self.terms]
 
     @property
     def weights(self) -> dict[str, float]:
+        """Weight of each term, by name."""
         return {t.name: t.weight for t in self.terms}
 
     def parameters(self) -> Iterator[nn.Parameter]:
+        """Yield the trainable parameters of every term.
+
+        Yields
+        ------
+        torch.nn.Parameter
+            Each parameter, for the optimiser.
+        """
         for t in self.terms:
             yield from t.parameters()
 
     def __call__(self, traj: Trajectory, generator: torch.Generator | None = None
                  ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Return ``(total, values)`` (see the class docstring)."""
         _state_shape(traj)
         total = traj.states[0].new_zeros(())
         values: dict[str, float] = {}
@@ -714,6 +1114,7 @@ class CompositeLoss:
         return total, values
 
     def __repr__(self) -> str:
+        """Return the terms."""
         return f"CompositeLoss({list(self.terms)!r})"
 
 
@@ -724,7 +1125,25 @@ TERM_TYPES: dict[str, type[LossTerm]] = {
 
 
 def make_term(kind: str, **options: Any) -> LossTerm:
-    """A term by its kind (a key of :data:`TERM_TYPES`) and its constructor's options."""
+    """Build a term by its kind and its constructor's options.
+
+    Parameters
+    ----------
+    kind : str
+        A key of :data:`TERM_TYPES`.
+    **options
+        The constructor's keyword arguments.
+
+    Returns
+    -------
+    LossTerm
+        The term.
+
+    Raises
+    ------
+    ParameterError
+        For an unknown kind or bad options.
+    """
     if kind not in TERM_TYPES:
         raise ParameterError(f"unknown loss term {kind!r}; choose from {sorted(TERM_TYPES)}")
     try:
@@ -734,7 +1153,22 @@ def make_term(kind: str, **options: Any) -> LossTerm:
 
 
 def build_loss(config: Mapping[str, Mapping[str, Any]]) -> CompositeLoss:
-    """A :class:`CompositeLoss` from ``{kind: options}``, e.g.
-    ``{"step_size": {"delta_max": .05, "weight": 1000}, "dissipation": {"weight": 1}}``.
+    """Build a :class:`CompositeLoss` from ``{kind: options}``.
+
+    Parameters
+    ----------
+    config : mapping
+        ``{kind: options}``, e.g. ``{"step_size": {"delta_max": .05, "weight": 1000},
+        "dissipation": {"weight": 1}}``.
+
+    Returns
+    -------
+    CompositeLoss
+        One term per kind, in order.
+
+    Raises
+    ------
+    ParameterError
+        For an unknown kind or bad options.
     """
     return CompositeLoss([make_term(kind, **dict(opts or {})) for kind, opts in config.items()])

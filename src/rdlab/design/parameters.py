@@ -52,10 +52,22 @@ RATE_NOISE = 1e-4
 
 
 def autocatalytic_reactions(network: ReactionNetwork) -> list[list[int]]:
-    """For each species ``i``, the reactions (in network order) that are autocatalytic for
-    it: ``i`` is a reactant and a net product (``R_ir ≥ 1`` and ``P_ir > R_ir``), such as
-    ``X + 2Y → 3Y`` for ``Y``. In the dense enumerations these are exactly the X + 2Y → 3Y
-    reactions; their reverses (3Y → X + 2Y) consume ``Y`` and are not counted.
+    """Return, for each species, the reactions (in network order) that are autocatalytic for it.
+
+    Reaction r is autocatalytic for species ``i`` when ``i`` is a reactant and a net product
+    (``R_ir ≥ 1`` and ``P_ir > R_ir``), such as ``X + 2Y → 3Y`` for ``Y``. In the dense
+    enumerations these are exactly the X + 2Y → 3Y reactions; their reverses (3Y → X + 2Y)
+    consume ``Y`` and are not counted.
+
+    Parameters
+    ----------
+    network : ReactionNetwork
+        The network.
+
+    Returns
+    -------
+    list of list of int
+        One list of reaction indices per species.
     """
     R, P = network.reactant_matrix, network.product_matrix
     return [[r for r in range(network.n_reactions) if R[i, r] >= 1 and P[i, r] > R[i, r]]
@@ -63,13 +75,14 @@ def autocatalytic_reactions(network: ReactionNetwork) -> list[list[int]]:
 
 
 def _same_structure(a: ReactionNetwork, b: ReactionNetwork) -> bool:
+    """Return whether two networks have the same species and reaction matrices."""
     return (a.species == b.species
             and np.array_equal(a.reactant_matrix, b.reactant_matrix)
             and np.array_equal(a.product_matrix, b.product_matrix))
 
 
 def _is_code_enumeration(network: ReactionNetwork) -> bool:
-    """Whether ``network`` is the public code's GS-like or kitchen-sink enumeration."""
+    """Return whether ``network`` is the public code's GS-like or kitchen-sink enumeration."""
     n = network.n_species
     if n < 2:
         return False
@@ -78,6 +91,7 @@ def _is_code_enumeration(network: ReactionNetwork) -> bool:
 
 
 def _bounds(value, name: str, lower_limit: float = 0.0) -> tuple[float, float]:
+    """Return ``value`` as a checked pair ``(low, high)`` with ``lower_limit ≤ low ≤ high``."""
     try:
         lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
@@ -89,23 +103,41 @@ def _bounds(value, name: str, lower_limit: float = 0.0) -> tuple[float, float]:
 
 
 class DesignParameters(nn.Module):
-    """Rates, diffusion coefficients, flow and feed of ``network`` as ``nn.Parameter``\\ s.
-
-    Args:
-        network: the reaction network (any enumeration of :mod:`rdlab.chemistry.dense`, or
-            any other mass-action network).
-        rates: ``(R,)`` rate constants.
-        diffusion: ``(S,)`` diffusion coefficients.
-        flow: flow rate (a scalar).
-        feed: ``(S,)`` feed concentrations.
-        fixed: names of groups (of :data:`GROUPS`) not to optimise (``requires_grad=False``).
-        diffusion_bounds: ``(d_min, d_max)`` kept by :meth:`project_`.
-        flow_bounds: ``(f_min, f_max)`` kept by :meth:`project_`.
-        dtype, device: of the parameters (float32 by default).
+    """Rates, diffusion coefficients, flow and feed of ``network`` as ``nn.Parameter`` objects.
 
     Values are stored as given (they may sit outside the bounds, e.g. rates that start
     slightly negative from the initial noise) until :meth:`project_` is called; every value
     must be finite. The bounds travel in the ``state_dict`` (as buffers).
+
+    Parameters
+    ----------
+    network : ReactionNetwork
+        The reaction network (any enumeration of :mod:`rdlab.chemistry.dense`, or any other
+        mass-action network).
+    rates : array_like
+        ``(R,)`` rate constants.
+    diffusion : array_like
+        ``(S,)`` diffusion coefficients.
+    flow : float
+        Flow rate (a scalar).
+    feed : array_like
+        ``(S,)`` feed concentrations.
+    fixed : iterable of str, default ()
+        Names of groups (of :data:`GROUPS`) not to optimise (``requires_grad=False``).
+    diffusion_bounds : tuple of float, default (0.05, 0.2)
+        ``(d_min, d_max)`` kept by :meth:`project_`.
+    flow_bounds : tuple of float, default (0.01, 1.0)
+        ``(f_min, f_max)`` kept by :meth:`project_`.
+    dtype : torch.dtype, default torch.float32
+        Of the parameters.
+    device : str or torch.device or None, optional
+        Of the parameters.
+
+    Raises
+    ------
+    ParameterError
+        For a ``network`` that is not a ReactionNetwork, values of the wrong shape or not
+        finite, bad bounds, or an unknown group in ``fixed``.
     """
 
     rates: nn.Parameter
@@ -138,6 +170,7 @@ class DesignParameters(nn.Module):
     # ------------------------------------------------------------------ construction
     @staticmethod
     def _as_tensor(value, name: str, shape: tuple[int, ...], dtype, device) -> torch.Tensor:
+        """Return ``value`` as a finite tensor of ``shape``, or refuse it naming ``name``."""
         if isinstance(value, torch.Tensor):
             t = value.detach().to(dtype=dtype, device=device).clone()
         else:
@@ -160,7 +193,7 @@ class DesignParameters(nn.Module):
                 feed=None, diffusion_bounds: tuple[float, float] = DEFAULT_DIFFUSION_BOUNDS,
                 flow_bounds: tuple[float, float] = DEFAULT_FLOW_BOUNDS,
                 device: str | torch.device | None = None) -> DesignParameters:
-        """The paper's initialisation (appendix D.1), drawn with ``numpy`` from ``seed``.
+        """Return the paper's initialisation (appendix D.1), drawn with ``numpy`` from ``seed``.
 
         * **Public-code enumerations** (:func:`~rdlab.chemistry.dense.dense_gs_network`,
           :func:`~rdlab.chemistry.dense.kitchen_sink_network`): exactly the code's values
@@ -180,7 +213,31 @@ class DesignParameters(nn.Module):
           reactions, so the feed is uniform, 4^(−(N−1)) (1/256 for N = 5); pass ``feed`` to
           override.
 
-        ``flow`` and ``feed`` replace the initial flow / feed when given.
+        Parameters
+        ----------
+        network : ReactionNetwork
+            The network.
+        seed : int or numpy.random.SeedSequence or None, default 0
+            Seed of the draws.
+        dtype : torch.dtype, default torch.float32
+            Of the parameters.
+        fixed : iterable of str, default ()
+            Groups not to optimise.
+        flow : float or None, optional
+            Replaces the initial flow when given.
+        feed : array_like or None, optional
+            Replaces the initial feed when given.
+        diffusion_bounds : tuple of float, default (0.05, 0.2)
+            ``(d_min, d_max)``.
+        flow_bounds : tuple of float, default (0.01, 1.0)
+            ``(f_min, f_max)``.
+        device : str or torch.device or None, optional
+            Of the parameters.
+
+        Returns
+        -------
+        DesignParameters
+            The initial parameters.
         """
         rng = np.random.default_rng(seed)
         d_lo, d_hi = _bounds(diffusion_bounds, "diffusion_bounds")
@@ -204,7 +261,27 @@ class DesignParameters(nn.Module):
     @classmethod
     def from_state_dict(cls, network: ReactionNetwork, state_dict: Mapping[str, torch.Tensor],
                         *, fixed: Iterable[str] = ()) -> DesignParameters:
-        """Rebuild from :meth:`state_dict` (values, bounds, dtype and device as saved)."""
+        """Rebuild from :meth:`state_dict` (values, bounds, dtype and device as saved).
+
+        Parameters
+        ----------
+        network : ReactionNetwork
+            The network the parameters belong to.
+        state_dict : mapping of str to torch.Tensor
+            A saved state dict.
+        fixed : iterable of str, default ()
+            Groups not to optimise.
+
+        Returns
+        -------
+        DesignParameters
+            The rebuilt parameters.
+
+        Raises
+        ------
+        ParameterError
+            When the state dict lacks a group or a bound.
+        """
         missing = [k for k in (*GROUPS, "diffusion_bounds", "flow_bounds")
                    if k not in state_dict]
         if missing:
@@ -220,7 +297,23 @@ class DesignParameters(nn.Module):
 
     @classmethod
     def from_description(cls, description: Mapping) -> DesignParameters:
-        """Inverse of :meth:`describe` (float64 values round-trip exactly)."""
+        """Rebuild from a :meth:`describe` result (float64 values round-trip exactly).
+
+        Parameters
+        ----------
+        description : mapping
+            What :meth:`describe` returned.
+
+        Returns
+        -------
+        DesignParameters
+            The rebuilt parameters.
+
+        Raises
+        ------
+        ParameterError
+            When the description lacks a key.
+        """
         try:
             network = ReactionNetwork.from_dict(dict(description["network"]))
             return cls(network, description["rates"], description["diffusion"],
@@ -235,8 +328,22 @@ class DesignParameters(nn.Module):
 
     # ------------------------------------------------------------------ user start values
     def reaction_index(self, text: str) -> int:
-        """Index of the reaction written as ``text`` (e.g. ``"A + 2B -> 3B"``; spacing and
-        the order of terms do not matter).
+        """Return the index of the reaction written as ``text``.
+
+        Parameters
+        ----------
+        text : str
+            One reaction, e.g. ``"A + 2B -> 3B"``; spacing and the order of terms do not matter.
+
+        Returns
+        -------
+        int
+            Its index in the network.
+
+        Raises
+        ------
+        ParameterError
+            When ``text`` is not exactly one reaction, or not one of this network.
         """
         try:
             one = ReactionNetwork.from_text(str(text), species=self.network.species)
@@ -253,11 +360,27 @@ class DesignParameters(nn.Module):
 
     @torch.no_grad()
     def override_(self, start: Mapping) -> DesignParameters:
-        """Replace start values in place (a config's ``initial``): ``rates``
-        ``{reaction text: k}``, ``other_rates`` (k of every reaction not listed; omitted:
-        they keep their values), ``diffusion`` (one value or one per species, within the
-        diffusion bounds) and ``feed`` (one value per species, ≥ 0). A way to start an
-        optimisation from a known mechanism instead of the paper's initialisation.
+        """Replace start values in place (a config's ``initial``).
+
+        A way to start an optimisation from a known mechanism instead of the paper's
+        initialisation.
+
+        Parameters
+        ----------
+        start : mapping
+            ``rates`` ``{reaction text: k}``, ``other_rates`` (k of every reaction not listed;
+            omitted: they keep their values), ``diffusion`` (one value or one per species,
+            within the diffusion bounds) and ``feed`` (one value per species, ≥ 0).
+
+        Returns
+        -------
+        DesignParameters
+            ``self``.
+
+        Raises
+        ------
+        ParameterError
+            For an unknown key, an unknown reaction, or values of the wrong form or out of range.
         """
         unknown = set(start) - {"rates", "other_rates", "diffusion", "feed"}
         if unknown:
@@ -290,7 +413,23 @@ class DesignParameters(nn.Module):
 
     # ------------------------------------------------------------------ fixing groups
     def set_fixed(self, names: Iterable[str]) -> DesignParameters:
-        """Fix exactly the groups in ``names`` (others become optimisable again)."""
+        """Fix exactly the groups in ``names`` (others become optimisable again).
+
+        Parameters
+        ----------
+        names : iterable of str
+            Groups of :data:`GROUPS`.
+
+        Returns
+        -------
+        DesignParameters
+            ``self``.
+
+        Raises
+        ------
+        ParameterError
+            For an unknown group.
+        """
         names = {names} if isinstance(names, str) else set(names)
         unknown = names - set(GROUPS)
         if unknown:
@@ -308,8 +447,14 @@ class DesignParameters(nn.Module):
     # ------------------------------------------------------------------ projection
     @torch.no_grad()
     def project_(self) -> DesignParameters:
-        """Project in place onto the bounds: k ≥ 0, D ∈ [d_min, d_max], f ∈ [f_min, f_max],
-        x_feed ≥ 0 (fixed groups too). Call after each optimiser step.
+        """Project in place onto the bounds (fixed groups too); call after each optimiser step.
+
+        The bounds are k ≥ 0, D ∈ [d_min, d_max], f ∈ [f_min, f_max], x_feed ≥ 0.
+
+        Returns
+        -------
+        DesignParameters
+            ``self``.
         """
         self.rates.clamp_(min=0.0)
         d_lo, d_hi = self.diffusion_bounds.tolist()
@@ -322,29 +467,54 @@ class DesignParameters(nn.Module):
     # ------------------------------------------------------------------ values
     @property
     def n_species(self) -> int:
+        """Number of species."""
         return self.network.n_species
 
     @property
     def n_reactions(self) -> int:
+        """Number of reactions."""
         return self.network.n_reactions
 
     @property
     def dtype(self) -> torch.dtype:
+        """Dtype of the parameters."""
         return self.rates.dtype
 
     @property
     def device(self) -> torch.device:
+        """Device of the parameters."""
         return self.rates.device
 
     def clone_values(self) -> dict[str, torch.Tensor]:
-        """Detached copies of the four groups, ``{name: tensor}``."""
+        """Return detached copies of the four groups.
+
+        Returns
+        -------
+        dict of str to torch.Tensor
+            ``{name: tensor}``.
+        """
         return {n: getattr(self, n).detach().clone() for n in GROUPS}
 
     @torch.no_grad()
     def load_values(self, values: Mapping[str, torch.Tensor | np.ndarray | float]
                     ) -> DesignParameters:
-        """Overwrite some or all groups in place from ``{name: values}`` (e.g. randomised
-        θΨ for a control, or a :meth:`clone_values` snapshot); not projected.
+        """Overwrite some or all groups in place from ``{name: values}``; not projected.
+
+        Parameters
+        ----------
+        values : mapping
+            ``{name: values}``, e.g. randomised θΨ for a control, or a :meth:`clone_values`
+            snapshot.
+
+        Returns
+        -------
+        DesignParameters
+            ``self``.
+
+        Raises
+        ------
+        ParameterError
+            For an unknown group.
         """
         unknown = set(values) - set(GROUPS)
         if unknown:
@@ -356,19 +526,40 @@ class DesignParameters(nn.Module):
         return self
 
     def as_torch_parameters(self, batch: int = 1) -> TorchParameters:
-        """The same values as the torch engine's per-sample container (``rates (B, R)``,
-        ``diffusion (B, S)``, ``flow (B,)``, ``feed (B, S)``), differentiable views.
+        """Return the same values as the torch engine's per-sample container (differentiable views).
+
+        Parameters
+        ----------
+        batch : int, default 1
+            Number of samples.
+
+        Returns
+        -------
+        TorchParameters
+            ``rates (B, R)``, ``diffusion (B, S)``, ``flow (B,)``, ``feed (B, S)``.
         """
         return TorchParameters(self.rates.expand(batch, -1), self.diffusion.expand(batch, -1),
                                self.flow.expand(batch), self.feed.expand(batch, -1))
 
     def to_network(self) -> ReactionNetwork:
-        """The network with the current rate constants as its default rates."""
+        """Return the network with the current rate constants as its default rates.
+
+        Returns
+        -------
+        ReactionNetwork
+            A copy of the network with the current rates.
+        """
         return self.network.with_rates(self.rates.detach().double().cpu().tolist())
 
     def describe(self) -> dict:
-        """Plain Python values (JSON-ready): network text, the four groups, bounds, fixed
-        groups and dtype. :meth:`from_description` rebuilds the module.
+        """Return plain Python values (JSON-ready).
+
+        :meth:`from_description` rebuilds the module.
+
+        Returns
+        -------
+        dict
+            Network text, the four groups, bounds, fixed groups and dtype.
         """
         return {
             "network": self.network.to_dict(),
@@ -384,13 +575,15 @@ class DesignParameters(nn.Module):
         }
 
     def extra_repr(self) -> str:
+        """Return the species, reactions, fixed groups and dtype for ``repr``."""
         return (f"species={self.n_species}, reactions={self.n_reactions}, "
                 f"fixed={list(self.fixed)}, dtype={self.dtype}")
 
 
 def _numbers(value, what: str, shape: tuple[int, ...] | None) -> np.ndarray:
-    """``value`` as finite floats (broadcast to ``shape`` if given), or a ParameterError
-    naming ``what`` and the value.
+    """Return ``value`` as finite floats (broadcast to ``shape`` if given).
+
+    Raises a ParameterError naming ``what`` and the value otherwise.
     """
     try:
         arr = np.asarray(value, dtype=float)

@@ -37,8 +37,18 @@ from rdlab.run_folder import check_run_folder, recover_run_folder, staged_run_fo
 
 @dataclass
 class DesignOutcome:
-    """What a design command did: the folder, whether optimisation finished, the steps
-    in its history, and the report's metrics (None without ``evaluate``).
+    """What a design command did.
+
+    Parameters
+    ----------
+    folder : Path
+        The run folder.
+    finished : bool
+        Whether optimisation finished.
+    steps : int
+        The steps in its history.
+    metrics : dict or None
+        The report's metrics (None without ``evaluate``).
     """
 
     folder: Path
@@ -48,9 +58,20 @@ class DesignOutcome:
 
 
 def check_model(config: DesignConfig) -> None:
-    """Build the config's model once on the CPU (target image, loss terms, start values,
-    ``init_from``), so that every problem with them is refused before a folder is
-    touched.
+    """Build the config's model once on the CPU, so that every problem is refused early.
+
+    Problems with the target image, loss terms, start values and ``init_from`` are refused
+    before a folder is touched.
+
+    Parameters
+    ----------
+    config : DesignConfig
+        The experiment.
+
+    Raises
+    ------
+    RdlabError
+        The subclass naming what is wrong.
     """
     model = build_model(config, "cpu")
     if config.init_from is not None:
@@ -60,8 +81,38 @@ def check_model(config: DesignConfig) -> None:
 def run_design(config: DesignConfig, out: str | Path, *, fresh: bool = False,
                time_budget_s: float | None = None, evaluate: bool = True,
                n_controls: int | None = None, progress: bool = True) -> DesignOutcome:
-    """Optimise ``config`` into ``out`` (resuming what is there unless ``fresh``), then
-    report; see the module docstring for what is checked when, and what ``fresh`` keeps.
+    """Optimise ``config`` into ``out`` (resuming what is there unless ``fresh``), then report.
+
+    See the module docstring for what is checked when, and what ``fresh`` keeps.
+
+    Parameters
+    ----------
+    config : DesignConfig
+        The experiment.
+    out : str or Path
+        The run folder.
+    fresh : bool, default False
+        Start a new run even when ``out`` holds one.
+    time_budget_s : float or None, optional
+        Seconds of optimisation at most in this call.
+    evaluate : bool, default True
+        Write the report afterwards.
+    n_controls : int or None, optional
+        Randomisations per control condition of the report (default: the config's).
+    progress : bool, default True
+        Show progress.
+
+    Returns
+    -------
+    DesignOutcome
+        The folder, whether optimisation finished, its steps and the report's metrics.
+
+    Raises
+    ------
+    RdlabError
+        The subclass naming what is wrong: a bad model, ``out`` locked by another command, a
+        damaged checkpoint or a run of another config in ``out``, or a failed optimisation
+        (a new run that fails before its first checkpoint leaves nothing behind).
     """
     out = Path(out)
     check_model(config)
@@ -95,6 +146,7 @@ def run_design(config: DesignConfig, out: str | Path, *, fresh: bool = False,
 def _optimise_and_report(config: DesignConfig, where: Path, final: Path, *, resume: bool,
                          time_budget_s: float | None, evaluate: bool, n_controls: int | None,
                          progress: bool) -> DesignOutcome:
+    """Optimise in ``where``, report, and describe the outcome as of ``final``."""
     tidy(where)
     optimise(config, where, resume=resume, time_budget_s=time_budget_s, progress=progress)
     finished = (where / MODEL).is_file()

@@ -21,6 +21,7 @@ __all__ = ["portrait", "write_portrait"]
 
 
 def _ellipse(y, x, cy, cx, ry, rx, angle=0.0):
+    """Return the mask of the ellipse at (cy, cx), radii (ry, rx), rotated by ``angle``."""
     c, s = np.cos(angle), np.sin(angle)
     u = ((x - cx) * c + (y - cy) * s) / rx
     v = (-(x - cx) * s + (y - cy) * c) / ry
@@ -28,7 +29,18 @@ def _ellipse(y, x, cy, cx, ry, rx, angle=0.0):
 
 
 def portrait(size: int = 256) -> np.ndarray:
-    """A ``(size, size)`` grey-level portrait in [0, 1] (1 = bright)."""
+    """Draw a grey-level portrait in [0, 1] (1 = bright).
+
+    Parameters
+    ----------
+    size : int, default 256
+        Side in pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(size, size)``.
+    """
     y, x = np.mgrid[0:1:size * 1j, 0:1:size * 1j]
     img = np.full((size, size), 0.15)  # dark background
     img[_ellipse(y, x, 1.05, 0.5, 0.33, 0.48)] = 0.45  # shoulders
@@ -47,7 +59,20 @@ def portrait(size: int = 256) -> np.ndarray:
 
 
 def write_portrait(path: str | Path, size: int = 256) -> Path:
-    """Write :func:`portrait` as an 8-bit grey PNG (atomically)."""
+    """Write :func:`portrait` as an 8-bit grey PNG (atomically).
+
+    Parameters
+    ----------
+    path : str or Path
+        The PNG file.
+    size : int, default 256
+        Side in pixels.
+
+    Returns
+    -------
+    Path
+        The path written.
+    """
     image = Image.fromarray(np.round(portrait(size) * 255).astype(np.uint8), mode="L")
     return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
 
