@@ -1,5 +1,7 @@
-"""Discover: reaction networks from concentration time series (CRNN with partial-parameter
-freezing, catalysis mode, choice of the number of reactions, Arrhenius rates).
+"""Discover: reaction networks from concentration time series.
+
+A CRNN with partial-parameter freezing, catalysis mode, choice of the number of reactions
+and Arrhenius rates.
 """
 
 from rdlab.lazy_exports import lazy_exports

@@ -28,7 +28,24 @@ class PopulationCRNN(torch.nn.Module):
     """``P`` candidate networks of ``n_r`` reactions over ``n_s`` species.
 
     Parameters are drawn U(−0.5, 0.5) as in the paper (orders of the catalytic form
-    U(0, 1)). ``generator`` makes the draw reproducible.
+    U(0, 1)).
+
+    Parameters
+    ----------
+    population : int
+        ``P``, the number of candidates.
+    n_reactions : int
+        ``n_r``, reactions per candidate.
+    n_species : int
+        ``n_s``, the number of species.
+    catalytic : bool, default False
+        Catalysis mode: orders learned separately from the stoichiometry (no reverse rates).
+    arrhenius : bool, default False
+        Learn activation energies as well as rate constants.
+    generator : torch.Generator or None, optional
+        Makes the draw reproducible.
+    dtype : torch.dtype, default torch.float64
+        Of the parameters.
     """
 
     def __init__(self, population: int, n_reactions: int, n_species: int, *,
@@ -52,15 +69,33 @@ class PopulationCRNN(torch.nn.Module):
 
     # ------------------------------------------------------------------ model
     def reactant_orders(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Forward and reverse orders ``(P, n_r, n_s)`` (reverse ``None`` if catalytic)."""
+        """Return the forward and reverse reactant orders, each ``(P, n_r, n_s)``.
+
+        Returns
+        -------
+        forward : torch.Tensor
+            ``(P, n_r, n_s)``.
+        reverse : torch.Tensor or None
+            ``(P, n_r, n_s)``, or ``None`` in catalysis mode.
+        """
         if self.catalytic:
             return torch.relu(self.orders), None
         return torch.relu(-self.V), torch.relu(self.V)
 
     def forward(self, log_u: torch.Tensor, x_temp: torch.Tensor | None = None) -> torch.Tensor:
-        """Derivatives ``(P, N, n_s)`` at log concentrations ``log_u (N, n_s)``.
+        """Return each candidate's derivatives at the given log concentrations.
 
-        x_temp: ``(N,)`` = T_ref/T for Arrhenius models.
+        Parameters
+        ----------
+        log_u : torch.Tensor
+            Log concentrations ``(N, n_s)``.
+        x_temp : torch.Tensor or None, optional
+            ``(N,)`` = T_ref/T, for Arrhenius models.
+
+        Returns
+        -------
+        torch.Tensor
+            Derivatives ``(P, N, n_s)``.
         """
         a, b = self.reactant_orders()
         log_rf = self.lf[:, :, None] + a @ log_u.T  # (P, R, N)
@@ -75,7 +110,13 @@ class PopulationCRNN(torch.nn.Module):
         return net.transpose(1, 2) @ self.V  # (P, N, S)
 
     def regularisation(self) -> torch.Tensor:
-        """``Σ |θ| + Σ θ²`` over each candidate's parameters, shape ``(P,)``."""
+        """Return ``Σ |θ| + Σ θ²`` over each candidate's parameters.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(P,)``.
+        """
         total = 0.0
         for p in self.parameters():
             flat = p.reshape(p.shape[0], -1)
@@ -84,8 +125,25 @@ class PopulationCRNN(torch.nn.Module):
 
     def losses(self, log_u: torch.Tensor, du: torch.Tensor, x_temp: torch.Tensor | None,
                lam: float, weights: torch.Tensor | None = None) -> torch.Tensor:
-        """Eq. (3.2) for each candidate, ``(P,)``. ``weights (n_s,)`` multiply the predicted
-        derivatives of each species (``du`` is then given already weighted).
+        """Return the loss of eq. (3.2) for each candidate.
+
+        Parameters
+        ----------
+        log_u : torch.Tensor
+            Log concentrations ``(N, n_s)``.
+        du : torch.Tensor
+            Measured derivatives ``(N, n_s)`` (already weighted when ``weights`` is given).
+        x_temp : torch.Tensor or None
+            ``(N,)`` = T_ref/T, for Arrhenius models.
+        lam : float
+            Weight of the regularisation.
+        weights : torch.Tensor or None, optional
+            ``(n_s,)``, multiply the predicted derivatives of each species.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(P,)``.
         """
         pred = self.forward(log_u, x_temp)
         if weights is not None:
@@ -97,8 +155,16 @@ class PopulationCRNN(torch.nn.Module):
     @torch.no_grad()
     def redraw_rows(self, member: int, rows: list[int], low: float = -2.0,
                     high: float = 2.0) -> None:
-        """Re-randomise rows of V (and orders) of one candidate, U(low, high) as in
-        Algorithm 1.
+        """Re-randomise rows of V (and orders) of one candidate, U(low, high) as in Algorithm 1.
+
+        Parameters
+        ----------
+        member : int
+            The candidate.
+        rows : list of int
+            The rows (reactions) to redraw.
+        low, high : float, default -2.0, 2.0
+            Bounds of the uniform draw.
         """
         if not rows:
             return
@@ -112,7 +178,13 @@ class PopulationCRNN(torch.nn.Module):
 
     @torch.no_grad()
     def redraw_member(self, member: int) -> None:
-        """Start a candidate again from the paper's initialisation."""
+        """Start a candidate again from the paper's initialisation.
+
+        Parameters
+        ----------
+        member : int
+            The candidate.
+        """
         for p in self.parameters():
             lo, hi = (0.0, 1.0) if p is self.orders else (-0.5, 0.5)
             p[member] = lo + (hi - lo) * torch.rand(*p.shape[1:], generator=self._gen,

@@ -26,14 +26,27 @@ _RESERVED = ("sample", "time", "temperature")
 
 
 def _derivative_of(column: str) -> str | None:
-    """``'A'`` for a column ``'dA/dt'``, else ``None``."""
+    """Return ``'A'`` for a column ``'dA/dt'``, else ``None``."""
     if column.startswith("d") and column.endswith("/dt") and len(column) > 4:
         return column[1:-3]
     return None
 
 
 def write_csv(data: ReactionData, path: Path) -> Path:
-    """Write ``data`` as a long CSV (17 significant digits, so it reads back exactly)."""
+    """Write ``data`` as a long CSV (17 significant digits, so it reads back exactly).
+
+    Parameters
+    ----------
+    data : ReactionData
+        The data.
+    path : Path
+        The CSV file.
+
+    Returns
+    -------
+    Path
+        The path written.
+    """
     n, n_t, n_s = data.concentrations.shape
     header = ["sample", "time"]
     if data.temperatures is not None:
@@ -58,6 +71,7 @@ def write_csv(data: ReactionData, path: Path) -> Path:
 
 
 def _text(path: Path) -> str:
+    """Return the text of ``path``, refusing a file that is not readable UTF-8 CSV text."""
     if path.exists() and not path.is_file() and not path.is_dir():
         # a device or FIFO (e.g. a link to /dev/zero) would be read until memory runs out
         raise DataError(f"{str(path)!r} is not a regular file")
@@ -107,10 +121,12 @@ class _Table:
                          for j, name in enumerate(self.header)}
 
     def where(self, line: int, column: str | None = None) -> str:
+        """Return ``path:line`` (and the column, if given) for error messages."""
         col = f", column {column!r}" if column is not None else ""
         return f"{str(self.path)!r}, line {line}{col}"
 
     def _check_header(self) -> None:
+        """Refuse a header with unnamed or repeated columns, or without the required ones."""
         if not any(self.header):
             raise DataError(f"{self.where(1)}: the first line must be the header (sample, "
                             "time, one column per species)")
@@ -128,6 +144,7 @@ class _Table:
                                 f"are {self.header}")
 
     def labels(self, column: str) -> list[str]:
+        """Return the column as non-empty strings."""
         cells = self._columns[column]
         for cell, line in zip(cells, self.lines):
             if not cell:
@@ -136,8 +153,10 @@ class _Table:
 
     def numbers(self, column: str, *, finite: bool = True,
                 minimum: float | None = None, positive: bool = False) -> np.ndarray:
-        """The column as floats; a cell that is not a number (or not finite, below
-        ``minimum``, not positive) is refused, naming its line.
+        """Return the column as floats.
+
+        A cell that is not a number (or not finite, below ``minimum``, not positive) is refused,
+        naming its line.
         """
         cells = self._columns[column]
         try:
@@ -169,7 +188,7 @@ class _Table:
 
 
 def _samples(table: _Table) -> dict[str, np.ndarray]:
-    """Row indices of each sample, in order of first appearance."""
+    """Return the row indices of each sample, in order of first appearance."""
     groups: dict[str, list[int]] = {}
     for i, label in enumerate(table.labels("sample")):
         groups.setdefault(label, []).append(i)
@@ -177,7 +196,7 @@ def _samples(table: _Table) -> dict[str, np.ndarray]:
 
 
 def _check_times(table: _Table, groups: dict[str, np.ndarray], time: np.ndarray) -> None:
-    """Strictly increasing times within each sample (rows in file order)."""
+    """Refuse times that are not strictly increasing within a sample (rows in file order)."""
     for label, rows in groups.items():
         t = time[rows]
         steps = np.diff(t)
@@ -193,6 +212,7 @@ def _check_times(table: _Table, groups: dict[str, np.ndarray], time: np.ndarray)
 
 
 def _same_length(table: _Table, groups: dict[str, np.ndarray]) -> int:
+    """Return the number of times per sample, refusing samples of different lengths."""
     first, rows0 = next(iter(groups.items()))
     for label, rows in groups.items():
         if rows.size != rows0.size:
@@ -204,6 +224,7 @@ def _same_length(table: _Table, groups: dict[str, np.ndarray]) -> int:
 
 
 def _temperatures(table: _Table, groups: dict[str, np.ndarray]) -> np.ndarray | None:
+    """Return one temperature per sample, or ``None`` without a temperature column."""
     if "temperature" not in table.header:
         return None
     T = table.numbers("temperature", positive=True)
@@ -220,7 +241,23 @@ def _temperatures(table: _Table, groups: dict[str, np.ndarray]) -> np.ndarray | 
 
 
 def read_csv(path: Path) -> ReactionData:
-    """Read a long CSV (see the module docstring) into :class:`ReactionData`."""
+    """Read a long CSV (see the module docstring) into :class:`ReactionData`.
+
+    Parameters
+    ----------
+    path : Path
+        The CSV file.
+
+    Returns
+    -------
+    ReactionData
+        The data.
+
+    Raises
+    ------
+    DataError
+        Naming the file, line and column of what is wrong.
+    """
     table = _Table(path)
     dcols = {c: _derivative_of(c) for c in table.header if _derivative_of(c) is not None}
     species = [c for c in table.header if c not in _RESERVED and c not in dcols]

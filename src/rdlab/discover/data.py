@@ -29,8 +29,10 @@ NEGATIVE_TOLERANCE = 1e-8
 
 
 def _check_times(times, n: int, n_t: int) -> np.ndarray:
-    """``times`` as ``(n_t,)`` (one grid for all samples) or ``(n, n_t)``; finite and
-    strictly increasing within each sample, else :class:`ParameterError` naming the sample.
+    """Return ``times`` as ``(n_t,)`` (one grid for all samples) or ``(n, n_t)``.
+
+    Finite and strictly increasing within each sample, else :class:`ParameterError` naming
+    the sample.
     """
     t = np.asarray(times, dtype=float)
     if t.ndim == 2 and t.shape[0] == n and n > 0 and np.all(t == t[:1]):
@@ -56,6 +58,7 @@ def _check_times(times, n: int, n_t: int) -> np.ndarray:
 
 
 def _time(t: np.ndarray, s: int, i: int) -> float:
+    """Return time ``i`` of sample ``s`` as a float."""
     return float(t[i] if t.ndim == 1 else t[s, i])
 
 
@@ -63,15 +66,28 @@ def _time(t: np.ndarray, s: int, i: int) -> float:
 class ReactionData:
     """Time series of ``n_samples`` initial conditions.
 
-    species: names, length ``n_s``.
-    times: ``(n_t,)`` sampling times shared by every sample, or ``(n_samples, n_t)`` when
-        each sample has its own (any unit; rates come out per that unit). Strictly
-        increasing within each sample. Rows that are all equal are stored as one ``(n_t,)``
-        grid; :attr:`sample_times` always gives ``(n_samples, n_t)``.
-    concentrations: ``(n_samples, n_t, n_s)``, ≥ 0.
-    derivatives: ``(n_samples, n_t, n_s)`` d(concentration)/dt, or ``None`` when only
-        concentrations were measured (estimate them with :mod:`rdlab.discover.derivatives`).
-    temperatures: ``(n_samples,)`` in K, or ``None``.
+    Parameters
+    ----------
+    species : tuple of str
+        Names, length ``n_s``.
+    times : numpy.ndarray
+        ``(n_t,)`` sampling times shared by every sample, or ``(n_samples, n_t)`` when each
+        sample has its own (any unit; rates come out per that unit). Strictly increasing
+        within each sample. Rows that are all equal are stored as one ``(n_t,)`` grid;
+        :attr:`sample_times` always gives ``(n_samples, n_t)``.
+    concentrations : numpy.ndarray
+        ``(n_samples, n_t, n_s)``, ≥ 0.
+    derivatives : numpy.ndarray or None, optional
+        ``(n_samples, n_t, n_s)`` d(concentration)/dt, or ``None`` when only concentrations
+        were measured (estimate them with :mod:`rdlab.discover.derivatives`).
+    temperatures : numpy.ndarray or None, optional
+        ``(n_samples,)`` in K, or ``None``.
+
+    Raises
+    ------
+    ParameterError
+        For arrays of the wrong shape, non-finite or negative concentrations, non-finite
+        derivatives, bad times, or temperatures that are not one positive value per sample.
     """
 
     species: tuple[str, ...]
@@ -81,6 +97,7 @@ class ReactionData:
     temperatures: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        """Check the shapes and values."""
         c = np.asarray(self.concentrations, dtype=float)
         if c.ndim != 3:
             raise ParameterError(f"concentrations must be (sample, time, species), got shape "
@@ -122,6 +139,7 @@ class ReactionData:
 
     @property
     def n_samples(self) -> int:
+        """Number of samples (initial conditions)."""
         return self.concentrations.shape[0]
 
     @property
@@ -135,7 +153,17 @@ class ReactionData:
         return np.broadcast_to(self.times, self.concentrations.shape[:2])
 
     def points(self) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """Flattened ``(u (N, n_s), du (N, n_s) or None, T (N,) or None)``."""
+        """Return the data flattened over samples and times.
+
+        Returns
+        -------
+        u : numpy.ndarray
+            Concentrations ``(N, n_s)``.
+        du : numpy.ndarray or None
+            Derivatives ``(N, n_s)``.
+        T : numpy.ndarray or None
+            Temperatures ``(N,)``.
+        """
         n, n_t, n_s = self.concentrations.shape
         u = self.concentrations.reshape(-1, n_s)
         du = None if self.derivatives is None else self.derivatives.reshape(-1, n_s)
@@ -143,8 +171,26 @@ class ReactionData:
         return u, du, T
 
     def with_noise(self, level: float, seed: int = 0, kind: str = "gaussian") -> ReactionData:
-        """Multiplicative noise on the derivatives: ``du·(1 + level·ξ)``, ξ ~ N(0, 1)
-        (``kind="gaussian"``) or ξ ~ U(−1, 1) (``"uniform"``, the reference code's).
+        """Return a copy with multiplicative noise on the derivatives: ``du·(1 + level·ξ)``.
+
+        Parameters
+        ----------
+        level : float
+            The noise level, ≥ 0.
+        seed : int, default 0
+            Seed of the draws.
+        kind : {"gaussian", "uniform"}
+            ξ ~ N(0, 1) (``"gaussian"``) or ξ ~ U(−1, 1) (``"uniform"``, the reference code's).
+
+        Returns
+        -------
+        ReactionData
+            The noisy copy.
+
+        Raises
+        ------
+        ParameterError
+            When the data have no derivatives, or for a negative level or an unknown kind.
         """
         if self.derivatives is None:
             raise ParameterError("these data have no derivatives to add noise to")
@@ -163,6 +209,7 @@ class ReactionData:
 
 def _rates_per_sample(mech: Mechanism, net_columns: list[tuple[int, int]],
                       temperatures: np.ndarray | None, n: int) -> np.ndarray:
+    """Return the rate constant of each directed reaction for each sample ``(n, n_columns)``."""
     kf, kr = mech.rates_at(temperatures if temperatures is not None
                            else mech.reference_temperature)
     kf = np.broadcast_to(kf, (n, mech.n_reactions))
@@ -175,14 +222,43 @@ def generate(mechanism: Mechanism, n_samples: int = 100,
              times: np.ndarray | None = None, seed: int = 1,
              temperature_range: tuple[float, float] | None = None,
              method: str = "LSODA", rtol: float = 1e-9, atol: float = 1e-12) -> ReactionData:
-    """Data as in §4: ``n_samples`` initial conditions with every species ~ U[0, 1), solved
-    by a stiff solver (analytic Jacobian) at tight tolerance and reported at ``times``
-    (default 0, 0.1, …, 1.0: 11 points). Derivatives are the exact right-hand side at the
-    reported states, so the pairs are consistent whatever the tolerance (it only decides
-    how close the states are to the true trajectory). ``method`` is any solver of
-    :mod:`rdlab.simulate.ode` (the paper uses Radau; LSODA is 2–5× faster here). Arrhenius
-    mechanisms draw one temperature ~ U(temperature_range) per sample. ``times`` may also
-    be ``(n_samples, n_t)``: each sample reported at its own times.
+    """Make data as in §4.
+
+    ``n_samples`` initial conditions with every species ~ U[0, 1) are solved by a stiff
+    solver (analytic Jacobian) at tight tolerance and reported at ``times``. Derivatives are
+    the exact right-hand side at the reported states, so the pairs are consistent whatever
+    the tolerance (it only decides how close the states are to the true trajectory).
+    Arrhenius mechanisms draw one temperature ~ U(temperature_range) per sample.
+
+    Parameters
+    ----------
+    mechanism : Mechanism
+        The true mechanism.
+    n_samples : int, default 100
+        Number of initial conditions, ≥ 1.
+    times : numpy.ndarray or None, optional
+        Reporting times ``(n_t,)``, or ``(n_samples, n_t)``: each sample reported at its own
+        times (default 0, 0.1, …, 1.0: 11 points).
+    seed : int, default 1
+        Seed of the initial conditions and temperatures.
+    temperature_range : tuple of float or None, optional
+        ``(low, high)`` in K; needed for Arrhenius mechanisms.
+    method : str, default "LSODA"
+        Any solver of :mod:`rdlab.simulate.ode` (the paper uses Radau; LSODA is 2–5× faster
+        here).
+    rtol, atol : float, default 1e-9, 1e-12
+        Solver tolerances.
+
+    Returns
+    -------
+    ReactionData
+        Concentrations, exact derivatives and (Arrhenius) temperatures.
+
+    Raises
+    ------
+    ParameterError
+        For ``n_samples`` < 1, times with another number of rows, or an Arrhenius mechanism
+        without ``temperature_range``.
     """
     if n_samples < 1:
         raise ParameterError(f"n_samples must be ≥ 1, got {n_samples}")
@@ -210,10 +286,27 @@ def generate(mechanism: Mechanism, n_samples: int = 100,
 def trajectories(mechanism: Mechanism, initial: np.ndarray, times: np.ndarray,
                  temperatures: np.ndarray | float | None = None, *, method: str = "LSODA",
                  rtol: float = 1e-9, atol: float = 1e-12) -> tuple[np.ndarray, np.ndarray]:
-    """Integrate ``mechanism`` from ``initial (n, n_s)`` and report it at ``times``.
+    """Integrate ``mechanism`` from ``initial`` and report it at ``times``.
 
-    temperatures: scalar or ``(n,)`` K for Arrhenius mechanisms. Returns
-    ``(concentrations, derivatives)``, each ``(n, n_t, n_s)``.
+    Parameters
+    ----------
+    mechanism : Mechanism
+        The mechanism.
+    initial : numpy.ndarray
+        Initial concentrations ``(n, n_s)``.
+    times : numpy.ndarray
+        Reporting times ``(n_t,)`` or ``(n, n_t)``.
+    temperatures : numpy.ndarray or float or None, optional
+        Scalar or ``(n,)`` K, for Arrhenius mechanisms.
+    method : str, default "LSODA"
+        A solver of :mod:`rdlab.simulate.ode`.
+    rtol, atol : float, default 1e-9, 1e-12
+        Solver tolerances.
+
+    Returns
+    -------
+    concentrations, derivatives : numpy.ndarray
+        Each ``(n, n_t, n_s)``.
     """
     x0 = np.atleast_2d(np.asarray(initial, dtype=float))
     n = x0.shape[0]
@@ -233,8 +326,9 @@ def trajectories(mechanism: Mechanism, initial: np.ndarray, times: np.ndarray,
 
 
 def _network_all_directions(mech: Mechanism):
-    """The mechanism's directed reactions with every direction present (rate 1 as a
-    placeholder; actual rates come per sample).
+    """Return the mechanism's directed reactions with every direction present.
+
+    Rate 1 is a placeholder; actual rates come per sample.
     """
     unit = Mechanism(mech.species, mech.V, np.ones(mech.n_reactions),
                      np.zeros(mech.n_reactions) if mech.orders is not None
@@ -243,8 +337,28 @@ def _network_all_directions(mech: Mechanism):
 
 
 def split(n_points: int, fraction: float = 0.8, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Random train/validation split of ``n_points`` points, 4:1 by default (shuffled over
-    all (sample, time) points, as the reference does).
+    """Split ``n_points`` points randomly into training and validation, 4:1 by default.
+
+    Shuffled over all (sample, time) points, as the reference does.
+
+    Parameters
+    ----------
+    n_points : int
+        Number of points.
+    fraction : float, default 0.8
+        Training fraction, in (0, 1).
+    seed : int, default 1
+        Seed of the shuffle.
+
+    Returns
+    -------
+    train, validation : numpy.ndarray
+        Point indices.
+
+    Raises
+    ------
+    ParameterError
+        For a fraction outside (0, 1), or too few points to split.
     """
     if not 0 < fraction < 1:
         raise ParameterError(f"train fraction must be in (0, 1), got {fraction!r}")
@@ -258,15 +372,42 @@ def split(n_points: int, fraction: float = 0.8, seed: int = 1) -> tuple[np.ndarr
 
 # ---------------------------------------------------------------------------- files
 def save(data: ReactionData, path: str | Path) -> Path:
-    """Write ``data`` to ``*.zarr`` or ``*.csv`` (see :func:`rdlab.discover.data_files.save`)."""
+    """Write ``data`` to ``*.zarr`` or ``*.csv`` (see :func:`rdlab.discover.data_files.save`).
+
+    Parameters
+    ----------
+    data : ReactionData
+        The data.
+    path : str or Path
+        The file or store.
+
+    Returns
+    -------
+    Path
+        The path written.
+    """
     from rdlab.discover.data_files import save as save_file
 
     return save_file(data, path)
 
 
 def load(path: str | Path) -> ReactionData:
-    """Read a CSV file or zarr store (see :func:`rdlab.discover.data_files.load`); anything
-    else, or a damaged file, is a :class:`~rdlab.errors.DataError` naming what is wrong.
+    """Read a CSV file or zarr store (see :func:`rdlab.discover.data_files.load`).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file or store.
+
+    Returns
+    -------
+    ReactionData
+        The data.
+
+    Raises
+    ------
+    DataError
+        Naming what is wrong, for anything else or a damaged file.
     """
     from rdlab.discover.data_files import load as load_file
 

@@ -28,8 +28,21 @@ _DIMS = ("sample", "time", "species")
 
 
 def save(data: ReactionData, path: str | Path) -> Path:
-    """Write ``data`` to ``*.csv`` (one row per sample and time) or otherwise a zarr store,
-    atomically (a unique temporary name, renamed into place).
+    """Write ``data`` to ``*.csv`` (one row per sample and time) or otherwise a zarr store.
+
+    Written atomically (a unique temporary name, renamed into place).
+
+    Parameters
+    ----------
+    data : ReactionData
+        The data.
+    path : str or Path
+        The file or store.
+
+    Returns
+    -------
+    Path
+        The path written.
     """
     path = Path(path)
     if path.suffix.lower() == ".csv":
@@ -38,6 +51,7 @@ def save(data: ReactionData, path: str | Path) -> Path:
 
 
 def _write_zarr(data: ReactionData, path: Path) -> Path:
+    """Write ``data`` as a zarr store at ``path`` (atomically)."""
     import xarray as xr
 
     ds = xr.Dataset(
@@ -58,8 +72,25 @@ def _write_zarr(data: ReactionData, path: Path) -> Path:
 
 
 def load(path: str | Path) -> ReactionData:
-    """Read a CSV file (``*.csv``) or a zarr store (a folder) written by :func:`save` or by
-    hand; see :mod:`rdlab.discover.csv_data` for the CSV columns.
+    """Read a CSV file (``*.csv``) or a zarr store (a folder) written by :func:`save` or by hand.
+
+    See :mod:`rdlab.discover.csv_data` for the CSV columns.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file or store.
+
+    Returns
+    -------
+    ReactionData
+        The data.
+
+    Raises
+    ------
+    DataError
+        When the path does not exist, is neither a CSV file nor a zarr store, or its
+        contents are damaged or incomplete.
     """
     path = Path(path)
     if not path.exists():
@@ -74,6 +105,7 @@ def load(path: str | Path) -> ReactionData:
 
 
 def _read_zarr(path: Path) -> ReactionData:
+    """Open the zarr store at ``path`` and read it, refusing what is not a readable store."""
     try:
         names = {p.name for p in path.iterdir()}
     except OSError as exc:
@@ -96,6 +128,7 @@ def _read_zarr(path: Path) -> ReactionData:
 
 
 def _zarr_data(path: Path) -> ReactionData:
+    """Read :class:`ReactionData` out of the zarr store at ``path``."""
     import xarray as xr
 
     ds = xr.open_zarr(path)

@@ -41,7 +41,7 @@ _SMOOTHING_MIN_TIMES = 5
 
 def estimate(data: ReactionData, method: str = "spline",
              smoothing: float | None = None) -> ReactionData:
-    """A copy of ``data`` with ``derivatives`` estimated from the concentrations.
+    """Return a copy of ``data`` with ``derivatives`` estimated from the concentrations.
 
     Parameters
     ----------
@@ -100,7 +100,7 @@ def estimate(data: ReactionData, method: str = "spline",
 
 def _differentiate(t: np.ndarray, c: np.ndarray, method: str,
                    smoothing: float | None) -> np.ndarray:
-    """D c / d t of one sample, ``c (n_t, n_s)`` at times ``t (n_t,)``."""
+    """Return dc/dt of one sample, ``c (n_t, n_s)`` at times ``t (n_t,)``."""
     if method == "fd":
         return np.gradient(c, t, axis=0, edge_order=2)
     if method == "spline":
@@ -110,8 +110,9 @@ def _differentiate(t: np.ndarray, c: np.ndarray, method: str,
 
 
 def _relative(diff: np.ndarray, ref: np.ndarray) -> float:
-    """``‖diff‖ / ‖ref‖`` (2-norms over all entries); 0 when both vanish, ``inf`` when
-    only the reference does.
+    """Return ``‖diff‖ / ‖ref‖`` (2-norms over all entries).
+
+    0 when both vanish, ``inf`` when only the reference does.
     """
     num = float(np.linalg.norm(diff))
     den = float(np.linalg.norm(ref))
@@ -121,7 +122,7 @@ def _relative(diff: np.ndarray, ref: np.ndarray) -> float:
 
 
 def derivative_error(estimated: ReactionData, exact: ReactionData) -> dict:
-    """Relative L2 error ``E = ‖est − exact‖ / ‖exact‖`` of estimated derivatives.
+    """Return the relative L2 error ``E = ‖est − exact‖ / ‖exact‖`` of estimated derivatives.
 
     Parameters
     ----------

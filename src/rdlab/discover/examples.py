@@ -30,10 +30,19 @@ __all__ = ["EXAMPLES", "Example", "ExampleEntry", "example", "example_help", "re
 class Example:
     """A named example: the true mechanism and how its data are made.
 
-    temperature_range: ``(low, high)`` in K for Arrhenius examples (one uniform temperature
-    per initial condition), else ``None``.
-    n_reactions: the number of reactions to propose (the true one).
-    catalytic: fit in catalysis mode (orders learned separately from stoichiometry).
+    Parameters
+    ----------
+    name : str
+        The example's name.
+    mechanism : Mechanism
+        The true mechanism.
+    description : str
+        One line of text.
+    temperature_range : tuple of float or None, optional
+        ``(low, high)`` in K for Arrhenius examples (one uniform temperature per initial
+        condition), else ``None``.
+    catalytic : bool, default False
+        Fit in catalysis mode (orders learned separately from stoichiometry).
     """
 
     name: str
@@ -44,16 +53,27 @@ class Example:
 
     @property
     def n_reactions(self) -> int:
+        """The number of reactions to propose (the true one)."""
         return self.mechanism.n_reactions
 
 
 @dataclass(frozen=True)
 class ExampleEntry:
-    """One registered example: its name, a builder of its true mechanism (called afresh for
-    every :class:`Example`, so no two runs share arrays), a one-line description, and how
-    its data are made (``temperature_range`` in K, or ``None``; ``catalytic``).
+    """One registered example; calling the entry builds the :class:`Example`.
 
-    Calling the entry builds the :class:`Example`.
+    Parameters
+    ----------
+    name : str
+        The example's name.
+    build : callable
+        Builder of its true mechanism (called afresh for every :class:`Example`, so no two
+        runs share arrays).
+    description : str
+        One line of text.
+    temperature_range : tuple of float or None, optional
+        ``(low, high)`` in K, or ``None``.
+    catalytic : bool, default False
+        Fit in catalysis mode.
     """
 
     name: str
@@ -63,6 +83,7 @@ class ExampleEntry:
     catalytic: bool = False
 
     def __call__(self) -> Example:
+        """Build the :class:`Example`."""
         return Example(self.name, self.build(), self.description,
                        temperature_range=self.temperature_range, catalytic=self.catalytic)
 
@@ -170,15 +191,53 @@ EXAMPLES: Registry[ExampleEntry] = Registry("example", ParameterError, ((e.name,
 
 
 def register_example(entry: ExampleEntry) -> ExampleEntry:
-    """Add ``entry`` to :data:`EXAMPLES` (a different entry of the same name is refused)."""
+    """Add ``entry`` to :data:`EXAMPLES`.
+
+    Parameters
+    ----------
+    entry : ExampleEntry
+        The example.
+
+    Returns
+    -------
+    ExampleEntry
+        ``entry``.
+
+    Raises
+    ------
+    ValueError
+        When a different entry of the same name is registered.
+    """
     return EXAMPLES.add(entry.name, entry)
 
 
 def example(name: str) -> Example:
-    """The example called ``name`` (one of :data:`EXAMPLES`), built afresh."""
+    """Return the example called ``name``, built afresh.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`EXAMPLES`.
+
+    Returns
+    -------
+    Example
+        The example.
+
+    Raises
+    ------
+    ParameterError
+        For an unknown name.
+    """
     return EXAMPLES.lookup(name)()
 
 
 def example_help() -> str:
-    """The example names for help texts, in registry order."""
+    """Return the example names for help texts, in registry order.
+
+    Returns
+    -------
+    str
+        The names, comma-separated.
+    """
     return ", ".join(EXAMPLES)

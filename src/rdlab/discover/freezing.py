@@ -17,19 +17,44 @@ FREE, FREEZE, DUPLICATE, ZERO = "free", "freeze", "duplicate", "zero"
 
 
 def integer_distance(rows: np.ndarray) -> np.ndarray:
-    """``max_k |v_k − round(v_k)|`` of each row of ``rows (n, n_s)`` → ``(n,)``."""
+    """Return ``max_k |v_k − round(v_k)|`` of each row.
+
+    Parameters
+    ----------
+    rows : numpy.ndarray
+        ``(n, n_s)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n,)``.
+    """
     rows = np.atleast_2d(rows)
     return np.max(np.abs(rows - np.round(rows)), axis=1)
 
 
 def row_status(V: np.ndarray, orders: np.ndarray | None, frozen: np.ndarray,
                epsilon: float) -> list[str]:
-    """Status of each row of one candidate.
+    """Return the status of each row of one candidate.
 
-    V: ``(n_r, n_s)`` current stoichiometry; orders: ``(n_r, n_s)`` or ``None`` (V form);
-    frozen: ``(n_r,)`` bool, rows already frozen (their status is ``"freeze"``).
     Rows are decided in order, so of two free rows that round to the same new reaction the
     first is frozen and the second is a duplicate.
+
+    Parameters
+    ----------
+    V : numpy.ndarray
+        ``(n_r, n_s)`` current stoichiometry.
+    orders : numpy.ndarray or None
+        ``(n_r, n_s)`` orders, or ``None`` (V form).
+    frozen : numpy.ndarray
+        ``(n_r,)`` bool, rows already frozen (their status is ``"freeze"``).
+    epsilon : float
+        ε of eq. 3.4.
+
+    Returns
+    -------
+    list of str
+        One of :data:`FREE`, :data:`FREEZE`, :data:`DUPLICATE`, :data:`ZERO` per row.
     """
     status: list[str] = []
     kept: list[tuple[np.ndarray, np.ndarray | None]] = [

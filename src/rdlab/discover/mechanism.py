@@ -35,9 +35,14 @@ __all__ = ["ArrheniusRates", "Mechanism"]
 class ArrheniusRates:
     """Arrhenius parameters per reaction: ``k = A·exp(−Ea/(R T))``.
 
-    prefactor_f, prefactor_r: ``A`` of each direction, shape ``(n_r,)``, in the units of k.
-    energy_f, energy_r: activation energies ``Ea``, J/mol, shape ``(n_r,)``.
-    gas_constant: R in J/(mol K) (:data:`rdlab.chemistry.kinetics.GAS_CONSTANT`).
+    Parameters
+    ----------
+    prefactor_f, prefactor_r : numpy.ndarray
+        ``A`` of each direction, shape ``(n_r,)``, in the units of k.
+    energy_f, energy_r : numpy.ndarray
+        Activation energies ``Ea``, J/mol, shape ``(n_r,)``.
+    gas_constant : float, default GAS_CONSTANT
+        R in J/(mol K) (:data:`rdlab.chemistry.kinetics.GAS_CONSTANT`).
     """
 
     prefactor_f: np.ndarray
@@ -47,7 +52,23 @@ class ArrheniusRates:
     gas_constant: float = GAS_CONSTANT
 
     def rates(self, temperature: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(kf, kr)`` at temperature(s) ``T`` in K; shapes ``(n_r,)`` or ``(batch, n_r)``."""
+        """Return the rate constants ``(kf, kr)`` at temperature(s) ``T``.
+
+        Parameters
+        ----------
+        temperature : float or numpy.ndarray
+            ``T`` in K, a scalar or ``(batch,)``.
+
+        Returns
+        -------
+        kf, kr : numpy.ndarray
+            Shapes ``(n_r,)`` or ``(batch, n_r)``.
+
+        Raises
+        ------
+        ParameterError
+            For a temperature that is not positive and finite.
+        """
         T = np.asarray(temperature, dtype=float)
         if np.any(~np.isfinite(T)) or np.any(T <= 0):
             raise ParameterError(f"temperature must be positive and finite (K), got {T}")
@@ -64,13 +85,31 @@ class ArrheniusRates:
 class Mechanism:
     """Reactions of ``species`` as rows (see the module docstring).
 
-    species: names, length ``n_s``.
-    V: ``(n_r, n_s)`` stoichiometric matrix, one row per reaction (float: learned values
-        may be non-integer before they are frozen).
-    kf, kr: ``(n_r,)`` forward and reverse rate constants (``kr`` all 0 in catalytic form).
-    orders: ``(n_r, n_s)`` reactant orders of the catalytic form, ``None`` in V form.
-    arrhenius: temperature-dependent rates instead of ``kf``/``kr`` (which then hold the
-        rates at ``reference_temperature``).
+    Parameters
+    ----------
+    species : tuple of str
+        Names, length ``n_s``.
+    V : numpy.ndarray
+        ``(n_r, n_s)`` stoichiometric matrix, one row per reaction (float: learned values may
+        be non-integer before they are frozen).
+    kf, kr : numpy.ndarray
+        ``(n_r,)`` forward and reverse rate constants, ≥ 0 (``kr`` all 0 in catalytic form).
+    orders : numpy.ndarray or None, optional
+        ``(n_r, n_s)`` reactant orders of the catalytic form, ``None`` in V form.
+    arrhenius : ArrheniusRates or None, optional
+        Temperature-dependent rates instead of ``kf``/``kr`` (which then hold the rates at
+        ``reference_temperature``).
+    reference_temperature : float or None, optional
+        The temperature (K) of ``kf``/``kr`` for Arrhenius mechanisms.
+    notes : dict
+        Free-form facts kept with the mechanism (written by :meth:`to_dict`).
+
+    Raises
+    ------
+    NetworkError
+        For arrays of mismatched shapes or negative orders.
+    ParameterError
+        For negative rate constants.
     """
 
     species: tuple[str, ...]
@@ -83,6 +122,7 @@ class Mechanism:
     notes: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        """Check the shapes and values and store the arrays as float arrays."""
         V = np.atleast_2d(np.asarray(self.V, dtype=float))
         n_s = len(self.species)
         if V.shape[1] != n_s:
@@ -110,7 +150,27 @@ class Mechanism:
     @classmethod
     def from_rows(cls, species, rows: list[tuple[dict[str, int], float, float]],
                   **kw) -> Mechanism:
-        """Build from ``[(row as {species: coefficient}, kf, kr), ...]``."""
+        """Build from ``[(row as {species: coefficient}, kf, kr), ...]``.
+
+        Parameters
+        ----------
+        species : sequence of str
+            The species names.
+        rows : list of tuple
+            ``(row, kf, kr)`` per reaction, ``row`` a mapping ``{species: coefficient}``.
+        **kw
+            Further fields of :class:`Mechanism`.
+
+        Returns
+        -------
+        Mechanism
+            The mechanism.
+
+        Raises
+        ------
+        NetworkError
+            For a row naming an unknown species.
+        """
         species = tuple(species)
         V = np.zeros((len(rows), len(species)))
         for i, (row, _, _) in enumerate(rows):
@@ -123,30 +183,67 @@ class Mechanism:
     # ---------------------------------------------------------------- properties
     @property
     def n_reactions(self) -> int:
+        """Number of reactions ``n_r``."""
         return self.V.shape[0]
 
     @property
     def n_species(self) -> int:
+        """Number of species ``n_s``."""
         return len(self.species)
 
     @property
     def catalytic(self) -> bool:
+        """True in catalytic form (reactant orders given separately)."""
         return self.orders is not None
 
     def reactant_orders(self) -> tuple[np.ndarray, np.ndarray]:
-        """Orders of the forward and reverse directions, each ``(n_r, n_s)``."""
+        """Return the orders of the forward and reverse directions.
+
+        Returns
+        -------
+        forward, reverse : numpy.ndarray
+            Each ``(n_r, n_s)``.
+        """
         if self.orders is not None:
             return self.orders, np.zeros_like(self.orders)
         return np.maximum(0.0, -self.V), np.maximum(0.0, self.V)
 
     def is_integer(self, tol: float = 1e-9) -> bool:
+        """Return whether V (and the orders) are integers within ``tol``.
+
+        Parameters
+        ----------
+        tol : float, default 1e-9
+            The tolerance.
+
+        Returns
+        -------
+        bool
+            True when every entry is within ``tol`` of an integer.
+        """
         ok = np.all(np.abs(self.V - np.round(self.V)) <= tol)
         if self.orders is not None:
             ok = ok and np.all(np.abs(self.orders - np.round(self.orders)) <= tol)
         return bool(ok)
 
     def rates_at(self, temperature: float | np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Rate constants ``(kf, kr)``; Arrhenius mechanisms need ``temperature`` (K)."""
+        """Return the rate constants ``(kf, kr)``.
+
+        Parameters
+        ----------
+        temperature : float or numpy.ndarray or None
+            Temperature (K); needed by Arrhenius mechanisms.
+
+        Returns
+        -------
+        kf, kr : numpy.ndarray
+            ``(n_r,)``, or ``(batch, n_r)`` for several temperatures.
+
+        Raises
+        ------
+        ParameterError
+            For an Arrhenius mechanism without a temperature.
+        """
         if self.arrhenius is None:
             return self.kf, self.kr
         if temperature is None:
@@ -155,15 +252,25 @@ class Mechanism:
 
     # ---------------------------------------------------------------- evaluation
     def rhs(self, conc: np.ndarray, temperature: np.ndarray | float | None = None) -> np.ndarray:
-        """Mass-action ``du/dt`` of concentrations ``(N, n_s)`` → ``(N, n_s)``.
-
-        temperature: scalar or ``(N,)`` K, for Arrhenius mechanisms.
+        """Return the mass-action ``du/dt`` of concentrations.
 
         This is the mass-action law of :func:`rdlab.chemistry.kinetics.mass_action_rates`
         written for *real* exponents: a learned mechanism may still have non-integer rows
         (the no-freezing baseline reports them as they are), which a
         :class:`ReactionNetwork` cannot hold. For integer mechanisms the two agree to
         rounding (``tests/test_discover.py::test_mechanism_rhs_is_the_network_rhs``).
+
+        Parameters
+        ----------
+        conc : numpy.ndarray
+            Concentrations ``(N, n_s)``.
+        temperature : numpy.ndarray or float or None, optional
+            Scalar or ``(N,)`` K, for Arrhenius mechanisms.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(N, n_s)``.
         """
         u = np.asarray(conc, dtype=float)
         a, b = self.reactant_orders()
@@ -178,8 +285,15 @@ class Mechanism:
 
     # ---------------------------------------------------------------- normal form
     def normalised(self) -> Mechanism:
-        """The paper's printed form: each reversible row flipped so that kf ≥ kr, rows sorted
-        by descending kf. Catalytic and Arrhenius mechanisms are only sorted.
+        """Return the paper's printed form.
+
+        Each reversible row is flipped so that kf ≥ kr, and rows are sorted by descending kf.
+        Catalytic and Arrhenius mechanisms are only sorted.
+
+        Returns
+        -------
+        Mechanism
+            The normalised mechanism.
         """
         V, kf, kr = self.V.copy(), self.kf.copy(), self.kr.copy()
         arr = self.arrhenius
@@ -196,12 +310,24 @@ class Mechanism:
                          self.reference_temperature, dict(self.notes))
 
     def compare(self, truth: Mechanism, temperature: float | None = None) -> dict:
-        """Match each true reaction to a learned one (same row, or negated row with the
-        directions swapped; catalytic: same orders and row) and report the rate errors.
+        """Match each true reaction to a learned one and report the rate errors.
 
-        Returns ``{"exact": bool, "matched": [...], "max_rate_error": float, ...}`` where
-        ``exact`` means the integer structure equals the truth up to row order and sign and
-        no extra reaction carries a rate above 1e-6 of the smallest true rate.
+        A learned reaction matches when it has the same row, or the negated row with the
+        directions swapped (catalytic: same orders and row).
+
+        Parameters
+        ----------
+        truth : Mechanism
+            The true mechanism.
+        temperature : float or None, optional
+            Temperature (K) at which Arrhenius rates are compared.
+
+        Returns
+        -------
+        dict
+            ``{"exact": bool, "matched": [...], "max_rate_error": float, ...}`` where ``exact``
+            means the integer structure equals the truth up to row order and sign and no extra
+            reaction carries a rate above 1e-6 of the smallest true rate.
         """
         T = temperature if temperature is not None else truth.reference_temperature
         kf_t, kr_t = truth.rates_at(T)
@@ -252,8 +378,24 @@ class Mechanism:
     # ---------------------------------------------------------------- output
     def to_network(self, temperature: float | None = None,
                    min_rate: float = 0.0) -> ReactionNetwork:
-        """Directed reactions (forward then reverse) of the integer-rounded mechanism.
-        Directions with a rate ≤ ``min_rate`` are left out.
+        """Return the directed reactions (forward then reverse) of the integer-rounded mechanism.
+
+        Parameters
+        ----------
+        temperature : float or None, optional
+            Temperature (K) of the rates of an Arrhenius mechanism.
+        min_rate : float, default 0.0
+            Directions with a rate ≤ ``min_rate`` are left out.
+
+        Returns
+        -------
+        ReactionNetwork
+            The network.
+
+        Raises
+        ------
+        NetworkError
+            When orders and stoichiometry give negative products.
         """
         kf, kr = self.rates_at(temperature if temperature is not None
                                else self.reference_temperature)
@@ -283,7 +425,13 @@ class Mechanism:
         return ReactionNetwork(self.species, R, P, tuple(rates))
 
     def reaction_lines(self) -> list[str]:
-        """Human-readable reactions, ``"H2 + O <-> H + OH"`` style (rounded coefficients)."""
+        """Return human-readable reactions, ``"H2 + O <-> H + OH"`` style (rounded coefficients).
+
+        Returns
+        -------
+        list of str
+            One line per reaction.
+        """
         lines = []
         a, b = self.reactant_orders()
         for i in range(self.n_reactions):
@@ -301,7 +449,18 @@ class Mechanism:
         return lines
 
     def table(self, digits: int = 3) -> str:
-        """The paper's table: one row per reaction, the V row, kf and kr (or A and Ea)."""
+        """Return the paper's table: one row per reaction, the V row, kf and kr (or A and Ea).
+
+        Parameters
+        ----------
+        digits : int, default 3
+            Significant digits of the rates.
+
+        Returns
+        -------
+        str
+            The table.
+        """
         heads = list(self.species)
         rate_heads = (["Af", "Ar", "Ef", "Er"] if self.arrhenius is not None else ["kf", "kr"])
         width = max(8, *(len(h) for h in heads)) + 1
@@ -320,6 +479,14 @@ class Mechanism:
         return "\n".join(out)
 
     def to_dict(self) -> dict:
+        """Return the mechanism as plain Python values (read back by :meth:`from_dict`).
+
+        Returns
+        -------
+        dict
+            ``species``, ``reactions`` (equation, V, kf, kr; orders, Af, Ar, Ef, Er when
+            present), and ``gas_constant``, ``reference_temperature`` and ``notes`` when set.
+        """
         d: dict = {"species": list(self.species),
                    "reactions": [{"equation": line, "V": [float(x) for x in self.V[i]],
                                   "kf": float(self.kf[i]), "kr": float(self.kr[i])}
@@ -340,10 +507,29 @@ class Mechanism:
         return d
 
     def to_yaml(self) -> str:
+        """Return :meth:`to_dict` as YAML text.
+
+        Returns
+        -------
+        str
+            The YAML document.
+        """
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
 
     @classmethod
     def from_dict(cls, d: dict) -> Mechanism:
+        """Rebuild a mechanism from :meth:`to_dict`.
+
+        Parameters
+        ----------
+        d : dict
+            What :meth:`to_dict` returned.
+
+        Returns
+        -------
+        Mechanism
+            The mechanism.
+        """
         rs = d["reactions"]
         orders = [r["orders"] for r in rs] if rs and "orders" in rs[0] else None
         arr = None

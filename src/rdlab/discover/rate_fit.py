@@ -26,12 +26,25 @@ __all__ = ["fit_arrhenius", "fit_rates", "monomials", "point_weights", "refine_i
 
 
 def monomials(orders: np.ndarray, log_u: np.ndarray) -> np.ndarray:
-    """``∏_j u_j^{orders_ij}`` for ``orders (n_r, n_s)`` and ``log_u (N, n_s)`` → ``(N, n_r)``."""
+    """Return the monomials ``∏_j u_j^{orders_ij}``.
+
+    Parameters
+    ----------
+    orders : numpy.ndarray
+        ``(n_r, n_s)``.
+    log_u : numpy.ndarray
+        Log concentrations ``(N, n_s)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, n_r)``.
+    """
     return np.exp(log_u @ orders.T)
 
 
 def _columns(V, orders_f, orders_r, log_u) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """Design matrix ``(N·n_s, n_directions)`` and the (reaction, direction) of each column."""
+    """Return the design matrix ``(N·n_s, n_directions)`` and each column's direction."""
     mf = monomials(orders_f, log_u)
     cols, which = [], []
     for i in range(V.shape[0]):
@@ -51,13 +64,31 @@ def _columns(V, orders_f, orders_r, log_u) -> tuple[np.ndarray, list[tuple[int, 
 def fit_rates(V: np.ndarray, orders_f: np.ndarray, orders_r: np.ndarray | None,
               log_u: np.ndarray, du: np.ndarray, species_weights: np.ndarray | None = None,
               ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Least-squares rates ``kf, kr ≥ 0`` (each ``(n_r,)``) for integer ``V`` and orders.
+    """Fit least-squares rates ``kf, kr ≥ 0`` for integer ``V`` and orders.
 
-    orders_r: ``None`` for irreversible (catalytic-form) reactions: ``kr`` is then 0.
-    log_u: ``(N, n_s)`` log concentrations; du: ``(N, n_s)`` derivatives.
-    species_weights: weights of the residuals, ``(n_s,)`` per species or ``(N, n_s)`` per
-        point (default 1; see :func:`point_weights`).
-    Returns ``(kf, kr, residual)`` with the weighted residual norm relative to ‖w·du‖.
+    Parameters
+    ----------
+    V : numpy.ndarray
+        ``(n_r, n_s)`` stoichiometry.
+    orders_f : numpy.ndarray
+        ``(n_r, n_s)`` forward orders.
+    orders_r : numpy.ndarray or None
+        ``(n_r, n_s)`` reverse orders; ``None`` for irreversible (catalytic-form) reactions:
+        ``kr`` is then 0.
+    log_u : numpy.ndarray
+        ``(N, n_s)`` log concentrations.
+    du : numpy.ndarray
+        ``(N, n_s)`` derivatives.
+    species_weights : numpy.ndarray or None, optional
+        Weights of the residuals, ``(n_s,)`` per species or ``(N, n_s)`` per point (default
+        1; see :func:`point_weights`).
+
+    Returns
+    -------
+    kf, kr : numpy.ndarray
+        Each ``(n_r,)``.
+    residual : float
+        The weighted residual norm relative to ‖w·du‖.
     """
     A, which = _columns(V, orders_f, orders_r, log_u)
     kf = np.zeros(V.shape[0])
@@ -86,14 +117,41 @@ def refine_integers(V: np.ndarray, orders: np.ndarray | None, log_u: np.ndarray,
                     max_coefficient: int = 3, max_sweeps: int = 20,
                     deadline: float | None = None,
                     ) -> tuple[np.ndarray, np.ndarray | None, float]:
-    """Integer local search around a frozen structure.
+    """Search integer structures locally around a frozen structure.
 
     PPF freezes rows that are near integers; a row frozen one unit off cannot move again.
     Here every coefficient of V (and of the orders in catalytic form) is tried one unit up
     and down, with the rates re-fitted exactly (:func:`fit_rates`) for each trial; the
     single best change of a sweep is kept, until no change lowers the residual or the
-    ``deadline`` (a :func:`time.perf_counter` value) passes.
-    Returns ``(V, orders, residual)``.
+    ``deadline`` passes.
+
+    Parameters
+    ----------
+    V : numpy.ndarray
+        ``(n_r, n_s)`` integer stoichiometry.
+    orders : numpy.ndarray or None
+        ``(n_r, n_s)`` orders in catalytic form, else ``None``.
+    log_u : numpy.ndarray
+        ``(N, n_s)`` log concentrations.
+    du : numpy.ndarray
+        ``(N, n_s)`` derivatives.
+    species_weights : numpy.ndarray or None, optional
+        Weights of the residuals (see :func:`fit_rates`).
+    max_coefficient : int, default 3
+        Largest absolute coefficient tried.
+    max_sweeps : int, default 20
+        Most sweeps.
+    deadline : float or None, optional
+        A :func:`time.perf_counter` value.
+
+    Returns
+    -------
+    V : numpy.ndarray
+        The refined stoichiometry.
+    orders : numpy.ndarray or None
+        The refined orders.
+    residual : float
+        Its relative residual.
     """
     def residual(V_, O_):
         if O_ is None:
@@ -133,9 +191,22 @@ def refine_integers(V: np.ndarray, orders: np.ndarray | None, log_u: np.ndarray,
 
 
 def point_weights(du: np.ndarray, floor: float = 1e-6) -> np.ndarray:
-    """Weights ``1/(|du| + δ_s)``, ``(N, n_s)``, with ``δ_s = floor·max|du_s|`` (or the
-    overall max for a species that never moves): residuals become relative errors point by
-    point, which is also the right weighting for multiplicative noise.
+    """Return the weights ``1/(|du| + δ_s)`` with ``δ_s = floor·max|du_s|``.
+
+    The overall max is used for a species that never moves. Residuals become relative errors
+    point by point, which is also the right weighting for multiplicative noise.
+
+    Parameters
+    ----------
+    du : numpy.ndarray
+        ``(N, n_s)`` derivatives.
+    floor : float, default 1e-6
+        Relative floor δ.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, n_s)``.
     """
     scale = np.max(np.abs(du), axis=0)
     scale = np.where(scale > 0, scale, max(float(np.max(np.abs(du))), 1e-300))
@@ -143,12 +214,25 @@ def point_weights(du: np.ndarray, floor: float = 1e-6) -> np.ndarray:
 
 
 def relative_errors(pred: np.ndarray, du: np.ndarray) -> tuple[float, np.ndarray]:
-    """The paper's relative L2 error ``E = ‖pred − du‖/‖du‖``, and per species the RMS of the
-    point-wise relative error ``(pred − du)/(|du| + δ_s)`` (:func:`point_weights`), ``(n_s,)``.
+    """Return the paper's relative L2 error and the point-wise relative error per species.
 
     E is dominated by the largest derivatives (the fast transients); the per-species
     point-wise measure also sees a slow reaction that is missing or wrong on the slow
     manifold, and equals the noise level for multiplicative noise.
+
+    Parameters
+    ----------
+    pred : numpy.ndarray
+        ``(N, n_s)`` predicted derivatives.
+    du : numpy.ndarray
+        ``(N, n_s)`` measured derivatives.
+
+    Returns
+    -------
+    E : float
+        ``‖pred − du‖/‖du‖``.
+    per_species : numpy.ndarray
+        ``(n_s,)``: the RMS of ``(pred − du)/(|du| + δ_s)`` (:func:`point_weights`).
     """
     total = float(np.linalg.norm(pred - du) / max(np.linalg.norm(du), 1e-300))
     rel = (pred - du) * point_weights(du)
@@ -159,13 +243,38 @@ def relative_errors(pred: np.ndarray, du: np.ndarray) -> tuple[float, np.ndarray
 def fit_arrhenius(V: np.ndarray, orders_f: np.ndarray, orders_r: np.ndarray | None,
                   log_u: np.ndarray, du: np.ndarray, temperature: np.ndarray,
                   gas_constant: float = GAS_CONSTANT) -> dict[str, np.ndarray]:
-    """Arrhenius parameters ``A ≥ 0`` and ``Ea`` (J/mol) of each direction from data at
-    several temperatures ``(N,)`` K.
+    """Fit Arrhenius parameters ``A ≥ 0`` and ``Ea`` (J/mol) of each direction.
 
     Start: rates fitted separately at each distinct temperature, then ``ln k`` against
     ``1/T`` by linear regression; then all parameters together by bounded least squares.
-    Returns ``{"Af", "Ar", "Ef", "Er"}``, each ``(n_r,)`` (reverse entries 0 when
-    ``orders_r`` is None).
+
+    Parameters
+    ----------
+    V : numpy.ndarray
+        ``(n_r, n_s)`` stoichiometry.
+    orders_f : numpy.ndarray
+        ``(n_r, n_s)`` forward orders.
+    orders_r : numpy.ndarray or None
+        ``(n_r, n_s)`` reverse orders, or ``None`` for irreversible reactions.
+    log_u : numpy.ndarray
+        ``(N, n_s)`` log concentrations.
+    du : numpy.ndarray
+        ``(N, n_s)`` derivatives.
+    temperature : numpy.ndarray
+        ``(N,)`` K, data at several temperatures.
+    gas_constant : float, default GAS_CONSTANT
+        R in J/(mol K).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``{"Af", "Ar", "Ef", "Er"}``, each ``(n_r,)`` (reverse entries 0 when ``orders_r``
+        is None).
+
+    Raises
+    ------
+    ParameterError
+        When there is not one temperature per point.
     """
     T = np.asarray(temperature, dtype=float)
     if T.shape != (log_u.shape[0],):

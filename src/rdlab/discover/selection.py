@@ -1,5 +1,6 @@
-"""Choosing the number of reactions (Remark 3.2): fit with n_r = 1, 2, …, keep the smallest
-that explains the data.
+"""Choosing the number of reactions (Remark 3.2).
+
+Fit with n_r = 1, 2, …, keep the smallest that explains the data.
 
 Proposed reactions beyond the true number end up as zero rows or duplicates and are pruned
 by the estimator, so a larger n_r gives the same mechanism; a smaller one cannot fit.
@@ -23,9 +24,20 @@ __all__ = ["ReactionSweep", "sweep_reactions"]
 class ReactionSweep:
     """One fit per proposed number of reactions.
 
-    n_reactions, train_error, validation_error, converged, kept: per fit (``kept`` is the
-    number of reactions left after pruning). ``fits`` holds the fitted estimators;
-    ``chosen`` the selected n_r.
+    Parameters
+    ----------
+    n_reactions : list of int
+        The numbers of reactions proposed.
+    train_error, validation_error : list of float
+        Errors of each fit.
+    converged : list of bool
+        Whether each fit converged.
+    kept : list of int
+        The number of reactions left after pruning, per fit.
+    fits : list of ReactionDiscovery
+        The fitted estimators.
+    chosen : int
+        The selected n_r.
     """
 
     n_reactions: list[int]
@@ -38,9 +50,17 @@ class ReactionSweep:
 
     @property
     def best(self) -> ReactionDiscovery:
+        """The fitted estimator of the chosen n_r."""
         return self.fits[self.n_reactions.index(self.chosen)]
 
     def table(self) -> str:
+        """Return the sweep as a text table, the chosen row marked.
+
+        Returns
+        -------
+        str
+            The table.
+        """
         lines = ["n_r  kept  converged  train error  validation error"]
         for n, k, c, tr, va in zip(self.n_reactions, self.kept, self.converged,
                                    self.train_error, self.validation_error):
@@ -49,6 +69,13 @@ class ReactionSweep:
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
+        """Return the sweep as plain Python values (with each fit's mechanism).
+
+        Returns
+        -------
+        dict
+            The lists, ``chosen`` and ``mechanisms`` by n_r.
+        """
         return {"n_reactions": self.n_reactions, "train_error": self.train_error,
                 "validation_error": self.validation_error, "converged": self.converged,
                 "kept": self.kept, "chosen": self.chosen,
@@ -58,9 +85,32 @@ class ReactionSweep:
 
 def sweep_reactions(data: ReactionData, n_values: Sequence[int] = (1, 2, 3, 4), *,
                     factor: float = 10.0, **estimator_params) -> ReactionSweep:
-    """Fit ``data`` once per ``n_r`` in ``n_values`` and choose the smallest n_r that
-    converged (every species within the estimator's tolerance); when none did, the smallest
-    whose validation error is within ``factor`` of the best one.
+    """Fit ``data`` once per ``n_r`` in ``n_values`` and choose one.
+
+    The choice is the smallest n_r that converged (every species within the estimator's
+    tolerance); when none did, the smallest whose validation error is within ``factor`` of
+    the best one.
+
+    Parameters
+    ----------
+    data : ReactionData
+        The data.
+    n_values : sequence of int, default (1, 2, 3, 4)
+        Numbers of reactions, each ≥ 1.
+    factor : float, default 10.0
+        Tolerance on the validation error when no fit converged.
+    **estimator_params
+        Parameters of :class:`ReactionDiscovery`.
+
+    Returns
+    -------
+    ReactionSweep
+        The fits and the choice.
+
+    Raises
+    ------
+    ParameterError
+        For a number of reactions below 1.
     """
     values = sorted({int(n) for n in n_values})
     if not values or values[0] < 1:

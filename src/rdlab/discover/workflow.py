@@ -38,9 +38,35 @@ MAX_REACTIONS = 100
 
 @dataclass
 class DiscoverSettings(Settings):
-    """What to run. ``estimator`` holds :class:`ReactionDiscovery` parameters. Read and
-    written as any rdlab config (:class:`rdlab.settings.Settings`); :meth:`check` refuses
-    values no run can use.
+    """What to run.
+
+    Read and written as any rdlab config (:class:`rdlab.settings.Settings`); :meth:`check`
+    refuses values no run can use.
+
+    Parameters
+    ----------
+    n_reactions : int or None, optional
+        The number of reactions to propose.
+    sweep : tuple of int or None, optional
+        Numbers of reactions to try instead (see
+        :func:`~rdlab.discover.selection.sweep_reactions`).
+    noise : float, default 0.0
+        Multiplicative noise level on the derivatives
+        (:meth:`~rdlab.discover.data.ReactionData.with_noise`), ≥ 0.
+    derivatives : str or None, optional
+        Estimate the derivatives from the concentrations: ``"fd"``, ``"spline"`` or
+        ``"smoothing"``.
+    n_samples : int, default 100
+        Initial conditions generated for an example.
+    data_seed : int, default 1
+        Seed of the generated data and of the noise.
+    estimator : dict
+        :class:`ReactionDiscovery` parameters.
+
+    Raises
+    ------
+    ParameterError
+        When ``estimator`` gives both ``time_budget`` (the old name) and ``time_budget_s``.
     """
 
     n_reactions: int | None = None
@@ -55,6 +81,7 @@ class DiscoverSettings(Settings):
 
     def __post_init__(self) -> None:
         # the old name of the estimator's time budget, in older settings files and code
+        """Read the estimator's old ``time_budget`` as ``time_budget_s``."""
         est = self.estimator
         if isinstance(est, dict) and "time_budget" in est:
             if "time_budget_s" in est:
@@ -64,7 +91,13 @@ class DiscoverSettings(Settings):
                               for k, v in est.items()}
 
     def check(self) -> None:
-        """Refuse settings no run can use (before any data are read or generated)."""
+        """Refuse settings no run can use (before any data are read or generated).
+
+        Raises
+        ------
+        ParameterError
+            Naming the bad value.
+        """
         if self.n_reactions is not None:
             _reaction_count("n_reactions", self.n_reactions)
         if self.sweep is not None:
@@ -95,6 +128,7 @@ class DiscoverSettings(Settings):
 
 
 def _reaction_count(name: str, n) -> None:
+    """Refuse a number of reactions that is not an integer from 1 to ``MAX_REACTIONS``."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ParameterError(f"{name}: the number of reactions must be an integer ≥ 1, "
                              f"got {n!r}")
@@ -105,9 +139,31 @@ def _reaction_count(name: str, n) -> None:
 
 def prepare_data(source: str | Path | Example, settings: DiscoverSettings
              ) -> tuple[ReactionData, dict]:
-    """The data to fit (generated for an example, else read from a file) and facts about
-    them (source, generation time, the error of estimated derivatives against the exact
-    ones).
+    """Return the data to fit and facts about them.
+
+    The data are generated for an example, else read from a file; derivatives are
+    estimated and noise is added as the settings ask.
+
+    Parameters
+    ----------
+    source : str or Path or Example
+        A data file or store, or an example.
+    settings : DiscoverSettings
+        What to run.
+
+    Returns
+    -------
+    data : ReactionData
+        The data to fit.
+    info : dict
+        Source, generation time, the error of estimated derivatives against the exact ones.
+
+    Raises
+    ------
+    ParameterError
+        When the data have no derivatives and none are estimated.
+    DataError
+        When the file cannot be read.
     """
     info: dict = {}
     ex = source if isinstance(source, Example) else None
@@ -135,6 +191,7 @@ def prepare_data(source: str | Path | Example, settings: DiscoverSettings
 
 
 def _json_ready(obj):
+    """Return ``obj`` with numpy arrays and scalars turned into plain Python values."""
     if isinstance(obj, dict):
         return {str(k): _json_ready(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -148,10 +205,30 @@ def _json_ready(obj):
 
 def trajectory_check(learned: Mechanism, reference: Mechanism | None, data: ReactionData,
                      t_end: float = 10.0, n_times: int = 100, seed: int = 7) -> dict:
-    """Integrate the learned mechanism from one initial condition over ``[0, t_end]`` at
-    ``n_times`` points (the paper's test) and compare with the true mechanism (or, without
-    one, with the first measured sample over its own times). Returns times, both
-    trajectories and the relative L2 error.
+    """Integrate the learned mechanism from one initial condition and compare (the paper's test).
+
+    The comparison is with the true mechanism or, without one, with the first measured
+    sample over its own times.
+
+    Parameters
+    ----------
+    learned : Mechanism
+        The learned mechanism.
+    reference : Mechanism or None
+        The true mechanism, if known.
+    data : ReactionData
+        The data (their first sample without a reference).
+    t_end : float, default 10.0
+        End of the time span ``[0, t_end]``.
+    n_times : int, default 100
+        Number of reporting times.
+    seed : int, default 7
+        Seed of the initial condition.
+
+    Returns
+    -------
+    dict
+        ``times``, both trajectories (``reference``, ``learned``) and ``relative_error``.
     """
     T = None
     if reference is not None:
@@ -173,14 +250,34 @@ def trajectory_check(learned: Mechanism, reference: Mechanism | None, data: Reac
 
 def run_discovery(source: str | Path | Example, out: str | Path,
                   settings: DiscoverSettings | None = None, progress: bool = True) -> dict:
-    """Run discovery on a data file or an example (name or :class:`Example`) and write the
-    outputs to the run folder ``out``. Returns the report dict (also ``report.json``).
+    """Run discovery on a data file or an example and write the outputs to the run folder ``out``.
 
     Settings, data and ``out`` are checked before any fitting; the folder is written through
     :func:`~rdlab.run_folder.staged_run_folder`, so it is locked against a second writer
     and changes only when the run succeeds (a failed or killed run leaves an earlier run
     as it was). An output that could not be made (e.g. SBML of a non-physical best guess)
     is listed in ``report["missing_outputs"]`` and ``report["warnings"]``.
+
+    Parameters
+    ----------
+    source : str or Path or Example
+        A data file or store, an example's name, or an :class:`Example`.
+    out : str or Path
+        The run folder.
+    settings : DiscoverSettings or None, optional
+        What to run; it must give ``n_reactions`` or ``sweep``.
+    progress : bool, default True
+        Show progress.
+
+    Returns
+    -------
+    dict
+        The report (also ``report.json``).
+
+    Raises
+    ------
+    ParameterError
+        For settings without a number of reactions or a sweep, or settings no run can use.
     """
     settings = settings or DiscoverSettings()
     settings.check()
@@ -196,6 +293,7 @@ def run_discovery(source: str | Path | Example, out: str | Path,
 
 
 def _example_of(source) -> Example | None:
+    """Return the example ``source`` is or names, else ``None``."""
     if isinstance(source, Example):
         return source
     if isinstance(source, str) and source in EXAMPLES:
@@ -206,10 +304,30 @@ def _example_of(source) -> Example | None:
 def discover_into(folder: RunFolder, data: ReactionData, ex: Example | None,
                   settings: DiscoverSettings, info: dict | None = None,
                   progress: bool = True) -> dict:
-    """Fit ``data`` (from :func:`prepare_data`) and write every output into ``folder``, which
-    the caller has staged and locked (as :func:`run_discovery` does, or a command that
-    writes a discovery into a sub-folder of its own staged run folder). Returns the
-    report.
+    """Fit ``data`` (from :func:`prepare_data`) and write every output into ``folder``.
+
+    The caller has staged and locked ``folder`` (as :func:`run_discovery` does, or a command
+    that writes a discovery into a sub-folder of its own staged run folder).
+
+    Parameters
+    ----------
+    folder : RunFolder
+        The staged run folder.
+    data : ReactionData
+        The data to fit.
+    ex : Example or None
+        The example the data come from, if any.
+    settings : DiscoverSettings
+        What to run.
+    info : dict or None, optional
+        Facts about the data (from :func:`prepare_data`).
+    progress : bool, default True
+        Show progress.
+
+    Returns
+    -------
+    dict
+        The report.
     """
     save(data, folder.file("data.zarr"))
     params = dict(settings.estimator)
@@ -261,8 +379,9 @@ def discover_into(folder: RunFolder, data: ReactionData, ex: Example | None,
 
 
 def _first_state(data: ReactionData) -> dict[str, float]:
-    """The first sample's concentrations at its first time, ``{species: value}`` (noise
-    below 0 clipped to 0): the initial state written into the exported models.
+    """Return the first sample's concentrations at its first time, ``{species: value}``.
+
+    Noise below 0 is clipped to 0; this is the initial state written into the exported models.
     """
     x0 = np.clip(np.asarray(data.concentrations[0, 0], dtype=float), 0.0, None)
     return {s: float(x) for s, x in zip(data.species, x0)}
@@ -270,10 +389,11 @@ def _first_state(data: ReactionData) -> dict[str, float]:
 
 def _exports(mech: Mechanism, folder: RunFolder, report: dict,
              initial: dict[str, float] | None = None) -> dict[str, str]:
-    """mechanism.antimony and mechanism.xml, starting from ``initial`` (concentration per
-    species; species of the data the mechanism lacks are left out); returns
-    ``{name: why not}`` for those that could not be written (a non-physical best guess
-    cannot always be exported).
+    """Write mechanism.antimony and mechanism.xml, starting from ``initial``.
+
+    ``initial`` is the concentration per species (species of the data the mechanism lacks are
+    left out); returns ``{name: why not}`` for those that could not be written (a
+    non-physical best guess cannot always be exported).
     """
     from rdlab.chemistry.export import to_antimony, to_sbml
 
@@ -297,7 +417,7 @@ def _exports(mech: Mechanism, folder: RunFolder, report: dict,
 
 def _trajectory_figure(mech: Mechanism, ex: Example | None, data: ReactionData,
                        folder: RunFolder, report: dict) -> dict[str, str]:
-    """trajectories.png and ``report["trajectory_error"]``; ``{name: why not}`` if not."""
+    """Write trajectories.png and ``report["trajectory_error"]``; ``{name: why not}`` if not."""
     from rdlab.viz.discover_figures import save_trajectory_comparison
 
     try:
@@ -315,5 +435,6 @@ def _trajectory_figure(mech: Mechanism, ex: Example | None, data: ReactionData,
 
 
 def _describe(exc: Exception) -> str:
+    """Return an exception as one line: its type and the first line of its message."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
