@@ -2,8 +2,9 @@
 
 The paper's runs (128², 60 000 steps) are far too slow for tests, so these use 48² grids and
 400 steps (:data:`SMALL`), and a labelled table of 13 samples spread over the classes
-(every 60th sample of the paper's table). :func:`use_small_runs` makes ``rdlab dataset`` and
-``rdlab scan`` run with them, so the CLI itself (checks, locks, resume) is what is tested;
+(every 60th sample of the paper's table). :func:`use_small_runs` makes ``rdlab classify
+dataset`` and ``rdlab classify scan`` run with them, so the CLI itself (checks, locks,
+resume) is what is tested;
 ``python -m pattern_fixtures [--steps N] ARGS…`` (with ``tests`` on ``PYTHONPATH``) is
 ``rdlab ARGS…`` with small runs (of ``N`` steps), for the kill-and-resume subprocesses.
 """
@@ -23,7 +24,7 @@ SMALL = PatternRunSettings(size=48, n_steps=400, snapshot_steps=(200, 300, 400),
                            check_every=100)
 #: Every this many samples of a paper table make the small table.
 EVERY = 60
-#: Arguments of `rdlab scan` for a small 12-point scan.
+#: Arguments of `rdlab classify scan` for a small 12-point scan.
 SCAN_ARGS = ("--k", "0.045:0.065:4", "--f", "0.01:0.05:3", "--scheduler", IN_PROCESS,
              "--block", "2")
 
@@ -44,14 +45,14 @@ def runs(steps: int | None = None) -> PatternRunSettings:
 def use_small_runs(setattr_=setattr, steps: int | None = None) -> None:
     """Make the CLI's dataset/scan commands run :func:`runs` settings on the small tables
     (``setattr_``: ``monkeypatch.setattr`` in a test, plain ``setattr`` in a subprocess)."""
-    import rdlab.cli_patterns
+    import rdlab.cli.classify
 
     base = runs(steps)
 
     def settings(mode: str, stack3d: bool, dtype: str, early_stop: bool):
         return replace(base, initial_mode=mode, dtype=dtype, early_stop=early_stop)
 
-    setattr_(rdlab.cli_patterns, "_settings", settings)
+    setattr_(rdlab.cli.classify, "_settings", settings)
     setattr_(catalogue, "dataset_table", small_table)
 
 
@@ -69,7 +70,7 @@ def make_dataset_store(path: Path, name: str = "train", block: int = 4) -> Path:
 
 def make_scan_store(path: Path, block: int = 2) -> Path:
     """A small unlabelled 12-point scan store through the Python API (the same points and
-    seeds as ``rdlab scan`` with :data:`SCAN_ARGS`)."""
+    seeds as ``rdlab classify scan`` with :data:`SCAN_ARGS`)."""
     import numpy as np
 
     points = value_grid(np.linspace(0.045, 0.065, 4), np.linspace(0.01, 0.05, 3))

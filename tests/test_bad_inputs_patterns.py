@@ -1,6 +1,7 @@
-"""Bad invocations of the Classify commands (dataset, scan, train, evaluate, saliency,
-classify, paper): each is refused before any simulation or training with exit code 2, one
-message naming the culprit, no traceback and no file added or changed (:mod:`cli_contract`).
+"""Bad invocations of the Classify commands (``rdlab classify`` dataset, scan, train, evaluate,
+saliency, label, paper): each is refused before any simulation or training with exit code 2,
+one message naming the culprit, no traceback and no file added or changed
+(:mod:`cli_contract`). The table's ``args`` follow ``rdlab classify``.
 
 An argument ``@NAME[/rest]`` stands for a small good store or folder built once for the
 module (``scan``: a scan store, ``train``/``val``: pass-1 datasets, ``val2``: a pass-2
@@ -189,34 +190,34 @@ BAD = [
     Bad("saliency-out-is-the-model-folder", ("saliency", "@model", "@val", "--out", "model"),
         r"--out 'model' holds the input 'model/best\.pt'"),
     # ------------------------------------------------------------------ classify
-    Bad("classify-out-is-the-model-folder", ("classify", "@scan", "@model", "--out",
+    Bad("classify-out-is-the-model-folder", ("label", "@scan", "@model", "--out",
                                              "model"), r"--out 'model' holds the input"),
-    Bad("classify-out-inside-the-scan", ("classify", "@scan", "@model", "--out",
+    Bad("classify-out-inside-the-scan", ("label", "@scan", "@model", "--out",
                                          "scan.zarr/c"),
         r"--out 'scan\.zarr/c' lies inside the input 'scan\.zarr'"),
-    Bad("classify-csv-scan", ("classify", "data.csv", "@model", "--out", "c"),
+    Bad("classify-csv-scan", ("label", "data.csv", "@model", "--out", "c"),
         r"data\.csv.*file", (CSV,)),
-    Bad("classify-missing-scan", ("classify", "nope.zarr", "@model", "--out", "c"),
+    Bad("classify-missing-scan", ("label", "nope.zarr", "@model", "--out", "c"),
         r"nope\.zarr.*does not exist"),
-    Bad("classify-yaml-model", ("classify", "@scan", "config.yaml", "--out", "c"),
+    Bad("classify-yaml-model", ("label", "@scan", "config.yaml", "--out", "c"),
         r"config\.yaml.*torch", (YAML,)),
-    Bad("classify-missing-model", ("classify", "@scan", "nope.pt", "--out", "c"),
+    Bad("classify-missing-model", ("label", "@scan", "nope.pt", "--out", "c"),
         r"nope\.pt"),
-    Bad("classify-incomplete-scan", ("classify", "@incomplete", "@model", "--out", "c"),
+    Bad("classify-incomplete-scan", ("label", "@incomplete", "@model", "--out", "c"),
         r"incomplete\.zarr.*incomplete"),
-    Bad("classify-compare-missing", ("classify", "@scan", "@model", "--out", "c",
+    Bad("classify-compare-missing", ("label", "@scan", "@model", "--out", "c",
                                      "--compare", "nope.zarr"), r"nope\.zarr.*does not exist"),
-    Bad("classify-compare-csv", ("classify", "@scan", "@model", "--out", "c", "--compare",
+    Bad("classify-compare-csv", ("label", "@scan", "@model", "--out", "c", "--compare",
                                  "data.csv"), r"data\.csv.*file", (CSV,)),
-    Bad("classify-compare-pattern-store", ("classify", "@scan", "@model", "--out", "c",
+    Bad("classify-compare-pattern-store", ("label", "@scan", "@model", "--out", "c",
                                            "--compare", "@train"),
         r"train\.zarr.*not a classification"),
-    Bad("classify-compare-other-scan", ("classify", "@train", "@model", "--out", "c",
+    Bad("classify-compare-other-scan", ("label", "@train", "@model", "--out", "c",
                                         "--compare", "@cls/classification.zarr"),
         r"classification\.zarr.*another scan"),
-    Bad("classify-out-file", ("classify", "@scan", "@model", "--out", "data.csv"),
+    Bad("classify-out-file", ("label", "@scan", "@model", "--out", "data.csv"),
         r"data\.csv.*file", (CSV,)),
-    Bad("classify-out-foreign-folder", ("classify", "@scan", "@model", "--out", "folder"),
+    Bad("classify-out-foreign-folder", ("label", "@scan", "@model", "--out", "folder"),
         r"folder.*non-empty", (NOTES,)),
     # ------------------------------------------------------------------ paper
     Bad("paper-mode", ("paper", "--mode", "fancy", "--out", "p"), "fancy"),
@@ -262,7 +263,7 @@ def test_the_table_is_large_and_covers_every_command():
     assert len(BAD) >= 45
     assert len({b.id for b in BAD}) == len(BAD)
     assert {b.args[0] for b in BAD} == {"dataset", "scan", "train", "evaluate", "saliency",
-                                        "classify", "paper"}
+                                        "label", "paper"}
 
 
 @pytest.mark.parametrize("bad", BAD, ids=lambda b: b.id)
@@ -273,7 +274,7 @@ def test_refused(bad, built, tmp_path, monkeypatch):
     if bad.id == "evaluate-same-name-twice":
         shutil.copytree(built["val"], tmp_path / "folder" / "val.zarr")
     args = _place(bad.args, built, tmp_path)
-    assert_refused(args, tmp_path, bad.match)
+    assert_refused(["classify", *args], tmp_path, bad.match)
 
 
 def test_unreachable_scheduler_fails_fast_and_leaves_no_store(tmp_path, monkeypatch):
@@ -284,7 +285,7 @@ def test_unreachable_scheduler_fails_fast_and_leaves_no_store(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(generate, "CONNECT_TIMEOUT_S", 2.0)
     t0 = time.perf_counter()
-    message = assert_refused(["scan", "--k", "0.05", "--f", "0.02", "--scheduler",
+    message = assert_refused(["classify", "scan", "--k", "0.05", "--f", "0.02", "--scheduler",
                               "tcp://127.0.0.1:9", "--out", "s.zarr"], tmp_path,
                              r"tcp://127\.0\.0\.1:9.*within 2 s")
     assert time.perf_counter() - t0 < 15, message
@@ -300,8 +301,8 @@ def test_scan_values_are_used_as_given(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     use_small_runs(monkeypatch.setattr)
-    result = CliRunner().invoke(app, ["scan", "--k", "0.05,0.051,0.07", "--f", "0.02",
-                                      "--scheduler", "in-process", "--out", "s.zarr"])
+    result = CliRunner().invoke(app, ["classify", "scan", "--k", "0.05,0.051,0.07", "--f",
+                                      "0.02", "--scheduler", "in-process", "--out", "s.zarr"])
     assert result.exit_code == 0, result.output
     ds = pattern_store.open_patterns(tmp_path / "s.zarr")
     np.testing.assert_array_equal(ds["k"].values, [0.05, 0.051, 0.07])

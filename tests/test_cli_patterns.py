@@ -20,19 +20,22 @@ needs_model = pytest.mark.skipif(not bundled_model_path().is_file(),
 
 
 def test_dataset_rejects_unknown_set(tmp_path):
-    result = runner.invoke(app, ["dataset", "training", "--out", str(tmp_path / "x.zarr")])
+    result = runner.invoke(app, ["classify", "dataset", "training", "--out",
+                                 str(tmp_path / "x.zarr")])
     assert result.exit_code == 2
     assert "training" in result.output and "train" in result.output
 
 
 def test_scan_rejects_half_a_grid(tmp_path):
-    result = runner.invoke(app, ["scan", "--k", "0.04:0.06:3", "--out", str(tmp_path / "s")])
+    result = runner.invoke(app, ["classify", "scan", "--k", "0.04:0.06:3", "--out",
+                                 str(tmp_path / "s")])
     assert result.exit_code == 2
     assert "--f" in result.output
 
 
 def test_evaluate_names_a_missing_model(tmp_path):
-    result = runner.invoke(app, ["evaluate", str(tmp_path / "nope"), str(tmp_path / "d.zarr")])
+    result = runner.invoke(app, ["classify", "evaluate", str(tmp_path / "nope"),
+                                 str(tmp_path / "d.zarr")])
     assert result.exit_code == 2
     assert "nope" in result.output
 
@@ -40,8 +43,8 @@ def test_evaluate_names_a_missing_model(tmp_path):
 @needs_model
 def test_scan_then_classify_with_the_bundled_model(tmp_path):
     scan = tmp_path / "scan.zarr"
-    result = runner.invoke(app, ["scan", "--k", "0.05:0.065:2", "--f", "0.005:0.035:2",
-                                 "--dtype", "float32", "--scheduler", "in-process",
+    result = runner.invoke(app, ["classify", "scan", "--k", "0.05:0.065:2", "--f",
+                                 "0.005:0.035:2", "--dtype", "float32", "--scheduler", "in-process",
                                  "--out", str(scan)])
     assert result.exit_code == 0, result.output
     ds = pattern_store.open_patterns(scan)
@@ -131,10 +134,10 @@ def test_a_second_writer_of_any_output_gets_the_lock_error(small, tmp_path, monk
                      ["train", tr, va, "--epochs", "1", "--out", "m"],
                      ["evaluate", m, va, "--out", "e"],
                      ["saliency", m, va, "--out", "sal"],
-                     ["classify", s, m, "--out", "c"],
+                     ["label", s, m, "--out", "c"],
                      ["paper", "--scheduler", "in-process", "--out", "p"]):
-            message = assert_refused(args, tmp_path, r"is being written by process .*"
-                                     r"the test's holder")
+            message = assert_refused(["classify", *args], tmp_path,
+                                     r"is being written by process .*the test's holder")
             assert repr(args[-1]) in message
     finally:
         holder.kill()
@@ -155,7 +158,7 @@ def test_a_classify_that_fails_half_way_leaves_no_result(small, tmp_path, monkey
         raise RuntimeError("disk full")
 
     out = tmp_path / "cls"
-    args = ["classify", str(small["scan"]), str(small["model"]), "--out", str(out)]
+    args = ["classify", "label", str(small["scan"]), str(small["model"]), "--out", str(out)]
     monkeypatch.setattr(viz, failing, boom)
     result = runner.invoke(app, args)
     assert result.exit_code != 0 and isinstance(result.exception, RuntimeError)
@@ -186,8 +189,9 @@ def test_an_evaluation_that_fails_half_way_leaves_no_result(small, tmp_path, mon
 
     original = phase_map.save_confusion_matrix
     monkeypatch.setattr(phase_map, "save_confusion_matrix", second_fails)
-    result = runner.invoke(app, ["evaluate", str(small["model"]), str(small["train"]),
-                                 str(small["val"]), "--out", str(tmp_path / "e")])
+    result = runner.invoke(app, ["classify", "evaluate", str(small["model"]),
+                                 str(small["train"]), str(small["val"]), "--out",
+                                 str(tmp_path / "e")])
     assert isinstance(result.exception, RuntimeError) and len(calls) == 2
     assert not (tmp_path / "e").exists()
     assert [p.name for p in tmp_path.iterdir() if ".staging-" in p.name] == []

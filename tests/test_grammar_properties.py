@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rdlab.chemistry import ReactionNetwork
-from rdlab.cli import _extra_parameters, _parse_assignment, _parse_species_values
+from rdlab.cli.options import extra_parameters, parse_assignment, parse_species_values
 from rdlab.errors import NetworkError, ParameterError
 from rdlab.simulate_job.spec import SimulationSpec, parse_values
 
@@ -187,7 +187,7 @@ def test_a_sweep_has_its_count_and_ends_or_is_refused(start, stop, count):
 @given(st.text(max_size=20))
 def test_set_assignment_splits_at_the_first_equals_or_refuses(text):
     try:
-        name, value = _parse_assignment(text, "--set")
+        name, value = parse_assignment(text, "--set")
     except ParameterError:
         assert "=" not in text or not text.partition("=")[0].strip()
         return
@@ -202,7 +202,7 @@ def test_set_assignment_splits_at_the_first_equals_or_refuses(text):
                           max_size=3).map(lambda kv: ",".join(f"{k}={v}" for k, v in kv))))
 def test_species_values_are_finite_numbers_each_named_once_or_refused(text):
     try:
-        out = _parse_species_values(text, "--square")
+        out = parse_species_values(text, "--square")
     except ParameterError:
         return
     assert out and all(isinstance(v, float) and math.isfinite(v) for v in out.values())
@@ -214,7 +214,7 @@ def test_species_values_are_finite_numbers_each_named_once_or_refused(text):
                                  "--grid", "0.02:0.06:3"]), max_size=5))
 def test_leftover_parameters_parse_or_refuse(args):
     try:
-        out = _extra_parameters(list(args))
+        out = extra_parameters(list(args))
     except ParameterError:
         return
     assert all(isinstance(k, str) and k and isinstance(v, str) for k, v in out.items())

@@ -1,4 +1,4 @@
-"""Kill -9 at random moments, then resume: `rdlab scan`, `rdlab dataset` and `rdlab train`
+"""Kill -9 at random moments, then resume: `rdlab classify scan`, `dataset` and `train`
 each end bit for bit equal to an uninterrupted run.
 
 The killed command runs in a subprocess (``python -m pattern_fixtures``: the real CLI with
@@ -10,7 +10,6 @@ command is then rerun to the end. Seed 0 of each runs in the default suite, more
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -28,6 +27,7 @@ from typer.testing import CliRunner
 
 from rdlab.classify import pattern_store
 from rdlab.cli import app
+from rdlab.training_loop import read_history
 
 TESTS = Path(__file__).resolve().parent
 #: Steps per run in these tests: long enough (≈ 0.1 s a block) for kills to land mid-run.
@@ -106,14 +106,14 @@ def _kill_and_resume_store(tmp_path, monkeypatch, seed: int, args: list[str],
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_killed_scan_resumes_bit_for_bit(tmp_path, monkeypatch, seed):
-    args = ["scan", "--k", "0.045:0.065:4", "--f", "0.01:0.05:3", "--scheduler",
+    args = ["classify", "scan", "--k", "0.045:0.065:4", "--f", "0.01:0.05:3", "--scheduler",
             "in-process", "--block", "1"]
     _kill_and_resume_store(tmp_path, monkeypatch, seed, args, n_blocks=12)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_killed_dataset_resumes_bit_for_bit(tmp_path, monkeypatch, seed):
-    args = ["dataset", "val", "--scheduler", "in-process", "--block", "1"]
+    args = ["classify", "dataset", "val", "--scheduler", "in-process", "--block", "1"]
     _kill_and_resume_store(tmp_path, monkeypatch, seed, args, n_blocks=13)
 
 
@@ -144,22 +144,22 @@ def test_killed_training_resumes_bit_for_bit(tmp_path, monkeypatch, stores, seed
     for path in stores.values():
         shutil.copytree(path, tmp_path / path.name)
     epochs = 6
-    args = ["train", "train.zarr", "val.zarr", "--epochs", str(epochs), "--patience", "50"]
+    args = ["classify", "train", "train.zarr", "val.zarr", "--epochs", str(epochs),
+            "--patience", "50"]
     _rerun([*args, "--out", "clean"])
     rng = np.random.default_rng(seed)
     killed = tmp_path / "killed"
-    history = killed / "history.json"
+    history = killed / "history.jsonl"
 
     def epochs_done() -> int:
         try:
-            return len(json.loads(history.read_text()))
+            return len(read_history(history))
         except (OSError, ValueError):
             return 0
 
     proc = _spawn([*args, "--out", killed], tmp_path)
     after = int(rng.integers(0, epochs - 3))
-    clean_seconds = [r["seconds"] for r in json.loads((tmp_path / "clean" / "history.json")
-                                                      .read_text())]
+    clean_seconds = [r["seconds"] for r in read_history(tmp_path / "clean" / "history.jsonl")]
     _kill_when(proc, lambda: killed.exists() and epochs_done() >= after,
                float(rng.uniform(0, min(clean_seconds))))
     assert epochs_done() < epochs

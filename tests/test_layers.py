@@ -26,8 +26,8 @@ LAYERS: dict[str, int] = {
     # the four jobs, side by side
     "simulate_job": 9, "classify": 9, "design": 9, "discover": 9,
     "demo": 10,
-    "cli_errors": 10, "cli_patterns": 11, "cli_design": 11, "cli_discover": 11, "cli": 12,
-    "__init__": 13,  # the top package names public things from every layer (lazily)
+    "cli": 11,  # one module per job: rdlab simulate | classify … | design | discover | demo
+    "__init__": 12,  # the top package names public things from every layer (lazily)
 }
 #: Units that form one job together (they may import each other).
 JOBS = {"simulate_job": "simulate_job", "classify": "classify", "design": "design",

@@ -86,7 +86,7 @@ def test_scan_rerun_resimulates_damaged_blocks_to_the_original(copies, built, da
     DAMAGE[damage](scan)
     with pytest.raises(DataError, match=r"scan\.zarr.*samples 2–3"):
         pattern_store.open_patterns(scan)
-    result = _run(["scan", *SCAN_ARGS, "--out", scan])
+    result = _run(["classify", "scan", *SCAN_ARGS, "--out", scan])
     assert result.exit_code == 0, result.output
     assert "2 simulated now" in result.output
     assert "2 samples of damaged blocks were simulated again" in result.output
@@ -101,7 +101,7 @@ def test_scan_rerun_resimulates_damaged_blocks_to_the_original(copies, built, da
 def test_dataset_rerun_resimulates_damaged_blocks(copies, built, damage):
     store = copies["train"]
     DAMAGE[damage](store)
-    result = _run(["dataset", "train", "--out", store, "--scheduler", "in-process",
+    result = _run(["classify", "dataset", "train", "--out", store, "--scheduler", "in-process",
                    "--block", "4"])
     assert result.exit_code == 0, result.output
     assert "4 samples of damaged blocks were simulated again" in result.output
@@ -123,7 +123,7 @@ def test_classify_refuses_a_damaged_scan_and_writes_nothing(copies, damage):
                                     "NaN frames"])
 def test_train_refuses_a_damaged_dataset_and_writes_nothing(copies, damage):
     DAMAGE[damage](copies["train"])
-    message = _error(_run(["train", copies["train"], copies["val"], "--out", "runs/m",
+    message = _error(_run(["classify", "train", copies["train"], copies["val"], "--out", "runs/m",
                            "--epochs", "1"]))
     assert "train.zarr" in message and "frames" in message
     assert "rerun `rdlab dataset train`" in message
@@ -132,8 +132,8 @@ def test_train_refuses_a_damaged_dataset_and_writes_nothing(copies, damage):
 
 def test_evaluate_and_saliency_refuse_a_damaged_dataset(copies):
     _frames_chunk(copies["val"], 0).unlink()
-    for args in (["evaluate", copies["model"], copies["train"], copies["val"]],
-                 ["saliency", copies["model"], copies["val"]]):
+    for args in (["classify", "evaluate", copies["model"], copies["train"], copies["val"]],
+                 ["classify", "saliency", copies["model"], copies["val"]]):
         message = _error(_run([*args, "--out", "runs/e"]))
         assert "val.zarr" in message and "samples 0–3" in message
         assert not Path("runs/e").exists()
@@ -144,7 +144,7 @@ def test_store_without_metadata_is_refused_by_readers_and_by_rerun(copies, missi
     scan = copies["scan"]
     (scan / missing).unlink()
     for args in (["classify", scan, copies["model"], "--out", "runs/c"],
-                 ["scan", *SCAN_ARGS, "--out", scan]):
+                 ["classify", "scan", *SCAN_ARGS, "--out", scan]):
         message = _error(_run(args))
         assert "scan.zarr" in message and "metadata" in message, message
         assert missing.split("/")[-1] in message
@@ -153,7 +153,7 @@ def test_store_without_metadata_is_refused_by_readers_and_by_rerun(copies, missi
 
 def test_deleted_coordinate_chunk_is_refused(copies):
     (copies["scan"] / "k" / "0").unlink()
-    message = _error(_run(["scan", *SCAN_ARGS, "--out", copies["scan"]]))
+    message = _error(_run(["classify", "scan", *SCAN_ARGS, "--out", copies["scan"]]))
     assert "coordinate 'k'" in message
 
 
@@ -165,7 +165,7 @@ def test_truncated_best_pt_is_refused_by_readers_and_by_resume(copies):
     _truncate(best)
     message = _error(_run(["classify", copies["scan"], copies["model"], "--out", "runs/c"]))
     assert "best.pt" in message and "not a readable torch file" in message
-    message = _error(_run(["evaluate", best, copies["val"], "--out", "runs/e"]))
+    message = _error(_run(["classify", "evaluate", best, copies["val"], "--out", "runs/e"]))
     assert "best.pt" in message
     # resuming the finished training keeps best.pt: refused, with how to start fresh
     with pytest.raises(DataError, match=r"best\.pt.*start fresh"):
@@ -182,8 +182,8 @@ def test_damaged_last_pt_is_refused_naming_it(copies, content):
     else:
         last.write_bytes(content)
     before = last.read_bytes()
-    message = _error(_run(["train", copies["train"], copies["val"], "--out", copies["model"],
-                           "--epochs", "2"]))
+    message = _error(_run(["classify", "train", copies["train"], copies["val"], "--out",
+                           copies["model"], "--epochs", "2"]))
     assert "last.pt" in message and "start fresh" in message
     assert last.read_bytes() == before
 
@@ -245,6 +245,7 @@ def test_compare_with_a_good_classification_writes_changed_cells(copies):
 
 def test_evaluate_refuses_a_damaged_training_history(copies):
     (copies["model"] / "history.json").write_text('[{"epoch": 1, "loss"')
-    message = _error(_run(["evaluate", copies["model"], copies["val"], "--out", "runs/e"]))
+    message = _error(_run(["classify", "evaluate", copies["model"], copies["val"], "--out",
+                           "runs/e"]))
     assert "history.json" in message
     assert not Path("runs/e").exists()

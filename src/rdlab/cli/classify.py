@@ -1,30 +1,61 @@
-"""``rdlab dataset | scan | train | evaluate | saliency | classify | paper``: the Classify job.
+"""``rdlab classify``: the Classify job, one subcommand per step.
 
-Every command checks its inputs (options, stores, model files) before it simulates, trains or
-writes anything; stores and model folders are locked while written; one-shot outputs
-(evaluate, saliency, classify) appear whole or not at all.
+Subcommands: ``dataset``, ``scan``, ``train``, ``evaluate``, ``saliency``, ``label`` and
+``paper``; ``rdlab classify SCAN MODEL`` (no subcommand name) runs ``label``.
+
+Every command checks its inputs (options, stores, model files) before it simulates, trains
+or writes anything; stores and model folders are locked while written; one-shot outputs
+(evaluate, saliency, label) appear whole or not at all.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from rdlab.checks import parse_float
-from rdlab.cli_errors import fail as _fail
-from rdlab.errors import RdlabError
+from rdlab.cli.default_group import DefaultCommandGroup
+from rdlab.cli.errors import fail
+from rdlab.errors import ParameterError, RdlabError
+
+if TYPE_CHECKING:
+    from rdlab.classify.pattern_runs import PatternRunSettings
 
 Scheduler = Annotated[str | None, typer.Option(
     help="dask scheduler address (tcp://host:8786; given up after 10 s without an answer); "
     "default: a local cluster, one worker per core; 'in-process' runs without a cluster.")]
 Workers = Annotated[int | None, typer.Option(help="Workers of the local cluster (≥ 1; "
                                              "default: one per core).")]
+Model = Annotated[Path, typer.Argument(
+    help="Model file, training folder (its best.pt), or 'bundled' (the CNN shipped with "
+    "rdlab).")]
+
+
+class ClassifyGroup(DefaultCommandGroup):
+    """``rdlab classify``: its subcommands, ``label`` when none is named."""
+
+    default_command = "label"
+
+
+app = typer.Typer(
+    cls=ClassifyGroup,
+    name="classify",
+    help="Classify Gray–Scott patterns with the CNN of the paper: simulate labelled datasets "
+    "and (k, f) scans, train, evaluate, and label every scan point. The default subcommand "
+    "is label: `rdlab classify SCAN MODEL` is `rdlab classify label SCAN MODEL`.",
+    short_help="Classify Gray–Scott patterns with the paper's CNN: dataset, scan, train, "
+    "evaluate, saliency, label (the default), paper.",
+    no_args_is_help=True,
+)
 
 
 def _report_store(path: Path, stats: dict, noun: str) -> None:
+    """Print how many samples a store holds and how many were simulated (or repaired) now."""
     typer.echo(f"{path}: {stats['samples_total']} {noun} ({stats['samples_run']} simulated now "
                f"in {stats['wall_seconds']:.0f} s, {stats['early_stopped']} stopped early)")
     if stats.get("repaired"):
@@ -32,13 +63,15 @@ def _report_store(path: Path, stats: dict, noun: str) -> None:
                    f"again: {stats['damaged']}")
 
 
-def _settings(mode: str, stack3d: bool, dtype: str, early_stop: bool):
+def _settings(mode: str, stack3d: bool, dtype: str, early_stop: bool) -> PatternRunSettings:
+    """Return the paper's run settings with the options given (tests replace this)."""
     from rdlab.classify.pattern_runs import IMAGE_STEPS, STACK_STEPS, PatternRunSettings
 
     return PatternRunSettings(snapshot_steps=STACK_STEPS if stack3d else IMAGE_STEPS,
                               dtype=dtype, initial_mode=mode, early_stop=early_stop)
 
 
+@app.command()
 def dataset(
     name: Annotated[str, typer.Argument(help="train, val, test, train2 or val2.")],
     out: Annotated[Path | None, typer.Option(help="zarr store (default runs/patterns/"
@@ -65,11 +98,32 @@ def dataset(
         path = out or Path("runs/patterns") / f"{name}{'_3d' if stack3d else ''}.zarr"
         stats = make_dataset(name, path, settings)
     except RdlabError as exc:
-        _fail(exc)
-        return
+        fail(exc)
     _report_store(path, stats, "samples")
 
 
+def _scan_points(k: str | None, f: str | None):
+    """Return the (k, f) points of ``--k``/``--f`` (None: the reference layout)."""
+    import numpy as np
+
+    from rdlab.classify.scan_layout import value_grid
+    from rdlab.simulate_job.spec import parse_values
+
+    if (k is None) != (f is None):
+        raise ParameterError("give both --k and --f, or neither for the reference layout")
+    if k is None:
+        return None
+    given = {"k": k, "f": f}
+    values = {name: parse_values(name, text) for name, text in given.items()}
+    for name, v in values.items():
+        u, counts = np.unique(v, return_counts=True)
+        if (counts > 1).any():
+            raise ParameterError(f"--{name} {given[name]!r} lists {name} = "
+                                 f"{u[counts > 1][0]:g} twice; give each value once")
+    return value_grid(values["k"], values["f"])
+
+
+@app.command()
 def scan(
     out: Annotated[Path, typer.Option(help="zarr store.")] = Path("runs/patterns/scan.zarr"),
     k: Annotated[str | None, typer.Option(help="k values: 'min:max:count' or 'v1,v2,...' "
@@ -85,37 +139,22 @@ def scan(
     block: Annotated[int, typer.Option(help="Samples per task.")] = 8,
 ) -> None:
     """Simulate a (k, f) scan into one zarr store (resumable: rerun to finish)."""
-    import numpy as np
-
     from rdlab.classify.paper_pipeline import PaperSettings, make_scan
-    from rdlab.classify.scan_layout import value_grid
-    from rdlab.errors import ParameterError
-    from rdlab.simulate_job.spec import parse_values
 
     try:
-        if (k is None) != (f is None):
-            raise ParameterError("give both --k and --f, or neither for the reference layout")
-        points = None
-        if k is not None:
-            given = {"k": k, "f": f}
-            values = {name: parse_values(name, text) for name, text in given.items()}
-            for name, v in values.items():
-                u, counts = np.unique(v, return_counts=True)
-                if (counts > 1).any():
-                    raise ParameterError(f"--{name} {given[name]!r} lists {name} = "
-                                         f"{u[counts > 1][0]:g} twice; give each value once")
-            points = value_grid(values["k"], values["f"])
+        points = _scan_points(k, f)
         settings = PaperSettings(runs=_settings(mode, False, dtype, early_stop),
                                  scheduler=scheduler, workers=workers, block=block)
         stats = make_scan(out, settings, points)
     except RdlabError as exc:
-        _fail(exc)
-        return
+        fail(exc)
     _report_store(out, stats, "points")
 
 
+@app.command()
 def train(
-    train_data: Annotated[Path, typer.Argument(help="Training store (rdlab dataset train).")],
+    train_data: Annotated[Path, typer.Argument(
+        help="Training store (rdlab classify dataset train).")],
     val_data: Annotated[Path, typer.Argument(help="Validation store.")],
     out: Annotated[Path, typer.Option(help="Model folder: best.pt, last.pt, "
                                       "history.json.")] = Path("runs/models/cnn"),
@@ -126,7 +165,8 @@ def train(
     legacy_shift: Annotated[bool, typer.Option(help="Augment with the reference's ±1 px shift "
                                                "instead of a periodic translation.")] = False,
     architecture: Annotated[str, typer.Option(help="2d (Table II) or 3d (time-stack variant; "
-                                              "needs `rdlab dataset --3d` stores).")] = "2d",
+                                              "needs `rdlab classify dataset --3d` "
+                                              "stores).")] = "2d",
     time_budget: Annotated[str | None, typer.Option(
         metavar="DURATION",
         help="Wall-time budget with a unit (90s, 20m, 1.5h): stop after the epoch that passes "
@@ -139,8 +179,8 @@ def train(
     from rdlab.checks import time_budget_option
     from rdlab.classify.paper_pipeline import train_model
 
-    overrides: dict = {k: v for k, v in (("epochs", epochs), ("patience", patience),
-                                         ("seed", seed)) if v is not None}
+    overrides: dict[str, Any] = {k: v for k, v in (("epochs", epochs), ("patience", patience),
+                                                   ("seed", seed)) if v is not None}
     overrides["architecture"] = architecture
     overrides["device"] = device
     if legacy_shift:
@@ -153,8 +193,7 @@ def train(
             overrides["time_budget_s"] = seconds
         result = train_model(train_data, val_data, out, overrides)
     except RdlabError as exc:
-        _fail(exc)
-        return
+        fail(exc)
     best = result.get("best_val_accuracy")
     typer.echo(f"{out}: best val accuracy "
                f"{'none (no validation)' if best is None else f'{best:.4f}'} "
@@ -162,14 +201,14 @@ def train(
                f"{result['stop_reason']})")
 
 
+@app.command()
 def evaluate(
-    model: Annotated[Path, typer.Argument(help="Model file or training folder.")],
+    model: Model,
     data: Annotated[list[Path], typer.Argument(help="Labelled stores (NAME.zarr).")],
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/evaluation"),
 ) -> None:
-    """Accuracy curves and confusion matrices (PNG + JSON) of a model on datasets."""
+    """Write accuracy curves and confusion matrices (PNG + JSON) of a model on datasets."""
     from rdlab.classify.evaluation import evaluate_datasets
-    from rdlab.errors import ParameterError
 
     try:
         names = [p.stem for p in data]
@@ -179,44 +218,46 @@ def evaluate(
                                  "share one file); evaluate them in separate runs")
         summary = evaluate_datasets(model, dict(zip(names, data, strict=True)), out)
     except RdlabError as exc:
-        _fail(exc)
-        return
+        fail(exc)
     for name, r in summary.items():
         typer.echo(f"{name}: accuracy {r['accuracy']:.4f} on {r['samples']} samples")
 
 
+@app.command()
 def saliency(
-    model: Annotated[Path, typer.Argument(help="Model file or training folder.")],
+    model: Model,
     data: Annotated[Path, typer.Argument(help="Labelled store.")],
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/saliency"),
 ) -> None:
-    """Gradient saliency map of each class (the reference's recipe)."""
+    """Draw the gradient saliency map of each class (the reference's recipe)."""
     from rdlab.classify.evaluation import saliency_figures
 
     try:
         paths = saliency_figures(model, data, out)
     except RdlabError as exc:
-        _fail(exc)
-        return
+        fail(exc)
     typer.echo(f"wrote {paths[0]}")
 
 
-def classify(
-    scan_data: Annotated[Path, typer.Argument(help="Scan store (rdlab scan).")],
-    model: Annotated[Path, typer.Argument(help="Model file or training folder.")],
+@app.command()
+def label(
+    scan_data: Annotated[Path, typer.Argument(help="Scan store (rdlab classify scan).")],
+    model: Model,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/classification"),
     compare: Annotated[Path | None, typer.Option(help="An earlier classification.zarr of the "
                                                  "same scan: report changed cells.")] = None,
 ) -> None:
-    """Label every scan point with class probabilities; phase map, montages, HTML explorer."""
+    """Label every scan point with class probabilities (the default subcommand).
+
+    Writes the phase map, per-class montages and the HTML explorer.
+    """
     from rdlab.classify.evaluation import resolve_model_path
     from rdlab.classify.label_scan import classify_scan
 
     try:
         metrics = classify_scan(scan_data, resolve_model_path(model), out, compare=compare)
     except RdlabError as exc:
-        _fail(exc)
-        return
+        fail(exc)
     typer.echo(f"{out}: {metrics['points']} points: " + ", ".join(
         f"{c} {n}" for c, n in metrics["counts"].items() if n))
     report = metrics.get("compare")
@@ -224,6 +265,7 @@ def classify(
         typer.echo(f"{report['changed']} of {report['points']} cells changed class")
 
 
+@app.command()
 def paper(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/paper"),
     second_pass: Annotated[bool, typer.Option(help="Also run the second pass (π, train2/"
@@ -233,7 +275,7 @@ def paper(
     scheduler: Scheduler = None,
     workers: Workers = None,
 ) -> None:
-    """The whole paper: datasets, training, evaluation, scan, classification (resumable)."""
+    """Run the whole paper: datasets, training, evaluation, scan, labelling (resumable)."""
     from rdlab.classify.paper_pipeline import PaperSettings, run_paper
 
     try:
@@ -241,12 +283,34 @@ def paper(
                                                scheduler=scheduler, workers=workers),
                             second_pass=second_pass)
     except RdlabError as exc:
-        _fail(exc)
-        return
+        fail(exc)
     typer.echo(json.dumps(summary["timings_s"], indent=1))
 
 
-def register(app: typer.Typer) -> None:
-    """Add the Classify commands to the ``rdlab`` app."""
-    for command in (dataset, scan, train, evaluate, saliency, classify, paper):
-        app.command()(command)
+#: The Classify commands that were top-level commands before ``rdlab classify`` grouped them.
+MOVED = {"dataset": dataset, "scan": scan, "train": train, "evaluate": evaluate,
+         "saliency": saliency, "paper": paper}
+
+
+def _moved(name: str, command: Callable[..., None]) -> Callable[..., None]:
+    """Wrap ``command`` to say on stderr that ``rdlab NAME`` is now ``rdlab classify NAME``."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        typer.echo(f"note: 'rdlab {name}' is now 'rdlab classify {name}'", err=True)
+        command(*args, **kwargs)
+
+    return run
+
+
+def add_moved_commands(root: typer.Typer) -> None:
+    """Keep the old top-level names (``rdlab train`` …) as hidden commands for one release.
+
+    Parameters
+    ----------
+    root
+        The ``rdlab`` app; each old name runs the same code after a one-line note on
+        stderr.
+    """
+    for name, command in MOVED.items():
+        root.command(name, hidden=True)(_moved(name, command))

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from rdlab.checks import parse_float, time_budget_option
-from rdlab.cli_errors import fail as _fail
+from rdlab.cli.errors import fail
 from rdlab.discover.examples import example_help
 from rdlab.errors import ParameterError, RdlabError
 
@@ -122,8 +122,7 @@ def discover(
         folder = out or Path("runs/discover") / name
         report = run_discovery(source, folder, settings)
     except RdlabError as exc:
-        _fail(exc)
-        return
+        fail(exc)
     fit = report["fit"]
     typer.echo((folder / "mechanism.txt").read_text())
     status = "converged" if fit["converged"] else "NOT CONVERGED"
@@ -141,6 +140,3 @@ def discover(
     else:
         typer.echo(f"outputs in {folder}")
 
-
-def register(app: typer.Typer) -> None:
-    app.command()(discover)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from rdlab.checks import parse_float, time_budget_option
-from rdlab.cli_errors import fail as _fail
+from rdlab.cli.errors import fail
 from rdlab.errors import ParameterError, RdlabError
 
 
@@ -40,9 +40,9 @@ def design(
         help="Randomisations per control condition (default: the config's).")] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the bundled configs.")] = False,
 ) -> None:
-    """Optimise a dense reaction–diffusion network (rates, diffusion, drive, generator of
-    initial conditions) against the behaviour written in CONFIG's loss.
+    """Optimise a dense reaction–diffusion network against the behaviour in CONFIG's loss.
 
+    Rates, diffusion, drive and the generator of initial conditions are optimised together.
     Config, --set values, target and the folder's checkpoint are checked first.
     The run folder is locked; a refused command changes nothing in it.
     Rerun the same command to resume; a rerun with other settings is refused.
@@ -83,12 +83,13 @@ def design(
             shown = {k: v for k, v in done.metrics.items() if k not in ("parameters",)}
             typer.echo(json.dumps(shown, indent=1, default=float)[:4000])
     except RdlabError as err:
-        _fail(err)
+        fail(err)
 
 
 def _with_target(cfg, target: Path, config: str):
-    """``cfg`` with the target loss's image replaced by ``target`` (refused by name when
-    the config has no target loss, or ``target`` is not an image file).
+    """Return ``cfg`` with the target loss's image replaced by ``target``.
+
+    Refused by name when the config has no target loss, or ``target`` is not an image file.
     """
     if "target" not in cfg.loss:
         raise ParameterError(f"config {config!r} has no target loss to take --target")
@@ -99,6 +100,3 @@ def _with_target(cfg, target: Path, config: str):
     return cfg.replace(loss={**cfg.loss, "target": {**(cfg.loss["target"] or {}),
                                                   "image": str(target.resolve())}})
 
-
-def register(app: typer.Typer) -> None:
-    app.command()(design)

@@ -1,0 +1,5 @@
+"""``python -m rdlab.cli``: the ``rdlab`` command."""
+
+from rdlab.cli import app
+
+app(prog_name="rdlab")
