@@ -1,7 +1,7 @@
 """Time per optimisation step of the design dynamics against a reference-style baseline.
 
     python benchmarks/design.py                         # kitchen sink, 5 species, 64², T = 64
-    python benchmarks/design.py --network gs --steps 128
+    python benchmarks/design.py --network dense-gs --steps 128
 
 One optimisation step is a roll-out of ``--steps`` forward-Euler steps from an initial state
 that requires a gradient (as a generator's output does), the loss
@@ -11,9 +11,10 @@ that requires a gradient (as a generator's output does), the loss
 and its backward pass to the initial state and all four parameter groups (rates, diffusion,
 flow, feed). Measured in one process, same threads, same data:
 
-* **rdlab** — :func:`rdlab.design.dynamics.rollout` (one analytic-backward autograd node per
-  Euler step), as used (``threads="auto"``: one intra-op thread inside the steps at these
-  sizes) and with torch's thread setting inside the steps too (``threads=None``);
+* **rdlab** — :func:`rdlab.design.dynamics.rollout` (the fused step: one analytic-backward
+  autograd node per Euler step), as used (``threads="auto"``: one intra-op thread inside the
+  steps at these sizes) and with torch's thread setting inside the steps too
+  (``threads=None``);
 * **baseline** — the straightforward autograd implementation in the style of the public
   Dense-RDN code (written below): channels-last state ``(B, y, x, S)``, ``c = 0 → 1e-10``, a
   ``(B, y, x, S, R)`` power tensor reduced by ``prod``, an einsum with ``S``, circular padding
@@ -21,7 +22,9 @@ flow, feed). Measured in one process, same threads, same data:
   ``[0, 10]``.
 
 Each figure is the median (and best) of ``--repeats`` timed steps after one warm-up step.
-A float64 run of both (same sizes) checks that they compute the same loss and gradients.
+A float64 run (same sizes) checks that rdlab computes the same loss and gradients as the
+baseline and as plain autograd through the model's one definition
+(:mod:`rdlab.simulate.torch_model`, its step and clip driven by its stepping loop).
 """
 
 from __future__ import annotations
@@ -35,20 +38,39 @@ import time
 import torch
 import torch.nn.functional as F
 
-NETWORKS = ("kitchen-sink", "gs", "paper")
+#: The design's network families (the presets' names); the old ``gs``/``paper`` still read.
+NETWORKS = ("kitchen-sink", "dense-gs", "dense")
+OLD_NAMES = {"gs": "dense-gs", "paper": "dense"}
 
 
 def build(network: str, species: int, dtype: torch.dtype, device: str = "cpu"):
-    from rdlab.chemistry import dense_gs_network, dense_network, kitchen_sink_network
+    """Return the design parameters at the paper's initialisation (seed 0).
+
+    Parameters
+    ----------
+    network : str
+        A family of :data:`NETWORKS` (or an old name).
+    species : int
+        Number of species.
+    dtype : torch.dtype
+        Precision.
+    device : str
+        Torch device.
+
+    Returns
+    -------
+    rdlab.design.parameters.DesignParameters
+        The parameters on ``device``.
+    """
+    from rdlab.chemistry.presets import preset_network
     from rdlab.design.parameters import DesignParameters
 
-    make = {"kitchen-sink": kitchen_sink_network, "gs": dense_gs_network,
-            "paper": dense_network}[network]
-    return DesignParameters.initial(make(species), seed=0, dtype=dtype).to(device)
+    net = preset_network(OLD_NAMES.get(network, network), species)
+    return DesignParameters.initial(net, seed=0, dtype=dtype).to(device)
 
 
 def problem(params, size: int, batch: int, dtype: torch.dtype):
-    """Initial state (feed + noise, the generator's stand-in) and a smooth target."""
+    """Return an initial state (feed + noise, the generator's stand-in) and a smooth target."""
     g = torch.Generator().manual_seed(1)
     S = params.n_species
     x0 = (params.feed.detach().cpu().double().view(1, S, 1, 1)
@@ -69,7 +91,7 @@ def loss_of(states: list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------- baseline
 def baseline_rollout(params, x0: torch.Tensor, n_steps: int, dt: float = 1.0,
                      c_max: float = 10.0) -> list[torch.Tensor]:
-    """The reference-style implementation; returns the states as ``(B, S, y, x)`` views."""
+    """Roll out the reference-style implementation; return ``(B, S, y, x)`` views."""
     from rdlab.system import STENCILS
 
     net = params.network
@@ -96,35 +118,37 @@ def baseline_rollout(params, x0: torch.Tensor, n_steps: int, dt: float = 1.0,
 
 def rdlab_rollout(params, x0: torch.Tensor, n_steps: int, threads="auto"
                   ) -> list[torch.Tensor]:
+    """Roll out with the fused step (:func:`rdlab.design.dynamics.rollout`)."""
     from rdlab.design.dynamics import rollout
 
     return rollout(params, x0, n_steps, 1.0, threads=threads).states
 
 
 def rdlab_all_threads(params, x0: torch.Tensor, n_steps: int) -> list[torch.Tensor]:
-    """rdlab with torch's thread setting inside the steps too (``threads=None``)."""
+    """Roll out with torch's thread setting inside the fused steps too (``threads=None``)."""
     return rdlab_rollout(params, x0, n_steps, threads=None)
 
 
 def engine_rollout(params, x0: torch.Tensor, n_steps: int, dt: float = 1.0,
                    c_max: float = 10.0) -> list[torch.Tensor]:
-    """The definition: :func:`rdlab.simulate.torch_engine.euler_step` chained, then clipped
-    (autograd throughout; exact mass action, no 1e-10 substitution)."""
-    from rdlab.simulate import torch_engine as te
+    """Roll out the definition with plain autograd.
+
+    :func:`rdlab.simulate.torch_model.model_step` with the clip, driven by
+    :func:`~rdlab.simulate.torch_model.euler_iterates` (exact mass action, no 1e-10
+    substitution).
+    """
+    from rdlab.simulate import torch_model as tm
     from rdlab.system import Grid
 
-    net = te.NetworkTensors.from_network(params.network, Grid(*x0.shape[2:]), x0.dtype,
+    net = tm.NetworkTensors.from_network(params.network, Grid(*x0.shape[2:]), x0.dtype,
                                          x0.device)
-    tp = params.as_torch_parameters(x0.shape[0])
-    out = [x0]
-    for _ in range(n_steps):
-        out.append(te.euler_step(net, tp, out[-1], dt).clamp(0.0, c_max))
-    return out
+    step = tm.model_step(net, params.as_torch_parameters(x0.shape[0]), dt, c_max)
+    return [x0, *(x for x, _ in tm.euler_iterates(step, x0, n_steps))]
 
 
 # ---------------------------------------------------------------------------- timing
 def one_step(fn, params, x0, target, n_steps):
-    """One optimisation step: roll-out, loss, backward. Returns loss and gradients."""
+    """Take one optimisation step (roll-out, loss, backward); return loss and gradients."""
     params.zero_grad(set_to_none=True)
     x = x0.detach().clone().requires_grad_(True)
     loss = loss_of(fn(params, x, n_steps), target)
@@ -135,11 +159,13 @@ def one_step(fn, params, x0, target, n_steps):
 
 
 def _sync(device: torch.device) -> None:
+    """Wait for the device's queued work."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 def time_steps(fn, params, x0, target, n_steps, repeats) -> list[float]:
+    """Return the wall times of ``repeats`` optimisation steps after one warm-up step."""
     one_step(fn, params, x0, target, n_steps)  # warm-up
     times = []
     for _ in range(repeats):
@@ -152,13 +178,15 @@ def time_steps(fn, params, x0, target, n_steps, repeats) -> list[float]:
 
 
 def float64_check(args) -> dict[str, dict[str, float]]:
-    """Relative differences of loss and gradients, rdlab against the baseline and against
-    the torch engine (the definition), all in float64."""
+    """Return the relative differences of loss and gradients in float64.
+
+    rdlab against the baseline and against the definition (:func:`engine_rollout`).
+    """
     params = build(args.network, args.species, torch.float64, args.device)
     x0, target = problem(params, args.size, args.batch, torch.float64)
     la, ga = one_step(rdlab_rollout, params, x0, target, args.steps)
     out = {}
-    for name, fn in (("baseline", baseline_rollout), ("torch engine", engine_rollout)):
+    for name, fn in (("baseline", baseline_rollout), ("definition", engine_rollout)):
         lb, gb = one_step(fn, params, x0, target, args.steps)
         diff = {"loss": abs(float(la - lb)) / abs(float(lb))}
         for k in ga:
@@ -169,6 +197,7 @@ def float64_check(args) -> dict[str, dict[str, float]]:
 
 
 def main(argv=None) -> None:
+    """Run the benchmark (see the module docstring and ``--help``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--species", type=int, default=5)
     parser.add_argument("--size", type=int, default=64)
@@ -176,7 +205,8 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--network", choices=NETWORKS, default="kitchen-sink")
+    parser.add_argument("--network", choices=NETWORKS + tuple(OLD_NAMES),
+                        default="kitchen-sink")
     parser.add_argument("--no-check", action="store_true", help="skip the float64 check")
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda, ...)")
     args = parser.parse_args(argv)
@@ -210,7 +240,7 @@ def main(argv=None) -> None:
         for other, diff in float64_check(args).items():
             print(f"  vs {other:<13}" + ", ".join(f"{k} {v:.1e}" for k, v in diff.items()))
         print("  (the baseline replaces c = 0 by 1e-10, so it differs by ~1e-9 where the clip"
-              " holds a\n   concentration at 0; the torch engine is the exact definition)")
+              " holds a\n   concentration at 0; the definition is torch_model's exact step)")
 
 
 if __name__ == "__main__":

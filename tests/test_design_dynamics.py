@@ -1,6 +1,6 @@
-"""Design dynamics and parameters: agreement with the torch engine (the definition of the
-model), analytic gradients against autograd, closed-form diffusion and drive, the bounds and
-the paper's initialisation (appendix D.1)."""
+"""Design dynamics and parameters: the fused step against the one differentiable definition
+of the model (rdlab.simulate.torch_model), values and gradients; closed-form diffusion and
+drive, the bounds and the paper's initialisation (appendix D.1)."""
 
 import copy
 
@@ -15,18 +15,20 @@ from rdlab.chemistry import (
     dense_network,
     kitchen_sink_network,
 )
-from rdlab.design.dynamics import MonomialPlan, euler_step, laplacian, noisy_flow, rollout
+from rdlab.chemistry.presets import preset_network
+from rdlab.design.config import NETWORKS as FAMILIES
+from rdlab.design.dynamics import FusedStep, MonomialPlan, noisy_flow, rollout
 from rdlab.design.parameters import DesignParameters, autocatalytic_reactions
 from rdlab.errors import ParameterError, StabilityError
-from rdlab.simulate import torch_engine as te
+from rdlab.simulate import torch_model as tm
 from rdlab.system import STENCILS, FlowNoise, Grid, stencil_eigenvalue
 
 F64 = torch.float64
 
 NETWORKS = {
     "kitchen-sink": lambda: kitchen_sink_network(4),
-    "paper": lambda: dense_network(3),
-    "gs": lambda: dense_gs_network(5),
+    "dense": lambda: dense_network(3),
+    "dense-gs": lambda: dense_gs_network(5),
     "brusselator": brusselator_network,  # zero-order and 2X + Y reactions
 }
 
@@ -49,15 +51,11 @@ def random_fields(n, shape, seed=2, dtype=F64) -> list[torch.Tensor]:
 
 
 def engine_states(p, X0, n_steps, dt=1.0, flow_fields=None, clip=True, c_max=10.0):
-    """The definition: torch_engine.euler_step chained (then clamped when clipping)."""
-    net = te.NetworkTensors.from_network(p.network, Grid(*X0.shape[2:]), X0.dtype)
-    tp = p.as_torch_parameters(X0.shape[0])
-    out = [X0]
-    for t in range(n_steps):
-        ff = None if flow_fields is None else flow_fields[t]
-        x = te.euler_step(net, tp, out[-1], dt, ff)
-        out.append(x.clamp(0.0, c_max) if clip else x)
-    return out
+    """The definition: torch_model's step (plain autograd) through the shared stepping."""
+    net = tm.NetworkTensors.from_network(p.network, Grid(*X0.shape[2:]), X0.dtype)
+    step = tm.model_step(net, p.as_torch_parameters(X0.shape[0]), dt, c_max if clip else None)
+    fields = None if flow_fields is None else flow_fields.__getitem__
+    return [X0, *(x for x, _ in tm.euler_iterates(step, X0, n_steps, fields))]
 
 
 def _scale(t: torch.Tensor) -> float:
@@ -111,8 +109,8 @@ def test_noisy_flow_helper_is_the_engine_flow_field():
     noise = FlowNoise(amplitude=0.8, sigma=1.5)
     field = noisy_flow(p, noise, (2, 3, 8, 8), torch.Generator().manual_seed(3))
     ff = field(0)
-    raw = te.raw_noise(torch.Generator().manual_seed(3), noise, (2, 3, 8, 8), F64)
-    torch.testing.assert_close(ff, te.flow_field(p.flow.expand(2), noise, raw))
+    raw = tm.raw_noise(torch.Generator().manual_seed(3), noise, (2, 3, 8, 8), F64)
+    torch.testing.assert_close(ff, tm.flow_field(p.flow.expand(2), noise, raw))
     assert ff.shape == (2, 1, 8, 8) and ff.requires_grad
 
 
@@ -125,20 +123,22 @@ def test_float32_close_to_float64():
     torch.testing.assert_close(b.double(), a, rtol=1e-4, atol=1e-5)
 
 
-def test_euler_step_and_laplacian():
+def test_fused_step_is_the_definitions_step_for_each_stencil():
     p = random_parameters(dense_network(3))
     X0 = random_state((1, 3, 4, 6))
-    torch.testing.assert_close(euler_step(p, X0, 0.5), rollout(p, X0, 1, 0.5).states[1],
-                               rtol=0, atol=0)
+    ff = random_fields(1, (1, 1, 4, 6))[0]
     for stencil in STENCILS:
-        net = te.NetworkTensors.from_network(p.network, Grid(4, 6, stencil=stencil), F64)
-        torch.testing.assert_close(laplacian(X0, stencil), te.laplacian(net, X0),
-                                   rtol=1e-13, atol=1e-13)
-        got = rollout(p, X0, 3, 0.5, stencil=stencil).states[-1]
+        net = tm.NetworkTensors.from_network(p.network, Grid(4, 6, stencil=stencil), F64)
         tp = p.as_torch_parameters(1)
+        for c_max, field in ((None, None), (0.9, ff)):
+            fused = FusedStep(p, 0.5, X0.shape, c_max=c_max, stencil=stencil)
+            torch.testing.assert_close(fused(X0, field),
+                                       tm.euler_step(net, tp, X0, 0.5, field, c_max),
+                                       rtol=1e-13, atol=1e-13)
+        got = rollout(p, X0, 3, 0.5, stencil=stencil).states[-1]
         x = X0
         for _ in range(3):
-            x = te.euler_step(net, tp, x, 0.5).clamp(0, 10)
+            x = tm.euler_step(net, tp, x, 0.5).clamp(0, 10)
         torch.testing.assert_close(got, x, rtol=1e-12, atol=1e-13)
 
 
@@ -195,7 +195,7 @@ def _weighted_sum(states, seed=7):
     return sum((torch.randn(s.shape, generator=g, dtype=s.dtype) * s).sum() for s in states)
 
 
-@pytest.mark.parametrize("name", ["kitchen-sink", "paper", "brusselator"])
+@pytest.mark.parametrize("name", ["kitchen-sink", "dense", "brusselator"])
 @pytest.mark.parametrize("noisy", [False, True])
 def test_gradients_match_autograd_through_torch_engine(name, noisy):
     p = random_parameters(NETWORKS[name]())
@@ -213,6 +213,36 @@ def test_gradients_match_autograd_through_torch_engine(name, noisy):
         assert ours[3] is None and ref[3] is None
         ours, ref = ours[:3] + ours[4:], ref[:3] + ref[4:]
     for a, b in zip(ours, ref):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10 * _scale(b))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("noisy", [False, True], ids=["flow", "noisy-flow"])
+@pytest.mark.parametrize("clip", [False, True], ids=["no-clip", "clip"])
+def test_fused_rollout_is_the_definition_values_and_gradients(family, noisy, clip):
+    """Design's fused roll-out against plain autograd through the one definition
+    (torch_model.rollout: its step, its noisy flow, its clip), float64: every state and the
+    gradients with respect to X0, rates, D, flow and feed; the noise of both comes from the
+    same seed, so the flow's gradient runs through the noisy fields too."""
+    p = random_parameters(preset_network(family, 4), seed=5, k_max=0.6 if clip else 0.3)
+    X0 = random_state((2, 4, 5, 6), high=1.5 if clip else 1.0).requires_grad_(True)
+    n, dt, c_max = 6, 0.8, 1.2
+    noise = FlowNoise(amplitude=0.05, sigma=1.0) if noisy else None
+    fields = noisy_flow(p, noise, X0.shape, torch.Generator().manual_seed(4)) if noisy else None
+    ours = rollout(p, X0, n, dt, flow_fields=fields, clip=clip, c_max=c_max).states
+    net = tm.NetworkTensors.from_network(p.network, Grid(5, 6), F64)
+    ref = tm.rollout(net, p.as_torch_parameters(2), X0, dt, n, range(n + 1), noise=noise,
+                     generator=torch.Generator().manual_seed(4) if noisy else None,
+                     c_max=c_max if clip else None)
+    for got, want in zip(ours, ref):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12 * _scale(want))
+    if clip:  # the clip acted (both bounds): its zero gradients are part of the check
+        assert bool((ref == c_max).any()) and bool((ref[1:] == 0).any())
+    inputs = [X0, p.rates, p.diffusion, p.flow, p.feed]
+    g_ours = torch.autograd.grad(_weighted_sum(ours), inputs)
+    g_ref = torch.autograd.grad(_weighted_sum(list(ref)), inputs)
+    for a, b in zip(g_ours, g_ref):
+        assert float(b.abs().max()) > 0
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10 * _scale(b))
 
 

@@ -1,4 +1,5 @@
-"""The torch engine against the NumPy reference (the definition), and its gradients."""
+"""The torch definition of the model (torch_model) and the torch engine against the NumPy
+reference (the definition), and their gradients."""
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from rdlab.chemistry.kinetics import mass_action_jacobian
 from rdlab.errors import ParameterError, SimulationError, StabilityError
 from rdlab.simulate import flow_noise, reference
 from rdlab.simulate import torch_engine as te
+from rdlab.simulate import torch_model as tm
 from rdlab.smoothing import smooth_periodic
 from rdlab.system import FlowNoise, Grid, System
 
@@ -55,17 +57,47 @@ def test_rhs_matches_reference(name, grid, rng):
     expected = reference.rhs(s, x)
     scale = np.abs(expected).max()
     for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
-        net = te.NetworkTensors.from_system(s, dtype)
-        params = te.TorchParameters.from_system(s, dtype)
-        got = te.rhs(net, params, torch.tensor(x, dtype=dtype)).double().numpy()
+        net = tm.NetworkTensors.from_system(s, dtype)
+        params = tm.TorchParameters.from_system(s, dtype)
+        got = tm.rhs(net, params, torch.tensor(x, dtype=dtype)).double().numpy()
         np.testing.assert_allclose(got, expected, rtol=tol, atol=tol * scale)
+
+
+@pytest.mark.parametrize("stencil", ["5-point", "9-point"])
+@pytest.mark.parametrize("dx", [1.0, 0.7])
+def test_laplacian_matches_reference(stencil, dx, rng):
+    field = rng.uniform(size=(2, 3, 6, 7))
+    got = tm.periodic_laplacian(torch.tensor(field), stencil, dx).numpy()
+    np.testing.assert_allclose(got, reference.laplacian(field, stencil, dx), rtol=1e-13,
+                               atol=1e-13)
+    with pytest.raises(ParameterError, match="unknown stencil"):
+        tm.periodic_laplacian(torch.tensor(field), "7-point")
+
+
+def test_euler_step_clip_is_the_reference_step_clipped(rng):
+    s = make_system("kitchen-sink", rng, Grid(5, 6))
+    x = make_state(s, rng) * 4.0
+    net, params = tm.NetworkTensors.from_system(s), tm.TorchParameters.from_system(s)
+    want = reference.euler_step(s, x, 0.5)
+    assert want.min() < 0 < 1.2 < want.max()  # both bounds act
+    got = tm.euler_step(net, params, torch.tensor(x), 0.5, c_max=1.2).numpy()
+    np.testing.assert_allclose(got, np.clip(want, 0.0, 1.2), rtol=1e-12, atol=1e-13)
+    plain = tm.euler_step(net, params, torch.tensor(x), 0.5).numpy()
+    np.testing.assert_allclose(plain, want, rtol=1e-12, atol=1e-13)
+
+
+def test_the_engine_re_exports_the_one_definition():
+    for name in ("NetworkTensors", "TorchParameters", "euler_step", "flow_field", "laplacian",
+                 "raw_noise", "reaction_rates", "rhs", "rollout", "smooth_periodic",
+                 "torch_dtype"):
+        assert getattr(te, name) is getattr(tm, name)
 
 
 def test_reaction_rates_are_the_reference_rates_exactly(rng):
     s = make_system("kitchen-sink", rng, Grid(4, 5))
     x = make_state(s, rng, zeros=True)
-    net = te.NetworkTensors.from_system(s)
-    got = te.reaction_rates(net, torch.tensor(s.rates), torch.tensor(x)).numpy()
+    net = tm.NetworkTensors.from_system(s)
+    got = tm.reaction_rates(net, torch.tensor(s.rates), torch.tensor(x)).numpy()
     from rdlab.chemistry.kinetics import mass_action_rates
 
     np.testing.assert_array_equal(got, mass_action_rates(s.network.reactant_matrix, x, s.rates))
@@ -75,7 +107,7 @@ def test_zero_order_only_network():
     net = ReactionNetwork.from_text(["0 -> A : 0.5"])
     s = System.build(net, rates=[[0.5], [2.0]], flow=0.1, feed=[1.0])
     x = np.array([[0.2], [0.0]])
-    got = te.rhs(te.NetworkTensors.from_system(s), te.TorchParameters.from_system(s),
+    got = tm.rhs(tm.NetworkTensors.from_system(s), tm.TorchParameters.from_system(s),
                  torch.tensor(x)).numpy()
     np.testing.assert_allclose(got, reference.rhs(s, x), rtol=1e-15)
 
@@ -99,12 +131,12 @@ def test_run_matches_reference(name, grid, rng):
 def test_rollout_matches_reference(rng):
     s = make_system("gray-scott", rng, Grid(8, 8, stencil="9-point"))
     x = make_state(s, rng)
-    net = te.NetworkTensors.from_system(s)
-    params = te.TorchParameters.from_system(s)
-    out = te.rollout(net, params, torch.tensor(x), 0.2, 15, [0, 7, 15])
+    net = tm.NetworkTensors.from_system(s)
+    params = tm.TorchParameters.from_system(s)
+    out = tm.rollout(net, params, torch.tensor(x), 0.2, 15, [0, 7, 15])
     np.testing.assert_allclose(out.numpy(), reference.run(s, x, 0.2, 15, [0, 7, 15]),
                                rtol=1e-12, atol=1e-14)
-    last = te.rollout(net, params, torch.tensor(x), 0.2, 15)
+    last = tm.rollout(net, params, torch.tensor(x), 0.2, 15)
     assert last.shape == (1, *x.shape)
     np.testing.assert_array_equal(last[0].numpy(), out[-1].numpy())
 
@@ -117,22 +149,22 @@ def test_flow_field_matches_numpy(sigma, per_species, rng):
     flow = np.array([0.03, 0.5])
     raw = flow_noise.raw_noise(rng, noise, (2, 3, 9, 11))
     expected = flow_noise.flow_field(flow, noise, raw)
-    got = te.flow_field(torch.tensor(flow), noise, torch.tensor(raw)).numpy()
+    got = tm.flow_field(torch.tensor(flow), noise, torch.tensor(raw)).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
     field = rng.uniform(size=(2, 1, 6, 13))
-    np.testing.assert_allclose(te.smooth_periodic(torch.tensor(field), sigma).numpy(),
+    np.testing.assert_allclose(tm.smooth_periodic(torch.tensor(field), sigma).numpy(),
                                smooth_periodic(field, sigma), rtol=1e-12, atol=1e-15)
 
 
 def test_raw_noise_shape_range_and_seeding():
     noise = FlowNoise(amplitude=0.3, sigma=1.0)
     g = torch.Generator().manual_seed(5)
-    a = te.raw_noise(g, noise, (3, 4, 16, 16))
+    a = tm.raw_noise(g, noise, (3, 4, 16, 16))
     assert a.shape == (3, 1, 16, 16) and a.dtype == torch.float64
     assert -0.3 <= float(a.min()) < -0.25 and 0.25 < float(a.max()) <= 0.3
-    b = te.raw_noise(torch.Generator().manual_seed(5), noise, (3, 4, 16, 16))
+    b = tm.raw_noise(torch.Generator().manual_seed(5), noise, (3, 4, 16, 16))
     assert torch.equal(a, b)
-    per = te.raw_noise(g, FlowNoise(0.3, 1.0, per_species=True), (3, 4, 16, 16))
+    per = tm.raw_noise(g, FlowNoise(0.3, 1.0, per_species=True), (3, 4, 16, 16))
     assert per.shape == (3, 4, 16, 16)
 
 
@@ -144,7 +176,7 @@ def test_noisy_rollout_matches_reference_given_the_same_draws(rng):
     draws = [flow_noise.raw_noise(rng, noise, x.shape) for _ in range(n)]
     expected = reference.run(s, x, 0.2, n, [0, 5, n],
                              flow_fields=lambda k: flow_noise.flow_field(s.flow, noise, draws[k]))
-    out = te.rollout(te.NetworkTensors.from_system(s), te.TorchParameters.from_system(s),
+    out = tm.rollout(tm.NetworkTensors.from_system(s), tm.TorchParameters.from_system(s),
                      torch.tensor(x), 0.2, n, [0, 5, n], noise=noise,
                      raw_noise_fn=lambda k: draws[k])
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-14)
@@ -168,8 +200,8 @@ def _loss_fn(net, s, n_steps, dt, noise=None, draws=None, checkpoint_every=None)
     weights = weights.reshape(s.state_shape())
 
     def loss(rates, diffusion, flow, feed, x0):
-        params = te.TorchParameters(rates, diffusion, flow, feed)
-        out = te.rollout(net, params, x0, dt, n_steps, noise=noise,
+        params = tm.TorchParameters(rates, diffusion, flow, feed)
+        out = tm.rollout(net, params, x0, dt, n_steps, noise=noise,
                          raw_noise_fn=None if draws is None else (lambda k: draws[k]),
                          checkpoint_every=checkpoint_every)
         return (weights * out[-1] ** 2).sum()
@@ -178,7 +210,7 @@ def _loss_fn(net, s, n_steps, dt, noise=None, draws=None, checkpoint_every=None)
 
 
 def _inputs(s, x):
-    p = te.TorchParameters.from_system(s, requires_grad=True)
+    p = tm.TorchParameters.from_system(s, requires_grad=True)
     return (*p.tensors(), torch.tensor(x, requires_grad=True))
 
 
@@ -193,7 +225,7 @@ def test_gradients_match_finite_differences(name, grid, rng):
     s = make_system(name, rng, grid)
     x = make_state(s, rng, zeros=True)  # exact zeros: products must stay differentiable
     assert (x == 0).any()
-    loss = _loss_fn(te.NetworkTensors.from_system(s), s, n_steps=10, dt=0.1)
+    loss = _loss_fn(tm.NetworkTensors.from_system(s), s, n_steps=10, dt=0.1)
     assert torch.autograd.gradcheck(loss, _inputs(s, x), eps=1e-6, atol=1e-8, rtol=1e-6)
 
 
@@ -202,11 +234,11 @@ def test_gradient_at_zero_concentration_is_the_analytic_jacobian(rng):
     x = make_state(s, rng)
     x[0, :2] = 0.0
     x[1, 3] = 0.0
-    net = te.NetworkTensors.from_system(s)
-    params = te.TorchParameters.from_system(s)
+    net = tm.NetworkTensors.from_system(s)
+    params = tm.TorchParameters.from_system(s)
 
     def f(state):
-        return te.rhs(net, params, state)
+        return tm.rhs(net, params, state)
 
     J = torch.autograd.functional.jacobian(f, torch.tensor(x))  # (B, S, B, S)
     J = torch.stack([J[b, :, b] for b in range(s.batch_size)]).numpy()
@@ -222,7 +254,7 @@ def test_gradients_through_noisy_flow(rng):
     s = make_system("gray-scott", rng, Grid(3, 4), noise=noise)
     x = make_state(s, rng)
     draws = [flow_noise.raw_noise(rng, noise, x.shape) for _ in range(6)]
-    loss = _loss_fn(te.NetworkTensors.from_system(s), s, 6, 0.1, noise, draws)
+    loss = _loss_fn(tm.NetworkTensors.from_system(s), s, 6, 0.1, noise, draws)
     assert torch.autograd.gradcheck(loss, _inputs(s, x), eps=1e-6, atol=1e-8, rtol=1e-6)
 
 
@@ -231,7 +263,7 @@ def test_checkpointing_gives_the_same_values_and_gradients(rng):
     s = make_system("gray-scott", rng, Grid(5, 6), noise=noise)
     x = make_state(s, rng)
     draws = [flow_noise.raw_noise(rng, noise, x.shape) for _ in range(25)]
-    net = te.NetworkTensors.from_system(s)
+    net = tm.NetworkTensors.from_system(s)
     results = []
     for every in (None, 4, 100):
         inputs = _inputs(s, x)
@@ -248,11 +280,11 @@ def test_checkpointed_rollout_with_generator_replays_its_draws(rng):
     noise = FlowNoise(amplitude=0.01, sigma=1.0)
     s = make_system("gray-scott", rng, Grid(5, 5), noise=noise)
     x = make_state(s, rng)
-    net = te.NetworkTensors.from_system(s)
+    net = tm.NetworkTensors.from_system(s)
     grads = []
     for every in (None, 3):
-        params = te.TorchParameters.from_system(s, requires_grad=["flow", "rates"])
-        out = te.rollout(net, params, torch.tensor(x), 0.1, 10, noise=noise,
+        params = tm.TorchParameters.from_system(s, requires_grad=["flow", "rates"])
+        out = tm.rollout(net, params, torch.tensor(x), 0.1, 10, noise=noise,
                          generator=torch.Generator().manual_seed(9), checkpoint_every=every)
         grads.append([g.numpy() for g in torch.autograd.grad(out.sum(),
                                                              [params.flow, params.rates])])
@@ -262,14 +294,14 @@ def test_checkpointed_rollout_with_generator_replays_its_draws(rng):
 
 def test_parameters_container(rng):
     s = make_system("gray-scott", rng, Grid(4, 4))
-    p = te.TorchParameters.from_system(s, torch.float32, requires_grad=["rates", "feed"])
+    p = tm.TorchParameters.from_system(s, torch.float32, requires_grad=["rates", "feed"])
     assert p.rates.requires_grad and p.feed.requires_grad
     assert not p.flow.requires_grad and not p.diffusion.requires_grad
     assert p.rates.dtype == torch.float32 and p.batch_size == 2
     assert p.to(dtype=torch.float64).flow.dtype == torch.float64
     assert not p.detach().rates.requires_grad
     with pytest.raises(ParameterError, match="unknown parameters"):
-        te.TorchParameters.from_system(s, requires_grad=["speed"])
+        tm.TorchParameters.from_system(s, requires_grad=["speed"])
 
 
 # ---------------------------------------------------------------------------- run guards
@@ -325,10 +357,10 @@ def test_cuda_matches_cpu(rng):
     # gradients on the GPU agree with those on the CPU
     grads = []
     for device in ("cpu", "cuda"):
-        net = te.NetworkTensors.from_system(s, device=device)
-        params = te.TorchParameters.from_system(s, device=device, requires_grad=True)
+        net = tm.NetworkTensors.from_system(s, device=device)
+        params = tm.TorchParameters.from_system(s, device=device, requires_grad=True)
         x0 = torch.tensor(x, device=device, requires_grad=True)
-        out = te.rollout(net, params, x0, 0.1, 10, checkpoint_every=4)
+        out = tm.rollout(net, params, x0, 0.1, 10, checkpoint_every=4)
         grads.append([g.cpu().numpy() for g in torch.autograd.grad(
             (out**2).sum(), [*params.tensors(), x0])])
     for g, g0 in zip(grads[1], grads[0]):

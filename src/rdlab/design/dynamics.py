@@ -1,15 +1,21 @@
 """Fast differentiable forward Euler of the Dense-RDN model (the design engine).
 
-The model is the one of :mod:`rdlab.simulate.torch_engine` (its definition), on a periodic
-grid of unit spacing::
+The model is the one defined in :mod:`rdlab.simulate.torch_model`, on a periodic grid of
+unit spacing::
 
     X_{t+1} = clip(X_t + dt·[S·v(X_t) + D∘∇²X_t + (f + ε_t)∘(x_feed − X_t)], 0, c_max)
     v_r = k_r ∏_i X_i^{R_ir}
 
-with the isotropic 9-point Laplacian (:data:`rdlab.system.STENCILS`). The clip to
+with the isotropic 9-point Laplacian (:data:`rdlab.system.STENCILS`) by default. The clip to
 ``[0, c_max]`` (``c_max = 10``) is what the public Dense-RDN code does after each step; it is
 **not** in the paper's equations, so it is an option (``clip=True`` by default). Its gradient
 is that of :func:`torch.clamp`: zero where the unclipped value lies outside ``[0, c_max]``.
+
+:class:`FusedStep` is an optimisation of that definition's step
+(:func:`rdlab.simulate.torch_model.euler_step`), with the same signature
+(:data:`~rdlab.simulate.torch_model.StepFunction`); :func:`rollout` drives it through the
+shared stepping loop (:func:`~rdlab.simulate.torch_model.euler_iterates`). Its values and
+gradients are tested against plain autograd through the definition.
 
 Why it is fast
 --------------
@@ -28,9 +34,9 @@ vector–Jacobian products analytically, so autograd records one node per step a
   ``∂L/∂X_i = Σ_{p: species i} e_p·(Aᵀg)_{K_p}·M_{K_p/X_i}``: one matrix product, one gather,
   one product and one ``index_add``; no logarithms, exact at ``X = 0`` (the reference code's
   ``c = 0 → 1e-10`` substitution is not needed).
-* **Diffusion.** The stencil is symmetric, so the VJP of ``D∘∇²X`` is ``D∘∇²g``; the
-  9-point stencil is applied separably (``¼·[1 2 1]ᵀ[1 2 1] − 4·δ``) with periodic edge rows
-  and columns, and ``∂L/∂D_i = Σ (∇²g)_i X_i`` reuses the same ``∇²g``.
+* **Diffusion.** The stencil is symmetric, so the VJP of ``D∘∇²X`` is ``D∘∇²g``, with the
+  definition's own Laplacian (:func:`~rdlab.simulate.torch_model.periodic_laplacian`), and
+  ``∂L/∂D_i = Σ (∇²g)_i X_i`` reuses the same ``∇²g``.
 * Parameter gradients per step are small reductions (``(S, K)``, ``(S,)``, scalars), summed
   over steps by autograd and mapped back to ``k, D, f, x_feed`` once per roll-out.
 * **Threads.** A step is a few dozen ops on ~10⁵ values; at such sizes intra-op threads cost
@@ -44,32 +50,34 @@ Array layout is ``(batch, species, y, x)`` throughout.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from rdlab.design.parameters import DesignParameters
 from rdlab.design.trajectory import Trajectory
 from rdlab.errors import ParameterError, StabilityError
-from rdlab.system import FLOW_NUMBER_LIMIT, STENCILS, FlowNoise, diffusion_number_limit
+from rdlab.simulate.torch_model import (
+    C_MAX,
+    euler_iterates,
+    intra_op_threads,
+    noisy_flow_field,
+    periodic_laplacian,
+    stencil_weights,
+)
+from rdlab.system import FLOW_NUMBER_LIMIT, FlowNoise, diffusion_number_limit
 
 __all__ = [
     "C_MAX",
+    "FusedStep",
     "MonomialPlan",
-    "euler_step",
-    "laplacian",
     "noisy_flow",
     "reaction_matrix",
     "rollout",
 ]
-
-C_MAX = 10.0
-"""Upper clip of the public Dense-RDN code (concentration units)."""
 
 _AUTO_THREADS_ELEMENTS = 1 << 20
 
@@ -87,14 +95,18 @@ class MonomialPlan:
 
     Attributes
     ----------
-        n_species: ``S``.
-        n_monomials: ``K``.
-        blocks: per degree ≥ 2: ``(start, stop, parents, species)``; ``parents`` and
-            ``species`` are monomial slots (the species slot of ``X_i`` is ``i + 1``).
-        reaction_monomial: ``(R,)`` slot of each reaction's reactant monomial.
-        pair_monomial, pair_divisor, pair_species, pair_coefficient: ``(P,)`` the nonzero
-            partials ``∂M[pair_monomial]/∂X[pair_species] =
-            pair_coefficient · M[pair_divisor]``.
+    n_species : int
+        ``S``.
+    n_monomials : int
+        ``K``.
+    blocks : tuple
+        Per degree ≥ 2: ``(start, stop, parents, species)``; ``parents`` and ``species`` are
+        monomial slots (the species slot of ``X_i`` is ``i + 1``).
+    reaction_monomial : numpy.ndarray
+        ``(R,)`` slot of each reaction's reactant monomial.
+    pair_monomial, pair_divisor, pair_species, pair_coefficient : numpy.ndarray
+        ``(P,)`` the nonzero partials ``∂M[pair_monomial]/∂X[pair_species] =
+        pair_coefficient · M[pair_divisor]``.
     """
 
     n_species: int
@@ -108,7 +120,18 @@ class MonomialPlan:
 
     @classmethod
     def from_reactant_matrix(cls, R: np.ndarray) -> MonomialPlan:
-        """Plan for reactant matrix ``R (S, R)`` (non-negative integers)."""
+        """Build the plan of a reactant matrix.
+
+        Parameters
+        ----------
+        R : numpy.ndarray
+            Reactant matrix ``(S, R)`` of non-negative integers.
+
+        Returns
+        -------
+        MonomialPlan
+            Every reactant monomial, their divisors and first partials.
+        """
         R = np.asarray(R, dtype=np.int64)
         n_s = R.shape[0]
         needed: set[tuple[int, ...]] = set()
@@ -158,10 +181,12 @@ class MonomialPlan:
 
 @functools.lru_cache(maxsize=32)
 def _plan_cached(shape: tuple[int, int], data: bytes) -> MonomialPlan:
+    """Return the (cached) plan of the reactant matrix stored in ``data``."""
     return MonomialPlan.from_reactant_matrix(np.frombuffer(data, dtype=np.int64).reshape(shape))
 
 
 def _plan(network) -> MonomialPlan:
+    """Return the plan of ``network``'s reactant matrix."""
     R = np.ascontiguousarray(network.reactant_matrix, dtype=np.int64)
     return _plan_cached(R.shape, R.tobytes())
 
@@ -181,6 +206,7 @@ class _PlanTensors:
 
 @functools.lru_cache(maxsize=64)
 def _plan_tensors(plan: MonomialPlan, dtype: torch.dtype, device: torch.device) -> _PlanTensors:
+    """Return ``plan`` as (cached) tensors on ``device``."""
     def idx(a: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(a, dtype=torch.long, device=device)
 
@@ -208,7 +234,7 @@ def _monomials(pt: _PlanTensors, X: torch.Tensor) -> torch.Tensor:
 
 
 def _mm(A: torch.Tensor, M: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """``A (m, k) @ M (B, k, n)`` → ``(B, m, n)``, added to ``out`` in place when given."""
+    """Return ``A (m, k) @ M (B, k, n)`` → ``(B, m, n)``, added to ``out`` when given."""
     if M.shape[0] == 1:  # a plain matrix product (faster than a batched one)
         if out is None:
             return torch.mm(A, M[0]).unsqueeze(0)
@@ -220,8 +246,22 @@ def _mm(A: torch.Tensor, M: torch.Tensor, out: torch.Tensor | None = None) -> to
 
 
 def reaction_matrix(params: DesignParameters, dt: float = 1.0) -> torch.Tensor:
-    """``dt·A = dt·S·diag(k)·C``, shape ``(S, K)``: the reaction term is ``A·M`` over the
-    monomial slots of :class:`MonomialPlan`. Differentiable with respect to the rates.
+    """Return the reaction matrix ``dt·A = dt·S·diag(k)·C`` over the monomial slots.
+
+    The reaction term of a step is ``A·M`` with ``M`` the monomial slots of
+    :class:`MonomialPlan`.
+
+    Parameters
+    ----------
+    params : DesignParameters
+        The network and its rates ``k``.
+    dt : float
+        Time step (s) folded into the matrix.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(S, K)``, differentiable with respect to the rates.
     """
     pt = _plan_tensors(_plan(params.network), params.dtype, params.device)
     S = torch.as_tensor(params.network.stoichiometry, dtype=params.dtype, device=params.device)
@@ -229,74 +269,31 @@ def reaction_matrix(params: DesignParameters, dt: float = 1.0) -> torch.Tensor:
     return A.index_add(1, pt.reaction_monomial, S * (dt * params.rates))
 
 
-# ---------------------------------------------------------------------------- diffusion
-def _separable_9point(stencil: np.ndarray) -> bool:
-    w = np.asarray(stencil, dtype=float)
-    sep = 0.25 * np.outer([1.0, 2.0, 1.0], [1.0, 2.0, 1.0])
-    sep[1, 1] -= 4.0
-    return bool(np.array_equal(w, sep))
-
-
-def _check_stencil(name: str) -> np.ndarray:
-    if name not in STENCILS:
-        raise ParameterError(f"unknown stencil {name!r}; choose one of {sorted(STENCILS)}")
-    w = np.asarray(STENCILS[name], dtype=float)
+# ---------------------------------------------------------------------------- one step
+def _symmetric_stencil(name: str) -> np.ndarray:
+    """Return the weights of stencil ``name``, refusing unknown or asymmetric ones."""
+    w = stencil_weights(name)
     if not np.array_equal(w, w[::-1, ::-1]):  # the backward pass uses ∇²ᵀ = ∇²
         raise ParameterError(f"stencil {name!r} is not symmetric")
     return w
 
 
-def laplacian(X: torch.Tensor, stencil: str = "9-point") -> torch.Tensor:
-    """Periodic Laplacian (unit spacing) of ``X (B, C, y, x)`` with a stencil of
-    :data:`rdlab.system.STENCILS`. The 9-point stencil ``¼[1 2 1]ᵀ[1 2 1] − 4δ`` is applied
-    separably; any other as 3×3 shifts.
-    """
-    w = _check_stencil(stencil)
-    if _separable_9point(w):  # periodic [1 2 1] along y, then along x
-        P = torch.cat([X[..., -1:, :], X, X[..., :1, :]], dim=-2)
-        a = torch.add(P[..., :-2, :], P[..., 2:, :]).add_(X, alpha=2.0)
-        Q = torch.cat([a[..., -1:], a, a[..., :1]], dim=-1)
-        b = torch.add(Q[..., :-2], Q[..., 2:]).add_(a, alpha=2.0)
-        return b.add_(X, alpha=-16.0).mul_(0.25)
-    P = F.pad(X, (1, 1, 1, 1), mode="circular")
-    ny, nx = X.shape[-2:]
-    out = X * float(w[1, 1])
-    for a in range(3):
-        for b in range(3):
-            if (a, b) != (1, 1) and w[a, b] != 0.0:
-                out = out.add_(P[..., a:a + ny, b:b + nx], alpha=float(w[a, b]))
-    return out
-
-
-# ---------------------------------------------------------------------------- one step
-@contextlib.contextmanager
-def intra_op_threads(n: int | None):
-    """Run the enclosed torch ops with ``n`` intra-op threads (``None``: unchanged)."""
-    old = torch.get_num_threads()
-    if n is None or n == old:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 class _EulerStep(torch.autograd.Function):
-    """``Y = clip(X + A·M(X) + D∘∇²X + φ∘(x_feed − X))`` with the step size folded into
-    ``A = dt·A``, ``D = dt·D``, ``φ = dt·(f + ε)``; analytic backward.
+    """``Y = clip(X + A·M(X) + D∘∇²X + φ∘(x_feed − X))``, analytic backward.
+
+    The step size is folded into ``A = dt·A``, ``D = dt·D``, ``φ = dt·(f + ε)``.
     """
 
     @staticmethod
     def forward(ctx, X, A, D, phi, feed, pt: _PlanTensors, stencil: str,
                 c_max: float | None, threads: int | None, track: bool, cache: dict):
+        """Take the step; keep ``X`` and the clip mask for the backward pass."""
         B, S, ny, nx = X.shape
         with intra_op_threads(threads):
             M = _monomials(pt, X)
             U = torch.addcmul(X, phi, feed.view(1, S, 1, 1) - X)  # X + φ(x_feed − X)
             _mm(A, M, out=U.view(B, S, ny * nx))
-            U.addcmul_(D.view(1, S, 1, 1), laplacian(X, stencil))
+            U.addcmul_(D.view(1, S, 1, 1), periodic_laplacian(X, stencil))
             mask = None
             if c_max is not None and track:
                 Y = U.clamp(0.0, c_max)
@@ -312,66 +309,142 @@ class _EulerStep(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gY):
+        """Return the vector–Jacobian products for ``X, A, D, φ, x_feed``."""
         X, A, D, phi, feed, *rest = ctx.saved_tensors
         with intra_op_threads(ctx.threads):
-            return _EulerStep._backward(ctx, gY, X, A, D, phi, feed, rest)
-
-    @staticmethod
-    def _backward(ctx, gY, X, A, D, phi, feed, rest):
-        pt = ctx.pt
-        B, S, ny, nx = X.shape
-        n = ny * nx
-        g = gY * rest[0] if ctx.has_mask else gY.contiguous()
-        need_x, need_a, need_d, need_phi, need_feed = ctx.needs_input_grad[:5]
-        gX = gA = gD = gphi = gfeed = None
-        M = _monomials(pt, X) if (need_x or need_a) else None
-        Lg = laplacian(g, ctx.stencil) if (need_x or need_d) else None
-        if need_x:
-            Apair = ctx.cache.get("Apair")
-            if Apair is None:  # (P, S), the same for every step of a roll-out
-                Apair = (A.index_select(1, pt.pair_monomial) * pt.pair_coefficient).T
-                Apair = ctx.cache["Apair"] = Apair.contiguous()
-            H = _mm(Apair, g.view(B, S, n))  # (B, P, yx): ∂L/∂M at each partial
-            H.mul_(M.index_select(1, pt.pair_divisor))
-            gX = torch.addcmul(g, phi, g, value=-1.0).addcmul_(D.view(1, S, 1, 1), Lg)
-            gX.view(B, S, n).index_add_(1, pt.pair_species, H)
-        if need_a:
-            if B == 1:
-                gA = torch.mm(g.view(S, n), M[0].T)
-            else:
-                gA = torch.matmul(g.view(B, S, n), M.transpose(1, 2)).sum(0)
-        if need_d:
-            gD = (Lg * X).sum((0, 2, 3))
-        if need_phi:
-            gphi = (g * (feed.view(1, S, 1, 1) - X)).sum_to_size(phi.shape)
-        if need_feed:
-            gfeed = (g * phi).sum((0, 2, 3)) if phi.ndim else g.sum((0, 2, 3)) * phi
-        return gX, gA, gD, gphi, gfeed, None, None, None, None, None, None
+            g = gY * rest[0] if ctx.has_mask else gY.contiguous()
+            grads = _step_vjp(ctx, g, X, A, D, phi, feed)
+        return (*grads, None, None, None, None, None, None)
 
 
-def euler_step(params: DesignParameters, X: torch.Tensor, dt: float = 1.0, *,
-               flow_field: torch.Tensor | None = None, clip: bool = True,
-               c_max: float = C_MAX, stencil: str = "9-point") -> torch.Tensor:
-    """One step ``X_t → X_{t+1}`` (see the module docstring); ``X (B, S, y, x)``.
-    ``flow_field`` replaces ``f`` by a per-cell flow ``(B or 1, 1 or S, y, x)``.
+def _state_vjp(ctx, g, X, A, D, phi, M, Lg) -> torch.Tensor:
+    """Return ``∂L/∂X``: flow, diffusion and the exact mass-action partials."""
+    pt = ctx.pt
+    B, S, ny, nx = X.shape
+    Apair = ctx.cache.get("Apair")
+    if Apair is None:  # (P, S), the same for every step of a roll-out
+        Apair = (A.index_select(1, pt.pair_monomial) * pt.pair_coefficient).T
+        Apair = ctx.cache["Apair"] = Apair.contiguous()
+    H = _mm(Apair, g.view(B, S, ny * nx))  # (B, P, yx): ∂L/∂M at each partial
+    H.mul_(M.index_select(1, pt.pair_divisor))
+    gX = torch.addcmul(g, phi, g, value=-1.0).addcmul_(D.view(1, S, 1, 1), Lg)
+    gX.view(B, S, ny * nx).index_add_(1, pt.pair_species, H)
+    return gX
+
+
+def _step_vjp(ctx, g, X, A, D, phi, feed) -> tuple:
+    """Return the gradients of the inputs that need them (``None`` for the others)."""
+    B, S, ny, nx = X.shape
+    need_x, need_a, need_d, need_phi, need_feed = ctx.needs_input_grad[:5]
+    gX = gA = gD = gphi = gfeed = None
+    M = _monomials(ctx.pt, X) if (need_x or need_a) else None
+    Lg = periodic_laplacian(g, ctx.stencil) if (need_x or need_d) else None
+    if need_x:
+        gX = _state_vjp(ctx, g, X, A, D, phi, M, Lg)
+    if need_a:
+        if B == 1:
+            gA = torch.mm(g.view(S, ny * nx), M[0].T)
+        else:
+            gA = torch.matmul(g.view(B, S, ny * nx), M.transpose(1, 2)).sum(0)
+    if need_d:
+        gD = (Lg * X).sum((0, 2, 3))
+    if need_phi:
+        gphi = (g * (feed.view(1, S, 1, 1) - X)).sum_to_size(phi.shape)
+    if need_feed:
+        gfeed = (g * phi).sum((0, 2, 3)) if phi.ndim else g.sum((0, 2, 3)) * phi
+    return gX, gA, gD, gphi, gfeed
+
+
+def _threads_for(threads: int | None | str, elements: int) -> int | None:
+    """Resolve the ``threads`` option of :func:`rollout` for a step of ``elements`` values."""
+    if threads == "auto":
+        return 1 if elements < _AUTO_THREADS_ELEMENTS else None
+    if threads is not None and (not isinstance(threads, (int, np.integer))
+                                or isinstance(threads, bool) or threads < 1):
+        raise ParameterError(f"threads must be a whole number ≥ 1, None or 'auto', got "
+                             f"{threads!r}")
+    return threads
+
+
+class FusedStep:
+    """One roll-out's fused Euler step, a :data:`~rdlab.simulate.torch_model.StepFunction`.
+
+    Calling it with ``(X, flow_field or None)`` gives what
+    :func:`rdlab.simulate.torch_model.euler_step` gives for the same parameters (clipped to
+    ``[0, c_max]`` when ``c_max`` is set), with one autograd node and an analytic backward
+    pass. The operands ``dt·A``, ``dt·D`` and ``dt·f`` are formed once, differentiably.
+
+    Parameters
+    ----------
+    params : DesignParameters
+        Rates, diffusion, flow and feed (shared by the batch).
+    dt : float
+        Time step (s).
+    shape : sequence of int
+        The state's ``(B, S, y, x)`` (sizes the ``"auto"`` thread choice).
+    c_max : float or None
+        Upper clip; ``None`` does not clip.
+    stencil : str
+        A symmetric stencil of :data:`rdlab.system.STENCILS` (unit spacing).
+    threads : int, None or "auto"
+        Intra-op threads inside each step (see :func:`rollout`).
+
+    Raises
+    ------
+    ParameterError
+        For an unknown or asymmetric stencil or a bad ``threads``.
     """
-    traj = rollout(params, X, 1, dt, flow_fields=None if flow_field is None else [flow_field],
-                   clip=clip, c_max=c_max, stencil=stencil)
-    return traj.states[1]
+
+    def __init__(self, params: DesignParameters, dt: float, shape: Sequence[int], *,
+                 c_max: float | None = C_MAX, stencil: str = "9-point",
+                 threads: int | None | str = "auto"):
+        _symmetric_stencil(stencil)
+        self.pt = _plan_tensors(_plan(params.network), params.dtype, params.device)
+        self.dt, self.c_max, self.stencil = dt, c_max, stencil
+        self.A = reaction_matrix(params, dt)
+        self.D = params.diffusion * dt
+        self.phi = params.flow * dt
+        self.feed = params.feed
+        B, _, ny, nx = shape
+        self.threads = _threads_for(threads, B * self.pt.plan.n_monomials * ny * nx)
+        self.track = torch.is_grad_enabled()
+        self.cache: dict = {}
+
+    def __call__(self, X: torch.Tensor, flow_field: torch.Tensor | None = None
+                 ) -> torch.Tensor:
+        """Return the state after one step from ``X (B, S, y, x)``.
+
+        Parameters
+        ----------
+        X : torch.Tensor
+            The state ``(B, S, y, x)``.
+        flow_field : torch.Tensor or None
+            Per-cell flow ``(B or 1, 1 or S, y, x)`` replacing ``f``.
+
+        Returns
+        -------
+        torch.Tensor
+            The next state.
+        """
+        phi = self.phi if flow_field is None else flow_field * self.dt
+        return _EulerStep.apply(X, self.A, self.D, phi, self.feed, self.pt, self.stencil,
+                                self.c_max, self.threads, self.track, self.cache)
 
 
 # ---------------------------------------------------------------------------- roll-out
-def _check_number(value, name: str, positive: bool = True) -> float:
+def _check_number(value, name: str) -> float:
+    """Return ``value`` as a float, refusing anything but a finite number > 0."""
     try:
         v = float(value)
     except (TypeError, ValueError):
         raise ParameterError(f"{name} must be a number, got {value!r}") from None
-    if not np.isfinite(v) or (positive and v <= 0):
+    if not np.isfinite(v) or v <= 0:
         raise ParameterError(f"{name} must be a finite number > 0, got {value!r}")
     return v
 
 
 def _check_flow_field(ff, step: int, X: torch.Tensor) -> torch.Tensor:
+    """Return flow field ``ff`` of ``step`` in ``X``'s dtype/device, refusing bad shapes."""
     if not isinstance(ff, torch.Tensor):
         raise ParameterError(f"flow field of step {step} is a {type(ff).__name__}, not a "
                              "tensor")
@@ -385,43 +458,8 @@ def _check_flow_field(ff, step: int, X: torch.Tensor) -> torch.Tensor:
     return ff
 
 
-def rollout(params: DesignParameters, X0: torch.Tensor, n_steps: int, dt: float = 1.0, *,
-            flow_fields: FlowFields | None = None, clip: bool = True, c_max: float = C_MAX,
-            stencil: str = "9-point", threads: int | None | str = "auto") -> Trajectory:
-    """Forward Euler for ``n_steps`` steps of ``dt`` (s) from ``X0 (B, S, y, x)``.
-
-    Returns a :class:`~rdlab.design.trajectory.Trajectory` holding all ``n_steps + 1`` states,
-    differentiable with respect to ``X0`` and every (non-fixed) parameter of ``params``.
-
-    Args:
-        params: rates, diffusion, flow and feed (shared by the batch).
-        X0: initial concentrations, same dtype/device as ``params``.
-        n_steps: number of Euler steps ``T ≥ 0``.
-        dt: time step (s). ``max(D)·dt`` must stay within the stencil's explicit limit
-            (0.5 for the 9-point stencil) and ``f·dt ≤ 2``.
-        flow_fields: noisy drive: per-step flow ``(B or 1, 1 or S, y, x)`` replacing ``f``
-            (``f + ε`` in the paper's eq. 12), as a sequence of at least ``n_steps`` tensors
-            or a callable ``step → tensor``; they may depend on ``params.flow``
-            differentiably (see :func:`noisy_flow`).
-        clip: clip each new state to ``[0, c_max]`` (the public code's behaviour, not in the
-            paper's equations).
-        c_max: upper clip (default 10).
-        stencil: a name of :data:`rdlab.system.STENCILS` (unit spacing).
-        threads: intra-op threads for each step's forward and backward pass; ``None`` keeps
-            torch's setting; ``"auto"`` (default) uses one thread when a step's largest
-            tensor (the monomials, ``B·K·y·x`` values) is under 2²⁰ elements — a step is a
-            few dozen ops on ~10⁵ values, where thread synchronisation costs more than it
-            saves (far more when the cores are shared) — and torch's setting otherwise.
-    """
-    if not isinstance(params, DesignParameters):
-        raise ParameterError(f"params must be DesignParameters, got {type(params).__name__}")
-    if (not isinstance(n_steps, (int, np.integer)) or isinstance(n_steps, bool)
-            or n_steps < 0):
-        raise ParameterError(f"number of steps must be a whole number ≥ 0, got {n_steps!r}")
-    dt = _check_number(dt, "dt")
-    if clip:
-        c_max = _check_number(c_max, "c_max")
-    w = _check_stencil(stencil)
+def _check_state(params: DesignParameters, X0) -> None:
+    """Refuse an initial state of the wrong type, shape, dtype or device."""
     if not isinstance(X0, torch.Tensor) or X0.ndim != 4 or X0.shape[1] != params.n_species:
         shape = tuple(X0.shape) if isinstance(X0, torch.Tensor) else type(X0).__name__
         raise ParameterError(f"initial state has shape {shape}; expected (batch, "
@@ -429,66 +467,135 @@ def rollout(params: DesignParameters, X0: torch.Tensor, n_steps: int, dt: float 
     if X0.dtype != params.dtype or X0.device != params.device:
         raise ParameterError(f"initial state is {X0.dtype} on {X0.device} but the parameters "
                              f"are {params.dtype} on {params.device}")
-    limit = diffusion_number_limit(w)
+
+
+def _check_stability(params: DesignParameters, dt: float, stencil: str, noisy: bool) -> None:
+    """Refuse a step beyond the explicit limits of the stencil and of a constant flow.
+
+    The limits are written once in :mod:`rdlab.system`: ``diffusion_number_limit`` and
+    ``FLOW_NUMBER_LIMIT``.
+    """
+    limit = diffusion_number_limit(_symmetric_stencil(stencil))
     d_max = float(params.diffusion.detach().max())
     if d_max * dt > limit:
         raise StabilityError(f"max D·dt = {d_max * dt:g} exceeds the explicit limit {limit:g} "
                              f"of the {stencil} stencil; reduce dt or D")
-    if flow_fields is None and float(params.flow.detach()) * dt > FLOW_NUMBER_LIMIT:
+    if not noisy and float(params.flow.detach()) * dt > FLOW_NUMBER_LIMIT:
         raise StabilityError(f"f·dt = {float(params.flow.detach()) * dt:g} exceeds "
                              f"{FLOW_NUMBER_LIMIT:g}; reduce dt or the flow")
-    if flow_fields is not None and not callable(flow_fields):
+
+
+def _field_source(flow_fields: FlowFields | None, n_steps: int, X0: torch.Tensor
+                  ) -> Callable[[int], torch.Tensor] | None:
+    """Return ``step → checked flow field`` for :func:`euler_iterates` (``None``: no noise)."""
+    if flow_fields is None:
+        return None
+    if not callable(flow_fields):
         flow_fields = list(flow_fields)
         if len(flow_fields) < n_steps:
             raise ParameterError(f"{len(flow_fields)} flow fields for {n_steps} steps")
+    get = flow_fields if callable(flow_fields) else flow_fields.__getitem__
+    return lambda t: _check_flow_field(get(t), t, X0)
 
-    pt = _plan_tensors(_plan(params.network), params.dtype, params.device)
-    A = reaction_matrix(params, dt)
-    D = params.diffusion * dt
-    phi_const = params.flow * dt
-    feed = params.feed
-    cache: dict = {}
-    track = torch.is_grad_enabled()
-    B, _, ny, nx = X0.shape
-    if threads == "auto":
-        threads = 1 if B * pt.plan.n_monomials * ny * nx < _AUTO_THREADS_ELEMENTS else None
-    elif threads is not None and (not isinstance(threads, (int, np.integer))
-                                  or isinstance(threads, bool) or threads < 1):
-        raise ParameterError(f"threads must be a whole number ≥ 1, None or 'auto', got "
-                             f"{threads!r}")
-    c = c_max if clip else None
-    states = [X0]
-    used: list[torch.Tensor] = []
-    X = X0
-    for t in range(n_steps):
-        if flow_fields is None:
-            phi = phi_const
-        else:
-            ff = flow_fields(t) if callable(flow_fields) else flow_fields[t]
-            ff = _check_flow_field(ff, t, X0)
-            used.append(ff)
-            phi = ff * dt
-        X = _EulerStep.apply(X, A, D, phi, feed, pt, stencil, c, threads, track, cache)
+
+def rollout(params: DesignParameters, X0: torch.Tensor, n_steps: int, dt: float = 1.0, *,
+            flow_fields: FlowFields | None = None, clip: bool = True, c_max: float = C_MAX,
+            stencil: str = "9-point", threads: int | None | str = "auto") -> Trajectory:
+    """Integrate by forward Euler with the fused step and return the whole trajectory.
+
+    Parameters
+    ----------
+    params : DesignParameters
+        Rates, diffusion, flow and feed (shared by the batch).
+    X0 : torch.Tensor
+        Initial concentrations ``(B, S, y, x)``, same dtype/device as ``params``.
+    n_steps : int
+        Number of Euler steps ``T ≥ 0``.
+    dt : float
+        Time step (s). ``max(D)·dt`` must stay within the stencil's explicit limit (0.5 for
+        the 9-point stencil) and ``f·dt ≤ 2``.
+    flow_fields : sequence of torch.Tensor, callable or None
+        Noisy drive: per-step flow ``(B or 1, 1 or S, y, x)`` replacing ``f`` (``f + ε`` in
+        the paper's eq. 12), as a sequence of at least ``n_steps`` tensors or a callable
+        ``step → tensor``; they may depend on ``params.flow`` differentiably (see
+        :func:`noisy_flow`).
+    clip : bool
+        Clip each new state to ``[0, c_max]`` (the public code's behaviour, not in the
+        paper's equations).
+    c_max : float
+        Upper clip (default 10).
+    stencil : str
+        A name of :data:`rdlab.system.STENCILS` (unit spacing).
+    threads : int, None or "auto"
+        Intra-op threads for each step's forward and backward pass; ``None`` keeps torch's
+        setting; ``"auto"`` (default) uses one thread when a step's largest tensor (the
+        monomials, ``B·K·y·x`` values) is under 2²⁰ elements — a step is a few dozen ops on
+        ~10⁵ values, where thread synchronisation costs more than it saves (far more when
+        the cores are shared) — and torch's setting otherwise.
+
+    Returns
+    -------
+    Trajectory
+        All ``n_steps + 1`` states (``states[0]`` is ``X0``), differentiable with respect to
+        ``X0`` and every (non-fixed) parameter of ``params``; the flow fields used when the
+        drive is noisy.
+
+    Raises
+    ------
+    ParameterError
+        For bad parameters, state, steps, ``dt``, ``c_max``, stencil, flow fields or threads.
+    StabilityError
+        For a step beyond the explicit stability limits.
+    """
+    if not isinstance(params, DesignParameters):
+        raise ParameterError(f"params must be DesignParameters, got {type(params).__name__}")
+    if (not isinstance(n_steps, (int, np.integer)) or isinstance(n_steps, bool)
+            or n_steps < 0):
+        raise ParameterError(f"number of steps must be a whole number ≥ 0, got {n_steps!r}")
+    dt = _check_number(dt, "dt")
+    c = _check_number(c_max, "c_max") if clip else None
+    _check_state(params, X0)
+    _check_stability(params, dt, stencil, noisy=flow_fields is not None)
+    fields = _field_source(flow_fields, n_steps, X0)
+    step = FusedStep(params, dt, X0.shape, c_max=c, stencil=stencil, threads=threads)
+    states, used = [X0], []
+    for X, ff in euler_iterates(step, X0, n_steps, fields):
         states.append(X)
+        used.append(ff)
     return Trajectory(states=states, dt=dt, rates=params.rates, diffusion=params.diffusion,
                       flow=params.flow, feed=params.feed, network=params.network,
-                      flow_fields=used if flow_fields is not None else None)
+                      flow_fields=used if fields is not None else None)
 
 
 # ---------------------------------------------------------------------------- noisy flow
 def noisy_flow(params: DesignParameters, noise: FlowNoise, shape: Sequence[int],
                generator: torch.Generator | None = None) -> Callable[[int], torch.Tensor]:
-    """A ``step → flow field`` callable for :func:`rollout`: ``smooth(max(f + U(−a, a), 0))``
-    as :func:`rdlab.simulate.torch_engine.flow_field` (differentiable with respect to
-    ``params.flow``), one fresh draw per call from ``generator``; ``shape`` is the state's
-    ``(B, S, y, x)``. One field shared by all species unless ``noise.per_species``.
-    """
-    from rdlab.simulate import torch_engine as te
+    """Return a ``step → flow field`` callable for :func:`rollout`.
 
+    Each call draws a fresh field ``smooth(max(f + U(−a, a), 0))``
+    (:func:`rdlab.simulate.torch_model.noisy_flow_field`, differentiable with respect to
+    ``params.flow``); one field shared by all species unless ``noise.per_species``.
+
+    Parameters
+    ----------
+    params : DesignParameters
+        Its flow, dtype and device are used.
+    noise : rdlab.system.FlowNoise
+        Amplitude ``a``, smoothing width and per-species flag.
+    shape : sequence of int
+        The state's ``(B, S, y, x)``.
+    generator : torch.Generator or None
+        Source of the draws.
+
+    Returns
+    -------
+    callable
+        ``step → (B, 1 or S, y, x)`` flow field.
+    """
     B = int(shape[0])
 
     def field(step: int) -> torch.Tensor:
-        raw = te.raw_noise(generator, noise, shape, params.dtype, params.device)
-        return te.flow_field(params.flow.expand(B), noise, raw)
+        return noisy_flow_field(params.flow.expand(B), noise, generator, shape, params.dtype,
+                                params.device)
 
     return field

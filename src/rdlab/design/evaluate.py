@@ -1,11 +1,12 @@
-"""Checks of an optimised design (appendix A.1 and D.4): long roll-outs, smaller time
-steps, and the four control conditions.
+"""Checks of an optimised design: long roll-outs, smaller time steps, the four controls.
 
-A metric is followed along a roll-out without storing it (memory stays at one state however
-long the horizon): the target correlation (Pearson r of the target species with the target
-image), the entropy production of the configured parts (σ_D and/or σ_R), or the encoder's
-bit accuracy. Roll-outs step the model's definition (:mod:`rdlab.simulate.torch_engine`)
-with one parameter set per sample, so all randomisations of a control run as one batch.
+The checks of appendix A.1 and D.4. A metric is followed along a roll-out without storing
+it (memory stays at one state however long the horizon): the target correlation (Pearson r
+of the target species with the target image), the entropy production of the configured
+parts (σ_D and/or σ_R), or the encoder's bit accuracy. Roll-outs step the model's
+definition (:mod:`rdlab.simulate.torch_model`, or the fast engine through
+:func:`rdlab.simulate.simulate`) with one parameter set per sample, so all randomisations
+of a control run as one batch.
 
 Controls (paper D.4), ``n`` samples each:
 
@@ -21,13 +22,13 @@ Controls (paper D.4), ``n`` samples each:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from rdlab.design.dynamics import intra_op_threads
 from rdlab.design.entropy import diffusion_entropy_production, reaction_entropy_production
 from rdlab.design.generator import sample_z
 from rdlab.design.objectives import Dissipation, pearson_correlation
@@ -35,12 +36,15 @@ from rdlab.design.optimise import DesignModel
 from rdlab.design.parameters import DesignParameters
 from rdlab.errors import ParameterError
 from rdlab.simulate import simulate
-from rdlab.simulate.torch_engine import (
+from rdlab.simulate.torch_model import (
+    C_MAX,
     NetworkTensors,
+    StepFunction,
     TorchParameters,
-    euler_step,
-    flow_field,
-    raw_noise,
+    euler_iterates,
+    intra_op_threads,
+    model_step,
+    noisy_flow_field,
 )
 from rdlab.simulate.trackers import RunawayGuard, RunView, Tracker
 from rdlab.system import Grid, System
@@ -53,8 +57,22 @@ Metric = Callable[[torch.Tensor, TorchParameters], torch.Tensor]
 
 
 def finite_mean(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
-    """Mean over the finite entries (runs that blew up are NaN), NaN where there are none —
-    without numpy's "mean of empty slice" warning; the counts are reported alongside.
+    """Return the mean over the finite entries (runs that blew up are NaN).
+
+    NaN where there are none, without numpy's "mean of empty slice" warning; the counts are
+    reported alongside.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        The values.
+    axis : int or None
+        Axis to average over; ``None`` averages everything.
+
+    Returns
+    -------
+    numpy.ndarray or float
+        The means (a float when ``axis`` is ``None``).
     """
     values = np.asarray(values, float)
     ok = np.isfinite(values)
@@ -67,17 +85,38 @@ def finite_mean(values: np.ndarray, axis: int | None = None) -> np.ndarray | flo
 
 @dataclass
 class MetricCurves:
-    """A metric against time for several conditions: ``values[name]`` is
-    ``(n_runs, n_times)`` (NaN after a run blew up).
+    """A metric against time for several conditions.
+
+    Attributes
+    ----------
+    metric : str
+        The metric's name.
+    times : numpy.ndarray
+        ``(n_times,)`` in seconds.
+    values : dict of str to numpy.ndarray
+        ``values[name]`` is ``(n_runs, n_times)`` (NaN after a run blew up).
+    frames : numpy.ndarray or None
+        ``(n_times, S, H, W)`` of the first optimized run, when kept.
     """
 
     metric: str
     times: np.ndarray
     values: dict[str, np.ndarray]
-    frames: np.ndarray | None = None  # (n_times, S, H, W) of the first optimized run
+    frames: np.ndarray | None = None
 
     def summary(self, t_max: float | None = None) -> dict[str, dict[str, float]]:
-        """Mean and std over runs and times (up to ``t_max``) per condition."""
+        """Return the mean and std over runs and times per condition.
+
+        Parameters
+        ----------
+        t_max : float or None
+            Only times up to ``t_max`` (s); ``None`` for all.
+
+        Returns
+        -------
+        dict
+            Per condition: ``mean``, ``std``, ``runs`` (finite runs) and ``of`` (all runs).
+        """
         keep = np.ones_like(self.times, bool) if t_max is None else self.times <= t_max
         out = {}
         for name, v in self.values.items():
@@ -90,9 +129,25 @@ class MetricCurves:
 
 
 def metric_function(model: DesignModel, metric: str) -> Metric:
-    """``metric(X (B,S,H,W), params) → (B,)`` for ``metric`` in ``correlation``,
-    ``dissipation`` (the parts the loss uses, σ_D by default), ``diffusion``,
-    ``reaction``.
+    """Return the function ``metric(X (B, S, H, W), params) → (B,)`` of a metric's name.
+
+    Parameters
+    ----------
+    model : DesignModel
+        The design (its target image, loss terms and network).
+    metric : str
+        ``correlation`` (of the target species with the target image), ``dissipation``
+        (the parts the loss uses, σ_D by default), ``diffusion`` or ``reaction``.
+
+    Returns
+    -------
+    callable
+        ``(X, params) → (B,)``.
+
+    Raises
+    ------
+    ParameterError
+        For an unknown metric, or ``correlation`` without a target image.
     """
     if metric == "correlation":
         if model.target is None:
@@ -134,9 +189,10 @@ def _fast_system(model: DesignModel, params: TorchParameters, shape) -> System:
 
 
 class _Measurements(Tracker):
-    """Follows ``metric`` at ``steps`` (after step 0) without storing the states: a sample
-    stopped by the guard (it blew up) is NaN from then on; ``frames`` keeps the first
-    sample's state at each step when asked.
+    """Follow ``metric`` at ``steps`` (after step 0) without storing the states.
+
+    A sample stopped by the guard (it blew up) is NaN from then on; ``frames`` keeps the
+    first sample's state at each step when asked.
     """
 
     def __init__(self, steps: list[int], metric: Metric, params: TorchParameters,
@@ -163,8 +219,9 @@ class _Measurements(Tracker):
 
 @torch.no_grad()
 def _rollout_metric_fast(model, params, X0, n_steps, dt, metric, record_every, keep_frames):
-    """The same as :func:`rollout_metric` on the fast engine (no flow noise), in float32
-    through the front door; a sample that blows up is dropped (NaN from the check that
+    """Do :func:`rollout_metric` on the fast engine (no flow noise), in float32.
+
+    Through the front door; a sample that blows up is dropped (NaN from the check that
     found it on) while the others go on.
     """
     system = _fast_system(model, params, X0.shape)
@@ -187,102 +244,194 @@ def rollout_metric(model: DesignModel, params: TorchParameters, X0: torch.Tensor
                    n_steps: int, dt: float, metric: Metric, record_every: int = 1,
                    seed: int = 0, keep_frames: bool = False, engine: str = "fast"
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Follow ``metric`` along ``n_steps`` Euler steps of ``dt`` from ``X0 (B,S,H,W)`` with
-    per-sample ``params``. Returns ``(times (n,), values (B, n), frames)``; a sample whose
-    state stops being finite gets NaN from then on. ``frames``: the first sample's states
-    at the recorded times when ``keep_frames``.
+    """Follow a metric along a roll-out without storing the states.
 
     ``engine="fast"`` (used without flow noise) steps the numba engine, which has no clip:
     the check runs the model's equations as written (the clip to [0, 10] is the authors'
-    numerical safeguard during optimisation); ``"torch"`` steps the torch definition with
-    the config's clip (and the noisy flow, which the fast engine lacks).
+    numerical safeguard during optimisation); ``"torch"`` steps the torch definition
+    (:func:`rdlab.simulate.torch_model.euler_step`) with the config's clip (and the noisy
+    flow, which the fast engine lacks).
+
+    Parameters
+    ----------
+    model : DesignModel
+        The design (network, config's clip, flow noise).
+    params : TorchParameters
+        Per-sample parameters.
+    X0 : torch.Tensor
+        Initial states ``(B, S, H, W)``.
+    n_steps : int
+        Number of Euler steps.
+    dt : float
+        Time step (s).
+    metric : callable
+        ``(X, params) → (B,)``, e.g. from :func:`metric_function`.
+    record_every : int
+        Steps between recorded values (the last step is always recorded).
+    seed : int
+        Seed of the flow noise draws (torch engine).
+    keep_frames : bool
+        Keep the first sample's states at the recorded times.
+    engine : str
+        ``"fast"`` or ``"torch"``.
+
+    Returns
+    -------
+    times : numpy.ndarray
+        ``(n,)`` recorded times (s).
+    values : numpy.ndarray
+        ``(B, n)``; a sample whose state stops being finite gets NaN from then on.
+    frames : numpy.ndarray or None
+        ``(n, S, H, W)`` when ``keep_frames``.
     """
     if model.noise is None and engine == "fast":
         return _rollout_metric_fast(model, params, X0, n_steps, dt, metric, record_every,
                                     keep_frames)
     grid = Grid(X0.shape[-2], X0.shape[-1], stencil="9-point")
     net = NetworkTensors.from_network(model.params.network, grid, X0.dtype)
-    rng = torch.Generator().manual_seed(seed)
-    X = X0.clone()
-    dead = torch.zeros(X.shape[0], dtype=torch.bool)
+    dead = torch.zeros(X0.shape[0], dtype=torch.bool)
+    step = _zeroing_dead(model_step(net, params, dt, C_MAX if model.config.model.clip
+                                    else None), dead)
+    fields = None
+    if model.noise is not None:
+        rng = torch.Generator().manual_seed(seed)
+        fields = functools.partial(_noise_field, params.flow, model.noise, rng, X0)
     # small states step faster on one thread (thread start-up dominates, worse when shared)
-    with intra_op_threads(1 if X.numel() * net.n_reactions < 2**22 else None):
-        return _follow(model, net, params, X, n_steps, dt, metric, record_every, rng,
+    with intra_op_threads(1 if X0.numel() * net.n_reactions < 2**22 else None):
+        return _follow(step, fields, params, X0.clone(), n_steps, dt, metric, record_every,
                        keep_frames, dead)
 
 
-def _follow(model, net, params, X, n_steps, dt, metric, record_every, rng, keep_frames, dead):
-    cfg = model.config
-    times, values, frames = [], [], []
-    for step in range(n_steps + 1):
-        if step % record_every == 0 or step == n_steps:
-            v = metric(X, params)
-            v = torch.where(dead | ~torch.isfinite(v), torch.full_like(v, float("nan")), v)
-            times.append(step * dt)
-            values.append(v.cpu().numpy())
-            if keep_frames:
-                frames.append(X[0].cpu().numpy())
-        if step == n_steps:
-            break
-        ff = None
-        if model.noise is not None:
-            ff = flow_field(params.flow, model.noise,
-                            raw_noise(rng, model.noise, X.shape, X.dtype, X.device))
-        X = euler_step(net, params, X, dt, ff)
-        if cfg.model.clip:
-            X = X.clamp(0.0, 10.0)
+def _noise_field(flow, noise, rng, X0, step: int) -> torch.Tensor:
+    """Draw the noisy flow of one step (the same for every step index)."""
+    return noisy_flow_field(flow, noise, rng, X0.shape, X0.dtype, X0.device)
+
+
+def _zeroing_dead(step: StepFunction, dead: torch.Tensor) -> StepFunction:
+    """Return ``step`` followed by marking non-finite samples in ``dead`` and zeroing them."""
+    def guarded(X: torch.Tensor, ff: torch.Tensor | None) -> torch.Tensor:
+        X = step(X, ff)
         bad = ~torch.isfinite(X.reshape(X.shape[0], -1)).all(dim=1)
-        dead |= bad
-        X = torch.where(bad[:, None, None, None], torch.zeros_like(X), X)
+        dead.logical_or_(bad)
+        return torch.where(bad[:, None, None, None], torch.zeros_like(X), X)
+    return guarded
+
+
+def _follow(step, fields, params, X, n_steps, dt, metric, record_every, keep_frames, dead):
+    """Step ``X`` for ``n_steps`` and record ``metric`` (NaN for ``dead`` samples)."""
+    times, values, frames = [], [], []
+
+    def record(t: int, X: torch.Tensor) -> None:
+        v = metric(X, params)
+        v = torch.where(dead | ~torch.isfinite(v), torch.full_like(v, float("nan")), v)
+        times.append(t * dt)
+        values.append(v.cpu().numpy())
+        if keep_frames:
+            frames.append(X[0].cpu().numpy())
+
+    record(0, X)
+    for t, (Y, _) in enumerate(euler_iterates(step, X, n_steps, fields), start=1):
+        if t % record_every == 0 or t == n_steps:
+            record(t, Y)
     return (np.asarray(times), np.stack(values, axis=1),
             np.stack(frames) if keep_frames else None)
+
+
+def _random_x0(X_opt: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Draw X0 i.i.d. per cell from N(mean, std) of ``X_opt`` per species, truncated at 0."""
+    mean = X_opt.mean(dim=(0, 2, 3), keepdim=True)
+    std = X_opt.std(dim=(0, 2, 3), keepdim=True)
+    return (mean + std * torch.randn(X_opt.shape, generator=gen,
+                                     dtype=X_opt.dtype)).clamp(min=0.0)
+
+
+def _initial_parameters(model: DesignModel, n: int, rng: np.random.Generator
+                        ) -> TorchParameters:
+    """Return ``n`` parameter sets at the paper's initialisation (one seed each)."""
+    p_opt = model.params
+    inits = [DesignParameters.initial(p_opt.network, int(s), p_opt.dtype,
+                                      flow=model.config.model.flow)
+             for s in rng.integers(0, 2**31, size=n)]
+    return TorchParameters(torch.stack([q.rates.detach() for q in inits]),
+                           torch.stack([q.diffusion.detach() for q in inits]),
+                           torch.stack([q.flow.detach() for q in inits]),
+                           torch.stack([q.feed.detach() for q in inits]))
+
+
+def _random_parameters(model: DesignModel, params: TorchParameters,
+                       rng: np.random.Generator) -> TorchParameters:
+    """Redraw rates and D from N(mean, std) of the optimised ones (truncated, clipped)."""
+    p_opt, n = model.params, params.batch_size
+    k, D = p_opt.rates.detach().numpy(), p_opt.diffusion.detach().numpy()
+    lo, hi = p_opt.diffusion_bounds.tolist()
+    rates = np.clip(rng.normal(k.mean(), k.std(), size=(n, k.size)), 0.0, None)
+    diff = np.clip(rng.normal(D.mean(), D.std(), size=(n, D.size)), lo, hi)
+    return TorchParameters(torch.as_tensor(rates, dtype=p_opt.dtype),
+                           torch.as_tensor(diff, dtype=p_opt.dtype), params.flow, params.feed)
+
+
+def _condition_inputs(model: DesignModel, name: str, X_opt: torch.Tensor, n: int,
+                      gen: torch.Generator, rng: np.random.Generator
+                      ) -> tuple[TorchParameters, torch.Tensor]:
+    """Return the parameters and initial states of control condition ``name``."""
+    params = model.params.as_torch_parameters(n).detach()
+    if name == "Random X0":
+        return params, _random_x0(X_opt, gen)
+    if name == "Initial θΨ":
+        return _initial_parameters(model, n, rng), X_opt
+    if name == "Random θΨ":
+        return _random_parameters(model, params, rng), X_opt
+    return params, X_opt
 
 
 @torch.no_grad()
 def control_curves(model: DesignModel, metric: str, n_steps: int, dt: float, *, n: int = 32,
                    record_every: int = 1, seed: int = 0,
                    conditions: tuple[str, ...] = CONTROL_CONDITIONS) -> MetricCurves:
-    """``metric`` against time for each control condition (module docstring), ``n`` runs
-    each, ``n_steps`` steps of ``dt``.
+    """Follow a metric against time for each control condition (module docstring).
+
+    Parameters
+    ----------
+    model : DesignModel
+        The optimised design.
+    metric : str
+        A name for :func:`metric_function`.
+    n_steps : int
+        Number of Euler steps.
+    dt : float
+        Time step (s).
+    n : int
+        Runs per condition.
+    record_every : int
+        Steps between recorded values.
+    seed : int
+        Seed of the draws (z, random X0 and θΨ, noise).
+    conditions : tuple of str
+        Some of :data:`CONTROL_CONDITIONS`.
+
+    Returns
+    -------
+    MetricCurves
+        The values per condition; the frames of the first optimized run.
+
+    Raises
+    ------
+    ParameterError
+        For an unknown condition or metric.
     """
     unknown = set(conditions) - set(CONTROL_CONDITIONS)
     if unknown:
         raise ParameterError(f"unknown control conditions {sorted(unknown)}; choose from "
                              f"{list(CONTROL_CONDITIONS)}")
     fn = metric_function(model, metric)
-    cfg = model.config
     gen = torch.Generator().manual_seed(seed)
-    z = sample_z(n, cfg.generator.z_bits, gen)
+    z = sample_z(n, model.config.generator.z_bits, gen)
     X_opt = model.generator(z.to(model.params.dtype)).detach()
-    p_opt = model.params
     out: dict[str, np.ndarray] = {}
-    frames = None
-    times = None
+    frames = times = None
     rng = np.random.default_rng(seed)
     for name in conditions:
-        params = p_opt.as_torch_parameters(n).detach()
-        X0 = X_opt
-        if name == "Random X0":
-            mean = X_opt.mean(dim=(0, 2, 3), keepdim=True)
-            std = X_opt.std(dim=(0, 2, 3), keepdim=True)
-            X0 = (mean + std * torch.randn(X_opt.shape, generator=gen,
-                                           dtype=X_opt.dtype)).clamp(min=0.0)
-        elif name == "Initial θΨ":
-            inits = [DesignParameters.initial(p_opt.network, int(s), p_opt.dtype,
-                                              flow=cfg.model.flow)
-                     for s in rng.integers(0, 2**31, size=n)]
-            params = TorchParameters(torch.stack([q.rates.detach() for q in inits]),
-                                     torch.stack([q.diffusion.detach() for q in inits]),
-                                     torch.stack([q.flow.detach() for q in inits]),
-                                     torch.stack([q.feed.detach() for q in inits]))
-        elif name == "Random θΨ":
-            k, D = p_opt.rates.detach().numpy(), p_opt.diffusion.detach().numpy()
-            lo, hi = p_opt.diffusion_bounds.tolist()
-            rates = np.clip(rng.normal(k.mean(), k.std(), size=(n, k.size)), 0.0, None)
-            diff = np.clip(rng.normal(D.mean(), D.std(), size=(n, D.size)), lo, hi)
-            params = TorchParameters(torch.as_tensor(rates, dtype=p_opt.dtype),
-                                     torch.as_tensor(diff, dtype=p_opt.dtype),
-                                     params.flow, params.feed)
+        params, X0 = _condition_inputs(model, name, X_opt, n, gen, rng)
         t, v, fr = rollout_metric(model, params, X0, n_steps, dt, fn, record_every, seed,
                                   keep_frames=name == "Optimized")
         out[name], times = v, t

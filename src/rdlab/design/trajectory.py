@@ -1,9 +1,10 @@
 """What an objective sees: one differentiable roll-out of the model.
 
-A :class:`Trajectory` is the hand-over point between the dynamics (:mod:`.dynamics`) and the
-loss terms (:mod:`.objectives`): the states after every Euler step, the step size and the
-parameters that produced them. Everything is a torch tensor in concentration units, so every
-loss term is differentiable with respect to the parameters and the generator.
+A :class:`Trajectory` is the hand-over point between the dynamics
+(:mod:`rdlab.design.dynamics`) and the loss terms (:mod:`rdlab.design.objectives`): the
+states after every Euler step, the step size and the parameters that produced them.
+Everything is a torch tensor in concentration units, so every loss term is differentiable
+with respect to the parameters and the generator.
 """
 
 from __future__ import annotations
@@ -21,18 +22,27 @@ class Trajectory:
 
     Attributes
     ----------
-        states: ``T + 1`` tensors ``(batch, species, y, x)``: ``states[t]`` is the state after
-            ``t`` steps of ``dt`` (``states[0]`` is the initial state ``X_0``).
-        dt: time step (s).
-        rates: rate constants ``(n_reactions,)`` in the order of ``network``.
-        diffusion: diffusion coefficients ``(species,)`` (cells²/s).
-        flow: flow rate, a 0-d tensor (1/s).
-        feed: feed concentrations ``(species,)``.
-        network: the (dense) reaction network; its reverse pairs define the reaction
-            entropy production.
-        z: the generator's input bits ``(batch, n_bits)`` in {0, 1}, or ``None``.
-        flow_fields: per-step flow ``(batch, 1, y, x)`` when the drive is noisy, else ``None``
-            (``flow_fields[t]`` drove the step from ``states[t]`` to ``states[t + 1]``).
+    states : list of torch.Tensor
+        ``T + 1`` tensors ``(batch, species, y, x)``: ``states[t]`` is the state after ``t``
+        steps of ``dt`` (``states[0]`` is the initial state ``X_0``).
+    dt : float
+        Time step (s).
+    rates : torch.Tensor
+        Rate constants ``(n_reactions,)`` in the order of ``network``.
+    diffusion : torch.Tensor
+        Diffusion coefficients ``(species,)`` (cells²/s).
+    flow : torch.Tensor
+        Flow rate, a 0-d tensor (1/s).
+    feed : torch.Tensor
+        Feed concentrations ``(species,)``.
+    network : rdlab.chemistry.network.ReactionNetwork
+        The (dense) reaction network; its reverse pairs define the reaction entropy
+        production.
+    z : torch.Tensor or None
+        The generator's input bits ``(batch, n_bits)`` in {0, 1}, or ``None``.
+    flow_fields : list of torch.Tensor or None
+        Per-step flow ``(batch, 1, y, x)`` when the drive is noisy, else ``None``
+        (``flow_fields[t]`` drove the step from ``states[t]`` to ``states[t + 1]``).
     """
 
     states: list[torch.Tensor]
@@ -47,8 +57,15 @@ class Trajectory:
 
     @property
     def n_steps(self) -> int:
+        """Number of Euler steps ``T``."""
         return len(self.states) - 1
 
     def steps(self) -> list[torch.Tensor]:
-        """The state changes ``ΔX_t = X_{t+1} − X_t``, ``T`` tensors ``(batch, species, y, x)``."""
+        """Return the state changes ``ΔX_t = X_{t+1} − X_t``.
+
+        Returns
+        -------
+        list of torch.Tensor
+            ``T`` tensors ``(batch, species, y, x)``.
+        """
         return [b - a for a, b in zip(self.states[:-1], self.states[1:])]
