@@ -1,5 +1,7 @@
-"""Pictures of a parameter scan: the (k, f) phase map, confusion matrices, training curves
-and montages of the patterns assigned to one class.
+"""Pictures of a parameter scan and of a classifier.
+
+The (k, f) phase map, confusion matrices, training curves and montages of the patterns
+assigned to one class.
 
 A scan is ``n`` points ``(k_i, f_i)`` of the Gray–Scott model, each with a predicted class
 index ``labels[i]`` into ``classes`` (−1: unclassified) and optionally a row of class
@@ -62,7 +64,7 @@ UNCLASSIFIED_NAME = "unclassified"
 
 
 def _extra_colors(n: int) -> np.ndarray:
-    """``n`` further colours (beyond :data:`PALETTE`), evenly spaced hues, uint8 ``(n, 3)``."""
+    """Return ``n`` colours beyond :data:`PALETTE`, evenly spaced hues, uint8 ``(n, 3)``."""
     from matplotlib.colors import hsv_to_rgb
 
     golden = 0.618033988749895
@@ -73,13 +75,28 @@ def _extra_colors(n: int) -> np.ndarray:
 
 
 def class_colors(classes: Sequence[str]) -> np.ndarray:
-    """Fixed display colours of ``classes``: uint8 RGB ``(len(classes), 3)``.
+    """Return the fixed display colours of ``classes``.
 
     ``"L"`` (low homogeneous state) is dark grey, ``"H"`` (high) light grey (case-insensitive);
     every other class takes the next colour of :data:`PALETTE` (``tab20`` order without its
     greys) in the order given, and beyond 18 such classes evenly spread hues. The colour of a
     class therefore depends only on its position in ``classes``: pass the model's full class
     list, not only the classes present, to keep colours consistent across pictures.
+
+    Parameters
+    ----------
+    classes : sequence of str
+        The class symbols.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 RGB ``(len(classes), 3)``.
+
+    Raises
+    ------
+    ParameterError
+        For a string, an empty list or repeated symbols.
     """
     names = check_classes(classes)
     out = np.zeros((len(names), 3), dtype=np.uint8)
@@ -96,9 +113,10 @@ def class_colors(classes: Sequence[str]) -> np.ndarray:
 
 
 def _min_spacing(values: np.ndarray) -> float | None:
-    """Smallest positive spacing of the distinct ``values``, ignoring floating-point jitter
-    (differences below 1e-6 of the range, as from ``np.arange`` endpoints); ``None`` when all
-    values coincide.
+    """Return the smallest positive spacing of the distinct ``values``, ignoring jitter.
+
+    Differences below 1e-6 of the range (as from ``np.arange`` endpoints) are ignored;
+    ``None`` when all values coincide.
     """
     u = np.unique(values)
     if u.size < 2:
@@ -111,11 +129,26 @@ def _min_spacing(values: np.ndarray) -> float | None:
 
 def cell_size(k: np.ndarray, f: np.ndarray, dk: float | None = None, df: float | None = None,
               ) -> tuple[float, float]:
-    """Width ``dk`` and height ``df`` of a phase-map cell (same units as ``k``, ``f``).
+    """Return the width ``dk`` and height ``df`` of a phase-map cell (units of ``k``, ``f``).
 
-    Values given are checked (finite, > 0); missing ones are the smallest positive spacing of
-    the distinct values of that axis, or of the other axis when all points share one value,
-    or 1e-3 when both are single-valued.
+    Parameters
+    ----------
+    k, f : numpy.ndarray
+        ``(n,)`` coordinates of the points.
+    dk, df : float or None, optional
+        Values given are checked (finite, > 0); missing ones are the smallest positive
+        spacing of the distinct values of that axis, or of the other axis when all points
+        share one value, or 1e-3 when both are single-valued.
+
+    Returns
+    -------
+    dk, df : float
+        The cell size.
+
+    Raises
+    ------
+    ParameterError
+        For a given size that is not a positive finite number.
     """
     sizes: list[float | None] = []
     for name, given, values in (("dk", dk, k), ("df", df, f)):
@@ -140,7 +173,7 @@ def cell_size(k: np.ndarray, f: np.ndarray, dk: float | None = None, df: float |
 
 
 def _rect_vertices(x: np.ndarray, y: np.ndarray, w: float, h: float) -> np.ndarray:
-    """``(n, 4, 2)`` corners of ``w × h`` rectangles centred on ``(x, y)``."""
+    """Return the ``(n, 4, 2)`` corners of ``w × h`` rectangles centred on ``(x, y)``."""
     dx = np.array([-0.5, 0.5, 0.5, -0.5]) * w
     dy = np.array([-0.5, -0.5, 0.5, 0.5]) * h
     return np.stack([x[:, None] + dx, y[:, None] + dy], axis=-1)
@@ -158,10 +191,37 @@ def phase_map_figure(
     probabilities: np.ndarray | None = None,
     dpi: int = 100,
 ) -> Figure:
-    """The figure drawn by :func:`save_phase_map` (arguments as there), not yet saved.
+    """Return the figure drawn by :func:`save_phase_map`, not yet saved.
 
     Its only axes holds two :class:`~matplotlib.collections.PolyCollection` objects (classified
     cells, then unclassified cells) and the legend.
+
+    Parameters
+    ----------
+    k, f : array_like of float
+        ``(n,)`` coordinates of each point.
+    labels : array_like of int
+        ``(n,)`` class index per point, −1 for unclassified.
+    classes : sequence of str
+        The class symbols.
+    dk, df : float or None, optional
+        Cell width and height (default: see :func:`cell_size`).
+    title : str or None, optional
+        Axes title.
+    probabilities : numpy.ndarray or None, optional
+        ``(n, len(classes))`` class probabilities (opacity of each cell).
+    dpi : int, default 100
+        Resolution of the figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+
+    Raises
+    ------
+    ParameterError
+        As :func:`save_phase_map`.
     """
     k_arr, f_arr = check_coords(k, f)
     names = check_classes(classes)
@@ -232,33 +292,42 @@ def save_phase_map(
     title: str | None = None,
     probabilities: np.ndarray | None = None,
 ) -> Path:
-    """Save the phase map of a scan: one filled ``dk × df`` rectangle per point, coloured by
-    class, x = k, y = f.
+    """Save the phase map of a scan: one filled ``dk × df`` rectangle per point, coloured by class.
 
-    Args:
-        path: output image (PNG, or any format matplotlib writes).
-        k, f: ``(n,)`` feed-independent parameters of each point (dimensionless rates, the
-            Gray–Scott ``k`` and ``f``).
-        labels: ``(n,)`` integer class index into ``classes`` per point; −1 marks an
-            unclassified point (drawn white and hatched, legend entry "unclassified").
-        classes: the class symbols (e.g. ``["α", …, "ν", "L", "H"]``); colours from
-            :func:`class_colors`. The legend lists the classes present, in this order.
-        dk, df: cell width and height (units of ``k`` and ``f``); default: the smallest
-            positive spacing of the distinct ``k`` (``f``) values.
-        title: axes title.
-        probabilities: optional ``(n, len(classes))`` class probabilities (rows sum to 1
-            within 1e-3); each cell is then drawn with opacity = its largest probability.
+    The axes are x = k, y = f. Later points are drawn over earlier ones at the same place.
 
-    Later points are drawn over earlier ones at the same place.
+    Parameters
+    ----------
+    path : str or Path
+        Output image (PNG, or any format matplotlib writes).
+    k, f : array_like of float
+        ``(n,)`` parameters of each point (dimensionless rates, the Gray–Scott ``k`` and
+        ``f``).
+    labels : array_like of int
+        ``(n,)`` integer class index into ``classes`` per point; −1 marks an unclassified
+        point (drawn white and hatched, legend entry "unclassified").
+    classes : sequence of str
+        The class symbols (e.g. ``["α", …, "ν", "L", "H"]``); colours from
+        :func:`class_colors`. The legend lists the classes present, in this order.
+    dk, df : float or None, optional
+        Cell width and height (units of ``k`` and ``f``); default: the smallest positive
+        spacing of the distinct ``k`` (``f``) values.
+    title : str or None, optional
+        Axes title.
+    probabilities : numpy.ndarray or None, optional
+        ``(n, len(classes))`` class probabilities (rows sum to 1 within 1e-3); each cell is
+        then drawn with opacity = its largest probability.
 
     Returns
     -------
-        ``path`` as a :class:`~pathlib.Path`.
+    Path
+        ``path``.
 
     Raises
     ------
-        ParameterError: length mismatches, non-finite coordinates, labels outside
-            ``[-1, len(classes))``, badly shaped or unnormalised probabilities.
+    ParameterError
+        Length mismatches, non-finite coordinates, labels outside ``[-1, len(classes))``,
+        badly shaped or unnormalised probabilities.
     """
     fig = phase_map_figure(k, f, labels, classes, dk=dk, df=df, title=title,
                            probabilities=probabilities)
@@ -274,7 +343,32 @@ def confusion_matrix_figure(
     matrix: np.ndarray, classes: Sequence[str], *, title: str | None = None,
     normalize: bool = False, dpi: int = 100,
 ) -> Figure:
-    """The figure drawn by :func:`save_confusion_matrix` (arguments as there)."""
+    """Return the figure drawn by :func:`save_confusion_matrix`, not yet saved.
+
+    Parameters
+    ----------
+    matrix : numpy.ndarray
+        ``(n_classes, n_classes)`` non-negative counts.
+    classes : sequence of str
+        The class symbols.
+    title : str or None, optional
+        Axes title.
+    normalize : bool, default False
+        Show each row divided by its total.
+    dpi : int, default 100
+        Resolution of the figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+
+    Raises
+    ------
+    ParameterError
+        For a matrix of the wrong shape or with negative or non-finite entries, or bad
+        classes.
+    """
     names = check_classes(classes)
     m = np.asarray(matrix, dtype=float)
     nc = len(names)
@@ -339,19 +433,32 @@ def save_confusion_matrix(
 ) -> Path:
     """Save a confusion matrix with every cell annotated.
 
-    Args:
-        path: output image.
-        matrix: ``(n_classes, n_classes)`` non-negative counts; row ``i`` = true class
-            ``classes[i]``, column ``j`` = predicted class ``classes[j]`` (the sklearn
-            convention).
-        classes: the class symbols, tick labels of both axes.
-        title: axes title.
-        normalize: show each row divided by its total (the recall of each true class; rows
-            with no sample stay 0) instead of the counts.
+    Parameters
+    ----------
+    path : str or Path
+        Output image.
+    matrix : numpy.ndarray
+        ``(n_classes, n_classes)`` non-negative counts; row ``i`` = true class
+        ``classes[i]``, column ``j`` = predicted class ``classes[j]`` (the sklearn
+        convention).
+    classes : sequence of str
+        The class symbols, tick labels of both axes.
+    title : str or None, optional
+        Axes title.
+    normalize : bool, default False
+        Show each row divided by its total (the recall of each true class; rows with no
+        sample stay 0) instead of the counts.
 
     Returns
     -------
-        ``path`` as a :class:`~pathlib.Path`.
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ParameterError
+        For a matrix of the wrong shape or with negative or non-finite entries, or bad
+        classes.
     """
     fig = confusion_matrix_figure(matrix, classes, title=title, normalize=normalize)
     return save_figure(fig, path)
@@ -363,7 +470,7 @@ _HISTORY_OPTIONAL = ("val_loss", "val_accuracy")
 
 
 def _history_columns(history: Sequence[Mapping[str, float]]) -> dict[str, np.ndarray]:
-    """The history as float columns; missing / ``None`` optional values are NaN."""
+    """Return the history as float columns; missing / ``None`` optional values are NaN."""
     if isinstance(history, (str, bytes, Mapping)) or not isinstance(history, Sequence):
         raise ParameterError(
             f"history must be a list of dicts (one per epoch), got {type(history).__name__}"
@@ -386,8 +493,24 @@ def _history_columns(history: Sequence[Mapping[str, float]]) -> dict[str, np.nda
 
 
 def history_figure(history: Sequence[Mapping[str, float]], dpi: int = 100) -> Figure:
-    """The figure drawn by :func:`save_history` (arguments as there): two axes, loss (left)
-    and accuracy (right).
+    """Return the figure drawn by :func:`save_history`: two axes, loss (left) and accuracy (right).
+
+    Parameters
+    ----------
+    history : sequence of mapping
+        One dict per epoch (see :func:`save_history`).
+    dpi : int, default 100
+        Resolution of the figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+
+    Raises
+    ------
+    ParameterError
+        As :func:`save_history`.
     """
     c = _history_columns(history)
     fig = Figure(figsize=(9.0, 3.6), dpi=dpi, layout="constrained")
@@ -412,21 +535,26 @@ def history_figure(history: Sequence[Mapping[str, float]], dpi: int = 100) -> Fi
 def save_history(path: str | Path, history: Sequence[Mapping[str, float]]) -> Path:
     """Save training curves: loss and accuracy against epoch, training and validation.
 
-    Args:
-        path: output image.
-        history: one dict per epoch with keys ``epoch``, ``loss``, ``accuracy`` and,
-            optionally, ``val_loss``, ``val_accuracy`` (missing or ``None`` values leave gaps;
-            a validation curve never given is not drawn). Accuracies are fractions in [0, 1]
-            (the axis is then fixed to [0, 1]) or any other unit.
+    Parameters
+    ----------
+    path : str or Path
+        Output image.
+    history : sequence of mapping
+        One dict per epoch with keys ``epoch``, ``loss``, ``accuracy`` and, optionally,
+        ``val_loss``, ``val_accuracy`` (missing or ``None`` values leave gaps; a validation
+        curve never given is not drawn). Accuracies are fractions in [0, 1] (the axis is then
+        fixed to [0, 1]) or any other unit.
 
     Returns
     -------
-        ``path`` as a :class:`~pathlib.Path`.
+    Path
+        ``path``.
 
     Raises
     ------
-        ParameterError: an empty history, a row without ``epoch``, ``loss`` or ``accuracy``,
-            a value that is not a number.
+    ParameterError
+        An empty history, a row without ``epoch``, ``loss`` or ``accuracy``, a value that is
+        not a number.
     """
     return save_figure(history_figure(history), path)
 
@@ -446,20 +574,46 @@ _MIN_MONTAGE_IN = 3.5
 
 
 def rgb_channels(n_channels: int) -> list[int]:
-    """Which of ``n_channels`` snapshots are shown as R, G and B: the first, the middle and
-    the last (``[0, 1, 2]`` for the paper's three snapshots, ``[0, 0, 0]`` — grey — for one).
+    """Return which of ``n_channels`` snapshots are shown as R, G and B.
+
+    The first, the middle and the last: ``[0, 1, 2]`` for the paper's three snapshots,
+    ``[0, 0, 0]`` (grey) for one.
+
+    Parameters
+    ----------
+    n_channels : int
+        Number of snapshots.
+
+    Returns
+    -------
+    list of int
+        Three channel indices.
     """
     return [0, (n_channels - 1) // 2, n_channels - 1]
 
 
 def pattern_rgb(images: np.ndarray) -> np.ndarray:
-    """Display colours of pattern images: uint8 ``(n, y, x, 3)``.
+    """Return the display colours of pattern images.
 
-    ``images`` is ``(n, y, x)`` (one field, shown grey) or ``(n, C, y, x)``: U at ``C``
-    snapshot times, the first, middle and last shown as R, G, B (see :func:`rgb_channels`), so
-    a stationary pattern is grey and change shows as colour. Values are mapped with the fixed
-    range :data:`U_RANGE` = [0, 1] (clipped); pixels with a NaN/Inf get
-    :data:`~rdlab.viz.scaling.BAD_COLOR_U8`.
+    Values are mapped with the fixed range :data:`U_RANGE` = [0, 1] (clipped); pixels with
+    a NaN/Inf get :data:`~rdlab.viz.scaling.BAD_COLOR_U8`.
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        ``(n, y, x)`` (one field, shown grey) or ``(n, C, y, x)``: U at ``C`` snapshot times,
+        the first, middle and last shown as R, G, B (see :func:`rgb_channels`), so a
+        stationary pattern is grey and change shows as colour.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 ``(n, y, x, 3)``.
+
+    Raises
+    ------
+    ParameterError
+        For another shape.
     """
     arr = np.asarray(images)
     if arr.ndim == 3:
@@ -487,29 +641,37 @@ def save_class_montage(
     max_panels: int = 64,
     ncols: int = 8,
 ) -> Path:
-    """Save the patterns of one (predicted) class as a grid, each panel labelled with its
-    ``k`` and ``f``.
+    """Save the patterns of one (predicted) class as a grid, each panel labelled with ``k``, ``f``.
 
-    Args:
-        path: output image.
-        images: ``(n, y, x)`` fields or ``(n, C, y, x)`` U at ``C`` snapshot times (the
-            first, middle and last shown as R, G, B); U is shown with the fixed range [0, 1],
-            clipped (see :func:`pattern_rgb`).
-        k, f: ``(n,)`` parameters of each pattern.
-        title: figure title (e.g. ``"class α (predicted)"``); the number shown of the total is
-            appended when not all fit.
-        max_panels: at most this many panels; beyond it, evenly spaced samples of the given
-            order are shown.
-        ncols: panels per row (fewer when there are fewer panels).
+    Parameters
+    ----------
+    path : str or Path
+        Output image.
+    images : numpy.ndarray
+        ``(n, y, x)`` fields or ``(n, C, y, x)`` U at ``C`` snapshot times (the first, middle
+        and last shown as R, G, B); U is shown with the fixed range [0, 1], clipped (see
+        :func:`pattern_rgb`).
+    k, f : array_like of float
+        ``(n,)`` parameters of each pattern.
+    title : str
+        Figure title (e.g. ``"class α (predicted)"``); the number shown of the total is
+        appended when not all fit.
+    max_panels : int, default 64
+        At most this many panels; beyond it, evenly spaced samples of the given order are
+        shown.
+    ncols : int, default 8
+        Panels per row (fewer when there are fewer panels).
 
     Returns
     -------
-        ``path`` as a :class:`~pathlib.Path`.
+    Path
+        ``path``.
 
     Raises
     ------
-        ParameterError: non-finite or mismatched ``k``, ``f``, images of another count or
-            shape, non-positive ``max_panels`` or ``ncols``.
+    ParameterError
+        Non-finite or mismatched ``k``, ``f``, images of another count or shape,
+        non-positive ``max_panels`` or ``ncols``.
     """
     k_arr, f_arr = check_coords(k, f)
     n = k_arr.size

@@ -1,5 +1,7 @@
-"""Checks of what a (k, f) class map is drawn from — class symbols, point coordinates,
-labels, probabilities — shared by the static phase map and the HTML explorer. Each raises
+"""Checks of what a (k, f) class map is drawn from.
+
+Class symbols, point coordinates, labels and probabilities are checked alike for the
+static phase map and the HTML explorer. Each check raises
 :class:`~rdlab.errors.ParameterError` naming the bad value.
 """
 
@@ -16,6 +18,23 @@ PROBABILITY_SUM_TOL = 1e-3
 
 
 def check_classes(classes: Sequence[str]) -> list[str]:
+    """Return the class symbols as a list of strings.
+
+    Parameters
+    ----------
+    classes : sequence of str
+        The class symbols.
+
+    Returns
+    -------
+    list of str
+        The symbols.
+
+    Raises
+    ------
+    ParameterError
+        For a string, an empty sequence or repeated symbols.
+    """
     if isinstance(classes, str):
         raise ParameterError(f"classes must be a sequence of symbols, got the string {classes!r}")
     names = [str(c) for c in classes]
@@ -28,7 +47,18 @@ def check_classes(classes: Sequence[str]) -> list[str]:
 
 
 def check_positive_ints(**values: object) -> None:
-    """Raise :class:`ParameterError` naming the first value that is not an integer ≥ 1."""
+    """Raise :class:`ParameterError` naming the first value that is not an integer ≥ 1.
+
+    Parameters
+    ----------
+    **values
+        The values to check, by name.
+
+    Raises
+    ------
+    ParameterError
+        Naming the first bad value.
+    """
     for name, v in values.items():
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ParameterError(f"{name} must be a positive integer, got {v!r}")
@@ -36,7 +66,24 @@ def check_positive_ints(**values: object) -> None:
 
 def check_coords(k: np.ndarray | Sequence[float], f: np.ndarray | Sequence[float],
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """``k, f`` as finite float64 ``(n,)`` arrays of the same length ``n ≥ 1``."""
+    """Return ``k, f`` as finite float64 ``(n,)`` arrays of the same length ``n ≥ 1``.
+
+    Parameters
+    ----------
+    k, f : array_like of float
+        The coordinates of the points.
+
+    Returns
+    -------
+    k, f : numpy.ndarray
+        ``(n,)`` float64 each.
+
+    Raises
+    ------
+    ParameterError
+        For values that are not numbers, not 1-D, empty, not finite, or of different
+        lengths.
+    """
     out = []
     for name, v in (("k", k), ("f", f)):
         try:
@@ -60,7 +107,27 @@ def check_coords(k: np.ndarray | Sequence[float], f: np.ndarray | Sequence[float
 
 
 def check_labels(labels: np.ndarray | Sequence[int], n: int, n_classes: int) -> np.ndarray:
-    """``labels`` as int64 ``(n,)`` with values in ``[-1, n_classes)``."""
+    """Return ``labels`` as int64 ``(n,)`` with values in ``[-1, n_classes)``.
+
+    Parameters
+    ----------
+    labels : array_like of int
+        Class index per point, −1 for unclassified.
+    n : int
+        Number of points.
+    n_classes : int
+        Number of classes.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n,)`` int64.
+
+    Raises
+    ------
+    ParameterError
+        For labels that are not 1-D integers, of another length, or out of range.
+    """
     raw = np.asarray(labels)
     if raw.ndim != 1:
         raise ParameterError(f"labels must be 1-D, got shape {raw.shape}")
@@ -84,7 +151,28 @@ def check_labels(labels: np.ndarray | Sequence[int], n: int, n_classes: int) -> 
 
 
 def check_probabilities(probabilities: np.ndarray, n: int, n_classes: int) -> np.ndarray:
-    """Probabilities as float64 ``(n, n_classes)``, finite, in [0, 1], rows summing to 1."""
+    """Return probabilities as float64 ``(n, n_classes)``, finite, in [0, 1], rows summing to 1.
+
+    Parameters
+    ----------
+    probabilities : numpy.ndarray
+        Class probabilities per point.
+    n : int
+        Number of points.
+    n_classes : int
+        Number of classes.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, n_classes)`` float64.
+
+    Raises
+    ------
+    ParameterError
+        For another shape, a non-finite value or one outside [0, 1], or a row that does not
+        sum to 1 within :data:`PROBABILITY_SUM_TOL`.
+    """
     p = np.asarray(probabilities, dtype=float)
     if p.shape != (n, n_classes):
         raise ParameterError(

@@ -15,9 +15,32 @@ OVERLAY_ALPHA = 0.6
 
 def save_saliency_grid(path: str | Path, images: np.ndarray, maps: np.ndarray,
                        names: Sequence[str], columns: int = 4) -> Path:
-    """One panel per class: the pattern ``images[i]`` ``(y, x)`` in grey, its saliency
-    ``maps[i]`` ``(y, x)`` in [0, 1] overlaid with the jet colour map at
-    :data:`OVERLAY_ALPHA`, titled with ``names[i]``.
+    """Save one panel per class: the pattern in grey with its saliency map overlaid.
+
+    The saliency is drawn with the jet colour map at :data:`OVERLAY_ALPHA`.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output image.
+    images : numpy.ndarray
+        ``(n, y, x)``: the pattern ``images[i]`` of each class.
+    maps : numpy.ndarray
+        ``(n, y, x)``: its saliency ``maps[i]``, in [0, 1].
+    names : sequence of str
+        Panel titles, one per class.
+    columns : int, default 4
+        Panels per row.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ParameterError
+        When images and maps differ in shape or there are not ``n`` names.
     """
     import matplotlib
 

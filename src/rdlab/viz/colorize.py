@@ -31,15 +31,22 @@ SpeciesChoice = str | int | None
 class Colorized:
     """Rendered frames and the scale used.
 
-    Attributes
+    Parameters
     ----------
-        rgb: uint8 ``(..., y, x, 3)``.
-        mode: ``"species"`` (one species, colour-mapped), ``"rgb"`` or ``"pca"``.
-        species: index of the species shown (``"species"`` mode), else ``None``.
-        label: human-readable name of what is shown (species name, ``"PCA→RGB"``, ...).
-        vmin, vmax: colour range (``"species"`` mode), else ``None``.
-        cmap: colour map name (``"species"`` mode).
-        pca: the fitted mapping (``"rgb"``/``"pca"`` modes), else ``None``.
+    rgb : numpy.ndarray
+        uint8 ``(..., y, x, 3)``.
+    mode : {"species", "rgb", "pca"}
+        ``"species"`` (one species, colour-mapped), ``"rgb"`` or ``"pca"``.
+    species : int or None
+        Index of the species shown (``"species"`` mode), else ``None``.
+    label : str
+        Human-readable name of what is shown (species name, ``"PCA→RGB"``, ...).
+    vmin, vmax : float or None
+        Colour range (``"species"`` mode), else ``None``.
+    cmap : str
+        Colour map name (``"species"`` mode).
+    pca : PCAResult or None
+        The fitted mapping (``"rgb"``/``"pca"`` modes), else ``None``.
     """
 
     rgb: np.ndarray
@@ -53,7 +60,20 @@ class Colorized:
 
 
 def species_label(index: int, species_names: Sequence[str] | None) -> str:
-    """Name of species ``index`` (``"species 2"`` when no names are given)."""
+    """Return the name of species ``index`` (``"species 2"`` when no names are given).
+
+    Parameters
+    ----------
+    index : int
+        The species index.
+    species_names : sequence of str or None
+        The names.
+
+    Returns
+    -------
+    str
+        The name.
+    """
     if species_names is not None and index < len(species_names):
         return str(species_names[index])
     return f"species {index}"
@@ -67,8 +87,30 @@ def resolve_choice(
 ) -> tuple[str, int | None]:
     """Resolve ``species_to_show`` to ``(mode, species index or None)``.
 
-    ``data`` ``(..., species, y, x)`` is only needed to pick the most variable species of a
-    2-species system when ``choice`` is ``None``.
+    Parameters
+    ----------
+    choice : None, str or int
+        ``None`` (automatic), a species name or index, ``"pca"`` or ``"rgb"``.
+    n_species : int
+        Number of species.
+    species_names : sequence of str or None, optional
+        Names along the species axis.
+    data : numpy.ndarray or None, optional
+        ``(..., species, y, x)``; only needed to pick the most variable species of a
+        2-species system when ``choice`` is ``None``.
+
+    Returns
+    -------
+    mode : {"species", "rgb", "pca"}
+        What is shown.
+    species : int or None
+        The species index in ``"species"`` mode.
+
+    Raises
+    ------
+    ParameterError
+        For an unknown choice, name or index, names that do not match ``n_species``, or
+        ``"rgb"`` with more than 3 species.
     """
     if species_names is not None and len(species_names) != n_species:
         raise ParameterError(
@@ -112,6 +154,7 @@ def resolve_choice(
 
 
 def _finite_var(values: np.ndarray) -> float:
+    """Return the variance of the finite values (0 when there are none)."""
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
     return float(v.var()) if v.size else 0.0
@@ -127,18 +170,36 @@ def colorize(
     cmap: str = "viridis",
     pca: PCAResult | None = None,
 ) -> Colorized:
-    """Render ``frames (..., species, y, x)`` to uint8 RGB ``(..., y, x, 3)`` with one
-    colour scale for all leading axes (no flicker over time, comparable across samples).
+    """Render frames to RGB with one colour scale for all leading axes.
 
-    Args:
-        frames: concentrations; at least ``(species, y, x)``.
-        species_names: names along the species axis (e.g. ``network.species``).
-        species_to_show: see the module docstring.
-        vmin, vmax: fixed colour range for a single species (default: the finite min/max
-            over all of ``frames``).
-        cmap: matplotlib colour map for a single species.
-        pca: a mapping fitted earlier (e.g. on a whole trajectory) to reuse for
-            ``"rgb"``/``"pca"``; default: fit on ``frames``.
+    One scale means no flicker over time, and comparable pictures across samples.
+
+    Parameters
+    ----------
+    frames : numpy.ndarray
+        Concentrations ``(..., species, y, x)``; at least ``(species, y, x)``.
+    species_names : sequence of str or None, optional
+        Names along the species axis (e.g. ``network.species``).
+    species_to_show : None, str or int, optional
+        See the module docstring.
+    vmin, vmax : float or None, optional
+        Fixed colour range for a single species (default: the finite min/max over all of
+        ``frames``).
+    cmap : str, default "viridis"
+        Matplotlib colour map for a single species.
+    pca : PCAResult or None, optional
+        A mapping fitted earlier (e.g. on a whole trajectory) to reuse for
+        ``"rgb"``/``"pca"``; default: fit on ``frames``.
+
+    Returns
+    -------
+    Colorized
+        uint8 RGB ``(..., y, x, 3)`` and the scale used.
+
+    Raises
+    ------
+    ParameterError
+        For frames of fewer than 3 dimensions or a bad ``species_to_show``.
     """
     arr = np.asarray(frames)
     if arr.ndim < 3:

@@ -1,5 +1,7 @@
-"""Figures of reaction discovery: learned against true trajectories (the paper's Fig. 4.8)
-and the error against the number of proposed reactions (Fig. 4.5).
+"""Figures of reaction discovery.
+
+Learned against true trajectories (the paper's Fig. 4.8) and the error against the number
+of proposed reactions (Fig. 4.5).
 """
 
 from __future__ import annotations
@@ -20,10 +22,34 @@ def save_trajectory_comparison(path: str | Path, times: np.ndarray, reference: n
                                learned: np.ndarray, species: Sequence[str], *,
                                title: str | None = None,
                                reference_label: str = "true") -> Path:
-    """Concentrations of every species against time: ``reference`` as solid lines,
-    ``learned`` as dashed lines of the same colour.
+    """Save the concentrations of every species against time, reference and learned.
 
-    times: ``(n_t,)``; reference, learned: ``(n_t, n_s)``.
+    ``reference`` is drawn as solid lines, ``learned`` as dashed lines of the same colour.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output image.
+    times : numpy.ndarray
+        ``(n_t,)``.
+    reference, learned : numpy.ndarray
+        ``(n_t, n_s)`` each.
+    species : sequence of str
+        The species names, ``n_s``.
+    title : str or None, optional
+        Axes title.
+    reference_label : str, default "true"
+        Legend label of the reference.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ParameterError
+        For trajectories of other shapes, or a wrong number of names.
     """
     ref = np.asarray(reference, dtype=float)
     lrn = np.asarray(learned, dtype=float)
@@ -50,7 +76,26 @@ def save_trajectory_comparison(path: str | Path, times: np.ndarray, reference: n
 def save_reaction_sweep(path: str | Path, n_reactions: Sequence[int],
                         train_error: Sequence[float], validation_error: Sequence[float], *,
                         chosen: int | None = None, title: str | None = None) -> Path:
-    """Relative error of the derivatives against the number of proposed reactions."""
+    """Save the relative error of the derivatives against the number of proposed reactions.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output image.
+    n_reactions : sequence of int
+        The numbers of reactions proposed.
+    train_error, validation_error : sequence of float
+        Relative L2 errors of du/dt of each fit.
+    chosen : int or None, optional
+        The chosen n_r, marked by a vertical line.
+    title : str or None, optional
+        Axes title.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     n = np.asarray(n_reactions)
     fig = Figure(figsize=(5.0, 3.6), dpi=110)
     ax = fig.add_subplot(1, 1, 1)

@@ -48,7 +48,7 @@ class FFmpegNotFoundError(RdlabError, RuntimeError):
 
 
 def _as_state(state: np.ndarray) -> np.ndarray:
-    """``(y, x)`` → ``(1, y, x)``; ``(species, y, x)`` unchanged."""
+    """Return ``(y, x)`` as ``(1, y, x)``; ``(species, y, x)`` unchanged."""
     arr = np.asarray(state)
     if arr.ndim == 2:
         return arr[None]
@@ -70,19 +70,33 @@ def render_frame(
 ) -> np.ndarray:
     """Render one state to an image.
 
-    Args:
-        state: ``(species, y, x)`` concentrations (or a single field ``(y, x)``).
-        species_names: names along the species axis (e.g. ``network.species``).
-        species_to_show: ``None`` (automatic), a species name or index, ``"pca"`` or
-            ``"rgb"`` (see :mod:`rdlab.viz.colorize`).
-        vmin, vmax: fixed colour range for a single species (default: the frame's min/max).
-        cmap: colour map for a single species.
-        upscale: integer nearest-neighbour enlargement.
-        pca: a mapping fitted on a whole trajectory, so this frame gets the same colours.
+    Parameters
+    ----------
+    state : numpy.ndarray
+        ``(species, y, x)`` concentrations (or a single field ``(y, x)``).
+    species_names : sequence of str or None, optional
+        Names along the species axis (e.g. ``network.species``).
+    species_to_show : None, str or int, optional
+        ``None`` (automatic), a species name or index, ``"pca"`` or ``"rgb"`` (see
+        :mod:`rdlab.viz.colorize`).
+    vmin, vmax : float or None, optional
+        Fixed colour range for a single species (default: the frame's min/max).
+    cmap : str, default "viridis"
+        Colour map for a single species.
+    upscale : int, default 1
+        Integer nearest-neighbour enlargement.
+    pca : PCAResult or None, optional
+        A mapping fitted on a whole trajectory, so this frame gets the same colours.
 
     Returns
     -------
+    numpy.ndarray
         uint8 RGB ``(y·upscale, x·upscale, 3)``.
+
+    Raises
+    ------
+    ParameterError
+        For a state of another shape or a bad ``species_to_show``.
     """
     c = colorize(_as_state(state), species_names, species_to_show, vmin=vmin, vmax=vmax,
                  cmap=cmap, pca=pca)
@@ -93,6 +107,7 @@ ImageKind = Literal["auto", "image", "state", "field"]
 
 
 def _classify(arr: np.ndarray, kind: ImageKind) -> str:
+    """Return what ``arr`` is (``"image"``, ``"state"`` or ``"field"``), guessed or as ``kind``."""
     if kind != "auto":
         if kind not in ("image", "state", "field"):
             raise ParameterError(f"kind must be 'auto', 'image', 'state' or 'field'; got {kind!r}")
@@ -127,20 +142,37 @@ def save_png(
 ) -> Path:
     """Save a PNG of an image, a state or a single field.
 
-    Args:
-        path: output file (parent folders are created).
-        image_or_state: ``(y, x, 3|4)`` uint8 image (shown as is), ``(species, y, x)`` state,
-            or ``(y, x)`` field of one species. ``kind`` overrides the guess (``"image"``
-            also takes float RGB in [0, 1]).
-        title: drawn above the image.
-        species_names, species_to_show, vmin, vmax, cmap, pca: as in :func:`render_frame`.
-        upscale: integer enlargement (default: longer side near 256 pixels).
-        colorbar: add a colour bar when a single species is shown.
-        dpi: output resolution; the image itself is drawn one pixel per (upscaled) cell.
+    Parameters
+    ----------
+    path : str or Path
+        Output file (parent folders are created).
+    image_or_state : numpy.ndarray
+        ``(y, x, 3|4)`` uint8 image (shown as is), ``(species, y, x)`` state, or ``(y, x)``
+        field of one species. ``kind`` overrides the guess (``"image"`` also takes float RGB
+        in [0, 1]).
+    title : str or None, optional
+        Drawn above the image.
+    species_names, species_to_show, vmin, vmax, cmap, pca : optional
+        As in :func:`render_frame`.
+    upscale : int or None, optional
+        Integer enlargement (default: longer side near 256 pixels).
+    colorbar : bool, default True
+        Add a colour bar when a single species is shown.
+    kind : {"auto", "image", "state", "field"}
+        What ``image_or_state`` is (default: guessed from its shape).
+    dpi : int, default 100
+        Output resolution; the image itself is drawn one pixel per (upscaled) cell.
 
     Returns
     -------
-        ``path`` as a :class:`~pathlib.Path`.
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ParameterError
+        For an array of no recognised shape, an unknown ``kind``, or a bad
+        ``species_to_show``.
     """
     arr = np.asarray(image_or_state)
     what = _classify(arr, kind)
@@ -173,7 +205,7 @@ def save_png(
 
 
 def _as_frames(frames: np.ndarray) -> np.ndarray:
-    """``(time, y, x)`` → ``(time, 1, y, x)``; ``(time, species, y, x)`` unchanged."""
+    """Return ``(time, y, x)`` as ``(time, 1, y, x)``; ``(time, species, y, x)`` unchanged."""
     arr = np.asarray(frames)
     if arr.ndim == 3:
         return arr[:, None]
@@ -203,11 +235,30 @@ def render_movie_frames(
     frame_labels: Sequence[str] | None = None,
     pca: PCAResult | None = None,
 ) -> tuple[np.ndarray, Colorized]:
-    """Render ``frames (time, species, y, x)`` (or ``(time, y, x)``) with one colour scale.
+    """Render frames with one colour scale.
 
-    Returns uint8 RGB ``(time, y·k, x·k, 3)`` (``k`` the upscale factor) with each
-    ``frame_labels[t]`` written in the top-left corner, and the :class:`Colorized` scale
-    (whose ``rgb`` is the un-enlarged, unlabelled stack).
+    Parameters
+    ----------
+    frames : numpy.ndarray
+        ``(time, species, y, x)`` or ``(time, y, x)``.
+    species_names, species_to_show, vmin, vmax, cmap, pca : optional
+        As in :func:`render_frame`; the scale is the same for every frame.
+    upscale : int or None, optional
+        Integer enlargement ``k`` (default: longer side near 256 pixels).
+    frame_labels : sequence of str or None, optional
+        Text per frame, written in the top-left corner.
+
+    Returns
+    -------
+    rgb : numpy.ndarray
+        uint8 RGB ``(time, y·k, x·k, 3)`` with each ``frame_labels[t]`` written in.
+    scale : Colorized
+        The scale (whose ``rgb`` is the un-enlarged, unlabelled stack).
+
+    Raises
+    ------
+    ParameterError
+        For frames of another shape, or a number of labels other than of frames.
     """
     arr = _as_frames(frames)
     if frame_labels is not None and len(frame_labels) != arr.shape[0]:
@@ -227,6 +278,7 @@ def render_movie_frames(
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Return Pillow's default font at ``size`` (a fixed bitmap font without FreeType)."""
     try:
         return ImageFont.load_default(size=size)
     except (TypeError, OSError):  # Pillow without FreeType: fixed-size bitmap font
@@ -234,6 +286,7 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 
 
 def _draw_label(image: np.ndarray, text: str, font) -> np.ndarray:
+    """Return ``image`` with ``text`` written in its top-left corner, white on a black outline."""
     im = Image.fromarray(image)
     draw = ImageDraw.Draw(im)
     pad = max(2, image.shape[0] // 64)
@@ -249,9 +302,10 @@ _SPECIAL_COLOURS = [(0, 0, 0), (255, 255, 255), BAD_COLOR_U8]
 
 
 def _gif_palette(rgb: np.ndarray, info: Colorized) -> Image.Image:
-    """One palette for every frame (so colours never shift between frames): the colour
-    map's own colours for a single species, else a median-cut palette of frames sampled over
-    the movie; plus black, white (labels) and the bad-value colour.
+    """Return one palette for every frame, so colours never shift between frames.
+
+    The colour map's own colours for a single species, else a median-cut palette of frames
+    sampled over the movie; plus black, white (labels) and the bad-value colour.
     """
     n = 256 - len(_SPECIAL_COLOURS)
     if info.mode == "species":
@@ -274,6 +328,7 @@ def _gif_palette(rgb: np.ndarray, info: Colorized) -> Image.Image:
 
 
 def _write_gif(path: Path, rgb: np.ndarray, info: Colorized, fps: float, loop: int) -> None:
+    """Write ``rgb`` frames as a GIF with one palette, at ``fps``."""
     palette = _gif_palette(rgb, info)
     images = [
         Image.fromarray(np.ascontiguousarray(f)).quantize(palette=palette,
@@ -286,13 +341,20 @@ def _write_gif(path: Path, rgb: np.ndarray, info: Colorized, fps: float, loop: i
 
 
 def ffmpeg_available() -> bool:
-    """Whether matplotlib finds an ``ffmpeg`` executable for MP4 output."""
+    """Return whether matplotlib finds an ``ffmpeg`` executable for MP4 output.
+
+    Returns
+    -------
+    bool
+        True when MP4 can be written.
+    """
     from matplotlib.animation import FFMpegWriter
 
     return bool(FFMpegWriter.isAvailable())
 
 
 def _require_ffmpeg(path: Path) -> None:
+    """Raise :class:`FFmpegNotFoundError` naming ``path`` when ``ffmpeg`` is missing."""
     if not ffmpeg_available():
         import matplotlib
 
@@ -305,6 +367,7 @@ def _require_ffmpeg(path: Path) -> None:
 
 
 def _write_mp4(path: Path, rgb: np.ndarray, fps: float, dpi: int = 100) -> None:
+    """Write ``rgb`` frames as an H.264 MP4 at ``fps`` (odd sizes padded to even)."""
     _require_ffmpeg(path)
     from matplotlib.animation import FFMpegWriter
 
@@ -338,26 +401,40 @@ def save_movie(
 ) -> Path:
     """Save a movie of one sample's trajectory.
 
-    Args:
-        path: ``.gif`` (written with Pillow) or ``.mp4`` (matplotlib's ``FFMpegWriter``;
-            raises :class:`FFmpegNotFoundError` when ``ffmpeg`` is missing).
-        frames: ``(time, species, y, x)`` or ``(time, y, x)``; for a trajectory
-            ``(time, batch, species, y, x)`` pass ``traj[:, i]``.
-        species_names, species_to_show, vmin, vmax, cmap, pca: as in :func:`render_frame`;
-            the scale (``vmin``/``vmax`` default: min/max over all frames, or one PCA fit) is
-            the same for every frame.
-        fps: frames per second.
-        upscale: integer enlargement (default: longer side near 256 pixels).
-        frame_labels: optional text per frame (e.g. ``f"t = {t:g}"``), top-left.
-        loop: GIF loop count (0 = forever).
+    Pillow merges *identical* consecutive frames of a GIF into one longer frame, so a movie
+    that reaches a steady state may hold fewer frames than ``frames`` (the playing time is
+    unchanged).
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.gif`` (written with Pillow) or ``.mp4`` (matplotlib's ``FFMpegWriter``).
+    frames : numpy.ndarray
+        ``(time, species, y, x)`` or ``(time, y, x)``; for a trajectory
+        ``(time, batch, species, y, x)`` pass ``traj[:, i]``.
+    species_names, species_to_show, vmin, vmax, cmap, pca : optional
+        As in :func:`render_frame`; the scale (``vmin``/``vmax`` default: min/max over all
+        frames, or one PCA fit) is the same for every frame.
+    fps : float, default 10
+        Frames per second, > 0.
+    upscale : int or None, optional
+        Integer enlargement (default: longer side near 256 pixels).
+    frame_labels : sequence of str or None, optional
+        Text per frame (e.g. ``f"t = {t:g}"``), top-left.
+    loop : int, default 0
+        GIF loop count (0 = forever).
 
     Returns
     -------
-        ``path`` as a :class:`~pathlib.Path`.
+    Path
+        ``path``.
 
-    Note: Pillow merges *identical* consecutive frames of a GIF into one longer frame, so a
-    movie that reaches a steady state may hold fewer frames than ``frames`` (the playing time
-    is unchanged).
+    Raises
+    ------
+    ParameterError
+        For another file format, ``fps`` ≤ 0, or bad frames or labels.
+    FFmpegNotFoundError
+        For ``.mp4`` when ``ffmpeg`` is missing.
     """
     path = Path(path)
     suffix = path.suffix.lower()

@@ -26,7 +26,13 @@ CBAR_LABEL_IN = 1.0
 
 @dataclass(frozen=True)
 class Margins:
-    """Space around the image axes, inches."""
+    """Space around the image axes, inches.
+
+    Parameters
+    ----------
+    left, right, top, bottom : float, default 0.1
+        The margins.
+    """
 
     left: float = 0.1
     right: float = 0.1
@@ -37,8 +43,25 @@ class Margins:
 def image_figure(
     height_px: int, width_px: int, margins: Margins | None = None, dpi: int = 100
 ) -> tuple[Figure, Axes]:
-    """A figure holding one axes of exactly ``height_px × width_px`` pixels at ``dpi``,
-    surrounded by ``margins``. The axes has no frame, ticks or labels.
+    """Return a figure holding one axes of exactly ``height_px × width_px`` pixels at ``dpi``.
+
+    The axes is surrounded by ``margins`` and has no frame, ticks or labels.
+
+    Parameters
+    ----------
+    height_px, width_px : int
+        Size of the axes in pixels.
+    margins : Margins or None, optional
+        Space around the axes (default :class:`Margins`).
+    dpi : int, default 100
+        Resolution.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        The figure.
+    ax : matplotlib.axes.Axes
+        The axes.
     """
     margins = margins or Margins()
     w_in = width_px / dpi
@@ -52,8 +75,16 @@ def image_figure(
 
 
 def show_image(ax: Axes, image: np.ndarray) -> None:
-    """Draw uint8 RGB ``image (y, x, 3)`` with pixel-centred data coordinates
-    (x from −0.5 to width − 0.5, y downwards).
+    """Draw an image with pixel-centred data coordinates.
+
+    x runs from −0.5 to width − 0.5, y downwards.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        The axes.
+    image : numpy.ndarray
+        uint8 RGB ``(y, x, 3)``.
     """
     ax.imshow(image, interpolation="nearest", origin="upper", aspect="equal")
 
@@ -61,9 +92,23 @@ def show_image(ax: Axes, image: np.ndarray) -> None:
 def add_colorbar(
     fig: Figure, ax: Axes, vmin: float, vmax: float, cmap: str, label: str = ""
 ) -> None:
-    """A vertical colour bar for ``Normalize(vmin, vmax)`` × ``cmap`` to the right of ``ax``
-    (the figure must leave :data:`CBAR_GAP_IN` + :data:`CBAR_WIDTH_IN` +
-    :data:`CBAR_LABEL_IN` inches there).
+    """Add a vertical colour bar for ``Normalize(vmin, vmax)`` × ``cmap`` to the right of ``ax``.
+
+    The figure must leave :data:`CBAR_GAP_IN` + :data:`CBAR_WIDTH_IN` + :data:`CBAR_LABEL_IN`
+    inches there.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure.
+    ax : matplotlib.axes.Axes
+        The image axes.
+    vmin, vmax : float
+        The colour range.
+    cmap : str
+        The colour map.
+    label : str, default ""
+        Label of the bar.
     """
     fig_w, _ = fig.get_size_inches()
     x0, y0, w, h = ax.get_position().bounds
@@ -76,7 +121,20 @@ def add_colorbar(
 
 
 def save_figure(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` (format from the suffix) at its own dpi, creating parent folders."""
+    """Write ``fig`` (format from the suffix) at its own dpi, creating parent folders.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure.
+    path : str or Path
+        Output file.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=fig.dpi)

@@ -55,23 +55,30 @@ _CHUNK_PIXELS = 1 << 20
 class PCAResult:
     """A fitted species → RGB mapping, reusable on other frames of the same series.
 
-    Attributes
+    Parameters
     ----------
-        components: ``(k, n_species)`` rows are the unit principal directions, largest
-            variance first (``k ≤ 3``). ``method="direct"`` uses the identity rows;
-            ``"colormap"`` a single one-hot row for the chosen species.
-        mean: ``(n_species,)`` the mean concentration vector subtracted before projecting
-            (zeros for ``"direct"`` and ``"colormap"``).
-        explained_variance_ratio: ``(k,)`` fraction of the total variance (over all species)
-            along each component. For ``"direct"``/``"colormap"`` the fraction carried by
-            each shown species.
-        lo, hi: ``(k,)`` display range of each channel (the percentiles, fixed for the
-            series).
-        method: ``"pca"``, ``"direct"`` or ``"colormap"``.
-        active: ``(k,)`` bool; inactive channels (below the noise floor, or flat) are black.
-        species: index of the species shown by ``"colormap"``; ``None`` otherwise.
-        cmap: colour map name used by ``"colormap"``.
-        n_pixels: number of finite pixel vectors the fit used.
+    components : numpy.ndarray
+        ``(k, n_species)`` rows are the unit principal directions, largest variance first
+        (``k ≤ 3``). ``method="direct"`` uses the identity rows; ``"colormap"`` a single
+        one-hot row for the chosen species.
+    mean : numpy.ndarray
+        ``(n_species,)`` the mean concentration vector subtracted before projecting (zeros
+        for ``"direct"`` and ``"colormap"``).
+    explained_variance_ratio : numpy.ndarray
+        ``(k,)`` fraction of the total variance (over all species) along each component. For
+        ``"direct"``/``"colormap"`` the fraction carried by each shown species.
+    lo, hi : numpy.ndarray
+        ``(k,)`` display range of each channel (the percentiles, fixed for the series).
+    method : {"pca", "direct", "colormap"}
+        How species map to colours.
+    active : numpy.ndarray
+        ``(k,)`` bool; inactive channels (below the noise floor, or flat) are black.
+    species : int or None, optional
+        Index of the species shown by ``"colormap"``; ``None`` otherwise.
+    cmap : str, default "viridis"
+        Colour map name used by ``"colormap"``.
+    n_pixels : int, default 0
+        Number of finite pixel vectors the fit used.
     """
 
     components: np.ndarray
@@ -87,10 +94,17 @@ class PCAResult:
 
     @property
     def n_species(self) -> int:
+        """Number of species the mapping was fitted on."""
         return int(self.components.shape[1])
 
     def describe(self) -> str:
-        """One line, e.g. ``"PCA→RGB, explained variance 0.71 / 0.18 / 0.06 (total 0.95)"``."""
+        """Return one line, e.g. ``"PCA→RGB, explained variance 0.71 / 0.18 / 0.06 (total 0.95)"``.
+
+        Returns
+        -------
+        str
+            The description.
+        """
         evr = self.explained_variance_ratio
         parts = " / ".join(f"{v:.2f}" for v in evr)
         if self.method == "pca":
@@ -101,7 +115,7 @@ class PCAResult:
 
 
 def _as_pixel_stack(frames: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
-    """``(..., S, Y, X)`` → ``(L, S, Y, X)`` view/copy plus the leading shape."""
+    """Return ``(..., S, Y, X)`` as ``(L, S, Y, X)`` (view or copy) plus the leading shape."""
     arr = np.asarray(frames)
     if arr.ndim < 3:
         raise ParameterError(
@@ -114,13 +128,14 @@ def _as_pixel_stack(frames: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
 
 
 def _chunks(n_lead: int, pixels_per_frame: int, chunk_pixels: int):
+    """Yield ``(start, stop)`` ranges of leading indices holding about ``chunk_pixels`` pixels."""
     step = max(1, chunk_pixels // max(pixels_per_frame, 1))
     for i in range(0, n_lead, step):
         yield i, min(i + step, n_lead)
 
 
 def _species_last(chunk: np.ndarray) -> np.ndarray:
-    """``(l, S, Y, X)`` → float ``(l·Y·X, S)``."""
+    """Return ``(l, S, Y, X)`` as float ``(l·Y·X, S)``."""
     s = chunk.shape[1]
     return np.moveaxis(chunk, 1, -1).reshape(-1, s).astype(float, copy=False)
 
@@ -128,7 +143,7 @@ def _species_last(chunk: np.ndarray) -> np.ndarray:
 def _fit_covariance(
     stack: np.ndarray, chunk_pixels: int
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Mean ``(S,)``, covariance ``(S, S)`` and count of the finite pixel vectors."""
+    """Return the mean ``(S,)``, covariance ``(S, S)`` and count of the finite pixel vectors."""
     n_lead, s = stack.shape[:2]
     ppf = stack.shape[2] * stack.shape[3]
     shift: np.ndarray | None = None
@@ -157,9 +172,7 @@ def _fit_covariance(
 
 
 def _sample_pixels(stack: np.ndarray, max_samples: int, seed: int) -> np.ndarray:
-    """Finite pixel vectors ``(n, S)``: all of them when there are at most ``max_samples``,
-    else a seeded uniform sample of that many.
-    """
+    """Return finite pixel vectors ``(n, S)``: all, or a seeded sample of ``max_samples``."""
     n_lead, _, ny, nx = stack.shape
     n_total = n_lead * ny * nx
     if n_total <= max_samples:
@@ -177,7 +190,7 @@ def _sample_pixels(stack: np.ndarray, max_samples: int, seed: int) -> np.ndarray
 def _channel_ranges(
     values: np.ndarray, percentiles: tuple[float, float]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column percentiles of ``values (n, k)`` → ``lo (k,)``, ``hi (k,)``."""
+    """Return the per-column percentiles of ``values (n, k)``: ``lo (k,)``, ``hi (k,)``."""
     lo_p, hi_p = percentiles
     if not 0.0 <= lo_p < hi_p <= 100.0:
         raise ParameterError(f"percentiles must satisfy 0 ≤ lo < hi ≤ 100, got {percentiles!r}")
@@ -189,6 +202,7 @@ def _channel_ranges(
 
 
 def _resolve_method(method: Method, n_species: int) -> str:
+    """Return the method to use (``"auto"`` resolved by the number of species), checked."""
     if method == "auto":
         return "pca" if n_species > 3 else ("direct" if n_species == 3 else "colormap")
     if method not in ("pca", "direct", "colormap"):
@@ -216,24 +230,42 @@ def fit_pca_rgb(
 ) -> PCAResult:
     """Fit the species → RGB mapping on a whole series.
 
-    Args:
-        frames: ``(..., species, y, x)`` — e.g. a trajectory ``(time, batch, species, y, x)``;
-            all leading axes are pooled, so colours are consistent across all of them.
-        method: ``"auto"`` (PCA for > 3 species, direct RGB for 3, colour map for ≤ 2),
-            or force ``"pca"``, ``"direct"`` or ``"colormap"``.
-        species: species index for ``"colormap"``; default: the species with the largest
-            variance over the series.
-        percentiles: display range of each channel, in percent.
-        noise_floor: components (PCA) or species (direct) with a variance share below this
-            are drawn black.
-        cmap: colour map for ``"colormap"``.
-        max_samples: at most this many pixels are used for the percentiles.
-        seed: seed of that pixel sample.
-        chunk_pixels: pixels processed at a time (bounds memory).
+    Parameters
+    ----------
+    frames : numpy.ndarray
+        ``(..., species, y, x)`` — e.g. a trajectory ``(time, batch, species, y, x)``; all
+        leading axes are pooled, so colours are consistent across all of them.
+    method : {"auto", "pca", "direct", "colormap"}
+        ``"auto"`` (PCA for > 3 species, direct RGB for 3, colour map for ≤ 2), or force
+        ``"pca"``, ``"direct"`` or ``"colormap"``.
+    species : int or None, optional
+        Species index for ``"colormap"``; default: the species with the largest variance over
+        the series.
+    percentiles : tuple of float, default DEFAULT_PERCENTILES
+        Display range of each channel, in percent.
+    noise_floor : float, default 1e-6
+        Components (PCA) or species (direct) with a variance share below this are drawn
+        black.
+    cmap : str, default "viridis"
+        Colour map for ``"colormap"``.
+    max_samples : int, default 1_000_000
+        At most this many pixels are used for the percentiles.
+    seed : int, default 0
+        Seed of that pixel sample.
+    chunk_pixels : int, optional
+        Pixels processed at a time (bounds memory).
 
     Returns
     -------
-        The :class:`PCAResult` to pass to :func:`apply_pca_rgb`.
+    PCAResult
+        The mapping to pass to :func:`apply_pca_rgb`.
+
+    Raises
+    ------
+    ParameterError
+        For frames of another shape or without a finite pixel, an unknown method,
+        ``"direct"`` with more than 3 species, a species index out of range, or bad
+        percentiles.
     """
     stack, _ = _as_pixel_stack(frames)
     n_species = stack.shape[1]
@@ -283,17 +315,36 @@ def fit_pca_rgb(
 
 
 def _active(evr: np.ndarray, lo: np.ndarray, hi: np.ndarray, floor: float) -> np.ndarray:
+    """Return which channels are shown: variance share ≥ ``floor`` and a non-flat range."""
     return (evr >= floor) & (hi > lo)
 
 
 def apply_pca_rgb(
     frames: np.ndarray, result: PCAResult, *, chunk_pixels: int = _CHUNK_PIXELS
 ) -> np.ndarray:
-    """Render ``frames (..., species, y, x)`` with a fitted mapping.
+    """Render frames with a fitted mapping.
 
-    Returns float32 RGB ``(..., y, x, 3)`` in [0, 1]. Any leading shape works, so a single
-    frame ``(species, y, x)`` renders with the colours of the series the mapping was fitted
-    on.
+    Any leading shape works, so a single frame ``(species, y, x)`` renders with the colours
+    of the series the mapping was fitted on.
+
+    Parameters
+    ----------
+    frames : numpy.ndarray
+        ``(..., species, y, x)``.
+    result : PCAResult
+        The mapping, from :func:`fit_pca_rgb`.
+    chunk_pixels : int, optional
+        Pixels processed at a time (bounds memory).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 RGB ``(..., y, x, 3)`` in [0, 1].
+
+    Raises
+    ------
+    ParameterError
+        For frames of another shape or another number of species than the mapping's.
     """
     stack, lead = _as_pixel_stack(frames)
     n_lead, n_species, ny, nx = stack.shape
@@ -340,11 +391,28 @@ def pca_rgb(
     max_samples: int = 1_000_000,
     seed: int = 0,
 ) -> tuple[np.ndarray, PCAResult]:
-    """Fit on the whole series and render it: ``frames (..., species, y, x)`` →
-    ``(rgb (..., y, x, 3) float32 in [0, 1], PCAResult)``.
+    """Fit the mapping on the whole series and render it.
 
-    See :func:`fit_pca_rgb` for the arguments; ``result.explained_variance_ratio`` holds the
-    variance share of the three components.
+    ``result.explained_variance_ratio`` holds the variance share of the three components.
+
+    Parameters
+    ----------
+    frames : numpy.ndarray
+        ``(..., species, y, x)``.
+    method, species, percentiles, noise_floor, cmap, max_samples, seed : optional
+        As in :func:`fit_pca_rgb`.
+
+    Returns
+    -------
+    rgb : numpy.ndarray
+        ``(..., y, x, 3)`` float32 in [0, 1].
+    result : PCAResult
+        The fitted mapping.
+
+    Raises
+    ------
+    ParameterError
+        As :func:`fit_pca_rgb`.
     """
     result = fit_pca_rgb(frames, method=method, species=species, percentiles=percentiles,
                          noise_floor=noise_floor, cmap=cmap, max_samples=max_samples,

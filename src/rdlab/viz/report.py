@@ -43,6 +43,8 @@ pre { background: #f6f6f6; padding: .6em; overflow-x: auto; }
 
 @dataclass(frozen=True)
 class _Image:
+    """An image block of a report: path, caption, alt text and CSS width."""
+
     path: str | Path
     caption: str | None
     alt: str | None
@@ -50,7 +52,7 @@ class _Image:
 
 
 def _format_cell(value: object, float_format: str) -> tuple[str, bool]:
-    """Text of a table cell and whether it is numeric."""
+    """Return the text of a table cell and whether it is numeric."""
     if isinstance(value, bool):
         return str(value), False
     if isinstance(value, int):
@@ -65,26 +67,57 @@ def _format_cell(value: object, float_format: str) -> tuple[str, bool]:
 
 
 class HtmlReport:
-    """Builder of one static HTML page. Add blocks in order, then :meth:`write`."""
+    """Builder of one static HTML page. Add blocks in order, then :meth:`write`.
+
+    Parameters
+    ----------
+    title : str
+        Title of the page (its ``<title>`` and ``<h1>``).
+    """
 
     def __init__(self, title: str) -> None:
         self.title = str(title)
         self._blocks: list[str | _Image] = []
 
     def add_heading(self, text: str, level: int = 2) -> None:
-        """A heading ``<h{level}>``; ``level`` 1–6 (the title is already an ``<h1>``)."""
+        """Add a heading ``<h{level}>``.
+
+        Parameters
+        ----------
+        text : str
+            The heading.
+        level : int, default 2
+            1–6 (the title is already an ``<h1>``).
+
+        Raises
+        ------
+        ParameterError
+            For a level outside 1–6.
+        """
         if level not in range(1, 7):
             raise ParameterError(f"heading level must be 1–6, got {level!r}")
         self._blocks.append(f"<h{level}>{html.escape(str(text))}</h{level}>")
 
     def add_paragraph(self, text: str) -> None:
-        """A paragraph of plain text (escaped; blank lines start new paragraphs)."""
+        """Add a paragraph of plain text (escaped; blank lines start new paragraphs).
+
+        Parameters
+        ----------
+        text : str
+            The text.
+        """
         for part in str(text).split("\n\n"):
             if part.strip():
                 self._blocks.append(f"<p>{html.escape(part.strip())}</p>")
 
     def add_preformatted(self, text: str) -> None:
-        """A block of monospaced text (e.g. reaction lists or a config), escaped."""
+        """Add a block of monospaced text (e.g. reaction lists or a config), escaped.
+
+        Parameters
+        ----------
+        text : str
+            The text.
+        """
         self._blocks.append(f"<pre>{html.escape(str(text))}</pre>")
 
     def add_image(
@@ -95,8 +128,25 @@ class HtmlReport:
         alt: str | None = None,
         width: int | None = None,
     ) -> None:
-        """An image by path **relative to the report file** (an absolute path is made
-        relative to the report's folder when written). ``width`` in CSS pixels.
+        """Add an image by path **relative to the report file**.
+
+        An absolute path is made relative to the report's folder when written.
+
+        Parameters
+        ----------
+        path : str or Path
+            The image.
+        caption : str or None, optional
+            Caption below the image.
+        alt : str or None, optional
+            Alternative text.
+        width : int or None, optional
+            Display width in CSS pixels.
+
+        Raises
+        ------
+        ParameterError
+            For a width that is not a positive integer.
         """
         if width is not None and (int(width) != width or width < 1):
             raise ParameterError(f"image width must be a positive integer, got {width!r}")
@@ -110,8 +160,25 @@ class HtmlReport:
         float_format: str = ".4g",
         caption: str | None = None,
     ) -> None:
-        """A table; cells are escaped text, numbers formatted with ``float_format`` and
-        right-aligned.
+        """Add a table.
+
+        Cells are escaped text; numbers are formatted with ``float_format`` and right-aligned.
+
+        Parameters
+        ----------
+        rows : iterable of sequence
+            The rows.
+        header : sequence of str or None, optional
+            Column headings.
+        float_format : str, default ".4g"
+            Format of numeric cells.
+        caption : str or None, optional
+            Caption of the table.
+
+        Raises
+        ------
+        ParameterError
+            For a row with another number of cells than the header.
         """
         rows = [list(r) for r in rows]
         width = len(header) if header is not None else (len(rows[0]) if rows else 0)
@@ -136,6 +203,7 @@ class HtmlReport:
         self._blocks.append("".join(parts))
 
     def _image_html(self, img: _Image, base: Path | None) -> str:
+        """Return the HTML of one image, its path made relative to ``base``."""
         p = Path(img.path)
         if p.is_absolute():
             if base is None:
@@ -152,12 +220,32 @@ class HtmlReport:
         return f"<figure>{tag}{cap}</figure>"
 
     def image_paths(self) -> list[Path]:
-        """The image paths added so far, as given."""
+        """Return the image paths added so far, as given.
+
+        Returns
+        -------
+        list of Path
+            The paths.
+        """
         return [Path(b.path) for b in self._blocks if isinstance(b, _Image)]
 
     def to_html(self, base: str | Path | None = None) -> str:
-        """The whole page. ``base``: the report's folder (to relativise absolute image
-        paths).
+        """Return the whole page.
+
+        Parameters
+        ----------
+        base : str or Path or None, optional
+            The report's folder (to relativise absolute image paths).
+
+        Returns
+        -------
+        str
+            The HTML.
+
+        Raises
+        ------
+        ParameterError
+            For an absolute image path without ``base``.
         """
         base_path = Path(base) if base is not None else None
         body = [
@@ -184,8 +272,23 @@ class HtmlReport:
     def write(self, path: str | Path, *, check_images: bool = True) -> Path:
         """Write the page to ``path`` (UTF-8; parent folders created).
 
-        ``check_images``: raise :class:`FileNotFoundError` naming every referenced image
-        missing from the report's folder (so a broken report is not written silently).
+        Parameters
+        ----------
+        path : str or Path
+            The HTML file.
+        check_images : bool, default True
+            Refuse to write a page whose referenced images are missing from the report's
+            folder (so a broken report is not written silently).
+
+        Returns
+        -------
+        Path
+            ``path``.
+
+        Raises
+        ------
+        FileNotFoundError
+            Naming every referenced image that is missing (with ``check_images``).
         """
         path = Path(path)
         base = path.parent.resolve()

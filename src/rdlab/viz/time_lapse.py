@@ -24,8 +24,27 @@ from rdlab.viz.scaling import finite_min_max
 
 
 def panel_indices(n_times: int, n_panels: int | None) -> np.ndarray:
-    """Indices of ``n_panels`` frames evenly spread over ``n_times`` (first and last
-    included; all frames when ``n_panels`` is ``None`` or ≥ ``n_times``).
+    """Return the indices of ``n_panels`` frames evenly spread over ``n_times``.
+
+    The first and last are included; all frames when ``n_panels`` is ``None`` or ≥
+    ``n_times``.
+
+    Parameters
+    ----------
+    n_times : int
+        Number of frames.
+    n_panels : int or None
+        Number of panels, ≥ 1.
+
+    Returns
+    -------
+    numpy.ndarray
+        The frame indices.
+
+    Raises
+    ------
+    ParameterError
+        For ``n_panels`` that is not a positive integer.
     """
     if n_panels is None or n_panels >= n_times:
         return np.arange(n_times)
@@ -55,29 +74,51 @@ def time_lapse_panel(
 ) -> Path:
     """Save a row of frames of one trajectory, coloured consistently over the whole series.
 
-    Args:
-        frames: ``(T, species, y, x)`` concentrations of one sample (or ``(T, y, x)``).
-        times: ``(T,)`` time of each frame (e.g. seconds).
-        path: output image of the panel row.
-        n_panels: show this many frames, evenly spread (default: all ``T``).
-        species_names: names along the species axis (e.g. ``network.species``).
-        species_to_show: ``None`` (PCA→RGB for > 3 species, RGB for 3, one colour-mapped
-            species for ≤ 2), a species name or index, ``"pca"`` or ``"rgb"``.
-        time_format: label of each panel, formatted with its time.
-        title: figure title.
-        movie_path: also write the whole series as a movie (``.gif``, or ``.mp4`` with
-            ffmpeg), every frame labelled, with the same colours.
-        fps: movie frames per second.
-        upscale: integer enlargement of each frame (default: panels at least 96 pixels; the
-            movie's longer side near 256 pixels).
-        pca: a mapping fitted elsewhere (e.g. on several samples) to use instead of fitting
-            on ``frames``.
-        cmap: colour map when a single species is shown.
-        dpi: panel image resolution.
+    Parameters
+    ----------
+    frames : numpy.ndarray
+        ``(T, species, y, x)`` concentrations of one sample (or ``(T, y, x)``).
+    times : sequence of float or numpy.ndarray
+        ``(T,)`` time of each frame (e.g. seconds).
+    path : str or Path
+        Output image of the panel row.
+    n_panels : int or None, optional
+        Show this many frames, evenly spread (default: all ``T``).
+    species_names : sequence of str or None, optional
+        Names along the species axis (e.g. ``network.species``).
+    species_to_show : None, str or int, optional
+        ``None`` (PCA→RGB for > 3 species, RGB for 3, one colour-mapped species for ≤ 2), a
+        species name or index, ``"pca"`` or ``"rgb"``.
+    time_format : str, default "t = {:g}"
+        Label of each panel, formatted with its time.
+    title : str or None, optional
+        Figure title.
+    movie_path : str or Path or None, optional
+        Also write the whole series as a movie (``.gif``, or ``.mp4`` with ffmpeg), every
+        frame labelled, with the same colours.
+    fps : float, default 5.0
+        Movie frames per second.
+    upscale : int or None, optional
+        Integer enlargement of each frame (default: panels at least 96 pixels; the movie's
+        longer side near 256 pixels).
+    pca : PCAResult or None, optional
+        A mapping fitted elsewhere (e.g. on several samples) to use instead of fitting on
+        ``frames``.
+    cmap : str, default "viridis"
+        Colour map when a single species is shown.
+    dpi : int, default 100
+        Panel image resolution.
 
     Returns
     -------
-        ``path`` as a :class:`~pathlib.Path`.
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ParameterError
+        For frames of another shape, a number of times other than of frames, or a
+        ``time_format`` that cannot format a time.
     """
     arr = np.asarray(frames)
     if arr.ndim == 3:

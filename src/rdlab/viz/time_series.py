@@ -24,18 +24,33 @@ def save_time_series(
 ) -> Path:
     """Plot concentrations against time and save the figure.
 
-    Args:
-        path: output image (PNG or any format matplotlib writes).
-        values: ``(time, species)`` for one run or ``(sample, time, species)`` for a batch;
-            at most ``max_samples`` samples are drawn (one panel each).
-        times: ``(time,)`` in the model's time unit.
-        species_names: one name per species (legend).
-        title: figure title.
-        log_y: logarithmic concentration axis (for stiff kinetics spanning decades).
+    Parameters
+    ----------
+    path : str or Path
+        Output image (PNG or any format matplotlib writes).
+    values : numpy.ndarray
+        ``(time, species)`` for one run or ``(sample, time, species)`` for a batch; at most
+        ``max_samples`` samples are drawn (one panel each).
+    times : numpy.ndarray
+        ``(time,)`` in the model's time unit.
+    species_names : sequence of str
+        One name per species (legend).
+    title : str or None, optional
+        Figure title.
+    max_samples : int, default 8
+        Most samples drawn.
+    log_y : bool, default False
+        Logarithmic concentration axis (for stiff kinetics spanning decades).
 
     Returns
     -------
-        ``path`` as a :class:`~pathlib.Path`.
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ParameterError
+        When ``values`` does not match the times and species.
     """
     arr = np.asarray(values, dtype=float)
     if arr.ndim == 2:
