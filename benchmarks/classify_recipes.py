@@ -3,7 +3,7 @@
     python benchmarks/classify_recipes.py --data runs/bench_paper/data --device cuda
     python benchmarks/classify_recipes.py --data runs/bench_paper/data --recipes smoothing --seeds 0
 
-``--data`` holds ``train.zarr``, ``val.zarr`` and ``test.zarr`` (``rdlab dataset`` or the
+``--data`` holds ``train.zarr``, ``val.zarr`` and ``test.zarr`` (``rdlab classify dataset`` or the
 paper benchmark). Each recipe is trained once per seed (resumable: every run has its own
 folder under ``--out``), its best checkpoint is evaluated on the test set with a single view
 and with the 8-view average of :func:`rdlab.classify.training.predict`, and the script prints
