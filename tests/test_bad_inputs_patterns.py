@@ -148,8 +148,8 @@ BAD = [
     Bad("train-seed-beyond-int64", ("train", "@train", "@val", "--seed", str(2**64), "--out",
                                     "m"), r"seed must be an integer from 0 to \d+, got 1844"),
     Bad("train-3d-on-2d-stores", ("train", "@train", "@val", "--architecture", "3d", "--out",
-                                  "m"), r"--architecture 3d needs stores of `rdlab dataset "
-        r"--3d`.*'train\.zarr' has 3"),
+                                  "m"), r"--architecture 3d needs stores of "
+        r"`rdlab classify dataset --3d`.*'train\.zarr' has 3"),
     # ------------------------------------------------------------------ evaluate
     Bad("evaluate-missing-model", ("evaluate", "nope.pt", "@val", "--out", "e"),
         r"nope\.pt"),
@@ -177,7 +177,7 @@ BAD = [
     Bad("evaluate-out-is-the-model-folder", ("evaluate", "@model", "@val", "--out", "model"),
         r"--out 'model' holds the input 'model/best\.pt' \(replacing it would delete"),
     Bad("evaluate-out-is-another-model", ("evaluate", "@model", "@val", "--out", "m2"),
-        r"--out 'm2' is a model folder of `rdlab train`",
+        r"--out 'm2' is a model folder of `rdlab classify train`",
         (("m2/best.pt", b"x"), ("m2/history.json", "[]"))),
     # ------------------------------------------------------------------ saliency
     Bad("saliency-missing-model", ("saliency", "nope.pt", "@val", "--out", "s"), r"nope\.pt"),
@@ -227,7 +227,7 @@ BAD = [
     Bad("paper-workers-huge", ("paper", "--workers", "100000", "--out", "p"),
         r"workers must be an integer from 1 to \d+"),
     Bad("paper-out-is-a-store", ("paper", "--out", "@val", "--scheduler", "in-process"),
-        r"--out 'val\.zarr' is a non-empty folder that `rdlab paper` did not write"),
+        r"--out 'val\.zarr' is a non-empty folder that `rdlab classify paper` did not write"),
     Bad("paper-scheduler-without-port", ("paper", "--scheduler", "tcp://", "--out", "p"),
         r"dask scheduler 'tcp://'"),  # and no empty p/ or p/data/ left behind
     Bad("paper-out-file", ("paper", "--out", "data.csv", "--scheduler", "in-process"),

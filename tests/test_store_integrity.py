@@ -115,7 +115,7 @@ def test_classify_refuses_a_damaged_scan_and_writes_nothing(copies, damage):
     DAMAGE[damage](copies["scan"])
     message = _error(_run(["classify", copies["scan"], copies["model"], "--out", "runs/c"]))
     assert "scan.zarr" in message and "frames" in message and "samples 2–3" in message
-    assert "rerun `rdlab scan`" in message
+    assert "rerun `rdlab classify scan`" in message
     assert not Path("runs/c").exists()
 
 
@@ -126,7 +126,7 @@ def test_train_refuses_a_damaged_dataset_and_writes_nothing(copies, damage):
     message = _error(_run(["classify", "train", copies["train"], copies["val"], "--out", "runs/m",
                            "--epochs", "1"]))
     assert "train.zarr" in message and "frames" in message
-    assert "rerun `rdlab dataset train`" in message
+    assert "rerun `rdlab classify dataset train`" in message
     assert not Path("runs/m").exists()
 
 

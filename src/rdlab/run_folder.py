@@ -30,7 +30,7 @@ MARKER = ".rdlab-run"
 #: Files by which run folders written before the marker existed are recognised.
 _KNOWN_RESULTS = ("config.yaml", "metrics.json", "report.json", "classification.zarr",
                   "index.html", "summary.json")
-#: Files of a model folder (``rdlab train``, resumable, written in place): never replaced.
+#: Files of a model folder (``rdlab classify train``, resumable, written in place): never replaced.
 _MODEL_FILES = ("best.pt", "last.pt", "history.json")
 
 
@@ -259,7 +259,7 @@ def check_run_folder(final: str | Path, inputs=()) -> Path:
         raise OutputError(f"--out {str(final)!r} is an existing file, not a folder")
     if final.is_dir() and MARKER not in {p.name for p in final.iterdir()} \
             and {p.name for p in final.iterdir()} & set(_MODEL_FILES):
-        raise OutputError(f"--out {str(final)!r} is a model folder of `rdlab train` "
+        raise OutputError(f"--out {str(final)!r} is a model folder of `rdlab classify train` "
                           "(replacing it would delete the model); choose another output "
                           "folder")
     if not is_replaceable(final):

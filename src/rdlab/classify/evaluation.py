@@ -64,10 +64,10 @@ def resolve_model_path(path: str | Path) -> Path:
     if path.is_dir():
         if not (path / "best.pt").is_file():
             raise DataError(f"model folder {str(path)!r} holds no best.pt; give a model file "
-                            "or a folder written by `rdlab train`")
+                            "or a folder written by `rdlab classify train`")
         path = path / "best.pt"
     if not path.is_file():
-        raise DataError(f"no model at {str(path)!r}; train one with `rdlab train`")
+        raise DataError(f"no model at {str(path)!r}; train one with `rdlab classify train`")
     return path
 
 
@@ -81,7 +81,7 @@ def _labelled(path: str | Path, model_classes: list[str]):
     labels = ds["label"].values
     if ds.attrs.get("kind") == "scan" or (labels < 0).any():
         raise DataError(f"{str(path)!r} has no labels (a scan?); this command needs a dataset "
-                        "written by `rdlab dataset`")
+                        "written by `rdlab classify dataset`")
     missing = sorted(set(data_classes) - set(model_classes))
     if missing:
         raise ParameterError(f"{path} has classes {missing} that the model does not know "
@@ -98,7 +98,7 @@ def load_labelled(path: str | Path, model_classes: list[str]) -> tuple[np.ndarra
     Parameters
     ----------
     path : str or Path
-        A dataset store written by ``rdlab dataset``.
+        A dataset store written by ``rdlab classify dataset``.
     model_classes : list of str
         The model's class symbols.
 

@@ -78,12 +78,12 @@ def read_classification(path: str | Path) -> xr.Dataset:
         Naming the store and what is wrong.
     """
     path = Path(path)
-    repair = "classify the scan again with `rdlab classify`"
+    repair = "classify the scan again with `rdlab classify label`"
     ds = store_check.open_store(path, "classification", repair)
     needed = {"probabilities", "predicted", "k", "f", "class"}
     if not needed <= set(ds.variables):
         raise DataError(f"{str(path)!r} is a zarr store but not a classification (written by "
-                        "`rdlab classify`): it lacks "
+                        "`rdlab classify label`): it lacks "
                         f"{', '.join(sorted(needed - set(ds.variables)))}")
     # zarr leaves out chunks equal to the fill value, so a `predicted` chunk of class 0 may
     # rightly be absent: it is checked against the probabilities instead
@@ -126,7 +126,7 @@ def classify_scan(scan_path: str | Path, model_path: str | Path, out: str | Path
     Parameters
     ----------
     scan_path : str or Path
-        A pattern store written by ``rdlab scan``.
+        A pattern store written by ``rdlab classify scan``.
     model_path : str or Path
         A model file, a training folder or ``"bundled"``.
     out : str or Path

@@ -156,7 +156,8 @@ def labelled_store(path: Path, role: str):
     ds = pattern_store.open_patterns(path)
     if ds.attrs.get("kind") == "scan" or (ds["label"].values < 0).any():
         raise DataError(f"{role} store {str(path)!r} has no labels (it is a scan, written by "
-                        "`rdlab scan`); train needs datasets written by `rdlab dataset`")
+                        "`rdlab classify scan`); train needs datasets written by "
+                        "`rdlab classify dataset`")
     return ds
 
 
@@ -203,7 +204,7 @@ def train_model(train_path: Path, val_path: Path, out: Path, overrides: dict,
     va = labelled_store(Path(val_path), "validation")
     classes = pattern_store.class_list(tr)
     if config.architecture == "3d" and tr.sizes["channel"] < MIN_FRAMES_3D:
-        raise ParameterError(f"--architecture 3d needs stores of `rdlab dataset --3d` (at "
+        raise ParameterError(f"--architecture 3d needs stores of `rdlab classify dataset --3d` (at "
                              f"least {MIN_FRAMES_3D} frames); {str(train_path)!r} has "
                              f"{tr.sizes['channel']}")
     if pattern_store.class_list(va) != classes:
@@ -282,8 +283,8 @@ def run_paper(out: str | Path, settings: PaperSettings | None = None,
         raise OutputError(f"--out {str(out)!r} is an existing file, not a folder")
     if out.is_dir() and any(out.iterdir()) \
             and not {p.name for p in out.iterdir()} & set(_PAPER_NAMES):
-        raise OutputError(f"--out {str(out)!r} is a non-empty folder that `rdlab paper` did "
-                          "not write; choose a new or empty folder")
+        raise OutputError(f"--out {str(out)!r} is a non-empty folder that `rdlab classify "
+                          "paper` did not write; choose a new or empty folder")
     created = not out.exists()
     with hold(out):
         out.mkdir(parents=True, exist_ok=True)
@@ -310,7 +311,7 @@ def _remove_if_only_locks(folder: Path) -> None:
             folder.rmdir()
 
 
-#: What `rdlab paper` writes into its folder (a folder holding none of these is not its).
+#: What `rdlab classify paper` writes into its folder (a folder holding none of these is not its).
 _PAPER_NAMES = ("data", "model", "evaluation", "scan.zarr", "classification", "model2",
                 "evaluation2", "classification2", "timings.json", "timings_pass2.json",
                 "summary.json")

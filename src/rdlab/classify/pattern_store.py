@@ -74,9 +74,9 @@ def _repair_hint(path: Path, ds: xr.Dataset | None = None) -> str:
     """Return how to get a good store back: the command that writes it."""
     attrs = ds.attrs if ds is not None else {}
     if attrs.get("kind") == "scan":
-        command = "`rdlab scan`"
+        command = "`rdlab classify scan`"
     elif attrs.get("name"):
-        command = f"`rdlab dataset {attrs['name']}`"
+        command = f"`rdlab classify dataset {attrs['name']}`"
     else:
         command = "the command that wrote it"
     return f"rerun {command} with the same options and --out {str(path)!r}"
@@ -91,7 +91,7 @@ def _open(path: Path) -> xr.Dataset:
     if ds.attrs.get("kind") not in KINDS or not {"frames", "done", "stopped_step"} <= set(
             ds.variables):
         raise DataError(f"{str(path)!r} is a zarr store but not a pattern store (written by "
-                        "`rdlab dataset` or `rdlab scan`)")
+                        "`rdlab classify dataset` or `rdlab classify scan`)")
     for name in _COORDS:
         why = store_check.ArrayCheck(path, name).problem()
         if why is not None:
