@@ -37,7 +37,24 @@ GALLERY = [
 
 
 def gray_scott_gallery(folder: RunFolder, n_steps: int, seed: int = 0) -> dict:
-    """Simulate every gallery class as one float32 batch; write montage, movie, data."""
+    """Simulate every gallery class as one float32 batch; write montage, movie, data.
+
+    Parameters
+    ----------
+    folder
+        The report's run folder: receives ``gray_scott_gallery.zarr``, the montage
+        ``gray_scott_gallery.png`` and the movie of class α ``gray_scott_alpha.gif``.
+    n_steps
+        Time steps of every run (dt = 0.25).
+    seed
+        Seed of the initial squares and their noise.
+
+    Returns
+    -------
+    dict
+        ``wall_seconds``, ``samples`` (the number of classes) and
+        ``cell_updates_per_second``.
+    """
     labels = [c for c, _, _ in GALLERY]
     k = np.array([k for _, k, _ in GALLERY])
     f = np.array([f for _, _, f in GALLERY])
@@ -70,9 +87,28 @@ DENSE_DIFFUSION = [0.2, 0.1, 0.05, 0.05, 0.05]
 
 
 def dense_network_run(folder: RunFolder, n_steps: int, seed: int = 0) -> dict:
-    """The public code's 5-species Gray–Scott-like dense network (40 reactions) with its
-    background rates (1e-3 ± 1e-4), a food chain switched on (:data:`DENSE_CHAIN_RATES`),
-    flow f = 0.04 feeding A only; 64², dt = 0.5, four perturbation squares.
+    """Simulate the public code's 5-species Gray–Scott-like dense network (40 reactions).
+
+    Its background rates (1e-3 ± 1e-4), a food chain switched on
+    (:data:`DENSE_CHAIN_RATES`), flow f = 0.04 feeding A only; 64², dt = 0.5, four
+    perturbation squares.
+
+    Parameters
+    ----------
+    folder
+        The report's run folder: receives ``dense_network.zarr``, the PCA→RGB picture and
+        movie (``dense_pca_rgb.png``, ``.gif``) and the species montage
+        ``dense_species.png``.
+    n_steps
+        Time steps of the run.
+    seed
+        Seed of the background rates and the initial squares.
+
+    Returns
+    -------
+    dict
+        ``wall_seconds``, ``explained_variance_ratio`` (of the 3 principal components) and
+        ``network`` (the reactions, one line each).
     """
     net = dense_gs_network(5)
     rng = np.random.default_rng(seed)
@@ -105,8 +141,23 @@ def dense_network_run(folder: RunFolder, n_steps: int, seed: int = 0) -> dict:
 
 
 def classify_section(folder: RunFolder, quick: bool) -> dict:
-    """Simulate a small (k, f) scan (t = 15 000, float32, in this process) and classify it
-    with the bundled CNN into ``folder/classify``.
+    """Simulate a small (k, f) scan and label it with the bundled CNN.
+
+    The scan (t = 15 000, float32, in this process) is written to
+    ``folder/classify_scan.zarr``, its labels to ``folder/classify``.
+
+    Parameters
+    ----------
+    folder
+        The report's run folder.
+    quick
+        A 4 × 3 scan instead of 20 × 16.
+
+    Returns
+    -------
+    dict
+        The labelling's metrics (``points``, ``counts`` per class, …) with
+        ``simulate_seconds`` and ``early_stopped`` added.
     """
     from rdlab.classify.evaluation import bundled_model_path
     from rdlab.classify.label_scan import classify_scan
@@ -128,8 +179,24 @@ def classify_section(folder: RunFolder, quick: bool) -> dict:
 
 
 def discover_section(folder: RunFolder, quick: bool) -> dict:
-    """Recover hydrogen oxidation (6 species, 6 reversible reactions) from noisy data into
-    ``folder/discover`` (data, mechanism table/YAML/Antimony/SBML, trajectory plot).
+    """Recover hydrogen oxidation (6 species, 6 reversible reactions) from noisy data.
+
+    Writes ``folder/discover``: data, mechanism table/YAML/Antimony/SBML, trajectory plot.
+
+    Parameters
+    ----------
+    folder
+        The report's run folder.
+    quick
+        Use the ``stiff`` example and a 60 s time budget instead of hydrogen oxidation and
+        120 s.
+
+    Returns
+    -------
+    dict
+        ``example``, ``converged``, ``exact``, ``how`` (the method that found it),
+        ``seconds``, ``max_rate_error``, ``trajectory_error``, ``rows`` (learned against
+        true rates, one per reaction) and ``table`` (the mechanism as text).
     """
     from rdlab.discover.examples import example
     from rdlab.discover.workflow import DiscoverSettings, discover_into, prepare_data
@@ -160,9 +227,23 @@ def discover_section(folder: RunFolder, quick: bool) -> dict:
 
 
 def design_section(folder: RunFolder, quick: bool) -> dict:
-    """Inverse design of a pattern: the bundled ``fig2a-quick`` config (4 species, kitchen
-    sink, 32×32, T = 32 s, the bundled portrait as target) optimised into
-    ``folder/design``, then its checks (10× horizon, dt/10, controls) and figures.
+    """Design a network that holds a picture: the bundled ``fig2a-quick`` config.
+
+    4 species, kitchen sink, 32×32, T = 32 s, the bundled portrait as target, optimised
+    into ``folder/design``, then its checks (10× horizon, dt/10, controls) and figures.
+
+    Parameters
+    ----------
+    folder
+        The report's run folder.
+    quick
+        20 optimisation steps and 2 randomisations per control.
+
+    Returns
+    -------
+    dict
+        ``seconds``, ``steps``, ``window_r`` (mean Pearson r over the optimised window),
+        ``long_r`` (at 10× the horizon), ``horizon`` and ``controls``.
     """
     from rdlab.design.config import bundled_target, load_config
     from rdlab.design.optimise import optimise
@@ -182,11 +263,25 @@ def design_section(folder: RunFolder, quick: bool) -> dict:
 
 
 def run_demo(out: str | Path, quick: bool = False, seed: int = 0) -> Path:
-    """Run the tour and write ``out/index.html``; returns that path.
+    """Run the tour and write ``out/index.html``.
 
     The report is written through :func:`~rdlab.run_folder.staged_run_folder`: ``out`` is
     locked, and it changes only when every section has succeeded (a failed section leaves
     no report folder, or the previous report as it was).
+
+    Parameters
+    ----------
+    out
+        The report folder.
+    quick
+        Shorter runs (for tests).
+    seed
+        Seed of the simulations' initial states.
+
+    Returns
+    -------
+    Path
+        ``out/index.html``.
     """
     out = Path(out)
     check_run_folder(out)
@@ -196,6 +291,7 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0) -> Path:
 
 
 def _tour(folder: RunFolder, quick: bool, seed: int) -> Path:
+    """Run every section into ``folder``, record config and metrics, write the report."""
     gs_steps = 4000 if quick else 60000
     dense_steps = 2000 if quick else 16000
     folder.write_config({"command": "demo", "quick": quick, "seed": seed,
@@ -209,8 +305,17 @@ def _tour(folder: RunFolder, quick: bool, seed: int) -> Path:
                           "classify": classified,
                           "discover": {k: v for k, v in discovered.items() if k != "rows"},
                           "design": designed})
-
     report = viz.HtmlReport("rdlab demo")
+    _report_gallery(report, gallery, gs_steps)
+    _report_dense(report, dense, dense_steps)
+    _report_classify(report, classified)
+    _report_discover(report, discovered)
+    _report_design(report, designed)
+    return report.write(folder.file("index.html"))
+
+
+def _report_gallery(report: viz.HtmlReport, gallery: dict, gs_steps: int) -> None:
+    """Add the Gray–Scott gallery section to ``report``."""
     report.add_heading("Gray–Scott pattern gallery")
     report.add_paragraph(
         f"U at t = {gs_steps * 0.25:g} for the (k, f) points of the Gray–Scott CNN paper's "
@@ -221,6 +326,10 @@ def _tour(folder: RunFolder, quick: bool, seed: int) -> Path:
     report.add_image("gray_scott_gallery.png")
     report.add_paragraph("Class α over time (U):")
     report.add_image("gray_scott_alpha.gif")
+
+
+def _report_dense(report: viz.HtmlReport, dense: dict, dense_steps: int) -> None:
+    """Add the dense-network section to ``report``."""
     report.add_heading("A dense 5-species reaction network (Dense-RDN style)")
     ev = dense["explained_variance_ratio"]
     report.add_paragraph(
@@ -234,6 +343,10 @@ def _tour(folder: RunFolder, quick: bool, seed: int) -> Path:
     report.add_image("dense_pca_rgb.gif")
     report.add_image("dense_species.png")
     report.add_table([[line] for line in dense["network"]], ["reactions"])
+
+
+def _report_classify(report: viz.HtmlReport, classified: dict) -> None:
+    """Add the Classify section (phase map and class counts) to ``report``."""
     report.add_heading("Classify: a (k, f) scan labelled by the bundled CNN")
     report.add_paragraph(
         f"{classified['points']} Gray–Scott runs on a (k, f) grid at the CNN paper's settings "
@@ -243,6 +356,10 @@ def _tour(folder: RunFolder, quick: bool, seed: int) -> Path:
     report.add_image("classify/phase_map.png")
     report.add_table([[c, n] for c, n in classified["counts"].items() if n],
                      ["class", "points"])
+
+
+def _report_discover(report: viz.HtmlReport, discovered: dict) -> None:
+    """Add the Discover section (mechanism, rates against the truth) to ``report``."""
     report.add_heading("Discover: a reaction network from concentration data")
     verdict = ("equals the true mechanism" if discovered["exact"] else
                "does NOT equal the true mechanism")
@@ -259,6 +376,10 @@ def _tour(folder: RunFolder, quick: bool, seed: int) -> Path:
     report.add_table(discovered["rows"], ["reaction", "kf true", "kf learned", "kr true",
                                           "kr learned"])
     report.add_image("discover/trajectories.png")
+
+
+def _report_design(report: viz.HtmlReport, designed: dict) -> None:
+    """Add the Design section (correlations, controls, figures) to ``report``."""
     report.add_heading("Design: a reaction–diffusion network that holds a picture")
     ctl = designed["controls"]["dt/10"]["summary"]
     report.add_paragraph(
@@ -275,4 +396,3 @@ def _tour(folder: RunFolder, quick: bool, seed: int) -> Path:
     report.add_image("design/timelapse.png")
     report.add_image("design/controls_correlation_dt10.png")
     report.add_image("design/reaction_graph.png")
-    return report.write(folder.file("index.html"))
