@@ -1,6 +1,9 @@
-"""Design dynamics and parameters: the fused step against the one differentiable definition
-of the model (rdlab.simulate.torch_model), values and gradients; closed-form diffusion and
-drive, the bounds and the paper's initialisation (appendix D.1)."""
+"""Design dynamics and parameters: the fused step against the model's one definition.
+
+The fused step against the one differentiable definition of the model
+(rdlab.simulate.torch_model), values and gradients; closed-form diffusion and drive, the
+bounds and the paper's initialisation (appendix D.1).
+"""
 
 import copy
 
@@ -34,6 +37,7 @@ NETWORKS = {
 
 
 def random_parameters(network, seed=0, dtype=F64, k_max=0.6) -> DesignParameters:
+    """Return design parameters of ``network`` drawn uniformly (rates up to ``k_max``)."""
     g = np.random.default_rng(seed)
     return DesignParameters(network, g.uniform(0.0, k_max, network.n_reactions),
                             g.uniform(0.05, 0.2, network.n_species), g.uniform(0.02, 0.1),
@@ -41,17 +45,19 @@ def random_parameters(network, seed=0, dtype=F64, k_max=0.6) -> DesignParameters
 
 
 def random_state(shape, seed=1, high=1.5, dtype=F64) -> torch.Tensor:
+    """Return a uniform random state in ``[0, high)`` of ``shape``."""
     g = torch.Generator().manual_seed(seed)
     return high * torch.rand(shape, generator=g, dtype=dtype)
 
 
 def random_fields(n, shape, seed=2, dtype=F64) -> list[torch.Tensor]:
+    """Return ``n`` uniform random flow fields in ``[0, 0.3)`` of ``shape``."""
     g = torch.Generator().manual_seed(seed)
     return [0.3 * torch.rand(shape, generator=g, dtype=dtype) for _ in range(n)]
 
 
 def engine_states(p, X0, n_steps, dt=1.0, flow_fields=None, clip=True, c_max=10.0):
-    """The definition: torch_model's step (plain autograd) through the shared stepping."""
+    """Return the definition's states: torch_model's step (plain autograd), shared loop."""
     net = tm.NetworkTensors.from_network(p.network, Grid(*X0.shape[2:]), X0.dtype)
     step = tm.model_step(net, p.as_torch_parameters(X0.shape[0]), dt, c_max if clip else None)
     fields = None if flow_fields is None else flow_fields.__getitem__
@@ -63,7 +69,7 @@ def _scale(t: torch.Tensor) -> float:
 
 
 def with_tensors(p: DesignParameters, **values) -> DesignParameters:
-    """A copy of ``p`` whose groups are the given (differentiable) tensors."""
+    """Return a copy of ``p`` whose groups are the given (differentiable) tensors."""
     q = copy.deepcopy(p)
     for name, v in values.items():
         delattr(q, name)
@@ -74,7 +80,8 @@ def with_tensors(p: DesignParameters, **values) -> DesignParameters:
 # ---------------------------------------------------------------------------- values
 @pytest.mark.parametrize("name", list(NETWORKS))
 @pytest.mark.parametrize("clip", [False, True])
-def test_rollout_matches_torch_engine(name, clip):
+def test_rollout_matches_the_definition(name, clip):
+    """Check the fused roll-out's states against the definition's, with and without clip."""
     p = random_parameters(NETWORKS[name](), k_max=0.6 if clip else 0.2)
     X0 = random_state((2, p.n_species, 5, 7), high=1.5 if clip else 1.0)
     traj = rollout(p, X0, 12, 0.5, clip=clip, c_max=1.3)
@@ -90,7 +97,8 @@ def test_rollout_matches_torch_engine(name, clip):
 
 
 @pytest.mark.parametrize("per_species", [False, True])
-def test_noisy_flow_fields_match_torch_engine(per_species):
+def test_noisy_flow_fields_match_the_definition(per_species):
+    """Check given flow fields (list or callable) drive the fused step as the definition."""
     p = random_parameters(kitchen_sink_network(4))
     X0 = random_state((2, 4, 6, 5))
     fields = random_fields(8, (2, 4 if per_species else 1, 6, 5))
@@ -104,7 +112,8 @@ def test_noisy_flow_fields_match_torch_engine(per_species):
     torch.testing.assert_close(again.states[-1], traj.states[-1], rtol=0, atol=0)
 
 
-def test_noisy_flow_helper_is_the_engine_flow_field():
+def test_noisy_flow_helper_is_the_definitions_flow_field():
+    """Check noisy_flow draws the definition's noisy flow field from the generator."""
     p = random_parameters(dense_gs_network(3))
     noise = FlowNoise(amplitude=0.8, sigma=1.5)
     field = noisy_flow(p, noise, (2, 3, 8, 8), torch.Generator().manual_seed(3))
@@ -115,6 +124,7 @@ def test_noisy_flow_helper_is_the_engine_flow_field():
 
 
 def test_float32_close_to_float64():
+    """Check a float32 roll-out stays within 1e-4 of the float64 one."""
     p64 = random_parameters(kitchen_sink_network(5))
     p32 = copy.deepcopy(p64).to(torch.float32)
     X0 = random_state((1, 5, 8, 8), high=1.0)
@@ -124,6 +134,7 @@ def test_float32_close_to_float64():
 
 
 def test_fused_step_is_the_definitions_step_for_each_stencil():
+    """Check one fused step equals torch_model.euler_step for each stencil, clip and field."""
     p = random_parameters(dense_network(3))
     X0 = random_state((1, 3, 4, 6))
     ff = random_fields(1, (1, 1, 4, 6))[0]
@@ -143,6 +154,7 @@ def test_fused_step_is_the_definitions_step_for_each_stencil():
 
 
 def test_threads_option_does_not_change_results():
+    """Check the threads option and no_grad leave the values unchanged."""
     p = random_parameters(kitchen_sink_network(4))
     X0 = random_state((1, 4, 6, 6))
     ref = rollout(p, X0, 5, threads=None).states[-1]
@@ -161,6 +173,7 @@ def test_threads_option_does_not_change_results():
 
 # ---------------------------------------------------------------------------- closed forms
 def test_pure_diffusion_of_a_fourier_mode_decays_by_the_stencil_symbol():
+    """Check pure diffusion damps each Fourier mode by ``(1 + dt·D·λ)`` per step."""
     net = kitchen_sink_network(3)
     D = np.array([0.05, 0.12, 0.2])
     p = DesignParameters(net, np.zeros(net.n_reactions), D, 0.0, np.zeros(3), dtype=F64)
@@ -181,6 +194,7 @@ def test_pure_diffusion_of_a_fourier_mode_decays_by_the_stencil_symbol():
 
 
 def test_uniform_state_relaxes_to_the_feed_by_the_flow():
+    """Check a uniform state relaxes to the feed at the rate ``(1 − f·dt)`` per step."""
     net = dense_gs_network(3)
     feed = np.array([1.0, 0.25, 0.0625])
     p = DesignParameters(net, np.zeros(net.n_reactions), [0.1] * 3, 0.03, feed, dtype=F64)
@@ -197,7 +211,8 @@ def _weighted_sum(states, seed=7):
 
 @pytest.mark.parametrize("name", ["kitchen-sink", "dense", "brusselator"])
 @pytest.mark.parametrize("noisy", [False, True])
-def test_gradients_match_autograd_through_torch_engine(name, noisy):
+def test_gradients_match_autograd_through_the_definition(name, noisy):
+    """Check gradients, also to the flow fields, against autograd through the definition."""
     p = random_parameters(NETWORKS[name]())
     X0 = random_state((2, p.n_species, 4, 5)).requires_grad_(True)
     fields = [f.requires_grad_(True) for f in random_fields(6, (2, 1, 4, 5))] if noisy else None
@@ -220,10 +235,12 @@ def test_gradients_match_autograd_through_torch_engine(name, noisy):
 @pytest.mark.parametrize("noisy", [False, True], ids=["flow", "noisy-flow"])
 @pytest.mark.parametrize("clip", [False, True], ids=["no-clip", "clip"])
 def test_fused_rollout_is_the_definition_values_and_gradients(family, noisy, clip):
-    """Design's fused roll-out against plain autograd through the one definition
-    (torch_model.rollout: its step, its noisy flow, its clip), float64: every state and the
+    """Check design's fused roll-out against plain autograd through the one definition.
+
+    torch_model.rollout (its step, its noisy flow, its clip), float64: every state and the
     gradients with respect to X0, rates, D, flow and feed; the noise of both comes from the
-    same seed, so the flow's gradient runs through the noisy fields too."""
+    same seed, so the flow's gradient runs through the noisy fields too.
+    """
     p = random_parameters(preset_network(family, 4), seed=5, k_max=0.6 if clip else 0.3)
     X0 = random_state((2, 4, 5, 6), high=1.5 if clip else 1.0).requires_grad_(True)
     n, dt, c_max = 6, 0.8, 1.2
@@ -247,8 +264,11 @@ def test_fused_rollout_is_the_definition_values_and_gradients(family, noisy, cli
 
 
 def test_gradients_with_one_sample_and_exact_zeros():
-    """Batch 1 (the matrix-product path) and states at exactly 0, where mass-action partials
-    must be the exact polynomials (no 1e-10 substitution, no NaN)."""
+    """Check batch 1 (the matrix-product path) and states at exactly 0.
+
+    There the mass-action partials must be the exact polynomials (no 1e-10 substitution,
+    no NaN).
+    """
     p = random_parameters(kitchen_sink_network(5), seed=3)
     X0 = random_state((1, 5, 5, 4))
     X0[X0 < 0.4] = 0.0
@@ -263,6 +283,7 @@ def test_gradients_with_one_sample_and_exact_zeros():
 
 @pytest.mark.parametrize("batch", [1, 2])
 def test_gradcheck(batch):
+    """Check the analytic backward against finite differences (torch.autograd.gradcheck)."""
     p = random_parameters(kitchen_sink_network(3), seed=4)
     X0 = random_state((batch, 3, 3, 4), high=1.0).requires_grad_(True)
     fields = [f.requires_grad_(True) for f in random_fields(3, (batch, 1, 3, 4))]
@@ -279,6 +300,7 @@ def test_gradcheck(batch):
 
 
 def test_fixed_groups_get_no_gradient():
+    """Check fixed parameter groups receive no gradient."""
     p = random_parameters(dense_gs_network(3)).set_fixed(["flow", "rates"])
     X0 = random_state((1, 3, 4, 4))
     rollout(p, X0, 3).states[-1].sum().backward()
@@ -288,6 +310,7 @@ def test_fixed_groups_get_no_gradient():
 
 # ---------------------------------------------------------------------------- monomials
 def test_monomial_plan_kitchen_sink_5():
+    """Check the monomial plan's counts for the 5-species kitchen sink and a zero-order reaction."""
     plan = MonomialPlan.from_reactant_matrix(kitchen_sink_network(5).reactant_matrix)
     # 1, 5 species, 15 products X_i X_j, 10 X Y² and 4 Y³
     assert plan.n_monomials == 1 + 5 + 15 + 14
@@ -299,6 +322,7 @@ def test_monomial_plan_kitchen_sink_5():
 
 # ---------------------------------------------------------------------------- input checks
 def test_bad_inputs_are_refused():
+    """Check bad states, steps, dt, flow fields and stencils are refused naming the value."""
     p = random_parameters(dense_gs_network(3))
     X0 = random_state((1, 3, 4, 4))
     with pytest.raises(ParameterError, match=r"expected \(batch, 3, y, x\)"):
@@ -321,6 +345,7 @@ def test_bad_inputs_are_refused():
 
 # ---------------------------------------------------------------------------- parameters
 def test_project_enforces_each_bound():
+    """Check the projection enforces each parameter bound."""
     net = dense_gs_network(3)
     p = DesignParameters(net, np.linspace(-1, 1, net.n_reactions), [0.0, 0.1, 0.9], 5.0,
                          [-0.5, 0.2, 3.0], dtype=F64)
@@ -338,6 +363,7 @@ def test_project_enforces_each_bound():
 
 
 def test_fixed_flow_and_groups():
+    """Check fixed groups are not trainable and unknown group names are refused."""
     p = DesignParameters.initial(dense_gs_network(5), seed=1, fixed=("flow",), flow=0.03)
     assert p.fixed == ("flow",) and not p.flow.requires_grad and p.rates.requires_grad
     assert p.flow.item() == pytest.approx(0.03)
@@ -349,6 +375,7 @@ def test_fixed_flow_and_groups():
 
 @pytest.mark.parametrize("build", [dense_gs_network, kitchen_sink_network])
 def test_initial_reproduces_the_code_numbers(build):
+    """Check the initialisation reproduces the public code's numbers (appendix D.1)."""
     net = build(5)
     p = DesignParameters.initial(net, seed=11)
     k = p.rates.detach().double().numpy()
@@ -372,6 +399,7 @@ def test_initial_reproduces_the_code_numbers(build):
 
 
 def test_initial_paper_enumeration():
+    """Check the initialisation of the paper's enumeration (eq. 17)."""
     net = dense_network(5)
     p = DesignParameters.initial(net, seed=0, dtype=F64)
     k = p.rates.detach().numpy()
@@ -391,6 +419,7 @@ def test_initial_paper_enumeration():
 
 
 def test_state_dict_description_and_value_round_trips(tmp_path):
+    """Check state dict, description and value round trips."""
     p = DesignParameters.initial(kitchen_sink_network(4), seed=2, dtype=F64,
                                  diffusion_bounds=(0.06, 0.18), fixed=("feed",))
     torch.save(p.state_dict(), tmp_path / "theta.pt")
@@ -417,6 +446,7 @@ def test_state_dict_description_and_value_round_trips(tmp_path):
 
 
 def test_bad_parameters_are_refused():
+    """Check bad parameter shapes, values and bounds are refused."""
     net = ReactionNetwork.from_text(["A + 2B -> 3B", "B -> 0"])
     with pytest.raises(ParameterError, match=r"diffusion has shape \(3,\)"):
         DesignParameters(net, [1.0, 1.0], [0.1] * 3, 0.03, [1.0, 0.0])
@@ -454,8 +484,11 @@ def test_cuda_rollout_values_and_gradients_match_the_cpu(noisy):
 
 # ---------------------------------------------------------------------------- bistable switch
 def _switch(c: float, k1: float = 2.0, f: float = 0.2) -> DesignParameters:
-    """A + 2B → 3B (k1), B → A (c − f), flow f, feed (1, 0): with A + B → 1 the well-mixed
-    dB/dt = k1 B²(1 − B) − cB has the roots 0 and B± = (1 ± √(1 − 4c/k1))/2."""
+    """Return the bistable switch A + 2B → 3B (k1), B → A (c − f), flow f, feed (1, 0).
+
+    With A + B → 1 the well-mixed dB/dt = k1 B²(1 − B) − cB has the roots 0 and
+    B± = (1 ± √(1 − 4c/k1))/2.
+    """
     net = ReactionNetwork.from_text(["A + 2B -> 3B", "B -> A"])
     return DesignParameters(net, [k1, c - f], [0.05, 0.05], f, [1.0, 0.0], dtype=F64)
 
@@ -465,8 +498,10 @@ def _b_high(c: float, k1: float = 2.0) -> float:
 
 
 def test_well_mixed_switch_settles_on_its_exact_steady_states():
-    """Above the unstable root B− a uniform state goes to B+, below it to 0 (c/k1 = 0.12:
-    B− = 0.1394, B+ = 0.8606)."""
+    """Check a uniform state goes to B+ above the unstable root B−, below it to 0.
+
+    c/k1 = 0.12: B− = 0.1394, B+ = 0.8606.
+    """
     c = 0.24
     lo = (1 - np.sqrt(1 - 4 * c / 2.0)) / 2
     X0 = torch.zeros(2, 2, 4, 4, dtype=F64)
@@ -481,10 +516,13 @@ def test_well_mixed_switch_settles_on_its_exact_steady_states():
 @pytest.mark.parametrize(("c", "cells_on_after"), [(0.30, 32), (0.42, 16), (0.44, 16),
                                                    (0.50, 0)])
 def test_fronts_of_the_switch_are_pinned_on_the_grid_near_the_maxwell_point(c, cells_on_after):
-    """Propagation failure of a discrete bistable medium (D = 0.05 against a reaction rate
-    ~1): near the Maxwell point c = 2k1/9 = 0.444 a straight front stays where it is for
-    1000 s; far from it one phase invades the other (the on phase for c = 0.30, the off
-    phase for c = 0.50). This is what lets G(z) write bits that last (fig4-bistable)."""
+    """Check the propagation failure of a discrete bistable medium.
+
+    D = 0.05 against a reaction rate ~1: near the Maxwell point c = 2k1/9 = 0.444 a
+    straight front stays where it is for 1000 s; far from it one phase invades the other
+    (the on phase for c = 0.30, the off phase for c = 0.50). This is what lets G(z) write
+    bits that last (fig4-bistable).
+    """
     bh = _b_high(c)
     X0 = torch.zeros(1, 2, 8, 32, dtype=F64)
     X0[0, 1, :, 8:24] = bh
@@ -496,6 +534,7 @@ def test_fronts_of_the_switch_are_pinned_on_the_grid_near_the_maxwell_point(c, c
 
 
 def test_initial_overrides_replace_the_named_start_values():
+    """Check start values named by reaction text replace only those values."""
     p = DesignParameters.initial(dense_gs_network(5), seed=0, dtype=F64)
     before = p.rates.detach().clone()
     p.override_({"rates": {"A+2B -> 3B": 2.0, "B -> A": 0.24}, "diffusion": 0.05,
@@ -519,6 +558,7 @@ def test_initial_overrides_replace_the_named_start_values():
     ({"flow": 0.1}, "unknown key\\(s\\) \\['flow'\\]"),
 ])
 def test_bad_initial_overrides_are_refused(start, message):
+    """Check bad start values are refused naming the reaction or key."""
     p = DesignParameters.initial(dense_gs_network(5), seed=0, dtype=F64)
     with pytest.raises(ParameterError, match=message):
         p.override_(start)

@@ -1,5 +1,8 @@
-"""The torch definition of the model (torch_model) and the torch engine against the NumPy
-reference (the definition), and their gradients."""
+"""The torch model and the torch engine against the NumPy reference, and their gradients.
+
+The torch definition of the model (rdlab.simulate.torch_model) and the engine that steps it
+(rdlab.simulate.torch_engine), against the NumPy reference (the definition).
+"""
 
 import numpy as np
 import pytest
@@ -27,7 +30,7 @@ NETWORKS = {
 
 
 def make_system(name, rng, grid=None, noise=None, batch=2):
-    """A batch of samples with differing rates, diffusion, flow and feed."""
+    """Return a batch of samples with differing rates, diffusion, flow and feed."""
     net = NETWORKS[name]()
     base = np.array(net.default_rates if name != "kitchen-sink"
                     else [0.05] * net.n_reactions, dtype=float)
@@ -39,6 +42,7 @@ def make_system(name, rng, grid=None, noise=None, batch=2):
 
 
 def make_state(system, rng, zeros=False):
+    """Return a uniform random state of ``system`` (30 % exact zeros when ``zeros``)."""
     x = rng.uniform(0.0, 1.0, size=system.state_shape())
     if zeros:
         x[rng.uniform(size=x.shape) < 0.3] = 0.0
@@ -52,6 +56,7 @@ GRID_IDS = ["5-point", "9-point", "well-mixed"]
 @pytest.mark.parametrize("grid", GRIDS, ids=GRID_IDS)
 @pytest.mark.parametrize("name", list(NETWORKS))
 def test_rhs_matches_reference(name, grid, rng):
+    """Check the torch right-hand side against the NumPy reference (grids, well mixed)."""
     s = make_system(name, rng, grid)
     x = make_state(s, rng, zeros=True)
     expected = reference.rhs(s, x)
@@ -66,6 +71,7 @@ def test_rhs_matches_reference(name, grid, rng):
 @pytest.mark.parametrize("stencil", ["5-point", "9-point"])
 @pytest.mark.parametrize("dx", [1.0, 0.7])
 def test_laplacian_matches_reference(stencil, dx, rng):
+    """Check the periodic Laplacian against the reference for each stencil and spacing."""
     field = rng.uniform(size=(2, 3, 6, 7))
     got = tm.periodic_laplacian(torch.tensor(field), stencil, dx).numpy()
     np.testing.assert_allclose(got, reference.laplacian(field, stencil, dx), rtol=1e-13,
@@ -75,6 +81,7 @@ def test_laplacian_matches_reference(stencil, dx, rng):
 
 
 def test_euler_step_clip_is_the_reference_step_clipped(rng):
+    """Check the clipped Euler step is the reference step clipped to ``[0, c_max]``."""
     s = make_system("kitchen-sink", rng, Grid(5, 6))
     x = make_state(s, rng) * 4.0
     net, params = tm.NetworkTensors.from_system(s), tm.TorchParameters.from_system(s)
@@ -87,6 +94,7 @@ def test_euler_step_clip_is_the_reference_step_clipped(rng):
 
 
 def test_the_engine_re_exports_the_one_definition():
+    """Check the engine's model names are torch_model's objects, not copies."""
     for name in ("NetworkTensors", "TorchParameters", "euler_step", "flow_field", "laplacian",
                  "raw_noise", "reaction_rates", "rhs", "rollout", "smooth_periodic",
                  "torch_dtype"):
@@ -94,6 +102,7 @@ def test_the_engine_re_exports_the_one_definition():
 
 
 def test_reaction_rates_are_the_reference_rates_exactly(rng):
+    """Check the mass-action rates equal the reference's bit for bit."""
     s = make_system("kitchen-sink", rng, Grid(4, 5))
     x = make_state(s, rng, zeros=True)
     net = tm.NetworkTensors.from_system(s)
@@ -104,6 +113,7 @@ def test_reaction_rates_are_the_reference_rates_exactly(rng):
 
 
 def test_zero_order_only_network():
+    """Check a network of zero-order reactions only."""
     net = ReactionNetwork.from_text(["0 -> A : 0.5"])
     s = System.build(net, rates=[[0.5], [2.0]], flow=0.1, feed=[1.0])
     x = np.array([[0.2], [0.0]])
@@ -115,6 +125,7 @@ def test_zero_order_only_network():
 @pytest.mark.parametrize("grid", GRIDS, ids=GRID_IDS)
 @pytest.mark.parametrize("name", list(NETWORKS))
 def test_run_matches_reference(name, grid, rng):
+    """Check the engine's run against the reference in float64 and float32."""
     s = make_system(name, rng, grid)
     x = make_state(s, rng)
     steps = [0, 3, 20]
@@ -129,6 +140,7 @@ def test_run_matches_reference(name, grid, rng):
 
 
 def test_rollout_matches_reference(rng):
+    """Check the differentiable roll-out's snapshots against the reference."""
     s = make_system("gray-scott", rng, Grid(8, 8, stencil="9-point"))
     x = make_state(s, rng)
     net = tm.NetworkTensors.from_system(s)
@@ -145,6 +157,7 @@ def test_rollout_matches_reference(rng):
 @pytest.mark.parametrize("sigma", [0.0, 0.7, 2.0, 4.0])  # 4.0: window wider than the grid
 @pytest.mark.parametrize("per_species", [False, True])
 def test_flow_field_matches_numpy(sigma, per_species, rng):
+    """Check the noisy flow field and its smoothing against the NumPy ones."""
     noise = FlowNoise(amplitude=0.6, sigma=sigma, per_species=per_species)
     flow = np.array([0.03, 0.5])
     raw = flow_noise.raw_noise(rng, noise, (2, 3, 9, 11))
@@ -157,6 +170,7 @@ def test_flow_field_matches_numpy(sigma, per_species, rng):
 
 
 def test_raw_noise_shape_range_and_seeding():
+    """Check the raw noise's shape, range and seeding."""
     noise = FlowNoise(amplitude=0.3, sigma=1.0)
     g = torch.Generator().manual_seed(5)
     a = tm.raw_noise(g, noise, (3, 4, 16, 16))
@@ -169,6 +183,7 @@ def test_raw_noise_shape_range_and_seeding():
 
 
 def test_noisy_rollout_matches_reference_given_the_same_draws(rng):
+    """Check a noisy roll-out against the reference given the same draws."""
     noise = FlowNoise(amplitude=0.05, sigma=1.5)
     s = make_system("gray-scott", rng, Grid(8, 9, stencil="5-point"), noise=noise)
     x = make_state(s, rng)
@@ -183,6 +198,7 @@ def test_noisy_rollout_matches_reference_given_the_same_draws(rng):
 
 
 def test_noisy_run_is_seeded(rng):
+    """Check a noisy run is reproducible by its seed and differs by seed."""
     s = make_system("gray-scott", rng, Grid(8, 8), noise=FlowNoise(0.05, 1.0))
     x = make_state(s, rng)
     a = te.run(s, x, 0.2, 10, [10], seed=3)
@@ -222,6 +238,7 @@ def _inputs(s, x):
     ids=["gray-scott-9pt", "brusselator-5pt", "kitchen-sink-well-mixed"],
 )
 def test_gradients_match_finite_differences(name, grid, rng):
+    """Check gradients of a roll-out against finite differences (gradcheck)."""
     s = make_system(name, rng, grid)
     x = make_state(s, rng, zeros=True)  # exact zeros: products must stay differentiable
     assert (x == 0).any()
@@ -230,6 +247,7 @@ def test_gradients_match_finite_differences(name, grid, rng):
 
 
 def test_gradient_at_zero_concentration_is_the_analytic_jacobian(rng):
+    """Check the state Jacobian at zero concentrations is the analytic one."""
     s = make_system("kitchen-sink", rng)
     x = make_state(s, rng)
     x[0, :2] = 0.0
@@ -250,6 +268,7 @@ def test_gradient_at_zero_concentration_is_the_analytic_jacobian(rng):
 
 
 def test_gradients_through_noisy_flow(rng):
+    """Check gradients through the noisy flow against finite differences."""
     noise = FlowNoise(amplitude=0.01, sigma=1.0)
     s = make_system("gray-scott", rng, Grid(3, 4), noise=noise)
     x = make_state(s, rng)
@@ -259,6 +278,7 @@ def test_gradients_through_noisy_flow(rng):
 
 
 def test_checkpointing_gives_the_same_values_and_gradients(rng):
+    """Check checkpointed roll-outs give the same values and gradients."""
     noise = FlowNoise(amplitude=0.01, sigma=1.0)
     s = make_system("gray-scott", rng, Grid(5, 6), noise=noise)
     x = make_state(s, rng)
@@ -277,6 +297,7 @@ def test_checkpointing_gives_the_same_values_and_gradients(rng):
 
 
 def test_checkpointed_rollout_with_generator_replays_its_draws(rng):
+    """Check checkpointing replays a generator's noise draws."""
     noise = FlowNoise(amplitude=0.01, sigma=1.0)
     s = make_system("gray-scott", rng, Grid(5, 5), noise=noise)
     x = make_state(s, rng)
@@ -293,6 +314,7 @@ def test_checkpointed_rollout_with_generator_replays_its_draws(rng):
 
 
 def test_parameters_container(rng):
+    """Check the parameter container's tracking, dtype and copies."""
     s = make_system("gray-scott", rng, Grid(4, 4))
     p = tm.TorchParameters.from_system(s, torch.float32, requires_grad=["rates", "feed"])
     assert p.rates.requires_grad and p.feed.requires_grad
@@ -306,6 +328,7 @@ def test_parameters_container(rng):
 
 # ---------------------------------------------------------------------------- run guards
 def test_run_names_the_blown_up_sample():
+    """Check a blow-up is reported naming the sample and step."""
     s = System.build(gray_scott_network(), rates=[[1.0, 0.06], [1e7, 0.06]],
                      diffusion=[0.2, 0.1], flow=0.04, feed=[1, 0], grid=Grid(8, 8))
     x0 = np.full((2, 2, 8, 8), 0.5)
@@ -314,6 +337,7 @@ def test_run_names_the_blown_up_sample():
 
 
 def test_run_reports_progress_and_checks_inputs(rng):
+    """Check progress reports and the refusal of bad inputs."""
     s = make_system("gray-scott", rng, Grid(6, 6))
     x = make_state(s, rng)
     ticks = []
@@ -336,12 +360,14 @@ def test_run_reports_progress_and_checks_inputs(rng):
 
 
 def test_noise_on_a_well_mixed_system_is_refused(rng):
+    """Check flow noise on a well-mixed system is refused."""
     with pytest.raises(ParameterError, match="needs a grid"):
         make_system("gray-scott", rng, None, noise=FlowNoise(0.1, 1.0))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 def test_cuda_matches_cpu(rng):
+    """Check CUDA runs and gradients against the CPU ones."""
     s = make_system("kitchen-sink", rng, Grid(16, 16), noise=None)
     x = make_state(s, rng)
     cpu = te.run(s, x, 0.1, 30, [0, 30])
