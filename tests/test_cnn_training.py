@@ -27,6 +27,7 @@ from rdlab.classify.cnn import (
 )
 from rdlab.classify.training import TrainConfig, evaluate, predict, saliency, train
 from rdlab.errors import DataError, ParameterError
+from rdlab.training_loop import read_history
 
 # --------------------------------------------------------------------------- architecture
 
@@ -283,7 +284,7 @@ def test_training_learns_separable_problem(tmp_path):
     result = train(x, y, vx, vy, ["stripes", "spots"], tmp_path, cfg, progress=False)
     assert result["epochs_run"] == 5 and result["stop_reason"] == "epochs"
     assert result["best_val_accuracy"] >= 0.9
-    history = json.loads((tmp_path / "history.json").read_text())
+    history = read_history(tmp_path / "history.jsonl")
     assert [r["epoch"] for r in history] == list(range(1, 6))
     assert set(history[0]) == {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr",
                                "seconds"}
@@ -527,7 +528,7 @@ def test_a_non_finite_loss_stops_training_with_the_last_good_epoch_kept(tmp_path
     assert meta["epoch"] == 1
     assert all(torch.isfinite(t).all() for t in model.state_dict().values()
                if t.is_floating_point())
-    assert len(json.loads((out / "history.json").read_text())) == 1
+    assert len(read_history(out / "history.jsonl")) == 1
 
 
 def test_model_folder_must_be_a_model_folder(tmp_path):

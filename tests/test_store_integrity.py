@@ -244,7 +244,7 @@ def test_compare_with_a_good_classification_writes_changed_cells(copies):
 
 
 def test_evaluate_refuses_a_damaged_training_history(copies):
-    (copies["model"] / "history.json").write_text('[{"epoch": 1, "loss"')
+    (copies["model"] / "history.jsonl").write_text('{"epoch": 1, "loss"\n{"epoch": 2}\n')
     message = _error(_run(["classify", "evaluate", copies["model"], copies["val"], "--out",
                            "runs/e"]))
     assert "history.json" in message

@@ -122,17 +122,12 @@ def load_labelled(path: str | Path, model_classes: list[str]) -> tuple[np.ndarra
 
 def _read_history(model_path: Path) -> list | None:
     """Return the training history beside a model file, or ``None`` when there is none."""
-    history = model_path.parent / "history.json"
-    if not history.is_file():
-        return None
-    try:
-        records = json.loads(history.read_text())
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{str(history)!r} cannot be read ({exc}); remove it or train "
-                        "again") from None
-    if not isinstance(records, list):
-        raise DataError(f"{str(history)!r} is not a training history (a list of epochs)")
-    return records
+    from rdlab.training_loop import read_history
+
+    for name in ("history.jsonl", "history.json"):  # today's, then older rdlab's
+        if (model_path.parent / name).is_file():
+            return read_history(model_path.parent / name) or None
+    return None
 
 
 def evaluate_datasets(model_path: str | Path, datasets: dict[str, str | Path],
@@ -141,8 +136,8 @@ def evaluate_datasets(model_path: str | Path, datasets: dict[str, str | Path],
 
     Writes the run folder ``out`` (whole or not at all): ``confusion_{name}.png`` and
     ``.json`` per dataset, ``accuracy.png`` (the training history, when the model's folder
-    holds ``history.json``) and ``evaluation.json``. The model and every dataset are
-    verified before anything is written.
+    holds ``history.jsonl``, or an older version's ``history.json``) and ``evaluation.json``.
+    The model and every dataset are verified before anything is written.
 
     Parameters
     ----------

@@ -16,16 +16,21 @@ see ``benchmarks/train_cnn.py``).
 
 Files written to ``out_dir`` by :func:`train`:
 
-* ``history.json`` — list of per-epoch records ``{epoch, loss, accuracy, val_loss,
+* ``history.jsonl`` — one JSON line per epoch ``{epoch, loss, accuracy, val_loss,
   val_accuracy, lr, seconds}`` (``loss``/``accuracy`` are averages over the epoch's augmented
-  training batches with dropout active; ``lr`` is the rate used during the epoch), rewritten
-  after every epoch;
+  training batches with dropout active; ``lr`` is the rate used during the epoch), appended
+  after every epoch (:class:`~rdlab.training_loop.History`; read it with
+  :func:`~rdlab.training_loop.read_history`, which also reads the ``history.json`` list of
+  earlier rdlab versions; a resumed run rewrites it from ``last.pt`` and removes
+  ``history.json``);
 * ``best.pt`` — :func:`~rdlab.classify.cnn.save_model` file of the best validated model;
 * ``last.pt`` — the full training state after the last finished epoch (model, optimizer,
   scheduler, random-generator states, history, early-stopping counters, configuration).
 
-All files are written atomically (temporary file + rename), so an interruption at any moment
-— Ctrl-C included — leaves the state of the last finished epoch.
+The loop, its checkpoints, early stopping and time budget are the shared ones of
+:mod:`rdlab.training_loop`. ``best.pt`` and ``last.pt`` are written atomically (temporary
+file + rename) and the history line by line, so an interruption at any moment — Ctrl-C
+included — leaves the state of the last finished epoch.
 
 **Determinism.** With a fixed ``seed`` and the same data, configuration and thread count, a
 run is bit-for-bit reproducible on the same machine and torch build, and a run interrupted
@@ -39,8 +44,6 @@ floating-point reduction orders and hence the last bits.
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -52,13 +55,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rdlab.atomic import atomic_torch_save, atomic_write_text
 from rdlab.checks import torch_device
 from rdlab.classify.augment import AugmentConfig, augment
 from rdlab.classify.cnn import build_model, load_model, save_model
 from rdlab.errors import DataError, OutputError, ParameterError, RdlabError, SimulationError
 from rdlab.output_lock import hold
 from rdlab.settings import Settings
+from rdlab.training_loop import (
+    Checkpoint,
+    CheckpointError,
+    EarlyStopping,
+    History,
+    Loop,
+    TimeBudget,
+    rng_states,
+    set_rng_states,
+)
 
 _STATE_FORMAT = "rdlab-train-state"
 #: Settings that may change between an interrupted run and its resumption.
@@ -74,51 +86,75 @@ MAX_SEED = 2**63 - 1
 
 @dataclass
 class TrainConfig(Settings):
-    """Settings of :func:`train`; read and written as any rdlab config
-    (:class:`rdlab.settings.Settings`: types checked from the annotations, unknown keys
-    refused).
+    """Settings of :func:`train`.
 
-    epochs: most epochs (passes over the training set) to run.
-    batch_size: samples per optimisation step (the last batch of an epoch may be smaller).
-    lr: Adam learning rate (β = 0.9/0.999, ε = ``adam_eps``, Keras's defaults).
-    adam_eps: Adam's ε (Keras: 1e-7; PyTorch's default would be 1e-8).
-    augment: the augmentation (:class:`~rdlab.classify.augment.AugmentConfig`).
-    patience: stop when the monitored validation score has not improved for this many
-        epochs; ``None`` never stops early.
-    monitor: ``"val_accuracy"`` (ties broken by the lower val loss) or ``"val_loss"``;
-        decides ``best.pt`` and early stopping.
-    seed: seeds the initial weights, shuffling, augmentation and dropout.
-    threads: ``torch.set_num_threads`` during training (restored afterwards).
-    architecture: ``"2d"`` (:class:`~rdlab.classify.cnn.PatternCNN`) or ``"3d"``
-        (:class:`~rdlab.classify.cnn.PatternCNN3D`).
-    dropout: dropout rate; ``None`` keeps the reference's (0.15 2-D, 0.10 3-D).
-    schedule: learning-rate schedule, stepped once per epoch: ``"none"`` (constant, the
+    Read and written as any rdlab config (:class:`rdlab.settings.Settings`: types checked
+    from the annotations, unknown keys refused).
+
+    Parameters
+    ----------
+    epochs : int, default 60
+        Most epochs (passes over the training set) to run.
+    batch_size : int, default 128
+        Samples per optimisation step (the last batch of an epoch may be smaller).
+    lr : float, default 1e-3
+        Adam learning rate (β = 0.9/0.999, ε = ``adam_eps``, Keras's defaults).
+    adam_eps : float, default 1e-7
+        Adam's ε (Keras: 1e-7; PyTorch's default would be 1e-8).
+    augment : AugmentConfig
+        The augmentation (:class:`~rdlab.classify.augment.AugmentConfig`).
+    patience : int or None, default 15
+        Stop when the monitored validation score has not improved for this many epochs;
+        ``None`` never stops early.
+    monitor : {"val_accuracy", "val_loss"}, default "val_accuracy"
+        ``"val_accuracy"`` (ties broken by the lower val loss) or ``"val_loss"``; decides
+        ``best.pt`` and early stopping.
+    seed : int, default 0
+        Seeds the initial weights, shuffling, augmentation and dropout.
+    threads : int, default 2
+        ``torch.set_num_threads`` during training (restored afterwards).
+    architecture : {"2d", "3d"}, default "2d"
+        :class:`~rdlab.classify.cnn.PatternCNN` or :class:`~rdlab.classify.cnn.PatternCNN3D`.
+    dropout : float or None, default None
+        Dropout rate; ``None`` keeps the reference's (0.15 2-D, 0.10 3-D).
+    schedule : {"none", "cosine", "plateau"}, default "cosine"
+        Learning-rate schedule, stepped once per epoch: ``"none"`` (constant, the
         reference), ``"cosine"`` (cosine annealing from ``lr`` to ``lr·min_lr_ratio`` over
         ``epochs``, :class:`torch.optim.lr_scheduler.CosineAnnealingLR`) or ``"plateau"``
         (×``plateau_factor`` when the val loss has not improved for ``plateau_patience``
         epochs, :class:`torch.optim.lr_scheduler.ReduceLROnPlateau`).
-    min_lr_ratio: final LR of the cosine schedule and floor of the plateau one, relative
-        to ``lr``.
-    plateau_factor, plateau_patience: settings of the ``"plateau"`` schedule.
-    val_every: validate every this many epochs (and after the last); records of the other
-        epochs have ``val_loss``/``val_accuracy`` ``None``. Patience counts epochs.
-    init_norm: set the input BatchNorm's running mean/variance to the training data's
-        per-channel statistics before the first epoch (see the module docstring).
-    channels_last: train the 2-D network in channels-last memory layout (faster with
-        oneDNN on CPU; results equal up to rounding). Inference always feeds 2-D networks
-        channels-last input.
-    in_memory: read lazily indexable inputs (zarr, xarray, dask) into memory once before
-        training (fast); ``False`` reads every batch from the store.
-    time_budget_s: stop after the epoch during which the accumulated training time (over all
+    min_lr_ratio : float, default 0.01
+        Final LR of the cosine schedule and floor of the plateau one, relative to ``lr``.
+    plateau_factor : float, default 0.5
+        Factor of the ``"plateau"`` schedule.
+    plateau_patience : int, default 5
+        Patience (epochs) of the ``"plateau"`` schedule.
+    val_every : int, default 1
+        Validate every this many epochs (and after the last); records of the other epochs
+        have ``val_loss``/``val_accuracy`` ``None``. Patience counts epochs.
+    init_norm : bool, default True
+        Set the input BatchNorm's running mean/variance to the training data's per-channel
+        statistics before the first epoch (see the module docstring).
+    channels_last : bool, default True
+        Train the 2-D network in channels-last memory layout (faster with oneDNN on CPU;
+        results equal up to rounding). Inference always feeds 2-D networks channels-last
+        input.
+    in_memory : bool, default True
+        Read lazily indexable inputs (zarr, xarray, dask) into memory once before training
+        (fast); ``False`` reads every batch from the store.
+    time_budget_s : float or None, default None
+        Stop after the epoch during which the accumulated training time (over all
         resumptions) passed this many seconds; ``None`` for no limit. The stopping point of
         such a run depends on the machine's speed. (Old configs' ``time_limit_s`` is read as
         this.)
-    label_smoothing: weight of the uniform distribution mixed into the one-hot targets of the
+    label_smoothing : float, default 0.1
+        Weight of the uniform distribution mixed into the one-hot targets of the
         cross-entropy (0 = the reference's plain cross-entropy). The default 0.1 generalises
         better to the test set's perturbed (k, f): over 6 seeds each, 60 epochs, its mean
         test accuracy was 96.0 % against 95.5 % for 0 (``docs/classify.md``).
-    device: torch device to train on (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...). The data
-        and the random draws of shuffling and augmentation stay on the CPU generator, so the
+    device : str, default "cpu"
+        Torch device to train on (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...). The data and
+        the random draws of shuffling and augmentation stay on the CPU generator, so the
         sequence of batches is the same on every device; dropout draws from the device's
         generator, and GPU kernels are not bit-reproducible, so only CPU runs resume bit for
         bit. Checkpoints are always written with CPU tensors.
@@ -151,6 +187,7 @@ class TrainConfig(Settings):
     _aliases = {"time_limit_s": "time_budget_s"}  # the old name of the field
 
     def __post_init__(self) -> None:
+        """Check the settings' types and ranges."""
         self.check_types()  # types (and the choices of schedule, monitor, architecture)
         for name in ("epochs", "batch_size", "threads", "val_every", "plateau_patience"):
             v = getattr(self, name)
@@ -276,8 +313,10 @@ def _is_2d(model: nn.Module) -> bool:
 
 
 def _to_input(batch: np.ndarray, model: nn.Module) -> torch.Tensor:
-    """A numpy batch as the model's input: channels-last for 2-D networks (oneDNN then runs
-    the convolutions in NHWC, about twice as fast on CPU here, whatever the weights' layout).
+    """Return a numpy batch as the model's input (channels-last for 2-D networks).
+
+    oneDNN then runs the convolutions in NHWC, about twice as fast on CPU here, whatever the
+    weights' layout.
     """
     t = torch.from_numpy(batch)
     if _is_2d(model):
@@ -304,8 +343,10 @@ SQUARE_SYMMETRIES = tuple((flip, turns) for flip in (False, True) for turns in r
 
 def _view_probabilities(model: nn.Module, frames: Any, batch_size: int,
                         symmetrize: bool) -> torch.Tensor:
-    """Softmax probabilities ``(views, n, n_classes)`` of ``frames`` seen in each of the
-    :data:`SQUARE_SYMMETRIES` (``symmetrize``; view 0 is the frame itself) or as given.
+    """Return softmax probabilities ``(views, n, n_classes)`` of ``frames``.
+
+    Seen in each of the :data:`SQUARE_SYMMETRIES` (``symmetrize``; view 0 is the frame
+    itself) or as given.
     """
     if batch_size < 1:
         raise ParameterError(f"batch_size must be >= 1, got {batch_size}")
@@ -337,8 +378,9 @@ def _mean_nll(probs: torch.Tensor, labels: torch.Tensor) -> float:
 
 def predict(model: nn.Module, frames: Any, batch_size: int = 256,
             symmetrize: bool = True) -> np.ndarray:
-    """Class probabilities ``(n, n_classes)`` float32 of ``frames`` ``(n, channel, y, x)``,
-    computed in evaluation mode without gradients, ``batch_size`` samples at a time (the
+    """Return the class probabilities of ``frames``.
+
+    Computed in evaluation mode without gradients, ``batch_size`` samples at a time (the
     model's training/eval mode is restored afterwards).
 
     ``symmetrize`` (default): the mean of the softmax over the 8 symmetries of the square
@@ -348,20 +390,66 @@ def predict(model: nn.Module, frames: Any, batch_size: int = 256,
     invariant and, measured on the paper's test set (GPU runs of 6 seeds each,
     ``docs/classify.md``), adds about 0.4 points of accuracy. It costs 8 forward passes.
     ``False``: the softmax of a single forward pass.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A pattern CNN.
+    frames : array-like
+        Float32 frames ``(n, channel, y, x)`` (numpy, zarr, xarray or dask).
+    batch_size : int, default 256
+        Samples per forward pass.
+    symmetrize : bool, default True
+        Average over the 8 symmetries of the square.
+
+    Returns
+    -------
+    numpy.ndarray
+        Float32 probabilities ``(n, n_classes)``.
+
+    Raises
+    ------
+    ParameterError
+        A ``batch_size`` below 1 or frames that are not ``(n, channel, y, x)``.
+    DataError
+        A frame with a NaN or infinite value.
     """
     return _view_probabilities(model, frames, batch_size, symmetrize).mean(dim=0).numpy()
 
 
 def evaluate(model: nn.Module, x: Any, y: Any, classes: list[str],
              batch_size: int = 256, symmetrize: bool = True) -> dict:
-    """Scores of ``model`` on frames ``x`` ``(n, channel, y, x)`` with labels ``y`` ``(n,)``,
-    predicting as :func:`predict` does (``symmetrize``).
+    """Score ``model`` on labelled frames, predicting as :func:`predict` does.
 
-    Returns ``{"n", "accuracy", "loss" (mean cross-entropy of the predicted probabilities,
-    nats), "confusion" (list of lists, rows = true class, columns = predicted, in the order
-    of ``classes``), "per_class_accuracy" ({class: recall, None for a class without
-    samples}), "classes", "predicted" (list of predicted indices), "symmetrized",
-    "single_view_accuracy" (the accuracy of the frames as given, one forward pass each)}``.
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A pattern CNN.
+    x : array-like
+        Float32 frames ``(n, channel, y, x)``.
+    y : array-like
+        Integer labels ``(n,)`` indexing ``classes``.
+    classes : list of str
+        The model's classes, in the order of its outputs.
+    batch_size : int, default 256
+        Samples per forward pass.
+    symmetrize : bool, default True
+        Average over the 8 symmetries of the square (see :func:`predict`).
+
+    Returns
+    -------
+    dict
+        ``{"n", "accuracy", "loss" (mean cross-entropy of the predicted probabilities,
+        nats), "confusion" (list of lists, rows = true class, columns = predicted, in the
+        order of ``classes``), "per_class_accuracy" ({class: recall, None for a class
+        without samples}), "classes", "predicted" (list of predicted indices),
+        "symmetrized", "single_view_accuracy" (the accuracy of the frames as given, one
+        forward pass each)}``.
+
+    Raises
+    ------
+    ParameterError
+        Classes that do not match the model's outputs, or bad labels.
     """
     classes = [str(c) for c in classes]
     k = len(classes)
@@ -387,13 +475,36 @@ def evaluate(model: nn.Module, x: Any, y: Any, classes: list[str],
 
 def saliency(model: nn.Module, frames: Any, class_index: int, sigma: float = 2.0,
              batch_size: int = 64) -> np.ndarray:
-    """Saliency maps ``(n, y, x)`` float32 in [0, 1] — the reference's recipe.
+    """Return saliency maps ``(n, y, x)`` float32 in [0, 1] — the reference's recipe.
 
     For each sample: the gradient of the logit of ``class_index`` with respect to the input
     (evaluation mode), the *signed* maximum over channels (no absolute value), min–max
     scaled to [0, 1] per sample (a constant map becomes 0), then
     :func:`scipy.ndimage.gaussian_filter` with ``sigma`` pixels over y and x (scipy's default
     ``'reflect'`` boundary, as in the reference).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A pattern CNN.
+    frames : array-like
+        Float32 frames ``(n, channel, y, x)``.
+    class_index : int
+        The class whose logit is differentiated.
+    sigma : float, default 2.0
+        Gaussian smoothing in pixels (0: none).
+    batch_size : int, default 64
+        Samples per backward pass.
+
+    Returns
+    -------
+    numpy.ndarray
+        Float32 maps ``(n, y, x)`` in [0, 1].
+
+    Raises
+    ------
+    ParameterError
+        A ``class_index`` outside the model's classes, or a negative ``sigma``.
     """
     from scipy.ndimage import gaussian_filter
 
@@ -426,9 +537,17 @@ def saliency(model: nn.Module, frames: Any, class_index: int, sigma: float = 2.0
 # ----------------------------------------------------------------------------- training
 
 def init_input_norm(model: nn.Module, x: Any, max_samples: int = 256) -> None:
-    """Set the running mean/variance of the model's input BatchNorm (``model.norm``) to the
-    statistics of ``x`` ``(n, channel, y, x)`` — per channel for the 2-D network, over all
-    frames for the 3-D one — using at most ``max_samples`` evenly spaced samples.
+    """Set the running mean/variance of the model's input BatchNorm to the data's.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A pattern CNN; its ``model.norm`` is set per channel for the 2-D network, over all
+        frames for the 3-D one.
+    x : array-like
+        Float32 frames ``(n, channel, y, x)``.
+    max_samples : int, default 256
+        Use at most this many evenly spaced samples.
     """
     n = _n_samples(x)
     if n == 0:
@@ -441,17 +560,6 @@ def init_input_norm(model: nn.Module, x: Any, max_samples: int = 256) -> None:
     with torch.no_grad():
         model.norm.running_mean.copy_(torch.from_numpy(mean))
         model.norm.running_var.copy_(torch.from_numpy(var))
-
-
-def _to_cpu(obj: Any) -> Any:
-    """A (nested) state dict with every tensor copied to the CPU (checkpoints load anywhere)."""
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu()
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(_to_cpu(v) for v in obj)
-    return obj
 
 
 def _make_scheduler(config: TrainConfig, opt: torch.optim.Optimizer):
@@ -494,7 +602,8 @@ def _check_resume(state: dict, config: TrainConfig, classes: list[str], n_train:
 
 def _train_epoch(model, opt, x, y, config: TrainConfig, gen: torch.Generator,
                  channels_last: bool, epoch: int = 0, points: np.ndarray | None = None):
-    """One pass over the shuffled, augmented training set; returns (mean loss, accuracy).
+    """Run one pass over the shuffled, augmented training set; return (mean loss, accuracy).
+
     Batches are augmented on the training device with transforms drawn from ``gen``.
 
     Stops with a :class:`DataError` on a non-finite input and a :class:`SimulationError` on
@@ -535,26 +644,52 @@ def train(train_x: Any, train_y: Any, val_x: Any, val_y: Any, classes: list[str]
           ) -> dict:
     """Train a pattern CNN; resumable (see the module docstring for files and determinism).
 
-    ``train_x``/``val_x``: float32 frames ``(n, channel, y, x)`` (numpy, or zarr / xarray /
-    dask arrays: read once into memory with ``config.in_memory``, else batch by batch);
-    ``train_y``/``val_y``: int labels ``(n,)`` indexing ``classes``. ``out_dir`` receives
-    ``history.json``, ``best.pt`` and ``last.pt``; if it already holds a ``last.pt`` of the same
-    configuration and data, training resumes after its last finished epoch (a finished run
-    returns at once). ``progress`` shows a tqdm bar over epochs. ``on_epoch_end`` is called
-    with each epoch's record after the files are written (an exception raised there, e.g.
-    ``KeyboardInterrupt``, stops the run with the epoch saved). ``train_points`` and
-    ``val_points`` (``(n, 2)`` arrays of (k, f), optional) name samples in error messages.
+    If ``out_dir`` already holds a ``last.pt`` of the same configuration and data, training
+    resumes after its last finished epoch (a finished run returns at once). Nothing is
+    written when an input is refused. A loss that becomes NaN or infinite stops training
+    with the files of the last good epoch kept; ``best.pt`` never holds non-finite weights.
+    ``out_dir`` is locked while training.
 
-    Nothing is written when an input is refused: a sample with a NaN or infinite value
-    (:class:`DataError` naming it), an ``out_dir`` that is a file or a folder of another kind
-    (:class:`OutputError`), a damaged ``last.pt`` or ``best.pt`` to resume from. A loss that
-    becomes NaN or infinite stops training (:class:`SimulationError` naming the batch's
-    samples) with the files of the last good epoch kept; ``best.pt`` never holds non-finite
-    weights. ``out_dir`` is locked while training (a second run gets an
-    :class:`OutputError`).
+    Parameters
+    ----------
+    train_x, val_x : array-like
+        Float32 frames ``(n, channel, y, x)`` (numpy, or zarr / xarray / dask arrays: read
+        once into memory with ``config.in_memory``, else batch by batch).
+    train_y, val_y : array-like
+        Int labels ``(n,)`` indexing ``classes``.
+    classes : list of str
+        The class names (at least 2).
+    out_dir : str or pathlib.Path
+        Receives ``history.jsonl``, ``best.pt`` and ``last.pt``.
+    config : TrainConfig, optional
+        The settings (default ``TrainConfig()``).
+    progress : bool, default True
+        Show a tqdm bar over epochs.
+    on_epoch_end : callable, optional
+        Called with each epoch's record after the files are written (an exception raised
+        there, e.g. ``KeyboardInterrupt``, stops the run with the epoch saved).
+    train_points, val_points : numpy.ndarray, optional
+        ``(n, 2)`` arrays of (k, f) that name samples in error messages.
 
-    Returns ``{"out_dir", "epochs_run", "best_epoch", "best_val_accuracy", "best_val_loss",
-    "stop_reason" ("epochs", "patience" or "time_limit"), "train_seconds", "history"}``.
+    Returns
+    -------
+    dict
+        ``{"out_dir", "epochs_run", "best_epoch", "best_val_accuracy", "best_val_loss",
+        "stop_reason" ("epochs", "patience" or "time_budget"), "train_seconds",
+        "history"}``.
+
+    Raises
+    ------
+    DataError
+        A sample with a NaN or infinite value (named), or a damaged ``last.pt`` or
+        ``best.pt`` to resume from.
+    OutputError
+        An ``out_dir`` that is a file or a folder of another kind, or one locked by a
+        second run.
+    SimulationError
+        The loss or the weights became non-finite (naming the batch's samples).
+    ParameterError
+        Bad settings, labels or shapes, or a ``last.pt`` of other settings or data.
     """
     from tqdm.auto import tqdm
 
@@ -562,37 +697,31 @@ def train(train_x: Any, train_y: Any, val_x: Any, val_y: Any, classes: list[str]
     if not isinstance(config, TrainConfig):
         raise ParameterError(f"config must be a TrainConfig, got {type(config).__name__}")
     classes = [str(c) for c in classes]
-    if len(classes) < 2:
-        raise ParameterError(f"need at least 2 classes, got {classes}")
-    n_train, n_val = _n_samples(train_x), _n_samples(val_x)
-    if n_train == 0:
-        raise ParameterError("the training set is empty")
-    if tuple(train_x.shape[1:]) != tuple(val_x.shape[1:]):
-        raise ParameterError(f"train frames {tuple(train_x.shape[1:])} and val frames "
-                             f"{tuple(val_x.shape[1:])} differ in shape")
+    train_x, train_labels, val_x, val_labels, points = _checked_data(
+        train_x, train_y, val_x, val_y, classes, config.in_memory, (train_points, val_points))
     in_channels = int(train_x.shape[1])
-    train_labels = _check_labels(train_y, n_train, len(classes), "train_y")
-    val_labels = _check_labels(val_y, n_val, len(classes), "val_y")
-    points = [None if p is None else np.asarray(p, dtype=np.float64)
-              for p in (train_points, val_points)]
-    if config.in_memory:
-        train_x, val_x = _load(train_x), _load(val_x)
-        _check_finite(train_x, np.arange(n_train), points[0], "training")
-        _check_finite(val_x, np.arange(n_val), points[1], "validation")
-
     out = check_model_folder(out_dir)
-    last_path, best_path, hist_path = out / "last.pt", out / "best.pt", out / "history.json"
+    files = {"last": out / "last.pt", "best": out / "best.pt", "history": out / HISTORY,
+             "old_history": out / OLD_HISTORY}
 
+    def run() -> dict:
+        training = _Training(train_x, train_labels, val_x, val_labels, classes, config,
+                             in_channels, files, points)
+        return _train_loop(training, progress, on_epoch_end, tqdm)
+
+    return _in_model_folder(out, config.threads, run)
+
+
+def _in_model_folder(out: Path, threads: int, run: Callable[[], dict]) -> dict:
+    """Return ``run()`` run with ``out`` locked, ``threads`` threads and a forked RNG."""
     previous_threads = torch.get_num_threads()
     created = not out.exists()
     with hold(out):
         out.mkdir(parents=True, exist_ok=True)
-        torch.set_num_threads(config.threads)
+        torch.set_num_threads(threads)
         try:
             with torch.random.fork_rng(devices=[]):
-                return _train_loop(train_x, train_labels, val_x, val_labels, classes, config,
-                                   in_channels, last_path, best_path, hist_path, progress,
-                                   on_epoch_end, tqdm, points)
+                return run()
         except BaseException:
             if created and out.is_dir() and not any(out.iterdir()):
                 out.rmdir()  # refused before the first epoch: leave no empty model folder
@@ -601,13 +730,56 @@ def train(train_x: Any, train_y: Any, val_x: Any, val_y: Any, classes: list[str]
             torch.set_num_threads(previous_threads)
 
 
-#: Files by which a folder is recognised as a model folder that ``train`` may write into.
-MODEL_FILES = ("last.pt", "best.pt", "history.json")
+def _checked_data(train_x: Any, train_y: Any, val_x: Any, val_y: Any, classes: list[str],
+                  in_memory: bool, points: tuple) -> tuple:
+    """Return the checked data of :func:`train` (read into memory when ``in_memory``)."""
+    if len(classes) < 2:
+        raise ParameterError(f"need at least 2 classes, got {classes}")
+    n_train, n_val = _n_samples(train_x), _n_samples(val_x)
+    if n_train == 0:
+        raise ParameterError("the training set is empty")
+    if tuple(train_x.shape[1:]) != tuple(val_x.shape[1:]):
+        raise ParameterError(f"train frames {tuple(train_x.shape[1:])} and val frames "
+                             f"{tuple(val_x.shape[1:])} differ in shape")
+    train_labels = _check_labels(train_y, n_train, len(classes), "train_y")
+    val_labels = _check_labels(val_y, n_val, len(classes), "val_y")
+    points = [None if p is None else np.asarray(p, dtype=np.float64) for p in points]
+    if in_memory:
+        train_x, val_x = _load(train_x), _load(val_x)
+        _check_finite(train_x, np.arange(n_train), points[0], "training")
+        _check_finite(val_x, np.arange(n_val), points[1], "validation")
+    return train_x, train_labels, val_x, val_labels, points
+
+
+#: The training history (one JSON record per epoch, :class:`~rdlab.training_loop.History`).
+HISTORY = "history.jsonl"
+#: The history file of rdlab versions before the shared training loop (one JSON list).
+OLD_HISTORY = "history.json"
+#: Files by which a folder is recognised as a model folder that ``train`` may write into
+#: (not ``history.jsonl``: a design run folder has one; a model folder's is never without
+#: ``last.pt``, which is written first).
+MODEL_FILES = ("last.pt", "best.pt", OLD_HISTORY)
 
 
 def check_model_folder(out_dir: str | Path) -> Path:
-    """Refuse a model folder that is a file, or a non-empty folder holding no training
-    files (so that ``train`` never writes into a dataset store or a foreign folder).
+    """Refuse a model folder that is a file, or a non-empty folder without training files.
+
+    So ``train`` never writes into a dataset store or a foreign folder.
+
+    Parameters
+    ----------
+    out_dir : str or pathlib.Path
+        The model folder.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir`` as a path.
+
+    Raises
+    ------
+    OutputError
+        The folder is a file, or a non-empty folder holding none of :data:`MODEL_FILES`.
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -619,16 +791,15 @@ def check_model_folder(out_dir: str | Path) -> Path:
     return out
 
 
-def _load_resume_state(last_path: Path) -> dict:
+def _load_resume_state(last: Checkpoint) -> dict:
+    """Return the training state in ``last.pt``, or a :class:`DataError` naming the file."""
+    last_path = last.path
     try:
-        state = torch.load(last_path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - truncated, garbage, foreign pickle
-        text = str(exc).strip().splitlines()
-        text = text[0].split(". ")[0] if text else ""
+        state = last.load()
+    except CheckpointError as exc:
         raise DataError(f"cannot resume from {str(last_path)!r}: it is damaged "
-                        f"({type(exc).__name__}{': ' + text if text else ''}); remove "
-                        f"the folder {str(last_path.parent)!r} (or choose another --out) to "
-                        "start fresh") from None
+                        f"({exc.reason}); remove the folder {str(last_path.parent)!r} (or "
+                        "choose another --out) to start fresh") from None
     if not isinstance(state, dict) or state.get("format") != _STATE_FORMAT:
         raise DataError(f"cannot resume from {str(last_path)!r}: it is not an rdlab "
                         f"training state; remove the folder {str(last_path.parent)!r} (or "
@@ -637,7 +808,7 @@ def _load_resume_state(last_path: Path) -> dict:
 
 
 def _check_best(state: dict, best_path: Path) -> None:
-    """The ``best.pt`` a resumed run keeps must be a readable model file of finite weights."""
+    """Refuse a ``best.pt`` to keep that is not a readable model file of finite weights."""
     if state["best"].get("epoch") is None:
         return
     try:
@@ -656,120 +827,156 @@ def _finite_weights(model: nn.Module) -> bool:
                if t.is_floating_point())
 
 
-def _train_loop(train_x, train_y, val_x, val_y, classes, config: TrainConfig, in_channels,
-                last_path: Path, best_path: Path, hist_path: Path, progress: bool,
-                on_epoch_end, tqdm, points=(None, None)) -> dict:
-    n_train, n_val = _n_samples(train_x), _n_samples(val_x)
-    torch.manual_seed(config.seed)
-    model = build_model(config.architecture, in_channels, len(classes), config.dropout)
-    gen = torch.Generator().manual_seed(config.seed + 1)
-    channels_last = config.channels_last and _is_2d(model)
-    history: list[dict] = []
-    best = {"epoch": None, "score": None, "val_loss": None, "val_accuracy": None}
-    since_best = 0
-    if last_path.exists():
-        state = _load_resume_state(last_path)
-        _check_resume(state, config, classes, n_train, n_val, in_channels, last_path)
-        _check_best(state, best_path)
-        model.to(config.device)
-        if channels_last:
-            model.to(memory_format=torch.channels_last)
-        model.load_state_dict(state["model"])
-        opt = torch.optim.Adam(model.parameters(), lr=config.lr, eps=config.adam_eps)
-        opt.load_state_dict(state["optimizer"])
-        sched = _make_scheduler(config, opt)
-        if sched is not None:
-            sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        gen.set_state(state["data_rng"])
-        history = list(state["history"])
-        best = dict(state["best"])
-        since_best = int(state["since_best"])
-        atomic_write_text(hist_path, json.dumps(history, indent=1))  # in case it lagged
-    else:
-        if config.init_norm:
-            init_input_norm(model, train_x)
-        model.to(config.device)
-        if channels_last:
-            model.to(memory_format=torch.channels_last)
-        opt = torch.optim.Adam(model.parameters(), lr=config.lr, eps=config.adam_eps)
-        sched = _make_scheduler(config, opt)
-        for stale in (best_path, hist_path):
-            stale.unlink(missing_ok=True)
+@dataclass(eq=False)
+class _Training:
+    """The CNN job on the shared loop: one :meth:`step` per epoch, files after each."""
 
-    def stop_reason() -> str | None:
-        if config.patience is not None and since_best >= config.patience:
-            return "patience"
-        if (config.time_budget_s is not None
-                and sum(r["seconds"] for r in history) >= config.time_budget_s):
-            return "time_limit"
-        if len(history) >= config.epochs:
-            return "epochs"
-        return None
+    x: Any
+    y: np.ndarray
+    val_x: Any
+    val_y: np.ndarray
+    classes: list[str]
+    config: TrainConfig
+    in_channels: int
+    files: dict[str, Path]
+    points: Any
+    model: nn.Module = field(init=False)
+    opt: torch.optim.Optimizer = field(init=False)
+    sched: Any = field(init=False)
+    gen: torch.Generator = field(init=False)
+    channels_last: bool = field(init=False)
+    history: History = field(init=False)
+    early: EarlyStopping = field(init=False)
+    best: dict = field(init=False)
 
+    def __post_init__(self) -> None:
+        config = self.config
+        torch.manual_seed(config.seed)
+        self.model = build_model(config.architecture, self.in_channels, len(self.classes),
+                                 config.dropout)
+        self.gen = torch.Generator().manual_seed(config.seed + 1)
+        self.channels_last = config.channels_last and _is_2d(self.model)
+        self.history = History(self.files["history"])
+        self.best = {"epoch": None, "score": None, "val_loss": None, "val_accuracy": None}
+        self.early = EarlyStopping(self._monitored, mode="max", patience=config.patience)
+
+    def _monitored(self, record: dict) -> tuple[float, ...] | None:
+        """Return the epoch's score (larger is better), ``None`` without validation."""
+        if record["val_loss"] is None:
+            return None
+        return _score(self.config, record["val_loss"], record["val_accuracy"])
+
+    def _place_model(self) -> None:
+        """Move the model to the training device (channels-last for 2-D) and make Adam."""
+        self.model.to(self.config.device)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=self.config.lr,
+                                    eps=self.config.adam_eps)
+        self.sched = _make_scheduler(self.config, self.opt)
+
+    def start(self) -> None:
+        """Start fresh, or resume from ``last.pt`` after its last finished epoch."""
+        last = Checkpoint(self.files["last"])
+        if not last.exists():
+            if self.config.init_norm:
+                init_input_norm(self.model, self.x)
+            self._place_model()
+            for stale in (self.files["best"], self.files["history"], self.files["old_history"]):
+                stale.unlink(missing_ok=True)
+            return
+        state = _load_resume_state(last)
+        _check_resume(state, self.config, self.classes, _n_samples(self.x),
+                      _n_samples(self.val_x), self.in_channels, last.path)
+        _check_best(state, self.files["best"])
+        self._place_model()
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        if self.sched is not None:
+            self.sched.load_state_dict(state["scheduler"])
+        set_rng_states(state, data_rng=self.gen)
+        self.best = dict(state["best"])
+        self.early.best = None if self.best["score"] is None else tuple(self.best["score"])
+        self.early.since_best = int(state["since_best"])
+        self.history.resume(state["history"])  # in case it lagged, or is of the old format
+        self.files["old_history"].unlink(missing_ok=True)
+
+    def step(self, index: int) -> dict:
+        """Train epoch ``index + 1``, validate when due, step the schedule; return its record."""
+        config, epoch = self.config, index + 1
+        lr = float(self.opt.param_groups[0]["lr"])
+        loss, acc = _train_epoch(self.model, self.opt, self.x, self.y, config, self.gen,
+                                 self.channels_last, epoch, self.points[0])
+        record: dict[str, Any] = {"epoch": epoch, "loss": loss, "accuracy": acc,
+                                  "val_loss": None, "val_accuracy": None, "lr": lr}
+        if _n_samples(self.val_x) and (epoch % config.val_every == 0 or epoch == config.epochs):
+            probs = _view_probabilities(self.model, self.val_x, 256, symmetrize=False)[0]
+            labels = torch.from_numpy(self.val_y)
+            record["val_loss"] = _mean_nll(probs, labels)
+            record["val_accuracy"] = float((probs.argmax(dim=1) == labels).float().mean())
+        if self.sched is not None:
+            if config.schedule != "plateau":
+                self.sched.step()
+            elif record["val_loss"] is not None:
+                self.sched.step(record["val_loss"])
+        if not _finite_weights(self.model):
+            raise SimulationError(f"training diverged in epoch {epoch}: the weights are "
+                                  "no longer finite; nothing of this epoch was saved")
+        return record
+
+    def end_step(self, index: int, record: dict, reason: str | None) -> None:
+        """Save ``best.pt`` (when improved) and ``last.pt``, then append the history."""
+        epoch, config = index + 1, self.config
+        if self.early.improved:
+            self.best = {"epoch": epoch, "score": list(self.early.best),
+                         "val_loss": record["val_loss"], "val_accuracy": record["val_accuracy"]}
+            save_model(self.files["best"], self.model, self.classes,
+                       {"epoch": epoch, "val_loss": record["val_loss"],
+                        "val_accuracy": record["val_accuracy"], "config": config.to_dict()})
+        Checkpoint(self.files["last"]).save({
+            "format": _STATE_FORMAT, "epoch": epoch, "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict() if self.sched is not None else None,
+            **rng_states(data_rng=self.gen), "history": [*self.history.records, record],
+            "best": self.best, "since_best": self.early.since_best,
+            "config": config.to_dict(), "classes": self.classes,
+            "n_train": _n_samples(self.x), "n_val": _n_samples(self.val_x),
+            "in_channels": self.in_channels,
+        })
+        self.history.append(record)  # after last.pt: a history line is never without it
+
+
+def _train_loop(training: _Training, progress: bool, on_epoch_end, tqdm) -> dict:
+    """Run ``training`` on the shared :class:`~rdlab.training_loop.Loop`; return the summary."""
+    training.start()
+    config, history = training.config, training.history
     bar = tqdm(total=config.epochs, initial=len(history), desc="train", unit="epoch",
                disable=not progress)
+
+    def end_step(index: int, record: dict, reason: str | None) -> None:
+        training.end_step(index, record, reason)
+        bar.update(1)
+        val_acc = record["val_accuracy"]
+        bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['accuracy']:.3f}",
+                        val_acc="-" if val_acc is None else f"{val_acc:.3f}",
+                        lr=f"{record['lr']:.1e}")
+        if on_epoch_end is not None:
+            on_epoch_end(dict(record))
+
+    # the history is appended by ``training.end_step``, after ``last.pt`` is written
+    loop = Loop(training.step, config.epochs, None, training.early,
+                TimeBudget(config.time_budget_s, history.total("seconds")), end_step)
     try:
-        while (reason := stop_reason()) is None:
-            epoch = len(history) + 1
-            t0 = time.perf_counter()
-            lr = float(opt.param_groups[0]["lr"])
-            loss, acc = _train_epoch(model, opt, train_x, train_y, config, gen,
-                                     channels_last, epoch, points[0])
-            record: dict[str, Any] = {"epoch": epoch, "loss": loss, "accuracy": acc,
-                                      "val_loss": None, "val_accuracy": None, "lr": lr}
-            if n_val and (epoch % config.val_every == 0 or epoch == config.epochs):
-                probs = _view_probabilities(model, val_x, 256, symmetrize=False)[0]
-                labels = torch.from_numpy(val_y)
-                record["val_loss"] = _mean_nll(probs, labels)
-                record["val_accuracy"] = float((probs.argmax(dim=1) == labels)
-                                               .float().mean())
-            improved = False
-            if record["val_loss"] is not None:
-                score = _score(config, record["val_loss"], record["val_accuracy"])
-                improved = best["score"] is None or tuple(score) > tuple(best["score"])
-                if sched is not None and config.schedule == "plateau":
-                    sched.step(record["val_loss"])
-            if sched is not None and config.schedule != "plateau":
-                sched.step()
-            if not _finite_weights(model):
-                raise SimulationError(f"training diverged in epoch {epoch}: the weights are "
-                                      "no longer finite; nothing of this epoch was saved")
-            if improved:
-                best = {"epoch": epoch, "score": list(score), "val_loss": record["val_loss"],
-                        "val_accuracy": record["val_accuracy"]}
-                since_best = 0
-                save_model(best_path, model, classes,
-                           {"epoch": epoch, "val_loss": record["val_loss"],
-                            "val_accuracy": record["val_accuracy"],
-                            "config": config.to_dict()})
-            else:
-                since_best += 1
-            record["seconds"] = time.perf_counter() - t0
-            history.append(record)
-            atomic_torch_save({
-                "format": _STATE_FORMAT, "epoch": epoch, "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict() if sched is not None else None,
-                "torch_rng": torch.get_rng_state(), "data_rng": gen.get_state(),
-                "history": history, "best": best, "since_best": since_best,
-                "config": config.to_dict(), "classes": classes, "n_train": n_train,
-                "n_val": n_val, "in_channels": in_channels,
-            }, last_path)
-            atomic_write_text(hist_path, json.dumps(history, indent=1))
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}",
-                            val_acc=("-" if record["val_accuracy"] is None
-                                     else f"{record['val_accuracy']:.3f}"), lr=f"{lr:.1e}")
-            if on_epoch_end is not None:
-                on_epoch_end(dict(record))
+        reason = loop.run(len(history))
     finally:
         bar.close()
-    if not best_path.exists() and n_val == 0:
-        save_model(best_path, model, classes, {"epoch": len(history), "config":
-                                               config.to_dict()})
-    return {"out_dir": str(last_path.parent), "epochs_run": len(history),
+        history.close()
+    best_path = training.files["best"]
+    if not best_path.exists() and _n_samples(training.val_x) == 0:
+        save_model(best_path, training.model, training.classes,
+                   {"epoch": len(history), "config": config.to_dict()})
+    best = training.best
+    return {"out_dir": str(best_path.parent), "epochs_run": len(history),
             "best_epoch": best["epoch"], "best_val_accuracy": best["val_accuracy"],
             "best_val_loss": best["val_loss"], "stop_reason": reason,
-            "train_seconds": float(sum(r["seconds"] for r in history)),
-            "history": history}
+            "train_seconds": history.total("seconds"), "history": history.records}

@@ -20,6 +20,8 @@ E — and minimises the configured loss with Adam:
   appended as it goes and trimmed to the checkpoint on resume.
 * nothing is written before everything is checked (:func:`resume_point`); the run folder's
   files are described in :mod:`rdlab.design.run_files`.
+* each stage runs on the shared :class:`~rdlab.training_loop.Loop` (its early stopping,
+  time budget and JSON-lines history, as the CNN's training).
 
 Everything is seeded from the config's ``seed``.
 """
@@ -27,11 +29,10 @@ Everything is seeded from the config's ``seed``.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,6 +61,14 @@ from rdlab.design.run_files import (
 from rdlab.design.trajectory import Trajectory
 from rdlab.errors import DataError, ParameterError
 from rdlab.system import FlowNoise
+from rdlab.training_loop import (
+    STOP_PATIENCE,
+    STOP_TIME_BUDGET,
+    EarlyStopping,
+    History,
+    Loop,
+    TimeBudget,
+)
 
 __all__ = ["DesignModel", "build_model", "load_model", "optimise", "read_history",
            "resume_point", "simulate_design"]
@@ -67,7 +76,25 @@ __all__ = ["DesignModel", "build_model", "load_model", "optimise", "read_history
 
 @dataclass(eq=False)
 class DesignModel:
-    """Everything that is optimised, plus the loss: θΨ, G, optional E."""
+    """Everything that is optimised, plus the loss: θΨ, G, optional E.
+
+    Parameters
+    ----------
+    config : DesignConfig
+        The experiment.
+    params : DesignParameters
+        θΨ, the network's parameters.
+    generator : Generator
+        G(z), the initial conditions' generator (θG).
+    encoder : Encoder or None
+        E, for the information loss.
+    loss : CompositeLoss
+        The configured loss.
+    noise : FlowNoise, optional
+        The noisy flow, if configured.
+    target : numpy.ndarray, optional
+        The target image as the loss sees it.
+    """
 
     config: DesignConfig
     params: DesignParameters
@@ -78,29 +105,34 @@ class DesignModel:
     target: np.ndarray | None = field(default=None, repr=False)
 
     def modules(self) -> dict[str, torch.nn.Module]:
+        """Return θΨ, G (and E) by name (``params``, ``generator``, ``encoder``)."""
         out: dict[str, torch.nn.Module] = {"params": self.params, "generator": self.generator}
         if self.encoder is not None:
             out["encoder"] = self.encoder
         return out
 
     def trainable(self) -> list[torch.nn.Parameter]:
+        """Return the parameters that require gradients."""
         return [p for m in self.modules().values() for p in m.parameters() if p.requires_grad]
 
     def state_dict(self) -> dict:
+        """Return each module's state dict, by name."""
         return {k: m.state_dict() for k, m in self.modules().items()}
 
     def load_state_dict(self, state: dict) -> None:
+        """Load what :meth:`state_dict` returned."""
         for k, m in self.modules().items():
             m.load_state_dict(state[k])
 
     def to(self, device: str | torch.device) -> DesignModel:
-        """Move θΨ, G and E (in place) to ``device``; returns ``self``."""
+        """Move θΨ, G and E (in place) to ``device``; return ``self``."""
         for m in self.modules().values():
             m.to(device)
         return self
 
     @property
     def device(self) -> torch.device:
+        """The device of θΨ."""
         return self.params.device
 
 
@@ -111,8 +143,25 @@ def _network(config: DesignConfig):
 
 def build_model(config: DesignConfig, device: str | torch.device | None = None
                 ) -> DesignModel:
-    """θΨ at the paper's initialisation, a fresh G (and E), and the loss, all seeded; on
-    ``device`` (default: the config's). The initial values do not depend on the device.
+    """Build θΨ at the paper's initialisation, a fresh G (and E), and the loss, all seeded.
+
+    Parameters
+    ----------
+    config : DesignConfig
+        The experiment.
+    device : str or torch.device, optional
+        Where the model lives (default: the config's). The initial values do not depend on
+        the device.
+
+    Returns
+    -------
+    DesignModel
+        The model.
+
+    Raises
+    ------
+    ParameterError
+        A target image on a domain that is not square.
     """
     torch.manual_seed(config.seed)
     dtype = torch.float64 if config.dtype == "float64" else torch.float32
@@ -154,8 +203,33 @@ def simulate_design(model: DesignModel, n_steps: int, *, z: torch.Tensor | None 
                     dt: float | None = None, batch: int | None = None,
                     rng: torch.Generator | None = None, X0: torch.Tensor | None = None,
                     params: DesignParameters | None = None) -> Trajectory:
-    """One roll-out of ``n_steps`` steps: X0 = G(z) (or ``X0``), noisy flow if configured.
-    Differentiable when grad is enabled.
+    """Roll the model out for ``n_steps`` steps from X0 = G(z) (or ``X0``).
+
+    The flow is noisy if configured. Differentiable when grad is enabled.
+
+    Parameters
+    ----------
+    model : DesignModel
+        The model.
+    n_steps : int
+        Euler steps.
+    z : torch.Tensor, optional
+        Latent codes of G (default: drawn from ``rng``, ``batch`` of them).
+    dt : float, optional
+        Time step (default: the config's).
+    batch : int, optional
+        Number of codes drawn when ``z`` is not given (default: the config's).
+    rng : torch.Generator, optional
+        Draws ``z`` and the noisy flow (default: seeded with the config's ``seed``).
+    X0 : torch.Tensor, optional
+        Initial state ``(batch, species, y, x)`` instead of G(z).
+    params : DesignParameters, optional
+        θΨ to use instead of the model's.
+
+    Returns
+    -------
+    Trajectory
+        The roll-out (its ``z`` set).
     """
     cfg = model.config
     rng = rng if rng is not None else torch.Generator(model.device).manual_seed(cfg.seed)
@@ -190,7 +264,18 @@ CHECKPOINT_KEYS = ("config", "model", "rng", "torch_rng", "state", "optimiser")
 
 
 def config_dump(config: DesignConfig) -> dict:
-    """The config as a run folder keeps it (``config.yaml``, checkpoints, ``model.pt``)."""
+    """Return the config as a run folder keeps it (``config.yaml``, checkpoints, ``model.pt``).
+
+    Parameters
+    ----------
+    config : DesignConfig
+        The experiment.
+
+    Returns
+    -------
+    dict
+        ``config.to_dict()`` without ``source``.
+    """
     return {k: v for k, v in config.to_dict().items() if k != "source"}
 
 
@@ -213,7 +298,7 @@ def _floor_lr(opt, floor: float) -> None:
 
 
 def _flat(config: dict) -> dict:
-    """A config dump with its sections spelled out as dotted keys (``optimiser.lr``)."""
+    """Return a config dump with its sections spelled out as dotted keys (``optimiser.lr``)."""
     out = {}
     for k, v in config.items():
         if k in SECTIONS and isinstance(v, dict):
@@ -230,13 +315,28 @@ def _differences(saved: dict, wanted: dict) -> str:
 
 
 def resume_point(config: DesignConfig, out: str | Path) -> dict | None:
-    """What :func:`optimise` would resume in ``out``, checked without writing anything:
-    the checkpoint (read whole, written by this config, its model and history intact),
-    or ``None`` when the run starts from the beginning (no folder, an empty one, or one
-    whose run was killed before its first checkpoint under this same config).
+    """Return what :func:`optimise` would resume in ``out``, checked without writing.
 
-    Raises :class:`~rdlab.errors.DataError` for a damaged checkpoint or history and
-    :class:`~rdlab.errors.ParameterError` when the folder holds another config's run.
+    Parameters
+    ----------
+    config : DesignConfig
+        The experiment.
+    out : str or pathlib.Path
+        The run folder.
+
+    Returns
+    -------
+    dict or None
+        The checkpoint (read whole, written by this config, its model and history intact),
+        or ``None`` when the run starts from the beginning (no folder, an empty one, or one
+        whose run was killed before its first checkpoint under this same config).
+
+    Raises
+    ------
+    DataError
+        A damaged checkpoint or history.
+    ParameterError
+        The folder holds another config's run.
     """
     out = Path(out)
     wanted = _without_device(config_dump(config))
@@ -276,136 +376,223 @@ def resume_point(config: DesignConfig, out: str | Path) -> dict | None:
 
 def optimise(config: DesignConfig, out: str | Path, *, progress: bool = True,
              resume: bool = True, time_budget_s: float | None = None) -> DesignModel:
-    """Run (or resume) the experiment into folder ``out``; returns the optimised model.
+    """Run (or resume) the experiment into folder ``out``; return the optimised model.
 
     Writes ``config.yaml`` (when the run starts; a resumed run keeps it), ``history.jsonl``
     (one line per step: stage, horizon, loss, each term, lr, seconds), ``checkpoint.pt``
     (resumable state) and ``model.pt`` (final θΨ/G/E state dicts and the config).
-    ``time_budget_s`` (seconds; or the config's ``optimiser.time_budget_s``) stops the run
-    cleanly after the step that passes it, with a checkpoint to resume from.
 
     Everything is checked before anything is written: the model (target image, loss,
     ``initial``, ``init_from``) and, when resuming, the checkpoint (readable, written by
-    this same config, its history complete). ``resume=False`` removes the folder's earlier
-    run (and report) and starts again in place. The report of an earlier call is removed
+    this same config, its history complete). The report of an earlier call is removed
     before the model moves on (it would describe another model). The caller holds the
     folder's lock (``rdlab design`` does, :func:`rdlab.output_lock.hold`).
+
+    Parameters
+    ----------
+    config : DesignConfig
+        The experiment.
+    out : str or pathlib.Path
+        The run folder.
+    progress : bool, default True
+        Show a tqdm bar over the steps.
+    resume : bool, default True
+        Resume the folder's run; ``False`` removes the folder's earlier run (and report)
+        and starts again in place.
+    time_budget_s : float, optional
+        Seconds (default: the config's ``optimiser.time_budget_s``; ``None`` for no limit)
+        of this call: the run stops cleanly after the step that passes it, with a
+        checkpoint to resume from.
+
+    Returns
+    -------
+    DesignModel
+        The optimised model, on the CPU.
+
+    Raises
+    ------
+    ParameterError
+        A folder of another config, or a loss that becomes non-finite.
+    DataError
+        A damaged checkpoint or history.
     """
     out = Path(out)
-    cfg_dump = config_dump(config)
     model = build_model(config)
     saved = resume_point(config, out) if resume else None
     if saved is None and config.init_from is not None:
         start_from(model, Path(config.resolve_path(config.init_from)))
     # -- checked; from here on the folder changes
-    rng = torch.Generator(model.device).manual_seed(config.seed)
-    state = _StageState()
-    opt_state = None
-    ck = out / CHECKPOINT
-    if saved is not None:
-        tidy(out)
-        model.load_state_dict(saved["model"])
-        if saved["config"].get("device", "cpu") == config.device:
-            rng.set_state(saved["rng"].cpu())  # on another device the draws start afresh
-        torch.set_rng_state(saved["torch_rng"])
-        state = _StageState(**saved["state"])
-        opt_state = saved["optimiser"]
-        if not state.finished:
-            clear_report(out)
-        _truncate_history(out / HISTORY, state.history_lines)
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        tidy(out)
-        clear_run(out)
-        atomic_write_text(out / CONFIG, yaml.safe_dump(cfg_dump, sort_keys=False))
-    budget = time_budget_s if time_budget_s is not None else config.optimiser.time_budget_s
-    t_start = time.perf_counter()
-    total_planned = sum(config.optimiser.stage_steps(i)
-                        for i in range(len(config.optimiser.stages)))
-    bar = tqdm(total=total_planned, initial=state.total_steps, disable=not progress,
-               desc=f"design {config.name}", unit="step", mininterval=1.0)
-    opt = steps_sched = plateau = None
-    in_step = False  # True while a step has changed the model but not yet the state
+    run = _Optimisation(model, out, time_budget_s, progress)
+    run.start(saved)
     try:
-        while not state.finished and state.stage < len(config.optimiser.stages):
-            T = config.optimiser.stages[state.stage]
-            opt, steps_sched, plateau = _make_optimiser(model, state.stage)
-            if opt_state is not None:
-                opt.load_state_dict(opt_state["adam"])
-                steps_sched.load_state_dict(opt_state["steps"])
-                if plateau is not None and opt_state.get("plateau") is not None:
-                    plateau.load_state_dict(opt_state["plateau"])
-                opt_state = None
-            floor = config.optimiser.min_lr_ratio * config.optimiser.stage_lr(state.stage)
-            with (out / HISTORY).open("a") as hist:
-                while state.step < config.optimiser.stage_steps(state.stage):
-                    t0 = time.perf_counter()
-                    opt.zero_grad(set_to_none=True)
-                    traj = simulate_design(model, T, rng=rng)
-                    total, values = model.loss(traj, rng)
-                    if not torch.isfinite(total):
-                        raise ParameterError(
-                            f"the loss became {float(total)} at stage {state.stage} (T = {T}) "
-                            f"step {state.step}: lower lr or raise the step-size weight")
-                    total.backward()
-                    torch.nn.utils.clip_grad_norm_(model.trainable(), config.optimiser.clip_norm)
-                    lr = opt.param_groups[0]["lr"]
-                    in_step = True
-                    opt.step()
-                    model.params.project_()
-                    steps_sched.step()
-                    loss_value = float(total.detach())
-                    if plateau is not None:
-                        plateau.step(loss_value)
-                    _floor_lr(opt, floor)
-                    line = {"stage": state.stage, "T": T, "step": state.step + 1,
-                            "loss": loss_value, **values, "lr": lr,
-                            "seconds": time.perf_counter() - t0}
-                    hist.write(json.dumps(line) + "\n")
-                    improved = loss_value < state.best - 1e-5
-                    state = _StageState(
-                        stage=state.stage, step=state.step + 1,
-                        total_steps=state.total_steps + 1,
-                        best=loss_value if improved else state.best,
-                        since_best=0 if improved else state.since_best + 1,
-                        history_lines=state.history_lines + 1)
-                    in_step = False
-                    bar.update(1)
-                    bar.set_postfix(T=T, loss=f"{loss_value:.4g}", lr=f"{lr:.1e}")
-                    stop_early = (config.optimiser.early_stop_patience is not None
-                                  and state.since_best >= config.optimiser.early_stop_patience)
-                    out_of_time = budget is not None and time.perf_counter() - t_start > budget
-                    if (state.step % config.optimiser.checkpoint_every == 0 or stop_early
-                            or out_of_time):
-                        hist.flush()
-                        _checkpoint(ck, model, rng, state, opt, steps_sched, plateau, cfg_dump)
-                    if stop_early:
-                        break
-                    if out_of_time:
-                        bar.close()
-                        return model.to("cpu")
-            state = _StageState(stage=state.stage + 1, total_steps=state.total_steps,
-                                history_lines=state.history_lines,
-                                finished=state.stage + 1 >= len(config.optimiser.stages))
-            opt = None  # the next stage starts with a fresh optimiser
-            _checkpoint(ck, model, rng, state, None, None, None, cfg_dump)
-    except KeyboardInterrupt:
-        # a checkpoint at a step boundary only: mid-step the model has moved on and the
-        # state not yet (then the last periodic checkpoint stands)
-        if not in_step:
-            _checkpoint(ck, model, rng, state, opt, steps_sched, plateau, cfg_dump)
-        bar.close()
-        raise
-    bar.close()
+        if not run.run_stages():
+            return model.to("cpu")  # out of time: the checkpoint is there to resume from
+    finally:
+        run.close()
     model.to("cpu")
     if not (saved is not None and saved["state"]["finished"] and (out / MODEL).is_file()):
-        atomic_torch_save({"config": cfg_dump, "model": model.state_dict(),
+        atomic_torch_save({"config": run.cfg_dump, "model": model.state_dict(),
                            "parameters": model.params.describe()}, out / MODEL)
     return model
 
 
+@dataclass(eq=False)
+class _Optimisation:
+    """The design job on the shared :class:`~rdlab.training_loop.Loop`, stage by stage."""
+
+    model: DesignModel
+    out: Path
+    time_budget_s: float | None
+    progress: bool = True
+    cfg_dump: dict = field(init=False)
+    rng: torch.Generator = field(init=False)
+    state: _StageState = field(default_factory=_StageState)
+    history: History = field(init=False)
+    budget: TimeBudget = field(init=False)
+    early: EarlyStopping = field(init=False)
+    opt_state: dict | None = None
+    schedules: tuple = (None, None, None)  # Adam, MultiStepLR, ReduceLROnPlateau
+    in_step: bool = False  # True while a step has changed the model but not yet the state
+    bar: Any = None
+
+    def __post_init__(self) -> None:
+        config = self.model.config
+        self.cfg_dump = config_dump(config)
+        self.rng = torch.Generator(self.model.device).manual_seed(config.seed)
+        self.history = History(self.out / HISTORY)
+        budget = (self.time_budget_s if self.time_budget_s is not None
+                  else config.optimiser.time_budget_s)
+        self.budget = TimeBudget(budget)
+
+    def start(self, saved: dict | None) -> None:
+        """Resume from the checkpoint ``saved``, or start the folder afresh."""
+        out, config = self.out, self.model.config
+        if saved is not None:
+            tidy(out)
+            self.model.load_state_dict(saved["model"])
+            if saved["config"].get("device", "cpu") == config.device:
+                self.rng.set_state(saved["rng"].cpu())  # on another device draws start afresh
+            torch.set_rng_state(saved["torch_rng"])
+            self.state = _StageState(**saved["state"])
+            self.opt_state = saved["optimiser"]
+            if not self.state.finished:
+                clear_report(out)
+            self.history.resume(read_history_lines(out / HISTORY, self.state.history_lines))
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            tidy(out)
+            clear_run(out)
+            atomic_write_text(out / CONFIG, yaml.safe_dump(self.cfg_dump, sort_keys=False))
+        opt = config.optimiser
+        total = sum(opt.stage_steps(i) for i in range(len(opt.stages)))
+        self.bar = tqdm(total=total, initial=self.state.total_steps, disable=not self.progress,
+                        desc=f"design {config.name}", unit="step", mininterval=1.0)
+
+    def run_stages(self) -> bool:
+        """Run the remaining stages; return ``False`` when the time budget stopped them."""
+        stages = self.model.config.optimiser.stages
+        try:
+            while not self.state.finished and self.state.stage < len(stages):
+                if self._run_stage() == STOP_TIME_BUDGET:
+                    return False
+                stage = self.state.stage
+                self.state = _StageState(stage=stage + 1, total_steps=self.state.total_steps,
+                                         history_lines=self.state.history_lines,
+                                         finished=stage + 1 >= len(stages))
+                self.schedules = (None, None, None)  # the next stage starts a fresh optimiser
+                self._checkpoint()
+        except KeyboardInterrupt:
+            # a checkpoint at a step boundary only: mid-step the model has moved on and the
+            # state not yet (then the last periodic checkpoint stands)
+            if not self.in_step:
+                self._checkpoint()
+            raise
+        return True
+
+    def _run_stage(self) -> str:
+        """Run the current stage from its step (fresh or resumed); return the stop reason."""
+        opt_cfg, state = self.model.config.optimiser, self.state
+        self.schedules = _make_optimiser(self.model, state.stage)
+        opt, steps_sched, plateau = self.schedules
+        if self.opt_state is not None:
+            opt.load_state_dict(self.opt_state["adam"])
+            steps_sched.load_state_dict(self.opt_state["steps"])
+            if plateau is not None and self.opt_state.get("plateau") is not None:
+                plateau.load_state_dict(self.opt_state["plateau"])
+            self.opt_state = None
+        self.early = EarlyStopping("loss", "min", opt_cfg.early_stop_patience, 1e-5,
+                                   best=state.best, since_best=state.since_best)
+        loop = Loop(self._step, opt_cfg.stage_steps(state.stage), self.history, self.early,
+                    self.budget, self._end_step)
+        return loop.run(state.step)
+
+    def _step(self, index: int) -> dict:
+        """Run step ``index + 1`` of the current stage; return its history record."""
+        model, cfg, stage = self.model, self.model.config.optimiser, self.state.stage
+        opt, steps_sched, plateau = self.schedules
+        T = cfg.stages[stage]
+        opt.zero_grad(set_to_none=True)
+        traj = simulate_design(model, T, rng=self.rng)
+        total, values = model.loss(traj, self.rng)
+        if not torch.isfinite(total):
+            raise ParameterError(f"the loss became {float(total)} at stage {stage} (T = {T}) "
+                                 f"step {index}: lower lr or raise the step-size weight")
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(model.trainable(), cfg.clip_norm)
+        lr = opt.param_groups[0]["lr"]
+        self.in_step = True
+        opt.step()
+        model.params.project_()
+        steps_sched.step()
+        loss_value = float(total.detach())
+        if plateau is not None:
+            plateau.step(loss_value)
+        _floor_lr(opt, cfg.min_lr_ratio * cfg.stage_lr(stage))
+        return {"stage": stage, "T": T, "step": index + 1, "loss": loss_value, **values,
+                "lr": lr}
+
+    def _end_step(self, index: int, record: dict, reason: str | None) -> None:
+        """Count the step in the state; checkpoint periodically and when stopping early."""
+        state = self.state
+        self.state = _StageState(stage=state.stage, step=index + 1,
+                                 total_steps=state.total_steps + 1, best=self.early.best,
+                                 since_best=self.early.since_best,
+                                 history_lines=len(self.history))
+        self.in_step = False
+        self.bar.update(1)
+        self.bar.set_postfix(T=record["T"], loss=f"{record['loss']:.4g}",
+                             lr=f"{record['lr']:.1e}")
+        if ((index + 1) % self.model.config.optimiser.checkpoint_every == 0
+                or reason in (STOP_PATIENCE, STOP_TIME_BUDGET)):
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Write the checkpoint of the current state (atomically)."""
+        _checkpoint(self.out / CHECKPOINT, self.model, self.rng, self.state,
+                    *self.schedules, self.cfg_dump)
+
+    def close(self) -> None:
+        """Close the progress bar and the history file."""
+        if self.bar is not None:
+            self.bar.close()
+        self.history.close()
+
+
 def start_from(model: DesignModel, source: Path) -> None:
-    """Load θΨ/G/E of an earlier run (folder or ``model.pt``) into ``model`` (``init_from``)."""
+    """Load θΨ/G/E of an earlier run into ``model`` (``init_from``).
+
+    Parameters
+    ----------
+    model : DesignModel
+        The model to load into.
+    source : pathlib.Path
+        A finished run folder or its ``model.pt``.
+
+    Raises
+    ------
+    ParameterError
+        ``source`` is not a finished run, or its model does not fit this config.
+    """
     path = source / MODEL if source.is_dir() else source
     if not path.is_file():
         raise ParameterError(f"init_from: {str(source)!r} is not a finished run folder or a "
@@ -420,9 +607,10 @@ def start_from(model: DesignModel, source: Path) -> None:
 
 
 def _without_device(config: dict) -> dict:
-    """A config dump in today's form (:func:`~rdlab.design.config.normalised`: a flat config
-    of an older run reads as its sections), minus ``device`` (a run may resume on another
-    device).
+    """Return a config dump in today's form, minus ``device``.
+
+    Today's form: :func:`~rdlab.design.config.normalised` (a flat config of an older run
+    reads as its sections); without ``device`` since a run may resume on another device.
     """
     return {k: v for k, v in normalised(config).items() if k != "device"}
 
@@ -439,26 +627,36 @@ def _checkpoint(path: Path, model: DesignModel, rng: torch.Generator, state: _St
 
 
 def _target_digest(model: DesignModel) -> str | None:
-    """A fingerprint of the target image as the loss sees it (its file may change under the
-    same name between a run and its resume).
+    """Return a fingerprint of the target image as the loss sees it.
+
+    Its file may change under the same name between a run and its resume.
     """
     if model.target is None:
         return None
     return hashlib.sha256(np.ascontiguousarray(model.target, dtype=np.float64)).hexdigest()
 
 
-def _truncate_history(path: Path, lines: int) -> None:
-    if not path.exists():
-        return
-    text = path.read_text(encoding="utf-8", errors="replace")
-    kept = "".join(s + "\n" for s in text.splitlines()[:lines])
-    if kept != text:  # steps after the checkpoint, or a line cut off by a kill
-        atomic_write_text(path, kept)
-
-
 def load_model(folder: str | Path, device: str | torch.device = "cpu") -> DesignModel:
-    """The optimised model of a finished run folder (``model.pt``), or its latest checkpoint,
-    on ``device`` (the CPU by default, whatever device it was optimised on).
+    """Return the optimised model of a run folder.
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path
+        A finished run folder (``model.pt``), or one with a checkpoint (its latest state).
+    device : str or torch.device, default "cpu"
+        Where to put the model, whatever device it was optimised on.
+
+    Returns
+    -------
+    DesignModel
+        The model.
+
+    Raises
+    ------
+    ParameterError
+        The folder holds neither file.
+    DataError
+        The file is damaged or does not hold a model of its config.
     """
     folder = Path(folder)
     path = folder / MODEL
@@ -478,5 +676,16 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> Design
 
 
 def read_history(folder: str | Path) -> list[dict]:
-    """The history records of a run folder (a last line cut off by a kill is skipped)."""
+    """Return the history records of a run folder.
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path
+        The run folder (its ``history.jsonl``; a last line cut off by a kill is skipped).
+
+    Returns
+    -------
+    list of dict
+        One record per step: stage, horizon ``T``, step, loss, each term, lr, seconds.
+    """
     return read_history_lines(Path(folder) / HISTORY)

@@ -3,8 +3,9 @@
 A design run folder holds
 
 * the run: ``config.yaml`` (written once, when the run starts), ``checkpoint.pt`` (the
-  resumable state, replaced atomically), ``history.jsonl`` (one line per step, trimmed to
-  the checkpoint on resume) and, once optimisation has finished, ``model.pt``;
+  resumable state, replaced atomically), ``history.jsonl`` (one line per step, the format of
+  :class:`rdlab.training_loop.History`, trimmed to the checkpoint on resume) and, once
+  optimisation has finished, ``model.pt``;
 * its report (:data:`REPORT_FILES`): ``metrics.json``, figures, curves and exports. They
   describe the model in the folder: they are removed before optimisation moves the model
   on, written to a staging folder and moved in together, ``metrics.json`` last
@@ -16,7 +17,6 @@ Everything here reads or removes files; the caller holds the folder's lock.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import uuid
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from rdlab.errors import DataError
+from rdlab.training_loop import Checkpoint, CheckpointError, read_history
 
 CONFIG = "config.yaml"
 CHECKPOINT = "checkpoint.pt"
@@ -42,7 +43,18 @@ START_AGAIN = "start again with --fresh, or choose another --out"
 
 
 def report_files(folder: Path) -> list[Path]:
-    """The report files present in ``folder``, ``metrics.json`` first."""
+    """Return the report files present in ``folder``, ``metrics.json`` first.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        A design run folder.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files matching :data:`REPORT_FILES`, in that order.
+    """
     found: list[Path] = []
     for pattern in REPORT_FILES:
         found += sorted(p for p in folder.glob(pattern) if p.is_file())
@@ -50,21 +62,39 @@ def report_files(folder: Path) -> list[Path]:
 
 
 def clear_report(folder: Path) -> None:
-    """Remove the report (``metrics.json`` first, so that no metrics outlive a figure)."""
+    """Remove the report (``metrics.json`` first, so that no metrics outlive a figure).
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        A design run folder.
+    """
     for path in report_files(folder):
         path.unlink(missing_ok=True)
 
 
 def clear_run(folder: Path) -> None:
-    """Remove a previous run's files and report (to start a new run in place)."""
+    """Remove a previous run's files and report (to start a new run in place).
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        A design run folder.
+    """
     clear_report(folder)
     for name in (MODEL, CHECKPOINT, HISTORY, CONFIG):
         (folder / name).unlink(missing_ok=True)
 
 
 def tidy(folder: Path) -> None:
-    """Remove what a killed process left: temporary files of atomic writes and report
-    staging folders.
+    """Remove what a killed process left.
+
+    That is: temporary files of atomic writes and report staging folders.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        A design run folder (nothing happens if it does not exist).
     """
     if not folder.is_dir():
         return
@@ -76,9 +106,20 @@ def tidy(folder: Path) -> None:
 
 @contextlib.contextmanager
 def staged_report(folder: Path) -> Iterator[Path]:
-    """A hidden staging folder inside ``folder`` for a report; on success its files
-    replace the old report (:func:`install_report`), on any error it is removed and the
-    old report stays as it was.
+    """Stage a report in a hidden folder inside ``folder``.
+
+    On success the staged files replace the old report (:func:`install_report`); on any
+    error the staging folder is removed and the old report stays as it was.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        A design run folder.
+
+    Yields
+    ------
+    pathlib.Path
+        The staging folder to write the report into.
     """
     staging = folder / f"{_STAGING}{uuid.uuid4().hex[:8]}"
     staging.mkdir()
@@ -90,10 +131,18 @@ def staged_report(folder: Path) -> Iterator[Path]:
 
 
 def install_report(staging: Path, folder: Path) -> None:
-    """Replace ``folder``'s report with the files in ``staging``: the old ``metrics.json``
-    goes first, then the old figures, the new figures come in, and the new
-    ``metrics.json`` last — at every moment a ``metrics.json`` present belongs to the
+    """Replace ``folder``'s report with the files in ``staging``.
+
+    The old ``metrics.json`` goes first, then the old figures, the new figures come in, and
+    the new ``metrics.json`` last — at every moment a ``metrics.json`` present belongs to the
     figures present.
+
+    Parameters
+    ----------
+    staging : pathlib.Path
+        The folder holding the new report.
+    folder : pathlib.Path
+        The design run folder.
     """
     clear_report(folder)
     new = sorted(p for p in staging.iterdir() if p.is_file())
@@ -102,16 +151,32 @@ def install_report(staging: Path, folder: Path) -> None:
 
 
 def read_torch(path: Path, what: str, keys: tuple[str, ...] = ()) -> dict[str, Any]:
-    """A dict saved with ``torch.save``, or a :class:`DataError` naming the file when it is
-    truncated, garbage or lacks one of ``keys``.
-    """
-    import torch
+    """Return a dict saved with ``torch.save``.
 
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file (a checkpoint or ``model.pt``).
+    what : str
+        What the file is, for error messages (``"design checkpoint"``).
+    keys : tuple of str, default ()
+        Keys the dict must have.
+
+    Returns
+    -------
+    dict
+        The saved dict, tensors on the CPU.
+
+    Raises
+    ------
+    DataError
+        Naming the file when it is truncated, garbage or lacks one of ``keys``.
+    """
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 — torch.load fails on damage in many ways
+        saved = Checkpoint(path, weights_only=False).load()
+    except CheckpointError as err:
         raise DataError(f"{str(path)!r} is not a readable {what} (damaged or truncated: "
-                        f"{type(err).__name__}); {START_AGAIN}") from None
+                        f"{err.kind}); {START_AGAIN}") from None
     missing = [k for k in keys if not isinstance(saved, dict) or k not in saved]
     if missing:
         raise DataError(f"{str(path)!r} is not a complete {what} (missing {missing}); "
@@ -120,31 +185,24 @@ def read_torch(path: Path, what: str, keys: tuple[str, ...] = ()) -> dict[str, A
 
 
 def read_history_lines(path: Path, lines: int | None = None) -> list[dict]:
-    """The history's records (the first ``lines`` of them, which must all be there), or a
-    :class:`DataError` naming the file and the line that is not a record.
+    """Return the history's records (:func:`rdlab.training_loop.read_history`).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The run folder's ``history.jsonl``.
+    lines : int, optional
+        Read exactly the first ``lines`` records (which must all be there); ``None`` reads
+        all, skipping a last line cut off by a kill.
+
+    Returns
+    -------
+    list of dict
+        One record per optimisation step.
+
+    Raises
+    ------
+    DataError
+        Naming the file and the line that is not a record (one with a ``loss``).
     """
-    if not path.is_file():
-        if lines:
-            raise DataError(f"{str(path)!r} is missing but the checkpoint counts {lines} "
-                            f"steps in it; {START_AGAIN}")
-        return []
-    text = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    kept = text if lines is None else text[:lines]
-    if lines is not None and len(kept) < lines:
-        raise DataError(f"{str(path)!r} has {len(kept)} lines but the checkpoint counts "
-                        f"{lines} steps; {START_AGAIN}")
-    records = []
-    for number, line in enumerate(kept, 1):
-        if lines is None and not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            record = None
-        if not isinstance(record, dict) or "loss" not in record:
-            if lines is None and number == len(kept):
-                break  # a last line cut off by a kill: not part of any checkpoint
-            raise DataError(f"{str(path)!r} line {number} is not a history record; "
-                            f"{START_AGAIN}")
-        records.append(record)
-    return records
+    return read_history(path, lines, required=("loss",), remedy=START_AGAIN)
