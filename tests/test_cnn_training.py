@@ -313,6 +313,34 @@ def _without_seconds(history):
     return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
 
 
+def test_a_model_folder_of_the_old_history_format_resumes_and_is_converted(tmp_path):
+    """A folder written before the shared loop (history.json, one JSON list) resumes to the
+    uninterrupted result; its history becomes history.jsonl and evaluate's reader takes
+    either."""
+    from rdlab.classify.evaluation import _read_history
+
+    x, y = _stripes_and_spots(8, 48, seed=2)
+    vx, vy = _stripes_and_spots(4, 48, seed=3)
+    cfg = _tiny_config(epochs=2, batch_size=4)
+    full = train(x, y, vx, vy, ["a", "b"], tmp_path / "full", cfg, progress=False)
+    old = tmp_path / "old"
+
+    def interrupt(record):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # stopped after epoch 1
+        train(x, y, vx, vy, ["a", "b"], old, cfg, progress=False, on_epoch_end=interrupt)
+    records = read_history(old / "history.jsonl")
+    (old / "history.jsonl").unlink()
+    (old / "history.json").write_text(json.dumps(records, indent=1))
+    assert _read_history(old / "best.pt") == records
+    resumed = train(x, y, vx, vy, ["a", "b"], old, cfg, progress=False)
+    assert not (old / "history.json").exists()
+    assert _without_seconds(read_history(old / "history.jsonl")) == _without_seconds(
+        full["history"]) == _without_seconds(resumed["history"])
+    assert _read_history(old / "best.pt") == resumed["history"]
+
+
 @pytest.mark.parametrize("schedule", ["cosine", "plateau"])
 def test_resume_equals_uninterrupted_run(tmp_path, schedule):
     x, y = _stripes_and_spots(8, 48, seed=2)

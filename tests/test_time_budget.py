@@ -117,3 +117,23 @@ def test_discover_settings_read_the_old_time_budget():
         "time_budget_s": 5}
     with pytest.raises(ParameterError, match=r"time_budget is the old name of time_budget_s"):
         DiscoverSettings(estimator={"time_budget": 5, "time_budget_s": 5})
+
+
+def test_train_stops_on_its_time_budget_and_a_spent_budget_runs_no_epoch(tmp_path):
+    """The CNN's budget counts over resumptions: the first call stops after the epoch that
+    spends it (stop reason 'time_budget'); a rerun with the same budget runs no epoch."""
+    import numpy as np
+
+    from rdlab.classify.training import TrainConfig, train
+
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 1, 48, 48), dtype=np.float32)
+    y = np.arange(8) % 2
+    cfg = TrainConfig(epochs=5, batch_size=4, patience=None, time_budget_s=1e-9)
+    first = train(x, y, x[:4], y[:4], ["a", "b"], tmp_path, cfg, progress=False)
+    assert first["stop_reason"] == "time_budget" and first["epochs_run"] == 1
+    again = train(x, y, x[:4], y[:4], ["a", "b"], tmp_path, cfg, progress=False)
+    assert again["stop_reason"] == "time_budget" and again["epochs_run"] == 1
+    more = train(x, y, x[:4], y[:4], ["a", "b"], tmp_path, cfg.replace(time_budget_s=1e9),
+                 progress=False)
+    assert more["stop_reason"] == "epochs" and more["epochs_run"] == 5

@@ -157,7 +157,7 @@ def train(
         help="Training store (rdlab classify dataset train).")],
     val_data: Annotated[Path, typer.Argument(help="Validation store.")],
     out: Annotated[Path, typer.Option(help="Model folder: best.pt, last.pt, "
-                                      "history.json.")] = Path("runs/models/cnn"),
+                                      "history.jsonl.")] = Path("runs/models/cnn"),
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
     patience: Annotated[int | None, typer.Option(help="Early-stopping patience "
                                                  "(epochs).")] = None,
