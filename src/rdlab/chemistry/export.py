@@ -31,7 +31,7 @@ SBML export needs ``python-libsbml``; Antimony export has no dependency.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -178,7 +178,7 @@ def _prepare(
 def _initial_concentrations(
     network: ReactionNetwork, initial: InitialState | None
 ) -> list[float]:
-    """One concentration per species (0 where ``initial`` gives none), each checked ≥ 0."""
+    """Return one concentration per species (0 where ``initial`` gives none), each ≥ 0."""
     concentrations = [0.0] * network.n_species
     if initial is None:
         return concentrations
@@ -203,7 +203,7 @@ def _initial_concentrations(
 
 
 def _display_names(m: _Model) -> list[tuple[str, str]]:
-    """``(identifier, original name)`` of renamed species and rate labels."""
+    """Return ``(identifier, original name)`` of the renamed species and rate labels."""
     out = [(sid, s) for sid, s in zip(m.species_ids, m.species) if sid != s]
     out += [(kid, label) for kid, label in zip(m.rate_ids, m.rate_labels)
             if label is not None and kid != label]
@@ -211,7 +211,7 @@ def _display_names(m: _Model) -> list[tuple[str, str]]:
 
 
 def _number(x: float) -> str:
-    """Shortest text that reads back as exactly ``x``."""
+    """Return the shortest text that reads back as exactly ``x``."""
     return repr(float(x))
 
 
@@ -225,20 +225,20 @@ def to_antimony(
     initial: InitialState | None = None,
     name: str = "rdlab_model",
 ) -> str:
-    """Antimony text of a mass-action network.
+    """Return the Antimony text of a mass-action network.
 
     Parameters
     ----------
-    network:
+    network : ReactionNetwork
         The network; every directed reaction needs a rate constant (``default_rates``).
-    initial:
+    initial : Mapping[str, float] or sequence of float or numpy.ndarray or None, optional
         The initial state written into the model: ``{name: concentration}`` (species not
         listed start at 0) or one concentration per species in network order; ``None``
         (all 0) by default. Concentrations are in the units of the rate constants. Callers
         pass the state they have: ``rdlab design`` the drive's feed, ``rdlab discover`` the
         first sample of its data.
-    name:
-        Model name (sanitised to an identifier).
+    name : str, optional
+        Model name (sanitised to an identifier); default ``"rdlab_model"``.
 
     Returns
     -------
@@ -296,9 +296,29 @@ def write_antimony(
     initial: InitialState | None = None,
     name: str = "rdlab_model",
 ) -> Path:
-    """Write :func:`to_antimony` of ``network`` to ``path`` (conventionally ``*.ant``) and
-    return the path. ``initial`` (the initial state, ``{species: concentration}`` or one value per
-    species) and ``name`` as in :func:`to_antimony`.
+    """Write :func:`to_antimony` of ``network`` to ``path`` and return the path.
+
+    Parameters
+    ----------
+    network : ReactionNetwork
+        The network, as in :func:`to_antimony`.
+    path : str or Path
+        The file to write (conventionally ``*.ant``).
+    initial : Mapping[str, float] or sequence of float or numpy.ndarray or None, optional
+        The initial state, ``{species: concentration}`` or one value per species, as in
+        :func:`to_antimony`.
+    name : str, optional
+        Model name, as in :func:`to_antimony`.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    NetworkError, ParameterError
+        As :func:`to_antimony`.
     """
     path = Path(path)
     path.write_text(to_antimony(network, initial, name))
@@ -322,21 +342,21 @@ def to_sbml(
     initial: InitialState | None = None,
     name: str = "rdlab_model",
 ) -> str:
-    """SBML Level 3 Version 2 document of a mass-action network, as XML text.
+    """Return the SBML Level 3 Version 2 document of a mass-action network, as XML text.
 
     Parameters
     ----------
-    network:
+    network : ReactionNetwork
         The network; every directed reaction needs a rate constant (``default_rates``).
-    initial:
+    initial : Mapping[str, float] or sequence of float or numpy.ndarray or None, optional
         The initial state written into the model: ``{name: concentration}`` (species not
         listed start at 0) or one concentration per species in network order; ``None``
         (all 0) by default. Concentrations are in the units of the rate constants. Callers
         pass the state they have: ``rdlab design`` the drive's feed, ``rdlab discover`` the
         first sample of its data.
-    name:
+    name : str, optional
         Model name (its identifier is sanitised; the name itself is kept as the model's
-        ``name``).
+        ``name``); default ``"rdlab_model"``.
 
     Returns
     -------
@@ -361,6 +381,23 @@ def to_sbml(
     """
     libsbml = _import_libsbml()
     m = _prepare(network, initial, name)
+    ok = _checker(libsbml)
+    doc = libsbml.SBMLDocument(3, 2)
+    model = doc.createModel()
+    ok(model.setId(m.model_id), f"set the model id {m.model_id!r}")
+    ok(model.setName(m.name), f"set the model name {m.name!r}")
+    _add_compartment(model, m, ok)
+    _add_species(model, m, ok)
+    _add_rate_constants(model, m, ok)
+    for r in range(len(m.reaction_ids)):
+        _add_reaction(libsbml, model, m, r,
+                      f"create reaction {r} ({network.reaction_text(r, with_rate=False)})", ok)
+    _refuse_invalid(libsbml, doc)
+    return libsbml.writeSBMLToString(doc)
+
+
+def _checker(libsbml) -> Callable[[int, str], None]:
+    """Return ``ok(code, what)``: raise a NetworkError unless libsbml's ``code`` is success."""
 
     def ok(code: int, what: str) -> None:
         if code != libsbml.LIBSBML_OPERATION_SUCCESS:
@@ -368,17 +405,20 @@ def to_sbml(
                 f"SBML export failed to {what}: {libsbml.OperationReturnValue_toString(code)}"
             )
 
-    doc = libsbml.SBMLDocument(3, 2)
-    model = doc.createModel()
-    ok(model.setId(m.model_id), f"set the model id {m.model_id!r}")
-    ok(model.setName(m.name), f"set the model name {m.name!r}")
+    return ok
 
+
+def _add_compartment(model, m: _Model, ok: Callable[[int, str], None]) -> None:
+    """Add the one constant compartment of size 1."""
     comp = model.createCompartment()
     ok(comp.setId(m.compartment), "create the compartment")
     ok(comp.setSpatialDimensions(3), "set the compartment dimensions")
     ok(comp.setSize(1.0), "set the compartment size")
     ok(comp.setConstant(True), "make the compartment constant")
 
+
+def _add_species(model, m: _Model, ok: Callable[[int, str], None]) -> None:
+    """Add the SBML species: concentrations with their initial values, names kept."""
     for sid, original, x0 in zip(m.species_ids, m.species, m.initial):
         sp = model.createSpecies()
         what = f"create species {original!r}"
@@ -390,6 +430,9 @@ def to_sbml(
         ok(sp.setBoundaryCondition(False), what)
         ok(sp.setConstant(False), what)
 
+
+def _add_rate_constants(model, m: _Model, ok: Callable[[int, str], None]) -> None:
+    """Add one constant global parameter per rate constant, named by its label if any."""
     for kid, k, label in zip(m.rate_ids, m.rates, m.rate_labels):
         par = model.createParameter()
         what = f"create the rate constant {kid!r}"
@@ -399,27 +442,32 @@ def to_sbml(
         ok(par.setValue(k), what)
         ok(par.setConstant(True), what)
 
-    for r, rid in enumerate(m.reaction_ids):
-        rx = model.createReaction()
-        what = f"create reaction {r} ({network.reaction_text(r, with_rate=False)})"
-        ok(rx.setId(rid), what)
-        ok(rx.setReversible(False), what)
-        for create, terms in ((rx.createReactant, m.reactants[r]),
-                              (rx.createProduct, m.products[r])):
-            for sid, n in terms:
-                ref = create()
-                ok(ref.setSpecies(sid), what)
-                ok(ref.setStoichiometry(float(n)), what)
-                ok(ref.setConstant(True), what)
-        math_ast = libsbml.parseL3FormulaWithModel(m.laws[r], model)
-        if math_ast is None:
-            raise NetworkError(
-                f"SBML export failed to {what}: cannot parse the rate law {m.laws[r]!r}: "
-                f"{libsbml.getLastParseL3Error()}"
-            )
-        law = rx.createKineticLaw()
-        ok(law.setMath(math_ast), what)
 
+def _add_reaction(libsbml, model, m: _Model, r: int, what: str,
+                  ok: Callable[[int, str], None]) -> None:
+    """Add directed reaction ``r``: irreversible, its species references, mass-action law."""
+    rx = model.createReaction()
+    ok(rx.setId(m.reaction_ids[r]), what)
+    ok(rx.setReversible(False), what)
+    for create, terms in ((rx.createReactant, m.reactants[r]),
+                          (rx.createProduct, m.products[r])):
+        for sid, n in terms:
+            ref = create()
+            ok(ref.setSpecies(sid), what)
+            ok(ref.setStoichiometry(float(n)), what)
+            ok(ref.setConstant(True), what)
+    math_ast = libsbml.parseL3FormulaWithModel(m.laws[r], model)
+    if math_ast is None:
+        raise NetworkError(
+            f"SBML export failed to {what}: cannot parse the rate law {m.laws[r]!r}: "
+            f"{libsbml.getLastParseL3Error()}"
+        )
+    law = rx.createKineticLaw()
+    ok(law.setMath(math_ast), what)
+
+
+def _refuse_invalid(libsbml, doc) -> None:
+    """Raise a NetworkError listing (up to five of) libsbml's consistency errors, if any."""
     doc.checkConsistency()
     errors = [
         doc.getError(i) for i in range(doc.getNumErrors())
@@ -429,7 +477,6 @@ def to_sbml(
         listed = "; ".join(f"line {e.getLine()}: {e.getMessage().strip()}" for e in errors[:5])
         more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
         raise NetworkError(f"the exported SBML is invalid: {listed}{more}")
-    return libsbml.writeSBMLToString(doc)
 
 
 def write_sbml(
@@ -438,9 +485,29 @@ def write_sbml(
     initial: InitialState | None = None,
     name: str = "rdlab_model",
 ) -> Path:
-    """Write :func:`to_sbml` of ``network`` to ``path`` (conventionally ``*.xml`` or
-    ``*.sbml``) and return the path. ``initial`` (the initial state,
-    ``{species: concentration}`` or one value per species) and ``name`` as in :func:`to_sbml`.
+    """Write :func:`to_sbml` of ``network`` to ``path`` and return the path.
+
+    Parameters
+    ----------
+    network : ReactionNetwork
+        The network, as in :func:`to_sbml`.
+    path : str or Path
+        The file to write (conventionally ``*.xml`` or ``*.sbml``).
+    initial : Mapping[str, float] or sequence of float or numpy.ndarray or None, optional
+        The initial state, ``{species: concentration}`` or one value per species, as in
+        :func:`to_sbml`.
+    name : str, optional
+        Model name, as in :func:`to_sbml`.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    NetworkError, ParameterError, RdlabError
+        As :func:`to_sbml`.
     """
     path = Path(path)
     path.write_text(to_sbml(network, initial, name))
