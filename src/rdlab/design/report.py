@@ -47,8 +47,20 @@ __all__ = ["driven_network", "report"]
 
 
 def driven_network(model: DesignModel) -> ReactionNetwork:
-    """The designed network with the flow reactor as reactions: for each species an inflow
-    ∅ → X_i at rate f·x_i and an outflow X_i → ∅ at rate f (the drive f(x − X) exactly).
+    """Return the designed network with the flow reactor written as reactions.
+
+    For each species an inflow ∅ → X_i at rate f·x_i and an outflow X_i → ∅ at rate f (the
+    drive f(x − X) exactly).
+
+    Parameters
+    ----------
+    model : DesignModel
+        The designed model; its parameters give the network, rates, flow f and feed x.
+
+    Returns
+    -------
+    ReactionNetwork
+        The network's reactions followed by the inflows and then the outflows, with rates.
     """
     p = model.params
     net = p.to_network()
@@ -77,9 +89,10 @@ BIT_SAMPLES = 32  # z draws for the bit accuracy (512 bits with 16-bit z: steps 
 @torch.no_grad()
 def _bit_accuracy(model: DesignModel, times: tuple[float, ...], n: int, seed: int,
                   dt: float | None = None) -> dict[str, float]:
-    """Fraction of z's bits that E reads back from X_t at each of ``times`` (s), for ``n``
-    z drawn from ``seed``, rolled out under the configured (noisy) flow with step ``dt``
-    (default the config's).
+    """Return the fraction of z's bits that E reads back from X_t at each of ``times`` (s).
+
+    For ``n`` z drawn from ``seed``, rolled out under the configured (noisy) flow with step
+    ``dt`` (default the config's).
     """
     cfg = model.config
     dt = cfg.model.dt if dt is None else dt
@@ -124,13 +137,34 @@ def _plot_loss(history: list[dict], path: Path) -> None:
 
 def report(folder: str | Path, *, n_controls: int | None = None, seed: int = 12345) -> dict:
     """Evaluate the run in ``folder`` and write the files listed in the module docstring.
-    Returns the metrics dict (also in ``metrics.json``).
 
     The files are written to a staging folder and replace the previous report together
     (:func:`~rdlab.design.run_files.staged_report`): a report that fails leaves the old
-    one as it was, never a mixture. ``metrics["finished"]`` says whether the optimisation
-    had finished (``model.pt``) or the report is of a checkpoint of a run still to resume.
-    The caller holds the folder's lock.
+    one as it was, never a mixture. The caller holds the folder's lock.
+
+    Parameters
+    ----------
+    folder : str or Path
+        The design run folder (finished, or a checkpoint of a run still to resume).
+    n_controls : int or None, optional
+        Runs per control condition (a whole number ≥ 1); ``None`` (default) takes the
+        config's ``evaluation.controls``.
+    seed : int, optional
+        Seeds the controls' and the read-outs' random draws (default 12345).
+
+    Returns
+    -------
+    dict
+        The metrics (also written to ``metrics.json``). ``metrics["finished"]`` says whether
+        the optimisation had finished (``model.pt``) or the report is of a checkpoint.
+
+    Raises
+    ------
+    ParameterError
+        ``n_controls`` is not a whole number ≥ 1, or ``folder`` holds no ``model.pt`` or
+        ``checkpoint.pt``.
+    DataError
+        A damaged model, checkpoint or history file (named in the message).
     """
     folder = Path(folder)
     if n_controls is not None and (isinstance(n_controls, bool) or not isinstance(
@@ -146,88 +180,146 @@ def report(folder: str | Path, *, n_controls: int | None = None, seed: int = 123
 
 def _report(model: DesignModel, history: list[dict], folder: Path, *,
             n_controls: int | None, seed: int, finished: bool) -> dict:
+    """Write the report's files into ``folder`` and return its metrics."""
     t0 = time.perf_counter()
     cfg = model.config
-    n = cfg.evaluation.controls if n_controls is None else n_controls
-    T = cfg.optimiser.stages[-1]
-    metrics: dict = {"name": cfg.name, "finished": finished, "horizon_steps": T, "dt": cfg.model.dt,
-                     "optimisation_steps": len(history),
-                     "optimisation_seconds": float(sum(h["seconds"] for h in history)),
-                     "final_loss": history[-1]["loss"] if history else None,
-                     "parameters": model.params.describe()}
+    metrics = _run_summary(model, history, finished)
     if history:
         _plot_loss(history, folder / "loss.png")
     metric = _metric_name(model)
-    long_steps = cfg.evaluation.factor * T
     if metric is not None:
-        # the optimised window and 10× it at dt, for the optimised design
-        fn_curves = control_curves(model, metric, long_steps, cfg.model.dt, n=max(2, n // 4),
-                                   record_every=1, seed=seed, conditions=("Optimized",))
-        s = fn_curves.summary(t_max=T * cfg.model.dt)["Optimized"]
-        s_long = fn_curves.summary()["Optimized"]
-        end = fn_curves.values["Optimized"][:, -1]
-        metrics[metric] = {"dt": cfg.model.dt, "optimised_window_mean": s["mean"],
-                           "whole_horizon_mean": s_long["mean"],
-                           "at_end": finite_mean(end),
-                           "finite_runs_at_end": int(np.isfinite(end).sum()),
-                           "horizon": long_steps * cfg.model.dt}
-        # the time-lapse shows the finest roll-out that spans the long horizon: a design
-        # can hold its pattern at dt/10 and still drift off the Euler step's stable range
-        # at dt after the optimised window
-        lapse = (fn_curves, cfg.model.dt)
-        # the controls at a smaller step, over the long horizon (paper Figs 2c, 3c, 7, 8)
-        for div in cfg.evaluation.dt_divisors:
-            dt = cfg.model.dt / div
-            steps = long_steps * div if div <= 10 else T * div
-            curves: MetricCurves = control_curves(model, metric, steps, dt, n=n,
-                                                  record_every=div, seed=seed)
-            summary = curves.summary()
-            opt_mean = summary["Optimized"]["mean"]
-            entry = {"dt": dt, "horizon": steps * dt, "n": n, "summary": summary}
-            if metric == "dissipation":
-                entry["ratio_to_controls"] = {
-                    k: (opt_mean / v["mean"] if v["mean"] else float("inf"))
-                    for k, v in summary.items() if k != "Optimized"}
-            window = curves.summary(t_max=T * cfg.model.dt)["Optimized"]["mean"]
-            entry["optimised_window_mean"] = window
-            entry["at_end"] = {k: finite_mean(v[:, -1]) for k, v in curves.values.items()}
-            metrics.setdefault("controls", {})[f"dt/{div}"] = entry
-            ylabel = ("Pearson r with target" if metric == "correlation"
-                      else "entropy production σ (k_B = 1)")
-            plot_bands(curves.times, curves.values, folder / f"controls_{metric}_dt{div}.png",
-                       ylabel, title=f"{cfg.name}: controls at dt = {dt:g}",
-                       t_opt=T * cfg.model.dt, logy=metric == "dissipation")
-            np.savez(folder / f"controls_{metric}_dt{div}.npz", times=curves.times,
-                     **{k.replace(" ", "_"): v for k, v in curves.values.items()})
-            if div <= 10 and curves.frames is not None and dt < lapse[1]:
-                lapse = (curves, dt)
-        lapse_curves, lapse_dt = lapse
-        if lapse_curves.frames is not None:
-            idx = np.linspace(0, lapse_curves.frames.shape[0] - 1, 8).round().astype(int)
-            time_lapse_panel(lapse_curves.frames[idx], lapse_curves.times[idx],
-                             folder / "timelapse.png", movie_path=folder / "timelapse.gif",
-                             title=f"{cfg.name}: optimised pattern (dt = {lapse_dt:g})")
-            metrics["timelapse_dt"] = lapse_dt
+        n = cfg.evaluation.controls if n_controls is None else n_controls
+        metrics.update(_control_metrics(model, metric, n, seed, folder))
     if model.encoder is not None and cfg.evaluation.times:
-        metrics["bit_accuracy"] = _bit_accuracy(model, cfg.evaluation.times, BIT_SAMPLES, seed)
-        # the same read-out with the smallest step ≤ dt/10 asked for: bits that last only
-        # thanks to the Euler step would show up here
-        fine = [d for d in cfg.evaluation.dt_divisors if d <= 10]
-        if fine:
-            div = max(fine)
-            metrics[f"bit_accuracy_dt/{div}"] = _bit_accuracy(
-                model, cfg.evaluation.times, BIT_SAMPLES, seed, dt=cfg.model.dt / div)
+        metrics.update(_bit_metrics(model, seed))
     rep = next((t for t in model.loss.terms if isinstance(t, Replication)), None)
     if rep is not None:
-        with torch.no_grad():
-            traj = simulate_design(model, T, batch=1,
-                                   rng=torch.Generator().manual_seed(seed))
-            metrics["parent_daughter_correlation"] = float(rep.correlation(traj))
-            frames = torch.stack([s[0] for s in traj.states]).numpy()
-        idx = np.linspace(0, T, 8).round().astype(int)
-        time_lapse_panel(frames[idx], idx * cfg.model.dt, folder / "timelapse.png",
-                         movie_path=folder / "timelapse.gif",
-                         title=f"{cfg.name}: parent (t = 0) to daughters (t = T)")
+        metrics["parent_daughter_correlation"] = _replication(model, rep, seed, folder)
+    _write_network_files(model, folder)
+    metrics["report_seconds"] = time.perf_counter() - t0
+    (folder / METRICS).write_text(json.dumps(metrics, indent=1, default=float))
+    return metrics
+
+
+def _run_summary(model: DesignModel, history: list[dict], finished: bool) -> dict:
+    """Return the run's bookkeeping: name, horizon, step, optimisation steps, time, loss."""
+    cfg = model.config
+    return {"name": cfg.name, "finished": finished, "horizon_steps": cfg.optimiser.stages[-1],
+            "dt": cfg.model.dt, "optimisation_steps": len(history),
+            "optimisation_seconds": float(sum(h["seconds"] for h in history)),
+            "final_loss": history[-1]["loss"] if history else None,
+            "parameters": model.params.describe()}
+
+
+def _control_metrics(model: DesignModel, metric: str, n: int, seed: int,
+                     folder: Path) -> dict:
+    """Evaluate ``metric`` of the design and its controls; write their figures and time-lapse.
+
+    Returns the entries ``metric`` (the optimised design at ``dt``), ``controls`` (one per
+    ``dt`` divisor) and ``timelapse_dt``, each only where there is something to report.
+    """
+    cfg = model.config
+    T = cfg.optimiser.stages[-1]
+    long_steps = cfg.evaluation.factor * T
+    # the optimised window and 10× it at dt, for the optimised design
+    fn_curves = control_curves(model, metric, long_steps, cfg.model.dt, n=max(2, n // 4),
+                               record_every=1, seed=seed, conditions=("Optimized",))
+    out: dict = {metric: _optimised_summary(fn_curves, cfg.model.dt, T, long_steps)}
+    # the time-lapse shows the finest roll-out that spans the long horizon: a design
+    # can hold its pattern at dt/10 and still drift off the Euler step's stable range
+    # at dt after the optimised window
+    lapse = (fn_curves, cfg.model.dt)
+    # the controls at a smaller step, over the long horizon (paper Figs 2c, 3c, 7, 8)
+    for div in cfg.evaluation.dt_divisors:
+        dt = cfg.model.dt / div
+        steps = long_steps * div if div <= 10 else T * div
+        curves = control_curves(model, metric, steps, dt, n=n, record_every=div, seed=seed)
+        out.setdefault("controls", {})[f"dt/{div}"] = _controls_entry(
+            curves, metric, dt, steps, n, T * cfg.model.dt)
+        _save_controls(curves, metric, folder, f"controls_{metric}_dt{div}",
+                       title=f"{cfg.name}: controls at dt = {dt:g}", t_opt=T * cfg.model.dt)
+        if div <= 10 and curves.frames is not None and dt < lapse[1]:
+            lapse = (curves, dt)
+    lapse_curves, lapse_dt = lapse
+    if lapse_curves.frames is not None:
+        idx = np.linspace(0, lapse_curves.frames.shape[0] - 1, 8).round().astype(int)
+        time_lapse_panel(lapse_curves.frames[idx], lapse_curves.times[idx],
+                         folder / "timelapse.png", movie_path=folder / "timelapse.gif",
+                         title=f"{cfg.name}: optimised pattern (dt = {lapse_dt:g})")
+        out["timelapse_dt"] = lapse_dt
+    return out
+
+
+def _optimised_summary(curves: MetricCurves, dt: float, T: int, long_steps: int) -> dict:
+    """Summarise the optimised design's metric over its window, the long horizon and at its end."""
+    s = curves.summary(t_max=T * dt)["Optimized"]
+    s_long = curves.summary()["Optimized"]
+    end = curves.values["Optimized"][:, -1]
+    return {"dt": dt, "optimised_window_mean": s["mean"],
+            "whole_horizon_mean": s_long["mean"],
+            "at_end": finite_mean(end),
+            "finite_runs_at_end": int(np.isfinite(end).sum()),
+            "horizon": long_steps * dt}
+
+
+def _controls_entry(curves: MetricCurves, metric: str, dt: float, steps: int, n: int,
+                    t_opt: float) -> dict:
+    """Summarise the controls at one step ``dt`` (with ratios to them for dissipation)."""
+    summary = curves.summary()
+    opt_mean = summary["Optimized"]["mean"]
+    entry = {"dt": dt, "horizon": steps * dt, "n": n, "summary": summary}
+    if metric == "dissipation":
+        entry["ratio_to_controls"] = {
+            k: (opt_mean / v["mean"] if v["mean"] else float("inf"))
+            for k, v in summary.items() if k != "Optimized"}
+    entry["optimised_window_mean"] = curves.summary(t_max=t_opt)["Optimized"]["mean"]
+    entry["at_end"] = {k: finite_mean(v[:, -1]) for k, v in curves.values.items()}
+    return entry
+
+
+def _save_controls(curves: MetricCurves, metric: str, folder: Path, stem: str, *, title: str,
+                   t_opt: float) -> None:
+    """Write the controls' mean ± std figure (``stem``.png) and their curves (``stem``.npz)."""
+    ylabel = ("Pearson r with target" if metric == "correlation"
+              else "entropy production σ (k_B = 1)")
+    plot_bands(curves.times, curves.values, folder / f"{stem}.png", ylabel,
+               title=title, t_opt=t_opt, logy=metric == "dissipation")
+    np.savez(folder / f"{stem}.npz", times=curves.times,
+             **{k.replace(" ", "_"): v for k, v in curves.values.items()})
+
+
+def _bit_metrics(model: DesignModel, seed: int) -> dict:
+    """Return the bit accuracy at ``dt`` and at the smallest step ≤ ``dt``/10 asked for."""
+    cfg = model.config
+    out = {"bit_accuracy": _bit_accuracy(model, cfg.evaluation.times, BIT_SAMPLES, seed)}
+    # the same read-out with the smallest step ≤ dt/10 asked for: bits that last only
+    # thanks to the Euler step would show up here
+    fine = [d for d in cfg.evaluation.dt_divisors if d <= 10]
+    if fine:
+        div = max(fine)
+        out[f"bit_accuracy_dt/{div}"] = _bit_accuracy(
+            model, cfg.evaluation.times, BIT_SAMPLES, seed, dt=cfg.model.dt / div)
+    return out
+
+
+def _replication(model: DesignModel, rep: Replication, seed: int, folder: Path) -> float:
+    """Return the parent–daughter correlation; draw the parent-to-daughters time-lapse."""
+    cfg = model.config
+    T = cfg.optimiser.stages[-1]
+    with torch.no_grad():
+        traj = simulate_design(model, T, batch=1, rng=torch.Generator().manual_seed(seed))
+        correlation = float(rep.correlation(traj))
+        frames = torch.stack([s[0] for s in traj.states]).numpy()
+    idx = np.linspace(0, T, 8).round().astype(int)
+    time_lapse_panel(frames[idx], idx * cfg.model.dt, folder / "timelapse.png",
+                     movie_path=folder / "timelapse.gif",
+                     title=f"{cfg.name}: parent (t = 0) to daughters (t = T)")
+    return correlation
+
+
+def _write_network_files(model: DesignModel, folder: Path) -> None:
+    """Write the designed network's graph and its YAML, Antimony and SBML files."""
+    cfg = model.config
     net = driven_network(model)
     plot_reaction_graph(model.params.network, model.params.rates.detach().numpy(),
                         folder / "reaction_graph.png", scale="relative",
@@ -237,6 +329,3 @@ def _report(model: DesignModel, history: list[dict], folder: Path, *,
     feed = model.params.feed.detach().cpu().double().numpy()
     write_antimony(net, folder / "network.ant", feed, name=cfg.name.replace("-", "_"))
     write_sbml(net, folder / "network.xml", feed, name=cfg.name.replace("-", "_"))
-    metrics["report_seconds"] = time.perf_counter() - t0
-    (folder / METRICS).write_text(json.dumps(metrics, indent=1, default=float))
-    return metrics
