@@ -62,66 +62,155 @@ class _Candidate:
     seconds: float
 
 
+@dataclass
+class _FreezeState:
+    """Partial-parameter freezing of a population: frozen rows and plateau bookkeeping."""
+
+    frozen: np.ndarray  # (P, R) bool: rows frozen
+    V: torch.Tensor  # (P, R, S): the frozen rows' integer values
+    orders: torch.Tensor | None  # (P, R, S): their reactant orders (catalytic form only)
+    mask: torch.Tensor  # (P, R) bool: ``frozen`` as a tensor
+    prev_best: np.ndarray  # (P,): best loss before the last window
+    since_reset: np.ndarray  # (P,): epochs since the candidate last changed
+    stalls: np.ndarray  # (P,): plateaus in a row without a new frozen row
+
+    @classmethod
+    def start(cls, model: PopulationCRNN) -> _FreezeState:
+        """Return the state of a population with nothing frozen yet."""
+        P, R, S = model.population, model.n_reactions, model.n_species
+        return cls(
+            frozen=np.zeros((P, R), bool),
+            V=torch.zeros(P, R, S, dtype=model.V.dtype),
+            orders=torch.zeros(P, R, S, dtype=model.V.dtype) if model.catalytic else None,
+            mask=torch.zeros(P, R, dtype=torch.bool),
+            prev_best=np.full(P, np.inf),
+            since_reset=np.zeros(P, int),
+            stalls=np.zeros(P, int),
+        )
+
+    def hold(self, model: PopulationCRNN) -> None:
+        """Put the frozen rows back after an optimiser step."""
+        if self.mask.any():
+            with torch.no_grad():
+                model.V[self.mask] = self.V[self.mask]
+                if self.orders is not None:
+                    model.orders[self.mask] = self.orders[self.mask]
+
+    def freeze(self, model: PopulationCRNN, p: int, epsilon: float,
+               max_stalls: int) -> tuple[list[int], list[int]]:
+        """Freeze candidate ``p``'s ready rows; drop its free rows after too many stalls.
+
+        Returns the rows frozen now and the rows still free.
+        """
+        V = model.V[p].detach().numpy()
+        orders_ = None if not model.catalytic else torch.relu(model.orders[p]).detach().numpy()
+        status = freezing.row_status(V, orders_, self.frozen[p], epsilon)
+        new = [j for j, s in enumerate(status) if s == freezing.FREEZE and not self.frozen[p, j]]
+        for j in new:
+            self.frozen[p, j] = True
+            self.V[p, j] = torch.round(model.V[p, j].detach())
+            if self.orders is not None:
+                self.orders[p, j] = torch.round(torch.relu(model.orders[p, j].detach()))
+        self.stalls[p] = 0 if new else self.stalls[p] + 1
+        free = [j for j in range(self.frozen.shape[1]) if not self.frozen[p, j]]
+        if free and self.stalls[p] >= max_stalls:
+            for j in free:  # keeps coming back as nothing new: drop it
+                self.frozen[p, j] = True
+                self.V[p, j] = 0.0
+                if self.orders is not None:
+                    self.orders[p, j] = 0.0
+            free = []
+        self.mask[p] = torch.as_tensor(self.frozen[p])
+        return new, free
+
+
+def _reset_adam(model: PopulationCRNN, opt: torch.optim.Adam, p: int,
+                rows: list[int] | None = None) -> None:
+    """Zero Adam's moments of candidate ``p`` (only of ``rows`` of the row parameters)."""
+    for param in model.parameters():
+        st = opt.state.get(param)
+        if not st:
+            continue
+        for key in ("exp_avg", "exp_avg_sq"):
+            if rows is None:
+                st[key][p] = 0.0
+            elif param.dim() == 3:
+                st[key][p, rows] = 0.0
+
+
 class ReactionDiscovery:
     """Learn a mass-action mechanism from (concentration, derivative) pairs.
 
     Parameters
     ----------
-    n_reactions:
-        Number of proposed reactions ``n_r`` (reversible pairs in V form).
-    freezing:
-        Use partial-parameter freezing (Algorithm 1); ``False`` is the paper's baseline.
-    catalytic:
+    n_reactions : int, optional
+        Number of proposed reactions ``n_r`` (reversible pairs in V form); default 2.
+    freezing : bool, optional
+        Use partial-parameter freezing (Algorithm 1, default); ``False`` is the paper's
+        baseline.
+    catalytic : bool, optional
         Learn reactant orders separately from stoichiometry (irreversible reactions), so
-        catalytic steps such as X + Y → 2Y can be found.
-    epsilon:
-        Integer threshold of eq. (3.4) (paper: 0.05).
-    tolerance:
+        catalytic steps such as X + Y → 2Y can be found; default ``False``.
+    epsilon : float, optional
+        Integer threshold of eq. (3.4) (paper and default: 0.05).
+    tolerance : float, optional
         A frozen mechanism is accepted when, for every species, the RMS of the point-wise
         relative error of its derivatives on the validation data is at most this
-        (:func:`~rdlab.discover.rate_fit.relative_errors`). Noise-free data fit to ~1e-8;
-        with multiplicative derivative noise of level η pass ``noise_level=η`` instead
-        (the tolerance becomes ``max(tolerance, 3η)``).
-    learning_rate, regularisation:
-        Adam step size and λ of eq. (3.2) (paper: 1e-3 and 1e-8).
-    population:
-        Candidates trained at once.
-    check_every:
-        Epochs between plateau checks; a candidate is on a plateau when its best loss of the
-        last window improved on the previous window's by less than ``plateau``
-        (relative).
-    max_stalls:
-        Plateaus in a row without a new frozen row before the free rows are dropped.
-    max_epochs, time_budget_s:
-        Stop after this many epochs or seconds, whichever comes first (``time_budget_s=None``:
-        no time limit). Settings files' ``time_budget``, its old name, is read as this
+        (:func:`~rdlab.discover.rate_fit.relative_errors`; default 1e-4). Noise-free data
+        fit to ~1e-8; with multiplicative derivative noise pass ``noise_level`` instead.
+    noise_level : float, optional
+        Multiplicative derivative noise level η of the data (default 0): the tolerance
+        becomes ``max(tolerance, 3η)``.
+    learning_rate : float, optional
+        Adam step size (paper: 1e-3; default 1e-2).
+    regularisation : float, optional
+        λ of eq. (3.2) (paper and default: 1e-8).
+    population : int, optional
+        Candidates trained at once (default 8).
+    check_every : int, optional
+        Epochs between plateau checks (default 500).
+    plateau : float, optional
+        A candidate is on a plateau when its best loss of the last ``check_every`` epochs
+        improved on the previous window's by less than this (relative; default 1e-2).
+    max_stalls : int, optional
+        Plateaus in a row without a new frozen row before the free rows are dropped
+        (default 3).
+    max_epochs : int, optional
+        Stop after this many epochs (default 1 000 000) or ``time_budget_s``, whichever
+        comes first.
+    time_budget_s : float or None, optional
+        Stop after this many seconds (default 120); ``None``: no time limit. Settings
+        files' ``time_budget``, its old name, is read as this
         (:class:`~rdlab.discover.workflow.DiscoverSettings`).
-    validation_fraction:
-        Share of the points held out (paper: 1/5).
-    search_points:
-        Points (a random subset of the training points) on which the structure is searched;
-        ``None`` uses all. The rates and the acceptance test always use all points.
-    refine:
-        After freezing, try each coefficient one unit up and down with exactly re-fitted
-        rates and keep what lowers the residual (:func:`~rdlab.discover.rate_fit.
-        refine_integers`); repairs rows PPF froze one unit off.
-    probe_sweeps:
-        Integer-search sweeps of the probe made at every plateau check (one candidate per
-        check, round-robin: all its rows rounded, repaired, accepted if it fits).
-    scale_species:
+    validation_fraction : float, optional
+        Share of the points held out (paper and default: 1/5).
+    scale_species : bool, optional
         Divide each species' derivative error by the spread (std) of its derivatives, so
         species moved only by slow reactions weigh as much as those moved by fast ones
-        (``False``: the paper's plain MSE).
-    warm_start:
+        (default; ``False``: the paper's plain MSE).
+    search_points : int or None, optional
+        Points (a random subset of the training points) on which the structure is searched
+        (default 256); ``None`` uses all. The rates and the acceptance test always use all
+        points.
+    refine : bool, optional
+        After freezing, try each coefficient one unit up and down with exactly re-fitted
+        rates and keep what lowers the residual
+        (:func:`~rdlab.discover.rate_fit.refine_integers`); repairs rows PPF froze one unit
+        off. Default ``True``.
+    probe_sweeps : int, optional
+        Integer-search sweeps of the probe made at every plateau check (one candidate per
+        check, round-robin: all its rows rounded, repaired, accepted if it fits); default 3.
+    warm_start : bool, optional
         Propose a structure by sparse regression on monomials before training
         (:func:`~rdlab.discover.library.propose_structure`; not used with temperatures or
-        without freezing). ``False`` runs the CRNN from the paper's random initialisation.
-    library_order:
-        Highest reactant order in the warm start's monomial library.
-    seed:
-        Seeds the split and every random draw.
-    progress:
-        Show a progress bar.
+        without freezing); default ``True``. ``False`` runs the CRNN from the paper's random
+        initialisation.
+    library_order : int, optional
+        Highest reactant order in the warm start's monomial library (default 4).
+    seed : int, optional
+        Seeds the split and every random draw (default 1).
+    progress : bool, optional
+        Show a progress bar (default ``False``).
     """
 
     def __init__(self, n_reactions: int = 2, *, freezing: bool = True, catalytic: bool = False,
@@ -161,19 +250,47 @@ class ReactionDiscovery:
     # ------------------------------------------------------------------ sklearn API
     @classmethod
     def _param_names(cls) -> list[str]:
-        """The constructor's parameters, read from its signature (scikit-learn's rule: every
-        parameter is stored unchanged under its own name, so the signature is the list).
+        """Return the constructor's parameters, read from its signature.
+
+        scikit-learn's rule: every parameter is stored unchanged under its own name, so the
+        signature is the list.
         """
         return [name for name, p in inspect.signature(cls.__init__).parameters.items()
                 if name != "self" and p.kind is not p.VAR_KEYWORD]
 
     def get_params(self, deep: bool = True) -> dict:
-        """The constructor parameters and their values (``deep`` is accepted for
-        scikit-learn compatibility; no parameter is itself an estimator).
+        """Return the constructor parameters and their values.
+
+        Parameters
+        ----------
+        deep : bool, optional
+            Accepted for scikit-learn compatibility; no parameter is itself an estimator.
+
+        Returns
+        -------
+        dict
+            ``{name: value}`` of every constructor parameter, in signature order.
         """
         return {name: getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params) -> ReactionDiscovery:
+        """Set constructor parameters by name (scikit-learn's convention).
+
+        Parameters
+        ----------
+        **params
+            New values of constructor parameters.
+
+        Returns
+        -------
+        ReactionDiscovery
+            This estimator.
+
+        Raises
+        ------
+        ParameterError
+            A name that is not a constructor parameter (the known ones are listed).
+        """
         for k, v in params.items():
             if k not in self._param_names():
                 raise ParameterError(f"unknown parameter {k!r} of ReactionDiscovery; known "
@@ -182,7 +299,16 @@ class ReactionDiscovery:
         return self
 
     def check_params(self) -> None:
-        """Refuse parameters no fit can use, naming the parameter and its value."""
+        """Refuse parameters no fit can use, naming the parameter and its value.
+
+        Raises
+        ------
+        ParameterError
+            A count that is not a positive integer, a seed outside 0 … 2³² − 1, a
+            non-positive or non-finite ``epsilon``, ``tolerance``, ``learning_rate``,
+            ``time_budget_s`` or ``plateau``, ``epsilon`` ≥ 0.5, or a negative
+            ``regularisation`` or ``noise_level``.
+        """
         for name in ("n_reactions", "population", "check_every", "max_stalls", "max_epochs",
                      "library_order"):
             v = getattr(self, name)
@@ -242,9 +368,30 @@ class ReactionDiscovery:
     def fit(self, X, y=None, *, temperature=None, species=None) -> ReactionDiscovery:
         """Learn the mechanism.
 
-        X: :class:`~rdlab.discover.data.ReactionData`, or concentrations ``(N, n_s)`` with
-        y: derivatives ``(N, n_s)`` (per unit time); temperature: ``(N,)`` K (learns
-        Arrhenius parameters); species: names of the columns.
+        Parameters
+        ----------
+        X : ReactionData or array_like
+            :class:`~rdlab.discover.data.ReactionData` (with derivatives), or concentrations
+            ``(N, n_s)``.
+        y : array_like, optional
+            Derivatives ``(N, n_s)`` (per unit time) when ``X`` is an array.
+        temperature : array_like, optional
+            ``(N,)`` temperatures in K when ``X`` is an array; given, Arrhenius parameters
+            are learned.
+        species : sequence of str, optional
+            Names of the columns (default ``X0``, ``X1``, ...).
+
+        Returns
+        -------
+        ReactionDiscovery
+            This estimator, fitted: ``mechanism_``, ``converged_``, ``validation_error_``,
+            ``species_errors_`` and the rest of :meth:`report`.
+
+        Raises
+        ------
+        ParameterError
+            Unusable parameters (:meth:`check_params`), data without derivatives, badly
+            shaped, non-finite or negative data (the first bad entry named).
         """
         self.check_params()
         u, du, T, names = self._arrays(X, y, temperature, species)
@@ -256,24 +403,7 @@ class ReactionDiscovery:
         t0 = time.perf_counter()
         log_u = np.log(u)
         T_ref = float(np.mean(T)) if T is not None else None
-        # weight each species by its derivative scale, so a species moved only by a slow
-        # reaction counts as much as one moved by a fast one
-        scale = np.std(du[train], axis=0) if self.scale_species else np.ones(du.shape[1])
-        scale = np.where(scale > 0, scale, 1.0)
-        self._species_scale = scale
-        # the structure search runs on a random subset (a step costs ∝ points); rates and
-        # the acceptance test use every point
-        search = train
-        if self.search_points is not None and train.size > self.search_points:
-            rng = np.random.default_rng(self.seed)
-            search = np.sort(rng.choice(train, self.search_points, replace=False))
-        self._search = search
-        data = {
-            "log_u": torch.as_tensor(log_u[search]),
-            "du": torch.as_tensor(du[search] / scale),
-            "w": torch.as_tensor(1.0 / scale),
-            "x": None if T is None else torch.as_tensor(T_ref / T[search]),
-        }
+        data = self._search_data(log_u, du, T, train, T_ref)
         self._fit_data = (log_u, du, T, train, val, T_ref)
         model = PopulationCRNN(self.population, self.n_reactions, len(names),
                                catalytic=self.catalytic, arrhenius=T is not None, generator=gen)
@@ -289,20 +419,46 @@ class ReactionDiscovery:
         else:
             result = self._train_plain(model, opt, data, t0)
         self.fit_seconds_ = time.perf_counter() - t0
-        mech = result.mechanism
-        self.mechanism_ = mech.normalised()
+        self._keep_result(result, u[train], du[train], None if T is None else T[train])
+        return self
+
+    def _search_data(self, log_u: np.ndarray, du: np.ndarray, T: np.ndarray | None,
+                     train: np.ndarray, T_ref: float | None) -> dict:
+        """Return the structure search's tensors: its points, scaled derivatives, weights."""
+        # weight each species by its derivative scale, so a species moved only by a slow
+        # reaction counts as much as one moved by a fast one
+        scale = np.std(du[train], axis=0) if self.scale_species else np.ones(du.shape[1])
+        scale = np.where(scale > 0, scale, 1.0)
+        self._species_scale = scale
+        # the structure search runs on a random subset (a step costs ∝ points); rates and
+        # the acceptance test use every point
+        search = train
+        if self.search_points is not None and train.size > self.search_points:
+            rng = np.random.default_rng(self.seed)
+            search = np.sort(rng.choice(train, self.search_points, replace=False))
+        self._search = search
+        return {
+            "log_u": torch.as_tensor(log_u[search]),
+            "du": torch.as_tensor(du[search] / scale),
+            "w": torch.as_tensor(1.0 / scale),
+            "x": None if T is None else torch.as_tensor(T_ref / T[search]),
+        }
+
+    def _keep_result(self, result: _Candidate, u_train: np.ndarray, du_train: np.ndarray,
+                     T_train: np.ndarray | None) -> None:
+        """Store the winning candidate as the fitted mechanism, with its errors."""
+        self.mechanism_ = result.mechanism.normalised()
         self.validation_error_ = result.error
         self.species_errors_ = result.species_errors
         self.converged_ = bool(np.max(result.species_errors) <= self.acceptance_tolerance())
         self.time_to_structure_ = result.seconds if self.converged_ else None
-        total, _ = relative_errors(self.mechanism_.rhs(u[train], None if T is None
-                                                       else T[train]), du[train])
+        total, _ = relative_errors(self.mechanism_.rhs(u_train, T_train), du_train)
         self.train_error_ = total
-        return self
 
     def _try_warm_start(self, model: PopulationCRNN, t0: float) -> _Candidate | None:
-        """Propose a structure by sparse regression; return it if it passes validation,
-        else load it into candidate 0 of ``model`` and return ``None``.
+        """Propose a structure by sparse regression; return it if it passes validation.
+
+        Otherwise load it into candidate 0 of ``model`` and return ``None``.
         """
         log_u, du, T, train, val, T_ref = self._fit_data
         proposal = propose_structure(log_u[train], du[train], max_order=self.library_order,
@@ -330,8 +486,12 @@ class ReactionDiscovery:
         return None
 
     def acceptance_tolerance(self) -> float:
-        """The relative derivative error a mechanism must reach on every species to be
-        accepted: ``tolerance``, or 3× ``noise_level`` when the data are noisier.
+        """Return the relative derivative error a mechanism must reach on every species.
+
+        Returns
+        -------
+        float
+            ``tolerance``, or 3× ``noise_level`` when the data are noisier.
         """
         return max(self.tolerance, 3.0 * self.noise_level)
 
@@ -352,7 +512,7 @@ class ReactionDiscovery:
         return math.inf if self.time_budget_s is None else t0 + self.time_budget_s
 
     def _train_plain(self, model, opt, data, t0) -> _Candidate:
-        """The paper's baseline: Adam on everything, no freezing, rates as learned."""
+        """Train the paper's baseline: Adam on everything, no freezing, rates as learned."""
         epoch, last = 0, None
         bar = tqdm(total=self.max_epochs, disable=not self.progress, desc="fit (no freezing)",
                    unit="epoch", mininterval=1.0)
@@ -423,132 +583,113 @@ class ReactionDiscovery:
         return self._score(mech, epoch, t0)
 
     def _train_ppf(self, model, opt, data, t0) -> _Candidate:
-        P, R, S = model.population, model.n_reactions, model.n_species
-        frozen = np.zeros((P, R), bool)
-        frozen_V = torch.zeros(P, R, S, dtype=model.V.dtype)
-        frozen_O = torch.zeros(P, R, S, dtype=model.V.dtype) if model.catalytic else None
-        mask = torch.zeros(P, R, dtype=torch.bool)
-        prev_best = np.full(P, np.inf)
-        since_reset = np.zeros(P, int)
-        stalls = np.zeros(P, int)
+        """Run Algorithm 1: train, freeze rows at plateaus, fit whole candidates, restart."""
+        state = _FreezeState.start(model)
         finished: list[_Candidate] = []
         self.restarts_ = 0
         self.history_ = []
-        tol = self.acceptance_tolerance()
         epoch, winner = 0, None
-        window: list[torch.Tensor] = []
         bar = tqdm(disable=not self.progress, desc="fit (PPF)", unit="epoch", mininterval=1.0)
-
-        def reset_adam(p: int, rows=None) -> None:
-            for param in model.parameters():
-                st = opt.state.get(param)
-                if not st:
-                    continue
-                for key in ("exp_avg", "exp_avg_sq"):
-                    if rows is None:
-                        st[key][p] = 0.0
-                    elif param.dim() == 3:
-                        st[key][p, rows] = 0.0
-
-        def restart(p: int) -> None:
-            model.redraw_member(p)
-            frozen[p] = False
-            mask[p] = False
-            reset_adam(p)
-            prev_best[p] = np.inf
-            since_reset[p] = 0
-            stalls[p] = 0
-            self.restarts_ += 1
-
         while winner is None and not self._out_of_time(epoch, t0):
-            for _ in range(self.check_every):
-                window.append(self._step(model, opt, data))
-                if mask.any():
-                    with torch.no_grad():
-                        model.V[mask] = frozen_V[mask]
-                        if frozen_O is not None:
-                            model.orders[mask] = frozen_O[mask]
+            cur_best = self._ppf_window(model, opt, data, state)
             epoch += self.check_every
-            since_reset += self.check_every
+            state.since_reset += self.check_every
             bar.update(self.check_every)
-            cur_best = torch.stack(window).min(dim=0).values.numpy()
-            window.clear()
-            for p in range(P):
-                if since_reset[p] < 2 * self.check_every:
-                    prev_best[p] = min(prev_best[p], cur_best[p]) if np.isfinite(
-                        prev_best[p]) else cur_best[p]
-                    continue
-                improving = cur_best[p] < prev_best[p] * (1.0 - self.plateau)
-                prev_best[p] = min(prev_best[p], cur_best[p])
-                if improving:
-                    continue
-                V = model.V[p].detach().numpy()
-                orders_ = (None if not model.catalytic
-                           else torch.relu(model.orders[p]).detach().numpy())
-                status = freezing.row_status(V, orders_, frozen[p], self.epsilon)
-                new = [j for j, s in enumerate(status) if s == freezing.FREEZE and not frozen[p, j]]
-                for j in new:
-                    frozen[p, j] = True
-                    frozen_V[p, j] = torch.round(model.V[p, j].detach())
-                    if frozen_O is not None:
-                        frozen_O[p, j] = torch.round(torch.relu(model.orders[p, j].detach()))
-                stalls[p] = 0 if new else stalls[p] + 1
-                free = [j for j in range(R) if not frozen[p, j]]
-                if free and stalls[p] >= self.max_stalls:
-                    for j in free:  # keeps coming back as nothing new: drop it
-                        frozen[p, j] = True
-                        frozen_V[p, j] = 0.0
-                        if frozen_O is not None:
-                            frozen_O[p, j] = 0.0
-                    free = []
-                mask[p] = torch.as_tensor(frozen[p])
-                self.history_.append({"epoch": epoch, "candidate": p, "loss": float(cur_best[p]),
-                                      "frozen": int(frozen[p].sum()), "new": len(new)})
-                if free:
-                    model.redraw_rows(p, free)
-                    reset_adam(p, free)
-                    prev_best[p] = np.inf
-                    since_reset[p] = 0
-                    continue
-                cand = self._frozen_mechanism(frozen_V[p].numpy().copy(),
-                                              None if frozen_O is None
-                                              else frozen_O[p].numpy().copy(), epoch, t0)
-                finished.append(cand)
-                if np.max(cand.species_errors) <= tol:
-                    winner = cand
-                    break
-                restart(p)
+            winner = self._plateau_checks(model, opt, state, cur_best, epoch, t0, finished)
             if winner is None and self.refine:
-                # probe one candidate per check (round-robin): round all its rows, repair
-                # them by integer search, and accept it if it already fits
-                p = (epoch // self.check_every) % P
-                cand = self._rounded_candidate(model, p, frozen, frozen_V, frozen_O, epoch, t0,
-                                               sweeps=self.probe_sweeps)
-                if cand is not None:
-                    finished.append(cand)
-                    if np.max(cand.species_errors) <= tol:
-                        winner = cand
-            bar.set_postfix(frozen=int(frozen.sum(1).max()), restarts=self.restarts_,
+                winner = self._probe(model, state, epoch, t0, finished)
+            bar.set_postfix(frozen=int(state.frozen.sum(1).max()), restarts=self.restarts_,
                             loss=f"{float(cur_best.min()):.2e}")
         bar.close()
         self.n_epochs_ = epoch
         if winner is not None:
             return winner
         # out of time: best of the finished ones and of the live candidates rounded now
-        for p in range(P):
-            cand = self._rounded_candidate(model, p, frozen, frozen_V, frozen_O, epoch, t0)
+        for p in range(model.population):
+            cand = self._rounded_candidate(model, state, p, epoch, t0)
             if cand is not None:
                 finished.append(cand)
         return min(finished, key=lambda c: (np.max(c.species_errors), c.error))
 
-    def _rounded_candidate(self, model, p, frozen, frozen_V, frozen_O, epoch, t0,
-                           sweeps: int = 20):
-        """Candidate ``p`` with its free rows rounded too, then fitted."""
-        V = np.where(frozen[p][:, None], frozen_V[p].numpy(),
-                     np.round(model.V[p].detach().numpy()))
+    def _ppf_window(self, model, opt, data, state: _FreezeState) -> np.ndarray:
+        """Take ``check_every`` Adam steps, frozen rows held; return each candidate's best loss."""
+        window: list[torch.Tensor] = []
+        for _ in range(self.check_every):
+            window.append(self._step(model, opt, data))
+            state.hold(model)
+        return torch.stack(window).min(dim=0).values.numpy()
+
+    def _plateau_checks(self, model, opt, state: _FreezeState, cur_best: np.ndarray,
+                        epoch: int, t0: float, finished: list[_Candidate]) -> _Candidate | None:
+        """Make a freezing round for every candidate on a plateau; return one that fits."""
+        for p in range(model.population):
+            if state.since_reset[p] < 2 * self.check_every:
+                state.prev_best[p] = min(state.prev_best[p], cur_best[p]) if np.isfinite(
+                    state.prev_best[p]) else cur_best[p]
+                continue
+            improving = cur_best[p] < state.prev_best[p] * (1.0 - self.plateau)
+            state.prev_best[p] = min(state.prev_best[p], cur_best[p])
+            if improving:
+                continue
+            cand = self._freezing_round(model, opt, state, p, float(cur_best[p]), epoch, t0)
+            if cand is None:
+                continue
+            finished.append(cand)
+            if self._fits(cand):
+                return cand
+            self._restart(model, opt, state, p)
+        return None
+
+    def _freezing_round(self, model, opt, state: _FreezeState, p: int, loss: float,
+                        epoch: int, t0: float) -> _Candidate | None:
+        """Freeze candidate ``p``'s ready rows; fit it if all are frozen, else redraw the rest."""
+        new, free = state.freeze(model, p, self.epsilon, self.max_stalls)
+        self.history_.append({"epoch": epoch, "candidate": p, "loss": loss,
+                              "frozen": int(state.frozen[p].sum()), "new": len(new)})
+        if free:
+            model.redraw_rows(p, free)
+            _reset_adam(model, opt, p, free)
+            state.prev_best[p] = np.inf
+            state.since_reset[p] = 0
+            return None
+        return self._frozen_mechanism(state.V[p].numpy().copy(), None if state.orders is None
+                                      else state.orders[p].numpy().copy(), epoch, t0)
+
+    def _restart(self, model, opt, state: _FreezeState, p: int) -> None:
+        """Start candidate ``p`` again from a new random draw (its frozen mechanism failed)."""
+        model.redraw_member(p)
+        state.frozen[p] = False
+        state.mask[p] = False
+        _reset_adam(model, opt, p)
+        state.prev_best[p] = np.inf
+        state.since_reset[p] = 0
+        state.stalls[p] = 0
+        self.restarts_ += 1
+
+    def _probe(self, model, state: _FreezeState, epoch: int, t0: float,
+               finished: list[_Candidate]) -> _Candidate | None:
+        """Round one candidate (round-robin) whole, repair it; return it if it already fits."""
+        # probe one candidate per check (round-robin): round all its rows, repair
+        # them by integer search, and accept it if it already fits
+        p = (epoch // self.check_every) % model.population
+        cand = self._rounded_candidate(model, state, p, epoch, t0, sweeps=self.probe_sweeps)
+        if cand is None:
+            return None
+        finished.append(cand)
+        return cand if self._fits(cand) else None
+
+    def _fits(self, cand: _Candidate) -> bool:
+        """Say whether ``cand`` passes the validation test on every species."""
+        return bool(np.max(cand.species_errors) <= self.acceptance_tolerance())
+
+    def _rounded_candidate(self, model, state: _FreezeState, p: int, epoch: int, t0: float,
+                           sweeps: int = 20) -> _Candidate | None:
+        """Return candidate ``p`` with its free rows rounded too, then fitted."""
+        frozen = state.frozen[p][:, None]
+        V = np.where(frozen, state.V[p].numpy(), np.round(model.V[p].detach().numpy()))
         orders_ = None
         if model.catalytic:
-            orders_ = np.where(frozen[p][:, None], frozen_O[p].numpy(),
+            orders_ = np.where(frozen, state.orders[p].numpy(),
                                np.round(torch.relu(model.orders[p]).detach().numpy()))
             if np.any(orders_ + V < 0) and not self.refine:
                 return None
@@ -563,7 +704,26 @@ class ReactionDiscovery:
             raise ParameterError("this ReactionDiscovery is not fitted yet; call fit first")
 
     def predict(self, X, temperature=None) -> np.ndarray:
-        """Derivatives ``(N, n_s)`` of the learned mechanism at concentrations ``X``."""
+        """Return the derivatives ``(N, n_s)`` of the learned mechanism at ``X``.
+
+        Parameters
+        ----------
+        X : ReactionData or array_like
+            Concentrations ``(N, n_s)``, or :class:`~rdlab.discover.data.ReactionData`
+            (its points and temperatures).
+        temperature : array_like, optional
+            ``(N,)`` temperatures in K, for a mechanism with Arrhenius rates.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(N, n_s)`` derivatives per unit time.
+
+        Raises
+        ------
+        ParameterError
+            The estimator is not fitted, or ``X`` does not have ``n_features_in_`` columns.
+        """
         self._check_fitted()
         u = np.asarray(X.points()[0] if isinstance(X, ReactionData) else X, dtype=float)
         if isinstance(X, ReactionData):
@@ -573,14 +733,43 @@ class ReactionDiscovery:
         return self.mechanism_.rhs(np.maximum(u, CONCENTRATION_FLOOR), temperature)
 
     def score(self, X, y=None, temperature=None) -> float:
-        """``1 − E`` with E the paper's relative L2 error of the derivatives."""
+        """Return ``1 − E`` with E the paper's relative L2 error of the derivatives.
+
+        Parameters
+        ----------
+        X : ReactionData or array_like
+            Concentrations ``(N, n_s)``, or :class:`~rdlab.discover.data.ReactionData`
+            (its points, derivatives and temperatures).
+        y : array_like, optional
+            True derivatives ``(N, n_s)`` when ``X`` is an array.
+        temperature : array_like, optional
+            ``(N,)`` temperatures in K, for a mechanism with Arrhenius rates.
+
+        Returns
+        -------
+        float
+            ``1 − E`` (1 for a perfect fit).
+        """
         if isinstance(X, ReactionData):
             _, y, temperature = X.points()
         total, _ = relative_errors(self.predict(X, temperature), np.asarray(y, dtype=float))
         return 1.0 - total
 
     def report(self) -> dict:
-        """Fit quality and bookkeeping as a JSON-ready dict."""
+        """Return the fit quality and bookkeeping as a JSON-ready dict.
+
+        Returns
+        -------
+        dict
+            ``converged``, ``validation_error``, ``species_errors`` (per species),
+            ``tolerance``, ``train_error``, ``epochs``, ``restarts``, ``seconds``,
+            ``time_to_structure``, ``warm_start`` and ``mechanism`` (its dict form).
+
+        Raises
+        ------
+        ParameterError
+            The estimator is not fitted.
+        """
         self._check_fitted()
         return {
             "converged": self.converged_,
