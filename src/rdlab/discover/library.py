@@ -37,8 +37,25 @@ __all__ = ["LibraryProposal", "monomial_exponents", "propose_structure", "sparse
 
 
 def monomial_exponents(n_species: int, max_order: int) -> np.ndarray:
-    """All exponent vectors of total order 1…``max_order``: ``(n_monomials, n_species)``,
-    ordered by total order, then lexicographically.
+    """Return all exponent vectors of total order 1…``max_order``.
+
+    Parameters
+    ----------
+    n_species : int
+        Number of species.
+    max_order : int
+        Highest total order, ≥ 1.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_monomials, n_species)`` exponents, ordered by total order, then
+        lexicographically.
+
+    Raises
+    ------
+    ParameterError
+        ``max_order`` < 1.
     """
     if max_order < 1:
         raise ParameterError(f"max_order must be ≥ 1, got {max_order!r}")
@@ -54,9 +71,11 @@ def monomial_exponents(n_species: int, max_order: int) -> np.ndarray:
 
 def _thresholded_fit(A: np.ndarray, y: np.ndarray, cols: np.ndarray, threshold: float
                      ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Sequentially thresholded least squares on columns ``cols`` of the column-normalised
-    ``A``: fit, drop columns contributing less than ``threshold``·‖y‖, refit until stable.
-    Returns ``(support, coefficients, relative residual)``.
+    """Fit by sequentially thresholded least squares on columns ``cols`` of ``A``.
+
+    ``A`` is column-normalised: fit, drop columns contributing less than
+    ``threshold``·‖y‖, refit until stable. Returns ``(support, coefficients, relative
+    residual)``.
     """
     y_norm = float(np.linalg.norm(y))
     support = cols
@@ -73,9 +92,11 @@ def _thresholded_fit(A: np.ndarray, y: np.ndarray, cols: np.ndarray, threshold: 
 
 def _sparsest_fit(A: np.ndarray, y: np.ndarray, cols: np.ndarray, threshold: float,
                   tolerance: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """:func:`_thresholded_fit` at thresholds ``threshold``, 10×, 100×, … up to 1e-2: the
-    sparsest support whose residual is within ``tolerance`` (a nearly collinear library
-    otherwise keeps small spurious terms at the lowest threshold), else the best fit.
+    """Return the sparsest :func:`_thresholded_fit` within ``tolerance``, else the best.
+
+    Thresholds ``threshold``, 10×, 100×, … up to 1e-2 are tried: the sparsest support whose
+    residual is within ``tolerance`` wins (a nearly collinear library otherwise keeps small
+    spurious terms at the lowest threshold).
     """
     best = fit = _thresholded_fit(A, y, cols, threshold)
     t = threshold * 10.0
@@ -92,7 +113,7 @@ def _sparsest_fit(A: np.ndarray, y: np.ndarray, cols: np.ndarray, threshold: flo
 def sparse_support(A: np.ndarray, y: np.ndarray, base: np.ndarray, extra: np.ndarray,
                    tolerance: float, threshold: float = 1e-6, max_extra: int = 4
                    ) -> tuple[list[int], float]:
-    """Columns of ``A (N, M)`` that explain ``y (N,)`` sparsely.
+    """Return the columns of ``A (N, M)`` that explain ``y (N,)`` sparsely.
 
     All ``base`` columns (the low-order monomials, fewer than the points) are fitted at once
     and thresholded (sequentially thresholded least squares: exact for noise-free data when
@@ -100,7 +121,30 @@ def sparse_support(A: np.ndarray, y: np.ndarray, base: np.ndarray, extra: np.nda
     relative residual stays above ``tolerance``, columns from ``extra`` (higher orders, too
     many to fit at once) are added one at a time, the one most correlated with the residual
     first (matching pursuit), and the fit is repeated, at most ``max_extra`` times.
-    Returns the selected column indices and the relative residual of their fit.
+
+    Parameters
+    ----------
+    A : numpy.ndarray
+        ``(N, M)`` candidate columns.
+    y : numpy.ndarray
+        ``(N,)`` values to explain.
+    base : numpy.ndarray
+        Indices of the columns fitted at once.
+    extra : numpy.ndarray
+        Indices of the columns added one at a time.
+    tolerance : float
+        Relative residual to reach.
+    threshold : float, optional
+        Columns contributing less than this fraction of ‖y‖ are dropped (default 1e-6).
+    max_extra : int, optional
+        Most columns added from ``extra`` (default 4).
+
+    Returns
+    -------
+    columns : list of int
+        The selected column indices (none when ``y`` is zero).
+    residual : float
+        The relative residual of their fit.
     """
     y_norm = float(np.linalg.norm(y))
     if y_norm == 0.0:
@@ -129,12 +173,20 @@ def sparse_support(A: np.ndarray, y: np.ndarray, base: np.ndarray, extra: np.nda
 class LibraryProposal:
     """An integer structure read off the sparse regression.
 
-    V: ``(n_r, n_s)`` rows; orders: ``(n_r, n_s)`` reactant orders in catalytic form, else
-    ``None`` (V form: forward orders ``max(0, −V)``, reverse ``max(0, V)``).
-    max_deviation: the largest distance of a stoichiometric coefficient from its integer
-    before rounding (near 0 when the proposal is right).
-    monomials: number of monomials selected; skipped: how many of them did not read as
-    reactions (left out of the proposal).
+    Attributes
+    ----------
+    V : numpy.ndarray
+        ``(n_r, n_s)`` rows.
+    orders : numpy.ndarray or None
+        ``(n_r, n_s)`` reactant orders in catalytic form, else ``None`` (V form: forward
+        orders ``max(0, −V)``, reverse ``max(0, V)``).
+    max_deviation : float
+        The largest distance of a stoichiometric coefficient from its integer before
+        rounding (near 0 when the proposal is right).
+    monomials : int
+        Number of monomials selected.
+    skipped : int
+        How many of them did not read as reactions (left out of the proposal).
     """
 
     V: np.ndarray
@@ -146,7 +198,7 @@ class LibraryProposal:
 
 def _decompose(w: np.ndarray, exponents: np.ndarray, catalytic: bool, rel_tol: float,
                coef_tol: float = 1e-3) -> list[tuple[np.ndarray, float]] | None:
-    """Reactions ``(ν, k)`` behind one monomial's coefficient vector ``w = Σ_j k_j ν_j``.
+    """Return the reactions ``(ν, k)`` behind one monomial's coefficients ``w = Σ_j k_j ν_j``.
 
     Catalytic form: one reaction, ``k`` = the smallest non-zero |w| (ν is then integer when
     the proposal is right). V form: the reactants (``exponents``) are consumed ``a`` times in
@@ -201,17 +253,45 @@ def propose_structure(log_u: np.ndarray, du: np.ndarray, *, max_order: int = 4,
                       base_order: int = 2, catalytic: bool = False,
                       tolerance: float = 1e-6, threshold: float = 1e-6,
                       max_extra: int = 4) -> LibraryProposal | None:
-    """Propose reactions from ``log_u (N, n_s)`` (log concentrations) and ``du (N, n_s)``.
+    """Propose reactions from log concentrations and derivatives.
 
-    base_order: monomials up to this order are all fitted at once (their number must stay
-        below the number of points); max_order: higher orders are tried one at a time
-        (:func:`sparse_support`).
-    tolerance: relative weighted residual a species' fit must reach (about the relative
-        noise of the derivatives; 1e-6 for clean data).
-    threshold: coefficients contributing less than this fraction of a species' weighted
-        derivative are dropped.
     Monomials whose coefficients do not read as reactions are left out (counted in
-    ``skipped``). Returns ``None`` when nothing is left.
+    ``skipped``).
+
+    Parameters
+    ----------
+    log_u : numpy.ndarray
+        ``(N, n_s)`` log concentrations.
+    du : numpy.ndarray
+        ``(N, n_s)`` derivatives.
+    max_order : int, optional
+        Highest monomial order (default 4); orders above ``base_order`` are tried one at a
+        time (:func:`sparse_support`).
+    base_order : int, optional
+        Monomials up to this order (default 2) are all fitted at once (their number must
+        stay below the number of points).
+    catalytic : bool, optional
+        Read the reactions in catalytic form (reactant orders apart from stoichiometry)
+        instead of V form (default ``False``).
+    tolerance : float, optional
+        Relative weighted residual a species' fit must reach (about the relative noise of
+        the derivatives; default 1e-6 for clean data).
+    threshold : float, optional
+        Coefficients contributing less than this fraction of a species' weighted derivative
+        are dropped (default 1e-6).
+    max_extra : int, optional
+        Higher-order monomials added one at a time, at most (default 4).
+
+    Returns
+    -------
+    LibraryProposal or None
+        The proposal; ``None`` when nothing is left.
+
+    Raises
+    ------
+    ParameterError
+        ``log_u`` and ``du`` not both ``(n_points, n_species)``, or not
+        ``1 ≤ base_order ≤ max_order``.
     """
     log_u = np.asarray(log_u, dtype=float)
     du = np.asarray(du, dtype=float)
@@ -220,20 +300,35 @@ def propose_structure(log_u: np.ndarray, du: np.ndarray, *, max_order: int = 4,
                              f"(n_points, n_species)")
     if not 1 <= base_order <= max_order:
         raise ParameterError(f"need 1 ≤ base_order ≤ max_order, got {base_order}, {max_order}")
-    n_s = du.shape[1]
-    E = monomial_exponents(n_s, max_order)
-    order = E.sum(axis=1)
-    base = np.flatnonzero(order <= base_order)
-    extra = np.flatnonzero(order > base_order)
+    E = monomial_exponents(du.shape[1], max_order)
     with np.errstate(over="ignore", under="ignore"):
         M = np.exp(log_u @ E.T)  # (N, n_monomials)
     M = np.where(np.isfinite(M), M, 0.0)
     w = point_weights(du)
+    fits = _species_supports(M, w, du, E, base_order, tolerance, threshold, max_extra)
+    W = _monomial_coefficients(M, w, du, fits)
+    if not W:
+        return None
+    rows, exps, deviation, skipped = _reactions(W, E, catalytic, threshold, tolerance)
+    if not rows:
+        return None
+    if catalytic:
+        return LibraryProposal(np.array(rows), np.array(exps), deviation, len(W), skipped)
+    return LibraryProposal(np.array(_reversible_rows(rows)), None, deviation, len(W), skipped)
+
+
+def _species_supports(M: np.ndarray, w: np.ndarray, du: np.ndarray, E: np.ndarray,
+                      base_order: int, tolerance: float, threshold: float, max_extra: int
+                      ) -> list[tuple[list[int], float]]:
+    """Return each species' selected monomials and the relative residual of their fit."""
+    order = E.sum(axis=1)
+    base = np.flatnonzero(order <= base_order)
+    extra = np.flatnonzero(order > base_order)
     # pass 1: low orders only; pass 2, for the species left unexplained: higher-order
     # monomials made of those species only (a reactant is always consumed, so a monomial
     # missing from pass 1 involves unexplained species), all at once if the points allow
     fits = []
-    for s in range(n_s):
+    for s in range(du.shape[1]):
         A = M * w[:, s:s + 1]
         fits.append(sparse_support(A, du[:, s] * w[:, s], base, extra[:0], tolerance,
                                    threshold))
@@ -251,6 +346,12 @@ def propose_structure(log_u: np.ndarray, du: np.ndarray, *, max_order: int = 4,
                 fit = sparse_support(A, y, base, cand, tolerance, threshold, max_extra)
             if fit[1] < fits[s][1]:
                 fits[s] = fit
+    return fits
+
+
+def _monomial_coefficients(M: np.ndarray, w: np.ndarray, du: np.ndarray,
+                           fits: list[tuple[list[int], float]]) -> dict[int, np.ndarray]:
+    """Return ``W[m]`` (one coefficient per species) of every selected monomial ``m``."""
     W: dict[int, np.ndarray] = {}
     for s, (support, _) in enumerate(fits):
         if not support:
@@ -258,9 +359,13 @@ def propose_structure(log_u: np.ndarray, du: np.ndarray, *, max_order: int = 4,
         A = M[:, support] * w[:, s:s + 1]
         coef, *_ = np.linalg.lstsq(A, du[:, s] * w[:, s], rcond=None)
         for m, c in zip(support, coef):
-            W.setdefault(m, np.zeros(n_s))[s] = c
-    if not W:
-        return None
+            W.setdefault(m, np.zeros(du.shape[1]))[s] = c
+    return W
+
+
+def _reactions(W: dict[int, np.ndarray], E: np.ndarray, catalytic: bool, threshold: float,
+               tolerance: float) -> tuple[list[np.ndarray], list[np.ndarray], float, int]:
+    """Return the rounded reactions read off ``W``, their monomials, deviation and skips."""
     rows, exps, deviation, skipped = [], [], 0.0, 0
     for m in sorted(W):
         parts = _decompose(W[m], E[m], catalytic, threshold, max(1e-3, 10.0 * tolerance))
@@ -271,11 +376,11 @@ def propose_structure(log_u: np.ndarray, du: np.ndarray, *, max_order: int = 4,
             deviation = max(deviation, float(np.max(np.abs(nu - np.round(nu)))))
             rows.append(np.round(nu))
             exps.append(E[m])
-    if not rows:
-        return None
-    if catalytic:
-        return LibraryProposal(np.array(rows), np.array(exps), deviation, len(W), skipped)
-    # V form: pair each reaction ν with its reverse −ν into one reversible row
+    return rows, exps, deviation, skipped
+
+
+def _reversible_rows(rows: list[np.ndarray]) -> list[np.ndarray]:
+    """Return the V-form rows: each reaction ``ν`` paired with its reverse ``−ν`` into one."""
     V_rows: list[np.ndarray] = []
     used = [False] * len(rows)
     for i, nu in enumerate(rows):
@@ -287,4 +392,4 @@ def propose_structure(log_u: np.ndarray, du: np.ndarray, *, max_order: int = 4,
                 used[j] = True
                 break
         V_rows.append(nu)
-    return LibraryProposal(np.array(V_rows), None, deviation, len(W), skipped)
+    return V_rows
