@@ -137,19 +137,49 @@ def fit_two_term(freezing: bool, *, c: tuple[float, float] = (1.0, 100.0),
     Returns
     -------
     TwoTermResult
-
-    Notes
-    -----
-    The gradient is the analytic one (eq. 2.3) handed to ``torch.optim.Adam(fused=True)``;
-    each epoch is a handful of tiny kernels, so the run is overhead-bound (~0.1–0.3 ms an
-    epoch on one CPU core): call ``torch.set_num_threads(1)`` before timing it.
+        The final and per-epoch exponents and losses, and when each exponent was frozen.
 
     Raises
     ------
     ParameterError
         On a non-positive ``n_points``, ``epochs``, ``check_every``, ``learning_rate`` or
         ``epsilon``, ``epsilon ≥ 0.5``, or non-finite ``c``/``theta_true``/``theta_init``.
+
+    Notes
+    -----
+    The gradient is the analytic one (eq. 2.3) handed to ``torch.optim.Adam(fused=True)``;
+    each epoch is a handful of tiny kernels, so the run is overhead-bound (~0.1–0.3 ms an
+    epoch on one CPU core): call ``torch.set_num_threads(1)`` before timing it.
     """
+    _check_arguments(n_points, epochs, check_every, learning_rate, epsilon,
+                     c=c, theta_true=theta_true, theta_init=theta_init)
+    rng = np.random.default_rng(seed)
+    x_np = rng.uniform(0.0, 1.0, int(n_points))
+    init = rng.uniform(-1.0, 1.0, 2) if theta_init is None else np.asarray(theta_init, float)
+    problem = _TwoTermProblem(x_np, c, theta_true)
+    # A plain leaf tensor: the gradient is analytic, so autograd is not needed.
+    theta = torch.tensor(init, dtype=torch.float64)
+    # fused: one kernel per step, ~1.5x cheaper than the default on this 2-parameter problem
+    opt = torch.optim.Adam([theta], lr=float(learning_rate), fused=True)
+    state = _FrozenExponents()
+    n_epochs = int(epochs)
+    loss_hist = np.empty(n_epochs)
+    theta_hist = np.empty((n_epochs, 2))
+    start = time.perf_counter()
+    _train(problem, theta, opt, state, loss_hist, theta_hist, freezing=freezing,
+           check_every=check_every, epsilon=epsilon)
+    seconds = time.perf_counter() - start
+    return TwoTermResult(theta=theta.numpy().copy(), loss=loss_hist,
+                         theta_history=theta_hist,
+                         frozen_epoch=(state.epoch[0], state.epoch[1]),
+                         final_loss=problem.loss(theta), seconds=seconds,
+                         freezing=bool(freezing),
+                         theta_init=np.asarray(init, dtype=float).copy())
+
+
+def _check_arguments(n_points: int, epochs: int, check_every: int, learning_rate: float,
+                     epsilon: float, **pairs: tuple[float, float] | None) -> None:
+    """Refuse the settings :func:`fit_two_term` cannot use, naming the bad one."""
     if int(n_points) != n_points or n_points < 2:
         raise ParameterError(f"n_points must be an integer ≥ 2, got {n_points!r}")
     if int(epochs) != epochs or epochs < 1:
@@ -160,59 +190,78 @@ def fit_two_term(freezing: bool, *, c: tuple[float, float] = (1.0, 100.0),
     _check_positive("epsilon", epsilon)
     if epsilon >= 0.5:
         raise ParameterError(f"epsilon must be < 0.5 (distance to an integer), got {epsilon!r}")
-    for name, pair in (("c", c), ("theta_true", theta_true), ("theta_init", theta_init)):
+    for name, pair in pairs.items():
         if pair is None:
             continue
         arr = np.asarray(pair, dtype=float)
         if arr.shape != (2,) or not np.all(np.isfinite(arr)):
             raise ParameterError(f"{name} must be two finite numbers, got {pair!r}")
 
-    rng = np.random.default_rng(seed)
-    x_np = rng.uniform(0.0, 1.0, int(n_points))
-    init = rng.uniform(-1.0, 1.0, 2) if theta_init is None else np.asarray(theta_init, float)
-    x = torch.as_tensor(x_np, dtype=torch.float64)
-    log_x = torch.log(x)
-    coef = torch.as_tensor(np.asarray(c, dtype=float), dtype=torch.float64)
-    true = torch.as_tensor(np.asarray(theta_true, dtype=float), dtype=torch.float64)
-    y = coef[0] * x ** true[0] + coef[1] * x ** true[1]
-    scale = 2.0 / x.numel()
 
-    def residual(th: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(terms (2, N) = c_j·x^θ_j, residual (N,) = f(x; θ) − y)``."""
-        terms = torch.exp(torch.outer(th, log_x)).mul_(coef[:, None])
-        return terms, terms.sum(dim=0).sub_(y)
+class _TwoTermProblem:
+    """The data ``y = c1·x^θ1 + c2·x^θ2`` (float64) and the model's residual."""
 
-    # A plain leaf tensor: the gradient is analytic, so autograd is not needed.
-    theta = torch.tensor(init, dtype=torch.float64)
-    # fused: one kernel per step, ~1.5x cheaper than the default on this 2-parameter problem
-    opt = torch.optim.Adam([theta], lr=float(learning_rate), fused=True)
-    frozen = np.zeros(2, dtype=bool)
-    frozen_mask = torch.zeros(2, dtype=torch.bool)
-    frozen_values = torch.zeros(2, dtype=torch.float64)
-    free = torch.ones(2, dtype=torch.float64)  # 0 where frozen: masks the gradient
-    frozen_epoch: list[int | None] = [None, None]
-    n_epochs = int(epochs)
-    loss_hist = np.empty(n_epochs)
-    theta_hist = np.empty((n_epochs, 2))
-    threshold = 1.0 - PLATEAU_TOLERANCE
-    n = x.numel()
+    def __init__(self, x: np.ndarray, c: tuple[float, float],
+                 theta_true: tuple[float, float]) -> None:
+        x_t = torch.as_tensor(x, dtype=torch.float64)
+        self.log_x = torch.log(x_t)
+        self.coef = torch.as_tensor(np.asarray(c, dtype=float), dtype=torch.float64)
+        true = torch.as_tensor(np.asarray(theta_true, dtype=float), dtype=torch.float64)
+        self.y = self.coef[0] * x_t ** true[0] + self.coef[1] * x_t ** true[1]
+        self.n = x_t.numel()
+        self.scale = 2.0 / self.n
 
-    start = time.perf_counter()
-    for epoch in range(n_epochs):
+    def residual(self, th: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(terms (2, N) = c_j·x^θ_j, residual (N,) = f(x; θ) − y)``."""
+        terms = torch.exp(torch.outer(th, self.log_x)).mul_(self.coef[:, None])
+        return terms, terms.sum(dim=0).sub_(self.y)
+
+    def loss(self, th: torch.Tensor) -> float:
+        """Return the MSE at ``th``."""
+        _, r = self.residual(th)
+        return float(torch.dot(r, r)) / self.n
+
+
+class _FrozenExponents:
+    """Which exponents are frozen, at what value and since which epoch."""
+
+    def __init__(self) -> None:
+        self.frozen = np.zeros(2, dtype=bool)
+        self.mask = torch.zeros(2, dtype=torch.bool)
+        self.values = torch.zeros(2, dtype=torch.float64)
+        self.free = torch.ones(2, dtype=torch.float64)  # 0 where frozen: masks the gradient
+        self.epoch: list[int | None] = [None, None]
+
+    def freeze_near_integers(self, theta: torch.Tensor, epoch: int, epsilon: float) -> None:
+        """Round and freeze every free exponent within ``epsilon`` of an integer."""
+        current = theta.numpy()
+        newly = (np.abs(current - np.round(current)) <= epsilon) & ~self.frozen
+        for k in np.flatnonzero(newly):
+            self.frozen[k] = True
+            self.epoch[k] = epoch
+            self.values[k] = float(np.round(current[k]))
+            self.mask[k] = True
+            self.free[k] = 0.0
+            theta[k] = self.values[k]
+
+
+def _on_plateau(loss_hist: np.ndarray, epoch: int, check_every: int) -> bool:
+    """Say whether the last window's best loss failed to beat the window before it."""
+    recent = loss_hist[epoch - check_every:epoch].min()
+    before = loss_hist[epoch - 2 * check_every:epoch - check_every].min()
+    return not recent < (1.0 - PLATEAU_TOLERANCE) * before
+
+
+def _train(problem: _TwoTermProblem, theta: torch.Tensor, opt: torch.optim.Adam,
+           state: _FrozenExponents, loss_hist: np.ndarray, theta_hist: np.ndarray, *,
+           freezing: bool, check_every: int, epsilon: float) -> None:
+    """Run full-batch Adam on ``theta`` in place, recording the loss and ``θ`` per epoch."""
+    log_x, scale, n, residual = problem.log_x, problem.scale, problem.n, problem.residual
+    frozen, free, mask, values = state.frozen, state.free, state.mask, state.values
+    for epoch in range(loss_hist.size):
         if (freezing and epoch >= 2 * check_every and epoch % check_every == 0
-                and not frozen.all()):
-            recent = loss_hist[epoch - check_every:epoch].min()
-            before = loss_hist[epoch - 2 * check_every:epoch - check_every].min()
-            if not recent < threshold * before:
-                current = theta.numpy()
-                newly = (np.abs(current - np.round(current)) <= epsilon) & ~frozen
-                for k in np.flatnonzero(newly):
-                    frozen[k] = True
-                    frozen_epoch[k] = epoch
-                    frozen_values[k] = float(np.round(current[k]))
-                    frozen_mask[k] = True
-                    free[k] = 0.0
-                    theta[k] = frozen_values[k]
+                and not frozen.all() and _on_plateau(loss_hist, epoch, check_every)):
+            state.freeze_near_integers(theta, epoch, epsilon)
         # Analytic gradient (eq. 2.3), ~5x cheaper here than autograd's bookkeeping:
         # dL/dθ_j = 2/N · Σ_i r_i · c_j x_i^θ_j · ln x_i.
         terms, r = residual(theta)
@@ -225,15 +274,7 @@ def fit_two_term(freezing: bool, *, c: tuple[float, float] = (1.0, 100.0),
         theta.grad = (terms.mul_(log_x[None, :]) @ r).mul_(scale).mul_(free)
         opt.step()
         if frozen.any():  # restore exactly: Adam's momentum would still move them
-            theta.copy_(torch.where(frozen_mask, frozen_values, theta))
-    seconds = time.perf_counter() - start
-    _, r = residual(theta)
-    final_loss = float(torch.dot(r, r)) / n
-    return TwoTermResult(theta=theta.numpy().copy(), loss=loss_hist,
-                         theta_history=theta_hist,
-                         frozen_epoch=(frozen_epoch[0], frozen_epoch[1]),
-                         final_loss=final_loss, seconds=seconds, freezing=bool(freezing),
-                         theta_init=np.asarray(init, dtype=float).copy())
+            theta.copy_(torch.where(mask, values, theta))
 
 
 def plot_two_term(with_ppf: TwoTermResult, without_ppf: TwoTermResult,
