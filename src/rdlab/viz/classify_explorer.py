@@ -161,16 +161,20 @@ def _hex(rgb: np.ndarray) -> str:
 
 
 def _script_json(obj: object) -> str:
-    """JSON text safe inside a ``<script>`` element: ``<``, ``>`` and ``&`` are written as
-    ``\\u003c`` … escapes (so no ``</script>`` or ``<!--`` can appear); still valid JSON.
+    r"""Return JSON text safe inside a ``<script>`` element.
+
+    ``<``, ``>`` and ``&`` are written as ``\u003c`` … escapes (so no ``</script>`` or
+    ``<!--`` can appear); still valid JSON.
     """
     text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _encode_png(im: Image.Image) -> bytes:
-    """PNG bytes of an RGB thumbnail: 8-bit grey when the three channels agree within one
-    level (a stationary pattern), else a :data:`THUMB_COLORS`-colour adaptive palette.
+    """Return the PNG bytes of an RGB thumbnail.
+
+    8-bit grey when the three channels agree within one level (a stationary pattern), else a
+    :data:`THUMB_COLORS`-colour adaptive palette.
     """
     a = np.asarray(im, dtype=np.int16)
     spread = np.abs(a - a[..., 1:2]).max()
@@ -185,7 +189,7 @@ def _encode_png(im: Image.Image) -> bytes:
 
 
 def _thumbnails(images: np.ndarray, thumb_size: int) -> tuple[list[str], list[int]]:
-    """PNG data URIs of the distinct thumbnails and, per point, the index of its own.
+    """Return PNG data URIs of the distinct thumbnails and, per point, the index of its own.
 
     ``images (n, y, x)`` or ``(n, C, y, x)`` → RGB as in :func:`pattern_rgb`, resized so the
     longer side is ``thumb_size`` pixels (box filter when shrinking, nearest when enlarging).
@@ -222,7 +226,7 @@ def _ticks(lo: float, hi: float) -> np.ndarray:
 
 def _svg(k: np.ndarray, f: np.ndarray, lab: np.ndarray, colors: list[str], dk: float,
          df: float) -> str:
-    """The map: an ``<svg id="map">`` with one ``<rect data-i data-k data-f>`` per point."""
+    """Return the map: an ``<svg id="map">`` with one ``<rect data-i data-k data-f>`` per point."""
     kmin, kmax = float(k.min()), float(k.max())
     fmin, fmax = float(f.min()), float(f.max())
     nx = (kmax - kmin) / dk + 1.0
@@ -300,64 +304,85 @@ def write_explorer(
 ) -> Path:
     """Write a self-contained, interactive HTML phase map of a scan.
 
-    Args:
-        path: the HTML file to write (UTF-8; parent folders created).
-        k, f: ``(n,)`` Gray–Scott parameters of each point (x and y of the map).
-        labels: ``(n,)`` predicted class index into ``classes``; −1 = unclassified (hatched).
-        classes: class symbols (e.g. ``["α", …, "ν", "L", "H"]``), coloured with
-            :func:`~rdlab.viz.classify_figures.class_colors`.
-        probabilities: ``(n, len(classes))`` class probabilities, rows summing to 1 (±1e-3).
-        images: ``(n, C, y, x)`` U at ``C`` snapshot times (first, middle and last shown as
-            R, G, B; the paper's three snapshots) or ``(n, y, x)``; the fixed display range
-            is U ∈ [0, 1] (clipped). Each becomes a PNG thumbnail whose longer
-            side is ``thumb_size`` pixels.
-        title: page title and heading (escaped).
-        thumb_size: thumbnail size in pixels (64: about 2–8 kB per distinct non-uniform
-            pattern; use 48 or 32 to shrink a large scan's file).
-        top: how many of the most probable classes the panel lists.
-
     The map draws cells in the given order, so a later point at the same (k, f) covers an
     earlier one (as in the paper's plot of overlapping scan blocks); each point still has its
     own cell element.
 
+    Parameters
+    ----------
+    path : str or Path
+        The HTML file to write (UTF-8; parent folders created).
+    k, f : array_like
+        ``(n,)`` Gray–Scott parameters of each point (x and y of the map).
+    labels : array_like of int
+        ``(n,)`` predicted class index into ``classes``; −1 = unclassified (hatched).
+    classes : sequence of str
+        Class symbols (e.g. ``["α", …, "ν", "L", "H"]``), coloured with
+        :func:`~rdlab.viz.classify_figures.class_colors`.
+    probabilities : numpy.ndarray
+        ``(n, len(classes))`` class probabilities, rows summing to 1 (±1e-3).
+    images : numpy.ndarray
+        ``(n, C, y, x)`` U at ``C`` snapshot times (first, middle and last shown as R, G, B;
+        the paper's three snapshots) or ``(n, y, x)``; the fixed display range is
+        U ∈ [0, 1] (clipped). Each becomes a PNG thumbnail whose longer side is
+        ``thumb_size`` pixels.
+    title : str, optional
+        Page title and heading (escaped).
+    thumb_size : int, optional
+        Thumbnail size in pixels (default 64: about 2–8 kB per distinct non-uniform
+        pattern; use 48 or 32 to shrink a large scan's file).
+    top : int, optional
+        How many of the most probable classes the panel lists (default 3).
+
     Returns
     -------
-        ``path`` as a :class:`~pathlib.Path`.
+    Path
+        ``path``.
 
     Raises
     ------
-        ParameterError: length mismatches, labels out of range, badly shaped or unnormalised
-            probabilities, badly shaped images, non-positive ``thumb_size`` or ``top``.
+    ParameterError
+        Length mismatches, labels out of range, badly shaped or unnormalised
+        probabilities, badly shaped images, non-positive ``thumb_size`` or ``top``.
     """
     k_arr, f_arr = check_coords(k, f)
     names = check_classes(classes)
     n = k_arr.size
     lab = check_labels(labels, n, len(names))
     prob = check_probabilities(probabilities, n, len(names))
+    imgs = _check_images(images, n)
+    check_positive_ints(thumb_size=thumb_size, top=top)
+    dk, df = cell_size(k_arr, f_arr)
+    colors = [_hex(c) for c in class_colors(names)]
+    uris, img_index = _thumbnails(imgs, int(thumb_size))
+    data = {
+        "title": str(title), "classes": names, "colors": colors,
+        "unclassified": UNCLASSIFIED_NAME, "top": int(top),
+        "k": [float(v) for v in k_arr], "f": [float(v) for v in f_arr],
+        "label": [int(v) for v in lab], "prob": np.round(prob, PROB_DECIMALS).tolist(),
+        "img": img_index, "images": uris,
+    }
+    page = _page(str(title), _svg(k_arr, f_arr, lab, colors, dk, df),
+                 _legend(names, colors, lab), data, n, int(thumb_size), int(top))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _check_images(images: np.ndarray, n: int) -> np.ndarray:
+    """Return ``images`` as an array of ``n`` patterns, ``(n, C, y, x)`` or ``(n, y, x)``."""
     imgs = np.asarray(images)
     if imgs.ndim not in (3, 4) or imgs.shape[0] != n or 0 in imgs.shape[1:]:
         raise ParameterError(
             f"images must have shape (n, C, y, x) or (n, y, x) with n = {n} points, "
             f"got {imgs.shape}"
         )
-    check_positive_ints(thumb_size=thumb_size, top=top)
-    dk, df = cell_size(k_arr, f_arr)
-    colors = [_hex(c) for c in class_colors(names)]
-    uris, img_index = _thumbnails(imgs, int(thumb_size))
+    return imgs
 
-    data = {
-        "title": str(title),
-        "classes": names,
-        "colors": colors,
-        "unclassified": UNCLASSIFIED_NAME,
-        "top": int(top),
-        "k": [float(v) for v in k_arr],
-        "f": [float(v) for v in f_arr],
-        "label": [int(v) for v in lab],
-        "prob": np.round(prob, PROB_DECIMALS).tolist(),
-        "img": img_index,
-        "images": uris,
-    }
+
+def _legend(names: list[str], colors: list[str], lab: np.ndarray) -> str:
+    """Return the legend's items: each class present, then the unclassified, with counts."""
     present = [c for c in range(len(names)) if np.any(lab == c)]
     legend = [
         f'<li><span class="sw" style="background:{colors[c]}"></span>'
@@ -367,9 +392,15 @@ def write_explorer(
     if np.any(lab < 0):
         legend.append(f'<li><span class="sw hatch"></span>{UNCLASSIFIED_NAME} '
                       f'<span class="lbl">({int(np.sum(lab < 0))})</span></li>')
-    esc_title = html.escape(str(title))
-    thumb_px = max(96, min(256, 3 * int(thumb_size)))
-    page = "\n".join([
+    return "".join(legend)
+
+
+def _page(title: str, svg: str, legend: str, data: dict, n: int, thumb_size: int,
+          top: int) -> str:
+    """Return the HTML page: the map, the side panel, the embedded data and the script."""
+    esc_title = html.escape(title)
+    thumb_px = max(96, min(256, 3 * thumb_size))
+    return "\n".join([
         "<!DOCTYPE html>",
         '<html lang="en">',
         "<head>",
@@ -382,18 +413,18 @@ def write_explorer(
         "<body>",
         f"<h1>{esc_title}</h1>",
         '<div id="wrap">',
-        _svg(k_arr, f_arr, lab, colors, dk, df),
+        svg,
         '<div id="panel">',
         '<img id="info-image" alt="no point selected">',
         '<div class="row"><span class="lbl">k = </span><span id="info-k">–</span></div>',
         '<div class="row"><span class="lbl">f = </span><span id="info-f">–</span></div>',
         '<div class="row"><span class="lbl">class: </span><span id="info-class">–</span></div>',
-        f'<div class="row lbl">top {int(top)} probabilities:</div>',
+        f'<div class="row lbl">top {top} probabilities:</div>',
         '<ol id="info-probs"></ol>',
-        f'<ul id="legend">{"".join(legend)}</ul>',
-        f'<p id="hint">{n} points. Hover over a cell to see its pattern (U at the first, '
-        "middle and last snapshot as R, G, B; grey = stationary); click to pin it, click "
-        "again or press Esc to unpin.</p>",
+        f'<ul id="legend">{legend}</ul>',
+        f'<p id="hint">{n} points. Hover over a cell to see its pattern (U at the '
+        "first, middle and last snapshot as R, G, B; grey = stationary); click to pin it, "
+        "click again or press Esc to unpin.</p>",
         "</div>",
         "</div>",
         f'<script type="application/json" id="scan-data">{_script_json(data)}</script>',
@@ -402,7 +433,3 @@ def write_explorer(
         "</html>",
         "",
     ])
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
-    return path
