@@ -38,13 +38,18 @@ class BandStats:
 
     Attributes
     ----------
-        mean: ``(T,)`` mean over the runs used (NaN where no run is usable).
-        std: ``(T,)`` standard deviation (``ddof`` as requested; NaN where fewer than
-            ``ddof + 1`` runs are usable).
-        count: ``(T,)`` number of runs used at each time.
-        n_runs: runs given.
-        n_excluded: runs left out entirely (``nan_policy="run"``: runs with any non-finite
-            value; ``"point"``: runs with no finite value at all).
+    mean : numpy.ndarray
+        ``(T,)`` mean over the runs used (NaN where no run is usable).
+    std : numpy.ndarray
+        ``(T,)`` standard deviation (``ddof`` as requested; NaN where fewer than
+        ``ddof + 1`` runs are usable).
+    count : numpy.ndarray
+        ``(T,)`` number of runs used at each time.
+    n_runs : int
+        Runs given.
+    n_excluded : int
+        Runs left out entirely (``nan_policy="run"``: runs with any non-finite value;
+        ``"point"``: runs with no finite value at all).
     """
 
     mean: np.ndarray
@@ -73,19 +78,30 @@ def _as_runs(values: np.ndarray | Sequence[float], name: str = "values") -> np.n
 def band_statistics(
     values: np.ndarray | Sequence[float], *, nan_policy: NanPolicy = "run", ddof: int = 0
 ) -> BandStats:
-    """Mean and standard deviation over runs of ``values (n_runs, T)`` (``(T,)``: one run).
+    """Return the mean and standard deviation over runs of ``values``.
 
-    Args:
-        values: the metric of each run at each time.
-        nan_policy: ``"run"`` drops every run holding a NaN/Inf; ``"point"`` drops only the
-            non-finite points.
-        ddof: delta degrees of freedom of the standard deviation (0: population std, as
-            ``numpy.std``; 1: sample std).
+    Parameters
+    ----------
+    values : array_like
+        ``(n_runs, T)`` the metric of each run at each time (``(T,)``: one run).
+    nan_policy : {"run", "point"}, optional
+        ``"run"`` (default) drops every run holding a NaN/Inf; ``"point"`` drops only the
+        non-finite points.
+    ddof : int, optional
+        Delta degrees of freedom of the standard deviation (0, default: population std, as
+        ``numpy.std``; 1: sample std).
 
     Returns
     -------
-        :class:`BandStats`. Computed without warnings: time points with no usable run get a
-        NaN mean (a gap in the plot), not an error.
+    BandStats
+        Computed without warnings: time points with no usable run get a NaN mean (a gap in
+        the plot), not an error.
+
+    Raises
+    ------
+    ParameterError
+        An unknown ``nan_policy``, a negative or non-integer ``ddof``, or ``values`` not of
+        shape ``(n_runs, T)`` with ``n_runs, T ≥ 1``.
     """
     if nan_policy not in ("run", "point"):
         raise ParameterError(f"nan_policy must be 'run' or 'point', got {nan_policy!r}")
@@ -113,8 +129,21 @@ def band_statistics(
 
 
 def band_label(name: str, st: BandStats, nan_policy: NanPolicy = "run") -> str:
-    """Legend text of a condition with its run count, e.g.
-    ``"Random θΨ (n = 30 of 32; 2 non-finite runs excluded)"``.
+    """Return the legend text of a condition with its run count.
+
+    Parameters
+    ----------
+    name : str
+        The condition.
+    st : BandStats
+        Its statistics (:func:`band_statistics`).
+    nan_policy : {"run", "point"}, optional
+        The policy ``st`` was computed with (default ``"run"``).
+
+    Returns
+    -------
+    str
+        E.g. ``"Random θΨ (n = 30 of 32; 2 non-finite runs excluded)"``.
     """
     if st.n_used == 0:
         return f"{name} (all {st.n_runs} runs non-finite, not drawn)"
@@ -149,28 +178,72 @@ def plot_bands(
 ) -> Path:
     """Plot each condition's mean (solid line) and ± 1 std band against time; save it.
 
-    Args:
-        times: ``(T,)`` times of the samples, in ``xlabel``'s unit.
-        curves: condition name → ``(n_runs, T)`` metric values (``(T,)``: one run); drawn in
-            mapping order with matplotlib's default colours (so the paper's four conditions,
-            in :data:`CONTROL_CONDITIONS` order, come out blue, orange, green, red).
-        path: output image (parent folders are created).
-        ylabel: what the metric is, with its unit (e.g. ``"Pearson r with target"``).
-        title: figure title.
-        logy: logarithmic y axis (band parts ≤ 0 are cut at the axis bottom).
-        t_opt: shade ``t ≤ t_opt`` and draw a dashed line at ``t_opt``: the time window the
-            optimisation saw.
-        xlabel: x axis label.
-        colors: optional colour per condition name.
-        nan_policy, ddof: as in :func:`band_statistics`.
-        band_alpha: opacity of the bands.
-        size_in, dpi: figure size (inches) and resolution; the image is ``size_in · dpi``
-            pixels.
+    Parameters
+    ----------
+    times : array_like
+        ``(T,)`` times of the samples, in ``xlabel``'s unit.
+    curves : Mapping[str, numpy.ndarray]
+        Condition name → ``(n_runs, T)`` metric values (``(T,)``: one run); drawn in
+        mapping order with matplotlib's default colours (so the paper's four conditions, in
+        :data:`CONTROL_CONDITIONS` order, come out blue, orange, green, red).
+    path : str or Path
+        Output image (parent folders are created).
+    ylabel : str
+        What the metric is, with its unit (e.g. ``"Pearson r with target"``).
+    title : str or None, optional
+        Figure title.
+    logy : bool, optional
+        Logarithmic y axis (band parts ≤ 0 are cut at the axis bottom).
+    t_opt : float or None, optional
+        Shade ``t ≤ t_opt`` and draw a dashed line at ``t_opt``: the time window the
+        optimisation saw.
+    xlabel : str, optional
+        x axis label (default ``"time (s)"``).
+    colors : Mapping[str, str] or None, optional
+        Colour per condition name (default matplotlib's cycle).
+    nan_policy, ddof : optional
+        As in :func:`band_statistics` (defaults ``"run"`` and 0).
+    band_alpha : float, optional
+        Opacity of the bands (default 0.25).
+    size_in : (float, float), optional
+        Figure size, inches; the image is ``size_in · dpi`` pixels.
+    dpi : int, optional
+        Resolution (default 150).
 
     Returns
     -------
-        ``path`` as a :class:`~pathlib.Path`.
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ParameterError
+        Times that are not a finite 1-d array, no curve, a curve whose number of time
+        points differs from ``times``, a non-finite ``t_opt``, or a bad ``nan_policy`` or
+        ``ddof``.
     """
+    t, stats = _checked_stats(times, curves, t_opt, nan_policy, ddof)
+    fig = Figure(figsize=size_in, dpi=dpi)
+    ax = fig.add_subplot(1, 1, 1)
+    if logy:
+        ax.set_yscale("log")
+    if t_opt is not None:
+        _shade_window(ax, float(t[0]), float(t_opt))
+    _draw_bands(ax, t, stats, colors, nan_policy, band_alpha)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def _checked_stats(times: np.ndarray | Sequence[float], curves: Mapping[str, np.ndarray],
+                   t_opt: float | None, nan_policy: NanPolicy, ddof: int
+                   ) -> tuple[np.ndarray, dict[str, BandStats]]:
+    """Return the checked times and each condition's :class:`BandStats`."""
     t = np.asarray(times, dtype=float)
     if t.ndim != 1 or t.size == 0 or not np.isfinite(t).all():
         raise ParameterError(f"times must be a finite 1-d array; got shape {t.shape}")
@@ -185,15 +258,20 @@ def plot_bands(
             raise ParameterError(
                 f"curves[{name!r}] has {arr.shape[1]} time points, times has {t.size}")
         stats[name] = band_statistics(arr, nan_policy=nan_policy, ddof=ddof)
+    return t, stats
 
-    fig = Figure(figsize=size_in, dpi=dpi)
-    ax = fig.add_subplot(1, 1, 1)
-    if logy:
-        ax.set_yscale("log")
-    if t_opt is not None:
-        ax.axvspan(float(t[0]), float(t_opt), color="0.5", alpha=0.12, lw=0,
-                   label=f"optimised window (t ≤ {t_opt:g})")
-        ax.axvline(float(t_opt), color="0.35", ls="--", lw=1.0)
+
+def _shade_window(ax, t0: float, t_opt: float) -> None:
+    """Shade the optimised window ``t ≤ t_opt`` and mark its end with a dashed line."""
+    ax.axvspan(t0, t_opt, color="0.5", alpha=0.12, lw=0,
+               label=f"optimised window (t ≤ {t_opt:g})")
+    ax.axvline(t_opt, color="0.35", ls="--", lw=1.0)
+
+
+def _draw_bands(ax, t: np.ndarray, stats: dict[str, BandStats],
+                colors: Mapping[str, str] | None, nan_policy: NanPolicy,
+                band_alpha: float) -> None:
+    """Draw each condition's band and mean line, labelled with its run count."""
     for i, (name, st) in enumerate(stats.items()):
         color = (colors or {}).get(name, f"C{i % 10}")
         label = band_label(name, st, nan_policy)
@@ -203,12 +281,3 @@ def plot_bands(
         lo, hi = st.mean - np.nan_to_num(st.std), st.mean + np.nan_to_num(st.std)
         ax.fill_between(t, lo, hi, color=color, alpha=band_alpha, lw=0)
         ax.plot(t, st.mean, color=color, lw=1.6, label=label)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-    if title:
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    return save_figure(fig, path)
-
