@@ -82,9 +82,10 @@ def _colorize_panels(
 def _mosaic(
     rgb: np.ndarray, nrows: int, ncols: int, label_px: int, order: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Place ``rgb (n, h, w, 3)`` panels on a white canvas; panel ``order[r, c]`` (−1: none)
-    goes to row ``r``, column ``c``. Returns the canvas and each panel's top-left corner
-    ``(n, 2)`` in canvas pixels.
+    """Place ``rgb (n, h, w, 3)`` panels on a white canvas.
+
+    Panel ``order[r, c]`` (−1: none) goes to row ``r``, column ``c``. Returns the canvas and
+    each panel's top-left corner ``(n, 2)`` in canvas pixels.
     """
     n, h, w, _ = rgb.shape
     H = nrows * (label_px + h) + (nrows - 1) * GAP_PX
@@ -136,6 +137,37 @@ def _finish(fig, ax, info: Colorized | None, cbar: bool, title: str | None, note
     return save_figure(fig, path)
 
 
+def _panel_rgb(
+    panels: np.ndarray,
+    upscale: int | None,
+    species_names: Sequence[str] | None,
+    species_to_show: SpeciesChoice,
+    vmin: float | None,
+    vmax: float | None,
+    cmap: str,
+    shared_scale: bool,
+    pca: PCAResult | None,
+) -> tuple[np.ndarray, Colorized | None]:
+    """Return the panels coloured and enlarged, and the shared scale if there is one."""
+    rgb, info = _colorize_panels(panels, species_names, species_to_show, vmin, vmax, cmap,
+                                 shared_scale, pca)
+    return upscale_stack(rgb, _panel_factor(panels.shape[-2:], upscale)), info
+
+
+def _canvas_figure(canvas: np.ndarray, info: Colorized | None, colorbar: bool,
+                   title: str | None, left: float, bottom: float, dpi: int):
+    """Draw ``canvas`` in a figure with room for title, colour bar and scale note.
+
+    Returns ``(fig, ax, cbar, note)``: whether a colour bar is drawn, and the note's text.
+    """
+    cbar = colorbar and info is not None and info.mode == "species"
+    note = _scale_note(info)
+    fig, ax = image_figure(canvas.shape[0], canvas.shape[1],
+                           _margins(title, cbar, note, left, bottom), dpi)
+    show_image(ax, canvas)
+    return fig, ax, cbar, note
+
+
 def save_montage(
     path: str | Path,
     images: np.ndarray,
@@ -156,23 +188,40 @@ def save_montage(
 ) -> Path:
     """Save a grid of labelled panels.
 
-    Args:
-        path: output image (PNG, or any format matplotlib writes).
-        images: ``(n, y, x)`` single fields or ``(n, species, y, x)`` states.
-        labels: ``n`` texts, one above each panel (``None``: no labels).
-        ncols: panels per row (default ``ceil(sqrt(n))``); panels fill rows left to right.
-        species_names, species_to_show, vmin, vmax, cmap, pca: what to show and how, as in
-            :func:`rdlab.viz.frames.render_frame`.
-        shared_scale: one colour scale for all panels (default); ``False`` scales each panel
-            on its own (no colour bar then).
-        title: figure title.
-        upscale: integer panel enlargement (default: panels at least 96 pixels).
-        colorbar: colour bar for a single species with a shared scale.
-        dpi: output resolution.
+    Parameters
+    ----------
+    path : str or Path
+        Output image (PNG, or any format matplotlib writes).
+    images : numpy.ndarray
+        ``(n, y, x)`` single fields or ``(n, species, y, x)`` states.
+    labels : sequence of str or None, optional
+        ``n`` texts, one above each panel (``None``: no labels).
+    ncols : int or None, optional
+        Panels per row (default ``ceil(sqrt(n))``); panels fill rows left to right.
+    species_names, species_to_show, vmin, vmax, cmap, pca : optional
+        What to show and how, as in :func:`rdlab.viz.frames.render_frame`.
+    shared_scale : bool, optional
+        One colour scale for all panels (default); ``False`` scales each panel on its own
+        (no colour bar then).
+    title : str or None, optional
+        Figure title.
+    upscale : int or None, optional
+        Integer panel enlargement (default: panels at least 96 pixels).
+    colorbar : bool, optional
+        Colour bar for a single species with a shared scale (default ``True``).
+    dpi : int, optional
+        Output resolution (default 100).
 
     Returns
     -------
-        ``path`` as a :class:`~pathlib.Path`.
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ParameterError
+        Badly shaped or no images, a label count other than ``n``, or a non-positive
+        ``ncols``.
     """
     panels = _as_panels(images)
     n = panels.shape[0]
@@ -184,25 +233,24 @@ def save_montage(
         raise ParameterError(f"ncols must be a positive integer, got {ncols!r}")
     ncols = min(int(ncols), n)
     nrows = math.ceil(n / ncols)
-    rgb, info = _colorize_panels(panels, species_names, species_to_show, vmin, vmax, cmap,
-                                 shared_scale, pca)
-    rgb = upscale_stack(rgb, _panel_factor(panels.shape[-2:], upscale))
+    rgb, info = _panel_rgb(panels, upscale, species_names, species_to_show, vmin, vmax, cmap,
+                           shared_scale, pca)
     label_px = math.ceil(LABEL_FONTSIZE * dpi / 72 * 1.6) if labels is not None else 0
     order = np.full(nrows * ncols, -1)
     order[:n] = np.arange(n)
     canvas, corners = _mosaic(rgb, nrows, ncols, label_px, order.reshape(nrows, ncols))
-    cbar = colorbar and info is not None and info.mode == "species"
-    note = _scale_note(info)
-    fig, ax = image_figure(canvas.shape[0], canvas.shape[1],
-                           _margins(title, cbar, note, 0.15, 0.1), dpi)
-    show_image(ax, canvas)
+    fig, ax, cbar, note = _canvas_figure(canvas, info, colorbar, title, 0.15, 0.1, dpi)
     if labels is not None:
-        w = rgb.shape[2]
-        for k, text in enumerate(labels):
-            y0, x0 = corners[k]
-            ax.text(x0 + w / 2 - 0.5, y0 - 1.5, str(text), ha="center", va="bottom",
-                    fontsize=LABEL_FONTSIZE, clip_on=False)
+        _label_panels(ax, labels, corners, rgb.shape[2])
     return _finish(fig, ax, info, cbar, title, note, path)
+
+
+def _label_panels(ax, labels: Sequence[str], corners: np.ndarray, w: int) -> None:
+    """Write each panel's label centred above it (panel width ``w`` pixels)."""
+    for k, text in enumerate(labels):
+        y0, x0 = corners[k]
+        ax.text(x0 + w / 2 - 0.5, y0 - 1.5, str(text), ha="center", va="bottom",
+                fontsize=LABEL_FONTSIZE, clip_on=False)
 
 
 def _format_value(v, fmt: str) -> str:
@@ -241,56 +289,83 @@ def save_sweep_montage(
     named first). Row ``i`` shows ``a = values_a[i]``, column ``j`` shows
     ``b = values_b[j]``; the values label the axes.
 
-    Args:
-        path: output image.
-        data: ``(n_samples, species, y, x)`` or ``(n_samples, y, x)`` with
-            ``n_samples = len(values_a) · len(values_b)``.
-        coord_a_name, values_a: name and values of the slow parameter (rows, y axis).
-        coord_b_name, values_b: name and values of the fast parameter (columns, x axis).
-        origin: ``"upper"`` puts ``values_a[0]`` on the top row (table order); ``"lower"``
-            on the bottom row (plot order, ``a`` increasing upwards).
-        value_format: format of the tick labels.
-        Other arguments: as in :func:`save_montage`.
+    Parameters
+    ----------
+    path : str or Path
+        Output image.
+    data : numpy.ndarray
+        ``(n_samples, species, y, x)`` or ``(n_samples, y, x)`` with
+        ``n_samples = len(values_a) · len(values_b)``.
+    coord_a_name, values_a : str, array_like
+        Name and values of the slow parameter (rows, y axis).
+    coord_b_name, values_b : str, array_like
+        Name and values of the fast parameter (columns, x axis).
+    origin : {"upper", "lower"}, optional
+        ``"upper"`` (default) puts ``values_a[0]`` on the top row (table order); ``"lower"``
+        on the bottom row (plot order, ``a`` increasing upwards).
+    value_format : str, optional
+        Format of the tick labels (default ``"{:.4g}"``).
+    species_names, species_to_show, vmin, vmax, cmap, shared_scale : optional
+        As in :func:`save_montage`.
+    title, upscale, colorbar, pca, dpi : optional
+        As in :func:`save_montage`.
 
     Returns
     -------
-        ``path`` as a :class:`~pathlib.Path`.
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ParameterError
+        Badly shaped data, a sample count other than ``len(values_a) · len(values_b)``, or
+        an unknown ``origin``.
     """
     panels = _as_panels(data)
+    values_a, values_b = _sweep_values(panels.shape[0], values_a, values_b, coord_a_name,
+                                       coord_b_name, origin)
+    na, nb = len(values_a), len(values_b)
+    rgb, info = _panel_rgb(panels, upscale, species_names, species_to_show, vmin, vmax, cmap,
+                           shared_scale, pca)
+    order = np.arange(na * nb).reshape(na, nb)
+    row_values = values_a[::-1] if origin == "lower" else values_a
+    canvas, _ = _mosaic(rgb, na, nb, 0, order[::-1] if origin == "lower" else order)
+    fig, ax, cbar, note = _canvas_figure(canvas, info, colorbar, title, 0.85, 0.6, dpi)
+    _sweep_axes(ax, rgb.shape[1:3], [_format_value(v, value_format) for v in row_values],
+                [_format_value(v, value_format) for v in values_b], coord_a_name,
+                coord_b_name)
+    return _finish(fig, ax, info, cbar, title, note, path)
+
+
+def _sweep_values(n: int, values_a: Sequence[float] | np.ndarray,
+                  values_b: Sequence[float] | np.ndarray, coord_a_name: str,
+                  coord_b_name: str, origin: str) -> tuple[list, list]:
+    """Return the sweep's values as lists, checked to form ``n`` samples, and ``origin``."""
     values_a = list(np.asarray(values_a).ravel())
     values_b = list(np.asarray(values_b).ravel())
     na, nb = len(values_a), len(values_b)
-    if na * nb != panels.shape[0]:
+    if na * nb != n:
         raise ParameterError(
-            f"{panels.shape[0]} samples do not form a {na} × {nb} sweep "
-            f"({coord_a_name} × {coord_b_name})"
+            f"{n} samples do not form a {na} × {nb} sweep ({coord_a_name} × {coord_b_name})"
         )
     if origin not in ("upper", "lower"):
         raise ParameterError(f"origin must be 'upper' or 'lower', got {origin!r}")
-    rgb, info = _colorize_panels(panels, species_names, species_to_show, vmin, vmax, cmap,
-                                 shared_scale, pca)
-    rgb = upscale_stack(rgb, _panel_factor(panels.shape[-2:], upscale))
-    order = np.arange(na * nb).reshape(na, nb)
-    row_values = values_a
-    if origin == "lower":
-        order = order[::-1]
-        row_values = values_a[::-1]
-    canvas, _ = _mosaic(rgb, na, nb, 0, order)
-    cbar = colorbar and info is not None and info.mode == "species"
-    note = _scale_note(info)
-    fig, ax = image_figure(canvas.shape[0], canvas.shape[1],
-                           _margins(title, cbar, note, 0.85, 0.6), dpi)
-    show_image(ax, canvas)
+    return values_a, values_b
+
+
+def _sweep_axes(ax, panel_hw: tuple[int, int], row_labels: list[str], col_labels: list[str],
+                row_name: str, col_name: str) -> None:
+    """Label the sweep's rows and columns with their parameter values and names."""
     ax.set_axis_on()
     for spine in ax.spines.values():
         spine.set_visible(False)
-    h, w = rgb.shape[1:3]
+    h, w = panel_hw
+    na, nb = len(row_labels), len(col_labels)
     ax.set_xticks([c * (w + GAP_PX) + w / 2 - 0.5 for c in range(nb)])
-    ax.set_xticklabels([_format_value(v, value_format) for v in values_b], fontsize=7,
+    ax.set_xticklabels(col_labels, fontsize=7,
                        rotation=45 if nb > 6 else 0, ha="right" if nb > 6 else "center")
     ax.set_yticks([r * (h + GAP_PX) + h / 2 - 0.5 for r in range(na)])
-    ax.set_yticklabels([_format_value(v, value_format) for v in row_values], fontsize=7)
+    ax.set_yticklabels(row_labels, fontsize=7)
     ax.tick_params(length=2, pad=2)
-    ax.set_xlabel(coord_b_name, fontsize=9)
-    ax.set_ylabel(coord_a_name, fontsize=9)
-    return _finish(fig, ax, info, cbar, title, note, path)
+    ax.set_xlabel(col_name, fontsize=9)
+    ax.set_ylabel(row_name, fontsize=9)
