@@ -41,7 +41,7 @@ WeightScale = Literal["linear", "log", "relative"]
 
 
 def _rates(network: ReactionNetwork, rates: Sequence[float] | np.ndarray | None) -> np.ndarray:
-    """Validated ``(n_reactions,)`` float rate constants (default: the network's own)."""
+    """Return validated ``(n_reactions,)`` float rate constants (default: the network's)."""
     if rates is None:
         if any(k is None for k in network.default_rates):
             raise ParameterError(
@@ -63,17 +63,44 @@ def _rates(network: ReactionNetwork, rates: Sequence[float] | np.ndarray | None)
 
 
 def complex_name(network: ReactionNetwork, column: np.ndarray) -> str:
-    """Name of the complex with species coefficients ``column (n_species,)``, e.g.
-    ``"A + 2B"`` (species in network order; the empty complex is ``"0"``).
+    """Return the name of the complex with species coefficients ``column``.
+
+    Parameters
+    ----------
+    network : ReactionNetwork
+        The network (its species order).
+    column : numpy.ndarray
+        ``(n_species,)`` coefficients.
+
+    Returns
+    -------
+    str
+        E.g. ``"A + 2B"`` (species in network order; the empty complex is ``"0"``).
     """
     return format_side({s: int(c) for s, c in zip(network.species, column) if c})
 
 
 def edge_weights(rates: np.ndarray, scale: WeightScale = "linear") -> np.ndarray:
-    """Strengths in [0, 1] of ``rates (n,)`` (all > 0), monotone in rate: min–max normalised
-    (``"linear"``, the authors' figure), min–max of ``log k`` (``"log"``, for constants
-    spanning decades), or ``k / max k`` (``"relative"``: proportional to the rate, so
-    nearly equal rates look equal). Equal rates all get weight 1.
+    """Return the strengths in [0, 1] of ``rates``, monotone in rate.
+
+    Parameters
+    ----------
+    rates : numpy.ndarray
+        ``(n,)`` rate constants, all > 0.
+    scale : {"linear", "log", "relative"}, optional
+        Min–max normalised (``"linear"``, the authors' figure; default), min–max of
+        ``log k`` (``"log"``, for constants spanning decades), or ``k / max k``
+        (``"relative"``: proportional to the rate, so nearly equal rates look equal).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n,)`` weights; equal rates all get weight 1.
+
+    Raises
+    ------
+    ParameterError
+        An unknown ``scale``.
     """
     if scale not in ("linear", "log", "relative"):
         raise ParameterError(f"weight scale must be 'linear', 'log' or 'relative', got "
@@ -98,36 +125,71 @@ def reaction_graph(
     max_reactions: int | None = None,
     scale: WeightScale = "linear",
 ) -> nx.DiGraph:
-    """The network's complex graph, keeping only its strong reactions.
+    """Return the network's complex graph, keeping only its strong reactions.
 
-    Args:
-        network: the reaction network (``R``/``P`` give the complexes).
-        rates: rate constant of every directed reaction ``(n_reactions,)``, ≥ 0; default the
-            network's ``default_rates``.
-        min_fraction: a reaction is shown when ``k > 0`` and ``k ≥ min_fraction · max(k)``
-            (0 shows every reaction with a non-zero rate).
-        max_reactions: additionally keep at most this many of the strongest reactions.
-        scale: how edge weights are normalised: ``"linear"`` (min–max of ``k``, the paper's)
-            or ``"log"`` (min–max of ``log k``).
+    Parameters
+    ----------
+    network : ReactionNetwork
+        The reaction network (``R``/``P`` give the complexes).
+    rates : array_like or None, optional
+        Rate constant of every directed reaction ``(n_reactions,)``, ≥ 0; default the
+        network's ``default_rates``.
+    min_fraction : float, optional
+        A reaction is shown when ``k > 0`` and ``k ≥ min_fraction · max(k)`` (0 shows every
+        reaction with a non-zero rate); default 0.05.
+    max_reactions : int or None, optional
+        Additionally keep at most this many of the strongest reactions.
+    scale : {"linear", "log", "relative"}, optional
+        How edge weights are normalised (:func:`edge_weights`): ``"linear"`` (min–max of
+        ``k``, the paper's; default), ``"log"`` (min–max of ``log k``) or ``"relative"``
+        (``k / max k``).
 
     Returns
     -------
-        A :class:`networkx.DiGraph`. Nodes are complex names with attribute ``composition``
-        (``{species: coefficient}``); only complexes of shown reactions appear. Each edge
-        (reactant complex → product complex) has ``rate`` (its constant; the sum if several
-        reactions join the same complexes), ``reaction`` (index of the first such reaction),
-        ``reactions`` (all their indices), ``text`` (``"A + 2B -> 3B"``) and ``weight`` (in
-        [0, 1], min–max over the shown edges, monotone in ``rate``). ``graph.graph`` holds
-        ``n_reactions``, ``shown`` and ``hidden`` (reaction indices), ``threshold`` (the
-        absolute rate cut-off: the smallest shown rate when ``max_reactions`` cut deeper),
-        ``min_fraction``, ``max_reactions`` (the cap when it hid reactions, else ``None``) and
-        ``scale``.
+    networkx.DiGraph
+        Nodes are complex names with attribute ``composition`` (``{species: coefficient}``);
+        only complexes of shown reactions appear. Each edge (reactant complex → product
+        complex) has ``rate`` (its constant; the sum if several reactions join the same
+        complexes), ``reaction`` (index of the first such reaction), ``reactions`` (all
+        their indices), ``text`` (``"A + 2B -> 3B"``) and ``weight`` (in [0, 1], over the
+        shown edges, monotone in ``rate``). ``graph.graph`` holds ``n_reactions``,
+        ``shown`` and ``hidden`` (reaction indices), ``threshold`` (the absolute rate
+        cut-off: the smallest shown rate when ``max_reactions`` cut deeper),
+        ``min_fraction``, ``max_reactions`` (the cap when it hid reactions, else ``None``)
+        and ``scale``.
+
+    Raises
+    ------
+    ParameterError
+        Missing, badly shaped, negative or non-finite rates, ``min_fraction`` outside
+        [0, 1], a non-positive ``max_reactions`` or an unknown ``scale``.
     """
     k = _rates(network, rates)
     if not (np.isfinite(min_fraction) and 0.0 <= min_fraction <= 1.0):
         raise ParameterError(f"min_fraction must lie in [0, 1], got {min_fraction!r}")
     if max_reactions is not None and (int(max_reactions) != max_reactions or max_reactions < 1):
         raise ParameterError(f"max_reactions must be a positive integer, got {max_reactions!r}")
+    keep, threshold, capped = _strong_reactions(k, min_fraction, max_reactions)
+    graph = nx.DiGraph(
+        n_reactions=network.n_reactions,
+        shown=tuple(int(r) for r in np.flatnonzero(keep)),
+        hidden=tuple(int(r) for r in np.flatnonzero(~keep)),
+        threshold=float(threshold),
+        min_fraction=float(min_fraction),
+        max_reactions=int(max_reactions) if capped and max_reactions is not None else None,
+        scale=scale,
+    )
+    _add_reactions(graph, network, k, np.flatnonzero(keep))
+    edges = list(graph.edges)
+    weights = edge_weights(np.array([graph.edges[e]["rate"] for e in edges]), scale)
+    for e, w in zip(edges, weights):
+        graph.edges[e]["weight"] = float(w)
+    return graph
+
+
+def _strong_reactions(k: np.ndarray, min_fraction: float, max_reactions: int | None
+                      ) -> tuple[np.ndarray, float, bool]:
+    """Return which reactions are shown, the rate threshold, and whether the cap cut deeper."""
     k_max = float(k.max(initial=0.0))
     threshold = min_fraction * k_max
     keep = (k > 0) & (k >= threshold)
@@ -138,17 +200,12 @@ def reaction_graph(
         top[order[: int(max_reactions)]] = True
         keep &= top
         threshold = float(k[keep].min())
-    shown = np.flatnonzero(keep)
+    return keep, threshold, capped
 
-    graph = nx.DiGraph(
-        n_reactions=network.n_reactions,
-        shown=tuple(int(r) for r in shown),
-        hidden=tuple(int(r) for r in np.flatnonzero(~keep)),
-        threshold=float(threshold),
-        min_fraction=float(min_fraction),
-        max_reactions=int(max_reactions) if capped and max_reactions is not None else None,
-        scale=scale,
-    )
+
+def _add_reactions(graph: nx.DiGraph, network: ReactionNetwork, k: np.ndarray,
+                   shown: np.ndarray) -> None:
+    """Add each shown reaction as an edge between its complexes (rates of repeats summed)."""
     R, P = network.reactant_matrix, network.product_matrix
     for r in shown:
         a, b = complex_name(network, R[:, r]), complex_name(network, P[:, r])
@@ -163,20 +220,29 @@ def reaction_graph(
         else:
             graph.add_edge(a, b, rate=float(k[r]), reaction=int(r), reactions=(int(r),),
                            text=f"{a} -> {b}")
-    edges = list(graph.edges)
-    weights = edge_weights(np.array([graph.edges[e]["rate"] for e in edges]), scale)
-    for e, w in zip(edges, weights):
-        graph.edges[e]["weight"] = float(w)
-    return graph
 
 
 def graph_layout(graph: nx.DiGraph, *, seed: int = 0, iterations: int = 100
                  ) -> dict[str, np.ndarray]:
-    """Node positions ``{node: (x, y)}`` in about [−1, 1]², deterministic given ``seed``.
+    """Return node positions ``{node: (x, y)}`` in about [−1, 1]², deterministic given ``seed``.
 
     A spring layout (``k = 5/√n``) on the undirected graph whose spring between two complexes
     is the sum of ``max(MIN_ALPHA, weight)`` over the reactions joining them, so strongly
     reacting complexes sit closer together.
+
+    Parameters
+    ----------
+    graph : networkx.DiGraph
+        A graph of :func:`reaction_graph`.
+    seed : int, optional
+        Seed of the layout (default 0).
+    iterations : int, optional
+        Spring-layout iterations (default 100).
+
+    Returns
+    -------
+    dict[str, numpy.ndarray]
+        ``(2,)`` position per node (empty for an empty graph, the origin for one node).
     """
     springs = nx.Graph()
     springs.add_nodes_from(graph.nodes)
@@ -199,8 +265,17 @@ def graph_layout(graph: nx.DiGraph, *, seed: int = 0, iterations: int = 100
 
 
 def graph_caption(graph: nx.DiGraph) -> str:
-    """The figure's caption: reactions shown and hidden (and why), e.g.
-    ``"53 of 100 reactions shown; 47 hidden (k < 0.136 = 0.05 × max k, or k = 0)"``.
+    """Return the figure's caption: reactions shown and hidden (and why).
+
+    Parameters
+    ----------
+    graph : networkx.DiGraph
+        A graph of :func:`reaction_graph`.
+
+    Returns
+    -------
+    str
+        E.g. ``"53 of 100 reactions shown; 47 hidden (k < 0.136 = 0.05 × max k, or k = 0)"``.
     """
     n_all = graph.graph["n_reactions"]
     n_shown = len(graph.graph["shown"])
@@ -260,20 +335,37 @@ def plot_reaction_graph(
     min_width)·w`` points, ``w`` its weight in [0, 1]. Nodes are labelled with their complex.
     The caption under the graph counts the reactions shown and hidden.
 
-    Args:
-        network, rates, min_fraction, max_reactions, scale: as in :func:`reaction_graph`.
-        path: output image (parent folders are created).
-        title: figure title.
-        seed: layout seed; the same seed gives the same picture.
-        size_in: figure size, inches; the image is ``size_in · dpi`` pixels.
-        dpi: output resolution.
-        max_width, min_width: line widths (points) of the strongest and weakest shown edge.
-        curvature: edge bend (0: straight; reverse pairs then overlap).
-        font_size: node label size, points.
+    Parameters
+    ----------
+    network, rates, min_fraction, max_reactions, scale
+        As in :func:`reaction_graph`.
+    path : str or Path
+        Output image (parent folders are created).
+    title : str or None, optional
+        Figure title.
+    seed : int, optional
+        Layout seed; the same seed gives the same picture (default 0).
+    size_in : (float, float), optional
+        Figure size, inches; the image is ``size_in · dpi`` pixels.
+    dpi : int, optional
+        Output resolution (default 150).
+    max_width, min_width : float, optional
+        Line widths (points) of the strongest and weakest shown edge (default 4 and 0.5).
+    curvature : float, optional
+        Edge bend (default 0.2; 0: straight, reverse pairs then overlap).
+    font_size : float, optional
+        Node label size, points (default 9).
 
     Returns
     -------
-        ``path`` as a :class:`~pathlib.Path`.
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ParameterError
+        Not ``0 ≤ min_width ≤ max_width``, or bad rates or options as in
+        :func:`reaction_graph`.
     """
     if not (0.0 <= min_width <= max_width):
         raise ParameterError(
@@ -286,20 +378,52 @@ def plot_reaction_graph(
     ax = fig.add_axes((0.03, 0.07, 0.94, 0.85 if title else 0.9))
     ax.set_axis_off()
     if pos:
-        xy = np.array(list(pos.values()))
-        span = np.maximum(xy.max(axis=0) - xy.min(axis=0), 1e-9)
-        lo, hi = xy.min(axis=0) - 0.12 * span - 0.1, xy.max(axis=0) + 0.12 * span + 0.1
-        ax.set_xlim(lo[0], hi[0])
-        ax.set_ylim(lo[1], hi[1])
-    labels = {
+        _fit_limits(ax, pos)
+    labels = _node_labels(ax, graph, pos, font_size)
+    # Text boxes get their display positions only when drawn; do that once so the arrows can
+    # be clipped to the boxes' outlines.
+    fig.draw_without_rendering()
+    _draw_arrows(ax, graph, pos, labels, curvature, min_width, max_width)
+    _rate_legend(ax, graph, scale, min_width, max_width)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.text(0.02, 0.02, graph_caption(graph), fontsize=8, color="0.3", ha="left", va="bottom")
+    return save_figure(fig, path)
+
+
+def _rate_legend(ax, graph: nx.DiGraph, scale: WeightScale, min_width: float,
+                 max_width: float) -> None:
+    """Add the legend of sample arrows for the shown rate constants (none if none shown)."""
+    rates_shown = np.array([data["rate"] for _, _, data in graph.edges(data=True)])
+    if rates_shown.size:
+        ax.legend(handles=_legend_handles(rates_shown, scale, min_width, max_width),
+                  loc="lower right", fontsize=8, frameon=False, title="rate constant",
+                  title_fontsize=8)
+
+
+def _fit_limits(ax, pos: dict[str, np.ndarray]) -> None:
+    """Set the axes' limits to the node positions with a margin for the labels."""
+    xy = np.array(list(pos.values()))
+    span = np.maximum(xy.max(axis=0) - xy.min(axis=0), 1e-9)
+    lo, hi = xy.min(axis=0) - 0.12 * span - 0.1, xy.max(axis=0) + 0.12 * span + 0.1
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+
+
+def _node_labels(ax, graph: nx.DiGraph, pos: dict[str, np.ndarray], font_size: float
+                 ) -> dict:
+    """Write each complex in a rounded box at its position; return the text artists."""
+    return {
         node: ax.text(*pos[node], node, ha="center", va="center", fontsize=font_size,
                       zorder=3, bbox=dict(boxstyle="round,pad=0.3", fc="#f3f6fa", ec="0.45",
                                           lw=0.8))
         for node in graph.nodes
     }
-    # Text boxes get their display positions only when drawn; do that once so the arrows can
-    # be clipped to the boxes' outlines.
-    fig.draw_without_rendering()
+
+
+def _draw_arrows(ax, graph: nx.DiGraph, pos: dict[str, np.ndarray], labels: dict,
+                 curvature: float, min_width: float, max_width: float) -> None:
+    """Draw each reaction as a curved arrow between the label boxes, weakest first."""
     for a, b, data in sorted(graph.edges(data=True), key=lambda e: e[2]["weight"]):
         if a == b:
             continue
@@ -311,12 +435,3 @@ def plot_reaction_graph(
             patchB=labels[b].get_bbox_patch(), shrinkA=1.0, shrinkB=1.0, zorder=2,
         )
         ax.add_patch(arrow)
-    rates_shown = np.array([data["rate"] for _, _, data in graph.edges(data=True)])
-    if rates_shown.size:
-        ax.legend(handles=_legend_handles(rates_shown, scale, min_width, max_width),
-                  loc="lower right", fontsize=8, frameon=False, title="rate constant",
-                  title_fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    fig.text(0.02, 0.02, graph_caption(graph), fontsize=8, color="0.3", ha="left", va="bottom")
-    return save_figure(fig, path)
