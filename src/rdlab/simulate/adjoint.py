@@ -1,0 +1,466 @@
+"""The compiled design engine: forward Euler and its exact discrete adjoint (CPU, numba).
+
+The model is the design dynamics of :mod:`rdlab.design.dynamics` (forward Euler of
+mass action, the periodic Laplacian of unit spacing, the flow drive with an optional noisy
+flow, the optional clip to ``[0, c_max]``), every sample of the batch with its own
+parameters; the kernels are generated from the network (:mod:`rdlab.simulate.adjoint_codegen`).
+
+Two calls make one gradient evaluation:
+
+* :func:`forward` runs ``T`` steps from ``X_0`` and returns a :class:`Tape` holding the
+  states the loss needs (``tape.states``) and what the backward pass needs: the whole
+  trajectory when it fits in memory, else the states every ``≈ √T`` steps (checkpoints),
+  from which each segment is recomputed once during the backward pass.
+* :func:`backward` takes ``dL/dX_t`` for those states and returns the exact gradient of the
+  discretised loss with respect to ``X_0``, the rates, diffusion, flow and feed (and the
+  per-step flow fields when the flow is noisy), as :class:`Gradients`.
+
+Noisy flow: the per-step fields ``φ_t`` (``f + ε_t`` smoothed, see
+:func:`rdlab.simulate.torch_engine.flow_field`) are inputs; the gradient is returned with
+respect to each field, ``dL/dφ_t``, and reaches ``f`` through the (differentiable) map
+``f ↦ φ_t`` — in torch, ``torch.autograd.backward(fields, grad_fields)`` — since the noise
+``ε_t`` itself is not a parameter.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from rdlab.chemistry.network import ReactionNetwork
+from rdlab.errors import ParameterError, StabilityError
+from rdlab.simulate.adjoint_codegen import AdjointKernels, compile_adjoint
+from rdlab.simulate.budget import memory_limit
+from rdlab.system import FLOW_NUMBER_LIMIT, STENCILS, diffusion_number_limit
+
+__all__ = ["C_MAX", "Gradients", "Tape", "backward", "forward"]
+
+C_MAX = 10.0
+"""Default upper clip (concentration units), as :data:`rdlab.design.dynamics.C_MAX`."""
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """Validated, packed inputs of one roll-out (arrays in the kernel dtype)."""
+
+    kernels: AdjointKernels
+    a: np.ndarray  # (B, P) dt-scaled pair coefficients
+    dd: np.ndarray  # (B, S) dt·D
+    phc: np.ndarray  # (B,) dt·f
+    feed: np.ndarray  # (B, S)
+    fields: np.ndarray  # (T, Bf, C, ny, nx) flow fields (1/s), or a (1, 1, 1, 1, 1) dummy
+    lo: float
+    hi: float
+    dt: float
+    n_steps: int
+    shape: tuple[int, int, int, int]  # (B, S, ny, nx)
+
+
+@dataclass(eq=False)
+class Tape:
+    """What :func:`forward` returns and :func:`backward` consumes.
+
+    Attributes
+    ----------
+    states : numpy.ndarray
+        ``(len(steps), batch, species, y, x)``: the state after each requested step
+        (concentration units, in the engine's dtype).
+    steps : tuple of int
+        The requested steps, sorted and unique, within ``0 … n_steps``.
+    stored : bool
+        Whether the whole trajectory is kept (``False``: checkpoints every ``interval``
+        steps, segments recomputed in the backward pass).
+    interval : int
+        Steps between checkpoints (``n_steps`` when the trajectory is stored).
+    """
+
+    states: np.ndarray
+    steps: tuple[int, ...]
+    stored: bool
+    interval: int
+    _inputs: _Inputs
+    _saved: np.ndarray  # stored: (T + 1, B, S, ny, nx + 2); else checkpoints (n_c, …)
+
+
+@dataclass(frozen=True)
+class Gradients:
+    """The gradient of the loss with respect to every input of :func:`forward`.
+
+    Attributes
+    ----------
+    x0 : numpy.ndarray
+        ``(batch, species, y, x)``.
+    rates : numpy.ndarray
+        ``(batch, reactions)``.
+    diffusion : numpy.ndarray
+        ``(batch, species)``.
+    flow : numpy.ndarray
+        ``(batch,)``; zero when flow fields replaced ``f``.
+    feed : numpy.ndarray
+        ``(batch, species)``.
+    flow_fields : numpy.ndarray or None
+        With respect to each step's flow field, the shape of the fields given
+        (``(n_steps, batch or 1, 1 or species, y, x)``); ``None`` without fields.
+    """
+
+    x0: np.ndarray
+    rates: np.ndarray
+    diffusion: np.ndarray
+    flow: np.ndarray
+    feed: np.ndarray
+    flow_fields: np.ndarray | None
+
+
+# ---------------------------------------------------------------------------- checks
+def _per_sample(value, name: str, batch: int, tail: tuple[int, ...], dtype) -> np.ndarray:
+    """Return ``value`` as finite ``(batch, *tail)`` (broadcast from ``tail`` if shared)."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+        arr = np.broadcast_to(arr, (batch, *tail)) if arr.shape != (batch, *tail) else arr
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name} must be numbers of shape {tail} or {(batch, *tail)}, "
+                             f"got shape {np.shape(value)}") from None
+    if not np.all(np.isfinite(arr)):
+        raise ParameterError(f"{name} must be finite")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def _check_steps(steps, n_steps: int) -> tuple[int, ...]:
+    """Return the requested steps sorted and unique, refusing any outside ``0 … n_steps``."""
+    out = sorted({int(s) for s in steps})
+    if out and (out[0] < 0 or out[-1] > n_steps):
+        raise ParameterError(f"requested steps must lie within 0..{n_steps}, got {list(steps)}")
+    return tuple(out)
+
+
+def _flow_fields(fields, n_steps: int, shape, dtype) -> tuple[np.ndarray, str]:
+    """Return the fields as ``(T, Bf, C, ny, nx)`` in ``dtype`` and the flow mode."""
+    B, S, ny, nx = shape
+    if fields is None:
+        return np.zeros((1, 1, 1, 1, 1), dtype=dtype), "constant"
+    F = np.asarray(fields)
+    if (F.ndim != 5 or F.shape[0] < n_steps or F.shape[1] not in (1, B)
+            or F.shape[2] not in (1, S) or F.shape[3:] != (ny, nx)):
+        raise ParameterError(f"flow fields have shape {F.shape}; expected ({n_steps}, {B} or "
+                             f"1, 1 or {S}, {ny}, {nx})")
+    if not np.all(np.isfinite(F[:n_steps])):
+        raise ParameterError("flow fields must be finite")
+    mode = "shared" if F.shape[2] == 1 else "species"
+    return np.ascontiguousarray(F[:n_steps], dtype=dtype), mode
+
+
+def _check_stability(dd: np.ndarray, phc: np.ndarray, stencil: str, fields_given: bool,
+                     dt: float) -> None:
+    """Refuse ``D·dt`` beyond the stencil's explicit limit and ``f·dt`` beyond 2."""
+    limit = diffusion_number_limit(np.asarray(STENCILS[stencil]))
+    if dd.size and float(dd.max()) > limit:
+        raise StabilityError(f"max D·dt = {float(dd.max()):g} exceeds the explicit limit "
+                             f"{limit:g} of the {stencil} stencil; reduce dt or D")
+    if not fields_given and phc.size and float(phc.max()) > FLOW_NUMBER_LIMIT:
+        raise StabilityError(f"f·dt = {float(phc.max()):g} exceeds {FLOW_NUMBER_LIMIT:g}; "
+                             "reduce dt or the flow")
+    if dt <= 0 or not math.isfinite(dt):
+        raise ParameterError(f"dt must be a finite number > 0, got {dt!r}")
+
+
+def _inputs(network: ReactionNetwork, X0: np.ndarray, params: tuple, n_steps: int,
+            dt: float, fields, clip: bool, c_max: float, stencil: str) -> _Inputs:
+    """Validate and pack the inputs of :func:`forward`."""
+    if X0.ndim != 4 or X0.shape[1] != network.n_species:
+        raise ParameterError(f"initial state has shape {X0.shape}; expected (batch, "
+                             f"{network.n_species}, y, x)")
+    if not isinstance(n_steps, (int, np.integer)) or isinstance(n_steps, bool) or n_steps < 0:
+        raise ParameterError(f"number of steps must be a whole number ≥ 0, got {n_steps!r}")
+    dtype = X0.dtype
+    B, S = X0.shape[:2]
+    rates, diffusion, flow, feed = params
+    rates = _per_sample(rates, "rates", B, (network.n_reactions,), np.float64)
+    dd = dt * _per_sample(diffusion, "diffusion", B, (S,), np.float64)
+    phc = dt * _per_sample(flow, "flow", B, (), np.float64)
+    F, mode = _flow_fields(fields, int(n_steps), X0.shape, dtype)
+    if stencil not in STENCILS:
+        raise ParameterError(f"unknown stencil {stencil!r}; choose one of {sorted(STENCILS)}")
+    _check_stability(dd, phc, stencil, fields is not None, dt)
+    if clip and (not math.isfinite(c_max) or c_max <= 0):
+        raise ParameterError(f"c_max must be a finite number > 0, got {c_max!r}")
+    kernels = compile_adjoint(network, stencil, mode, dtype)
+    a = kernels.plan.pack_rates(rates, dt)
+    return _Inputs(kernels=kernels, a=a.astype(dtype), dd=dd.astype(dtype),
+                   phc=phc.astype(dtype), feed=_per_sample(feed, "feed", B, (S,), dtype),
+                   fields=F, lo=0.0 if clip else -math.inf, hi=c_max if clip else math.inf,
+                   dt=dt, n_steps=int(n_steps), shape=X0.shape)
+
+
+# ---------------------------------------------------------------------------- buffers
+def _pad(X: np.ndarray, out: np.ndarray) -> None:
+    """Write ``X (B, S, ny, nx)`` into the padded ``out (B, S, ny, nx + 2)`` with ghosts."""
+    nx = X.shape[-1]
+    out[..., 1:nx + 1] = X
+    out[..., 0] = X[..., nx - 1]
+    out[..., nx + 1] = X[..., 0]
+
+
+def _padded(shape, n: int, dtype) -> np.ndarray:
+    """Return an empty ``(n, B, S, ny, nx + 2)`` buffer."""
+    B, S, ny, nx = shape
+    return np.empty((n, B, S, ny, nx + 2), dtype=dtype)
+
+
+def _run_forward(inp: _Inputs, buf: np.ndarray, i0: int, n: int, t0: int) -> None:
+    """Advance ``buf[i0]`` by ``n`` steps (the first is step ``t0``) into ``buf[i0 + 1 …]``."""
+    if n <= 0:
+        return
+    fsel = 0 if inp.kernels.mode == "constant" else 1
+    inp.kernels.forward(buf, i0, n, inp.fields, t0, fsel, inp.a, inp.dd, inp.phc, inp.feed,
+                        inp.lo, inp.hi, inp.dt)
+
+
+def trajectory_bytes(shape: tuple[int, int, int, int], n_steps: int, itemsize: int) -> int:
+    """Return the bytes of a stored trajectory of ``n_steps`` steps (padded layout).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The state's ``(batch, species, y, x)``.
+    n_steps : int
+        Number of Euler steps ``T``.
+    itemsize : int
+        Bytes per value (4 or 8).
+
+    Returns
+    -------
+    int
+        ``(T + 1)·batch·species·y·(x + 2)·itemsize``.
+    """
+    B, S, ny, nx = shape
+    return (n_steps + 1) * B * S * ny * (nx + 2) * itemsize
+
+
+# ---------------------------------------------------------------------------- forward
+def forward(network: ReactionNetwork, X0, rates, diffusion, flow, feed, n_steps: int,
+            dt: float = 1.0, *, steps=None, flow_fields=None, clip: bool = True,
+            c_max: float = C_MAX, stencil: str = "9-point",
+            store: bool | None = None) -> Tape:
+    """Run ``n_steps`` forward-Euler steps of the design dynamics and keep what the adjoint needs.
+
+    Parameters
+    ----------
+    network : ReactionNetwork
+        The reaction network (its structure; its own rates are not used).
+    X0 : numpy.ndarray
+        ``(batch, species, y, x)`` initial concentrations, float32 or float64; the engine
+        runs in this dtype.
+    rates : array_like
+        ``(batch, reactions)`` or ``(reactions,)`` rate constants.
+    diffusion : array_like
+        ``(batch, species)`` or ``(species,)`` diffusion coefficients (cells²/s).
+    flow : array_like
+        ``(batch,)`` or a scalar: the flow rate ``f`` (1/s), used when ``flow_fields`` is
+        ``None``.
+    feed : array_like
+        ``(batch, species)`` or ``(species,)`` feed concentrations.
+    n_steps : int
+        Number of Euler steps ``T ≥ 0``.
+    dt : float, default 1.0
+        Time step (s); ``max(D)·dt`` within the stencil's explicit limit, ``f·dt ≤ 2``.
+    steps : sequence of int, optional
+        The steps whose states the loss needs (``0`` is ``X0``); default ``[n_steps]``.
+    flow_fields : array_like, optional
+        ``(n_steps, batch or 1, 1 or species, y, x)``: the flow of each step (1/s),
+        replacing ``f`` (the noisy flow ``f + ε_t``).
+    clip : bool, default True
+        Clip each new state to ``[0, c_max]``.
+    c_max : float, default 10
+        Upper clip (concentration units).
+    stencil : str, default "9-point"
+        A symmetric stencil of :data:`rdlab.system.STENCILS` (unit spacing).
+    store : bool, optional
+        Keep the whole trajectory (``True``) or checkpoints every ``⌈√T⌉`` steps
+        (``False``); default: store when it takes at most half of
+        :func:`rdlab.simulate.budget.memory_limit`.
+
+    Returns
+    -------
+    Tape
+        The requested states (``tape.states``) and the backward pass's record.
+
+    Raises
+    ------
+    ParameterError
+        For inputs of the wrong shape, dtype or value.
+    StabilityError
+        When ``D·dt`` or ``f·dt`` exceeds the explicit limits.
+    """
+    X0 = np.asarray(X0)
+    if X0.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ParameterError(f"initial state must be float32 or float64, not {X0.dtype}")
+    inp = _inputs(network, X0, (rates, diffusion, flow, feed), n_steps, float(dt),
+                  flow_fields, clip, float(c_max), stencil)
+    T = inp.n_steps
+    wanted = _check_steps([T] if steps is None else steps, T)
+    if store is None:
+        store = trajectory_bytes(X0.shape, T, X0.itemsize) <= memory_limit() // 2
+    interval = T if store else max(1, math.isqrt(max(T - 1, 0)) + 1)
+    states = np.empty((len(wanted), *X0.shape), dtype=X0.dtype)
+    if store:
+        saved = _padded(X0.shape, T + 1, X0.dtype)
+        _pad(X0, saved[0])
+        _run_forward(inp, saved, 0, T, 0)
+        for k, t in enumerate(wanted):
+            states[k] = saved[t, ..., 1:-1]
+    else:
+        saved = _checkpoint_forward(inp, X0, interval, wanted, states)
+    return Tape(states=states, steps=wanted, stored=bool(store), interval=interval,
+                _inputs=inp, _saved=saved)
+
+
+def _checkpoint_forward(inp: _Inputs, X0: np.ndarray, interval: int, wanted, states
+                        ) -> np.ndarray:
+    """Run segment by segment, keeping checkpoints; fill ``states`` at the wanted steps."""
+    T = inp.n_steps
+    n_seg = -(-T // interval) if T else 0
+    saved = _padded(X0.shape, max(n_seg, 1), X0.dtype)
+    buf = _padded(X0.shape, interval + 1, X0.dtype)
+    _pad(X0, buf[0])
+    where = {t: k for k, t in enumerate(wanted)}
+    if 0 in where:
+        states[where[0]] = X0
+    for s in range(n_seg):
+        t0 = s * interval
+        n = min(interval, T - t0)
+        saved[s] = buf[0]
+        _run_forward(inp, buf, 0, n, t0)
+        for t in range(t0 + 1, t0 + n + 1):
+            if t in where:
+                states[where[t]] = buf[t - t0, ..., 1:-1]
+        buf[0] = buf[n]
+    if n_seg == 0:
+        saved[0] = buf[0]
+    return saved
+
+
+# ---------------------------------------------------------------------------- backward
+def _injections(tape: Tape, grad_states) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(slots (T + 1,), inj (n, B, S, ny, nx))`` of the loss's ``dL/dX_t``."""
+    inp = tape._inputs
+    G = np.asarray(grad_states)
+    expected = (len(tape.steps), *inp.shape)
+    if G.shape != expected:
+        raise ParameterError(f"state gradients have shape {G.shape}; expected {expected} "
+                             f"(one per requested step {list(tape.steps)})")
+    if not np.all(np.isfinite(G)):
+        raise ParameterError("state gradients must be finite")
+    slots = np.full(inp.n_steps + 1, -1, dtype=np.int64)
+    for k, t in enumerate(tape.steps):
+        slots[t] = k
+    if not tape.steps:
+        G = np.zeros((1, *inp.shape))
+    return slots, np.ascontiguousarray(G, dtype=tape.states.dtype)
+
+
+@dataclass
+class _Work:
+    """Buffers of the backward pass."""
+
+    lam: np.ndarray
+    tmp: np.ndarray
+    G: np.ndarray
+    scratch: np.ndarray
+    acc: np.ndarray
+    GF: np.ndarray
+    slots: np.ndarray
+    inj: np.ndarray
+
+
+def _work(tape: Tape, grad_states) -> _Work:
+    """Allocate the backward buffers; ``λ_T`` holds ``dL/dX_T``."""
+    import numba
+
+    inp = tape._inputs
+    B, S, ny, nx = inp.shape
+    dtype = tape.states.dtype
+    plan = inp.kernels.plan
+    slots, inj = _injections(tape, grad_states)
+    lam = np.zeros((B, S, ny, nx + 2), dtype=dtype)
+    if slots[inp.n_steps] >= 0:
+        lam[..., 1:-1] = inj[slots[inp.n_steps]]
+    scratch = np.zeros((numba.config.NUMBA_NUM_THREADS, plan.scratch_rows, nx + 2), dtype)
+    scratch[:, 0] = 1.0  # the constant monomial
+    if inp.kernels.mode == "constant":
+        GF = np.zeros((1, B, 1, 1, 1), dtype=dtype)
+    else:
+        GF = np.zeros((inp.n_steps, B, inp.fields.shape[2], ny, nx), dtype=dtype)
+    return _Work(lam=lam, tmp=np.zeros_like(lam), G=np.zeros_like(lam), scratch=scratch,
+                 acc=np.zeros((B, ny, plan.n_products)), GF=GF, slots=slots, inj=inj)
+
+
+def _run_backward(inp: _Inputs, w: _Work, traj: np.ndarray, n: int, t_hi: int) -> None:
+    """Take ``λ_{t_hi}`` back ``n`` steps; ``traj[0 … n]`` holds ``X_{t_hi − n … t_hi}``."""
+    if n <= 0:
+        return
+    k = inp.kernels
+    fsel = 0 if k.mode == "constant" else 1
+    pu, pv = k.plan.products()
+    k.backward(traj, n, n, t_hi, w.lam, w.tmp, w.G, w.scratch, w.acc, inp.fields, fsel,
+               w.GF, fsel, w.slots, w.inj, pu, pv, inp.a, inp.dd, inp.phc, inp.feed,
+               inp.lo, inp.hi, inp.dt)
+
+
+def backward(tape: Tape, grad_states) -> Gradients:
+    """Return the exact gradient of the discretised loss, given ``dL/dX_t`` per requested step.
+
+    Parameters
+    ----------
+    tape : Tape
+        The record of :func:`forward`.
+    grad_states : array_like
+        ``(len(tape.steps), batch, species, y, x)``: ``dL/dX_t`` for each requested state.
+
+    Returns
+    -------
+    Gradients
+        With respect to ``X0``, rates, diffusion, flow, feed (per sample) and the flow
+        fields.
+
+    Raises
+    ------
+    ParameterError
+        If ``grad_states`` has the wrong shape or is not finite.
+    """
+    inp = tape._inputs
+    w = _work(tape, grad_states)
+    T = inp.n_steps
+    if tape.stored:
+        _run_backward(inp, w, tape._saved, T, T)
+    else:
+        buf = _padded(inp.shape, tape.interval + 1, tape.states.dtype)
+        for s in reversed(range(-(-T // tape.interval))):
+            t0 = s * tape.interval
+            n = min(tape.interval, T - t0)
+            buf[0] = tape._saved[s]
+            _run_forward(inp, buf, 0, n, t0)
+            _run_backward(inp, w, buf, n, t0 + n)
+    return _gradients(tape, w)
+
+
+def _gradients(tape: Tape, w: _Work) -> Gradients:
+    """Map the accumulated sums to the parameter groups."""
+    inp = tape._inputs
+    plan = inp.kernels.plan
+    B, S = inp.shape[:2]
+    tot = w.acc.sum(axis=1)
+    P = plan.n_pairs
+    rest = tot[:, P:].reshape(B, S, 4)  # g·∇²X, dt·φ·g, g, g·X per species
+    feed = inp.feed.astype(np.float64)
+    if inp.kernels.mode == "constant":
+        flow = inp.dt * (feed * rest[..., 2] - rest[..., 3]).sum(axis=1)
+        fields = None
+    else:
+        flow = np.zeros(B)
+        fields = w.GF if inp.fields.shape[1] == B else w.GF.sum(axis=1, keepdims=True)
+    return Gradients(x0=w.lam[..., 1:-1].copy(), rates=plan.unpack_rate_gradient(tot[:, :P],
+                                                                                inp.dt),
+                     diffusion=inp.dt * rest[..., 0], flow=flow, feed=rest[..., 1],
+                     flow_fields=fields)
