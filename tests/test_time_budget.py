@@ -129,11 +129,11 @@ def test_train_stops_on_its_time_budget_and_a_spent_budget_runs_no_epoch(tmp_pat
     rng = np.random.default_rng(0)
     x = rng.random((8, 1, 48, 48), dtype=np.float32)
     y = np.arange(8) % 2
-    cfg = TrainConfig(epochs=5, batch_size=4, patience=None, time_budget_s=1e-9)
+    cfg = TrainConfig(epochs=3, batch_size=4, patience=None, time_budget_s=1e-9)
     first = train(x, y, x[:4], y[:4], ["a", "b"], tmp_path, cfg, progress=False)
     assert first["stop_reason"] == "time_budget" and first["epochs_run"] == 1
     again = train(x, y, x[:4], y[:4], ["a", "b"], tmp_path, cfg, progress=False)
     assert again["stop_reason"] == "time_budget" and again["epochs_run"] == 1
     more = train(x, y, x[:4], y[:4], ["a", "b"], tmp_path, cfg.replace(time_budget_s=1e9),
                  progress=False)
-    assert more["stop_reason"] == "epochs" and more["epochs_run"] == 5
+    assert more["stop_reason"] == "epochs" and more["epochs_run"] == 3

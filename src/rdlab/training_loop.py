@@ -24,7 +24,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -145,6 +145,7 @@ class History:
         self._file: IO[str] | None = None
 
     def __len__(self) -> int:
+        """Return the number of records."""
         return len(self.records)
 
     def resume(self, records: list[dict] | None = None) -> None:
@@ -185,7 +186,14 @@ class History:
 # ----------------------------------------------------------------------------- checkpoints
 
 class CheckpointError(DataError):
-    """A checkpoint that cannot be read (truncated, garbage, a foreign pickle)."""
+    """A checkpoint that cannot be read (truncated, garbage, a foreign pickle).
+
+    Its ``kind`` is the failure's exception type (``"UnpicklingError"``), its ``reason``
+    that type and the first sentence of its message.
+    """
+
+    kind: str = ""
+    reason: str = ""
 
 
 def _to_cpu(obj: Any) -> Any:
@@ -284,6 +292,8 @@ class EarlyStopping:
         The best value so far (``None``: nothing seen yet).
     since_best : int, default 0
         Steps since the best value.
+    improved : bool, default False
+        Whether the last :meth:`update` improved on the best.
     """
 
     monitor: str | Callable[[dict], Any]
@@ -332,7 +342,7 @@ class TimeBudget:
 
     seconds: float | None
     spent: float = 0.0
-    _start: float = math.nan
+    _start: float = field(default=math.nan, init=False, repr=False)
 
     def start(self) -> None:
         """Start the clock, once (every loop that shares the budget calls this)."""
