@@ -62,7 +62,7 @@ def _reference(family: str, species: int, clip: bool, c_max: float, noise=None,
         w = [torch.as_tensor(rng.normal(size=(1, species, NY, NX)), dtype=dtype)
              for _ in STEPS]
         loss = sum((wk * traj.states[t]).sum() for wk, t in zip(w, STEPS))
-        loss.backward()
+        loss.backward(retain_graph=fields is not None)  # fields reused for dL/df
         out["states"].append(np.stack([traj.states[t].detach().numpy()[0] for t in STEPS]))
         out["grads"].append({"x0": x0.grad.numpy()[0],
                              **{g: getattr(p, g).grad.numpy() for g in GROUPS}})
