@@ -314,9 +314,11 @@ def _without_seconds(history):
 
 
 def test_a_model_folder_of_the_old_history_format_resumes_and_is_converted(tmp_path):
-    """A folder written before the shared loop (history.json, one JSON list) resumes to the
-    uninterrupted result; its history becomes history.jsonl and evaluate's reader takes
-    either."""
+    """Resume a folder of the old history format (history.json, one JSON list).
+
+    It ends as the uninterrupted run; its history becomes history.jsonl, and evaluate's
+    reader takes either.
+    """
     from rdlab.classify.evaluation import _read_history
 
     x, y = _stripes_and_spots(8, 48, seed=2)

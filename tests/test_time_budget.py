@@ -120,8 +120,11 @@ def test_discover_settings_read_the_old_time_budget():
 
 
 def test_train_stops_on_its_time_budget_and_a_spent_budget_runs_no_epoch(tmp_path):
-    """The CNN's budget counts over resumptions: the first call stops after the epoch that
-    spends it (stop reason 'time_budget'); a rerun with the same budget runs no epoch."""
+    """Stop the CNN on its budget, counted over resumptions.
+
+    The first call stops after the epoch that spends it (stop reason 'time_budget'); a rerun
+    with the same budget runs no epoch.
+    """
     import numpy as np
 
     from rdlab.classify.training import TrainConfig, train
