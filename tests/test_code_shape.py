@@ -57,3 +57,32 @@ def test_docstrings_follow_numpydoc():
     result = subprocess.run(["ruff", "check", "--no-cache", "--select", "D", "--quiet",
                              str(SRC)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-4000:]
+
+
+def _private_reach_ins() -> list[str]:
+    """List imports of another module's private names, and ``module._name`` uses of an
+    imported rdlab module."""
+    out = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC).as_posix()
+        tree = ast.parse(path.read_text(), filename=rel)
+        modules = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rdlab"):
+                for alias in node.names:
+                    if alias.name.startswith("_") and not alias.name.startswith("__"):
+                        out.append(f"{rel}:{node.lineno} imports {node.module}.{alias.name}")
+                    modules.add(alias.asname or alias.name)  # may be a module
+            elif isinstance(node, ast.Import):
+                modules.update(a.asname for a in node.names
+                               if a.name.startswith("rdlab") and a.asname)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                    and node.value.id in modules and node.attr.startswith("_") \
+                    and not node.attr.startswith("__"):
+                out.append(f"{rel}:{node.lineno} uses {node.value.id}.{node.attr}")
+    return out
+
+
+def test_no_module_reaches_into_another_modules_private_names():
+    assert not _private_reach_ins(), "\n".join(_private_reach_ins())
