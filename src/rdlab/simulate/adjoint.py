@@ -31,7 +31,7 @@ import numpy as np
 
 from rdlab.chemistry.network import ReactionNetwork
 from rdlab.errors import ParameterError, StabilityError
-from rdlab.simulate.adjoint_codegen import AdjointKernels, compile_adjoint
+from rdlab.simulate.adjoint_codegen import AdjointKernels, compile_adjoint, padded_width
 from rdlab.simulate.budget import memory_limit
 from rdlab.system import FLOW_NUMBER_LIMIT, STENCILS, diffusion_number_limit
 
@@ -46,11 +46,10 @@ class _Inputs:
     """Validated, packed inputs of one roll-out (arrays in the kernel dtype)."""
 
     kernels: AdjointKernels
-    a: np.ndarray  # (B, P) dt-scaled pair coefficients
+    prm: np.ndarray  # (B, P + 2S + 4) coefficient rows (AdjointPlan.pack)
     dd: np.ndarray  # (B, S) dt·D
-    phc: np.ndarray  # (B,) dt·f
     feed: np.ndarray  # (B, S)
-    fields: np.ndarray  # (T, Bf, C, ny, nx) flow fields (1/s), or a (1, 1, 1, 1, 1) dummy
+    fields: np.ndarray  # (T, Bf, C, ny, nxp) padded flow fields (1/s), or a dummy
     lo: float
     hi: float
     dt: float
@@ -81,7 +80,7 @@ class Tape:
     stored: bool
     interval: int
     _inputs: _Inputs
-    _saved: np.ndarray  # stored: (T + 1, B, S, ny, nx + 2); else checkpoints (n_c, …)
+    _saved: np.ndarray  # stored: (T + 1, B, S, ny, nxp); else checkpoints (n_c, …)
 
 
 @dataclass(frozen=True)
@@ -136,10 +135,10 @@ def _check_steps(steps, n_steps: int) -> tuple[int, ...]:
 
 
 def _flow_fields(fields, n_steps: int, shape, dtype) -> tuple[np.ndarray, str]:
-    """Return the fields as ``(T, Bf, C, ny, nx)`` in ``dtype`` and the flow mode."""
+    """Return the fields padded, ``(T, Bf, C, ny, nxp)`` in ``dtype``, and the flow mode."""
     B, S, ny, nx = shape
     if fields is None:
-        return np.zeros((1, 1, 1, 1, 1), dtype=dtype), "constant"
+        return np.zeros((1, 1, 1, 1, padded_width(1, dtype)), dtype=dtype), "constant"
     F = np.asarray(fields)
     if (F.ndim != 5 or F.shape[0] < n_steps or F.shape[1] not in (1, B)
             or F.shape[2] not in (1, S) or F.shape[3:] != (ny, nx)):
@@ -148,7 +147,9 @@ def _flow_fields(fields, n_steps: int, shape, dtype) -> tuple[np.ndarray, str]:
     if not np.all(np.isfinite(F[:n_steps])):
         raise ParameterError("flow fields must be finite")
     mode = "shared" if F.shape[2] == 1 else "species"
-    return np.ascontiguousarray(F[:n_steps], dtype=dtype), mode
+    out = np.zeros((n_steps, *F.shape[1:4], padded_width(nx, dtype)), dtype=dtype)
+    out[..., 1:nx + 1] = F[:n_steps]
+    return out, mode
 
 
 def _check_stability(dd: np.ndarray, phc: np.ndarray, stencil: str, fields_given: bool,
@@ -186,26 +187,27 @@ def _inputs(network: ReactionNetwork, X0: np.ndarray, params: tuple, n_steps: in
     if clip and (not math.isfinite(c_max) or c_max <= 0):
         raise ParameterError(f"c_max must be a finite number > 0, got {c_max!r}")
     kernels = compile_adjoint(network, stencil, mode, dtype)
-    a = kernels.plan.pack_rates(rates, dt)
-    return _Inputs(kernels=kernels, a=a.astype(dtype), dd=dd.astype(dtype),
-                   phc=phc.astype(dtype), feed=_per_sample(feed, "feed", B, (S,), dtype),
-                   fields=F, lo=0.0 if clip else -math.inf, hi=c_max if clip else math.inf,
-                   dt=dt, n_steps=int(n_steps), shape=X0.shape)
+    feed = _per_sample(feed, "feed", B, (S,), np.float64)
+    lo, hi = (0.0, c_max) if clip else (-math.inf, math.inf)
+    prm = kernels.plan.pack(rates, dd, feed, phc, lo, hi, dt, dtype)
+    return _Inputs(kernels=kernels, prm=prm, dd=dd.astype(dtype), feed=feed.astype(dtype),
+                   fields=F, lo=lo, hi=hi, dt=dt, n_steps=int(n_steps), shape=X0.shape)
 
 
 # ---------------------------------------------------------------------------- buffers
 def _pad(X: np.ndarray, out: np.ndarray) -> None:
-    """Write ``X (B, S, ny, nx)`` into the padded ``out (B, S, ny, nx + 2)`` with ghosts."""
+    """Write ``X (B, S, ny, nx)`` into the padded ``out (B, S, ny, nxp)`` with ghosts."""
     nx = X.shape[-1]
     out[..., 1:nx + 1] = X
     out[..., 0] = X[..., nx - 1]
     out[..., nx + 1] = X[..., 0]
+    out[..., nx + 2:] = 0.0
 
 
 def _padded(shape, n: int, dtype) -> np.ndarray:
-    """Return an empty ``(n, B, S, ny, nx + 2)`` buffer."""
+    """Return an empty ``(n, B, S, ny, nxp)`` buffer (:func:`padded_width` columns)."""
     B, S, ny, nx = shape
-    return np.empty((n, B, S, ny, nx + 2), dtype=dtype)
+    return np.empty((n, B, S, ny, padded_width(nx, dtype)), dtype=dtype)
 
 
 def _run_forward(inp: _Inputs, buf: np.ndarray, i0: int, n: int, t0: int) -> None:
@@ -213,12 +215,19 @@ def _run_forward(inp: _Inputs, buf: np.ndarray, i0: int, n: int, t0: int) -> Non
     if n <= 0:
         return
     fsel = 0 if inp.kernels.mode == "constant" else 1
-    inp.kernels.forward(buf, i0, n, inp.fields, t0, fsel, inp.a, inp.dd, inp.phc, inp.feed,
-                        inp.lo, inp.hi, inp.dt)
+    run = inp.kernels.forward if _parallel(inp) else inp.kernels.forward_serial
+    run(buf, i0, n, inp.fields, t0, fsel, inp.prm, inp.shape[3])
+
+
+def _parallel(inp: _Inputs) -> bool:
+    """Whether to spread the samples over numba's threads (not for one sample or thread)."""
+    import numba
+
+    return inp.shape[0] > 1 and numba.get_num_threads() > 1
 
 
 def trajectory_bytes(shape: tuple[int, int, int, int], n_steps: int, itemsize: int) -> int:
-    """Return the bytes of a stored trajectory of ``n_steps`` steps (padded layout).
+    """Return the bytes of a stored trajectory of ``n_steps`` steps (unpadded estimate).
 
     Parameters
     ----------
@@ -232,7 +241,8 @@ def trajectory_bytes(shape: tuple[int, int, int, int], n_steps: int, itemsize: i
     Returns
     -------
     int
-        ``(T + 1)·batch·species·y·(x + 2)·itemsize``.
+        ``(T + 1)·batch·species·y·(x + 2)·itemsize`` (rows are padded further to the
+        vector length, by less than one vector).
     """
     B, S, ny, nx = shape
     return (n_steps + 1) * B * S * ny * (nx + 2) * itemsize
@@ -309,7 +319,7 @@ def forward(network: ReactionNetwork, X0, rates, diffusion, flow, feed, n_steps:
         _pad(X0, saved[0])
         _run_forward(inp, saved, 0, T, 0)
         for k, t in enumerate(wanted):
-            states[k] = saved[t, ..., 1:-1]
+            states[k] = saved[t, ..., 1:X0.shape[3] + 1]
     else:
         saved = _checkpoint_forward(inp, X0, interval, wanted, states)
     return Tape(states=states, steps=wanted, stored=bool(store), interval=interval,
@@ -334,7 +344,7 @@ def _checkpoint_forward(inp: _Inputs, X0: np.ndarray, interval: int, wanted, sta
         _run_forward(inp, buf, 0, n, t0)
         for t in range(t0 + 1, t0 + n + 1):
             if t in where:
-                states[where[t]] = buf[t - t0, ..., 1:-1]
+                states[where[t]] = buf[t - t0, ..., 1:X0.shape[3] + 1]
         buf[0] = buf[n]
     if n_seg == 0:
         saved[0] = buf[0]
@@ -343,7 +353,7 @@ def _checkpoint_forward(inp: _Inputs, X0: np.ndarray, interval: int, wanted, sta
 
 # ---------------------------------------------------------------------------- backward
 def _injections(tape: Tape, grad_states) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(slots (T + 1,), inj (n, B, S, ny, nx))`` of the loss's ``dL/dX_t``."""
+    """Return ``(slots (T + 1,), inj (n, B, S, ny, nxp))`` of the loss's ``dL/dX_t``."""
     inp = tape._inputs
     G = np.asarray(grad_states)
     expected = (len(tape.steps), *inp.shape)
@@ -357,7 +367,11 @@ def _injections(tape: Tape, grad_states) -> tuple[np.ndarray, np.ndarray]:
         slots[t] = k
     if not tape.steps:
         G = np.zeros((1, *inp.shape))
-    return slots, np.ascontiguousarray(G, dtype=tape.states.dtype)
+    nx = inp.shape[3]
+    inj = np.zeros((len(G), *inp.shape[:3], padded_width(nx, tape.states.dtype)),
+                   dtype=tape.states.dtype)
+    inj[..., 1:nx + 1] = G
+    return slots, inj
 
 
 @dataclass
@@ -367,8 +381,7 @@ class _Work:
     lam: np.ndarray
     tmp: np.ndarray
     G: np.ndarray
-    scratch: np.ndarray
-    acc: np.ndarray
+    acc: np.ndarray  # (B, n_products) float64 sums
     GF: np.ndarray
     slots: np.ndarray
     inj: np.ndarray
@@ -376,24 +389,21 @@ class _Work:
 
 def _work(tape: Tape, grad_states) -> _Work:
     """Allocate the backward buffers; ``λ_T`` holds ``dL/dX_T``."""
-    import numba
-
     inp = tape._inputs
     B, S, ny, nx = inp.shape
     dtype = tape.states.dtype
-    plan = inp.kernels.plan
+    nxp = padded_width(nx, dtype)
     slots, inj = _injections(tape, grad_states)
-    lam = np.zeros((B, S, ny, nx + 2), dtype=dtype)
+    lam = np.zeros((B, S, ny, nxp), dtype=dtype)
     if slots[inp.n_steps] >= 0:
-        lam[..., 1:-1] = inj[slots[inp.n_steps]]
-    scratch = np.zeros((numba.config.NUMBA_NUM_THREADS, plan.scratch_rows, nx + 2), dtype)
-    scratch[:, 0] = 1.0  # the constant monomial
+        lam[:] = inj[slots[inp.n_steps]]
     if inp.kernels.mode == "constant":
-        GF = np.zeros((1, B, 1, 1, 1), dtype=dtype)
+        GF = np.zeros((1, B, 1, 1, nxp), dtype=dtype)
     else:
-        GF = np.zeros((inp.n_steps, B, inp.fields.shape[2], ny, nx), dtype=dtype)
-    return _Work(lam=lam, tmp=np.zeros_like(lam), G=np.zeros_like(lam), scratch=scratch,
-                 acc=np.zeros((B, ny, plan.n_products)), GF=GF, slots=slots, inj=inj)
+        GF = np.zeros((inp.n_steps, B, inp.fields.shape[2], ny, nxp), dtype=dtype)
+    acc = np.zeros((B, inp.kernels.plan.n_products))
+    return _Work(lam=lam, tmp=np.zeros_like(lam), G=np.zeros_like(lam), acc=acc, GF=GF,
+                 slots=slots, inj=inj)
 
 
 def _run_backward(inp: _Inputs, w: _Work, traj: np.ndarray, n: int, t_hi: int) -> None:
@@ -402,10 +412,9 @@ def _run_backward(inp: _Inputs, w: _Work, traj: np.ndarray, n: int, t_hi: int) -
         return
     k = inp.kernels
     fsel = 0 if k.mode == "constant" else 1
-    pu, pv = k.plan.products()
-    k.backward(traj, n, n, t_hi, w.lam, w.tmp, w.G, w.scratch, w.acc, inp.fields, fsel,
-               w.GF, fsel, w.slots, w.inj, pu, pv, inp.a, inp.dd, inp.phc, inp.feed,
-               inp.lo, inp.hi, inp.dt)
+    run = k.backward if _parallel(inp) else k.backward_serial
+    run(traj, n, n, t_hi, w.lam, w.tmp, w.G, w.acc, inp.fields, fsel, w.GF, fsel,
+               w.slots, w.inj, inp.prm, inp.shape[3])
 
 
 def backward(tape: Tape, grad_states) -> Gradients:
@@ -449,8 +458,8 @@ def _gradients(tape: Tape, w: _Work) -> Gradients:
     """Map the accumulated sums to the parameter groups."""
     inp = tape._inputs
     plan = inp.kernels.plan
-    B, S = inp.shape[:2]
-    tot = w.acc.sum(axis=1)
+    B, S, _, nx = inp.shape
+    tot = w.acc
     P = plan.n_pairs
     rest = tot[:, P:].reshape(B, S, 4)  # g·∇²X, dt·φ·g, g, g·X per species
     feed = inp.feed.astype(np.float64)
@@ -459,8 +468,9 @@ def _gradients(tape: Tape, w: _Work) -> Gradients:
         fields = None
     else:
         flow = np.zeros(B)
-        fields = w.GF if inp.fields.shape[1] == B else w.GF.sum(axis=1, keepdims=True)
-    return Gradients(x0=w.lam[..., 1:-1].copy(), rates=plan.unpack_rate_gradient(tot[:, :P],
+        GF = w.GF[..., 1:nx + 1]
+        fields = GF.copy() if inp.fields.shape[1] == B else GF.sum(axis=1, keepdims=True)
+    return Gradients(x0=w.lam[..., 1:nx + 1].copy(), rates=plan.unpack_rate_gradient(tot[:, :P],
                                                                                 inp.dt),
                      diffusion=inp.dt * rest[..., 0], flow=flow, feed=rest[..., 1],
                      flow_fields=fields)

@@ -7,14 +7,21 @@ spacing, every sample ``b`` of the batch with its own parameters::
     X'  = min(max(U, lo), hi)                              (lo, hi) = (0, c_max) or (−∞, ∞)
 
 with ``φ`` the flow ``f`` or a per-step flow field. For one network structure, stencil,
-flow mode and dtype, Python source text of ``numba.njit`` functions is written from the
-network's reactant matrix ``R`` and stoichiometry ``S`` (unrolled monomials and sums, as the
-fast engine's kernels are), ``exec``-ed and compiled:
+flow mode and dtype, *cell programs* are written from the network's reactant matrix ``R``
+and stoichiometry ``S`` (unrolled monomials and sums, as the fast engine's kernels are) and
+compiled by :mod:`rdlab.simulate.simd_codegen` into explicit-SIMD row kernels (LLVM vectors
+of 16 float32 / 8 float64 cells with AVX-512, strict IEEE arithmetic in the program's order);
+small ``numba.njit`` drivers, generated as Python source, run them:
 
 * ``forward(traj, i0, n, …)`` — ``n`` steps from ``traj[i0]``, writing ``traj[i0 + 1 …]``.
 * ``backward(traj, i_hi, n, lam, …)`` — ``n`` steps of the adjoint recursion backwards from
   ``λ_{t_hi}`` to ``λ_{t_hi − n}``, adding the loss's ``dL/dX_t`` where given and
   accumulating the parameter gradients.
+
+Each runs one parallel region per call, the samples spread over numba's threads, every
+sample taking all its steps in one task; ``forward_serial`` / ``backward_serial`` do the same
+on the calling thread (one sample: a parallel region per call would only wait for idle
+threads, which costs milliseconds on a loaded machine).
 
 **The reaction term.** Reactions sharing a reactant monomial ``M_K = ∏ X_i^{e_Ki}`` are
 merged: ``dt·S·v = Σ_q a_q M_{K_q}`` over the *pairs* ``q = (species j, monomial K)`` some
@@ -32,16 +39,17 @@ forward pass, so the mask is the forward's)::
 per cell and writes ``g``; pass 2 adds ``dt·D∘∇²g`` once all of ``g`` is known. The
 parameter gradients are sums over cells of products of per-cell values (``M_K g_j`` for
 ``a_q``, ``g_i (∇²X)_i`` for ``D``, ``φ g_i`` for the feed, ``g_i`` and ``g_i X_i`` for the
-flow): pass 1 stores the factors of a row in a per-thread scratch, and a separate reduction
-(the only function compiled with ``fastmath``: re-association of a sum changes results by
-rounding only) adds their row sums into ``acc (batch, ny, products)``. Per-cell flow-field
-gradients ``dt·Σ_i g_i (x_feed,i − X_i)`` are written directly.
+flow): a sum kernel adds them up per step, a group of about 16 sums at a time held in
+vector registers over the whole grid (contracted to fused multiply-adds, lanes added in
+float64 at the end of the step: these sums may differ from a cell-by-cell sum by rounding),
+into ``acc (batch, products)``. Per-cell flow-field gradients ``dt·Σ_i g_i (x_feed,i − X_i)``
+are written directly by pass 1.
 
-**Layout.** States, ``λ`` and ``g`` are ``(batch, species, ny, nx + 2)``: column ``x + 1``
-holds cell ``x``, columns ``0`` and ``nx + 1`` the periodic ghosts ``X[nx − 1]`` and ``X[0]``
-(so the x loop has contiguous neighbours and vectorises); the trajectory buffer is
-``(steps, batch, species, ny, nx + 2)``. Flow fields, their gradients and the loss's
-``dL/dX_t`` are unpadded ``(…, ny, nx)``.
+**Layout.** States, ``λ``, ``g``, flow fields, their gradients and the loss's ``dL/dX_t`` are
+``(…, ny, nxp)`` with ``nxp = ⌈nx / VL⌉·VL + 2`` (:func:`padded_width`): column ``x + 1``
+holds cell ``x``, columns ``0`` and ``nx + 1`` the periodic ghosts ``X[nx − 1]`` and ``X[0]``,
+the columns after them zeros (vectors of ``VL`` cells run over them); the trajectory buffer
+is ``(steps, batch, species, ny, nxp)``.
 
 Compiled functions are memoised per (structure, stencil, flow mode, dtype). The generated
 module is written to a cache folder (:data:`CACHE_ENV`) and numba's ``cache=True`` keeps the
@@ -63,10 +71,13 @@ import numpy as np
 
 from rdlab.chemistry.network import ReactionNetwork
 from rdlab.errors import ParameterError
+from rdlab.simulate import simd_codegen
+from rdlab.simulate.fast_codegen import VECTOR_BYTES, lanes
+from rdlab.simulate.simd_codegen import RowProgram, SumProgram
 from rdlab.system import STENCILS
 
 __all__ = ["CACHE_ENV", "FLOW_MODES", "AdjointKernels", "AdjointPlan", "compile_adjoint",
-           "kernel_source", "module_source"]
+           "kernel_source", "module_source", "padded_width", "programs"]
 
 #: How the flow enters a step: one ``f`` per sample, one field shared by all species, or one
 #: field per species.
@@ -204,53 +215,55 @@ class AdjointPlan:
         """
         return dt * (grad_pairs @ self.pack_matrix)
 
-    # ------------------------------------------------------------------ scratch rows
-    @property
-    def scratch_rows(self) -> int:
-        """Rows of the per-thread scratch: monomials, then ``g``, ``∇²X`` and ``φ`` rows."""
-        return len(self.monomials) + 3 * self.n_species
+    def pack(self, rates: np.ndarray, dd: np.ndarray, feed: np.ndarray, phc: np.ndarray,
+             lo: float, hi: float, dt: float, dtype) -> np.ndarray:
+        """Return each sample's coefficient row of the kernels.
 
-    def row_g(self, i: int) -> int:
-        """Return the scratch row of ``g_i``."""
-        return len(self.monomials) + i
+        Parameters
+        ----------
+        rates : numpy.ndarray
+            ``(batch, R)`` rate constants.
+        dd : numpy.ndarray
+            ``(batch, S)``: ``dt·D``.
+        feed : numpy.ndarray
+            ``(batch, S)`` feed concentrations.
+        phc : numpy.ndarray
+            ``(batch,)``: ``dt·f``.
+        lo, hi : float
+            The clip bounds (``±inf`` without the clip).
+        dt : float
+            Time step (s).
+        dtype : numpy dtype
+            The kernels' dtype.
 
-    def row_lap(self, i: int) -> int:
-        """Return the scratch row of ``(∇²X)_i``."""
-        return len(self.monomials) + self.n_species + i
-
-    def row_phi(self, i: int) -> int:
-        """Return the scratch row of ``dt·φ_i`` (one per species, also when shared)."""
-        return len(self.monomials) + 2 * self.n_species + i
-
-    def products(self) -> tuple[np.ndarray, np.ndarray]:
-        """Return the scratch-row pairs ``(u, v)`` whose products are summed per row.
-
-        In order: one per pair ``q`` (``M_K g_j``: ``dL/da_q``), then per species
-        ``g_i (∇²X)_i`` (``dL/d(dt·D_i)``), ``dt·φ_i g_i`` (``dL/dx_feed,i``), ``g_i``
-        and ``g_i X_i`` (for ``dL/df``).
+        Returns
+        -------
+        numpy.ndarray
+            ``(batch, P + 2S + 4)``: ``a``, ``dt·D``, feed, ``dt·f``, ``lo``, ``hi``, ``dt``.
         """
-        S = self.n_species
-        u = [self.row_g(j) for j, _ in self.pairs]
-        v = [K for _, K in self.pairs]
-        for i in range(S):
-            u += [self.row_g(i)] * 4
-            v += [self.row_lap(i), self.row_phi(i), 0, 1 + i]
-        return np.asarray(u, dtype=np.int64), np.asarray(v, dtype=np.int64)
+        B = len(rates)
+        rest = np.broadcast_to(np.array([lo, hi, dt]), (B, 3))
+        row = np.concatenate([self.pack_rates(rates, dt), dd, feed, np.reshape(phc, (B, 1)),
+                              rest], axis=1)
+        return np.ascontiguousarray(row, dtype=dtype)
 
     @property
     def n_products(self) -> int:
-        """Number of accumulated products, ``P + 4S``."""
+        """Number of accumulated products, ``P + 4S``.
+
+        ``dL/da_q`` for each pair, then per species ``g·∇²X``, ``dt·φ·g``, ``g`` and ``g·X``.
+        """
         return self.n_pairs + 4 * self.n_species
 
 
-# ---------------------------------------------------------------------------- source text
+# ---------------------------------------------------------------------------- cell programs
 def _lit(v: float) -> str:
-    """Return a typed literal (``_T`` is the kernel's float type)."""
-    return f"_T({float(v)!r})"
+    """Return a number literal of a cell program."""
+    return repr(float(v))
 
 
 def _lap_expr(weights, arr: str, i: int) -> str:
-    """Return the stencil sum of species ``i`` of the padded 3-d array ``arr`` at (y, x)."""
+    """Return the stencil sum of row ``i`` of the padded 3-d array ``arr`` at (y, x)."""
     rows, cols = ("ym", "y", "yp"), ("x - 1", "x", "x + 1")
     groups: dict[float, list[str]] = {}
     for a in range(3):
@@ -261,26 +274,28 @@ def _lap_expr(weights, arr: str, i: int) -> str:
 
 
 def _monomial_names(plan: AdjointPlan) -> list[str]:
-    """Return the expression naming each monomial slot (``1``, ``c_i``, ``m_K``)."""
+    """Return the expression naming each monomial slot (``1.0``, ``c_i``, ``m_K``)."""
     return [_lit(1.0)] + [f"c{i}" for i in range(plan.n_species)] + \
         [f"m{k}" for k in range(plan.n_species + 1, len(plan.monomials))]
 
 
 def _state_lines(plan: AdjointPlan, mode: str) -> list[str]:
-    """Return the per-cell lines computing ``c, l, m, φ`` and the unclipped ``U``."""
+    """Return the cell lines computing ``c, l, m, φ`` and the unclipped ``U``."""
     S, names = plan.n_species, _monomial_names(plan)
-    lines = [f"c{i} = Xb[{i}, y, x]" for i in range(S)]
-    lines += [f"l{i} = {_lap_expr(plan.weights, 'Xb', i)}" for i in range(S)]
+    lines = [f"c{i} = X[{i}, y, x]" for i in range(S)]
+    lines += [f"l{i} = {_lap_expr(plan.weights, 'X', i)}" for i in range(S)]
     slot = {m: k for k, m in enumerate(plan.monomials)}
     for k in range(S + 1, len(plan.monomials)):
         m = plan.monomials[k]
         i = max(j for j in range(S) if m[j])
         parent = slot[m[:i] + (m[i] - 1,) + m[i + 1:]]
         lines.append(f"m{k} = {names[parent]} * c{i}")
-    if mode == "shared":
-        lines.append("ph = dt * Fb[0, y, x - 1]")
-    elif mode == "species":
-        lines += [f"ph{i} = dt * Fb[{i}, y, x - 1]" for i in range(S)]
+    if mode == "constant":
+        lines.append("ph = phc")
+    elif mode == "shared":
+        lines.append("ph = dt * F[0, y, x]")
+    else:
+        lines += [f"ph{i} = dt * F[{i}, y, x]" for i in range(S)]
     for i in range(S):
         terms = [f"a{q} * {names[K]}" if K else f"a{q}"
                  for q, (j, K) in enumerate(plan.pairs) if j == i]
@@ -295,51 +310,26 @@ def _phi(mode: str, i: int) -> str:
     return f"ph{i}" if mode == "species" else "ph"
 
 
-def _row_head(plan: AdjointPlan, mode: str) -> list[str]:
-    """Return the lines loading a sample's coefficients and the row's neighbours."""
+def _params(plan: AdjointPlan) -> tuple[str, ...]:
+    """Return the names of a sample's coefficient row (see :meth:`AdjointPlan.pack`)."""
     S = plan.n_species
-    lines = ["ny = Xb.shape[1]", "nx = Xb.shape[2] - 2",
-             "ym = y - 1 if y > 0 else ny - 1", "yp = y + 1 if y < ny - 1 else 0"]
-    lines += [f"a{q} = a[b, {q}]" for q in range(plan.n_pairs)]
-    lines += [f"dd{i} = dd[b, {i}]" for i in range(S)]
-    lines += [f"fd{i} = feed[b, {i}]" for i in range(S)]
-    if mode == "constant":
-        lines.append("ph = phc[b]")
-    return lines
+    return (*(f"a{q}" for q in range(plan.n_pairs)), *(f"dd{i}" for i in range(S)),
+            *(f"fd{i}" for i in range(S)), "phc", "lo", "hi", "dt")
 
 
-def _ghost_lines(plan: AdjointPlan, arr: str) -> list[str]:
-    """Return the lines writing the periodic ghost columns of row ``y`` of ``arr``."""
-    out = []
-    for i in range(plan.n_species):
-        out += [f"{arr}[{i}, y, 0] = {arr}[{i}, y, nx]",
-                f"{arr}[{i}, y, nx + 1] = {arr}[{i}, y, 1]"]
-    return out
+def _forward_program(plan: AdjointPlan, mode: str) -> RowProgram:
+    """Return the cell program of one Euler step (``X`` → ``Y``)."""
+    lines = _state_lines(plan, mode)
+    lines += [f"Y[{i}, y, x] = clip(u{i})" for i in range(plan.n_species)]
+    return RowProgram(arrays=(("X", 3), ("Y", 3), ("F", 3)), params=_params(plan),
+                      lines=tuple(lines))
 
 
-def _fn(name: str, args: str, head: list[str], body: list[str], tail: list[str]) -> str:
-    """Return a function's source: ``head``, a loop over the cells of the row, ``tail``."""
-    text = [f"def {name}({args}):"] + [f"    {h}" for h in head]
-    text += ["    for x in range(1, nx + 1):"] + [f"        {line}" for line in body]
-    text += [f"    {t}" for t in tail]
-    return "\n".join(text) + "\n"
-
-
-def _forward_row(plan: AdjointPlan, mode: str) -> str:
-    """Return the source of ``_fwd_row``: one Euler step of row ``y`` of sample ``b``."""
-    body = _state_lines(plan, mode)
-    body += [f"Yb[{i}, y, x] = min(max(u{i}, lo), hi)" for i in range(plan.n_species)]
-    return _fn("_fwd_row", "Xb, Yb, Fb, b, y, a, dd, phc, feed, lo, hi, dt",
-               _row_head(plan, mode), body, _ghost_lines(plan, "Yb"))
-
-
-def _adjoint_lines(plan: AdjointPlan, mode: str) -> list[str]:
-    """Return the per-cell lines of pass 1 after the state: ``g``, ``W``, ``λ``, scratch."""
+def _lambda_lines(plan: AdjointPlan, mode: str) -> list[str]:
+    """Return the cell lines of ``g``, ``W`` and ``λ`` without diffusion (pass 1)."""
     S, names = plan.n_species, _monomial_names(plan)
-    zero = _lit(0.0)
-    lines = [f"g{i} = Lb[{i}, y, x] if (u{i} >= lo and u{i} <= hi) else {zero}"
-             for i in range(S)]
-    lines += [f"Gb[{i}, y, x] = g{i}" for i in range(S)]
+    lines = [f"g{i} = keep(u{i}, L[{i}, y, x])" for i in range(S)]
+    lines += [f"G[{i}, y, x] = g{i}" for i in range(S)]
     used = sorted({K for _, K in plan.pairs if K > 0})
     for K in used:
         lines.append(f"w{K} = " + " + ".join(f"a{q} * g{j}" for q, (j, KK) in
@@ -354,94 +344,225 @@ def _adjoint_lines(plan: AdjointPlan, mode: str) -> list[str]:
                 div = names[slot[m[:i] + (e - 1,) + m[i + 1:]]]
                 coef = "" if e == 1 else f"{_lit(e)} * "
                 terms.append(f"+ {coef}w{K} * {div}")
-        lines.append(f"Ob[{i}, y, x] = " + " ".join(terms))
-    lines += [f"Sc[{k}, x] = m{k}" for k in range(S + 1, len(plan.monomials))]
-    lines += [f"Sc[{1 + i}, x] = c{i}" for i in range(S)]
-    lines += [f"Sc[{plan.row_g(i)}, x] = g{i}" for i in range(S)]
-    lines += [f"Sc[{plan.row_lap(i)}, x] = l{i}" for i in range(S)]
-    lines += [f"Sc[{plan.row_phi(i)}, x] = {_phi(mode, i)}" for i in range(S)]
-    if mode == "shared":
-        lines.append("GFb[0, y, x - 1] = dt * (" + " + ".join(
-            f"g{i} * (fd{i} - c{i})" for i in range(S)) + ")")
-    elif mode == "species":
-        lines += [f"GFb[{i}, y, x - 1] = dt * (g{i} * (fd{i} - c{i}))" for i in range(S)]
+        lines.append(f"O[{i}, y, x] = " + " ".join(terms))
     return lines
 
 
-def _adjoint_row(plan: AdjointPlan, mode: str) -> str:
-    """Return the source of ``_adj_row``: pass 1 of the adjoint for row ``y`` of ``b``."""
-    body = _state_lines(plan, mode) + _adjoint_lines(plan, mode)
-    tail = _ghost_lines(plan, "Gb") + ["_reduce(Sc, pu, pv, acc_row, nx)"]
-    return _fn("_adj_row", "Xb, Lb, Gb, Ob, Sc, Fb, GFb, acc_row, pu, pv, b, y, a, dd, phc, "
-               "feed, lo, hi, dt", _row_head(plan, mode), body, tail)
-
-
-def _diffusion_row(plan: AdjointPlan) -> str:
-    """Return the source of ``_dif_row``: pass 2, ``λ_t += dt·D∘∇²g (+ dL/dX_t)``."""
+def _flow_gradient_lines(plan: AdjointPlan, mode: str) -> list[str]:
+    """Return the cell lines writing the per-cell flow-field gradients ``GF`` (noisy flow)."""
     S = plan.n_species
-    head = ["ny = Gb.shape[1]", "nx = Gb.shape[2] - 2",
-            "ym = y - 1 if y > 0 else ny - 1", "yp = y + 1 if y < ny - 1 else 0"]
-    head += [f"dd{i} = dd[b, {i}]" for i in range(S)]
-    body = [f"Ob[{i}, y, x] += dd{i} * ({_lap_expr(plan.weights, 'Gb', i)})"
-            for i in range(S)]
-    tail = ["if inject:"] + [f"    for x in range(1, nx + 1):\n"
-                             f"            Ob[{i}, y, x] += Ib[{i}, y, x - 1]" for i in range(S)]
-    return _fn("_dif_row", "Gb, Ob, Ib, inject, b, y, dd", head, body, tail)
+    if mode == "shared":
+        return ["GF[0, y, x] = dt * (" + " + ".join(
+            f"g{i} * (fd{i} - c{i})" for i in range(S)) + ")"]
+    if mode == "species":
+        return [f"GF[{i}, y, x] = dt * (g{i} * (fd{i} - c{i}))" for i in range(S)]
+    return []
+
+
+def _adjoint_program(plan: AdjointPlan, mode: str) -> RowProgram:
+    """Return pass 1 of the adjoint step: ``g`` and ``λ`` less diffusion."""
+    lines = _state_lines(plan, mode) + _lambda_lines(plan, mode)
+    lines += _flow_gradient_lines(plan, mode)
+    return RowProgram(arrays=(("X", 3), ("L", 3), ("G", 3), ("O", 3), ("F", 3), ("GF", 3)),
+                      params=_params(plan), lines=tuple(lines))
+
+
+def _monomial_chain(plan: AdjointPlan, wanted) -> list[str]:
+    """Return the lines building the monomial slots ``wanted`` and their parents."""
+    S, names = plan.n_species, _monomial_names(plan)
+    slot = {m: k for k, m in enumerate(plan.monomials)}
+    need: set[int] = set()
+    stack = [K for K in wanted if K > S]
+    while stack:
+        k = stack.pop()
+        if k in need:
+            continue
+        need.add(k)
+        m = plan.monomials[k]
+        i = max(j for j in range(S) if m[j])
+        parent = slot[m[:i] + (m[i] - 1,) + m[i + 1:]]
+        if parent > S:
+            stack.append(parent)
+    lines = []
+    for k in sorted(need):
+        m = plan.monomials[k]
+        i = max(j for j in range(S) if m[j])
+        lines.append(f"m{k} = {names[slot[m[:i] + (m[i] - 1,) + m[i + 1:]]]} * c{i}")
+    return lines
+
+
+_GROUP = 16  # sums per group of the sum kernel (kept in vector registers)
+
+
+def _pair_groups(plan: AdjointPlan) -> list[tuple[str, ...]]:
+    """Return the sum kernel's groups for ``dL/da_q = Σ g_j M_K``, by monomial."""
+    S, names = plan.n_species, _monomial_names(plan)
+    order = sorted(range(plan.n_pairs), key=lambda q: (plan.pairs[q][1], plan.pairs[q][0]))
+    groups = []
+    for g0 in range(0, len(order), _GROUP):
+        qs = order[g0:g0 + _GROUP]
+        species = sorted({plan.pairs[q][0] for q in qs})
+        lines = [f"c{i} = X[{i}, y, x]" for i in range(S)]
+        lines += [f"g{j} = inrow(G[{j}, y, x])" for j in species]
+        lines += _monomial_chain(plan, [plan.pairs[q][1] for q in qs])
+        lines += [f"S[{q}] += g{plan.pairs[q][0]} * {names[plan.pairs[q][1]]}" for q in qs]
+        groups.append(tuple(lines))
+    return groups
+
+
+def _species_groups(plan: AdjointPlan, mode: str) -> list[tuple[str, ...]]:
+    """Return the sum kernel's groups of ``g·∇²X``, ``dt·φ·g``, ``g`` and ``g·X``."""
+    S, groups = plan.n_species, []
+    for i0 in range(0, S, _GROUP // 4):
+        lines = ["ph = phc"] if mode == "constant" else []
+        for i in range(i0, min(S, i0 + _GROUP // 4)):
+            p = plan.n_pairs + 4 * i
+            lines += [f"c{i} = X[{i}, y, x]", f"g{i} = inrow(G[{i}, y, x])",
+                      f"l{i} = {_lap_expr(plan.weights, 'X', i)}"]
+            if mode == "shared":
+                lines.append("ph = dt * F[0, y, x]")
+            elif mode == "species":
+                lines.append(f"ph{i} = dt * F[{i}, y, x]")
+            lines += [f"S[{p}] += g{i} * l{i}", f"S[{p + 1}] += g{i} * {_phi(mode, i)}",
+                      f"S[{p + 2}] += g{i}", f"S[{p + 3}] += g{i} * c{i}"]
+        groups.append(tuple(lines))
+    return groups
+
+
+def _sum_program(plan: AdjointPlan, mode: str) -> SumProgram:
+    """Return the sums of one adjoint step, :attr:`AdjointPlan.n_products` of them.
+
+    In order: ``M_K g_j`` per pair (``dL/da_q``), then per species ``g_i (∇²X)_i``,
+    ``dt·φ_i g_i``, ``g_i`` and ``g_i X_i``.
+    """
+    return SumProgram(arrays=(("X", 3), ("G", 3), ("F", 3)), params=_params(plan),
+                      groups=(*_pair_groups(plan), *_species_groups(plan, mode)))
+
+
+def _diffusion_program(plan: AdjointPlan) -> RowProgram:
+    """Return pass 2 of the adjoint step: ``λ_t += dt·D∘∇²g``."""
+    lines = [f"O[{i}, y, x] = O[{i}, y, x] + dd{i} * ({_lap_expr(plan.weights, 'G', i)})"
+             for i in range(plan.n_species)]
+    return RowProgram(arrays=(("G", 3), ("O", 3)), params=_params(plan), lines=tuple(lines))
+
+
+def _injection_program(plan: AdjointPlan) -> RowProgram:
+    """Return the loss's injection: ``λ_t += dL/dX_t``."""
+    lines = [f"O[{i}, y, x] = O[{i}, y, x] + I[{i}, y, x]" for i in range(plan.n_species)]
+    return RowProgram(arrays=(("O", 3), ("I", 3)), params=_params(plan), lines=tuple(lines))
 
 
 _DRIVERS = '''
-def _reduce(Sc, pu, pv, acc_row, nx):
-    for p in range(pu.shape[0]):
-        u = Sc[pu[p]]
-        v = Sc[pv[p]]
-        s = _T(0.0)
-        for x in range(1, nx + 1):
-            s += u[x] * v[x]
-        acc_row[p] += s
+def _rows(y, ny):
+    return y - 1 if y > 0 else ny - 1, y + 1 if y < ny - 1 else 0
 
 
-def forward(traj, i0, n, F, t0, fsel, a, dd, phc, feed, lo, hi, dt):
-    B = traj.shape[1]
+def _ghosts(Y, y, nx):
+    for i in range(Y.shape[0]):
+        Y[i, y, 0] = Y[i, y, nx]
+        Y[i, y, nx + 1] = Y[i, y, 1]
+        for c in range(nx + 2, Y.shape[2]):
+            Y[i, y, c] = _T(0.0)
+
+
+def _forward_sample(traj, b, i0, n, F, t0, fsel, pb, nx):
     ny = traj.shape[3]
     for k in range(n):
-        X = traj[i0 + k]
-        Y = traj[i0 + k + 1]
+        X = traj[i0 + k, b]
+        Y = traj[i0 + k + 1, b]
         Ft = F[(t0 + k) * fsel]
-        nbf = Ft.shape[0]
-        for q in prange(B * ny):
-            b = q // ny
-            y = q - b * ny
-            _fwd_row(X[b], Y[b], Ft[b if nbf > 1 else 0], b, y, a, dd, phc, feed, lo, hi, dt)
+        Fb = Ft[min(b, Ft.shape[0] - 1)]
+        for y in range(ny):
+            ym, yp = _rows(y, ny)
+            _fwd_cells(X, Y, Fb, pb, y, ym, yp, nx)
+            _ghosts(Y, y, nx)
 
 
-def backward(traj, i_hi, n, t_hi, lam, tmp, G, scratch, acc, F, fsel, GF, gsel, slots, inj,
-             pu, pv, a, dd, phc, feed, lo, hi, dt):
-    B = traj.shape[1]
-    ny = traj.shape[3]
-    src = lam
-    dst = tmp
+def forward_serial(traj, i0, n, F, t0, fsel, prm, nx):
+    for q in range(traj.shape[1]):
+        b = np.int64(q)
+        _forward_sample(traj, b, i0, n, F, t0, fsel, prm[b], nx)
+
+
+def forward(traj, i0, n, F, t0, fsel, prm, nx):
+    for q in prange(traj.shape[1]):
+        b = np.int64(q)
+        _forward_sample(traj, b, i0, n, F, t0, fsel, prm[b], nx)
+
+
+def _adjoint_step(X, src, dst, Gb, Fb, GFb, ab, Ib, inject, pb, nx):
+    ny = X.shape[1]
+    for y in range(ny):
+        ym, yp = _rows(y, ny)
+        _adj_cells(X, src, Gb, dst, Fb, GFb, pb, y, ym, yp, nx)
+        _ghosts(Gb, y, nx)
+    _sum_cells(X, Gb, Fb, pb, ab, nx)
+    for y in range(ny):
+        ym, yp = _rows(y, ny)
+        _dif_cells(Gb, dst, pb, y, ym, yp, nx)
+        if inject:
+            _inj_cells(dst, Ib, pb, y, ym, yp, nx)
+
+
+def _backward_sample(traj, b, i_hi, n, t_hi, lam, tmp, G, acc, F, fsel, GF, gsel, slots,
+                     inj, pb, nx):
+    src = lam[b]
+    dst = tmp[b]
     for k in range(n):
         t = t_hi - 1 - k
-        X = traj[i_hi - 1 - k]
         Ft = F[t * fsel]
-        GFt = GF[t * gsel]
-        nbf = Ft.shape[0]
-        for q in prange(B * ny):
-            b = q // ny
-            y = q - b * ny
-            Sc = scratch[get_thread_id()]
-            _adj_row(X[b], src[b], G[b], dst[b], Sc, Ft[b if nbf > 1 else 0], GFt[b],
-                     acc[b, y], pu, pv, b, y, a, dd, phc, feed, lo, hi, dt)
         s_ = slots[t]
-        It = inj[max(s_, 0)]
-        for q in prange(B * ny):
-            b = q // ny
-            y = q - b * ny
-            _dif_row(G[b], dst[b], It[b], s_ >= 0, b, y, dd)
+        _adjoint_step(traj[i_hi - 1 - k, b], src, dst, G[b], Ft[min(b, Ft.shape[0] - 1)],
+                      GF[t * gsel, b], acc[b], inj[max(s_, 0), b], s_ >= 0, pb, nx)
         src, dst = dst, src
     if n % 2 == 1:
-        lam[:] = src
+        lam[b, :, :, :] = src
+
+
+def backward_serial(traj, i_hi, n, t_hi, lam, tmp, G, acc, F, fsel, GF, gsel, slots, inj,
+                    prm, nx):
+    for q in range(traj.shape[1]):
+        b = np.int64(q)
+        _backward_sample(traj, b, i_hi, n, t_hi, lam, tmp, G, acc, F, fsel, GF, gsel, slots,
+                         inj, prm[b], nx)
+
+
+def backward(traj, i_hi, n, t_hi, lam, tmp, G, acc, F, fsel, GF, gsel, slots, inj, prm, nx):
+    for q in prange(traj.shape[1]):
+        b = np.int64(q)
+        _backward_sample(traj, b, i_hi, n, t_hi, lam, tmp, G, acc, F, fsel, GF, gsel, slots,
+                         inj, prm[b], nx)
 '''
+
+
+def programs(plan: AdjointPlan, mode: str) -> dict[str, RowProgram | SumProgram]:
+    """Return the cell programs of ``plan`` and flow ``mode``, by kernel name.
+
+    Parameters
+    ----------
+    plan : AdjointPlan
+        The network's plan.
+    mode : str
+        One of :data:`FLOW_MODES`.
+
+    Returns
+    -------
+    dict of str to RowProgram or SumProgram
+        ``_fwd_cells`` (one Euler step), ``_adj_cells`` (pass 1 of the adjoint step),
+        ``_dif_cells`` (pass 2), ``_inj_cells`` (the loss's ``dL/dX_t``) and
+        ``_sum_cells`` (the parameter-gradient sums of a step).
+
+    Raises
+    ------
+    ParameterError
+        For an unknown flow mode.
+    """
+    if mode not in FLOW_MODES:
+        raise ParameterError(f"unknown flow mode {mode!r}; choose one of {FLOW_MODES}")
+    return {"_fwd_cells": _forward_program(plan, mode),
+            "_adj_cells": _adjoint_program(plan, mode),
+            "_dif_cells": _diffusion_program(plan), "_inj_cells": _injection_program(plan),
+            "_sum_cells": _sum_program(plan, mode)}
 
 
 def kernel_source(plan: AdjointPlan, mode: str) -> str:
@@ -457,13 +578,13 @@ def kernel_source(plan: AdjointPlan, mode: str) -> str:
     Returns
     -------
     str
-        Source defining ``_fwd_row``, ``_adj_row``, ``_dif_row``, ``_reduce``, ``forward``
-        and ``backward`` (``_T``, ``prange`` and ``get_thread_id`` are globals).
+        Source building the row kernels from their cell programs
+        (:func:`rdlab.simulate.simd_codegen.make_row_kernel`) and defining the drivers
+        ``forward`` and ``backward`` (``_T`` and ``prange`` are globals).
     """
-    if mode not in FLOW_MODES:
-        raise ParameterError(f"unknown flow mode {mode!r}; choose one of {FLOW_MODES}")
-    return "\n\n".join([_forward_row(plan, mode), _adjoint_row(plan, mode),
-                        _diffusion_row(plan), _DRIVERS])
+    text = [f"{name} = make_{'sum' if isinstance(prog, SumProgram) else 'row'}_kernel("
+            f"{prog!r})" for name, prog in programs(plan, mode).items()]
+    return "\n".join(text) + "\n\n" + _DRIVERS
 
 
 # ---------------------------------------------------------------------------- compiling
@@ -480,7 +601,11 @@ class AdjointKernels:
     dtype : numpy.dtype
         float32 or float64: every array passed must have it.
     forward, backward : callable
-        The numba drivers (see the module docstring).
+        The numba drivers (see the module docstring): one parallel region per call, the
+        samples spread over numba's threads.
+    forward_serial, backward_serial : callable
+        The same on the calling thread only (for one sample: a parallel region would only
+        wait for idle threads).
     source : str
         The generated source.
     """
@@ -490,26 +615,33 @@ class AdjointKernels:
     dtype: np.dtype
     forward: object
     backward: object
+    forward_serial: object
+    backward_serial: object
     source: str
 
 
 _JIT = 'error_model="numpy", boundscheck=False, cache=_DISK'
 _MODULE_HEAD = """# Generated by rdlab.simulate.adjoint_codegen; do not edit.
-# Compiled with LLVM options {options}
+# Row kernels by rdlab.simulate.simd_codegen {emitter}, {vector} SIMD bytes
 import numba
 import numpy as np
-from numba import get_thread_id, prange
+from numba import prange
+
+from rdlab.simulate.simd_codegen import RowProgram, SumProgram, make_row_kernel, make_sum_kernel
 
 _T = np.{dtype}
 _DISK = {disk}
 """
 _MODULE_TAIL = f"""
-_fwd_row = numba.njit({_JIT})(_fwd_row)
-_adj_row = numba.njit({_JIT})(_adj_row)
-_dif_row = numba.njit({_JIT})(_dif_row)
-_reduce = numba.njit(fastmath={{"reassoc", "contract"}}, {_JIT})(_reduce)
+_rows = numba.njit({_JIT})(_rows)
+_ghosts = numba.njit({_JIT})(_ghosts)
+_adjoint_step = numba.njit({_JIT})(_adjoint_step)
+_forward_sample = numba.njit({_JIT})(_forward_sample)
+_backward_sample = numba.njit({_JIT})(_backward_sample)
 forward = numba.njit(parallel=True, {_JIT})(forward)
 backward = numba.njit(parallel=True, {_JIT})(backward)
+forward_serial = numba.njit({_JIT})(forward_serial)
+backward_serial = numba.njit({_JIT})(backward_serial)
 """
 _CACHE: dict = {}
 _LOCK = threading.Lock()
@@ -519,7 +651,8 @@ def _structure_key(network: ReactionNetwork, stencil: str, mode: str, dtype) -> 
     """Return the memo key: structure, stencil, flow mode and dtype."""
     R = np.asarray(network.reactant_matrix, dtype=np.int64)
     St = np.asarray(network.stoichiometry, dtype=np.int64)
-    return (R.shape, R.tobytes(), St.tobytes(), stencil, mode, np.dtype(dtype).name)
+    return (R.shape, R.tobytes(), St.tobytes(), stencil, mode, np.dtype(dtype).name,
+            VECTOR_BYTES)
 
 #: Environment variable naming the folder of generated kernel modules (numba caches their
 #: compiled code beside them); ``off`` compiles in memory only. Default: ``rdlab/kernels``
@@ -527,22 +660,28 @@ def _structure_key(network: ReactionNetwork, stencil: str, mode: str, dtype) -> 
 CACHE_ENV = "RDLAB_KERNEL_CACHE"
 
 
-#: LLVM's limits on the run-time alias checks of a vectorised loop, raised (defaults 8 and
-#: 128) so that a row loop reading and writing many species rows still vectorises. They are
-#: process-wide ``llvmlite`` options; they change which loops vectorise, never results.
-LLVM_OPTIONS = ("-runtime-memory-check-threshold=4000", "-vectorize-memory-check-threshold=4000")
-_OPTIONS_SET = False
+def _emitter_version() -> str:
+    """Return a digest of the SIMD emitter's source (part of the generated module's key)."""
+    return hashlib.sha256(Path(simd_codegen.__file__).read_bytes()).hexdigest()[:12]
 
 
-def _set_llvm_options() -> None:
-    """Raise LLVM's alias-check limits once per process (see :data:`LLVM_OPTIONS`)."""
-    global _OPTIONS_SET
-    if not _OPTIONS_SET:
-        import llvmlite.binding as llvm
+def padded_width(nx: int, dtype) -> int:
+    """Return the row length of the kernels' arrays: ``⌈nx / VL⌉·VL + 2`` columns.
 
-        for option in LLVM_OPTIONS:
-            llvm.set_option("", option)
-        _OPTIONS_SET = True
+    Parameters
+    ----------
+    nx : int
+        Cells per row.
+    dtype : numpy dtype
+        float32 or float64 (sets the vector length ``VL``).
+
+    Returns
+    -------
+    int
+        Columns: the left ghost, the cells, padding, the right ghost.
+    """
+    vl = lanes(dtype)
+    return -(-nx // vl) * vl + 2
 
 
 def _cache_dir() -> Path | None:
@@ -576,7 +715,7 @@ def module_source(plan: AdjointPlan, mode: str, dtype, disk: bool = True) -> str
         Python source.
     """
     head = _MODULE_HEAD.format(dtype=np.dtype(dtype).name, disk=bool(disk),
-                               options=" ".join(LLVM_OPTIONS))
+                               emitter=_emitter_version(), vector=VECTOR_BYTES)
     return head + "\n\n" + kernel_source(plan, mode) + _MODULE_TAIL
 
 
@@ -644,12 +783,12 @@ def compile_adjoint(network: ReactionNetwork, stencil: str = "9-point",
         if hit is not None:
             return hit
         plan = AdjointPlan.from_network(network, stencil)
-        _set_llvm_options()
         folder = _cache_dir()
         source = module_source(plan, mode, dtype, disk=folder is not None)
         digest = hashlib.sha256(source.encode()).hexdigest()[:20]
         module = _load_module(source, f"rdlab_adjoint_{digest}", folder)
         kernels = AdjointKernels(plan=plan, mode=mode, dtype=dtype, forward=module.forward,
-                                 backward=module.backward, source=source)
+                                 backward=module.backward, forward_serial=module.forward_serial,
+                                 backward_serial=module.backward_serial, source=source)
         _CACHE[key] = kernels
         return kernels
