@@ -42,7 +42,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from rdlab.checks import torch_device
 from rdlab.chemistry import dense
@@ -143,6 +143,12 @@ class ModelSettings(Settings):
         The initial flow.
     flow_noise : dict or None, optional
         ``{amplitude, sigma}``: drive with a noisy flow (eq. 12).
+    engine : {"fused", "compiled", "auto"}, default "fused"
+        What runs the roll-out and its gradient: ``fused``, the fused torch step
+        (:func:`rdlab.design.dynamics.rollout`; CPU or CUDA); ``compiled``, the generated
+        numba forward and discrete adjoint (:func:`rdlab.design.compiled_rollout.
+        compiled_rollout`; CPU only); ``auto``, compiled on the CPU and fused elsewhere.
+        Both give the same values and gradients to rounding.
 
     Raises
     ------
@@ -160,6 +166,7 @@ class ModelSettings(Settings):
     fixed: tuple[str, ...] = ()
     flow: float | None = None
     flow_noise: dict | None = None
+    engine: Literal["fused", "compiled", "auto"] = "fused"
 
     _what = "design config model"
 
@@ -537,6 +544,9 @@ class DesignConfig(Settings):
             raise ParameterError("initial and init_from both set start values; use one")
         if self.dtype not in ("float32", "float64"):
             raise ParameterError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if self.model.engine == "compiled" and not self.device.startswith("cpu"):
+            raise ParameterError(f"model.engine 'compiled' runs on the CPU only, but device is "
+                                 f"{self.device!r}; use model.engine 'fused' (or 'auto') there")
         torch_device(self.device, "device")
         self._check_memory()
 
@@ -592,6 +602,17 @@ class DesignConfig(Settings):
                 f"{self.generator.batch} × {self.model.species} species × {ny}×{nx} cells × "
                 f"{max(self.optimiser.stages) + 1} states); {self.device} has "
                 f"{have / 2**30:.1f} GiB")
+
+    @property
+    def rollout_engine(self) -> str:
+        """The engine a roll-out runs on: ``model.engine`` with ``auto`` resolved.
+
+        ``auto`` is ``compiled`` on the CPU and ``fused`` on any other device.
+        """
+        engine = self.model.engine
+        if engine == "auto":
+            return "compiled" if self.device.startswith("cpu") else "fused"
+        return engine
 
     @property
     def patch_size(self) -> int:

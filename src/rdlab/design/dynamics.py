@@ -73,6 +73,8 @@ from rdlab.system import FLOW_NUMBER_LIMIT, FlowNoise, diffusion_number_limit
 __all__ = [
     "C_MAX",
     "FusedStep",
+    "check_rollout_inputs",
+    "field_source",
     "MonomialPlan",
     "noisy_flow",
     "reaction_matrix",
@@ -485,9 +487,30 @@ def _check_stability(params: DesignParameters, dt: float, stencil: str, noisy: b
                              f"{FLOW_NUMBER_LIMIT:g}; reduce dt or the flow")
 
 
-def _field_source(flow_fields: FlowFields | None, n_steps: int, X0: torch.Tensor
-                  ) -> Callable[[int], torch.Tensor] | None:
-    """Return ``step → checked flow field`` for :func:`euler_iterates` (``None``: no noise)."""
+def field_source(flow_fields: FlowFields | None, n_steps: int, X0: torch.Tensor
+                 ) -> Callable[[int], torch.Tensor] | None:
+    """Return ``step → checked flow field`` for a roll-out (``None``: no noise).
+
+    Parameters
+    ----------
+    flow_fields : sequence of torch.Tensor, callable or None
+        The noisy drive as :func:`rollout` takes it.
+    n_steps : int
+        Number of Euler steps (a sequence must hold at least this many fields).
+    X0 : torch.Tensor
+        The initial state ``(B, S, y, x)``; each field is checked against its shape and
+        moved to its dtype and device.
+
+    Returns
+    -------
+    callable or None
+        ``step → (B or 1, 1 or S, y, x)`` flow field.
+
+    Raises
+    ------
+    ParameterError
+        For too few fields (when checked), or a field of the wrong type or shape.
+    """
     if flow_fields is None:
         return None
     if not callable(flow_fields):
@@ -496,6 +519,53 @@ def _field_source(flow_fields: FlowFields | None, n_steps: int, X0: torch.Tensor
             raise ParameterError(f"{len(flow_fields)} flow fields for {n_steps} steps")
     get = flow_fields if callable(flow_fields) else flow_fields.__getitem__
     return lambda t: _check_flow_field(get(t), t, X0)
+
+
+def check_rollout_inputs(params: DesignParameters, X0, n_steps, dt, clip: bool, c_max,
+                         stencil: str, noisy: bool) -> tuple[float, float | None]:
+    """Check the inputs of a roll-out (every engine's); return ``dt`` and the clip bound.
+
+    Parameters
+    ----------
+    params : DesignParameters
+        Rates, diffusion, flow and feed.
+    X0 : torch.Tensor
+        Initial concentrations ``(B, S, y, x)``, same dtype/device as ``params``.
+    n_steps : int
+        Number of Euler steps ``T ≥ 0``.
+    dt : float
+        Time step (s).
+    clip : bool
+        Whether the states are clipped to ``[0, c_max]``.
+    c_max : float
+        Upper clip.
+    stencil : str
+        A symmetric stencil of :data:`rdlab.system.STENCILS`.
+    noisy : bool
+        The flow is noisy (then ``f·dt`` is not checked).
+
+    Returns
+    -------
+    tuple
+        ``(dt, c_max or None)``: ``None`` when not clipping.
+
+    Raises
+    ------
+    ParameterError
+        For bad parameters, state, steps, ``dt``, ``c_max`` or stencil.
+    StabilityError
+        For a step beyond the explicit stability limits.
+    """
+    if not isinstance(params, DesignParameters):
+        raise ParameterError(f"params must be DesignParameters, got {type(params).__name__}")
+    if (not isinstance(n_steps, (int, np.integer)) or isinstance(n_steps, bool)
+            or n_steps < 0):
+        raise ParameterError(f"number of steps must be a whole number ≥ 0, got {n_steps!r}")
+    dt = _check_number(dt, "dt")
+    c = _check_number(c_max, "c_max") if clip else None
+    _check_state(params, X0)
+    _check_stability(params, dt, stencil, noisy=noisy)
+    return dt, c
 
 
 def rollout(params: DesignParameters, X0: torch.Tensor, n_steps: int, dt: float = 1.0, *,
@@ -547,16 +617,9 @@ def rollout(params: DesignParameters, X0: torch.Tensor, n_steps: int, dt: float 
     StabilityError
         For a step beyond the explicit stability limits.
     """
-    if not isinstance(params, DesignParameters):
-        raise ParameterError(f"params must be DesignParameters, got {type(params).__name__}")
-    if (not isinstance(n_steps, (int, np.integer)) or isinstance(n_steps, bool)
-            or n_steps < 0):
-        raise ParameterError(f"number of steps must be a whole number ≥ 0, got {n_steps!r}")
-    dt = _check_number(dt, "dt")
-    c = _check_number(c_max, "c_max") if clip else None
-    _check_state(params, X0)
-    _check_stability(params, dt, stencil, noisy=flow_fields is not None)
-    fields = _field_source(flow_fields, n_steps, X0)
+    dt, c = check_rollout_inputs(params, X0, n_steps, dt, clip, c_max, stencil,
+                                 noisy=flow_fields is not None)
+    fields = field_source(flow_fields, n_steps, X0)
     step = FusedStep(params, dt, X0.shape, c_max=c, stencil=stencil, threads=threads)
     states, used = [X0], []
     for X, ff in euler_iterates(step, X0, n_steps, fields):

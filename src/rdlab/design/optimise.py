@@ -5,7 +5,9 @@ network's parameters θΨ, the generator G(z) (θG) and, for the information los
 E — and minimises the configured loss with Adam:
 
 * each step draws ``z`` (and the noisy flow fields), generates X0 = G(z), rolls the model
-  out for the stage's horizon T (:func:`~rdlab.design.dynamics.rollout`), evaluates the loss,
+  out for the stage's horizon T (:func:`~rdlab.design.dynamics.rollout`, or
+  :func:`~rdlab.design.compiled_rollout.compiled_rollout` with ``model.engine``
+  ``compiled``), evaluates the loss,
   clips the global gradient norm, steps Adam and projects θΨ onto its constraints;
 * the learning rate is halved at fixed steps (``halve_at``) and on a loss plateau, never
   below ``min_lr_ratio``·lr (torch's ``MultiStepLR`` and ``ReduceLROnPlateau``); a stage ends
@@ -243,7 +245,10 @@ def simulate_design(model: DesignModel, n_steps: int, *, z: torch.Tensor | None 
     if model.noise is not None:
         draw = noisy_flow(params, model.noise, X0.shape, rng)
         fields = [draw(step) for step in range(n_steps)]
-    traj = rollout(params, X0, n_steps, dt, flow_fields=fields, clip=cfg.model.clip)
+    run = rollout
+    if cfg.rollout_engine == "compiled" and params.device.type == "cpu":
+        from rdlab.design.compiled_rollout import compiled_rollout as run
+    traj = run(params, X0, n_steps, dt, flow_fields=fields, clip=cfg.model.clip)
     traj.z = z
     return traj
 
@@ -607,12 +612,16 @@ def start_from(model: DesignModel, source: Path) -> None:
 
 
 def _without_device(config: dict) -> dict:
-    """Return a config dump in today's form, minus ``device``.
+    """Return a config dump in today's form, minus ``device`` and ``model.engine``.
 
     Today's form: :func:`~rdlab.design.config.normalised` (a flat config of an older run
-    reads as its sections); without ``device`` since a run may resume on another device.
+    reads as its sections); without ``device`` and the roll-out engine since a run may
+    resume on another device or engine (they compute the same model).
     """
-    return {k: v for k, v in normalised(config).items() if k != "device"}
+    out = {k: v for k, v in normalised(config).items() if k != "device"}
+    if isinstance(out.get("model"), dict):
+        out["model"] = {k: v for k, v in out["model"].items() if k != "engine"}
+    return out
 
 
 def _checkpoint(path: Path, model: DesignModel, rng: torch.Generator, state: _StageState,

@@ -8,8 +8,12 @@ message naming the engines that can.
 
 Stepping engines (forward Euler on the grid or well mixed) provide a
 :class:`~rdlab.simulate.driver.Stepper`; the one loop in :mod:`rdlab.simulate.driver` calls
-the trackers between chunks of steps. The ``ode`` engine integrates with an adaptive stiff
-solver to the times the trackers need and replays its solution through the same loop.
+the trackers between chunks of steps. The ``adjoint`` engine is the compiled design
+engine (:mod:`rdlab.simulate.adjoint`) run forward only, without design's clip (which
+:class:`~rdlab.system.System` does not express); design reaches its gradients through
+:mod:`rdlab.design.compiled_rollout`, not through :func:`simulate`. The ``ode`` engine
+integrates with an adaptive stiff solver to the times the trackers need and replays its
+solution through the same loop.
 Heavy modules (numba kernels, torch, scipy) are imported only when an engine runs.
 """
 
@@ -355,6 +359,22 @@ class TorchEngine(SteppingEngine):
         from rdlab.simulate.torch_engine import TorchStepper
 
         return TorchStepper(system, state, dt, guard, DTYPES[dtype], device, seed)
+
+
+@register_engine
+class AdjointEngine(SteppingEngine):
+    """The compiled design engine's forward Euler (numba; its adjoint serves design)."""
+
+    name = "adjoint"
+    summary = ("the design engine's generated numba forward Euler (CPU; grids only; its "
+               "exact adjoint gives design's gradients)")
+    capabilities = Capabilities(grid=True, well_mixed=False, noise=True)
+
+    @classmethod
+    def stepper(cls, system, state, dt, dtype, seed, guard, **options):
+        from rdlab.simulate.adjoint_stepper import AdjointStepper
+
+        return AdjointStepper(system, state, dt, DTYPES[dtype], guard, seed)
 
 
 class _SolutionStepper:
