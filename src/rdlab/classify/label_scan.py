@@ -1,16 +1,24 @@
 """Label every point of a scan with class probabilities and draw the results.
 
 Writes a run folder (whole or not at all, see :func:`~rdlab.run_folder.staged_run_folder`):
-``classification.zarr`` (``probabilities (sample, class)``, ``predicted (sample,)``, with
-the scan's ``k``, ``f``, ``seed``), ``phase_map.png`` (x = k, y = f, coloured by class, like
-the paper's Fig. 6), one montage per predicted class, the self-contained ``explorer.html``,
-``metrics.json`` (counts per class) and, when compared with an earlier classification,
-``changed_cells.json``. The scan, the model and the earlier classification are verified
-before anything is written: a damaged input is refused, never classified as NaN.
+``classification.zarr`` (``probabilities (sample, class)``, ``predicted (sample,)`` (the most
+probable class), ``class_label (sample,)`` (the same, or −1 = unconfident), with the scan's
+``k``, ``f``, ``seed``), ``phase_map.png`` (x = k, y = f, coloured by class, like the paper's
+Fig. 6), one montage per class (and ``unconfident.png``), the self-contained
+``explorer.html``, ``metrics.json`` (counts per class, the unconfident count and the
+threshold) and, when compared with an earlier classification, ``changed_cells.json``. The
+scan, the model and the earlier classification are verified before anything is written: a
+damaged input is refused, never classified as NaN.
+
+Out-of-distribution flag: a point whose largest (8-view averaged) probability is below
+``min_confidence`` (:data:`DEFAULT_MIN_CONFIDENCE`) is labelled :data:`UNCONFIDENT` rather
+than forced into a class. The helpers for this, and the batched prediction, are shared with
+:mod:`rdlab.classify.label_run` (labels of ``rdlab simulate`` runs).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +31,117 @@ from rdlab.run_folder import check_run_folder, staged_run_folder
 
 #: Samples per prediction batch (bounded memory however large the scan).
 PREDICT_BATCH = 256
+#: Default threshold on the largest averaged class probability below which a prediction is
+#: flagged unconfident (see ``docs/classify.md``: a stated default; the bundled model,
+#: trained with label smoothing 0.1, gives ≈ 0.9 to the samples it is sure of, and a
+#: probability below one half means that the other classes together are more likely).
+DEFAULT_MIN_CONFIDENCE = 0.5
+#: Label of an unconfident prediction (the probabilities are kept).
+UNCONFIDENT = -1
+#: Name of the unconfident label in outputs and legends.
+UNCONFIDENT_NAME = "unconfident"
+
+
+def check_min_confidence(value: float) -> float:
+    """Return the confidence threshold as a float in [0, 1], or refuse it.
+
+    Parameters
+    ----------
+    value : float
+        The threshold on the largest class probability.
+
+    Returns
+    -------
+    float
+        ``value``.
+
+    Raises
+    ------
+    ParameterError
+        When ``value`` is not a number in [0, 1].
+    """
+    try:
+        threshold = float(value)
+    except (TypeError, ValueError):
+        threshold = float("nan")
+    if not 0.0 <= threshold <= 1.0:
+        raise ParameterError(f"--min-confidence must be a probability in [0, 1], got {value!r}")
+    return threshold
+
+
+def confident_labels(probs: np.ndarray, min_confidence: float) -> np.ndarray:
+    """Return the most probable class of each sample, or :data:`UNCONFIDENT` below a threshold.
+
+    Parameters
+    ----------
+    probs : numpy.ndarray
+        Class probabilities ``(n, n_classes)``.
+    min_confidence : float
+        A sample whose largest probability is below this is labelled :data:`UNCONFIDENT`.
+
+    Returns
+    -------
+    numpy.ndarray
+        Labels ``(n,)`` int64.
+    """
+    probs = np.asarray(probs)
+    labels = probs.argmax(axis=1).astype(np.int64)
+    labels[probs.max(axis=1) < min_confidence] = UNCONFIDENT
+    return labels
+
+
+def label_counts(labels: np.ndarray, classes: list[str]) -> dict[str, int]:
+    """Count the samples per class, and the unconfident ones when there are any.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        Labels ``(n,)``: class indices or :data:`UNCONFIDENT`.
+    classes : list of str
+        The class symbols.
+
+    Returns
+    -------
+    dict of str to int
+        Class symbol → count (every class), then ``"unconfident"`` → count when not 0.
+    """
+    counts = {c: int((labels == i).sum()) for i, c in enumerate(classes)}
+    unsure = int((labels == UNCONFIDENT).sum())
+    return {**counts, UNCONFIDENT_NAME: unsure} if unsure else counts
+
+
+def predict_batches(model, read: Callable[[int, int], np.ndarray], n: int,
+                    progress: bool = True) -> np.ndarray:
+    """Return the class probabilities of ``n`` samples read batch by batch.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The trained network.
+    read : callable
+        ``read(a, b)`` returns the frames ``(b - a, channel, y, x)`` of samples ``a`` to
+        ``b``; called for batches of :data:`PREDICT_BATCH`.
+    n : int
+        Number of samples.
+    progress : bool, default True
+        Show a progress bar.
+
+    Returns
+    -------
+    numpy.ndarray
+        Probabilities ``(n, n_classes)`` (8-view averages, see
+        :func:`~rdlab.classify.training.predict`).
+    """
+    from tqdm.auto import tqdm
+
+    from rdlab.classify.training import predict
+
+    parts = []
+    for a in tqdm(range(0, n, PREDICT_BATCH), desc="classify", unit="batch",
+                  disable=not progress):
+        parts.append(predict(model, np.asarray(read(a, min(n, a + PREDICT_BATCH)),
+                                               dtype=np.float32)))
+    return np.concatenate(parts) if parts else np.zeros((0, 0))
 
 
 def predict_store(model, ds: xr.Dataset, progress: bool = True) -> np.ndarray:
@@ -42,17 +161,9 @@ def predict_store(model, ds: xr.Dataset, progress: bool = True) -> np.ndarray:
     numpy.ndarray
         Probabilities ``(n, n_classes)``.
     """
-    from tqdm.auto import tqdm
-
-    from rdlab.classify.training import predict
-
-    n = ds.sizes["sample"]
-    parts = []
-    for a in tqdm(range(0, n, PREDICT_BATCH), desc="classify", unit="batch",
-                  disable=not progress):
-        frames = ds["frames"].isel(sample=slice(a, a + PREDICT_BATCH)).values
-        parts.append(predict(model, frames))
-    return np.concatenate(parts) if parts else np.zeros((0, 0))
+    return predict_batches(
+        model, lambda a, b: ds["frames"].isel(sample=slice(a, b)).values,
+        ds.sizes["sample"], progress)
 
 
 def read_classification(path: str | Path) -> xr.Dataset:
@@ -120,7 +231,8 @@ def _check_same_scan(earlier: xr.Dataset, path: Path, k: np.ndarray, f: np.ndarr
 
 def classify_scan(scan_path: str | Path, model_path: str | Path, out: str | Path,
                   progress: bool = True, thumb_size: int = 48,
-                  compare: str | Path | None = None) -> dict:
+                  compare: str | Path | None = None,
+                  min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> dict:
     """Classify the scan at ``scan_path`` with the model at ``model_path`` into the run folder.
 
     Parameters
@@ -138,23 +250,27 @@ def classify_scan(scan_path: str | Path, model_path: str | Path, out: str | Path
     compare : str or Path or None, optional
         An earlier ``classification.zarr`` of the same scan: also report the cells that
         changed class.
+    min_confidence : float, default DEFAULT_MIN_CONFIDENCE
+        Points whose largest probability is below this are labelled unconfident (−1).
 
     Returns
     -------
     dict
-        The metrics (with ``"compare"``, the changed-cells report, when compared).
+        The metrics: ``points``, ``counts`` (per class, and ``"unconfident"`` when there
+        are any), ``min_confidence``, and ``"compare"`` (the changed-cells report) when
+        compared.
 
     Raises
     ------
     ParameterError
-        When the model expects another number of channels than the scan has, or ``compare``
-        classifies another scan.
+        When the model expects another number of channels than the scan has, ``compare``
+        classifies another scan, or ``min_confidence`` is not in [0, 1].
     DataError
         When the scan, the model or ``compare`` cannot be read or is damaged.
     """
-    from rdlab import viz
     from rdlab.classify.cnn import load_model
 
+    min_confidence = check_min_confidence(min_confidence)
     ds = pattern_store.open_patterns(scan_path)  # verified: complete, readable, finite
     model, classes, _ = load_model(model_path)
     n_channels = ds.sizes["channel"]
@@ -171,34 +287,49 @@ def classify_scan(scan_path: str | Path, model_path: str | Path, out: str | Path
     check_run_folder(out, inputs)
     probs = predict_store(model, ds, progress)
     predicted = probs.argmax(axis=1)
+    labels = confident_labels(probs, min_confidence)
     result = xr.Dataset(
         {"probabilities": (("sample", "class"), probs.astype(np.float32)),
-         "predicted": ("sample", predicted.astype(np.int64))},
+         "predicted": ("sample", predicted.astype(np.int64)),
+         "class_label": ("sample", labels, {"unconfident": UNCONFIDENT,
+                                            "min_confidence": min_confidence})},
         coords={"k": ds["k"], "f": ds["f"], "seed": ds["seed"], "class": classes},
-        attrs={"scan": str(scan_path), "model": str(model_path)})
+        attrs={"scan": str(scan_path), "model": str(model_path),
+               "min_confidence": min_confidence})
     with staged_run_folder(out, inputs=inputs) as folder:
         folder.write_dataset(result, "classification.zarr")
-        viz.save_phase_map(folder.file("phase_map.png"), k, f, predicted, classes,
-                           dk=_spacing(k), df=_spacing(f),
-                           title=f"CNN classification of {len(k)} runs")
-        counts = {c: int((predicted == i).sum()) for i, c in enumerate(classes)}
-        frames = ds["frames"]
-        for i, c in enumerate(classes):
-            idx = np.flatnonzero(predicted == i)
-            if idx.size:
-                take = idx[np.linspace(0, idx.size - 1, min(idx.size, 64)).astype(int)]
-                viz.save_class_montage(folder.file(f"class_{i:02d}.png"),
-                                       frames.isel(sample=take).values, k[take], f[take],
-                                       title=f"predicted {c}: {idx.size} runs")
-        viz.write_explorer(folder.file("explorer.html"), k, f, predicted, classes, probs,
-                           frames.values, thumb_size=thumb_size)
-        metrics = {"points": int(len(k)), "counts": counts}
+        _write_scan_figures(folder, ds, labels, classes, probs, thumb_size)
+        metrics = {"points": int(len(k)), "counts": label_counts(labels, classes),
+                   "min_confidence": min_confidence}
         if earlier is not None:
             report = compare_classifications(earlier, result)
             folder.write_metrics(report, "changed_cells.json")
+        folder.write_metrics(metrics)
+        if earlier is not None:
             metrics["compare"] = report
-        folder.write_metrics({"points": metrics["points"], "counts": counts})
     return metrics
+
+
+def _write_scan_figures(folder, ds: xr.Dataset, labels: np.ndarray, classes: list[str],
+                        probs: np.ndarray, thumb_size: int) -> None:
+    """Write the phase map, one montage per class (and the unconfident), and the explorer."""
+    from rdlab import viz
+
+    k, f = ds["k"].values, ds["f"].values
+    viz.save_phase_map(folder.file("phase_map.png"), k, f, labels, classes,
+                       dk=_spacing(k), df=_spacing(f),
+                       title=f"CNN classification of {len(k)} runs",
+                       unlabelled=UNCONFIDENT_NAME)
+    frames = ds["frames"]
+    groups = [(i, f"class_{i:02d}.png", f"predicted {c}") for i, c in enumerate(classes)]
+    for i, name, what in [*groups, (UNCONFIDENT, "unconfident.png", UNCONFIDENT_NAME)]:
+        idx = np.flatnonzero(labels == i)
+        if idx.size:
+            take = idx[np.linspace(0, idx.size - 1, min(idx.size, 64)).astype(int)]
+            viz.save_class_montage(folder.file(name), frames.isel(sample=take).values,
+                                   k[take], f[take], title=f"{what}: {idx.size} runs")
+    viz.write_explorer(folder.file("explorer.html"), k, f, labels, classes, probs,
+                       frames.values, thumb_size=thumb_size, unlabelled=UNCONFIDENT_NAME)
 
 
 def _spacing(values: np.ndarray) -> float:

@@ -301,6 +301,7 @@ def write_explorer(
     title: str = "Gray–Scott phase map",
     thumb_size: int = 64,
     top: int = 3,
+    unlabelled: str = UNCLASSIFIED_NAME,
 ) -> Path:
     """Write a self-contained, interactive HTML phase map of a scan.
 
@@ -333,6 +334,9 @@ def write_explorer(
         pattern; use 48 or 32 to shrink a large scan's file).
     top : int, optional
         How many of the most probable classes the panel lists (default 3).
+    unlabelled : str, optional
+        What points labelled −1 are called (default "unclassified"; a classification with
+        a confidence threshold calls them "unconfident").
 
     Returns
     -------
@@ -357,13 +361,14 @@ def write_explorer(
     uris, img_index = _thumbnails(imgs, int(thumb_size))
     data = {
         "title": str(title), "classes": names, "colors": colors,
-        "unclassified": UNCLASSIFIED_NAME, "top": int(top),
+        "unclassified": str(unlabelled), "top": int(top),
         "k": [float(v) for v in k_arr], "f": [float(v) for v in f_arr],
         "label": [int(v) for v in lab], "prob": np.round(prob, PROB_DECIMALS).tolist(),
         "img": img_index, "images": uris,
     }
     page = _page(str(title), _svg(k_arr, f_arr, lab, colors, dk, df),
-                 _legend(names, colors, lab), data, n, int(thumb_size), int(top))
+                 _legend(names, colors, lab, str(unlabelled)), data, n, int(thumb_size),
+                 int(top))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
@@ -381,8 +386,9 @@ def _check_images(images: np.ndarray, n: int) -> np.ndarray:
     return imgs
 
 
-def _legend(names: list[str], colors: list[str], lab: np.ndarray) -> str:
-    """Return the legend's items: each class present, then the unclassified, with counts."""
+def _legend(names: list[str], colors: list[str], lab: np.ndarray,
+            unlabelled: str = UNCLASSIFIED_NAME) -> str:
+    """Return the legend's items: each class present, then the unlabelled (−1), with counts."""
     present = [c for c in range(len(names)) if np.any(lab == c)]
     legend = [
         f'<li><span class="sw" style="background:{colors[c]}"></span>'
@@ -390,7 +396,7 @@ def _legend(names: list[str], colors: list[str], lab: np.ndarray) -> str:
         for c in present
     ]
     if np.any(lab < 0):
-        legend.append(f'<li><span class="sw hatch"></span>{UNCLASSIFIED_NAME} '
+        legend.append(f'<li><span class="sw hatch"></span>{html.escape(unlabelled)} '
                       f'<span class="lbl">({int(np.sum(lab < 0))})</span></li>')
     return "".join(legend)
 

@@ -190,6 +190,7 @@ def phase_map_figure(
     title: str | None = None,
     probabilities: np.ndarray | None = None,
     dpi: int = 100,
+    unlabelled: str = UNCLASSIFIED_NAME,
 ) -> Figure:
     """Return the figure drawn by :func:`save_phase_map`, not yet saved.
 
@@ -212,6 +213,8 @@ def phase_map_figure(
         ``(n, len(classes))`` class probabilities (opacity of each cell).
     dpi : int, default 100
         Resolution of the figure.
+    unlabelled : str, default UNCLASSIFIED_NAME
+        Legend text of the points labelled −1 (e.g. ``"unconfident"``).
 
     Returns
     -------
@@ -271,7 +274,7 @@ def phase_map_figure(
                for c in present]
     if not ok.all():
         handles.append(Patch(facecolor="white", edgecolor="0.55", hatch="////",
-                             label=UNCLASSIFIED_NAME))
+                             label=unlabelled))
     if handles:
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0),
                   frameon=False, fontsize=9, handlelength=1.2, borderaxespad=0.0,
@@ -291,6 +294,7 @@ def save_phase_map(
     df: float | None = None,
     title: str | None = None,
     probabilities: np.ndarray | None = None,
+    unlabelled: str = UNCLASSIFIED_NAME,
 ) -> Path:
     """Save the phase map of a scan: one filled ``dk × df`` rectangle per point, coloured by class.
 
@@ -317,6 +321,9 @@ def save_phase_map(
     probabilities : numpy.ndarray or None, optional
         ``(n, len(classes))`` class probabilities (rows sum to 1 within 1e-3); each cell is
         then drawn with opacity = its largest probability.
+    unlabelled : str, default UNCLASSIFIED_NAME
+        Legend text of the points labelled −1 (``"unconfident"`` where a classification
+        flags predictions below its confidence threshold).
 
     Returns
     -------
@@ -330,7 +337,7 @@ def save_phase_map(
         badly shaped or unnormalised probabilities.
     """
     fig = phase_map_figure(k, f, labels, classes, dk=dk, df=df, title=title,
-                           probabilities=probabilities)
+                           probabilities=probabilities, unlabelled=unlabelled)
     return save_figure(fig, path)
 
 
