@@ -6,7 +6,8 @@ one message naming the culprit, no traceback and no file added or changed
 An argument ``@NAME[/rest]`` stands for a small good store or folder built once for the
 module (``scan``: a scan store, ``train``/``val``: pass-1 datasets, ``val2``: a pass-2
 dataset, ``incomplete``: a store with no block simulated, ``model``: a model folder,
-``cls``: a classification run folder), copied into the test's folder first.
+``cls``: a classification run folder, ``run``: a small ``rdlab simulate`` Gray–Scott sweep),
+copied into the test's folder first.
 """
 
 from __future__ import annotations
@@ -219,6 +220,18 @@ BAD = [
         r"data\.csv.*file", (CSV,)),
     Bad("classify-out-foreign-folder", ("label", "@scan", "@model", "--out", "folder"),
         r"folder.*non-empty", (NOTES,)),
+    Bad("classify-run-unlike-the-bundled-training-data", ("label", "@run"),
+        r"run 'run' differs from the model's training data .*grid 48×48 \(the run\) against "
+        r"128×128 \(the training data\)"),
+    Bad("classify-run-with-out", ("label", "@run", "bundled", "--out", "c"),
+        r"--out is for scan stores.*'run'"),
+    Bad("classify-run-with-compare", ("label", "@run", "--compare", "@cls/classification.zarr"),
+        r"--compare is for scan stores"),
+    Bad("classify-run-min-confidence", ("label", "@run", "--min-confidence", "1.5"),
+        r"--min-confidence must be a probability in \[0, 1\], got 1\.5"),
+    Bad("classify-run-missing-model", ("label", "@run", "nope.pt"), r"no model at 'nope\.pt'"),
+    Bad("classify-run-yaml-model", ("label", "@run", "config.yaml"),
+        r"config\.yaml.*torch", (YAML,)),
     # ------------------------------------------------------------------ paper
     Bad("paper-mode", ("paper", "--mode", "fancy", "--out", "p"), "fancy"),
     Bad("paper-dtype", ("paper", "--dtype", "float16", "--out", "p"), "float16"),
@@ -242,8 +255,14 @@ def built(tmp_path_factory) -> dict[str, Path]:
     incomplete = root / "incomplete.zarr"
     pattern_store.create(incomplete, [0.05, 0.06], [0.02, 0.03], [1, 2], [0, 1], SMALL,
                          ["α", "β"], "train", block=1)
+    from rdlab.simulate_job.run import run_simulation
+    from rdlab.simulate_job.spec import SimulationSpec
+
+    run_simulation(SimulationSpec.from_dict(
+        {"preset": "gray-scott", "grid": "48", "steps": 400, "snapshots": 5, "movie": "none",
+         "parameters": {"k": "0.05,0.06", "f": 0.03}}), root / "run", progress=False)
     return {**world, "val2": make_dataset_store(root / "val2.zarr", "val2"),
-            "incomplete": incomplete}
+            "incomplete": incomplete, "run": root / "run"}
 
 
 def _place(args, built: dict[str, Path], root: Path) -> list[str]:

@@ -254,3 +254,12 @@ def test_small_paper_runs_then_resumes_without_redoing_work(tmp_path, monkeypatc
     assert contents() == results
     with pytest.raises(Exception, match="different table"):
         run_paper(out, settings, scan_points=value_grid([0.045], [0.01]))
+
+
+@pytest.mark.parametrize("args", [["classify"], ["classify", "evaluate"], ["evaluate"],
+                                  ["classify", "label"], ["classify", "saliency"]])
+def test_help_names_the_bundled_model(args):
+    """Each command that takes a MODEL says that 'bundled' is the CNN shipped with rdlab."""
+    result = runner.invoke(app, [*args, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "'bundled' (the CNN shipped with rdlab" in " ".join(result.output.split())

@@ -1,7 +1,8 @@
 """``rdlab classify``: the Classify job, one subcommand per step.
 
 Subcommands: ``dataset``, ``scan``, ``train``, ``evaluate``, ``saliency``, ``label`` and
-``paper``; ``rdlab classify SCAN MODEL`` (no subcommand name) runs ``label``.
+``paper``; ``rdlab classify RUN_FOLDER_OR_STORE [MODEL]`` (no subcommand name) runs
+``label``; MODEL defaults to ``bundled``, the CNN shipped with rdlab.
 
 Every command checks its inputs (options, stores, model files) before it simulates, trains
 or writes anything; stores and model folders are locked while written; one-shot outputs
@@ -46,8 +47,10 @@ app = typer.Typer(
     cls=ClassifyGroup,
     name="classify",
     help="Classify Gray–Scott patterns with the CNN of the paper: simulate labelled datasets "
-    "and (k, f) scans, train, evaluate, and label every scan point. The default subcommand "
-    "is label: `rdlab classify SCAN MODEL` is `rdlab classify label SCAN MODEL`.",
+    "and (k, f) scans, train, evaluate, and label every scan point or every sample of an "
+    "`rdlab simulate` run. The default subcommand is label: `rdlab classify RUN_OR_SCAN "
+    "[MODEL]` is `rdlab classify label RUN_OR_SCAN [MODEL]`. MODEL is a model file, a "
+    "training folder or 'bundled' (the CNN shipped with rdlab, the default for label).",
     short_help="Classify Gray–Scott patterns with the paper's CNN: dataset, scan, train, "
     "evaluate, saliency, label (the default), paper.",
     no_args_is_help=True,
@@ -241,21 +244,43 @@ def saliency(
 
 @app.command()
 def label(
-    scan_data: Annotated[Path, typer.Argument(help="Scan store (rdlab classify scan).")],
-    model: Model,
-    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/classification"),
+    data: Annotated[Path, typer.Argument(
+        metavar="RUN_FOLDER_OR_STORE",
+        help="A run folder of `rdlab simulate` (one run or a sweep; the labels are written "
+        "into it) or a scan store (rdlab classify scan).")],
+    model: Model = Path("bundled"),
+    out: Annotated[Path | None, typer.Option(
+        help="Output folder of a scan's labels (default runs/classification); a run "
+        "folder's labels are written into the run folder.")] = None,
     compare: Annotated[Path | None, typer.Option(help="An earlier classification.zarr of the "
                                                  "same scan: report changed cells.")] = None,
+    min_confidence: Annotated[float, typer.Option(
+        parser=parse_float,
+        help="Flag a sample 'unconfident' (label −1, probabilities kept) when its largest "
+        "averaged class probability is below this.")] = 0.5,
 ) -> None:
-    """Label every scan point with class probabilities (the default subcommand).
+    """Label every scan point or run sample with class probabilities (the default subcommand).
 
-    Writes the phase map, per-class montages and the HTML explorer.
+    A scan gets a phase map, per-class montages and the HTML explorer in --out; a run
+    folder gets the labels in its data.zarr, labels.json, a labelled montage (and a (k, f)
+    phase map for a k × f sweep). MODEL defaults to 'bundled'.
     """
     from rdlab.classify.evaluation import resolve_model_path
+    from rdlab.classify.label_run import classify_run, run_folder_of
     from rdlab.classify.label_scan import classify_scan
 
     try:
-        metrics = classify_scan(scan_data, resolve_model_path(model), out, compare=compare)
+        run = run_folder_of(data)
+        if run is not None:
+            for name, value in (("--out", out), ("--compare", compare)):
+                if value is not None:
+                    raise ParameterError(f"{name} is for scan stores; the labels of the run "
+                                         f"folder {str(data)!r} are written into it")
+            print_run_labels(run, classify_run(run, model, min_confidence))
+            return
+        out = out or Path("runs/classification")
+        metrics = classify_scan(data, resolve_model_path(model), out, compare=compare,
+                                min_confidence=min_confidence)
     except RdlabError as exc:
         fail(exc)
     typer.echo(f"{out}: {metrics['points']} points: " + ", ".join(
@@ -263,6 +288,28 @@ def label(
     report = metrics.get("compare")
     if report is not None:
         typer.echo(f"{report['changed']} of {report['points']} cells changed class")
+
+
+def print_run_labels(run: Path, summary: dict) -> None:
+    """Print what a run's labelling found: a header, then one line per label present.
+
+    Parameters
+    ----------
+    run : Path
+        The run folder.
+    summary : dict
+        What :func:`rdlab.classify.label_run.classify_run` returned.
+    """
+    counts = summary["counts"]
+    typer.echo(f"{run}: {sum(counts.values())} sample(s) labelled by {summary['model']} "
+               f"(U at steps {', '.join(map(str, summary['frame_steps']))}; unconfident "
+               f"below p = {summary['min_confidence']:g})")
+    for name, mean in summary["mean_confidence"].items():
+        n = counts[name]
+        typer.echo(f"  {name}: {n} sample{'s' if n != 1 else ''}, mean top probability "
+                   f"{mean:.2f}")
+    typer.echo(f"{run}: labels in data.zarr (class_label, class_name, probabilities), labels.json "
+               "and labels.png")
 
 
 @app.command()

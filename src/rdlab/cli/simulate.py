@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from rdlab.simulate_job.spec import SimulationSpec
 
 #: Options that may accompany ``--config`` (the rest would be ignored, so they are refused).
-WITH_CONFIG = {"config", "out", "threads"}
+WITH_CONFIG = {"config", "out", "threads", "classify"}
 
 
 def simulate(
@@ -73,6 +73,12 @@ def simulate(
         "given with it).")] = None,
     threads: Annotated[int | None, typer.Option(help="Worker threads (default: all cores).")
                        ] = None,
+    classify: Annotated[bool, typer.Option(
+        "--classify", metavar="[MODEL]",
+        help="Then label every sample with a Gray–Scott pattern CNN (as `rdlab classify RUN "
+        "MODEL`): `--classify` uses 'bundled' (the CNN shipped with rdlab), `--classify "
+        "MODEL` a model file or training folder. The run must match the model's training "
+        "data and store its frames; both are checked before simulating.")] = False,
 ) -> None:
     """Simulate a network on a grid (or well mixed) and write a run folder.
 
@@ -82,12 +88,21 @@ def simulate(
     """
     from rdlab.simulate_job.run import run_simulation
 
+    labels, model = None, None
     try:
+        if classify:
+            model, ctx.args = _classify_model(list(ctx.args))
         spec = _spec_from_config(ctx, config) if config is not None else _spec_from_options(ctx)
+        if model is not None:
+            _check_classifiable(spec, model)
         if threads is not None:
             _set_threads(threads)
         folder = out or _default_out(spec.name)
         metrics = run_simulation(spec, folder)
+        if model is not None:
+            from rdlab.classify.label_run import classify_run
+
+            labels = classify_run(folder, model)
     except RdlabError as exc:
         fail(exc)
     except OSError as exc:  # e.g. a full disk while writing
@@ -95,6 +110,48 @@ def simulate(
     typer.echo(f"wrote {folder}  ({metrics['samples']} sample(s), {metrics['steps']} steps, "
                f"{metrics['wall_seconds']:.1f} s, "
                f"{metrics['cell_updates_per_second'] / 1e6:.0f} M cell-updates/s)")
+    if labels is not None:
+        from rdlab.cli.classify import print_run_labels
+
+        print_run_labels(folder, labels)
+
+
+def _classify_model(args: list[str]) -> tuple[str, list[str]]:
+    """Return the MODEL of ``--classify [MODEL]`` ('bundled' when none) and the other leftovers.
+
+    The option parser leaves MODEL among the leftover ``--NAME VALUE`` parameters: it is the
+    one argument that is neither a ``--NAME`` nor the value after one.
+    """
+    rest, strays, i = [], [], 0
+    while i < len(args):
+        if args[i].startswith("--") and "=" not in args[i] and i + 1 < len(args) \
+                and not args[i + 1].startswith("--"):
+            rest += args[i:i + 2]
+            i += 2
+            continue
+        (rest if args[i].startswith("--") else strays).append(args[i])
+        i += 1
+    if len(strays) > 1:
+        raise ParameterError(f"--classify takes one MODEL, got {' '.join(strays)}")
+    return (strays[0] if strays else "bundled"), rest
+
+
+def _check_classifiable(spec: SimulationSpec, model: str) -> None:
+    """Refuse, before simulating, a run that ``--classify MODEL`` could not label."""
+    import copy
+
+    from rdlab.classify.cnn import load_model
+    from rdlab.classify.evaluation import resolve_model_path
+    from rdlab.classify.label_run import check_run, training_settings
+    from rdlab.simulate_job.run import snapshot_steps
+
+    path = resolve_model_path(model)
+    network, classes, meta = load_model(path)
+    resolved = copy.deepcopy(spec)
+    system, _ = resolved.resolve()
+    check_run(system, float(resolved.dt), snapshot_steps(int(resolved.steps),
+                                                         int(resolved.snapshots)),
+              training_settings(network, meta, path), "this run")
 
 
 def _spec_from_config(ctx: typer.Context, config: Path) -> SimulationSpec:
