@@ -31,7 +31,12 @@ import numpy as np
 
 from rdlab.chemistry.network import ReactionNetwork
 from rdlab.errors import ParameterError, StabilityError
-from rdlab.simulate.adjoint_codegen import AdjointKernels, compile_adjoint, padded_width
+from rdlab.simulate.adjoint_codegen import (
+    AdjointKernels,
+    compile_adjoint,
+    mask_bytes,
+    padded_width,
+)
 from rdlab.simulate.budget import memory_limit
 from rdlab.system import FLOW_NUMBER_LIMIT, STENCILS, diffusion_number_limit
 
@@ -81,6 +86,7 @@ class Tape:
     interval: int
     _inputs: _Inputs
     _saved: np.ndarray  # stored: (T + 1, B, S, ny, nxp); else checkpoints (n_c, …)
+    _masks: np.ndarray  # stored: each step's clip mask (T, B, S, ny, mask bytes); else unused
 
 
 @dataclass(frozen=True)
@@ -210,13 +216,23 @@ def _padded(shape, n: int, dtype) -> np.ndarray:
     return np.empty((n, B, S, ny, padded_width(nx, dtype)), dtype=dtype)
 
 
-def _run_forward(inp: _Inputs, buf: np.ndarray, i0: int, n: int, t0: int) -> None:
-    """Advance ``buf[i0]`` by ``n`` steps (the first is step ``t0``) into ``buf[i0 + 1 …]``."""
+def _masks(shape, n: int, dtype) -> np.ndarray:
+    """Return an empty ``(max(n, 1), B, S, ny, mask bytes)`` buffer of clip-mask bits."""
+    B, S, ny, nx = shape
+    return np.empty((max(n, 1), B, S, ny, mask_bytes(nx, dtype)), dtype=np.uint8)
+
+
+def _run_forward(inp: _Inputs, buf: np.ndarray, masks: np.ndarray, i0: int, n: int,
+                 t0: int) -> None:
+    """Advance ``buf[i0]`` by ``n`` steps (the first is step ``t0``) into ``buf[i0 + 1 …]``.
+
+    Each step's clip mask goes to ``masks[i0 …]``.
+    """
     if n <= 0:
         return
     fsel = 0 if inp.kernels.mode == "constant" else 1
     run = inp.kernels.forward if _parallel(inp) else inp.kernels.forward_serial
-    run(buf, i0, n, inp.fields, t0, fsel, inp.prm, inp.shape[3])
+    run(buf, masks, i0, n, inp.fields, t0, fsel, inp.prm, inp.shape[3])
 
 
 def _parallel(inp: _Inputs) -> bool:
@@ -316,14 +332,16 @@ def forward(network: ReactionNetwork, X0, rates, diffusion, flow, feed, n_steps:
     states = np.empty((len(wanted), *X0.shape), dtype=X0.dtype)
     if store:
         saved = _padded(X0.shape, T + 1, X0.dtype)
+        masks = _masks(X0.shape, T, X0.dtype)
         _pad(X0, saved[0])
-        _run_forward(inp, saved, 0, T, 0)
+        _run_forward(inp, saved, masks, 0, T, 0)
         for k, t in enumerate(wanted):
             states[k] = saved[t, ..., 1:X0.shape[3] + 1]
     else:
         saved = _checkpoint_forward(inp, X0, interval, wanted, states)
+        masks = _masks(X0.shape, 0, X0.dtype)
     return Tape(states=states, steps=wanted, stored=bool(store), interval=interval,
-                _inputs=inp, _saved=saved)
+                _inputs=inp, _saved=saved, _masks=masks)
 
 
 def _checkpoint_forward(inp: _Inputs, X0: np.ndarray, interval: int, wanted, states
@@ -333,6 +351,7 @@ def _checkpoint_forward(inp: _Inputs, X0: np.ndarray, interval: int, wanted, sta
     n_seg = -(-T // interval) if T else 0
     saved = _padded(X0.shape, max(n_seg, 1), X0.dtype)
     buf = _padded(X0.shape, interval + 1, X0.dtype)
+    masks = _masks(X0.shape, interval, X0.dtype)
     _pad(X0, buf[0])
     where = {t: k for k, t in enumerate(wanted)}
     if 0 in where:
@@ -341,7 +360,7 @@ def _checkpoint_forward(inp: _Inputs, X0: np.ndarray, interval: int, wanted, sta
         t0 = s * interval
         n = min(interval, T - t0)
         saved[s] = buf[0]
-        _run_forward(inp, buf, 0, n, t0)
+        _run_forward(inp, buf, masks, 0, n, t0)
         for t in range(t0 + 1, t0 + n + 1):
             if t in where:
                 states[where[t]] = buf[t - t0, ..., 1:X0.shape[3] + 1]
@@ -406,14 +425,18 @@ def _work(tape: Tape, grad_states) -> _Work:
                  slots=slots, inj=inj)
 
 
-def _run_backward(inp: _Inputs, w: _Work, traj: np.ndarray, n: int, t_hi: int) -> None:
-    """Take ``λ_{t_hi}`` back ``n`` steps; ``traj[0 … n]`` holds ``X_{t_hi − n … t_hi}``."""
+def _run_backward(inp: _Inputs, w: _Work, traj: np.ndarray, masks: np.ndarray, n: int,
+                  t_hi: int) -> None:
+    """Take ``λ_{t_hi}`` back ``n`` steps; ``traj[0 … n]`` holds ``X_{t_hi − n … t_hi}``.
+
+    ``masks[0 … n − 1]`` holds the clip masks of those steps.
+    """
     if n <= 0:
         return
     k = inp.kernels
     fsel = 0 if k.mode == "constant" else 1
     run = k.backward if _parallel(inp) else k.backward_serial
-    run(traj, n, n, t_hi, w.lam, w.tmp, w.G, w.acc, inp.fields, fsel, w.GF, fsel,
+    run(traj, masks, n, n, t_hi, w.lam, w.tmp, w.G, w.acc, inp.fields, fsel, w.GF, fsel,
                w.slots, w.inj, inp.prm, inp.shape[3])
 
 
@@ -442,15 +465,16 @@ def backward(tape: Tape, grad_states) -> Gradients:
     w = _work(tape, grad_states)
     T = inp.n_steps
     if tape.stored:
-        _run_backward(inp, w, tape._saved, T, T)
+        _run_backward(inp, w, tape._saved, tape._masks, T, T)
     else:
         buf = _padded(inp.shape, tape.interval + 1, tape.states.dtype)
+        masks = _masks(inp.shape, tape.interval, tape.states.dtype)
         for s in reversed(range(-(-T // tape.interval))):
             t0 = s * tape.interval
             n = min(tape.interval, T - t0)
             buf[0] = tape._saved[s]
-            _run_forward(inp, buf, 0, n, t0)
-            _run_backward(inp, w, buf, n, t0 + n)
+            _run_forward(inp, buf, masks, 0, n, t0)
+            _run_backward(inp, w, buf, masks, n, t0 + n)
     return _gradients(tape, w)
 
 

@@ -13,8 +13,10 @@ compiled by :mod:`rdlab.simulate.simd_codegen` into explicit-SIMD row kernels (L
 of 16 float32 / 8 float64 cells with AVX-512, strict IEEE arithmetic in the program's order);
 small ``numba.njit`` drivers, generated as Python source, run them:
 
-* ``forward(traj, i0, n, …)`` — ``n`` steps from ``traj[i0]``, writing ``traj[i0 + 1 …]``.
-* ``backward(traj, i_hi, n, lam, …)`` — ``n`` steps of the adjoint recursion backwards from
+* ``forward(traj, masks, i0, n, …)`` — ``n`` steps from ``traj[i0]``, writing
+  ``traj[i0 + 1 …]`` and each step's clip mask ``masks[i0 …]`` (one bit per cell and
+  species, ``(steps, batch, species, ny, mask_bytes)`` uint8).
+* ``backward(traj, masks, i_hi, n, lam, …)`` — ``n`` steps of the adjoint recursion backwards from
   ``λ_{t_hi}`` to ``λ_{t_hi − n}``, adding the loss's ``dL/dX_t`` where given and
   accumulating the parameter gradients.
 
@@ -30,8 +32,7 @@ pack_rates`). Every divisor of a monomial is built too (each monomial is a paren
 species), so the partials ``∂M_K/∂X_i = e_Ki M_{K/X_i}`` are exact polynomials.
 
 **The adjoint of one step** (``g = λ_{t+1}`` masked by ``lo ≤ U ≤ hi``, the gradient of
-:func:`torch.clamp`; ``U`` is recomputed from ``X_t`` with the same strict arithmetic as the
-forward pass, so the mask is the forward's)::
+:func:`torch.clamp`, stored as bits by the forward pass)::
 
     λ_t,i = g_i − dt·φ_i g_i + Σ_K W_K e_Ki M_{K/X_i} + dt·D_i (∇²g)_i       W_K = Σ_q a_q g_j
 
@@ -73,11 +74,11 @@ from rdlab.chemistry.network import ReactionNetwork
 from rdlab.errors import ParameterError
 from rdlab.simulate import simd_codegen
 from rdlab.simulate.fast_codegen import VECTOR_BYTES, lanes
-from rdlab.simulate.simd_codegen import RowProgram, SumProgram
+from rdlab.simulate.simd_codegen import RowProgram, SumProgram, mask_bytes
 from rdlab.system import STENCILS
 
 __all__ = ["CACHE_ENV", "FLOW_MODES", "AdjointKernels", "AdjointPlan", "compile_adjoint",
-           "kernel_source", "module_source", "padded_width", "programs"]
+           "kernel_source", "mask_bytes", "module_source", "padded_width", "programs"]
 
 #: How the flow enters a step: one ``f`` per sample, one field shared by all species, or one
 #: field per species.
@@ -273,17 +274,31 @@ def _lap_expr(weights, arr: str, i: int) -> str:
     return " + ".join(f"{_lit(w)} * ({' + '.join(terms)})" for w, terms in groups.items())
 
 
+def _tree_sum(terms: list[str]) -> str:
+    """Return the sum of ``terms`` as up to four interleaved chains added pairwise.
+
+    Independent chains let consecutive additions overlap (one long chain waits on each
+    addition's latency); the grouping is fixed by the text, so every kernel evaluating it
+    rounds the same way.
+    """
+    n = max(1, min(4, len(terms) // 4))
+    chains = [" + ".join(terms[c::n]) for c in range(n)]
+    while len(chains) > 1:
+        chains = [f"({chains[q]}) + ({chains[q + 1]})" if q + 1 < len(chains) else chains[q]
+                  for q in range(0, len(chains), 2)]
+    return chains[0]
+
+
 def _monomial_names(plan: AdjointPlan) -> list[str]:
     """Return the expression naming each monomial slot (``1.0``, ``c_i``, ``m_K``)."""
     return [_lit(1.0)] + [f"c{i}" for i in range(plan.n_species)] + \
         [f"m{k}" for k in range(plan.n_species + 1, len(plan.monomials))]
 
 
-def _state_lines(plan: AdjointPlan, mode: str) -> list[str]:
-    """Return the cell lines computing ``c, l, m, φ`` and the unclipped ``U``."""
+def _cell_lines(plan: AdjointPlan, mode: str) -> list[str]:
+    """Return the cell lines loading ``c`` and building every monomial ``m`` and ``dt·φ``."""
     S, names = plan.n_species, _monomial_names(plan)
     lines = [f"c{i} = X[{i}, y, x]" for i in range(S)]
-    lines += [f"l{i} = {_lap_expr(plan.weights, 'X', i)}" for i in range(S)]
     slot = {m: k for k, m in enumerate(plan.monomials)}
     for k in range(S + 1, len(plan.monomials)):
         m = plan.monomials[k]
@@ -296,10 +311,18 @@ def _state_lines(plan: AdjointPlan, mode: str) -> list[str]:
         lines.append("ph = dt * F[0, y, x]")
     else:
         lines += [f"ph{i} = dt * F[{i}, y, x]" for i in range(S)]
+    return lines
+
+
+def _state_lines(plan: AdjointPlan, mode: str) -> list[str]:
+    """Return the cell lines computing ``c, l, m, φ`` and the unclipped ``U``."""
+    S, names = plan.n_species, _monomial_names(plan)
+    lines = _cell_lines(plan, mode)
+    lines += [f"l{i} = {_lap_expr(plan.weights, 'X', i)}" for i in range(S)]
     for i in range(S):
         terms = [f"a{q} * {names[K]}" if K else f"a{q}"
                  for q, (j, K) in enumerate(plan.pairs) if j == i]
-        reac = " + ".join(terms) if terms else _lit(0.0)
+        reac = _tree_sum(terms) if terms else _lit(0.0)
         lines.append(f"u{i} = c{i} + {_phi(mode, i)} * (fd{i} - c{i}) + dd{i} * l{i} "
                      f"+ ({reac})")
     return lines
@@ -321,30 +344,32 @@ def _forward_program(plan: AdjointPlan, mode: str) -> RowProgram:
     """Return the cell program of one Euler step (``X`` → ``Y``)."""
     lines = _state_lines(plan, mode)
     lines += [f"Y[{i}, y, x] = clip(u{i})" for i in range(plan.n_species)]
-    return RowProgram(arrays=(("X", 3), ("Y", 3), ("F", 3)), params=_params(plan),
-                      lines=tuple(lines))
+    lines += [f"M[{i}, y] = inside(u{i})" for i in range(plan.n_species)]
+    return RowProgram(arrays=(("X", 3), ("Y", 3), ("F", 3), ("M", 3)), params=_params(plan),
+                      lines=tuple(lines), bits=("M",), contract=True)
 
 
 def _lambda_lines(plan: AdjointPlan, mode: str) -> list[str]:
     """Return the cell lines of ``g``, ``W`` and ``λ`` without diffusion (pass 1)."""
     S, names = plan.n_species, _monomial_names(plan)
-    lines = [f"g{i} = keep(u{i}, L[{i}, y, x])" for i in range(S)]
+    lines = [f"g{i} = pick(M[{i}, y], L[{i}, y, x])" for i in range(S)]
     lines += [f"G[{i}, y, x] = g{i}" for i in range(S)]
     used = sorted({K for _, K in plan.pairs if K > 0})
     for K in used:
-        lines.append(f"w{K} = " + " + ".join(f"a{q} * g{j}" for q, (j, KK) in
-                                            enumerate(plan.pairs) if KK == K))
+        lines.append(f"w{K} = " + _tree_sum([f"a{q} * g{j}" for q, (j, KK) in
+                                             enumerate(plan.pairs) if KK == K]))
     slot = {m: k for k, m in enumerate(plan.monomials)}
     for i in range(S):
-        terms = [f"g{i}", f"- {_phi(mode, i)} * g{i}"]
+        terms = []
         for K in used:
             e = plan.monomials[K][i]
             if e:
                 m = plan.monomials[K]
                 div = names[slot[m[:i] + (e - 1,) + m[i + 1:]]]
                 coef = "" if e == 1 else f"{_lit(e)} * "
-                terms.append(f"+ {coef}w{K} * {div}")
-        lines.append(f"O[{i}, y, x] = " + " ".join(terms))
+                terms.append(f"{coef}w{K} * {div}")
+        tail = f" + ({_tree_sum(terms)})" if terms else ""
+        lines.append(f"O[{i}, y, x] = g{i} - {_phi(mode, i)} * g{i}{tail}")
     return lines
 
 
@@ -360,11 +385,15 @@ def _flow_gradient_lines(plan: AdjointPlan, mode: str) -> list[str]:
 
 
 def _adjoint_program(plan: AdjointPlan, mode: str) -> RowProgram:
-    """Return pass 1 of the adjoint step: ``g`` and ``λ`` less diffusion."""
-    lines = _state_lines(plan, mode) + _lambda_lines(plan, mode)
+    """Return pass 1 of the adjoint step: ``g`` and ``λ`` less diffusion.
+
+    The clip's mask is the forward pass's (its bit array ``M``), so ``U`` is not recomputed.
+    """
+    lines = _cell_lines(plan, mode) + _lambda_lines(plan, mode)
     lines += _flow_gradient_lines(plan, mode)
-    return RowProgram(arrays=(("X", 3), ("L", 3), ("G", 3), ("O", 3), ("F", 3), ("GF", 3)),
-                      params=_params(plan), lines=tuple(lines))
+    return RowProgram(arrays=(("X", 3), ("L", 3), ("G", 3), ("O", 3), ("F", 3), ("GF", 3),
+                              ("M", 3)), params=_params(plan), lines=tuple(lines), bits=("M",),
+                      contract=True)
 
 
 def _monomial_chain(plan: AdjointPlan, wanted) -> list[str]:
@@ -443,7 +472,8 @@ def _diffusion_program(plan: AdjointPlan) -> RowProgram:
     """Return pass 2 of the adjoint step: ``λ_t += dt·D∘∇²g``."""
     lines = [f"O[{i}, y, x] = O[{i}, y, x] + dd{i} * ({_lap_expr(plan.weights, 'G', i)})"
              for i in range(plan.n_species)]
-    return RowProgram(arrays=(("G", 3), ("O", 3)), params=_params(plan), lines=tuple(lines))
+    return RowProgram(arrays=(("G", 3), ("O", 3)), params=_params(plan), lines=tuple(lines),
+                      contract=True)
 
 
 def _injection_program(plan: AdjointPlan) -> RowProgram:
@@ -465,36 +495,37 @@ def _ghosts(Y, y, nx):
             Y[i, y, c] = _T(0.0)
 
 
-def _forward_sample(traj, b, i0, n, F, t0, fsel, pb, nx):
+def _forward_sample(traj, masks, b, i0, n, F, t0, fsel, pb, nx):
     ny = traj.shape[3]
     for k in range(n):
         X = traj[i0 + k, b]
         Y = traj[i0 + k + 1, b]
+        Mk = masks[i0 + k, b]
         Ft = F[(t0 + k) * fsel]
         Fb = Ft[min(b, Ft.shape[0] - 1)]
         for y in range(ny):
             ym, yp = _rows(y, ny)
-            _fwd_cells(X, Y, Fb, pb, y, ym, yp, nx)
+            _fwd_cells(X, Y, Fb, Mk, pb, y, ym, yp, nx)
             _ghosts(Y, y, nx)
 
 
-def forward_serial(traj, i0, n, F, t0, fsel, prm, nx):
+def forward_serial(traj, masks, i0, n, F, t0, fsel, prm, nx):
     for q in range(traj.shape[1]):
         b = np.int64(q)
-        _forward_sample(traj, b, i0, n, F, t0, fsel, prm[b], nx)
+        _forward_sample(traj, masks, b, i0, n, F, t0, fsel, prm[b], nx)
 
 
-def forward(traj, i0, n, F, t0, fsel, prm, nx):
+def forward(traj, masks, i0, n, F, t0, fsel, prm, nx):
     for q in prange(traj.shape[1]):
         b = np.int64(q)
-        _forward_sample(traj, b, i0, n, F, t0, fsel, prm[b], nx)
+        _forward_sample(traj, masks, b, i0, n, F, t0, fsel, prm[b], nx)
 
 
-def _adjoint_step(X, src, dst, Gb, Fb, GFb, ab, Ib, inject, pb, nx):
+def _adjoint_step(X, Mk, src, dst, Gb, Fb, GFb, ab, Ib, inject, pb, nx):
     ny = X.shape[1]
     for y in range(ny):
         ym, yp = _rows(y, ny)
-        _adj_cells(X, src, Gb, dst, Fb, GFb, pb, y, ym, yp, nx)
+        _adj_cells(X, src, Gb, dst, Fb, GFb, Mk, pb, y, ym, yp, nx)
         _ghosts(Gb, y, nx)
     _sum_cells(X, Gb, Fb, pb, ab, nx)
     for y in range(ny):
@@ -504,34 +535,36 @@ def _adjoint_step(X, src, dst, Gb, Fb, GFb, ab, Ib, inject, pb, nx):
             _inj_cells(dst, Ib, pb, y, ym, yp, nx)
 
 
-def _backward_sample(traj, b, i_hi, n, t_hi, lam, tmp, G, acc, F, fsel, GF, gsel, slots,
-                     inj, pb, nx):
+def _backward_sample(traj, masks, b, i_hi, n, t_hi, lam, tmp, G, acc, F, fsel, GF, gsel,
+                     slots, inj, pb, nx):
     src = lam[b]
     dst = tmp[b]
     for k in range(n):
         t = t_hi - 1 - k
         Ft = F[t * fsel]
         s_ = slots[t]
-        _adjoint_step(traj[i_hi - 1 - k, b], src, dst, G[b], Ft[min(b, Ft.shape[0] - 1)],
-                      GF[t * gsel, b], acc[b], inj[max(s_, 0), b], s_ >= 0, pb, nx)
+        _adjoint_step(traj[i_hi - 1 - k, b], masks[i_hi - 1 - k, b], src, dst, G[b],
+                      Ft[min(b, Ft.shape[0] - 1)], GF[t * gsel, b], acc[b], inj[max(s_, 0), b],
+                      s_ >= 0, pb, nx)
         src, dst = dst, src
     if n % 2 == 1:
         lam[b, :, :, :] = src
 
 
-def backward_serial(traj, i_hi, n, t_hi, lam, tmp, G, acc, F, fsel, GF, gsel, slots, inj,
-                    prm, nx):
+def backward_serial(traj, masks, i_hi, n, t_hi, lam, tmp, G, acc, F, fsel, GF, gsel, slots,
+                    inj, prm, nx):
     for q in range(traj.shape[1]):
         b = np.int64(q)
-        _backward_sample(traj, b, i_hi, n, t_hi, lam, tmp, G, acc, F, fsel, GF, gsel, slots,
-                         inj, prm[b], nx)
+        _backward_sample(traj, masks, b, i_hi, n, t_hi, lam, tmp, G, acc, F, fsel, GF, gsel,
+                         slots, inj, prm[b], nx)
 
 
-def backward(traj, i_hi, n, t_hi, lam, tmp, G, acc, F, fsel, GF, gsel, slots, inj, prm, nx):
+def backward(traj, masks, i_hi, n, t_hi, lam, tmp, G, acc, F, fsel, GF, gsel, slots, inj, prm,
+             nx):
     for q in prange(traj.shape[1]):
         b = np.int64(q)
-        _backward_sample(traj, b, i_hi, n, t_hi, lam, tmp, G, acc, F, fsel, GF, gsel, slots,
-                         inj, prm[b], nx)
+        _backward_sample(traj, masks, b, i_hi, n, t_hi, lam, tmp, G, acc, F, fsel, GF, gsel,
+                         slots, inj, prm[b], nx)
 '''
 
 

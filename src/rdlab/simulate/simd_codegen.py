@@ -19,10 +19,10 @@ literals, ``clip(u)`` (``min(max(u, lo), hi)``) and ``keep(u, v)`` (``v`` where
 :func:`make_row_kernel` turns a program into a numba ``@intrinsic`` that emits LLVM IR over
 vectors of :func:`rdlab.simulate.fast_codegen.lanes` cells (``<16 x float>`` with AVX-512):
 ``kernel(*arrays, prm, y, ym, yp, nx)`` runs the program for the cells ``1 … nx`` of row ``y``
-in chunks of ``VL`` cells. Every operation is a plain IEEE ``fadd``/``fsub``/``fmul`` in the
-program's order (no fast-math flags, no contraction), so the results equal those of the same
-expressions evaluated one cell at a time, and two programs sharing lines compute identical
-values. Rows are read and written up to the next multiple of ``VL`` cells: arrays need
+in chunks of ``VL`` cells. Every operation is an IEEE ``fadd``/``fsub``/``fmul`` in the
+program's order (no re-association); unless the program allows contraction into fused
+multiply-adds, the results equal those of the same expressions evaluated one cell at a time.
+Rows are read and written up to the next multiple of ``VL`` cells: arrays need
 ``nxp ≥ ⌈nx / VL⌉·VL + 2`` columns. Arrays whose dtype is float64 while the kernel's is
 float32 (accumulators) receive the values widened to float64.
 """
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from rdlab.simulate.fast_codegen import VECTOR_BYTES
 
-__all__ = ["RowProgram", "SumProgram", "make_row_kernel", "make_sum_kernel"]
+__all__ = ["RowProgram", "SumProgram", "make_row_kernel", "make_sum_kernel", "mask_bytes"]
 
 _ROWS = ("y", "ym", "yp")
 
@@ -51,11 +51,21 @@ class RowProgram:
         Names of the per-sample scalars, in the order of the coefficient row ``prm``.
     lines : tuple of str
         The statements.
+    bits : tuple of str, default ()
+        Names of the arrays (3-d, uint8) holding one bit per cell: ``M[i, r] = inside(u)``
+        stores whether ``lo ≤ u ≤ hi`` for the chunk's cells, ``pick(M[i, r], v)`` reads
+        it back (``v`` where set, else 0); a row holds :func:`mask_bytes` bytes.
+    contract : bool, default False
+        Let LLVM fuse a multiplication and the addition using it into one fused multiply-add
+        (one rounding instead of two): faster, and the same in every run, but no longer the
+        program's plain IEEE result.
     """
 
     arrays: tuple[tuple[str, int], ...]
     params: tuple[str, ...]
     lines: tuple[str, ...]
+    bits: tuple[str, ...] = ()
+    contract: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,8 @@ class _Emitter:
         self.rows = rows  # (array, index, row name) -> (row pointer, element type)
         self.env = dict(params)
         self.x = None
+        self.k = None  # the chunk's index along the row
+        self.bits: tuple[str, ...] = ()
         self.flags: tuple[str, ...] = ()  # fast-math flags of the arithmetic
         self.sums: dict = {}  # sum index -> current vector accumulator (sum kernels)
         self.nx = None  # the row's cell count (sum kernels: masks the lanes past it)
@@ -145,6 +157,9 @@ class _Emitter:
             return op(self.value(node.left), self.value(node.right), flags=self.flags)
         if isinstance(node, ast.Subscript):
             return self.load(node)
+        if isinstance(node, ast.Call) and node.func.id == "pick":
+            return self.b.select(self.load_bits(node.args[0]), self.value(node.args[1]),
+                                 self.const(0.0))
         if isinstance(node, ast.Call):
             return self.call(node.func.id, [self.value(a) for a in node.args])
         raise ValueError(f"unsupported expression {ast.dump(node)}")
@@ -168,6 +183,31 @@ class _Emitter:
             return b.select(inside, v, self.const(0.0))
         raise ValueError(f"unknown function {fn!r}")
 
+    def bits_address(self, node: ast.Subscript):
+        """Return the pointer to this chunk's bits of a bit-array reference."""
+        idx = node.slice.elts
+        base, _ = self.rows[(node.value.id, idx[0].value, idx[1].id)]
+        width = _bits_width(self.VL)
+        ptr = self.b.gep(base, [self.b.mul(self.k, self.ir.Constant(self.k.type, width))])
+        return self.b.bitcast(ptr, self.ir.IntType(8 * width).as_pointer())
+
+    def load_bits(self, node: ast.Subscript):
+        """Return the ``<VL x i1>`` mask stored at a bit-array reference."""
+        word = self.b.load(self.bits_address(node), align=1)
+        word = self.b.trunc(word, self.ir.IntType(self.VL)) if word.type.width > self.VL \
+            else word
+        return self.b.bitcast(word, self.ir.VectorType(self.ir.IntType(1), self.VL))
+
+    def store_bits(self, target: ast.Subscript, u) -> None:
+        """Store whether ``lo ≤ u ≤ hi`` lane by lane at a bit-array reference."""
+        b, lo, hi = self.b, self.env["lo"], self.env["hi"]
+        inside = b.and_(b.fcmp_ordered(">=", u, lo), b.fcmp_ordered("<=", u, hi))
+        word = b.bitcast(inside, self.ir.IntType(self.VL))
+        ptr = self.bits_address(target)
+        if ptr.type.pointee.width > self.VL:
+            word = b.zext(word, ptr.type.pointee)
+        b.store(word, ptr, align=1)
+
     def store(self, target: ast.Subscript, value, add: bool) -> None:
         """Store (or add) ``value`` into an array reference, widening it if needed."""
         ptr, elem = self.address(target)
@@ -182,6 +222,8 @@ class _Emitter:
         for st in statements:
             if isinstance(st, ast.Assign) and isinstance(st.targets[0], ast.Name):
                 self.env[st.targets[0].id] = self.value(st.value)
+            elif isinstance(st, ast.Assign) and st.targets[0].value.id in self.bits:
+                self.store_bits(st.targets[0], self.value(st.value.args[0]))
             elif isinstance(st, ast.Assign):
                 self.store(st.targets[0], self.value(st.value), add=False)
             elif (isinstance(st, ast.AugAssign) and isinstance(st.op, ast.Add)
@@ -202,6 +244,32 @@ def _offset(node) -> int:
     return sign * int(node.right.value)
 
 
+def _bits_width(VL: int) -> int:
+    """Return the bytes of one chunk's mask (one bit per lane, at least a byte)."""
+    return max(1, VL // 8)
+
+
+def mask_bytes(nx: int, dtype) -> int:
+    """Return the bytes per row of a bit array for ``nx`` cells of ``dtype`` kernels.
+
+    Parameters
+    ----------
+    nx : int
+        Cells per row.
+    dtype : numpy dtype
+        The kernels' float dtype (sets the vector length ``VL``).
+
+    Returns
+    -------
+    int
+        ``⌈nx / VL⌉`` chunks of ``max(1, VL / 8)`` bytes.
+    """
+    import numpy as np
+
+    VL = VECTOR_BYTES // np.dtype(dtype).itemsize
+    return -(-nx // VL) * _bits_width(VL)
+
+
 def _size(elem) -> int:
     """Return the byte size of a float or double IR type."""
     return 8 if str(elem) == "double" else 4
@@ -214,7 +282,9 @@ def _references(statements) -> list[tuple[str, int, str | None]]:
         for node in ast.walk(st):
             if isinstance(node, ast.Subscript) and node.value.id != "S":
                 idx = node.slice.elts
-                key = (node.value.id, idx[0].value, idx[1].id if len(idx) == 3 else None)
+                row = (idx[1].id if isinstance(idx[1], ast.Name) and idx[1].id in _ROWS
+                       else None)
+                key = (node.value.id, idx[0].value, row)
                 seen[key] = None
     return list(seen)
 
@@ -269,6 +339,8 @@ def _codegen(program: RowProgram, statements, refs):
         rowvals = dict(zip(_ROWS, ints[:3]))
         rows = _row_pointers(context, builder, program, sig, args, refs, rowvals)
         em = _Emitter(builder, T, VL, rows, {})
+        em.bits = program.bits
+        em.flags = ("contract",) if program.contract else ()
         em.env.update(_param_vectors(context, builder, em, program, sig.args[n], args[n]))
         n_chunks = builder.sdiv(builder.add(ints[3], ir.Constant(i64, VL - 1)),
                                ir.Constant(i64, VL))
@@ -279,6 +351,7 @@ def _codegen(program: RowProgram, statements, refs):
         builder.position_at_end(loop)
         k = builder.phi(i64)
         k.add_incoming(ir.Constant(i64, 0), entry)
+        em.k = k
         em.x = builder.add(builder.mul(k, ir.Constant(i64, VL)), ir.Constant(i64, 1))
         em.run(statements)
         k_next = builder.add(k, ir.Constant(i64, 1))
@@ -314,9 +387,10 @@ def make_row_kernel(program: RowProgram):
 
     def typer(typingctx, *args):
         arrays, prm = args[:n], args[n]
-        for arr, (_, ndim) in zip((*arrays, prm), (*program.arrays, ("prm", 1))):
+        for arr, (name, ndim) in zip((*arrays, prm), (*program.arrays, ("prm", 1))):
+            kinds = (types.uint8,) if name in program.bits else (types.float32, types.float64)
             if not (isinstance(arr, types.Array) and arr.layout == "C" and arr.ndim == ndim
-                    and arr.dtype in (types.float32, types.float64)):
+                    and arr.dtype in kinds):
                 return None
         if not all(isinstance(i, types.Integer) for i in args[n + 1:]):
             return None
