@@ -38,6 +38,7 @@ from rdlab.simulate.adjoint_codegen import (
     padded_width,
 )
 from rdlab.simulate.budget import memory_limit
+from rdlab.simulate.fast_codegen import lanes
 from rdlab.system import FLOW_NUMBER_LIMIT, STENCILS, diffusion_number_limit
 
 __all__ = ["C_MAX", "Gradients", "Tape", "backward", "forward"]
@@ -400,7 +401,7 @@ class _Work:
     lam: np.ndarray
     tmp: np.ndarray
     G: np.ndarray
-    acc: np.ndarray  # (B, n_products) float64 sums
+    acc: np.ndarray  # (B, n_products, VL) float64 sums, one per vector lane
     GF: np.ndarray
     slots: np.ndarray
     inj: np.ndarray
@@ -420,7 +421,7 @@ def _work(tape: Tape, grad_states) -> _Work:
         GF = np.zeros((1, B, 1, 1, nxp), dtype=dtype)
     else:
         GF = np.zeros((inp.n_steps, B, inp.fields.shape[2], ny, nxp), dtype=dtype)
-    acc = np.zeros((B, inp.kernels.plan.n_products))
+    acc = np.zeros((B, inp.kernels.plan.n_products, lanes(dtype)))
     return _Work(lam=lam, tmp=np.zeros_like(lam), G=np.zeros_like(lam), acc=acc, GF=GF,
                  slots=slots, inj=inj)
 
@@ -483,7 +484,7 @@ def _gradients(tape: Tape, w: _Work) -> Gradients:
     inp = tape._inputs
     plan = inp.kernels.plan
     B, S, _, nx = inp.shape
-    tot = w.acc
+    tot = w.acc.sum(axis=2)
     P = plan.n_pairs
     rest = tot[:, P:].reshape(B, S, 4)  # g·∇²X, dt·φ·g, g, g·X per species
     feed = inp.feed.astype(np.float64)

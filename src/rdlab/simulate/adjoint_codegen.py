@@ -40,11 +40,11 @@ species), so the partials ``∂M_K/∂X_i = e_Ki M_{K/X_i}`` are exact polynomia
 per cell and writes ``g``; pass 2 adds ``dt·D∘∇²g`` once all of ``g`` is known. The
 parameter gradients are sums over cells of products of per-cell values (``M_K g_j`` for
 ``a_q``, ``g_i (∇²X)_i`` for ``D``, ``φ g_i`` for the feed, ``g_i`` and ``g_i X_i`` for the
-flow): a sum kernel adds them up per step, a group of about 16 sums at a time held in
-vector registers over the whole grid (contracted to fused multiply-adds, lanes added in
-float64 at the end of the step: these sums may differ from a cell-by-cell sum by rounding),
-into ``acc (batch, products)``. Per-cell flow-field gradients ``dt·Σ_i g_i (x_feed,i − X_i)``
-are written directly by pass 1.
+flow): a sum kernel adds them up per step, a group of about 24 sums at a time held in
+vector registers over the whole grid (contracted to fused multiply-adds, the lanes added
+to ``acc (batch, products, VL)`` in float64 at the end of the step and summed at the end of
+the pass: these sums may differ from a cell-by-cell sum by rounding). Per-cell flow-field
+gradients ``dt·Σ_i g_i (x_feed,i − X_i)`` are written directly by pass 1.
 
 **Layout.** States, ``λ``, ``g``, flow fields, their gradients and the loss's ``dL/dX_t`` are
 ``(…, ny, nxp)`` with ``nxp = ⌈nx / VL⌉·VL + 2`` (:func:`padded_width`): column ``x + 1``
@@ -420,7 +420,7 @@ def _monomial_chain(plan: AdjointPlan, wanted) -> list[str]:
     return lines
 
 
-_GROUP = 16  # sums per group of the sum kernel (kept in vector registers)
+_GROUP = 24  # sums per group of the sum kernel (kept in vector registers)
 
 
 def _pair_groups(plan: AdjointPlan) -> list[tuple[str, ...]]:

@@ -80,7 +80,7 @@ class SumProgram:
         Names of the per-sample scalars, in the order of the coefficient row ``prm``.
     groups : tuple of tuple of str
         Each group's statements; its sums stay in vector registers over all rows, so a
-        group should hold at most about 16 of them.
+        group should hold at most about 24 of them.
     """
 
     arrays: tuple[tuple[str, int], ...]
@@ -457,28 +457,27 @@ def _sum_group(context, builder, program, sig, args, em: _Emitter, lines, ny, nx
 
 
 def _flush(builder, em: _Emitter, sig, args, q: int, context) -> None:
-    """Add each vector sum's lanes (in float64, lane by lane) into ``out[p]``."""
+    """Add each vector sum, widened to float64, into its row ``out[p, :VL]``."""
     from llvmlite import ir
 
     out = context.make_array(sig.args[q])(context, builder, args[q])
-    dbl = ir.DoubleType()
+    vd = ir.VectorType(ir.DoubleType(), em.VL)
     for p, vec in em.sums.items():
-        total = ir.Constant(dbl, 0.0)
-        for lane in range(em.VL):
-            v = builder.extract_element(vec, ir.Constant(ir.IntType(32), lane))
-            total = builder.fadd(total, v if em.T == dbl else builder.fpext(v, dbl))
-        ptr = builder.gep(out.data, [ir.Constant(ir.IntType(64), p)])
-        builder.store(builder.fadd(builder.load(ptr), total), ptr)
+        ptr = builder.bitcast(builder.gep(out.data, [ir.Constant(ir.IntType(64), p * em.VL)]),
+                              vd.as_pointer())
+        wide = vec if vec.type == vd else builder.fpext(vec, vd)
+        builder.store(builder.fadd(builder.load(ptr, align=8), wide), ptr, align=8)
 
 
 def make_sum_kernel(program: SumProgram):
     """Return the numba intrinsic summing ``program``'s products over a grid.
 
     ``kernel(*arrays, prm, out, nx)`` runs each group over rows ``0 … ny − 1`` (``ny`` from
-    the first array) and cells ``1 … nx``, keeping its sums in vector registers, and adds
-    the totals into the float64 array ``out``. Arithmetic may be contracted to fused
-    multiply-adds and lanes are summed in another order than the cells: the totals equal a
-    cell-by-cell sum up to rounding. Lines should mask values with ``inrow`` so that cells
+    the first array) and cells ``1 … nx``, keeping its sums in vector registers, one lane
+    per cell column modulo ``VL``, and adds those lanes into the C-contiguous float64 array
+    ``out (sums, VL)``; the caller adds up the lanes. Arithmetic may be contracted to fused
+    multiply-adds and cells are summed in another order: the totals equal a cell-by-cell
+    sum up to rounding. Lines should mask values with ``inrow`` so that cells
     past ``nx`` add nothing.
 
     Parameters
