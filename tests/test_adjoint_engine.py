@@ -39,27 +39,27 @@ def _params(family: str, species: int, seed: int, dtype=torch.float64) -> Design
     return p
 
 
-def _noise_fields(p: DesignParameters, noise: FlowNoise | None, seed: int):
+def _noise_fields(p: DesignParameters, noise: FlowNoise | None, seed: int, grid=(NY, NX)):
     """Return ``T`` flow fields of one sample (differentiable in ``p.flow``), or ``None``."""
     if noise is None:
         return None
     gen = torch.Generator().manual_seed(seed)
-    draw = noisy_flow(p, noise, (1, p.n_species, NY, NX), gen)
+    draw = noisy_flow(p, noise, (1, p.n_species, *grid), gen)
     return [draw(t) for t in range(T)]
 
 
 def _reference(family: str, species: int, clip: bool, c_max: float, noise=None,
-               dtype=torch.float64):
+               dtype=torch.float64, grid=(NY, NX)):
     """Return torch's states and gradients per sample, and the inputs that made them."""
     rng = np.random.default_rng(7)
     out = {"states": [], "grads": [], "params": [], "x0": [], "fields": [], "weights": []}
     for b in range(B):
         p = _params(family, species, b, dtype)
-        x0 = torch.as_tensor(rng.uniform(0.0, 1.5, (1, species, NY, NX)), dtype=dtype)
+        x0 = torch.as_tensor(rng.uniform(0.0, 1.5, (1, species, *grid)), dtype=dtype)
         x0.requires_grad_(True)
-        fields = _noise_fields(p, noise, 100 + b)
+        fields = _noise_fields(p, noise, 100 + b, grid)
         traj = rollout(p, x0, T, 1.0, flow_fields=fields, clip=clip, c_max=c_max)
-        w = [torch.as_tensor(rng.normal(size=(1, species, NY, NX)), dtype=dtype)
+        w = [torch.as_tensor(rng.normal(size=(1, species, *grid)), dtype=dtype)
              for _ in STEPS]
         loss = sum((wk * traj.states[t]).sum() for wk, t in zip(w, STEPS))
         loss.backward(retain_graph=fields is not None)  # fields reused for dL/df
@@ -145,6 +145,13 @@ def test_checkpointed_and_stored_gradients_are_identical():
         np.testing.assert_array_equal(getattr(g1, name), getattr(g2, name))
 
 
+def test_rows_not_a_multiple_of_the_vector_length():
+    """A width that leaves a partial vector (and padding columns) still matches torch."""
+    ref = _reference("dense-gs", 2, True, 0.8, grid=(5, 13))
+    tape, grads = _engine(ref, True, 0.8)
+    _check(ref, tape, grads, 1e-10)
+
+
 def test_finite_difference_on_a_tiny_case():
     """Central differences of a tiny float64 roll-out agree with the adjoint (no torch)."""
     net = preset_network("dense-gs", 2)
@@ -209,6 +216,16 @@ def test_noisy_flow_matches_torch(per_species):
     ref = _reference("dense-gs", 2, True, 0.8, noise=noise)
     tape, grads = _engine(ref, True, 0.8)
     assert grads.flow_fields.shape == (T, B, 2 if per_species else 1, NY, NX)
+    _check(ref, tape, grads, 1e-10)
+
+
+@pytest.mark.slow
+def test_noisy_flow_on_an_odd_width_matches_torch():
+    """Padded flow fields and their gradients are right when rows end in a partial vector."""
+    noise = FlowNoise(0.02, sigma=1.0, per_species=True)
+    ref = _reference("dense-gs", 2, True, 0.8, noise=noise, grid=(6, 11))
+    tape, grads = _engine(ref, True, 0.8)
+    assert grads.flow_fields.shape == (T, B, 2, 6, 11)
     _check(ref, tape, grads, 1e-10)
 
 
