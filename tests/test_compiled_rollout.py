@@ -21,7 +21,13 @@ from rdlab.cli import app
 from rdlab.design.compiled_rollout import compiled_rollout
 from rdlab.design.config import DesignConfig, load_config
 from rdlab.design.dynamics import rollout
-from rdlab.design.optimise import build_model, load_model, read_history, simulate_design
+from rdlab.design.optimise import (
+    build_model,
+    load_model,
+    optimise,
+    read_history,
+    simulate_design,
+)
 from rdlab.design.parameters import GROUPS
 from rdlab.errors import ParameterError
 
@@ -131,6 +137,23 @@ def test_design_on_the_compiled_engine_finishes_and_resumes_bit_for_bit(tmp_path
             torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
     losses = [h["loss"] for h in read_history(tmp_path / "whole")]
     assert len(losses) == 3 and losses == [h["loss"] for h in read_history(tmp_path / "part")]
+
+
+def test_a_fused_run_resumes_on_the_compiled_engine(tmp_path):
+    """The engine is not part of a run's identity: a run started on the fused engine and
+    resumed on the compiled one goes on (same history length, losses as the fused run's
+    to rounding)."""
+    cfg = {**CONFIG, "optimiser": {"stages": [6], "steps": 3, "checkpoint_every": 1}}
+    fused = DesignConfig.from_dict(cfg)
+    compiled = DesignConfig.from_dict({**cfg, "model": {**CONFIG["model"],
+                                                        "engine": "compiled"}})
+    optimise(fused, tmp_path / "whole", progress=False)
+    optimise(fused, tmp_path / "part", progress=False, time_budget_s=1e-9)
+    optimise(compiled, tmp_path / "part", progress=False)
+    want = [h["loss"] for h in read_history(tmp_path / "whole")]
+    got = [h["loss"] for h in read_history(tmp_path / "part")]
+    assert len(got) == len(want) == 3
+    np.testing.assert_allclose(got, want, rtol=1e-9)
 
 
 # ---------------------------------------------------------------------------- slow

@@ -146,9 +146,10 @@ class ModelSettings(Settings):
     engine : {"fused", "compiled", "auto"}, default "fused"
         What runs the roll-out and its gradient: ``fused``, the fused torch step
         (:func:`rdlab.design.dynamics.rollout`; CPU or CUDA); ``compiled``, the generated
-        numba forward and discrete adjoint (:func:`rdlab.design.compiled_rollout.
-        compiled_rollout`; CPU only); ``auto``, compiled on the CPU and fused elsewhere.
-        Both give the same values and gradients to rounding.
+        numba forward and discrete adjoint
+        (:func:`rdlab.design.compiled_rollout.compiled_rollout`; CPU only); ``auto``,
+        compiled on the CPU and fused elsewhere. Both give the same values and gradients
+        to rounding; a run may be resumed on the other engine.
 
     Raises
     ------

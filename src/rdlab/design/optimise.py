@@ -207,7 +207,9 @@ def simulate_design(model: DesignModel, n_steps: int, *, z: torch.Tensor | None 
                     params: DesignParameters | None = None) -> Trajectory:
     """Roll the model out for ``n_steps`` steps from X0 = G(z) (or ``X0``).
 
-    The flow is noisy if configured. Differentiable when grad is enabled.
+    The flow is noisy if configured. Differentiable when grad is enabled. The roll-out
+    runs on the config's engine (:attr:`~rdlab.design.config.DesignConfig.rollout_engine`;
+    the compiled one only for parameters on the CPU).
 
     Parameters
     ----------
