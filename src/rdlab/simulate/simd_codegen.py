@@ -104,6 +104,7 @@ class _Emitter:
         self.flags: tuple[str, ...] = ()  # fast-math flags of the arithmetic
         self.sums: dict = {}  # sum index -> current vector accumulator (sum kernels)
         self.nx = None  # the row's cell count (sum kernels: masks the lanes past it)
+        self.lazy = None  # (pointer to the coefficient row, name -> index) of row kernels
 
     def splat(self, value):
         """Return ``value`` (a scalar of the kernel type) broadcast to a vector."""
@@ -112,6 +113,19 @@ class _Emitter:
         v = self.b.insert_element(ir.Constant(self.VT, ir.Undefined), value, ir.Constant(i32, 0))
         return self.b.shuffle_vector(v, ir.Constant(self.VT, ir.Undefined),
                                      ir.Constant(ir.VectorType(i32, self.VL), [0] * self.VL))
+
+    def name(self, name: str):
+        """Return a named value; a per-sample scalar is loaded and broadcast where first used.
+
+        Loaded in the loop body rather than once before it, the coefficients become
+        broadcast memory operands of the arithmetic instead of vectors spilled to the stack
+        (a network has more of them than there are vector registers).
+        """
+        if name not in self.env:
+            prm, index = self.lazy
+            ptr = self.b.gep(prm, [self.ir.Constant(self.ir.IntType(64), index[name])])
+            self.env[name] = self.splat(self.b.load(ptr))
+        return self.env[name]
 
     def splat_int(self, value):
         """Return the i64 ``value`` broadcast to a vector."""
@@ -147,7 +161,7 @@ class _Emitter:
         if isinstance(node, ast.Constant):
             return self.const(node.value)
         if isinstance(node, ast.Name):
-            return self.env[node.id]
+            return self.name(node.id)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
             if isinstance(node.operand, ast.Constant):
                 return self.const(-node.operand.value)
@@ -166,7 +180,7 @@ class _Emitter:
 
     def call(self, fn: str, args):
         """Return ``clip(u)``, ``keep(u, v)`` or ``inrow(v)`` (``v``, 0 past the row's end)."""
-        b, lo, hi = self.b, self.env["lo"], self.env["hi"]
+        b, lo, hi = self.b, self.name("lo"), self.name("hi")
         if fn == "inrow":
             ir = self.ir
             i64v = ir.VectorType(ir.IntType(64), self.VL)
@@ -200,7 +214,7 @@ class _Emitter:
 
     def store_bits(self, target: ast.Subscript, u) -> None:
         """Store whether ``lo ≤ u ≤ hi`` lane by lane at a bit-array reference."""
-        b, lo, hi = self.b, self.env["lo"], self.env["hi"]
+        b, lo, hi = self.b, self.name("lo"), self.name("hi")
         inside = b.and_(b.fcmp_ordered(">=", u, lo), b.fcmp_ordered("<=", u, hi))
         word = b.bitcast(inside, self.ir.IntType(self.VL))
         ptr = self.bits_address(target)
@@ -341,7 +355,8 @@ def _codegen(program: RowProgram, statements, refs):
         em = _Emitter(builder, T, VL, rows, {})
         em.bits = program.bits
         em.flags = ("contract",) if program.contract else ()
-        em.env.update(_param_vectors(context, builder, em, program, sig.args[n], args[n]))
+        em.lazy = (context.make_array(sig.args[n])(context, builder, args[n]).data,
+                   {name: q for q, name in enumerate(program.params)})
         n_chunks = builder.sdiv(builder.add(ints[3], ir.Constant(i64, VL - 1)),
                                ir.Constant(i64, VL))
         entry = builder.block
