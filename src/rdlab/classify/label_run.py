@@ -19,7 +19,8 @@ see :func:`~rdlab.run_folder.staged_run_folder`):
   ``"unconfident"``);
 * ``labels.json`` (model, threshold, frame steps, counts, every sample's parameters, label
   and probabilities), ``labels.png`` (a montage of the last frame the model reads, each
-  panel captioned with its label), and for a sweep over exactly ``k`` and ``f`` also
+  panel captioned with its label, probability and swept value, or ``#sample`` for a sweep
+  over several parameters), and for a sweep over exactly ``k`` and ``f`` also
   ``phase_map.png`` and ``explorer.html``;
 * ``metrics.json`` keeps the run's metrics and gains ``labels`` (the counts).
 
@@ -467,6 +468,13 @@ def _append_labels(store: Path, classes: list[str], probs: np.ndarray,
     extra.to_zarr(store, mode="a", consolidated=True, zarr_format=2, write_empty_chunks=True)
 
 
+def _caption(i: int, name: str, p: float, coords: dict[str, np.ndarray]) -> str:
+    """Return a panel's one-line caption: label, probability, the swept value or the sample."""
+    where = (f"{next(iter(coords))}={next(iter(coords.values()))[i]:.3g}" if len(coords) == 1
+             else f"#{i}" if coords else "")
+    return f"{name} {p:.2f} {where}".strip()
+
+
 def _write_label_files(folder: RunFolder, run: _Run, read, classes: list[str],
                        probs: np.ndarray, labels: np.ndarray, summary: dict) -> None:
     """Write labels.json, labels.png, the (k, f) phase map and explorer, and metrics.json."""
@@ -483,9 +491,9 @@ def _write_label_files(folder: RunFolder, run: _Run, read, classes: list[str],
     folder.write_metrics({**summary, "classes": classes, "samples": samples}, "labels.json")
     take = np.unique(np.linspace(0, n - 1, min(n, MONTAGE_PANELS)).round().astype(int))
     last = np.concatenate([read(int(i), int(i) + 1)[:, -1] for i in take])
-    captions = [f"{names[labels[i]]} {probs[i].max():.2f}\n" + ", ".join(
-        f"{c}={v[i]:.4g}" for c, v in coords.items()) for i in take]
+    captions = [_caption(i, names[labels[i]], float(probs[i].max()), coords) for i in take]
     viz.save_montage(folder.file("labels.png"), last, captions, vmin=0.0, vmax=1.0,
+                     species_names=["U"],
                      title=f"CNN labels of {n} samples" + (
                          f" ({take.size} shown)" if take.size < n else ""))
     if set(coords) == {"k", "f"}:

@@ -257,7 +257,8 @@ def label(
     min_confidence: Annotated[float, typer.Option(
         parser=parse_float,
         help="Flag a sample 'unconfident' (label −1, probabilities kept) when its largest "
-        "averaged class probability is below this.")] = 0.5,
+        "averaged class probability is below this (0.5 was chosen on the validation set; "
+        "see docs/classify.md).")] = 0.5,
 ) -> None:
     """Label every scan point or run sample with class probabilities (the default subcommand).
 
