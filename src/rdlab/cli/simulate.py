@@ -109,7 +109,7 @@ def simulate(
         fail(write_error(exc, out))
     typer.echo(f"wrote {folder}  ({metrics['samples']} sample(s), {metrics['steps']} steps, "
                f"{metrics['wall_seconds']:.1f} s, "
-               f"{metrics['cell_updates_per_second'] / 1e6:.0f} M cell-updates/s)")
+               f"{metrics['cell_updates_per_second'] / 1e6:.3g} M cell-updates/s)")
     if labels is not None:
         from rdlab.cli.classify import print_run_labels
 
