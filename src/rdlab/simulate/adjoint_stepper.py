@@ -5,24 +5,22 @@ The design engine's forward Euler (generated numba kernels, no clip) runs a
 grid spacing enters as ``D/dx²``; a noisy flow is drawn as the NumPy reference draws it
 (:mod:`rdlab.simulate.flow_noise`, one field per step from ``numpy.random.default_rng(seed)``),
 so a seed gives the reference's run. Steps are taken in chunks up to each blow-up check;
-the guard is :class:`~rdlab.simulate.driver.PythonStepper`'s.
+the guard and the noise generator are the reference stepper's
+(:class:`~rdlab.simulate.reference.NumpyStepper`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from rdlab.simulate import adjoint, flow_noise, guard
-from rdlab.simulate.driver import PythonStepper
+from rdlab.simulate import adjoint, flow_noise
+from rdlab.simulate.reference import NumpyStepper
 from rdlab.simulate.trackers import RunawayGuard
 from rdlab.system import System
 
 __all__ = ["AdjointStepper"]
 
-_NONE = np.zeros(0, dtype=np.int64)
-
-
-class AdjointStepper(PythonStepper):
+class AdjointStepper(NumpyStepper):
     """A batch on a grid advanced by the compiled design engine.
 
     Parameters
@@ -50,10 +48,7 @@ class AdjointStepper(PythonStepper):
 
     def __init__(self, system: System, state: np.ndarray, dt: float, dtype,
                  policy: RunawayGuard, seed: int | None = None):
-        system.check_time_step(dt)
-        self.dt = dt
-        self.rng = np.random.default_rng(seed)
-        super().__init__(system, np.array(state, dtype=dtype, copy=True), policy)
+        super().__init__(system, np.asarray(state, dtype=dtype), dt, policy, seed)
 
     def _steps(self, x: np.ndarray, n: int) -> np.ndarray:
         """Return the state ``n`` steps on from ``x``."""
@@ -72,38 +67,3 @@ class AdjointStepper(PythonStepper):
     def _step(self, x):
         """Return the state one step on."""
         return self._steps(x, 1)
-
-    def _bad(self, x):
-        """Return a ``(batch,)`` mask of the samples that blew up."""
-        return guard.bad_samples(x, self.policy.limit)
-
-    def _numpy(self, x):
-        """Return ``x`` (already a NumPy array)."""
-        return x
-
-    def _rng_state(self):
-        """Return the noise generator's state."""
-        return self.rng.bit_generator.state
-
-    def _set_rng_state(self, state) -> None:
-        """Restore the noise generator's state."""
-        self.rng.bit_generator.state = state
-
-    def advance(self, n: int, step0: int) -> tuple[np.ndarray, np.ndarray]:
-        """Take ``n`` steps from ``step0``, one kernel call per stretch between checks."""
-        every = self.policy.check_every
-        x, step, end = self.x, step0, step0 + n
-        while step < end:
-            nxt = min(end, (step // every + 1) * every)
-            x = self._steps(x, nxt - step)
-            step = nxt
-            bad = self._bad(x)
-            if bad.any():
-                if self.policy.on_blow_up == "drop":
-                    self.x, self.step = x, step
-                    idx = np.flatnonzero(bad)
-                    return idx, np.full(idx.size, step, dtype=np.int64)
-                self._raise_first_bad(step, int(np.argmax(bad)))
-            self.good = (step, self._copy(x), self._rng_state())
-        self.x, self.step = x, end
-        return _NONE, _NONE

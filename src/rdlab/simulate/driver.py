@@ -251,6 +251,12 @@ class PythonStepper:
         """Return the state one step on."""
         raise NotImplementedError
 
+    def _steps(self, x, n: int):
+        """Return the state ``n`` steps on (an engine may take them in one call)."""
+        for _ in range(n):
+            x = self._step(x)
+        return x
+
     def _bad(self, x) -> np.ndarray:
         """Return a ``(batch,)`` mask of the samples that blew up."""
         raise NotImplementedError
@@ -293,20 +299,20 @@ class PythonStepper:
     def advance(self, n: int, step0: int) -> tuple[np.ndarray, np.ndarray]:
         """Take ``n`` steps from ``step0``, checking for blow-ups (see :class:`Stepper`)."""
         every = self.policy.check_every
-        x = self.x
-        for i in range(n):
-            x = self._step(x)
-            step = step0 + i + 1
-            if step % every == 0 or i == n - 1:
-                bad = self._bad(x)
-                if bad.any():
-                    if self.policy.on_blow_up == "drop":
-                        self.x, self.step = x, step
-                        idx = np.flatnonzero(bad)
-                        return idx, np.full(idx.size, step, dtype=np.int64)
-                    self._raise_first_bad(step, int(np.argmax(bad)))
-                self.good = (step, self._copy(x), self._rng_state())
-        self.x, self.step = x, step0 + n
+        x, step, end = self.x, step0, step0 + n
+        while step < end:  # one stretch up to each check (a multiple of every, or the end)
+            nxt = min(end, (step // every + 1) * every)
+            x = self._steps(x, nxt - step)
+            step = nxt
+            bad = self._bad(x)
+            if bad.any():
+                if self.policy.on_blow_up == "drop":
+                    self.x, self.step = x, step
+                    idx = np.flatnonzero(bad)
+                    return idx, np.full(idx.size, step, dtype=np.int64)
+                self._raise_first_bad(step, int(np.argmax(bad)))
+            self.good = (step, self._copy(x), self._rng_state())
+        self.x, self.step = x, end
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
 
     def _raise_first_bad(self, found: int, sample: int) -> None:
