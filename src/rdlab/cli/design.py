@@ -39,6 +39,17 @@ def design(
     controls: Annotated[int | None, typer.Option(
         help="Randomisations per control condition (default: the config's).")] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the bundled configs.")] = False,
+    seeds: Annotated[str | None, typer.Option(
+        metavar="SEEDS",
+        help="Run these seeds of the config, A:B (A to B-1) or 1,4,7, as dask tasks, each "
+             "into OUT/seed-<n>, and summarise them in OUT/seeds.json and seeds.md "
+             "(rerun to resume).")] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        help="With --seeds: a dask scheduler address (tcp://host:8786), or in-process to "
+             "run the seeds one after another here (default: a local cluster).")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="With --seeds: worker processes of the local cluster (default: one per "
+             "core).")] = None,
 ) -> None:
     """Optimise a dense reaction–diffusion network against the behaviour in CONFIG's loss.
 
@@ -48,6 +59,7 @@ def design(
     Rerun the same command to resume; a rerun with other settings is refused.
     --fresh keeps the old run until the new one has a result (finished, or
     stopped by --time-budget), then replaces it whole; interrupted, it keeps the old.
+    --seeds runs one run folder per seed (OUT/seed-<n>) and a summary of them.
     """
     try:
         from rdlab.design.config import (
@@ -72,6 +84,13 @@ def design(
         if target is not None:
             cfg = _with_target(cfg, target, config)
         folder = out if out is not None else Path("runs/design") / cfg.name
+        if seeds is None and (scheduler is not None or workers is not None):
+            raise ParameterError(f"--{'scheduler' if scheduler is not None else 'workers'} "
+                                 "is for --seeds; give --seeds too")
+        if seeds is not None:
+            _run_seeds(cfg, seeds, folder, scheduler, workers, fresh=fresh,
+                       time_budget_s=seconds, evaluate=evaluate, n_controls=controls)
+            return
         done = run_design(cfg, folder, fresh=fresh, time_budget_s=seconds, evaluate=evaluate,
                           n_controls=controls)
         if done.finished:
@@ -84,6 +103,30 @@ def design(
             typer.echo(json.dumps(shown, indent=1, default=float)[:4000])
     except RdlabError as err:
         fail(err)
+
+
+def _run_seeds(cfg, seeds: str, folder: Path, scheduler: str | None, workers: int | None,
+               **options) -> None:
+    """Run the seeds of ``--seeds``, print each result and the summary; exit 1 on a failure."""
+    from rdlab.design.run import check_model
+    from rdlab.design.seeds import check_cluster_options, parse_seeds, run_seeds
+
+    chosen = parse_seeds(seeds)
+    check_cluster_options(scheduler, workers)
+    check_model(cfg)  # a bad model is refused here, not once per seed
+
+    def show(r) -> None:
+        value = "" if r.value is None else f" {r.metric} = {r.value:.4g}"
+        typer.echo(f"seed {r.seed}: {r.status}{value}{' ' + r.error if r.error else ''} "
+                   f"({r.folder})")
+
+    summary = run_seeds(cfg, chosen, folder, scheduler=scheduler, n_workers=workers,
+                        on_result=show, **options)
+    typer.echo((folder / "seeds.md").read_text())
+    if summary["failed"]:
+        typer.echo(f"error: {len(summary['failed'])} of {len(chosen)} seeds failed "
+                   f"(listed in {folder / 'seeds.json'})", err=True)
+        raise typer.Exit(1)
 
 
 def _with_target(cfg, target: Path, config: str):
