@@ -286,42 +286,43 @@ def run_seeds(config: DesignConfig, seeds: list[int], out: str | Path, *,
     """
     check_cluster_options(scheduler, n_workers)
     out = Path(out)
-    with hold(out):
-        out.mkdir(parents=True, exist_ok=True)
-        jobs = [(seed, str(out / f"seed-{seed}")) for seed in seeds]
-        if scheduler == IN_PROCESS:
-            results = []
-            for seed, folder in jobs:
-                results.append(run_seed(config, seed, folder, **options))
-                if on_result is not None:
-                    on_result(results[-1])
-        else:
-            results = _on_cluster(config, jobs, scheduler, n_workers, on_result, options)
-        summary = summarise(config.name, results, out)
-        write_summary(out, summary)
+    jobs = [(seed, str(out / f"seed-{seed}")) for seed in seeds]
+    # the scheduler is reached first: one that does not answer leaves nothing behind
+    client, cluster = (None, None) if scheduler == IN_PROCESS else _client(scheduler, n_workers)
+    try:
+        with hold(out):
+            out.mkdir(parents=True, exist_ok=True)
+            if client is None:
+                results = []
+                for seed, folder in jobs:
+                    results.append(run_seed(config, seed, folder, **options))
+                    if on_result is not None:
+                        on_result(results[-1])
+            else:
+                results = _on_cluster(client, config, jobs, on_result, options)
+            summary = summarise(config.name, results, out)
+            write_summary(out, summary)
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
     return summary
 
 
-def _on_cluster(config: DesignConfig, jobs: list[tuple[int, str]], scheduler: str | None,
-                n_workers: int | None, on_result, options: dict) -> list[SeedResult]:
-    """Run the seeds as dask tasks and return their results as they arrive."""
+def _on_cluster(client, config: DesignConfig, jobs: list[tuple[int, str]], on_result,
+                options: dict) -> list[SeedResult]:
+    """Run the seeds as dask tasks of ``client`` and return their results as they arrive."""
     from dask.distributed import as_completed
 
-    client, cluster = _client(scheduler, n_workers)
-    try:
-        futures = [client.submit(run_seed, config, seed, folder, threads=1, pure=False,
-                                 key=f"rdlab-design-seed-{seed}-{os.getpid()}", **options)
-                   for seed, folder in jobs]
-        results = []
-        for future in as_completed(futures, loop=client.loop):
-            results.append(future.result())
-            if on_result is not None:
-                on_result(results[-1])
-        return results
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    futures = [client.submit(run_seed, config, seed, folder, threads=1, pure=False, **options)
+               for seed, folder in jobs]
+    results = []
+    for future in as_completed(futures, loop=client.loop):
+        results.append(future.result())
+        if on_result is not None:
+            on_result(results[-1])
+    return results
 
 
 def _client(scheduler: str | None, n_workers: int | None):
