@@ -133,3 +133,14 @@ def test_reported_seeds_match_metrics_json_and_a_local_cluster_agrees(tmp_path):
         assert (a["seed"], a["status"], a["value"]) == (b["seed"], b["status"], b["value"])
     assert (other["mean"], other["std"], other["best"]["seed"]) == (
         summary["mean"], summary["std"], summary["best"]["seed"])
+
+
+def test_unreachable_scheduler_fails_fast_and_leaves_nothing(tmp_path, monkeypatch):
+    from rdlab.design import seeds
+
+    monkeypatch.setattr(seeds, "CONNECT_TIMEOUT_S", 2.0)
+    out = tmp_path / "out"
+    result = _design(out, "--seeds", "0:2", "--scheduler", "tcp://127.0.0.1:9")
+    assert result.exit_code == 2, result.output
+    assert "tcp://127.0.0.1:9" in result.output and "within 2 s" in result.output
+    assert list(tmp_path.iterdir()) == []

@@ -88,14 +88,15 @@ def parse_seeds(text: str) -> list[int]:
     try:
         if ":" in value:
             a, b = (int(p) for p in value.split(":"))
-            if b - a > MAX_SEEDS:
-                raise ParameterError(f"--seeds {text!r} asks for {b - a:,} seeds, at most "
-                                     f"{MAX_SEEDS:,}")
-            seeds = list(range(a, b))
         else:
             seeds = [int(p) for p in value.split(",")]
     except ValueError:
         raise ParameterError(f"--seeds {text!r} is not a seed range or list; {hint}") from None
+    if ":" in value:
+        if b - a > MAX_SEEDS:
+            raise ParameterError(f"--seeds {text!r} asks for {b - a:,} seeds, at most "
+                                 f"{MAX_SEEDS:,}")
+        seeds = list(range(a, b))
     if not seeds:
         raise ParameterError(f"--seeds {text!r} is an empty range; {hint}")
     if min(seeds) < 0 or max(seeds) >= 2**63:
