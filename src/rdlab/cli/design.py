@@ -18,7 +18,8 @@ def design(
         help="Config file (YAML/TOML) or a bundled config name (see --list), e.g. "
              "fig2a-quick.")] = None,
     out: Annotated[Path | None, typer.Option(
-        help="Run folder (default runs/design/NAME). Rerun the same command to resume.")
+        help="Run folder (default runs/design/NAME, with --seeds runs/design/NAME-seeds). "
+             "Rerun the same command to resume.")
     ] = None,
     target: Annotated[Path | None, typer.Option(
         help="Target image for the pattern loss (any image; replaces the config's).")] = None,
@@ -83,10 +84,9 @@ def design(
         cfg = load_config(config, **parse_overrides(set_))
         if target is not None:
             cfg = _with_target(cfg, target, config)
-        folder = out if out is not None else Path("runs/design") / cfg.name
-        if seeds is None and (scheduler is not None or workers is not None):
-            raise ParameterError(f"--{'scheduler' if scheduler is not None else 'workers'} "
-                                 "is for --seeds; give --seeds too")
+        default = cfg.name if seeds is None else f"{cfg.name}-seeds"
+        folder = out if out is not None else Path("runs/design") / default
+        _check_without_seeds(seeds, scheduler, workers)
         if seeds is not None:
             _run_seeds(cfg, seeds, folder, scheduler, workers, fresh=fresh,
                        time_budget_s=seconds, evaluate=evaluate, n_controls=controls)
@@ -103,6 +103,14 @@ def design(
             typer.echo(json.dumps(shown, indent=1, default=float)[:4000])
     except RdlabError as err:
         fail(err)
+
+
+def _check_without_seeds(seeds: str | None, scheduler: str | None,
+                         workers: int | None) -> None:
+    """Refuse ``--scheduler`` or ``--workers`` without ``--seeds``."""
+    if seeds is None and (scheduler is not None or workers is not None):
+        raise ParameterError(f"--{'scheduler' if scheduler is not None else 'workers'} "
+                             "is for --seeds; give --seeds too")
 
 
 def _run_seeds(cfg, seeds: str, folder: Path, scheduler: str | None, workers: int | None,
