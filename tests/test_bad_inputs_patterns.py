@@ -26,6 +26,7 @@ from pattern_fixtures import (
     use_small_runs,
 )
 
+from rdlab import dask_cluster
 from rdlab.classify import pattern_store
 
 CSV = ("data.csv", "k,f\n0.05,0.02\n")
@@ -299,10 +300,9 @@ def test_refused(bad, built, tmp_path, monkeypatch):
 def test_unreachable_scheduler_fails_fast_and_leaves_no_store(tmp_path, monkeypatch):
     import time
 
-    from rdlab.classify import generate
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(generate, "CONNECT_TIMEOUT_S", 2.0)
+    monkeypatch.setattr(dask_cluster, "CONNECT_TIMEOUT_S", 2.0)
     t0 = time.perf_counter()
     message = assert_refused(["classify", "scan", "--k", "0.05", "--f", "0.02", "--scheduler",
                               "tcp://127.0.0.1:9", "--out", "s.zarr"], tmp_path,

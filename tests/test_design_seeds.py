@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from rdlab import dask_cluster
 from rdlab.cli import app
 from rdlab.design import run as design_run
 from rdlab.design.optimise import read_history
@@ -136,9 +137,8 @@ def test_reported_seeds_match_metrics_json_and_a_local_cluster_agrees(tmp_path):
 
 
 def test_unreachable_scheduler_fails_fast_and_leaves_nothing(tmp_path, monkeypatch):
-    from rdlab.design import seeds
 
-    monkeypatch.setattr(seeds, "CONNECT_TIMEOUT_S", 2.0)
+    monkeypatch.setattr(dask_cluster, "CONNECT_TIMEOUT_S", 2.0)
     out = tmp_path / "out"
     result = _design(out, "--seeds", "0:2", "--scheduler", "tcp://127.0.0.1:9")
     assert result.exit_code == 2, result.output

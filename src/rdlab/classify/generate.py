@@ -19,11 +19,9 @@ import numpy as np
 from rdlab import store_check
 from rdlab.classify import pattern_store
 from rdlab.classify.pattern_runs import PatternRunSettings, pattern_system, simulate_patterns
+from rdlab.dask_cluster import IN_PROCESS, connect
 from rdlab.errors import ParameterError, SimulationError
 from rdlab.output_lock import hold
-
-#: ``scheduler`` value that runs the blocks in this process (no cluster; numba uses all cores).
-IN_PROCESS = "in-process"
 
 
 def _simulate_block(start: int, k: np.ndarray, f: np.ndarray, seeds: np.ndarray,
@@ -36,8 +34,6 @@ def _simulate_block(start: int, k: np.ndarray, f: np.ndarray, seeds: np.ndarray,
     return start, frames, stopped
 
 
-#: Seconds to wait for a ``--scheduler`` to answer before giving up.
-CONNECT_TIMEOUT_S = 10.0
 
 
 #: Most samples per task.
@@ -122,29 +118,6 @@ def check_table(k, f, seed, settings: PatternRunSettings) -> None:
         raise ParameterError(f"seeds must be {system.batch_size} non-negative integers")
 
 
-def _client(scheduler: str | None, n_workers: int | None):
-    from dask.distributed import Client, LocalCluster
-
-    if scheduler:
-        try:
-            return Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False), None
-        except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, ValueError, ...
-            text = str(exc).strip().splitlines()
-            raise ParameterError(
-                f"cannot reach the dask scheduler {scheduler!r} within "
-                f"{CONNECT_TIMEOUT_S:g} s ({type(exc).__name__}"
-                f"{': ' + text[0] if text else ''}); check the address, or leave --scheduler "
-                "out for a local cluster") from None
-    # One numba thread per worker process: with a larger pool, the idle OpenMP threads of one
-    # worker spin-wait on the core the other worker needs (measured: 2.3× slower overall).
-    cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1,
-                           processes=True, dashboard_address=None,
-                           env={"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
-    # set_as_default=False: a client must not become the process-wide dask scheduler, or
-    # later xarray/zarr writes in this process would ask for it after it has closed.
-    return Client(cluster, set_as_default=False), cluster
-
-
 def generate(path: str | Path, k, f, seed, label, settings: PatternRunSettings,
              classes: list[str], name: str, kind: str = "pattern-dataset", block: int = 8,
              scheduler: str | None = None, n_workers: int | None = None,
@@ -223,19 +196,11 @@ def generate(path: str | Path, k, f, seed, label, settings: PatternRunSettings,
                  "early_stopped": 0, "wall_seconds": 0.0}
         if not todo:
             return stats
-        client = cluster = None
-        if scheduler != IN_PROCESS:
-            client, cluster = _client(scheduler, n_workers)
-        try:
+        with connect(scheduler, n_workers) as client:
             if ds is None:
                 ds = pattern_store.create(path, k, f, seed, label, settings, classes, name,
                                           kind, block)
             _run(path, ds, todo, settings, name, client, progress, stats, tqdm)
-        finally:
-            if client is not None:
-                client.close()
-            if cluster is not None:
-                cluster.close()
     return stats
 
 

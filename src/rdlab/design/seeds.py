@@ -20,15 +20,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rdlab.atomic import atomic_write_text
+from rdlab.dask_cluster import IN_PROCESS, connect
 from rdlab.design.config import DesignConfig
 from rdlab.design.run_files import HISTORY, MODEL
 from rdlab.errors import ParameterError
 from rdlab.output_lock import hold
 
-#: ``scheduler`` value that runs the seeds one after another in this process.
-IN_PROCESS = "in-process"
-#: Seconds to wait for a ``--scheduler`` to answer before giving up.
-CONNECT_TIMEOUT_S = 10.0
 #: Most seeds in one command.
 MAX_SEEDS = 10_000
 #: The summary files written into the output folder.
@@ -289,25 +286,18 @@ def run_seeds(config: DesignConfig, seeds: list[int], out: str | Path, *,
     out = Path(out)
     jobs = [(seed, str(out / f"seed-{seed}")) for seed in seeds]
     # the scheduler is reached first: one that does not answer leaves nothing behind
-    client, cluster = (None, None) if scheduler == IN_PROCESS else _client(scheduler, n_workers)
-    try:
-        with hold(out):
-            out.mkdir(parents=True, exist_ok=True)
-            if client is None:
-                results = []
-                for seed, folder in jobs:
-                    results.append(run_seed(config, seed, folder, **options))
-                    if on_result is not None:
-                        on_result(results[-1])
-            else:
-                results = _on_cluster(client, config, jobs, on_result, options)
-            summary = summarise(config.name, results, out)
-            write_summary(out, summary)
-    finally:
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
+    with connect(scheduler, n_workers) as client, hold(out):
+        out.mkdir(parents=True, exist_ok=True)
+        if client is None:
+            results = []
+            for seed, folder in jobs:
+                results.append(run_seed(config, seed, folder, **options))
+                if on_result is not None:
+                    on_result(results[-1])
+        else:
+            results = _on_cluster(client, config, jobs, on_result, options)
+        summary = summarise(config.name, results, out)
+        write_summary(out, summary)
     return summary
 
 
@@ -324,28 +314,6 @@ def _on_cluster(client, config: DesignConfig, jobs: list[tuple[int, str]], on_re
         if on_result is not None:
             on_result(results[-1])
     return results
-
-
-def _client(scheduler: str | None, n_workers: int | None):
-    """Return a dask client (and the local cluster it started, or None)."""
-    from dask.distributed import Client, LocalCluster
-
-    if scheduler:
-        try:
-            return Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False), None
-        except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, ValueError, ...
-            text = str(exc).strip().splitlines()
-            raise ParameterError(
-                f"cannot reach the dask scheduler {scheduler!r} within "
-                f"{CONNECT_TIMEOUT_S:g} s ({type(exc).__name__}"
-                f"{': ' + text[0] if text else ''}); check the address, or leave --scheduler "
-                "out for a local cluster") from None
-    # one torch/numba thread per worker process, one worker per core (as classify's scan)
-    cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1,
-                           processes=True, dashboard_address=None,
-                           env={"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
-    # set_as_default=False: a client must not become the process-wide dask scheduler
-    return Client(cluster, set_as_default=False), cluster
 
 
 def summarise(name: str, results: list[SeedResult], out: str | Path) -> dict:
