@@ -83,10 +83,11 @@ class CompiledRollout(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_states):
         """Return the gradients of ``X0``, the parameters and the flow fields."""
-        tape, ctx.tape = ctx.tape, None  # one backward pass per forward
+        # The tape stays with the graph (its states are the outputs' memory), so a
+        # retain_graph=True caller may go backward again, as with any torch function.
+        tape = ctx.tape
         if tape is None:
-            raise RuntimeError("the compiled roll-out was run without recording gradients, "
-                               "or its backward pass has run already")
+            raise RuntimeError("the compiled roll-out was run without recording gradients")
         g = adjoint.backward(tape, _numpy(grad_states))
         need = ctx.needs_input_grad
 
