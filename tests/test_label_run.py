@@ -236,3 +236,21 @@ def test_the_bundled_model_labels_a_sweep_of_its_own_setting(tmp_path, monkeypat
     assert ds["class_name"].values[flat] == "L" and ds["probabilities"].values[flat].max() > 0.9
     assert u[1 - flat].std() > 0.05 and ds["class_name"].values[1 - flat] != "L"
     assert "L: 1 sample, mean top probability 0.98" in result.output
+
+
+def test_a_model_trained_by_rdlab_records_its_datas_settings(tmp_path):
+    """``rdlab classify train`` writes the training store's run settings into the model's
+    metadata, and labelling reads them instead of assuming the paper's runs."""
+    from pattern_fixtures import make_dataset_store, make_model
+
+    from rdlab.classify.cnn import load_model
+    from rdlab.classify.label_run import training_settings
+
+    train = make_dataset_store(tmp_path / "train.zarr", "train")
+    val = make_dataset_store(tmp_path / "val.zarr", "val")
+    best = make_model(tmp_path / "model", train, val, epochs=1)
+    model, _, meta = load_model(best)
+    stored = json.loads(pattern_store.open_patterns(train).attrs["settings"])
+    assert meta["data_settings"] == stored == SMALL.to_dict()
+    data = training_settings(model, meta, best)
+    assert data.settings == SMALL and data.source == "as the model records them"

@@ -213,7 +213,8 @@ def train_model(train_path: Path, val_path: Path, out: Path, overrides: dict,
     return train(tr["frames"].values, tr["label"].values, va["frames"].values,
                  va["label"].values, classes, out, config, progress=progress,
                  train_points=np.stack([tr["k"].values, tr["f"].values], axis=1),
-                 val_points=np.stack([va["k"].values, va["f"].values], axis=1))
+                 val_points=np.stack([va["k"].values, va["f"].values], axis=1),
+                 data_settings=json.loads(tr.attrs["settings"]))
 
 
 class _Timer:

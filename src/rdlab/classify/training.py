@@ -640,8 +640,8 @@ def _train_epoch(model, opt, x, y, config: TrainConfig, gen: torch.Generator,
 def train(train_x: Any, train_y: Any, val_x: Any, val_y: Any, classes: list[str],
           out_dir: str | Path, config: TrainConfig | None = None, progress: bool = True,
           on_epoch_end: Callable[[dict], None] | None = None,
-          train_points: np.ndarray | None = None, val_points: np.ndarray | None = None
-          ) -> dict:
+          train_points: np.ndarray | None = None, val_points: np.ndarray | None = None,
+          data_settings: dict | None = None) -> dict:
     """Train a pattern CNN; resumable (see the module docstring for files and determinism).
 
     If ``out_dir`` already holds a ``last.pt`` of the same configuration and data, training
@@ -670,6 +670,10 @@ def train(train_x: Any, train_y: Any, val_x: Any, val_y: Any, classes: list[str]
         there, e.g. ``KeyboardInterrupt``, stops the run with the epoch saved).
     train_points, val_points : numpy.ndarray, optional
         ``(n, 2)`` arrays of (k, f) that name samples in error messages.
+    data_settings : dict, optional
+        The run settings of the training data (a ``PatternRunSettings`` dict, as its store
+        records them); saved in the model's metadata as ``data_settings`` so that labelling
+        a run checks the run against what the model was trained on.
 
     Returns
     -------
@@ -703,10 +707,11 @@ def train(train_x: Any, train_y: Any, val_x: Any, val_y: Any, classes: list[str]
     out = check_model_folder(out_dir)
     files = {"last": out / "last.pt", "best": out / "best.pt", "history": out / HISTORY,
              "old_history": out / OLD_HISTORY}
+    data_meta = {} if data_settings is None else {"data_settings": dict(data_settings)}
 
     def run() -> dict:
         training = _Training(train_x, train_labels, val_x, val_labels, classes, config,
-                             in_channels, files, points)
+                             in_channels, files, points, data_meta)
         return _train_loop(training, progress, on_epoch_end, tqdm)
 
     return _in_model_folder(out, config.threads, run)
@@ -840,6 +845,7 @@ class _Training:
     in_channels: int
     files: dict[str, Path]
     points: Any
+    data_meta: dict  # what the model's metadata says of its data (``data_settings``)
     model: nn.Module = field(init=False)
     opt: torch.optim.Optimizer = field(init=False)
     sched: Any = field(init=False)
@@ -932,7 +938,8 @@ class _Training:
                          "val_loss": record["val_loss"], "val_accuracy": record["val_accuracy"]}
             save_model(self.files["best"], self.model, self.classes,
                        {"epoch": epoch, "val_loss": record["val_loss"],
-                        "val_accuracy": record["val_accuracy"], "config": config.to_dict()})
+                        "val_accuracy": record["val_accuracy"], "config": config.to_dict(),
+                        **self.data_meta})
         Checkpoint(self.files["last"]).save({
             "format": _STATE_FORMAT, "epoch": epoch, "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
@@ -974,7 +981,7 @@ def _train_loop(training: _Training, progress: bool, on_epoch_end, tqdm) -> dict
     best_path = training.files["best"]
     if not best_path.exists() and _n_samples(training.val_x) == 0:
         save_model(best_path, training.model, training.classes,
-                   {"epoch": len(history), "config": config.to_dict()})
+                   {"epoch": len(history), "config": config.to_dict(), **training.data_meta})
     best = training.best
     return {"out_dir": str(best_path.parent), "epochs_run": len(history),
             "best_epoch": best["epoch"], "best_val_accuracy": best["val_accuracy"],
