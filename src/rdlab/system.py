@@ -54,6 +54,9 @@ def stencil_eigenvalue(stencil: str | np.ndarray, ky: np.ndarray, kx: np.ndarray
 #: Largest ``f·dt`` for which forward Euler on the flow term ``f·(x_feed − X)`` is stable.
 FLOW_NUMBER_LIMIT = 2.0
 
+#: Upper clip of the public Dense-RDN code (concentration units), the design engines' default.
+C_MAX = 10.0
+
 
 def diffusion_number_limit(stencil: str | np.ndarray) -> float:
     """Return the explicit Euler stability limit of a stencil, written once.

@@ -49,7 +49,12 @@ from rdlab.classify.label_scan import (
     label_counts,
     predict_batches,
 )
-from rdlab.classify.pattern_runs import IMAGE_STEPS, STACK_STEPS, PatternRunSettings
+from rdlab.classify.pattern_runs import (
+    DATA_SETTINGS_KEY,
+    IMAGE_STEPS,
+    STACK_STEPS,
+    PatternRunSettings,
+)
 from rdlab.errors import DataError, ParameterError
 from rdlab.run_folder import RunFolder, staged_run_folder
 from rdlab.system import System
@@ -58,8 +63,6 @@ from rdlab.system import System
 LABEL_VARIABLES = ("class", "probabilities", "class_label", "class_name")
 #: Files a labelling adds to a run folder (a rerun replaces them).
 LABEL_FILES = ("labels.json", "labels.png", "phase_map.png", "explorer.html")
-#: Key of a model's metadata holding the :class:`PatternRunSettings` of its training data.
-DATA_SETTINGS_KEY = "data_settings"
 #: Most panels of ``labels.png`` (beyond it, evenly spaced samples are shown).
 MONTAGE_PANELS = 100
 #: Relative tolerance when comparing the run's values with the training data's.

@@ -41,6 +41,9 @@ STEADY_TOLERANCES = {"float64": (1e-6, 1e-9), "float32": (1e-4, 1e-6)}
 IMAGE_STEPS = (59760, 59880, 60000)
 #: Snapshot steps of the 3-D stack (t = 11 400 + 400·q, q = 0…9).
 STACK_STEPS = tuple(45600 + 1600 * q for q in range(10))
+#: Metadata key under which a trained model records the ``PatternRunSettings`` (as a dict) of
+#: its training data.
+DATA_SETTINGS_KEY = "data_settings"
 
 
 @dataclass(frozen=True)

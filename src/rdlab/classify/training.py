@@ -58,6 +58,7 @@ from torch import nn
 from rdlab.checks import torch_device
 from rdlab.classify.augment import AugmentConfig, augment
 from rdlab.classify.cnn import build_model, load_model, save_model
+from rdlab.classify.pattern_runs import DATA_SETTINGS_KEY
 from rdlab.errors import DataError, OutputError, ParameterError, RdlabError, SimulationError
 from rdlab.output_lock import hold
 from rdlab.settings import Settings
@@ -707,7 +708,7 @@ def train(train_x: Any, train_y: Any, val_x: Any, val_y: Any, classes: list[str]
     out = check_model_folder(out_dir)
     files = {"last": out / "last.pt", "best": out / "best.pt", "history": out / HISTORY,
              "old_history": out / OLD_HISTORY}
-    data_meta = {} if data_settings is None else {"data_settings": dict(data_settings)}
+    data_meta = {} if data_settings is None else {DATA_SETTINGS_KEY: dict(data_settings)}
 
     def run() -> dict:
         training = _Training(train_x, train_labels, val_x, val_labels, classes, config,

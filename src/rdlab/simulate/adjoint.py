@@ -40,12 +40,9 @@ from rdlab.simulate.adjoint_codegen import (
 )
 from rdlab.simulate.budget import memory_limit
 from rdlab.simulate.fast_codegen import lanes
-from rdlab.system import FLOW_NUMBER_LIMIT, STENCILS, diffusion_number_limit
+from rdlab.system import C_MAX, FLOW_NUMBER_LIMIT, STENCILS, diffusion_number_limit
 
 __all__ = ["C_MAX", "Gradients", "Tape", "backward", "forward"]
-
-C_MAX = 10.0
-"""Default upper clip (concentration units), as :data:`rdlab.design.dynamics.C_MAX`."""
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from rdlab.errors import ParameterError
-from rdlab.system import STENCILS, FlowNoise, System
+from rdlab.system import C_MAX, STENCILS, FlowNoise, System
 
 __all__ = [
     "C_MAX",
@@ -72,9 +72,6 @@ __all__ = [
     "stencil_weights",
     "torch_dtype",
 ]
-
-C_MAX = 10.0
-"""Upper clip of the public Dense-RDN code (concentration units)."""
 
 StepFunction = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 """One Euler step ``(X, flow_field or None) → X_next`` of a batch ``(B, S, ...)``."""
