@@ -30,7 +30,11 @@ normalised form (:func:`normalised`) and resumes.
 
 The loss is a mapping ``{term kind: options}`` (see :mod:`rdlab.design.objectives`). The
 target term's ``image`` is a path (relative paths resolve against the config file) or
-``bundled:NAME`` for an image shipped with rdlab (:func:`bundled_target`).
+``bundled:NAME`` for an image shipped with rdlab (:func:`bundled_target`). The ``hold`` term
+(:class:`~rdlab.design.objectives.Hold`) keeps that target after the optimised window:
+``hold: {weight, factor, every, grad_steps, metric}`` — every ``every``-th step a roll-out
+continues to a time drawn up to ``factor``·T and the last ``grad_steps`` steps are compared
+with the target (the bundled fig2a config has it on).
 """
 
 from __future__ import annotations
@@ -565,6 +569,13 @@ class DesignConfig(Settings):
             if options is not None and not isinstance(options, dict):
                 raise ParameterError(f"loss: the options of {kind!r} must be a mapping "
                                      f"{{option: value}}, got {options!r}")
+        if "hold" in self.loss:
+            from rdlab.design.objectives import check_hold_options
+
+            if "target" not in self.loss:
+                raise ParameterError("loss: the hold term keeps the target term's image; add a "
+                                     "target term")
+            check_hold_options(self.loss["hold"] or {})
         target = self.loss.get("target") or {}
         species = target.get("species", 1)
         n = self.model.species

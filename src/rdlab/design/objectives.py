@@ -17,7 +17,9 @@ Terms (``name``: class — equation):
 * ``"replication"``: :class:`Replication` — parent at t = 0, two daughters at t = T
   (eqs. 13–14);
 * ``"mean_drift"``: :class:`MeanDrift` — keep each species' spatial mean (the authors'
-  propagation x-loss).
+  propagation x-loss);
+* ``"hold"``: :class:`Hold` — keep the target after the optimised window (rdlab's, not the
+  paper's: truncated roll-outs to a time drawn up to ``factor``·T).
 
 Stored frames: like the authors' code, a random frame is one of the frames a roll-out of
 ``T`` steps would store, ``{0, P, 2P, …, T}`` with ``P = max(T // 32, 1)`` (``T`` is added if
@@ -49,6 +51,7 @@ __all__ = [
     "TERM_TYPES",
     "CompositeLoss",
     "Dissipation",
+    "Hold",
     "Information",
     "LossTerm",
     "MeanDrift",
@@ -57,6 +60,7 @@ __all__ = [
     "TargetPattern",
     "bit_accuracy",
     "build_loss",
+    "check_hold_options",
     "dissipation_series",
     "load_target",
     "make_term",
@@ -1035,6 +1039,156 @@ class MeanDrift(LossTerm):
         return (drift**2).mean()
 
 
+# ---------------------------------------------------------------------------- hold
+#: The options of the ``hold`` term a config may set (the target comes from the target term).
+HOLD_OPTIONS = ("weight", "factor", "every", "grad_steps", "metric", "name")
+
+
+def _whole(value, name: str, low: int) -> int:
+    """Return ``value`` if it is a whole number ≥ ``low``, else refuse it naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+        raise ParameterError(f"hold {name} must be a whole number ≥ {low}, got {value!r}")
+    return int(value)
+
+
+def check_hold_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Check the config options of the ``hold`` term; return them.
+
+    Parameters
+    ----------
+    options : mapping
+        Some of :data:`HOLD_OPTIONS`.
+
+    Returns
+    -------
+    dict
+        The options, as given.
+
+    Raises
+    ------
+    ParameterError
+        For an unknown option or a bad value, naming it.
+    """
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(HOLD_OPTIONS))
+    if unknown:
+        raise ParameterError(f"hold: unknown option(s) {unknown}; choose from "
+                             f"{list(HOLD_OPTIONS)}")
+    if "weight" in options:
+        nonnegative_number(options["weight"], "hold weight")
+    _whole(options.get("factor", 10), "factor", 2)
+    _whole(options.get("every", 1), "every", 1)
+    _whole(options.get("grad_steps", 32), "grad_steps", 1)
+    _check_choice(options.get("metric", "rmsd"), Hold.METRICS, "hold metric")
+    return options
+
+
+class Hold(LossTerm):
+    """Keep the target pattern after the optimised window (rdlab's term, not the paper's).
+
+    A design optimised over ``T`` steps only is free to drift, or grow unstable, after them.
+    On the steps this term is due (every ``every``-th step of a stage, :meth:`due`) the
+    optimisation continues the roll-out from ``X_T`` to a time ``t_s`` drawn uniformly from
+    ``T + 1 … factor·T`` steps (:meth:`draw_time`): the first ``t_s − T − grad_steps``
+    steps without gradient from ``X_T`` detached, then ``grad_steps`` steps with gradient
+    (truncated back-propagation: the cost of one long roll-out forward plus ``grad_steps``
+    backward); when ``t_s − T ≤ grad_steps`` the whole continuation is differentiable from
+    ``X_T``. That segment is the trajectory's ``extension``. The value is the target
+    distance of :class:`TargetPattern` (RMSD of ``2c − 1`` of ``species`` from the
+    normalised target; or the MSE, or ``1 − r`` with ``metric="correlation"``), averaged
+    over the segment's states after its first and over the batch; 0 on steps without an
+    extension.
+
+    Parameters
+    ----------
+    target : array_like or torch.Tensor
+        Image ``(H, W)`` of the domain's size (the target term's).
+    species : int, default 1
+        Index of the species compared.
+    weight : float, default 1.0
+        Weight of the term.
+    factor : int, default 10
+        ``t_s`` is drawn up to ``factor``·T steps, ≥ 2.
+    every : int, default 1
+        The term is due on every ``every``-th step of a stage (the first included), ≥ 1.
+    grad_steps : int, default 32
+        Differentiable steps at the end of the continuation, ≥ 1.
+    metric : {"rmsd", "mse", "correlation"}
+        The distance.
+    name : str or None, optional
+        Name of the term (default ``"hold"``).
+
+    Raises
+    ------
+    ParameterError
+        For a bad target or species, or a value outside its range.
+    """
+
+    default_name = "hold"
+    METRICS = ("rmsd", "mse", "correlation")
+
+    def __init__(self, target, species: int = 1, weight: float = 1.0, factor: int = 10,
+                 every: int = 1, grad_steps: int = 32, metric: str = "rmsd",
+                 name: str | None = None) -> None:
+        super().__init__(weight, name)
+        check_hold_options({"factor": factor, "every": every, "grad_steps": grad_steps,
+                            "metric": metric})
+        self.factor, self.every, self.grad_steps = int(factor), int(every), int(grad_steps)
+        self.metric = metric
+        self._pattern = TargetPattern(target, species, frames="last",
+                                      metric="mse" if metric == "mse" else "rmsd")
+
+    def due(self, step: int) -> bool:
+        """Return whether the term is due at step ``step`` (0-based) of a stage.
+
+        Parameters
+        ----------
+        step : int
+            The step's index in its stage.
+
+        Returns
+        -------
+        bool
+            True every ``every``-th step, the first included.
+        """
+        return step % self.every == 0
+
+    def draw_time(self, n_steps: int, generator: torch.Generator | None = None) -> int:
+        """Draw ``t_s``, uniform in ``T + 1 … factor·T`` steps.
+
+        Parameters
+        ----------
+        n_steps : int
+            The window ``T`` (steps), ≥ 1.
+        generator : torch.Generator or None, optional
+            The source of the draw.
+
+        Returns
+        -------
+        int
+            ``t_s`` in steps.
+        """
+        device = generator.device if generator is not None else "cpu"
+        extra = torch.randint(1, (self.factor - 1) * n_steps + 1, (1,), generator=generator,
+                              device=device)
+        return n_steps + int(extra)
+
+    def __call__(self, traj: Trajectory, generator: torch.Generator | None = None
+                 ) -> torch.Tensor:
+        """Return the unweighted value (see the class docstring)."""
+        ext = traj.extension
+        if ext is None:
+            return traj.states[-1].new_zeros(())
+        target = self._pattern._target_for(ext)
+        states = ext.states[1:] or ext.states
+        if self.metric == "correlation":
+            values = [1.0 - pearson_correlation(X[:, self._pattern.species], target)
+                      for X in states]
+        else:
+            values = [self._pattern.distance(X, target) for X in states]
+        return torch.stack(values).mean()
+
+
 # ---------------------------------------------------------------------------- composite
 class CompositeLoss:
     """A weighted sum of loss terms with distinct names.
@@ -1120,7 +1274,8 @@ class CompositeLoss:
 
 TERM_TYPES: dict[str, type[LossTerm]] = {
     cls.default_name: cls
-    for cls in (TargetPattern, StepSize, Dissipation, Information, Replication, MeanDrift)
+    for cls in (TargetPattern, StepSize, Dissipation, Information, Replication, MeanDrift,
+                Hold)
 }
 
 

@@ -46,7 +46,7 @@ from rdlab.chemistry.dense import dense_gs_network, dense_network, kitchen_sink_
 from rdlab.design.config import SECTIONS, DesignConfig, bundled_target, normalised
 from rdlab.design.dynamics import noisy_flow, rollout
 from rdlab.design.generator import Encoder, Generator, sample_z
-from rdlab.design.objectives import CompositeLoss, load_target, make_term
+from rdlab.design.objectives import CompositeLoss, Hold, load_target, make_term
 from rdlab.design.parameters import DesignParameters
 from rdlab.design.run_files import (
     CHECKPOINT,
@@ -72,8 +72,8 @@ from rdlab.training_loop import (
     TimeBudget,
 )
 
-__all__ = ["DesignModel", "build_model", "load_model", "optimise", "read_history",
-           "resume_point", "simulate_design"]
+__all__ = ["DesignModel", "build_model", "hold_extension", "load_model", "optimise",
+           "read_history", "resume_point", "simulate_design"]
 
 
 @dataclass(eq=False)
@@ -188,6 +188,12 @@ def build_model(config: DesignConfig, device: str | torch.device | None = None
                 raise ParameterError(f"a target image needs a square domain, got {ny}×{nx}")
             target = load_target(path, ny)
             opts["target"] = target
+        if kind == "hold":
+            if target is None:
+                raise ParameterError("loss: the hold term keeps the target term's image; "
+                                     "list a target term before it")
+            opts["target"] = target
+            opts.setdefault("species", (config.loss.get("target") or {}).get("species", 1))
         if kind == "information":
             encoder = Encoder(config.model.species, min(config.model.size),
                               config.generator.z_bits).to(dtype)
@@ -253,6 +259,47 @@ def simulate_design(model: DesignModel, n_steps: int, *, z: torch.Tensor | None 
     traj = run(params, X0, n_steps, dt, flow_fields=fields, clip=cfg.model.clip)
     traj.z = z
     return traj
+
+
+def _hold_term(loss: CompositeLoss) -> Hold | None:
+    """Return the loss's hold term, or None."""
+    return next((t for t in loss.terms if isinstance(t, Hold)), None)
+
+
+def hold_extension(model: DesignModel, traj: Trajectory, hold: Hold,
+                   rng: torch.Generator) -> Trajectory:
+    """Continue a window's roll-out to a drawn time for the hold term (:class:`Hold`).
+
+    ``t_s`` is drawn with ``rng`` (:meth:`Hold.draw_time`); the steps up to
+    ``t_s − grad_steps`` run without gradient from ``X_T`` detached, the last
+    ``grad_steps`` with gradient; a continuation of at most ``grad_steps`` steps is
+    differentiable from ``X_T`` itself.
+
+    Parameters
+    ----------
+    model : DesignModel
+        The model (its engine, noise and θΨ).
+    traj : Trajectory
+        The window's roll-out, ``T`` steps.
+    hold : Hold
+        The term (its ``factor`` and ``grad_steps``).
+    rng : torch.Generator
+        The optimisation's source of draws (``t_s`` and any noisy flow).
+
+    Returns
+    -------
+    Trajectory
+        The differentiable last segment, ending at ``t_s``.
+    """
+    T = traj.n_steps
+    extra = hold.draw_time(T, rng) - T
+    X = traj.states[-1]
+    warm = extra - hold.grad_steps
+    if warm > 0:
+        with torch.no_grad():
+            X = simulate_design(model, warm, X0=X.detach(), rng=rng).states[-1]
+        extra = hold.grad_steps
+    return simulate_design(model, extra, X0=X, rng=rng)
 
 
 # ---------------------------------------------------------------------------- checkpoints
@@ -540,6 +587,9 @@ class _Optimisation:
         T = cfg.stages[stage]
         opt.zero_grad(set_to_none=True)
         traj = simulate_design(model, T, rng=self.rng)
+        hold = _hold_term(model.loss)
+        if hold is not None and hold.weight > 0 and hold.due(index):
+            traj.extension = hold_extension(model, traj, hold, self.rng)
         total, values = model.loss(traj, self.rng)
         if not torch.isfinite(total):
             raise ParameterError(f"the loss became {float(total)} at stage {stage} (T = {T}) "

@@ -43,6 +43,10 @@ class Trajectory:
     flow_fields : list of torch.Tensor or None
         Per-step flow ``(batch, 1, y, x)`` when the drive is noisy, else ``None``
         (``flow_fields[t]`` drove the step from ``states[t]`` to ``states[t + 1]``).
+    extension : Trajectory or None
+        A roll-out past this one's end for the ``hold`` loss term
+        (:class:`~rdlab.design.objectives.Hold`): the last steps up to a time drawn after the
+        window, differentiable; ``None`` on steps without one.
     """
 
     states: list[torch.Tensor]
@@ -54,6 +58,7 @@ class Trajectory:
     network: ReactionNetwork
     z: torch.Tensor | None = None
     flow_fields: list[torch.Tensor] | None = None
+    extension: Trajectory | None = None
 
     @property
     def n_steps(self) -> int:
