@@ -14,6 +14,20 @@ Rate constants are either fixed numbers (``kf``, ``kr``) or Arrhenius laws
 ``k = A·exp(−Ea/(R T))`` (``arrhenius`` set). Either form turns into a
 :class:`~rdlab.chemistry.network.ReactionNetwork` of directed reactions for simulation and
 export, so the rate law stays defined in one place.
+
+**Physical validity.** A mechanism is physical (:meth:`Mechanism.is_physical`) when its
+coefficients are integers and no reaction has negative products: in catalytic form a species
+cannot be consumed more than it enters as a reactant (loss ``−v ≤ order``); V form is so by
+construction. A catalytic row with negative products whose stoichiometry has a common factor
+``g`` (e.g. ``A + B → −2A + 4B``: orders (1, 1), v = (−3, 3)) has exactly the rate law of the
+row ``v/g`` with ``g`` times the rate (``A + B → 2B``); such rows are stored in that valid form
+when the mechanism is built, so a fit that reached the impossible row keeps its error with a
+valid mechanism. Rows that no such factor repairs stay as given, and
+:meth:`Mechanism.unphysical_reactions` names them.
+
+**Negligible rates.** :meth:`Mechanism.pruned` drops directions whose flux is negligible
+against the data (rule: :data:`NEGLIGIBLE_FLUX`), so an irreversible step fitted with a reverse
+rate of 1e-17 is reported, tabulated and exported as irreversible.
 """
 
 from __future__ import annotations
@@ -28,7 +42,17 @@ from rdlab.chemistry.network import ReactionNetwork
 from rdlab.chemistry.reaction_text import format_side
 from rdlab.errors import NetworkError, ParameterError
 
-__all__ = ["ArrheniusRates", "Mechanism"]
+__all__ = ["NEGLIGIBLE_FLUX", "ArrheniusRates", "Mechanism"]
+
+#: A direction of a reaction is negligible against the data, and :meth:`Mechanism.pruned`
+#: drops it, when for every species it changes its largest contribution to that species'
+#: rate over the data, ``|v_x|·max_p k·Π c_p^order``, is below this fraction of the species'
+#: largest gross turnover ``max_p Σ_d |v_dx|·flux_pd`` (all directions, forward and reverse,
+#: so a reversible pair at equilibrium, whose net rate is ~0, is never called negligible).
+NEGLIGIBLE_FLUX = 1e-6
+
+#: Coefficients within this of an integer count as that integer (validity, formatting).
+_INTEGER_TOL = 1e-9
 
 
 @dataclass(frozen=True)
@@ -145,6 +169,35 @@ class Mechanism:
             if np.any(o < 0):
                 raise NetworkError("reaction orders must be ≥ 0")
             object.__setattr__(self, "orders", o)
+            self._repair_catalytic_rows()
+
+    def _repair_catalytic_rows(self) -> None:
+        """Store catalytic rows with negative products as ``v/g``, rate ×g, where that is valid.
+
+        ``g`` is the greatest common divisor of the row's integer stoichiometry; the rate
+        law ``k·Π c^order·v`` is unchanged (see the module docstring).
+        """
+        V, o = self.V, self.orders
+        if not (np.all(np.abs(V - np.round(V)) <= _INTEGER_TOL)
+                and np.all(np.abs(o - np.round(o)) <= _INTEGER_TOL)):
+            return
+        scale = np.ones(V.shape[0])
+        for i in range(V.shape[0]):
+            if np.all(o[i] + V[i] >= -_INTEGER_TOL):
+                continue
+            g = int(np.gcd.reduce(np.abs(np.round(V[i])).astype(np.int64)))
+            if g > 1 and np.all(o[i] + V[i] / g >= -_INTEGER_TOL):
+                scale[i] = g
+        if np.all(scale == 1):
+            return
+        object.__setattr__(self, "V", V / scale[:, None])
+        object.__setattr__(self, "kf", self.kf * scale)
+        object.__setattr__(self, "kr", self.kr * scale)
+        ar = self.arrhenius
+        if ar is not None:
+            object.__setattr__(self, "arrhenius", ArrheniusRates(
+                ar.prefactor_f * scale, ar.prefactor_r * scale, ar.energy_f, ar.energy_r,
+                ar.gas_constant))
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -225,6 +278,54 @@ class Mechanism:
         if self.orders is not None:
             ok = ok and np.all(np.abs(self.orders - np.round(self.orders)) <= tol)
         return bool(ok)
+
+    def unphysical_reactions(self, tol: float = 1e-6) -> list[str]:
+        """Return why reactions are not physical, one line per bad reaction (empty if none).
+
+        A reaction is unphysical when its coefficients (stoichiometry, orders) are not
+        integers within ``tol``, or when it has negative products: in catalytic form a
+        species consumed more than its reactant order (``order + v < 0``).
+
+        Parameters
+        ----------
+        tol : float, default 1e-6
+            How far from an integer a coefficient may be.
+
+        Returns
+        -------
+        list of str
+            E.g. ``"reaction 1: A + B -> -2A + 4B has negative products (A)"``.
+        """
+        out = []
+        a, _ = self.reactant_orders()
+        for i in range(self.n_reactions):
+            if not np.any(self.V[i]) and (self.orders is None or not np.any(self.orders[i])):
+                continue
+            coeffs = self.V[i] if self.orders is None else np.concatenate([self.V[i], a[i]])
+            if np.any(np.abs(coeffs - np.round(coeffs)) > tol):
+                out.append(f"reaction {i + 1}: coefficients {np.round(coeffs, 3).tolist()} "
+                           "are not integers")
+                continue
+            negative = [s for s, p in zip(self.species, a[i] + self.V[i]) if p < -tol]
+            if negative:
+                out.append(f"reaction {i + 1}: {self._line(i)} has negative products "
+                           f"({', '.join(negative)})")
+        return out
+
+    def is_physical(self, tol: float = 1e-6) -> bool:
+        """Return whether every reaction is physical (see :meth:`unphysical_reactions`).
+
+        Parameters
+        ----------
+        tol : float, default 1e-6
+            How far from an integer a coefficient may be.
+
+        Returns
+        -------
+        bool
+            True for integer coefficients and no negative products.
+        """
+        return not self.unphysical_reactions(tol)
 
     def rates_at(self, temperature: float | np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Return the rate constants ``(kf, kr)``.
@@ -308,6 +409,70 @@ class Mechanism:
                                  arr.energy_f[order], arr.energy_r[order], arr.gas_constant)
         return Mechanism(self.species, V[order], kf[order], kr[order], orders, arr,
                          self.reference_temperature, dict(self.notes))
+
+    def pruned(self, concentrations: np.ndarray, temperatures: np.ndarray | None = None,
+               rtol: float = NEGLIGIBLE_FLUX) -> tuple[Mechanism, list[str]]:
+        """Return the mechanism without the directions negligible against the data.
+
+        The rule is :data:`NEGLIGIBLE_FLUX`: direction ``d`` (forward or reverse of a
+        reaction) is dropped when, for every species ``x`` it changes,
+        ``|v_dx|·max_p flux_pd < rtol·max_p Σ_d' |v_d'x|·flux_pd'`` over the data points ``p``.
+        A reversible reaction whose reverse is dropped becomes irreversible (``kr = 0``,
+        Arrhenius ``Ar = 0``); a reaction with no direction left is removed. The result is
+        :meth:`normalised`.
+
+        Parameters
+        ----------
+        concentrations : numpy.ndarray
+            The data's concentrations, ``(N, n_s)`` (or ``(samples, times, n_s)``).
+        temperatures : numpy.ndarray or None, optional
+            ``(N,)`` temperatures (K) of the points, for Arrhenius mechanisms.
+        rtol : float, default NEGLIGIBLE_FLUX
+            The fraction of the turnover below which a direction is negligible.
+
+        Returns
+        -------
+        mechanism : Mechanism
+            The pruned mechanism (``self`` when nothing is negligible).
+        dropped : list of str
+            One line per dropped direction, naming the reaction and its rate.
+        """
+        u = np.asarray(concentrations, dtype=float).reshape(-1, self.n_species)
+        T = temperatures if temperatures is not None else self.reference_temperature
+        a, b = self.reactant_orders()
+        kf, kr = (np.broadcast_to(k, (u.shape[0], self.n_reactions)) for k in self.rates_at(T))
+        with np.errstate(all="ignore"):
+            uu = np.maximum(u, 0.0)[:, None, :]
+            ff = kf * np.prod(np.where(a[None] > 0, uu ** a[None], 1.0), axis=2)
+            fr = kr * np.prod(np.where(b[None] > 0, uu ** b[None], 1.0), axis=2)
+        peak = np.stack([ff.max(axis=0), fr.max(axis=0)])  # (2, n_r): largest flux
+        turnover = ((ff + fr) @ np.abs(self.V)).max(axis=0)  # (n_s,)
+        contribution = peak[:, :, None] * np.abs(self.V)[None]  # (2, n_r, n_s)
+        moved = self.V != 0
+        negligible = np.all(~moved[None] | (contribution < rtol * turnover[None, None]),
+                            axis=2) & (peak > 0)
+        if not negligible.any():
+            return self, []
+        lines, dropped = self.reaction_lines(), []
+        for d, i in zip(*np.nonzero(negligible)):
+            k = (self.kf, self.kr)[d][i]
+            dropped.append(f"reaction {i + 1} ({lines[i]}): {('forward', 'reverse')[d]} rate "
+                           f"{k:.3g} dropped, its flux is below {rtol:g} of the turnover of "
+                           "every species it changes")
+        keep_f, keep_r = ~negligible[0], ~negligible[1]
+        ar = self.arrhenius
+        if ar is not None:
+            ar = ArrheniusRates(ar.prefactor_f * keep_f, ar.prefactor_r * keep_r, ar.energy_f,
+                                ar.energy_r, ar.gas_constant)
+        kf_new, kr_new = self.kf * keep_f, self.kr * keep_r
+        rows = (kf_new > 0) | (kr_new > 0)
+        arr = None if ar is None else ArrheniusRates(
+            ar.prefactor_f[rows], ar.prefactor_r[rows], ar.energy_f[rows], ar.energy_r[rows],
+            ar.gas_constant)
+        out = Mechanism(self.species, self.V[rows], kf_new[rows], kr_new[rows],
+                        None if self.orders is None else self.orders[rows], arr,
+                        self.reference_temperature, dict(self.notes))
+        return out.normalised(), dropped
 
     def compare(self, truth: Mechanism, temperature: float | None = None) -> dict:
         """Match each true reaction to a learned one and report the rate errors.
@@ -424,6 +589,19 @@ class Mechanism:
         P = np.array(P_cols, dtype=np.int64).T if P_cols else np.zeros((n, 0), np.int64)
         return ReactionNetwork(self.species, R, P, tuple(rates))
 
+    def _line(self, i: int) -> str:
+        """Return reaction ``i`` as text, ``"H2 + O <-> H + OH"`` style (rounded)."""
+        v = np.round(self.V[i]).astype(int)
+        if self.orders is not None:
+            a = self.orders[i]
+            lhs = {s: int(round(o)) for s, o in zip(self.species, a) if round(o)}
+            rhs = {s: int(round(o + c)) for s, o, c in zip(self.species, a, v) if round(o + c)}
+            return f"{format_side(lhs) or '0'} -> {format_side(rhs) or '0'}"
+        lhs = {s: -c for s, c in zip(self.species, v) if c < 0}
+        rhs = {s: c for s, c in zip(self.species, v) if c > 0}
+        arrow = "<->" if self.kr[i] > 0 else "->"
+        return f"{format_side(lhs) or '0'} {arrow} {format_side(rhs) or '0'}"
+
     def reaction_lines(self) -> list[str]:
         """Return human-readable reactions, ``"H2 + O <-> H + OH"`` style (rounded coefficients).
 
@@ -432,29 +610,18 @@ class Mechanism:
         list of str
             One line per reaction.
         """
-        lines = []
-        a, b = self.reactant_orders()
-        for i in range(self.n_reactions):
-            v = np.round(self.V[i]).astype(int)
-            if self.orders is not None:
-                lhs = {s: int(round(o)) for s, o in zip(self.species, a[i]) if round(o)}
-                rhs = {s: int(round(o + c)) for s, o, c in zip(self.species, a[i], v)
-                       if round(o + c)}
-                lines.append(f"{format_side(lhs) or '0'} -> {format_side(rhs) or '0'}")
-                continue
-            lhs = {s: -c for s, c in zip(self.species, v) if c < 0}
-            rhs = {s: c for s, c in zip(self.species, v) if c > 0}
-            arrow = "<->" if self.kr[i] > 0 else "->"
-            lines.append(f"{format_side(lhs) or '0'} {arrow} {format_side(rhs) or '0'}")
-        return lines
+        return [self._line(i) for i in range(self.n_reactions)]
 
     def table(self, digits: int = 3) -> str:
         """Return the paper's table: one row per reaction, the V row, kf and kr (or A and Ea).
 
+        Integer coefficients print as integers, others with ``digits`` decimals; zero prints
+        as ``0`` (never ``-0.000``) and rates in ``e`` notation with ``digits`` decimals.
+
         Parameters
         ----------
         digits : int, default 3
-            Significant digits of the rates.
+            Decimals of non-integer coefficients and of the rates.
 
         Returns
         -------
@@ -467,14 +634,16 @@ class Mechanism:
         out = ["   " + "".join(h.rjust(width) for h in heads)
                + "".join(h.rjust(11) for h in rate_heads) + "   reaction"]
         lines = self.reaction_lines()
+        integer = self.is_integer(_INTEGER_TOL)
         for i in range(self.n_reactions):
-            row = f"{i + 1:>2} " + "".join(f"{x:{width}.{digits}f}" for x in self.V[i])
+            row = f"{i + 1:>2} " + "".join(_coefficient(x, digits, integer).rjust(width)
+                                           for x in self.V[i])
             if self.arrhenius is not None:
                 ar = self.arrhenius
                 vals = [ar.prefactor_f[i], ar.prefactor_r[i], ar.energy_f[i], ar.energy_r[i]]
             else:
                 vals = [self.kf[i], self.kr[i]]
-            row += "".join(f"{x:11.3e}" for x in vals) + "   " + lines[i]
+            row += "".join(_rate(x, digits).rjust(11) for x in vals) + "   " + lines[i]
             out.append(row)
         return "\n".join(out)
 
@@ -540,3 +709,18 @@ class Mechanism:
                    [r["kf"] for r in rs], [r["kr"] for r in rs], orders, arr,
                    d.get("reference_temperature"), dict(d.get("notes", {})))
 
+
+
+def _coefficient(x: float, digits: int, integer: bool) -> str:
+    """Return a stoichiometric coefficient as text: ``-1``, ``0``, ``0.497`` (never ``-0``)."""
+    if integer:
+        return str(int(round(x)) + 0)
+    text = f"{x:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def _rate(x: float, digits: int) -> str:
+    """Return a rate constant as text: ``0`` for zero, else with ``digits`` decimals (``e``)."""
+    if x == 0:
+        return "0"
+    return f"{x:.{digits}e}"
