@@ -22,13 +22,24 @@ TINY = {"name": "tiny", "species": 3, "network": "gs", "size": [16, 16], "stages
 
 def test_every_bundled_config_loads_and_has_a_quick_variant():
     configs = bundled_configs()
-    for fig in ("fig2a", "fig2b", "fig3", "fig4", "fig4-bistable", "fig5"):
+    for fig in ("fig2a", "fig2b", "fig3", "fig3-total", "fig4", "fig4-bistable", "fig5"):
         assert fig in configs and f"{fig}-quick" in configs
         cfg = load_config(fig)
         assert cfg.name == fig
     fig2a, fig5 = load_config("fig2a"), load_config("fig5")
     assert fig2a.model.species == 4 and fig2a.optimiser.stages == (32,)
     assert fig5.model.size == (48, 96) and fig5.generator.patch == 32
+
+
+def test_total_dissipation_config_is_eq10_with_the_flow_fixed():
+    """fig3-total: σ_Rxn + σ_Dif in one exponential (eq. 10), f fixed at 0.03 s⁻¹ (§3.2)."""
+    from rdlab.design.objectives import Dissipation, build_loss
+
+    cfg = load_config("fig3-total")
+    term = next(t for t in build_loss(cfg.loss).terms if isinstance(t, Dissipation))
+    assert set(term.terms) == {"reaction", "diffusion"} and term.combine == "total"
+    assert term.variance_weight == 1.0
+    assert cfg.model.flow == 0.03 and "flow" in cfg.model.fixed
 
 
 def test_config_errors_name_the_bad_value(tmp_path):
