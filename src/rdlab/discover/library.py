@@ -33,7 +33,8 @@ import numpy as np
 from rdlab.discover.rate_fit import point_weights
 from rdlab.errors import ParameterError
 
-__all__ = ["LibraryProposal", "monomial_exponents", "propose_structure", "sparse_support"]
+__all__ = ["LibraryProposal", "monomial_exponents", "propose_from_features", "propose_structure",
+           "reactions_from_coefficients", "sparse_support"]
 
 
 def monomial_exponents(n_species: int, max_order: int) -> np.ndarray:
@@ -187,6 +188,9 @@ class LibraryProposal:
         Number of monomials selected.
     skipped : int
         How many of them did not read as reactions (left out of the proposal).
+    kf, kr : numpy.ndarray or None
+        ``(n_r,)`` rate guesses read off the coefficients (``k`` of each direction; ``kr``
+        is 0 for a reaction without its reverse, and always in catalytic form), or ``None``.
     """
 
     V: np.ndarray
@@ -194,6 +198,8 @@ class LibraryProposal:
     max_deviation: float
     monomials: int
     skipped: int = 0
+    kf: np.ndarray | None = None
+    kr: np.ndarray | None = None
 
 
 def _decompose(w: np.ndarray, exponents: np.ndarray, catalytic: bool, rel_tol: float,
@@ -304,17 +310,135 @@ def propose_structure(log_u: np.ndarray, du: np.ndarray, *, max_order: int = 4,
     with np.errstate(over="ignore", under="ignore"):
         M = np.exp(log_u @ E.T)  # (N, n_monomials)
     M = np.where(np.isfinite(M), M, 0.0)
-    w = point_weights(du)
-    fits = _species_supports(M, w, du, E, base_order, tolerance, threshold, max_extra)
-    W = _monomial_coefficients(M, w, du, fits)
+    return propose_from_features(M, du, E, base_order=base_order, catalytic=catalytic,
+                                 tolerance=tolerance, threshold=threshold, max_extra=max_extra)
+
+
+def propose_from_features(features: np.ndarray, targets: np.ndarray, exponents: np.ndarray,
+                          *, base_order: int = 2, catalytic: bool = False,
+                          tolerance: float = 1e-6, threshold: float = 1e-6,
+                          max_extra: int = 4, weights: np.ndarray | None = None
+                          ) -> LibraryProposal | None:
+    """Propose reactions from any linear features of the monomials (derivative-free entry).
+
+    The same sparse regression as :func:`propose_structure`, on ``targets ≈ features · W``
+    instead of ``du ≈ monomials · W``: any linear functional of the mass-action ODE keeps
+    its coefficients ``W``, so ``features`` may be monomials integrated against test
+    functions and ``targets`` the matching integrals of the concentrations
+    (:mod:`rdlab.discover.weak_form`), or monomials and derivatives at points.
+
+    Parameters
+    ----------
+    features : numpy.ndarray
+        ``(N, n_monomials)``: row ``r``, column ``m`` is the functional ``r`` of monomial
+        ``m``.
+    targets : numpy.ndarray
+        ``(N, n_s)``: the same functional of each species' time derivative.
+    exponents : numpy.ndarray
+        ``(n_monomials, n_s)`` reactant orders of the columns, ordered by total order
+        (:func:`monomial_exponents`).
+    base_order : int, optional
+        Monomials up to this order are fitted at once (default 2).
+    catalytic : bool, optional
+        Read the reactions in catalytic form (default ``False``: V form).
+    tolerance : float, optional
+        Relative weighted residual a species' fit must reach (default 1e-6); it must cover
+        the error of the features (quadrature, noise).
+    threshold : float, optional
+        Coefficients contributing less than this fraction of a species' weighted target are
+        dropped (default 1e-6).
+    max_extra : int, optional
+        Higher-order monomials added one at a time, at most (default 4).
+    weights : numpy.ndarray or None, optional
+        ``(N, n_s)`` row weights; default :func:`~rdlab.discover.rate_fit.point_weights`
+        of ``targets`` (relative errors row by row).
+
+    Returns
+    -------
+    LibraryProposal or None
+        The proposal, with rate guesses ``kf, kr``; ``None`` when nothing is left.
+
+    Raises
+    ------
+    ParameterError
+        For inconsistent shapes, or ``base_order`` < 1.
+    """
+    M = np.asarray(features, dtype=float)
+    y = np.asarray(targets, dtype=float)
+    E = np.asarray(exponents, dtype=float)
+    if M.ndim != 2 or y.ndim != 2 or M.shape[0] != y.shape[0] or E.shape != (M.shape[1],
+                                                                            y.shape[1]):
+        raise ParameterError(f"features {M.shape}, targets {y.shape} and exponents {E.shape} "
+                             f"must be (N, n_monomials), (N, n_s), (n_monomials, n_s)")
+    if base_order < 1:
+        raise ParameterError(f"base_order must be ≥ 1, got {base_order!r}")
+    w = point_weights(y) if weights is None else np.broadcast_to(weights, y.shape)
+    fits = _species_supports(M, w, y, E, base_order, tolerance, threshold, max_extra)
+    W = _monomial_coefficients(M, w, y, fits)
+    return _proposal(W, E, catalytic, threshold, tolerance)
+
+
+def reactions_from_coefficients(coefficients: np.ndarray, exponents: np.ndarray, *,
+                                catalytic: bool = False, threshold: float = 1e-6,
+                                tolerance: float = 1e-6) -> LibraryProposal | None:
+    """Read reactions off a monomial coefficient matrix (any sparse regression's result).
+
+    The rule :func:`propose_structure` applies to its own fit: every non-zero row ``W[m]``
+    (the coefficients of monomial ``m`` in each species' derivative) is decomposed into
+    reactions ``k ν`` whose reactants are the monomial's exponents (V form: a reactant of
+    order ``a`` is consumed ``a`` times; catalytic form: ``k`` = the smallest coefficient
+    above ``threshold`` of the row's largest), ``ν`` is rounded to integers (its largest
+    distance from them is ``max_deviation``), rows that do not read as reactions are
+    ``skipped``, and ``ν``/``−ν`` pairs merge into reversible reactions.
+
+    Parameters
+    ----------
+    coefficients : numpy.ndarray
+        ``(n_monomials, n_s)`` coefficients ``W``.
+    exponents : numpy.ndarray
+        ``(n_monomials, n_s)`` the monomials' exponents.
+    catalytic : bool, optional
+        Catalytic instead of V form (default ``False``).
+    threshold : float, optional
+        Relative size below which a coefficient of a row counts as zero (default 1e-6).
+    tolerance : float, optional
+        Relative noise of the coefficients; equal-coefficient tests use
+        ``max(1e-3, 10·tolerance)`` (default 1e-6).
+
+    Returns
+    -------
+    LibraryProposal or None
+        The reactions with rate guesses; ``None`` when no row reads as a reaction.
+
+    Raises
+    ------
+    ParameterError
+        When the two arrays differ in shape.
+    """
+    C = np.asarray(coefficients, dtype=float)
+    E = np.asarray(exponents, dtype=float)
+    if C.shape != E.shape or C.ndim != 2:
+        raise ParameterError(f"coefficients {C.shape} and exponents {E.shape} must both be "
+                             f"(n_monomials, n_s)")
+    W = {m: C[m].copy() for m in range(C.shape[0]) if np.any(C[m] != 0)}
+    return _proposal(W, E, catalytic, threshold, tolerance)
+
+
+def _proposal(W: dict[int, np.ndarray], E: np.ndarray, catalytic: bool, threshold: float,
+              tolerance: float) -> LibraryProposal | None:
+    """Return the :class:`LibraryProposal` read off the monomial coefficients ``W``."""
     if not W:
         return None
-    rows, exps, deviation, skipped = _reactions(W, E, catalytic, threshold, tolerance)
+    rows, exps, ks, deviation, skipped = _reactions(W, E, catalytic, threshold, tolerance)
     if not rows:
         return None
     if catalytic:
-        return LibraryProposal(np.array(rows), np.array(exps), deviation, len(W), skipped)
-    return LibraryProposal(np.array(_reversible_rows(rows)), None, deviation, len(W), skipped)
+        k = np.array(ks)
+        return LibraryProposal(np.array(rows), np.array(exps), deviation, len(W), skipped,
+                               k, np.zeros_like(k))
+    V, kf, kr = _reversible_rows(rows, ks)
+    return LibraryProposal(np.array(V), None, deviation, len(W), skipped, np.array(kf),
+                           np.array(kr))
 
 
 def _species_supports(M: np.ndarray, w: np.ndarray, du: np.ndarray, E: np.ndarray,
@@ -364,32 +488,41 @@ def _monomial_coefficients(M: np.ndarray, w: np.ndarray, du: np.ndarray,
 
 
 def _reactions(W: dict[int, np.ndarray], E: np.ndarray, catalytic: bool, threshold: float,
-               tolerance: float) -> tuple[list[np.ndarray], list[np.ndarray], float, int]:
-    """Return the rounded reactions read off ``W``, their monomials, deviation and skips."""
-    rows, exps, deviation, skipped = [], [], 0.0, 0
+               tolerance: float
+               ) -> tuple[list[np.ndarray], list[np.ndarray], list[float], float, int]:
+    """Return the rounded reactions read off ``W``, their monomials, rates, deviation, skips."""
+    rows, exps, ks, deviation, skipped = [], [], [], 0.0, 0
     for m in sorted(W):
         parts = _decompose(W[m], E[m], catalytic, threshold, max(1e-3, 10.0 * tolerance))
         if parts is None:  # e.g. a tiny spurious term of a nearly collinear library
             skipped += 1
             continue
-        for nu, _ in parts:
+        for nu, k in parts:
             deviation = max(deviation, float(np.max(np.abs(nu - np.round(nu)))))
             rows.append(np.round(nu))
             exps.append(E[m])
-    return rows, exps, deviation, skipped
+            ks.append(float(k))
+    return rows, exps, ks, deviation, skipped
 
 
-def _reversible_rows(rows: list[np.ndarray]) -> list[np.ndarray]:
-    """Return the V-form rows: each reaction ``ν`` paired with its reverse ``−ν`` into one."""
+def _reversible_rows(rows: list[np.ndarray], ks: list[float]
+                     ) -> tuple[list[np.ndarray], list[float], list[float]]:
+    """Return the V-form rows, kf and kr: each ``ν`` paired with its reverse ``−ν`` into one."""
     V_rows: list[np.ndarray] = []
+    kf: list[float] = []
+    kr: list[float] = []
     used = [False] * len(rows)
     for i, nu in enumerate(rows):
         if used[i]:
             continue
         used[i] = True
+        reverse = 0.0
         for j in range(i + 1, len(rows)):
             if not used[j] and np.array_equal(rows[j], -nu):
                 used[j] = True
+                reverse = ks[j]
                 break
         V_rows.append(nu)
-    return V_rows
+        kf.append(ks[i])
+        kr.append(reverse)
+    return V_rows, kf, kr
