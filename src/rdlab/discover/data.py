@@ -170,8 +170,15 @@ class ReactionData:
         T = None if self.temperatures is None else np.repeat(self.temperatures, n_t)
         return u, du, T
 
-    def with_noise(self, level: float, seed: int = 0, kind: str = "gaussian") -> ReactionData:
-        """Return a copy with multiplicative noise on the derivatives: ``du·(1 + level·ξ)``.
+    def with_noise(self, level: float, seed: int = 0, kind: str = "gaussian",
+                   on: str = "concentrations") -> ReactionData:
+        """Return a copy with multiplicative noise ``x·(1 + level·ξ)``, ξ drawn per entry.
+
+        ``on="concentrations"`` (default: what a measurement has) perturbs the
+        concentrations, clipped at 0; derivatives already present are kept as they were (the
+        exact rates of the noise-free states) — estimate them from the noisy concentrations
+        instead with :func:`rdlab.discover.derivatives.estimate` after this.
+        ``on="derivatives"`` perturbs the derivatives only (the paper's §4 noise test).
 
         Parameters
         ----------
@@ -181,6 +188,8 @@ class ReactionData:
             Seed of the draws.
         kind : {"gaussian", "uniform"}
             ξ ~ N(0, 1) (``"gaussian"``) or ξ ~ U(−1, 1) (``"uniform"``, the reference code's).
+        on : {"concentrations", "derivatives"}
+            What the noise is put on.
 
         Returns
         -------
@@ -190,21 +199,27 @@ class ReactionData:
         Raises
         ------
         ParameterError
-            When the data have no derivatives, or for a negative level or an unknown kind.
+            For a negative level, an unknown kind or target, or derivative noise on data
+            without derivatives.
         """
-        if self.derivatives is None:
+        if on not in ("concentrations", "derivatives"):
+            raise ParameterError(f"noise goes on 'concentrations' or 'derivatives', got {on!r}")
+        if on == "derivatives" and self.derivatives is None:
             raise ParameterError("these data have no derivatives to add noise to")
         if not np.isfinite(level) or level < 0:
             raise ParameterError(f"noise level must be ≥ 0, got {level!r}")
         rng = np.random.default_rng(seed)
-        shape = self.derivatives.shape
+        values = self.concentrations if on == "concentrations" else self.derivatives
         if kind == "gaussian":
-            xi = rng.standard_normal(shape)
+            xi = rng.standard_normal(values.shape)
         elif kind == "uniform":
-            xi = rng.uniform(-1.0, 1.0, shape)
+            xi = rng.uniform(-1.0, 1.0, values.shape)
         else:
             raise ParameterError(f"noise kind must be 'gaussian' or 'uniform', got {kind!r}")
-        return replace(self, derivatives=self.derivatives * (1.0 + level * xi))
+        noisy = values * (1.0 + level * xi)
+        if on == "derivatives":
+            return replace(self, derivatives=noisy)
+        return replace(self, concentrations=np.maximum(noisy, 0.0))
 
 
 def _rates_per_sample(mech: Mechanism, net_columns: list[tuple[int, int]],
@@ -307,6 +322,12 @@ def trajectories(mechanism: Mechanism, initial: np.ndarray, times: np.ndarray,
     -------
     concentrations, derivatives : numpy.ndarray
         Each ``(n, n_t, n_s)``.
+
+    Notes
+    -----
+    A mechanism that is no reaction network (:meth:`Mechanism.is_physical` false: a best
+    guess with non-integer rows or negative products) is integrated through its own
+    :meth:`Mechanism.rhs` with scipy's ``method``, so its trajectories can still be drawn.
     """
     x0 = np.atleast_2d(np.asarray(initial, dtype=float))
     n = x0.shape[0]
@@ -316,6 +337,8 @@ def trajectories(mechanism: Mechanism, initial: np.ndarray, times: np.ndarray,
         return states, np.zeros_like(states)
     T = None if temperatures is None else np.broadcast_to(
         np.asarray(temperatures, dtype=float), (n,))
+    if not mechanism.is_physical():
+        return _integrate_rhs(mechanism, x0, t, T, method, rtol, atol)
     # every direction becomes a column, zero rates included, so columns are predictable
     columns = [(i, d) for i in range(mechanism.n_reactions)
                for d in ((0,) if mechanism.orders is not None else (0, 1))]
@@ -323,6 +346,32 @@ def trajectories(mechanism: Mechanism, initial: np.ndarray, times: np.ndarray,
     system = System.build(net, rates=_rates_per_sample(mechanism, columns, T, n))
     states, derivs = ode.solve(system, x0, t, method=method, rtol=rtol, atol=atol)
     return np.transpose(states, (1, 0, 2)), np.transpose(derivs, (1, 0, 2))
+
+
+def _integrate_rhs(mechanism: Mechanism, x0: np.ndarray, t: np.ndarray,
+                   T: np.ndarray | None, method: str, rtol: float, atol: float
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Integrate ``mechanism.rhs`` from each row of ``x0`` (no reaction network needed)."""
+    from scipy.integrate import solve_ivp
+
+    n, n_s = x0.shape
+    rows = np.broadcast_to(t, (n, t.shape[-1]))
+    states = np.zeros((n, rows.shape[1], n_s))
+    for s in range(n):
+        T_s = None if T is None else T[s]
+
+        def f(_, y, T_s=T_s):
+            return mechanism.rhs(y[None], T_s)[0]
+
+        sol = solve_ivp(f, (rows[s, 0], rows[s, -1]), x0[s], method=method, t_eval=rows[s],
+                        rtol=rtol, atol=atol)
+        if not sol.success:
+            raise ParameterError(f"the mechanism could not be integrated from sample {s}: "
+                                 f"{sol.message}")
+        states[s] = sol.y.T
+    derivs = np.stack([mechanism.rhs(states[s], None if T is None else T[s])
+                       for s in range(n)])
+    return states, derivs
 
 
 def _network_all_directions(mech: Mechanism):
