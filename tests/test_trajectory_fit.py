@@ -1,0 +1,113 @@
+"""Trajectory fitting: sensitivities, rates from concentrations, identifiability, acceptance."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from rdlab.discover.data import generate
+from rdlab.discover.identifiability import analyse
+from rdlab.discover.mechanism import Mechanism
+from rdlab.discover.trajectory_fit import (
+    KineticModel,
+    acceptance_threshold,
+    fit_trajectories,
+    simulate,
+)
+from rdlab.errors import ParameterError
+
+TIMES = np.linspace(0.0, 1.0, 6)
+
+
+def _chain(k1f=2.0, k1r=0.5, k2=1.0) -> Mechanism:
+    """A ⇌ B (k1f, k1r), B → C (k2)."""
+    return Mechanism.from_rows(["A", "B", "C"], [({"A": -1, "B": 1}, k1f, k1r),
+                                                 ({"B": -1, "C": 1}, k2, 0.0)])
+
+
+def _scaled(m: Mechanism, factor: float) -> Mechanism:
+    return Mechanism(m.species, m.V, m.kf * factor, m.kr * factor, m.orders)
+
+
+def test_sensitivities_are_the_derivatives_of_the_solution():
+    """dx/dln k from the sensitivity ODE equals a central difference of the solution."""
+    mech = Mechanism.from_rows(["A", "B", "C"], [({"A": -2, "B": 1}, 3.0, 0.4),
+                                                 ({"A": -1, "B": -1, "C": 1}, 1.5, 0.0)])
+    model = KineticModel.from_mechanism(mech, reversible=np.array([True, False]))
+    x0 = np.random.default_rng(3).uniform(0.1, 1.0, (4, 3))
+    theta = np.log([3.0, 0.4, 1.5])
+    _, S, ok = simulate(model, theta, x0, TIMES, rtol=1e-10, atol=1e-14)
+    assert ok
+    for p in range(3):
+        h = np.zeros(3)
+        h[p] = 1e-5
+        up = simulate(model, theta + h, x0, TIMES, sensitivities=False, rtol=1e-11,
+                      atol=1e-15)[0]
+        down = simulate(model, theta - h, x0, TIMES, sensitivities=False, rtol=1e-11,
+                        atol=1e-15)[0]
+        np.testing.assert_allclose(S[..., p], (up - down) / 2e-5, atol=2e-6)
+
+
+def test_rates_recovered_from_concentrations_and_irreversible_step_pruned():
+    """From a start 2× off, the fit returns the true rates; B → C's reverse is dropped."""
+    truth = _chain()
+    data = generate(truth, n_samples=10, times=TIMES)
+    data = replace(data, derivatives=None)
+    fit = fit_trajectories(_scaled(truth, 2.0), data)
+    assert fit.accepted and fit.success
+    np.testing.assert_allclose(fit.mechanism.kf, truth.kf, rtol=1e-3)
+    np.testing.assert_allclose(fit.mechanism.kr[0], truth.kr[0], rtol=1e-3)
+    assert fit.pruned == ["kr_2"] and fit.mechanism.kr[1] == 0.0
+    assert fit.error < acceptance_threshold(None)
+    assert set(fit.identifiability.to_dict()["identifiable"]) == {"kf_1", "kr_1", "kf_2"}
+
+
+def test_fast_equilibrium_leaves_only_its_ratio():
+    """A ⇌ B at 1e4 /s sampled every 0.2: only kf/kr is determined, and it is fitted."""
+    truth = _chain(k1f=2e4, k1r=1e4, k2=1.0)
+    data = generate(truth, n_samples=8, times=TIMES)
+    fit = fit_trajectories(_scaled(truth, 0.5), data, prune=False)
+    ident = fit.identifiability
+    names = {c["name"]: c for c in ident.combinations}
+    assert "kf_1/kr_1" in names
+    assert names["kf_1/kr_1"]["value"] == pytest.approx(2.0, rel=1e-3)
+    assert "kf_2" in names and names["kf_2"]["value"] == pytest.approx(1.0, rel=1e-3)
+    by_name = dict(zip(ident.names, ident.identifiable))
+    assert not by_name["kf_1"] and not by_name["kr_1"]
+    assert not np.isfinite(ident.standard_errors[ident.names.index("kf_1")])
+    assert ident.rank == ident.singular_values.size - len(ident.unidentifiable)
+
+
+def test_wrong_structure_is_rejected_and_noise_is_estimated():
+    """Without B → C the trajectories are not reproduced; with 1 % noise the fit says 1 %."""
+    truth = _chain()
+    data = generate(truth, n_samples=10, times=TIMES)
+    wrong = Mechanism.from_rows(["A", "B", "C"], [({"A": -1, "B": 1}, 2.0, 0.5),
+                                                  ({"A": -1, "C": 1}, 1.0, 0.0)])
+    assert not fit_trajectories(wrong, data, prune=False).accepted
+    rng = np.random.default_rng(0)
+    noisy = replace(data, concentrations=data.concentrations
+                    * (1.0 + 0.01 * rng.standard_normal(data.concentrations.shape)))
+    fit = fit_trajectories(truth, noisy, prune=False, noise=0.01)
+    assert 0.007 < fit.noise_estimate < 0.02
+    assert fit.accepted
+    assert np.max(np.abs(fit.mechanism.kf / truth.kf - 1.0)) < 0.05
+
+
+def test_identifiability_names_ratio_and_product():
+    """A Jacobian that sees only θ0 − θ1 and θ2 + θ3 names kf/kr and a product."""
+    J = np.array([[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 2.0, 2.0], [3.0, -3.0, 1.0, 1.0]])
+    out = analyse(J, ["a", "b", "c", "d"], np.zeros(4), sigma=1e-3)
+    assert {c["name"] for c in out.combinations} == {"a/b", "c*d"}
+    assert out.rank == 2 and not out.identifiable.any()
+
+
+def test_bad_input():
+    data = generate(_chain(), n_samples=2, times=TIMES)
+    other = Mechanism.from_rows(["A", "B", "D"], [({"A": -1, "B": 1}, 1.0, 0.0)])
+    with pytest.raises(ParameterError, match="species"):
+        fit_trajectories(other, data)
+    with pytest.raises(ParameterError, match="noise"):
+        fit_trajectories(_chain(), data, noise=-1.0)
