@@ -1,13 +1,66 @@
-"""Reaction discovery benchmark: time-to-exact-stoichiometry and success rate per example.
+"""Reaction discovery benchmark: rdlab against pysindy from concentrations alone (issue 18).
 
-For every example and seed: generate the §4 data (100 initial conditions, t = 0…1 by 0.1),
-fit with partial-parameter freezing under a 120 s budget on one core, and check the learned
-mechanism against the truth (same integer rows up to order and sign, rates within 1 %).
-Two seeds run at a time (one per core). Then: the no-freezing baseline, hydrogen oxidation
-with derivative noise 1e-3 and 1e-4 (Table 4.6, Fig. 4.8), the n_r sweep of Table 4.2 /
-Fig. 4.5, and catalysis. Prints tables; writes JSON and figures to --out.
+**Comparison (the default run).** For every example, noise level and seed: the §4 sampling
+(100 initial conditions, t = 0…1 by 0.1), *concentrations only* (derivatives dropped), with
+multiplicative Gaussian noise ``c·(1 + level·ξ)`` on the concentrations (``--noise``, default
+0 and 0.1 %). The same data go to every method; one table prints method × example × noise:
+exact structure (seeds), exact sparsity pattern (seeds), max rate error (median and worst over
+seeds), max coefficient error (median) and fit time (median, max).
 
-    python benchmarks/discover.py --out runs/bench/discover [--seeds 10] [--examples ...]
+Methods (``--methods``):
+
+``rdlab``
+    :class:`~rdlab.discover.estimator.ReactionDiscovery` on the concentrations. HOOK: while
+    its ``fit`` refuses data without derivatives, the benchmark estimates them by spline
+    (:func:`rdlab.discover.derivatives.estimate`, the path that fails today) and the
+    ``path`` column says so; once ``fit`` accepts concentrations (trajectory fitting, issue
+    18) that path is used with no change here.
+``rdlab-weak``
+    The derivative-free weak-form proposal alone
+    (:func:`rdlab.discover.weak_form.propose_from_integrals`: Simpson integrals between
+    samples, rates refitted on the weak system) — the cheap first guess, not a final answer.
+``sindy-fd``
+    pysindy STLSQ on the monomial library with pysindy's finite-difference derivatives.
+``sindy-weak``
+    pysindy's weak-form library (``WeakPDELibrary``, K = ``--sindy-k`` subdomains per
+    trajectory of half-width ``--sindy-h``, test-function degree 4) with STLSQ.
+
+pysindy is optional (``pip install -e .[bench]``); without it its rows are skipped with a note.
+
+**How structure and rates are judged (all methods alike).** Every method's result is read as
+a monomial coefficient matrix ``W`` (row = monomial ``∏ u^a``, column = species; the truth has
+``W[a] = Σ k ν`` over the reaction directions with reactant orders ``a``):
+
+* *exact structure*: the reactions read off ``W`` by rdlab's library rule
+  (:func:`rdlab.discover.library.reactions_from_coefficients`: each monomial row decomposed
+  into reactions ``k ν`` with the monomial as reactants, ``ν`` rounded to integers, ``ν``/``−ν``
+  merged into reversible pairs; catalytic form for the catalytic example) form a mechanism
+  that :meth:`Mechanism.compare` finds equal to the truth (same integer rows up to order and
+  sign, no extra reaction with a rate above 1e-6 of the smallest true rate). For rdlab rows
+  the learned mechanism is compared directly;
+* *max rate error*: the largest relative error of a true rate constant (``kf``, ``kr``) in
+  that comparison; ``nan`` when the structure is not exact;
+* *pattern*: the non-zero entries of ``W`` are exactly the truth's;
+* *coef. error*: ``max |W − W_true| / |W_true|`` over the truth's non-zero entries (a
+  missing term counts 1).
+
+Arrhenius data are compared at the reference temperature (300 K); a constant-coefficient
+SINDy model cannot represent rates that vary with each sample's temperature, so its rows
+there measure a best constant fit. pysindy's polynomial degree is the truth's largest reactant
+order (≥ 2), capped so that the library has at most half as many columns as data points
+(simplified GRI-3.0 needs order 4 but gets 2: it cannot be exact there). STLSQ is run per
+species on unit-norm columns with the threshold ``--sindy-threshold`` (default 1e-2) relative
+to that species' target norm — the same relative rule as rdlab's library — and ridge
+``alpha = 1e-8`` (pysindy's default 0.05 shrinks every coefficient by several percent).
+
+**Paper parts (``--paper``, derivative data).** Time-to-exact-stoichiometry with partial-
+parameter freezing under a 120 s budget on one core, the no-freezing baseline, hydrogen
+oxidation with derivative noise 1e-3 and 1e-4 (Table 4.6, Fig. 4.8), the n_r sweep of
+Table 4.2 / Fig. 4.5, and catalysis. Prints tables; writes JSON and figures to --out.
+
+    python benchmarks/discover.py [--examples ...] [--seeds 10] [--noise 0 1e-3] [--quick]
+    python benchmarks/discover.py --methods sindy-fd sindy-weak --seeds 2
+    python benchmarks/discover.py --paper --out runs/bench/discover
 """
 
 from __future__ import annotations
@@ -15,6 +68,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -72,7 +126,252 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def main() -> None:
+
+METHODS = ["rdlab", "rdlab-weak", "sindy-fd", "sindy-weak"]
+
+
+def _have_pysindy() -> bool:
+    try:
+        import pysindy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _concentration_data(ex, seed: int, noise: float):
+    """The §4 data of ``ex`` without derivatives, with multiplicative concentration noise."""
+    from rdlab.discover.data import ReactionData, generate
+
+    d = generate(ex.mechanism, seed=seed, temperature_range=ex.temperature_range)
+    c = d.concentrations
+    if noise > 0:
+        xi = np.random.default_rng(10_000 + seed).standard_normal(c.shape)
+        c = c * (1.0 + noise * xi)
+    return ReactionData(d.species, d.times, np.maximum(c, 0.0), None, d.temperatures)
+
+
+def _true_coefficients(mech, E: np.ndarray) -> np.ndarray:
+    """``W (n_monomials, n_s)`` of the truth at its reference temperature (rows of ``E``)."""
+    kf, kr = mech.rates_at(mech.reference_temperature)
+    return _coefficients(mech.V, mech.orders, kf, kr, E)
+
+
+def _coefficients(V, orders, kf, kr, E: np.ndarray) -> np.ndarray | None:
+    """``W`` of a mechanism on the monomials ``E``; None when a monomial is missing."""
+    W = np.zeros_like(E, dtype=float)
+    for i, nu in enumerate(np.asarray(V, dtype=float)):
+        dirs = [(orders[i] if orders is not None else np.maximum(0, -nu), kf[i] * nu)]
+        if orders is None:
+            dirs.append((np.maximum(0, nu), -kr[i] * nu))
+        for a, w in dirs:
+            if not np.any(w):
+                continue
+            row = np.flatnonzero(np.all(E == a, axis=1))
+            if row.size == 0:
+                return None
+            W[row[0]] += w
+    return W
+
+
+def _judge(ex, V, orders, kf, kr, E: np.ndarray) -> dict:
+    """Exact structure, rate error, pattern and coefficient error of a learned mechanism."""
+    from rdlab.discover.mechanism import Mechanism
+
+    W_true = _true_coefficients(ex.mechanism, E)
+    out = {"exact": False, "max_rate_error": float("nan"), "pattern": False,
+           "coef_error": 1.0}
+    W = None if V is None else _coefficients(V, orders, kf, kr, E)
+    if W is not None:
+        nz = W_true != 0
+        out["pattern"] = bool(np.array_equal(np.abs(W) > 0, nz))
+        out["coef_error"] = float(np.max(np.abs(W - W_true)[nz] / np.abs(W_true[nz])))
+    if V is None or len(V) == 0:
+        return out
+    try:
+        learned = Mechanism(ex.mechanism.species, np.asarray(V, dtype=float), kf, kr,
+                            orders=orders)
+        cmp = learned.compare(ex.mechanism)
+    except Exception as err:  # an invalid read-off (e.g. negative products) is not exact
+        out["note"] = f"not a valid mechanism: {err}"
+        return out
+    out["exact"] = bool(cmp["exact"])
+    if cmp["exact"]:
+        out["max_rate_error"] = float(cmp["max_rate_error"])
+    return out
+
+
+def _sindy_degree(ex, n_points: int) -> int:
+    """The truth's largest reactant order (≥ 2), capped at ≤ n_points/2 library columns."""
+    from rdlab.discover.library import monomial_exponents
+
+    m = ex.mechanism
+    orders = m.orders if m.orders is not None else np.concatenate(
+        [np.maximum(0, -m.V), np.maximum(0, m.V)])
+    degree = max(2, int(orders.sum(axis=1).max()))
+    while degree > 2 and len(monomial_exponents(m.n_species, degree)) > n_points // 2:
+        degree -= 1
+    return degree
+
+
+def _stlsq(Theta: np.ndarray, Y: np.ndarray, threshold: float) -> np.ndarray:
+    """pysindy STLSQ per species on unit-norm columns; returns ``W (n_features, n_s)``."""
+    import pysindy as ps
+
+    W = np.zeros((Theta.shape[1], Y.shape[1]))
+    for s in range(Y.shape[1]):
+        y_norm = float(np.linalg.norm(Y[:, s]))
+        if y_norm == 0.0:
+            continue
+        opt = ps.STLSQ(threshold=threshold, alpha=1e-8, normalize_columns=True, max_iter=50)
+        opt.fit(Theta, Y[:, s:s + 1] / y_norm)
+        W[:, s] = np.asarray(opt.coef_).reshape(-1) * y_norm
+    return W
+
+
+def _sindy(method: str, ex, data, seed: int, opts: dict):
+    """Fit with pysindy; return the read-off ``(V, orders, kf, kr)`` and the monomials."""
+    import pysindy as ps
+
+    from rdlab.discover.library import reactions_from_coefficients
+
+    t = data.times
+    xs = [c for c in data.concentrations]
+    degree = _sindy_degree(ex, data.concentrations.shape[0] * t.size)
+    poly = ps.PolynomialLibrary(degree=degree, include_bias=False)
+    np.random.seed(seed)  # noqa: NPY002 (the weak library draws subdomains from it)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if method == "sindy-fd":
+            fd = ps.FiniteDifference()
+            Theta = poly.fit_transform(np.concatenate(xs))
+            Y = np.concatenate([fd(x, t) for x in xs])
+            E = np.asarray(poly.powers_, dtype=float)
+        else:
+            lib = ps.WeakPDELibrary(function_library=poly, spatiotemporal_grid=t,
+                                    K=opts["sindy_k"], H_xt=[opts["sindy_h"]], p=4)
+            lib.fit(xs)
+            Theta = np.concatenate([np.asarray(a) for a in lib.transform(xs)])
+            Y = np.concatenate([np.asarray(lib.convert_u_dot_integral(x)) for x in xs])
+            E = np.asarray(lib.function_library.powers_, dtype=float)
+    W = _stlsq(Theta, Y, opts["sindy_threshold"])
+    prop = reactions_from_coefficients(W, E, catalytic=ex.catalytic)
+    if prop is None:
+        return (None, None, None, None), E
+    return (prop.V, prop.orders, prop.kf, prop.kr), E
+
+
+def _rdlab(ex, data, seed: int, noise: float, budget: float):
+    """ReactionDiscovery on the concentrations (hook: spline derivatives until it can)."""
+    import torch
+
+    from rdlab.discover.estimator import ReactionDiscovery
+    from rdlab.errors import ParameterError
+
+    torch.set_num_threads(1)
+    est = ReactionDiscovery(ex.n_reactions, catalytic=ex.catalytic, time_budget_s=budget,
+                            seed=seed, noise_level=noise)
+    try:  # the trajectory-fitting path, once fit accepts concentration-only data
+        est.fit(data)
+        path = "concentrations"
+    except ParameterError:
+        from rdlab.discover.derivatives import estimate
+
+        est.fit(estimate(data, "spline"))
+        path = "spline derivatives"
+    m = est.mechanism_
+    kf, kr = m.rates_at(m.reference_temperature)
+    return (m.V, m.orders, kf, kr), path
+
+
+def _compare_one(job) -> dict:
+    """One method on one example, seed and noise level."""
+    method, name, seed, noise, opts = job
+    from rdlab.discover.examples import example
+    from rdlab.discover.library import monomial_exponents
+
+    ex = example(name)
+    data = _concentration_data(ex, seed, noise)
+    E = monomial_exponents(ex.mechanism.n_species, 2)
+    path = ""
+    t0 = time.perf_counter()
+    try:
+        if method == "rdlab":
+            learned, path = _rdlab(ex, data, seed, noise, opts["budget"])
+        elif method == "rdlab-weak":
+            from rdlab.discover.weak_form import propose_from_integrals
+
+            p = propose_from_integrals(data, ex.n_reactions, catalytic=ex.catalytic,
+                                       tolerance=max(1e-2, 10 * noise))
+            learned = (None,) * 4 if p is None else (p.V, p.orders, p.kf, p.kr)
+        else:
+            learned, E = _sindy(method, ex, data, seed, opts)
+        error = ""
+    except Exception as err:  # a method that crashes scores as not exact, with the reason
+        learned, error = (None,) * 4, f"{type(err).__name__}: {err}"
+    seconds = time.perf_counter() - t0
+    if learned[0] is not None:  # judge on a library that holds the learned monomials too
+        E = _union(E, learned)
+    row = {"method": method, "example": name, "seed": seed, "noise": noise,
+           "seconds": seconds, "path": path, "error": error}
+    row.update(_judge(ex, *learned, E))
+    return row
+
+
+def _union(E: np.ndarray, learned) -> np.ndarray:
+    """``E`` plus the reactant monomials of the learned and true mechanisms not in it."""
+    V, orders = np.asarray(learned[0], dtype=float), learned[1]
+    extra = [orders] if orders is not None else [np.maximum(0, -V), np.maximum(0, V)]
+    rows = [E] + [a[np.any(a > 0, axis=1)] for a in extra]
+    return np.unique(np.concatenate(rows), axis=0)
+
+
+def _compare_table(runs: list[dict], methods, examples, levels) -> str:
+    """The method × example × noise table."""
+    head = (f"{'method':11s} {'example':27s} {'noise':>6s} {'exact':>6s} {'pattern':>7s} "
+            f"{'rate err med':>12s} {'worst':>9s} {'coef err':>9s} {'time med':>8s} "
+            f"{'max':>6s}  path")
+    lines = [head, "-" * len(head)]
+    for m in methods:
+        for n in examples:
+            for lvl in levels:
+                rs = [r for r in runs if (r["method"], r["example"], r["noise"]) == (m, n, lvl)]
+                if not rs:
+                    continue
+                ok = [r["max_rate_error"] for r in rs if r["exact"]]
+                times = [r["seconds"] for r in rs]
+                path = ",".join(sorted({r["path"] for r in rs if r["path"]}))
+                errs = sorted({r["error"] for r in rs if r["error"]})
+                lines.append(
+                    f"{m:11s} {n:27s} {lvl:6.0e} {sum(r['exact'] for r in rs):>2d}/{len(rs):<3d}"
+                    f" {sum(r['pattern'] for r in rs):>3d}/{len(rs):<3d}"
+                    f" {np.median(ok) if ok else float('nan'):12.2e}"
+                    f" {max(ok) if ok else float('nan'):9.2e}"
+                    f" {np.median([r['coef_error'] for r in rs]):9.2e}"
+                    f" {np.median(times):8.2f} {max(times):6.1f}  {path}"
+                    + (f"  ERROR: {errs[0][:60]}" if errs else ""))
+    return "\n".join(lines)
+
+
+def _compare(a) -> list[dict]:
+    """Run and print the comparison; return its rows."""
+    methods = list(a.methods)
+    if not _have_pysindy() and any(m.startswith("sindy") for m in methods):
+        print("note: pysindy is not installed (pip install -e .[bench]): its rows are skipped")
+        methods = [m for m in methods if not m.startswith("sindy")]
+    opts = {"budget": a.budget, "sindy_threshold": a.sindy_threshold, "sindy_k": a.sindy_k,
+            "sindy_h": a.sindy_h}
+    jobs = [(m, n, s, lvl, opts) for m in methods for n in a.examples for lvl in a.noise
+            for s in range(1, a.seeds + 1)]
+    t = time.perf_counter()
+    with ProcessPoolExecutor(a.workers) as pool:
+        runs = list(pool.map(_compare_one, jobs))
+    print(f"\n== concentrations only, §4 sampling (100 trajectories, t = 0…1 by 0.1), "
+          f"{a.seeds} seed(s), {a.workers} worker(s), {time.perf_counter() - t:.0f} s")
+    print(_compare_table(runs, methods, a.examples, a.noise))
+    return runs
+
+
+def _parse() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("runs/bench/discover"))
     ap.add_argument("--seeds", type=int, default=10)
@@ -81,15 +380,47 @@ def main() -> None:
     ap.add_argument("--budget", dest="budget", type=float, help=argparse.SUPPRESS)  # old name
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--examples", nargs="*", default=EXAMPLES)
+    ap.add_argument("--methods", nargs="*", default=METHODS, choices=METHODS)
+    ap.add_argument("--noise", nargs="*", type=float, default=[0.0, 1e-3],
+                    help="multiplicative Gaussian noise levels on the concentrations")
+    ap.add_argument("--quick", action="store_true",
+                    help="1 seed, 30 s budget per rdlab fit")
+    ap.add_argument("--sindy-threshold", type=float, default=1e-2,
+                    help="STLSQ threshold relative to each species' target norm")
+    ap.add_argument("--sindy-k", type=int, default=20,
+                    help="weak-form subdomains per trajectory")
+    ap.add_argument("--sindy-h", type=float, default=0.25,
+                    help="weak-form subdomain half-width (time units)")
+    ap.add_argument("--paper", action="store_true",
+                    help="also run the paper's derivative-data parts (see --skip)")
     ap.add_argument("--no-warm-start", action="store_true",
-                    help="run the CRNN from the paper's random start only (no sparse-regression "
-                         "proposal)")
+                    help="paper parts: run the CRNN from the paper's random start only (no "
+                         "sparse-regression proposal)")
     ap.add_argument("--skip", nargs="*", default=[],
-                    help="parts to skip: success baseline noise sweep catalysis")
+                    help="parts to skip: compare success baseline noise sweep catalysis")
     a = ap.parse_args()
+    if a.quick:
+        a.seeds, a.budget = 1, 30.0
+    return a
+
+
+def main() -> None:
+    a = _parse()
     a.out.mkdir(parents=True, exist_ok=True)
     results: dict = {}
     t_all = time.perf_counter()
+    if "compare" not in a.skip:
+        results["compare"] = _compare(a)
+        (a.out / "compare.json").write_text(json.dumps(results["compare"], indent=1,
+                                                        default=float))
+    if a.paper:
+        _paper(a, results)
+    print(f"\ntotal wall time {time.perf_counter() - t_all:.0f} s")
+    (a.out / "results.json").write_text(json.dumps(results, indent=1, default=float))
+
+
+def _paper(a, results: dict) -> None:
+    """The paper's parts on derivative data (the benchmark before issue 18)."""
 
     if "success" not in a.skip:
         runs = _pool([(n, s, a.budget, {"warm_start": not a.no_warm_start})
@@ -180,9 +511,6 @@ def main() -> None:
             print(f"-- {label}: exact {r['exact']}, converged {r['converged']}, largest "
                   f"species error {r['max_species_error']:.2e}")
             print(r["table"])
-
-    print(f"\ntotal wall time {time.perf_counter() - t_all:.0f} s")
-    (a.out / "results.json").write_text(json.dumps(results, indent=1, default=float))
 
 
 if __name__ == "__main__":
