@@ -58,6 +58,7 @@ def test_discover_reads_a_csv_and_flags_a_bad_fit(tmp_path):
     assert res.exit_code == 0, res.output
     assert "NOT CONVERGED" in res.output
     assert "warning: did not converge" in res.output
+    assert "try --catalytic" in res.output  # X + Y -> 2Y: Y is not used up
 
 
 def test_discover_refuses_bad_input(tmp_path):
@@ -124,8 +125,10 @@ def test_a_missing_output_is_a_warning_and_a_failed_rerun_changes_nothing(tmp_pa
     assert res.exit_code == 0, res.output
     assert "warning: mechanism.xml not written: export failed (RuntimeError: no SBML today)" \
         in res.output
-    assert res.output.strip().splitlines()[-1] == (
-        "outputs in runs/x, except mechanism.xml (see the warnings and report.json)")
+    lines = res.output.strip().splitlines()
+    assert lines[-1] == "not written: mechanism.xml (see the warnings and report.json)"
+    assert lines[-2] == ("outputs in runs/x: data.zarr, mechanism.yaml, mechanism.txt, "
+                         "mechanism.antimony, trajectories.png, report.json")
     report = json.loads((tmp_path / "runs/x/report.json").read_text())
     assert list(report["missing_outputs"]) == ["mechanism.xml"]
     assert any(w.startswith("mechanism.xml not written") for w in report["warnings"])

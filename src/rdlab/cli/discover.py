@@ -67,22 +67,26 @@ def _check_options(reactions: int | None, noise: float, derivatives: str | None,
 
 def discover(
     data: Annotated[Path | None, typer.Argument(
-        help="Concentrations (CSV: columns sample, time, [temperature], one per species, "
+        help="Concentrations (CSV: columns sample, time, \\[temperature], one per species, "
              "optional dX/dt columns; or a zarr store from `rdlab discover`).")] = None,
     example: Annotated[str | None, typer.Option(
         help=f"Run a built-in example instead: {example_help()}.")] = None,
     reactions: Annotated[int | None, typer.Option(
-        help="Number of proposed reactions (default: the example's).")] = None,
+        help="Number of proposed reactions, ≥ 1; a reversible pair (A <-> B) counts as one "
+             "(default: the example's).")] = None,
     sweep: Annotated[str | None, typer.Option(
         help="Try several numbers of reactions, e.g. 1:4, and keep the smallest that "
-             "fits.")] = None,
+             "fits; numbers below the rank of the concentration changes are skipped and "
+             "the sweep stops at the first that converges.")] = None,
     catalytic: Annotated[bool | None, typer.Option(
         "--catalytic/--no-catalytic",
         help="Learn reactant orders apart from stoichiometry (catalysis).")] = None,
     freezing: Annotated[bool, typer.Option(
         help="Partial-parameter freezing; --no-freezing is the paper's baseline.")] = True,
     noise: Annotated[float, typer.Option(parser=parse_float,
-        help="Multiplicative Gaussian noise level added to the derivatives.")] = 0.0,
+        help="Multiplicative Gaussian noise level put on the concentrations (seeded by "
+             "--seed); exact derivatives of an example are kept, --derivatives estimates "
+             "them from the noisy concentrations.")] = 0.0,
     derivatives: Annotated[str | None, typer.Option(
         help="Estimate derivatives from the concentrations: fd, spline or smoothing.")] = None,
     time_budget: Annotated[str | None, typer.Option(
@@ -93,7 +97,8 @@ def discover(
     tolerance: Annotated[float, typer.Option(parser=parse_float,
         help="Accept a mechanism when every species' relative derivative error is below "
              "this (or 3× the noise level).")] = 1e-4,
-    seed: Annotated[int, typer.Option(help="Seed of the split and the initialisation.")] = 1,
+    seed: Annotated[int, typer.Option(
+        help="Seed of the split, the initialisation, an example's data and the noise.")] = 1,
     out: Annotated[Path | None, typer.Option(
         help="Run folder (default runs/discover/NAME).")] = None,
 ) -> None:
@@ -117,26 +122,38 @@ def discover(
         if catalytic is not None:
             est["catalytic"] = catalytic
         settings = DiscoverSettings(n_reactions=reactions, sweep=n_values, noise=noise,
-                                    derivatives=derivatives, estimator=est)
+                                    derivatives=derivatives, data_seed=seed, estimator=est)
         name = example if example is not None else Path(data).stem
         folder = out or Path("runs/discover") / name
         report = run_discovery(source, folder, settings)
     except RdlabError as exc:
         fail(exc)
+    _print_report(report, folder)
+
+
+def _print_report(report: dict, folder: Path) -> None:
+    """Print the mechanism, the fit, the warnings and what was (not) written."""
     fit = report["fit"]
-    typer.echo((folder / "mechanism.txt").read_text())
+    if (folder / "mechanism.txt").is_file():
+        typer.echo((folder / "mechanism.txt").read_text())
     status = "converged" if fit["converged"] else "NOT CONVERGED"
     typer.echo(f"{status}: validation error {fit['validation_error']:.3e} in "
                f"{fit['seconds']:.1f} s ({fit['epochs']} epochs, {fit['restarts']} restarts)")
+    if "sweep" in report:
+        sw = report["sweep"]
+        typer.echo(f"sweep: {len(sw['n_reactions'])} fit(s), n_r = {sw['chosen']} chosen, in "
+                   f"{report['fit_seconds_total']:.1f} s in all (sweep.txt)")
+    if report.get("pruned"):
+        typer.echo(f"dropped as negligible against the data: {'; '.join(report['pruned'])}")
     if "exact" in report:
         typer.echo(f"stoichiometry equals the truth: {report['exact']}; largest rate error "
                    f"{report['comparison']['max_rate_error']:.2e}")
     for warning in report["warnings"]:
         typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
-    missing = report["missing_outputs"]
+    written = [n for n in report["outputs"] if (folder / n).exists()]
+    missing = [*report["missing_outputs"],
+               *(n for n in report["outputs"] if n not in written)]
+    typer.echo(f"outputs in {folder}: {', '.join(written)}")
     if missing:
-        typer.echo(f"outputs in {folder}, except {', '.join(missing)} (see the warnings "
-                   "and report.json)")
-    else:
-        typer.echo(f"outputs in {folder}")
-
+        typer.secho(f"not written: {', '.join(missing)} (see the warnings and report.json)",
+                    fg=typer.colors.YELLOW, err=True)

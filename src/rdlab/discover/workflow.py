@@ -23,13 +23,19 @@ from rdlab.discover.data import ReactionData, generate, load, save, trajectories
 from rdlab.discover.estimator import ReactionDiscovery
 from rdlab.discover.examples import EXAMPLES, Example, example
 from rdlab.discover.mechanism import Mechanism
-from rdlab.discover.selection import sweep_reactions
+from rdlab.discover.selection import ReactionSweep, sweep_reactions
 from rdlab.errors import ParameterError
 from rdlab.run_folder import RunFolder, check_run_folder, staged_run_folder
 from rdlab.settings import Settings
 
-__all__ = ["MAX_REACTIONS", "DiscoverSettings", "discover_into", "prepare_data",
-           "run_discovery"]
+__all__ = ["MAX_REACTIONS", "OUTPUTS", "SWEEP_OUTPUTS", "DiscoverSettings", "discover_into",
+           "prepare_data", "run_discovery"]
+
+#: What every run writes (the exports and figure may fail: then named in the warnings).
+OUTPUTS = ("data.zarr", "mechanism.yaml", "mechanism.txt", "mechanism.antimony",
+           "mechanism.xml", "trajectories.png", "report.json")
+#: What a sweep writes as well (sweep.json and sweep.txt after every fit).
+SWEEP_OUTPUTS = ("sweep.json", "sweep.txt", "sweep.png")
 
 #: The most reactions a fit may propose (the parameters grow as population × n_r × n_s;
 #: the paper's largest example has 10 reactions).
@@ -51,7 +57,7 @@ class DiscoverSettings(Settings):
         Numbers of reactions to try instead (see
         :func:`~rdlab.discover.selection.sweep_reactions`).
     noise : float, default 0.0
-        Multiplicative noise level on the derivatives
+        Multiplicative Gaussian noise level on the concentrations
         (:meth:`~rdlab.discover.data.ReactionData.with_noise`), ≥ 0.
     derivatives : str or None, optional
         Estimate the derivatives from the concentrations: ``"fd"``, ``"spline"`` or
@@ -62,6 +68,9 @@ class DiscoverSettings(Settings):
         Seed of the generated data and of the noise.
     estimator : dict
         :class:`ReactionDiscovery` parameters.
+    initial_state : dict or None, optional
+        ``{species: concentration}`` the exported SBML and Antimony models start from
+        (species left out start at 0); ``None``: the data's first sample at its first time.
 
     Raises
     ------
@@ -76,6 +85,7 @@ class DiscoverSettings(Settings):
     n_samples: int = 100
     data_seed: int = 1
     estimator: dict = field(default_factory=dict)
+    initial_state: dict | None = None
 
     _what = "discover settings"
 
@@ -123,6 +133,8 @@ class DiscoverSettings(Settings):
         if unknown:
             raise ParameterError(f"unknown estimator parameter(s) {unknown}; known: "
                                  f"{sorted(known)}")
+        if self.initial_state is not None:
+            _checked_initial_state(self.initial_state)
         self.check_types()  # whatever the checks above leave: e.g. a text n_samples
         ReactionDiscovery(self.n_reactions or 1, **self.estimator).check_params()
 
@@ -141,8 +153,11 @@ def prepare_data(source: str | Path | Example, settings: DiscoverSettings
              ) -> tuple[ReactionData, dict]:
     """Return the data to fit and facts about them.
 
-    The data are generated for an example, else read from a file; derivatives are
-    estimated and noise is added as the settings ask.
+    The data are generated for an example, else read from a file; multiplicative Gaussian
+    noise is put on the concentrations (``settings.noise``, seeded by ``data_seed``), then
+    derivatives are estimated from them if the settings ask. Without ``derivatives``, exact
+    derivatives already in the data (an example's) are kept unchanged, so noise then only
+    perturbs the concentrations the rates are evaluated at.
 
     Parameters
     ----------
@@ -175,13 +190,13 @@ def prepare_data(source: str | Path | Example, settings: DiscoverSettings
     else:
         data = load(source)
         info["source"] = str(source)
+    exact = data if data.derivatives is not None else None
+    if settings.noise:  # on the concentrations, as a measurement has it
+        data = data.with_noise(settings.noise, seed=settings.data_seed)
     if settings.derivatives is not None:
-        exact = data if data.derivatives is not None else None
         data = deriv_mod.estimate(data, method=settings.derivatives)
         if exact is not None:
             info["derivative_estimate"] = _json_ready(deriv_mod.derivative_error(data, exact))
-    if settings.noise:
-        data = data.with_noise(settings.noise, seed=settings.data_seed)
     if data.derivatives is None:
         raise ParameterError("the data have no derivatives (no dX/dt columns or "
                              "'derivative' variable); estimate them from the concentrations "
@@ -282,6 +297,8 @@ def run_discovery(source: str | Path | Example, out: str | Path,
     settings = settings or DiscoverSettings()
     settings.check()
     ex = _example_of(source)
+    if ex is not None and settings.initial_state is not None:
+        _checked_initial_state(settings.initial_state, ex.mechanism.species)
     if not settings.sweep and settings.n_reactions is None and ex is None:
         raise ParameterError("give the number of reactions (--reactions N) or a sweep "
                              "(--sweep 1:4)")
@@ -337,45 +354,114 @@ def discover_into(folder: RunFolder, data: ReactionData, ex: Example | None,
     if settings.noise:
         params.setdefault("noise_level", settings.noise)
     report: dict = {"source": ex.name if ex else "data", **(info or {})}
-    source = report["source"]
     t0 = time.perf_counter()
-    if settings.sweep:
-        from rdlab.viz.discover_figures import save_reaction_sweep
-
-        sw = sweep_reactions(data, settings.sweep, **params)
-        est = sw.best
-        report["sweep"] = sw.to_dict()
-        atomic_write_text(folder.file("sweep.json"),
-                          json.dumps(_json_ready(sw.to_dict()), indent=1))
-        atomic_write_text(folder.file("sweep.txt"), sw.table() + "\n")
-        save_reaction_sweep(folder.file("sweep.png"), sw.n_reactions, sw.train_error,
-                            sw.validation_error, chosen=sw.chosen,
-                            title=f"number of reactions: {source}")
-    else:
-        n_r = settings.n_reactions or ex.n_reactions
-        est = ReactionDiscovery(n_r, **params).fit(data)
+    est = _fit(folder, data, ex, settings, params, report)
     report["fit_seconds_total"] = time.perf_counter() - t0
     report["fit"] = est.report()
-    mech = est.mechanism_
-    warnings: list[str] = []
+    u, _, T = data.points()
+    mech, dropped = est.mechanism_.pruned(u, T)
+    if dropped:
+        report["fit"]["mechanism_before_pruning"] = report["fit"]["mechanism"]
+        report["fit"]["mechanism"] = mech.to_dict()
+    report["pruned"] = dropped
     if ex is not None:
         report["comparison"] = mech.compare(ex.mechanism)
         report["exact"] = report["comparison"]["exact"]
+    warnings = _fit_warnings(est, mech, params)
+    atomic_write_text(folder.file("mechanism.yaml"), mech.to_yaml())
+    atomic_write_text(folder.file("mechanism.txt"), mech.table() + "\n")
+    missing = _exports(mech, folder, report, _initial_state(data, settings, report))
+    missing.update(_trajectory_figure(mech, ex, data, folder, report))
+    expected = [*OUTPUTS, *(SWEEP_OUTPUTS if settings.sweep else ())]
+    for name in expected:  # anything neither written nor explained is still named
+        if name != "report.json" and name not in missing and not folder.file(name).exists():
+            missing[name] = "it was not written (no error was raised)"
+    warnings += [f"{name} not written: {reason}" for name, reason in missing.items()]
+    report["missing_outputs"] = missing
+    report["warnings"] = warnings
+    report["outputs"] = [n for n in expected if n not in missing]
+    atomic_write_text(folder.file("report.json"), json.dumps(_json_ready(report), indent=1))
+    return report
+
+
+def _fit(folder: RunFolder, data: ReactionData, ex: Example | None,
+         settings: DiscoverSettings, params: dict, report: dict) -> ReactionDiscovery:
+    """Fit one n_r, or sweep them writing sweep.json/sweep.txt after every fit; return the fit."""
+    if not settings.sweep:
+        n_r = settings.n_reactions or ex.n_reactions
+        return ReactionDiscovery(n_r, **params).fit(data)
+    from rdlab.viz.discover_figures import save_reaction_sweep
+
+    def write(sw: ReactionSweep) -> None:
+        atomic_write_text(folder.file("sweep.json"),
+                          json.dumps(_json_ready(sw.to_dict()), indent=1))
+        atomic_write_text(folder.file("sweep.txt"), sw.table() + "\n")
+
+    sw = sweep_reactions(data, settings.sweep, stop_early=True, on_result=write, **params)
+    write(sw)
+    report["sweep"] = sw.to_dict()
+    save_reaction_sweep(folder.file("sweep.png"), sw.n_reactions, sw.train_error,
+                        sw.validation_error, chosen=sw.chosen,
+                        title=f"number of reactions: {report['source']}")
+    return sw.best
+
+
+def _fit_warnings(est: ReactionDiscovery, mech: Mechanism, params: dict) -> list[str]:
+    """Return the warnings about a fit: not converged (with a hint), not physical."""
+    warnings = []
     if not est.converged_:
         warnings.append(
             f"did not converge: largest per-species validation error "
             f"{float(np.max(est.species_errors_)):.3g} > tolerance "
             f"{est.acceptance_tolerance():.3g}; "
             "the mechanism below is the best candidate found, not a verified one")
-    atomic_write_text(folder.file("mechanism.yaml"), mech.to_yaml())
-    atomic_write_text(folder.file("mechanism.txt"), mech.table() + "\n")
-    missing = _exports(mech, folder, report, _first_state(data))
-    missing.update(_trajectory_figure(mech, ex, data, folder, report))
-    warnings += [f"{name} not written: {reason}" for name, reason in missing.items()]
-    report["missing_outputs"] = missing
-    report["warnings"] = warnings
-    atomic_write_text(folder.file("report.json"), json.dumps(_json_ready(report), indent=1))
-    return report
+        skipped = (est.warm_start_ or {}).get("skipped_monomials", 0)
+        if not params.get("catalytic", False) and skipped:
+            warnings.append(
+                f"the sparse regression saw {skipped} rate term(s) that no reaction of the "
+                "V form explains (a reactant that is not used up, as in catalysis X + Y -> "
+                "2Y): try --catalytic (catalytic=True), which learns reactant orders apart "
+                "from stoichiometry")
+    bad = mech.unphysical_reactions()
+    if bad:
+        warnings.append("the mechanism is not physical (" + "; ".join(bad) + "): it is no "
+                        "reaction network, so it cannot be exported as one")
+    return warnings
+
+
+def _initial_state(data: ReactionData, settings: DiscoverSettings,
+                   report: dict) -> dict[str, float]:
+    """Return the state the exported models start from; note it in ``report``.
+
+    ``settings.initial_state`` if given (each species a data species, each value finite and
+    ≥ 0, else :class:`ParameterError`), otherwise :func:`_first_state`.
+    """
+    if settings.initial_state is None:
+        state = _first_state(data)
+        report["export_initial_state"] = {"from": "the first sample at its first time",
+                                          "state": state}
+        return state
+    state = _checked_initial_state(settings.initial_state, data.species)
+    report["export_initial_state"] = {"from": "given", "state": state}
+    return state
+
+
+def _checked_initial_state(given, species: tuple[str, ...] | None = None) -> dict[str, float]:
+    """Return ``given`` as ``{species: float}``, refusing names and values no model can use."""
+    if not isinstance(given, dict):
+        raise ParameterError(f"initial_state must map species to concentrations, got "
+                             f"{given!r}")
+    state = {}
+    for name, value in given.items():
+        if species is not None and name not in species:
+            raise ParameterError(f"initial_state names {name!r}, which is not a species of "
+                                 f"the data ({list(species)})")
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
+                or not np.isfinite(value) or value < 0:
+            raise ParameterError(f"initial_state[{name!r}] must be a finite number ≥ 0, "
+                                 f"got {value!r}")
+        state[str(name)] = float(value)
+    return state
 
 
 def _first_state(data: ReactionData) -> dict[str, float]:
