@@ -495,6 +495,15 @@ def _ghosts(Y, y, nx):
             Y[i, y, c] = _T(0.0)
 
 
+def _copy(dst, src):
+    # element by element: numba compiles a slice assignment (dst[...] = src) with its
+    # broadcasting checks and their messages for ~15 s, the whole rest of a driver for less
+    for i in range(dst.shape[0]):
+        for y in range(dst.shape[1]):
+            for x in range(dst.shape[2]):
+                dst[i, y, x] = src[i, y, x]
+
+
 def _forward_sample(traj, masks, b, i0, n, F, t0, fsel, pb, nx):
     ny = traj.shape[3]
     for k in range(n):
@@ -548,7 +557,7 @@ def _backward_sample(traj, masks, b, i_hi, n, t_hi, lam, tmp, G, acc, F, fsel, G
                       s_ >= 0, pb, nx)
         src, dst = dst, src
     if n % 2 == 1:
-        lam[b, :, :, :] = src
+        _copy(lam[b], src)
 
 
 def backward_serial(traj, masks, i_hi, n, t_hi, lam, tmp, G, acc, F, fsel, GF, gsel, slots,
@@ -666,11 +675,12 @@ _T = np.{dtype}
 _DISK = {disk}
 """
 _MODULE_TAIL = f"""
-_rows = numba.njit({_JIT})(_rows)
-_ghosts = numba.njit({_JIT})(_ghosts)
-_adjoint_step = numba.njit({_JIT})(_adjoint_step)
-_forward_sample = numba.njit({_JIT})(_forward_sample)
-_backward_sample = numba.njit({_JIT})(_backward_sample)
+_rows = numba.njit(inline="always", {_JIT})(_rows)
+_ghosts = numba.njit(inline="always", {_JIT})(_ghosts)
+_copy = numba.njit(inline="always", {_JIT})(_copy)
+_adjoint_step = numba.njit(inline="always", {_JIT})(_adjoint_step)
+_forward_sample = numba.njit(inline="always", {_JIT})(_forward_sample)
+_backward_sample = numba.njit(inline="always", {_JIT})(_backward_sample)
 forward = numba.njit(parallel=True, {_JIT})(forward)
 backward = numba.njit(parallel=True, {_JIT})(backward)
 forward_serial = numba.njit({_JIT})(forward_serial)
