@@ -9,6 +9,10 @@ E — and minimises the configured loss with Adam:
   :func:`~rdlab.design.compiled_rollout.compiled_rollout` with ``model.engine``
   ``compiled``), evaluates the loss,
   clips the global gradient norm, steps Adam and projects θΨ onto its constraints;
+* with a ``hold`` loss term, on the steps it is due the roll-out is continued past the
+  window to a drawn time (:func:`hold_extension`: warm without gradient, the last steps
+  differentiable), its draws taken from the same seeded generator, so a resumed run stays
+  the same bit for bit;
 * the learning rate is halved at fixed steps (``halve_at``) and on a loss plateau, never
   below ``min_lr_ratio``·lr (torch's ``MultiStepLR`` and ``ReduceLROnPlateau``); a stage ends
   early when the loss has not improved for ``early_stop_patience`` steps;
