@@ -397,6 +397,10 @@ def _fit(folder: RunFolder, data: ReactionData, ex: Example | None,
                           json.dumps(_json_ready(sw.to_dict()), indent=1))
         atomic_write_text(folder.file("sweep.txt"), sw.table() + "\n")
 
+    if params.get("progress"):
+        from tqdm.auto import tqdm
+
+        tqdm.write(f"each n_r's result goes to {folder.file('sweep.txt')} as it finishes")
     sw = sweep_reactions(data, settings.sweep, stop_early=True, on_result=write, **params)
     write(sw)
     report["sweep"] = sw.to_dict()
