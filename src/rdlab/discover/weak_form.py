@@ -107,7 +107,7 @@ def _weights(t: np.ndarray, quadrature: str) -> np.ndarray:
 
 
 def _rows_one(t: np.ndarray, u: np.ndarray, E: np.ndarray, kind: str, quadrature: str,
-              width: int, degree: int, span: int, refine: int
+              width: tuple[int, ...], degree: int, span: int, refine: int
               ) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(G, b)`` rows of one trajectory: ``t (n_t,)``, ``u (n_t, n_s)``."""
     tg, ug, at_sample = _grid(t, u, quadrature, refine)
@@ -121,18 +121,20 @@ def _rows_one(t: np.ndarray, u: np.ndarray, E: np.ndarray, kind: str, quadrature
             G.append(q @ theta[lo:hi])
             b.append(u[i + step] - u[i])
     else:
-        for i in range(0, t.size - width):
-            lo, hi = at_sample[i], at_sample[i + width] + 1
-            phi, dphi = _bump(tg[lo:hi], t[i], t[i + width], degree)
-            q = _weights(tg[lo:hi], quadrature)
-            G.append((q * phi) @ theta[lo:hi])
-            b.append(-(q * dphi) @ ug[lo:hi])
+        for wd in width:
+            for i in range(0, t.size - wd):
+                lo, hi = at_sample[i], at_sample[i + wd] + 1
+                phi, dphi = _bump(tg[lo:hi], t[i], t[i + wd], degree)
+                q = _weights(tg[lo:hi], quadrature)
+                G.append((q * phi) @ theta[lo:hi])
+                b.append(-(q * dphi) @ ug[lo:hi])
     return np.array(G), np.array(b)
 
 
 def weak_form_system(times: np.ndarray, conc: np.ndarray, *, max_order: int = 2,
                      exponents: np.ndarray | None = None, kind: str = "test-functions",
-                     quadrature: str = "trapezoid", width: int | None = None,
+                     quadrature: str = "trapezoid",
+                     width: int | tuple[int, ...] | None = None,
                      degree: int = 4, span: int = 1, refine: int = 8
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Return the linear system ``b ≈ G W`` of the mass-action ODE in weak form.
@@ -154,8 +156,9 @@ def weak_form_system(times: np.ndarray, conc: np.ndarray, *, max_order: int = 2,
         The functionals (module docstring).
     quadrature : {"trapezoid", "simpson", "spline"}
         How ``∫ Θ(u) dt`` is computed from the samples.
-    width : int or None, optional
-        Test-function windows, in sample intervals (default ``min(n_t − 1, 6)``).
+    width : int or tuple of int or None, optional
+        Test-function windows, in sample intervals; several widths give one family of
+        sliding windows each (default ``min(n_t − 1, 6)``).
     degree : int, optional
         ``p`` of the test functions ``((t−a)(b−t))^p`` (default 4; ≥ 1).
     span : int, optional
@@ -190,8 +193,9 @@ def weak_form_system(times: np.ndarray, conc: np.ndarray, *, max_order: int = 2,
         raise ParameterError(f"kind must be one of {KINDS}, got {kind!r}")
     if quadrature not in QUADRATURES:
         raise ParameterError(f"quadrature must be one of {QUADRATURES}, got {quadrature!r}")
-    width = min(n_t - 1, 6) if width is None else width
-    if not 2 <= width <= n_t - 1 or degree < 1 or not 1 <= span <= n_t - 1 or refine < 1:
+    widths = (min(n_t - 1, 6),) if width is None else tuple(np.atleast_1d(width).tolist())
+    bad_width = not all(2 <= wd <= n_t - 1 for wd in widths)
+    if bad_width or degree < 1 or not 1 <= span <= n_t - 1 or refine < 1:
         raise ParameterError(f"need 2 ≤ width ≤ {n_t - 1}, degree ≥ 1, 1 ≤ span ≤ {n_t - 1} "
                              f"and refine ≥ 1; got width {width}, degree {degree}, span "
                              f"{span}, refine {refine}")
@@ -199,7 +203,7 @@ def weak_form_system(times: np.ndarray, conc: np.ndarray, *, max_order: int = 2,
                                                                                  dtype=float)
     if E.ndim != 2 or E.shape[1] != n_s:
         raise ParameterError(f"exponents must be (n_monomials, {n_s}), got {E.shape}")
-    parts = [_rows_one(t[s], c[s], E, kind, quadrature, width, degree, span, refine)
+    parts = [_rows_one(t[s], c[s], E, kind, quadrature, widths, degree, span, refine)
              for s in range(n)]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
