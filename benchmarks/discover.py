@@ -10,11 +10,11 @@ seeds), max coefficient error (median) and fit time (median, max).
 Methods (``--methods``):
 
 ``rdlab``
-    :class:`~rdlab.discover.estimator.ReactionDiscovery` on the concentrations. HOOK: while
-    its ``fit`` refuses data without derivatives, the benchmark estimates them by spline
-    (:func:`rdlab.discover.derivatives.estimate`, the path that fails today) and the
-    ``path`` column says so; once ``fit`` accepts concentrations (trajectory fitting, issue
-    18) that path is used with no change here.
+    :class:`~rdlab.discover.estimator.ReactionDiscovery` on the concentrations with its
+    defaults (trajectory fitting, issue 18; the noise level is not given, rdlab estimates
+    it). HOOK: an rdlab whose ``fit`` refuses data without derivatives gets them estimated
+    by spline (:func:`rdlab.discover.derivatives.estimate`, the path that failed before
+    issue 18) with ``noise_level`` set, and the ``path`` column says which ran.
 ``rdlab-weak``
     The derivative-free weak-form proposal alone
     (:func:`rdlab.discover.weak_form.propose_from_integrals`: Simpson integrals between
@@ -269,13 +269,14 @@ def _rdlab(ex, data, seed: int, noise: float, budget: float):
 
     torch.set_num_threads(1)
     est = ReactionDiscovery(ex.n_reactions, catalytic=ex.catalytic, time_budget_s=budget,
-                            seed=seed, noise_level=noise)
-    try:  # the trajectory-fitting path, once fit accepts concentration-only data
+                            seed=seed)
+    try:  # the trajectory-fitting path (target "auto"); the noise level is left to estimate
         est.fit(data)
-        path = "concentrations"
-    except ParameterError:
+        path = f"concentrations ({est.get_params().get('target', '?')})"
+    except ParameterError:  # an rdlab whose fit needs derivatives
         from rdlab.discover.derivatives import estimate
 
+        est.set_params(noise_level=noise)
         est.fit(estimate(data, "spline"))
         path = "spline derivatives"
     m = est.mechanism_
