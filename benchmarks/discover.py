@@ -364,8 +364,14 @@ def _compare(a) -> list[dict]:
     jobs = [(m, n, s, lvl, opts) for m in methods for n in a.examples for lvl in a.noise
             for s in range(1, a.seeds + 1)]
     t = time.perf_counter()
+    runs = []
     with ProcessPoolExecutor(a.workers) as pool:
-        runs = list(pool.map(_compare_one, jobs))
+        for r in pool.map(_compare_one, jobs):  # one progress line per fit, in job order
+            runs.append(r)
+            print(f"[{len(runs)}/{len(jobs)}] {r['method']} {r['example']} noise "
+                  f"{r['noise']:g} seed {r['seed']}: exact {r['exact']}, rate error "
+                  f"{r['max_rate_error']:.2e}, {r['seconds']:.1f} s {r['error'][:80]}",
+                  flush=True)
     print(f"\n== concentrations only, §4 sampling (100 trajectories, t = 0…1 by 0.1), "
           f"{a.seeds} seed(s), {a.workers} worker(s), {time.perf_counter() - t:.0f} s")
     print(_compare_table(runs, methods, a.examples, a.noise))
