@@ -37,6 +37,7 @@ from rdlab.chemistry.kinetics import GAS_CONSTANT
 from rdlab.discover import freezing
 from rdlab.discover.crnn import PopulationCRNN
 from rdlab.discover.data import CONCENTRATION_FLOOR, ReactionData, split
+from rdlab.discover.derivatives import estimate as estimate_derivatives
 from rdlab.discover.library import propose_structure
 from rdlab.discover.mechanism import ArrheniusRates, Mechanism
 from rdlab.discover.rate_fit import (
@@ -46,9 +47,14 @@ from rdlab.discover.rate_fit import (
     refine_integers,
     relative_errors,
 )
+from rdlab.discover.trajectory_fit import NOISE_FLOOR, TrajectoryFit, fit_trajectories
+from rdlab.discover.weak_form import propose_from_integrals
 from rdlab.errors import NetworkError, ParameterError
 
-__all__ = ["ReactionDiscovery"]
+__all__ = ["TARGETS", "ReactionDiscovery"]
+
+#: What :class:`ReactionDiscovery` can make a mechanism reproduce (its ``target``).
+TARGETS = ("auto", "trajectories", "derivatives")
 
 
 @dataclass
@@ -207,6 +213,25 @@ class ReactionDiscovery:
         initialisation.
     library_order : int, optional
         Highest reactant order in the warm start's monomial library (default 4).
+    target : {"auto", "trajectories", "derivatives"}, optional
+        What an accepted mechanism must reproduce. ``"derivatives"``: the (given or
+        estimated) time derivatives, as in the paper. ``"trajectories"``: the measured
+        concentrations — derivative estimates (``derivative_method``) and the weak-form
+        proposal (:func:`~rdlab.discover.weak_form.propose_from_integrals`) only start the
+        structure search; every candidate structure is refitted by integrating it
+        (:func:`~rdlab.discover.trajectory_fit.fit_trajectories`) and the first that
+        reproduces every trajectory to the noise level wins. ``"auto"`` (default):
+        trajectories for :class:`~rdlab.discover.data.ReactionData` without derivatives,
+        derivatives otherwise.
+    concentration_noise : float or None, optional
+        Multiplicative noise level of the concentrations (trajectory target). ``None``
+        (default): a candidate is first judged as on noise-free data
+        (:data:`~rdlab.discover.trajectory_fit.NOISE_FLOOR`); when none passes, the noise
+        is estimated from the best candidate's residual and it is accepted when no species
+        is fitted worse than 3× that estimate (``report()["noise"]`` says which).
+    derivative_method : str, optional
+        How derivatives are estimated for the trajectory target's starting point
+        (:func:`~rdlab.discover.derivatives.estimate`; default ``"spline"``).
     seed : int, optional
         Seeds the split and every random draw (default 1).
     progress : bool, optional
@@ -222,6 +247,8 @@ class ReactionDiscovery:
                  validation_fraction: float = 0.2, scale_species: bool = True,
                  search_points: int | None = 256, refine: bool = True, probe_sweeps: int = 3,
                  warm_start: bool = True, library_order: int = 4,
+                 target: str = "auto", concentration_noise: float | None = None,
+                 derivative_method: str = "spline",
                  seed: int = 1, progress: bool = False):
         self.n_reactions = n_reactions
         self.freezing = freezing
@@ -244,6 +271,9 @@ class ReactionDiscovery:
         self.probe_sweeps = probe_sweeps
         self.warm_start = warm_start
         self.library_order = library_order
+        self.target = target
+        self.concentration_noise = concentration_noise
+        self.derivative_method = derivative_method
         self.seed = seed
         self.progress = progress
 
@@ -329,6 +359,12 @@ class ReactionDiscovery:
             raise ParameterError(f"epsilon must be in (0, 0.5), got {self.epsilon!r}")
         if self.regularisation < 0 or self.noise_level < 0:
             raise ParameterError("regularisation and noise_level must be ≥ 0")
+        if self.target not in TARGETS:
+            raise ParameterError(f"target must be one of {TARGETS}, got {self.target!r}")
+        c = self.concentration_noise
+        if c is not None and (isinstance(c, bool) or not isinstance(c, (int, float, np.number))
+                              or not np.isfinite(c) or c < 0):
+            raise ParameterError(f"concentration_noise must be None or a number ≥ 0, got {c!r}")
 
     @staticmethod
     def _arrays(X, y, temperature, species):
@@ -394,6 +430,9 @@ class ReactionDiscovery:
             shaped, non-finite or negative data (the first bad entry named).
         """
         self.check_params()
+        self.target_ = self._resolve_target(X)
+        if self.target_ == "trajectories":
+            X = self._start_trajectories(X)
         u, du, T, names = self._arrays(X, y, temperature, species)
         train, val = split(u.shape[0], 1.0 - self.validation_fraction, self.seed)
         self.species_ = names
@@ -410,7 +449,9 @@ class ReactionDiscovery:
         opt = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
         self.warm_start_ = None
         result = None
-        if self.freezing and self.warm_start and T is None:
+        if self.target_ == "trajectories":
+            result = self._try_weak_proposal(t0)
+        if result is None and self.freezing and self.warm_start and T is None:
             result = self._try_warm_start(model, t0)
         if result is not None:
             self.n_epochs_, self.restarts_, self.history_ = 0, 0, []
@@ -418,9 +459,87 @@ class ReactionDiscovery:
             result = self._train_ppf(model, opt, data, t0)
         else:
             result = self._train_plain(model, opt, data, t0)
-        self.fit_seconds_ = time.perf_counter() - t0
         self._keep_result(result, u[train], du[train], None if T is None else T[train])
+        if self.target_ == "trajectories":
+            self._keep_trajectory_result(result)
+        self.fit_seconds_ = time.perf_counter() - t0
         return self
+
+    # ------------------------------------------------------------------ trajectory target
+    def _resolve_target(self, X) -> str:
+        """Return ``"trajectories"`` or ``"derivatives"`` for ``X`` (``target="auto"``)."""
+        is_data = isinstance(X, ReactionData)
+        if self.target == "trajectories" and not is_data:
+            raise ParameterError("target='trajectories' needs ReactionData (concentrations at "
+                                 "times), not bare arrays")
+        if self.target == "auto":
+            return "trajectories" if is_data and X.derivatives is None else "derivatives"
+        return self.target
+
+    def _start_trajectories(self, X: ReactionData) -> ReactionData:
+        """Keep the measured data; return them with derivative estimates for the search."""
+        self._traj_data = X
+        self._traj_fits: dict[tuple, TrajectoryFit | None] = {}
+        if X.derivatives is not None:
+            return X
+        return estimate_derivatives(X, self.derivative_method)
+
+    def _trajectory_fit(self, mech: Mechanism) -> TrajectoryFit | None:
+        """Return the trajectory fit of ``mech``'s structure (cached; ``None``: unphysical)."""
+        V = np.round(mech.V)
+        key = (V.tobytes(), None if mech.orders is None else np.round(mech.orders).tobytes())
+        if key not in self._traj_fits:
+            fit = None
+            if mech.is_physical() and np.any(V != 0):
+                fit = fit_trajectories(mech, self._traj_data, noise=self.concentration_noise)
+            self._traj_fits[key] = fit
+        return self._traj_fits[key]
+
+    def _try_weak_proposal(self, t0: float) -> _Candidate | None:
+        """Trajectory-fit the weak-form proposal; return it when it reproduces the data."""
+        T_ref = self._fit_data[5]
+        prop = propose_from_integrals(self._traj_data, self.n_reactions,
+                                      catalytic=self.catalytic)
+        self.weak_proposal_ = {"proposed": 0 if prop is None else int(prop.V.shape[0])}
+        if prop is None:
+            return None
+        n = prop.V.shape[0]
+        kf = np.ones(n) if prop.kf is None else np.maximum(prop.kf, 0.0)
+        kr = np.zeros(n) if prop.kr is None else np.maximum(prop.kr, 0.0)
+        try:
+            mech = Mechanism(self.species_, prop.V, kf, kr, prop.orders, None, T_ref)
+        except (NetworkError, ParameterError):
+            return None
+        fit = self._trajectory_fit(mech)
+        self.weak_proposal_["accepted"] = bool(fit is not None and fit.accepted)
+        return self._score(fit.mechanism, 0, t0) if self.weak_proposal_["accepted"] else None
+
+    def _keep_trajectory_result(self, result: _Candidate) -> None:
+        """Store the trajectory-fitted mechanism of ``result`` (or the best one) as the fit."""
+        fit = self._trajectory_fit(result.mechanism)
+        fits = [f for f in self._traj_fits.values() if f is not None]
+        if fit is None or not fit.accepted:
+            accepted = [f for f in fits if f.accepted]
+            fit = accepted[0] if accepted else min(fits, key=lambda f: f.error, default=None)
+        noise = self.concentration_noise
+        self.noise_ = {"value": noise, "source": "given"} if noise is not None else {
+            "value": 0.0, "source": "noise-free"}
+        if fit is None:
+            self.trajectory_fit_ = None
+            self.converged_ = False
+            return
+        if not fit.accepted and noise is None:
+            sigma = max(fit.noise_estimate, NOISE_FLOOR)
+            self.noise_ = {"value": fit.noise_estimate, "source": "estimated"}
+            fit.accepted = bool(fit.success and fit.error <= 3.0 * sigma)
+            fit.threshold = 3.0 * sigma
+        self.trajectory_fit_ = fit
+        self.mechanism_ = fit.mechanism.normalised()
+        self.mechanism_.notes["trajectory_fit"] = fit.summary()
+        self.validation_error_ = fit.error
+        self.species_errors_ = fit.species_rms
+        self.converged_ = fit.accepted
+        self.time_to_structure_ = fit.seconds if fit.accepted else None
 
     def _search_data(self, log_u: np.ndarray, du: np.ndarray, T: np.ndarray | None,
                      train: np.ndarray, T_ref: float | None) -> dict:
@@ -473,8 +592,7 @@ class ReactionDiscovery:
         if n <= self.n_reactions:
             cand = self._frozen_mechanism(proposal.V.copy(), None if proposal.orders is None
                                           else proposal.orders.copy(), 0, t0)
-            self.warm_start_["accepted"] = bool(np.max(cand.species_errors)
-                                                <= self.acceptance_tolerance())
+            self.warm_start_["accepted"] = self._fits(cand)
             if self.warm_start_["accepted"]:
                 return cand
         rows = min(n, self.n_reactions)
@@ -679,7 +797,14 @@ class ReactionDiscovery:
         return cand if self._fits(cand) else None
 
     def _fits(self, cand: _Candidate) -> bool:
-        """Say whether ``cand`` passes the validation test on every species."""
+        """Say whether ``cand`` passes the validation test on every species.
+
+        With the trajectory target: whether its structure, with rates fitted to the
+        trajectories, reproduces them (:func:`~rdlab.discover.trajectory_fit.fit_trajectories`).
+        """
+        if getattr(self, "target_", "derivatives") == "trajectories":
+            fit = self._trajectory_fit(cand.mechanism)
+            return bool(fit is not None and fit.accepted)
         return bool(np.max(cand.species_errors) <= self.acceptance_tolerance())
 
     def _rounded_candidate(self, model, state: _FreezeState, p: int, epoch: int, t0: float,
@@ -763,7 +888,13 @@ class ReactionDiscovery:
         dict
             ``converged``, ``validation_error``, ``species_errors`` (per species),
             ``tolerance``, ``train_error``, ``epochs``, ``restarts``, ``seconds``,
-            ``time_to_structure``, ``warm_start`` and ``mechanism`` (its dict form).
+            ``time_to_structure``, ``warm_start``, ``mechanism`` (its dict form) and
+            ``target``. With the trajectory target also ``noise`` (value and whether given,
+            estimated or noise-free), ``weak_proposal``, ``candidates_fitted`` and
+            ``trajectory_fit`` (:meth:`TrajectoryFit.summary`: per-species RMS relative
+            residuals, threshold, pruned directions and ``identifiability`` — which rates or
+            combinations such as ``kf_2/kr_2`` the data determine, with standard errors);
+            ``validation_error`` and ``species_errors`` are then trajectory residuals.
 
         Raises
         ------
@@ -771,6 +902,19 @@ class ReactionDiscovery:
             The estimator is not fitted.
         """
         self._check_fitted()
+        out = self._derivative_report()
+        out["target"] = self.target_
+        if self.target_ == "trajectories":
+            fit = self.trajectory_fit_
+            out["tolerance"] = None if fit is None else fit.threshold
+            out["noise"] = self.noise_
+            out["weak_proposal"] = self.weak_proposal_
+            out["trajectory_fit"] = None if fit is None else fit.summary()
+            out["candidates_fitted"] = len(self._traj_fits)
+        return out
+
+    def _derivative_report(self) -> dict:
+        """Return the report entries common to both targets."""
         return {
             "converged": self.converged_,
             "validation_error": self.validation_error_,

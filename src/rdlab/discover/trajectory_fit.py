@@ -26,7 +26,8 @@ Method
   consumed to (numerically) zero from dominating through solver round-off. The first time of
   each sample is the initial state and carries no residual.
 * **Fit**: :func:`scipy.optimize.least_squares` (``trf``) on ``θ`` with the sensitivity
-  Jacobian.
+  Jacobian, plus a weak prior ``λ (θ − θ_start)`` (:data:`PRIOR_WEIGHT`) so that directions
+  the data do not determine stay where the structure search put them.
 
 Acceptance (:func:`acceptance_threshold`): a mechanism reproduces the data when the RMS of
 every species' relative residual is at most ``3 · max(noise, floor_noise)``. ``noise`` is the
@@ -51,13 +52,18 @@ from rdlab.discover.identifiability import Identifiability, analyse
 from rdlab.discover.mechanism import ArrheniusRates, Mechanism
 from rdlab.errors import ParameterError
 
-__all__ = ["RESIDUAL_FLOOR", "NOISE_FLOOR", "KineticModel", "TrajectoryFit",
+__all__ = ["NOISE_FLOOR", "PRIOR_WEIGHT", "RESIDUAL_FLOOR", "KineticModel", "TrajectoryFit",
            "acceptance_threshold", "fit_trajectories", "relative_residuals", "simulate"]
 
 #: Relative floor ``δ_s / max x_s`` of the residual weights.
 RESIDUAL_FLOOR = 1e-4
 #: Smallest noise level assumed: what noise-free data reproduce to (solver, rounding).
 NOISE_FLOOR = 1e-4
+#: Weight ``λ`` of the prior residuals ``λ (θ − θ_start)``: it keeps directions the data do
+#: not determine (a fast equilibrium's ``ln kf + ln kr``) at their start instead of letting
+#: the solver wander along them; on a direction with singular value ``s`` it biases ``θ`` by
+#: ``(λ/s)² |θ − θ_start|``, below 3e-5 for every identifiable one (``s ≥ σ/0.05``).
+PRIOR_WEIGHT = 1e-5
 #: Bounds of every ``ln k`` (k from 1e-17 to 1e17 per unit time).
 _LOG_K_BOUNDS = (-40.0, 40.0)
 
@@ -450,9 +456,16 @@ def _least_squares(problem: _Problem, theta0: np.ndarray, max_nfev: int) -> np.n
     hi = np.full(theta0.size, np.inf)
     lo[:P], hi[:P] = _LOG_K_BOUNDS
     x0 = np.clip(theta0, lo + 1e-9, hi - 1e-9)
-    sol = least_squares(lambda th: problem.run(th)[0], x0, jac=lambda th: problem.run(th)[1],
-                        bounds=(lo, hi), method="trf", x_scale=1.0, max_nfev=max_nfev,
-                        xtol=1e-10, ftol=1e-12, gtol=1e-12)
+    eye = PRIOR_WEIGHT * np.eye(x0.size)
+
+    def fun(th):
+        return np.concatenate([problem.run(th)[0], PRIOR_WEIGHT * (th - x0)])
+
+    def jac(th):
+        return np.vstack([problem.run(th)[1], eye])
+
+    sol = least_squares(fun, x0, jac=jac, bounds=(lo, hi), method="trf", x_scale=1.0,
+                        max_nfev=max_nfev, xtol=1e-9, ftol=1e-10, gtol=1e-10)
     return sol.x
 
 
@@ -508,7 +521,7 @@ def _species_rms(r: np.ndarray, data: ReactionData) -> np.ndarray:
 
 def fit_trajectories(mechanism: Mechanism, data: ReactionData, *, noise: float | None = None,
                      prune: bool = True, floor: float = RESIDUAL_FLOOR, rtol: float = 1e-7,
-                     max_nfev: int = 60, max_standard_error: float = 0.05,
+                     max_nfev: int = 30, max_standard_error: float = 0.05,
                      reversible: np.ndarray | None = None) -> TrajectoryFit:
     """Fit ``mechanism``'s rates to the concentration trajectories of ``data``.
 
@@ -533,7 +546,7 @@ def fit_trajectories(mechanism: Mechanism, data: ReactionData, *, noise: float |
         Relative floor of the residual weights (:func:`relative_residuals`).
     rtol : float, default 1e-7
         Solver tolerance.
-    max_nfev : int, default 60
+    max_nfev : int, default 30
         Most least-squares iterations per fit.
     max_standard_error : float, default 0.05
         Identifiability threshold (:func:`rdlab.discover.identifiability.analyse`).
