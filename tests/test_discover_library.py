@@ -19,7 +19,7 @@ def _proposal(name, seed=1, noise=0.0):
     ex = example(name)
     data = generate(ex.mechanism, seed=seed, temperature_range=ex.temperature_range)
     if noise:
-        data = data.with_noise(noise, seed=seed)
+        data = data.with_noise(noise, seed=seed, on="derivatives")  # the paper's §4 test
     u, du, _ = data.points()
     train, _ = split(u.shape[0], 0.8, seed)
     p = propose_structure(np.log(np.maximum(u[train], 1e-30)), du[train],
