@@ -225,3 +225,29 @@ def test_a_given_initial_state_is_what_the_exports_start_from(tmp_path, monkeypa
             workflow.run_discovery("stiff", tmp_path / "bad",
                                    DiscoverSettings(initial_state=bad))
         assert not (tmp_path / "bad").exists()
+
+
+# ------------------------------------------------------------------ 7: concentrations alone
+@pytest.mark.skipif(not workflow.fits_trajectories(),
+                    reason="ReactionDiscovery cannot fit trajectories (no target parameter)")
+def test_concentrations_alone_run_without_flags_and_the_noise_reaches_the_fit(tmp_path,
+                                                                             monkeypatch,
+                                                                             stiff_csv):
+    """A CSV without dX/dt columns: no --derivatives needed; the estimator gets the data as
+    they are (target 'auto' picks trajectories) and --noise as the concentration noise."""
+    from dataclasses import replace
+
+    seen = {}
+
+    def fake_fit(folder, data, ex, settings, params, report):
+        seen.update(data=data, params=params)
+        return _Fitted(example("stiff").mechanism)
+
+    monkeypatch.setattr(workflow, "_fit", fake_fit)
+    path = save(replace(stiff_csv[0], derivatives=None), tmp_path / "conc.csv")
+    res = CliRunner().invoke(app, ["discover", str(path), "--reactions", "2", "--noise",
+                                   "0.001", "--out", str(tmp_path / "run")])
+    assert res.exit_code == 0, res.output
+    assert seen["data"].derivatives is None
+    assert seen["params"]["concentration_noise"] == 0.001
+    assert seen["params"].get("target", "auto") == "auto"

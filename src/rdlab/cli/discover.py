@@ -89,14 +89,19 @@ def discover(
              "them from the noisy concentrations.")] = 0.0,
     derivatives: Annotated[str | None, typer.Option(
         help="Estimate derivatives from the concentrations: fd, spline or smoothing.")] = None,
+    target: Annotated[str | None, typer.Option(
+        help="What the mechanism must reproduce: trajectories (the measured "
+             "concentrations, integrated from each sample's first state), derivatives, or "
+             "auto (default: trajectories when the data have no derivatives).")] = None,
     time_budget: Annotated[str | None, typer.Option(
         metavar="DURATION",
-        help="Time budget of the fit, with a unit: 90s, 20m, 1.5h (default 2m).")] = None,
+        help="Time budget of the fit (of each n_r in a sweep), with a unit: 90s, 20m, 1.5h "
+             "(default 2m).")] = None,
     budget: Annotated[float | None, typer.Option(parser=parse_float,
         hidden=True, help="Deprecated: --time-budget Ns.")] = None,
     tolerance: Annotated[float, typer.Option(parser=parse_float,
-        help="Accept a mechanism when every species' relative derivative error is below "
-             "this (or 3× the noise level).")] = 1e-4,
+        help="Derivative target: accept a mechanism when every species' relative "
+             "derivative error is below this (or 3× the noise level).")] = 1e-4,
     seed: Annotated[int, typer.Option(
         help="Seed of the split, the initialisation, an example's data and the noise.")] = 1,
     out: Annotated[Path | None, typer.Option(
@@ -104,7 +109,12 @@ def discover(
 ) -> None:
     """Learn a reaction mechanism (stoichiometry and rates) from concentration data."""
     from rdlab.discover.examples import example as get_example
-    from rdlab.discover.workflow import MAX_REACTIONS, DiscoverSettings, run_discovery
+    from rdlab.discover.workflow import (
+        MAX_REACTIONS,
+        DiscoverSettings,
+        fits_trajectories,
+        run_discovery,
+    )
 
     try:
         if (data is None) == (example is None):
@@ -121,6 +131,11 @@ def discover(
                      "seed": seed}
         if catalytic is not None:
             est["catalytic"] = catalytic
+        if target is not None:
+            if not fits_trajectories():
+                raise ParameterError("--target needs trajectory fitting, which this rdlab's "
+                                     "ReactionDiscovery lacks")
+            est["target"] = target
         settings = DiscoverSettings(n_reactions=reactions, sweep=n_values, noise=noise,
                                     derivatives=derivatives, data_seed=seed, estimator=est)
         name = example if example is not None else Path(data).stem
@@ -137,6 +152,8 @@ def _print_report(report: dict, folder: Path) -> None:
     if (folder / "mechanism.txt").is_file():
         typer.echo((folder / "mechanism.txt").read_text())
     status = "converged" if fit["converged"] else "NOT CONVERGED"
+    if fit.get("target"):
+        status += f" ({fit['target']} target)"
     typer.echo(f"{status}: validation error {fit['validation_error']:.3e} in "
                f"{fit['seconds']:.1f} s ({fit['epochs']} epochs, {fit['restarts']} restarts)")
     if "sweep" in report:

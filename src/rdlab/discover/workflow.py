@@ -29,7 +29,7 @@ from rdlab.run_folder import RunFolder, check_run_folder, staged_run_folder
 from rdlab.settings import Settings
 
 __all__ = ["MAX_REACTIONS", "OUTPUTS", "SWEEP_OUTPUTS", "DiscoverSettings", "discover_into",
-           "prepare_data", "run_discovery"]
+           "fits_trajectories", "prepare_data", "run_discovery"]
 
 #: What every run writes (the exports and figure may fail: then named in the warnings).
 OUTPUTS = ("data.zarr", "mechanism.yaml", "mechanism.txt", "mechanism.antimony",
@@ -197,12 +197,27 @@ def prepare_data(source: str | Path | Example, settings: DiscoverSettings
         data = deriv_mod.estimate(data, method=settings.derivatives)
         if exact is not None:
             info["derivative_estimate"] = _json_ready(deriv_mod.derivative_error(data, exact))
-    if data.derivatives is None:
+    if data.derivatives is None and not fits_trajectories():
         raise ParameterError("the data have no derivatives (no dX/dt columns or "
                              "'derivative' variable); estimate them from the concentrations "
                              "with --derivatives spline, fd or smoothing (derivatives=... "
                              "in DiscoverSettings)")
     return data, info
+
+
+def fits_trajectories() -> bool:
+    """Return whether :class:`ReactionDiscovery` can fit concentrations alone (``target``).
+
+    With it, data without derivatives are fitted to their trajectories without any flag
+    (``target="auto"``), the tolerance following from the concentrations' noise (``--noise``
+    given as ``concentration_noise``, else estimated by the estimator).
+
+    Returns
+    -------
+    bool
+        True when the estimator has the ``target`` parameter.
+    """
+    return "target" in ReactionDiscovery().get_params()
 
 
 def _json_ready(obj):
@@ -353,6 +368,8 @@ def discover_into(folder: RunFolder, data: ReactionData, ex: Example | None,
         params.setdefault("catalytic", ex.catalytic)
     if settings.noise:
         params.setdefault("noise_level", settings.noise)
+        if fits_trajectories():  # the noise is on the concentrations
+            params.setdefault("concentration_noise", settings.noise)
     report: dict = {"source": ex.name if ex else "data", **(info or {})}
     t0 = time.perf_counter()
     est = _fit(folder, data, ex, settings, params, report)
@@ -367,7 +384,7 @@ def discover_into(folder: RunFolder, data: ReactionData, ex: Example | None,
     if ex is not None:
         report["comparison"] = mech.compare(ex.mechanism)
         report["exact"] = report["comparison"]["exact"]
-    warnings = _fit_warnings(est, mech, params)
+    warnings = _fit_warnings(est, mech, params, report["fit"].get("tolerance"))
     atomic_write_text(folder.file("mechanism.yaml"), mech.to_yaml())
     atomic_write_text(folder.file("mechanism.txt"), mech.table() + "\n")
     missing = _exports(mech, folder, report, _initial_state(data, settings, report))
@@ -410,14 +427,18 @@ def _fit(folder: RunFolder, data: ReactionData, ex: Example | None,
     return sw.best
 
 
-def _fit_warnings(est: ReactionDiscovery, mech: Mechanism, params: dict) -> list[str]:
-    """Return the warnings about a fit: not converged (with a hint), not physical."""
+def _fit_warnings(est: ReactionDiscovery, mech: Mechanism, params: dict,
+                  tolerance: float | None) -> list[str]:
+    """Return the warnings about a fit: not converged (with a hint), not physical.
+
+    ``tolerance`` is the one the fit was judged by (its report's; derivative or trajectory).
+    """
     warnings = []
     if not est.converged_:
+        tol = est.acceptance_tolerance() if tolerance is None else tolerance
         warnings.append(
             f"did not converge: largest per-species validation error "
-            f"{float(np.max(est.species_errors_)):.3g} > tolerance "
-            f"{est.acceptance_tolerance():.3g}; "
+            f"{float(np.max(est.species_errors_)):.3g} > tolerance {tol:.3g}; "
             "the mechanism below is the best candidate found, not a verified one")
         skipped = (est.warm_start_ or {}).get("skipped_monomials", 0)
         if not params.get("catalytic", False) and skipped:
