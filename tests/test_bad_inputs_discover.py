@@ -66,7 +66,6 @@ BAD = [
     Bad("data-and-example", ("discover", "d.csv", "--example", "stiff"),
         r"either a DATA file or --example", (("d.csv", GOOD),)),
     Bad("neither-data-nor-example", ("discover",), r"either a DATA file or --example"),
-    Bad("no-reaction-count", ("discover", "d.csv"), r"--reactions N", (("d.csv", WITH_D),)),
     # ---- data files that are not concentration tables
     Bad("missing-file", ("discover", "none.csv", "--reactions", "1"),
         r"'none\.csv' does not exist"),

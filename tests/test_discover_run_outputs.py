@@ -251,3 +251,15 @@ def test_concentrations_alone_run_without_flags_and_the_noise_reaches_the_fit(tm
     assert seen["data"].derivatives is None
     assert seen["params"]["concentration_noise"] == 0.001
     assert seen["params"].get("target", "auto") == "auto"
+
+
+def test_a_data_file_without_a_number_of_reactions_is_swept(tmp_path, stiff_csv):
+    """No --reactions, no --sweep: n_r = 1 … n_s (3 here) are tried; 1 is below the rank
+    bound, 2 fits, 3 is not needed."""
+    out = tmp_path / "auto"
+    res = CliRunner().invoke(app, ["discover", str(stiff_csv[1]), "--time-budget", "30s",
+                                   "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "no number of reactions given: tried n_r = 1 … 3" in res.output
+    sw = json.loads((out / "sweep.json").read_text())
+    assert sw["n_reactions"] == [2] and sw["chosen"] == 2 and set(sw["skipped"]) == {"1", "3"}

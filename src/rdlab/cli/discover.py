@@ -73,7 +73,8 @@ def discover(
         help=f"Run a built-in example instead: {example_help()}.")] = None,
     reactions: Annotated[int | None, typer.Option(
         help="Number of proposed reactions, ≥ 1; a reversible pair (A <-> B) counts as one "
-             "(default: the example's).")] = None,
+             "(default: the example's; for a data file, a sweep of 1 … one per species).")
+    ] = None,
     sweep: Annotated[str | None, typer.Option(
         help="Try several numbers of reactions, e.g. 1:4, and keep the smallest that "
              "fits; numbers below the rank of the concentration changes are skipped and "
@@ -156,6 +157,8 @@ def _print_report(report: dict, folder: Path) -> None:
         status += f" ({fit['target']} target)"
     typer.echo(f"{status}: validation error {fit['validation_error']:.3e} in "
                f"{fit['seconds']:.1f} s ({fit['epochs']} epochs, {fit['restarts']} restarts)")
+    if "default_sweep" in report:
+        typer.echo(report["default_sweep"])
     if "sweep" in report:
         sw = report["sweep"]
         typer.echo(f"sweep: {len(sw['n_reactions'])} fit(s), n_r = {sw['chosen']} chosen, in "

@@ -10,6 +10,7 @@ both start from the data's first sample, the state :func:`trajectory_check` inte
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -295,7 +296,8 @@ def run_discovery(source: str | Path | Example, out: str | Path,
     out : str or Path
         The run folder.
     settings : DiscoverSettings or None, optional
-        What to run; it must give ``n_reactions`` or ``sweep``.
+        What to run. For a data file without ``n_reactions`` or ``sweep``, n_r = 1 … n_s
+        are swept (``report["default_sweep"]`` says so); an example uses its own n_r.
     progress : bool, default True
         Show progress.
 
@@ -307,19 +309,23 @@ def run_discovery(source: str | Path | Example, out: str | Path,
     Raises
     ------
     ParameterError
-        For settings without a number of reactions or a sweep, or settings no run can use.
+        For settings no run can use.
     """
     settings = settings or DiscoverSettings()
     settings.check()
     ex = _example_of(source)
     if ex is not None and settings.initial_state is not None:
         _checked_initial_state(settings.initial_state, ex.mechanism.species)
-    if not settings.sweep and settings.n_reactions is None and ex is None:
-        raise ParameterError("give the number of reactions (--reactions N) or a sweep "
-                             "(--sweep 1:4)")
     inputs = () if ex is not None else (source,)
     check_run_folder(out, inputs)  # refuse a file, a foreign folder or the data's folder
     data, info = prepare_data(ex if ex is not None else source, settings)
+    if not settings.sweep and settings.n_reactions is None and ex is None:
+        # a spreadsheet of measurements and no idea how many reactions: sweep 1 … n_s
+        # (below the rank bound skipped, stopping at the first that fits)
+        n_values = tuple(range(1, min(len(data.species), MAX_REACTIONS) + 1))
+        settings = dataclasses.replace(settings, sweep=n_values)
+        info["default_sweep"] = (f"no number of reactions given: tried n_r = 1 … "
+                                 f"{n_values[-1]} (one per species at most)")
     with staged_run_folder(out, command="rdlab discover", inputs=inputs) as folder:
         return discover_into(folder, data, ex, settings, info, progress)
 
