@@ -251,12 +251,15 @@ def simulate(model: KineticModel, theta: np.ndarray, initial: np.ndarray, times:
             out[:, 1:] = np.matmul(Y[:, 1:], np.transpose(J, (0, 2, 1))) + src
         return out.reshape(-1)
 
-    def jac(_t, y):
-        J = model.rates_jacobian(y.reshape(n, blocks, S_)[:, 0], k)[2]
-        data = np.repeat(J, blocks, axis=0)
-        idx = np.arange(n * blocks)
-        return sp.bsr_matrix((data, idx, np.arange(n * blocks + 1)),
-                             shape=(n * blocks * S_,) * 2)
+    def jac(t, y):
+        Y = y.reshape(n, blocks, S_)
+        J = model.rates_jacobian(Y[:, 0], k)[2]
+        diag = np.repeat(J, blocks, axis=0)  # ∂f/∂x on every block
+        mat = sp.bsr_matrix((diag, np.arange(n * blocks), np.arange(n * blocks + 1)),
+                            shape=(n * blocks * S_,) * 2)
+        if not n_th:
+            return mat
+        return (mat + _coupling(rhs, t, Y, n, blocks, S_)).tocsc()
 
     y0 = np.zeros((n, blocks, S_))
     y0[:, 0] = x0
@@ -271,6 +274,31 @@ def simulate(model: KineticModel, theta: np.ndarray, initial: np.ndarray, times:
     x = np.transpose(Y[:, 0], (0, 2, 1))
     sens = np.transpose(Y[:, 1:], (0, 3, 2, 1)) if n_th else None
     return x, sens, ok
+
+
+def _coupling(rhs, t: float, Y: np.ndarray, n: int, blocks: int, S: int) -> sp.csr_matrix:
+    """Return ``∂(dS/dt)/∂x``, the sensitivity rows' dependence on the states (Newton only).
+
+    The Newton matrix of the stacked system is block lower-triangular; with only its
+    diagonal, Newton stalls in fast transients and the solver takes tiny steps. These blocks
+    only shape the Newton iteration (the sensitivities themselves stay analytic), so they
+    are taken by forward differences, one species of all samples at a time.
+    """
+    base = rhs(t, Y.reshape(-1)).reshape(n, blocks, S)
+    x = Y[:, 0]
+    cols = []
+    for j in range(S):
+        h = 1e-7 * np.maximum(np.abs(x[:, j]), 1e-8 * max(float(np.max(np.abs(x))), 1e-30))
+        Yp = Y.copy()
+        Yp[:, 0, j] += h
+        cols.append((rhs(t, Yp.reshape(-1)).reshape(n, blocks, S) - base)[:, 1:]
+                     / h[:, None, None])
+    D = np.stack(cols, axis=-1)  # (n, blocks − 1, S rows, S cols)
+    s_idx, q, i, j = np.meshgrid(np.arange(n), np.arange(1, blocks), np.arange(S),
+                                 np.arange(S), indexing="ij")
+    rows = ((s_idx * blocks + q) * S + i).reshape(-1)
+    cols_ = ((s_idx * blocks) * S + j).reshape(-1)
+    return sp.csr_matrix((D.reshape(-1), (rows, cols_)), shape=(n * blocks * S,) * 2)
 
 
 def relative_residuals(pred: np.ndarray, measured: np.ndarray,
@@ -427,7 +455,7 @@ class _Problem:
 
 
 def _start(mechanism: Mechanism, model: KineticModel, T_ref: float | None) -> np.ndarray:
-    """Return ``θ`` from the candidate's rates; absent directions start 1e-3 of their row."""
+    """Return ``θ`` from the candidate's rates; absent directions start 1e-6 of their row."""
     kf, kr = mechanism.rates_at(T_ref)
     kf, kr = np.asarray(kf, float), np.asarray(kr, float)
     positive = np.concatenate([kf[kf > 0], kr[kr > 0]])
@@ -436,7 +464,7 @@ def _start(mechanism: Mechanism, model: KineticModel, T_ref: float | None) -> np
     for i, d in model.directions:
         k = (kf if d == 0 else kr)[i]
         other = (kr if d == 0 else kf)[i]
-        ln_k.append(np.log(k) if k > 0 else np.log(1e-3 * (other if other > 0 else typical)))
+        ln_k.append(np.log(k) if k > 0 else np.log(1e-6 * (other if other > 0 else typical)))
     theta = np.clip(np.array(ln_k), *_LOG_K_BOUNDS)
     if T_ref is None:
         return theta
@@ -529,7 +557,7 @@ def fit_trajectories(mechanism: Mechanism, data: ReactionData, *, noise: float |
     ----------
     mechanism : Mechanism
         Candidate with integer rows; its rates (and Arrhenius parameters) are the start.
-        Directions with rate 0 start at 1e-3 of their row's other direction.
+        Directions with rate 0 start at 1e-6 of their row's other direction.
     data : ReactionData
         ``(n, n_t, n_s)`` concentrations (derivatives are not used); with ``temperatures``,
         ``ln k_ref`` and ``ε = Ea/(R T_ref)`` (``T_ref`` the mean temperature) are fitted.
