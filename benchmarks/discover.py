@@ -310,17 +310,19 @@ def _compare_one(job) -> dict:
     except Exception as err:  # a method that crashes scores as not exact, with the reason
         learned, error = (None,) * 4, f"{type(err).__name__}: {err}"
     seconds = time.perf_counter() - t0
-    if learned[0] is not None:  # judge on a library that holds the learned monomials too
-        E = _union(E, learned)
+    # judge on a library that holds the true and the learned monomials too
+    E = _union(_union(E, ex.mechanism.V, ex.mechanism.orders), *learned[:2])
     row = {"method": method, "example": name, "seed": seed, "noise": noise,
            "seconds": seconds, "path": path, "error": error}
     row.update(_judge(ex, *learned, E))
     return row
 
 
-def _union(E: np.ndarray, learned) -> np.ndarray:
-    """``E`` plus the reactant monomials of the learned and true mechanisms not in it."""
-    V, orders = np.asarray(learned[0], dtype=float), learned[1]
+def _union(E: np.ndarray, V, orders) -> np.ndarray:
+    """``E`` plus the reactant monomials of the mechanism ``V`` (orders) not in it."""
+    if V is None:
+        return E
+    V = np.asarray(V, dtype=float)
     extra = [orders] if orders is not None else [np.maximum(0, -V), np.maximum(0, V)]
     rows = [E] + [a[np.any(a > 0, axis=1)] for a in extra]
     return np.unique(np.concatenate(rows), axis=0)
