@@ -22,7 +22,7 @@ feed). Timed in one process, same threads (``--threads`` for torch and numba), s
 * **plain autograd** — autograd through the model's one torch definition
   (:func:`rdlab.simulate.torch_model.model_step` with the clip, driven by
   :func:`~rdlab.simulate.torch_model.euler_iterates`);
-* **reference style** (not with ``--quick``) — the straightforward autograd implementation in
+* **reference style** (with ``--reference-style``) — the straightforward autograd implementation in
   the style of the public Dense-RDN code (written below: channels last, ``c = 0 → 1e-10``, a
   power tensor reduced by ``prod``, an einsum, circular padding and a depthwise convolution).
 
@@ -289,6 +289,8 @@ def _arguments(argv) -> argparse.Namespace:
     parser.add_argument("--network", choices=NETWORKS + tuple(OLD_NAMES),
                         default="kitchen-sink")
     parser.add_argument("--quick", action="store_true", help="shorter timings")
+    parser.add_argument("--reference-style", action="store_true",
+                        help="also time the reference-style autograd implementation (slow)")
     parser.add_argument("--no-check", action="store_true", help="skip the float64 check")
     parser.add_argument("--no-fast", action="store_true", help="skip the fast engine")
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda, ...)")
@@ -315,7 +317,7 @@ def _header(args, params, x0) -> None:
 
 def _optimisation_steps(args, params, x0, target) -> dict[str, float]:
     """Time and print an optimisation step of each engine; return the median times."""
-    names = [n for n in ENGINES if not (n == "reference style" and args.quick)
+    names = [n for n in ENGINES if not (n == "reference style" and not args.reference_style)
              and not (n == "compiled" and x0.device.type != "cpu")]
     cells = args.batch * args.size * args.size * args.steps
     print(f"optimisation step (forward + backward), median (best) of {args.repeats}:")
