@@ -97,7 +97,10 @@ def test_compiled_is_refused_off_the_cpu_and_unknown_engines_are_named():
     with pytest.raises(ParameterError, match=r"one of \['fused', 'compiled', 'auto'\]"):
         load_config("fig2a-quick", **{"model.engine": "numba"})
     assert _config("auto").rollout_engine == "compiled"
-    assert load_config("fig2a-quick").rollout_engine == "fused"
+    # the default is auto: a bundled config designs on the compiled engine on the CPU
+    assert load_config("fig2a-quick").model.engine == "auto"
+    assert load_config("fig2a-quick").rollout_engine == "compiled"
+    assert _config("fused").rollout_engine == "fused"
 
 
 def test_a_compiled_roll_out_keeps_x0_and_refuses_what_rollout_refuses():
@@ -159,17 +162,17 @@ def test_design_on_the_compiled_engine_finishes_and_resumes_bit_for_bit(tmp_path
     assert len(losses) == 3 and losses == [h["loss"] for h in read_history(tmp_path / "part")]
 
 
-def test_a_fused_run_resumes_on_the_compiled_engine(tmp_path):
-    """The engine is not part of a run's identity: a run started on the fused engine and
-    resumed on the compiled one goes on (same history length, losses as the fused run's
-    to rounding)."""
+@pytest.mark.parametrize("first, then", [("fused", "compiled"), ("compiled", "fused")])
+def test_a_run_resumes_on_the_other_engine(tmp_path, first, then):
+    """The engine is not part of a run's identity: a run started on one engine and resumed
+    on the other goes on (same history length, losses as the first engine's whole run's to
+    rounding)."""
     cfg = {**CONFIG, "optimiser": {"stages": [6], "steps": 3, "checkpoint_every": 1}}
-    fused = DesignConfig.from_dict(cfg)
-    compiled = DesignConfig.from_dict({**cfg, "model": {**CONFIG["model"],
-                                                        "engine": "compiled"}})
-    optimise(fused, tmp_path / "whole", progress=False)
-    optimise(fused, tmp_path / "part", progress=False, time_budget_s=1e-9)
-    optimise(compiled, tmp_path / "part", progress=False)
+    start, end = (DesignConfig.from_dict({**cfg, "model": {**CONFIG["model"], "engine": e}})
+                  for e in (first, then))
+    optimise(start, tmp_path / "whole", progress=False)
+    optimise(start, tmp_path / "part", progress=False, time_budget_s=1e-9)
+    optimise(end, tmp_path / "part", progress=False)
     want = [h["loss"] for h in read_history(tmp_path / "whole")]
     got = [h["loss"] for h in read_history(tmp_path / "part")]
     assert len(got) == len(want) == 3

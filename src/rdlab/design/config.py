@@ -147,13 +147,15 @@ class ModelSettings(Settings):
         The initial flow.
     flow_noise : dict or None, optional
         ``{amplitude, sigma}``: drive with a noisy flow (eq. 12).
-    engine : {"fused", "compiled", "auto"}, default "fused"
+    engine : {"fused", "compiled", "auto"}, default "auto"
         What runs the roll-out and its gradient: ``fused``, the fused torch step
         (:func:`rdlab.design.dynamics.rollout`; CPU or CUDA); ``compiled``, the generated
         numba forward and discrete adjoint
         (:func:`rdlab.design.compiled_rollout.compiled_rollout`; CPU only); ``auto``,
         compiled on the CPU and fused elsewhere. Both give the same values and gradients
-        to rounding; a run may be resumed on the other engine.
+        to rounding; a run may be resumed on the other engine. The compiled engine
+        compiles its kernels on a network structure's first use (seconds), then loads
+        them from the disk cache (``RDLAB_KERNEL_CACHE``).
 
     Raises
     ------
@@ -171,7 +173,7 @@ class ModelSettings(Settings):
     fixed: tuple[str, ...] = ()
     flow: float | None = None
     flow_noise: dict | None = None
-    engine: Literal["fused", "compiled", "auto"] = "fused"
+    engine: Literal["fused", "compiled", "auto"] = "auto"
 
     _what = "design config model"
 
