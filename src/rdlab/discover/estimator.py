@@ -51,8 +51,11 @@ from rdlab.discover.trajectory_fit import NOISE_FLOOR, TrajectoryFit, fit_trajec
 from rdlab.discover.weak_form import propose_from_integrals
 from rdlab.errors import NetworkError, ParameterError
 
-__all__ = ["TARGETS", "ReactionDiscovery"]
+__all__ = ["MAX_ESTIMATED_NOISE", "TARGETS", "ReactionDiscovery"]
 
+#: Largest concentration noise an unexplained residual is taken for (trajectory target with
+#: unknown noise): a best fit whose relative residual is larger is a wrong mechanism.
+MAX_ESTIMATED_NOISE = 0.02
 #: What :class:`ReactionDiscovery` can make a mechanism reproduce (its ``target``).
 TARGETS = ("auto", "trajectories", "derivatives")
 
@@ -227,8 +230,9 @@ class ReactionDiscovery:
         Multiplicative noise level of the concentrations (trajectory target). ``None``
         (default): a candidate is first judged as on noise-free data
         (:data:`~rdlab.discover.trajectory_fit.NOISE_FLOOR`); when none passes, the noise
-        is estimated from the best candidate's residual and it is accepted when no species
-        is fitted worse than 3× that estimate (``report()["noise"]`` says which).
+        is estimated from the best candidate's residual and it is accepted when that
+        estimate is at most :data:`MAX_ESTIMATED_NOISE` (2 %) and no species is fitted
+        worse than 3× it (``report()["noise"]`` says which).
     derivative_method : str, optional
         How derivatives are estimated for the trajectory target's starting point
         (:func:`~rdlab.discover.derivatives.estimate`; default ``"spline"``).
@@ -531,7 +535,8 @@ class ReactionDiscovery:
         if not fit.accepted and noise is None:
             sigma = max(fit.noise_estimate, NOISE_FLOOR)
             self.noise_ = {"value": fit.noise_estimate, "source": "estimated"}
-            fit.accepted = bool(fit.success and fit.error <= 3.0 * sigma)
+            fit.accepted = bool(fit.success and fit.noise_estimate <= MAX_ESTIMATED_NOISE
+                                and fit.error <= 3.0 * sigma)
             fit.threshold = 3.0 * sigma
         self.trajectory_fit_ = fit
         self.mechanism_ = fit.mechanism.normalised()
