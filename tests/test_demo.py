@@ -28,6 +28,7 @@ def test_quick_demo_writes_a_complete_report(tmp_path):
     assert (out / "discover" / "mechanism.xml").stat().st_size > 1000
     des = metrics["design"]
     assert des["steps"] == 20 and -1.0 <= des["window_r"] <= 1.0
+    assert des["engine"] == "compiled"  # model.engine auto: the compiled engine on the CPU
     assert set(des["controls"]["dt/10"]["summary"]) == {"Optimized", "Random X0",
                                                         "Initial θΨ", "Random θΨ"}
     for name in ("target.png", "timelapse.png", "reaction_graph.png", "network.xml"):
