@@ -48,6 +48,8 @@ BAD = [
     Bad("noise-negative", (*EX, "--noise", "-0.1"), r"--noise .*got -0\.1"),
     Bad("noise-underscore", (*EX, "--noise", "1_0"), r"--noise.*'1_0'"),
     Bad("noise-nan", (*EX, "--noise", "nan"), r"--noise .*got nan"),
+    Bad("noise-on-unknown", (*EX, "--noise", "1e-3", "--noise-on", "rates"),
+        r"noise_on must be one of .*got 'rates'"),
     Bad("derivatives-fancy", (*EX, "--derivatives", "fancy"),
         r"--derivatives must be one of fd, spline, smoothing; got 'fancy'"),
     Bad("seed-negative", (*EX, "--seed", "-1"), r"--seed .*got -1"),

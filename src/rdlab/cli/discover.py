@@ -88,6 +88,10 @@ def discover(
         help="Multiplicative Gaussian noise level put on the concentrations (seeded by "
              "--seed); exact derivatives of an example are kept, --derivatives estimates "
              "them from the noisy concentrations.")] = 0.0,
+    noise_on: Annotated[str, typer.Option(
+        help="What --noise perturbs: concentrations (a measurement's noise) or derivatives "
+             "(the paper's §4 test: an example's exact derivatives, concentrations "
+             "exact).")] = "concentrations",
     derivatives: Annotated[str | None, typer.Option(
         help="Estimate derivatives from the concentrations: fd, spline or smoothing.")] = None,
     target: Annotated[str | None, typer.Option(
@@ -138,6 +142,7 @@ def discover(
                                      "ReactionDiscovery lacks")
             est["target"] = target
         settings = DiscoverSettings(n_reactions=reactions, sweep=n_values, noise=noise,
+                                    noise_on=noise_on,
                                     derivatives=derivatives, data_seed=seed, estimator=est)
         name = example if example is not None else Path(data).stem
         folder = out or Path("runs/discover") / name

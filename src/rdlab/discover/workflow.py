@@ -29,14 +29,17 @@ from rdlab.errors import ParameterError
 from rdlab.run_folder import RunFolder, check_run_folder, staged_run_folder
 from rdlab.settings import Settings
 
-__all__ = ["MAX_REACTIONS", "OUTPUTS", "SWEEP_OUTPUTS", "DiscoverSettings", "discover_into",
-           "fits_trajectories", "prepare_data", "run_discovery"]
+__all__ = ["MAX_REACTIONS", "NOISE_TARGETS", "OUTPUTS", "SWEEP_OUTPUTS", "DiscoverSettings",
+           "discover_into", "fits_trajectories", "prepare_data", "run_discovery"]
 
 #: What every run writes (the exports and figure may fail: then named in the warnings).
 OUTPUTS = ("data.zarr", "mechanism.yaml", "mechanism.txt", "mechanism.antimony",
            "mechanism.xml", "trajectories.png", "report.json")
 #: What a sweep writes as well (sweep.json and sweep.txt after every fit).
 SWEEP_OUTPUTS = ("sweep.json", "sweep.txt", "sweep.png")
+
+#: What ``--noise`` may perturb (:meth:`~rdlab.discover.data.ReactionData.with_noise`).
+NOISE_TARGETS = ("concentrations", "derivatives")
 
 #: The most reactions a fit may propose (the parameters grow as population × n_r × n_s;
 #: the paper's largest example has 10 reactions).
@@ -60,6 +63,9 @@ class DiscoverSettings(Settings):
     noise : float, default 0.0
         Multiplicative Gaussian noise level on the concentrations
         (:meth:`~rdlab.discover.data.ReactionData.with_noise`), ≥ 0.
+    noise_on : {"concentrations", "derivatives"}, default "concentrations"
+        What the noise perturbs: the concentrations (what a measurement has) or, as in the
+        paper's §4 noise test, the exact derivatives of an example's data.
     derivatives : str or None, optional
         Estimate the derivatives from the concentrations: ``"fd"``, ``"spline"`` or
         ``"smoothing"``.
@@ -82,6 +88,7 @@ class DiscoverSettings(Settings):
     n_reactions: int | None = None
     sweep: tuple[int, ...] | None = None
     noise: float = 0.0
+    noise_on: str = "concentrations"
     derivatives: str | None = None  # estimate from concentrations: 'fd', 'spline', 'smoothing'
     n_samples: int = 100
     data_seed: int = 1
@@ -120,6 +127,9 @@ class DiscoverSettings(Settings):
         if not isinstance(self.noise, (int, float, np.number)) or not np.isfinite(
                 self.noise) or self.noise < 0:
             raise ParameterError(f"noise must be a finite number ≥ 0, got {self.noise!r}")
+        if self.noise_on not in NOISE_TARGETS:
+            raise ParameterError(f"noise_on must be one of {list(NOISE_TARGETS)}, got "
+                                 f"{self.noise_on!r}")
         if self.derivatives is not None and self.derivatives not in deriv_mod.METHODS:
             raise ParameterError(f"unknown derivative method {self.derivatives!r}; choose "
                                  f"one of {list(deriv_mod.METHODS)}")
@@ -192,8 +202,11 @@ def prepare_data(source: str | Path | Example, settings: DiscoverSettings
         data = load(source)
         info["source"] = str(source)
     exact = data if data.derivatives is not None else None
-    if settings.noise:  # on the concentrations, as a measurement has it
-        data = data.with_noise(settings.noise, seed=settings.data_seed)
+    if settings.noise:  # on the concentrations (as a measurement has it) or derivatives
+        if settings.noise_on == "derivatives" and data.derivatives is None:
+            raise ParameterError("noise on the derivatives needs data with derivatives "
+                                 "(an example's, or dX/dt columns); these have none")
+        data = data.with_noise(settings.noise, seed=settings.data_seed, on=settings.noise_on)
     if settings.derivatives is not None:
         data = deriv_mod.estimate(data, method=settings.derivatives)
         if exact is not None:
@@ -374,7 +387,7 @@ def discover_into(folder: RunFolder, data: ReactionData, ex: Example | None,
         params.setdefault("catalytic", ex.catalytic)
     if settings.noise:
         params.setdefault("noise_level", settings.noise)
-        if fits_trajectories():  # the noise is on the concentrations
+        if fits_trajectories() and settings.noise_on == "concentrations":
             params.setdefault("concentration_noise", settings.noise)
     report: dict = {"source": ex.name if ex else "data", **(info or {})}
     t0 = time.perf_counter()
