@@ -37,6 +37,23 @@ def test_an_unrepairable_row_is_named_as_unphysical():
     assert "not integers" in half.unphysical_reactions()[0]
 
 
+def test_of_equally_good_candidates_the_physical_one_is_chosen():
+    """Same worst-species error to 6 digits: the physical mechanism wins; a clearly better
+    error still wins over physics (the fit decides, physics breaks ties)."""
+    from types import SimpleNamespace
+
+    from rdlab.discover.estimator import best_candidate
+
+    bad = Mechanism(("A", "B"), [[-2.0, 1.0]], [1.0], [0.0], orders=[[1.0, 0.0]])
+    good = Mechanism(("A", "B"), [[-1.0, 1.0]], [1.0], [0.0])
+    c_bad = SimpleNamespace(mechanism=bad, species_errors=np.array([1e-3, 2e-3]), error=1e-3)
+    c_good = SimpleNamespace(mechanism=good, species_errors=np.array([1e-3, 2.0000001e-3]),
+                             error=1.1e-3)
+    assert best_candidate([c_bad, c_good]) is c_good
+    c_good.species_errors = np.array([1e-3, 3e-3])
+    assert best_candidate([c_bad, c_good]) is c_bad
+
+
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_the_examples_are_physical_and_nothing_in_them_is_negligible(name):
     """Concentrations ~ U[0, 1) as the data of §4 start from (and T across the range)."""

@@ -51,13 +51,35 @@ from rdlab.discover.trajectory_fit import NOISE_FLOOR, TrajectoryFit, fit_trajec
 from rdlab.discover.weak_form import propose_from_integrals
 from rdlab.errors import NetworkError, ParameterError
 
-__all__ = ["MAX_ESTIMATED_NOISE", "TARGETS", "ReactionDiscovery"]
+__all__ = ["MAX_ESTIMATED_NOISE", "TARGETS", "ReactionDiscovery", "best_candidate"]
 
 #: Largest concentration noise an unexplained residual is taken for (trajectory target with
 #: unknown noise): a best fit whose relative residual is larger is a wrong mechanism.
 MAX_ESTIMATED_NOISE = 0.02
 #: What :class:`ReactionDiscovery` can make a mechanism reproduce (its ``target``).
 TARGETS = ("auto", "trajectories", "derivatives")
+
+
+def best_candidate(candidates: list) -> object:
+    """Return the candidate with the smallest worst-species error, physical ones first on ties.
+
+    Two candidates whose worst-species errors agree to 6 significant digits count as equally
+    good (e.g. ``A + B -> -2A + 4B`` and ``A + B -> 2B`` share their derivatives); of those a
+    physical mechanism (:meth:`~rdlab.discover.mechanism.Mechanism.is_physical`) wins, then
+    the smaller overall error.
+
+    Parameters
+    ----------
+    candidates : list
+        Objects with ``mechanism``, ``species_errors`` (array) and ``error`` (float).
+
+    Returns
+    -------
+    object
+        The chosen candidate.
+    """
+    return min(candidates, key=lambda c: (float(f"{np.max(c.species_errors):.6g}"),
+                                          not c.mechanism.is_physical(), c.error))
 
 
 @dataclass
@@ -732,7 +754,7 @@ class ReactionDiscovery:
             cand = self._rounded_candidate(model, state, p, epoch, t0)
             if cand is not None:
                 finished.append(cand)
-        return min(finished, key=lambda c: (np.max(c.species_errors), c.error))
+        return best_candidate(finished)
 
     def _ppf_window(self, model, opt, data, state: _FreezeState) -> np.ndarray:
         """Take ``check_every`` Adam steps, frozen rows held; return each candidate's best loss."""
