@@ -117,7 +117,6 @@ def discover(
     from rdlab.discover.workflow import (
         MAX_REACTIONS,
         DiscoverSettings,
-        fits_trajectories,
         run_discovery,
     )
 
@@ -130,17 +129,7 @@ def discover(
         _check_options(reactions, noise, derivatives, tolerance, seed, MAX_REACTIONS)
         n_values = _parse_sweep(sweep, MAX_REACTIONS)
         source = get_example(example) if example is not None else Path(data)
-        est: dict = {"freezing": freezing,
-                     "time_budget_s": DEFAULT_TIME_BUDGET_S if seconds is None else seconds,
-                     "tolerance": tolerance,
-                     "seed": seed}
-        if catalytic is not None:
-            est["catalytic"] = catalytic
-        if target is not None:
-            if not fits_trajectories():
-                raise ParameterError("--target needs trajectory fitting, which this rdlab's "
-                                     "ReactionDiscovery lacks")
-            est["target"] = target
+        est = _estimator_params(freezing, seconds, tolerance, seed, catalytic, target)
         settings = DiscoverSettings(n_reactions=reactions, sweep=n_values, noise=noise,
                                     noise_on=noise_on,
                                     derivatives=derivatives, data_seed=seed, estimator=est)
@@ -150,6 +139,25 @@ def discover(
     except RdlabError as exc:
         fail(exc)
     _print_report(report, folder)
+
+
+def _estimator_params(freezing: bool, seconds: float | None, tolerance: float, seed: int,
+                      catalytic: bool | None, target: str | None) -> dict:
+    """Return the :class:`~rdlab.discover.estimator.ReactionDiscovery` parameters of the options."""
+    from rdlab.discover.workflow import fits_trajectories
+
+    est: dict = {"freezing": freezing,
+                 "time_budget_s": DEFAULT_TIME_BUDGET_S if seconds is None else seconds,
+                 "tolerance": tolerance,
+                 "seed": seed}
+    if catalytic is not None:
+        est["catalytic"] = catalytic
+    if target is not None:
+        if not fits_trajectories():
+            raise ParameterError("--target needs trajectory fitting, which this rdlab's "
+                                 "ReactionDiscovery lacks")
+        est["target"] = target
+    return est
 
 
 def _print_report(report: dict, folder: Path) -> None:
