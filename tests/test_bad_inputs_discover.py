@@ -6,8 +6,6 @@ from __future__ import annotations
 import pytest
 from cli_contract import Bad, assert_refused, make_files
 
-from rdlab.discover.workflow import fits_trajectories
-
 GOOD = "sample,time,A,B\n0,0,1,0\n0,0.5,0.6,0.4\n0,1,0.4,0.6\n"
 WITH_D = ("sample,time,A,B,dA/dt,dB/dt\n0,0,1,0,-1,1\n0,0.5,0.6,0.4,-0.6,0.6\n"
           "0,1,0.4,0.6,-0.4,0.4\n")
@@ -134,10 +132,6 @@ BAD = [
     row("temperature-negative",
         csv("t.csv", "sample,time,temperature,A\n0,0,-3,1\n"),
         r"line 2, column 'temperature': -3 is not positive"),
-    # concentrations alone are fitted to their trajectories where the estimator can
-    *(() if fits_trajectories() else (
-        row("no-derivatives", csv("t.csv", GOOD),
-            r"no derivatives .*--derivatives spline, fd or smoothing"),)),
     row("too-few-times-to-differentiate",
         csv("t.csv", "sample,time,A\n0,0,1\n0,1,0.5\n", "--derivatives", "fd"),
         r"at least 3 times, got 2"),

@@ -228,8 +228,6 @@ def test_a_given_initial_state_is_what_the_exports_start_from(tmp_path, monkeypa
 
 
 # ------------------------------------------------------------------ 7: concentrations alone
-@pytest.mark.skipif(not workflow.fits_trajectories(),
-                    reason="ReactionDiscovery cannot fit trajectories (no target parameter)")
 def test_concentrations_alone_run_without_flags_and_the_noise_reaches_the_fit(tmp_path,
                                                                              monkeypatch,
                                                                              stiff_csv):

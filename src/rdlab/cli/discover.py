@@ -144,8 +144,6 @@ def discover(
 def _estimator_params(freezing: bool, seconds: float | None, tolerance: float, seed: int,
                       catalytic: bool | None, target: str | None) -> dict:
     """Return the :class:`~rdlab.discover.estimator.ReactionDiscovery` parameters of the options."""
-    from rdlab.discover.workflow import fits_trajectories
-
     est: dict = {"freezing": freezing,
                  "time_budget_s": DEFAULT_TIME_BUDGET_S if seconds is None else seconds,
                  "tolerance": tolerance,
@@ -153,9 +151,6 @@ def _estimator_params(freezing: bool, seconds: float | None, tolerance: float, s
     if catalytic is not None:
         est["catalytic"] = catalytic
     if target is not None:
-        if not fits_trajectories():
-            raise ParameterError("--target needs trajectory fitting, which this rdlab's "
-                                 "ReactionDiscovery lacks")
         est["target"] = target
     return est
 

@@ -30,7 +30,7 @@ from rdlab.run_folder import RunFolder, check_run_folder, staged_run_folder
 from rdlab.settings import Settings
 
 __all__ = ["MAX_REACTIONS", "NOISE_TARGETS", "OUTPUTS", "SWEEP_OUTPUTS", "DiscoverSettings",
-           "discover_into", "fits_trajectories", "prepare_data", "run_discovery"]
+           "discover_into", "prepare_data", "run_discovery"]
 
 #: What every run writes (the exports and figure may fail: then named in the warnings).
 OUTPUTS = ("data.zarr", "mechanism.yaml", "mechanism.txt", "mechanism.antimony",
@@ -187,7 +187,7 @@ def prepare_data(source: str | Path | Example, settings: DiscoverSettings
     Raises
     ------
     ParameterError
-        When the data have no derivatives and none are estimated.
+        For noise on the derivatives of data that have none.
     DataError
         When the file cannot be read.
     """
@@ -211,27 +211,7 @@ def prepare_data(source: str | Path | Example, settings: DiscoverSettings
         data = deriv_mod.estimate(data, method=settings.derivatives)
         if exact is not None:
             info["derivative_estimate"] = _json_ready(deriv_mod.derivative_error(data, exact))
-    if data.derivatives is None and not fits_trajectories():
-        raise ParameterError("the data have no derivatives (no dX/dt columns or "
-                             "'derivative' variable); estimate them from the concentrations "
-                             "with --derivatives spline, fd or smoothing (derivatives=... "
-                             "in DiscoverSettings)")
     return data, info
-
-
-def fits_trajectories() -> bool:
-    """Return whether :class:`ReactionDiscovery` can fit concentrations alone (``target``).
-
-    With it, data without derivatives are fitted to their trajectories without any flag
-    (``target="auto"``), the tolerance following from the concentrations' noise (``--noise``
-    given as ``concentration_noise``, else estimated by the estimator).
-
-    Returns
-    -------
-    bool
-        True when the estimator has the ``target`` parameter.
-    """
-    return "target" in ReactionDiscovery().get_params()
 
 
 def _json_ready(obj):
@@ -387,7 +367,7 @@ def discover_into(folder: RunFolder, data: ReactionData, ex: Example | None,
         params.setdefault("catalytic", ex.catalytic)
     if settings.noise:
         params.setdefault("noise_level", settings.noise)
-        if fits_trajectories() and settings.noise_on == "concentrations":
+        if settings.noise_on == "concentrations":
             params.setdefault("concentration_noise", settings.noise)
     report: dict = {"source": ex.name if ex else "data", **(info or {})}
     t0 = time.perf_counter()
