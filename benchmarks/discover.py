@@ -292,6 +292,14 @@ def _rdlab(ex, data, seed: int, noise: float, budget: float):
         path = "spline derivatives"
     m = est.mechanism_
     kf, kr = m.rates_at(m.reference_temperature)
+    rep = est.report()
+    shot = rep.get("shooting")
+    fit = rep.get("trajectory_fit") or {}
+    if shot:
+        path += f", shooting {shot['epochs']} steps {shot['tried']} tried"
+        path += " (accepted)" if shot["accepted"] else ""
+    if fit.get("timed_out"):
+        path += ", trajectory fit timed out"
     return (m.V, m.orders, kf, kr), path
 
 
@@ -305,7 +313,7 @@ def _compare_one(job) -> dict:
     data = _concentration_data(ex, seed, noise)
     E = monomial_exponents(ex.mechanism.n_species, 2)
     path = ""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         if method == "rdlab":
             learned, path = _rdlab(ex, data, seed, noise, opts["budget"])
@@ -320,11 +328,11 @@ def _compare_one(job) -> dict:
         error = ""
     except Exception as err:  # a method that crashes scores as not exact, with the reason
         learned, error = (None,) * 4, f"{type(err).__name__}: {err}"
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     # judge on a library that holds the true and the learned monomials too
     E = _union(_union(E, ex.mechanism.V, ex.mechanism.orders), *learned[:2])
     row = {"method": method, "example": name, "seed": seed, "noise": noise,
-           "seconds": seconds, "path": path, "error": error}
+           "seconds": seconds, "cpu_seconds": cpu, "path": path, "error": error}
     row.update(_judge(ex, *learned, E))
     return row
 
@@ -343,7 +351,7 @@ def _compare_table(runs: list[dict], methods, examples, levels) -> str:
     """The method × example × noise table."""
     head = (f"{'method':11s} {'example':27s} {'noise':>6s} {'exact':>6s} {'pattern':>7s} "
             f"{'rate err med':>12s} {'worst':>9s} {'coef err':>9s} {'time med':>8s} "
-            f"{'max':>6s}  path")
+            f"{'max':>6s} {'cpu med':>7s}  path")
     lines = [head, "-" * len(head)]
     for m in methods:
         for n in examples:
@@ -361,7 +369,8 @@ def _compare_table(runs: list[dict], methods, examples, levels) -> str:
                     f" {np.median(ok) if ok else float('nan'):12.2e}"
                     f" {max(ok) if ok else float('nan'):9.2e}"
                     f" {np.median([r['coef_error'] for r in rs]):9.2e}"
-                    f" {np.median(times):8.2f} {max(times):6.1f}  {path}"
+                    f" {np.median(times):8.2f} {max(times):6.1f}"
+                    f" {np.median([r.get('cpu_seconds', np.nan) for r in rs]):7.1f}  {path}"
                     + (f"  ERROR: {errs[0][:60]}" if errs else ""))
     return "\n".join(lines)
 
@@ -383,7 +392,8 @@ def _compare(a) -> list[dict]:
             runs.append(r)
             print(f"[{len(runs)}/{len(jobs)}] {r['method']} {r['example']} noise "
                   f"{r['noise']:g} seed {r['seed']}: exact {r['exact']}, rate error "
-                  f"{r['max_rate_error']:.2e}, {r['seconds']:.1f} s {r['error'][:80]}",
+                  f"{r['max_rate_error']:.2e}, {r['seconds']:.1f} s (cpu {r['cpu_seconds']:.1f} s)"
+                  f" {r['path']} {r['error'][:80]}",
                   flush=True)
     print(f"\n== concentrations only, §4 sampling (100 trajectories, t = 0…1 by 0.1), "
           f"{a.seeds} seed(s), {a.workers} worker(s), {time.perf_counter() - t:.0f} s")

@@ -47,15 +47,20 @@ from rdlab.discover.rate_fit import (
     refine_integers,
     relative_errors,
 )
+from rdlab.discover.shooting import propose_by_shooting
 from rdlab.discover.trajectory_fit import NOISE_FLOOR, TrajectoryFit, fit_trajectories
 from rdlab.discover.weak_form import propose_from_integrals
 from rdlab.errors import NetworkError, ParameterError
 
-__all__ = ["MAX_ESTIMATED_NOISE", "TARGETS", "ReactionDiscovery", "best_candidate"]
+__all__ = ["MAX_ESTIMATED_NOISE", "SHOOTING_SHARE", "TARGETS", "ReactionDiscovery",
+           "best_candidate"]
 
 #: Largest concentration noise an unexplained residual is taken for (trajectory target with
 #: unknown noise): a best fit whose relative residual is larger is a wrong mechanism.
 MAX_ESTIMATED_NOISE = 0.02
+#: Share of the time left after the proposals that the shooting CRNN may use before the
+#: derivative-trained CRNN gets the rest (trajectory target).
+SHOOTING_SHARE = 0.6
 #: What :class:`ReactionDiscovery` can make a mechanism reproduce (its ``target``).
 TARGETS = ("auto", "trajectories", "derivatives")
 
@@ -258,6 +263,13 @@ class ReactionDiscovery:
     derivative_method : str, optional
         How derivatives are estimated for the trajectory target's starting point
         (:func:`~rdlab.discover.derivatives.estimate`; default ``"spline"``).
+    shooting : bool, optional
+        Trajectory target without temperatures: when the weak-form and sparse-regression
+        proposals are not accepted, train a CRNN population through a stiff integrator on
+        the measured concentrations by multiple shooting
+        (:func:`~rdlab.discover.shooting.propose_by_shooting`, seeded with those proposals)
+        for up to :data:`SHOOTING_SHARE` of the time left; its rounded structures are judged
+        by the trajectory fit. Default ``True``.
     seed : int, optional
         Seeds the split and every random draw (default 1).
     progress : bool, optional
@@ -274,7 +286,7 @@ class ReactionDiscovery:
                  search_points: int | None = 256, refine: bool = True, probe_sweeps: int = 3,
                  warm_start: bool = True, library_order: int = 4,
                  target: str = "auto", concentration_noise: float | None = None,
-                 derivative_method: str = "spline",
+                 derivative_method: str = "spline", shooting: bool = True,
                  seed: int = 1, progress: bool = False):
         self.n_reactions = n_reactions
         self.freezing = freezing
@@ -300,6 +312,7 @@ class ReactionDiscovery:
         self.target = target
         self.concentration_noise = concentration_noise
         self.derivative_method = derivative_method
+        self.shooting = shooting
         self.seed = seed
         self.progress = progress
 
@@ -456,6 +469,7 @@ class ReactionDiscovery:
             shaped, non-finite or negative data (the first bad entry named).
         """
         self.check_params()
+        self._t0 = time.perf_counter()
         self.target_ = self._resolve_target(X)
         if self.target_ == "trajectories":
             X = self._start_trajectories(X)
@@ -479,6 +493,9 @@ class ReactionDiscovery:
             result = self._try_weak_proposal(t0)
         if result is None and self.freezing and self.warm_start and T is None:
             result = self._try_warm_start(model, t0)
+        self.shooting_ = None
+        if result is None and self.target_ == "trajectories" and self.shooting and T is None:
+            result = self._try_shooting(t0)
         if result is not None:
             self.n_epochs_, self.restarts_, self.history_ = 0, 0, []
         elif self.freezing:
@@ -517,7 +534,8 @@ class ReactionDiscovery:
         if key not in self._traj_fits:
             fit = None
             if mech.is_physical() and np.any(V != 0):
-                fit = fit_trajectories(mech, self._traj_data, noise=self.concentration_noise)
+                fit = fit_trajectories(mech, self._traj_data, noise=self.concentration_noise,
+                                       deadline=self._deadline(self._t0))
             self._traj_fits[key] = fit
         return self._traj_fits[key]
 
@@ -539,6 +557,26 @@ class ReactionDiscovery:
         fit = self._trajectory_fit(mech)
         self.weak_proposal_["accepted"] = bool(fit is not None and fit.accepted)
         return self._score(fit.mechanism, 0, t0) if self.weak_proposal_["accepted"] else None
+
+    def _try_shooting(self, t0: float) -> _Candidate | None:
+        """Train the CRNN through the integrator; return its structure once a fit accepts it."""
+        seeds = [f.mechanism for f in self._traj_fits.values() if f is not None]
+        end = self._deadline(t0)
+        now = time.perf_counter()
+        if math.isfinite(end):
+            end = now + SHOOTING_SHARE * max(0.0, end - now)
+
+        def accept(mech: Mechanism) -> bool:
+            fit = self._trajectory_fit(mech)
+            return bool(fit is not None and fit.accepted)
+
+        res = propose_by_shooting(self._traj_data, self.n_reactions, accept=accept,
+                                  deadline=end, catalytic=self.catalytic, seeds=seeds,
+                                  seed=self.seed, max_epochs=self.max_epochs)
+        self.shooting_ = res.summary()
+        if res.accepted is None:
+            return None
+        return self._score(self._trajectory_fit(res.accepted).mechanism, 0, t0)
 
     def _keep_trajectory_result(self, result: _Candidate) -> None:
         """Store the trajectory-fitted mechanism of ``result`` (or the best one) as the fit."""
@@ -917,7 +955,9 @@ class ReactionDiscovery:
             ``tolerance``, ``train_error``, ``epochs``, ``restarts``, ``seconds``,
             ``time_to_structure``, ``warm_start``, ``mechanism`` (its dict form) and
             ``target``. With the trajectory target also ``noise`` (value and whether given,
-            estimated or noise-free), ``weak_proposal``, ``candidates_fitted`` and
+            estimated or noise-free), ``weak_proposal``, ``shooting``
+            (:meth:`~rdlab.discover.shooting.ShootingResult.summary`, or ``None`` when it did
+            not run), ``candidates_fitted`` and
             ``trajectory_fit`` (:meth:`TrajectoryFit.summary`: per-species RMS relative
             residuals, threshold, pruned directions and ``identifiability`` — which rates or
             combinations such as ``kf_2/kr_2`` the data determine, with standard errors);
@@ -938,6 +978,7 @@ class ReactionDiscovery:
             out["weak_proposal"] = self.weak_proposal_
             out["trajectory_fit"] = None if fit is None else fit.summary()
             out["candidates_fitted"] = len(self._traj_fits)
+            out["shooting"] = self.shooting_
         return out
 
     def _derivative_report(self) -> dict:

@@ -50,10 +50,11 @@ from rdlab.chemistry.kinetics import GAS_CONSTANT
 from rdlab.discover.data import ReactionData
 from rdlab.discover.identifiability import Identifiability, analyse
 from rdlab.discover.mechanism import ArrheniusRates, Mechanism
-from rdlab.errors import ParameterError
+from rdlab.errors import ParameterError, SimulationError
 
-__all__ = ["NOISE_FLOOR", "PRIOR_WEIGHT", "RESIDUAL_FLOOR", "KineticModel", "TrajectoryFit",
-           "acceptance_threshold", "fit_trajectories", "relative_residuals", "simulate"]
+__all__ = ["NOISE_FLOOR", "PRIOR_WEIGHT", "RESIDUAL_FLOOR", "FitTimeout", "KineticModel",
+           "TrajectoryFit", "acceptance_threshold", "fit_trajectories", "relative_residuals",
+           "simulate"]
 
 #: Relative floor ``δ_s / max x_s`` of the residual weights.
 RESIDUAL_FLOOR = 1e-4
@@ -66,6 +67,10 @@ NOISE_FLOOR = 1e-4
 PRIOR_WEIGHT = 1e-5
 #: Bounds of every ``ln k`` (k from 1e-17 to 1e17 per unit time).
 _LOG_K_BOUNDS = (-40.0, 40.0)
+
+
+class FitTimeout(SimulationError):
+    """An integration was stopped because the caller's deadline passed."""
 
 
 @dataclass(frozen=True)
@@ -201,7 +206,7 @@ def _log_rates(theta: np.ndarray, P: int, x_temp: np.ndarray | None, n: int) -> 
 
 def simulate(model: KineticModel, theta: np.ndarray, initial: np.ndarray, times: np.ndarray,
              x_temp: np.ndarray | None = None, *, sensitivities: bool = True,
-             rtol: float = 1e-7, atol: float = 1e-12,
+             rtol: float = 1e-7, atol: float = 1e-12, deadline: float | None = None,
              ) -> tuple[np.ndarray, np.ndarray | None, bool]:
     """Integrate ``model`` from ``initial`` over ``times``, with forward sensitivities.
 
@@ -221,6 +226,9 @@ def simulate(model: KineticModel, theta: np.ndarray, initial: np.ndarray, times:
         Also integrate ``S = ∂x/∂θ``.
     rtol, atol : float, default 1e-7, 1e-12
         Solver tolerances (``atol`` relative to each species' largest initial value).
+    deadline : float or None, optional
+        ``time.perf_counter()`` time after which the integration stops (checked at every
+        right-hand side evaluation).
 
     Returns
     -------
@@ -230,6 +238,11 @@ def simulate(model: KineticModel, theta: np.ndarray, initial: np.ndarray, times:
         ``(n, n_t, n_s, n_θ)``.
     ok : bool
         False when the solver failed (``x`` then holds what it reached, padded with NaN).
+
+    Raises
+    ------
+    FitTimeout
+        When ``deadline`` passes during the integration.
     """
     x0 = np.asarray(initial, float)
     n, S_ = x0.shape
@@ -240,6 +253,8 @@ def simulate(model: KineticModel, theta: np.ndarray, initial: np.ndarray, times:
     scale = np.maximum(np.max(x0, axis=0), 1e-30)
 
     def rhs(_t, y):
+        if deadline is not None and time.perf_counter() > deadline:
+            raise FitTimeout("the trajectory fit ran past its deadline")
         Y = y.reshape(n, blocks, S_)
         r, f, J = model.rates_jacobian(Y[:, 0], k)
         out = np.empty_like(Y)
@@ -375,6 +390,9 @@ class TrajectoryFit:
         Integrations (with sensitivities) made.
     success : bool
         The final integration succeeded.
+    timed_out : bool
+        The deadline passed before the fit finished: the rates are the best reached, the
+        fit is not accepted, and pruning was skipped.
     """
 
     mechanism: Mechanism
@@ -390,6 +408,7 @@ class TrajectoryFit:
     seconds: float = 0.0
     evaluations: int = 0
     success: bool = True
+    timed_out: bool = False
 
     @property
     def error(self) -> float:
@@ -403,22 +422,26 @@ class TrajectoryFit:
         -------
         dict
             ``accepted``, ``species_rms`` (by name), ``max_residual``, ``noise_estimate``,
-            ``threshold``, ``pruned``, ``seconds``, ``evaluations`` and ``identifiability``.
+            ``threshold``, ``pruned``, ``seconds``, ``evaluations``, ``timed_out`` and
+            ``identifiability``.
         """
         return {"accepted": self.accepted,
                 "species_rms": dict(zip(self.mechanism.species, map(float, self.species_rms))),
                 "max_residual": self.max_residual, "noise_estimate": self.noise_estimate,
                 "threshold": self.threshold, "pruned": list(self.pruned),
                 "seconds": self.seconds, "evaluations": self.evaluations,
-                "identifiability": self.identifiability.to_dict()}
+                "timed_out": self.timed_out, "identifiability": self.identifiability.to_dict()}
 
 
 class _Problem:
     """Residuals and sensitivity Jacobian of one model on one data set (cached per θ)."""
 
     def __init__(self, model: KineticModel, data: ReactionData, x_temp: np.ndarray | None,
-                 floor: float, rtol: float):
-        self.model, self.x_temp, self.rtol = model, x_temp, rtol
+                 floor: float, rtol: float, deadline: float | None = None):
+        self.model, self.x_temp, self.rtol, self.deadline = model, x_temp, rtol, deadline
+        self.timed_out = False
+        #: the lowest-cost evaluation so far: (cost, θ, residuals, Jacobian, ok)
+        self.best: tuple | None = None
         c = data.concentrations
         self.measured = c
         _, self.w = relative_residuals(c, c, floor)
@@ -436,14 +459,21 @@ class _Problem:
         key = theta.tobytes()
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1], self._cache[2], self._cache[3]
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            self.timed_out = True
+            raise FitTimeout("the trajectory fit ran past its deadline")
         n, n_t, S = self.measured.shape
         x = np.empty((n, n_t, S))
         sens = np.empty((n, n_t, S, theta.size))
         ok = True
         for idx, t in self.groups:
             xt = None if self.x_temp is None else self.x_temp[idx]
-            x[idx], sens[idx], good = simulate(self.model, theta, self.measured[idx, 0], t, xt,
-                                               rtol=self.rtol)
+            try:
+                x[idx], sens[idx], good = simulate(self.model, theta, self.measured[idx, 0], t,
+                                                   xt, rtol=self.rtol, deadline=self.deadline)
+            except FitTimeout:
+                self.timed_out = True
+                raise
             ok = ok and good
         self.evaluations += 1
         r = ((x - self.measured) * self.w)[:, 1:]
@@ -451,7 +481,17 @@ class _Problem:
         r = np.nan_to_num(r, nan=1e3, posinf=1e3, neginf=-1e3).reshape(-1)
         jac = np.nan_to_num(jac, nan=0.0, posinf=0.0, neginf=0.0).reshape(r.size, -1)
         self._cache = (key, r, jac, ok)
+        cost = float(r @ r)
+        if self.best is None or (ok and cost < self.best[0]):
+            self.best = (cost, theta.copy(), r, jac, ok)
         return r, jac, ok
+
+    def last_good(self, theta0: np.ndarray) -> tuple:
+        """Return ``(θ, residuals, Jacobian, ok)`` of the best evaluation after a timeout."""
+        if self.best is None:
+            m = self.measured[:, 1:].size
+            return theta0, np.full(m, 1e3), np.zeros((m, theta0.size)), False
+        return self.best[1], self.best[2], self.best[3], self.best[4]
 
 
 def _start(mechanism: Mechanism, model: KineticModel, T_ref: float | None) -> np.ndarray:
@@ -492,8 +532,11 @@ def _least_squares(problem: _Problem, theta0: np.ndarray, max_nfev: int) -> np.n
     def jac(th):
         return np.vstack([problem.run(th)[1], eye])
 
-    sol = least_squares(fun, x0, jac=jac, bounds=(lo, hi), method="trf", x_scale=1.0,
-                        max_nfev=max_nfev, xtol=1e-9, ftol=1e-10, gtol=1e-10)
+    try:
+        sol = least_squares(fun, x0, jac=jac, bounds=(lo, hi), method="trf", x_scale=1.0,
+                            max_nfev=max_nfev, xtol=1e-9, ftol=1e-10, gtol=1e-10)
+    except FitTimeout:
+        return problem.last_good(x0)[0]
     return sol.x
 
 
@@ -532,12 +575,17 @@ def _fit_active(model: KineticModel, active: np.ndarray, theta: np.ndarray,
     P = model.n_directions
     idx = np.flatnonzero(active)
     cols = idx if x_temp is None else np.concatenate([idx, P + idx])
-    problem = _Problem(_submodel(model, active), data, x_temp, opts["floor"], opts["rtol"])
+    problem = _Problem(_submodel(model, active), data, x_temp, opts["floor"], opts["rtol"],
+                       opts.get("deadline"))
     sub = _least_squares(problem, theta[cols], opts["max_nfev"])
+    try:
+        r, jac, ok = problem.run(sub)
+    except FitTimeout:
+        sub, r, jac, ok = problem.last_good(theta[cols])
     full = theta.copy()
     full[cols] = sub
     full[:P][~active] = _LOG_K_BOUNDS[0]
-    r, jac, ok = problem.run(sub)
+    opts["timed_out"] = opts.get("timed_out", False) or problem.timed_out
     return full, r, problem.evaluations, jac, ok
 
 
@@ -550,7 +598,8 @@ def _species_rms(r: np.ndarray, data: ReactionData) -> np.ndarray:
 def fit_trajectories(mechanism: Mechanism, data: ReactionData, *, noise: float | None = None,
                      prune: bool = True, floor: float = RESIDUAL_FLOOR, rtol: float = 1e-7,
                      max_nfev: int = 30, max_standard_error: float = 0.05,
-                     reversible: np.ndarray | None = None) -> TrajectoryFit:
+                     reversible: np.ndarray | None = None,
+                     deadline: float | None = None) -> TrajectoryFit:
     """Fit ``mechanism``'s rates to the concentration trajectories of ``data``.
 
     Parameters
@@ -580,6 +629,10 @@ def fit_trajectories(mechanism: Mechanism, data: ReactionData, *, noise: float |
         Identifiability threshold (:func:`rdlab.discover.identifiability.analyse`).
     reversible : numpy.ndarray or None, optional
         ``(n_r,)`` bool, rows whose reverse is fitted (default: every V-form row).
+    deadline : float or None, optional
+        ``time.perf_counter()`` time at which to stop (integrations are interrupted): the
+        fit then reports ``timed_out``, keeps the best rates reached, is not accepted and
+        skips pruning.
 
     Returns
     -------
@@ -603,14 +656,15 @@ def fit_trajectories(mechanism: Mechanism, data: ReactionData, *, noise: float |
     T_ref = float(np.mean(T)) if T is not None else None
     x_temp = None if T is None else T_ref / T - 1.0
     model = KineticModel.from_mechanism(mechanism, reversible)
-    opts = {"floor": floor, "rtol": rtol, "max_nfev": max_nfev}
+    opts = {"floor": floor, "rtol": rtol, "max_nfev": max_nfev, "deadline": deadline}
     active = np.ones(model.n_directions, bool)
     theta, r, evals, jac, ok = _fit_active(model, active, _start(mechanism, model, T_ref),
                                            data, x_temp, opts)
+    timed_out = bool(opts.get("timed_out"))  # pruning that runs out of time just stops
     sigma = max(noise if noise is not None else 0.0, NOISE_FLOOR)
     names = model.names()
     pruned: list[str] = []
-    if prune and model.n_directions:
+    if prune and model.n_directions and not timed_out:
         theta, r, jac, ok, active, extra = _prune(model, theta, r, jac, ok, data, x_temp,
                                                   opts, sigma, max_standard_error)
         evals += extra
@@ -624,8 +678,8 @@ def fit_trajectories(mechanism: Mechanism, data: ReactionData, *, noise: float |
     mech = _mechanism(model, theta, active, T_ref)
     fit = TrajectoryFit(mech, names + ([f"eps_{n}" for n in names] if T is not None else []),
                         theta, rms, float(np.max(np.abs(r))) if r.size else 0.0, noise_est,
-                        threshold, bool(ok and np.all(rms <= threshold)), ident, pruned,
-                        time.perf_counter() - t0, evals, ok)
+                        threshold, bool(ok and np.all(rms <= threshold) and not timed_out),
+                        ident, pruned, time.perf_counter() - t0, evals, ok, timed_out)
     mech.notes["trajectory_fit"] = fit.summary()
     return fit
 
@@ -665,6 +719,8 @@ def _prune(model, theta, r, jac, ok, data, x_temp, opts, sigma, max_se):
             continue
         th, rr, n_ev, jj, good = _fit_active(model, trial, state[0], data, x_temp, opts)
         evals += n_ev
+        if opts.get("timed_out"):
+            break
         new_rms = np.max(_species_rms(rr, data))
         if good and new_rms <= max(1.05 * best_rms, sigma):
             active, state, best_rms = trial, (th, rr, jj, good), min(best_rms, new_rms)
