@@ -595,7 +595,8 @@ class ReactionDiscovery:
         if not fit.accepted and noise is None:
             sigma = max(fit.noise_estimate, NOISE_FLOOR)
             self.noise_ = {"value": fit.noise_estimate, "source": "estimated"}
-            fit.accepted = bool(fit.success and fit.noise_estimate <= MAX_ESTIMATED_NOISE
+            fit.accepted = bool(fit.success and not fit.timed_out
+                                and fit.noise_estimate <= MAX_ESTIMATED_NOISE
                                 and fit.error <= 3.0 * sigma)
             fit.threshold = 3.0 * sigma
         self.trajectory_fit_ = fit

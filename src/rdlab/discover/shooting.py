@@ -12,8 +12,13 @@ computation; there is no long sequential solve and no error accumulation along a
 Integrator
 ----------
 Rates of the bundled examples reach ``k c ~ 1e10`` per unit time against ``Δt = 0.1``, so an
-explicit method would need ~1e9 substeps. Each interval is split into ``substeps`` steps of
-the two-stage, L-stable, stiffly accurate SDIRK2 (``γ = 1 − 1/√2``):
+explicit method would need ~1e9 substeps. Each interval is split into ``substeps`` equal
+parts; the first part is graded (``graded`` backward-Euler steps growing geometrically from
+:data:`GRADED_FIRST` of the part), which resolves the transient of a state far from a fast
+equilibrium — on one large step Newton converges poorly there, or to a spurious root, and
+the second SDIRK stage amplifies it (measured: relative errors 1e14 on Michaelis–Menten
+without grading). The rest of the interval is stepped by the two-stage, L-stable, stiffly
+accurate SDIRK2 (``γ = 1 − 1/√2``):
 
     Y₁ = y + hγ f(Y₁),   Y₂ = y + h(1 − γ) f(Y₁) + hγ f(Y₂),   y_next = Y₂,
 
@@ -270,8 +275,8 @@ def shoot(model: PopulationCRNN, pairs: ShootingPairs, substeps: int = 4, graded
     substeps : int, default 4
         Equal parts of an interval (:meth:`ShootingPairs.steps`).
     graded : int, default 6
-        Extra steps grading the start of every interval (backward Euler there; SDIRK2 on
-        the equal parts after it).
+        Extra steps grading the start of every interval (backward Euler on the ``graded``
+        smallest; SDIRK2 on the rest).
     newton : int, default 10
         Most Newton iterations per stage before the differentiable one.
 
@@ -283,7 +288,7 @@ def shoot(model: PopulationCRNN, pairs: ShootingPairs, substeps: int = 4, graded
     y = pairs.start[None].expand(model.population, -1, -1)
     steps = pairs.steps(substeps, graded)
     for i, h in enumerate(steps):
-        if i <= graded:  # the graded start: backward Euler (its base stays positive)
+        if i < graded:  # the small graded steps: backward Euler (its base stays positive)
             y = _stage(model, y, h, pairs.floor, newton)
             continue
         y1 = _stage(model, y, GAMMA * h, pairs.floor, newton)
