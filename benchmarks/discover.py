@@ -271,7 +271,7 @@ def _sindy(method: str, ex, data, seed: int, opts: dict):
     return (prop.V, prop.orders, prop.kf, prop.kr), E
 
 
-def _rdlab(ex, data, seed: int, noise: float, budget: float):
+def _rdlab(ex, data, seed: int, noise: float, budget: float, shooting: bool = False):
     """ReactionDiscovery on the concentrations (hook: spline derivatives until it can)."""
     import torch
 
@@ -280,7 +280,7 @@ def _rdlab(ex, data, seed: int, noise: float, budget: float):
 
     torch.set_num_threads(1)
     est = ReactionDiscovery(ex.n_reactions, catalytic=ex.catalytic, time_budget_s=budget,
-                            seed=seed)
+                            seed=seed, shooting=shooting)
     try:  # the trajectory-fitting path (target "auto"); the noise level is left to estimate
         est.fit(data)
         path = f"concentrations ({est.get_params().get('target', '?')})"
@@ -316,7 +316,7 @@ def _compare_one(job) -> dict:
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         if method == "rdlab":
-            learned, path = _rdlab(ex, data, seed, noise, opts["budget"])
+            learned, path = _rdlab(ex, data, seed, noise, opts["budget"], opts["shooting"])
         elif method == "rdlab-weak":
             from rdlab.discover.weak_form import propose_from_integrals
 
@@ -382,7 +382,7 @@ def _compare(a) -> list[dict]:
         print("note: pysindy is not installed (pip install -e .[bench]): its rows are skipped")
         methods = [m for m in methods if not m.startswith("sindy")]
     opts = {"budget": a.budget, "sindy_threshold": a.sindy_threshold, "sindy_k": a.sindy_k,
-            "sindy_h": a.sindy_h}
+            "sindy_h": a.sindy_h, "shooting": a.shooting}
     jobs = [(m, n, s, lvl, opts) for n in a.examples for s in range(1, a.seeds + 1)
             for lvl in a.noise for m in methods]  # a worker's consecutive jobs share data
     t = time.perf_counter()
@@ -413,6 +413,9 @@ def _parse() -> argparse.Namespace:
     ap.add_argument("--methods", nargs="*", default=METHODS, choices=METHODS)
     ap.add_argument("--noise", nargs="*", type=float, default=[0.0, 1e-3],
                     help="multiplicative Gaussian noise levels on the concentrations")
+    ap.add_argument("--shooting", action="store_true",
+                    help="rdlab: also train the CRNN through the integrator by multiple "
+                         "shooting (ReactionDiscovery(shooting=True))")
     ap.add_argument("--quick", action="store_true",
                     help="1 seed, 30 s budget per rdlab fit")
     ap.add_argument("--sindy-threshold", type=float, default=1e-2,

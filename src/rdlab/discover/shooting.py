@@ -375,10 +375,10 @@ class ShootingSettings:
     rate_learning_rate: float = 0.1
     regularisation: float = 1e-5
     epsilon: float = 0.05
-    check_every: int = 50
+    check_every: int = 100
     plateau: float = 2e-2
-    integer_weight: float = 1e-3
-    integer_ramp: int = 300
+    integer_weight: float = 1e-4
+    integer_ramp: int = 1000
     substeps: int = 2
     graded: int = 4
     newton: int = 8
@@ -519,7 +519,7 @@ class _Trainer:
     def on_plateau(self, p: int) -> bool:
         """Say whether candidate ``p``'s last window improved by less than ``plateau``."""
         cur = self.window[p] / self.cfg.check_every
-        plateau = self.age[p] >= 2 * self.cfg.check_every and not (
+        plateau = self.age[p] >= 3 * self.cfg.check_every and not (
             cur < self.prev[p] * (1.0 - self.cfg.plateau))
         self.prev[p] = min(self.prev[p], cur)
         self.window[p] = 0.0
