@@ -575,3 +575,44 @@ def test_model_folder_must_be_a_model_folder(tmp_path):
         train(x, y, x, y, ["a", "b"], tmp_path / "other", _tiny_config(epochs=1),
               progress=False)
     assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["notes.txt"]
+
+
+# --------------------------------------------------------------------------- the shipped 3-D model
+
+
+def test_3d_channels_last_layout_changes_nothing_but_rounding():
+    torch.manual_seed(3)
+    model = PatternCNN3D(n_frames=10, n_classes=4).eval()
+    assert model.features[0].weight.is_contiguous(memory_format=torch.channels_last_3d)
+    plain = PatternCNN3D(n_frames=10, n_classes=4).to(memory_format=torch.contiguous_format)
+    plain.load_state_dict(model.state_dict())
+    plain.eval()
+    x = torch.rand(3, 10, 48, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), plain(x), rtol=1e-5, atol=1e-6)
+
+
+def test_bundled_3d_model_reads_stacks_and_knows_the_homogeneous_states():
+    """``bundled-3d``: PatternCNN3D on the paper's 10-frame stacks; the two homogeneous steady
+    states of Gray–Scott are its classes H (U = 1) and L (the low state of the training point
+    (k, f) = (0.055, 0.035): u(1 − u) = (f + k)²/f)."""
+    from rdlab.classify.evaluation import resolve_model_path
+    from rdlab.classify.pattern_runs import DATA_SETTINGS_KEY, STACK_STEPS
+
+    model, classes, meta = load_model(resolve_model_path("bundled-3d"))
+    assert isinstance(model, PatternCNN3D) and model.n_frames == 10 and len(classes) == 15
+    assert tuple(meta[DATA_SETTINGS_KEY]["snapshot_steps"]) == STACK_STEPS
+    k, f = 0.055, 0.035
+    low = (1 - math.sqrt(1 - 4 * (f + k) ** 2 / f)) / 2
+    stacks = np.stack([np.full((10, 128, 128), 1.0, np.float32),
+                       np.full((10, 128, 128), low, np.float32)])
+    probs = predict(model, stacks)
+    assert [classes[i] for i in probs.argmax(1)] == ["H", "L"]
+    assert probs.max(1).min() > 0.5
+
+
+def test_an_unknown_bundled_model_is_named():
+    from rdlab.classify.evaluation import bundled_model_path
+
+    with pytest.raises(ParameterError, match="bundled-4d"):
+        bundled_model_path("bundled-4d")

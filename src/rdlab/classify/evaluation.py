@@ -25,18 +25,35 @@ SALIENCY_INDEX = 25
 #: sets; reproduce with the commands in ``docs/classify.md``).
 BUNDLED_MODEL = "gray_scott_cnn.pt"
 
+#: The shipped models by the name the commands accept for MODEL: ``bundled`` (the 2-D network
+#: above) and ``bundled-3d`` (PatternCNN3D on the 10-frame time stacks, 15 classes).
+BUNDLED_MODELS = {"bundled": BUNDLED_MODEL, "bundled-3d": "gray_scott_cnn_3d.pt"}
 
-def bundled_model_path() -> Path:
-    """Return the path of the CNN shipped in the package data.
+
+def bundled_model_path(name: str = "bundled") -> Path:
+    """Return the path of a CNN shipped in the package data.
+
+    Parameters
+    ----------
+    name : str, default "bundled"
+        A key of :data:`BUNDLED_MODELS`.
 
     Returns
     -------
     Path
         The bundled model file.
+
+    Raises
+    ------
+    ParameterError
+        Naming ``name`` when rdlab ships no model of that name.
     """
     from importlib.resources import files
 
-    return Path(str(files("rdlab.classify") / "data" / BUNDLED_MODEL))
+    if name not in BUNDLED_MODELS:
+        raise ParameterError(f"no bundled model {name!r}; bundled models: "
+                             f"{sorted(BUNDLED_MODELS)}")
+    return Path(str(files("rdlab.classify") / "data" / BUNDLED_MODELS[name]))
 
 
 def resolve_model_path(path: str | Path) -> Path:
@@ -45,8 +62,8 @@ def resolve_model_path(path: str | Path) -> Path:
     Parameters
     ----------
     path : str or Path
-        A model file, a training folder (its ``best.pt``) or ``"bundled"`` (the shipped
-        model).
+        A model file, a training folder (its ``best.pt``), ``"bundled"`` (the shipped 2-D
+        model) or ``"bundled-3d"`` (the shipped time-stack model).
 
     Returns
     -------
@@ -58,8 +75,8 @@ def resolve_model_path(path: str | Path) -> Path:
     DataError
         Naming the path when there is no model there.
     """
-    if str(path) == "bundled":
-        return bundled_model_path()
+    if str(path) in BUNDLED_MODELS:
+        return bundled_model_path(str(path))
     path = Path(path)
     if path.is_dir():
         if not (path / "best.pt").is_file():

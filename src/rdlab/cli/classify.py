@@ -2,7 +2,8 @@
 
 Subcommands: ``dataset``, ``scan``, ``train``, ``evaluate``, ``saliency``, ``label`` and
 ``paper``; ``rdlab classify RUN_FOLDER_OR_STORE [MODEL]`` (no subcommand name) runs
-``label``; MODEL defaults to ``bundled``, the CNN shipped with rdlab.
+``label``; MODEL defaults to ``bundled``, the 2-D CNN shipped with rdlab (``bundled-3d`` is
+the shipped time-stack CNN).
 
 Every command checks its inputs (options, stores, model files) before it simulates, trains
 or writes anything; stores and model folders are locked while written; one-shot outputs
@@ -33,8 +34,8 @@ Scheduler = Annotated[str | None, typer.Option(
 Workers = Annotated[int | None, typer.Option(help="Workers of the local cluster (≥ 1; "
                                              "default: one per core).")]
 Model = Annotated[Path, typer.Argument(
-    help="Model file, training folder (its best.pt), or 'bundled' (the CNN shipped with "
-    "rdlab).")]
+    help="Model file, training folder (its best.pt), 'bundled' (the 2-D CNN shipped with "
+    "rdlab) or 'bundled-3d' (the shipped time-stack CNN).")]
 
 
 class ClassifyGroup(DefaultCommandGroup):
@@ -50,7 +51,8 @@ app = typer.Typer(
     "and (k, f) scans, train, evaluate, and label every scan point or every sample of an "
     "`rdlab simulate` run. The default subcommand is label: `rdlab classify RUN_OR_SCAN "
     "[MODEL]` is `rdlab classify label RUN_OR_SCAN [MODEL]`. MODEL is a model file, a "
-    "training folder or 'bundled' (the CNN shipped with rdlab, the default for label).",
+    "training folder, 'bundled' (the 2-D CNN shipped with rdlab, the default for label) or "
+    "'bundled-3d' (the shipped time-stack CNN).",
     short_help="Classify Gray–Scott patterns with the paper's CNN: dataset, scan, train, "
     "evaluate, saliency, label (the default), paper.",
     no_args_is_help=True,
@@ -167,9 +169,9 @@ def train(
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     legacy_shift: Annotated[bool, typer.Option(help="Augment with the reference's ±1 px shift "
                                                "instead of a periodic translation.")] = False,
-    architecture: Annotated[str, typer.Option(help="2d (Table II) or 3d (time-stack variant; "
-                                              "needs `rdlab classify dataset --3d` "
-                                              "stores).")] = "2d",
+    architecture: Annotated[str, typer.Option(help="2d (Table II) or 3d (time-stack variant "
+                                              "with its own recipe, docs/classify.md; needs "
+                                              "`rdlab classify dataset --3d` stores).")] = "2d",
     time_budget: Annotated[str | None, typer.Option(
         metavar="DURATION",
         help="Wall-time budget with a unit (90s, 20m, 1.5h): stop after the epoch that passes "
@@ -181,9 +183,11 @@ def train(
     """Train the pattern CNN (resumable: rerun the same command to continue)."""
     from rdlab.checks import time_budget_option
     from rdlab.classify.paper_pipeline import train_model
+    from rdlab.classify.training import RECIPE_3D
 
-    overrides: dict[str, Any] = {k: v for k, v in (("epochs", epochs), ("patience", patience),
-                                                   ("seed", seed)) if v is not None}
+    overrides: dict[str, Any] = dict(RECIPE_3D) if architecture == "3d" else {}
+    overrides.update({k: v for k, v in (("epochs", epochs), ("patience", patience),
+                                        ("seed", seed)) if v is not None})
     overrides["architecture"] = architecture
     overrides["device"] = device
     if legacy_shift:
