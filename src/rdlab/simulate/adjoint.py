@@ -377,8 +377,14 @@ def _checkpoint_forward(inp: _Inputs, X0: np.ndarray, interval: int, wanted, sta
 
 # ---------------------------------------------------------------------------- backward
 def _injections(tape: Tape, grad_states) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(slots (T + 1,), inj (n, B, S, ny, nxp))`` of the loss's ``dL/dX_t``."""
+    """Return ``(slots (T + 1,), inj (n, B, S, ny, nxv))`` of the loss's ``dL/dX_t``.
+
+    ``inj`` holds cell ``x`` in column ``x`` and ``nxv = ⌈nx / VL⌉·VL`` columns (the kernels
+    read whole vectors): when ``nx`` is a multiple of ``VL`` that is ``grad_states`` itself
+    if it has the engine's dtype and is C-contiguous, without a copy.
+    """
     inp = tape._inputs
+    dtype = tape.states.dtype
     G = np.asarray(grad_states)
     expected = (len(tape.steps), *inp.shape)
     if G.shape != expected:
@@ -389,12 +395,13 @@ def _injections(tape: Tape, grad_states) -> tuple[np.ndarray, np.ndarray]:
     slots = np.full(inp.n_steps + 1, -1, dtype=np.int64)
     for k, t in enumerate(tape.steps):
         slots[t] = k
-    if not tape.steps:
-        G = np.zeros((1, *inp.shape))
     nx = inp.shape[3]
-    inj = np.zeros((len(G), *inp.shape[:3], padded_width(nx, tape.states.dtype)),
-                   dtype=tape.states.dtype)
-    inj[..., 1:nx + 1] = G
+    nxv = -(-nx // lanes(dtype)) * lanes(dtype)
+    if tape.steps and nxv == nx and G.dtype == dtype and G.flags.c_contiguous:
+        return slots, G
+    inj = np.zeros((max(len(G), 1), *inp.shape[:3], nxv), dtype=dtype)
+    if len(G):
+        inj[..., :nx] = G
     return slots, inj
 
 
@@ -405,7 +412,8 @@ class _Work:
     lam: np.ndarray
     tmp: np.ndarray
     G: np.ndarray
-    acc: np.ndarray  # (B, n_products, VL) float64 sums, one per vector lane
+    A: np.ndarray  # (B, n_products, VL) one step's sums per vector lane, kernel dtype
+    acc: np.ndarray  # (B, n_products, VL) float64: the sums of all steps per lane
     GF: np.ndarray
     slots: np.ndarray
     inj: np.ndarray
@@ -420,14 +428,28 @@ def _work(tape: Tape, grad_states) -> _Work:
     slots, inj = _injections(tape, grad_states)
     lam = np.zeros((B, S, ny, nxp), dtype=dtype)
     if slots[inp.n_steps] >= 0:
-        lam[:] = inj[slots[inp.n_steps]]
+        lam[..., 1:nx + 1] = inj[slots[inp.n_steps], ..., :nx]
     if inp.kernels.mode == "constant":
         GF = np.zeros((1, B, 1, 1, nxp), dtype=dtype)
     else:
         GF = np.zeros((inp.n_steps, B, inp.fields.shape[2], ny, nxp), dtype=dtype)
     acc = np.zeros((B, inp.kernels.plan.n_products, lanes(dtype)))
-    return _Work(lam=lam, tmp=np.zeros_like(lam), G=np.zeros_like(lam), acc=acc, GF=GF,
-                 slots=slots, inj=inj)
+    return _Work(lam=lam, tmp=np.zeros_like(lam), G=np.zeros_like(lam),
+                 A=_aligned_zeros(acc.shape, dtype), acc=acc, GF=GF, slots=slots, inj=inj)
+
+
+def _aligned_zeros(shape: tuple[int, ...], dtype, align: int = 64) -> np.ndarray:
+    """Return a C-contiguous array of zeros whose data starts at a multiple of ``align`` bytes.
+
+    The per-lane sums are read and written as whole vectors at every chunk of every row:
+    a vector straddling two cache lines costs twice (pass 1 runs about 1.4× longer when
+    they are 16-byte aligned only).
+    """
+    itemsize = np.dtype(dtype).itemsize
+    n = int(np.prod(shape))
+    buf = np.zeros(n + align // itemsize, dtype=dtype)
+    start = (-buf.ctypes.data % align) // itemsize
+    return buf[start:start + n].reshape(shape)
 
 
 def _run_backward(inp: _Inputs, w: _Work, traj: np.ndarray, masks: np.ndarray, n: int,
@@ -441,8 +463,8 @@ def _run_backward(inp: _Inputs, w: _Work, traj: np.ndarray, masks: np.ndarray, n
     k = inp.kernels
     fsel = 0 if k.mode == "constant" else 1
     run = k.backward if _parallel(inp) else k.backward_serial
-    run(traj, masks, n, n, t_hi, w.lam, w.tmp, w.G, w.acc, inp.fields, fsel, w.GF, fsel,
-               w.slots, w.inj, inp.prm, inp.shape[3])
+    run(traj, masks, n, n, t_hi, w.lam, w.tmp, w.G, w.A, w.acc, inp.fields, fsel, w.GF, fsel,
+        w.slots, w.inj, inp.prm, inp.shape[3])
 
 
 def backward(tape: Tape, grad_states) -> Gradients:

@@ -37,20 +37,24 @@ species), so the partials ``∂M_K/∂X_i = e_Ki M_{K/X_i}`` are exact polynomia
     λ_t,i = g_i − dt·φ_i g_i + Σ_K W_K e_Ki M_{K/X_i} + dt·D_i (∇²g)_i       W_K = Σ_q a_q g_j
 
 (the stencil is symmetric, so ``∇²ᵀ = ∇²``). Pass 1 computes everything but the last term
-per cell and writes ``g``; pass 2 adds ``dt·D∘∇²g`` once all of ``g`` is known. The
-parameter gradients are sums over cells of products of per-cell values (``M_K g_j`` for
-``a_q``, ``g_i (∇²X)_i`` for ``D``, ``φ g_i`` for the feed, ``g_i`` and ``g_i X_i`` for the
-flow): a sum kernel adds them up per step, a group of about 24 sums at a time held in
-vector registers over the whole grid (contracted to fused multiply-adds, the lanes added
-to ``acc (batch, products, VL)`` in float64 at the end of the step and summed at the end of
-the pass: these sums may differ from a cell-by-cell sum by rounding). Per-cell flow-field
-gradients ``dt·Σ_i g_i (x_feed,i − X_i)`` are written directly by pass 1.
+per cell and writes ``g``; pass 2 adds ``dt·D∘∇²g`` once all of ``g`` is known (and the
+loss's ``dL/dX_t``, in the same pass). The parameter gradients are sums over cells of
+products of per-cell values (``M_K g_j`` for ``a_q``, ``g_i (∇²X)_i`` for ``D``, ``φ g_i``
+for the feed, ``g_i`` and ``g_i X_i`` for the flow). Each pass adds the products it has at
+hand into per-lane sums ``A (products, VL)`` in the kernel dtype — pass 1 all but the
+diffusion ones, pass 2 ``X_i (∇²g)_i``, whose sum over the periodic grid equals
+``Σ g_i (∇²X)_i`` — read and written as one vector per product at every chunk (the monomials
+and ``g`` are already in registers, so nothing is recomputed); after each step ``A`` is
+added into float64 sums and cleared, and the lanes are added up at the end of the pass
+(these sums may differ from a cell-by-cell sum by rounding). Per-cell flow-field gradients
+``dt·Σ_i g_i (x_feed,i − X_i)`` are written directly by pass 1.
 
-**Layout.** States, ``λ``, ``g``, flow fields, their gradients and the loss's ``dL/dX_t`` are
-``(…, ny, nxp)`` with ``nxp = ⌈nx / VL⌉·VL + 2`` (:func:`padded_width`): column ``x + 1``
-holds cell ``x``, columns ``0`` and ``nx + 1`` the periodic ghosts ``X[nx − 1]`` and ``X[0]``,
-the columns after them zeros (vectors of ``VL`` cells run over them); the trajectory buffer
-is ``(steps, batch, species, ny, nxp)``.
+**Layout.** States, ``λ``, ``g``, flow fields and their gradients are ``(…, ny, nxp)``
+with ``nxp = ⌈nx / VL⌉·VL + 2`` (:func:`padded_width`): column ``x + 1`` holds cell ``x``,
+columns ``0`` and ``nx + 1`` the periodic ghosts ``X[nx − 1]`` and ``X[0]``, the columns after
+them zeros (vectors of ``VL`` cells run over them); the trajectory buffer is ``(steps, batch,
+species, ny, nxp)``. The loss's ``dL/dX_t`` is read unpadded (cell ``x`` in column ``x``,
+``⌈nx / VL⌉·VL`` columns), so the caller's array serves as it is when ``VL`` divides ``nx``.
 
 Compiled functions are memoised per (structure, stencil, flow mode, dtype). The generated
 module is written to a cache folder (:data:`CACHE_ENV`) and numba's ``cache=True`` keeps the
@@ -74,7 +78,7 @@ from rdlab.chemistry.network import ReactionNetwork
 from rdlab.errors import ParameterError
 from rdlab.simulate import simd_codegen
 from rdlab.simulate.fast_codegen import VECTOR_BYTES, lanes
-from rdlab.simulate.simd_codegen import RowProgram, SumProgram, mask_bytes
+from rdlab.simulate.simd_codegen import RowProgram, mask_bytes
 from rdlab.system import STENCILS
 
 __all__ = ["CACHE_ENV", "FLOW_MODES", "AdjointKernels", "AdjointPlan", "compile_adjoint",
@@ -384,102 +388,57 @@ def _flow_gradient_lines(plan: AdjointPlan, mode: str) -> list[str]:
     return []
 
 
+def _product_lines(plan: AdjointPlan, mode: str) -> list[str]:
+    """Return the cell lines adding pass 1's products into the per-lane sums ``A``.
+
+    ``A[p, 0]`` (``VL`` lanes, one per cell column modulo ``VL``) collects product ``p``
+    (:attr:`AdjointPlan.n_products`) over the step's cells: ``g_j M_K`` per pair, then per
+    species ``dt·φ_i g_i``, ``g_i`` and ``g_i X_i`` (``g_i (∇²X)_i`` is pass 2's); ``h`` is
+    ``g`` with the lanes past the row's end zeroed.
+    """
+    names = _monomial_names(plan)
+    order = sorted(range(plan.n_pairs), key=lambda q: (plan.pairs[q][1], plan.pairs[q][0]))
+    lines = [f"h{i} = inrow(g{i})" for i in range(plan.n_species)]
+    lines += [f"A[{q}, 0] = A[{q}, 0] + h{plan.pairs[q][0]} * {names[plan.pairs[q][1]]}"
+              for q in order]
+    for i in range(plan.n_species):
+        p = plan.n_pairs + 4 * i
+        lines += [f"A[{p + 1}, 0] = A[{p + 1}, 0] + h{i} * {_phi(mode, i)}",
+                  f"A[{p + 2}, 0] = A[{p + 2}, 0] + h{i}",
+                  f"A[{p + 3}, 0] = A[{p + 3}, 0] + h{i} * c{i}"]
+    return lines
+
+
 def _adjoint_program(plan: AdjointPlan, mode: str) -> RowProgram:
-    """Return pass 1 of the adjoint step: ``g`` and ``λ`` less diffusion.
+    """Return pass 1 of the adjoint step: ``g``, ``λ`` less diffusion, and column sums.
 
     The clip's mask is the forward pass's (its bit array ``M``), so ``U`` is not recomputed.
     """
     lines = _cell_lines(plan, mode) + _lambda_lines(plan, mode)
-    lines += _flow_gradient_lines(plan, mode)
+    lines += _flow_gradient_lines(plan, mode) + _product_lines(plan, mode)
     return RowProgram(arrays=(("X", 3), ("L", 3), ("G", 3), ("O", 3), ("F", 3), ("GF", 3),
-                              ("M", 3)), params=_params(plan), lines=tuple(lines), bits=("M",),
-                      contract=True)
+                              ("M", 3), ("A", 2)), params=_params(plan), lines=tuple(lines),
+                      bits=("M",), contract=True)
 
 
-def _monomial_chain(plan: AdjointPlan, wanted) -> list[str]:
-    """Return the lines building the monomial slots ``wanted`` and their parents."""
-    S, names = plan.n_species, _monomial_names(plan)
-    slot = {m: k for k, m in enumerate(plan.monomials)}
-    need: set[int] = set()
-    stack = [K for K in wanted if K > S]
-    while stack:
-        k = stack.pop()
-        if k in need:
-            continue
-        need.add(k)
-        m = plan.monomials[k]
-        i = max(j for j in range(S) if m[j])
-        parent = slot[m[:i] + (m[i] - 1,) + m[i + 1:]]
-        if parent > S:
-            stack.append(parent)
-    lines = []
-    for k in sorted(need):
-        m = plan.monomials[k]
-        i = max(j for j in range(S) if m[j])
-        lines.append(f"m{k} = {names[slot[m[:i] + (m[i] - 1,) + m[i + 1:]]]} * c{i}")
-    return lines
+def _diffusion_program(plan: AdjointPlan, inject: bool) -> RowProgram:
+    """Return pass 2 of the adjoint step: ``λ_t += dt·D∘∇²g`` (then ``+= dL/dX_t``).
 
+    The loss's ``I = dL/dX_t`` is unpadded: cell ``x`` in column ``x`` (not ``x + 1``), at
+    least ``⌈nx / VL⌉·VL`` columns.
 
-_GROUP = 24  # sums per group of the sum kernel (kept in vector registers)
-
-
-def _pair_groups(plan: AdjointPlan) -> list[tuple[str, ...]]:
-    """Return the sum kernel's groups for ``dL/da_q = Σ g_j M_K``, by monomial."""
-    S, names = plan.n_species, _monomial_names(plan)
-    order = sorted(range(plan.n_pairs), key=lambda q: (plan.pairs[q][1], plan.pairs[q][0]))
-    groups = []
-    for g0 in range(0, len(order), _GROUP):
-        qs = order[g0:g0 + _GROUP]
-        species = sorted({plan.pairs[q][0] for q in qs})
-        lines = [f"c{i} = X[{i}, y, x]" for i in range(S)]
-        lines += [f"g{j} = inrow(G[{j}, y, x])" for j in species]
-        lines += _monomial_chain(plan, [plan.pairs[q][1] for q in qs])
-        lines += [f"S[{q}] += g{plan.pairs[q][0]} * {names[plan.pairs[q][1]]}" for q in qs]
-        groups.append(tuple(lines))
-    return groups
-
-
-def _species_groups(plan: AdjointPlan, mode: str) -> list[tuple[str, ...]]:
-    """Return the sum kernel's groups of ``g·∇²X``, ``dt·φ·g``, ``g`` and ``g·X``."""
-    S, groups = plan.n_species, []
-    for i0 in range(0, S, _GROUP // 4):
-        lines = ["ph = phc"] if mode == "constant" else []
-        for i in range(i0, min(S, i0 + _GROUP // 4)):
-            p = plan.n_pairs + 4 * i
-            lines += [f"c{i} = X[{i}, y, x]", f"g{i} = inrow(G[{i}, y, x])",
-                      f"l{i} = {_lap_expr(plan.weights, 'X', i)}"]
-            if mode == "shared":
-                lines.append("ph = dt * F[0, y, x]")
-            elif mode == "species":
-                lines.append(f"ph{i} = dt * F[{i}, y, x]")
-            lines += [f"S[{p}] += g{i} * l{i}", f"S[{p + 1}] += g{i} * {_phi(mode, i)}",
-                      f"S[{p + 2}] += g{i}", f"S[{p + 3}] += g{i} * c{i}"]
-        groups.append(tuple(lines))
-    return groups
-
-
-def _sum_program(plan: AdjointPlan, mode: str) -> SumProgram:
-    """Return the sums of one adjoint step, :attr:`AdjointPlan.n_products` of them.
-
-    In order: ``M_K g_j`` per pair (``dL/da_q``), then per species ``g_i (∇²X)_i``,
-    ``dt·φ_i g_i``, ``g_i`` and ``g_i X_i``.
+    It also adds ``X_i (∇²g)_i`` into the per-lane sums ``A``: over the periodic grid it
+    equals ``Σ g_i (∇²X)_i`` (the stencil is symmetric), the gradient of ``D_i``.
     """
-    return SumProgram(arrays=(("X", 3), ("G", 3), ("F", 3)), params=_params(plan),
-                      groups=(*_pair_groups(plan), *_species_groups(plan, mode)))
-
-
-def _diffusion_program(plan: AdjointPlan) -> RowProgram:
-    """Return pass 2 of the adjoint step: ``λ_t += dt·D∘∇²g``."""
-    lines = [f"O[{i}, y, x] = O[{i}, y, x] + dd{i} * ({_lap_expr(plan.weights, 'G', i)})"
-             for i in range(plan.n_species)]
-    return RowProgram(arrays=(("G", 3), ("O", 3)), params=_params(plan), lines=tuple(lines),
-                      contract=True)
-
-
-def _injection_program(plan: AdjointPlan) -> RowProgram:
-    """Return the loss's injection: ``λ_t += dL/dX_t``."""
-    lines = [f"O[{i}, y, x] = O[{i}, y, x] + I[{i}, y, x]" for i in range(plan.n_species)]
-    return RowProgram(arrays=(("O", 3), ("I", 3)), params=_params(plan), lines=tuple(lines))
+    lines = []
+    for i in range(plan.n_species):
+        p = plan.n_pairs + 4 * i
+        tail = f" + I[{i}, y, x - 1]" if inject else ""
+        lines += [f"q{i} = {_lap_expr(plan.weights, 'G', i)}",
+                  f"O[{i}, y, x] = O[{i}, y, x] + dd{i} * q{i}{tail}",
+                  f"A[{p}, 0] = A[{p}, 0] + inrow(X[{i}, y, x]) * q{i}"]
+    return RowProgram(arrays=(("G", 3), ("O", 3), ("X", 3), ("I", 3), ("A", 2)),
+                      params=_params(plan), lines=tuple(lines), contract=True)
 
 
 _DRIVERS = '''
@@ -530,21 +489,30 @@ def forward(traj, masks, i0, n, F, t0, fsel, prm, nx):
         _forward_sample(traj, masks, b, i0, n, F, t0, fsel, prm[b], nx)
 
 
-def _adjoint_step(X, Mk, src, dst, Gb, Fb, GFb, ab, Ib, inject, pb, nx):
+def _flush(A, acc):
+    # the step's column sums (kernel dtype) into the pass's float64 ones, A zeroed again
+    for p in range(A.shape[0]):
+        for x in range(A.shape[1]):
+            acc[p, x] += A[p, x]
+            A[p, x] = _T(0.0)
+
+
+def _adjoint_step(X, Mk, src, dst, Gb, Fb, GFb, Ab, ab, Ib, inject, pb, nx):
     ny = X.shape[1]
     for y in range(ny):
         ym, yp = _rows(y, ny)
-        _adj_cells(X, src, Gb, dst, Fb, GFb, Mk, pb, y, ym, yp, nx)
+        _adj_cells(X, src, Gb, dst, Fb, GFb, Mk, Ab, pb, y, ym, yp, nx)
         _ghosts(Gb, y, nx)
-    _sum_cells(X, Gb, Fb, pb, ab, nx)
     for y in range(ny):
         ym, yp = _rows(y, ny)
-        _dif_cells(Gb, dst, pb, y, ym, yp, nx)
         if inject:
-            _inj_cells(dst, Ib, pb, y, ym, yp, nx)
+            _dif_inj_cells(Gb, dst, X, Ib, Ab, pb, y, ym, yp, nx)
+        else:
+            _dif_cells(Gb, dst, X, Ib, Ab, pb, y, ym, yp, nx)
+    _flush(Ab, ab)
 
 
-def _backward_sample(traj, masks, b, i_hi, n, t_hi, lam, tmp, G, acc, F, fsel, GF, gsel,
+def _backward_sample(traj, masks, b, i_hi, n, t_hi, lam, tmp, G, A, acc, F, fsel, GF, gsel,
                      slots, inj, pb, nx):
     src = lam[b]
     dst = tmp[b]
@@ -553,31 +521,31 @@ def _backward_sample(traj, masks, b, i_hi, n, t_hi, lam, tmp, G, acc, F, fsel, G
         Ft = F[t * fsel]
         s_ = slots[t]
         _adjoint_step(traj[i_hi - 1 - k, b], masks[i_hi - 1 - k, b], src, dst, G[b],
-                      Ft[min(b, Ft.shape[0] - 1)], GF[t * gsel, b], acc[b], inj[max(s_, 0), b],
-                      s_ >= 0, pb, nx)
+                      Ft[min(b, Ft.shape[0] - 1)], GF[t * gsel, b], A[b], acc[b],
+                      inj[max(s_, 0), b], s_ >= 0, pb, nx)
         src, dst = dst, src
     if n % 2 == 1:
         _copy(lam[b], src)
 
 
-def backward_serial(traj, masks, i_hi, n, t_hi, lam, tmp, G, acc, F, fsel, GF, gsel, slots,
-                    inj, prm, nx):
+def backward_serial(traj, masks, i_hi, n, t_hi, lam, tmp, G, A, acc, F, fsel, GF, gsel,
+                    slots, inj, prm, nx):
     for q in range(traj.shape[1]):
         b = np.int64(q)
-        _backward_sample(traj, masks, b, i_hi, n, t_hi, lam, tmp, G, acc, F, fsel, GF, gsel,
+        _backward_sample(traj, masks, b, i_hi, n, t_hi, lam, tmp, G, A, acc, F, fsel, GF, gsel,
                          slots, inj, prm[b], nx)
 
 
-def backward(traj, masks, i_hi, n, t_hi, lam, tmp, G, acc, F, fsel, GF, gsel, slots, inj, prm,
-             nx):
+def backward(traj, masks, i_hi, n, t_hi, lam, tmp, G, A, acc, F, fsel, GF, gsel, slots, inj,
+             prm, nx):
     for q in prange(traj.shape[1]):
         b = np.int64(q)
-        _backward_sample(traj, masks, b, i_hi, n, t_hi, lam, tmp, G, acc, F, fsel, GF, gsel,
+        _backward_sample(traj, masks, b, i_hi, n, t_hi, lam, tmp, G, A, acc, F, fsel, GF, gsel,
                          slots, inj, prm[b], nx)
 '''
 
 
-def programs(plan: AdjointPlan, mode: str) -> dict[str, RowProgram | SumProgram]:
+def programs(plan: AdjointPlan, mode: str) -> dict[str, RowProgram]:
     """Return the cell programs of ``plan`` and flow ``mode``, by kernel name.
 
     Parameters
@@ -589,10 +557,10 @@ def programs(plan: AdjointPlan, mode: str) -> dict[str, RowProgram | SumProgram]
 
     Returns
     -------
-    dict of str to RowProgram or SumProgram
-        ``_fwd_cells`` (one Euler step), ``_adj_cells`` (pass 1 of the adjoint step),
-        ``_dif_cells`` (pass 2), ``_inj_cells`` (the loss's ``dL/dX_t``) and
-        ``_sum_cells`` (the parameter-gradient sums of a step).
+    dict of str to RowProgram
+        ``_fwd_cells`` (one Euler step), ``_adj_cells`` (pass 1 of the adjoint step, with
+        its column sums), ``_dif_cells`` (pass 2, with the diffusion sums) and
+        ``_dif_inj_cells`` (pass 2 adding the loss's ``dL/dX_t`` too).
 
     Raises
     ------
@@ -603,8 +571,8 @@ def programs(plan: AdjointPlan, mode: str) -> dict[str, RowProgram | SumProgram]
         raise ParameterError(f"unknown flow mode {mode!r}; choose one of {FLOW_MODES}")
     return {"_fwd_cells": _forward_program(plan, mode),
             "_adj_cells": _adjoint_program(plan, mode),
-            "_dif_cells": _diffusion_program(plan), "_inj_cells": _injection_program(plan),
-            "_sum_cells": _sum_program(plan, mode)}
+            "_dif_cells": _diffusion_program(plan, False),
+            "_dif_inj_cells": _diffusion_program(plan, True)}
 
 
 def kernel_source(plan: AdjointPlan, mode: str) -> str:
@@ -624,8 +592,7 @@ def kernel_source(plan: AdjointPlan, mode: str) -> str:
         (:func:`rdlab.simulate.simd_codegen.make_row_kernel`) and defining the drivers
         ``forward`` and ``backward`` (``_T`` and ``prange`` are globals).
     """
-    text = [f"{name} = make_{'sum' if isinstance(prog, SumProgram) else 'row'}_kernel("
-            f"{prog!r})" for name, prog in programs(plan, mode).items()]
+    text = [f"{name} = make_row_kernel({prog!r})" for name, prog in programs(plan, mode).items()]
     return "\n".join(text) + "\n\n" + _DRIVERS
 
 
@@ -669,7 +636,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from rdlab.simulate.simd_codegen import RowProgram, SumProgram, make_row_kernel, make_sum_kernel
+from rdlab.simulate.simd_codegen import RowProgram, make_row_kernel
 
 _T = np.{dtype}
 _DISK = {disk}
@@ -678,6 +645,7 @@ _MODULE_TAIL = f"""
 _rows = numba.njit(inline="always", {_JIT})(_rows)
 _ghosts = numba.njit(inline="always", {_JIT})(_ghosts)
 _copy = numba.njit(inline="always", {_JIT})(_copy)
+_flush = numba.njit(inline="always", {_JIT})(_flush)
 _adjoint_step = numba.njit(inline="always", {_JIT})(_adjoint_step)
 _forward_sample = numba.njit(inline="always", {_JIT})(_forward_sample)
 _backward_sample = numba.njit(inline="always", {_JIT})(_backward_sample)

@@ -12,9 +12,11 @@ Names are per-cell values (assigned earlier in the program) or per-sample scalar
 ``params``, read from one coefficient row ``prm`` and broadcast). Array references are
 ``A[i, r, x + d]`` (3-d arrays ``(rows, ny, nxp)``, ``r`` one of ``y``, ``ym``, ``yp``,
 ``d`` in ``−1, 0, 1``) or ``A[p, x]`` (2-d arrays ``(rows, nxp)``); ``x`` is the padded
-column (cells sit in columns ``1 … nx``). Expressions use ``+``, ``−``, ``*``, number
-literals, ``clip(u)`` (``min(max(u, lo), hi)``) and ``keep(u, v)`` (``v`` where
-``lo ≤ u ≤ hi``, else 0: the gradient of the clip).
+column (cells sit in columns ``1 … nx``). ``A[p, 0]`` (a number as the column) is the same
+``VL`` values of a 2-d array at every chunk: per-lane accumulators. Expressions use ``+``,
+``−``, ``*``, number literals, ``clip(u)`` (``min(max(u, lo), hi)``), ``keep(u, v)`` (``v``
+where ``lo ≤ u ≤ hi``, else 0: the gradient of the clip) and ``inrow(v)`` (``v``, 0 in the
+lanes past the row's last cell).
 
 :func:`make_row_kernel` turns a program into a numba ``@intrinsic`` that emits LLVM IR over
 vectors of :func:`rdlab.simulate.fast_codegen.lanes` cells (``<16 x float>`` with AVX-512):
@@ -103,7 +105,7 @@ class _Emitter:
         self.bits: tuple[str, ...] = ()
         self.flags: tuple[str, ...] = ()  # fast-math flags of the arithmetic
         self.sums: dict = {}  # sum index -> current vector accumulator (sum kernels)
-        self.nx = None  # the row's cell count (sum kernels: masks the lanes past it)
+        self.nx = None  # the row's cell count (``inrow`` masks the lanes past it)
         self.lazy = None  # (pointer to the coefficient row, name -> index) of row kernels
 
     def splat(self, value):
@@ -145,8 +147,11 @@ class _Emitter:
         idx = node.slice.elts
         row = idx[1].id if len(idx) == 3 else None
         base, elem = self.rows[(name, idx[0].value, row)]
-        off = _offset(idx[-1])
-        col = self.x if off == 0 else self.b.add(self.x, self.ir.Constant(self.x.type, off))
+        if isinstance(idx[-1], ast.Constant):  # a fixed column: the same VL values every chunk
+            col = self.ir.Constant(self.x.type, idx[-1].value)
+        else:
+            off = _offset(idx[-1])
+            col = self.x if off == 0 else self.b.add(self.x, self.ir.Constant(self.x.type, off))
         ptr = self.b.gep(base, [col])
         return self.b.bitcast(ptr, self.ir.VectorType(elem, self.VL).as_pointer()), elem
 
@@ -355,6 +360,7 @@ def _codegen(program: RowProgram, statements, refs):
         em = _Emitter(builder, T, VL, rows, {})
         em.bits = program.bits
         em.flags = ("contract",) if program.contract else ()
+        em.nx = ints[3]
         em.lazy = (context.make_array(sig.args[n])(context, builder, args[n]).data,
                    {name: q for q, name in enumerate(program.params)})
         n_chunks = builder.sdiv(builder.add(ints[3], ir.Constant(i64, VL - 1)),
