@@ -76,10 +76,9 @@ def simulate(
     classify: Annotated[bool, typer.Option(
         "--classify", metavar="[MODEL]",
         help="Then label every sample with a Gray–Scott pattern CNN (as `rdlab classify RUN "
-        "MODEL`): `--classify` uses 'bundled' (the 2-D CNN shipped with rdlab), `--classify "
-        "MODEL` a model file, training folder or 'bundled-3d' (the shipped time-stack CNN). "
-        "The run must match the model's training data and store its frames; both are checked "
-        "before simulating.")] = False,
+        "MODEL`): 'bundled' (the default) or 'bundled-3d' (the shipped 2-D and time-stack "
+        "CNNs), a model file or training folder. The run must match the model's training data "
+        "and store its frames; both are checked before simulating.")] = False,
 ) -> None:
     """Simulate a network on a grid (or well mixed) and write a run folder.
 
