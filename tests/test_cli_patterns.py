@@ -259,7 +259,9 @@ def test_small_paper_runs_then_resumes_without_redoing_work(tmp_path, monkeypatc
 @pytest.mark.parametrize("args", [["classify"], ["classify", "evaluate"], ["evaluate"],
                                   ["classify", "label"], ["classify", "saliency"]])
 def test_help_names_the_bundled_model(args):
-    """Each command that takes a MODEL says that 'bundled' is the CNN shipped with rdlab."""
+    """Each command that takes a MODEL names both shipped CNNs: 'bundled' and 'bundled-3d'."""
     result = runner.invoke(app, [*args, "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
-    assert "'bundled' (the CNN shipped with rdlab" in " ".join(result.output.split())
+    text = " ".join(result.output.split())
+    assert "'bundled' (the 2-D CNN shipped with rdlab" in text
+    assert "'bundled-3d' (the shipped time-stack CNN)" in text
