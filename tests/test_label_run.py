@@ -238,6 +238,27 @@ def test_the_bundled_model_labels_a_sweep_of_its_own_setting(tmp_path, monkeypat
     assert "L: 1 sample, mean top probability 0.98" in result.output
 
 
+@pytest.mark.slow
+def test_the_bundled_3d_model_labels_a_sweep_of_its_own_setting(tmp_path, monkeypatch):
+    """``--classify bundled-3d`` on runs that store the 10-frame stack (every 800 steps): the
+    uniform low-U state is L; the same runs without those snapshots are refused with the
+    options that store them."""
+    monkeypatch.chdir(tmp_path)
+    base = ["simulate", "--preset", "gray-scott", "--grid", "128", "--dt", "0.25", "--steps",
+            "60000", "--k", "0.045,0.062", "--f", "0.03", "--dtype", "float32", "--movie",
+            "none"]
+    refused = CliRunner().invoke(app, [*base, "--snapshots", "501", "--out", "r0",
+                                       "--classify", "bundled-3d"])
+    assert refused.exit_code != 0 and "--steps 60000 --snapshots 76" in refused.output
+    result = CliRunner().invoke(app, [*base, "--snapshots", "76", "--out", "run",
+                                      "--classify", "bundled-3d"])
+    assert result.exit_code == 0, result.output
+    ds = xr.open_zarr("run/data.zarr")
+    (flat,) = np.flatnonzero(np.isclose(ds["k"].values, 0.045))
+    assert ds["class_name"].values[flat] == "L" and ds["probabilities"].values[flat].max() > 0.9
+    assert ds["class_name"].values[1 - flat] not in ("L", "H")
+
+
 def test_a_model_trained_by_rdlab_records_its_datas_settings(tmp_path):
     """``rdlab classify train`` writes the training store's run settings into the model's
     metadata, and labelling reads them instead of assuming the paper's runs."""
