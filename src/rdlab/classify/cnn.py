@@ -204,7 +204,7 @@ class PatternCNN3D(nn.Module):
             nn.Linear(256, n_classes),
         )
         _glorot_init(self)
-        # oneDNN runs these Conv3d layers about 2.5× faster (training and inference, CPU) with
+        # oneDNN runs these Conv3d layers about 2× faster (training and inference, CPU) with
         # the kernels in channels-last-3d layout; copies into the weights (load_state_dict,
         # .to(device)) keep it. Results equal the default layout up to rounding.
         self.to(memory_format=torch.channels_last_3d)

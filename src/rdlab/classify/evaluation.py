@@ -21,13 +21,10 @@ from rdlab.run_folder import check_run_folder, staged_run_folder
 SALIENCY_INDEX = 25
 
 
-#: The model shipped with the package (PatternCNN, 15 classes, trained on the paper's train/val
-#: sets; reproduce with the commands in ``docs/classify.md``).
-BUNDLED_MODEL = "gray_scott_cnn.pt"
-
-#: The shipped models by the name the commands accept for MODEL: ``bundled`` (the 2-D network
-#: above) and ``bundled-3d`` (PatternCNN3D on the 10-frame time stacks, 15 classes).
-BUNDLED_MODELS = {"bundled": BUNDLED_MODEL, "bundled-3d": "gray_scott_cnn_3d.pt"}
+#: The models shipped with the package, by the name the commands accept for MODEL (15 classes,
+#: trained on the paper's train/val sets; reproduce with the commands in ``docs/classify.md``):
+#: ``bundled`` is PatternCNN (3 snapshots), ``bundled-3d`` PatternCNN3D (10-frame time stacks).
+BUNDLED_MODELS = {"bundled": "gray_scott_cnn.pt", "bundled-3d": "gray_scott_cnn_3d.pt"}
 
 
 def bundled_model_path(name: str = "bundled") -> Path:

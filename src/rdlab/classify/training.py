@@ -147,7 +147,8 @@ class TrainConfig(Settings):
     channels_last : bool, default True
         Train the 2-D network in channels-last memory layout (faster with oneDNN on CPU;
         results equal up to rounding). Inference always feeds 2-D networks channels-last
-        input.
+        input. The 3-D network keeps its weights channels-last-3d whatever this says
+        (:class:`~rdlab.classify.cnn.PatternCNN3D`).
     in_memory : bool, default True
         Read lazily indexable inputs (zarr, xarray, dask) into memory once before training
         (fast); ``False`` reads every batch from the store.
