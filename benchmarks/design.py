@@ -10,7 +10,8 @@ generator's output does), the loss
 
     L = mean((X_T[species 1] − target)²) + mean_t mean |ΔX_t|
 
-(a target term and a step-size term over every state, as fig2a's loss) computed in torch, and
+(a target term and a step-size term over every state, as fig2a's loss; the step term is
+design's own ``StepSize`` on the roll-out's ``Trajectory``) computed in torch, and
 its backward pass to the initial state and all four parameter groups (rates, diffusion, flow,
 feed). Timed in one process, same threads (``--threads`` for torch and numba), same data:
 
@@ -98,30 +99,43 @@ def problem(params, size: int, batch: int, dtype: torch.dtype):
     return x0.to(params.device, dtype), target.to(params.device, dtype)
 
 
-def loss_of(states: list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
-    """MSE of species 1 at T to the target plus the mean |ΔX| over all steps."""
-    fit = ((states[-1][:, 1] - target) ** 2).mean()
-    steps = torch.stack([b - a for a, b in zip(states[:-1], states[1:])])
-    return fit + steps.abs().mean()
+def loss_of(traj, target: torch.Tensor) -> torch.Tensor:
+    """MSE of species 1 at T to the target plus the mean |ΔX| over all steps.
+
+    The step term is design's own :class:`rdlab.design.objectives.StepSize` (δ_max = 0) on
+    the :class:`~rdlab.design.trajectory.Trajectory`, as a config's loss computes it.
+    """
+    from rdlab.design.objectives import StepSize
+
+    fit = ((traj.states[-1][:, 1] - target) ** 2).mean()
+    return fit + StepSize()(traj)
+
+
+def as_trajectory(params, states: list[torch.Tensor], dt: float = 1.0):
+    """Wrap a list of states ``X_0 … X_T`` as design's :class:`Trajectory`."""
+    from rdlab.design.trajectory import Trajectory
+
+    return Trajectory(states=states, dt=dt, rates=params.rates, diffusion=params.diffusion,
+                      flow=params.flow, feed=params.feed, network=params.network)
 
 
 # ---------------------------------------------------------------------------- roll-outs
-def compiled_rollout(params, x0: torch.Tensor, n_steps: int) -> list[torch.Tensor]:
+def compiled_rollout(params, x0: torch.Tensor, n_steps: int):
     """Roll out on the compiled engine (:func:`rdlab.design.compiled_rollout.compiled_rollout`)."""
     from rdlab.design.compiled_rollout import compiled_rollout as run
 
-    return run(params, x0, n_steps, 1.0).states
+    return run(params, x0, n_steps, 1.0)
 
 
-def fused_rollout(params, x0: torch.Tensor, n_steps: int) -> list[torch.Tensor]:
+def fused_rollout(params, x0: torch.Tensor, n_steps: int):
     """Roll out with the fused step (:func:`rdlab.design.dynamics.rollout`), as design does."""
     from rdlab.design.dynamics import rollout
 
-    return rollout(params, x0, n_steps, 1.0).states
+    return rollout(params, x0, n_steps, 1.0)
 
 
 def autograd_rollout(params, x0: torch.Tensor, n_steps: int, dt: float = 1.0,
-                     c_max: float = 10.0) -> list[torch.Tensor]:
+                     c_max: float = 10.0):
     """Roll out the model's one torch definition with plain autograd.
 
     :func:`rdlab.simulate.torch_model.model_step` with the clip, driven by
@@ -133,12 +147,13 @@ def autograd_rollout(params, x0: torch.Tensor, n_steps: int, dt: float = 1.0,
     net = tm.NetworkTensors.from_network(params.network, Grid(*x0.shape[2:]), x0.dtype,
                                          x0.device)
     step = tm.model_step(net, params.as_torch_parameters(x0.shape[0]), dt, c_max)
-    return [x0, *(x for x, _ in tm.euler_iterates(step, x0, n_steps))]
+    return as_trajectory(params, [x0, *(x for x, _ in tm.euler_iterates(step, x0, n_steps))],
+                         dt)
 
 
 def reference_style_rollout(params, x0: torch.Tensor, n_steps: int, dt: float = 1.0,
-                            c_max: float = 10.0) -> list[torch.Tensor]:
-    """Roll out the reference-style implementation; return ``(B, S, y, x)`` views."""
+                            c_max: float = 10.0):
+    """Roll out the reference-style implementation (states as ``(B, S, y, x)`` views)."""
     from rdlab.system import STENCILS
 
     net = params.network
@@ -160,7 +175,7 @@ def reference_style_rollout(params, x0: torch.Tensor, n_steps: int, dt: float = 
         dc = rxn + D * lap + f * (feed - c)
         c = torch.clamp(c + dt * dc, 0.0, c_max)
         out.append(c.permute(0, 3, 1, 2))
-    return out
+    return as_trajectory(params, out, dt)
 
 
 ENGINES = {"compiled": compiled_rollout, "fused": fused_rollout,

@@ -182,7 +182,9 @@ def compiled_rollout(params: DesignParameters, X0: torch.Tensor, n_steps: int,
                    record=torch.is_grad_enabled())
     states = CompiledRollout.apply(setup, X0, params.rates, params.diffusion, params.flow,
                                    params.feed, fields)
+    # states[0] is X0 itself; the stacked tensor's first entry is the engine's copy of it,
+    # whose gradient the adjoint adds to X0's.
     return Trajectory(states=[X0, *states[1:].unbind(0)], dt=dt, rates=params.rates,
                       diffusion=params.diffusion, flow=params.flow, feed=params.feed,
-                      network=params.network, flow_fields=used)
+                      network=params.network, flow_fields=used, stacked_states=states)
 

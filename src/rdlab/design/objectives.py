@@ -282,6 +282,27 @@ def pearson_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return cov / (sa * sb + 1e-16)
 
 
+def species_correlation(X: torch.Tensor, species: int, target: torch.Tensor) -> torch.Tensor:
+    """Return Pearson's r of one species with a target at several times at once.
+
+    Parameters
+    ----------
+    X : torch.Tensor
+        States ``(n, B, S, H, W)``.
+    species : int
+        Index of the species compared.
+    target : torch.Tensor
+        An image ``(H, W)``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(n, B)``: :func:`pearson_correlation` of ``X[t, :, species]`` with ``target``.
+    """
+    n, B, _, H, W = X.shape
+    return pearson_correlation(X[:, :, species].reshape(n * B, H, W), target).view(n, B)
+
+
 def normalise_target(image) -> torch.Tensor:
     """Return the target as the loss sees it: z-scored (population std), then clipped at ≥ −1.
 
@@ -446,16 +467,16 @@ class TargetPattern(LossTerm):
         Parameters
         ----------
         X : torch.Tensor
-            States ``(B, S, H, W)``.
+            States ``(B, S, H, W)``, or ``(n, B, S, H, W)`` (several times at once).
         target : torch.Tensor
             The normalised target ``(H, W)``.
 
         Returns
         -------
         torch.Tensor
-            ``(B,)``.
+            ``(B,)``, or ``(n, B)``.
         """
-        mse = ((_as_x(X[:, self.species]) - target) ** 2).mean(dim=(-2, -1))
+        mse = ((_as_x(X[..., self.species, :, :]) - target) ** 2).mean(dim=(-2, -1))
         return _safe_sqrt(mse) if self.metric == "rmsd" else mse
 
     def __call__(self, traj: Trajectory, generator: torch.Generator | None = None
@@ -463,12 +484,12 @@ class TargetPattern(LossTerm):
         """Return the unweighted value (see the class docstring)."""
         target = self._target_for(traj)
         if self.frames == "random+last":
-            chosen = [random_frame(traj, generator), traj.states[-1]]
+            chosen = torch.stack([random_frame(traj, generator), traj.states[-1]])
         elif self.frames == "all":
-            chosen = [traj.states[t] for t in stored_frame_indices(traj.n_steps)]
+            chosen = traj.stacked()[stored_frame_indices(traj.n_steps)]
         else:
-            chosen = [traj.states[-1]]
-        return torch.stack([self.distance(X, target) for X in chosen]).mean()
+            chosen = traj.states[-1].unsqueeze(0)
+        return self.distance(chosen, target).mean()
 
     def correlation(self, traj: Trajectory) -> torch.Tensor:
         """Return Pearson's r of the species with the target at every state.
@@ -483,9 +504,7 @@ class TargetPattern(LossTerm):
         torch.Tensor
             ``(T + 1, B)``.
         """
-        target = self._target_for(traj)
-        return torch.stack([pearson_correlation(X[:, self.species], target)
-                            for X in traj.states])
+        return species_correlation(traj.stacked(), self.species, self._target_for(traj))
 
 
 # ---------------------------------------------------------------------------- step size
@@ -527,8 +546,9 @@ class StepSize(LossTerm):
         """Return the unweighted value (see the class docstring)."""
         _state_shape(traj)
         _require_steps(traj, "StepSize")
-        per_step = [torch.relu(d.abs() - self.delta_max).mean() for d in traj.steps()]
-        return torch.stack(per_step).mean()
+        # every step has the same number of entries: the mean over all is the mean of the
+        # per-step means
+        return torch.relu(traj.steps().abs() - self.delta_max).mean()
 
 
 # ---------------------------------------------------------------------------- dissipation
@@ -546,10 +566,22 @@ def _check_parts(terms: Sequence[str] | str) -> tuple[str, ...]:
 
 def _sigma(traj: Trajectory, X: torch.Tensor, part: str, offset: float, floor: float,
            gradient: str) -> torch.Tensor:
-    """Return σ of one part at state ``X``: ``(B,)`` (k_B = 1)."""
+    """Return σ of one part at the states ``X (n, B, S, H, W)``: ``(n, B)`` (k_B = 1).
+
+    The ``n`` times go through the entropy functions as one batch of ``n·B`` states
+    (per-sample parameters repeated to match).
+    """
+    n, B = X.shape[:2]
+    flat = X.reshape(n * B, *X.shape[2:])
+
+    def per_state(value: torch.Tensor) -> torch.Tensor:
+        return value.repeat(n, 1) if value.ndim == 2 else value
+
     if part == "diffusion":
-        return diffusion_entropy_production(traj.diffusion, X, offset, gradient)
-    return reaction_entropy_production(traj.network, traj.rates, X, floor)
+        sigma = diffusion_entropy_production(per_state(traj.diffusion), flat, offset, gradient)
+    else:
+        sigma = reaction_entropy_production(traj.network, per_state(traj.rates), flat, floor)
+    return sigma.view(n, B)
 
 
 def dissipation_series(traj: Trajectory, terms: Sequence[str] | str = ("diffusion",),
@@ -579,8 +611,8 @@ def dissipation_series(traj: Trajectory, terms: Sequence[str] | str = ("diffusio
     """
     parts = _check_parts(terms)
     _state_shape(traj)
-    return torch.stack([sum(_sigma(traj, X, p, offset, floor, gradient) for p in parts)
-                        for X in traj.states])
+    X = traj.stacked()
+    return sum(_sigma(traj, X, p, offset, floor, gradient) for p in parts)
 
 
 class Dissipation(LossTerm):
@@ -660,11 +692,12 @@ class Dissipation(LossTerm):
         self.floor = float(floor)
         self.gradient = _check_choice(gradient, GRADIENTS, "gradient")
 
-    def _states(self, traj: Trajectory) -> list[torch.Tensor]:
-        """Return the states σ is taken at (``on``)."""
+    def _states(self, traj: Trajectory) -> torch.Tensor:
+        """Return the states σ is taken at (``on``), ``(T, B, S, H, W)``."""
         _state_shape(traj)
         _require_steps(traj, "Dissipation")
-        return traj.states[:-1] if self.on == "start" else traj.states[1:]
+        X = traj.stacked()
+        return X[:-1] if self.on == "start" else X[1:]
 
     def _reduce(self, sigma: torch.Tensor) -> torch.Tensor:
         """Reduce ``σ (n_t, B)`` to ``s (n_t,)``."""
@@ -686,8 +719,8 @@ class Dissipation(LossTerm):
             One ``(n_t,)`` tensor (``combine="total"``) or one per part.
         """
         states = self._states(traj)
-        sigmas = {p: torch.stack([_sigma(traj, X, p, self.offset, self.floor, self.gradient)
-                                  for X in states]) for p in self.terms}
+        sigmas = {p: _sigma(traj, states, p, self.offset, self.floor, self.gradient)
+                  for p in self.terms}
         if self.combine == "total":
             return [self._reduce(sum(sigmas.values()))]
         return [self._reduce(s) for s in sigmas.values()]
@@ -1180,13 +1213,11 @@ class Hold(LossTerm):
         if ext is None:
             return traj.states[-1].new_zeros(())
         target = self._pattern._target_for(ext)
-        states = ext.states[1:] or ext.states
+        X = ext.stacked()
+        X = X[1:] if ext.n_steps else X
         if self.metric == "correlation":
-            values = [1.0 - pearson_correlation(X[:, self._pattern.species], target)
-                      for X in states]
-        else:
-            values = [self._pattern.distance(X, target) for X in states]
-        return torch.stack(values).mean()
+            return 1.0 - species_correlation(X, self._pattern.species, target).mean()
+        return self._pattern.distance(X, target).mean()
 
 
 # ---------------------------------------------------------------------------- composite

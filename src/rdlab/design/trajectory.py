@@ -47,6 +47,11 @@ class Trajectory:
         A roll-out past this one's end for the ``hold`` loss term
         (:class:`~rdlab.design.objectives.Hold`): the last steps up to a time drawn after the
         window, differentiable; ``None`` on steps without one.
+    stacked_states : torch.Tensor or None
+        The same states as one tensor ``(T + 1, batch, species, y, x)`` when the engine made
+        them as one (the compiled engine), else ``None`` until :meth:`stacked` first stacks
+        them. Loss terms over many states read this one tensor: one torch operation over all
+        times instead of one per state, forward and backward.
     """
 
     states: list[torch.Tensor]
@@ -59,18 +64,32 @@ class Trajectory:
     z: torch.Tensor | None = None
     flow_fields: list[torch.Tensor] | None = None
     extension: Trajectory | None = None
+    stacked_states: torch.Tensor | None = None
 
     @property
     def n_steps(self) -> int:
         """Number of Euler steps ``T``."""
         return len(self.states) - 1
 
-    def steps(self) -> list[torch.Tensor]:
+    def stacked(self) -> torch.Tensor:
+        """Return every state in one tensor (stacked once, then kept).
+
+        Returns
+        -------
+        torch.Tensor
+            ``(T + 1, batch, species, y, x)``, differentiable like :attr:`states`.
+        """
+        if self.stacked_states is None:
+            self.stacked_states = torch.stack(self.states)
+        return self.stacked_states
+
+    def steps(self) -> torch.Tensor:
         """Return the state changes ``ΔX_t = X_{t+1} − X_t``.
 
         Returns
         -------
-        list of torch.Tensor
-            ``T`` tensors ``(batch, species, y, x)``.
+        torch.Tensor
+            ``(T, batch, species, y, x)``; ``steps()[t]`` is ``ΔX_t``.
         """
-        return [b - a for a, b in zip(self.states[:-1], self.states[1:])]
+        X = self.stacked()
+        return X[1:] - X[:-1]
