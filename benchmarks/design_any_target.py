@@ -108,11 +108,12 @@ def write_targets(names: list[str], folder: Path) -> dict[str, Path]:
     return out
 
 
-def run_one(target: Path, folder: Path, settings: list[str], controls: int | None) -> dict:
-    """Run (or resume) ``rdlab design fig2a`` for one target; return its report's numbers."""
+def run_one(target: Path, folder: Path, settings: list[str], controls: int | None,
+            config: str = "fig2a") -> dict:
+    """Run (or resume) ``rdlab design CONFIG`` for one target; return its report's numbers."""
     report = folder / "metrics.json"
     if not report.is_file():
-        cmd = [sys.executable, "-m", "rdlab.cli", "design", "fig2a", "--target", str(target),
+        cmd = [sys.executable, "-m", "rdlab.cli", "design", config, "--target", str(target),
                "--out", str(folder)]
         for s in settings:
             cmd += ["--set", s]
@@ -142,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="runs/any-target", help="scratch folder of the runs")
     ap.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated shapes")
+    ap.add_argument("--config", default="fig2a",
+                    help="the design config every target runs with (bundled name or file)")
     ap.add_argument("--engine", default="compiled", help="model.engine of the runs")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: 2 shapes, 60 steps, 4 controls (not the table's numbers)")
@@ -161,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     targets = write_targets(names, out / "targets")
     with ThreadPoolExecutor(args.jobs) as pool:  # each run is its own process
-        found = pool.map(lambda n: run_one(targets[n], out / n, settings, controls), names)
+        found = pool.map(lambda n: run_one(targets[n], out / n, settings, controls,
+                                           args.config), names)
         rows = list(zip(names, found))
     print("\n| target | window r | r at 10× horizon (dt/10) | pass |\n|---|---|---|---|")
     for name, n in rows:
