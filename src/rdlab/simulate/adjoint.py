@@ -69,7 +69,9 @@ class Tape:
     ----------
     states : numpy.ndarray
         ``(len(steps), batch, species, y, x)``: the state after each requested step
-        (concentration units, in the engine's dtype).
+        (concentration units, in the engine's dtype). For a stored trajectory and evenly
+        spaced steps, a (strided) view of it: the backward pass reads that memory, so it
+        must not be written to.
     steps : tuple of int
         The requested steps, sorted and unique, within ``0 … n_steps``.
     stored : bool
@@ -236,15 +238,36 @@ def _run_forward(inp: _Inputs, buf: np.ndarray, masks: np.ndarray, i0: int, n: i
     if n <= 0:
         return
     fsel = 0 if inp.kernels.mode == "constant" else 1
-    run = inp.kernels.forward if _parallel(inp) else inp.kernels.forward_serial
+    k = inp.kernels
+    split = _split(inp)
+    if split == "rows":
+        k.forward_rows(buf, masks, i0, n, inp.fields, t0, fsel, inp.prm, inp.shape[3],
+                       _blocks(inp))
+        return
+    run = k.forward if split == "samples" else k.forward_serial
     run(buf, masks, i0, n, inp.fields, t0, fsel, inp.prm, inp.shape[3])
 
 
-def _parallel(inp: _Inputs) -> bool:
-    """Whether to spread the samples over numba's threads (not for one sample or thread)."""
+def _split(inp: _Inputs) -> str:
+    """How the work spreads over numba's threads: ``samples``, ``rows`` or ``serial``.
+
+    Samples when there are at least as many as threads (each takes all its steps in one
+    task); with fewer, the rows of every step (a parallel region per step and adjoint pass,
+    a few µs each); on one thread, the calling thread only.
+    """
     import numba
 
-    return inp.shape[0] > 1 and numba.get_num_threads() > 1
+    threads = numba.get_num_threads()
+    if threads == 1:
+        return "serial"
+    return "samples" if inp.shape[0] >= threads else "rows"
+
+
+def _blocks(inp: _Inputs) -> int:
+    """Return the number of row blocks of a step: one per thread, at most one per row."""
+    import numba
+
+    return 1 if _split(inp) != "rows" else max(1, min(numba.get_num_threads(), inp.shape[2]))
 
 
 def trajectory_bytes(shape: tuple[int, int, int, int], n_steps: int, itemsize: int) -> int:
@@ -334,19 +357,32 @@ def forward(network: ReactionNetwork, X0, rates, diffusion, flow, feed, n_steps:
     if store is None:
         store = trajectory_bytes(X0.shape, T, X0.itemsize) <= memory_limit() // 2
     interval = T if store else max(1, math.isqrt(max(T - 1, 0)) + 1)
-    states = np.empty((len(wanted), *X0.shape), dtype=X0.dtype)
     if store:
         saved = _padded(X0.shape, T + 1, X0.dtype)
         masks = _masks(X0.shape, T, X0.dtype)
         _pad(X0, saved[0])
         _run_forward(inp, saved, masks, 0, T, 0)
-        for k, t in enumerate(wanted):
-            states[k] = saved[t, ..., 1:X0.shape[3] + 1]
+        states = _stored_states(saved, wanted, X0.shape[3])
     else:
+        states = np.empty((len(wanted), *X0.shape), dtype=X0.dtype)
         saved = _checkpoint_forward(inp, X0, interval, wanted, states)
         masks = _masks(X0.shape, 0, X0.dtype)
     return Tape(states=states, steps=wanted, stored=bool(store), interval=interval,
                 _inputs=inp, _saved=saved, _masks=masks)
+
+
+def _stored_states(saved: np.ndarray, wanted: tuple[int, ...], nx: int) -> np.ndarray:
+    """Return the wanted states of a stored trajectory: a view when evenly spaced, else a copy.
+
+    The view (no copy of the trajectory, which costs as much as a tenth of the forward
+    pass) shares the tape's memory.
+    """
+    gaps = {b - a for a, b in zip(wanted[:-1], wanted[1:])}
+    if len(gaps) > 1:
+        return saved[list(wanted), ..., 1:nx + 1]
+    start = wanted[0] if wanted else 0
+    stop = wanted[-1] + 1 if wanted else 0
+    return saved[start:stop:gaps.pop() if gaps else 1, ..., 1:nx + 1]
 
 
 def _checkpoint_forward(inp: _Inputs, X0: np.ndarray, interval: int, wanted, states
@@ -390,7 +426,7 @@ def _injections(tape: Tape, grad_states) -> tuple[np.ndarray, np.ndarray]:
     if G.shape != expected:
         raise ParameterError(f"state gradients have shape {G.shape}; expected {expected} "
                              f"(one per requested step {list(tape.steps)})")
-    if not np.all(np.isfinite(G)):
+    if not _finite(G):
         raise ParameterError("state gradients must be finite")
     slots = np.full(inp.n_steps + 1, -1, dtype=np.int64)
     for k, t in enumerate(tape.steps):
@@ -405,6 +441,19 @@ def _injections(tape: Tape, grad_states) -> tuple[np.ndarray, np.ndarray]:
     return slots, inj
 
 
+def _finite(G: np.ndarray) -> bool:
+    """Return whether every value of ``G`` is finite.
+
+    One BLAS dot product first (half the time of :func:`numpy.isfinite` over a trajectory's
+    gradients): a NaN or an infinity makes it non-finite; so may finite values whose squares
+    overflow, hence the exact check then.
+    """
+    flat = G.ravel()
+    if flat.dtype.kind == "f" and np.isfinite(np.dot(flat, flat)):
+        return True
+    return bool(np.all(np.isfinite(G)))
+
+
 @dataclass
 class _Work:
     """Buffers of the backward pass."""
@@ -412,11 +461,12 @@ class _Work:
     lam: np.ndarray
     tmp: np.ndarray
     G: np.ndarray
-    A: np.ndarray  # (B, n_products, VL) one step's sums per vector lane, kernel dtype
+    A: np.ndarray  # (B, row blocks, n_products, VL) one step's sums per lane, kernel dtype
     acc: np.ndarray  # (B, n_products, VL) float64: the sums of all steps per lane
     GF: np.ndarray
     slots: np.ndarray
     inj: np.ndarray
+    W: np.ndarray  # (1, nxp): 1 in the cells' columns 1 … nx, else 0 (masks the product sums)
 
 
 def _work(tape: Tape, grad_states) -> _Work:
@@ -434,8 +484,11 @@ def _work(tape: Tape, grad_states) -> _Work:
     else:
         GF = np.zeros((inp.n_steps, B, inp.fields.shape[2], ny, nxp), dtype=dtype)
     acc = np.zeros((B, inp.kernels.plan.n_products, lanes(dtype)))
+    W = np.zeros((1, nxp), dtype=dtype)
+    W[0, 1:nx + 1] = 1.0
     return _Work(lam=lam, tmp=np.zeros_like(lam), G=np.zeros_like(lam),
-                 A=_aligned_zeros(acc.shape, dtype), acc=acc, GF=GF, slots=slots, inj=inj)
+                 A=_aligned_zeros((B, _blocks(inp), *acc.shape[1:]), dtype), acc=acc, GF=GF,
+                 slots=slots, inj=inj, W=W)
 
 
 def _aligned_zeros(shape: tuple[int, ...], dtype, align: int = 64) -> np.ndarray:
@@ -462,9 +515,10 @@ def _run_backward(inp: _Inputs, w: _Work, traj: np.ndarray, masks: np.ndarray, n
         return
     k = inp.kernels
     fsel = 0 if k.mode == "constant" else 1
-    run = k.backward if _parallel(inp) else k.backward_serial
+    run = {"samples": k.backward, "rows": k.backward_rows,
+           "serial": k.backward_serial}[_split(inp)]
     run(traj, masks, n, n, t_hi, w.lam, w.tmp, w.G, w.A, w.acc, inp.fields, fsel, w.GF, fsel,
-        w.slots, w.inj, inp.prm, inp.shape[3])
+        w.slots, w.inj, w.W, inp.prm, inp.shape[3])
 
 
 def backward(tape: Tape, grad_states) -> Gradients:

@@ -78,11 +78,12 @@ from rdlab.chemistry.network import ReactionNetwork
 from rdlab.errors import ParameterError
 from rdlab.simulate import simd_codegen
 from rdlab.simulate.fast_codegen import VECTOR_BYTES, lanes
-from rdlab.simulate.simd_codegen import RowProgram, mask_bytes
+from rdlab.simulate.simd_codegen import RowProgram, SumProgram, mask_bytes
 from rdlab.system import STENCILS
 
 __all__ = ["CACHE_ENV", "FLOW_MODES", "AdjointKernels", "AdjointPlan", "compile_adjoint",
-           "kernel_source", "mask_bytes", "module_source", "padded_width", "programs"]
+           "kernel_source", "mask_bytes", "module_source", "padded_width",
+           "product_programs", "programs"]
 
 #: How the flow enters a step: one ``f`` per sample, one field shared by all species, or one
 #: field per species.
@@ -318,17 +319,61 @@ def _cell_lines(plan: AdjointPlan, mode: str) -> list[str]:
     return lines
 
 
+def _monomial_tree(plan: AdjointPlan) -> list[tuple[int, int, int]]:
+    """Return ``(slot, parent slot, species)`` of every monomial of degree ≥ 2, depth first.
+
+    Monomial ``K`` is its parent (``K`` less its last species) times that species; each
+    parent is followed at once by its children, so that a cell program building them in
+    this order keeps only one monomial per degree alive.
+    """
+    S = plan.n_species
+    slot = {m: k for k, m in enumerate(plan.monomials)}
+    children: dict[int, list[tuple[int, int]]] = {}
+    for k in range(S + 1, len(plan.monomials)):
+        m = plan.monomials[k]
+        i = max(j for j in range(S) if m[j])
+        children.setdefault(slot[m[:i] + (m[i] - 1,) + m[i + 1:]], []).append((k, i))
+    out: list[tuple[int, int, int]] = []
+    stack = [(k, 0, 0) for k in reversed(range(1, S + 1))]
+    while stack:
+        k, parent, i = stack.pop()
+        if parent:
+            out.append((k, parent, i))
+        stack += [(c, k, j) for c, j in reversed(children.get(k, []))]
+    return out
+
+
 def _state_lines(plan: AdjointPlan, mode: str) -> list[str]:
-    """Return the cell lines computing ``c, l, m, φ`` and the unclipped ``U``."""
+    """Return the cell lines computing the unclipped ``U`` (as ``u0 …``).
+
+    The reaction sums ``r_j`` are accumulated monomial by monomial, each monomial built
+    (:func:`_monomial_tree`) just before its terms: some 12 values stay alive (the species,
+    the sums, a monomial or two), within the 16 vector registers of AVX2, where building
+    every monomial first spills most of them to the stack at every chunk.
+    """
     S, names = plan.n_species, _monomial_names(plan)
-    lines = _cell_lines(plan, mode)
-    lines += [f"l{i} = {_lap_expr(plan.weights, 'X', i)}" for i in range(S)]
+    lines = [f"c{i} = X[{i}, y, x]" for i in range(S)]
+    lines += _cell_lines(plan, mode)[-(S if mode == "species" else 1):]  # dt·φ
+    started: set[int] = set()
+    by_monomial: dict[int, list[tuple[int, int]]] = {}
+    for q, (j, K) in enumerate(plan.pairs):
+        by_monomial.setdefault(K, []).append((q, j))
+
+    def terms(K: int) -> None:
+        for q, j in by_monomial.get(K, []):
+            term = f"a{q} * {names[K]}" if K else f"a{q}"
+            lines.append(f"r{j} = r{j} + {term}" if j in started else f"r{j} = {term}")
+            started.add(j)
+
+    for K in range(S + 1):
+        terms(K)
+    for k, parent, i in _monomial_tree(plan):
+        lines.append(f"m{k} = {names[parent]} * c{i}")
+        terms(k)
     for i in range(S):
-        terms = [f"a{q} * {names[K]}" if K else f"a{q}"
-                 for q, (j, K) in enumerate(plan.pairs) if j == i]
-        reac = _tree_sum(terms) if terms else _lit(0.0)
-        lines.append(f"u{i} = c{i} + {_phi(mode, i)} * (fd{i} - c{i}) + dd{i} * l{i} "
-                     f"+ ({reac})")
+        reac = f"r{i}" if i in started else _lit(0.0)
+        lines += [f"l{i} = {_lap_expr(plan.weights, 'X', i)}",
+                  f"u{i} = c{i} + {_phi(mode, i)} * (fd{i} - c{i}) + dd{i} * l{i} + ({reac})"]
     return lines
 
 
@@ -346,9 +391,12 @@ def _params(plan: AdjointPlan) -> tuple[str, ...]:
 
 def _forward_program(plan: AdjointPlan, mode: str) -> RowProgram:
     """Return the cell program of one Euler step (``X`` → ``Y``)."""
-    lines = _state_lines(plan, mode)
-    lines += [f"Y[{i}, y, x] = clip(u{i})" for i in range(plan.n_species)]
-    lines += [f"M[{i}, y] = inside(u{i})" for i in range(plan.n_species)]
+    lines = []
+    for line in _state_lines(plan, mode):
+        lines.append(line)
+        if line.startswith("u"):  # stored at once: u is not kept alive
+            i = line[1:line.index(" ")]
+            lines += [f"Y[{i}, y, x] = clip(u{i})", f"M[{i}, y] = inside(u{i})"]
     return RowProgram(arrays=(("X", 3), ("Y", 3), ("F", 3), ("M", 3)), params=_params(plan),
                       lines=tuple(lines), bits=("M",), contract=True)
 
@@ -388,25 +436,67 @@ def _flow_gradient_lines(plan: AdjointPlan, mode: str) -> list[str]:
     return []
 
 
-def _product_lines(plan: AdjointPlan, mode: str) -> list[str]:
-    """Return the cell lines adding pass 1's products into the per-lane sums ``A``.
+#: Most sums one product kernel keeps in vector registers (16 with AVX2: the sums, the
+#: group's monomials and a few loaded values).
+GROUP_SUMS = 10
 
-    ``A[p, 0]`` (``VL`` lanes, one per cell column modulo ``VL``) collects product ``p``
-    (:attr:`AdjointPlan.n_products`) over the step's cells: ``g_j M_K`` per pair, then per
-    species ``dt·φ_i g_i``, ``g_i`` and ``g_i X_i`` (``g_i (∇²X)_i`` is pass 2's); ``h`` is
-    ``g`` with the lanes past the row's end zeroed.
+
+def _product_groups(plan: AdjointPlan, mode: str) -> list[tuple[str, ...]]:
+    """Return the statements of each product kernel (:func:`product_programs`).
+
+    Product ``p`` (:attr:`AdjointPlan.n_products`) is summed over the step's cells: ``g_j M_K``
+    per pair, then per species ``dt·φ_i g_i``, ``g_i`` and ``g_i X_i`` (``g_i (∇²X)_i`` is
+    pass 2's). A group takes the pairs of a few monomials, each monomial (rebuilt from ``X``)
+    zeroed in the lanes past the row's end (``inrow``), or a few species' sums with ``g``
+    zeroed there; ``g`` is read back from pass 1's ``G``.
     """
     names = _monomial_names(plan)
-    order = sorted(range(plan.n_pairs), key=lambda q: (plan.pairs[q][1], plan.pairs[q][0]))
-    lines = [f"h{i} = inrow(g{i})" for i in range(plan.n_species)]
-    lines += [f"A[{q}, 0] = A[{q}, 0] + h{plan.pairs[q][0]} * {names[plan.pairs[q][1]]}"
-              for q in order]
-    for i in range(plan.n_species):
-        p = plan.n_pairs + 4 * i
-        lines += [f"A[{p + 1}, 0] = A[{p + 1}, 0] + h{i} * {_phi(mode, i)}",
-                  f"A[{p + 2}, 0] = A[{p + 2}, 0] + h{i}",
-                  f"A[{p + 3}, 0] = A[{p + 3}, 0] + h{i} * c{i}"]
-    return lines
+    head = _cell_lines(plan, mode)  # unused values are dropped by the compiler
+    by_monomial: dict[int, list[tuple[int, int]]] = {}
+    for q, (j, K) in enumerate(plan.pairs):
+        by_monomial.setdefault(K, []).append((q, j))
+    chunks: list[list[str]] = []
+    count = GROUP_SUMS
+    for K, members in sorted(by_monomial.items()):
+        if count + len(members) > GROUP_SUMS:
+            chunks.append([])
+            count = 0
+        chunks[-1].append(f"k{K} = {names[K]} * W[0, x]")
+        chunks[-1] += [f"S[{q}] += G[{j}, y, x] * k{K}" for q, j in members]
+        count += len(members)
+    per_group = max(1, GROUP_SUMS // 3)
+    for i0 in range(0, plan.n_species, per_group):
+        lines = []
+        for i in range(i0, min(plan.n_species, i0 + per_group)):
+            p = plan.n_pairs + 4 * i
+            lines += [f"h{i} = G[{i}, y, x] * W[0, x]", f"S[{p + 1}] += h{i} * {_phi(mode, i)}",
+                      f"S[{p + 2}] += h{i}", f"S[{p + 3}] += h{i} * c{i}"]
+        chunks.append(lines)
+    return [tuple(head + c) for c in chunks]
+
+
+def product_programs(plan: AdjointPlan, mode: str) -> list[SumProgram]:
+    """Return the kernels summing a step's parameter-gradient products, one per group.
+
+    Each keeps its few sums in vector registers over the whole grid, reading ``X``, pass 1's
+    ``g`` (``G``) and the flow field ``F``, and adds them into the step's float64 sums; the
+    groups are independent, so the threads share them out.
+
+    Parameters
+    ----------
+    plan : AdjointPlan
+        The network's plan.
+    mode : str
+        One of :data:`FLOW_MODES`.
+
+    Returns
+    -------
+    list of SumProgram
+        One program of one group each (at most :data:`GROUP_SUMS` sums, or one monomial's
+        pairs).
+    """
+    return [SumProgram(arrays=(("X", 3), ("G", 3), ("F", 3), ("W", 2)), params=_params(plan),
+                       groups=(lines,)) for lines in _product_groups(plan, mode)]
 
 
 def _adjoint_program(plan: AdjointPlan, mode: str) -> RowProgram:
@@ -415,7 +505,7 @@ def _adjoint_program(plan: AdjointPlan, mode: str) -> RowProgram:
     The clip's mask is the forward pass's (its bit array ``M``), so ``U`` is not recomputed.
     """
     lines = _cell_lines(plan, mode) + _lambda_lines(plan, mode)
-    lines += _flow_gradient_lines(plan, mode) + _product_lines(plan, mode)
+    lines += _flow_gradient_lines(plan, mode)
     return RowProgram(arrays=(("X", 3), ("L", 3), ("G", 3), ("O", 3), ("F", 3), ("GF", 3),
                               ("M", 3), ("A", 2)), params=_params(plan), lines=tuple(lines),
                       bits=("M",), contract=True)
@@ -489,6 +579,30 @@ def forward(traj, masks, i0, n, F, t0, fsel, prm, nx):
         _forward_sample(traj, masks, b, i0, n, F, t0, fsel, prm[b], nx)
 
 
+def _block(q, nblk, ny):
+    return q * ny // nblk, (q + 1) * ny // nblk
+
+
+def forward_rows(traj, masks, i0, n, F, t0, fsel, prm, nx, nblk):
+    # the rows of each step spread over the threads in nblk blocks (one region per step)
+    ny = traj.shape[3]
+    for s_ in range(traj.shape[1]):
+        b = np.int64(s_)
+        pb = prm[b]
+        for k in range(n):
+            X = traj[i0 + k, b]
+            Y = traj[i0 + k + 1, b]
+            Mk = masks[i0 + k, b]
+            Ft = F[(t0 + k) * fsel]
+            Fb = Ft[min(b, Ft.shape[0] - 1)]
+            for q in prange(nblk):
+                y0, y1 = _block(q, nblk, ny)
+                for y in range(y0, y1):
+                    ym, yp = _rows(y, ny)
+                    _fwd_cells(X, Y, Fb, Mk, pb, y, ym, yp, nx)
+                    _ghosts(Y, y, nx)
+
+
 def _flush(A, acc):
     # the step's column sums (kernel dtype) into the pass's float64 ones, A zeroed again
     for p in range(A.shape[0]):
@@ -497,12 +611,13 @@ def _flush(A, acc):
             A[p, x] = _T(0.0)
 
 
-def _adjoint_step(X, Mk, src, dst, Gb, Fb, GFb, Ab, ab, Ib, inject, pb, nx):
+def _adjoint_step(X, Mk, src, dst, Gb, Fb, GFb, Ab, ab, Ib, inject, W, pb, nx):
     ny = X.shape[1]
     for y in range(ny):
         ym, yp = _rows(y, ny)
         _adj_cells(X, src, Gb, dst, Fb, GFb, Mk, Ab, pb, y, ym, yp, nx)
         _ghosts(Gb, y, nx)
+    _sums(0, 1, X, Gb, Fb, W, pb, ab, nx)
     for y in range(ny):
         ym, yp = _rows(y, ny)
         if inject:
@@ -513,7 +628,7 @@ def _adjoint_step(X, Mk, src, dst, Gb, Fb, GFb, Ab, ab, Ib, inject, pb, nx):
 
 
 def _backward_sample(traj, masks, b, i_hi, n, t_hi, lam, tmp, G, A, acc, F, fsel, GF, gsel,
-                     slots, inj, pb, nx):
+                     slots, inj, W, pb, nx):
     src = lam[b]
     dst = tmp[b]
     for k in range(n):
@@ -521,27 +636,68 @@ def _backward_sample(traj, masks, b, i_hi, n, t_hi, lam, tmp, G, A, acc, F, fsel
         Ft = F[t * fsel]
         s_ = slots[t]
         _adjoint_step(traj[i_hi - 1 - k, b], masks[i_hi - 1 - k, b], src, dst, G[b],
-                      Ft[min(b, Ft.shape[0] - 1)], GF[t * gsel, b], A[b], acc[b],
-                      inj[max(s_, 0), b], s_ >= 0, pb, nx)
+                      Ft[min(b, Ft.shape[0] - 1)], GF[t * gsel, b], A[b, 0], acc[b],
+                      inj[max(s_, 0), b], s_ >= 0, W, pb, nx)
         src, dst = dst, src
     if n % 2 == 1:
         _copy(lam[b], src)
 
 
 def backward_serial(traj, masks, i_hi, n, t_hi, lam, tmp, G, A, acc, F, fsel, GF, gsel,
-                    slots, inj, prm, nx):
+                    slots, inj, W, prm, nx):
     for q in range(traj.shape[1]):
         b = np.int64(q)
         _backward_sample(traj, masks, b, i_hi, n, t_hi, lam, tmp, G, A, acc, F, fsel, GF, gsel,
-                         slots, inj, prm[b], nx)
+                         slots, inj, W, prm[b], nx)
 
 
 def backward(traj, masks, i_hi, n, t_hi, lam, tmp, G, A, acc, F, fsel, GF, gsel, slots, inj,
-             prm, nx):
+             W, prm, nx):
     for q in prange(traj.shape[1]):
         b = np.int64(q)
         _backward_sample(traj, masks, b, i_hi, n, t_hi, lam, tmp, G, A, acc, F, fsel, GF, gsel,
-                         slots, inj, prm[b], nx)
+                         slots, inj, W, prm[b], nx)
+
+
+def _adjoint_rows(X, Mk, src, dst, Gb, Fb, GFb, Ab, ab, Ib, inject, W, pb, nx):
+    # one adjoint step, the rows in A.shape[0] blocks (each its own per-lane sums)
+    ny = X.shape[1]
+    nblk = Ab.shape[0]
+    for q in prange(nblk):
+        y0, y1 = _block(q, nblk, ny)
+        for y in range(y0, y1):
+            ym, yp = _rows(y, ny)
+            _adj_cells(X, src, Gb, dst, Fb, GFb, Mk, Ab[q], pb, y, ym, yp, nx)
+            _ghosts(Gb, y, nx)
+    for q in prange(nblk):
+        y0, y1 = _block(q, nblk, ny)
+        for y in range(y0, y1):
+            ym, yp = _rows(y, ny)
+            if inject:
+                _dif_inj_cells(Gb, dst, X, Ib, Ab[q], pb, y, ym, yp, nx)
+            else:
+                _dif_cells(Gb, dst, X, Ib, Ab[q], pb, y, ym, yp, nx)
+        _sums(q, nblk, X, Gb, Fb, W, pb, ab, nx)
+
+
+def backward_rows(traj, masks, i_hi, n, t_hi, lam, tmp, G, A, acc, F, fsel, GF, gsel, slots,
+                  inj, W, prm, nx):
+    for s_ in range(traj.shape[1]):
+        b = np.int64(s_)
+        src = lam[b]
+        dst = tmp[b]
+        for k in range(n):
+            t = t_hi - 1 - k
+            Ft = F[t * fsel]
+            i_ = slots[t]
+            _adjoint_rows(traj[i_hi - 1 - k, b], masks[i_hi - 1 - k, b], src, dst, G[b],
+                          Ft[min(b, Ft.shape[0] - 1)], GF[t * gsel, b], A[b], acc[b],
+                          inj[max(i_, 0), b], i_ >= 0, W, prm[b], nx)
+            for q in range(A.shape[1]):
+                _flush(A[b, q], acc[b])
+            src, dst = dst, src
+        if n % 2 == 1:
+            _copy(lam[b], src)
 '''
 
 
@@ -593,6 +749,12 @@ def kernel_source(plan: AdjointPlan, mode: str) -> str:
         ``forward`` and ``backward`` (``_T`` and ``prange`` are globals).
     """
     text = [f"{name} = make_row_kernel({prog!r})" for name, prog in programs(plan, mode).items()]
+    sums = product_programs(plan, mode)
+    text += [f"_sum{g} = make_sum_kernel({prog!r})" for g, prog in enumerate(sums)]
+    text += ["", "", "def _sums(q, nblk, X, G, F, W, pb, out, nx):",
+             "    # the product kernels g = q, q + nblk, … (all of them for q = 0, nblk = 1)"]
+    text += [f"    if {g} % nblk == q:\n        _sum{g}(X, G, F, W, pb, out, nx)"
+             for g in range(len(sums))]
     return "\n".join(text) + "\n\n" + _DRIVERS
 
 
@@ -615,6 +777,10 @@ class AdjointKernels:
     forward_serial, backward_serial : callable
         The same on the calling thread only (for one sample: a parallel region would only
         wait for idle threads).
+    forward_rows, backward_rows : callable
+        The samples one after the other, each step's rows spread over numba's threads in
+        blocks (one parallel region per step and adjoint pass: for fewer samples than
+        threads).
     source : str
         The generated source.
     """
@@ -626,6 +792,8 @@ class AdjointKernels:
     backward: object
     forward_serial: object
     backward_serial: object
+    forward_rows: object
+    backward_rows: object
     source: str
 
 
@@ -636,23 +804,29 @@ import numba
 import numpy as np
 from numba import prange
 
-from rdlab.simulate.simd_codegen import RowProgram, make_row_kernel
+from rdlab.simulate.simd_codegen import (RowProgram, SumProgram, make_row_kernel,
+                                          make_sum_kernel)
 
 _T = np.{dtype}
 _DISK = {disk}
 """
 _MODULE_TAIL = f"""
 _rows = numba.njit(inline="always", {_JIT})(_rows)
+_sums = numba.njit({_JIT})(_sums)
 _ghosts = numba.njit(inline="always", {_JIT})(_ghosts)
 _copy = numba.njit(inline="always", {_JIT})(_copy)
 _flush = numba.njit(inline="always", {_JIT})(_flush)
 _adjoint_step = numba.njit(inline="always", {_JIT})(_adjoint_step)
 _forward_sample = numba.njit(inline="always", {_JIT})(_forward_sample)
 _backward_sample = numba.njit(inline="always", {_JIT})(_backward_sample)
+_adjoint_rows = numba.njit(inline="always", {_JIT})(_adjoint_rows)
 forward = numba.njit(parallel=True, {_JIT})(forward)
 backward = numba.njit(parallel=True, {_JIT})(backward)
 forward_serial = numba.njit({_JIT})(forward_serial)
 backward_serial = numba.njit({_JIT})(backward_serial)
+_block = numba.njit(inline="always", {_JIT})(_block)
+forward_rows = numba.njit(parallel=True, {_JIT})(forward_rows)
+backward_rows = numba.njit(parallel=True, {_JIT})(backward_rows)
 """
 _CACHE: dict = {}
 _LOCK = threading.Lock()
@@ -800,6 +974,8 @@ def compile_adjoint(network: ReactionNetwork, stencil: str = "9-point",
         module = _load_module(source, f"rdlab_adjoint_{digest}", folder)
         kernels = AdjointKernels(plan=plan, mode=mode, dtype=dtype, forward=module.forward,
                                  backward=module.backward, forward_serial=module.forward_serial,
-                                 backward_serial=module.backward_serial, source=source)
+                                 backward_serial=module.backward_serial,
+                                 forward_rows=module.forward_rows,
+                                 backward_rows=module.backward_rows, source=source)
         _CACHE[key] = kernels
         return kernels
