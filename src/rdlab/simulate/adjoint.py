@@ -460,7 +460,7 @@ class _Work:
 
     lam: np.ndarray
     tmp: np.ndarray
-    G: np.ndarray
+    G: np.ndarray  # (2, B, S, ny, nxp): g of a step (two: the row split overlaps two steps)
     A: np.ndarray  # (B, row blocks, n_products, VL) one step's sums per lane, kernel dtype
     acc: np.ndarray  # (B, n_products, VL) float64: the sums of all steps per lane
     GF: np.ndarray
@@ -486,7 +486,7 @@ def _work(tape: Tape, grad_states) -> _Work:
     acc = np.zeros((B, inp.kernels.plan.n_products, lanes(dtype)))
     W = np.zeros((1, nxp), dtype=dtype)
     W[0, 1:nx + 1] = 1.0
-    return _Work(lam=lam, tmp=np.zeros_like(lam), G=np.zeros_like(lam),
+    return _Work(lam=lam, tmp=np.zeros_like(lam), G=np.zeros((2, *lam.shape), dtype=dtype),
                  A=_aligned_zeros((B, _blocks(inp), *acc.shape[1:]), dtype), acc=acc, GF=GF,
                  slots=slots, inj=inj, W=W)
 

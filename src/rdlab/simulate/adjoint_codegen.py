@@ -402,26 +402,53 @@ def _forward_program(plan: AdjointPlan, mode: str) -> RowProgram:
 
 
 def _lambda_lines(plan: AdjointPlan, mode: str) -> list[str]:
-    """Return the cell lines of ``g``, ``W`` and ``λ`` without diffusion (pass 1)."""
+    """Return the cell lines loading ``c``, ``dt·φ``, ``g`` and computing ``λ`` less diffusion.
+
+    Monomial by monomial (:func:`_monomial_tree`): ``W_K`` is formed and added at once to
+    every ``λ_i`` it reaches, ``e_Ki W_K M_{K/i}`` (``e W_K`` as ``W_K + W_K …``, an
+    addition instead of a multiplication); a divisor ``M_{K/i}`` is the monomial's parent,
+    a species, or rebuilt from two species. About 15 values stay alive (``c``, ``g``, the
+    sums ``o``), where forming every monomial and every ``W_K`` first spills most of them.
+    """
     S, names = plan.n_species, _monomial_names(plan)
-    lines = [f"g{i} = pick(M[{i}, y], L[{i}, y, x])" for i in range(S)]
-    lines += [f"G[{i}, y, x] = g{i}" for i in range(S)]
-    used = sorted({K for _, K in plan.pairs if K > 0})
-    for K in used:
-        lines.append(f"w{K} = " + _tree_sum([f"a{q} * g{j}" for q, (j, KK) in
-                                             enumerate(plan.pairs) if KK == K]))
+    lines = [f"c{i} = X[{i}, y, x]" for i in range(S)]
+    lines += _cell_lines(plan, mode)[-(S if mode == "species" else 1):]  # dt·φ
+    lines += [f"g{i} = pick(M[{i}, y], L[{i}, y, x])" for i in range(S)]
+    lines += [f"o{i} = g{i} - {_phi(mode, i)} * g{i}" for i in range(S)]
+    by_monomial: dict[int, list[tuple[int, int]]] = {}
+    for q, (j, K) in enumerate(plan.pairs):
+        by_monomial.setdefault(K, []).append((q, j))
     slot = {m: k for k, m in enumerate(plan.monomials)}
-    for i in range(S):
-        terms = []
-        for K in used:
-            e = plan.monomials[K][i]
-            if e:
-                m = plan.monomials[K]
-                div = names[slot[m[:i] + (e - 1,) + m[i + 1:]]]
-                coef = "" if e == 1 else f"{_lit(e)} * "
-                terms.append(f"{coef}w{K} * {div}")
-        tail = f" + ({_tree_sum(terms)})" if terms else ""
-        lines.append(f"O[{i}, y, x] = g{i} - {_phi(mode, i)} * g{i}{tail}")
+
+    def divisor(m: tuple[int, ...], live: dict[int, str]) -> str:
+        k = slot.get(m)
+        if k is not None and k in live:
+            return live[k]
+        factors = [f"c{j}" for j in range(S) for _ in range(m[j])]
+        return " * ".join(factors) if factors else _lit(1.0)
+
+    def visit(K: int, live: dict[int, str]) -> None:
+        if K == 0 or K not in by_monomial:
+            return
+        lines.append(f"w{K} = " + _tree_sum([f"a{q} * g{j}" for q, j in by_monomial[K]]))
+        m = plan.monomials[K]
+        for i in range(S):
+            if m[i]:
+                coef = " + ".join([f"w{K}"] * m[i])
+                div = divisor(m[:i] + (m[i] - 1,) + m[i + 1:], live)
+                term = f"({coef})" if div == _lit(1.0) else f"({coef}) * ({div})"
+                lines.append(f"o{i} = o{i} + {term}")
+
+    units = {k: f"c{k - 1}" for k in range(1, S + 1)}
+    for K in range(1, S + 1):
+        visit(K, units)
+    for k, parent, i in _monomial_tree(plan):
+        pname = names[parent]
+        lines.append(f"m{k} = {pname} * c{i}")
+        visit(k, {**units, parent: pname})
+    # stored last: a store before a load of X could alias it, so X would be loaded early
+    lines += [f"G[{i}, y, x] = g{i}" for i in range(S)]
+    lines += [f"O[{i}, y, x] = o{i}" for i in range(S)]
     return lines
 
 
@@ -504,7 +531,7 @@ def _adjoint_program(plan: AdjointPlan, mode: str) -> RowProgram:
 
     The clip's mask is the forward pass's (its bit array ``M``), so ``U`` is not recomputed.
     """
-    lines = _cell_lines(plan, mode) + _lambda_lines(plan, mode)
+    lines = _lambda_lines(plan, mode)
     lines += _flow_gradient_lines(plan, mode)
     return RowProgram(arrays=(("X", 3), ("L", 3), ("G", 3), ("O", 3), ("F", 3), ("GF", 3),
                               ("M", 3), ("A", 2)), params=_params(plan), lines=tuple(lines),
@@ -635,7 +662,7 @@ def _backward_sample(traj, masks, b, i_hi, n, t_hi, lam, tmp, G, A, acc, F, fsel
         t = t_hi - 1 - k
         Ft = F[t * fsel]
         s_ = slots[t]
-        _adjoint_step(traj[i_hi - 1 - k, b], masks[i_hi - 1 - k, b], src, dst, G[b],
+        _adjoint_step(traj[i_hi - 1 - k, b], masks[i_hi - 1 - k, b], src, dst, G[0, b],
                       Ft[min(b, Ft.shape[0] - 1)], GF[t * gsel, b], A[b, 0], acc[b],
                       inj[max(s_, 0), b], s_ >= 0, W, pb, nx)
         src, dst = dst, src
@@ -659,45 +686,69 @@ def backward(traj, masks, i_hi, n, t_hi, lam, tmp, G, A, acc, F, fsel, GF, gsel,
                          slots, inj, W, prm[b], nx)
 
 
-def _adjoint_rows(X, Mk, src, dst, Gb, Fb, GFb, Ab, ab, Ib, inject, W, pb, nx):
-    # one adjoint step, the rows in A.shape[0] blocks (each its own per-lane sums)
+def _pass1_rows(traj, masks, b, i_hi, k, t_hi, bufs, G, Ab, F, fsel, GF, gsel, pb, y0, y1,
+                nx):
+    # pass 1 of step k (t = t_hi - 1 - k) on rows y0 … y1 - 1: λ from bufs[k % 2] into
+    # bufs[1 - k % 2], g into G[k % 2]
+    t = t_hi - 1 - k
+    X = traj[i_hi - 1 - k, b]
+    Ft = F[t * fsel]
+    Fb = Ft[min(b, Ft.shape[0] - 1)]
+    Gb = G[k % 2, b]
     ny = X.shape[1]
-    nblk = Ab.shape[0]
-    for q in prange(nblk):
-        y0, y1 = _block(q, nblk, ny)
-        for y in range(y0, y1):
-            ym, yp = _rows(y, ny)
-            _adj_cells(X, src, Gb, dst, Fb, GFb, Mk, Ab[q], pb, y, ym, yp, nx)
-            _ghosts(Gb, y, nx)
-    for q in prange(nblk):
-        y0, y1 = _block(q, nblk, ny)
-        for y in range(y0, y1):
-            ym, yp = _rows(y, ny)
-            if inject:
-                _dif_inj_cells(Gb, dst, X, Ib, Ab[q], pb, y, ym, yp, nx)
-            else:
-                _dif_cells(Gb, dst, X, Ib, Ab[q], pb, y, ym, yp, nx)
-        _sums(q, nblk, X, Gb, Fb, W, pb, ab, nx)
+    for y in range(y0, y1):
+        ym, yp = _rows(y, ny)
+        _adj_cells(X, bufs[k % 2], Gb, bufs[1 - k % 2], Fb, GF[t * gsel, b], masks[i_hi - 1 - k, b],
+                   Ab, pb, y, ym, yp, nx)
+        _ghosts(Gb, y, nx)
+
+
+def _pass2_rows(traj, b, i_hi, k, t_hi, bufs, G, Ab, ab, F, fsel, slots, inj, W, pb, q, nblk,
+                nx):
+    # pass 2 of step k on the rows of block q, then the product kernels of block q
+    t = t_hi - 1 - k
+    X = traj[i_hi - 1 - k, b]
+    Gb = G[k % 2, b]
+    dst = bufs[1 - k % 2]
+    s_ = slots[t]
+    Ib = inj[max(s_, 0), b]
+    ny = X.shape[1]
+    y0, y1 = _block(q, nblk, ny)
+    for y in range(y0, y1):
+        ym, yp = _rows(y, ny)
+        if s_ >= 0:
+            _dif_inj_cells(Gb, dst, X, Ib, Ab, pb, y, ym, yp, nx)
+        else:
+            _dif_cells(Gb, dst, X, Ib, Ab, pb, y, ym, yp, nx)
+    Ft = F[t * fsel]
+    _sums(q, nblk, X, Gb, Ft[min(b, Ft.shape[0] - 1)], W, pb, ab, nx)
 
 
 def backward_rows(traj, masks, i_hi, n, t_hi, lam, tmp, G, A, acc, F, fsel, GF, gsel, slots,
                   inj, W, prm, nx):
+    # One parallel region per step, rows in blocks: region r finishes step r - 1 (pass 2 on
+    # the block's rows, its share of the product kernels) and starts step r (pass 1 on the
+    # same rows, which read only the λ rows the block has just completed; g goes to the other
+    # G buffer, since the product kernels still read this step's).
+    nblk = A.shape[1]
+    ny = traj.shape[3]
     for s_ in range(traj.shape[1]):
         b = np.int64(s_)
-        src = lam[b]
-        dst = tmp[b]
-        for k in range(n):
-            t = t_hi - 1 - k
-            Ft = F[t * fsel]
-            i_ = slots[t]
-            _adjoint_rows(traj[i_hi - 1 - k, b], masks[i_hi - 1 - k, b], src, dst, G[b],
-                          Ft[min(b, Ft.shape[0] - 1)], GF[t * gsel, b], A[b], acc[b],
-                          inj[max(i_, 0), b], i_ >= 0, W, prm[b], nx)
-            for q in range(A.shape[1]):
+        pb = prm[b]
+        bufs = (lam[b], tmp[b])
+        for r in range(n + 1):
+            for q in prange(nblk):
+                if r >= 1:
+                    _pass2_rows(traj, b, i_hi, r - 1, t_hi, bufs, G, A[b, q], acc[b], F, fsel,
+                                slots, inj, W, pb, q, nblk, nx)
+                if r < n:
+                    y0, y1 = _block(q, nblk, ny)
+                    _pass1_rows(traj, masks, b, i_hi, r, t_hi, bufs, G, A[b, q], F, fsel, GF,
+                                gsel, pb, y0, y1, nx)
+            for q in range(nblk):
                 _flush(A[b, q], acc[b])
-            src, dst = dst, src
         if n % 2 == 1:
-            _copy(lam[b], src)
+            _copy(lam[b], tmp[b])
 '''
 
 
@@ -819,7 +870,8 @@ _flush = numba.njit(inline="always", {_JIT})(_flush)
 _adjoint_step = numba.njit(inline="always", {_JIT})(_adjoint_step)
 _forward_sample = numba.njit(inline="always", {_JIT})(_forward_sample)
 _backward_sample = numba.njit(inline="always", {_JIT})(_backward_sample)
-_adjoint_rows = numba.njit(inline="always", {_JIT})(_adjoint_rows)
+_pass1_rows = numba.njit(inline="always", {_JIT})(_pass1_rows)
+_pass2_rows = numba.njit(inline="always", {_JIT})(_pass2_rows)
 forward = numba.njit(parallel=True, {_JIT})(forward)
 backward = numba.njit(parallel=True, {_JIT})(backward)
 forward_serial = numba.njit({_JIT})(forward_serial)
