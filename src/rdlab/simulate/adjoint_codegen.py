@@ -21,9 +21,12 @@ small ``numba.njit`` drivers, generated as Python source, run them:
   accumulating the parameter gradients.
 
 Each runs one parallel region per call, the samples spread over numba's threads, every
-sample taking all its steps in one task; ``forward_serial`` / ``backward_serial`` do the same
-on the calling thread (one sample: a parallel region per call would only wait for idle
-threads, which costs milliseconds on a loaded machine).
+sample taking all its steps in one task (for at least as many samples as threads);
+``forward_rows`` / ``backward_rows`` take the samples one after the other and share each
+step's rows out to the threads in blocks (for fewer samples than threads, e.g. one: a
+parallel region of a few µs per step, about 1.8× faster on two idle cores, but every step
+waits for the slowest thread, so on an oversubscribed machine one thread does better);
+``forward_serial`` / ``backward_serial`` run on the calling thread.
 
 **The reaction term.** Reactions sharing a reactant monomial ``M_K = ∏ X_i^{e_Ki}`` are
 merged: ``dt·S·v = Σ_q a_q M_{K_q}`` over the *pairs* ``q = (species j, monomial K)`` some
@@ -40,14 +43,24 @@ species), so the partials ``∂M_K/∂X_i = e_Ki M_{K/X_i}`` are exact polynomia
 per cell and writes ``g``; pass 2 adds ``dt·D∘∇²g`` once all of ``g`` is known (and the
 loss's ``dL/dX_t``, in the same pass). The parameter gradients are sums over cells of
 products of per-cell values (``M_K g_j`` for ``a_q``, ``g_i (∇²X)_i`` for ``D``, ``φ g_i``
-for the feed, ``g_i`` and ``g_i X_i`` for the flow). Each pass adds the products it has at
-hand into per-lane sums ``A (products, VL)`` in the kernel dtype — pass 1 all but the
-diffusion ones, pass 2 ``X_i (∇²g)_i``, whose sum over the periodic grid equals
-``Σ g_i (∇²X)_i`` — read and written as one vector per product at every chunk (the monomials
-and ``g`` are already in registers, so nothing is recomputed); after each step ``A`` is
-added into float64 sums and cleared, and the lanes are added up at the end of the pass
-(these sums may differ from a cell-by-cell sum by rounding). Per-cell flow-field gradients
-``dt·Σ_i g_i (x_feed,i − X_i)`` are written directly by pass 1.
+for the feed, ``g_i`` and ``g_i X_i`` for the flow). All but the diffusion ones are summed,
+after pass 1, by *product kernels* (:func:`product_programs`): each takes a group of at most
+:data:`GROUP_SUMS` products, keeps their per-lane sums in vector registers over the whole
+grid (rebuilding its monomials from ``X``, reading ``g`` back) and adds them, widened, into
+the pass's float64 sums ``(products, VL)`` — some 150 sums no longer read and written at every
+chunk; the groups are independent, so the threads share them out. Pass 2 adds
+``X_i (∇²g)_i``, whose sum over the periodic grid equals ``Σ g_i (∇²X)_i``, into per-lane
+sums ``A (products, VL)`` in the kernel dtype, added into the float64 sums after each step.
+The lanes are added up at the end of the pass (these sums may differ from a cell-by-cell sum
+by rounding). Per-cell flow-field gradients ``dt·Σ_i g_i (x_feed,i − X_i)`` are written
+directly by pass 1.
+
+**Register pressure** (AVX2 has 16 vector registers): the cell programs build each monomial
+just before its terms, depth first from its parent (:func:`_monomial_tree`), and add the
+terms to per-species sums at once (the forward's reaction sums, pass 1's ``λ``), so that
+about a dozen values stay alive instead of every monomial (spilled to the stack at every
+chunk otherwise); stores come last in pass 1 (an earlier store might alias ``X`` and would
+pin its loads before it).
 
 **Layout.** States, ``λ``, ``g``, flow fields and their gradients are ``(…, ny, nxp)``
 with ``nxp = ⌈nx / VL⌉·VL + 2`` (:func:`padded_width`): column ``x + 1`` holds cell ``x``,
