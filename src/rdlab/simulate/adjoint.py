@@ -33,6 +33,7 @@ import numpy as np
 from rdlab.chemistry.network import ReactionNetwork
 from rdlab.errors import ParameterError, StabilityError
 from rdlab.simulate.adjoint_codegen import (
+    ROW_BLOCK,
     AdjointKernels,
     compile_adjoint,
     mask_bytes,
@@ -240,11 +241,7 @@ def _run_forward(inp: _Inputs, buf: np.ndarray, masks: np.ndarray, i0: int, n: i
     fsel = 0 if inp.kernels.mode == "constant" else 1
     k = inp.kernels
     split = _split(inp)
-    if split == "rows":
-        k.forward_rows(buf, masks, i0, n, inp.fields, t0, fsel, inp.prm, inp.shape[3],
-                       _blocks(inp))
-        return
-    run = k.forward if split == "samples" else k.forward_serial
+    run = {"samples": k.forward, "rows": k.forward_rows, "serial": k.forward_serial}[split]
     run(buf, masks, i0, n, inp.fields, t0, fsel, inp.prm, inp.shape[3])
 
 
@@ -252,8 +249,9 @@ def _split(inp: _Inputs) -> str:
     """How the work spreads over numba's threads: ``samples``, ``rows`` or ``serial``.
 
     Samples when there are at least as many as threads (each takes all its steps in one
-    task); with fewer, the rows of every step (a parallel region per step and adjoint pass,
-    a few µs each); on one thread, the calling thread only.
+    task); with fewer, the rows of every step (blocks of :data:`ROW_BLOCK` rows, a parallel
+    region of a few µs per step); on one thread, the calling thread only. The results are
+    the same, to the bit, whichever it is.
     """
     import numba
 
@@ -261,13 +259,6 @@ def _split(inp: _Inputs) -> str:
     if threads == 1:
         return "serial"
     return "samples" if inp.shape[0] >= threads else "rows"
-
-
-def _blocks(inp: _Inputs) -> int:
-    """Return the number of row blocks of a step: one per thread, at most one per row."""
-    import numba
-
-    return 1 if _split(inp) != "rows" else max(1, min(numba.get_num_threads(), inp.shape[2]))
 
 
 def trajectory_bytes(shape: tuple[int, int, int, int], n_steps: int, itemsize: int) -> int:
@@ -461,7 +452,7 @@ class _Work:
     lam: np.ndarray
     tmp: np.ndarray
     G: np.ndarray  # (2, B, S, ny, nxp): g of a step (two: the row split overlaps two steps)
-    A: np.ndarray  # (B, row blocks, n_products, VL) one step's sums per lane, kernel dtype
+    A: np.ndarray  # (B, row blocks, S, VL) a step's diffusion sums per lane, kernel dtype
     acc: np.ndarray  # (B, n_products, VL) float64: the sums of all steps per lane
     GF: np.ndarray
     slots: np.ndarray
@@ -487,7 +478,8 @@ def _work(tape: Tape, grad_states) -> _Work:
     W = np.zeros((1, nxp), dtype=dtype)
     W[0, 1:nx + 1] = 1.0
     return _Work(lam=lam, tmp=np.zeros_like(lam), G=np.zeros((2, *lam.shape), dtype=dtype),
-                 A=_aligned_zeros((B, _blocks(inp), *acc.shape[1:]), dtype), acc=acc, GF=GF,
+                 A=_aligned_zeros((B, -(-ny // ROW_BLOCK), S, lanes(dtype)), dtype), acc=acc,
+                 GF=GF,
                  slots=slots, inj=inj, W=W)
 
 

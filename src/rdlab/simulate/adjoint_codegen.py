@@ -94,8 +94,8 @@ from rdlab.simulate.fast_codegen import VECTOR_BYTES, lanes
 from rdlab.simulate.simd_codegen import RowProgram, SumProgram, mask_bytes
 from rdlab.system import STENCILS
 
-__all__ = ["CACHE_ENV", "FLOW_MODES", "AdjointKernels", "AdjointPlan", "compile_adjoint",
-           "kernel_source", "mask_bytes", "module_source", "padded_width",
+__all__ = ["CACHE_ENV", "FLOW_MODES", "GROUP_SUMS", "ROW_BLOCK", "AdjointKernels", "AdjointPlan",
+           "compile_adjoint", "kernel_source", "mask_bytes", "module_source", "padded_width",
            "product_programs", "programs"]
 
 #: How the flow enters a step: one ``f`` per sample, one field shared by all species, or one
@@ -476,6 +476,9 @@ def _flow_gradient_lines(plan: AdjointPlan, mode: str) -> list[str]:
     return []
 
 
+#: Rows per block of a step: the row split's unit of work, and of the diffusion sums.
+ROW_BLOCK = 4
+
 #: Most sums one product kernel keeps in vector registers (16 with AVX2: the sums, the
 #: group's monomials and a few loaded values).
 GROUP_SUMS = 10
@@ -547,7 +550,7 @@ def _adjoint_program(plan: AdjointPlan, mode: str) -> RowProgram:
     lines = _lambda_lines(plan, mode)
     lines += _flow_gradient_lines(plan, mode)
     return RowProgram(arrays=(("X", 3), ("L", 3), ("G", 3), ("O", 3), ("F", 3), ("GF", 3),
-                              ("M", 3), ("A", 2)), params=_params(plan), lines=tuple(lines),
+                              ("M", 3)), params=_params(plan), lines=tuple(lines),
                       bits=("M",), contract=True)
 
 
@@ -557,16 +560,16 @@ def _diffusion_program(plan: AdjointPlan, inject: bool) -> RowProgram:
     The loss's ``I = dL/dX_t`` is unpadded: cell ``x`` in column ``x`` (not ``x + 1``), at
     least ``⌈nx / VL⌉·VL`` columns.
 
-    It also adds ``X_i (∇²g)_i`` into the per-lane sums ``A``: over the periodic grid it
-    equals ``Σ g_i (∇²X)_i`` (the stencil is symmetric), the gradient of ``D_i``.
+    It also adds ``X_i (∇²g)_i`` into the per-lane sums ``A[i]`` (one per species, a set
+    per block of rows): over the periodic grid it equals ``Σ g_i (∇²X)_i`` (the stencil is
+    symmetric), the gradient of ``D_i``.
     """
     lines = []
     for i in range(plan.n_species):
-        p = plan.n_pairs + 4 * i
         tail = f" + I[{i}, y, x - 1]" if inject else ""
         lines += [f"q{i} = {_lap_expr(plan.weights, 'G', i)}",
                   f"O[{i}, y, x] = O[{i}, y, x] + dd{i} * q{i}{tail}",
-                  f"A[{p}, 0] = A[{p}, 0] + inrow(X[{i}, y, x]) * q{i}"]
+                  f"A[{i}, 0] = A[{i}, 0] + inrow(X[{i}, y, x]) * q{i}"]
     return RowProgram(arrays=(("G", 3), ("O", 3), ("X", 3), ("I", 3), ("A", 2)),
                       params=_params(plan), lines=tuple(lines), contract=True)
 
@@ -619,13 +622,16 @@ def forward(traj, masks, i0, n, F, t0, fsel, prm, nx):
         _forward_sample(traj, masks, b, i0, n, F, t0, fsel, prm[b], nx)
 
 
-def _block(q, nblk, ny):
-    return q * ny // nblk, (q + 1) * ny // nblk
+def _block(q, ny):
+    # rows of block q: blocks of _RB rows, whatever the threads (so the diffusion sums, kept
+    # per block, add up in the same order on any number of threads)
+    return q * _RB, min(ny, (q + 1) * _RB)
 
 
-def forward_rows(traj, masks, i0, n, F, t0, fsel, prm, nx, nblk):
-    # the rows of each step spread over the threads in nblk blocks (one region per step)
+def forward_rows(traj, masks, i0, n, F, t0, fsel, prm, nx):
+    # the rows of each step spread over the threads in blocks (one region per step)
     ny = traj.shape[3]
+    nblk = -(-ny // _RB)
     for s_ in range(traj.shape[1]):
         b = np.int64(s_)
         pb = prm[b]
@@ -636,7 +642,7 @@ def forward_rows(traj, masks, i0, n, F, t0, fsel, prm, nx, nblk):
             Ft = F[(t0 + k) * fsel]
             Fb = Ft[min(b, Ft.shape[0] - 1)]
             for q in prange(nblk):
-                y0, y1 = _block(q, nblk, ny)
+                y0, y1 = _block(q, ny)
                 for y in range(y0, y1):
                     ym, yp = _rows(y, ny)
                     _fwd_cells(X, Y, Fb, Mk, pb, y, ym, yp, nx)
@@ -644,26 +650,30 @@ def forward_rows(traj, masks, i0, n, F, t0, fsel, prm, nx, nblk):
 
 
 def _flush(A, acc):
-    # the step's column sums (kernel dtype) into the pass's float64 ones, A zeroed again
-    for p in range(A.shape[0]):
-        for x in range(A.shape[1]):
-            acc[p, x] += A[p, x]
-            A[p, x] = _T(0.0)
+    # each row block's diffusion sums (kernel dtype), in block order, into the pass's float64
+    # ones (product P + 4i of species i), A zeroed again
+    for q in range(A.shape[0]):
+        for i in range(A.shape[1]):
+            for x in range(A.shape[2]):
+                acc[_P + 4 * i, x] += A[q, i, x]
+                A[q, i, x] = _T(0.0)
 
 
 def _adjoint_step(X, Mk, src, dst, Gb, Fb, GFb, Ab, ab, Ib, inject, W, pb, nx):
     ny = X.shape[1]
     for y in range(ny):
         ym, yp = _rows(y, ny)
-        _adj_cells(X, src, Gb, dst, Fb, GFb, Mk, Ab, pb, y, ym, yp, nx)
+        _adj_cells(X, src, Gb, dst, Fb, GFb, Mk, pb, y, ym, yp, nx)
         _ghosts(Gb, y, nx)
     _sums(0, 1, X, Gb, Fb, W, pb, ab, nx)
-    for y in range(ny):
-        ym, yp = _rows(y, ny)
-        if inject:
-            _dif_inj_cells(Gb, dst, X, Ib, Ab, pb, y, ym, yp, nx)
-        else:
-            _dif_cells(Gb, dst, X, Ib, Ab, pb, y, ym, yp, nx)
+    for q in range(Ab.shape[0]):
+        y0, y1 = _block(q, ny)
+        for y in range(y0, y1):
+            ym, yp = _rows(y, ny)
+            if inject:
+                _dif_inj_cells(Gb, dst, X, Ib, Ab[q], pb, y, ym, yp, nx)
+            else:
+                _dif_cells(Gb, dst, X, Ib, Ab[q], pb, y, ym, yp, nx)
     _flush(Ab, ab)
 
 
@@ -676,7 +686,7 @@ def _backward_sample(traj, masks, b, i_hi, n, t_hi, lam, tmp, G, A, acc, F, fsel
         Ft = F[t * fsel]
         s_ = slots[t]
         _adjoint_step(traj[i_hi - 1 - k, b], masks[i_hi - 1 - k, b], src, dst, G[0, b],
-                      Ft[min(b, Ft.shape[0] - 1)], GF[t * gsel, b], A[b, 0], acc[b],
+                      Ft[min(b, Ft.shape[0] - 1)], GF[t * gsel, b], A[b], acc[b],
                       inj[max(s_, 0), b], s_ >= 0, W, pb, nx)
         src, dst = dst, src
     if n % 2 == 1:
@@ -699,8 +709,7 @@ def backward(traj, masks, i_hi, n, t_hi, lam, tmp, G, A, acc, F, fsel, GF, gsel,
                          slots, inj, W, prm[b], nx)
 
 
-def _pass1_rows(traj, masks, b, i_hi, k, t_hi, bufs, G, Ab, F, fsel, GF, gsel, pb, y0, y1,
-                nx):
+def _pass1_rows(traj, masks, b, i_hi, k, t_hi, bufs, G, F, fsel, GF, gsel, pb, y0, y1, nx):
     # pass 1 of step k (t = t_hi - 1 - k) on rows y0 … y1 - 1: λ from bufs[k % 2] into
     # bufs[1 - k % 2], g into G[k % 2]
     t = t_hi - 1 - k
@@ -712,7 +721,7 @@ def _pass1_rows(traj, masks, b, i_hi, k, t_hi, bufs, G, Ab, F, fsel, GF, gsel, p
     for y in range(y0, y1):
         ym, yp = _rows(y, ny)
         _adj_cells(X, bufs[k % 2], Gb, bufs[1 - k % 2], Fb, GF[t * gsel, b], masks[i_hi - 1 - k, b],
-                   Ab, pb, y, ym, yp, nx)
+                   pb, y, ym, yp, nx)
         _ghosts(Gb, y, nx)
 
 
@@ -726,7 +735,7 @@ def _pass2_rows(traj, b, i_hi, k, t_hi, bufs, G, Ab, ab, F, fsel, slots, inj, W,
     s_ = slots[t]
     Ib = inj[max(s_, 0), b]
     ny = X.shape[1]
-    y0, y1 = _block(q, nblk, ny)
+    y0, y1 = _block(q, ny)
     for y in range(y0, y1):
         ym, yp = _rows(y, ny)
         if s_ >= 0:
@@ -755,11 +764,10 @@ def backward_rows(traj, masks, i_hi, n, t_hi, lam, tmp, G, A, acc, F, fsel, GF, 
                     _pass2_rows(traj, b, i_hi, r - 1, t_hi, bufs, G, A[b, q], acc[b], F, fsel,
                                 slots, inj, W, pb, q, nblk, nx)
                 if r < n:
-                    y0, y1 = _block(q, nblk, ny)
-                    _pass1_rows(traj, masks, b, i_hi, r, t_hi, bufs, G, A[b, q], F, fsel, GF,
-                                gsel, pb, y0, y1, nx)
-            for q in range(nblk):
-                _flush(A[b, q], acc[b])
+                    y0, y1 = _block(q, ny)
+                    _pass1_rows(traj, masks, b, i_hi, r, t_hi, bufs, G, F, fsel, GF, gsel, pb,
+                                y0, y1, nx)
+            _flush(A[b], acc[b])
         if n % 2 == 1:
             _copy(lam[b], tmp[b])
 '''
@@ -819,6 +827,7 @@ def kernel_source(plan: AdjointPlan, mode: str) -> str:
              "    # the product kernels g = q, q + nblk, … (all of them for q = 0, nblk = 1)"]
     text += [f"    if {g} % nblk == q:\n        _sum{g}(X, G, F, W, pb, out, nx)"
              for g in range(len(sums))]
+    text += ["", f"_P = {plan.n_pairs}", f"_RB = {ROW_BLOCK}"]
     return "\n".join(text) + "\n\n" + _DRIVERS
 
 
