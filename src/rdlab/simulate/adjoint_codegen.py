@@ -824,8 +824,9 @@ def kernel_source(plan: AdjointPlan, mode: str) -> str:
     sums = product_programs(plan, mode)
     text += [f"_sum{g} = make_sum_kernel({prog!r})" for g, prog in enumerate(sums)]
     text += ["", "", "def _sums(q, nblk, X, G, F, W, pb, out, nx):",
-             "    # the product kernels g = q, q + nblk, … (all of them for q = 0, nblk = 1)"]
-    text += [f"    if {g} % nblk == q:\n        _sum{g}(X, G, F, W, pb, out, nx)"
+             "    # block q's share of the product kernels, spread evenly over the blocks (so over",
+             "    # threads taking consecutive blocks); all of them for q = 0, nblk = 1"]
+    text += [f"    if {g} * nblk // {len(sums)} == q:\n        _sum{g}(X, G, F, W, pb, out, nx)"
              for g in range(len(sums))]
     text += ["", f"_P = {plan.n_pairs}", f"_RB = {ROW_BLOCK}"]
     return "\n".join(text) + "\n\n" + _DRIVERS
