@@ -342,3 +342,22 @@ def test_a_changed_target_image_is_not_resumed_silently(tmp_path):
     Image.frombytes("L", (1, 2), b"\x00\xff").resize((16, 16)).save(image)
     with pytest.raises(ParameterError, match="target image .* has changed"):
         optimise(cfg, tmp_path / "run", progress=False)
+
+
+def test_checked_dissipation_is_nan_outside_the_physical_range():
+    """σ_D = Σ D|∇X|²/(X + 0.1) is ≥ 0 for X ≥ 0; a checked (unclipped) state at or below
+    −0.1 would turn the denominator negative, and its σ is reported as NaN, not negative."""
+    import torch
+
+    from rdlab.design.evaluate import SIGMA_OFFSET, metric_function
+    from rdlab.design.optimise import build_model
+
+    model = build_model(DesignConfig.from_dict({**TINY, "loss": {
+        "dissipation": {"terms": ["diffusion"]}, "step_size": {"weight": 10.0}}}))
+    sigma = metric_function(model, "dissipation")
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(2, 3, 16, 16, generator=g, dtype=model.params.dtype)
+    X[1, 0, 3, 3] = -1.5 * SIGMA_OFFSET  # a dip below the stabiliser in sample 1 only
+    values = sigma(X, model.params.as_torch_parameters(2))
+    assert torch.isfinite(values[0]) and values[0] > 0
+    assert torch.isnan(values[1])

@@ -49,6 +49,12 @@ def test_headline_per_objective():
     assert headline({"bit_accuracy": {"10": 0.99, "100": 0.9}})[1:] == (0.9, True)
     assert headline({"correlation": {"optimised_window_mean": 0.8}})[1:] == (0.8, True)
     assert headline({"dissipation": {"optimised_window_mean": 2.0}})[1:] == (2.0, True)
+    # with checks at smaller steps the finest one is the headline: at dt the unclipped
+    # Euler step may leave the physical range (a fig3 seed gave σ = -2.8 there)
+    checked = {"dissipation": {"optimised_window_mean": -2.8},
+               "controls": {"dt/10": {"optimised_window_mean": 0.021},
+                            "dt/100": {"optimised_window_mean": 0.023}}}
+    assert headline(checked) == ("dissipation (optimised window, dt/100)", 0.023, True)
     assert headline({"final_loss": 3.0}) == ("final_loss", 3.0, False)
     assert headline({"final_loss": float("nan")})[1] is None
 

@@ -128,6 +128,11 @@ class MetricCurves:
         return out
 
 
+#: The stabiliser of σ_D's denominator ``X + offset`` in the checks (the paper's 0.1). A
+#: checked state with a concentration at or below ``−SIGMA_OFFSET`` gets σ = NaN.
+SIGMA_OFFSET = 0.1
+
+
 def metric_function(model: DesignModel, metric: str) -> Metric:
     """Return the function ``metric(X (B, S, H, W), params) → (B,)`` of a metric's name.
 
@@ -137,7 +142,9 @@ def metric_function(model: DesignModel, metric: str) -> Metric:
         The design (its target image, loss terms and network).
     metric : str
         ``correlation`` (of the target species with the target image), ``dissipation``
-        (the parts the loss uses, σ_D by default), ``diffusion`` or ``reaction``.
+        (the parts the loss uses, σ_D by default), ``diffusion`` or ``reaction``. The σ
+        metrics are NaN for a sample whose state has a concentration at or below
+        ``−SIGMA_OFFSET`` (outside the physical range, where σ_D would change sign).
 
     Returns
     -------
@@ -172,10 +179,14 @@ def metric_function(model: DesignModel, metric: str) -> Metric:
     def sigma(X, p):
         total = X.new_zeros(X.shape[0])
         if "diffusion" in parts:
-            total = total + diffusion_entropy_production(p.diffusion, X)
+            total = total + diffusion_entropy_production(p.diffusion, X, SIGMA_OFFSET)
         if "reaction" in parts:
             total = total + reaction_entropy_production(network, p.rates, X)
-        return total
+        # the unclipped check may take a state below zero; where X + offset ≤ 0 σ_D's
+        # denominator changes sign and the "entropy production" would come out negative:
+        # such a state has left the model's physical range, and its σ is not a number
+        outside = X.flatten(1).amin(dim=1) <= -SIGMA_OFFSET
+        return torch.where(outside, torch.full_like(total, float("nan")), total)
     return sigma
 
 

@@ -140,8 +140,10 @@ def headline(metrics: dict) -> tuple[str, float | None, bool]:
 
     By objective: replication → ``parent_daughter_correlation``; information → the lowest
     ``bit_accuracy`` over the evaluation times; a target → ``correlation`` over the optimised
-    window; dissipation → ``dissipation`` over the optimised window; otherwise (or without
-    a report) the final loss.
+    window; dissipation → σ over the optimised window at the finest step of the checks
+    (``controls["dt/N"]``, largest N; at dt itself without them: the design is optimised
+    at dt, but its σ is the continuous model's, which the Euler step at dt may not resolve);
+    otherwise (or without a report) the final loss.
 
     Parameters
     ----------
@@ -167,12 +169,26 @@ def headline(metrics: dict) -> tuple[str, float | None, bool]:
         name, value, up = "correlation (optimised window)", metrics["correlation"].get(
             "optimised_window_mean"), True
     elif isinstance(metrics.get("dissipation"), dict):
-        name, value, up = "dissipation (optimised window)", metrics["dissipation"].get(
-            "optimised_window_mean"), True
+        name, value, up = _dissipation_headline(metrics)
     else:
         name, value, up = "final_loss", metrics.get("final_loss"), False
     value = float(value) if isinstance(value, int | float) and math.isfinite(value) else None
     return name, value, up
+
+
+def _dissipation_headline(metrics: dict) -> tuple[str, float | None, bool]:
+    """Return the dissipation headline: window σ at the finest dt checked."""
+    finest = None
+    for key, check in (metrics.get("controls") or {}).items():
+        if (isinstance(check, dict) and "optimised_window_mean" in check
+                and key.startswith("dt/") and key[3:].isdigit()
+                and (finest is None or int(key[3:]) > int(finest[3:]))):
+            finest = key
+    if finest is None:
+        return ("dissipation (optimised window)",
+                metrics["dissipation"].get("optimised_window_mean"), True)
+    return (f"dissipation (optimised window, {finest})",
+            metrics["controls"][finest]["optimised_window_mean"], True)
 
 
 def run_seed(config: DesignConfig, seed: int, folder: str, *, fresh: bool = False,
