@@ -170,10 +170,11 @@ def test_rows_not_a_multiple_of_the_vector_length():
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two numba threads")
-def test_one_sample_on_two_threads_splits_the_rows():
-    """Fewer samples than threads: each step's rows are shared out (7 rows, two blocks, a
-    partial vector per row); states and gradients equal torch's to 1e-10 and, stored or
-    checkpointed, those of one thread to the bit."""
+def test_one_sample_on_two_threads_splits_the_rows(monkeypatch):
+    """Fewer samples than threads, the row split forced on: each step's rows are shared out
+    (7 rows, two blocks, a partial vector per row); states and gradients equal torch's to
+    1e-10 and, stored or checkpointed, those of one thread to the bit."""
+    monkeypatch.setenv(adjoint.ROW_SPLIT_ENV, "on")
     ref = _reference("dense-gs", 2, True, 0.8, grid=(7, 13))
     one = {key: value[:1] for key, value in ref.items()}
     before = numba.get_num_threads()
@@ -191,6 +192,15 @@ def test_one_sample_on_two_threads_splits_the_rows():
         np.testing.assert_array_equal(tape.states, tape1.states)
         for name in ("x0", "rates", "diffusion", "flow", "feed"):
             np.testing.assert_array_equal(getattr(grads, name), getattr(grads1, name))
+
+
+def test_row_split_setting_is_checked(monkeypatch):
+    """A value of RDLAB_ROW_SPLIT other than auto, on or off is refused, by name."""
+    monkeypatch.setenv(adjoint.ROW_SPLIT_ENV, "sometimes")
+    net = preset_network("dense-gs", 2)
+    with pytest.raises(ParameterError, match="RDLAB_ROW_SPLIT.*sometimes"):
+        adjoint.forward(net, np.full((1, 2, 4, 4), 0.5), np.zeros(net.n_reactions),
+                        [0.1, 0.1], 0.03, [1.0, 0.0], 2)
 
 
 def test_finite_difference_on_a_tiny_case():

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,7 +44,12 @@ from rdlab.simulate.budget import memory_limit
 from rdlab.simulate.fast_codegen import lanes
 from rdlab.system import C_MAX, FLOW_NUMBER_LIMIT, STENCILS, diffusion_number_limit
 
-__all__ = ["C_MAX", "Gradients", "Tape", "backward", "forward"]
+__all__ = ["C_MAX", "ROW_SPLIT_ENV", "Gradients", "Tape", "backward", "forward"]
+
+#: Environment variable: whether one sample's steps are split over numba's threads by rows
+#: (``on``), never (``off``), or when the load average leaves room for them (``auto``, the
+#: default); the gradients are the same to the bit either way.
+ROW_SPLIT_ENV = "RDLAB_ROW_SPLIT"
 
 
 @dataclass(frozen=True)
@@ -250,15 +256,43 @@ def _split(inp: _Inputs) -> str:
 
     Samples when there are at least as many as threads (each takes all its steps in one
     task); with fewer, the rows of every step (blocks of :data:`ROW_BLOCK` rows, a parallel
-    region of a few µs per step); on one thread, the calling thread only. The results are
-    the same, to the bit, whichever it is.
+    region of a few µs per step) when the machine has room for the threads
+    (:func:`_machine_has_room`), else the calling thread only; on one thread, the calling
+    thread only. The environment variable :data:`ROW_SPLIT_ENV` (``auto``, ``on`` or
+    ``off``) overrides the load rule. The results are the same, to the bit, whichever it is.
     """
     import numba
 
+    choice = os.environ.get(ROW_SPLIT_ENV, "auto")
+    if choice not in ("auto", "on", "off"):
+        raise ParameterError(f"{ROW_SPLIT_ENV} must be auto, on or off, not {choice!r}")
     threads = numba.get_num_threads()
     if threads == 1:
         return "serial"
-    return "samples" if inp.shape[0] >= threads else "rows"
+    if inp.shape[0] >= threads:
+        return "samples"
+    if choice == "auto":
+        return "rows" if _machine_has_room() else "serial"
+    return "rows" if choice == "on" else "serial"
+
+
+def _machine_has_room() -> bool:
+    """Whether the 1-minute load average is below the CPUs available plus one.
+
+    A step split over the threads waits at every step for the slowest of them: on an
+    oversubscribed machine, where any of them may be descheduled for a time slice, that
+    made a design step of 64 steps at 64×64 some 40× slower than one thread (measured on 2
+    cores at load 5–6, other jobs running), while on idle cores it is about twice as fast.
+    The process's own threads count in the load, hence the margin of one.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    try:
+        return os.getloadavg()[0] < cpus + 1
+    except OSError:
+        return True
 
 
 def trajectory_bytes(shape: tuple[int, int, int, int], n_steps: int, itemsize: int) -> int:
