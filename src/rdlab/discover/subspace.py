@@ -1,0 +1,289 @@
+"""Structure candidates from concentrations alone: integer rows in the data's reaction subspace.
+
+Every change of concentration is a combination of reaction rows, ``c(t) − c(t_0) = ξ(t) V``,
+so the increments of all samples span the **stoichiometric subspace** of the true mechanism
+(its conservation laws are the complement). That subspace is read off the data exactly —
+from 11 samples per trajectory, without a single derivative and however fast a reaction is —
+by the SVD of the stacked increments (species scaled to their largest value; the rank is the
+largest gap of the singular values, at least :data:`MIN_GAP`).
+
+Candidate reactions are the small integer vectors inside it (coefficients within
+``±max_coefficient``, at most ``max_order`` molecules on either side, sign-normalised), found
+by enumerating integer values on ``rank`` pivot species and keeping the vectors that come out
+integer. Candidate mechanisms are the sets of ``n_reactions`` such rows that span the whole
+subspace. Each is judged by what it must do in the end — reproduce the trajectories: its rates
+(started from the weak-form NNLS fit, :func:`~rdlab.discover.weak_form.fit_rates_weak`) are
+fitted through the stiff solver on a few samples with a few evaluations
+(:func:`~rdlab.discover.trajectory_fit.fit_trajectories`), and the sets are ranked by that
+trajectory error. The caller refits and verifies the best ones on all the data.
+
+Limits: subspaces of rank above :data:`MAX_RANK` are not enumerated (``5**rank`` pivot
+values), and at most ``max_sets`` sets are screened (fewest and smallest coefficients first),
+so networks with many more reactions than independent directions are left to the other
+proposals.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg
+
+from rdlab.discover.data import ReactionData
+from rdlab.discover.library import monomial_exponents
+from rdlab.discover.mechanism import Mechanism
+from rdlab.discover.trajectory_fit import FitTimeout, TrajectoryFit, fit_trajectories
+from rdlab.discover.weak_form import fit_rates_weak, weak_form_system
+from rdlab.errors import NetworkError, ParameterError
+
+__all__ = ["MAX_RANK", "MIN_GAP", "SubspaceSearch", "candidate_sets", "integer_rows",
+           "screen_subspace", "stoichiometric_subspace", "subsample"]
+
+#: Largest subspace rank whose integer rows are enumerated.
+MAX_RANK = 7
+#: Smallest ratio of consecutive singular values taken as the rank gap; below it the
+#: increments are taken to span every species.
+MIN_GAP = 30.0
+#: Largest distance of a pivot-built vector from its integer rounding (data noise).
+_INTEGER_TOL = 2e-2
+
+
+def stoichiometric_subspace(data: ReactionData, min_gap: float = MIN_GAP) -> np.ndarray:
+    """Return a basis of the span of the concentration increments ``c(t) − c(t_0)``.
+
+    Parameters
+    ----------
+    data : ReactionData
+        ``(n, n_t, n_s)`` concentrations.
+    min_gap : float, default MIN_GAP
+        Smallest singular-value ratio read as the rank gap.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(r, n_s)`` orthonormal rows spanning the subspace (``r`` its rank; ``(0, n_s)``
+        when nothing changes).
+    """
+    c = np.asarray(data.concentrations, dtype=float)
+    D = (c[:, 1:] - c[:, :1]).reshape(-1, c.shape[2])
+    scale = np.max(np.abs(c), axis=(0, 1))
+    scale = np.where(scale > 0, scale, 1.0)
+    _, s, Wt = np.linalg.svd(D / scale, full_matrices=False)
+    if s.size == 0 or s[0] <= 0:
+        return np.zeros((0, c.shape[2]))
+    ratios = s[:-1] / np.maximum(s[1:], 1e-300 * s[0])
+    r = int(np.argmax(ratios)) + 1 if ratios.size and ratios.max() >= min_gap else s.size
+    q, _ = np.linalg.qr((Wt[:r] * scale).T)
+    return q.T
+
+
+def integer_rows(basis: np.ndarray, max_coefficient: int = 2, max_order: int = 2
+                 ) -> np.ndarray:
+    """Return the small integer reaction rows inside the subspace spanned by ``basis``.
+
+    Parameters
+    ----------
+    basis : numpy.ndarray
+        ``(r, n_s)`` orthonormal rows (:func:`stoichiometric_subspace`).
+    max_coefficient : int, default 2
+        Largest ``|ν_s|``.
+    max_order : int, default 2
+        Most molecules on either side of a row (its forward and reverse orders).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_rows, n_s)`` distinct rows, each with its first non-zero entry negative, sorted
+        by ``Σ|ν|``.
+
+    Raises
+    ------
+    ParameterError
+        A rank above :data:`MAX_RANK` or bounds below 1.
+    """
+    r, S = basis.shape
+    if r > MAX_RANK or max_coefficient < 1 or max_order < 1:
+        raise ParameterError(f"need rank ≤ {MAX_RANK}, max_coefficient ≥ 1 and max_order ≥ 1; "
+                             f"got {r}, {max_coefficient}, {max_order}")
+    if r == 0:
+        return np.zeros((0, S))
+    piv = scipy.linalg.qr(basis, pivoting=True)[2][:r]
+    grid = np.array(list(itertools.product(range(-max_coefficient, max_coefficient + 1),
+                                           repeat=r)), dtype=float)
+    V = np.linalg.solve(basis[:, piv].T, grid.T).T @ basis  # values ``grid`` on the pivots
+    Vr = np.round(V) + 0.0  # no -0.0
+    ok = np.all(np.abs(V - Vr) <= _INTEGER_TOL, axis=1) & np.any(Vr != 0, axis=1)
+    ok &= np.all(np.abs(Vr) <= max_coefficient, axis=1)
+    ok &= (np.sum(np.maximum(-Vr, 0), axis=1) <= max_order)
+    ok &= (np.sum(np.maximum(Vr, 0), axis=1) <= max_order)
+    rows = Vr[ok]
+    first = rows[np.arange(len(rows)), np.argmax(rows != 0, axis=1)]
+    rows = np.unique(rows[first < 0], axis=0)
+    return rows[np.lexsort((np.arange(len(rows)), np.abs(rows).sum(axis=1)))]
+
+
+def candidate_sets(rows: np.ndarray, n_reactions: int, rank: int, max_sets: int = 24
+                   ) -> list[np.ndarray]:
+    """Return up to ``max_sets`` sets of ``n_reactions`` rows that span a rank-``rank`` space.
+
+    Sets with the fewest and smallest coefficients (``Σ|ν|``) come first.
+
+    Parameters
+    ----------
+    rows : numpy.ndarray
+        ``(n_rows, n_s)`` candidate rows (:func:`integer_rows`).
+    n_reactions : int
+        Rows per set.
+    rank : int
+        The subspace rank each set must reach.
+    max_sets : int, default 24
+        Most sets returned.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        ``(n_reactions, n_s)`` each; empty when ``n_reactions < rank`` or there are too many
+        combinations to list (more than 200 000).
+    """
+    n = len(rows)
+    if n_reactions < rank or n_reactions > n or math.comb(n, n_reactions) > 200_000:
+        return []
+    size = np.abs(rows).sum(axis=1)
+    sets = [list(c) for c in itertools.combinations(range(n), n_reactions)
+            if np.linalg.matrix_rank(rows[list(c)], tol=1e-8) == rank]
+    sets.sort(key=lambda c: (float(size[c].sum()), c))
+    return [rows[c] for c in sets[:max_sets]]
+
+
+def subsample(data: ReactionData, n: int) -> ReactionData:
+    """Return ``n`` samples of ``data`` spread evenly over its samples (all if fewer).
+
+    Parameters
+    ----------
+    data : ReactionData
+        The data.
+    n : int
+        Samples wanted.
+
+    Returns
+    -------
+    ReactionData
+        The subset (no derivatives).
+    """
+    if data.n_samples <= n:
+        return data
+    idx = np.unique(np.linspace(0, data.n_samples - 1, n).round().astype(int))
+    times = data.times if np.ndim(data.times) == 1 else np.asarray(data.times)[idx]
+    T = None if data.temperatures is None else np.asarray(data.temperatures)[idx]
+    return ReactionData(data.species, times, data.concentrations[idx], None, T)
+
+
+@dataclass
+class SubspaceSearch:
+    """What :func:`screen_subspace` found.
+
+    Attributes
+    ----------
+    rank : int
+        Rank of the stoichiometric subspace.
+    rows : int
+        Integer rows found in it.
+    ranked : list of TrajectoryFit
+        The screened sets' fits on the subset, best (smallest error) first.
+    seconds : float
+        Wall time.
+    """
+
+    rank: int = 0
+    rows: int = 0
+    ranked: list[TrajectoryFit] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> dict:
+        """Return a JSON-ready dict: rank, rows, sets screened, their errors, seconds.
+
+        Returns
+        -------
+        dict
+            The summary.
+        """
+        return {"rank": self.rank, "rows": self.rows, "screened": len(self.ranked),
+                "errors": [f.error for f in self.ranked], "seconds": self.seconds}
+
+
+def _start_mechanism(V: np.ndarray, data: ReactionData, weak: tuple) -> Mechanism | None:
+    """Return the set ``V`` with rates from the weak-form NNLS fit (``None``: not valid)."""
+    G, b, E = weak
+    try:
+        kf, kr, _ = fit_rates_weak(V, None, G, b, E)
+    except ParameterError:
+        return None
+    positive = np.concatenate([kf[kf > 0], kr[kr > 0]])
+    typical = float(np.exp(np.mean(np.log(positive)))) if positive.size else 1.0
+    kf = np.where(kf > 0, kf, 1e-3 * typical)  # a direction NNLS dropped may still be needed
+    try:
+        return Mechanism(data.species, V, kf, kr)
+    except (NetworkError, ParameterError):
+        return None
+
+
+def screen_subspace(data: ReactionData, n_reactions: int, *, deadline: float = math.inf,
+                    samples: int = 10, evaluations: int = 10, max_sets: int = 24,
+                    max_coefficient: int = 2, max_order: int = 2) -> SubspaceSearch:
+    """Rank the integer mechanisms of the data's stoichiometric subspace by trajectory error.
+
+    Parameters
+    ----------
+    data : ReactionData
+        Concentrations ``(n, n_t, n_s)`` without temperatures.
+    n_reactions : int
+        Rows per mechanism (a reversible pair counts as one).
+    deadline : float, default inf
+        ``time.perf_counter()`` time at which to stop screening.
+    samples : int, default 10
+        Samples the screening fits use (:func:`subsample`).
+    evaluations : int, default 10
+        Least-squares iterations of each screening fit.
+    max_sets : int, default 24
+        Most sets screened (:func:`candidate_sets`).
+    max_coefficient, max_order : int, default 2
+        Bounds of the rows (:func:`integer_rows`).
+
+    Returns
+    -------
+    SubspaceSearch
+        The rank, the rows found and the screened fits, best first; nothing screened when
+        the rank exceeds :data:`MAX_RANK` or no set of ``n_reactions`` rows spans it.
+    """
+    t0 = time.perf_counter()
+    basis = stoichiometric_subspace(data)
+    out = SubspaceSearch(rank=basis.shape[0])
+    if not 0 < out.rank <= MAX_RANK or data.temperatures is not None:
+        return out
+    rows = integer_rows(basis, max_coefficient, max_order)
+    out.rows = len(rows)
+    sets = candidate_sets(rows, n_reactions, out.rank, max_sets)
+    E = monomial_exponents(len(data.species), max_order)
+    G, b = weak_form_system(data.times, data.concentrations, exponents=E, kind="intervals",
+                            quadrature="simpson")
+    sub = subsample(data, samples)
+    for V in sets:
+        if time.perf_counter() > deadline:
+            break
+        mech = _start_mechanism(V, data, (G, b, E))
+        if mech is None:
+            continue
+        try:
+            fit = fit_trajectories(mech, sub, prune=False, max_nfev=evaluations,
+                                   deadline=deadline)
+        except FitTimeout:
+            break
+        if not fit.timed_out:
+            out.ranked.append(fit)
+    out.ranked.sort(key=lambda f: f.error)
+    out.seconds = time.perf_counter() - t0
+    return out
