@@ -76,7 +76,8 @@ def test_discovers_a_small_mechanism_from_concentrations():
     # A + B -> C, C -> A from 100 trajectories without derivatives, default estimator: the
     # subspace candidates are ranked by trajectory error and the true one reproduces the data
     truth = _small()
-    est = ReactionDiscovery(2, time_budget_s=120.0, seed=0).fit(_concentrations(truth))
+    est = ReactionDiscovery(2, time_budget_s=120.0, seed=0, subspace=True)
+    est.fit(_concentrations(truth))
     assert est.converged_
     cmp = est.mechanism_.compare(truth)
     assert cmp["exact"], est.mechanism_
@@ -88,7 +89,8 @@ def test_discovers_michaelis_menten_from_concentrations():
     # the fast equilibrium E + S <-> ES leaves only kf/kr in the data: the structure is
     # exact, kcat within 1 %, and the equilibrium constant within 1 %
     truth = example("michaelis-menten").mechanism
-    est = ReactionDiscovery(2, time_budget_s=300.0, seed=0).fit(_concentrations(truth))
+    est = ReactionDiscovery(2, time_budget_s=300.0, seed=0, subspace=True)
+    est.fit(_concentrations(truth))
     assert est.converged_
     m = est.mechanism_
     assert m.n_reactions == 2
