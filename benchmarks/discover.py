@@ -271,7 +271,8 @@ def _sindy(method: str, ex, data, seed: int, opts: dict):
     return (prop.V, prop.orders, prop.kf, prop.kr), E
 
 
-def _rdlab(ex, data, seed: int, noise: float, budget: float, shooting: bool = False):
+def _rdlab(ex, data, seed: int, noise: float, budget: float, shooting: bool = False,
+           subspace: bool = False):
     """ReactionDiscovery on the concentrations (hook: spline derivatives until it can)."""
     import torch
 
@@ -280,7 +281,7 @@ def _rdlab(ex, data, seed: int, noise: float, budget: float, shooting: bool = Fa
 
     torch.set_num_threads(1)
     est = ReactionDiscovery(ex.n_reactions, catalytic=ex.catalytic, time_budget_s=budget,
-                            seed=seed, shooting=shooting)
+                            seed=seed, shooting=shooting, subspace=subspace)
     try:  # the trajectory-fitting path (target "auto"); the noise level is left to estimate
         est.fit(data)
         path = f"concentrations ({est.get_params().get('target', '?')})"
@@ -298,6 +299,10 @@ def _rdlab(ex, data, seed: int, noise: float, budget: float, shooting: bool = Fa
     if shot:
         path += f", shooting {shot['epochs']} steps {shot['tried']} tried"
         path += " (accepted)" if shot["accepted"] else ""
+    sub = rep.get("subspace")
+    if sub:
+        path += f", subspace rank {sub['rank']} {sub['screened']} screened"
+        path += " (accepted)" if (sub.get("verified") or {}).get("accepted") else ""
     if fit.get("timed_out"):
         path += ", trajectory fit timed out"
     return (m.V, m.orders, kf, kr), path
@@ -316,7 +321,8 @@ def _compare_one(job) -> dict:
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         if method == "rdlab":
-            learned, path = _rdlab(ex, data, seed, noise, opts["budget"], opts["shooting"])
+            learned, path = _rdlab(ex, data, seed, noise, opts["budget"], opts["shooting"],
+                                   opts["subspace"])
         elif method == "rdlab-weak":
             from rdlab.discover.weak_form import propose_from_integrals
 
@@ -382,7 +388,8 @@ def _compare(a) -> list[dict]:
         print("note: pysindy is not installed (pip install -e .[bench]): its rows are skipped")
         methods = [m for m in methods if not m.startswith("sindy")]
     opts = {"budget": a.budget, "sindy_threshold": a.sindy_threshold, "sindy_k": a.sindy_k,
-            "sindy_h": a.sindy_h, "shooting": a.shooting}
+            "sindy_h": a.sindy_h, "shooting": a.shooting,
+            "subspace": a.subspace}
     jobs = [(m, n, s, lvl, opts) for n in a.examples for s in range(1, a.seeds + 1)
             for lvl in a.noise for m in methods]  # a worker's consecutive jobs share data
     t = time.perf_counter()
@@ -416,6 +423,9 @@ def _parse() -> argparse.Namespace:
     ap.add_argument("--shooting", action="store_true",
                     help="rdlab: also train the CRNN through the integrator by multiple "
                          "shooting (ReactionDiscovery(shooting=True))")
+    ap.add_argument("--subspace", action="store_true",
+                    help="rdlab: also screen the integer mechanisms of the data's "
+                         "stoichiometric subspace (ReactionDiscovery(subspace=True))")
     ap.add_argument("--quick", action="store_true",
                     help="1 seed, 30 s budget per rdlab fit")
     ap.add_argument("--sindy-threshold", type=float, default=1e-2,
