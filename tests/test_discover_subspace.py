@@ -87,9 +87,10 @@ def test_discovers_a_small_mechanism_from_concentrations():
 @pytest.mark.slow
 def test_discovers_michaelis_menten_from_concentrations():
     # the fast equilibrium E + S <-> ES leaves only kf/kr in the data: the structure is
-    # exact, kcat within 1 %, and the equilibrium constant within 1 %
+    # exact, kcat within 1 %, and the equilibrium constant within 1 % (measured: 303 s CPU on
+    # seed-0 data, rates within 5e-6; the budget leaves room for a slower machine)
     truth = example("michaelis-menten").mechanism
-    est = ReactionDiscovery(2, time_budget_s=300.0, seed=0, subspace=True)
+    est = ReactionDiscovery(2, time_budget_s=900.0, seed=0, subspace=True)
     est.fit(_concentrations(truth))
     assert est.converged_
     m = est.mechanism_
