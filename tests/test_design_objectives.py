@@ -298,6 +298,17 @@ def test_step_size(rng):
         StepSize()(traj_of(states[:1]))
 
 
+@pytest.mark.parametrize("delta_max", [0.0, 0.3])
+def test_step_size_gradient(rng, delta_max):
+    """The term's one-node backward is the derivative of its value (gradcheck, float64),
+    for every state, the first and last included, and for T = 1."""
+    for n in (4, 2):
+        states = [torch.tensor(rng.normal(size=(2, 3, 4, 4)), requires_grad=True)
+                  for _ in range(n)]
+        assert torch.autograd.gradcheck(
+            lambda *xs: StepSize(delta_max)(traj_of(xs)), tuple(states))
+
+
 # ============================================================================ dissipation
 def test_dissipation_of_a_steady_state_is_exp_minus_sigma():
     uniform = torch.full((1, 2, 4, 32), 0.8, dtype=DT)

@@ -508,6 +508,41 @@ class TargetPattern(LossTerm):
 
 
 # ---------------------------------------------------------------------------- step size
+class _StepExcess(torch.autograd.Function):
+    """``mean_{t,…} max(|X_{t+1} − X_t| − δ, 0)`` of states ``X (T + 1, …)``, one node.
+
+    The backward writes ``∂L/∂X_t = s_{t−1} − s_t`` (``s = sign(ΔX)·[|ΔX| > δ]/N``) into one
+    tensor, instead of autograd's zero-filled full-size gradient per slice (about half the
+    time of the term over 65 states of 64×64×5).
+    """
+
+    @staticmethod
+    def forward(ctx, X: torch.Tensor, delta: float) -> torch.Tensor:
+        """Return the mean excess step."""
+        d = X[1:] - X[:-1]
+        a = d.abs()
+        if delta > 0:
+            a = torch.relu_(a - delta)
+        ctx.save_for_backward(d)
+        ctx.delta = delta
+        return a.mean()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        """Return ``∂L/∂X``."""
+        (d,) = ctx.saved_tensors
+        s = torch.sign(d)
+        if ctx.delta > 0:
+            s.mul_(d.abs() > ctx.delta)
+        s.mul_(grad / d.numel())
+        g = torch.empty((d.shape[0] + 1, *d.shape[1:]), dtype=d.dtype, device=d.device)
+        g[0] = -s[0]
+        torch.sub(s[:-1], s[1:], out=g[1:-1])
+        g[-1] = s[-1]
+        return g, None
+
+
 class StepSize(LossTerm):
     """Penalise large Euler steps (eq. 15).
 
@@ -548,7 +583,7 @@ class StepSize(LossTerm):
         _require_steps(traj, "StepSize")
         # every step has the same number of entries: the mean over all is the mean of the
         # per-step means
-        return torch.relu(traj.steps().abs() - self.delta_max).mean()
+        return _StepExcess.apply(traj.stacked(), self.delta_max)
 
 
 # ---------------------------------------------------------------------------- dissipation
