@@ -25,8 +25,7 @@ from rdlab.errors import ParameterError
 
 def _concentrations(mech: Mechanism, n: int = 100) -> ReactionData:
     """The paper's sampling (t = 0…1 by 0.1), derivatives dropped."""
-    d = generate(mech, n_samples=n, seed=1)
-    return ReactionData(d.species, d.times, d.concentrations, None, None)
+    return generate(mech, n_samples=n, seed=1).without_derivatives()
 
 
 def _load(mech: Mechanism) -> PopulationCRNN:

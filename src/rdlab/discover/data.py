@@ -170,6 +170,16 @@ class ReactionData:
         T = None if self.temperatures is None else np.repeat(self.temperatures, n_t)
         return u, du, T
 
+    def without_derivatives(self) -> ReactionData:
+        """Return the same measurements without derivative columns (concentrations only).
+
+        Returns
+        -------
+        ReactionData
+            A copy whose ``derivatives`` is ``None`` (what a kinetic measurement has).
+        """
+        return replace(self, derivatives=None)
+
     def with_noise(self, level: float, seed: int = 0, kind: str = "gaussian",
                    on: str = "concentrations") -> ReactionData:
         """Return a copy with multiplicative noise ``x·(1 + level·ξ)``, ξ drawn per entry.
