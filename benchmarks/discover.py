@@ -301,7 +301,10 @@ def _rdlab(ex, data, seed: int, noise: float, budget: float, shooting: bool = Fa
         path += " (accepted)" if shot["accepted"] else ""
     sub = rep.get("subspace")
     if sub:
-        path += f", subspace rank {sub['rank']} {sub['screened']} screened"
+        if sub.get("all_rows"):
+            path += f", all rows kept {sub['all_rows'].get('kept', '?')}"
+        if "rank" in sub:
+            path += f", subspace rank {sub['rank']} {sub['screened']} screened"
         path += " (accepted)" if (sub.get("verified") or {}).get("accepted") else ""
     if fit.get("timed_out"):
         path += ", trajectory fit timed out"

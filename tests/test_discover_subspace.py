@@ -8,9 +8,11 @@ import pytest
 from rdlab.discover.data import ReactionData, generate
 from rdlab.discover.estimator import ReactionDiscovery
 from rdlab.discover.examples import example
-from rdlab.discover.mechanism import Mechanism
+from rdlab.discover.mechanism import ArrheniusRates, Mechanism
 from rdlab.discover.subspace import (
     candidate_sets,
+    equilibrated,
+    fit_all_rows,
     integer_rows,
     stoichiometric_subspace,
     subsample,
@@ -100,3 +102,61 @@ def test_discovers_michaelis_menten_from_concentrations():
     assert abs(m.kf[slow] / 10.0 - 1.0) < 1e-2
     assert m.kr[slow] < 1e-6 * m.kf[slow]  # E + P -> ES is not in the data: pruned
     assert _has_row(np.round(m.V), truth.V[0]) and _has_row(np.round(m.V), truth.V[1])
+
+
+def test_all_rows_fit_prunes_to_the_true_chain():
+    # A <-> B (2, 0.5), B -> C (1): the subspace {x : Σx = 0} holds 9 small integer rows;
+    # all 18 directions are fitted at once through the solver and every direction the data
+    # do not need is pruned, which leaves the truth with its rates
+    truth = Mechanism.from_rows(["A", "B", "C"], [({"A": -1, "B": 1}, 2.0, 0.5),
+                                                  ({"B": -1, "C": 1}, 1.0, 0.0)])
+    data = generate(truth, n_samples=6, times=np.linspace(0.0, 1.0, 6)).without_derivatives()
+    fit = fit_all_rows(data)
+    assert fit is not None and fit.accepted
+    m = fit.mechanism
+    live = (m.kf > 0) | (m.kr > 0)
+    assert int(live.sum()) == 2
+    kept = Mechanism(m.species, m.V[live], m.kf[live], m.kr[live])
+    cmp = kept.compare(truth)
+    assert cmp["exact"], kept
+    assert cmp["max_rate_error"] < 1e-3
+
+
+def _fast_pair() -> Mechanism:
+    # A <-> B (K 0.5) and B + C <-> D (K 10), both equilibrated ~1e-3 into the first interval
+    return Mechanism.from_rows(["A", "B", "C", "D"],
+                               [({"A": -1, "B": 1}, 1e4, 2e4),
+                                ({"B": -1, "C": -1, "D": 1}, 1e4, 1e3)])
+
+
+def test_equilibrium_data_report_only_equilibrium_constants():
+    truth = _fast_pair()
+    data = _concentrations(truth, 20)
+    assert equilibrated(data)
+    assert not equilibrated(_concentrations(_small(), 20))
+    est = ReactionDiscovery(2, time_budget_s=120.0, seed=0).fit(data)
+    assert est.converged_ and est.equilibrium_only_
+    rep = est.report()
+    assert rep["equilibrium_only"]
+    # each fitted row is a combination a of the true rows; its kf/kr must be ∏ K_true^a
+    ln_K = np.log(truth.kf / truth.kr)
+    m = est.mechanism_
+    for v, kf, kr in zip(m.V, m.kf, m.kr):
+        a = np.linalg.lstsq(truth.V.T, v, rcond=None)[0]
+        assert np.allclose(truth.V.T @ a, v)
+        assert abs(np.log(kf / kr) - a @ ln_K) < 1e-2
+    ratios = [c["name"] for c in rep["trajectory_fit"]["identifiability"]["combinations"]]
+    assert all("/" in name for name in ratios)  # only the ratios are measured
+
+
+def test_normalised_runs_a_backward_arrhenius_row_forward():
+    # a row stored as E + P <- ES (kf = 0) prints and refits as ES -> E + P
+    arr = ArrheniusRates(np.array([0.0]), np.array([1e3]), np.array([0.0]),
+                         np.array([2240.0]))
+    m = Mechanism(["E", "S", "ES", "P"], np.array([[-1.0, 0.0, 1.0, -1.0]]), [0.0],
+                  list(arr.rates(300.0)[1]), arrhenius=arr, reference_temperature=300.0)
+    n = m.normalised()
+    assert np.array_equal(n.V[0], [1.0, 0.0, -1.0, 1.0])
+    assert n.kr[0] == 0.0 and n.kf[0] == m.kr[0]
+    assert n.arrhenius.prefactor_f[0] == 1e3 and n.arrhenius.energy_f[0] == 2240.0
+    assert n.arrhenius.prefactor_r[0] == 0.0

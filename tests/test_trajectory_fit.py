@@ -64,6 +64,30 @@ def test_rates_recovered_from_concentrations_and_irreversible_step_pruned():
     assert set(fit.identifiability.to_dict()["identifiable"]) == {"kf_1", "kr_1", "kf_2"}
 
 
+def test_rate_started_near_zero_is_revived():
+    """A's reverse started at 1e-12 (flux ~0, gradient ~0) still comes back to its true 0.5.
+
+    Without the restart the local fit stays on the plateau and cannot reproduce the data.
+    """
+    truth = _chain()
+    data = replace(generate(truth, n_samples=4, times=TIMES), derivatives=None)
+    start = Mechanism(truth.species, truth.V, truth.kf, [1e-12, 0.0], truth.orders)
+    stuck = fit_trajectories(start, data, revive=False, prune=False)
+    assert not stuck.accepted and stuck.mechanism.kr[0] < 1e-3
+    fit = fit_trajectories(start, data)
+    assert fit.accepted
+    np.testing.assert_allclose(fit.mechanism.kr[0], 0.5, rtol=1e-3)
+    np.testing.assert_allclose(fit.mechanism.kf, truth.kf, rtol=1e-3)
+
+
+def test_overflowing_rates_fail_the_integration_not_the_program():
+    """Rates at the top of the double range make the Newton matrix singular: ok is False."""
+    model = KineticModel.from_mechanism(_chain())
+    x0 = np.array([[1.0, 0.5, 0.0]])
+    x, sens, ok = simulate(model, np.full(model.n_directions, 700.0), x0, TIMES)
+    assert not ok and x.shape == (1, TIMES.size, 3)
+
+
 @pytest.mark.slow
 def test_fast_equilibrium_leaves_only_its_ratio():
     """A ⇌ B at 1e4 /s sampled every 0.25: only kf/kr is determined, and it is fitted."""

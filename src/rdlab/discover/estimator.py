@@ -48,7 +48,13 @@ from rdlab.discover.rate_fit import (
     relative_errors,
 )
 from rdlab.discover.shooting import propose_by_shooting
-from rdlab.discover.subspace import screen_subspace, subsample
+from rdlab.discover.subspace import (
+    equilibrated,
+    equilibrium_mechanism,
+    fit_all_rows,
+    screen_subspace,
+    subsample,
+)
 from rdlab.discover.trajectory_fit import NOISE_FLOOR, TrajectoryFit, fit_trajectories
 from rdlab.discover.weak_form import propose_from_integrals
 from rdlab.errors import NetworkError, ParameterError
@@ -56,6 +62,13 @@ from rdlab.errors import NetworkError, ParameterError
 __all__ = ["MAX_ESTIMATED_NOISE", "SHOOTING_SHARE", "TARGETS", "ReactionDiscovery",
            "best_candidate"]
 
+#: What a fit to data at equilibrium determines (report, warnings and exported notes).
+EQUILIBRIUM_NOTE = (
+    "every sample is at equilibrium from its second measured time on: the data determine "
+    "the stoichiometric subspace and one equilibrium constant kf/kr per independent "
+    "reaction, not which reactions span the subspace nor how fast they run. The reactions "
+    "shown are the simplest spanning set, with rates fast enough to equilibrate within the "
+    "first interval; only their kf/kr ratios are measured")
 #: Largest concentration noise an unexplained residual is taken for (trajectory target with
 #: unknown noise): a best fit whose relative residual is larger is a wrong mechanism.
 MAX_ESTIMATED_NOISE = 0.02
@@ -279,15 +292,15 @@ class ReactionDiscovery:
         by the trajectory fit. Default ``False`` (opt-in): from a random start it does not
         yet recover even A + B → C, C → A within 1200 steps (rows stay fractional, |v| < 0.5).
     subspace : bool, optional
-        Trajectory target without temperatures (V form): when the weak-form proposal is not
-        accepted, enumerate the integer mechanisms of the data's stoichiometric subspace,
-        rank them by a short trajectory fit on a few samples and verify the best on all
-        (:func:`~rdlab.discover.subspace.screen_subspace`). Default ``False`` (opt-in until
-        it fits the 5-minute budget): on Michaelis–Menten (§4 sampling, seed 0, noise-free)
-        it finds the exact structure with every rate within 5e-6 and accepts it at the
-        noise floor, but in 303 s CPU (one run): the screen ranks the true set first (error
-        0.024 against ≥ 0.45) in ~27 s CPU; most of the rest is the 40-iteration refit with
-        pruning on 10 samples, where ``kf`` of the fast pair travels from ~4e3 to 1e6.
+        Trajectory target (V form), default ``True``: when the weak-form proposal is not
+        accepted, search the data's stoichiometric subspace (the span of the measured
+        changes ``c(t) − c(0)``, exact however fast a reaction is;
+        :mod:`rdlab.discover.subspace`). First every small integer row in it is fitted at
+        once through the solver on :data:`SUBSPACE_SAMPLES` samples and pruned
+        (:func:`~rdlab.discover.subspace.fit_all_rows`); if at most ``n_reactions`` rows
+        survive they are verified on every sample. Otherwise the sets of ``n_reactions``
+        rows that span the subspace are ranked by a short fit and the best verified
+        (:func:`~rdlab.discover.subspace.screen_subspace`). ``False`` skips both.
     seed : int, optional
         Seeds the split and every random draw (default 1).
     progress : bool, optional
@@ -305,7 +318,7 @@ class ReactionDiscovery:
                  warm_start: bool = True, library_order: int = 4,
                  target: str = "auto", concentration_noise: float | None = None,
                  derivative_method: str = "spline", shooting: bool = False,
-                 subspace: bool = False, seed: int = 1, progress: bool = False):
+                 subspace: bool = True, seed: int = 1, progress: bool = False):
         self.n_reactions = n_reactions
         self.freezing = freezing
         self.catalytic = catalytic
@@ -508,10 +521,14 @@ class ReactionDiscovery:
         opt = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
         self.warm_start_ = None
         result = None
-        if self.target_ == "trajectories":
-            result = self._try_weak_proposal(t0)
+        self.equilibrium_only_ = False
+        self.weak_proposal_ = None
         self.subspace_ = None
-        if result is None and self.target_ == "trajectories" and self.subspace and T is None:
+        if self.target_ == "trajectories" and equilibrated(self._traj_data):
+            result = self._try_equilibrium(t0)
+        if result is None and self.target_ == "trajectories":
+            result = self._try_weak_proposal(t0)
+        if result is None and self.target_ == "trajectories" and self.subspace:
             result = self._try_subspace(t0)
         if result is None and self.freezing and self.warm_start and T is None:
             result = self._try_warm_start(model, t0)
@@ -593,9 +610,12 @@ class ReactionDiscovery:
         if self.catalytic:
             return None
         end = self._deadline(t0)
+        found = self._try_all_rows(end)
+        if found is not None:
+            return self._score(found.mechanism, 0, t0)
         search = screen_subspace(self._traj_data, self.n_reactions, deadline=end,
                                  samples=SUBSPACE_SAMPLES)
-        self.subspace_ = search.summary()
+        self.subspace_.update(search.summary())
         ranked = search.ranked
         separated = len(ranked) == 1 or (len(ranked) > 1
                                          and ranked[1].error >= 3.0 * ranked[0].error)
@@ -610,6 +630,50 @@ class ReactionDiscovery:
                 return self._score(fit.mechanism, 0, t0)
         return None
 
+    def _try_equilibrium(self, t0: float) -> _Candidate | None:
+        """Fit the equilibrium constants of data that show only equilibria.
+
+        Such data fix the stoichiometric subspace and one equilibrium constant per
+        independent direction, nothing else: any rows spanning the subspace, with any
+        rates fast enough, reproduce them. The simplest spanning set
+        (:func:`~rdlab.discover.subspace.equilibrium_mechanism`) is fitted and returned,
+        and ``equilibrium_only_`` is set so that the report says so.
+        """
+        mech = equilibrium_mechanism(self._traj_data, self.n_reactions)
+        if mech is None:
+            return None
+        fit = self._verify_on_all(mech, self._deadline(t0))
+        if not (fit.accepted or self._noise_limited(fit)):
+            return None
+        self.equilibrium_only_ = True
+        fit.mechanism.notes["identifiable"] = EQUILIBRIUM_NOTE
+        return self._score(fit.mechanism, 0, t0)
+
+    def _try_all_rows(self, end: float) -> TrajectoryFit | None:
+        """Fit all subspace rows at once and prune; return the verified fit if it holds.
+
+        :func:`~rdlab.discover.subspace.fit_all_rows` on :data:`SUBSPACE_SAMPLES`
+        samples; when at most ``n_reactions`` rows survive, they are verified on every
+        sample. The fit's summary goes to ``subspace_["all_rows"]``.
+        """
+        fit = fit_all_rows(self._traj_data, deadline=end, samples=SUBSPACE_SAMPLES,
+                           noise=self.concentration_noise)
+        self.subspace_ = {"all_rows": None if fit is None else fit.summary()}
+        if fit is None:
+            return None
+        m = fit.mechanism
+        kept = (np.asarray(m.kf) > 0) | (np.asarray(m.kr) > 0)
+        self.subspace_["all_rows"]["kept"] = int(kept.sum())
+        if not 0 < kept.sum() <= self.n_reactions:
+            return None
+        arr = m.arrhenius
+        sub = Mechanism(m.species, m.V[kept], m.kf[kept], m.kr[kept], None,
+                        None if arr is None else arr.subset(kept), m.reference_temperature)
+        verified = self._verify_on_all(sub, end)
+        self.subspace_["verified"] = verified.summary()
+        ok = verified.accepted or self._noise_limited(verified)
+        return verified if ok else None
+
     def _verified_fit(self, mech: Mechanism, end: float) -> TrajectoryFit | None:
         """Refit ``mech`` on a subset (pruned), then on every sample from there (cached)."""
         sub = subsample(self._traj_data, SUBSPACE_SAMPLES)
@@ -617,7 +681,11 @@ class ReactionDiscovery:
                                    deadline=end)
         if refined.timed_out:
             return None
-        m = refined.mechanism.normalised()
+        return self._verify_on_all(refined.mechanism, end)
+
+    def _verify_on_all(self, mech: Mechanism, end: float) -> TrajectoryFit:
+        """Refit ``mech`` (no pruning, its zero reverses kept out) on every sample (cached)."""
+        m = mech.normalised()
         m.notes.clear()
         fit = fit_trajectories(m, self._traj_data, noise=self.concentration_noise,
                                prune=False, max_nfev=3, reversible=np.asarray(m.kr) > 0,
@@ -627,10 +695,16 @@ class ReactionDiscovery:
         return fit
 
     def _noise_limited(self, fit: TrajectoryFit) -> bool:
-        """Say whether ``fit`` reproduces the data to its own noise estimate (unknown noise)."""
+        """Say whether ``fit`` reproduces the data to its own noise estimate (unknown noise).
+
+        The residual must also look like noise (:attr:`TrajectoryFit.noise_like`): a wrong
+        mechanism can miss noise-free data by under 1 %, which no residual size tells from
+        1 % noise, but its residuals vary smoothly in time.
+        """
         sigma = max(fit.noise_estimate, NOISE_FLOOR)
         return bool(self.concentration_noise is None and fit.success and not fit.timed_out
-                    and fit.noise_estimate <= MAX_ESTIMATED_NOISE and fit.error <= 3.0 * sigma)
+                    and fit.noise_estimate <= MAX_ESTIMATED_NOISE and fit.error <= 3.0 * sigma
+                    and fit.noise_like)
 
     def _try_shooting(self, t0: float) -> _Candidate | None:
         """Train the CRNN through the integrator; return its structure once a fit accepts it."""
@@ -669,9 +743,7 @@ class ReactionDiscovery:
         if not fit.accepted and noise is None:
             sigma = max(fit.noise_estimate, NOISE_FLOOR)
             self.noise_ = {"value": fit.noise_estimate, "source": "estimated"}
-            fit.accepted = bool(fit.success and not fit.timed_out
-                                and fit.noise_estimate <= MAX_ESTIMATED_NOISE
-                                and fit.error <= 3.0 * sigma)
+            fit.accepted = self._noise_limited(fit)
             fit.threshold = 3.0 * sigma
         self.trajectory_fit_ = fit
         self.mechanism_ = fit.mechanism.normalised()
@@ -1032,9 +1104,11 @@ class ReactionDiscovery:
             ``target``. With the trajectory target also ``noise`` (value and whether given,
             estimated or noise-free), ``weak_proposal``, ``shooting``
             (:meth:`~rdlab.discover.shooting.ShootingResult.summary`, or ``None`` when it did
-            not run), ``subspace``
-            (:meth:`~rdlab.discover.subspace.SubspaceSearch.summary` plus the ``verified``
-            fit's summary, or ``None`` when it did not run), ``candidates_fitted`` and
+            not run), ``subspace`` (``all_rows``: the all-rows fit's summary and rows
+            ``kept``; :meth:`~rdlab.discover.subspace.SubspaceSearch.summary` when sets
+            were screened; the ``verified`` fit's summary; ``None`` when it did not run),
+            ``equilibrium_only`` (the data show only equilibria:
+            :data:`EQUILIBRIUM_NOTE`), ``candidates_fitted`` and
             ``trajectory_fit`` (:meth:`TrajectoryFit.summary`: per-species RMS relative
             residuals, threshold, pruned directions and ``identifiability`` — which rates or
             combinations such as ``kf_2/kr_2`` the data determine, with standard errors);
@@ -1057,6 +1131,7 @@ class ReactionDiscovery:
             out["candidates_fitted"] = len(self._traj_fits)
             out["shooting"] = self.shooting_
             out["subspace"] = self.subspace_
+            out["equilibrium_only"] = self.equilibrium_only_
         return out
 
     def _derivative_report(self) -> dict:

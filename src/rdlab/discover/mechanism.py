@@ -104,6 +104,24 @@ class ArrheniusRates:
         kr = np.where(np.asarray(self.prefactor_r) == 0, 0.0, kr)
         return kf, kr
 
+    def subset(self, rows: np.ndarray) -> ArrheniusRates:
+        """Return the parameters of the reactions ``rows`` (an index or boolean mask).
+
+        Parameters
+        ----------
+        rows : numpy.ndarray
+            Indices or a ``(n_r,)`` boolean mask.
+
+        Returns
+        -------
+        ArrheniusRates
+            The selected reactions' parameters, same gas constant.
+        """
+        return ArrheniusRates(np.asarray(self.prefactor_f)[rows],
+                              np.asarray(self.prefactor_r)[rows],
+                              np.asarray(self.energy_f)[rows], np.asarray(self.energy_r)[rows],
+                              self.gas_constant)
+
 
 @dataclass(frozen=True, eq=False)
 class Mechanism:
@@ -389,7 +407,8 @@ class Mechanism:
         """Return the paper's printed form.
 
         Each reversible row is flipped so that kf ≥ kr, and rows are sorted by descending kf.
-        Catalytic and Arrhenius mechanisms are only sorted.
+        Catalytic mechanisms are only sorted; Arrhenius rows are flipped only when written
+        backwards (kf = 0 < kr), so that every row runs forward.
 
         Returns
         -------
@@ -398,10 +417,16 @@ class Mechanism:
         """
         V, kf, kr = self.V.copy(), self.kf.copy(), self.kr.copy()
         arr = self.arrhenius
-        if self.orders is None and arr is None:
-            flip = kr > kf
+        if self.orders is None:
+            flip = kr > kf if arr is None else (kf == 0) & (kr > 0)
             V[flip] *= -1
             kf[flip], kr[flip] = self.kr[flip], self.kf[flip]
+            if arr is not None and flip.any():
+                af, ar = arr.prefactor_f.copy(), arr.prefactor_r.copy()
+                ef, er = arr.energy_f.copy(), arr.energy_r.copy()
+                af[flip], ar[flip] = arr.prefactor_r[flip], arr.prefactor_f[flip]
+                ef[flip], er[flip] = arr.energy_r[flip], arr.energy_f[flip]
+                arr = ArrheniusRates(af, ar, ef, er, arr.gas_constant)
         order = np.argsort(-kf, kind="stable")
         orders = None if self.orders is None else self.orders[order]
         if arr is not None:

@@ -40,14 +40,20 @@ from rdlab.discover.trajectory_fit import FitTimeout, TrajectoryFit, fit_traject
 from rdlab.discover.weak_form import fit_rates_weak, weak_form_system
 from rdlab.errors import NetworkError, ParameterError
 
-__all__ = ["MAX_RANK", "MIN_GAP", "SubspaceSearch", "candidate_sets", "integer_rows",
-           "screen_subspace", "stoichiometric_subspace", "subsample"]
+__all__ = ["ALL_ROWS_MAX", "EQUILIBRIUM_TOLERANCE", "MAX_RANK", "MIN_GAP", "SubspaceSearch",
+           "candidate_sets", "equilibrated", "equilibrium_mechanism", "fit_all_rows",
+           "integer_rows", "screen_subspace", "stoichiometric_subspace", "subsample"]
 
 #: Largest subspace rank whose integer rows are enumerated.
 MAX_RANK = 7
 #: Smallest ratio of consecutive singular values taken as the rank gap; below it the
 #: increments are taken to span every species.
 MIN_GAP = 30.0
+#: Largest ratio of the change after the second time to the first interval's change that
+#: :func:`equilibrated` reads as data at equilibrium.
+EQUILIBRIUM_TOLERANCE = 0.02
+#: Most integer rows fitted all together by :func:`fit_all_rows`.
+ALL_ROWS_MAX = 16
 #: Largest distance of a pivot-built vector from its integer rounding (data noise).
 _INTEGER_TOL = 2e-2
 
@@ -231,6 +237,147 @@ def _start_mechanism(V: np.ndarray, data: ReactionData, weak: tuple) -> Mechanis
         return None
 
 
+def _neutral_rates(rows: np.ndarray, data: ReactionData) -> np.ndarray:
+    """Return ``(n_rows, 2)`` start rates giving every direction the flux ``c̄ / t_span``.
+
+    ``c̄`` is the mean concentration and ``t_span`` the longest sample's duration: a
+    dimensionally neutral start, whatever units the data use.
+    """
+    c = np.maximum(np.asarray(data.concentrations, float), 0.0).reshape(-1, len(data.species))
+    times = np.asarray(data.sample_times, float)
+    span = float(np.max(times[:, -1] - times[:, 0]))
+    target = float(np.mean(c)) / max(span, 1e-300)
+    rates = np.empty((len(rows), 2))
+    for d, orders in enumerate((np.maximum(-rows, 0), np.maximum(rows, 0))):
+        mono = np.mean(np.prod(c[:, None, :] ** orders[None], axis=2), axis=0)
+        rates[:, d] = target / np.maximum(mono, 1e-300)
+    return np.clip(rates, 1e-12, 1e12)
+
+
+def fit_all_rows(data: ReactionData, *, deadline: float = math.inf, samples: int = 10,
+                 max_rows: int = ALL_ROWS_MAX, max_nfev: int = 60, max_coefficient: int = 2,
+                 max_order: int = 2, noise: float | None = None) -> TrajectoryFit | None:
+    """Fit every integer row of the subspace at once, both directions, and prune.
+
+    The true mechanism is a subset of the rows, so the full set reproduces the data; the
+    pruning of :func:`~rdlab.discover.trajectory_fit.fit_trajectories` then removes the
+    directions the data do not need. This is sparse regression done on the trajectories
+    instead of on derivative estimates. Rates start from :func:`_neutral_rates`.
+
+    Parameters
+    ----------
+    data : ReactionData
+        Concentrations ``(n, n_t, n_s)`` (with temperatures: Arrhenius parameters too).
+    deadline : float, default inf
+        ``time.perf_counter()`` time at which to stop.
+    samples : int, default 10
+        Samples fitted (:func:`subsample`).
+    max_rows : int, default ALL_ROWS_MAX
+        Most rows fitted together; with more, ``None`` is returned.
+    max_nfev : int, default 60
+        Least-squares iterations of each fit.
+    max_coefficient, max_order : int, default 2
+        Bounds of the rows (:func:`integer_rows`).
+    noise : float or None, optional
+        Concentration noise level, when known.
+
+    Returns
+    -------
+    TrajectoryFit or None
+        The pruned fit on the subset; ``None`` when the subspace is empty or too large, or
+        the fit ran out of time.
+    """
+    basis = stoichiometric_subspace(data)
+    if not 0 < basis.shape[0] <= MAX_RANK:
+        return None
+    rows = integer_rows(basis, max_coefficient, max_order)
+    if not 0 < len(rows) <= max_rows:
+        return None
+    rates = _neutral_rates(rows, data)
+    try:
+        mech = Mechanism(data.species, rows, rates[:, 0], rates[:, 1])
+        fit = fit_trajectories(mech, subsample(data, samples), noise=noise, max_nfev=max_nfev,
+                               deadline=deadline)
+    except (NetworkError, ParameterError, FitTimeout):
+        return None
+    return None if fit.timed_out else fit
+
+
+def equilibrated(data: ReactionData, tolerance: float = EQUILIBRIUM_TOLERANCE) -> bool:
+    """Say whether every sample is at rest from its second measured time on.
+
+    The RMS change after the second time, relative to the RMS change over the first
+    interval (species scaled to their largest value), is at most ``tolerance``.
+
+    Parameters
+    ----------
+    data : ReactionData
+        ``(n, n_t, n_s)`` concentrations.
+    tolerance : float, default EQUILIBRIUM_TOLERANCE
+        Largest ratio.
+
+    Returns
+    -------
+    bool
+        ``True`` for data that only show equilibria (at least 3 times needed).
+    """
+    c = np.asarray(data.concentrations, float)
+    if c.shape[1] < 3:
+        return False
+    scale = np.max(np.abs(c), axis=(0, 1))
+    c = c / np.where(scale > 0, scale, 1.0)
+    jump = float(np.sqrt(np.mean((c[:, 1] - c[:, 0]) ** 2)))
+    later = float(np.sqrt(np.mean((c[:, 2:] - c[:, 1:2]) ** 2)))
+    return jump > 0 and later <= tolerance * jump
+
+
+def equilibrium_mechanism(data: ReactionData, n_reactions: int, max_coefficient: int = 2,
+                          max_order: int = 2) -> Mechanism | None:
+    """Return the simplest spanning rows with rates that equilibrate in the first interval.
+
+    For data at equilibrium (:func:`equilibrated`) only the stoichiometric subspace and one
+    equilibrium constant per independent direction are measured. The rows are the first
+    set of :func:`candidate_sets` (smallest coefficients); each row's ``K = kf/kr`` is the
+    mean reaction quotient ``∏ c^ν`` of the measured equilibria, and ``kf`` gives a flux
+    of 1000 × the mean concentration per first interval, so the fit starts equilibrated.
+
+    Parameters
+    ----------
+    data : ReactionData
+        Equilibrium data.
+    n_reactions : int
+        Rows wanted (at least the subspace rank).
+    max_coefficient, max_order : int, default 2
+        Bounds of the rows (:func:`integer_rows`).
+
+    Returns
+    -------
+    Mechanism or None
+        ``None`` when no spanning set exists or a reacting species is never positive.
+    """
+    basis = stoichiometric_subspace(data)
+    if not 0 < basis.shape[0] <= MAX_RANK:
+        return None
+    rows = integer_rows(basis, max_coefficient, max_order)
+    sets = candidate_sets(rows, n_reactions, basis.shape[0], max_sets=1)
+    if not sets:
+        return None
+    V = sets[0]
+    c = np.asarray(data.concentrations, float)
+    eq = c[:, 1:].reshape(-1, c.shape[2])
+    if np.any(np.min(eq[:, np.any(V != 0, axis=0)], axis=0) <= 0):
+        return None
+    log_q = np.log(eq) @ V.T  # (points, n_r)
+    K = np.exp(np.mean(log_q, axis=0))
+    dt = float(np.min(np.diff(np.asarray(data.sample_times, float)[:, :2], axis=1)))
+    mono_f = np.mean(np.prod(eq[:, None, :] ** np.maximum(-V, 0)[None], axis=2), axis=0)
+    kf = 1e3 * float(np.mean(eq)) / max(dt, 1e-300) / mono_f
+    try:
+        return Mechanism(data.species, V, kf, kf / K)
+    except (NetworkError, ParameterError):
+        return None
+
+
 def screen_subspace(data: ReactionData, n_reactions: int, *, deadline: float = math.inf,
                     samples: int = 10, evaluations: int = 10, max_sets: int = 24,
                     max_coefficient: int = 2, max_order: int = 2) -> SubspaceSearch:
@@ -239,7 +386,8 @@ def screen_subspace(data: ReactionData, n_reactions: int, *, deadline: float = m
     Parameters
     ----------
     data : ReactionData
-        Concentrations ``(n, n_t, n_s)`` without temperatures.
+        Concentrations ``(n, n_t, n_s)``; with ``temperatures`` the sets are fitted with
+        Arrhenius parameters (activation energies start at 0).
     n_reactions : int
         Rows per mechanism (a reversible pair counts as one).
     deadline : float, default inf
@@ -262,7 +410,7 @@ def screen_subspace(data: ReactionData, n_reactions: int, *, deadline: float = m
     t0 = time.perf_counter()
     basis = stoichiometric_subspace(data)
     out = SubspaceSearch(rank=basis.shape[0])
-    if not 0 < out.rank <= MAX_RANK or data.temperatures is not None:
+    if not 0 < out.rank <= MAX_RANK:
         return out
     rows = integer_rows(basis, max_coefficient, max_order)
     out.rows = len(rows)
@@ -278,7 +426,7 @@ def screen_subspace(data: ReactionData, n_reactions: int, *, deadline: float = m
         if mech is None:
             continue
         try:
-            fit = fit_trajectories(mech, sub, prune=False, max_nfev=evaluations,
+            fit = fit_trajectories(mech, sub, prune=False, revive=False, max_nfev=evaluations,
                                    deadline=deadline)
         except FitTimeout:
             break

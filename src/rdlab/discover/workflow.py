@@ -21,7 +21,7 @@ import numpy as np
 from rdlab.atomic import atomic_write_text
 from rdlab.discover import derivatives as deriv_mod
 from rdlab.discover.data import ReactionData, generate, load, save, trajectories
-from rdlab.discover.estimator import ReactionDiscovery
+from rdlab.discover.estimator import EQUILIBRIUM_NOTE, ReactionDiscovery
 from rdlab.discover.examples import EXAMPLES, Example, example
 from rdlab.discover.mechanism import Mechanism
 from rdlab.discover.selection import ReactionSweep, sweep_reactions
@@ -446,6 +446,8 @@ def _fit_warnings(est: ReactionDiscovery, mech: Mechanism, params: dict,
                 "V form explains (a reactant that is not used up, as in catalysis X + Y -> "
                 "2Y): try --catalytic (catalytic=True), which learns reactant orders apart "
                 "from stoichiometry")
+    if getattr(est, "equilibrium_only_", False):
+        warnings.append(EQUILIBRIUM_NOTE)
     bad = mech.unphysical_reactions()
     if bad:
         warnings.append("the mechanism is not physical (" + "; ".join(bad) + "): it is no "
