@@ -272,7 +272,7 @@ def _sindy(method: str, ex, data, seed: int, opts: dict):
 
 
 def _rdlab(ex, data, seed: int, noise: float, budget: float, shooting: bool = False,
-           subspace: bool = False):
+           subspace: bool = True):
     """ReactionDiscovery on the concentrations (hook: spline derivatives until it can)."""
     import torch
 
@@ -426,9 +426,9 @@ def _parse() -> argparse.Namespace:
     ap.add_argument("--shooting", action="store_true",
                     help="rdlab: also train the CRNN through the integrator by multiple "
                          "shooting (ReactionDiscovery(shooting=True))")
-    ap.add_argument("--subspace", action="store_true",
-                    help="rdlab: also screen the integer mechanisms of the data's "
-                         "stoichiometric subspace (ReactionDiscovery(subspace=True))")
+    ap.add_argument("--no-subspace", dest="subspace", action="store_false",
+                    help="rdlab: skip the search of the data's stoichiometric subspace "
+                         "(ReactionDiscovery(subspace=False); on by default)")
     ap.add_argument("--quick", action="store_true",
                     help="1 seed, 30 s budget per rdlab fit")
     ap.add_argument("--sindy-threshold", type=float, default=1e-2,

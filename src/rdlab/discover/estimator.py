@@ -193,6 +193,13 @@ def _reset_adam(model: PopulationCRNN, opt: torch.optim.Adam, p: int,
                 st[key][p, rows] = 0.0
 
 
+def _rows_of(m: Mechanism, rows: np.ndarray) -> Mechanism:
+    """Return the reactions ``rows`` of ``m`` (rates and Arrhenius parameters kept)."""
+    arr = m.arrhenius
+    return Mechanism(m.species, m.V[rows], m.kf[rows], m.kr[rows], None,
+                     None if arr is None else arr.subset(rows), m.reference_temperature)
+
+
 class ReactionDiscovery:
     """Learn a mass-action mechanism from (concentration, derivative) pairs.
 
@@ -662,14 +669,11 @@ class ReactionDiscovery:
         if fit is None:
             return None
         m = fit.mechanism
-        kept = (np.asarray(m.kf) > 0) | (np.asarray(m.kr) > 0)
-        self.subspace_["all_rows"]["kept"] = int(kept.sum())
-        if not 0 < kept.sum() <= self.n_reactions:
+        kept = np.flatnonzero((np.asarray(m.kf) > 0) | (np.asarray(m.kr) > 0))
+        self.subspace_["all_rows"]["kept"] = int(kept.size)
+        if not 0 < kept.size <= self.n_reactions:
             return None
-        arr = m.arrhenius
-        sub = Mechanism(m.species, m.V[kept], m.kf[kept], m.kr[kept], None,
-                        None if arr is None else arr.subset(kept), m.reference_temperature)
-        verified = self._verify_on_all(sub, end)
+        verified = self._verify_on_all(_rows_of(m, kept), end)
         self.subspace_["verified"] = verified.summary()
         ok = verified.accepted or self._noise_limited(verified)
         return verified if ok else None

@@ -40,9 +40,10 @@ from rdlab.discover.trajectory_fit import FitTimeout, TrajectoryFit, fit_traject
 from rdlab.discover.weak_form import fit_rates_weak, weak_form_system
 from rdlab.errors import NetworkError, ParameterError
 
-__all__ = ["ALL_ROWS_MAX", "EQUILIBRIUM_TOLERANCE", "MAX_RANK", "MIN_GAP", "SubspaceSearch",
-           "candidate_sets", "equilibrated", "equilibrium_mechanism", "fit_all_rows",
-           "integer_rows", "screen_subspace", "stoichiometric_subspace", "subsample"]
+__all__ = ["ALL_ROWS_MAX", "EQUILIBRIUM_SPEED", "EQUILIBRIUM_TOLERANCE", "MAX_RANK", "MIN_GAP",
+           "SubspaceSearch", "candidate_sets", "equilibrated", "equilibrium_mechanism",
+           "fit_all_rows", "integer_rows", "screen_subspace", "stoichiometric_subspace",
+           "subsample"]
 
 #: Largest subspace rank whose integer rows are enumerated.
 MAX_RANK = 7
@@ -52,6 +53,9 @@ MIN_GAP = 30.0
 #: Largest ratio of the change after the second time to the first interval's change that
 #: :func:`equilibrated` reads as data at equilibrium.
 EQUILIBRIUM_TOLERANCE = 0.02
+#: Flux of each row of :func:`equilibrium_mechanism`, in mean concentrations per first
+#: interval: fast enough to equilibrate (e^-30) before the second time, no stiffer.
+EQUILIBRIUM_SPEED = 30.0
 #: Most integer rows fitted all together by :func:`fit_all_rows`.
 ALL_ROWS_MAX = 16
 #: Largest distance of a pivot-built vector from its integer rounding (data noise).
@@ -339,7 +343,8 @@ def equilibrium_mechanism(data: ReactionData, n_reactions: int, max_coefficient:
     equilibrium constant per independent direction are measured. The rows are the first
     set of :func:`candidate_sets` (smallest coefficients); each row's ``K = kf/kr`` is the
     mean reaction quotient ``∏ c^ν`` of the measured equilibria, and ``kf`` gives a flux
-    of 1000 × the mean concentration per first interval, so the fit starts equilibrated.
+    of :data:`EQUILIBRIUM_SPEED` × the mean concentration per first interval, so the fit
+    starts equilibrated.
 
     Parameters
     ----------
@@ -371,7 +376,7 @@ def equilibrium_mechanism(data: ReactionData, n_reactions: int, max_coefficient:
     K = np.exp(np.mean(log_q, axis=0))
     dt = float(np.min(np.diff(np.asarray(data.sample_times, float)[:, :2], axis=1)))
     mono_f = np.mean(np.prod(eq[:, None, :] ** np.maximum(-V, 0)[None], axis=2), axis=0)
-    kf = 1e3 * float(np.mean(eq)) / max(dt, 1e-300) / mono_f
+    kf = EQUILIBRIUM_SPEED * float(np.mean(eq)) / max(dt, 1e-300) / mono_f
     try:
         return Mechanism(data.species, V, kf, kf / K)
     except (NetworkError, ParameterError):
