@@ -36,7 +36,12 @@ import scipy.linalg
 from rdlab.discover.data import ReactionData
 from rdlab.discover.library import monomial_exponents
 from rdlab.discover.mechanism import Mechanism
-from rdlab.discover.trajectory_fit import FitTimeout, TrajectoryFit, fit_trajectories
+from rdlab.discover.trajectory_fit import (
+    FitTimeout,
+    TrajectoryFit,
+    fit_trajectories,
+    mean_monomials,
+)
 from rdlab.discover.weak_form import fit_rates_weak, weak_form_system
 from rdlab.errors import NetworkError, ParameterError
 
@@ -253,7 +258,7 @@ def _neutral_rates(rows: np.ndarray, data: ReactionData) -> np.ndarray:
     target = float(np.mean(c)) / max(span, 1e-300)
     rates = np.empty((len(rows), 2))
     for d, orders in enumerate((np.maximum(-rows, 0), np.maximum(rows, 0))):
-        mono = np.mean(np.prod(c[:, None, :] ** orders[None], axis=2), axis=0)
+        mono = mean_monomials(c, orders)
         rates[:, d] = target / np.maximum(mono, 1e-300)
     return np.clip(rates, 1e-12, 1e12)
 
@@ -375,7 +380,7 @@ def equilibrium_mechanism(data: ReactionData, n_reactions: int, max_coefficient:
     log_q = np.log(eq) @ V.T  # (points, n_r)
     K = np.exp(np.mean(log_q, axis=0))
     dt = float(np.min(np.diff(np.asarray(data.sample_times, float)[:, :2], axis=1)))
-    mono_f = np.mean(np.prod(eq[:, None, :] ** np.maximum(-V, 0)[None], axis=2), axis=0)
+    mono_f = mean_monomials(eq, np.maximum(-V, 0))
     kf = EQUILIBRIUM_SPEED * float(np.mean(eq)) / max(dt, 1e-300) / mono_f
     try:
         return Mechanism(data.species, V, kf, kf / K)

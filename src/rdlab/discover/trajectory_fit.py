@@ -825,12 +825,30 @@ def _identifiability(model: KineticModel, active: np.ndarray, theta: np.ndarray,
     return analyse(jac, names, th, sigma, max_se)
 
 
+def mean_monomials(concentrations: np.ndarray, orders: np.ndarray) -> np.ndarray:
+    """Return the mean over all measured points of each mass-action monomial ``∏ c^a``.
+
+    Parameters
+    ----------
+    concentrations : numpy.ndarray
+        ``(..., n_s)`` concentrations (negative values read as 0).
+    orders : numpy.ndarray
+        ``(P, n_s)`` reactant orders of each direction.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(P,)`` mean monomials.
+    """
+    c = np.maximum(np.asarray(concentrations, float), 0.0).reshape(-1, orders.shape[1])
+    return np.mean(np.prod(KineticModel._powers(c, np.asarray(orders, float)), axis=2), axis=0)
+
+
 def _fluxes(model: KineticModel, theta: np.ndarray, data: ReactionData
             ) -> tuple[np.ndarray, np.ndarray]:
     """Return each direction's mean monomial ``∏ c^a`` and mean flux ``k ∏ c^a`` ``(P,)``."""
     P = model.n_directions
-    c = np.maximum(data.concentrations.reshape(-1, len(data.species)), 0.0)
-    mono = np.mean(np.prod(model._powers(c, model.reactants), axis=2), axis=0)
+    mono = mean_monomials(data.concentrations, model.reactants)
     return mono, np.exp(np.clip(theta[:P], -700.0, 700.0)) * mono
 
 
