@@ -762,20 +762,22 @@ def fit_trajectories(mechanism: Mechanism, data: ReactionData, *, noise: float |
                         ident, pruned, time.perf_counter() - t0, evals, ok, timed_out,
                         residual_autocorrelation(r, data))
     if not fit.accepted and ok and not timed_out:
-        fit.null_autocorrelation = _null_autocorrelation(model, theta, active, data, x_temp,
-                                                         noise_est, opts)
+        fit.null_autocorrelation = _null_autocorrelation(model, theta, active, r, data,
+                                                         x_temp, noise_est, opts)
     mech.notes["trajectory_fit"] = fit.summary()
     return fit
 
 
 def _null_autocorrelation(model: KineticModel, theta: np.ndarray, active: np.ndarray,
-                          data: ReactionData, x_temp: np.ndarray | None, sigma: float,
-                          opts: dict) -> float | None:
+                          r: np.ndarray, data: ReactionData, x_temp: np.ndarray | None,
+                          sigma: float, opts: dict) -> float | None:
     """Return the residual autocorrelation of a right mechanism under noise ``sigma``.
 
     The measured initial states are taken as the truth ``c0``; synthetic data are
     ``x(c0)·(1 + σξ)`` and the synthetic fit starts from ``c0·(1 + σξ0)``, as the real fit
-    starts from noisy measured states. Seeded, so a fit's verdict is reproducible.
+    starts from noisy measured states. ``x(c0)`` is the fit's own prediction, read back from
+    its residuals ``r``; only the start from ``c0·(1 + σξ0)`` is integrated. Seeded, so a
+    fit's verdict is reproducible.
     """
     P = model.n_directions
     idx = np.flatnonzero(active)
@@ -783,23 +785,24 @@ def _null_autocorrelation(model: KineticModel, theta: np.ndarray, active: np.nda
     sub, th = _submodel(model, active), theta[cols]
     rng = np.random.default_rng(0)
     c = data.concentrations
-    c0 = c[:, 0]
-    c0_noisy = c0 * (1.0 + sigma * rng.standard_normal(c0.shape))
-    clean, start = np.empty_like(c), np.empty_like(c)
+    _, w = relative_residuals(c, c, opts["floor"])
+    clean = c.copy()
+    clean[:, 1:] += r.reshape(c.shape[0], c.shape[1] - 1, c.shape[2]) / w[:, 1:]
+    c0_noisy = c[:, 0] * (1.0 + sigma * rng.standard_normal(c[:, 0].shape))
+    start = np.empty_like(c)
     try:
         for ids, t in _time_groups(data):
             xt = None if x_temp is None else x_temp[ids]
-            for out, init in ((clean, c0), (start, c0_noisy)):
-                x, _, good = simulate(sub, th, init[ids], t, xt, sensitivities=False,
-                                      rtol=opts["rtol"], deadline=opts.get("deadline"))
-                if not good:
-                    return None
-                out[ids] = x
+            x, _, good = simulate(sub, th, c0_noisy[ids], t, xt, sensitivities=False,
+                                  rtol=opts["rtol"], deadline=opts.get("deadline"))
+            if not good:
+                return None
+            start[ids] = x
     except FitTimeout:
         return None
     synthetic = clean * (1.0 + sigma * rng.standard_normal(c.shape))
-    r, _ = relative_residuals(start, synthetic, opts["floor"])
-    return residual_autocorrelation(r[:, 1:].reshape(-1), data)
+    r_null, _ = relative_residuals(start, synthetic, opts["floor"])
+    return residual_autocorrelation(r_null[:, 1:].reshape(-1), data)
 
 
 def _time_groups(data: ReactionData) -> list[tuple[np.ndarray, np.ndarray]]:
