@@ -27,6 +27,10 @@ Methods (``--methods``):
 
 pysindy is optional (``pip install -e .[bench]``); without it its rows are skipped with a note.
 
+Each finished fit is appended to ``--out``/``compare.jsonl`` as it ends; a rerun with the same
+options resumes from it (``--fresh`` refits everything). Jobs run seed by seed, so an
+interrupted run holds whole seeds.
+
 **How structure and rates are judged (all methods alike).** Every method's result is read as
 a monomial coefficient matrix ``W`` (row = monomial ``∏ u^a``, column = species; the truth has
 ``W[a] = Σ k ν`` over the reaction directions with reactant orders ``a``):
@@ -40,6 +44,11 @@ a monomial coefficient matrix ``W`` (row = monomial ``∏ u^a``, column = specie
   the learned mechanism is compared directly;
 * *max rate error*: the largest relative error of a true rate constant (``kf``, ``kr``) in
   that comparison; ``nan`` when the structure is not exact;
+* *ident err*: for rdlab, the largest relative error of the rates and rate combinations
+  (``kf_2/kr_2``) its fit reports as determined by the data (``report()["trajectory_fit"]
+  ["identifiability"]``), each evaluated on the truth; a fast equilibrium's separate ``kf``
+  and ``kr`` are then not counted, its ratio is. The other methods report no
+  identifiability: their column repeats the max rate error;
 * *pattern*: the non-zero entries of ``W`` are exactly the truth's;
 * *coef. error*: ``max |W − W_true| / |W_true|`` over the truth's non-zero entries (a
   missing term counts 1).
@@ -308,7 +317,42 @@ def _rdlab(ex, data, seed: int, noise: float, budget: float, shooting: bool = Fa
         path += " (accepted)" if (sub.get("verified") or {}).get("accepted") else ""
     if fit.get("timed_out"):
         path += ", trajectory fit timed out"
-    return (m.V, m.orders, kf, kr), path
+    if rep.get("equilibrium_only"):
+        path += " (equilibrium only)"
+    return (m.V, m.orders, kf, kr), path, getattr(est, "trajectory_fit_", None)
+
+
+def _identifiable_error(ex, fit) -> float:
+    """Largest relative error of the rate combinations ``fit`` reports as identifiable.
+
+    Each combination ``exp(Σ c θ)`` over the fitted ``ln kf_j``, ``ln kr_j`` (and
+    ``ε = Ea/(R T_ref)``) is evaluated on the truth, row ``j`` matched to its true row (the
+    directions swapped for a negated row). NaN when a fitted row has no true match.
+    """
+    truth, m = ex.mechanism, fit.mechanism
+    T_ref = m.reference_temperature
+    kf_t, kr_t = truth.rates_at(T_ref if T_ref is not None else truth.reference_temperature)
+    arr = truth.arrhenius
+    theta = {}
+    for j in range(m.n_reactions):
+        for i in range(truth.n_reactions):
+            for sign, dirs in ((1.0, ("f", "r")), (-1.0, ("r", "f"))):
+                if not np.allclose(m.V[j], sign * truth.V[i], atol=1e-6):
+                    continue
+                for name, d in zip(("kf", "kr"), dirs):
+                    k = (kf_t if d == "f" else kr_t)[i]
+                    theta[f"{name}_{j + 1}"] = np.log(k) if k > 0 else -np.inf
+                    if arr is not None and T_ref is not None:
+                        e = (arr.energy_f if d == "f" else arr.energy_r)[i]
+                        theta[f"eps_{name}_{j + 1}"] = e / (arr.gas_constant * T_ref)
+    errs = []
+    for combo in fit.identifiability.combinations:
+        coefs = combo["coefficients"]
+        if any(n not in theta for n in coefs):
+            return float("nan")
+        true = float(np.exp(np.clip(sum(c * theta[n] for n, c in coefs.items()), -700, 700)))
+        errs.append(abs(combo["value"] - true) / true if true > 0 else float("inf"))
+    return max(errs, default=float("nan"))
 
 
 def _compare_one(job) -> dict:
@@ -320,12 +364,12 @@ def _compare_one(job) -> dict:
     ex = example(name)
     data = _concentration_data(ex, seed, noise)
     E = monomial_exponents(ex.mechanism.n_species, 2)
-    path = ""
+    path, fit = "", None
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         if method == "rdlab":
-            learned, path = _rdlab(ex, data, seed, noise, opts["budget"], opts["shooting"],
-                                   opts["subspace"])
+            learned, path, fit = _rdlab(ex, data, seed, noise, opts["budget"],
+                                        opts["shooting"], opts["subspace"])
         elif method == "rdlab-weak":
             from rdlab.discover.weak_form import propose_from_integrals
 
@@ -343,6 +387,9 @@ def _compare_one(job) -> dict:
     row = {"method": method, "example": name, "seed": seed, "noise": noise,
            "seconds": seconds, "cpu_seconds": cpu, "path": path, "error": error}
     row.update(_judge(ex, *learned, E))
+    # rdlab says which rates the data determine; the other methods give every rate as measured
+    row["identifiable_error"] = (_identifiable_error(ex, fit) if fit is not None and row["exact"]
+                                 else row["max_rate_error"])
     return row
 
 
@@ -359,8 +406,8 @@ def _union(E: np.ndarray, V, orders) -> np.ndarray:
 def _compare_table(runs: list[dict], methods, examples, levels) -> str:
     """The method × example × noise table."""
     head = (f"{'method':11s} {'example':27s} {'noise':>6s} {'exact':>6s} {'pattern':>7s} "
-            f"{'rate err med':>12s} {'worst':>9s} {'coef err':>9s} {'time med':>8s} "
-            f"{'max':>6s} {'cpu med':>7s}  path")
+            f"{'rate err med':>12s} {'worst':>9s} {'ident err':>9s} {'coef err':>9s} "
+            f"{'time med':>8s} "            f"{'max':>6s} {'cpu med':>7s}  path")
     lines = [head, "-" * len(head)]
     for m in methods:
         for n in examples:
@@ -369,6 +416,7 @@ def _compare_table(runs: list[dict], methods, examples, levels) -> str:
                 if not rs:
                     continue
                 ok = [r["max_rate_error"] for r in rs if r["exact"]]
+                ident = [r["identifiable_error"] for r in rs if r["exact"]]
                 times = [r["seconds"] for r in rs]
                 path = ",".join(sorted({r["path"] for r in rs if r["path"]}))
                 errs = sorted({r["error"] for r in rs if r["error"]})
@@ -377,6 +425,7 @@ def _compare_table(runs: list[dict], methods, examples, levels) -> str:
                     f" {sum(r['pattern'] for r in rs):>3d}/{len(rs):<3d}"
                     f" {np.median(ok) if ok else float('nan'):12.2e}"
                     f" {max(ok) if ok else float('nan'):9.2e}"
+                    f" {max(ident) if ident else float('nan'):9.2e}"
                     f" {np.median([r['coef_error'] for r in rs]):9.2e}"
                     f" {np.median(times):8.2f} {max(times):6.1f}"
                     f" {np.median([r.get('cpu_seconds', np.nan) for r in rs]):7.1f}  {path}"
@@ -393,22 +442,52 @@ def _compare(a) -> list[dict]:
     opts = {"budget": a.budget, "sindy_threshold": a.sindy_threshold, "sindy_k": a.sindy_k,
             "sindy_h": a.sindy_h, "shooting": a.shooting,
             "subspace": a.subspace}
-    jobs = [(m, n, s, lvl, opts) for n in a.examples for s in range(1, a.seeds + 1)
-            for lvl in a.noise for m in methods]  # a worker's consecutive jobs share data
+    # seed-major, so that an interrupted run holds whole seeds; a worker's consecutive jobs
+    # share data
+    jobs = [(m, n, s, lvl, opts) for s in range(1, a.seeds + 1) for n in a.examples
+            for lvl in a.noise for m in methods]
+    log = a.out / "compare.jsonl"  # one row per finished fit: a rerun resumes from it
+    done = {} if a.fresh else _finished_rows(log, opts)
+    runs = [done[_job_key(j)] for j in jobs if _job_key(j) in done]
+    jobs = [j for j in jobs if _job_key(j) not in done]
+    if runs:
+        print(f"resumed {len(runs)} finished fits from {log} (--fresh to redo them)")
     t = time.perf_counter()
-    runs = []
-    with ProcessPoolExecutor(a.workers) as pool:
+    with ProcessPoolExecutor(a.workers) as pool, log.open("a") as sink:
         for r in pool.map(_compare_one, jobs):  # one progress line per fit, in job order
             runs.append(r)
+            sink.write(json.dumps({**r, "opts": opts}, default=float) + "\n")
+            sink.flush()
             print(f"[{len(runs)}/{len(jobs)}] {r['method']} {r['example']} noise "
                   f"{r['noise']:g} seed {r['seed']}: exact {r['exact']}, rate error "
-                  f"{r['max_rate_error']:.2e}, {r['seconds']:.1f} s (cpu {r['cpu_seconds']:.1f} s)"
+                  f"{r['max_rate_error']:.2e} (identifiable {r['identifiable_error']:.2e}), "
+                  f"{r['seconds']:.1f} s (cpu {r['cpu_seconds']:.1f} s)"
                   f" {r['path']} {r['error'][:80]}",
                   flush=True)
     print(f"\n== concentrations only, §4 sampling (100 trajectories, t = 0…1 by 0.1), "
           f"{a.seeds} seed(s), {a.workers} worker(s), {time.perf_counter() - t:.0f} s")
     print(_compare_table(runs, methods, a.examples, a.noise))
     return runs
+
+
+def _job_key(job) -> tuple:
+    """``(method, example, seed, noise)`` of a comparison job."""
+    return tuple(job[:4])
+
+
+def _finished_rows(log: Path, opts: dict) -> dict:
+    """Rows of ``log`` (compare.jsonl) fitted with the same options, by job key."""
+    if not log.exists():
+        return {}
+    rows = {}
+    for line in log.read_text().splitlines():
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:  # a line cut by an interruption
+            continue
+        if r.pop("opts", None) == opts:
+            rows[(r["method"], r["example"], r["seed"], r["noise"])] = r
+    return rows
 
 
 def _parse() -> argparse.Namespace:
@@ -429,6 +508,8 @@ def _parse() -> argparse.Namespace:
     ap.add_argument("--no-subspace", dest="subspace", action="store_false",
                     help="rdlab: skip the search of the data's stoichiometric subspace "
                          "(ReactionDiscovery(subspace=False); on by default)")
+    ap.add_argument("--fresh", action="store_true",
+                    help="refit every job instead of resuming from --out/compare.jsonl")
     ap.add_argument("--quick", action="store_true",
                     help="1 seed, 30 s budget per rdlab fit")
     ap.add_argument("--sindy-threshold", type=float, default=1e-2,

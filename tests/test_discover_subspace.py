@@ -122,6 +122,40 @@ def test_all_rows_fit_prunes_to_the_true_chain():
     assert cmp["max_rate_error"] < 1e-3
 
 
+def test_an_inert_species_does_not_hide_the_subspace_rank():
+    # The simplified GRI-3.0 carries inert N2: its column never changes, so the increments
+    # have one exactly-zero singular value. Read as "the largest gap" it made the rank 15;
+    # the 12 reactions span 12 directions, with a gap of 1e10 below the 12th
+    truth = example("gri30-simplified").mechanism
+    data = _concentrations(truth, 20)
+    assert np.linalg.matrix_rank(truth.V) == 12
+    assert stoichiometric_subspace(data).shape == (12, 16)
+
+
+def test_noisy_all_rows_fit_keeps_the_simplest_rows_of_a_fast_equilibrium():
+    # The paper's stiff example, F <-> R (1, 1), R <-> P (1e3, 1e3), with 0.1 % noise.
+    # R <-> P equilibrates 200 times faster than the sampling, so only R/P = 1 is measured:
+    # R <-> P and 2R <-> 2P, or F <-> R and F <-> P sharing the slow flux, fit equally well
+    # up to the noise. Pruning whole rows, the largest first and then the smallest flux,
+    # leaves the truth; separately, only the fast pair's ratio is reported identifiable
+    truth = example("stiff").mechanism
+    clean = generate(truth, n_samples=10, seed=1).without_derivatives()
+    xi = np.random.default_rng(7).standard_normal(clean.concentrations.shape)
+    data = ReactionData(clean.species, clean.times, clean.concentrations * (1 + 1e-3 * xi))
+    fit = fit_all_rows(data, n_reactions=2)
+    assert fit is not None
+    m = fit.mechanism
+    live = (m.kf > 0) | (m.kr > 0)
+    kept = Mechanism(m.species, m.V[live], m.kf[live], m.kr[live])
+    cmp = kept.compare(truth)
+    assert cmp["exact"], kept
+    slow = next(i for i in range(2) if abs(kept.V[i, 0]) == 1)
+    np.testing.assert_allclose([kept.kf[slow], kept.kr[slow]], [1.0, 1.0], rtol=0.05)
+    fast = 1 - slow
+    np.testing.assert_allclose(kept.kf[fast] / kept.kr[fast], 1.0, rtol=0.05)
+    assert fit.error < 3e-3  # the noise level, initial states' noise included
+
+
 def _fast_pair() -> Mechanism:
     # A <-> B (K 0.5) and B + C <-> D (K 10), both equilibrated ~1e-3 into the first interval
     return Mechanism.from_rows(["A", "B", "C", "D"],

@@ -601,7 +601,8 @@ class ReactionDiscovery:
         except (NetworkError, ParameterError):
             return None
         fit = self._trajectory_fit(mech)
-        self.weak_proposal_["accepted"] = bool(fit is not None and fit.accepted)
+        self.weak_proposal_["accepted"] = bool(fit is not None and (
+            fit.accepted or self._noise_limited(fit)))
         return self._score(fit.mechanism, 0, t0) if self.weak_proposal_["accepted"] else None
 
     def _try_subspace(self, t0: float) -> _Candidate | None:
@@ -664,7 +665,7 @@ class ReactionDiscovery:
         sample. The fit's summary goes to ``subspace_["all_rows"]``.
         """
         fit = fit_all_rows(self._traj_data, deadline=end, samples=SUBSPACE_SAMPLES,
-                           noise=self.concentration_noise)
+                           noise=self.concentration_noise, n_reactions=self.n_reactions)
         self.subspace_ = {"all_rows": None if fit is None else fit.summary()}
         if fit is None:
             return None

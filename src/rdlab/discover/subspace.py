@@ -63,6 +63,9 @@ EQUILIBRIUM_TOLERANCE = 0.02
 EQUILIBRIUM_SPEED = 30.0
 #: Most integer rows fitted all together by :func:`fit_all_rows`.
 ALL_ROWS_MAX = 16
+#: Singular values below this share of the largest are rounding zeros: an inert species
+#: (exactly no change) must not read as the largest gap.
+_ZERO_SINGULAR = 1e-13
 #: Largest distance of a pivot-built vector from its integer rounding (data noise).
 _INTEGER_TOL = 2e-2
 
@@ -90,7 +93,7 @@ def stoichiometric_subspace(data: ReactionData, min_gap: float = MIN_GAP) -> np.
     _, s, Wt = np.linalg.svd(D / scale, full_matrices=False)
     if s.size == 0 or s[0] <= 0:
         return np.zeros((0, c.shape[2]))
-    ratios = s[:-1] / np.maximum(s[1:], 1e-300 * s[0])
+    ratios = s[:-1] / np.maximum(s[1:], _ZERO_SINGULAR * s[0])
     r = int(np.argmax(ratios)) + 1 if ratios.size and ratios.max() >= min_gap else s.size
     q, _ = np.linalg.qr((Wt[:r] * scale).T)
     return q.T
@@ -265,7 +268,8 @@ def _neutral_rates(rows: np.ndarray, data: ReactionData) -> np.ndarray:
 
 def fit_all_rows(data: ReactionData, *, deadline: float = math.inf, samples: int = 10,
                  max_rows: int = ALL_ROWS_MAX, max_nfev: int = 60, max_coefficient: int = 2,
-                 max_order: int = 2, noise: float | None = None) -> TrajectoryFit | None:
+                 max_order: int = 2, noise: float | None = None,
+                 n_reactions: int | None = None) -> TrajectoryFit | None:
     """Fit every integer row of the subspace at once, both directions, and prune.
 
     The true mechanism is a subset of the rows, so the full set reproduces the data; the
@@ -289,6 +293,9 @@ def fit_all_rows(data: ReactionData, *, deadline: float = math.inf, samples: int
         Bounds of the rows (:func:`integer_rows`).
     noise : float or None, optional
         Concentration noise level, when known.
+    n_reactions : int or None, optional
+        Rows the mechanism has, when known: pruning tries every row until that many remain
+        (``max_rows`` of :func:`~rdlab.discover.trajectory_fit.fit_trajectories`).
 
     Returns
     -------
@@ -306,7 +313,7 @@ def fit_all_rows(data: ReactionData, *, deadline: float = math.inf, samples: int
     try:
         mech = Mechanism(data.species, rows, rates[:, 0], rates[:, 1])
         fit = fit_trajectories(mech, subsample(data, samples), noise=noise, max_nfev=max_nfev,
-                               deadline=deadline)
+                               deadline=deadline, max_rows=n_reactions)
     except (NetworkError, ParameterError, FitTimeout):
         return None
     return None if fit.timed_out else fit

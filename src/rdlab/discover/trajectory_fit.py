@@ -52,10 +52,10 @@ from rdlab.discover.identifiability import Identifiability, analyse
 from rdlab.discover.mechanism import ArrheniusRates, Mechanism
 from rdlab.errors import ParameterError, SimulationError
 
-__all__ = ["AUTOCORRELATION_MARGIN", "NOISE_FLOOR", "PRIOR_WEIGHT", "RESIDUAL_FLOOR",
-           "REVIVE_GAIN", "REVIVE_SHARE", "REVIVE_TRIES", "FitTimeout", "KineticModel",
-           "TrajectoryFit", "acceptance_threshold", "fit_trajectories", "relative_residuals",
-           "residual_autocorrelation", "simulate"]
+__all__ = ["AUTOCORRELATION_MARGIN", "NOISE_FLOOR", "PRIOR_WEIGHT", "PRUNE_NFEV",
+           "RESIDUAL_FLOOR", "REVIVE_GAIN", "REVIVE_SHARE", "REVIVE_TRIES", "FitTimeout",
+           "KineticModel", "TrajectoryFit", "acceptance_threshold", "fit_trajectories",
+           "relative_residuals", "residual_autocorrelation", "simulate"]
 
 #: Relative floor ``δ_s / max x_s`` of the residual weights.
 RESIDUAL_FLOOR = 1e-4
@@ -78,6 +78,8 @@ AUTOCORRELATION_MARGIN = 0.15
 REVIVE_TRIES = 3
 #: A restart is kept when the worst species' RMS residual falls to this share or below.
 REVIVE_GAIN = 0.7
+#: Most least-squares iterations of each trial removal while pruning.
+PRUNE_NFEV = 20
 
 
 class FitTimeout(SimulationError):
@@ -668,7 +670,8 @@ def fit_trajectories(mechanism: Mechanism, data: ReactionData, *, noise: float |
                      prune: bool = True, floor: float = RESIDUAL_FLOOR, rtol: float = 1e-7,
                      max_nfev: int = 30, max_standard_error: float = 0.05,
                      reversible: np.ndarray | None = None, revive: bool = True,
-                     deadline: float | None = None) -> TrajectoryFit:
+                     deadline: float | None = None, max_rows: int | None = None
+                     ) -> TrajectoryFit:
     """Fit ``mechanism``'s rates to the concentration trajectories of ``data``.
 
     Parameters
@@ -685,9 +688,11 @@ def fit_trajectories(mechanism: Mechanism, data: ReactionData, *, noise: float |
         ``noise_estimate`` (a fit's own residual cannot tell noise from a wrong structure).
     prune : bool, default True
         Remove directions that are negligible against the data: each direction the data do
-        not determine alone (standard error of ``ln k`` > 1) is set to 0 (all together
-        first, then one by one) and the rest re-fitted; the removal stays when every
-        species' RMS residual stays ≤ ``max(1.05 × before, max(noise, NOISE_FLOOR))``.
+        not determine alone (standard error of ``ln k`` > 1) is set to 0 and the rest
+        re-fitted; the removal stays when every species' RMS residual stays
+        ≤ ``max(1.05 × before, max(noise, NOISE_FLOOR))``. Negligible fluxes go first, all
+        together, then whole rows (largest first: of rows the data cannot tell apart the
+        simplest stays), then single directions (:func:`_prune`).
     floor : float, default RESIDUAL_FLOOR
         Relative floor of the residual weights (:func:`relative_residuals`).
     rtol : float, default 1e-7
@@ -704,11 +709,17 @@ def fit_trajectories(mechanism: Mechanism, data: ReactionData, *, noise: float |
         together, then up to :data:`REVIVE_TRIES` one at a time — and re-fit; keep a
         restart when every species' RMS residual falls by :data:`REVIVE_GAIN`. A rate
         started near 0 sits on a plateau of the log-rate residual (its gradient ∝ k),
-        which a local fit never leaves.
+        which a local fit never leaves. With unknown noise, a fit whose residuals already
+        look like noise (:attr:`TrajectoryFit.noise_like`) is not restarted.
     deadline : float or None, optional
         ``time.perf_counter()`` time at which to stop (integrations are interrupted): the
         fit then reports ``timed_out``, keeps the best rates reached, is not accepted and
         skips pruning.
+    max_rows : int or None, optional
+        Rows the mechanism is known to have: while more remain, pruning also tries removing
+        rows whose rates the data determine (an over-complete start such as
+        :func:`~rdlab.discover.subspace.fit_all_rows` can share a flux between rows in a
+        way the data pin down, without needing both).
 
     Returns
     -------
@@ -737,7 +748,8 @@ def fit_trajectories(mechanism: Mechanism, data: ReactionData, *, noise: float |
     theta, r, evals, jac, ok = _fit_active(model, active, _start(mechanism, model, T_ref),
                                            data, x_temp, opts)
     sigma = max(noise if noise is not None else 0.0, NOISE_FLOOR)
-    if revive and not opts.get("timed_out"):
+    if revive and not opts.get("timed_out") and not _looks_like_noise(
+            model, theta, r, data, x_temp, opts, noise):
         theta, r, jac, ok, extra = _revive(model, theta, r, jac, ok, data, x_temp, opts,
                                            acceptance_threshold(noise))
         evals += extra
@@ -746,7 +758,7 @@ def fit_trajectories(mechanism: Mechanism, data: ReactionData, *, noise: float |
     pruned: list[str] = []
     if prune and model.n_directions and not timed_out:
         theta, r, jac, ok, active, extra = _prune(model, theta, r, jac, ok, data, x_temp,
-                                                  opts, sigma, max_standard_error)
+                                                  opts, sigma, max_standard_error, max_rows)
         evals += extra
         pruned = [n for n, a in zip(names, active) if not a]
     rms = _species_rms(r, data)
@@ -766,6 +778,26 @@ def fit_trajectories(mechanism: Mechanism, data: ReactionData, *, noise: float |
                                                          x_temp, noise_est, opts)
     mech.notes["trajectory_fit"] = fit.summary()
     return fit
+
+
+def _looks_like_noise(model: KineticModel, theta: np.ndarray, r: np.ndarray,
+                      data: ReactionData, x_temp: np.ndarray | None, opts: dict,
+                      noise: float | None) -> bool:
+    """Say whether a full fit with unknown noise leaves residuals that look like noise.
+
+    Its RMS above the noise-free threshold, residual autocorrelation at most
+    :data:`AUTOCORRELATION_MARGIN` above :func:`_null_autocorrelation`'s.
+    """
+    if noise is not None or not r.size:
+        return False
+    if np.max(_species_rms(r, data)) <= acceptance_threshold(None):
+        return False
+    m, p = r.size, model.n_directions * (1 if x_temp is None else 2)
+    sigma = float(np.sqrt(np.mean(r * r) * m / max(m - p, 1)))
+    null = _null_autocorrelation(model, theta, np.ones(model.n_directions, bool), r, data,
+                                 x_temp, sigma, opts)
+    return bool(null is not None
+                and residual_autocorrelation(r, data) <= null + AUTOCORRELATION_MARGIN)
 
 
 def _null_autocorrelation(model: KineticModel, theta: np.ndarray, active: np.ndarray,
@@ -886,32 +918,110 @@ def _revive(model, theta, r, jac, ok, data, x_temp, opts, threshold):
     return theta, r, jac, ok, evals
 
 
-def _prune(model, theta, r, jac, ok, data, x_temp, opts, sigma, max_se):
-    """Remove directions negligible against the data (see :func:`fit_trajectories`)."""
+def _log_rate_errors(jac: np.ndarray, sigma: float, vectors: np.ndarray) -> np.ndarray:
+    """Return the standard errors ``σ‖diag(1/s) Wᵀ c‖`` of the combinations ``c · θ``.
+
+    ``vectors`` is ``(k, p)`` over the Jacobian's columns; a combination along a singular
+    direction with ``s ≈ 0`` gets an error near infinity.
+    """
+    J = np.nan_to_num(np.asarray(jac, float))
+    _, s, Wt = np.linalg.svd(J, full_matrices=False)
+    inv_s = 1.0 / np.maximum(s, 1e-300)
+    return sigma * np.linalg.norm((vectors @ Wt.T) * inv_s[None, :], axis=1)
+
+
+def _prune(model, theta, r, jac, ok, data, x_temp, opts, sigma, max_se, max_rows=None):
+    """Remove directions negligible against the data (see :func:`fit_trajectories`).
+
+    Three passes, each removal re-fitted (at most :data:`PRUNE_NFEV` iterations) and kept
+    when every species' RMS residual stays ≤ ``max(1.05 × best, sigma)``:
+
+    1. the loose directions (standard error of ``ln k`` above 1) whose flux is negligible
+       (:data:`REVIVE_SHARE` of the typical flux), all together;
+    2. whole loose rows, the largest ``Σ|ν|`` first and, within a size, the smallest flux
+       first, so that of rows the data cannot tell apart (``R ⇌ P`` and ``2R ⇌ 2P`` as a
+       fast equilibrium) the simplest is kept; while more than ``max_rows`` rows remain,
+       the determined rows are tried too, in the same order;
+    3. single loose directions, smallest flux first, except those of a row whose
+       ``kf/kr`` the data determine (a fast equilibrium needs both).
+
+    Standard errors use the larger of ``sigma`` and the noise the unpruned fit implies.
+    """
     P = model.n_directions
     active = np.ones(P, bool)
-    evals = 0
-    ident = analyse(jac, [str(j) for j in range(jac.shape[1])], theta[:jac.shape[1]], sigma,
-                    max_se)
-    se = ident.standard_errors[:P]
-    loose = [j for j in np.argsort(theta[:P]) if not (se[j] <= 1.0)]
-    if not loose:
-        return theta, r, jac, ok, active, evals
-    best_rms = np.max(_species_rms(r, data))
+    count = [0]
+    m = r.size
+    noise_fit = float(np.sqrt(np.mean(r * r) * m / max(m - jac.shape[1], 1))) if m else 0.0
+    sigma_se = max(sigma, noise_fit)
     state = (theta, r, jac, ok)
-    groups = [loose] + ([[j] for j in loose] if len(loose) > 1 else [])
-    for group in groups:
+    best = [float(np.max(_species_rms(r, data)))]
+    trial_opts = {**opts, "max_nfev": min(int(opts["max_nfev"]), PRUNE_NFEV)}
+    rows_of = np.array([i for i, _ in model.directions])
+    size = np.abs(model.V).sum(axis=1)
+
+    def errors(vectors_full: np.ndarray) -> np.ndarray:
+        """Return the standard errors of combinations over the active ``ln k``."""
+        idx = np.flatnonzero(active)
+        cols = state[2].shape[1]
+        vec = np.zeros((len(vectors_full), cols))
+        vec[:, :idx.size] = vectors_full[:, idx]
+        return _log_rate_errors(state[2], sigma_se, vec)
+
+    def loose() -> np.ndarray:
+        se = errors(np.eye(P))
+        return active & ~(se <= 1.0)
+
+    def attempt(drop) -> bool:
+        nonlocal active, state
         trial = active.copy()
-        trial[group] = False
-        if not trial.any() or not all(active[group]):
-            continue
-        th, rr, n_ev, jj, good = _fit_active(model, trial, state[0], data, x_temp, opts)
-        evals += n_ev
+        trial[list(drop)] = False
+        if not trial.any():
+            return False
+        th, rr, n_ev, jj, good = _fit_active(model, trial, state[0], data, x_temp, trial_opts)
+        count[0] += n_ev
+        new = float(np.max(_species_rms(rr, data)))
+        if opts.get("timed_out") or not (good and new <= max(1.05 * best[0], sigma)):
+            return False
+        active, state = trial, (th, rr, jj, good)
+        best[0] = min(best[0], new)
+        return True
+
+    free = loose()
+    if not free.any():
+        return (*state, active, 0)
+    _, flux = _fluxes(model, state[0], data)
+    big = flux[flux >= REVIVE_SHARE * flux.max()] if flux.max() > 0 else flux[:0]
+    typical = float(np.exp(np.mean(np.log(big)))) if big.size else 0.0
+    negligible = np.flatnonzero(free & (flux < REVIVE_SHARE * typical))
+    if negligible.size:
+        attempt(negligible)
+    tried: set[int] = set()
+    while not opts.get("timed_out"):  # pass 2: whole rows
+        free = loose()
+        _, flux = _fluxes(model, state[0], data)
+        left = [i for i in np.unique(rows_of[active]) if i not in tried]
+        rows = [i for i in left if np.all(free[(rows_of == i) & active])]
+        n_rows = len(np.unique(rows_of[active]))
+        if not rows and max_rows is not None and n_rows > max_rows:
+            rows = left  # more rows than the mechanism has: try the determined ones too
+        if n_rows < 2 or not rows:
+            break
+        row_flux = {i: float(flux[(rows_of == i) & active].sum()) for i in rows}
+        i = min(rows, key=lambda i: (-size[i], row_flux[i], i))
+        tried.add(i)
+        attempt(np.flatnonzero((rows_of == i) & active))
+    free = loose()
+    _, flux = _fluxes(model, state[0], data)
+    for j in sorted(np.flatnonzero(free), key=lambda j: flux[j]):
         if opts.get("timed_out"):
             break
-        new_rms = np.max(_species_rms(rr, data))
-        if good and new_rms <= max(1.05 * best_rms, sigma):
-            active, state, best_rms = trial, (th, rr, jj, good), min(best_rms, new_rms)
-            if group is loose:
-                break
-    return (*state, active, evals)
+        pair = np.flatnonzero((rows_of == rows_of[j]) & active)
+        if pair.size == 2:
+            ratio = np.zeros((1, P))
+            ratio[0, pair[0]], ratio[0, pair[1]] = 1.0, -1.0
+            if errors(ratio)[0] <= 1.0:
+                continue
+        elif pair.size == 1:
+            continue  # the row itself was kept in pass 2
+        attempt([j])
+    return (*state, active, count[0])
