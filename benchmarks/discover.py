@@ -44,6 +44,9 @@ a monomial coefficient matrix ``W`` (row = monomial ``∏ u^a``, column = specie
   the learned mechanism is compared directly;
 * *max rate error*: the largest relative error of a true rate constant (``kf``, ``kr``) in
   that comparison; ``nan`` when the structure is not exact;
+* *determined*: exact, or — for data that show only equilibria, where rdlab says so — the
+  fitted rows span the true subspace and each row's ``kf/kr`` equals the truth's
+  ``∏ K_i^a_i`` (row ``= Σ a_i V_i``) within 1 %: all that such data determine;
 * *ident err*: for rdlab, the largest relative error of the rates and rate combinations
   (``kf_2/kr_2``) its fit reports as determined by the data (``report()["trajectory_fit"]
   ["identifiability"]``), each evaluated on the truth; a fast equilibrium's separate ``kf``
@@ -322,6 +325,32 @@ def _rdlab(ex, data, seed: int, noise: float, budget: float, shooting: bool = Fa
     return (m.V, m.orders, kf, kr), path, getattr(est, "trajectory_fit_", None)
 
 
+def _equilibrium_error(ex, fit) -> float:
+    """Largest relative error of the equilibrium constants of an equilibrium-only fit.
+
+    Each fitted row ``v`` must lie in the span of the true rows, ``v = Σ a_i V_i``; its
+    ``kf/kr`` is then compared with ``∏ K_i^a_i`` of the truth. NaN when a row lies outside
+    the true subspace or the fitted rows do not span it.
+    """
+    truth, m = ex.mechanism, fit.mechanism
+    V_t = np.asarray(truth.V, float)
+    kf_t, kr_t = truth.rates_at(truth.reference_temperature)
+    if np.any(kf_t <= 0) or np.any(kr_t <= 0):
+        return float("nan")
+    kf, kr = m.rates_at(m.reference_temperature)
+    live = (kf > 0) & (kr > 0)
+    V = np.asarray(m.V, float)[live]
+    if np.linalg.matrix_rank(V) != np.linalg.matrix_rank(V_t):
+        return float("nan")
+    errs = []
+    for v, K in zip(V, kf[live] / kr[live]):
+        a, *_ = np.linalg.lstsq(V_t.T, v, rcond=None)
+        if np.max(np.abs(V_t.T @ a - v)) > 1e-6:
+            return float("nan")
+        errs.append(abs(K / float(np.exp(a @ (np.log(kf_t) - np.log(kr_t)))) - 1.0))
+    return max(errs, default=float("nan"))
+
+
 def _identifiable_error(ex, fit) -> float:
     """Largest relative error of the rate combinations ``fit`` reports as identifiable.
 
@@ -390,6 +419,11 @@ def _compare_one(job) -> dict:
     # rdlab says which rates the data determine; the other methods give every rate as measured
     row["identifiable_error"] = (_identifiable_error(ex, fit) if fit is not None and row["exact"]
                                  else row["max_rate_error"])
+    # data that show only equilibria determine the subspace and its equilibrium constants:
+    # rdlab's answer there is judged on those
+    equilibrium = fit is not None and "(equilibrium only)" in path
+    row["equilibrium_error"] = _equilibrium_error(ex, fit) if equilibrium else float("nan")
+    row["determined"] = bool(row["exact"] or row["equilibrium_error"] < 1e-2)
     return row
 
 
@@ -406,6 +440,7 @@ def _union(E: np.ndarray, V, orders) -> np.ndarray:
 def _compare_table(runs: list[dict], methods, examples, levels) -> str:
     """The method × example × noise table."""
     head = (f"{'method':11s} {'example':27s} {'noise':>6s} {'exact':>6s} {'pattern':>7s} "
+            f"{'determined':>10s} "
             f"{'rate err med':>12s} {'worst':>9s} {'ident err':>9s} {'coef err':>9s} "
             f"{'time med':>8s} "            f"{'max':>6s} {'cpu med':>7s}  path")
     lines = [head, "-" * len(head)]
@@ -423,6 +458,7 @@ def _compare_table(runs: list[dict], methods, examples, levels) -> str:
                 lines.append(
                     f"{m:11s} {n:27s} {lvl:6.0e} {sum(r['exact'] for r in rs):>2d}/{len(rs):<3d}"
                     f" {sum(r['pattern'] for r in rs):>3d}/{len(rs):<3d}"
+                    f" {sum(r.get('determined', r['exact']) for r in rs):>6d}/{len(rs):<3d}"
                     f" {np.median(ok) if ok else float('nan'):12.2e}"
                     f" {max(ok) if ok else float('nan'):9.2e}"
                     f" {max(ident) if ident else float('nan'):9.2e}"

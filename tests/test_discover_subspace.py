@@ -12,6 +12,7 @@ from rdlab.discover.mechanism import ArrheniusRates, Mechanism
 from rdlab.discover.subspace import (
     candidate_sets,
     equilibrated,
+    exhausted_species,
     fit_all_rows,
     integer_rows,
     stoichiometric_subspace,
@@ -130,6 +131,17 @@ def test_an_inert_species_does_not_hide_the_subspace_rank():
     data = _concentrations(truth, 20)
     assert np.linalg.matrix_rank(truth.V) == 12
     assert stoichiometric_subspace(data).shape == (12, 16)
+
+
+def test_species_used_up_within_the_first_interval_are_named():
+    # B -> C (k 1e3) leaves e^-100 of B at the second time: the data bound k from below
+    # only. GRI-3.0's H2, OH and H2O2 go the same way (rates ~5e3); its slower species do not
+    fast = Mechanism.from_rows(["B", "C", "D"], [({"B": -1, "C": 1}, 1e3, 0.0),
+                                                 ({"C": -1, "D": 1}, 1.0, 0.0)])
+    assert exhausted_species(_concentrations(fast, 5)) == ["B"]
+    gri = _concentrations(example("gri30-simplified").mechanism, 20)
+    assert exhausted_species(gri) == ["H2", "OH", "H2O2"]
+    assert exhausted_species(_concentrations(example("stiff").mechanism, 5)) == []
 
 
 def test_noisy_all_rows_fit_keeps_the_simplest_rows_of_a_fast_equilibrium():

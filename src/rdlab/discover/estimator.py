@@ -49,8 +49,10 @@ from rdlab.discover.rate_fit import (
 )
 from rdlab.discover.shooting import propose_by_shooting
 from rdlab.discover.subspace import (
+    MAX_RANK,
     equilibrated,
     equilibrium_mechanism,
+    exhausted_species,
     fit_all_rows,
     screen_subspace,
     subsample,
@@ -529,6 +531,8 @@ class ReactionDiscovery:
         self.warm_start_ = None
         result = None
         self.equilibrium_only_ = False
+        self.exhausted_species_ = (exhausted_species(self._traj_data)
+                                   if self.target_ == "trajectories" else [])
         self.weak_proposal_ = None
         self.subspace_ = None
         if self.target_ == "trajectories" and equilibrated(self._traj_data):
@@ -1017,11 +1021,13 @@ class ReactionDiscovery:
         """Say whether ``cand`` passes the validation test on every species.
 
         With the trajectory target: whether its structure, with rates fitted to the
-        trajectories, reproduces them (:func:`~rdlab.discover.trajectory_fit.fit_trajectories`).
+        trajectories, reproduces them (:func:`~rdlab.discover.trajectory_fit.fit_trajectories`),
+        or, with unknown noise, reproduces them to its own noise estimate with residuals that
+        look like noise (:meth:`_noise_limited`).
         """
         if getattr(self, "target_", "derivatives") == "trajectories":
             fit = self._trajectory_fit(cand.mechanism)
-            return bool(fit is not None and fit.accepted)
+            return bool(fit is not None and (fit.accepted or self._noise_limited(fit)))
         return bool(np.max(cand.species_errors) <= self.acceptance_tolerance())
 
     def _rounded_candidate(self, model, state: _FreezeState, p: int, epoch: int, t0: float,
@@ -1113,7 +1119,9 @@ class ReactionDiscovery:
             ``kept``; :meth:`~rdlab.discover.subspace.SubspaceSearch.summary` when sets
             were screened; the ``verified`` fit's summary; ``None`` when it did not run),
             ``equilibrium_only`` (the data show only equilibria:
-            :data:`EQUILIBRIUM_NOTE`), ``candidates_fitted`` and
+            :data:`EQUILIBRIUM_NOTE`), ``exhausted_species`` (used up within the first
+            interval: :func:`~rdlab.discover.subspace.exhausted_species`),
+            ``candidates_fitted`` and
             ``trajectory_fit`` (:meth:`TrajectoryFit.summary`: per-species RMS relative
             residuals, threshold, pruned directions and ``identifiability`` — which rates or
             combinations such as ``kf_2/kr_2`` the data determine, with standard errors);
@@ -1137,6 +1145,33 @@ class ReactionDiscovery:
             out["shooting"] = self.shooting_
             out["subspace"] = self.subspace_
             out["equilibrium_only"] = self.equilibrium_only_
+            out["exhausted_species"] = list(self.exhausted_species_)
+        return out
+
+    def limits(self) -> list[str]:
+        """Return what, in these data, is beyond the concentration-only search.
+
+        Returns
+        -------
+        list of str
+            One sentence each: species used up within the first interval (their consuming
+            reactions' rates are bounded from below only), a stoichiometric subspace of
+            rank above :data:`~rdlab.discover.subspace.MAX_RANK` (not enumerated).
+        """
+        self._check_fitted()
+        out = []
+        gone = getattr(self, "exhausted_species_", [])
+        if gone:
+            out.append(
+                f"{', '.join(gone)} fall to under 1e-3 of their initial level within the first "
+                "sampling interval: the reactions that consume them finish before the second "
+                "measured time, so the data bound their rates from below only (measure earlier "
+                "times to determine them)")
+        rank = (self.subspace_ or {}).get("rank", 0) if self.target_ == "trajectories" else 0
+        if rank > MAX_RANK:
+            out.append(
+                f"the concentration changes span {rank} independent directions: beyond the "
+                f"concentration-only structure search (at most {MAX_RANK}), which was skipped")
         return out
 
     def _derivative_report(self) -> dict:

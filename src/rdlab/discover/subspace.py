@@ -45,8 +45,9 @@ from rdlab.discover.trajectory_fit import (
 from rdlab.discover.weak_form import fit_rates_weak, weak_form_system
 from rdlab.errors import NetworkError, ParameterError
 
-__all__ = ["ALL_ROWS_MAX", "EQUILIBRIUM_SPEED", "EQUILIBRIUM_TOLERANCE", "MAX_RANK", "MIN_GAP",
-           "SubspaceSearch", "candidate_sets", "equilibrated", "equilibrium_mechanism",
+__all__ = ["ALL_ROWS_MAX", "EQUILIBRIUM_SPEED", "EQUILIBRIUM_TOLERANCE", "EXHAUSTED_SHARE",
+           "MAX_RANK", "MIN_GAP", "SubspaceSearch", "candidate_sets", "equilibrated",
+           "equilibrium_mechanism", "exhausted_species",
            "fit_all_rows", "integer_rows", "screen_subspace", "stoichiometric_subspace",
            "subsample"]
 
@@ -61,6 +62,9 @@ EQUILIBRIUM_TOLERANCE = 0.02
 #: Flux of each row of :func:`equilibrium_mechanism`, in mean concentrations per first
 #: interval: fast enough to equilibrate (e^-30) before the second time, no stiffer.
 EQUILIBRIUM_SPEED = 30.0
+#: Largest ratio of a species' later to initial mean concentration that
+#: :func:`exhausted_species` reads as used up within the first interval.
+EXHAUSTED_SHARE = 1e-3
 #: Most integer rows fitted all together by :func:`fit_all_rows`.
 ALL_ROWS_MAX = 16
 #: Singular values below this share of the largest are rounding zeros: an inert species
@@ -345,6 +349,33 @@ def equilibrated(data: ReactionData, tolerance: float = EQUILIBRIUM_TOLERANCE) -
     jump = float(np.sqrt(np.mean((c[:, 1] - c[:, 0]) ** 2)))
     later = float(np.sqrt(np.mean((c[:, 2:] - c[:, 1:2]) ** 2)))
     return jump > 0 and later <= tolerance * jump
+
+
+def exhausted_species(data: ReactionData, share: float = EXHAUSTED_SHARE) -> list[str]:
+    """Return the species used up within the first sampling interval.
+
+    A species whose mean concentration over the later times is at most ``share`` of its
+    mean initial concentration is consumed by reactions that finish before the second
+    measured time: the data bound those reactions' rates from below only.
+
+    Parameters
+    ----------
+    data : ReactionData
+        ``(n, n_t, n_s)`` concentrations.
+    share : float, default EXHAUSTED_SHARE
+        Largest ratio of later to initial mean concentration.
+
+    Returns
+    -------
+    list of str
+        The species' names (empty with fewer than 2 times).
+    """
+    c = np.asarray(data.concentrations, float)
+    if c.shape[1] < 2:
+        return []
+    start = np.mean(c[:, 0], axis=0)
+    later = np.mean(c[:, 1:], axis=(0, 1))
+    return [name for name, a, b in zip(data.species, start, later) if a > 0 and b <= share * a]
 
 
 def equilibrium_mechanism(data: ReactionData, n_reactions: int, max_coefficient: int = 2,

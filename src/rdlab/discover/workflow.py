@@ -446,6 +446,7 @@ def _fit_warnings(est: ReactionDiscovery, mech: Mechanism, params: dict,
                 "V form explains (a reactant that is not used up, as in catalysis X + Y -> "
                 "2Y): try --catalytic (catalytic=True), which learns reactant orders apart "
                 "from stoichiometry")
+        warnings += est.limits()
     if getattr(est, "equilibrium_only_", False):
         warnings.append(EQUILIBRIUM_NOTE)
     bad = mech.unphysical_reactions()
