@@ -32,6 +32,9 @@ class _Fitted:
     def acceptance_tolerance(self) -> float:
         return 1e-4
 
+    def limits(self) -> list[str]:
+        return []
+
     def report(self) -> dict:
         return {"converged": self.converged_, "validation_error": 1e-9, "seconds": 0.1,
                 "epochs": 0, "restarts": 0, "mechanism": self.mechanism_.to_dict()}

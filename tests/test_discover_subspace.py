@@ -142,6 +142,9 @@ def test_species_used_up_within_the_first_interval_are_named():
     gri = _concentrations(example("gri30-simplified").mechanism, 20)
     assert exhausted_species(gri) == ["H2", "OH", "H2O2"]
     assert exhausted_species(_concentrations(example("stiff").mechanism, 5)) == []
+    est = ReactionDiscovery(2, time_budget_s=5, seed=1).fit(_concentrations(fast, 5))
+    assert est.report()["exhausted_species"] == ["B"]
+    assert est.limits()[0].startswith("B fall to under 1e-3 of their initial level")
 
 
 def test_noisy_all_rows_fit_keeps_the_simplest_rows_of_a_fast_equilibrium():

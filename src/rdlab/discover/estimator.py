@@ -77,6 +77,9 @@ MAX_ESTIMATED_NOISE = 0.02
 #: Share of the time left after the proposals that the shooting CRNN may use before the
 #: derivative-trained CRNN gets the rest (trajectory target).
 SHOOTING_SHARE = 0.6
+#: Share of the time budget the weak-form proposal's trajectory fit may use (trajectory
+#: target): it is refitted on :data:`SUBSPACE_SAMPLES` samples, then verified on all.
+WEAK_SHARE = 0.2
 #: Samples on which the subspace candidates are screened and refitted before the best is
 #: verified on all the data (trajectory target; :mod:`rdlab.discover.subspace`).
 SUBSPACE_SAMPLES = 10
@@ -604,8 +607,15 @@ class ReactionDiscovery:
             mech = Mechanism(self.species_, prop.V, kf, kr, prop.orders, None, T_ref)
         except (NetworkError, ParameterError):
             return None
-        fit = self._trajectory_fit(mech)
-        self.weak_proposal_["accepted"] = bool(fit is not None and (
+        if not mech.is_physical() or not np.any(np.round(mech.V)):
+            self.weak_proposal_["accepted"] = False
+            return None
+        end = self._deadline(t0)  # a bad guess must not eat the budget of the searches after it
+        now = time.perf_counter()
+        if math.isfinite(end):
+            end = now + WEAK_SHARE * max(0.0, end - now)
+        fit = self._verified_fit(mech, end)
+        self.weak_proposal_["accepted"] = bool(fit is not None and not fit.timed_out and (
             fit.accepted or self._noise_limited(fit)))
         return self._score(fit.mechanism, 0, t0) if self.weak_proposal_["accepted"] else None
 

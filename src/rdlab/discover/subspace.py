@@ -37,6 +37,7 @@ from rdlab.discover.data import ReactionData
 from rdlab.discover.library import monomial_exponents
 from rdlab.discover.mechanism import Mechanism
 from rdlab.discover.trajectory_fit import (
+    PRUNE_NFEV,
     FitTimeout,
     TrajectoryFit,
     fit_trajectories,
@@ -279,7 +280,9 @@ def fit_all_rows(data: ReactionData, *, deadline: float = math.inf, samples: int
     The true mechanism is a subset of the rows, so the full set reproduces the data; the
     pruning of :func:`~rdlab.discover.trajectory_fit.fit_trajectories` then removes the
     directions the data do not need. This is sparse regression done on the trajectories
-    instead of on derivative estimates. Rates start from :func:`_neutral_rates`.
+    instead of on derivative estimates. Rates start from :func:`_neutral_rates`; when that
+    fit neither reproduces the data nor leaves noise-like residuals, once more from the
+    weak-form NNLS rates of all rows, and the better fit is returned.
 
     Parameters
     ----------
@@ -314,10 +317,35 @@ def fit_all_rows(data: ReactionData, *, deadline: float = math.inf, samples: int
     if not 0 < len(rows) <= max_rows:
         return None
     rates = _neutral_rates(rows, data)
-    try:
-        mech = Mechanism(data.species, rows, rates[:, 0], rates[:, 1])
-        fit = fit_trajectories(mech, subsample(data, samples), noise=noise, max_nfev=max_nfev,
-                               deadline=deadline, max_rows=n_reactions)
+    sub = subsample(data, samples)
+    best = None
+    for start in ("neutral", "weak"):
+        if start == "neutral":
+            mech = Mechanism(data.species, rows, rates[:, 0], rates[:, 1])
+        else:  # the neutral start can end in a poor local minimum: start from the integrals
+            E = monomial_exponents(len(data.species), max_order)
+            G, b = weak_form_system(data.times, data.concentrations, exponents=E,
+                                    kind="intervals", quadrature="simpson")
+            mech = _start_mechanism(rows, data, (G, b, E))
+            if mech is None:
+                break
+        try:
+            fit = fit_trajectories(mech, sub, noise=noise, max_nfev=max_nfev, prune=False,
+                                   revive=False, deadline=deadline)
+        except (NetworkError, ParameterError, FitTimeout):
+            break
+        if fit.timed_out:
+            break
+        if best is None or fit.error < best.error:
+            best = fit
+        if fit.accepted or fit.noise_like:
+            break
+    if best is None:
+        return None
+    try:  # from the better start's optimum: restart stuck rates, then prune
+        fit = fit_trajectories(best.mechanism, sub, noise=noise,
+                               max_nfev=min(max_nfev, PRUNE_NFEV), deadline=deadline,
+                               max_rows=n_reactions)
     except (NetworkError, ParameterError, FitTimeout):
         return None
     return None if fit.timed_out else fit
