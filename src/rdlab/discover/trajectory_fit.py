@@ -887,16 +887,23 @@ def _fluxes(model: KineticModel, theta: np.ndarray, data: ReactionData
     return mono, np.exp(np.clip(theta[:P], -700.0, 700.0)) * mono
 
 
+def _typical_flux(flux: np.ndarray) -> float:
+    """Return the geometric mean of the fluxes ≥ :data:`REVIVE_SHARE` × the largest (0: none)."""
+    if not flux.size or not flux.max() > 0:
+        return 0.0
+    big = flux[flux >= REVIVE_SHARE * flux.max()]
+    return float(np.exp(np.mean(np.log(big))))
+
+
 def _revive(model, theta, r, jac, ok, data, x_temp, opts, threshold):
     """Restart directions stuck near 0 at the typical flux (see :func:`fit_trajectories`)."""
     P = model.n_directions
     evals = 0
     rms = np.max(_species_rms(r, data))
     mono, flux = _fluxes(model, theta, data)
-    big = flux[flux >= REVIVE_SHARE * flux.max()] if P and flux.max() > 0 else flux[:0]
-    if rms <= threshold or not big.size:
+    typical = _typical_flux(flux)
+    if rms <= threshold or not typical > 0:
         return theta, r, jac, ok, evals
-    typical = float(np.exp(np.mean(np.log(big))))
     stuck = [int(j) for j in np.argsort(flux)
              if flux[j] < REVIVE_SHARE * typical and mono[j] > 0]
     groups = ([stuck] if len(stuck) > 1 else []) + [[j] for j in stuck[:REVIVE_TRIES]]
@@ -990,8 +997,7 @@ def _prune(model, theta, r, jac, ok, data, x_temp, opts, sigma, max_se, max_rows
     if not free.any():
         return (*state, active, 0)
     _, flux = _fluxes(model, state[0], data)
-    big = flux[flux >= REVIVE_SHARE * flux.max()] if flux.max() > 0 else flux[:0]
-    typical = float(np.exp(np.mean(np.log(big)))) if big.size else 0.0
+    typical = _typical_flux(flux)
     negligible = np.flatnonzero(free & (flux < REVIVE_SHARE * typical))
     if negligible.size:
         attempt(negligible)
