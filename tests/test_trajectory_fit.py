@@ -163,3 +163,20 @@ def test_discovery_target_is_checked():
         ReactionDiscovery(target="concentrations").fit(np.ones((3, 2)), np.ones((3, 2)))
     with pytest.raises(ParameterError, match="ReactionData"):
         ReactionDiscovery(target="trajectories").fit(np.ones((3, 2)), np.ones((3, 2)))
+
+
+def test_negligible_direction_is_dropped_even_without_pruning():
+    """B → C's reverse started at 1e-13 moves no flux the data can see: it is removed.
+
+    Neither the mechanism (no reversible step with kr 1e-13) nor the identifiability
+    analysis (no combination mixing in a rate of 1e-13) keeps it.
+    """
+    truth = _chain()
+    data = replace(generate(truth, n_samples=4, times=TIMES), derivatives=None)
+    start = Mechanism(truth.species, truth.V, truth.kf, [0.5, 1e-13], truth.orders)
+    fit = fit_trajectories(start, data, prune=False, revive=False,
+                           reversible=np.array([True, True]))
+    assert fit.pruned == ["kr_2"] and fit.mechanism.kr[1] == 0.0
+    assert fit.accepted
+    assert "kr_2" not in fit.identifiability.names
+    np.testing.assert_allclose(fit.mechanism.kf, truth.kf, rtol=1e-3)

@@ -6,7 +6,9 @@ the covariance of ``θ`` is ``σ² (JᵀJ)⁻¹``. With the SVD ``J = U diag(s) 
 
 Threshold rule: singular direction ``k`` is **identifiable** when
 
-* ``σ / s_k ≤ max_standard_error`` (default 0.05: the combination is known to 5 % in ``k``),
+* ``σ / s_k ≤ max_standard_error`` (default :data:`MAX_STANDARD_ERROR`, 0.02: the
+  combination is known to 2 % in ``k``, so that a fit stays within 5 % of the truth at 2.5
+  standard errors),
   with ``σ = max(noise, NOISE_FLOOR)`` (noise-free data are taken at the solver's precision,
   so that a direction the data only see at the 1e-10 level is not called measured), and
 * ``s_k ≥ 1e-10 · s_max`` (numerical rank).
@@ -24,8 +26,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Identifiability", "analyse"]
+__all__ = ["MAX_STANDARD_ERROR", "Identifiability", "analyse"]
 
+#: Largest standard error of ``ln k`` of a combination called identifiable.
+MAX_STANDARD_ERROR = 0.02
 #: Relative numerical rank cut of the singular values.
 _RANK_CUT = 1e-10
 #: A unit vector lies in the identifiable subspace when its projection is this close to 1.
@@ -109,7 +113,7 @@ def _candidates(p: int) -> list[np.ndarray]:
 
 
 def analyse(jacobian: np.ndarray, names: list[str], theta: np.ndarray, sigma: float,
-            max_standard_error: float = 0.05) -> Identifiability:
+            max_standard_error: float = MAX_STANDARD_ERROR) -> Identifiability:
     """Return what ``jacobian`` (residuals by ``ln`` parameters) determines.
 
     Parameters
@@ -122,7 +126,7 @@ def analyse(jacobian: np.ndarray, names: list[str], theta: np.ndarray, sigma: fl
         ``(p,)`` parameters at the optimum (for the combinations' values).
     sigma : float
         Noise level of the residuals (> 0).
-    max_standard_error : float, default 0.05
+    max_standard_error : float, default MAX_STANDARD_ERROR
         Largest standard error of an identifiable combination (see the module docstring).
 
     Returns

@@ -331,7 +331,7 @@ def fit_all_rows(data: ReactionData, *, deadline: float = math.inf, samples: int
                 break
         try:
             fit = fit_trajectories(mech, sub, noise=noise, max_nfev=max_nfev, prune=False,
-                                   revive=False, deadline=deadline)
+                                   revive=False, deadline=deadline, drop_negligible=False)
         except (NetworkError, ParameterError, FitTimeout):
             break
         if fit.timed_out:

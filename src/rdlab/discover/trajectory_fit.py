@@ -48,8 +48,8 @@ from scipy.optimize import least_squares
 
 from rdlab.chemistry.kinetics import GAS_CONSTANT
 from rdlab.discover.data import ReactionData
-from rdlab.discover.identifiability import Identifiability, analyse
-from rdlab.discover.mechanism import ArrheniusRates, Mechanism
+from rdlab.discover.identifiability import MAX_STANDARD_ERROR, Identifiability, analyse
+from rdlab.discover.mechanism import NEGLIGIBLE_FLUX, ArrheniusRates, Mechanism
 from rdlab.errors import ParameterError, SimulationError
 
 __all__ = ["AUTOCORRELATION_MARGIN", "NOISE_FLOOR", "PRIOR_WEIGHT", "PRUNE_NFEV",
@@ -64,7 +64,7 @@ NOISE_FLOOR = 1e-4
 #: Weight ``λ`` of the prior residuals ``λ (θ − θ_start)``: it keeps directions the data do
 #: not determine (a fast equilibrium's ``ln kf + ln kr``) at their start instead of letting
 #: the solver wander along them; on a direction with singular value ``s`` it biases ``θ`` by
-#: ``(λ/s)² |θ − θ_start|``, below 3e-5 for every identifiable one (``s ≥ σ/0.05``).
+#: ``(λ/s)² |θ − θ_start|``, below 4e-6 for every identifiable one (``s ≥ σ/0.02``).
 PRIOR_WEIGHT = 1e-5
 #: Bounds of every ``ln k`` (k from 1e-17 to 1e17 per unit time).
 _LOG_K_BOUNDS = (-40.0, 40.0)
@@ -668,10 +668,10 @@ def _species_rms(r: np.ndarray, data: ReactionData) -> np.ndarray:
 
 def fit_trajectories(mechanism: Mechanism, data: ReactionData, *, noise: float | None = None,
                      prune: bool = True, floor: float = RESIDUAL_FLOOR, rtol: float = 1e-7,
-                     max_nfev: int = 30, max_standard_error: float = 0.05,
+                     max_nfev: int = 30, max_standard_error: float = MAX_STANDARD_ERROR,
                      reversible: np.ndarray | None = None, revive: bool = True,
-                     deadline: float | None = None, max_rows: int | None = None
-                     ) -> TrajectoryFit:
+                     deadline: float | None = None, max_rows: int | None = None,
+                     drop_negligible: bool = True) -> TrajectoryFit:
     """Fit ``mechanism``'s rates to the concentration trajectories of ``data``.
 
     Parameters
@@ -692,14 +692,17 @@ def fit_trajectories(mechanism: Mechanism, data: ReactionData, *, noise: float |
         re-fitted; the removal stays when every species' RMS residual stays
         ≤ ``max(1.05 × before, max(noise, NOISE_FLOOR))``. Negligible fluxes go first, all
         together, then whole rows (largest first: of rows the data cannot tell apart the
-        simplest stays), then single directions (:func:`_prune`).
+        simplest stays), then single directions (:func:`_prune`). Pruned or not, a
+        direction whose mean flux is below :data:`~rdlab.discover.mechanism.NEGLIGIBLE_FLUX`
+        of the typical flux is removed at the end (:func:`_drop_negligible`) unless
+        ``drop_negligible`` is false.
     floor : float, default RESIDUAL_FLOOR
         Relative floor of the residual weights (:func:`relative_residuals`).
     rtol : float, default 1e-7
         Solver tolerance.
     max_nfev : int, default 30
         Most least-squares iterations per fit.
-    max_standard_error : float, default 0.05
+    max_standard_error : float, default MAX_STANDARD_ERROR
         Identifiability threshold (:func:`rdlab.discover.identifiability.analyse`).
     reversible : numpy.ndarray or None, optional
         ``(n_r,)`` bool, rows whose reverse is fitted (default: every V-form row).
@@ -720,6 +723,9 @@ def fit_trajectories(mechanism: Mechanism, data: ReactionData, *, noise: float |
         rows whose rates the data determine (an over-complete start such as
         :func:`~rdlab.discover.subspace.fit_all_rows` can share a flux between rows in a
         way the data pin down, without needing both).
+    drop_negligible : bool, default True
+        Remove the directions of negligible flux at the end (see ``prune``); an
+        intermediate fit that a later one continues from keeps them.
 
     Returns
     -------
@@ -755,12 +761,14 @@ def fit_trajectories(mechanism: Mechanism, data: ReactionData, *, noise: float |
         evals += extra
     timed_out = bool(opts.get("timed_out"))  # pruning that runs out of time just stops
     names = model.names()
-    pruned: list[str] = []
     if prune and model.n_directions and not timed_out:
         theta, r, jac, ok, active, extra = _prune(model, theta, r, jac, ok, data, x_temp,
                                                   opts, sigma, max_standard_error, max_rows)
         evals += extra
-        pruned = [n for n, a in zip(names, active) if not a]
+    if drop_negligible and model.n_directions and not timed_out:
+        theta, r, jac, ok, active = _drop_negligible(model, theta, r, jac, ok, active, data,
+                                                     x_temp, opts, sigma)
+    pruned = [n for n, a in zip(names, active) if not a]
     rms = _species_rms(r, data)
     m, p = r.size, int(active.sum()) * (1 if T is None else 2)
     noise_est = float(np.sqrt(np.mean(r * r) * m / max(m - p, 1)))
@@ -923,6 +931,40 @@ def _revive(model, theta, r, jac, ok, data, x_temp, opts, threshold):
             if rms <= threshold or len(group) > 1:
                 break
     return theta, r, jac, ok, evals
+
+
+def _drop_negligible(model, theta, r, jac, ok, active, data, x_temp, opts, sigma):
+    """Remove the active directions whose mean flux is negligible, without a refit.
+
+    A direction whose mean flux ``k ∏ c̄^a`` is below :data:`NEGLIGIBLE_FLUX` of the typical
+    flux (:func:`_typical_flux`) changes the trajectories by less than the solver's
+    tolerance; it is set to 0 and the residuals and Jacobian are evaluated once at the
+    same rates, so that neither the reported mechanism nor the identifiability analysis
+    carries a rate of 1e-14 the data cannot see. The removal is undone when the residual
+    of any species grows past ``max(1.05 × before, sigma)`` (it cannot, short of a solver
+    failure).
+    """
+    _, flux = _fluxes(model, theta, data)
+    typical = _typical_flux(flux[active])
+    drop = active & (flux < NEGLIGIBLE_FLUX * typical)
+    if not drop.any() or drop.sum() == active.sum():
+        return theta, r, jac, ok, active
+    trial = active & ~drop
+    P = model.n_directions
+    idx = np.flatnonzero(trial)
+    cols = idx if x_temp is None else np.concatenate([idx, P + idx])
+    problem = _Problem(_submodel(model, trial), data, x_temp, opts["floor"], opts["rtol"],
+                       opts.get("deadline"))
+    try:
+        rr, jj, good = problem.run(theta[cols])
+    except FitTimeout:
+        return theta, r, jac, ok, active
+    before = float(np.max(_species_rms(r, data)))
+    if not (good and np.max(_species_rms(rr, data)) <= max(1.05 * before, sigma)):
+        return theta, r, jac, ok, active
+    th = theta.copy()
+    th[:P][~trial] = _LOG_K_BOUNDS[0]
+    return th, rr, jj, good, trial
 
 
 def _log_rate_errors(jac: np.ndarray, sigma: float, vectors: np.ndarray) -> np.ndarray:
