@@ -180,3 +180,21 @@ def test_negligible_direction_is_dropped_even_without_pruning():
     assert fit.accepted
     assert "kr_2" not in fit.identifiability.names
     np.testing.assert_allclose(fit.mechanism.kf, truth.kf, rtol=1e-3)
+
+
+def test_an_integration_past_its_own_limit_is_a_failed_step_not_a_timeout():
+    """``give_up`` abandons one integration (ok False, NaN states); ``deadline`` raises.
+
+    The fit gives each evaluation SLOW_EVALUATION times its first one: a trust-region step
+    to absurdly stiff rates is scored as failed and shrunk instead of eating the budget.
+    """
+    from rdlab.discover.trajectory_fit import FitTimeout
+
+    model = KineticModel.from_mechanism(_chain())
+    x0 = np.array([[1.0, 0.5, 0.0]])
+    theta = np.log([2.0, 0.5, 1.0, 1e-3])
+    x, _, ok = simulate(model, theta, x0, TIMES, give_up=0.0)
+    assert not ok and np.all(np.isnan(x[:, 1:]))
+    with pytest.raises(FitTimeout):
+        simulate(model, theta, x0, TIMES, deadline=0.0)
+    assert simulate(model, theta, x0, TIMES, give_up=1e300)[2]

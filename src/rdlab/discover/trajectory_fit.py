@@ -82,8 +82,22 @@ REVIVE_GAIN = 0.7
 PRUNE_NFEV = 20
 
 
+#: An evaluation of the residuals that takes this many times as long as the fit's first
+#: (and at least :data:`SLOW_EVALUATION_MIN_S`) is stopped and scored as a failed
+#: integration: a trust-region step that makes the rates absurdly stiff would otherwise
+#: crawl through one integration for minutes (Michaelis-Menten, 0.1 % noise: one step
+#: from a 0.5 s evaluation ate the 300 s budget); scored as failed, the step is shrunk.
+SLOW_EVALUATION = 30.0
+#: Floor of the time an evaluation may take before it counts as slow, in seconds.
+SLOW_EVALUATION_MIN_S = 5.0
+
+
 class FitTimeout(SimulationError):
     """An integration was stopped because the caller's deadline passed."""
+
+
+class _SlowIntegration(Exception):
+    """An integration ran past its own time limit (scored as a failed integration)."""
 
 
 @dataclass(frozen=True)
@@ -220,7 +234,7 @@ def _log_rates(theta: np.ndarray, P: int, x_temp: np.ndarray | None, n: int) -> 
 def simulate(model: KineticModel, theta: np.ndarray, initial: np.ndarray, times: np.ndarray,
              x_temp: np.ndarray | None = None, *, sensitivities: bool = True,
              rtol: float = 1e-7, atol: float = 1e-12, deadline: float | None = None,
-             ) -> tuple[np.ndarray, np.ndarray | None, bool]:
+             give_up: float | None = None) -> tuple[np.ndarray, np.ndarray | None, bool]:
     """Integrate ``model`` from ``initial`` over ``times``, with forward sensitivities.
 
     Parameters
@@ -242,6 +256,9 @@ def simulate(model: KineticModel, theta: np.ndarray, initial: np.ndarray, times:
     deadline : float or None, optional
         ``time.perf_counter()`` time after which the integration stops (checked at every
         right-hand side evaluation).
+    give_up : float or None, optional
+        ``time.perf_counter()`` time after which this integration is abandoned as failed
+        (``ok`` False), unlike ``deadline`` which stops the whole fit.
 
     Returns
     -------
@@ -266,8 +283,12 @@ def simulate(model: KineticModel, theta: np.ndarray, initial: np.ndarray, times:
     scale = np.maximum(np.max(x0, axis=0), 1e-30)
 
     def rhs(_t, y):
-        if deadline is not None and time.perf_counter() > deadline:
-            raise FitTimeout("the trajectory fit ran past its deadline")
+        if deadline is not None or give_up is not None:
+            now = time.perf_counter()
+            if deadline is not None and now > deadline:
+                raise FitTimeout("the trajectory fit ran past its deadline")
+            if give_up is not None and now > give_up:
+                raise _SlowIntegration
         Y = y.reshape(n, blocks, S_)
         r, f, J = model.rates_jacobian(Y[:, 0], k)
         out = np.empty_like(Y)
@@ -298,11 +319,12 @@ def simulate(model: KineticModel, theta: np.ndarray, initial: np.ndarray, times:
         with np.errstate(all="ignore"):
             sol = solve_ivp(rhs, (t[0], t[-1]), y0.reshape(-1), method="BDF", t_eval=t,
                             jac=jac, rtol=rtol, atol=tol)
-    except (RuntimeError, ValueError, np.linalg.LinAlgError) as err:
+    except (RuntimeError, ValueError, np.linalg.LinAlgError, _SlowIntegration) as err:
         if isinstance(err, FitTimeout):
             raise
-        # rates so extreme that the Newton matrix overflows or is singular: a failed
-        # integration (NaN states), which the fit scores as a bad step, not a crash
+        # rates so extreme that the Newton matrix overflows or is singular, or that the
+        # integration crawls: a failed integration (NaN states), which the fit scores as a
+        # bad step, not a crash
         return np.transpose(Y[:, 0], (0, 2, 1)), (
             np.transpose(Y[:, 1:], (0, 3, 2, 1)) if n_th else None), False
     Y[..., :sol.y.shape[1]] = sol.y.reshape(n, blocks, S_, -1)
@@ -524,6 +546,8 @@ class _Problem:
         self.groups = _time_groups(data)  # samples sharing a time grid go together
         self.evaluations = 0
         self._cache: tuple[bytes, np.ndarray, np.ndarray, bool] | None = None
+        #: seconds of the first evaluation (the yardstick of :data:`SLOW_EVALUATION`)
+        self._first_seconds: float | None = None
 
     def run(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
         """Return the residuals ``(m,)``, the Jacobian ``(m, n_θ)`` and the solver's success."""
@@ -537,15 +561,21 @@ class _Problem:
         x = np.empty((n, n_t, S))
         sens = np.empty((n, n_t, S, theta.size))
         ok = True
+        start = time.perf_counter()
+        give_up = None if self._first_seconds is None else start + max(
+            SLOW_EVALUATION * self._first_seconds, SLOW_EVALUATION_MIN_S)
         for idx, t in self.groups:
             xt = None if self.x_temp is None else self.x_temp[idx]
             try:
                 x[idx], sens[idx], good = simulate(self.model, theta, self.measured[idx, 0], t,
-                                                   xt, rtol=self.rtol, deadline=self.deadline)
+                                                   xt, rtol=self.rtol, deadline=self.deadline,
+                                                   give_up=give_up)
             except FitTimeout:
                 self.timed_out = True
                 raise
             ok = ok and good
+        if self._first_seconds is None:
+            self._first_seconds = time.perf_counter() - start
         self.evaluations += 1
         r = ((x - self.measured) * self.w)[:, 1:]
         jac = (sens * self.w[..., None])[:, 1:]
