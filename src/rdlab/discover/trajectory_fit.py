@@ -670,14 +670,21 @@ def _submodel(model: KineticModel, active: np.ndarray) -> KineticModel:
                         tuple(model.directions[j] for j in keep), model.V, model.orders)
 
 
+def _active_problem(model: KineticModel, active: np.ndarray, data: ReactionData, x_temp,
+                    opts: dict) -> tuple[_Problem, np.ndarray]:
+    """Return the problem of the ``active`` directions and their columns of the full ``θ``."""
+    P = model.n_directions
+    idx = np.flatnonzero(active)
+    cols = idx if x_temp is None else np.concatenate([idx, P + idx])
+    return _Problem(_submodel(model, active), data, x_temp, opts["floor"], opts["rtol"],
+                    opts.get("deadline")), cols
+
+
 def _fit_active(model: KineticModel, active: np.ndarray, theta: np.ndarray,
                 data: ReactionData, x_temp, opts: dict) -> tuple:
     """Fit the active directions; return full ``θ``, residuals, evaluations, Jacobian, ok."""
     P = model.n_directions
-    idx = np.flatnonzero(active)
-    cols = idx if x_temp is None else np.concatenate([idx, P + idx])
-    problem = _Problem(_submodel(model, active), data, x_temp, opts["floor"], opts["rtol"],
-                       opts.get("deadline"))
+    problem, cols = _active_problem(model, active, data, x_temp, opts)
     sub = _least_squares(problem, theta[cols], opts["max_nfev"])
     try:
         r, jac, ok = problem.run(sub)
@@ -981,10 +988,7 @@ def _drop_negligible(model, theta, r, jac, ok, active, data, x_temp, opts, sigma
         return theta, r, jac, ok, active
     trial = active & ~drop
     P = model.n_directions
-    idx = np.flatnonzero(trial)
-    cols = idx if x_temp is None else np.concatenate([idx, P + idx])
-    problem = _Problem(_submodel(model, trial), data, x_temp, opts["floor"], opts["rtol"],
-                       opts.get("deadline"))
+    problem, cols = _active_problem(model, trial, data, x_temp, opts)
     try:
         rr, jj, good = problem.run(theta[cols])
     except FitTimeout:
