@@ -790,6 +790,10 @@ def fit_trajectories(mechanism: Mechanism, data: ReactionData, *, noise: float |
     active = np.ones(model.n_directions, bool)
     theta, r, evals, jac, ok = _fit_active(model, active, _start(mechanism, model, T_ref),
                                            data, x_temp, opts)
+    # the forward-only integration of _null_autocorrelation may take as long as 3
+    # evaluations with sensitivities (each ~n_θ forward solves); a crawl past that fails it
+    opts["give_up_s"] = max(3.0 * (time.perf_counter() - t0) / max(evals, 1),
+                            SLOW_EVALUATION_MIN_S)
     sigma = max(noise if noise is not None else 0.0, NOISE_FLOOR)
     if revive and not opts.get("timed_out") and not _looks_like_noise(
             model, theta, r, data, x_temp, opts, noise):
@@ -867,11 +871,13 @@ def _null_autocorrelation(model: KineticModel, theta: np.ndarray, active: np.nda
     clean[:, 1:] += r.reshape(c.shape[0], c.shape[1] - 1, c.shape[2]) / w[:, 1:]
     c0_noisy = c[:, 0] * (1.0 + sigma * rng.standard_normal(c[:, 0].shape))
     start = np.empty_like(c)
+    give_up = time.perf_counter() + opts["give_up_s"] if "give_up_s" in opts else None
     try:
         for ids, t in _time_groups(data):
             xt = None if x_temp is None else x_temp[ids]
             x, _, good = simulate(sub, th, c0_noisy[ids], t, xt, sensitivities=False,
-                                  rtol=opts["rtol"], deadline=opts.get("deadline"))
+                                  rtol=opts["rtol"], deadline=opts.get("deadline"),
+                                  give_up=give_up)
             if not good:
                 return None
             start[ids] = x
