@@ -708,13 +708,17 @@ class ReactionDiscovery:
             return None
         return self._verify_on_all(refined.mechanism, end)
 
-    def _verify_on_all(self, mech: Mechanism, end: float) -> TrajectoryFit:
-        """Refit ``mech`` (no pruning, its zero reverses kept out) on every sample (cached)."""
+    def _refit_on_all(self, mech: Mechanism, end: float, max_nfev: int) -> TrajectoryFit:
+        """Refit ``mech`` (no pruning, its zero reverses kept out) on every sample."""
         m = mech.normalised()
         m.notes.clear()
-        fit = fit_trajectories(m, self._traj_data, noise=self.concentration_noise,
-                               prune=False, max_nfev=3, reversible=np.asarray(m.kr) > 0,
-                               deadline=end)
+        return fit_trajectories(m, self._traj_data, noise=self.concentration_noise,
+                                prune=False, max_nfev=max_nfev,
+                                reversible=np.asarray(m.kr) > 0, deadline=end)
+
+    def _verify_on_all(self, mech: Mechanism, end: float) -> TrajectoryFit:
+        """Refit ``mech`` on every sample with 3 iterations (cached by structure)."""
+        fit = self._refit_on_all(mech, end, max_nfev=3)
         V = np.round(fit.mechanism.V)
         self._traj_fits[(V.tobytes(), None)] = fit
         return fit
@@ -789,13 +793,8 @@ class ReactionDiscovery:
         """
         if fit.timed_out or not fit.success:
             return fit
-        m = fit.mechanism.normalised()
-        m.notes.clear()
         try:
-            new = fit_trajectories(m, self._traj_data, noise=self.concentration_noise,
-                                   prune=False, max_nfev=POLISH_NFEV,
-                                   reversible=np.asarray(m.kr) > 0,
-                                   deadline=self._deadline(self._t0))
+            new = self._refit_on_all(fit.mechanism, self._deadline(self._t0), POLISH_NFEV)
         except (NetworkError, ParameterError):
             return fit
         if new.timed_out or not new.success or new.error > fit.error * (1.0 + 1e-6):

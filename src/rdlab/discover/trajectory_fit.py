@@ -673,11 +673,14 @@ def _submodel(model: KineticModel, active: np.ndarray) -> KineticModel:
 def _active_problem(model: KineticModel, active: np.ndarray, data: ReactionData, x_temp,
                     opts: dict) -> tuple[_Problem, np.ndarray]:
     """Return the problem of the ``active`` directions and their columns of the full ``θ``."""
-    P = model.n_directions
-    idx = np.flatnonzero(active)
-    cols = idx if x_temp is None else np.concatenate([idx, P + idx])
     return _Problem(_submodel(model, active), data, x_temp, opts["floor"], opts["rtol"],
-                    opts.get("deadline")), cols
+                    opts.get("deadline")), _active_columns(model, active, x_temp)
+
+
+def _active_columns(model: KineticModel, active: np.ndarray, x_temp) -> np.ndarray:
+    """Return the columns of the full ``θ`` (``ln k``, then ``ε``) of the active directions."""
+    idx = np.flatnonzero(active)
+    return idx if x_temp is None else np.concatenate([idx, model.n_directions + idx])
 
 
 def _fit_active(model: KineticModel, active: np.ndarray, theta: np.ndarray,
@@ -860,10 +863,7 @@ def _null_autocorrelation(model: KineticModel, theta: np.ndarray, active: np.nda
     its residuals ``r``; only the start from ``c0·(1 + σξ0)`` is integrated. Seeded, so a
     fit's verdict is reproducible.
     """
-    P = model.n_directions
-    idx = np.flatnonzero(active)
-    cols = idx if x_temp is None else np.concatenate([idx, P + idx])
-    sub, th = _submodel(model, active), theta[cols]
+    sub, th = _submodel(model, active), theta[_active_columns(model, active, x_temp)]
     rng = np.random.default_rng(0)
     c = data.concentrations
     _, w = relative_residuals(c, c, opts["floor"])
