@@ -322,6 +322,8 @@ def _rdlab(ex, data, seed: int, noise: float, budget: float, shooting: bool = Fa
         path += ", trajectory fit timed out"
     if rep.get("equilibrium_only"):
         path += " (equilibrium only)"
+    if rep.get("equally_good"):
+        path += f", {len(rep['equally_good'])} equally good"
     return (m.V, m.orders, kf, kr), path, getattr(est, "trajectory_fit_", None)
 
 

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from rdlab.chemistry.kinetics import GAS_CONSTANT
 from rdlab.discover import freezing
+from rdlab.discover.alternatives import choose, rival_fits
 from rdlab.discover.crnn import PopulationCRNN
 from rdlab.discover.data import CONCENTRATION_FLOOR, ReactionData, split
 from rdlab.discover.derivatives import estimate as estimate_derivatives
@@ -92,6 +93,8 @@ SUBSPACE_TRIES = 3
 #: known to 3 % while 2.2× off).
 POLISH_NFEV = 20
 #: What :class:`ReactionDiscovery` can make a mechanism reproduce (its ``target``).
+#: Evaluation times (of the chosen fit's) that an equally-good alternative may take.
+ALTERNATIVE_EVALUATIONS = 30
 TARGETS = ("auto", "trajectories", "derivatives")
 
 
@@ -553,6 +556,7 @@ class ReactionDiscovery:
         if result is None and self.freezing and self.warm_start and T is None:
             result = self._try_warm_start(model, t0)
         self.shooting_ = None
+        self.alternatives_ = []
         if result is None and self.target_ == "trajectories" and self.shooting and T is None:
             result = self._try_shooting(t0)
         if result is not None:
@@ -771,18 +775,61 @@ class ReactionDiscovery:
             self.trajectory_fit_ = None
             self.converged_ = False
             return
-        if not fit.accepted and noise is None:
-            sigma = max(fit.noise_estimate, NOISE_FLOOR)
-            self.noise_ = {"value": fit.noise_estimate, "source": "estimated"}
-            fit.accepted = self._noise_limited(fit)
-            fit.threshold = 3.0 * sigma
+        self._judge(fit)
+        self.alternatives_ = []
+        if fit.accepted and not self.equilibrium_only_:  # there no row is determined
+            fit, self.alternatives_ = self._rivals(fit)
+            self._judge(fit)
         self.trajectory_fit_ = fit
         self.mechanism_ = fit.mechanism.normalised()
         self.mechanism_.notes["trajectory_fit"] = fit.summary()
+        if self.alternatives_:
+            self.mechanism_.notes["equally_good"] = [a.to_dict() for a in self.alternatives_]
         self.validation_error_ = fit.error
         self.species_errors_ = fit.species_rms
         self.converged_ = fit.accepted
         self.time_to_structure_ = fit.seconds if fit.accepted else None
+
+    def _judge(self, fit: TrajectoryFit) -> None:
+        """With unknown noise, judge a fit that is not noise-free by the estimated noise.
+
+        :meth:`_noise_limited` decides (threshold 3σ); the estimate goes to ``noise_``.
+        """
+        if not fit.accepted and self.concentration_noise is None:
+            self.noise_ = {"value": fit.noise_estimate, "source": "estimated"}
+            fit.accepted = self._noise_limited(fit)
+            fit.threshold = 3.0 * max(fit.noise_estimate, NOISE_FLOOR)
+
+    def _rivals(self, fit: TrajectoryFit) -> tuple[TrajectoryFit, list]:
+        """Return the fit the data prefer among ``fit`` and its rivals, and the equal ones.
+
+        The rivals are ``fit``'s rows swapped through its fast equilibria
+        (:mod:`rdlab.discover.alternatives`).
+
+        Each swap is refitted with 3 iterations on every sample, and polished
+        (:data:`POLISH_NFEV`) only when that is within 2× of ``fit``'s error. Each gets
+        at most :data:`ALTERNATIVE_EVALUATIONS` of ``fit``'s evaluation times (at least
+        5 s; a stiffer rival can crawl), and nothing runs past the budget.
+        """
+        end = self._deadline(self._t0)
+        per_evaluation = fit.seconds / max(fit.evaluations, 1)
+        cap = max(ALTERNATIVE_EVALUATIONS * per_evaluation, 5.0)
+
+        def refit(mech: Mechanism) -> TrajectoryFit:
+            end_one = min(end, time.perf_counter() + cap)
+            quick = self._refit_on_all(mech, end_one, max_nfev=3)
+            if quick.timed_out or not quick.success or quick.error > 2.0 * fit.error:
+                return quick
+            return self._refit_on_all(quick.mechanism, end_one, POLISH_NFEV)
+
+        def reproduces(alt: TrajectoryFit) -> bool:
+            return bool(alt.accepted or self._noise_limited(alt))
+
+        rivals = rival_fits(fit, refit, reproduces)
+        n, n_t, _ = self._traj_data.concentrations.shape
+        sigma = (fit.noise_estimate if self.concentration_noise is None
+                 else self.concentration_noise)
+        return choose(fit, rivals, sigma, n * (n_t - 1))
 
     def _polished(self, fit: TrajectoryFit) -> TrajectoryFit:
         """Refit ``fit``'s mechanism on every sample until converged (:data:`POLISH_NFEV`).
@@ -1164,7 +1211,9 @@ class ReactionDiscovery:
             ``equilibrium_only`` (the data show only equilibria:
             :data:`EQUILIBRIUM_NOTE`), ``exhausted_species`` (used up within the first
             interval: :func:`~rdlab.discover.subspace.exhausted_species`),
-            ``candidates_fitted`` and
+            ``equally_good`` (mechanisms that reproduce the data as well, a row swapped
+            through a fast equilibrium:
+            :meth:`~rdlab.discover.alternatives.Alternative.to_dict`), ``candidates_fitted`` and
             ``trajectory_fit`` (:meth:`TrajectoryFit.summary`: per-species RMS relative
             residuals, threshold, pruned directions and ``identifiability`` — which rates or
             combinations such as ``kf_2/kr_2`` the data determine, with standard errors);
@@ -1189,6 +1238,7 @@ class ReactionDiscovery:
             out["subspace"] = self.subspace_
             out["equilibrium_only"] = self.equilibrium_only_
             out["exhausted_species"] = list(self.exhausted_species_)
+            out["equally_good"] = [a.to_dict() for a in self.alternatives_]
         return out
 
     def limits(self) -> list[str]:

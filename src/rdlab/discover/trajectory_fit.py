@@ -55,7 +55,7 @@ from rdlab.errors import ParameterError, SimulationError
 __all__ = ["AUTOCORRELATION_MARGIN", "NOISE_FLOOR", "PRIOR_WEIGHT", "PRUNE_NFEV",
            "RESIDUAL_FLOOR", "REVIVE_GAIN", "REVIVE_SHARE", "REVIVE_TRIES", "FitTimeout",
            "KineticModel", "TrajectoryFit", "acceptance_threshold", "fit_trajectories",
-           "relative_residuals", "residual_autocorrelation", "simulate"]
+           "relative_residuals", "residual_autocorrelation", "simulate", "trajectory_errors"]
 
 #: Relative floor ``δ_s / max x_s`` of the residual weights.
 RESIDUAL_FLOOR = 1e-4
@@ -886,6 +886,49 @@ def _null_autocorrelation(model: KineticModel, theta: np.ndarray, active: np.nda
     synthetic = clean * (1.0 + sigma * rng.standard_normal(c.shape))
     r_null, _ = relative_residuals(start, synthetic, opts["floor"])
     return residual_autocorrelation(r_null[:, 1:].reshape(-1), data)
+
+
+def trajectory_errors(mechanism: Mechanism, data: ReactionData, *,
+                      floor: float = RESIDUAL_FLOOR, rtol: float = 1e-7,
+                      give_up_s: float | None = None) -> np.ndarray | None:
+    """Return how well ``mechanism``, as it stands, reproduces the trajectories (no fit).
+
+    Each sample is integrated (forward only) from its first measured state at its times,
+    at its temperature for Arrhenius mechanisms (reference temperature: the mean).
+
+    Parameters
+    ----------
+    mechanism : Mechanism
+        V form or catalytic; its rates as given.
+    data : ReactionData
+        Concentrations ``(n, n_t, n_s)``, species as the mechanism's.
+    floor, rtol : float
+        Residual floor (:func:`relative_residuals`) and solver tolerance.
+    give_up_s : float or None, optional
+        Seconds after which the integration is abandoned.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        ``(n_s,)`` RMS relative residual per species over the later times; ``None`` when
+        the integration failed or gave up.
+    """
+    T = data.temperatures
+    T_ref = float(np.mean(T)) if T is not None else None
+    x_temp = None if T is None else T_ref / T - 1.0
+    model = KineticModel.from_mechanism(mechanism, np.asarray(mechanism.kr) > 0)
+    theta = _start(mechanism, model, T_ref)
+    give_up = None if give_up_s is None else time.perf_counter() + give_up_s
+    c = data.concentrations
+    x = np.empty_like(c)
+    for ids, t in _time_groups(data):
+        xt = None if x_temp is None else x_temp[ids]
+        x[ids], _, ok = simulate(model, theta, c[ids, 0], t, xt, sensitivities=False,
+                                 rtol=rtol, give_up=give_up)
+        if not ok:
+            return None
+    r, _ = relative_residuals(x, c, floor)
+    return _species_rms(r[:, 1:].reshape(-1), data)
 
 
 def _time_groups(data: ReactionData) -> list[tuple[np.ndarray, np.ndarray]]:

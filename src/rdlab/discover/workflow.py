@@ -449,6 +449,12 @@ def _fit_warnings(est: ReactionDiscovery, mech: Mechanism, params: dict,
         warnings += est.limits()
     if getattr(est, "equilibrium_only_", False):
         warnings.append(EQUILIBRIUM_NOTE)
+    for alt in getattr(est, "alternatives_", []):
+        warnings.append(
+            f"the data fit '{alt.by}' instead of '{alt.replaced}' equally well (residual "
+            f"sums of squares within {alt.delta_chi2:+.2g} σ²): '{alt.fast}' equilibrates "
+            "faster than the sampling, so these data cannot tell the two mechanisms apart; "
+            "measure earlier times, or choose by chemistry")
     bad = mech.unphysical_reactions()
     if bad:
         warnings.append("the mechanism is not physical (" + "; ".join(bad) + "): it is no "
