@@ -110,7 +110,7 @@ def substitutions(V: np.ndarray, fast: list[int], max_order: int = 2
     Parameters
     ----------
     V : numpy.ndarray
-        ``(n_r, n_s)`` integer stoichiometry.
+        ``(n_r, n_s)`` integer stoichiometry (an all-zero row is skipped).
     fast : list of int
         Rows in fast equilibrium (:func:`fast_equilibria`).
     max_order : int, default 2
@@ -126,7 +126,7 @@ def substitutions(V: np.ndarray, fast: list[int], max_order: int = 2
     out = []
     for j in fast:
         for i in range(V.shape[0]):
-            if i == j:
+            if i == j or not np.any(V[i]):
                 continue
             for s in (1, -1):
                 row = V[i] + s * V[j]
@@ -207,7 +207,7 @@ def rival_fits(fit: TrajectoryFit, refit: Callable[[Mechanism], TrajectoryFit],
     fast = fast_equilibria(fit)
     if not fast:
         return []
-    V = np.round(m.V)
+    V = np.where(((m.kf > 0) | (m.kr > 0))[:, None], np.round(m.V), 0.0)  # dropped rows: 0
     molecules = max(int(max(-r[r < 0].sum(), r[r > 0].sum())) for r in V)
     lines = m.reaction_lines()
     out = []
