@@ -870,18 +870,13 @@ def _null_autocorrelation(model: KineticModel, theta: np.ndarray, active: np.nda
     clean = c.copy()
     clean[:, 1:] += r.reshape(c.shape[0], c.shape[1] - 1, c.shape[2]) / w[:, 1:]
     c0_noisy = c[:, 0] * (1.0 + sigma * rng.standard_normal(c[:, 0].shape))
-    start = np.empty_like(c)
     give_up = time.perf_counter() + opts["give_up_s"] if "give_up_s" in opts else None
     try:
-        for ids, t in _time_groups(data):
-            xt = None if x_temp is None else x_temp[ids]
-            x, _, good = simulate(sub, th, c0_noisy[ids], t, xt, sensitivities=False,
-                                  rtol=opts["rtol"], deadline=opts.get("deadline"),
-                                  give_up=give_up)
-            if not good:
-                return None
-            start[ids] = x
+        start = _trajectories(sub, th, c0_noisy, data, x_temp, opts["rtol"],
+                              opts.get("deadline"), give_up)
     except FitTimeout:
+        return None
+    if start is None:
         return None
     synthetic = clean * (1.0 + sigma * rng.standard_normal(c.shape))
     r_null, _ = relative_residuals(start, synthetic, opts["floor"])
@@ -917,18 +912,31 @@ def trajectory_errors(mechanism: Mechanism, data: ReactionData, *,
     T_ref = float(np.mean(T)) if T is not None else None
     x_temp = None if T is None else T_ref / T - 1.0
     model = KineticModel.from_mechanism(mechanism, np.asarray(mechanism.kr) > 0)
-    theta = _start(mechanism, model, T_ref)
     give_up = None if give_up_s is None else time.perf_counter() + give_up_s
     c = data.concentrations
-    x = np.empty_like(c)
-    for ids, t in _time_groups(data):
-        xt = None if x_temp is None else x_temp[ids]
-        x[ids], _, ok = simulate(model, theta, c[ids, 0], t, xt, sensitivities=False,
-                                 rtol=rtol, give_up=give_up)
-        if not ok:
-            return None
+    x = _trajectories(model, _start(mechanism, model, T_ref), c[:, 0], data, x_temp, rtol,
+                      None, give_up)
+    if x is None:
+        return None
     r, _ = relative_residuals(x, c, floor)
     return _species_rms(r[:, 1:].reshape(-1), data)
+
+
+def _trajectories(model: KineticModel, theta: np.ndarray, initial: np.ndarray,
+                  data: ReactionData, x_temp: np.ndarray | None, rtol: float,
+                  deadline: float | None, give_up: float | None) -> np.ndarray | None:
+    """Return ``(n, n_t, n_s)`` forward solutions from ``initial`` at each sample's times.
+
+    ``None`` when an integration failed or gave up; :class:`FitTimeout` past ``deadline``.
+    """
+    x = np.empty_like(data.concentrations)
+    for ids, t in _time_groups(data):
+        xt = None if x_temp is None else x_temp[ids]
+        x[ids], _, ok = simulate(model, theta, initial[ids], t, xt, sensitivities=False,
+                                 rtol=rtol, deadline=deadline, give_up=give_up)
+        if not ok:
+            return None
+    return x
 
 
 def _time_groups(data: ReactionData) -> list[tuple[np.ndarray, np.ndarray]]:
