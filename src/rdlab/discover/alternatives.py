@@ -154,9 +154,8 @@ def _substituted(m: Mechanism, i: int, j: int, s: int, row: np.ndarray) -> Mecha
         ef, er = arr.energy_f.copy(), arr.energy_r.copy()
         if m.kr[i] > 0:
             er[i] = arr.energy_r[i] - s * (arr.energy_f[j] - arr.energy_r[j])
-        scale = arr.gas_constant * m.reference_temperature
-        arr = ArrheniusRates(kf * np.exp(ef / scale), kr * np.exp(er / scale), ef, er,
-                             arr.gas_constant)
+        arr = ArrheniusRates.at_reference(kf, kr, ef, er, m.reference_temperature,
+                                          arr.gas_constant)
     return Mechanism(m.species, V, kf, kr, None, arr, m.reference_temperature)
 
 

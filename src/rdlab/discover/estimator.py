@@ -92,9 +92,9 @@ SUBSPACE_TRIES = 3
 #: fast pair's ``kf`` and ``kr`` as measured (Michaelis-Menten, 0.1 % noise: kf called
 #: known to 3 % while 2.2× off).
 POLISH_NFEV = 20
-#: What :class:`ReactionDiscovery` can make a mechanism reproduce (its ``target``).
 #: Evaluation times (of the chosen fit's) that an equally-good alternative may take.
 ALTERNATIVE_EVALUATIONS = 30
+#: What :class:`ReactionDiscovery` can make a mechanism reproduce (its ``target``).
 TARGETS = ("auto", "trajectories", "derivatives")
 
 
@@ -776,7 +776,6 @@ class ReactionDiscovery:
             self.converged_ = False
             return
         self._judge(fit)
-        self.alternatives_ = []
         if fit.accepted and not self.equilibrium_only_:  # there no row is determined
             fit, self.alternatives_ = self._rivals(fit)
             self._judge(fit)

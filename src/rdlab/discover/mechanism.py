@@ -104,6 +104,34 @@ class ArrheniusRates:
         kr = np.where(np.asarray(self.prefactor_r) == 0, 0.0, kr)
         return kf, kr
 
+    @classmethod
+    def at_reference(cls, kf: np.ndarray, kr: np.ndarray, energy_f: np.ndarray,
+                     energy_r: np.ndarray, temperature: float,
+                     gas_constant: float = GAS_CONSTANT) -> ArrheniusRates:
+        """Return the parameters whose rates at ``temperature`` are ``kf``, ``kr``.
+
+        Parameters
+        ----------
+        kf, kr : numpy.ndarray
+            ``(n_r,)`` rate constants at ``temperature`` (0: an absent direction, ``A = 0``).
+        energy_f, energy_r : numpy.ndarray
+            ``(n_r,)`` activation energies, J/mol.
+        temperature : float
+            The reference temperature, K.
+        gas_constant : float, default GAS_CONSTANT
+            R in J/(mol K).
+
+        Returns
+        -------
+        ArrheniusRates
+            ``A = k·exp(Ea/(R T))``.
+        """
+        kf, kr = np.asarray(kf, float), np.asarray(kr, float)
+        ef, er = np.asarray(energy_f, float), np.asarray(energy_r, float)
+        scale = gas_constant * temperature
+        return cls(np.where(kf > 0, kf * np.exp(ef / scale), 0.0),
+                   np.where(kr > 0, kr * np.exp(er / scale), 0.0), ef, er, gas_constant)
+
     def subset(self, rows: np.ndarray) -> ArrheniusRates:
         """Return the parameters of the reactions ``rows`` (an index or boolean mask).
 

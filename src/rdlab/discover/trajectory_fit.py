@@ -657,9 +657,7 @@ def _mechanism(model: KineticModel, theta: np.ndarray, active: np.ndarray,
     for (i, d), e in zip(model.directions, eps):
         (ef if d == 0 else er)[i] = e * GAS_CONSTANT * T_ref
     # ln k(T) = ln k_ref − ε (T_ref/T − 1): A = k_ref e^ε, Ea = ε R T_ref
-    af = np.where(kf > 0, kf * np.exp(ef / (GAS_CONSTANT * T_ref)), 0.0)
-    ar = np.where(kr > 0, kr * np.exp(er / (GAS_CONSTANT * T_ref)), 0.0)
-    arr = ArrheniusRates(af, ar, ef, er, GAS_CONSTANT)
+    arr = ArrheniusRates.at_reference(kf, kr, ef, er, T_ref, GAS_CONSTANT)
     return Mechanism(model.species, model.V, kf, kr, model.orders, arr, T_ref)
 
 
