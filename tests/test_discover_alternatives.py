@@ -95,6 +95,12 @@ def test_noisy_stiff_example_is_exact_where_the_search_picked_the_equivalent_row
     assert abs(m.kf[fast] / m.kr[fast] - 1.0) < 0.05
     assert all(a.delta_chi2 <= EQUIVALENT_CHI2 for a in est.alternatives_)
     assert est.report()["equally_good"] == [a.to_dict() for a in est.alternatives_]
+    # noisy first states: the final rates were fitted with every sample's start, and the
+    # noise estimate (residuals at every time, the starts counted as parameters) is the
+    # 0.1 % put on the data to 10 %
+    assert est.trajectory_fit_.initial_states is not None
+    noise = est.report()["noise"]
+    assert noise["source"] == "estimated" and abs(noise["value"] / 1e-3 - 1.0) < 0.1
 
 
 def test_equilibrium_start_is_sped_up_until_every_sample_equilibrates():

@@ -85,6 +85,9 @@ def test_discovers_a_small_mechanism_from_concentrations():
     cmp = est.mechanism_.compare(truth)
     assert cmp["exact"], est.mechanism_
     assert cmp["max_rate_error"] < 1e-2
+    # noise-free data: the measured starts are exact and stay the integration's starts
+    assert est.trajectory_fit_.initial_states is None
+    assert est.report()["noise"]["source"] == "noise-free"
 
 
 @pytest.mark.slow

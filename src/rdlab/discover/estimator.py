@@ -39,6 +39,7 @@ from rdlab.discover.alternatives import choose, rival_fits
 from rdlab.discover.crnn import PopulationCRNN
 from rdlab.discover.data import CONCENTRATION_FLOOR, ReactionData, split
 from rdlab.discover.derivatives import estimate as estimate_derivatives
+from rdlab.discover.initial_states import fit_with_initial_states
 from rdlab.discover.library import propose_structure
 from rdlab.discover.mechanism import ArrheniusRates, Mechanism
 from rdlab.discover.rate_fit import (
@@ -300,7 +301,10 @@ class ReactionDiscovery:
         (:data:`~rdlab.discover.trajectory_fit.NOISE_FLOOR`); when none passes, the noise
         is estimated from the best candidate's residual and it is accepted when that
         estimate is at most :data:`MAX_ESTIMATED_NOISE` (2 %) and no species is fitted
-        worse than 3× it (``report()["noise"]`` says which).
+        worse than 3× it (``report()["noise"]`` says which). On noisy data (given or
+        estimated) the accepted fit's rates are finally refitted together with every
+        sample's initial state (:func:`~rdlab.discover.initial_states.fit_with_initial_states`:
+        the measured first states are as noisy as the rest), and the estimate updated.
     derivative_method : str, optional
         How derivatives are estimated for the trajectory target's starting point
         (:func:`~rdlab.discover.derivatives.estimate`; default ``"spline"``).
@@ -779,6 +783,7 @@ class ReactionDiscovery:
         if fit.accepted and not self.equilibrium_only_:  # there no row is determined
             fit, self.alternatives_ = self._rivals(fit)
             self._judge(fit)
+        fit = self._with_initial_states(fit)
         self.trajectory_fit_ = fit
         self.mechanism_ = fit.mechanism.normalised()
         self.mechanism_.notes["trajectory_fit"] = fit.summary()
@@ -829,6 +834,29 @@ class ReactionDiscovery:
         sigma = (fit.noise_estimate if self.concentration_noise is None
                  else self.concentration_noise)
         return choose(fit, rivals, sigma, n * (n_t - 1))
+
+    def _with_initial_states(self, fit: TrajectoryFit) -> TrajectoryFit:
+        """Refit an accepted fit of noisy data with every sample's initial state free.
+
+        Noisy first states bias the rates (errors in variables,
+        :mod:`rdlab.discover.initial_states`); the joint fit replaces ``fit`` unless it ran
+        out of time or failed. Noise-free data (given, or accepted as such) keep ``fit``.
+        """
+        noisy = (self.concentration_noise or 0.0) > 0 or self.noise_["source"] == "estimated"
+        if not (noisy and fit.accepted) or fit.timed_out or not fit.success:
+            return fit
+        try:
+            new = fit_with_initial_states(fit, self._traj_data,
+                                          noise=self.concentration_noise,
+                                          deadline=self._deadline(self._t0))
+        except (NetworkError, ParameterError):
+            return fit
+        if new is None:
+            return fit
+        new.seconds += fit.seconds
+        if self.noise_["source"] == "estimated":
+            self.noise_ = {"value": new.noise_estimate, "source": "estimated"}
+        return new
 
     def _polished(self, fit: TrajectoryFit) -> TrajectoryFit:
         """Refit ``fit``'s mechanism on every sample until converged (:data:`POLISH_NFEV`).

@@ -234,7 +234,8 @@ def _log_rates(theta: np.ndarray, P: int, x_temp: np.ndarray | None, n: int) -> 
 def simulate(model: KineticModel, theta: np.ndarray, initial: np.ndarray, times: np.ndarray,
              x_temp: np.ndarray | None = None, *, sensitivities: bool = True,
              rtol: float = 1e-7, atol: float = 1e-12, deadline: float | None = None,
-             give_up: float | None = None) -> tuple[np.ndarray, np.ndarray | None, bool]:
+             give_up: float | None = None, state_sensitivities: bool = False
+             ) -> tuple[np.ndarray, np.ndarray | None, bool]:
     """Integrate ``model`` from ``initial`` over ``times``, with forward sensitivities.
 
     Parameters
@@ -259,13 +260,17 @@ def simulate(model: KineticModel, theta: np.ndarray, initial: np.ndarray, times:
     give_up : float or None, optional
         ``time.perf_counter()`` time after which this integration is abandoned as failed
         (``ok`` False), unlike ``deadline`` which stops the whole fit.
+    state_sensitivities : bool, default False
+        With ``sensitivities``, also integrate ``∂x/∂ln x0_j`` (``S' = J S``,
+        ``S(0) = diag(x0)``), appended after the ``θ`` columns.
 
     Returns
     -------
     x : numpy.ndarray
         ``(n, n_t, n_s)``.
     S : numpy.ndarray or None
-        ``(n, n_t, n_s, n_θ)``.
+        ``(n, n_t, n_s, n_θ)``, or ``(n, n_t, n_s, n_θ + n_s)`` with
+        ``state_sensitivities``.
     ok : bool
         False when the solver failed (``x`` then holds what it reached, padded with NaN).
 
@@ -277,7 +282,8 @@ def simulate(model: KineticModel, theta: np.ndarray, initial: np.ndarray, times:
     x0 = np.asarray(initial, float)
     n, S_ = x0.shape
     P = model.n_directions
-    n_th = theta.size if sensitivities else 0
+    n_par = theta.size if sensitivities else 0
+    n_th = n_par + (S_ if sensitivities and state_sensitivities else 0)
     k = np.exp(_log_rates(theta, P, x_temp, n))
     blocks = 1 + n_th
     scale = np.maximum(np.max(x0, axis=0), 1e-30)
@@ -297,7 +303,8 @@ def simulate(model: KineticModel, theta: np.ndarray, initial: np.ndarray, times:
             dfd = r[:, :, None] * model.net[None]  # (n, P, S): ∂f/∂ln k_p
             src = dfd if x_temp is None else np.concatenate(
                 [dfd, -x_temp[:, None, None] * dfd], axis=1)
-            out[:, 1:] = np.matmul(Y[:, 1:], np.transpose(J, (0, 2, 1))) + src
+            out[:, 1:] = np.matmul(Y[:, 1:], np.transpose(J, (0, 2, 1)))
+            out[:, 1:1 + n_par] += src  # the initial-state blocks have no source
         return out.reshape(-1)
 
     def jac(t, y):
@@ -312,6 +319,8 @@ def simulate(model: KineticModel, theta: np.ndarray, initial: np.ndarray, times:
 
     y0 = np.zeros((n, blocks, S_))
     y0[:, 0] = x0
+    if n_th > n_par:
+        y0[:, 1 + n_par:, :] = x0[:, None, :] * np.eye(S_)  # ∂x0/∂ln x0 = diag(x0)
     tol = np.broadcast_to(atol * scale, (n, blocks, S_)).reshape(-1)
     t = np.asarray(times, float)
     Y = np.full((n, blocks, S_, t.size), np.nan)
@@ -472,6 +481,10 @@ class TrajectoryFit:
         initial states included (whose error every later residual inherits): from one
         synthetic draw (:func:`_null_autocorrelation`). Computed for fits that are not
         accepted as noise-free; ``None`` otherwise.
+    initial_states : numpy.ndarray or None
+        ``(n, n_s)`` initial states fitted with the rates
+        (:func:`rdlab.discover.initial_states.fit_with_initial_states`); ``None`` when the
+        measured first states were taken as exact.
     """
 
     @property
@@ -506,6 +519,7 @@ class TrajectoryFit:
     timed_out: bool = False
     autocorrelation: float = 0.0
     null_autocorrelation: float | None = None
+    initial_states: np.ndarray | None = None
 
     @property
     def error(self) -> float:
@@ -519,8 +533,8 @@ class TrajectoryFit:
         -------
         dict
             ``accepted``, ``species_rms`` (by name), ``max_residual``, ``noise_estimate``,
-            ``threshold``, ``pruned``, ``seconds``, ``evaluations``, ``timed_out`` and
-            ``identifiability``.
+            ``threshold``, ``pruned``, ``seconds``, ``evaluations``, ``timed_out``,
+            ``autocorrelation``, ``initial_states_fitted`` and ``identifiability``.
         """
         return {"accepted": self.accepted,
                 "species_rms": dict(zip(self.mechanism.species, map(float, self.species_rms))),
@@ -528,6 +542,7 @@ class TrajectoryFit:
                 "threshold": self.threshold, "pruned": list(self.pruned),
                 "seconds": self.seconds, "evaluations": self.evaluations,
                 "timed_out": self.timed_out, "autocorrelation": self.autocorrelation,
+                "initial_states_fitted": self.initial_states is not None,
                 "identifiability": self.identifiability.to_dict()}
 
 
@@ -625,17 +640,20 @@ def _least_squares(problem: _Problem, theta0: np.ndarray, max_nfev: int) -> np.n
     hi = np.full(theta0.size, np.inf)
     lo[:P], hi[:P] = _LOG_K_BOUNDS
     x0 = np.clip(theta0, lo + 1e-9, hi - 1e-9)
-    eye = PRIOR_WEIGHT * np.eye(x0.size)
+    dense = getattr(problem, "dense", True)  # a large sparse Jacobian is solved by LSMR
+    eye = PRIOR_WEIGHT * (np.eye(x0.size) if dense else sp.identity(x0.size, format="csr"))
 
     def fun(th):
         return np.concatenate([problem.run(th)[0], PRIOR_WEIGHT * (th - x0)])
 
     def jac(th):
-        return np.vstack([problem.run(th)[1], eye])
+        J = problem.run(th)[1]
+        return np.vstack([J, eye]) if dense else sp.vstack([J, eye], format="csr")
 
     try:
         sol = least_squares(fun, x0, jac=jac, bounds=(lo, hi), method="trf", x_scale=1.0,
-                            max_nfev=max_nfev, xtol=1e-9, ftol=1e-10, gtol=1e-10)
+                            max_nfev=max_nfev, xtol=1e-9, ftol=1e-10, gtol=1e-10,
+                            tr_solver="exact" if dense else "lsmr")
     except FitTimeout:
         return problem.last_good(x0)[0]
     return sol.x
