@@ -95,6 +95,9 @@ SUBSPACE_TRIES = 3
 POLISH_NFEV = 20
 #: Evaluation times (of the chosen fit's) that an equally-good alternative may take.
 ALTERNATIVE_EVALUATIONS = 30
+#: Evaluation times (of the chosen fit's) that the final fit with free initial states may
+#: take (its evaluations integrate n_s more sensitivities; 13 of them on hydrogen oxidation).
+INITIAL_STATE_EVALUATIONS = 40
 #: What :class:`ReactionDiscovery` can make a mechanism reproduce (its ``target``).
 TARGETS = ("auto", "trajectories", "derivatives")
 
@@ -840,15 +843,21 @@ class ReactionDiscovery:
 
         Noisy first states bias the rates (errors in variables,
         :mod:`rdlab.discover.initial_states`); the joint fit replaces ``fit`` unless it ran
-        out of time or failed. Noise-free data (given, or accepted as such) keep ``fit``.
+        out of time (at most :data:`INITIAL_STATE_EVALUATIONS` of ``fit``'s evaluation
+        times) or failed. Noise-free data (given, or accepted as such) keep ``fit``, and
+        so do data that show only equilibria (no rate is determined there; their
+        sensitivities are the stiffest to integrate).
         """
         noisy = (self.concentration_noise or 0.0) > 0 or self.noise_["source"] == "estimated"
-        if not (noisy and fit.accepted) or fit.timed_out or not fit.success:
+        if (not (noisy and fit.accepted) or fit.timed_out or not fit.success
+                or self.equilibrium_only_):
             return fit
+        cap = max(INITIAL_STATE_EVALUATIONS * fit.seconds / max(fit.evaluations, 1), 10.0)
         try:
             new = fit_with_initial_states(fit, self._traj_data,
                                           noise=self.concentration_noise,
-                                          deadline=self._deadline(self._t0))
+                                          deadline=min(self._deadline(self._t0),
+                                                       time.perf_counter() + cap))
         except (NetworkError, ParameterError):
             return fit
         if new is None:
