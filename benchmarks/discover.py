@@ -123,8 +123,20 @@ def _one(args):
             "mechanism": est.mechanism_.to_dict()}
 
 
+#: the worker's BLAS/OpenMP thread limit (kept referenced for the worker's lifetime)
+_LIMITS = []
+
+
+def _one_core() -> None:
+    """Hold a worker to one thread, so a fit's time is one core's (no BLAS threads that
+    the other worker's core would pay for)."""
+    from threadpoolctl import threadpool_limits
+
+    _LIMITS.append(threadpool_limits(limits=1))
+
+
 def _pool(jobs, workers):
-    with ProcessPoolExecutor(workers) as pool:
+    with ProcessPoolExecutor(workers, initializer=_one_core) as pool:
         return list(pool.map(_one, jobs))
 
 
@@ -491,7 +503,8 @@ def _compare(a) -> list[dict]:
     if runs:
         print(f"resumed {len(runs)} finished fits from {log} (--fresh to redo them)")
     t = time.perf_counter()
-    with ProcessPoolExecutor(a.workers) as pool, log.open("a") as sink:
+    with ProcessPoolExecutor(a.workers, initializer=_one_core) as pool, \
+            log.open("a") as sink:
         for r in pool.map(_compare_one, jobs):  # one progress line per fit, in job order
             runs.append(r)
             sink.write(json.dumps({**r, "opts": opts}, default=float) + "\n")

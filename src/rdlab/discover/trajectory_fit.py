@@ -633,8 +633,12 @@ def _start(mechanism: Mechanism, model: KineticModel, T_ref: float | None) -> np
     return np.concatenate([theta, np.array(eps)])
 
 
-def _least_squares(problem: _Problem, theta0: np.ndarray, max_nfev: int) -> np.ndarray:
-    """Fit ``θ`` by trust-region least squares with the sensitivity Jacobian."""
+def _least_squares(problem: _Problem, theta0: np.ndarray, max_nfev: int,
+                   ftol: float = 1e-10) -> np.ndarray:
+    """Fit ``θ`` by trust-region least squares with the sensitivity Jacobian.
+
+    ``ftol`` is the relative change of the cost at which the fit stops (scipy's).
+    """
     P = problem.model.n_directions
     lo = np.full(theta0.size, -np.inf)
     hi = np.full(theta0.size, np.inf)
@@ -652,7 +656,7 @@ def _least_squares(problem: _Problem, theta0: np.ndarray, max_nfev: int) -> np.n
 
     try:
         sol = least_squares(fun, x0, jac=jac, bounds=(lo, hi), method="trf", x_scale=1.0,
-                            max_nfev=max_nfev, xtol=1e-9, ftol=1e-10, gtol=1e-10,
+                            max_nfev=max_nfev, xtol=1e-9, ftol=ftol, gtol=1e-10,
                             tr_solver="exact" if dense else "lsmr")
     except FitTimeout:
         return problem.last_good(x0)[0]
