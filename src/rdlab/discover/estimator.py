@@ -842,11 +842,11 @@ class ReactionDiscovery:
         """Refit an accepted fit of noisy data with every sample's initial state free.
 
         Noisy first states bias the rates (errors in variables,
-        :mod:`rdlab.discover.initial_states`); the joint fit replaces ``fit`` unless it ran
-        out of time (at most :data:`INITIAL_STATE_EVALUATIONS` of ``fit``'s evaluation
-        times) or failed. Noise-free data (given, or accepted as such) keep ``fit``, and
-        so do data that show only equilibria (no rate is determined there; their
-        sensitivities are the stiffest to integrate).
+        :mod:`rdlab.discover.initial_states`); the joint fit replaces ``fit`` unless it
+        failed. It may take :data:`INITIAL_STATE_EVALUATIONS` of ``fit``'s evaluation
+        times; out of time, it keeps the best point reached. Noise-free data (given, or
+        accepted as such) keep ``fit``, and so do data that show only equilibria (no rate
+        is determined there; their sensitivities are the stiffest to integrate).
         """
         noisy = (self.concentration_noise or 0.0) > 0 or self.noise_["source"] == "estimated"
         if (not (noisy and fit.accepted) or fit.timed_out or not fit.success
