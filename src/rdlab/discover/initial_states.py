@@ -40,15 +40,15 @@ from rdlab.discover.trajectory_fit import (
     FitTimeout,
     KineticModel,
     TrajectoryFit,
-    _identifiability,
-    _least_squares,
-    _mechanism,
-    _species_rms,
-    _start,
-    _time_groups,
+    fit_least_squares,
+    fitted_mechanism,
+    rate_identifiability,
     relative_residuals,
     residual_autocorrelation,
+    rms_per_species,
     simulate,
+    start_parameters,
+    time_groups,
 )
 
 __all__ = ["fit_with_initial_states"]
@@ -73,7 +73,7 @@ class _JointProblem:
         c = data.concentrations
         self.measured = c
         _, self.w = relative_residuals(c, c, floor)
-        self.groups = _time_groups(data)
+        self.groups = time_groups(data)
         self.free = np.argwhere(c[:, 0] > 0)  # (n_free, 2): sample, species
         self.evaluations = 0
         self.timed_out = False
@@ -213,11 +213,11 @@ def fit_with_initial_states(fit: TrajectoryFit, data: ReactionData, *,
     T_ref = float(np.mean(T)) if T is not None else None
     x_temp = None if T is None else T_ref / T - 1.0
     model = KineticModel.from_mechanism(mech, np.asarray(mech.kr) > 0)
-    theta0 = _start(mech, model, T_ref)
+    theta0 = start_parameters(mech, model, T_ref)
     problem = _JointProblem(model, data, x_temp, theta0.size, floor, rtol, deadline)
     c0 = data.concentrations[:, 0]
     params0 = np.concatenate([theta0, np.log(c0[problem._u_index])])
-    params = _least_squares(problem, params0, max_nfev, ftol=JOINT_FTOL)
+    params = fit_least_squares(problem, params0, max_nfev, ftol=JOINT_FTOL)
     try:
         r, jac, ok = problem.run(params)
     except FitTimeout:  # out of time: the best point reached (it only lowered the cost)
@@ -237,15 +237,15 @@ def fit_with_initial_states(fit: TrajectoryFit, data: ReactionData, *,
     noise_est = float(np.sqrt(float(r @ r) / max(m - p, 1)))
     sigma = noise if noise is not None else max(noise_est, NOISE_FLOOR)
     active = np.ones(model.n_directions, bool)
-    ident = _identifiability(model, active, theta, problem.marginal_rate_jacobian(jac),
+    ident = rate_identifiability(model, active, theta, problem.marginal_rate_jacobian(jac),
                              max(sigma, NOISE_FLOOR), max_standard_error, T_ref)
-    new_mech = _mechanism(model, theta, active, T_ref)
+    new_mech = fitted_mechanism(model, theta, active, T_ref)
     for key, note in fit.mechanism.notes.items():
         if key != "trajectory_fit":
             new_mech.notes.setdefault(key, note)
     names = model.names()
     names += [f"eps_{name}" for name in names] if T is not None else []
-    new = TrajectoryFit(new_mech, names, theta, _species_rms(later, data),
+    new = TrajectoryFit(new_mech, names, theta, rms_per_species(later, data),
                         float(np.max(np.abs(r))), noise_est, fit.threshold, fit.accepted,
                         ident, list(fit.pruned), time.perf_counter() - t0,
                         problem.evaluations, ok, False,

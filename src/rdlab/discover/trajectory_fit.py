@@ -54,8 +54,10 @@ from rdlab.errors import ParameterError, SimulationError
 
 __all__ = ["AUTOCORRELATION_MARGIN", "NOISE_FLOOR", "PRIOR_WEIGHT", "PRUNE_NFEV",
            "RESIDUAL_FLOOR", "REVIVE_GAIN", "REVIVE_SHARE", "REVIVE_TRIES", "FitTimeout",
-           "KineticModel", "TrajectoryFit", "acceptance_threshold", "fit_trajectories",
-           "relative_residuals", "residual_autocorrelation", "simulate", "trajectory_errors"]
+           "KineticModel", "TrajectoryFit", "acceptance_threshold", "fit_least_squares",
+           "fit_trajectories", "fitted_mechanism", "rate_identifiability",
+           "relative_residuals", "residual_autocorrelation", "rms_per_species", "simulate",
+           "start_parameters", "time_groups", "trajectory_errors"]
 
 #: Relative floor ``δ_s / max x_s`` of the residual weights.
 RESIDUAL_FLOOR = 1e-4
@@ -558,7 +560,7 @@ class _Problem:
         c = data.concentrations
         self.measured = c
         _, self.w = relative_residuals(c, c, floor)
-        self.groups = _time_groups(data)  # samples sharing a time grid go together
+        self.groups = time_groups(data)  # samples sharing a time grid go together
         self.evaluations = 0
         self._cache: tuple[bytes, np.ndarray, np.ndarray, bool] | None = None
         #: seconds of the first evaluation (the yardstick of :data:`SLOW_EVALUATION`)
@@ -610,7 +612,7 @@ class _Problem:
         return self.best[1], self.best[2], self.best[3], self.best[4]
 
 
-def _start(mechanism: Mechanism, model: KineticModel, T_ref: float | None) -> np.ndarray:
+def start_parameters(mechanism: Mechanism, model: KineticModel, T_ref: float | None) -> np.ndarray:
     """Return ``θ`` from the candidate's rates; absent directions start 1e-6 of their row."""
     kf, kr = mechanism.rates_at(T_ref)
     kf, kr = np.asarray(kf, float), np.asarray(kr, float)
@@ -633,7 +635,7 @@ def _start(mechanism: Mechanism, model: KineticModel, T_ref: float | None) -> np
     return np.concatenate([theta, np.array(eps)])
 
 
-def _least_squares(problem: _Problem, theta0: np.ndarray, max_nfev: int,
+def fit_least_squares(problem: _Problem, theta0: np.ndarray, max_nfev: int,
                    ftol: float = 1e-10) -> np.ndarray:
     """Fit ``θ`` by trust-region least squares with the sensitivity Jacobian.
 
@@ -663,7 +665,7 @@ def _least_squares(problem: _Problem, theta0: np.ndarray, max_nfev: int,
     return sol.x
 
 
-def _mechanism(model: KineticModel, theta: np.ndarray, active: np.ndarray,
+def fitted_mechanism(model: KineticModel, theta: np.ndarray, active: np.ndarray,
                T_ref: float | None) -> Mechanism:
     """Return the candidate's rows with the fitted rates (inactive directions at 0)."""
     n_r = model.V.shape[0]
@@ -708,7 +710,7 @@ def _fit_active(model: KineticModel, active: np.ndarray, theta: np.ndarray,
     """Fit the active directions; return full ``θ``, residuals, evaluations, Jacobian, ok."""
     P = model.n_directions
     problem, cols = _active_problem(model, active, data, x_temp, opts)
-    sub = _least_squares(problem, theta[cols], opts["max_nfev"])
+    sub = fit_least_squares(problem, theta[cols], opts["max_nfev"])
     try:
         r, jac, ok = problem.run(sub)
     except FitTimeout:
@@ -720,7 +722,7 @@ def _fit_active(model: KineticModel, active: np.ndarray, theta: np.ndarray,
     return full, r, problem.evaluations, jac, ok
 
 
-def _species_rms(r: np.ndarray, data: ReactionData) -> np.ndarray:
+def rms_per_species(r: np.ndarray, data: ReactionData) -> np.ndarray:
     """Return the RMS of the residuals ``(n·(n_t−1)·n_s,)`` per species."""
     n, n_t, S = data.concentrations.shape
     return np.sqrt(np.mean(r.reshape(n, n_t - 1, S) ** 2, axis=(0, 1)))
@@ -811,7 +813,7 @@ def fit_trajectories(mechanism: Mechanism, data: ReactionData, *, noise: float |
     model = KineticModel.from_mechanism(mechanism, reversible)
     opts = {"floor": floor, "rtol": rtol, "max_nfev": max_nfev, "deadline": deadline}
     active = np.ones(model.n_directions, bool)
-    theta, r, evals, jac, ok = _fit_active(model, active, _start(mechanism, model, T_ref),
+    theta, r, evals, jac, ok = _fit_active(model, active, start_parameters(mechanism, model, T_ref),
                                            data, x_temp, opts)
     # the forward-only integration of _null_autocorrelation may take as long as 3
     # evaluations with sensitivities (each ~n_θ forward solves); a crawl past that fails it
@@ -833,13 +835,13 @@ def fit_trajectories(mechanism: Mechanism, data: ReactionData, *, noise: float |
         theta, r, jac, ok, active = _drop_negligible(model, theta, r, jac, ok, active, data,
                                                      x_temp, opts, sigma)
     pruned = [n for n, a in zip(names, active) if not a]
-    rms = _species_rms(r, data)
+    rms = rms_per_species(r, data)
     m, p = r.size, int(active.sum()) * (1 if T is None else 2)
     noise_est = float(np.sqrt(np.mean(r * r) * m / max(m - p, 1)))
     threshold = acceptance_threshold(noise)  # unknown noise: judged as noise-free
-    ident = _identifiability(model, active, theta, jac, sigma if noise is not None
+    ident = rate_identifiability(model, active, theta, jac, sigma if noise is not None
                              else max(noise_est, NOISE_FLOOR), max_standard_error, T_ref)
-    mech = _mechanism(model, theta, active, T_ref)
+    mech = fitted_mechanism(model, theta, active, T_ref)
     fit = TrajectoryFit(mech, names + ([f"eps_{n}" for n in names] if T is not None else []),
                         theta, rms, float(np.max(np.abs(r))) if r.size else 0.0, noise_est,
                         threshold, bool(ok and np.all(rms <= threshold) and not timed_out),
@@ -862,7 +864,7 @@ def _looks_like_noise(model: KineticModel, theta: np.ndarray, r: np.ndarray,
     """
     if noise is not None or not r.size:
         return False
-    if np.max(_species_rms(r, data)) <= acceptance_threshold(None):
+    if np.max(rms_per_species(r, data)) <= acceptance_threshold(None):
         return False
     m, p = r.size, model.n_directions * (1 if x_temp is None else 2)
     sigma = float(np.sqrt(np.mean(r * r) * m / max(m - p, 1)))
@@ -934,12 +936,12 @@ def trajectory_errors(mechanism: Mechanism, data: ReactionData, *,
     model = KineticModel.from_mechanism(mechanism, np.asarray(mechanism.kr) > 0)
     give_up = None if give_up_s is None else time.perf_counter() + give_up_s
     c = data.concentrations
-    x = _trajectories(model, _start(mechanism, model, T_ref), c[:, 0], data, x_temp, rtol,
+    x = _trajectories(model, start_parameters(mechanism, model, T_ref), c[:, 0], data, x_temp, rtol,
                       None, give_up)
     if x is None:
         return None
     r, _ = relative_residuals(x, c, floor)
-    return _species_rms(r[:, 1:].reshape(-1), data)
+    return rms_per_species(r[:, 1:].reshape(-1), data)
 
 
 def _trajectories(model: KineticModel, theta: np.ndarray, initial: np.ndarray,
@@ -950,7 +952,7 @@ def _trajectories(model: KineticModel, theta: np.ndarray, initial: np.ndarray,
     ``None`` when an integration failed or gave up; :class:`FitTimeout` past ``deadline``.
     """
     x = np.empty_like(data.concentrations)
-    for ids, t in _time_groups(data):
+    for ids, t in time_groups(data):
         xt = None if x_temp is None else x_temp[ids]
         x[ids], _, ok = simulate(model, theta, initial[ids], t, xt, sensitivities=False,
                                  rtol=rtol, deadline=deadline, give_up=give_up)
@@ -959,7 +961,7 @@ def _trajectories(model: KineticModel, theta: np.ndarray, initial: np.ndarray,
     return x
 
 
-def _time_groups(data: ReactionData) -> list[tuple[np.ndarray, np.ndarray]]:
+def time_groups(data: ReactionData) -> list[tuple[np.ndarray, np.ndarray]]:
     """Return ``(sample indices, times)`` of the samples that share a time grid."""
     times = data.sample_times
     keys: dict[bytes, list[int]] = {}
@@ -968,7 +970,7 @@ def _time_groups(data: ReactionData) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(np.array(ids), times[ids[0]]) for ids in keys.values()]
 
 
-def _identifiability(model: KineticModel, active: np.ndarray, theta: np.ndarray,
+def rate_identifiability(model: KineticModel, active: np.ndarray, theta: np.ndarray,
                      jac: np.ndarray, sigma: float, max_se: float,
                      T_ref: float | None) -> Identifiability:
     """Return the identifiability of the active parameters (Jacobian columns ``jac``)."""
@@ -1021,7 +1023,7 @@ def _revive(model, theta, r, jac, ok, data, x_temp, opts, threshold):
     """Restart directions stuck near 0 at the typical flux (see :func:`fit_trajectories`)."""
     P = model.n_directions
     evals = 0
-    rms = np.max(_species_rms(r, data))
+    rms = np.max(rms_per_species(r, data))
     mono, flux = _fluxes(model, theta, data)
     typical = _typical_flux(flux)
     if rms <= threshold or not typical > 0:
@@ -1039,7 +1041,7 @@ def _revive(model, theta, r, jac, ok, data, x_temp, opts, threshold):
         evals += n_ev
         if opts.get("timed_out"):
             break
-        new_rms = np.max(_species_rms(rr, data))
+        new_rms = np.max(rms_per_species(rr, data))
         if good and new_rms <= REVIVE_GAIN * rms:
             theta, r, jac, ok, rms = th, rr, jj, good, new_rms
             if rms <= threshold or len(group) > 1:
@@ -1070,8 +1072,8 @@ def _drop_negligible(model, theta, r, jac, ok, active, data, x_temp, opts, sigma
         rr, jj, good = problem.run(theta[cols])
     except FitTimeout:
         return theta, r, jac, ok, active
-    before = float(np.max(_species_rms(r, data)))
-    if not (good and np.max(_species_rms(rr, data)) <= max(1.05 * before, sigma)):
+    before = float(np.max(rms_per_species(r, data)))
+    if not (good and np.max(rms_per_species(rr, data)) <= max(1.05 * before, sigma)):
         return theta, r, jac, ok, active
     th = theta.copy()
     th[:P][~trial] = _LOG_K_BOUNDS[0]
@@ -1114,7 +1116,7 @@ def _prune(model, theta, r, jac, ok, data, x_temp, opts, sigma, max_se, max_rows
     noise_fit = float(np.sqrt(np.mean(r * r) * m / max(m - jac.shape[1], 1))) if m else 0.0
     sigma_se = max(sigma, noise_fit)
     state = (theta, r, jac, ok)
-    best = [float(np.max(_species_rms(r, data)))]
+    best = [float(np.max(rms_per_species(r, data)))]
     trial_opts = {**opts, "max_nfev": min(int(opts["max_nfev"]), PRUNE_NFEV)}
     rows_of = np.array([i for i, _ in model.directions])
     size = np.abs(model.V).sum(axis=1)
@@ -1139,7 +1141,7 @@ def _prune(model, theta, r, jac, ok, data, x_temp, opts, sigma, max_se, max_rows
             return False
         th, rr, n_ev, jj, good = _fit_active(model, trial, state[0], data, x_temp, trial_opts)
         count[0] += n_ev
-        new = float(np.max(_species_rms(rr, data)))
+        new = float(np.max(rms_per_species(rr, data)))
         if opts.get("timed_out") or not (good and new <= max(1.05 * best[0], sigma)):
             return False
         active, state = trial, (th, rr, jj, good)
