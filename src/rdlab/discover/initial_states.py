@@ -37,6 +37,7 @@ from rdlab.discover.identifiability import MAX_STANDARD_ERROR
 from rdlab.discover.trajectory_fit import (
     NOISE_FLOOR,
     RESIDUAL_FLOOR,
+    EvaluationMemory,
     FitTimeout,
     KineticModel,
     TrajectoryFit,
@@ -63,11 +64,12 @@ JOINT_FTOL = 1e-6
 DENSE_ENTRIES = 20_000_000
 
 
-class _JointProblem:
+class _JointProblem(EvaluationMemory):
     """Residuals and Jacobian of rates and initial states together (cached per parameters)."""
 
     def __init__(self, model: KineticModel, data: ReactionData, x_temp: np.ndarray | None,
                  n_theta: int, floor: float, rtol: float, deadline: float | None):
+        super().__init__()
         self.model, self.x_temp, self.rtol, self.deadline = model, x_temp, rtol, deadline
         self.n_theta = n_theta
         c = data.concentrations
@@ -77,8 +79,6 @@ class _JointProblem:
         self.free = np.argwhere(c[:, 0] > 0)  # (n_free, 2): sample, species
         self.evaluations = 0
         self.timed_out = False
-        self.best: tuple | None = None
-        self._cache: tuple | None = None
         n, n_t, S = c.shape
         # Jacobian rows of each free start: every time and species of its own sample
         sample, species = self.free[:, 0], self.free[:, 1]
@@ -98,8 +98,8 @@ class _JointProblem:
     def run(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray | sp.spmatrix, bool]:
         """Return the residuals ``(n·n_t·n_s,)``, the Jacobian and the solver's success."""
         key = params.tobytes()
-        if self._cache is not None and self._cache[0] == key:
-            return self._cache[1], self._cache[2], self._cache[3]
+        if (hit := self.recall(key)) is not None:
+            return hit
         if self.deadline is not None and time.perf_counter() > self.deadline:
             self.timed_out = True
             raise FitTimeout("the initial-state fit ran past its deadline")
@@ -139,17 +139,7 @@ class _JointProblem:
                                  (np.concatenate([rows_t, self._u_rows]),
                                   np.concatenate([cols_t, self._u_cols]))),
                                 shape=(r.size, n_p))
-        self._cache = (key, r, jac, ok)
-        cost = float(r @ r)
-        if self.best is None or (ok and cost < self.best[0]):
-            self.best = (cost, params.copy(), r, jac, ok)
-        return r, jac, ok
-
-    def last_good(self, params0: np.ndarray) -> tuple:
-        """Return ``(params, residuals, Jacobian, ok)`` of the best evaluation so far."""
-        if self.best is None:
-            return params0, None, None, False
-        return self.best[1], self.best[2], self.best[3], self.best[4]
+        return self.remember(key, params, r, jac, ok)
 
     def marginal_rate_jacobian(self, jac) -> np.ndarray:
         """Return the ``θ`` columns of ``jac`` projected off each sample's start columns.

@@ -54,7 +54,8 @@ from rdlab.errors import ParameterError, SimulationError
 
 __all__ = ["AUTOCORRELATION_MARGIN", "NOISE_FLOOR", "PRIOR_WEIGHT", "PRUNE_NFEV",
            "RESIDUAL_FLOOR", "REVIVE_GAIN", "REVIVE_SHARE", "REVIVE_TRIES", "FitTimeout",
-           "KineticModel", "TrajectoryFit", "acceptance_threshold", "fit_least_squares",
+           "KineticModel", "TrajectoryFit", "EvaluationMemory", "acceptance_threshold",
+           "fit_least_squares",
            "fit_trajectories", "fitted_mechanism", "rate_identifiability",
            "relative_residuals", "residual_autocorrelation", "rms_per_species", "simulate",
            "start_parameters", "time_groups", "trajectory_errors"]
@@ -548,29 +549,67 @@ class TrajectoryFit:
                 "identifiability": self.identifiability.to_dict()}
 
 
-class _Problem:
+class EvaluationMemory:
+    """What a least-squares problem keeps of its evaluations.
+
+    The last one (the optimiser asks for the residuals, then the Jacobian, at the same
+    parameters) and the lowest-cost successful one (kept when the fit runs out of time).
+
+    Attributes
+    ----------
+    best : tuple or None
+        ``(cost, parameters, residuals, Jacobian, ok)`` of the lowest-cost evaluation.
+    """
+
+    def __init__(self) -> None:
+        self.best: tuple | None = None
+        self._cache: tuple | None = None
+
+    def recall(self, key: bytes) -> tuple | None:
+        """Return ``(residuals, Jacobian, ok)`` if the last evaluation was at ``key``."""
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1:]
+        return None
+
+    def remember(self, key: bytes, params: np.ndarray, r: np.ndarray, jac, ok: bool) -> tuple:
+        """Keep an evaluation at ``params`` (bytes ``key``); return ``(r, jac, ok)``."""
+        self._cache = (key, r, jac, ok)
+        cost = float(r @ r)
+        if self.best is None or (ok and cost < self.best[0]):
+            self.best = (cost, params.copy(), r, jac, ok)
+        return r, jac, ok
+
+    def last_good(self, params0: np.ndarray) -> tuple:
+        """Return ``(parameters, residuals, Jacobian, ok)`` of the best evaluation.
+
+        ``(params0, None, None, False)`` when nothing was evaluated.
+        """
+        if self.best is None:
+            return params0, None, None, False
+        return self.best[1:]
+
+
+class _Problem(EvaluationMemory):
     """Residuals and sensitivity Jacobian of one model on one data set (cached per θ)."""
 
     def __init__(self, model: KineticModel, data: ReactionData, x_temp: np.ndarray | None,
                  floor: float, rtol: float, deadline: float | None = None):
+        super().__init__()
         self.model, self.x_temp, self.rtol, self.deadline = model, x_temp, rtol, deadline
         self.timed_out = False
-        #: the lowest-cost evaluation so far: (cost, θ, residuals, Jacobian, ok)
-        self.best: tuple | None = None
         c = data.concentrations
         self.measured = c
         _, self.w = relative_residuals(c, c, floor)
         self.groups = time_groups(data)  # samples sharing a time grid go together
         self.evaluations = 0
-        self._cache: tuple[bytes, np.ndarray, np.ndarray, bool] | None = None
         #: seconds of the first evaluation (the yardstick of :data:`SLOW_EVALUATION`)
         self._first_seconds: float | None = None
 
     def run(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
         """Return the residuals ``(m,)``, the Jacobian ``(m, n_θ)`` and the solver's success."""
         key = theta.tobytes()
-        if self._cache is not None and self._cache[0] == key:
-            return self._cache[1], self._cache[2], self._cache[3]
+        if (hit := self.recall(key)) is not None:
+            return hit
         if self.deadline is not None and time.perf_counter() > self.deadline:
             self.timed_out = True
             raise FitTimeout("the trajectory fit ran past its deadline")
@@ -598,18 +637,17 @@ class _Problem:
         jac = (sens * self.w[..., None])[:, 1:]
         r = np.nan_to_num(r, nan=1e3, posinf=1e3, neginf=-1e3).reshape(-1)
         jac = np.nan_to_num(jac, nan=0.0, posinf=0.0, neginf=0.0).reshape(r.size, -1)
-        self._cache = (key, r, jac, ok)
-        cost = float(r @ r)
-        if self.best is None or (ok and cost < self.best[0]):
-            self.best = (cost, theta.copy(), r, jac, ok)
-        return r, jac, ok
+        return self.remember(key, theta, r, jac, ok)
 
     def last_good(self, theta0: np.ndarray) -> tuple:
-        """Return ``(θ, residuals, Jacobian, ok)`` of the best evaluation after a timeout."""
+        """Return ``(θ, residuals, Jacobian, ok)`` of the best evaluation after a timeout.
+
+        With nothing evaluated, residuals of 1e3 and a zero Jacobian (a failed fit).
+        """
         if self.best is None:
             m = self.measured[:, 1:].size
             return theta0, np.full(m, 1e3), np.zeros((m, theta0.size)), False
-        return self.best[1], self.best[2], self.best[3], self.best[4]
+        return super().last_good(theta0)
 
 
 def start_parameters(mechanism: Mechanism, model: KineticModel, T_ref: float | None) -> np.ndarray:
