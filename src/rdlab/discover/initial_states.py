@@ -37,19 +37,17 @@ from rdlab.discover.identifiability import MAX_STANDARD_ERROR
 from rdlab.discover.trajectory_fit import (
     NOISE_FLOOR,
     RESIDUAL_FLOOR,
-    EvaluationMemory,
     FitTimeout,
     KineticModel,
     TrajectoryFit,
+    TrajectoryProblem,
     fit_least_squares,
     fitted_mechanism,
     rate_identifiability,
-    relative_residuals,
     residual_autocorrelation,
     rms_per_species,
     simulate,
     start_parameters,
-    time_groups,
 )
 
 __all__ = ["fit_with_initial_states"]
@@ -64,21 +62,15 @@ JOINT_FTOL = 1e-6
 DENSE_ENTRIES = 20_000_000
 
 
-class _JointProblem(EvaluationMemory):
+class _JointProblem(TrajectoryProblem):
     """Residuals and Jacobian of rates and initial states together (cached per parameters)."""
 
     def __init__(self, model: KineticModel, data: ReactionData, x_temp: np.ndarray | None,
                  n_theta: int, floor: float, rtol: float, deadline: float | None):
-        super().__init__()
-        self.model, self.x_temp, self.rtol, self.deadline = model, x_temp, rtol, deadline
+        super().__init__(model, data, x_temp, floor, rtol, deadline)
         self.n_theta = n_theta
         c = data.concentrations
-        self.measured = c
-        _, self.w = relative_residuals(c, c, floor)
-        self.groups = time_groups(data)
         self.free = np.argwhere(c[:, 0] > 0)  # (n_free, 2): sample, species
-        self.evaluations = 0
-        self.timed_out = False
         n, n_t, S = c.shape
         # Jacobian rows of each free start: every time and species of its own sample
         sample, species = self.free[:, 0], self.free[:, 1]

@@ -54,7 +54,7 @@ from rdlab.errors import ParameterError, SimulationError
 
 __all__ = ["AUTOCORRELATION_MARGIN", "NOISE_FLOOR", "PRIOR_WEIGHT", "PRUNE_NFEV",
            "RESIDUAL_FLOOR", "REVIVE_GAIN", "REVIVE_SHARE", "REVIVE_TRIES", "FitTimeout",
-           "KineticModel", "TrajectoryFit", "EvaluationMemory", "acceptance_threshold",
+           "KineticModel", "TrajectoryFit", "TrajectoryProblem", "acceptance_threshold",
            "fit_least_squares",
            "fit_trajectories", "fitted_mechanism", "rate_identifiability",
            "relative_residuals", "residual_autocorrelation", "rms_per_species", "simulate",
@@ -549,11 +549,28 @@ class TrajectoryFit:
                 "identifiability": self.identifiability.to_dict()}
 
 
-class EvaluationMemory:
-    """What a least-squares problem keeps of its evaluations.
+class TrajectoryProblem:
+    """A model and the data its trajectories are fitted to, and what the fit keeps.
 
-    The last one (the optimiser asks for the residuals, then the Jacobian, at the same
-    parameters) and the lowest-cost successful one (kept when the fit runs out of time).
+    The common part of the least-squares problems of this module and
+    :mod:`rdlab.discover.initial_states`: the measured concentrations and their residual
+    weights, the samples grouped by time grid, the solver settings, and of the
+    evaluations the last one (the optimiser asks for the residuals, then the Jacobian, at
+    the same parameters) and the lowest-cost successful one (kept when the fit runs out
+    of time).
+
+    Parameters
+    ----------
+    model : KineticModel
+        The directions.
+    data : ReactionData
+        ``(n, n_t, n_s)`` concentrations.
+    x_temp : numpy.ndarray or None
+        ``(n,)`` ``T_ref/T − 1`` per sample (Arrhenius), or ``None``.
+    floor, rtol : float
+        Residual floor (:func:`relative_residuals`) and solver tolerance.
+    deadline : float or None, optional
+        ``time.perf_counter()`` time at which evaluations stop (:class:`FitTimeout`).
 
     Attributes
     ----------
@@ -561,7 +578,15 @@ class EvaluationMemory:
         ``(cost, parameters, residuals, Jacobian, ok)`` of the lowest-cost evaluation.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, model: KineticModel, data: ReactionData, x_temp: np.ndarray | None,
+                 floor: float, rtol: float, deadline: float | None = None) -> None:
+        self.model, self.x_temp, self.rtol, self.deadline = model, x_temp, rtol, deadline
+        self.timed_out = False
+        c = data.concentrations
+        self.measured = c
+        _, self.w = relative_residuals(c, c, floor)
+        self.groups = time_groups(data)  # samples sharing a time grid go together
+        self.evaluations = 0
         self.best: tuple | None = None
         self._cache: tuple | None = None
 
@@ -589,19 +614,12 @@ class EvaluationMemory:
         return self.best[1:]
 
 
-class _Problem(EvaluationMemory):
+class _Problem(TrajectoryProblem):
     """Residuals and sensitivity Jacobian of one model on one data set (cached per θ)."""
 
     def __init__(self, model: KineticModel, data: ReactionData, x_temp: np.ndarray | None,
                  floor: float, rtol: float, deadline: float | None = None):
-        super().__init__()
-        self.model, self.x_temp, self.rtol, self.deadline = model, x_temp, rtol, deadline
-        self.timed_out = False
-        c = data.concentrations
-        self.measured = c
-        _, self.w = relative_residuals(c, c, floor)
-        self.groups = time_groups(data)  # samples sharing a time grid go together
-        self.evaluations = 0
+        super().__init__(model, data, x_temp, floor, rtol, deadline)
         #: seconds of the first evaluation (the yardstick of :data:`SLOW_EVALUATION`)
         self._first_seconds: float | None = None
 
