@@ -46,7 +46,6 @@ from rdlab.discover.trajectory_fit import (
     rate_identifiability,
     residual_autocorrelation,
     rms_per_species,
-    simulate,
     start_parameters,
 )
 
@@ -92,24 +91,8 @@ class _JointProblem(TrajectoryProblem):
         key = params.tobytes()
         if (hit := self.recall(key)) is not None:
             return hit
-        if self.deadline is not None and time.perf_counter() > self.deadline:
-            self.timed_out = True
-            raise FitTimeout("the initial-state fit ran past its deadline")
         theta, x0 = params[:self.n_theta], self.starts(params)
-        n, n_t, S = self.measured.shape
-        x = np.empty((n, n_t, S))
-        sens = np.empty((n, n_t, S, self.n_theta + S))
-        ok = True
-        for idx, t in self.groups:
-            xt = None if self.x_temp is None else self.x_temp[idx]
-            try:
-                x[idx], sens[idx], good = simulate(self.model, theta, x0[idx], t, xt,
-                                                   rtol=self.rtol, deadline=self.deadline,
-                                                   state_sensitivities=True)
-            except FitTimeout:
-                self.timed_out = True
-                raise
-            ok = ok and good
+        x, sens, ok = self.integrate(theta, x0, state_sensitivities=True)
         self.evaluations += 1
         w = self.w
         r = np.nan_to_num((x - self.measured) * w, nan=1e3, posinf=1e3, neginf=-1e3)

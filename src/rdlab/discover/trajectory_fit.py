@@ -590,6 +590,52 @@ class TrajectoryProblem:
         self.best: tuple | None = None
         self._cache: tuple | None = None
 
+    def integrate(self, theta: np.ndarray, initial: np.ndarray, *,
+                  give_up: float | None = None, state_sensitivities: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Integrate every time group from ``initial`` with sensitivities (:func:`simulate`).
+
+        Parameters
+        ----------
+        theta : numpy.ndarray
+            ``(n_θ,)`` parameters.
+        initial : numpy.ndarray
+            ``(n, n_s)`` initial states.
+        give_up : float or None, optional
+            ``time.perf_counter()`` time after which an integration counts as failed.
+        state_sensitivities : bool, default False
+            Also ``∂x/∂ln x0`` (appended after the ``θ`` columns).
+
+        Returns
+        -------
+        x, S, ok
+            ``(n, n_t, n_s)``, ``(n, n_t, n_s, n_θ [+ n_s])`` and the solvers' success.
+
+        Raises
+        ------
+        FitTimeout
+            Past the deadline (``timed_out`` is then set).
+        """
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            self.timed_out = True
+            raise FitTimeout("the trajectory fit ran past its deadline")
+        n, n_t, S = self.measured.shape
+        x = np.empty((n, n_t, S))
+        sens = np.empty((n, n_t, S, theta.size + (S if state_sensitivities else 0)))
+        ok = True
+        for idx, t in self.groups:
+            xt = None if self.x_temp is None else self.x_temp[idx]
+            try:
+                x[idx], sens[idx], good = simulate(
+                    self.model, theta, initial[idx], t, xt, rtol=self.rtol,
+                    deadline=self.deadline, give_up=give_up,
+                    state_sensitivities=state_sensitivities)
+            except FitTimeout:
+                self.timed_out = True
+                raise
+            ok = ok and good
+        return x, sens, ok
+
     def recall(self, key: bytes) -> tuple | None:
         """Return ``(residuals, Jacobian, ok)`` if the last evaluation was at ``key``."""
         if self._cache is not None and self._cache[0] == key:
@@ -628,26 +674,10 @@ class _Problem(TrajectoryProblem):
         key = theta.tobytes()
         if (hit := self.recall(key)) is not None:
             return hit
-        if self.deadline is not None and time.perf_counter() > self.deadline:
-            self.timed_out = True
-            raise FitTimeout("the trajectory fit ran past its deadline")
-        n, n_t, S = self.measured.shape
-        x = np.empty((n, n_t, S))
-        sens = np.empty((n, n_t, S, theta.size))
-        ok = True
         start = time.perf_counter()
         give_up = None if self._first_seconds is None else start + max(
             SLOW_EVALUATION * self._first_seconds, SLOW_EVALUATION_MIN_S)
-        for idx, t in self.groups:
-            xt = None if self.x_temp is None else self.x_temp[idx]
-            try:
-                x[idx], sens[idx], good = simulate(self.model, theta, self.measured[idx, 0], t,
-                                                   xt, rtol=self.rtol, deadline=self.deadline,
-                                                   give_up=give_up)
-            except FitTimeout:
-                self.timed_out = True
-                raise
-            ok = ok and good
+        x, sens, ok = self.integrate(theta, self.measured[:, 0], give_up=give_up)
         if self._first_seconds is None:
             self._first_seconds = time.perf_counter() - start
         self.evaluations += 1
