@@ -47,6 +47,7 @@ from rdlab.discover.trajectory_fit import (
     residual_autocorrelation,
     rms_per_species,
     start_parameters,
+    temperature_offsets,
 )
 
 __all__ = ["fit_with_initial_states"]
@@ -174,9 +175,7 @@ def fit_with_initial_states(fit: TrajectoryFit, data: ReactionData, *,
     """
     t0 = time.perf_counter()
     mech = fit.mechanism.normalised()
-    T = data.temperatures
-    T_ref = float(np.mean(T)) if T is not None else None
-    x_temp = None if T is None else T_ref / T - 1.0
+    T_ref, x_temp = temperature_offsets(data)
     model = KineticModel.from_mechanism(mech, np.asarray(mech.kr) > 0)
     theta0 = start_parameters(mech, model, T_ref)
     problem = _JointProblem(model, data, x_temp, theta0.size, floor, rtol, deadline)
@@ -203,13 +202,13 @@ def fit_with_initial_states(fit: TrajectoryFit, data: ReactionData, *,
     sigma = noise if noise is not None else max(noise_est, NOISE_FLOOR)
     active = np.ones(model.n_directions, bool)
     ident = rate_identifiability(model, active, theta, problem.marginal_rate_jacobian(jac),
-                             max(sigma, NOISE_FLOOR), max_standard_error, T_ref)
+                                 max(sigma, NOISE_FLOOR), max_standard_error, T_ref)
     new_mech = fitted_mechanism(model, theta, active, T_ref)
     for key, note in fit.mechanism.notes.items():
         if key != "trajectory_fit":
             new_mech.notes.setdefault(key, note)
     names = model.names()
-    names += [f"eps_{name}" for name in names] if T is not None else []
+    names += [f"eps_{name}" for name in names] if T_ref is not None else []
     new = TrajectoryFit(new_mech, names, theta, rms_per_species(later, data),
                         float(np.max(np.abs(r))), noise_est, fit.threshold, fit.accepted,
                         ident, list(fit.pruned), time.perf_counter() - t0,

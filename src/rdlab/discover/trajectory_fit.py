@@ -55,10 +55,9 @@ from rdlab.errors import ParameterError, SimulationError
 __all__ = ["AUTOCORRELATION_MARGIN", "NOISE_FLOOR", "PRIOR_WEIGHT", "PRUNE_NFEV",
            "RESIDUAL_FLOOR", "REVIVE_GAIN", "REVIVE_SHARE", "REVIVE_TRIES", "FitTimeout",
            "KineticModel", "TrajectoryFit", "TrajectoryProblem", "acceptance_threshold",
-           "fit_least_squares",
-           "fit_trajectories", "fitted_mechanism", "rate_identifiability",
+           "fit_least_squares", "fit_trajectories", "fitted_mechanism", "rate_identifiability",
            "relative_residuals", "residual_autocorrelation", "rms_per_species", "simulate",
-           "start_parameters", "time_groups", "trajectory_errors"]
+           "start_parameters", "temperature_offsets", "time_groups", "trajectory_errors"]
 
 #: Relative floor ``δ_s / max x_s`` of the residual weights.
 RESIDUAL_FLOOR = 1e-4
@@ -224,6 +223,28 @@ class KineticModel:
         dm = before * after * own
         J = np.matmul(self.net.T[None], k[:, :, None] * dm)
         return r, f, J
+
+
+def temperature_offsets(data: ReactionData) -> tuple[float | None, np.ndarray | None]:
+    """Return the reference temperature (the mean) and ``T_ref/T − 1`` per sample.
+
+    Parameters
+    ----------
+    data : ReactionData
+        With or without ``temperatures`` ``(n,)`` in K.
+
+    Returns
+    -------
+    T_ref : float or None
+        Mean temperature, K (``None`` without temperatures).
+    x_temp : numpy.ndarray or None
+        ``(n,)`` ``T_ref/T − 1`` (``None`` without temperatures).
+    """
+    T = data.temperatures
+    if T is None:
+        return None, None
+    T_ref = float(np.mean(T))
+    return T_ref, T_ref / T - 1.0
 
 
 def _log_rates(theta: np.ndarray, P: int, x_temp: np.ndarray | None, n: int) -> np.ndarray:
@@ -894,8 +915,7 @@ def fit_trajectories(mechanism: Mechanism, data: ReactionData, *, noise: float |
     if noise is not None and (not np.isfinite(noise) or noise < 0):
         raise ParameterError(f"noise must be ≥ 0, got {noise!r}")
     T = data.temperatures
-    T_ref = float(np.mean(T)) if T is not None else None
-    x_temp = None if T is None else T_ref / T - 1.0
+    T_ref, x_temp = temperature_offsets(data)
     model = KineticModel.from_mechanism(mechanism, reversible)
     opts = {"floor": floor, "rtol": rtol, "max_nfev": max_nfev, "deadline": deadline}
     active = np.ones(model.n_directions, bool)
@@ -1016,9 +1036,7 @@ def trajectory_errors(mechanism: Mechanism, data: ReactionData, *,
         ``(n_s,)`` RMS relative residual per species over the later times; ``None`` when
         the integration failed or gave up.
     """
-    T = data.temperatures
-    T_ref = float(np.mean(T)) if T is not None else None
-    x_temp = None if T is None else T_ref / T - 1.0
+    T_ref, x_temp = temperature_offsets(data)
     model = KineticModel.from_mechanism(mechanism, np.asarray(mechanism.kr) > 0)
     give_up = None if give_up_s is None else time.perf_counter() + give_up_s
     c = data.concentrations
