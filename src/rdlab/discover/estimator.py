@@ -59,7 +59,12 @@ from rdlab.discover.subspace import (
     screen_subspace,
     subsample,
 )
-from rdlab.discover.trajectory_fit import NOISE_FLOOR, TrajectoryFit, fit_trajectories
+from rdlab.discover.trajectory_fit import (
+    NOISE_FLOOR,
+    TrajectoryFit,
+    carry_notes,
+    fit_trajectories,
+)
 from rdlab.discover.weak_form import propose_from_integrals
 from rdlab.errors import NetworkError, ParameterError
 
@@ -883,9 +888,7 @@ class ReactionDiscovery:
         if new.timed_out or not new.success or new.error > fit.error * (1.0 + 1e-6):
             return fit
         new.seconds += fit.seconds
-        for key, note in fit.mechanism.notes.items():  # what the search found out stays
-            if key != "trajectory_fit":
-                new.mechanism.notes.setdefault(key, note)
+        carry_notes(fit.mechanism, new.mechanism)  # what the search found out stays
         return new
 
     def _search_data(self, log_u: np.ndarray, du: np.ndarray, T: np.ndarray | None,

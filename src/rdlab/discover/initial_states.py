@@ -41,6 +41,7 @@ from rdlab.discover.trajectory_fit import (
     KineticModel,
     TrajectoryFit,
     TrajectoryProblem,
+    carry_notes,
     fit_least_squares,
     fitted_mechanism,
     rate_identifiability,
@@ -204,9 +205,7 @@ def fit_with_initial_states(fit: TrajectoryFit, data: ReactionData, *,
     ident = rate_identifiability(model, active, theta, problem.marginal_rate_jacobian(jac),
                                  max(sigma, NOISE_FLOOR), max_standard_error, T_ref)
     new_mech = fitted_mechanism(model, theta, active, T_ref)
-    for key, note in fit.mechanism.notes.items():
-        if key != "trajectory_fit":
-            new_mech.notes.setdefault(key, note)
+    carry_notes(fit.mechanism, new_mech)
     names = model.names()
     names += [f"eps_{name}" for name in names] if T_ref is not None else []
     new = TrajectoryFit(new_mech, names, theta, rms_per_species(later, data),

@@ -55,6 +55,7 @@ from rdlab.errors import ParameterError, SimulationError
 __all__ = ["AUTOCORRELATION_MARGIN", "NOISE_FLOOR", "PRIOR_WEIGHT", "PRUNE_NFEV",
            "RESIDUAL_FLOOR", "REVIVE_GAIN", "REVIVE_SHARE", "REVIVE_TRIES", "FitTimeout",
            "KineticModel", "TrajectoryFit", "TrajectoryProblem", "acceptance_threshold",
+           "carry_notes",
            "fit_least_squares", "fit_trajectories", "fitted_mechanism", "rate_identifiability",
            "relative_residuals", "residual_autocorrelation", "rms_per_species", "simulate",
            "start_parameters", "temperature_offsets", "time_groups", "trajectory_errors"]
@@ -245,6 +246,17 @@ def temperature_offsets(data: ReactionData) -> tuple[float | None, np.ndarray | 
         return None, None
     T_ref = float(np.mean(T))
     return T_ref, T_ref / T - 1.0
+
+
+def carry_notes(source: Mechanism, target: Mechanism) -> None:
+    """Copy ``source``'s notes that ``target`` lacks, except its own ``trajectory_fit``.
+
+    A refit of a mechanism keeps what the search found out about it (its notes), while
+    its fit summary is the refit's.
+    """
+    for key, note in source.notes.items():
+        if key != "trajectory_fit":
+            target.notes.setdefault(key, note)
 
 
 def _log_rates(theta: np.ndarray, P: int, x_temp: np.ndarray | None, n: int) -> np.ndarray:
