@@ -2,12 +2,16 @@
 
     python benchmarks/design_any_target.py                      # 8 shapes, the full table
     python benchmarks/design_any_target.py --quick              # smoke run: 2 shapes, few steps
+    python benchmarks/design_any_target.py --family held-out    # the 8 shapes drawn afterwards
     python benchmarks/design_any_target.py --out runs/any-target --shapes ring,letter-R
 
 Renders a family of simple shapes and glyphs at 64×64 (white on black, lightly blurred,
-:func:`render`): circle, ring, square, triangle, cross, stripes, two dots and the letter R —
-none of them used while the method was built — writes them as PNGs under ``OUT/targets``,
-and runs
+:func:`render`) and writes them as PNGs under ``OUT/targets``: ``--family tuned`` (default)
+is circle, ring, square, triangle, cross, stripes, two dots and the letter R, unused while
+the method was built but the family the ``hold`` term's settings were then chosen on;
+``--family held-out`` is diamond, star, crescent, three dots, an L, an off-centre disc and
+the letters A and G, drawn after that choice, to show whether it carries over. It
+runs
 
     rdlab design fig2a --target OUT/targets/NAME.png --out OUT/NAME --set model.engine=...
 
@@ -38,6 +42,11 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 SHAPES = ("circle", "ring", "square", "triangle", "cross", "stripes", "two-dots", "letter-R")
+#: A second family, drawn after the hold term's settings were chosen on :data:`SHAPES`
+#: (``--family held-out``): whether those settings carry over to shapes they never saw.
+HELD_OUT = ("diamond", "star", "crescent", "three-dots", "L-shape", "off-centre", "letter-A",
+            "letter-G")
+FAMILIES = {"tuned": SHAPES, "held-out": HELD_OUT}
 WINDOW_PASS, HOLD_PASS = 0.88, 0.8
 
 
@@ -72,10 +81,25 @@ def render(name: str, size: int = 64) -> np.ndarray:
         img = np.sin(2 * np.pi * 3 * x) > 0
     elif name == "two-dots":
         img = (np.hypot(x + 0.2, y) < 0.12) | (np.hypot(x - 0.2, y) < 0.12)
+    elif name == "diamond":
+        img = abs(x) + abs(y) < 0.3
+    elif name == "star":  # five rounded points
+        img = r < 0.2 + 0.1 * np.cos(5 * np.arctan2(y, x))
+    elif name == "crescent":
+        img = (r < 0.28) & (np.hypot(x - 0.12, y) > 0.22)
+    elif name == "three-dots":
+        angles = np.pi / 2 + 2 * np.pi * np.arange(3) / 3
+        img = np.any([np.hypot(x - 0.22 * np.cos(a), y + 0.22 * np.sin(a)) < 0.1
+                      for a in angles], axis=0)
+    elif name == "L-shape":
+        img = (((x > -0.25) & (x < -0.1) & (abs(y) < 0.3))
+               | ((y > 0.15) & (y < 0.3) & (x > -0.25) & (x < 0.25)))
+    elif name == "off-centre":
+        img = np.hypot(x - 0.15, y + 0.15) < 0.15
     elif name.startswith("letter-"):
         img = _glyph(name.split("-", 1)[1], size) > 0.5
     else:
-        raise SystemExit(f"unknown shape {name!r}; choose from {SHAPES}")
+        raise SystemExit(f"unknown shape {name!r}; choose from {SHAPES + HELD_OUT}")
     return gaussian_filter(img.astype(float), 1.0)
 
 
@@ -142,7 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     """Render the targets, run the designs, print the table."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="runs/any-target", help="scratch folder of the runs")
-    ap.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated shapes")
+    ap.add_argument("--family", choices=sorted(FAMILIES), default="tuned",
+                    help="the shapes: 'tuned' (the family the hold settings were chosen on) or "
+                         "'held-out' (drawn afterwards)")
+    ap.add_argument("--shapes", default=None,
+                    help="comma-separated shapes (default: the family's eight)")
     ap.add_argument("--config", default="fig2a",
                     help="the design config every target runs with (bundled name or file)")
     ap.add_argument("--engine", default="compiled", help="model.engine of the runs")
@@ -154,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="runs at once (default 1)")
     ap.add_argument("--set", action="append", default=[], help="extra config overrides")
     args = ap.parse_args(argv)
-    names = args.shapes.split(",")
+    names = args.shapes.split(",") if args.shapes else list(FAMILIES[args.family])
     settings = [f"model.engine={args.engine}", *args.set]
     controls = args.controls
     if args.quick:
