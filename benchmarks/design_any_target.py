@@ -2,7 +2,7 @@
 
     python benchmarks/design_any_target.py                      # 8 shapes, the full table
     python benchmarks/design_any_target.py --quick              # smoke run: 2 shapes, few steps
-    python benchmarks/design_any_target.py --family held-out    # the 8 shapes drawn afterwards
+    python benchmarks/design_any_target.py --family held-out    # 8 other shapes
     python benchmarks/design_any_target.py --out runs/any-target --shapes ring,letter-R
 
 Renders a family of simple shapes and glyphs at 64×64 (white on black, lightly blurred,
@@ -10,8 +10,8 @@ Renders a family of simple shapes and glyphs at 64×64 (white on black, lightly 
 is circle, ring, square, triangle, cross, stripes, two dots and the letter R, unused while
 the method was built but the family the ``hold`` term's settings were then chosen on;
 ``--family held-out`` is diamond, star, crescent, three dots, an L, an off-centre disc and
-the letters A and G, drawn after that choice, to show whether it carries over. It
-runs
+the letters A and G, drawn late in that search (two of them informed its last step,
+docs/design.md), to show whether the choice carries over. It runs
 
     rdlab design fig2a --target OUT/targets/NAME.png --out OUT/NAME --set model.engine=...
 
@@ -42,8 +42,8 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 SHAPES = ("circle", "ring", "square", "triangle", "cross", "stripes", "two-dots", "letter-R")
-#: A second family, drawn after the hold term's settings were chosen on :data:`SHAPES`
-#: (``--family held-out``): whether those settings carry over to shapes they never saw.
+#: A second family (``--family held-out``), drawn late in the search for the hold term's
+#: settings on :data:`SHAPES`: whether those settings carry over to other shapes.
 HELD_OUT = ("diamond", "star", "crescent", "three-dots", "L-shape", "off-centre", "letter-A",
             "letter-G")
 FAMILIES = {"tuned": SHAPES, "held-out": HELD_OUT}
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="runs/any-target", help="scratch folder of the runs")
     ap.add_argument("--family", choices=sorted(FAMILIES), default="tuned",
                     help="the shapes: 'tuned' (the family the hold settings were chosen on) or "
-                         "'held-out' (drawn afterwards)")
+                         "'held-out' (drawn late in that search)")
     ap.add_argument("--shapes", default=None,
                     help="comma-separated shapes (default: the family's eight)")
     ap.add_argument("--config", default="fig2a",
