@@ -20,12 +20,19 @@ feed). Timed in one process, same threads (``--threads`` for torch and numba), s
   discrete adjoint, one autograd node for the whole roll-out;
 * **fused** — :func:`rdlab.design.dynamics.rollout` (``model.engine`` ``fused``): one
   analytic-backward autograd node per Euler step;
+* **reference style** (skip with ``--no-reference-style``) — the straightforward autograd
+  implementation in the style of the public Dense-RDN code (written below: channels last,
+  ``c = 0 → 1e-10``, a power tensor reduced by ``prod``, an einsum, circular padding and a
+  depthwise convolution). This is the plain-autograd baseline of issue 17: the fused step
+  was "20× faster than plain autograd" against it (20.2× when the issue was written), and
+  the 200× target is read against it;
 * **plain autograd** — autograd through the model's one torch definition
   (:func:`rdlab.simulate.torch_model.model_step` with the clip, driven by
-  :func:`~rdlab.simulate.torch_model.euler_iterates`);
-* **reference style** (with ``--reference-style``) — the straightforward autograd implementation in
-  the style of the public Dense-RDN code (written below: channels last, ``c = 0 → 1e-10``, a
-  power tensor reduced by ``prod``, an einsum, circular padding and a depthwise convolution).
+  :func:`~rdlab.simulate.torch_model.euler_iterates`), a baseline already written for speed
+  (separable stencil, no power tensor); its ratio is printed without a target.
+
+The process keeps freed memory for reuse (:func:`rdlab.heap_settings.keep_freed_memory`), as
+``rdlab design`` does, for every engine alike.
 
 Each time is the median (and best) of ``--repeats`` steps after one warm-up step; the
 compiled engine's warm-up (compiling its kernels, or loading them from the disk cache) is
@@ -304,8 +311,9 @@ def _arguments(argv) -> argparse.Namespace:
     parser.add_argument("--network", choices=NETWORKS + tuple(OLD_NAMES),
                         default="kitchen-sink")
     parser.add_argument("--quick", action="store_true", help="shorter timings")
-    parser.add_argument("--reference-style", action="store_true",
-                        help="also time the reference-style autograd implementation (slow)")
+    parser.add_argument("--no-reference-style", dest="reference_style",
+                        action="store_false",
+                        help="skip the reference-style autograd baseline (about 1 s a step)")
     parser.add_argument("--no-check", action="store_true", help="skip the float64 check")
     parser.add_argument("--no-fast", action="store_true", help="skip the fast engine")
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda, ...)")
@@ -315,8 +323,8 @@ def _arguments(argv) -> argparse.Namespace:
     return args
 
 
-def _header(args, params, x0) -> None:
-    """Print the machine and the problem."""
+def _header(args, params, x0, heap_kept: bool) -> None:
+    """Print the machine, the problem and the heap setting."""
     import numba
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
@@ -325,6 +333,8 @@ def _header(args, params, x0) -> None:
           f"{numba.get_num_threads()} threads")
     if x0.device.type == "cuda":
         print(f"device: {torch.cuda.get_device_name(x0.device)}")
+    print("heap: freed blocks kept for reuse (rdlab.heap_settings, as `rdlab design`)"
+          if heap_kept else "heap: glibc defaults (rdlab.heap_settings not in force)")
     print(f"problem: {args.network} network, {args.species} species, "
           f"{params.n_reactions} reactions, {args.size}×{args.size}, batch {args.batch}, "
           f"T = {args.steps}, {args.dtype}\n")
@@ -348,10 +358,14 @@ def _optimisation_steps(args, params, x0, target) -> dict[str, float]:
     if "compiled" in med:
         print(f"  (compiled warm-up step, kernels compiled or loaded from the disk cache: "
               f"{compile_s:.2f} s)")
-        for other, target_x in (("fused", 10), ("plain autograd", 200)):
+        for other, target_x in (("fused", 10), ("reference style", 200),
+                                ("plain autograd", None)):
+            if other not in med:
+                continue
             r = med[other] / med["compiled"]
-            print(f"ratio {other} / compiled: {r:.1f}× (target ≥ {target_x}×: "
-                  f"{'met' if r >= target_x else 'MISSED'})")
+            verdict = ("no target" if target_x is None else
+                       f"target ≥ {target_x}×: {'met' if r >= target_x else 'MISSED'}")
+            print(f"ratio {other} / compiled: {r:.1f}× ({verdict})")
     return med
 
 
@@ -377,6 +391,9 @@ def _throughput(args, params, x0) -> None:
 def main(argv=None) -> None:
     """Run the benchmark (see the module docstring and ``--help``)."""
     args = _arguments(argv)
+    from rdlab.heap_settings import keep_freed_memory
+
+    kept = keep_freed_memory()  # as `rdlab design` does, for every engine alike
     torch.set_num_threads(args.threads)
     import numba
 
@@ -384,7 +401,7 @@ def main(argv=None) -> None:
     dtype = getattr(torch, args.dtype)
     params = build(args.network, args.species, dtype, args.device)
     x0, target = problem(params, args.size, args.batch, dtype)
-    _header(args, params, x0)
+    _header(args, params, x0, kept)
     _optimisation_steps(args, params, x0, target)
     if x0.device.type == "cpu":
         _throughput(args, params, x0)

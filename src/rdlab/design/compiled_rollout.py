@@ -63,7 +63,15 @@ class CompiledRollout(torch.autograd.Function):
 
     Called through :meth:`apply` as ``apply(setup, X0, rates, diffusion, flow, feed,
     fields)``; ``fields`` is ``None`` or the stacked noisy flow ``(T, batch, 1 or species, y,
-    x)``. Returns the states ``(T + 1, batch, species, y, x)``.
+    x)``. Returns the states ``(T + 1, batch, species, y, x)`` followed by ``X_1 … X_T``
+    as outputs of their own (views of the same memory).
+
+    Why the separate outputs: a loss term reading one state (a target at ``X_T``) then
+    sends back only that state's gradient. Had it read a slice of the stacked output,
+    autograd would build a zero-filled gradient of the whole trajectory for it (64 of 65
+    slices zeros, then stacked: about 1 ms of a 6 ms step at 64×64×5, T = 64). Terms over
+    all states (step size, dissipation) read the stacked output; the backward adds the
+    two kinds.
     """
 
     @staticmethod
@@ -77,18 +85,21 @@ class CompiledRollout(torch.autograd.Function):
         ctx.tape = tape if setup.record else None
         ctx.dtype = X0.dtype
         ctx.shared = (rates.ndim == 1, diffusion.ndim == 1, flow.ndim == 0, feed.ndim == 1)
-        return torch.from_numpy(tape.states)
+        ctx.set_materialize_grads(False)
+        stacked = torch.from_numpy(tape.states)
+        return (stacked, *stacked[1:].unbind(0))
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_states):
+    def backward(ctx, grad_stacked, *grad_each):
         """Return the gradients of ``X0``, the parameters and the flow fields."""
         # The tape stays with the graph (its states are the outputs' memory), so a
         # retain_graph=True caller may go backward again, as with any torch function.
         tape = ctx.tape
         if tape is None:
             raise RuntimeError("the compiled roll-out was run without recording gradients")
-        g = adjoint.backward(tape, _numpy(grad_states))
+        grads, final = _state_gradients(tape.states.shape, ctx.dtype, grad_stacked, grad_each)
+        g = adjoint.backward(tape, _numpy(grads), None if final is None else _numpy(final))
         need = ctx.needs_input_grad
 
         def out(value, index: int, shared: bool = False):
@@ -103,6 +114,30 @@ class CompiledRollout(torch.autograd.Function):
         s_k, s_d, s_f, s_x = ctx.shared
         return (None, out(g.x0, 1), out(g.rates, 2, s_k), out(g.diffusion, 3, s_d),
                 out(g.flow, 4, s_f), out(g.feed, 5, s_x), fields)
+
+
+def _state_gradients(shape: tuple[int, ...], dtype: torch.dtype,
+                     grad_stacked: torch.Tensor | None, grad_each: tuple
+                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Return ``dL/dX_t`` of every state ``(T + 1, B, S, y, x)`` and a further ``dL/dX_T``.
+
+    From the two kinds of output: ``grad_stacked`` (the stacked output's, or None) and
+    ``grad_each`` (``X_1 … X_T``'s own). The final state's own gradient is returned apart
+    (the adjoint adds it to ``λ_T``); ``grad_stacked`` is copied only when an earlier state's
+    own gradient must be added to it; with no gradient at all the first result is zeros.
+    """
+    T = len(grad_each)
+    final = grad_each[-1] if T else None
+    each = [(t, g) for t, g in enumerate(grad_each[:-1], start=1) if g is not None]
+    if grad_stacked is None:
+        total = torch.zeros(shape, dtype=dtype)
+    elif each:
+        total = grad_stacked.clone(memory_format=torch.contiguous_format)
+    else:
+        return grad_stacked, final
+    for t, g in each:
+        total[t] += g
+    return total, final
 
 
 def _stacked_fields(flow_fields: FlowFields | None, n_steps: int, X0: torch.Tensor
@@ -180,11 +215,11 @@ def compiled_rollout(params: DesignParameters, X0: torch.Tensor, n_steps: int,
     setup = _Setup(network=params.network, n_steps=int(n_steps), dt=dt, clip=clip,
                    c_max=C_MAX if c is None else c, stencil=stencil,
                    record=torch.is_grad_enabled())
-    states = CompiledRollout.apply(setup, X0, params.rates, params.diffusion, params.flow,
-                                   params.feed, fields)
+    stacked, *later = CompiledRollout.apply(setup, X0, params.rates, params.diffusion,
+                                            params.flow, params.feed, fields)
     # states[0] is X0 itself; the stacked tensor's first entry is the engine's copy of it,
     # whose gradient the adjoint adds to X0's.
-    return Trajectory(states=[X0, *states[1:].unbind(0)], dt=dt, rates=params.rates,
+    return Trajectory(states=[X0, *later], dt=dt, rates=params.rates,
                       diffusion=params.diffusion, flow=params.flow, feed=params.feed,
-                      network=params.network, flow_fields=used, stacked_states=states)
+                      network=params.network, flow_fields=used, stacked_states=stacked)
 

@@ -44,6 +44,7 @@ from rdlab.design.entropy import (
     diffusion_entropy_production,
     reaction_entropy_production,
 )
+from rdlab.design.step_excess_kernels import excess_gradient, excess_sums
 from rdlab.design.trajectory import Trajectory
 from rdlab.errors import ParameterError
 
@@ -513,25 +514,37 @@ class _StepExcess(torch.autograd.Function):
 
     The backward writes ``∂L/∂X_t = s_{t−1} − s_t`` (``s = sign(ΔX)·[|ΔX| > δ]/N``) into one
     tensor, instead of autograd's zero-filled full-size gradient per slice (about half the
-    time of the term over 65 states of 64×64×5).
+    time of the term over 65 states of 64×64×5). On the CPU both directions are one pass of
+    :mod:`rdlab.design.step_excess_kernels` (the same gradient to the bit).
     """
 
     @staticmethod
     def forward(ctx, X: torch.Tensor, delta: float) -> torch.Tensor:
         """Return the mean excess step."""
+        ctx.delta = delta
+        n = (X.shape[0] - 1) * X[0].numel()
+        ctx.kernels = _on_kernels(X)
+        if ctx.kernels:
+            ctx.save_for_backward(X)
+            return torch.tensor(float(excess_sums(_rows(X), delta).sum()) / n, dtype=X.dtype)
         d = X[1:] - X[:-1]
         a = d.abs()
         if delta > 0:
             a = torch.relu_(a - delta)
         ctx.save_for_backward(d)
-        ctx.delta = delta
         return a.mean()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):
         """Return ``∂L/∂X``."""
-        (d,) = ctx.saved_tensors
+        (saved,) = ctx.saved_tensors
+        if ctx.kernels:
+            n = (saved.shape[0] - 1) * saved[0].numel()
+            scale = float((grad / n).to(saved.dtype))
+            return torch.from_numpy(excess_gradient(_rows(saved), ctx.delta, scale)).view(
+                saved.shape), None
+        d = saved
         s = torch.sign(d)
         if ctx.delta > 0:
             s.mul_(d.abs() > ctx.delta)
@@ -541,6 +554,28 @@ class _StepExcess(torch.autograd.Function):
         torch.sub(s[:-1], s[1:], out=g[1:-1])
         g[-1] = s[-1]
         return g, None
+
+
+def _on_kernels(X: torch.Tensor) -> bool:
+    """Return whether :class:`_StepExcess` runs ``X`` on the numba kernels.
+
+    On the CPU in float32/float64, when ``X`` is rows of cells: the compiled engine's states
+    are a view of padded rows, which :func:`_rows` reads in place.
+    """
+    if X.device.type != "cpu" or X.dtype not in (torch.float32, torch.float64):
+        return False
+    if X.ndim < 2 or X.shape[0] < 2:
+        return False
+    try:
+        _rows(X)
+    except RuntimeError:  # rows that do not merge into one stride
+        return False
+    return True
+
+
+def _rows(X: torch.Tensor) -> np.ndarray:
+    """Return ``X (T + 1, …, n)`` as ``(T + 1, R, n)`` NumPy rows, without a copy."""
+    return X.detach().view(X.shape[0], -1, X.shape[-1]).numpy()
 
 
 class StepSize(LossTerm):

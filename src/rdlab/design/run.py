@@ -31,6 +31,7 @@ from rdlab.design.optimise import build_model, optimise, read_history, resume_po
 from rdlab.design.report import report
 from rdlab.design.run_files import CHECKPOINT, MODEL, tidy
 from rdlab.errors import RdlabError
+from rdlab.heap_settings import keep_freed_memory
 from rdlab.output_lock import hold
 from rdlab.run_folder import check_run_folder, recover_run_folder, staged_run_folder
 
@@ -117,6 +118,7 @@ def run_design(config: DesignConfig, out: str | Path, *, fresh: bool = False,
     out = Path(out)
     check_model(config)
     check_run_folder(out)
+    keep_freed_memory()  # every step frees and takes the same large arrays again
     created = not out.exists()
     with hold(out):
         recover_run_folder(out)  # what a killed --fresh left beside the folder

@@ -494,8 +494,8 @@ class _Work:
     W: np.ndarray  # (1, nxp): 1 in the cells' columns 1 … nx, else 0 (masks the product sums)
 
 
-def _work(tape: Tape, grad_states) -> _Work:
-    """Allocate the backward buffers; ``λ_T`` holds ``dL/dX_T``."""
+def _work(tape: Tape, grad_states, grad_final=None) -> _Work:
+    """Allocate the backward buffers; ``λ_T`` holds ``dL/dX_T`` (plus ``grad_final``)."""
     inp = tape._inputs
     B, S, ny, nx = inp.shape
     dtype = tape.states.dtype
@@ -504,6 +504,14 @@ def _work(tape: Tape, grad_states) -> _Work:
     lam = np.zeros((B, S, ny, nxp), dtype=dtype)
     if slots[inp.n_steps] >= 0:
         lam[..., 1:nx + 1] = inj[slots[inp.n_steps], ..., :nx]
+    if grad_final is not None:
+        G = np.asarray(grad_final)
+        if G.shape != tuple(inp.shape):
+            raise ParameterError(f"the final state's gradient has shape {G.shape}; expected "
+                                 f"{tuple(inp.shape)}")
+        if not _finite(G):
+            raise ParameterError("the final state's gradient must be finite")
+        lam[..., 1:nx + 1] += G
     if inp.kernels.mode == "constant":
         GF = np.zeros((1, B, 1, 1, nxp), dtype=dtype)
     else:
@@ -547,7 +555,7 @@ def _run_backward(inp: _Inputs, w: _Work, traj: np.ndarray, masks: np.ndarray, n
         w.slots, w.inj, w.W, inp.prm, inp.shape[3])
 
 
-def backward(tape: Tape, grad_states) -> Gradients:
+def backward(tape: Tape, grad_states, grad_final=None) -> Gradients:
     """Return the exact gradient of the discretised loss, given ``dL/dX_t`` per requested step.
 
     Parameters
@@ -556,6 +564,9 @@ def backward(tape: Tape, grad_states) -> Gradients:
         The record of :func:`forward`.
     grad_states : array_like
         ``(len(tape.steps), batch, species, y, x)``: ``dL/dX_t`` for each requested state.
+    grad_final : array_like or None
+        ``(batch, species, y, x)``: a further ``dL/dX_T`` added to the final state's (a loss
+        term on ``X_T`` alone, without a trajectory-sized array for it).
 
     Returns
     -------
@@ -569,7 +580,7 @@ def backward(tape: Tape, grad_states) -> Gradients:
         If ``grad_states`` has the wrong shape or is not finite.
     """
     inp = tape._inputs
-    w = _work(tape, grad_states)
+    w = _work(tape, grad_states, grad_final)
     T = inp.n_steps
     if tape.stored:
         _run_backward(inp, w, tape._saved, tape._masks, T, T)
