@@ -12,6 +12,8 @@ uses one small network; the three families, the noisy flow and float32 are ``slo
 
 from __future__ import annotations
 
+import time
+
 import numba
 import numpy as np
 import pytest
@@ -287,3 +289,32 @@ def test_float32_agrees_to_1e_4():
     tape, grads = _engine(ref, True, 0.8, dtype=np.float32)
     assert tape.states.dtype == np.float32
     _check(ref, tape, grads, 1e-4)
+
+
+def test_auto_split_times_both_ways_then_keeps_the_faster(monkeypatch):
+    """Under ``auto``, where the rule allows the row split, the first SPLIT_TRIALS runs of
+    each way are timed per step and the faster way is used from then on, per direction
+    and shape (here the row split is made slow: 3 ms a step against none)."""
+    import types
+
+    monkeypatch.setattr(adjoint, "_split", lambda inp: "rows")
+    monkeypatch.setattr(adjoint, "_SPLIT_TIMES", {})
+    monkeypatch.setattr(adjoint, "_SPLIT_RUNS", {})
+    monkeypatch.delenv(adjoint.ROW_SPLIT_ENV, raising=False)
+    inp = types.SimpleNamespace(shape=(1, 2, 8, 8), prm=np.zeros(1, np.float32),
+                                kernels=types.SimpleNamespace(mode="constant"))
+    used = []
+    for _ in range(2 * adjoint.SPLIT_TRIALS + 3):
+        with adjoint._timed_split(inp, "forward", 2) as way:
+            used.append(way)
+            if way == "rows":
+                time.sleep(0.006)
+    n = adjoint.SPLIT_TRIALS
+    assert used[:2 * n] == ["rows"] * n + ["serial"] * n
+    assert used[2 * n:] == ["serial"] * 3
+    # another direction or shape is timed afresh; "on" forces the split without timing
+    with adjoint._timed_split(inp, "backward", 2) as way:
+        assert way == "rows"
+    monkeypatch.setenv(adjoint.ROW_SPLIT_ENV, "on")
+    with adjoint._timed_split(inp, "forward", 2) as way:
+        assert way == "rows"

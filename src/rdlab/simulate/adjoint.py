@@ -24,9 +24,11 @@ respect to each field, ``dL/dφ_t``, and reaches ``f`` through the (differentiab
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -246,9 +248,9 @@ def _run_forward(inp: _Inputs, buf: np.ndarray, masks: np.ndarray, i0: int, n: i
         return
     fsel = 0 if inp.kernels.mode == "constant" else 1
     k = inp.kernels
-    split = _split(inp)
-    run = {"samples": k.forward, "rows": k.forward_rows, "serial": k.forward_serial}[split]
-    run(buf, masks, i0, n, inp.fields, t0, fsel, inp.prm, inp.shape[3])
+    kernels = {"samples": k.forward, "rows": k.forward_rows, "serial": k.forward_serial}
+    with _timed_split(inp, "forward", n) as split:
+        kernels[split](buf, masks, i0, n, inp.fields, t0, fsel, inp.prm, inp.shape[3])
 
 
 def _split(inp: _Inputs) -> str:
@@ -274,6 +276,42 @@ def _split(inp: _Inputs) -> str:
     if choice == "auto":
         return "rows" if _machine_has_room() else "serial"
     return "rows" if choice == "on" else "serial"
+
+
+#: Timed runs of each way (row split, one thread) before :func:`_timed_split` keeps the
+#: faster; the least time per step of each counts (a first run may include compiling).
+SPLIT_TRIALS = 3
+#: Least time per step seen, by (direction, shape, dtype, kernels) and way.
+_SPLIT_TIMES: dict[tuple, dict[str, float]] = {}
+_SPLIT_RUNS: dict[tuple, dict[str, int]] = {}
+
+
+@contextlib.contextmanager
+def _timed_split(inp: _Inputs, direction: str, n: int):
+    """Yield the way to run ``n`` steps of ``direction`` (see :func:`_split`), timing it.
+
+    Where :func:`_split` chooses the row split on its own rule (``auto``), whether it pays
+    depends on the machine and the size: a parallel region per step costs some µs, and on
+    the 2-core machines of our CI the one-thread forward of a 64×64×5 sample was faster
+    (0.85 ms for 64 steps against 1.15 ms split), the split backward a little faster and
+    at 128×128 much faster (6.3 ms against 9.5). So the first :data:`SPLIT_TRIALS` runs of
+    each way are timed per step for each direction, shape and dtype, and the faster is
+    used after that. Both give the same numbers to the bit.
+    """
+    way = _split(inp)
+    if way != "rows" or os.environ.get(ROW_SPLIT_ENV, "auto") == "on" or n <= 0:
+        yield way
+        return
+    key = (direction, inp.shape, inp.prm.dtype.str, inp.kernels.mode, id(inp.kernels))
+    runs = _SPLIT_RUNS.setdefault(key, {"rows": 0, "serial": 0})
+    best = _SPLIT_TIMES.setdefault(key, {"rows": math.inf, "serial": math.inf})
+    pending = [w for w in ("rows", "serial") if runs[w] < SPLIT_TRIALS]
+    way = pending[0] if pending else min(best, key=best.get)
+    t0 = time.perf_counter()
+    yield way
+    if pending:
+        runs[way] += 1
+        best[way] = min(best[way], (time.perf_counter() - t0) / n)
 
 
 def _machine_has_room() -> bool:
@@ -549,10 +587,10 @@ def _run_backward(inp: _Inputs, w: _Work, traj: np.ndarray, masks: np.ndarray, n
         return
     k = inp.kernels
     fsel = 0 if k.mode == "constant" else 1
-    run = {"samples": k.backward, "rows": k.backward_rows,
-           "serial": k.backward_serial}[_split(inp)]
-    run(traj, masks, n, n, t_hi, w.lam, w.tmp, w.G, w.A, w.acc, inp.fields, fsel, w.GF, fsel,
-        w.slots, w.inj, w.W, inp.prm, inp.shape[3])
+    kernels = {"samples": k.backward, "rows": k.backward_rows, "serial": k.backward_serial}
+    with _timed_split(inp, "backward", n) as split:
+        kernels[split](traj, masks, n, n, t_hi, w.lam, w.tmp, w.G, w.A, w.acc, inp.fields,
+                       fsel, w.GF, fsel, w.slots, w.inj, w.W, inp.prm, inp.shape[3])
 
 
 def backward(tape: Tape, grad_states, grad_final=None) -> Gradients:
