@@ -141,3 +141,65 @@ def test_a_run_with_the_hold_term_resumes_bit_for_bit(tmp_path):
     for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
         for k in a:
             torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------------------- information_hold
+def _info_config(**loss_extra):
+    from rdlab.design.config import DesignConfig
+
+    loss = {"information": {"weight": 1.0}, **loss_extra}
+    return DesignConfig.from_dict({
+        "name": "tiny-info-hold", "species": 3, "network": "gs", "size": [16, 16],
+        "stages": [4], "steps": 3, "z_bits": 4, "batch": 2, "dtype": "float64",
+        "flow_noise": {"amplitude": 0.8, "sigma": 3.0}, "loss": loss})
+
+
+def test_information_hold_reads_the_bits_at_the_continuation_end_with_the_shared_encoder():
+    """The value is BCE(z, E(X_{t_s})) with the information term's own encoder (one module,
+    optimised once), 0 without a continuation; gradients reach E and θΨ through the
+    differentiable steps."""
+    import torch.nn.functional as F
+
+    from rdlab.design.objectives import InformationHold, _encode
+
+    model = build_model(_info_config(information_hold={"factor": 4, "grad_steps": 3}))
+    term = model.loss["information_hold"]
+    assert isinstance(term, InformationHold) and term.encoder is model.encoder
+    assert sum(1 for _ in model.loss.parameters()) == sum(1 for _ in model.encoder.parameters())
+    traj = simulate_design(model, 4, rng=torch.Generator().manual_seed(1))
+    assert float(term(traj)) == 0.0  # no continuation yet
+    traj.extension = hold_extension(model, traj, term, torch.Generator().manual_seed(2))
+    value = term(traj)
+    logits = _encode(model.encoder, traj.extension.states[-1], traj.z, True)
+    expected = F.binary_cross_entropy_with_logits(logits, traj.z.to(logits.dtype))
+    v = float(value.detach())
+    assert v == pytest.approx(float(expected.detach()), rel=1e-14) and v > 0
+    value.backward()
+    for p in (model.params.rates, next(model.encoder.parameters())):
+        assert p.grad is not None and float(p.grad.abs().sum()) > 0
+
+
+@pytest.mark.parametrize(("loss", "named"), [
+    ({"information_hold": {}}, "add an information term"),
+    ({"information_hold": {"metric": "rmsd"}}, "metric"),
+    ({"information_hold": {"factor": 1}}, "1"),
+])
+def test_bad_information_hold_settings_are_refused(loss, named):
+    from rdlab.design.config import DesignConfig
+
+    base = {"name": "x", "species": 3, "network": "gs", "size": [16, 16], "stages": [4],
+            "z_bits": 4}
+    if "add an" not in named:
+        loss = {"information": {}, **loss}
+    with pytest.raises(ParameterError, match=named):
+        DesignConfig.from_dict({**base, "loss": loss})
+
+
+def test_hold_and_information_hold_together_are_refused():
+    from rdlab.design.config import DesignConfig
+
+    loss = {"target": {"image": "bundled:portrait"}, "hold": {}, "information": {},
+            "information_hold": {}}
+    with pytest.raises(ParameterError, match="use one of them"):
+        DesignConfig.from_dict({"name": "x", "species": 3, "network": "gs", "size": [16, 16],
+                                "stages": [4], "z_bits": 4, "loss": loss})

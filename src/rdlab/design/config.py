@@ -34,7 +34,9 @@ target term's ``image`` is a path (relative paths resolve against the config fil
 (:class:`~rdlab.design.objectives.Hold`) keeps that target after the optimised window:
 ``hold: {weight, factor, every, grad_steps, metric}`` — every ``every``-th step a roll-out
 continues to a time drawn up to ``factor``·T and the last ``grad_steps`` steps are compared
-with the target (the bundled fig2a config has it on).
+with the target (the bundled fig2a config has it on). ``information_hold: {weight, factor,
+every, grad_steps}`` (:class:`~rdlab.design.objectives.InformationHold`) does the same for
+the information term's bits, read with its encoder at the continued roll-out's end.
 """
 
 from __future__ import annotations
@@ -578,6 +580,16 @@ class DesignConfig(Settings):
                 raise ParameterError("loss: the hold term keeps the target term's image; add a "
                                      "target term")
             check_hold_options(self.loss["hold"] or {})
+        if "information_hold" in self.loss:
+            from rdlab.design.objectives import check_hold_options
+
+            if "information" not in self.loss:
+                raise ParameterError("loss: the information_hold term reads the bits with the "
+                                     "information term's encoder; add an information term")
+            check_hold_options(self.loss["information_hold"] or {}, "information_hold")
+        if "hold" in self.loss and "information_hold" in self.loss:
+            raise ParameterError("loss: hold and information_hold each continue the roll-out "
+                                 "past the window; use one of them")
         target = self.loss.get("target") or {}
         species = target.get("species", 1)
         n = self.model.species

@@ -20,6 +20,8 @@ Terms (``name``: class — equation):
   propagation x-loss);
 * ``"hold"``: :class:`Hold` — keep the target after the optimised window (rdlab's, not the
   paper's: truncated roll-outs to a time drawn up to ``factor``·T).
+* ``"information_hold"``: :class:`InformationHold` — keep the bits decodable after the
+  window, read with the information term's encoder on the same kind of continued roll-out.
 
 Stored frames: like the authors' code, a random frame is one of the frames a roll-out of
 ``T`` steps would store, ``{0, P, 2P, …, T}`` with ``P = max(T // 32, 1)`` (``T`` is added if
@@ -51,9 +53,11 @@ from rdlab.errors import ParameterError
 __all__ = [
     "TERM_TYPES",
     "CompositeLoss",
+    "ContinuedRollout",
     "Dissipation",
     "Hold",
     "Information",
+    "InformationHold",
     "LossTerm",
     "MeanDrift",
     "Replication",
@@ -1145,6 +1149,8 @@ class MeanDrift(LossTerm):
 # ---------------------------------------------------------------------------- hold
 #: The options of the ``hold`` term a config may set (the target comes from the target term).
 HOLD_OPTIONS = ("weight", "factor", "every", "grad_steps", "metric", "name")
+#: The options of the ``information_hold`` term (the encoder is the information term's).
+INFORMATION_HOLD_OPTIONS = ("weight", "factor", "every", "grad_steps", "name")
 
 
 def _whole(value, name: str, low: int) -> int:
@@ -1154,13 +1160,15 @@ def _whole(value, name: str, low: int) -> int:
     return int(value)
 
 
-def check_hold_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """Check the config options of the ``hold`` term; return them.
+def check_hold_options(options: Mapping[str, Any], kind: str = "hold") -> dict[str, Any]:
+    """Check the config options of the ``hold`` or ``information_hold`` term; return them.
 
     Parameters
     ----------
     options : mapping
-        Some of :data:`HOLD_OPTIONS`.
+        Some of :data:`HOLD_OPTIONS` (:data:`INFORMATION_HOLD_OPTIONS`).
+    kind : {"hold", "information_hold"}
+        The term.
 
     Returns
     -------
@@ -1173,73 +1181,54 @@ def check_hold_options(options: Mapping[str, Any]) -> dict[str, Any]:
         For an unknown option or a bad value, naming it.
     """
     options = dict(options or {})
-    unknown = sorted(set(options) - set(HOLD_OPTIONS))
+    allowed = HOLD_OPTIONS if kind == "hold" else INFORMATION_HOLD_OPTIONS
+    unknown = sorted(set(options) - set(allowed))
     if unknown:
-        raise ParameterError(f"hold: unknown option(s) {unknown}; choose from "
-                             f"{list(HOLD_OPTIONS)}")
+        raise ParameterError(f"{kind}: unknown option(s) {unknown}; choose from "
+                             f"{list(allowed)}")
     if "weight" in options:
-        nonnegative_number(options["weight"], "hold weight")
+        nonnegative_number(options["weight"], f"{kind} weight")
     _whole(options.get("factor", 10), "factor", 2)
     _whole(options.get("every", 1), "every", 1)
     _whole(options.get("grad_steps", 32), "grad_steps", 1)
-    _check_choice(options.get("metric", "rmsd"), Hold.METRICS, "hold metric")
+    if kind == "hold":
+        _check_choice(options.get("metric", "rmsd"), Hold.METRICS, "hold metric")
     return options
 
 
-class Hold(LossTerm):
-    """Keep the target pattern after the optimised window (rdlab's term, not the paper's).
+class ContinuedRollout(LossTerm):
+    """A term read on the roll-out continued past the optimised window (rdlab's).
 
-    A design optimised over ``T`` steps only is free to drift, or grow unstable, after them.
-    On the steps this term is due (every ``every``-th step of a stage, :meth:`due`) the
+    On the steps it is due (every ``every``-th step of a stage, :meth:`due`) the
     optimisation continues the roll-out from ``X_T`` to a time ``t_s`` drawn uniformly from
-    ``T + 1 … factor·T`` steps (:meth:`draw_time`): the first ``t_s − T − grad_steps``
-    steps without gradient from ``X_T`` detached, then ``grad_steps`` steps with gradient
+    ``T + 1 … factor·T`` steps (:meth:`draw_time`): the first ``t_s − T − grad_steps`` steps
+    without gradient from ``X_T`` detached, then ``grad_steps`` steps with gradient
     (truncated back-propagation: the cost of one long roll-out forward plus ``grad_steps``
     backward); when ``t_s − T ≤ grad_steps`` the whole continuation is differentiable from
-    ``X_T``. That segment is the trajectory's ``extension``. The value is the target
-    distance of :class:`TargetPattern` (RMSD of ``2c − 1`` of ``species`` from the
-    normalised target; or the MSE, or ``1 − r`` with ``metric="correlation"``), averaged
-    over the segment's states after its first and over the batch; 0 on steps without an
-    extension.
+    ``X_T``. That segment is the trajectory's ``extension``
+    (:func:`rdlab.design.optimise.hold_extension`); the term is 0 on steps without one.
+    A loss has at most one such term.
 
     Parameters
     ----------
-    target : array_like or torch.Tensor
-        Image ``(H, W)`` of the domain's size (the target term's).
-    species : int, default 1
-        Index of the species compared.
-    weight : float, default 1.0
+    weight : float
         Weight of the term.
-    factor : int, default 10
+    factor : int
         ``t_s`` is drawn up to ``factor``·T steps, ≥ 2.
-    every : int, default 1
+    every : int
         The term is due on every ``every``-th step of a stage (the first included), ≥ 1.
-    grad_steps : int, default 32
+    grad_steps : int
         Differentiable steps at the end of the continuation, ≥ 1.
-    metric : {"rmsd", "mse", "correlation"}
-        The distance.
-    name : str or None, optional
-        Name of the term (default ``"hold"``).
-
-    Raises
-    ------
-    ParameterError
-        For a bad target or species, or a value outside its range.
+    name : str or None
+        Name of the term.
     """
 
-    default_name = "hold"
-    METRICS = ("rmsd", "mse", "correlation")
-
-    def __init__(self, target, species: int = 1, weight: float = 1.0, factor: int = 10,
-                 every: int = 1, grad_steps: int = 32, metric: str = "rmsd",
-                 name: str | None = None) -> None:
+    def __init__(self, weight: float = 1.0, factor: int = 10, every: int = 1,
+                 grad_steps: int = 32, name: str | None = None) -> None:
         super().__init__(weight, name)
-        check_hold_options({"factor": factor, "every": every, "grad_steps": grad_steps,
-                            "metric": metric})
-        self.factor, self.every, self.grad_steps = int(factor), int(every), int(grad_steps)
-        self.metric = metric
-        self._pattern = TargetPattern(target, species, frames="last",
-                                      metric="mse" if metric == "mse" else "rmsd")
+        self.factor = _whole(factor, "factor", 2)
+        self.every = _whole(every, "every", 1)
+        self.grad_steps = _whole(grad_steps, "grad_steps", 1)
 
     def due(self, step: int) -> bool:
         """Return whether the term is due at step ``step`` (0-based) of a stage.
@@ -1276,6 +1265,57 @@ class Hold(LossTerm):
                               device=device)
         return n_steps + int(extra)
 
+
+class Hold(ContinuedRollout):
+    """Keep the target pattern after the optimised window (rdlab's term, not the paper's).
+
+    A design optimised over ``T`` steps only is free to drift, or grow unstable, after them.
+    On the steps this term is due the roll-out is continued to a drawn time ``t_s``
+    (:class:`ContinuedRollout`: up to ``factor``·T, the last ``grad_steps`` with gradient).
+    The value is the target
+    distance of :class:`TargetPattern` (RMSD of ``2c − 1`` of ``species`` from the
+    normalised target; or the MSE, or ``1 − r`` with ``metric="correlation"``), averaged
+    over the segment's states after its first and over the batch; 0 on steps without an
+    extension.
+
+    Parameters
+    ----------
+    target : array_like or torch.Tensor
+        Image ``(H, W)`` of the domain's size (the target term's).
+    species : int, default 1
+        Index of the species compared.
+    weight : float, default 1.0
+        Weight of the term.
+    factor : int, default 10
+        ``t_s`` is drawn up to ``factor``·T steps, ≥ 2.
+    every : int, default 1
+        The term is due on every ``every``-th step of a stage (the first included), ≥ 1.
+    grad_steps : int, default 32
+        Differentiable steps at the end of the continuation, ≥ 1.
+    metric : {"rmsd", "mse", "correlation"}
+        The distance.
+    name : str or None, optional
+        Name of the term (default ``"hold"``).
+
+    Raises
+    ------
+    ParameterError
+        For a bad target or species, or a value outside its range.
+    """
+
+    default_name = "hold"
+    METRICS = ("rmsd", "mse", "correlation")
+
+    def __init__(self, target, species: int = 1, weight: float = 1.0, factor: int = 10,
+                 every: int = 1, grad_steps: int = 32, metric: str = "rmsd",
+                 name: str | None = None) -> None:
+        check_hold_options({"factor": factor, "every": every, "grad_steps": grad_steps,
+                            "metric": metric})
+        super().__init__(weight, factor, every, grad_steps, name)
+        self.metric = metric
+        self._pattern = TargetPattern(target, species, frames="last",
+                                      metric="mse" if metric == "mse" else "rmsd")
+
     def __call__(self, traj: Trajectory, generator: torch.Generator | None = None
                  ) -> torch.Tensor:
         """Return the unweighted value (see the class docstring)."""
@@ -1288,6 +1328,61 @@ class Hold(LossTerm):
         if self.metric == "correlation":
             return 1.0 - species_correlation(X, self._pattern.species, target).mean()
         return self._pattern.distance(X, target).mean()
+
+
+class InformationHold(ContinuedRollout):
+    """Keep the bits decodable after the optimised window (rdlab's term, not the paper's).
+
+    The information term (eq. 11) reads the bits at ``X_0``, a stored frame and ``X_T``;
+    nothing asks the state to carry them later, and from the paper's initialisation they
+    fade within about 1.5 T. This term reads them at the end of the continued roll-out
+    (:class:`ContinuedRollout`: at ``t_s`` drawn up to ``factor``·T, the last
+    ``grad_steps`` steps with gradient): ``BCE(z, E(X_{t_s}))`` with the information term's
+    encoder ``E``, mean over batch and bits; 0 on steps without a continuation.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module
+        The information term's encoder ``(B, S, H, W) → logits (B, n_bits)``.
+    weight : float, default 1.0
+        Weight of the term.
+    factor, every, grad_steps : int
+        As :class:`ContinuedRollout` (defaults 10, 1, 32).
+    centre : bool, default True
+        The encoder sees ``2X − 1``, as in :class:`Information`.
+    name : str or None, optional
+        Name of the term (default ``"information_hold"``).
+
+    Raises
+    ------
+    ParameterError
+        When ``encoder`` is not a module, or a value is outside its range.
+    """
+
+    default_name = "information_hold"
+
+    def __init__(self, encoder: nn.Module, weight: float = 1.0, factor: int = 10,
+                 every: int = 1, grad_steps: int = 32, centre: bool = True,
+                 name: str | None = None) -> None:
+        super().__init__(weight, factor, every, grad_steps, name)
+        if not isinstance(encoder, nn.Module):
+            raise ParameterError(f"encoder must be a torch.nn.Module, got "
+                                 f"{type(encoder).__name__}")
+        self.encoder = encoder  # shared with the information term, which yields its parameters
+        self.centre = bool(centre)
+
+    def __call__(self, traj: Trajectory, generator: torch.Generator | None = None
+                 ) -> torch.Tensor:
+        """Return the unweighted value (see the class docstring)."""
+        ext = traj.extension
+        if ext is None:
+            return traj.states[-1].new_zeros(())
+        z = traj.z
+        if z is None:
+            raise ParameterError("InformationHold needs the generator's bits: trajectory.z "
+                                 "is None")
+        logits = _encode(self.encoder, ext.states[-1], z, self.centre)
+        return F.binary_cross_entropy_with_logits(logits, z.to(logits.dtype))
 
 
 # ---------------------------------------------------------------------------- composite
@@ -1376,7 +1471,7 @@ class CompositeLoss:
 TERM_TYPES: dict[str, type[LossTerm]] = {
     cls.default_name: cls
     for cls in (TargetPattern, StepSize, Dissipation, Information, Replication, MeanDrift,
-                Hold)
+                Hold, InformationHold)
 }
 
 

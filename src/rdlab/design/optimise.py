@@ -50,7 +50,7 @@ from rdlab.chemistry.dense import dense_gs_network, dense_network, kitchen_sink_
 from rdlab.design.config import SECTIONS, DesignConfig, bundled_target, normalised
 from rdlab.design.dynamics import noisy_flow, rollout
 from rdlab.design.generator import Encoder, Generator, sample_z
-from rdlab.design.objectives import CompositeLoss, Hold, load_target, make_term
+from rdlab.design.objectives import CompositeLoss, ContinuedRollout, load_target, make_term
 from rdlab.design.parameters import DesignParameters
 from rdlab.design.run_files import (
     CHECKPOINT,
@@ -202,6 +202,12 @@ def build_model(config: DesignConfig, device: str | torch.device | None = None
             encoder = Encoder(config.model.species, min(config.model.size),
                               config.generator.z_bits).to(dtype)
             opts["encoder"] = encoder
+        if kind == "information_hold":
+            if encoder is None:
+                raise ParameterError("loss: the information_hold term reads the bits with "
+                                     "the information term's encoder; list an information "
+                                     "term before it")
+            opts["encoder"] = encoder
         terms.append(make_term(kind, **opts))
     noise = None
     if config.model.flow_noise is not None:
@@ -265,16 +271,20 @@ def simulate_design(model: DesignModel, n_steps: int, *, z: torch.Tensor | None 
     return traj
 
 
-def _hold_term(loss: CompositeLoss) -> Hold | None:
-    """Return the loss's hold term, or None."""
-    return next((t for t in loss.terms if isinstance(t, Hold)), None)
+def _hold_term(loss: CompositeLoss) -> ContinuedRollout | None:
+    """Return the loss's term read past the window (hold or information_hold), or None."""
+    return next((t for t in loss.terms if isinstance(t, ContinuedRollout)), None)
 
 
-def hold_extension(model: DesignModel, traj: Trajectory, hold: Hold,
+def hold_extension(model: DesignModel, traj: Trajectory, hold: ContinuedRollout,
                    rng: torch.Generator) -> Trajectory:
-    """Continue a window's roll-out to a drawn time for the hold term (:class:`Hold`).
+    """Continue a window's roll-out to a drawn time for a term read past the window.
 
-    ``t_s`` is drawn with ``rng`` (:meth:`Hold.draw_time`); the steps up to
+    For :class:`~rdlab.design.objectives.Hold` and
+    :class:`~rdlab.design.objectives.InformationHold`
+    (:class:`~rdlab.design.objectives.ContinuedRollout`).
+
+    ``t_s`` is drawn with ``rng`` (:meth:`ContinuedRollout.draw_time`); the steps up to
     ``t_s − grad_steps`` run without gradient from ``X_T`` detached, the last
     ``grad_steps`` with gradient; a continuation of at most ``grad_steps`` steps is
     differentiable from ``X_T`` itself.
@@ -285,7 +295,7 @@ def hold_extension(model: DesignModel, traj: Trajectory, hold: Hold,
         The model (its engine, noise and θΨ).
     traj : Trajectory
         The window's roll-out, ``T`` steps.
-    hold : Hold
+    hold : ContinuedRollout
         The term (its ``factor`` and ``grad_steps``).
     rng : torch.Generator
         The optimisation's source of draws (``t_s`` and any noisy flow).
