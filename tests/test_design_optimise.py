@@ -115,6 +115,35 @@ def test_steps_can_differ_per_stage(tmp_path):
         DesignConfig.from_dict({**TINY, "steps": [2, 0]})
 
 
+def test_theta_lr_scale_gives_the_chemistry_its_own_step_and_resumes(tmp_path):
+    """θΨ (rates, D, f, x_feed) in a second Adam group at lr × scale, the networks at lr;
+    halvings and the floor act per group; an interrupted run resumes bit for bit; a
+    scale ≤ 0 is refused by name."""
+    from rdlab.design.optimise import _floor_lr, _make_optimiser, build_model
+
+    cfg = DesignConfig.from_dict({**TINY, "optimiser": {"lr": 1e-3, "theta_lr_scale": 10.0},
+                                  "stages": [4, 8], "steps": 4, "checkpoint_every": 1})
+    model = build_model(cfg)
+    opt, _, plateau = _make_optimiser(model, 0)
+    nets, theta = opt.param_groups
+    assert nets["lr"] == pytest.approx(1e-3) and theta["lr"] == pytest.approx(1e-2)
+    assert {id(p) for p in theta["params"]} == {id(p) for p in model.params.parameters()}
+    assert plateau.min_lrs == pytest.approx([1e-5, 1e-4])
+    for g in opt.param_groups:
+        g["lr"] = 0.0
+    _floor_lr(opt, 0.01)
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-5, 1e-4])
+    whole = optimise(cfg, tmp_path / "whole", progress=False)
+    part = tmp_path / "part"
+    optimise(cfg, part, progress=False, time_budget_s=1e-9)
+    resumed = optimise(cfg, part, progress=False)
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    with pytest.raises(ParameterError, match="theta_lr_scale.*-1"):
+        DesignConfig.from_dict({**TINY, "optimiser": {"theta_lr_scale": -1.0}})
+
+
 def test_init_from_starts_a_run_at_an_earlier_runs_design(tmp_path):
     """``init_from`` carries θΨ, G and E of a finished run into a new one (a longer stage
     added later); a design of another shape is refused by name."""

@@ -280,6 +280,10 @@ class OptimiserSettings(Settings):
         Stop after this many steps without improvement.
     min_lr_ratio : float, default 0.01
         The LR is not halved below ``min_lr_ratio``·lr; in (0, 1].
+    theta_lr_scale : float, default 1.0
+        θΨ (rates, D, f, x_feed) learn at this multiple of ``lr`` (the generator and the
+        encoder at ``lr``): the networks' layers may need a small step where the chemistry
+        needs a large one.
     checkpoint_every : int, default 25
         A checkpoint every this many steps.
     time_budget_s : float or None, optional
@@ -304,6 +308,7 @@ class OptimiserSettings(Settings):
     plateau_patience: int | None = 500
     early_stop_patience: int | None = 1000
     min_lr_ratio: float = 0.01
+    theta_lr_scale: float = 1.0
     checkpoint_every: int = 25
     time_budget_s: float | None = None
 
@@ -324,6 +329,7 @@ class OptimiserSettings(Settings):
         for v in self.listed("steps"):
             _at_least(v, 1, "steps")
         for name, v in (("clip_norm", self.clip_norm), ("eps", self.eps),
+                        ("theta_lr_scale", self.theta_lr_scale),
                         *(("lr", x) for x in self.listed("lr"))):
             _positive(v, name)
         for name in ("beta1", "beta2"):
