@@ -270,6 +270,20 @@ def test_bits_written_into_the_bistable_medium_last_1000_seconds(tmp_path):
     assert acc["t=100"] >= 0.97 and acc["t=1000"] >= 0.97, acc
 
 
+@pytest.mark.slow
+def test_bits_from_the_papers_start_last_1000_seconds_with_the_information_hold(tmp_path):
+    """fig4-quick (the paper's initialisation, information_hold, θΨ at 10× lr) cut to 300 +
+    400 steps (about 2 min on 2 cores): E reads the bits after 1000 s of noisy flow,
+    15× the optimised horizon (the full config: 100 %)."""
+    from rdlab.design.report import _bit_accuracy
+
+    cfg = load_config("fig4-quick").to_dict()
+    cfg["optimiser"].update(steps=[300, 400], checkpoint_every=700)
+    model = optimise(DesignConfig.from_dict(cfg), tmp_path, progress=False)
+    acc = _bit_accuracy(model, (100.0, 1000.0), 16, seed=3)
+    assert acc["t=100"] >= 0.97 and acc["t=1000"] >= 0.95, acc
+
+
 def test_metric_summaries_skip_blown_up_runs_without_warnings():
     """A run that blew up is NaN from then on: means and end values are over the finite runs
     (counted), and a condition with none left is NaN — not a numpy warning."""

@@ -11,7 +11,6 @@ whole sweep: ``rates (batch, n_reactions)``, ``diffusion (batch, n_species)``, `
 
 from __future__ import annotations
 
-import functools
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -78,19 +77,6 @@ def diffusion_number_limit(stencil: str | np.ndarray) -> float:
         0.25 for the 5-point stencil (λ_min = −8), 0.5 for the isotropic 9-point one
         (λ_min = −4).
     """
-    if isinstance(stencil, str):
-        return _named_limit(stencil)  # every design roll-out asks again
-    return _limit(stencil)
-
-
-@functools.cache
-def _named_limit(name: str) -> float:
-    """:func:`diffusion_number_limit` of a named stencil, computed once."""
-    return _limit(name)
-
-
-def _limit(stencil: str | np.ndarray) -> float:
-    """Return ``2/|λ_min|`` of the stencil (see :func:`diffusion_number_limit`)."""
     ks = np.array([0.0, np.pi])
     lam = float(stencil_eigenvalue(stencil, ks[:, None], ks[None, :]).min())
     return 2.0 / -lam
