@@ -527,10 +527,11 @@ class _StepExcess(torch.autograd.Function):
         """Return the mean excess step."""
         ctx.delta = delta
         n = (X.shape[0] - 1) * X[0].numel()
-        ctx.kernels = _on_kernels(X)
+        rows = _kernel_rows(X)
+        ctx.kernels = rows is not None
         if ctx.kernels:
             ctx.save_for_backward(X)
-            return torch.tensor(float(excess_sums(_rows(X), delta).sum()) / n, dtype=X.dtype)
+            return torch.tensor(float(excess_sums(rows, delta).sum()) / n, dtype=X.dtype)
         d = X[1:] - X[:-1]
         a = d.abs()
         if delta > 0:
@@ -546,8 +547,8 @@ class _StepExcess(torch.autograd.Function):
         if ctx.kernels:
             n = (saved.shape[0] - 1) * saved[0].numel()
             scale = float((grad / n).to(saved.dtype))
-            return torch.from_numpy(excess_gradient(_rows(saved), ctx.delta, scale)).view(
-                saved.shape), None
+            return torch.from_numpy(excess_gradient(_kernel_rows(saved), ctx.delta,
+                                                    scale)).view(saved.shape), None
         d = saved
         s = torch.sign(d)
         if ctx.delta > 0:
@@ -560,26 +561,21 @@ class _StepExcess(torch.autograd.Function):
         return g, None
 
 
-def _on_kernels(X: torch.Tensor) -> bool:
-    """Return whether :class:`_StepExcess` runs ``X`` on the numba kernels.
+def _kernel_rows(X: torch.Tensor) -> np.ndarray | None:
+    """Return ``X (T + 1, …, n)`` as ``(T + 1, R, n)`` NumPy rows for the numba kernels.
 
-    On the CPU in float32/float64, when ``X`` is rows of cells: the compiled engine's states
-    are a view of padded rows, which :func:`_rows` reads in place.
+    On the CPU in float32/float64, when ``X`` is rows of cells (the compiled engine's
+    states are a view of padded rows, read in place, without a copy); None otherwise
+    (:class:`_StepExcess` then runs torch's formula).
     """
     if X.device.type != "cpu" or X.dtype not in (torch.float32, torch.float64):
-        return False
+        return None
     if X.ndim < 2 or X.shape[0] < 2:
-        return False
+        return None
     try:
-        _rows(X)
+        return X.detach().view(X.shape[0], -1, X.shape[-1]).numpy()
     except RuntimeError:  # rows that do not merge into one stride
-        return False
-    return True
-
-
-def _rows(X: torch.Tensor) -> np.ndarray:
-    """Return ``X (T + 1, …, n)`` as ``(T + 1, R, n)`` NumPy rows, without a copy."""
-    return X.detach().view(X.shape[0], -1, X.shape[-1]).numpy()
+        return None
 
 
 class StepSize(LossTerm):
@@ -1309,10 +1305,8 @@ class Hold(ContinuedRollout):
     def __init__(self, target, species: int = 1, weight: float = 1.0, factor: int = 10,
                  every: int = 1, grad_steps: int = 32, metric: str = "rmsd",
                  name: str | None = None) -> None:
-        check_hold_options({"factor": factor, "every": every, "grad_steps": grad_steps,
-                            "metric": metric})
         super().__init__(weight, factor, every, grad_steps, name)
-        self.metric = metric
+        self.metric = _check_choice(metric, self.METRICS, "hold metric")
         self._pattern = TargetPattern(target, species, frames="last",
                                       metric="mse" if metric == "mse" else "rmsd")
 

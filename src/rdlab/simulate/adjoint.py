@@ -484,13 +484,8 @@ def _injections(tape: Tape, grad_states) -> tuple[np.ndarray, np.ndarray]:
     """
     inp = tape._inputs
     dtype = tape.states.dtype
-    G = np.asarray(grad_states)
-    expected = (len(tape.steps), *inp.shape)
-    if G.shape != expected:
-        raise ParameterError(f"state gradients have shape {G.shape}; expected {expected} "
-                             f"(one per requested step {list(tape.steps)})")
-    if not _finite(G):
-        raise ParameterError("state gradients must be finite")
+    G = _checked_gradient(grad_states, (len(tape.steps), *inp.shape), "state gradients",
+                          f" (one per requested step {list(tape.steps)})")
     slots = np.full(inp.n_steps + 1, -1, dtype=np.int64)
     for k, t in enumerate(tape.steps):
         slots[t] = k
@@ -502,6 +497,20 @@ def _injections(tape: Tape, grad_states) -> tuple[np.ndarray, np.ndarray]:
     if len(G):
         inj[..., :nx] = G
     return slots, inj
+
+
+def _checked_gradient(grad, expected: tuple[int, ...], what: str, hint: str = ""
+                      ) -> np.ndarray:
+    """Return ``grad`` as an array; refuse another shape than ``expected`` or a non-finite value.
+
+    The errors name ``what`` (and add ``hint`` to the shape's).
+    """
+    G = np.asarray(grad)
+    if G.shape != expected:
+        raise ParameterError(f"{what} have shape {G.shape}; expected {expected}{hint}")
+    if not _finite(G):
+        raise ParameterError(f"{what} must be finite")
+    return G
 
 
 def _finite(G: np.ndarray) -> bool:
@@ -543,13 +552,8 @@ def _work(tape: Tape, grad_states, grad_final=None) -> _Work:
     if slots[inp.n_steps] >= 0:
         lam[..., 1:nx + 1] = inj[slots[inp.n_steps], ..., :nx]
     if grad_final is not None:
-        G = np.asarray(grad_final)
-        if G.shape != tuple(inp.shape):
-            raise ParameterError(f"the final state's gradient has shape {G.shape}; expected "
-                                 f"{tuple(inp.shape)}")
-        if not _finite(G):
-            raise ParameterError("the final state's gradient must be finite")
-        lam[..., 1:nx + 1] += G
+        lam[..., 1:nx + 1] += _checked_gradient(grad_final, tuple(inp.shape),
+                                                "the final state's gradients")
     if inp.kernels.mode == "constant":
         GF = np.zeros((1, B, 1, 1, nxp), dtype=dtype)
     else:
