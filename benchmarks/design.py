@@ -34,9 +34,12 @@ feed). Timed in one process, same threads (``--threads`` for torch and numba), s
 The process keeps freed memory for reuse (:func:`rdlab.heap_settings.keep_freed_memory`), as
 ``rdlab design`` does, for every engine alike.
 
-Each time is the median (and best) of ``--repeats`` steps after one warm-up step; the
+Each time is the median (and best) of ``--repeats`` steps after one warm-up step (at least
+:data:`COMPILED_REPEATS` for the compiled engine, whose step is some 100× shorter); the
 compiled engine's warm-up (compiling its kernels, or loading them from the disk cache) is
-printed apart.
+printed apart, and its first ``2 × SPLIT_TRIALS`` steps after it, which time both ways of
+sharing one sample's rows over the threads before keeping the faster
+(:func:`rdlab.simulate.adjoint._timed_split`), run untimed.
 
 Forward throughput, like for like: the compiled forward and the fast simulation engine
 (``benchmarks/simulate.py``'s :func:`bench_fast`) on the same network, parameters, grid, batch,
@@ -62,6 +65,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from rdlab.simulate import adjoint
+
+#: Least number of compiled steps timed (each is a few ms).
+COMPILED_REPEATS = 41
 
 #: The design's network families (the presets' names); the old ``gs``/``paper`` still read.
 NETWORKS = ("kitchen-sink", "dense-gs", "dense")
@@ -207,11 +215,20 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_steps(fn, params, x0, target, n_steps, repeats) -> tuple[float, list[float]]:
-    """Return the warm-up step's time and the wall times of ``repeats`` steps after it."""
+def time_steps(fn, params, x0, target, n_steps, repeats, settle: int = 0
+               ) -> tuple[float, list[float]]:
+    """Return the warm-up step's time and the wall times of ``repeats`` steps after it.
+
+    ``settle`` more steps run untimed between the two (the compiled engine's first steps
+    time both ways of sharing a step's rows over the threads, see
+    :func:`rdlab.simulate.adjoint._timed_split`; an optimisation of thousands of steps
+    runs the chosen way after them).
+    """
     t0 = time.perf_counter()
     one_step(fn, params, x0, target, n_steps)
     warm = time.perf_counter() - t0
+    for _ in range(settle):
+        one_step(fn, params, x0, target, n_steps)
     times = []
     for _ in range(repeats):
         _sync(x0.device)
@@ -345,19 +362,24 @@ def _optimisation_steps(args, params, x0, target) -> dict[str, float]:
     names = [n for n in ENGINES if not (n == "reference style" and not args.reference_style)
              and not (n == "compiled" and x0.device.type != "cpu")]
     cells = args.batch * args.size * args.size * args.steps
-    print(f"optimisation step (forward + backward), median (best) of {args.repeats}:")
-    print(f"  {'engine':<18}{'ms / step':>12}{'best':>10}{'M cell-steps/s':>16}")
+    print("optimisation step (forward + backward), median (best) of the steps timed:")
+    print(f"  {'engine':<18}{'ms / step':>12}{'best':>10}{'M cell-steps/s':>16}{'steps':>7}")
     med = {}
+    settle = 2 * adjoint.SPLIT_TRIALS
     for name in names:
-        warm, times = time_steps(ENGINES[name], params, x0, target, args.steps, args.repeats)
+        # the compiled step is ~100× shorter: more of them for a steadier median
+        repeats = max(args.repeats, COMPILED_REPEATS) if name == "compiled" else args.repeats
+        warm, times = time_steps(ENGINES[name], params, x0, target, args.steps, repeats,
+                                 settle if name == "compiled" else 0)
         med[name] = statistics.median(times)
         print(f"  {name:<18}{1e3 * med[name]:>12.2f}{1e3 * min(times):>10.2f}"
-              f"{cells / med[name] / 1e6:>16.2f}")
+              f"{cells / med[name] / 1e6:>16.2f}{repeats:>7}")
         if name == "compiled":
             compile_s = warm
     if "compiled" in med:
-        print(f"  (compiled warm-up step, kernels compiled or loaded from the disk cache: "
-              f"{compile_s:.2f} s)")
+        print(f"  (compiled: warm-up step {compile_s:.2f} s, kernels compiled or loaded from "
+              f"the disk cache; then {settle} untimed steps choosing how a step's rows share "
+              "the threads)")
         for other, target_x in (("fused", 10), ("reference style", 200),
                                 ("plain autograd", None)):
             if other not in med:

@@ -248,6 +248,27 @@ def test_refusals_name_the_bad_value():
         adjoint.backward(tape, np.zeros((2, 1, 2, 4, 4)))
 
 
+@pytest.mark.parametrize("where", ["first", "middle", "last", "final"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_loss_gradients_are_refused(where, bad):
+    """A NaN or infinite dL/dX_t, at any requested step or in the further final-state
+    gradient, is refused by name; finite ones of the same shapes are not."""
+    net = preset_network("dense-gs", 2)
+    x0 = np.full((1, 2, 4, 4), 0.5)
+    tape = adjoint.forward(net, x0, np.full(4, 0.1), [0.1, 0.1], 0.03, [1.0, 0.0], 3,
+                           steps=range(4))
+    G, final = np.zeros((4, 1, 2, 4, 4)), np.zeros((1, 2, 4, 4))
+    adjoint.backward(tape, G, final)
+    if where == "final":
+        final[0, 1, 2, 3] = bad
+        what = "final state's gradients"
+    else:
+        G[{"first": 0, "middle": 2, "last": 3}[where], 0, 0, 1, 1] = bad
+        what = "state gradients"
+    with pytest.raises(ParameterError, match=f"{what} must be finite"):
+        adjoint.backward(tape, G, final)
+
+
 # ---------------------------------------------------------------------------- slow
 @pytest.mark.slow
 @pytest.mark.parametrize("family, species", [("kitchen-sink", 3), ("dense-gs", 3),

@@ -11,6 +11,7 @@ whole sweep: ``rates (batch, n_reactions)``, ``diffusion (batch, n_species)``, `
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -77,9 +78,17 @@ def diffusion_number_limit(stencil: str | np.ndarray) -> float:
         0.25 for the 5-point stencil (λ_min = −8), 0.5 for the isotropic 9-point one
         (λ_min = −4).
     """
+    if isinstance(stencil, str):
+        return _named_stencil_limit(stencil)
     ks = np.array([0.0, np.pi])
     lam = float(stencil_eigenvalue(stencil, ks[:, None], ks[None, :]).min())
     return 2.0 / -lam
+
+
+@functools.cache
+def _named_stencil_limit(name: str) -> float:
+    """Return :func:`diffusion_number_limit` of a named stencil, computed once per name."""
+    return diffusion_number_limit(STENCILS[name])
 
 
 #: Range of the grid spacing: dx² and 1/dx² stay finite and non-zero in float64.

@@ -238,6 +238,15 @@ def _masks(shape, n: int, dtype) -> np.ndarray:
     return np.empty((max(n, 1), B, S, ny, mask_bytes(nx, dtype)), dtype=np.uint8)
 
 
+def _bands(split: str) -> tuple[int, ...]:
+    """Return the row kernels' last argument, the threads (one band of rows each), or ()."""
+    if split != "rows":
+        return ()
+    import numba
+
+    return (numba.get_num_threads(),)
+
+
 def _run_forward(inp: _Inputs, buf: np.ndarray, masks: np.ndarray, i0: int, n: int,
                  t0: int) -> None:
     """Advance ``buf[i0]`` by ``n`` steps (the first is step ``t0``) into ``buf[i0 + 1 …]``.
@@ -250,14 +259,15 @@ def _run_forward(inp: _Inputs, buf: np.ndarray, masks: np.ndarray, i0: int, n: i
     k = inp.kernels
     kernels = {"samples": k.forward, "rows": k.forward_rows, "serial": k.forward_serial}
     with _timed_split(inp, "forward", n) as split:
-        kernels[split](buf, masks, i0, n, inp.fields, t0, fsel, inp.prm, inp.shape[3])
+        kernels[split](buf, masks, i0, n, inp.fields, t0, fsel, inp.prm, inp.shape[3],
+                       *_bands(split))
 
 
 def _split(inp: _Inputs) -> str:
     """How the work spreads over numba's threads: ``samples``, ``rows`` or ``serial``.
 
     Samples when there are at least as many as threads (each takes all its steps in one
-    task); with fewer, the rows of every step (blocks of :data:`ROW_BLOCK` rows, a parallel
+    task); with fewer, the rows of every step (a band of rows per thread, a parallel
     region of a few µs per step) when the machine has room for the threads
     (:func:`_machine_has_room`), else the calling thread only; on one thread, the calling
     thread only. The environment variable :data:`ROW_SPLIT_ENV` (``auto``, ``on`` or
@@ -291,12 +301,12 @@ def _timed_split(inp: _Inputs, direction: str, n: int):
     """Yield the way to run ``n`` steps of ``direction`` (see :func:`_split`), timing it.
 
     Where :func:`_split` chooses the row split on its own rule (``auto``), whether it pays
-    depends on the machine and the size: a parallel region per step costs some µs, and on
-    the 2-core machines of our CI the one-thread forward of a 64×64×5 sample was faster
-    (0.85 ms for 64 steps against 1.15 ms split), the split backward a little faster and
-    at 128×128 much faster (6.3 ms against 9.5). So the first :data:`SPLIT_TRIALS` runs of
-    each way are timed per step for each direction, shape and dtype, and the faster is
-    used after that. Both give the same numbers to the bit.
+    depends on the machine and the size: a parallel region per step costs some µs (on the
+    2-core machines of our CI, 64 steps of a 64×64×5 sample: forward 0.45 ms split against
+    0.65 ms on one thread, backward 1.1 against 1.6 ms; before the row kernels took their
+    views inside the region the one-thread forward was the faster). So the first
+    :data:`SPLIT_TRIALS` runs of each way are timed per step for each direction, shape and
+    dtype, and the faster is used after that. Both give the same numbers to the bit.
     """
     way = _split(inp)
     if way != "rows" or os.environ.get(ROW_SPLIT_ENV, "auto") == "on" or n <= 0:
@@ -501,29 +511,46 @@ def _injections(tape: Tape, grad_states) -> tuple[np.ndarray, np.ndarray]:
 
 def _checked_gradient(grad, expected: tuple[int, ...], what: str, hint: str = ""
                       ) -> np.ndarray:
-    """Return ``grad`` as an array; refuse another shape than ``expected`` or a non-finite value.
+    """Return ``grad`` as an array; refuse another shape than ``expected``.
 
-    The errors name ``what`` (and add ``hint`` to the shape's).
+    The error names ``what`` (and adds ``hint``). Finiteness is checked on the results
+    (:func:`_refuse_non_finite`): a non-finite ``dL/dX_t`` reaches them, and the results are
+    smaller than a trajectory's gradients.
     """
     G = np.asarray(grad)
     if G.shape != expected:
         raise ParameterError(f"{what} have shape {G.shape}; expected {expected}{hint}")
-    if not _finite(G):
-        raise ParameterError(f"{what} must be finite")
     return G
 
 
 def _finite(G: np.ndarray) -> bool:
     """Return whether every value of ``G`` is finite.
 
-    One BLAS dot product first (half the time of :func:`numpy.isfinite` over a trajectory's
-    gradients): a NaN or an infinity makes it non-finite; so may finite values whose squares
-    overflow, hence the exact check then.
+    One BLAS dot product first (half the time of :func:`numpy.isfinite`): a NaN or an
+    infinity makes it non-finite; so may finite values whose squares overflow, hence the
+    exact check then.
     """
     flat = G.ravel()
     if flat.dtype.kind == "f" and np.isfinite(np.dot(flat, flat)):
         return True
     return bool(np.all(np.isfinite(G)))
+
+
+def _refuse_non_finite(result: Gradients, grad_states, grad_final) -> None:
+    """Refuse non-finite ``dL/dX_t`` given to :func:`backward`, found through its results.
+
+    A non-finite value of the loss's gradients reaches ``dL/dX_0`` or the sums of the
+    parameter gradients (the adjoint is linear in them), so the inputs are scanned only when
+    a result is not finite. Results that overflow from finite inputs are returned as they
+    are, as before.
+    """
+    parts = (result.x0, result.rates, result.diffusion, result.flow, result.feed)
+    if all(_finite(np.asarray(p)) for p in parts):
+        return
+    for grad, what in ((grad_states, "state gradients"),
+                       (grad_final, "the final state's gradients")):
+        if grad is not None and not _finite(np.asarray(grad)):
+            raise ParameterError(f"{what} must be finite")
 
 
 @dataclass
@@ -594,7 +621,8 @@ def _run_backward(inp: _Inputs, w: _Work, traj: np.ndarray, masks: np.ndarray, n
     kernels = {"samples": k.backward, "rows": k.backward_rows, "serial": k.backward_serial}
     with _timed_split(inp, "backward", n) as split:
         kernels[split](traj, masks, n, n, t_hi, w.lam, w.tmp, w.G, w.A, w.acc, inp.fields,
-                       fsel, w.GF, fsel, w.slots, w.inj, w.W, inp.prm, inp.shape[3])
+                       fsel, w.GF, fsel, w.slots, w.inj, w.W, inp.prm, inp.shape[3],
+                       *_bands(split))
 
 
 def backward(tape: Tape, grad_states, grad_final=None) -> Gradients:
@@ -635,7 +663,9 @@ def backward(tape: Tape, grad_states, grad_final=None) -> Gradients:
             buf[0] = tape._saved[s]
             _run_forward(inp, buf, masks, 0, n, t0)
             _run_backward(inp, w, buf, masks, n, t0 + n)
-    return _gradients(tape, w)
+    result = _gradients(tape, w)
+    _refuse_non_finite(result, grad_states, grad_final)
+    return result
 
 
 def _gradients(tape: Tape, w: _Work) -> Gradients:

@@ -23,9 +23,13 @@ small ``numba.njit`` drivers, generated as Python source, run them:
 Each runs one parallel region per call, the samples spread over numba's threads, every
 sample taking all its steps in one task (for at least as many samples as threads);
 ``forward_rows`` / ``backward_rows`` take the samples one after the other and share each
-step's rows out to the threads in blocks (for fewer samples than threads, e.g. one: a
-parallel region of a few µs per step, about 1.8× faster on two idle cores, but every step
-waits for the slowest thread, so on an oversubscribed machine one thread does better);
+step's rows out to the threads, one band of consecutive rows (forward) or of row blocks
+(backward) per thread (for fewer samples than threads, e.g. one: a parallel region of a
+few µs per step, about 1.5× faster on two idle cores, but every step waits for the
+slowest thread, so on an oversubscribed machine one thread does better); they take the
+number of threads as their last argument. Inside a parallel region every array view is
+taken afresh: views handed into the region from outside it made the row kernels about
+twice as slow (64², 5 species, AVX-512: forward 0.84 against 0.45 ms for 64 steps).
 ``forward_serial`` / ``backward_serial`` run on the calling thread.
 
 **The reaction term.** Reactions sharing a reactant monomial ``M_K = ∏ X_i^{e_Ki}`` are
@@ -479,9 +483,11 @@ def _flow_gradient_lines(plan: AdjointPlan, mode: str) -> list[str]:
 #: Rows per block of a step: the row split's unit of work, and of the diffusion sums.
 ROW_BLOCK = 4
 
-#: Most sums one product kernel keeps in vector registers (16 with AVX2: the sums, the
-#: group's monomials and a few loaded values).
-GROUP_SUMS = 10
+#: Most sums one product kernel keeps in vector registers, besides the group's monomials
+#: and a few loaded values: 10 of AVX2's 16 registers, 20 of AVX-512's 32 (measured on the
+#: kitchen sink, 5 species, 64², float32: the backward pass 1.4 ms with 10 sums a group,
+#: 1.2 ms with 20 or 24, 1.25 ms with 32, on 2 AVX-512 cores).
+GROUP_SUMS = 20 if VECTOR_BYTES == 64 else 10
 
 
 def _product_groups(plan: AdjointPlan, mode: str) -> list[tuple[str, ...]]:
@@ -628,22 +634,23 @@ def _block(q, ny):
     return q * _RB, min(ny, (q + 1) * _RB)
 
 
-def forward_rows(traj, masks, i0, n, F, t0, fsel, prm, nx):
-    # the rows of each step spread over the threads in blocks (one region per step)
+def forward_rows(traj, masks, i0, n, F, t0, fsel, prm, nx, threads):
+    # one parallel region per step, one band of consecutive rows per thread. The views are
+    # taken inside the region: arrays handed into it from outside lose their contiguous
+    # layout type, and the row kernel its vector code (1.9× slower at 64², 5 species).
     ny = traj.shape[3]
-    nblk = -(-ny // _RB)
+    nb = max(1, min(threads, ny))
     for s_ in range(traj.shape[1]):
-        b = np.int64(s_)
-        pb = prm[b]
         for k in range(n):
-            X = traj[i0 + k, b]
-            Y = traj[i0 + k + 1, b]
-            Mk = masks[i0 + k, b]
-            Ft = F[(t0 + k) * fsel]
-            Fb = Ft[min(b, Ft.shape[0] - 1)]
-            for q in prange(nblk):
-                y0, y1 = _block(q, ny)
-                for y in range(y0, y1):
+            for q in prange(nb):
+                b = np.int64(s_)
+                X = traj[i0 + k, b]
+                Y = traj[i0 + k + 1, b]
+                Mk = masks[i0 + k, b]
+                Ft = F[(t0 + k) * fsel]
+                Fb = Ft[min(b, Ft.shape[0] - 1)]
+                pb = prm[b]
+                for y in range(q * ny // nb, (q + 1) * ny // nb):
                     ym, yp = _rows(y, ny)
                     _fwd_cells(X, Y, Fb, Mk, pb, y, ym, yp, nx)
                     _ghosts(Y, y, nx)
@@ -747,29 +754,32 @@ def _pass2_rows(traj, b, i_hi, k, t_hi, bufs, G, Ab, ab, F, fsel, slots, inj, W,
 
 
 def backward_rows(traj, masks, i_hi, n, t_hi, lam, tmp, G, A, acc, F, fsel, GF, gsel, slots,
-                  inj, W, prm, nx):
+                  inj, W, prm, nx, threads):
     # One parallel region per step, rows in blocks: region r finishes step r - 1 (pass 2 on
     # the block's rows, its share of the product kernels) and starts step r (pass 1 on the
     # same rows, which read only the λ rows the block has just completed; g goes to the other
     # G buffer, since the product kernels still read this step's).
     nblk = A.shape[1]
+    nb = max(1, min(threads, nblk))
     ny = traj.shape[3]
     for s_ in range(traj.shape[1]):
-        b = np.int64(s_)
-        pb = prm[b]
-        bufs = (lam[b], tmp[b])
         for r in range(n + 1):
-            for q in prange(nblk):
-                if r >= 1:
-                    _pass2_rows(traj, b, i_hi, r - 1, t_hi, bufs, G, A[b, q], acc[b], F, fsel,
-                                slots, inj, W, pb, q, nblk, nx)
-                if r < n:
-                    y0, y1 = _block(q, ny)
-                    _pass1_rows(traj, masks, b, i_hi, r, t_hi, bufs, G, F, fsel, GF, gsel, pb,
-                                y0, y1, nx)
-            _flush(A[b], acc[b])
+            for p in prange(nb):
+                # views taken inside the region, as in forward_rows
+                b = np.int64(s_)
+                pb = prm[b]
+                bufs = (lam[b], tmp[b])
+                for q in range(p * nblk // nb, (p + 1) * nblk // nb):
+                    if r >= 1:
+                        _pass2_rows(traj, b, i_hi, r - 1, t_hi, bufs, G, A[b, q], acc[b], F,
+                                    fsel, slots, inj, W, pb, q, nblk, nx)
+                    if r < n:
+                        y0, y1 = _block(q, ny)
+                        _pass1_rows(traj, masks, b, i_hi, r, t_hi, bufs, G, F, fsel, GF, gsel,
+                                    pb, y0, y1, nx)
+            _flush(A[s_], acc[s_])
         if n % 2 == 1:
-            _copy(lam[b], tmp[b])
+            _copy(lam[s_], tmp[s_])
 '''
 
 
