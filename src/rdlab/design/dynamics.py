@@ -477,7 +477,8 @@ def _check_stability(params: DesignParameters, dt: float, stencil: str, noisy: b
     The limits are written once in :mod:`rdlab.system`: ``diffusion_number_limit`` and
     ``FLOW_NUMBER_LIMIT``.
     """
-    limit = diffusion_number_limit(_symmetric_stencil(stencil))
+    _symmetric_stencil(stencil)
+    limit = diffusion_number_limit(stencil)
     d_max = float(params.diffusion.detach().max())
     if d_max * dt > limit:
         raise StabilityError(f"max D·dt = {d_max * dt:g} exceeds the explicit limit {limit:g} "

@@ -171,7 +171,7 @@ def _flow_fields(fields, n_steps: int, shape, dtype) -> tuple[np.ndarray, str]:
 @functools.cache
 def _diffusion_limit(stencil: str) -> float:
     """Return the explicit limit on ``D·dt`` of a named stencil (computed once per name)."""
-    return float(diffusion_number_limit(np.asarray(STENCILS[stencil])))
+    return float(diffusion_number_limit(stencil))
 
 
 def _check_stability(dd: np.ndarray, phc: np.ndarray, stencil: str, fields_given: bool,
