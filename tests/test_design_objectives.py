@@ -435,6 +435,26 @@ def _replicating(rng, amplitude=2.0, H=8, W=16):
     return parent, X0, XT
 
 
+def test_pooled_correlation_is_the_authors_over_species_and_cells(rng):
+    """Pooled r is one Pearson r over (species, y, x) of each window, as the authors'
+    pearson_corr; per-species r averages one r per species. A medium that keeps species 0
+    at its feed (1) and species 1 at 0 while the parent sits on zero padding: per species
+    about 0, pooled the level difference of the two species alone."""
+    H, W = 8, 16
+    X0 = torch.zeros((1, 2, H, W), dtype=DT)
+    X0[0, 0, 2:6, 6:10] = 1.0  # the parent's patch: fed species at its feed level
+    X0[0, 1, 3:5, 7:9] = torch.tensor(rng.uniform(0.1, 0.2, (2, 2)))
+    XT = torch.zeros((1, 2, H, W), dtype=DT)
+    XT[0, 0] = 1.0  # the fed medium everywhere, nothing else
+    traj = traj_of([X0, XT])
+    parent, daughters = Replication().windows(traj)
+    p = parent.reshape(-1).numpy()
+    expected = np.mean([np.corrcoef(p, d.reshape(-1).numpy())[0, 1] for d in daughters])
+    assert parent_daughter_correlation(traj, pooled=True) == pytest.approx(expected, abs=1e-12)
+    assert expected > 0.3  # from the two species' levels alone
+    assert parent_daughter_correlation(traj) == 0.0  # both species constant in a daughter
+
+
 def test_replication_is_zero_for_exact_daughters(rng):
     parent, X0, XT = _replicating(rng)
     assert (parent.std(dim=(-2, -1), unbiased=False) > 0.5).all()
@@ -447,6 +467,7 @@ def test_replication_is_zero_for_exact_daughters(rng):
     assert parent_daughter_correlation(traj) == pytest.approx(1.0, abs=1e-14)
     flipped = traj_of([X0, 2 * (10 - XT)])  # daughters −2·parent + 20
     assert parent_daughter_correlation(flipped) == pytest.approx(-1.0, abs=1e-14)
+    assert parent_daughter_correlation(traj, pooled=True) == pytest.approx(1.0, abs=1e-14)
     # the same along y, with an explicit box and shift on a 16 × 8 domain
     ty = traj_of([X0.transpose(-1, -2), XT.transpose(-1, -2)])
     assert Replication(box=(4, 12, 0, 8), shift=4, axis="y")(ty).item() == 0.0

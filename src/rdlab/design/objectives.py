@@ -1071,16 +1071,24 @@ class Replication(LossTerm):
             loss = loss + self.std_weight * floor
         return loss
 
-    def correlation(self, traj: Trajectory) -> float:
-        """Return the mean Pearson r between parent and each daughter, per species and sample.
+    def correlation(self, traj: Trajectory, pooled: bool = False) -> float:
+        """Return the mean Pearson r between the parent and each daughter.
 
-        A species constant over the parent or a daughter counts as r = 0; the paper reports
-        .893.
+        ``pooled=False`` (rdlab's headline): one r per species and sample, over the window's
+        cells, then the mean; a species constant over the parent or a daughter counts as
+        r = 0, so every species must be copied. ``pooled=True``: one r per sample over the
+        window's cells **and species together**, the authors' ``pearson_corr`` (their
+        ``x_corr_loss`` metric, by which the paper reports .893). The pooled r also rewards
+        species whose levels differ: a roll-out that keeps the fed species at its feed and
+        every other one at 0 scores about .63 on it against a zero-padded parent (per
+        species: about 0).
 
         Parameters
         ----------
         traj : Trajectory
             The roll-out.
+        pooled : bool, default False
+            Pool the species (the authors' definition) instead of one r per species.
 
         Returns
         -------
@@ -1089,14 +1097,16 @@ class Replication(LossTerm):
         """
         parent, daughters = self.windows(traj)
         B, S, h, w = parent.shape
+        shape = (B, S * h, w) if pooled else (B * S, h, w)
         with torch.no_grad():
-            p = parent.reshape(B * S, h, w)
-            rs = [pearson_correlation(d.reshape(B * S, h, w), p) for d in daughters]
+            p = parent.reshape(shape)
+            rs = [pearson_correlation(d.reshape(shape), p) for d in daughters]
             return float(torch.stack(rs).mean())
 
 
 def parent_daughter_correlation(traj: Trajectory, box: Sequence[int] | None = None,
-                                shift: int | None = None, axis: str = "x") -> float:
+                                shift: int | None = None, axis: str = "x",
+                                pooled: bool = False) -> float:
     """Return the mean parent–daughter Pearson r of :class:`Replication` with this geometry.
 
     Parameters
@@ -1109,13 +1119,16 @@ def parent_daughter_correlation(traj: Trajectory, box: Sequence[int] | None = No
         Displacement of the daughters in cells.
     axis : {"x", "y"}
         Axis of the displacement.
+    pooled : bool, default False
+        One r over species and cells together (the authors' definition) instead of one
+        per species (see :meth:`Replication.correlation`).
 
     Returns
     -------
     float
         The mean r.
     """
-    return Replication(box=box, shift=shift, axis=axis).correlation(traj)
+    return Replication(box=box, shift=shift, axis=axis).correlation(traj, pooled=pooled)
 
 
 # ---------------------------------------------------------------------------- mean drift

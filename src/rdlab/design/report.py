@@ -194,7 +194,9 @@ def _report(model: DesignModel, history: list[dict], folder: Path, *,
         metrics.update(_bit_metrics(model, seed))
     rep = next((t for t in model.loss.terms if isinstance(t, Replication)), None)
     if rep is not None:
-        metrics["parent_daughter_correlation"] = _replication(model, rep, seed, folder)
+        per_species, pooled = _replication(model, rep, seed, folder)
+        metrics["parent_daughter_correlation"] = per_species
+        metrics["parent_daughter_correlation_pooled"] = pooled
     _write_network_files(model, folder)
     metrics["report_seconds"] = time.perf_counter() - t0
     (folder / METRICS).write_text(json.dumps(metrics, indent=1, default=float))
@@ -302,13 +304,17 @@ def _bit_metrics(model: DesignModel, seed: int) -> dict:
     return out
 
 
-def _replication(model: DesignModel, rep: Replication, seed: int, folder: Path) -> float:
-    """Return the parent–daughter correlation; draw the parent-to-daughters time-lapse."""
+def _replication(model: DesignModel, rep: Replication, seed: int, folder: Path
+                 ) -> tuple[float, float]:
+    """Return the parent–daughter r per species and pooled; draw the time-lapse.
+
+    See :meth:`rdlab.design.objectives.Replication.correlation` for the two definitions.
+    """
     cfg = model.config
     T = cfg.optimiser.stages[-1]
     with torch.no_grad():
         traj = simulate_design(model, T, batch=1, rng=torch.Generator().manual_seed(seed))
-        correlation = float(rep.correlation(traj))
+        correlation = (rep.correlation(traj), rep.correlation(traj, pooled=True))
         frames = torch.stack([s[0] for s in traj.states]).numpy()
     idx = np.linspace(0, T, 8).round().astype(int)
     time_lapse_panel(frames[idx], idx * cfg.model.dt, folder / "timelapse.png",
