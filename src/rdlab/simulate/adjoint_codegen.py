@@ -636,8 +636,8 @@ def _block(q, ny):
 
 def forward_rows(traj, masks, i0, n, F, t0, fsel, prm, nx, threads):
     # one parallel region per step, one band of consecutive rows per thread. The views are
-    # taken inside the region: arrays handed into it from outside lose their contiguous
-    # layout type, and the row kernel its vector code (1.9× slower at 64², 5 species).
+    # taken inside the region: handed in from outside (numba passes them to the region's
+    # function as arguments) they made the row kernel 1.9× slower (64², 5 species).
     ny = traj.shape[3]
     nb = max(1, min(threads, ny))
     for s_ in range(traj.shape[1]):
