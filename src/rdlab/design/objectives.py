@@ -94,6 +94,9 @@ def _state_shape(traj: Trajectory) -> tuple[int, int, int, int]:
     shape = tuple(traj.states[0].shape)
     if len(shape) != 4:
         raise ParameterError(f"states have shape {shape}; expected (batch, species, y, x)")
+    stacked = traj.stacked_states
+    if stacked is not None and tuple(stacked.shape) == (len(traj.states), *shape):
+        return shape  # type: ignore[return-value]  # one tensor: every state has this shape
     for t, X in enumerate(traj.states):
         if tuple(X.shape) != shape:
             raise ParameterError(f"state {t} has shape {tuple(X.shape)}; state 0 has {shape}")
