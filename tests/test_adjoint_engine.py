@@ -248,6 +248,20 @@ def test_refusals_name_the_bad_value():
         adjoint.backward(tape, np.zeros((2, 1, 2, 4, 4)))
 
 
+def test_no_state_gradients_equal_zero_state_gradients():
+    """``grad_states=None`` (a loss on the final state alone, through ``grad_final``) gives
+    the gradients of an all-zero ``dL/dX_t`` to the bit, without that trajectory-sized
+    array."""
+    ref = _reference("dense-gs", 2, True, 0.8)
+    tape, _ = _engine(ref, True, 0.8)
+    final = np.random.default_rng(5).normal(size=tape.states.shape[1:])
+    g0 = adjoint.backward(tape, np.zeros(tape.states.shape), final)
+    g1 = adjoint.backward(tape, None, final)
+    for name in ("x0", "rates", "diffusion", "flow", "feed"):
+        np.testing.assert_array_equal(getattr(g1, name), getattr(g0, name))
+    assert np.abs(g1.x0).max() > 0
+
+
 @pytest.mark.parametrize("where", ["first", "middle", "last", "final"])
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_non_finite_loss_gradients_are_refused(where, bad):

@@ -99,7 +99,8 @@ class CompiledRollout(torch.autograd.Function):
         if tape is None:
             raise RuntimeError("the compiled roll-out was run without recording gradients")
         grads, final = _state_gradients(tape.states.shape, ctx.dtype, grad_stacked, grad_each)
-        g = adjoint.backward(tape, _numpy(grads), None if final is None else _numpy(final))
+        g = adjoint.backward(tape, None if grads is None else _numpy(grads),
+                             None if final is None else _numpy(final))
         need = ctx.needs_input_grad
 
         def out(value, index: int, shared: bool = False):
@@ -118,17 +119,20 @@ class CompiledRollout(torch.autograd.Function):
 
 def _state_gradients(shape: tuple[int, ...], dtype: torch.dtype,
                      grad_stacked: torch.Tensor | None, grad_each: tuple
-                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+                     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Return ``dL/dX_t`` of every state ``(T + 1, B, S, y, x)`` and a further ``dL/dX_T``.
 
     From the two kinds of output: ``grad_stacked`` (the stacked output's, or None) and
     ``grad_each`` (``X_1 … X_T``'s own). The final state's own gradient is returned apart
     (the adjoint adds it to ``λ_T``); ``grad_stacked`` is copied only when an earlier state's
-    own gradient must be added to it; with no gradient at all the first result is zeros.
+    own gradient must be added to it; when no state but the final one has a gradient the
+    first result is ``None`` (no trajectory of zeros: 24 MB at 48×96×5, T = 256).
     """
     T = len(grad_each)
     final = grad_each[-1] if T else None
     each = [(t, g) for t, g in enumerate(grad_each[:-1], start=1) if g is not None]
+    if grad_stacked is None and not each:
+        return None, final
     if grad_stacked is None:
         total = torch.zeros(shape, dtype=dtype)
     elif each:

@@ -494,13 +494,15 @@ def _injections(tape: Tape, grad_states) -> tuple[np.ndarray, np.ndarray]:
     """
     inp = tape._inputs
     dtype = tape.states.dtype
-    G = _checked_gradient(grad_states, (len(tape.steps), *inp.shape), "state gradients",
-                          f" (one per requested step {list(tape.steps)})")
     slots = np.full(inp.n_steps + 1, -1, dtype=np.int64)
-    for k, t in enumerate(tape.steps):
-        slots[t] = k
     nx = inp.shape[3]
     nxv = -(-nx // lanes(dtype)) * lanes(dtype)
+    if grad_states is None:  # no state's gradient: nothing injected, one dummy slab read
+        return slots, np.zeros((1, *inp.shape[:3], nxv), dtype=dtype)
+    G = _checked_gradient(grad_states, (len(tape.steps), *inp.shape), "state gradients",
+                          f" (one per requested step {list(tape.steps)})")
+    for k, t in enumerate(tape.steps):
+        slots[t] = k
     if tape.steps and nxv == nx and G.dtype == dtype and G.flags.c_contiguous:
         return slots, G
     inj = np.zeros((max(len(G), 1), *inp.shape[:3], nxv), dtype=dtype)
@@ -632,8 +634,9 @@ def backward(tape: Tape, grad_states, grad_final=None) -> Gradients:
     ----------
     tape : Tape
         The record of :func:`forward`.
-    grad_states : array_like
-        ``(len(tape.steps), batch, species, y, x)``: ``dL/dX_t`` for each requested state.
+    grad_states : array_like or None
+        ``(len(tape.steps), batch, species, y, x)``: ``dL/dX_t`` for each requested state;
+        ``None`` when the loss reads none of them but the final state (``grad_final``).
     grad_final : array_like or None
         ``(batch, species, y, x)``: a further ``dL/dX_T`` added to the final state's (a loss
         term on ``X_T`` alone, without a trajectory-sized array for it).
