@@ -25,7 +25,6 @@ respect to each field, ``dL/dφ_t``, and reaches ``f`` through the (differentiab
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import os
 import time
@@ -168,16 +167,10 @@ def _flow_fields(fields, n_steps: int, shape, dtype) -> tuple[np.ndarray, str]:
     return out, mode
 
 
-@functools.cache
-def _diffusion_limit(stencil: str) -> float:
-    """Return the explicit limit on ``D·dt`` of a named stencil (computed once per name)."""
-    return float(diffusion_number_limit(stencil))
-
-
 def _check_stability(dd: np.ndarray, phc: np.ndarray, stencil: str, fields_given: bool,
                      dt: float) -> None:
     """Refuse ``D·dt`` beyond the stencil's explicit limit and ``f·dt`` beyond 2."""
-    limit = _diffusion_limit(stencil)
+    limit = diffusion_number_limit(stencil)  # named stencils: computed once (rdlab.system)
     if dd.size and float(dd.max()) > limit:
         raise StabilityError(f"max D·dt = {float(dd.max()):g} exceeds the explicit limit "
                              f"{limit:g} of the {stencil} stencil; reduce dt or D")
