@@ -34,12 +34,17 @@ feed). Timed in one process, same threads (``--threads`` for torch and numba), s
 The process keeps freed memory for reuse (:func:`rdlab.heap_settings.keep_freed_memory`), as
 ``rdlab design`` does, for every engine alike.
 
-Each time is the median (and best) of ``--repeats`` steps after one warm-up step (at least
-:data:`COMPILED_REPEATS` for the compiled engine, whose step is some 100× shorter); the
-compiled engine's warm-up (compiling its kernels, or loading them from the disk cache) is
-printed apart, and its first ``2 × SPLIT_TRIALS`` steps after it, which time both ways of
-sharing one sample's rows over the threads before keeping the faster
-(:func:`rdlab.simulate.adjoint._timed_split`), run untimed.
+Every engine takes one warm-up step first (the compiled engine's — compiling its kernels,
+or loading them from the disk cache — is printed apart), and the compiled engine
+``2 × SPLIT_TRIALS`` more untimed steps, which time both ways of sharing one sample's rows
+over the threads before keeping the faster (:func:`rdlab.simulate.adjoint._timed_split`).
+Then the engines are timed in ``--repeats`` interleaved rounds (:func:`paired_rounds`): a
+block of :data:`COMPILED_BLOCK` compiled steps (after :data:`BLOCK_WARM_UP` untimed ones,
+which re-warm caches and threads after the other engines' large steps), then one step of
+every other engine, and a last compiled block. Each time printed is the median (and best)
+of an engine's steps. Each ratio is the median over the rounds of an engine's step over the
+compiled steps around it (read within a second of each other, so that a host whose speed
+drifts over seconds does not decide it); the ratio of the medians is printed beside it.
 
 Forward throughput, like for like: the compiled forward and the fast simulation engine
 (``benchmarks/simulate.py``'s :func:`bench_fast`) on the same network, parameters, grid, batch,
@@ -68,8 +73,13 @@ import torch.nn.functional as F
 
 from rdlab.simulate import adjoint
 
-#: Least number of compiled steps timed (each is a few ms).
-COMPILED_REPEATS = 41
+#: Compiled steps timed in each block between the other engines' steps (each is a few ms;
+#: ``(repeats + 1) × COMPILED_BLOCK`` in all).
+COMPILED_BLOCK = 6
+#: Untimed compiled steps opening each block: the first steps after another engine's
+#: step (hundreds of MB of torch temporaries) run on cold caches and sleeping threads,
+#: 1.3–2× the steady step, which no step of an optimisation (thousands in a row) pays.
+BLOCK_WARM_UP = 2
 
 #: The design's network families (the presets' names); the old ``gs``/``paper`` still read.
 NETWORKS = ("kitchen-sink", "dense-gs", "dense")
@@ -357,37 +367,108 @@ def _header(args, params, x0, heap_kept: bool) -> None:
           f"T = {args.steps}, {args.dtype}\n")
 
 
+def _step_time(fn, params, x0, target, n_steps) -> float:
+    """Return the wall time of one optimisation step."""
+    _sync(x0.device)
+    t0 = time.perf_counter()
+    one_step(fn, params, x0, target, n_steps)
+    _sync(x0.device)
+    return time.perf_counter() - t0
+
+
+def paired_rounds(engines: dict, params, x0, target, n_steps: int, rounds: int,
+                  block: int = COMPILED_BLOCK) -> tuple[list[float], dict[str, list[float]],
+                                                        dict[str, list[float]]]:
+    """Time the engines in interleaved rounds; return the compiled and the other times.
+
+    Round ``i`` is ``block`` compiled steps (after :data:`BLOCK_WARM_UP` untimed ones),
+    then one step of every other engine; a last block of compiled steps closes the run.
+    The ratio of round ``i`` is each other step's time over the median of the two compiled
+    blocks around it, so both sides of a ratio are read within about a second of each
+    other: a machine whose speed drifts over seconds (a shared host: medians of 50
+    compiled steps drifting by 2× within one process were measured) gives the same ratio
+    as a steady one.
+
+    Parameters
+    ----------
+    engines : dict
+        Name → roll-out function; ``"compiled"`` must be among them.
+    params, x0, target, n_steps
+        The problem (see :func:`one_step`).
+    rounds : int
+        Number of rounds (steps of each other engine), ≥ 1.
+    block : int
+        Compiled steps per block.
+
+    Returns
+    -------
+    compiled : list of float
+        Every compiled step's time (s).
+    others : dict
+        Name → the time of each of its steps (s).
+    ratios : dict
+        Name → the ratio of each round.
+    """
+    blocks = []
+    others = {n: [] for n in engines if n != "compiled"}
+    for i in range(rounds + 1):
+        for _ in range(BLOCK_WARM_UP):
+            one_step(engines["compiled"], params, x0, target, n_steps)
+        blocks.append([_step_time(engines["compiled"], params, x0, target, n_steps)
+                       for _ in range(block)])
+        if i == rounds:
+            break
+        for name in others:
+            others[name].append(_step_time(engines[name], params, x0, target, n_steps))
+    ratios = {n: [t / statistics.median(blocks[i] + blocks[i + 1]) for i, t in enumerate(ts)]
+              for n, ts in others.items()}
+    return [t for b in blocks for t in b], others, ratios
+
+
 def _optimisation_steps(args, params, x0, target) -> dict[str, float]:
     """Time and print an optimisation step of each engine; return the median times."""
     names = [n for n in ENGINES if not (n == "reference style" and not args.reference_style)
              and not (n == "compiled" and x0.device.type != "cpu")]
     cells = args.batch * args.size * args.size * args.steps
+    warm = {}
+    settle = 2 * adjoint.SPLIT_TRIALS
+    for name in names:  # warm-ups, untimed in the medians
+        warm[name], _ = time_steps(ENGINES[name], params, x0, target, args.steps, 0,
+                                   settle if name == "compiled" else 0)
+    engines = {n: ENGINES[n] for n in names}
+    if "compiled" in engines:
+        compiled, times, ratios = paired_rounds(engines, params, x0, target, args.steps,
+                                                args.repeats)
+        times = {"compiled": compiled, **times}
+    else:
+        times = {n: [_step_time(f, params, x0, target, args.steps)
+                     for _ in range(args.repeats)] for n, f in engines.items()}
+        ratios = {}
     print("optimisation step (forward + backward), median (best) of the steps timed:")
     print(f"  {'engine':<18}{'ms / step':>12}{'best':>10}{'M cell-steps/s':>16}{'steps':>7}")
     med = {}
-    settle = 2 * adjoint.SPLIT_TRIALS
     for name in names:
-        # the compiled step is ~100× shorter: more of them for a steadier median
-        repeats = max(args.repeats, COMPILED_REPEATS) if name == "compiled" else args.repeats
-        warm, times = time_steps(ENGINES[name], params, x0, target, args.steps, repeats,
-                                 settle if name == "compiled" else 0)
-        med[name] = statistics.median(times)
-        print(f"  {name:<18}{1e3 * med[name]:>12.2f}{1e3 * min(times):>10.2f}"
-              f"{cells / med[name] / 1e6:>16.2f}{repeats:>7}")
-        if name == "compiled":
-            compile_s = warm
+        med[name] = statistics.median(times[name])
+        print(f"  {name:<18}{1e3 * med[name]:>12.2f}{1e3 * min(times[name]):>10.2f}"
+              f"{cells / med[name] / 1e6:>16.2f}{len(times[name]):>7}")
     if "compiled" in med:
-        print(f"  (compiled: warm-up step {compile_s:.2f} s, kernels compiled or loaded from "
-              f"the disk cache; then {settle} untimed steps choosing how a step's rows share "
-              "the threads)")
+        print(f"  (compiled: warm-up step {warm['compiled']:.2f} s, kernels compiled or loaded "
+              f"from the disk cache; then {settle} untimed steps choosing how a step's rows "
+              f"share the threads; timed in {args.repeats + 1} blocks of {COMPILED_BLOCK} "
+              f"steps, each after {BLOCK_WARM_UP} untimed ones, between which every other "
+              "engine takes one step)")
+        print("ratios, median over the rounds of (the engine's step / the compiled steps "
+              "around it), and the ratio of the medians above:")
         for other, target_x in (("fused", 10), ("reference style", 200),
                                 ("plain autograd", None)):
             if other not in med:
                 continue
-            r = med[other] / med["compiled"]
+            r = statistics.median(ratios[other])
             verdict = ("no target" if target_x is None else
                        f"target ≥ {target_x}×: {'met' if r >= target_x else 'MISSED'}")
-            print(f"ratio {other} / compiled: {r:.1f}× ({verdict})")
+            print(f"  {other} / compiled: {r:.1f}× (rounds {min(ratios[other]):.0f}–"
+                  f"{max(ratios[other]):.0f}×; of the medians "
+                  f"{med[other] / med['compiled']:.1f}×) ({verdict})")
     return med
 
 
