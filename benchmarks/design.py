@@ -466,8 +466,8 @@ def _optimisation_steps(args, params, x0, target) -> dict[str, float]:
             r = statistics.median(ratios[other])
             verdict = ("no target" if target_x is None else
                        f"target ≥ {target_x}×: {'met' if r >= target_x else 'MISSED'}")
-            print(f"  {other} / compiled: {r:.1f}× (rounds {min(ratios[other]):.0f}–"
-                  f"{max(ratios[other]):.0f}×; of the medians "
+            print(f"  {other} / compiled: {r:.1f}× (rounds {min(ratios[other]):.3g}–"
+                  f"{max(ratios[other]):.3g}×; of the medians "
                   f"{med[other] / med['compiled']:.1f}×) ({verdict})")
     return med
 
