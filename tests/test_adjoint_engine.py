@@ -329,7 +329,8 @@ def test_float32_agrees_to_1e_4():
 def test_auto_split_times_both_ways_then_keeps_the_faster(monkeypatch):
     """Under ``auto``, where the rule allows the row split, the first SPLIT_TRIALS runs of
     each way are timed per step and the faster way is used from then on, per direction
-    and shape (here the row split is made slow: 3 ms a step against none)."""
+    and shape (here the row split is made slow: 3 ms a step against none), until
+    SPLIT_RETRIAL runs later both are timed again."""
     import types
 
     monkeypatch.setattr(adjoint, "_split", lambda inp: "rows")
@@ -347,6 +348,15 @@ def test_auto_split_times_both_ways_then_keeps_the_faster(monkeypatch):
     n = adjoint.SPLIT_TRIALS
     assert used[:2 * n] == ["rows"] * n + ["serial"] * n
     assert used[2 * n:] == ["serial"] * 3
+    # after SPLIT_RETRIAL runs of the kept way both are timed again (now the split wins)
+    monkeypatch.setattr(adjoint, "SPLIT_RETRIAL", 5)
+    used = []
+    for _ in range(2 + 2 * n + 1):
+        with adjoint._timed_split(inp, "forward", 2) as way:
+            used.append(way)
+            if way == "serial":
+                time.sleep(0.006)
+    assert used == ["serial"] * 2 + ["rows"] * n + ["serial"] * n + ["rows"]
     # another direction or shape is timed afresh; "on" forces the split without timing
     with adjoint._timed_split(inp, "backward", 2) as way:
         assert way == "rows"

@@ -284,6 +284,9 @@ def _split(inp: _Inputs) -> str:
 #: Timed runs of each way (row split, one thread) before :func:`_timed_split` keeps the
 #: faster; the least time per step of each counts (a first run may include compiling).
 SPLIT_TRIALS = 3
+#: Runs the kept way serves before both ways are timed again (a trial disturbed by
+#: another job, or a machine whose load changed, does not decide a whole optimisation).
+SPLIT_RETRIAL = 2000
 #: Least time per step seen, by (direction, shape, dtype, kernels) and way.
 _SPLIT_TIMES: dict[tuple, dict[str, float]] = {}
 _SPLIT_RUNS: dict[tuple, dict[str, int]] = {}
@@ -299,16 +302,22 @@ def _timed_split(inp: _Inputs, direction: str, n: int):
     0.65 ms on one thread, backward 1.1 against 1.6 ms; before the row kernels took their
     views inside the region the one-thread forward was the faster). So the first
     :data:`SPLIT_TRIALS` runs of each way are timed per step for each direction, shape and
-    dtype, and the faster is used after that. Both give the same numbers to the bit.
+    dtype, and the faster is used after that, for :data:`SPLIT_RETRIAL` runs; then both
+    are timed again. Both give the same numbers to the bit.
     """
     way = _split(inp)
     if way != "rows" or os.environ.get(ROW_SPLIT_ENV, "auto") == "on" or n <= 0:
         yield way
         return
     key = (direction, inp.shape, inp.prm.dtype.str, inp.kernels.mode, id(inp.kernels))
-    runs = _SPLIT_RUNS.setdefault(key, {"rows": 0, "serial": 0})
+    runs = _SPLIT_RUNS.setdefault(key, {"rows": 0, "serial": 0, "kept": 0})
     best = _SPLIT_TIMES.setdefault(key, {"rows": math.inf, "serial": math.inf})
+    if runs["kept"] >= SPLIT_RETRIAL:
+        runs.update(rows=0, serial=0, kept=0)
+        best.update(rows=math.inf, serial=math.inf)
     pending = [w for w in ("rows", "serial") if runs[w] < SPLIT_TRIALS]
+    if not pending:
+        runs["kept"] += 1
     way = pending[0] if pending else min(best, key=best.get)
     t0 = time.perf_counter()
     yield way
