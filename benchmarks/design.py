@@ -225,6 +225,15 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _step_time(fn, params, x0, target, n_steps) -> float:
+    """Return the wall time of one optimisation step."""
+    _sync(x0.device)
+    t0 = time.perf_counter()
+    one_step(fn, params, x0, target, n_steps)
+    _sync(x0.device)
+    return time.perf_counter() - t0
+
+
 def time_steps(fn, params, x0, target, n_steps, repeats, settle: int = 0
                ) -> tuple[float, list[float]]:
     """Return the warm-up step's time and the wall times of ``repeats`` steps after it.
@@ -239,14 +248,7 @@ def time_steps(fn, params, x0, target, n_steps, repeats, settle: int = 0
     warm = time.perf_counter() - t0
     for _ in range(settle):
         one_step(fn, params, x0, target, n_steps)
-    times = []
-    for _ in range(repeats):
-        _sync(x0.device)
-        t0 = time.perf_counter()
-        one_step(fn, params, x0, target, n_steps)
-        _sync(x0.device)
-        times.append(time.perf_counter() - t0)
-    return warm, times
+    return warm, [_step_time(fn, params, x0, target, n_steps) for _ in range(repeats)]
 
 
 def _simulate_bench():
@@ -365,15 +367,6 @@ def _header(args, params, x0, heap_kept: bool) -> None:
     print(f"problem: {args.network} network, {args.species} species, "
           f"{params.n_reactions} reactions, {args.size}×{args.size}, batch {args.batch}, "
           f"T = {args.steps}, {args.dtype}\n")
-
-
-def _step_time(fn, params, x0, target, n_steps) -> float:
-    """Return the wall time of one optimisation step."""
-    _sync(x0.device)
-    t0 = time.perf_counter()
-    one_step(fn, params, x0, target, n_steps)
-    _sync(x0.device)
-    return time.perf_counter() - t0
 
 
 def paired_rounds(engines: dict, params, x0, target, n_steps: int, rounds: int,
