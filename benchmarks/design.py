@@ -72,6 +72,7 @@ import torch
 import torch.nn.functional as F
 
 from rdlab.simulate import adjoint
+from rdlab.simulate.fast_codegen import SIMD_BYTES_ENV, VECTOR_BYTES
 
 #: Compiled steps timed in each block between the other engines' steps (each is a few ms;
 #: ``(repeats + 1) × COMPILED_BLOCK`` in all).
@@ -360,6 +361,9 @@ def _header(args, params, x0, heap_kept: bool) -> None:
           f"load {os.getloadavg()[0]:.1f}; torch {torch.__version__} with "
           f"{torch.get_num_threads()} threads, numba {numba.__version__} with "
           f"{numba.get_num_threads()} threads")
+    print(f"vector width: rdlab kernels {VECTOR_BYTES * 8} bits ({SIMD_BYTES_ENV} forces one), "
+          f"torch CPU capability {torch.backends.cpu.get_cpu_capability()} "
+          "(ATEN_CPU_CAPABILITY forces one)")
     if x0.device.type == "cuda":
         print(f"device: {torch.cuda.get_device_name(x0.device)}")
     print("heap: freed blocks kept for reuse (rdlab.heap_settings, as `rdlab design`)"
