@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from rdlab.chemistry.kinetics import GAS_CONSTANT
 from rdlab.discover import freezing
 from rdlab.discover.alternatives import choose, rival_fits
+from rdlab.discover.balances import BalanceSearch, fit_balance_rows
 from rdlab.discover.crnn import PopulationCRNN
 from rdlab.discover.data import CONCENTRATION_FLOOR, ReactionData, split
 from rdlab.discover.derivatives import estimate as estimate_derivatives
@@ -57,6 +58,7 @@ from rdlab.discover.subspace import (
     exhausted_species,
     fit_all_rows,
     screen_subspace,
+    stoichiometric_subspace,
     subsample,
 )
 from rdlab.discover.trajectory_fit import (
@@ -697,12 +699,25 @@ class ReactionDiscovery:
         """Fit all subspace rows at once and prune; return the verified fit if it holds.
 
         :func:`~rdlab.discover.subspace.fit_all_rows` on :data:`SUBSPACE_SAMPLES`
-        samples; when at most ``n_reactions`` rows survive, they are verified on every
-        sample. The fit's summary goes to ``subspace_["all_rows"]``.
+        samples, or, for a subspace of rank above
+        :data:`~rdlab.discover.subspace.MAX_RANK`, the rows proposed by the species
+        balances and residual screens of :func:`~rdlab.discover.balances.fit_balance_rows`
+        (their counts and times in ``subspace_["balances"]``); when at most
+        ``n_reactions`` rows survive, they are verified on every sample. The fit's summary
+        goes to ``subspace_["all_rows"]``.
         """
-        fit = fit_all_rows(self._traj_data, deadline=end, samples=SUBSPACE_SAMPLES,
-                           noise=self.concentration_noise, n_reactions=self.n_reactions)
-        self.subspace_ = {"all_rows": None if fit is None else fit.summary()}
+        basis = stoichiometric_subspace(self._traj_data)
+        if basis.shape[0] > MAX_RANK:  # too many rows to fit all: propose from the balances
+            search = BalanceSearch()
+            fit = fit_balance_rows(self._traj_data, basis, deadline=end,
+                                   noise=self.concentration_noise,
+                                   n_reactions=self.n_reactions, log=search)
+            self.subspace_ = {"balances": search.summary()}
+        else:
+            fit = fit_all_rows(self._traj_data, deadline=end, samples=SUBSPACE_SAMPLES,
+                               noise=self.concentration_noise, n_reactions=self.n_reactions)
+            self.subspace_ = {}
+        self.subspace_["all_rows"] = None if fit is None else fit.summary()
         if fit is None:
             return None
         m = fit.mechanism

@@ -51,8 +51,8 @@ from rdlab.errors import NetworkError, ParameterError
 __all__ = ["ALL_ROWS_MAX", "EQUILIBRIUM_SPEED", "EQUILIBRIUM_SPEEDUPS", "EQUILIBRIUM_TOLERANCE",
            "EXHAUSTED_SHARE", "MAX_RANK", "MIN_GAP", "SubspaceSearch", "candidate_sets",
            "equilibrated", "equilibrium_mechanism", "exhausted_species",
-           "fit_all_rows", "integer_rows", "screen_subspace", "stoichiometric_subspace",
-           "subsample"]
+           "fit_all_rows", "integer_rows", "neutral_rates", "screen_subspace",
+           "stoichiometric_subspace", "subsample"]
 
 #: Largest subspace rank whose integer rows are enumerated.
 MAX_RANK = 7
@@ -258,7 +258,7 @@ def _start_mechanism(V: np.ndarray, data: ReactionData, weak: tuple) -> Mechanis
         return None
 
 
-def _neutral_rates(rows: np.ndarray, data: ReactionData) -> np.ndarray:
+def neutral_rates(rows: np.ndarray, data: ReactionData) -> np.ndarray:
     """Return ``(n_rows, 2)`` start rates giving every direction the flux ``c̄ / t_span``.
 
     ``c̄`` is the mean concentration and ``t_span`` the longest sample's duration: a
@@ -284,7 +284,7 @@ def fit_all_rows(data: ReactionData, *, deadline: float = math.inf, samples: int
     The true mechanism is a subset of the rows, so the full set reproduces the data; the
     pruning of :func:`~rdlab.discover.trajectory_fit.fit_trajectories` then removes the
     directions the data do not need. This is sparse regression done on the trajectories
-    instead of on derivative estimates. Rates start from :func:`_neutral_rates`; when that
+    instead of on derivative estimates. Rates start from :func:`neutral_rates`; when that
     fit neither reproduces the data nor leaves noise-like residuals, once more from the
     weak-form NNLS rates of all rows, and the better fit is returned.
 
@@ -320,7 +320,7 @@ def fit_all_rows(data: ReactionData, *, deadline: float = math.inf, samples: int
     rows = integer_rows(basis, max_coefficient, max_order)
     if not 0 < len(rows) <= max_rows:
         return None
-    rates = _neutral_rates(rows, data)
+    rates = neutral_rates(rows, data)
     sub = subsample(data, samples)
     best = None
     for start in ("neutral", "weak"):

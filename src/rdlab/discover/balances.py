@@ -1,0 +1,579 @@
+"""Candidate reactions of networks too large to enumerate: species balances and residual screens.
+
+:func:`~rdlab.discover.subspace.fit_all_rows` fits every small integer row of the data's
+stoichiometric subspace at once, which is affordable up to rank
+:data:`~rdlab.discover.subspace.MAX_RANK`. Simplified GRI-3.0 has rank 12, thousands of
+such rows, quasi-steady radicals (so that merged rows such as CH4 → CH3 + H are as valid
+generators of the subspace as the true ones) and species used up within the first sampling
+interval. Here the candidates come from the kinetics instead, in stages:
+
+1. **Balances** (:func:`balance_rows`). After the first interval the trajectories are smooth,
+   and the rate of change of each *trace* species (its later mean at most :data:`TRACE` of
+   its initial one: a quasi-steady intermediate) is a non-negative combination of production
+   monomials without it and consumption monomials with it. A non-negative least-squares fit
+   of that balance (derivatives from cubic splines of ``ln c``, residuals relative to the
+   species) names the reactant sets that make or use it; every product multiset (at most
+   :data:`MAX_MOLECULES` molecules) that keeps the row inside the subspace, with the sign the
+   balance asked for, makes a candidate row.
+2. **Start rates** (:func:`start_rates`): non-negative least squares of all species' later
+   derivatives on the rows.
+3. **Exhausted species** (:func:`screen_exhausted`): a species used up within the first
+   interval leaves no later data; rows consuming it (order ≤ 2) are screened by simulating
+   the first interval with the stage-2 model plus each row at rates on a grid.
+4. **Quick fit** of the union through the stiff solver, without pruning.
+5. **Residual screen** (:func:`residual_screen`): the first-interval linear response of every
+   row with an exhausted reactant up to order 4 (an adjoint solve per sample), carried to the
+   later times by the fitted model's variational equation, against the quick fit's residual
+   with the part a refit of the present rates explains projected out; rows that explain most
+   of what is left are added greedily.
+6. **Final fit** with pruning (:func:`~rdlab.discover.trajectory_fit.fit_trajectories`) on a
+   few samples; the caller verifies the survivors on every sample.
+
+Derivative estimates only *propose* here; what is accepted is decided on the trajectories.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.integrate import solve_ivp
+from scipy.interpolate import CubicSpline
+from scipy.optimize import nnls
+
+from rdlab.discover.data import ReactionData
+from rdlab.discover.mechanism import Mechanism
+from rdlab.discover.subspace import neutral_rates, subsample
+from rdlab.discover.trajectory_fit import (
+    RESIDUAL_FLOOR,
+    FitTimeout,
+    KineticModel,
+    TrajectoryFit,
+    fit_trajectories,
+    simulate,
+)
+from rdlab.errors import NetworkError, ParameterError
+
+__all__ = ["ADD_SHARE", "EXHAUSTED", "MAX_ADDED", "MAX_MOLECULES", "SHARE", "SOLVER_RESIDUAL",
+           "TRACE",
+           "BalanceSearch", "ProductTable", "balance_rows", "exhausted_rows", "fit_balance_rows",
+           "late_derivatives", "residual_screen", "screen_exhausted", "start_rates"]
+
+#: A species whose later mean concentration is at most this share of its initial mean is a
+#: trace (quasi-steady) species, whose balance is regressed.
+TRACE = 1e-3
+#: Balance terms kept: flux at least this share of the balance's largest term.
+SHARE = 1e-4
+#: A species whose median ``c(t_1)/c(t_0)`` is below this is used up in the first interval.
+EXHAUSTED = 1e-3
+#: Most molecules on either side of a candidate row, and largest coefficient.
+MAX_MOLECULES = 4
+MAX_COEFFICIENT = 2
+#: Rates (per unit time) of the first-interval screen of rows consuming an exhausted species.
+RATE_GRID = (1e2, 1e3, 1e4, 1e5)
+#: Of those, how many (best at the first rate) are tried on the whole grid, and the error
+#: ratio to the best within which a row is kept.
+SCREEN_REFINE = 8
+SCREEN_FACTOR = 2.0
+#: The residual screen adds a row while it leaves at most this share of the (projected)
+#: residual, at most :data:`MAX_ADDED` rows.
+ADD_SHARE = 0.5
+MAX_ADDED = 4
+#: A relative residual whose RMS is at most this is the solver's (tolerance 1e-7), not a
+#: missing row's: the residual screen picks nothing.
+SOLVER_RESIDUAL = 1e-5
+#: Samples the screens and the fits on a subset use.
+SAMPLES = 5
+
+
+def _multisets(species: list[int], most: int, fewest: int = 1):
+    """Yield ``{species: power}`` of every multiset of ``fewest … most`` members (powers ≤ 2)."""
+    for k in range(fewest, most + 1):
+        for combo in itertools.combinations_with_replacement(species, k):
+            e = {i: combo.count(i) for i in set(combo)}
+            if max(e.values(), default=0) <= MAX_COEFFICIENT:
+                yield e
+
+
+def _vector(e: dict, n_s: int) -> np.ndarray:
+    v = np.zeros(n_s, int)
+    for i, p in e.items():
+        v[i] = p
+    return v
+
+
+@dataclass(frozen=True)
+class ProductTable:
+    """Every product multiset of the changing species and its image under the conservation laws.
+
+    Attributes
+    ----------
+    products : numpy.ndarray
+        ``(m, n_s)`` multisets of at most :data:`MAX_MOLECULES` molecules.
+    laws : numpy.ndarray
+        ``(n_s − rank, n_s)`` orthonormal conservation laws (the subspace's complement).
+    images : numpy.ndarray
+        ``(m, n_s − rank)`` ``products @ laws.T``.
+    """
+
+    products: np.ndarray
+    laws: np.ndarray
+    images: np.ndarray
+
+    @classmethod
+    def build(cls, basis: np.ndarray, changing: list[int]) -> ProductTable:
+        """Return the table of the subspace spanned by ``basis`` ``(rank, n_s)`` rows."""
+        n_s = basis.shape[1]
+        laws = np.linalg.svd(basis, full_matrices=True)[2][basis.shape[0]:]
+        M = np.array([v for k in range(1, MAX_MOLECULES + 1)
+                      for combo in itertools.combinations_with_replacement(changing, k)
+                      for v in [np.bincount(combo, minlength=n_s)] if v.max() <= MAX_COEFFICIENT]
+                     ).reshape(-1, n_s)
+        return cls(M, laws, M @ laws.T)
+
+    def rows_for(self, reactants: np.ndarray) -> np.ndarray:
+        """Return the rows ``p − r`` inside the subspace, ``p`` sharing no species with ``r``."""
+        same = np.all(np.abs(self.images - reactants @ self.laws.T) < 1e-6, axis=1)
+        apart = ~np.any((self.products > 0) & (reactants > 0), axis=1)
+        return self.products[same & apart] - reactants
+
+
+def late_derivatives(data: ReactionData) -> tuple[np.ndarray, np.ndarray]:
+    """Return the concentrations and spline derivatives at every time after the first.
+
+    Parameters
+    ----------
+    data : ReactionData
+        ``(n, n_t, n_s)`` concentrations, ``n_t ≥ 4``.
+
+    Returns
+    -------
+    C, D : numpy.ndarray
+        ``(n·(n_t − 1), n_s)`` concentrations and ``dc/dt`` at ``t_1 … t_{n_t − 1}``: cubic
+        splines of ``ln c`` (of ``c`` where it is not positive throughout).
+    """
+    c = np.asarray(data.concentrations, float)[:, 1:]
+    t = np.asarray(data.sample_times, float)[:, 1:]
+    D = np.zeros_like(c)
+    for n in range(c.shape[0]):
+        for i in range(c.shape[2]):
+            y = c[n, :, i]
+            if np.all(y > 0):
+                D[n, :, i] = CubicSpline(t[n], np.log(y))(t[n], 1) * y
+            elif np.ptp(y) > 0:
+                D[n, :, i] = CubicSpline(t[n], y)(t[n], 1)
+    n_s = c.shape[2]
+    return c.reshape(-1, n_s), D.reshape(-1, n_s)
+
+
+def _balance_terms(X: int, C: np.ndarray, dX: np.ndarray, others: list[int]) -> list[tuple]:
+    """Fit the balance of species ``X``; return ``(exponents, ±1, flux share)`` per term.
+
+    ``w (Σ k_p m_p − Σ a k_c m_c − s dX/dt) = 0`` with ``w = 1/X``, every ``k`` and ``s ≥ 0``,
+    production monomials of order ≤ 2 without ``X``, consumption monomials ``X^a m``
+    (``a`` 1 or 2, ``m`` of order ≤ 2), and the mean weighted production held at 1 by a
+    heavy extra row: the scale ``s`` of ``dX/dt`` is free, so that a quasi-steady balance
+    (``dX/dt ≈ 0``) is found as well as a net rate.
+    """
+    prod = list(_multisets(others, 2))
+    cons = [{**e, X: a} for a in (1, 2) for e in _multisets(others, 2, 0)]
+    logC = np.log(np.maximum(C, 1e-300))
+
+    def mono(e):
+        return np.exp(sum(p * logC[:, i] for i, p in e.items()))
+
+    Mp = np.array([mono(e) for e in prod]).T
+    Mc = np.array([mono(e) * e[X] for e in cons]).T
+    w = 1.0 / np.maximum(C[:, X], 1e-300)
+    A = np.hstack([Mp, -Mc]) * w[:, None]
+    norms = np.linalg.norm(A, axis=0)
+    A = A / np.where(norms > 0, norms, 1.0)
+    y = dX * w
+    full = np.hstack([A, -(y / max(float(np.linalg.norm(y)), 1e-300))[:, None]])
+    scale_row = np.concatenate([np.abs(A[:, :len(prod)]).mean(0), np.zeros(len(cons) + 1)])
+    lam = math.sqrt(len(C)) * 10.0 / max(float(scale_row.max()), 1e-300)
+    full = np.vstack([full, lam * scale_row])
+    b = np.zeros(len(full))
+    b[-1] = lam
+    k, _ = nnls(full, b, maxiter=30 * full.shape[1])
+    flux = k[:-1] * np.abs(A).mean(0)
+    if not np.any(flux > 0):
+        return []
+    terms = prod + cons
+    top = float(flux.max())
+    return [(terms[j], 1 if j < len(prod) else -1, flux[j] / top)
+            for j in np.argsort(-flux) if flux[j] > 0]
+
+
+@dataclass
+class _Facts:
+    """What the stages share: the subspace, the species' roles, the later data."""
+
+    table: ProductTable
+    changing: list[int]
+    present: list[int]
+    trace: list[int]
+    exhausted: list[int]
+    C: np.ndarray
+    D: np.ndarray
+
+    @property
+    def rank(self) -> int:
+        return self.table.laws.shape[1] - self.table.laws.shape[0]
+
+
+def _facts(data: ReactionData, basis: np.ndarray) -> _Facts:
+    c = np.asarray(data.concentrations, float)
+    changing = [i for i in range(c.shape[2]) if np.max(np.ptp(c[:, :, i], axis=1)) > 0]
+    start, later = c[:, 0].mean(0), c[:, 1:].mean((0, 1))
+    rel = np.median(c[:, 1:] / np.maximum(c[:, :1], 1e-300), axis=(0, 1))
+    present = [i for i in changing if rel[i] > 1e-15]
+    trace = [X for X in present if later[X] <= TRACE * start[X]]
+    first = np.median(c[:, 1] / np.maximum(c[:, 0], 1e-300), axis=0)
+    exhausted = [i for i in changing if first[i] < EXHAUSTED]
+    C, D = late_derivatives(data)
+    return _Facts(ProductTable.build(basis, changing), changing, present, trace, exhausted, C, D)
+
+
+def balance_rows(data: ReactionData, basis: np.ndarray) -> np.ndarray:
+    """Candidate rows from the balances of the trace species (stage 1 of the module).
+
+    Parameters
+    ----------
+    data : ReactionData
+        ``(n, n_t, n_s)`` concentrations.
+    basis : numpy.ndarray
+        ``(rank, n_s)`` the stoichiometric subspace
+        (:func:`~rdlab.discover.subspace.stoichiometric_subspace`).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(m, n_s)`` integer rows (possibly ``m = 0``).
+    """
+    return _balance_rows(_facts(data, basis))
+
+
+def _balance_rows(f: _Facts) -> np.ndarray:
+    n_s = f.C.shape[1]
+    found: dict[tuple, set] = {}
+    for X in f.trace:
+        others = [i for i in f.present if i != X]
+        for e, sign, share in _balance_terms(X, f.C, f.D[:, X], others):
+            if share >= SHARE:
+                found.setdefault(tuple(_vector(e, n_s)), set()).add((X, sign))
+    rows = []
+    for key, wanted in found.items():
+        r = np.array(key)
+        if r.max() > MAX_COEFFICIENT or r.sum() > MAX_MOLECULES:
+            continue
+        rows += [v for v in f.table.rows_for(r) if any(np.sign(v[X]) == s for X, s in wanted)]
+    return np.unique(np.array(rows, int).reshape(-1, n_s), axis=0)
+
+
+def start_rates(rows: np.ndarray, C: np.ndarray, D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rates of ``rows`` from the later derivatives (stage 2), and start rates for a fit.
+
+    Non-negative least squares of every species' ``dc/dt`` (weights ``1/c``) on the rows'
+    mass-action columns. The later data cannot split one reactant set's total rate among
+    its rows, so the start rates share it equally; a set without rate starts at 1e-3 of the
+    typical flux.
+
+    Returns
+    -------
+    rates, start : numpy.ndarray
+        ``(m,)`` each.
+    """
+    orders = np.maximum(-rows, 0)
+    m = np.exp(np.log(np.maximum(C, 1e-300)) @ orders.T)
+    w = 1.0 / np.maximum(C, 1e-300)
+    A = ((m[:, None, :] * rows.T[None]) * w[:, :, None]).reshape(-1, len(rows))
+    norms = np.linalg.norm(A, axis=0)
+    norms = np.where(norms > 0, norms, 1.0)
+    k, _ = nnls(A / norms, (D * w).reshape(-1), maxiter=50 * len(rows))
+    k = k / norms
+    mean = m.mean(0)
+    flux = k * mean
+    typical = float(np.exp(np.mean(np.log(flux[flux > 0])))) if np.any(flux > 0) else 1.0
+    start = np.empty_like(k)
+    _, group = np.unique(orders, axis=0, return_inverse=True)
+    for g in np.unique(group):
+        idx = np.flatnonzero(group == g)
+        total = k[idx].sum()
+        start[idx] = total / len(idx) if total > 0 else 1e-3 * typical / max(mean[idx[0]], 1e-300)
+    return k, start
+
+
+def exhausted_rows(f: _Facts, max_order: int, exclude: np.ndarray) -> np.ndarray:
+    """Rows consuming an exhausted species (order ≤ ``max_order``), except those of ``exclude``."""
+    n_s = f.C.shape[1]
+    rows = [v for e in _multisets(f.changing, max_order) if any(i in f.exhausted for i in e)
+            for v in f.table.rows_for(_vector(e, n_s))]
+    rows = np.unique(np.array(rows, int).reshape(-1, n_s), axis=0)
+    if len(exclude) and len(rows):
+        keep = ~np.any(np.all(rows[:, None, :] == np.asarray(exclude)[None], axis=2), axis=1)
+        rows = rows[keep]
+    return rows
+
+
+def _first_interval_error(rows: np.ndarray, k: np.ndarray, sub: ReactionData,
+                          rtol: float = 1e-6) -> float:
+    """Relative RMS error at ``t_1`` of ``rows`` at rates ``k`` simulated from ``t_0``."""
+    c = np.asarray(sub.concentrations, float)
+    mech = Mechanism(sub.species, rows, np.maximum(k, 1e-30), np.zeros(len(rows)))
+    model = KineticModel.from_mechanism(mech, np.zeros(len(rows), bool))
+    t = np.asarray(sub.sample_times, float)[0, :2]
+    x, _, ok = simulate(model, np.log(np.maximum(k, 1e-30)), c[:, 0], t, sensitivities=False,
+                        rtol=rtol)
+    if not ok:
+        return math.inf
+    floor = RESIDUAL_FLOOR * np.maximum(np.max(np.abs(c), axis=(0, 1)), 1e-300)
+    r = (x[:, 1] - c[:, 1]) / (np.abs(c[:, 1]) + floor)
+    return float(np.sqrt(np.mean(r ** 2)))
+
+
+def screen_exhausted(rows: np.ndarray, k: np.ndarray, candidates: np.ndarray,
+                     sub: ReactionData) -> list[tuple[np.ndarray, float]]:
+    """Keep the candidates that best explain the first interval (stage 3).
+
+    Each candidate joins ``rows`` (rates ``k``), first at :data:`RATE_GRID`'s 1e4 with a
+    loose tolerance; the best :data:`SCREEN_REFINE` are tried at every grid rate, and those
+    within :data:`SCREEN_FACTOR` of the best error are returned with their best rate.
+    """
+    if not len(candidates):
+        return []
+    first = [_first_interval_error(np.vstack([rows, v]), np.append(k, 1e4), sub, rtol=1e-4)
+             for v in candidates]
+    tried = []
+    for j in np.argsort(first)[:SCREEN_REFINE]:
+        err, rate = min((_first_interval_error(np.vstack([rows, candidates[j]]),
+                                               np.append(k, g), sub), g) for g in RATE_GRID)
+        tried.append((err, rate, int(j)))
+    tried.sort()
+    if not math.isfinite(tried[0][0]):
+        return []
+    return [(candidates[j], rate) for err, rate, j in tried if err <= SCREEN_FACTOR * tried[0][0]]
+
+
+def _linear_responses(model: KineticModel, k: np.ndarray, x0: np.ndarray, times: np.ndarray,
+                      monomials: np.ndarray, grid_points: int = 600
+                      ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Return ``(W (n_mono, S, S), Φ (n_t − 1, S, S))`` of one sample, or ``None`` on failure.
+
+    ``W_m = ∫_{t_0}^{t_1} Ψ(t_1, s) m(c(s)) ds``, with Ψ the state transition matrix of the
+    model linearised along its solution (an adjoint solve backwards from ``t_1``), is the
+    linear response of ``c(t_1)`` to a row of unit rate, monomial ``m`` and unit
+    stoichiometry: a row ``v`` at rate ``k_v`` moves ``c(t_1)`` by ``k_v W_m v``.
+    ``Φ(t_i, t_1)`` (the variational equation from ``t_1``) carries that to the later times.
+    """
+    S = x0.size
+    kk = k[None]
+
+    def jac(y):
+        return model.rates_jacobian(y[None], kk)[2][0]
+
+    t0, t1 = times[0], times[1]
+    span = t1 - t0
+    grid = np.concatenate([[0.0], np.logspace(math.log10(span) - 7, math.log10(span),
+                                              grid_points)])
+    gaps = np.diff(grid)
+    weights = np.concatenate([[gaps[0] / 2], (gaps[1:] + gaps[:-1]) / 2, [gaps[-1] / 2]])
+    eye = np.eye(S)
+    try:
+        with np.errstate(all="ignore"):
+            fwd = solve_ivp(lambda _t, y: model.rates_jacobian(y[None], kk)[1][0],
+                            (t0, times[-1]), x0, method="LSODA", jac=lambda _t, y: jac(y),
+                            rtol=1e-10, atol=1e-15, dense_output=True)
+            back = solve_ivp(lambda s, p: -(p.reshape(S, S) @ jac(fwd.sol(s))).reshape(-1),
+                             (t1, t0), eye.reshape(-1), method="LSODA",
+                             jac=lambda s, p: -np.kron(eye, jac(fwd.sol(s)).T), rtol=1e-7,
+                             atol=1e-12, t_eval=(t0 + grid)[::-1])
+            on = solve_ivp(lambda s, p: (jac(fwd.sol(s)) @ p.reshape(S, S)).reshape(-1),
+                           (t1, times[-1]), eye.reshape(-1), method="LSODA",
+                           jac=lambda s, p: np.kron(jac(fwd.sol(s)), eye), rtol=1e-7,
+                           atol=1e-12, t_eval=times[1:])
+    except (RuntimeError, ValueError, np.linalg.LinAlgError):
+        return None
+    if not (fwd.success and back.success and on.success) or back.y.shape[1] != grid.size \
+            or on.y.shape[1] != times.size - 1:
+        return None
+    psi = back.y.T[::-1].reshape(-1, S, S)
+    Mg = np.exp(np.log(np.maximum(fwd.sol(t0 + grid).T, 1e-300)) @ monomials.T)
+    W = np.einsum("g,gm,gij->mij", weights, Mg, psi)
+    return W, on.y.T.reshape(-1, S, S)
+
+
+def residual_screen(mechanism: Mechanism, candidates: np.ndarray, sub: ReactionData
+                    ) -> list[tuple[int, float, float]]:
+    """Pick candidates that explain what a fitted mechanism misses (stage 5, a score test).
+
+    The residual of ``mechanism`` at every later time (weighted as the trajectory fit
+    weights it), with the part that refitting its own ``ln k`` explains projected out
+    (the span of its sensitivities), against each candidate's response
+    (:func:`_linear_responses`: the first interval's, carried on), projected alike. Greedy
+    (orthogonal matching pursuit, rates ≥ 0): the candidate leaving the smallest share of
+    the residual is picked while that share is at most :data:`ADD_SHARE`, up to
+    :data:`MAX_ADDED`.
+
+    Returns
+    -------
+    list of (int, float, float)
+        ``(candidate index, share of the residual left, coefficient)`` of each pick; the
+        coefficient of the projected response ranks, it is no estimate of the row's rate
+        (the projection removes what the present rates could take over).
+    """
+    if not len(candidates):
+        return []
+    model = KineticModel.from_mechanism(mechanism, np.zeros(mechanism.n_reactions, bool))
+    k = np.maximum(np.asarray(mechanism.kf, float), 1e-30)[[i for i, _ in model.directions]]
+    c = np.asarray(sub.concentrations, float)
+    times = np.asarray(sub.sample_times, float)
+    S = c.shape[2]
+    x, sens, _ = simulate(model, np.log(k), c[:, 0], times[0], sensitivities=True)
+    w = 1.0 / (np.abs(c) + RESIDUAL_FLOOR * np.max(np.abs(c), axis=(0, 1)))
+    bad = ~np.all(np.isfinite(x), axis=(1, 2)) | ~np.all(np.isfinite(sens), axis=(1, 2, 3))
+    x, sens = np.nan_to_num(x), np.nan_to_num(sens)
+    monomials, which = np.unique(np.maximum(-candidates, 0), axis=0, return_inverse=True)
+    E = np.zeros((c.shape[0], c.shape[1] - 1, len(candidates), S))
+    for n in range(c.shape[0]):
+        got = None if bad[n] else _linear_responses(model, k, c[n, 0], times[n], monomials)
+        if got is None:
+            bad[n] = True
+            continue
+        W, phi = got
+        first = np.einsum("cij,cj->ci", W[which], candidates)
+        E[n] = np.einsum("tij,cj->tci", phi, first) * w[n, 1:, None, :]
+    w[bad] = 0.0
+    E[bad] = 0.0
+    r = ((c - x) * w)[:, 1:].reshape(-1)
+    if not r.size or math.sqrt(float(np.mean(r ** 2))) <= SOLVER_RESIDUAL:
+        return []
+    A = (sens * w[..., None])[:, 1:].reshape(-1, sens.shape[-1])
+    B = E.transpose(2, 0, 1, 3).reshape(len(candidates), -1).T
+    U, sv, _ = np.linalg.svd(A, full_matrices=False)
+    Q = U[:, sv > 1e-8 * sv[0]] if sv.size and sv[0] > 0 else U[:, :0]
+    r = r - Q @ (Q.T @ r)
+    B = B - Q @ (Q.T @ B)
+    picks = []
+    for _ in range(MAX_ADDED):
+        size = np.maximum(np.sum(B ** 2, axis=0), 1e-300)
+        rate = np.maximum((B.T @ r) / size, 0.0)
+        total = float(np.sum(r ** 2))
+        if total <= 0:
+            break
+        share = np.sqrt(np.maximum(total - rate ** 2 * size, 0.0) / total)
+        j = int(np.argmin(share))
+        if share[j] > ADD_SHARE:
+            break
+        picks.append((j, float(share[j]), float(rate[j])))
+        q = B[:, j] / math.sqrt(size[j])
+        r = r - q * (q @ r)
+        B = B - np.outer(q, q @ B)
+    return picks
+
+
+@dataclass
+class BalanceSearch:
+    """What :func:`fit_balance_rows` did: rows per stage, and the seconds of each."""
+
+    balance_rows: int = 0
+    exhausted_kept: int = 0
+    added: int = 0
+    rows_fitted: int = 0
+    seconds: dict | None = None
+
+    def summary(self) -> dict:
+        """Return a JSON-ready dict of the counts and times."""
+        return {"balance_rows": self.balance_rows, "exhausted_kept": self.exhausted_kept,
+                "residual_added": self.added, "rows_fitted": self.rows_fitted,
+                "seconds": dict(self.seconds or {})}
+
+
+def fit_balance_rows(data: ReactionData, basis: np.ndarray, *, deadline: float = math.inf,
+                     samples: int = SAMPLES, noise: float | None = None,
+                     n_reactions: int | None = None, log: BalanceSearch | None = None
+                     ) -> TrajectoryFit | None:
+    """Propose rows by the stages of this module, fit them together and prune.
+
+    Parameters
+    ----------
+    data : ReactionData
+        Concentrations ``(n, n_t, n_s)`` at times shared by the samples, ``n_t ≥ 4``.
+    basis : numpy.ndarray
+        ``(rank, n_s)`` stoichiometric subspace.
+    deadline : float, default inf
+        ``time.perf_counter()`` time at which to stop.
+    samples : int, default SAMPLES
+        Samples the screens and fits use.
+    noise : float or None, optional
+        Concentration noise level, when known.
+    n_reactions : int or None, optional
+        Rows the mechanism has, when known (default: the rank).
+    log : BalanceSearch or None, optional
+        Filled with the stages' counts and times.
+
+    Returns
+    -------
+    TrajectoryFit or None
+        The pruned fit on the subset; ``None`` when no row was proposed, the data are not
+        on shared times, a fit failed or the time ran out.
+    """
+    log = log if log is not None else BalanceSearch()
+    log.seconds = {}
+    times = np.asarray(data.sample_times, float)
+    if times.shape[1] < 4 or np.ptp(times, axis=0).max() > 0 or data.temperatures is not None:
+        return None
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        log.seconds[name] = now - clock
+        clock = now
+
+    facts = _facts(data, basis)
+    rows = _balance_rows(facts)
+    log.balance_rows = len(rows)
+    lap("balances")
+    if not len(rows) or time.perf_counter() > deadline:
+        return None
+    rates, start = start_rates(rows, facts.C, facts.D)
+    sub = subsample(data, samples)
+    live = rates > 0
+    kept = screen_exhausted(rows[live], rates[live], exhausted_rows(facts, 2, rows), sub)
+    log.exhausted_kept = len(kept)
+    lap("exhausted species")
+    if kept:
+        rows = np.vstack([rows] + [v[None] for v, _ in kept])
+    reversible = np.zeros(len(rows), bool)
+    try:
+        quick = fit_trajectories(Mechanism(data.species, rows, neutral_rates(rows, data)[:, 0],
+                                           np.zeros(len(rows))),
+                                 sub, noise=noise, reversible=reversible, max_nfev=30,
+                                 prune=False, revive=False, drop_negligible=False,
+                                 deadline=deadline)
+    except (NetworkError, ParameterError, FitTimeout):
+        return None
+    lap("quick fit")
+    if quick.timed_out:
+        return None
+    V = np.asarray(np.round(quick.mechanism.V), int)
+    candidates = exhausted_rows(facts, MAX_MOLECULES, V)
+    picks = residual_screen(quick.mechanism, candidates, sub)
+    log.added = len(picks)
+    rows = np.vstack([V] + [candidates[j][None] for j, _, _ in picks])
+    lap("residual screen")
+    log.rows_fitted = len(rows)
+    try:  # from the neutral start again: the quick fit's rates can sit in a poor minimum
+        fit = fit_trajectories(Mechanism(data.species, rows, neutral_rates(rows, data)[:, 0],
+                                         np.zeros(len(rows))),
+                               sub, noise=noise, reversible=np.zeros(len(rows), bool),
+                               max_nfev=60, max_rows=n_reactions or facts.rank,
+                               deadline=deadline)
+    except (NetworkError, ParameterError, FitTimeout):
+        return None
+    lap("final fit")
+    return None if fit.timed_out else fit
