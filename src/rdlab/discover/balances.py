@@ -262,6 +262,8 @@ def _balance_rows(f: _Facts) -> np.ndarray:
     found: dict[tuple, set] = {}
     for X in f.trace:
         others = [i for i in f.present if i != X]
+        if not others:
+            continue
         for e, sign, share in _balance_terms(X, f.C, f.D[:, X], others):
             if share >= SHARE:
                 found.setdefault(tuple(_vector(e, n_s)), set()).add((X, sign))
