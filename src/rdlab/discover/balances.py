@@ -58,8 +58,7 @@ from rdlab.discover.trajectory_fit import (
 from rdlab.errors import NetworkError, ParameterError
 
 __all__ = ["ADD_SHARE", "EXHAUSTED", "MAX_ADDED", "MAX_MOLECULES", "SHARE", "SOLVER_RESIDUAL",
-           "TRACE",
-           "BalanceSearch", "ProductTable", "balance_rows", "exhausted_rows", "fit_balance_rows",
+           "TRACE", "BalanceSearch", "ProductTable", "balance_rows", "fit_balance_rows",
            "late_derivatives", "residual_screen", "screen_exhausted", "start_rates"]
 
 #: A species whose later mean concentration is at most this share of its initial mean is a
@@ -309,7 +308,7 @@ def start_rates(rows: np.ndarray, C: np.ndarray, D: np.ndarray) -> tuple[np.ndar
     return k, start
 
 
-def exhausted_rows(f: _Facts, max_order: int, exclude: np.ndarray) -> np.ndarray:
+def _exhausted_rows(f: _Facts, max_order: int, exclude: np.ndarray) -> np.ndarray:
     """Rows consuming an exhausted species (order ≤ ``max_order``), except those of ``exclude``."""
     n_s = f.C.shape[1]
     rows = [v for e in _multisets(f.changing, max_order) if any(i in f.exhausted for i in e)
@@ -545,7 +544,7 @@ def fit_balance_rows(data: ReactionData, basis: np.ndarray, *, deadline: float =
     rates, start = start_rates(rows, facts.C, facts.D)
     sub = subsample(data, samples)
     live = rates > 0
-    kept = screen_exhausted(rows[live], rates[live], exhausted_rows(facts, 2, rows), sub)
+    kept = screen_exhausted(rows[live], rates[live], _exhausted_rows(facts, 2, rows), sub)
     log.exhausted_kept = len(kept)
     lap("exhausted species")
     if kept:
@@ -563,7 +562,7 @@ def fit_balance_rows(data: ReactionData, basis: np.ndarray, *, deadline: float =
     if quick.timed_out:
         return None
     V = np.asarray(np.round(quick.mechanism.V), int)
-    candidates = exhausted_rows(facts, MAX_MOLECULES, V)
+    candidates = _exhausted_rows(facts, MAX_MOLECULES, V)
     picks = residual_screen(quick.mechanism, candidates, sub)
     log.added = len(picks)
     rows = np.vstack([V] + [candidates[j][None] for j, _, _ in picks])
