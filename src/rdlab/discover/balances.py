@@ -493,6 +493,11 @@ class BalanceSearch:
                 "seconds": dict(self.seconds or {})}
 
 
+def _neutral(rows: np.ndarray, data: ReactionData) -> Mechanism:
+    """Return ``rows``, irreversible, at the neutral start rates (:func:`neutral_rates`)."""
+    return Mechanism(data.species, rows, neutral_rates(rows, data)[:, 0], np.zeros(len(rows)))
+
+
 def fit_balance_rows(data: ReactionData, basis: np.ndarray, *, deadline: float = math.inf,
                      samples: int = SAMPLES, noise: float | None = None,
                      n_reactions: int | None = None, log: BalanceSearch | None = None
@@ -541,7 +546,7 @@ def fit_balance_rows(data: ReactionData, basis: np.ndarray, *, deadline: float =
     lap("balances")
     if not len(rows) or time.perf_counter() > deadline:
         return None
-    rates, start = start_rates(rows, facts.C, facts.D)
+    rates, _ = start_rates(rows, facts.C, facts.D)  # the fits start from neutral rates
     sub = subsample(data, samples)
     live = rates > 0
     kept = screen_exhausted(rows[live], rates[live], _exhausted_rows(facts, 2, rows), sub)
@@ -549,11 +554,9 @@ def fit_balance_rows(data: ReactionData, basis: np.ndarray, *, deadline: float =
     lap("exhausted species")
     if kept:
         rows = np.vstack([rows] + [v[None] for v, _ in kept])
-    reversible = np.zeros(len(rows), bool)
     try:
-        quick = fit_trajectories(Mechanism(data.species, rows, neutral_rates(rows, data)[:, 0],
-                                           np.zeros(len(rows))),
-                                 sub, noise=noise, reversible=reversible, max_nfev=30,
+        quick = fit_trajectories(_neutral(rows, data), sub, noise=noise,
+                                 reversible=np.zeros(len(rows), bool), max_nfev=30,
                                  prune=False, revive=False, drop_negligible=False,
                                  deadline=deadline)
     except (NetworkError, ParameterError, FitTimeout):
@@ -569,8 +572,7 @@ def fit_balance_rows(data: ReactionData, basis: np.ndarray, *, deadline: float =
     lap("residual screen")
     log.rows_fitted = len(rows)
     try:  # from the neutral start again: the quick fit's rates can sit in a poor minimum
-        fit = fit_trajectories(Mechanism(data.species, rows, neutral_rates(rows, data)[:, 0],
-                                         np.zeros(len(rows))),
+        fit = fit_trajectories(_neutral(rows, data),
                                sub, noise=noise, reversible=np.zeros(len(rows), bool),
                                max_nfev=60, max_rows=n_reactions or facts.rank,
                                deadline=deadline)
