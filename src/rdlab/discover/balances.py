@@ -21,13 +21,21 @@ interval. Here the candidates come from the kinetics instead, in stages:
    interval leaves no later data; rows consuming it (order ≤ 2) are screened by simulating
    the first interval with the stage-2 model plus each row at rates on a grid.
 4. **Quick fit** of the union through the stiff solver, without pruning.
-5. **Residual screen** (:func:`residual_screen`): the first-interval linear response of every
-   row with an exhausted reactant up to order 4 (an adjoint solve per sample), carried to the
-   later times by the fitted model's variational equation, against the quick fit's residual
-   with the part a refit of the present rates explains projected out; rows that explain most
-   of what is left are added greedily.
-6. **Final fit** with pruning (:func:`~rdlab.discover.trajectory_fit.fit_trajectories`) on a
-   few samples; the caller verifies the survivors on every sample.
+5. **Residual screen** (:func:`residual_screen`): a score test of every row of order ≤
+   :data:`SCREEN_ORDER`, and of every row with an exhausted reactant up to order
+   :data:`MAX_MOLECULES`. Each row's linear response at the later times
+   (:func:`linear_responses`: adjoint solves, interval by interval) is set against the
+   quick fit's residual, with the part that a refit of the present rates explains
+   projected out; rows that explain most of what is left are added greedily.
+6. **Final fit** with pruning (:func:`~rdlab.discover.trajectory_fit.fit_trajectories`) on
+   a few samples, from the quick fit's rates (the added rows at neutral rates).
+7. **Refinement** (:data:`REFINE_ROUNDS` rounds): while the fit leaves more than the
+   solver's residual, the residual screen runs again on the fit and its picks are fitted
+   in with pruning; a round is kept when it lowers the worst species' residual. This
+   repairs a true row that the fit replaced by a near twin (on GRI: C2H4 + OH → CH3 + CO +
+   H2 by C2H4 + OH → CH3 + CO + 2H, the difference being the fast H2 → 2H).
+
+The caller verifies the survivors on every sample.
 
 Derivative estimates only *propose* here; what is accepted is decided on the trajectories.
 """
@@ -57,9 +65,10 @@ from rdlab.discover.trajectory_fit import (
 )
 from rdlab.errors import NetworkError, ParameterError
 
-__all__ = ["ADD_SHARE", "EXHAUSTED", "MAX_ADDED", "MAX_MOLECULES", "SHARE", "SOLVER_RESIDUAL",
-           "TRACE", "BalanceSearch", "ProductTable", "balance_rows", "fit_balance_rows",
-           "late_derivatives", "residual_screen", "screen_exhausted", "start_rates"]
+__all__ = ["ADD_SHARE", "EXHAUSTED", "MAX_ADDED", "MAX_MOLECULES", "REFINE_ROUNDS",
+           "SCREEN_ORDER", "SHARE", "SOLVER_RESIDUAL", "TRACE", "BalanceSearch",
+           "ProductTable", "balance_rows", "fit_balance_rows", "late_derivatives",
+           "linear_responses", "residual_screen", "screen_exhausted", "start_rates"]
 
 #: A species whose later mean concentration is at most this share of its initial mean is a
 #: trace (quasi-steady) species, whose balance is regressed.
@@ -81,9 +90,16 @@ SCREEN_FACTOR = 2.0
 #: residual, at most :data:`MAX_ADDED` rows.
 ADD_SHARE = 0.5
 MAX_ADDED = 4
+#: Largest order of every reactant set whose rows the residual screen scores (rows with an
+#: exhausted reactant go up to :data:`MAX_MOLECULES`).
+SCREEN_ORDER = 3
+#: Rounds of residual screen and refit after the final fit, while the fit leaves a residual
+#: above the solver's and a round improves it.
+REFINE_ROUNDS = 2
 #: A relative residual whose RMS is at most this is the solver's (tolerance 1e-7), not a
-#: missing row's: the residual screen picks nothing.
-SOLVER_RESIDUAL = 1e-5
+#: missing row's: the residual screen picks nothing. (A true row replaced by a near twin,
+#: on simplified GRI-3.0, leaves 2–3e-6; the true mechanism about 2e-7.)
+SOLVER_RESIDUAL = 1e-6
 #: Samples the screens and the fits on a subset use.
 SAMPLES = 5
 
@@ -308,16 +324,37 @@ def start_rates(rows: np.ndarray, C: np.ndarray, D: np.ndarray) -> tuple[np.ndar
     return k, start
 
 
-def _exhausted_rows(f: _Facts, max_order: int, exclude: np.ndarray) -> np.ndarray:
-    """Rows consuming an exhausted species (order ≤ ``max_order``), except those of ``exclude``."""
+def _rows_of_sets(f: _Facts, max_order: int, exclude: np.ndarray, *,
+                  exhausted_only: bool) -> np.ndarray:
+    """Return the rows of every reactant set of order ≤ ``max_order``, except ``exclude``.
+
+    With ``exhausted_only``, only sets holding an exhausted species.
+    """
     n_s = f.C.shape[1]
-    rows = [v for e in _multisets(f.changing, max_order) if any(i in f.exhausted for i in e)
+    rows = [v for e in _multisets(f.changing, max_order)
+            if not exhausted_only or any(i in f.exhausted for i in e)
             for v in f.table.rows_for(_vector(e, n_s))]
     rows = np.unique(np.array(rows, int).reshape(-1, n_s), axis=0)
     if len(exclude) and len(rows):
         keep = ~np.any(np.all(rows[:, None, :] == np.asarray(exclude)[None], axis=2), axis=1)
         rows = rows[keep]
     return rows
+
+
+def _exhausted_rows(f: _Facts, max_order: int, exclude: np.ndarray) -> np.ndarray:
+    """Rows consuming an exhausted species (order ≤ ``max_order``), except those of ``exclude``."""
+    return _rows_of_sets(f, max_order, exclude, exhausted_only=True)
+
+
+def _screened_rows(f: _Facts, exclude: np.ndarray) -> np.ndarray:
+    """Return the residual screen's candidates, except ``exclude``.
+
+    Every row of order ≤ :data:`SCREEN_ORDER`, and those consuming an exhausted species up
+    to :data:`MAX_MOLECULES`.
+    """
+    rows = np.vstack([_rows_of_sets(f, SCREEN_ORDER, exclude, exhausted_only=False),
+                      _exhausted_rows(f, MAX_MOLECULES, exclude)])
+    return np.unique(rows, axis=0) if len(rows) else rows
 
 
 def _first_interval_error(rows: np.ndarray, k: np.ndarray, sub: ReactionData,
@@ -359,16 +396,48 @@ def screen_exhausted(rows: np.ndarray, k: np.ndarray, candidates: np.ndarray,
     return [(candidates[j], rate) for err, rate, j in tried if err <= SCREEN_FACTOR * tried[0][0]]
 
 
-def _linear_responses(model: KineticModel, k: np.ndarray, x0: np.ndarray, times: np.ndarray,
-                      monomials: np.ndarray, grid_points: int = 600
-                      ) -> tuple[np.ndarray, np.ndarray] | None:
-    """Return ``(W (n_mono, S, S), Φ (n_t − 1, S, S))`` of one sample, or ``None`` on failure.
+def _interval_grid(t0: float, t1: float, points: int) -> np.ndarray:
+    """Return ascending times of ``[t0, t1]``, log-spaced towards both ends."""
+    span = t1 - t0
+    d = np.logspace(math.log10(span) - 7, math.log10(span), points)
+    return np.unique(np.concatenate([[t0, t1], t0 + d, t1 - d]).clip(t0, t1))
 
-    ``W_m = ∫_{t_0}^{t_1} Ψ(t_1, s) m(c(s)) ds``, with Ψ the state transition matrix of the
-    model linearised along its solution (an adjoint solve backwards from ``t_1``), is the
-    linear response of ``c(t_1)`` to a row of unit rate, monomial ``m`` and unit
-    stoichiometry: a row ``v`` at rate ``k_v`` moves ``c(t_1)`` by ``k_v W_m v``.
-    ``Φ(t_i, t_1)`` (the variational equation from ``t_1``) carries that to the later times.
+
+def _trapezoid_weights(grid: np.ndarray) -> np.ndarray:
+    gaps = np.diff(grid)
+    return np.concatenate([[gaps[0] / 2], (gaps[1:] + gaps[:-1]) / 2, [gaps[-1] / 2]])
+
+
+def linear_responses(model: KineticModel, k: np.ndarray, x0: np.ndarray, times: np.ndarray,
+                     monomials: np.ndarray, grid_points: int = 300) -> np.ndarray | None:
+    """Return how one sample's later states respond to rows added at small rates.
+
+    ``R[i − 1, m] @ v`` is the linear response of ``c(t_i)`` to a row ``v`` of unit rate
+    and monomial ``m``: ``∫_{t_0}^{t_i} Φ(t_i, s) v m(c(s)) ds``, with Φ the state
+    transition matrix of the model linearised along its solution. Per interval an adjoint
+    solve backwards from ``t_j`` gives ``Ψ_j(s) = Φ(t_j, s)`` on a grid dense towards both
+    ends (the first interval's transient; the stiff decay of Ψ next to ``t_j``), so that
+    ``W_{j,m} = ∫ Ψ_j(s) m(c(s)) ds`` and ``R_j = Ψ_j(t_{j−1}) R_{j−1} + W_j``.
+
+    Parameters
+    ----------
+    model : KineticModel
+        The mechanism, linearised along its own solution.
+    k : numpy.ndarray
+        ``(n_directions,)`` its rates.
+    x0 : numpy.ndarray
+        ``(S,)`` the sample's first state.
+    times : numpy.ndarray
+        ``(n_t,)`` its times.
+    monomials : numpy.ndarray
+        ``(n_mono, S)`` reactant orders of the rows to score.
+    grid_points : int, default 300
+        Quadrature points towards each end of every interval.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        ``R (n_t − 1, n_mono, S, S)``; ``None`` when a solve failed.
     """
     S = x0.size
     kk = k[None]
@@ -376,35 +445,32 @@ def _linear_responses(model: KineticModel, k: np.ndarray, x0: np.ndarray, times:
     def jac(y):
         return model.rates_jacobian(y[None], kk)[2][0]
 
-    t0, t1 = times[0], times[1]
-    span = t1 - t0
-    grid = np.concatenate([[0.0], np.logspace(math.log10(span) - 7, math.log10(span),
-                                              grid_points)])
-    gaps = np.diff(grid)
-    weights = np.concatenate([[gaps[0] / 2], (gaps[1:] + gaps[:-1]) / 2, [gaps[-1] / 2]])
     eye = np.eye(S)
+    R = np.zeros((times.size - 1, len(monomials), S, S))
     try:
         with np.errstate(all="ignore"):
             fwd = solve_ivp(lambda _t, y: model.rates_jacobian(y[None], kk)[1][0],
-                            (t0, times[-1]), x0, method="LSODA", jac=lambda _t, y: jac(y),
-                            rtol=1e-10, atol=1e-15, dense_output=True)
-            back = solve_ivp(lambda s, p: -(p.reshape(S, S) @ jac(fwd.sol(s))).reshape(-1),
-                             (t1, t0), eye.reshape(-1), method="LSODA",
-                             jac=lambda s, p: -np.kron(eye, jac(fwd.sol(s)).T), rtol=1e-7,
-                             atol=1e-12, t_eval=(t0 + grid)[::-1])
-            on = solve_ivp(lambda s, p: (jac(fwd.sol(s)) @ p.reshape(S, S)).reshape(-1),
-                           (t1, times[-1]), eye.reshape(-1), method="LSODA",
-                           jac=lambda s, p: np.kron(jac(fwd.sol(s)), eye), rtol=1e-7,
-                           atol=1e-12, t_eval=times[1:])
+                            (times[0], times[-1]), x0, method="LSODA",
+                            jac=lambda _t, y: jac(y), rtol=1e-10, atol=1e-15,
+                            dense_output=True)
+            if not fwd.success:
+                return None
+            for j in range(1, times.size):
+                grid = _interval_grid(times[j - 1], times[j], grid_points)
+                back = solve_ivp(lambda s, p: -(p.reshape(S, S) @ jac(fwd.sol(s))).reshape(-1),
+                                 (times[j], times[j - 1]), eye.reshape(-1), method="LSODA",
+                                 jac=lambda s, p: -np.kron(eye, jac(fwd.sol(s)).T),
+                                 rtol=1e-7, atol=1e-12, t_eval=grid[::-1])
+                if not back.success or back.y.shape[1] != grid.size:
+                    return None
+                psi = back.y.T[::-1].reshape(-1, S * S)
+                Mg = np.exp(np.log(np.maximum(fwd.sol(grid).T, 1e-300)) @ monomials.T)
+                W = ((Mg * _trapezoid_weights(grid)[:, None]).T @ psi).reshape(-1, S, S)
+                R[j - 1] = W if j == 1 else np.einsum("ij,mjk->mik", psi[0].reshape(S, S),
+                                                      R[j - 2]) + W
     except (RuntimeError, ValueError, np.linalg.LinAlgError):
         return None
-    if not (fwd.success and back.success and on.success) or back.y.shape[1] != grid.size \
-            or on.y.shape[1] != times.size - 1:
-        return None
-    psi = back.y.T[::-1].reshape(-1, S, S)
-    Mg = np.exp(np.log(np.maximum(fwd.sol(t0 + grid).T, 1e-300)) @ monomials.T)
-    W = np.einsum("g,gm,gij->mij", weights, Mg, psi)
-    return W, on.y.T.reshape(-1, S, S)
+    return R
 
 
 def residual_screen(mechanism: Mechanism, candidates: np.ndarray, sub: ReactionData
@@ -414,7 +480,7 @@ def residual_screen(mechanism: Mechanism, candidates: np.ndarray, sub: ReactionD
     The residual of ``mechanism`` at every later time (weighted as the trajectory fit
     weights it), with the part that refitting its own ``ln k`` explains projected out
     (the span of its sensitivities), against each candidate's response
-    (:func:`_linear_responses`: the first interval's, carried on), projected alike. Greedy
+    (:func:`linear_responses`: its effect at every later time), projected alike. Greedy
     (orthogonal matching pursuit, rates ≥ 0): the candidate leaving the smallest share of
     the residual is picked while that share is at most :data:`ADD_SHARE`, up to
     :data:`MAX_ADDED`.
@@ -440,13 +506,12 @@ def residual_screen(mechanism: Mechanism, candidates: np.ndarray, sub: ReactionD
     monomials, which = np.unique(np.maximum(-candidates, 0), axis=0, return_inverse=True)
     E = np.zeros((c.shape[0], c.shape[1] - 1, len(candidates), S))
     for n in range(c.shape[0]):
-        got = None if bad[n] else _linear_responses(model, k, c[n, 0], times[n], monomials)
+        got = None if bad[n] else linear_responses(model, k, c[n, 0], times[n], monomials)
         if got is None:
             bad[n] = True
             continue
-        W, phi = got
-        first = np.einsum("cij,cj->ci", W[which], candidates)
-        E[n] = np.einsum("tij,cj->tci", phi, first) * w[n, 1:, None, :]
+        for i, Ri in enumerate(got):
+            E[n, i] = np.einsum("cij,cj->ci", Ri[which], candidates) * w[n, i + 1, None, :]
     w[bad] = 0.0
     E[bad] = 0.0
     r = ((c - x) * w)[:, 1:].reshape(-1)
@@ -484,18 +549,29 @@ class BalanceSearch:
     exhausted_kept: int = 0
     added: int = 0
     rows_fitted: int = 0
+    refined: int = 0
     seconds: dict | None = None
 
     def summary(self) -> dict:
         """Return a JSON-ready dict of the counts and times."""
         return {"balance_rows": self.balance_rows, "exhausted_kept": self.exhausted_kept,
                 "residual_added": self.added, "rows_fitted": self.rows_fitted,
+                "refinement_added": self.refined,
                 "seconds": dict(self.seconds or {})}
 
 
 def _neutral(rows: np.ndarray, data: ReactionData) -> Mechanism:
     """Return ``rows``, irreversible, at the neutral start rates (:func:`neutral_rates`)."""
     return Mechanism(data.species, rows, neutral_rates(rows, data)[:, 0], np.zeros(len(rows)))
+
+
+def _with_rows(mech: Mechanism, rows: np.ndarray, data: ReactionData) -> Mechanism:
+    """Return ``mech`` (irreversible) with ``rows`` appended at neutral rates."""
+    if not len(rows):
+        return mech
+    return Mechanism(mech.species, np.vstack([np.round(mech.V), rows]),
+                     np.concatenate([mech.kf, neutral_rates(rows, data)[:, 0]]),
+                     np.zeros(mech.n_reactions + len(rows)))
 
 
 def fit_balance_rows(data: ReactionData, basis: np.ndarray, *, deadline: float = math.inf,
@@ -546,7 +622,7 @@ def fit_balance_rows(data: ReactionData, basis: np.ndarray, *, deadline: float =
     lap("balances")
     if not len(rows) or time.perf_counter() > deadline:
         return None
-    rates, _ = start_rates(rows, facts.C, facts.D)  # the fits start from neutral rates
+    rates, _ = start_rates(rows, facts.C, facts.D)  # only the screen uses them
     sub = subsample(data, samples)
     live = rates > 0
     kept = screen_exhausted(rows[live], rates[live], _exhausted_rows(facts, 2, rows), sub)
@@ -565,18 +641,59 @@ def fit_balance_rows(data: ReactionData, basis: np.ndarray, *, deadline: float =
     if quick.timed_out:
         return None
     V = np.asarray(np.round(quick.mechanism.V), int)
-    candidates = _exhausted_rows(facts, MAX_MOLECULES, V)
+    candidates = _screened_rows(facts, V)
     picks = residual_screen(quick.mechanism, candidates, sub)
     log.added = len(picks)
-    rows = np.vstack([V] + [candidates[j][None] for j, _, _ in picks])
     lap("residual screen")
-    log.rows_fitted = len(rows)
-    try:  # from the neutral start again: the quick fit's rates can sit in a poor minimum
-        fit = fit_trajectories(_neutral(rows, data),
-                               sub, noise=noise, reversible=np.zeros(len(rows), bool),
-                               max_nfev=60, max_rows=n_reactions or facts.rank,
-                               deadline=deadline)
+    start = _with_rows(quick.mechanism, np.array([candidates[j] for j, _, _ in picks]), data)
+    log.rows_fitted = start.n_reactions
+    max_rows = n_reactions or facts.rank
+    try:  # from the quick fit's rates: a neutral start of every row lands far off
+        fit = fit_trajectories(start, sub, noise=noise,
+                               reversible=np.zeros(start.n_reactions, bool),
+                               max_nfev=60, max_rows=max_rows, deadline=deadline)
     except (NetworkError, ParameterError, FitTimeout):
         return None
     lap("final fit")
-    return None if fit.timed_out else fit
+    if fit.timed_out:
+        return None
+    for _ in range(REFINE_ROUNDS):
+        better = _refined(fit, facts, sub, data, noise, max_rows, deadline, log)
+        if better is None:
+            break
+        fit = better
+    lap("refinement")
+    return fit
+
+
+def _refined(fit: TrajectoryFit, facts: _Facts, sub: ReactionData, data: ReactionData,
+             noise: float | None, max_rows: int, deadline: float,
+             log: BalanceSearch) -> TrajectoryFit | None:
+    """One round of residual screen and refit after ``fit``; the refit if it is better.
+
+    The rows ``fit`` kept start at their fitted rates, the picks of
+    :func:`residual_screen` at neutral rates; the refit prunes. It is returned when its
+    worst species residual is below ``fit``'s, else ``None`` (also when nothing is picked,
+    the time ran out or the fit failed).
+    """
+    m = fit.mechanism
+    live = np.flatnonzero(np.asarray(m.kf) > 0)
+    V = np.asarray(np.round(m.V), int)[live]
+    kept = Mechanism(m.species, V, np.asarray(m.kf)[live], np.zeros(len(live)))
+    candidates = _screened_rows(facts, V)
+    if time.perf_counter() > deadline:
+        return None
+    picks = residual_screen(kept, candidates, sub)
+    if not picks:
+        return None
+    start = _with_rows(kept, np.array([candidates[j] for j, _, _ in picks]), data)
+    log.refined += len(picks)
+    try:
+        refit = fit_trajectories(start, sub, noise=noise,
+                                 reversible=np.zeros(start.n_reactions, bool),
+                                 max_nfev=60, max_rows=max_rows, deadline=deadline)
+    except (NetworkError, ParameterError, FitTimeout):
+        return None
+    if refit.timed_out or refit.error >= fit.error:
+        return None
+    return refit
