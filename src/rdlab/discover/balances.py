@@ -640,60 +640,49 @@ def fit_balance_rows(data: ReactionData, basis: np.ndarray, *, deadline: float =
     lap("quick fit")
     if quick.timed_out:
         return None
-    V = np.asarray(np.round(quick.mechanism.V), int)
-    candidates = _screened_rows(facts, V)
-    picks = residual_screen(quick.mechanism, candidates, sub)
-    log.added = len(picks)
-    lap("residual screen")
-    start = _with_rows(quick.mechanism, np.array([candidates[j] for j, _, _ in picks]), data)
-    log.rows_fitted = start.n_reactions
     max_rows = n_reactions or facts.rank
-    try:  # from the quick fit's rates: a neutral start of every row lands far off
-        fit = fit_trajectories(start, sub, noise=noise,
-                               reversible=np.zeros(start.n_reactions, bool),
-                               max_nfev=60, max_rows=max_rows, deadline=deadline)
-    except (NetworkError, ParameterError, FitTimeout):
-        return None
-    lap("final fit")
-    if fit.timed_out:
+    # from the quick fit's rates: a neutral start of every row lands far off
+    log.added, fit = _screen_and_fit(quick.mechanism, facts, sub, data, noise, max_rows,
+                                     deadline, fit_without_picks=True)
+    log.rows_fitted = quick.mechanism.n_reactions + log.added
+    lap("residual screen and final fit")
+    if fit is None or fit.timed_out:
         return None
     for _ in range(REFINE_ROUNDS):
-        better = _refined(fit, facts, sub, data, noise, max_rows, deadline, log)
-        if better is None:
+        if time.perf_counter() > deadline:
             break
-        fit = better
+        m = fit.mechanism
+        live = np.flatnonzero(np.asarray(m.kf) > 0)
+        kept = Mechanism(m.species, np.round(m.V)[live], np.asarray(m.kf)[live],
+                         np.zeros(len(live)))
+        added, refit = _screen_and_fit(kept, facts, sub, data, noise, max_rows, deadline,
+                                       fit_without_picks=False)
+        if refit is None or refit.timed_out or refit.error >= fit.error:
+            break
+        log.refined += added
+        fit = refit
     lap("refinement")
     return fit
 
 
-def _refined(fit: TrajectoryFit, facts: _Facts, sub: ReactionData, data: ReactionData,
-             noise: float | None, max_rows: int, deadline: float,
-             log: BalanceSearch) -> TrajectoryFit | None:
-    """One round of residual screen and refit after ``fit``; the refit if it is better.
+def _screen_and_fit(mech: Mechanism, facts: _Facts, sub: ReactionData, data: ReactionData,
+                    noise: float | None, max_rows: int, deadline: float, *,
+                    fit_without_picks: bool) -> tuple[int, TrajectoryFit | None]:
+    """Add the residual screen's picks to ``mech`` and fit with pruning.
 
-    The rows ``fit`` kept start at their fitted rates, the picks of
-    :func:`residual_screen` at neutral rates; the refit prunes. It is returned when its
-    worst species residual is below ``fit``'s, else ``None`` (also when nothing is picked,
-    the time ran out or the fit failed).
+    ``mech``'s rows (irreversible) start at its rates, the picks of :func:`residual_screen`
+    at neutral rates. Returns the number of picks and the fit; the fit is ``None`` when it
+    failed, and when nothing was picked unless ``fit_without_picks``.
     """
-    m = fit.mechanism
-    live = np.flatnonzero(np.asarray(m.kf) > 0)
-    V = np.asarray(np.round(m.V), int)[live]
-    kept = Mechanism(m.species, V, np.asarray(m.kf)[live], np.zeros(len(live)))
-    candidates = _screened_rows(facts, V)
-    if time.perf_counter() > deadline:
-        return None
-    picks = residual_screen(kept, candidates, sub)
-    if not picks:
-        return None
-    start = _with_rows(kept, np.array([candidates[j] for j, _, _ in picks]), data)
-    log.refined += len(picks)
+    candidates = _screened_rows(facts, np.asarray(np.round(mech.V), int))
+    picks = residual_screen(mech, candidates, sub)
+    if not picks and not fit_without_picks:
+        return 0, None
+    start = _with_rows(mech, np.array([candidates[j] for j, _, _ in picks]), data)
     try:
-        refit = fit_trajectories(start, sub, noise=noise,
-                                 reversible=np.zeros(start.n_reactions, bool),
-                                 max_nfev=60, max_rows=max_rows, deadline=deadline)
+        return len(picks), fit_trajectories(start, sub, noise=noise,
+                                            reversible=np.zeros(start.n_reactions, bool),
+                                            max_nfev=60, max_rows=max_rows,
+                                            deadline=deadline)
     except (NetworkError, ParameterError, FitTimeout):
-        return None
-    if refit.timed_out or refit.error >= fit.error:
-        return None
-    return refit
+        return len(picks), None
