@@ -321,3 +321,15 @@ def test_one_gas_constant_and_one_arrhenius_law():
     np.testing.assert_allclose(kr[0], [4.0 * np.exp(-3680.0 / (GAS_CONSTANT * 250.0)), 0.0],
                                rtol=1e-14)
     assert arrhenius(1e3, 2240.0, 350.0) == pytest.approx(kf[1, 1], rel=1e-14)
+
+
+def test_mechanism_subset_keeps_the_chosen_reactions_and_their_arrhenius_rates():
+    """The subset's right-hand side is the sum of the chosen reactions' terms, at any T."""
+    full = example("michaelis-menten-arrhenius").mechanism
+    c = np.array([[0.4, 0.7, 0.2, 0.1]])
+    for T in (250.0, 350.0):
+        parts = [full.subset(np.array([i])).rhs(c, T) for i in range(full.n_reactions)]
+        np.testing.assert_allclose(sum(parts), full.rhs(c, T), rtol=1e-12)
+    last = full.subset(np.arange(full.n_reactions) == full.n_reactions - 1)  # a mask
+    assert last.n_reactions == 1 and np.array_equal(last.V, full.V[-1:])
+    np.testing.assert_allclose(last.rates_at(300.0)[0], full.rates_at(300.0)[0][-1:])

@@ -651,10 +651,7 @@ def fit_balance_rows(data: ReactionData, basis: np.ndarray, *, deadline: float =
     for _ in range(REFINE_ROUNDS):
         if time.perf_counter() > deadline:
             break
-        m = fit.mechanism
-        live = np.flatnonzero(np.asarray(m.kf) > 0)
-        kept = Mechanism(m.species, np.round(m.V)[live], np.asarray(m.kf)[live],
-                         np.zeros(len(live)))
+        kept = fit.mechanism.subset(np.flatnonzero(np.asarray(fit.mechanism.kf) > 0))
         added, refit = _screen_and_fit(kept, facts, sub, data, noise, max_rows, deadline,
                                        fit_without_picks=False)
         if refit is None or refit.timed_out or refit.error >= fit.error:

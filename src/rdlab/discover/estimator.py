@@ -218,13 +218,6 @@ def _reset_adam(model: PopulationCRNN, opt: torch.optim.Adam, p: int,
                 st[key][p, rows] = 0.0
 
 
-def _rows_of(m: Mechanism, rows: np.ndarray) -> Mechanism:
-    """Return the reactions ``rows`` of ``m`` (rates and Arrhenius parameters kept)."""
-    arr = m.arrhenius
-    return Mechanism(m.species, m.V[rows], m.kf[rows], m.kr[rows], None,
-                     None if arr is None else arr.subset(rows), m.reference_temperature)
-
-
 class ReactionDiscovery:
     """Learn a mass-action mechanism from (concentration, derivative) pairs.
 
@@ -725,7 +718,7 @@ class ReactionDiscovery:
         self.subspace_["all_rows"]["kept"] = int(kept.size)
         if not 0 < kept.size <= self.n_reactions:
             return None
-        verified = self._verify_on_all(_rows_of(m, kept), end)
+        verified = self._verify_on_all(m.subset(kept), end)
         self.subspace_["verified"] = verified.summary()
         ok = verified.accepted or self._noise_limited(verified)
         return verified if ok else None

@@ -295,6 +295,24 @@ class Mechanism:
         """True in catalytic form (reactant orders given separately)."""
         return self.orders is not None
 
+    def subset(self, rows: np.ndarray) -> Mechanism:
+        """Return the reactions ``rows`` of this mechanism (rates and Arrhenius kept).
+
+        Parameters
+        ----------
+        rows : numpy.ndarray
+            Indices or a ``(n_r,)`` boolean mask.
+
+        Returns
+        -------
+        Mechanism
+            A new mechanism over the same species (V form; catalytic orders are kept).
+        """
+        arr = self.arrhenius
+        orders = None if self.orders is None else np.asarray(self.orders)[rows]
+        return Mechanism(self.species, self.V[rows], self.kf[rows], self.kr[rows], orders,
+                         None if arr is None else arr.subset(rows), self.reference_temperature)
+
     def reactant_orders(self) -> tuple[np.ndarray, np.ndarray]:
         """Return the orders of the forward and reverse directions.
 
