@@ -12,8 +12,10 @@ from rdlab.discover.identifiability import analyse
 from rdlab.discover.mechanism import Mechanism
 from rdlab.discover.trajectory_fit import (
     KineticModel,
+    _fit_active,
     acceptance_threshold,
     fit_trajectories,
+    rms_per_species,
     simulate,
 )
 from rdlab.errors import ParameterError
@@ -220,3 +222,25 @@ def test_an_integration_past_its_own_limit_is_a_failed_step_not_a_timeout():
     with pytest.raises(FitTimeout):
         simulate(model, theta, x0, TIMES, deadline=0.0)
     assert simulate(model, theta, x0, TIMES, give_up=1e300)[2]
+
+
+
+def test_a_pruning_refit_stops_once_every_species_is_within_its_bound():
+    """A trial fit with a target ends at the first evaluation within it (pruning decided).
+
+    Started 0.5 % off the truth, every species' RMS residual is far below a 1e-2 bound:
+    with that target the refit takes one evaluation; without, it converges (several).
+    """
+    truth = _chain()
+    data = replace(generate(truth, n_samples=4, times=TIMES), derivatives=None)
+    model = KineticModel.from_mechanism(truth, reversible=np.array([True, False]))
+    theta = np.log([2.0, 0.5, 1.0]) + 0.005
+    opts = {"floor": 1e-4, "rtol": 1e-7, "max_nfev": 20, "deadline": None}
+    active = np.ones(3, bool)
+    full = _fit_active(model, active, theta, data, None, opts)
+    stopped = _fit_active(model, active, theta, data, None, {**opts, "target": 1e-2})
+    assert stopped[2] == 1 and full[2] > 3
+    np.testing.assert_array_equal(stopped[0], theta)
+    assert np.max(rms_per_species(stopped[1], data)) <= 1e-2
+    np.testing.assert_allclose(np.exp(full[0]), [2.0, 0.5, 1.0], rtol=1e-5)
+

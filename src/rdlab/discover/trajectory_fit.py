@@ -104,6 +104,14 @@ class _SlowIntegration(Exception):
     """An integration ran past its own time limit (scored as a failed integration)."""
 
 
+class _GoodEnough(Exception):  # noqa: N818 (a stop signal, not an error)
+    """A pruning refit reached its target: every species' RMS residual within the bound."""
+
+    def __init__(self, theta: np.ndarray) -> None:
+        super().__init__("target reached")
+        self.theta = theta
+
+
 @dataclass(frozen=True)
 class KineticModel:
     """The active directed reactions of a candidate, as arrays.
@@ -715,10 +723,14 @@ class _Problem(TrajectoryProblem):
     """Residuals and sensitivity Jacobian of one model on one data set (cached per θ)."""
 
     def __init__(self, model: KineticModel, data: ReactionData, x_temp: np.ndarray | None,
-                 floor: float, rtol: float, deadline: float | None = None):
+                 floor: float, rtol: float, deadline: float | None = None,
+                 target: float | None = None):
         super().__init__(model, data, x_temp, floor, rtol, deadline)
         #: seconds of the first evaluation (the yardstick of :data:`SLOW_EVALUATION`)
         self._first_seconds: float | None = None
+        #: a successful evaluation whose worst species' RMS residual is at most this ends
+        #: the fit (:class:`_GoodEnough`): a pruning refit needs no more
+        self.target = target
 
     def run(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
         """Return the residuals ``(m,)``, the Jacobian ``(m, n_θ)`` and the solver's success."""
@@ -736,7 +748,12 @@ class _Problem(TrajectoryProblem):
         jac = (sens * self.w[..., None])[:, 1:]
         r = np.nan_to_num(r, nan=1e3, posinf=1e3, neginf=-1e3).reshape(-1)
         jac = np.nan_to_num(jac, nan=0.0, posinf=0.0, neginf=0.0).reshape(r.size, -1)
-        return self.remember(key, theta, r, jac, ok)
+        out = self.remember(key, theta, r, jac, ok)
+        S = self.measured.shape[2]
+        if self.target is not None and ok and np.max(
+                np.sqrt(np.mean(r.reshape(-1, S) ** 2, axis=0))) <= self.target:
+            raise _GoodEnough(theta.copy())
+        return out
 
     def last_good(self, theta0: np.ndarray) -> tuple:
         """Return ``(θ, residuals, Jacobian, ok)`` of the best evaluation after a timeout.
@@ -799,6 +816,8 @@ def fit_least_squares(problem: _Problem, theta0: np.ndarray, max_nfev: int,
                             tr_solver="exact" if dense else "lsmr")
     except FitTimeout:
         return problem.last_good(x0)[0]
+    except _GoodEnough as done:
+        return done.theta
     return sol.x
 
 
@@ -833,7 +852,8 @@ def _active_problem(model: KineticModel, active: np.ndarray, data: ReactionData,
                     opts: dict) -> tuple[_Problem, np.ndarray]:
     """Return the problem of the ``active`` directions and their columns of the full ``θ``."""
     return _Problem(_submodel(model, active), data, x_temp, opts["floor"], opts["rtol"],
-                    opts.get("deadline")), _active_columns(model, active, x_temp)
+                    opts.get("deadline"), opts.get("target")), _active_columns(model, active,
+                                                                                x_temp)
 
 
 def _active_columns(model: KineticModel, active: np.ndarray, x_temp) -> np.ndarray:
@@ -848,6 +868,7 @@ def _fit_active(model: KineticModel, active: np.ndarray, theta: np.ndarray,
     P = model.n_directions
     problem, cols = _active_problem(model, active, data, x_temp, opts)
     sub = fit_least_squares(problem, theta[cols], opts["max_nfev"])
+    problem.target = None  # the fit is over: the last evaluation is not a stop signal
     try:
         r, jac, ok = problem.run(sub)
     except FitTimeout:
@@ -1273,10 +1294,14 @@ def _prune(model, theta, r, jac, ok, data, x_temp, opts, sigma, max_se, max_rows
         trial[list(drop)] = False
         if not trial.any():
             return False
-        th, rr, n_ev, jj, good = _fit_active(model, trial, state[0], data, x_temp, trial_opts)
+        bound = max(1.05 * best[0], sigma)
+        # the refit stops once every species is within the bound: the removal is decided
+        o = {**trial_opts, "target": bound}
+        th, rr, n_ev, jj, good = _fit_active(model, trial, state[0], data, x_temp, o)
+        opts["timed_out"] = opts.get("timed_out", False) or o.get("timed_out", False)
         count[0] += n_ev
         new = float(np.max(rms_per_species(rr, data)))
-        if opts.get("timed_out") or not (good and new <= max(1.05 * best[0], sigma)):
+        if opts.get("timed_out") or not (good and new <= bound):
             return False
         active, state = trial, (th, rr, jj, good)
         best[0] = min(best[0], new)
