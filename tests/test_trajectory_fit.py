@@ -11,6 +11,9 @@ from rdlab.discover.data import generate
 from rdlab.discover.identifiability import analyse
 from rdlab.discover.mechanism import Mechanism
 from rdlab.discover.trajectory_fit import (
+    HOPELESS_EVALUATIONS,
+    HOPELESS_FACTOR,
+    PRUNE_NFEV,
     KineticModel,
     _fit_active,
     acceptance_threshold,
@@ -244,3 +247,25 @@ def test_a_pruning_refit_stops_once_every_species_is_within_its_bound():
     assert np.max(rms_per_species(stopped[1], data)) <= 1e-2
     np.testing.assert_allclose(np.exp(full[0]), [2.0, 0.5, 1.0], rtol=1e-5)
 
+
+
+def test_a_pruning_refit_far_above_its_bound_is_given_up():
+    """Removing B → C where A → C could stand in only badly: the trial is given up early.
+
+    The chain plus A → C; without B → C the fit cannot reproduce B (residuals ~0.3, over
+    a thousand times a 1e-4 bound) and, unbounded, keeps trying for 15 evaluations. With
+    the bound it gives up after :data:`HOPELESS_EVALUATIONS`.
+    """
+    truth = _chain()
+    data = replace(generate(truth, n_samples=4, times=TIMES), derivatives=None)
+    extra = Mechanism.from_rows(["A", "B", "C"], [({"A": -1, "B": 1}, 2.0, 0.5),
+                                                  ({"B": -1, "C": 1}, 1.0, 0.0),
+                                                  ({"A": -1, "C": 1}, 1.0, 0.0)])
+    model = KineticModel.from_mechanism(extra, reversible=np.array([True, False, False]))
+    theta = np.log([2.0, 0.5, 1.0, 1.0])
+    opts = {"floor": 1e-4, "rtol": 1e-7, "max_nfev": PRUNE_NFEV, "deadline": None}
+    without = np.array([True, True, False, True])
+    full = _fit_active(model, without, theta, data, None, opts)
+    given_up = _fit_active(model, without, theta, data, None, {**opts, "target": 1e-4})
+    assert given_up[2] == HOPELESS_EVALUATIONS < full[2]
+    assert np.max(rms_per_species(given_up[1], data)) > HOPELESS_FACTOR * 1e-4

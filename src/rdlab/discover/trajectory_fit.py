@@ -38,6 +38,7 @@ tolerance, rounding).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -84,6 +85,12 @@ REVIVE_TRIES = 3
 REVIVE_GAIN = 0.7
 #: Most least-squares iterations of each trial removal while pruning.
 PRUNE_NFEV = 20
+#: A trial removal whose worst species' RMS residual is still above this many times its
+#: bound after :data:`HOPELESS_EVALUATIONS` evaluations is given up: a row the data need
+#: leaves residuals 10³–10⁸ times the bound, a removal that others take over converges
+#: below it within a few evaluations.
+HOPELESS_FACTOR = 100.0
+HOPELESS_EVALUATIONS = 8
 
 
 #: An evaluation of the residuals that takes this many times as long as the fit's first
@@ -110,6 +117,10 @@ class _GoodEnough(Exception):  # noqa: N818 (a stop signal, not an error)
     def __init__(self, theta: np.ndarray) -> None:
         super().__init__("target reached")
         self.theta = theta
+
+
+class _Hopeless(Exception):  # noqa: N818 (a stop signal, not an error)
+    """A pruning refit stays far above its target (:data:`HOPELESS_FACTOR`): given up."""
 
 
 @dataclass(frozen=True)
@@ -729,8 +740,10 @@ class _Problem(TrajectoryProblem):
         #: seconds of the first evaluation (the yardstick of :data:`SLOW_EVALUATION`)
         self._first_seconds: float | None = None
         #: a successful evaluation whose worst species' RMS residual is at most this ends
-        #: the fit (:class:`_GoodEnough`): a pruning refit needs no more
+        #: the fit (:class:`_GoodEnough`): a pruning refit needs no more; one that stays
+        #: above :data:`HOPELESS_FACTOR` times it is given up (:class:`_Hopeless`)
         self.target = target
+        self._lowest_worst = math.inf
 
     def run(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
         """Return the residuals ``(m,)``, the Jacobian ``(m, n_θ)`` and the solver's success."""
@@ -749,10 +762,15 @@ class _Problem(TrajectoryProblem):
         r = np.nan_to_num(r, nan=1e3, posinf=1e3, neginf=-1e3).reshape(-1)
         jac = np.nan_to_num(jac, nan=0.0, posinf=0.0, neginf=0.0).reshape(r.size, -1)
         out = self.remember(key, theta, r, jac, ok)
-        S = self.measured.shape[2]
-        if self.target is not None and ok and np.max(
-                np.sqrt(np.mean(r.reshape(-1, S) ** 2, axis=0))) <= self.target:
-            raise _GoodEnough(theta.copy())
+        if self.target is not None:
+            worst = float(np.max(np.sqrt(np.mean(r.reshape(-1, self.measured.shape[2]) ** 2,
+                                                 axis=0)))) if ok else math.inf
+            if worst <= self.target:
+                raise _GoodEnough(theta.copy())
+            self._lowest_worst = min(self._lowest_worst, worst)
+            if (self.evaluations >= HOPELESS_EVALUATIONS
+                    and self._lowest_worst > HOPELESS_FACTOR * self.target):
+                raise _Hopeless
         return out
 
     def last_good(self, theta0: np.ndarray) -> tuple:
@@ -818,6 +836,8 @@ def fit_least_squares(problem: _Problem, theta0: np.ndarray, max_nfev: int,
         return problem.last_good(x0)[0]
     except _GoodEnough as done:
         return done.theta
+    except _Hopeless:
+        return problem.last_good(x0)[0]
     return sol.x
 
 
@@ -1251,7 +1271,10 @@ def _prune(model, theta, r, jac, ok, data, x_temp, opts, sigma, max_se, max_rows
     """Remove directions negligible against the data (see :func:`fit_trajectories`).
 
     Three passes, each removal re-fitted (at most :data:`PRUNE_NFEV` iterations) and kept
-    when every species' RMS residual stays ≤ ``max(1.05 × best, sigma)``:
+    when every species' RMS residual stays ≤ ``max(1.05 × best, sigma)``. The refit stops
+    at the first evaluation within that bound, and gives up when after
+    :data:`HOPELESS_EVALUATIONS` evaluations it is still :data:`HOPELESS_FACTOR` times
+    above it:
 
     1. the loose directions (standard error of ``ln k`` above 1) whose flux is negligible
        (:data:`REVIVE_SHARE` of the typical flux), all together;
