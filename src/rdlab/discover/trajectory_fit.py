@@ -1274,7 +1274,7 @@ def _prune(model, theta, r, jac, ok, data, x_temp, opts, sigma, max_se, max_rows
     when every species' RMS residual stays ≤ ``max(1.05 × best, sigma)``. The refit stops
     at the first evaluation within that bound, and gives up when after
     :data:`HOPELESS_EVALUATIONS` evaluations it is still :data:`HOPELESS_FACTOR` times
-    above it:
+    above it; what remains is fitted to convergence at the end (``opts["max_nfev"]``):
 
     1. the loose directions (standard error of ``ln k`` above 1) whose flux is negligible
        (:data:`REVIVE_SHARE` of the typical flux), all together;
@@ -1367,4 +1367,11 @@ def _prune(model, theta, r, jac, ok, data, x_temp, opts, sigma, max_se, max_rows
         elif pair.size == 1:
             continue  # the row itself was kept in pass 2
         attempt([j])
+    if not active.all() and not opts.get("timed_out"):
+        # removals stop at the first evaluation within their bound: converge what is left,
+        # so that what follows (identifiability, a residual screen) sees its best fit
+        th, rr, n_ev, jj, good = _fit_active(model, active, state[0], data, x_temp, opts)
+        count[0] += n_ev
+        if good and not opts.get("timed_out") and float(rr @ rr) <= float(state[1] @ state[1]):
+            state = (th, rr, jj, good)
     return (*state, active, count[0])
