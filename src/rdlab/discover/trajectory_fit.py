@@ -1340,17 +1340,10 @@ def _prune(model, theta, r, jac, ok, data, x_temp, opts, sigma, max_se, max_rows
         attempt(negligible)
     tried: set[int] = set()
     while not opts.get("timed_out"):  # pass 2: whole rows
-        free = loose()
         _, flux = _fluxes(model, state[0], data)
-        left = [i for i in np.unique(rows_of[active]) if i not in tried]
-        rows = [i for i in left if np.all(free[(rows_of == i) & active])]
-        n_rows = len(np.unique(rows_of[active]))
-        if not rows and max_rows is not None and n_rows > max_rows:
-            rows = left  # more rows than the mechanism has: try the determined ones too
-        if n_rows < 2 or not rows:
+        i = _next_row_to_drop(rows_of, active, loose(), flux, size, tried, max_rows)
+        if i is None:
             break
-        row_flux = {i: float(flux[(rows_of == i) & active].sum()) for i in rows}
-        i = min(rows, key=lambda i: (-size[i], row_flux[i], i))
         tried.add(i)
         attempt(np.flatnonzero((rows_of == i) & active))
     free = loose()
@@ -1367,11 +1360,40 @@ def _prune(model, theta, r, jac, ok, data, x_temp, opts, sigma, max_se, max_rows
         elif pair.size == 1:
             continue  # the row itself was kept in pass 2
         attempt([j])
-    if not active.all() and not opts.get("timed_out"):
-        # removals stop at the first evaluation within their bound: converge what is left,
-        # so that what follows (identifiability, a residual screen) sees its best fit
-        th, rr, n_ev, jj, good = _fit_active(model, active, state[0], data, x_temp, opts)
+    if not active.all():
+        state, n_ev = _converge_kept(model, active, state, data, x_temp, opts)
         count[0] += n_ev
-        if good and not opts.get("timed_out") and float(rr @ rr) <= float(state[1] @ state[1]):
-            state = (th, rr, jj, good)
     return (*state, active, count[0])
+
+
+def _next_row_to_drop(rows_of, active, free, flux, size, tried, max_rows):
+    """Return the next row pass 2 of :func:`_prune` tries to remove, or ``None``.
+
+    Untried rows whose active directions are all loose, the largest ``Σ|ν|`` first and,
+    within a size, the smallest flux first; while more than ``max_rows`` rows remain the
+    determined rows are candidates too. ``None`` once fewer than two rows are left.
+    """
+    left = [i for i in np.unique(rows_of[active]) if i not in tried]
+    rows = [i for i in left if np.all(free[(rows_of == i) & active])]
+    n_rows = len(np.unique(rows_of[active]))
+    if not rows and max_rows is not None and n_rows > max_rows:
+        rows = left  # more rows than the mechanism has: try the determined ones too
+    if n_rows < 2 or not rows:
+        return None
+    row_flux = {i: float(flux[(rows_of == i) & active].sum()) for i in rows}
+    return min(rows, key=lambda i: (-size[i], row_flux[i], i))
+
+
+def _converge_kept(model, active, state, data, x_temp, opts):
+    """Fit what pruning kept to convergence; return ``(state, evaluations)``.
+
+    Pruning refits stop at the first evaluation within their bound, so what follows
+    (identifiability, a residual screen) would otherwise see an unconverged fit. The
+    converged fit replaces ``state`` only when it is no worse.
+    """
+    if opts.get("timed_out"):
+        return state, 0
+    th, rr, n_ev, jj, good = _fit_active(model, active, state[0], data, x_temp, opts)
+    if good and not opts.get("timed_out") and float(rr @ rr) <= float(state[1] @ state[1]):
+        state = (th, rr, jj, good)
+    return state, n_ev
