@@ -9,10 +9,15 @@ from rdlab.discover.balances import (
     ADD_SHARE,
     BalanceSearch,
     ProductTable,
+    _balance_rows,
+    _exhausted_rows,
+    _facts,
+    _first_interval_error,
     fit_balance_rows,
     late_derivatives,
     linear_responses,
     residual_screen,
+    screen_exhausted,
     start_rates,
 )
 from rdlab.discover.data import generate
@@ -109,6 +114,43 @@ def test_residual_screen_picks_the_missing_row_at_its_rate():
     assert [j for j, _, _ in picks] == [0]  # that row, and no other
     assert picks[0][1] <= ADD_SHARE and picks[0][2] > 0
     assert residual_screen(truth, candidates, data) == []  # nothing left to explain
+
+
+def test_the_first_interval_screen_keeps_the_true_consumer_of_a_used_up_species():
+    """GRI seed 7: H2O2 is used up before t₁; H + H2O2 → H2 + HO2 is what consumes it.
+
+    The balance rows miss minor OH routes, so the stage-2 model gets trace OH (about 1e-8,
+    quasi-steady) wrong by a factor of hundreds at t₁. Scored on every species, rows that
+    happen to shift OH (C2H4 + H2O2 → 2H2 + CH2O + CO) beat the true row, which takes the
+    H2O2 error from 7e3 to 1e-10 and HO2's from 0.4 to 3e-3 but leaves OH's at 2e2. Trace
+    species are left out of the score: the true row is kept.
+    """
+    truth = example("gri30-simplified").mechanism
+    data = generate(truth, seed=7).without_derivatives()
+    facts = _facts(data, stoichiometric_subspace(data))
+    species = list(data.species)
+    assert [species[i] for i in facts.trace] == ["H2", "OH"]
+    assert "H2O2" in [species[i] for i in facts.exhausted]
+    rows = _balance_rows(facts)
+    rates, _ = start_rates(rows, facts.C, facts.D)
+    live = rates > 0
+    sub = subsample(data, 5)
+    consumer = np.round(truth.V[11]).astype(int)
+    assert consumer[species.index("H2O2")] == -1 and not (rows == consumer).all(1).any()
+
+    decoy = np.zeros_like(consumer)  # C2H4 + H2O2 → 2H2 + CH2O + CO
+    for name, nu in {"C2H4": -1, "H2O2": -1, "H2": 2, "CH2O": 1, "CO": 1}.items():
+        decoy[species.index(name)] = nu
+
+    def error(row, skip):
+        return _first_interval_error(np.vstack([rows[live], row]),
+                                     np.append(rates[live], 1e4), sub, skip=skip)
+
+    assert error(decoy, ()) < error(consumer, ())  # OH's error decides the full score
+    assert error(consumer, facts.trace) < 0.1 < error(decoy, facts.trace)
+    candidates = _exhausted_rows(facts, 2, rows)
+    kept = screen_exhausted(rows[live], rates[live], candidates, sub, skip=facts.trace)
+    assert any(np.array_equal(v, consumer) for v, _ in kept)
 
 
 @pytest.mark.slow

@@ -358,8 +358,11 @@ def _screened_rows(f: _Facts, exclude: np.ndarray) -> np.ndarray:
 
 
 def _first_interval_error(rows: np.ndarray, k: np.ndarray, sub: ReactionData,
-                          rtol: float = 1e-6) -> float:
-    """Relative RMS error at ``t_1`` of ``rows`` at rates ``k`` simulated from ``t_0``."""
+                          rtol: float = 1e-6, skip: list[int] | tuple = ()) -> float:
+    """Relative RMS error at ``t_1`` of ``rows`` at rates ``k`` simulated from ``t_0``.
+
+    Species ``skip`` (indices) are left out of the mean.
+    """
     c = np.asarray(sub.concentrations, float)
     mech = Mechanism(sub.species, rows, np.maximum(k, 1e-30), np.zeros(len(rows)))
     model = KineticModel.from_mechanism(mech, np.zeros(len(rows), bool))
@@ -370,11 +373,13 @@ def _first_interval_error(rows: np.ndarray, k: np.ndarray, sub: ReactionData,
         return math.inf
     floor = RESIDUAL_FLOOR * np.maximum(np.max(np.abs(c), axis=(0, 1)), 1e-300)
     r = (x[:, 1] - c[:, 1]) / (np.abs(c[:, 1]) + floor)
-    return float(np.sqrt(np.mean(r ** 2)))
+    scored = np.setdiff1d(np.arange(r.shape[1]), np.asarray(skip, int))
+    return float(np.sqrt(np.mean(r[:, scored] ** 2)))
 
 
 def screen_exhausted(rows: np.ndarray, k: np.ndarray, candidates: np.ndarray,
-                     sub: ReactionData) -> list[tuple[np.ndarray, float]]:
+                     sub: ReactionData, skip: list[int] | tuple = ()
+                     ) -> list[tuple[np.ndarray, float]]:
     """Keep the candidates that best explain the first interval (stage 3).
 
     Each candidate joins ``rows`` (rates ``k``), first at :data:`RATE_GRID`'s 1e4 with a
@@ -383,12 +388,13 @@ def screen_exhausted(rows: np.ndarray, k: np.ndarray, candidates: np.ndarray,
     """
     if not len(candidates):
         return []
-    first = [_first_interval_error(np.vstack([rows, v]), np.append(k, 1e4), sub, rtol=1e-4)
-             for v in candidates]
+    first = [_first_interval_error(np.vstack([rows, v]), np.append(k, 1e4), sub, rtol=1e-4,
+                                   skip=skip) for v in candidates]
     tried = []
     for j in np.argsort(first)[:SCREEN_REFINE]:
         err, rate = min((_first_interval_error(np.vstack([rows, candidates[j]]),
-                                               np.append(k, g), sub), g) for g in RATE_GRID)
+                                               np.append(k, g), sub, skip=skip), g)
+                        for g in RATE_GRID)
         tried.append((err, rate, int(j)))
     tried.sort()
     if not math.isfinite(tried[0][0]):
@@ -622,16 +628,20 @@ def fit_balance_rows(data: ReactionData, basis: np.ndarray, *, deadline: float =
     lap("balances")
     if not len(rows) or time.perf_counter() > deadline:
         return None
-    rates, _ = start_rates(rows, facts.C, facts.D)  # only the screen uses them
+    rates, _ = start_rates(rows, facts.C, facts.D)
     sub = subsample(data, samples)
     live = rates > 0
-    kept = screen_exhausted(rows[live], rates[live], _exhausted_rows(facts, 2, rows), sub)
+    kept = screen_exhausted(rows[live], rates[live], _exhausted_rows(facts, 2, rows), sub,
+                            skip=facts.trace)
     log.exhausted_kept = len(kept)
     lap("exhausted species")
     if kept:
         rows = np.vstack([rows] + [v[None] for v, _ in kept])
+    k = neutral_rates(rows, data)[:, 0]
+    k[:live.size][live] = rates[live]  # the balances' own rates where they have one
     try:
-        quick = fit_trajectories(_neutral(rows, data), sub, noise=noise,
+        quick = fit_trajectories(Mechanism(data.species, rows, k, np.zeros(len(rows))), sub,
+                                 noise=noise,
                                  reversible=np.zeros(len(rows), bool), max_nfev=30,
                                  prune=False, revive=False, drop_negligible=False,
                                  deadline=deadline)
