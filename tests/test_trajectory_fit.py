@@ -269,3 +269,9 @@ def test_a_pruning_refit_far_above_its_bound_is_given_up():
     given_up = _fit_active(model, without, theta, data, None, {**opts, "target": 1e-4})
     assert given_up[2] == HOPELESS_EVALUATIONS < full[2]
     assert np.max(rms_per_species(given_up[1], data)) > HOPELESS_FACTOR * 1e-4
+    # a revival's restart has no target, only the bound it must come under
+    hopeless = _fit_active(model, without, theta, data, None, {**opts, "hopeless": 1e-2})
+    assert hopeless[2] == HOPELESS_EVALUATIONS
+    within = _fit_active(model, without, theta, data, None, {**opts, "hopeless": 10.0})
+    assert within[2] == full[2]
+    np.testing.assert_array_equal(within[0], full[0])
