@@ -566,11 +566,6 @@ class BalanceSearch:
                 "seconds": dict(self.seconds or {})}
 
 
-def _neutral(rows: np.ndarray, data: ReactionData) -> Mechanism:
-    """Return ``rows``, irreversible, at the neutral start rates (:func:`neutral_rates`)."""
-    return Mechanism(data.species, rows, neutral_rates(rows, data)[:, 0], np.zeros(len(rows)))
-
-
 def _with_rows(mech: Mechanism, rows: np.ndarray, data: ReactionData) -> Mechanism:
     """Return ``mech`` (irreversible) with ``rows`` appended at neutral rates."""
     if not len(rows):
