@@ -887,6 +887,20 @@ def _active_columns(model: KineticModel, active: np.ndarray, x_temp) -> np.ndarr
     return idx if x_temp is None else np.concatenate([idx, model.n_directions + idx])
 
 
+def _trial_fit(model: KineticModel, active: np.ndarray, theta: np.ndarray,
+               data: ReactionData, x_temp, opts: dict, **overrides) -> tuple:
+    """:func:`_fit_active` with ``overrides`` of ``opts`` for this fit only.
+
+    ``max_nfev``, ``target`` or ``hopeless`` (see :class:`_Problem`); a timeout is recorded
+    in ``opts`` so that the caller stops.
+    """
+    trial_opts = {**opts, **overrides}
+    out = _fit_active(model, active, theta, data, x_temp, trial_opts)
+    if trial_opts.get("timed_out"):
+        opts["timed_out"] = True
+    return out
+
+
 def _fit_active(model: KineticModel, active: np.ndarray, theta: np.ndarray,
                 data: ReactionData, x_temp, opts: dict) -> tuple:
     """Fit the active directions; return full ``θ``, residuals, evaluations, Jacobian, ok."""
@@ -1219,11 +1233,10 @@ def _revive(model, theta, r, jac, ok, data, x_temp, opts, threshold):
         if x_temp is not None:  # activation energies start at the others' median
             trial[P + np.array(group)] = float(np.median(np.delete(theta[P:2 * P], group)))
         # a restart still far above the fit it should improve is given up early
-        o = {**opts, "hopeless": HOPELESS_FACTOR * REVIVE_GAIN * rms}
-        th, rr, n_ev, jj, good = _fit_active(model, np.ones(P, bool), trial, data, x_temp, o)
+        th, rr, n_ev, jj, good = _trial_fit(model, np.ones(P, bool), trial, data, x_temp,
+                                            opts, hopeless=HOPELESS_FACTOR * REVIVE_GAIN * rms)
         evals += n_ev
-        if o.get("timed_out"):
-            opts["timed_out"] = True
+        if opts.get("timed_out"):
             break
         new_rms = np.max(rms_per_species(rr, data))
         if good and new_rms <= REVIVE_GAIN * rms:
@@ -1304,7 +1317,7 @@ def _prune(model, theta, r, jac, ok, data, x_temp, opts, sigma, max_se, max_rows
     sigma_se = max(sigma, noise_fit)
     state = (theta, r, jac, ok)
     best = [float(np.max(rms_per_species(r, data)))]
-    trial_opts = {**opts, "max_nfev": min(int(opts["max_nfev"]), PRUNE_NFEV)}
+    trial_nfev = min(int(opts["max_nfev"]), PRUNE_NFEV)
     rows_of = np.array([i for i, _ in model.directions])
     size = np.abs(model.V).sum(axis=1)
 
@@ -1328,9 +1341,8 @@ def _prune(model, theta, r, jac, ok, data, x_temp, opts, sigma, max_se, max_rows
             return False
         bound = max(1.05 * best[0], sigma)
         # the refit stops once every species is within the bound: the removal is decided
-        o = {**trial_opts, "target": bound}
-        th, rr, n_ev, jj, good = _fit_active(model, trial, state[0], data, x_temp, o)
-        opts["timed_out"] = opts.get("timed_out", False) or o.get("timed_out", False)
+        th, rr, n_ev, jj, good = _trial_fit(model, trial, state[0], data, x_temp, opts,
+                                            max_nfev=trial_nfev, target=bound)
         count[0] += n_ev
         new = float(np.max(rms_per_species(rr, data)))
         if opts.get("timed_out") or not (good and new <= bound):
