@@ -20,7 +20,7 @@ from rdlab.discover.balances import (
     screen_exhausted,
     start_rates,
 )
-from rdlab.discover.data import generate
+from rdlab.discover.data import ReactionData, generate, trajectories
 from rdlab.discover.examples import example
 from rdlab.discover.mechanism import Mechanism
 from rdlab.discover.subspace import MAX_RANK, stoichiometric_subspace, subsample
@@ -114,6 +114,33 @@ def test_residual_screen_picks_the_missing_row_at_its_rate():
     assert [j for j, _, _ in picks] == [0]  # that row, and no other
     assert picks[0][1] <= ADD_SHARE and picks[0][2] > 0
     assert residual_screen(truth, candidates, data) == []  # nothing left to explain
+
+
+def test_a_species_no_row_changes_gets_its_maker_from_its_own_residual():
+    """An orphan species (changing in the data, in no row of the fit) gets its best maker.
+
+    D starts at 1 and gains about 1 % through A + B → D; E → F is missing too and no
+    candidate touches E or F, so every candidate leaves most of the whole residual and
+    the greedy score picks nothing. Scored on D's residual alone, A + B → D explains it
+    (A → D, 2B → D and B → D do not), so it is picked; E and F, which no candidate
+    changes, get nothing.
+    """
+    species = ["A", "B", "D", "E", "F"]
+    rows = [({"A": -1, "B": 1}, 1.0, 0.0), ({"A": -1, "B": -1, "D": 1}, 0.05, 0.0),
+            ({"E": -1, "F": 1}, 1.0, 0.0)]
+    truth = Mechanism.from_rows(species, rows)
+    start = np.random.default_rng(5).uniform(0.2, 1.0, (5, 5))
+    start[:, 2] = 1.0  # D high at the start: its change is small against itself
+    times = np.linspace(0.0, 1.0, 11)
+    states, _ = trajectories(truth, start, times)
+    data = ReactionData(truth.species, np.tile(times, (5, 1)), states)
+    lacking = Mechanism.from_rows(species, rows[:1])
+    candidates = np.array([[-1, 0, 1, 0, 0], [0, -2, 1, 0, 0], [-1, -1, 1, 0, 0],
+                           [0, -1, 1, 0, 0]])
+    assert residual_screen(lacking, candidates, data) == []
+    picks = residual_screen(lacking, candidates, data, orphans=True)
+    assert [j for j, _, _ in picks] == [2]
+    assert picks[0][1] < 0.05 and picks[0][2] > 0
 
 
 def test_the_first_interval_screen_keeps_the_true_consumer_of_a_used_up_species():

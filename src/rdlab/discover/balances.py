@@ -33,7 +33,10 @@ interval. Here the candidates come from the kinetics instead, in stages:
    solver's residual, the residual screen runs again on the fit and its picks are fitted
    in with pruning; a round is kept when it lowers the worst species' residual. This
    repairs a true row that the fit replaced by a near twin (on GRI: C2H4 + OH → CH3 + CO +
-   H2 by C2H4 + OH → CH3 + CO + 2H, the difference being the fast H2 → 2H).
+   H2 by C2H4 + OH → CH3 + CO + 2H, the difference being the fast H2 → 2H). A species the
+   data show changing but no row of the fit changes (on GRI: CO2, whose one maker
+   H + OH + CO → H2 + CO2 carries 2e-4 of the OH flux) gets its best maker scored on its
+   own residual.
 
 The caller verifies the survivors on every sample.
 
@@ -95,7 +98,7 @@ MAX_ADDED = 4
 SCREEN_ORDER = 3
 #: Rounds of residual screen and refit after the final fit, while the fit leaves a residual
 #: above the solver's and a round improves it.
-REFINE_ROUNDS = 2
+REFINE_ROUNDS = 3
 #: A relative residual whose RMS is at most this is the solver's (tolerance 1e-7), not a
 #: missing row's: the residual screen picks nothing. (A true row replaced by a near twin,
 #: on simplified GRI-3.0, leaves 2–3e-6; the true mechanism about 2e-7.)
@@ -479,8 +482,8 @@ def linear_responses(model: KineticModel, k: np.ndarray, x0: np.ndarray, times: 
     return R
 
 
-def residual_screen(mechanism: Mechanism, candidates: np.ndarray, sub: ReactionData
-                    ) -> list[tuple[int, float, float]]:
+def residual_screen(mechanism: Mechanism, candidates: np.ndarray, sub: ReactionData, *,
+                    orphans: bool = False) -> list[tuple[int, float, float]]:
     """Pick candidates that explain what a fitted mechanism misses (stage 5, a score test).
 
     The residual of ``mechanism`` at every later time (weighted as the trajectory fit
@@ -489,7 +492,9 @@ def residual_screen(mechanism: Mechanism, candidates: np.ndarray, sub: ReactionD
     (:func:`linear_responses`: its effect at every later time), projected alike. Greedy
     (orthogonal matching pursuit, rates ≥ 0): the candidate leaving the smallest share of
     the residual is picked while that share is at most :data:`ADD_SHARE`, up to
-    :data:`MAX_ADDED`.
+    :data:`MAX_ADDED`. With ``orphans`` (the refinement rounds), each species that no row
+    of ``mechanism`` or of those picks changes, but the data do, also gets the candidate
+    that best explains its own residual (:func:`_orphan_picks`).
 
     Returns
     -------
@@ -523,8 +528,20 @@ def residual_screen(mechanism: Mechanism, candidates: np.ndarray, sub: ReactionD
     r = ((c - x) * w)[:, 1:].reshape(-1)
     if not r.size or math.sqrt(float(np.mean(r ** 2))) <= SOLVER_RESIDUAL:
         return []
-    A = (sens * w[..., None])[:, 1:].reshape(-1, sens.shape[-1])
-    B = E.transpose(2, 0, 1, 3).reshape(len(candidates), -1).T
+    picks = _greedy_picks(r, (sens * w[..., None])[:, 1:].reshape(-1, sens.shape[-1]),
+                          E.transpose(2, 0, 1, 3).reshape(len(candidates), -1).T)
+    if not orphans:
+        return picks
+    return picks + _orphan_picks(mechanism, candidates, ((c - x) * w)[:, 1:], E,
+                                 {j for j, _, _ in picks})
+
+
+def _greedy_picks(r: np.ndarray, A: np.ndarray, B: np.ndarray) -> list[tuple[int, float, float]]:
+    """Orthogonal matching pursuit of the residual ``r`` on the responses ``B``.
+
+    ``A`` holds the present rates' sensitivities (projected out of ``r`` and ``B`` first);
+    see :func:`residual_screen`.
+    """
     U, sv, _ = np.linalg.svd(A, full_matrices=False)
     Q = U[:, sv > 1e-8 * sv[0]] if sv.size and sv[0] > 0 else U[:, :0]
     r = r - Q @ (Q.T @ r)
@@ -544,6 +561,42 @@ def residual_screen(mechanism: Mechanism, candidates: np.ndarray, sub: ReactionD
         q = B[:, j] / math.sqrt(size[j])
         r = r - q * (q @ r)
         B = B - np.outer(q, q @ B)
+    return picks
+
+
+def _orphan_picks(mechanism: Mechanism, candidates: np.ndarray, r: np.ndarray, E: np.ndarray,
+                  taken: set[int]) -> list[tuple[int, float, float]]:
+    """Pick, for each species that changes in the data but in no row, its best maker.
+
+    A species that no row of ``mechanism`` changes stays at its first value in the model,
+    so its residual is all of its measured change, however small next to the others' (on
+    GRI: CO2, made only by H + OH + CO → H2 + CO2, changes by about 1e-4 of itself). The
+    greedy score on the whole residual ranks rows by what they explain in every species
+    and can pass such a species by. Here each one is scored alone: the candidate changing
+    it whose response fits its residual best (rate ≥ 0) is picked when it leaves at most
+    :data:`ADD_SHARE` of that residual.
+
+    ``r`` is the weighted residual ``(n, n_t − 1, S)``, ``E`` the weighted responses
+    ``(n, n_t − 1, n_candidates, S)``; returns picks as :func:`residual_screen` does.
+    """
+    rows = np.vstack([np.round(np.asarray(mechanism.V))[np.asarray(mechanism.kf) > 0],
+                      candidates[sorted(taken)].reshape(-1, r.shape[-1])])
+    moved = np.any(rows != 0, axis=0)
+    picks = []
+    for i in np.flatnonzero(~moved):
+        ri = r[..., i].reshape(-1)
+        total = float(ri @ ri)
+        if math.sqrt(total / max(ri.size, 1)) <= SOLVER_RESIDUAL:
+            continue
+        Bi = E[..., i].transpose(2, 0, 1).reshape(len(candidates), -1).T
+        size = np.maximum(np.sum(Bi ** 2, axis=0), 1e-300)
+        rate = np.maximum((Bi.T @ ri) / size, 0.0)
+        share = np.sqrt(np.maximum(total - rate ** 2 * size, 0.0) / total)
+        share[(candidates[:, i] == 0) | np.isin(np.arange(len(candidates)), list(taken))] = np.inf
+        j = int(np.argmin(share))
+        if share[j] <= ADD_SHARE:
+            picks.append((j, float(share[j]), float(rate[j])))
+            taken = taken | {j}
     return picks
 
 
@@ -677,7 +730,7 @@ def _screen_and_fit(mech: Mechanism, facts: _Facts, sub: ReactionData, data: Rea
     failed, and when nothing was picked unless ``fit_without_picks``.
     """
     candidates = _screened_rows(facts, np.asarray(np.round(mech.V), int))
-    picks = residual_screen(mech, candidates, sub)
+    picks = residual_screen(mech, candidates, sub, orphans=not fit_without_picks)
     if not picks and not fit_without_picks:
         return 0, None
     start = _with_rows(mech, np.array([candidates[j] for j, _, _ in picks]), data)
