@@ -418,7 +418,7 @@ def _trapezoid_weights(grid: np.ndarray) -> np.ndarray:
 
 
 def linear_responses(model: KineticModel, k: np.ndarray, x0: np.ndarray, times: np.ndarray,
-                     monomials: np.ndarray, grid_points: int = 300) -> np.ndarray | None:
+                     monomials: np.ndarray, grid_points: int = 150) -> np.ndarray | None:
     """Return how one sample's later states respond to rows added at small rates.
 
     ``R[i − 1, m] @ v`` is the linear response of ``c(t_i)`` to a row ``v`` of unit rate
@@ -440,7 +440,7 @@ def linear_responses(model: KineticModel, k: np.ndarray, x0: np.ndarray, times: 
         ``(n_t,)`` its times.
     monomials : numpy.ndarray
         ``(n_mono, S)`` reactant orders of the rows to score.
-    grid_points : int, default 300
+    grid_points : int, default 150
         Quadrature points towards each end of every interval.
 
     Returns
