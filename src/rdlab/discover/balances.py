@@ -525,15 +525,15 @@ def residual_screen(mechanism: Mechanism, candidates: np.ndarray, sub: ReactionD
             E[n, i] = np.einsum("cij,cj->ci", Ri[which], candidates) * w[n, i + 1, None, :]
     w[bad] = 0.0
     E[bad] = 0.0
-    r = ((c - x) * w)[:, 1:].reshape(-1)
+    later = ((c - x) * w)[:, 1:]
+    r = later.reshape(-1)
     if not r.size or math.sqrt(float(np.mean(r ** 2))) <= SOLVER_RESIDUAL:
         return []
     picks = _greedy_picks(r, (sens * w[..., None])[:, 1:].reshape(-1, sens.shape[-1]),
                           E.transpose(2, 0, 1, 3).reshape(len(candidates), -1).T)
     if not orphans:
         return picks
-    return picks + _orphan_picks(mechanism, candidates, ((c - x) * w)[:, 1:], E,
-                                 {j for j, _, _ in picks})
+    return picks + _orphan_picks(mechanism, candidates, later, E, {j for j, _, _ in picks})
 
 
 def _greedy_picks(r: np.ndarray, A: np.ndarray, B: np.ndarray) -> list[tuple[int, float, float]]:
@@ -592,7 +592,8 @@ def _orphan_picks(mechanism: Mechanism, candidates: np.ndarray, r: np.ndarray, E
         size = np.maximum(np.sum(Bi ** 2, axis=0), 1e-300)
         rate = np.maximum((Bi.T @ ri) / size, 0.0)
         share = np.sqrt(np.maximum(total - rate ** 2 * size, 0.0) / total)
-        share[(candidates[:, i] == 0) | np.isin(np.arange(len(candidates)), list(taken))] = np.inf
+        share[candidates[:, i] == 0] = np.inf
+        share[sorted(taken)] = np.inf
         j = int(np.argmin(share))
         if share[j] <= ADD_SHARE:
             picks.append((j, float(share[j]), float(rate[j])))
@@ -730,6 +731,7 @@ def _screen_and_fit(mech: Mechanism, facts: _Facts, sub: ReactionData, data: Rea
     failed, and when nothing was picked unless ``fit_without_picks``.
     """
     candidates = _screened_rows(facts, np.asarray(np.round(mech.V), int))
+    # the refinement rounds (not the first screen, on the quick fit) also pick orphans' makers
     picks = residual_screen(mech, candidates, sub, orphans=not fit_without_picks)
     if not picks and not fit_without_picks:
         return 0, None
