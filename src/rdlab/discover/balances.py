@@ -548,12 +548,9 @@ def _greedy_picks(r: np.ndarray, A: np.ndarray, B: np.ndarray) -> list[tuple[int
     B = B - Q @ (Q.T @ B)
     picks = []
     for _ in range(MAX_ADDED):
-        size = np.maximum(np.sum(B ** 2, axis=0), 1e-300)
-        rate = np.maximum((B.T @ r) / size, 0.0)
-        total = float(np.sum(r ** 2))
-        if total <= 0:
+        if float(r @ r) <= 0:
             break
-        share = np.sqrt(np.maximum(total - rate ** 2 * size, 0.0) / total)
+        share, rate, size = _shares(r, B)
         j = int(np.argmin(share))
         if share[j] > ADD_SHARE:
             break
@@ -562,6 +559,18 @@ def _greedy_picks(r: np.ndarray, A: np.ndarray, B: np.ndarray) -> list[tuple[int
         r = r - q * (q @ r)
         B = B - np.outer(q, q @ B)
     return picks
+
+
+def _shares(r: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fit ``r (m,)`` by each column of ``B (m, n)`` alone at a rate ≥ 0.
+
+    Returns the share of ``‖r‖`` each leaves, the rates and the columns' squared norms
+    (``r`` must not be zero).
+    """
+    size = np.maximum(np.sum(B ** 2, axis=0), 1e-300)
+    rate = np.maximum((B.T @ r) / size, 0.0)
+    total = float(r @ r)
+    return np.sqrt(np.maximum(total - rate ** 2 * size, 0.0) / total), rate, size
 
 
 def _orphan_picks(mechanism: Mechanism, candidates: np.ndarray, r: np.ndarray, E: np.ndarray,
@@ -588,10 +597,7 @@ def _orphan_picks(mechanism: Mechanism, candidates: np.ndarray, r: np.ndarray, E
         total = float(ri @ ri)
         if math.sqrt(total / max(ri.size, 1)) <= SOLVER_RESIDUAL:
             continue
-        Bi = E[..., i].transpose(2, 0, 1).reshape(len(candidates), -1).T
-        size = np.maximum(np.sum(Bi ** 2, axis=0), 1e-300)
-        rate = np.maximum((Bi.T @ ri) / size, 0.0)
-        share = np.sqrt(np.maximum(total - rate ** 2 * size, 0.0) / total)
+        share, rate, _ = _shares(ri, E[..., i].transpose(2, 0, 1).reshape(len(candidates), -1).T)
         share[candidates[:, i] == 0] = np.inf
         share[sorted(taken)] = np.inf
         j = int(np.argmin(share))
