@@ -62,21 +62,22 @@ def test_config_errors_name_the_bad_value(tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 def test_cuda_optimisation_resumes_and_loads_on_the_cpu(tmp_path):
-    """The whole loop on CUDA: staged, interrupted and resumed to the uninterrupted result
-    (GPU kernels are not bit-reproducible, hence a tolerance), returned and reloaded on the
-    CPU; the initial θΨ does not depend on the device."""
-    cfg = DesignConfig.from_dict({**TINY, "device": "cuda"})
+    """The whole loop on CUDA with deterministic kernels: staged, interrupted and resumed to
+    exactly the uninterrupted result (without them two whole runs already differ by ~1e-6),
+    returned and reloaded on the CPU; the initial θΨ does not depend on the device."""
+    cfg = DesignConfig.from_dict({**TINY, "device": "cuda", "deterministic": True})
     whole = optimise(cfg, tmp_path / "whole", progress=False)
     assert whole.device.type == "cpu"
+    assert not torch.are_deterministic_algorithms_enabled()  # restored after the run
     part = tmp_path / "part"
     optimise(cfg, part, progress=False, time_budget_s=1e-9)
     resumed = optimise(cfg, part, progress=False)
     hist = read_history(part)
     assert [h["T"] for h in hist] == [4] * 4 + [8] * 4
-    assert all(np.isfinite(h["loss"]) for h in hist)
+    assert [h["loss"] for h in hist] == [h["loss"] for h in read_history(tmp_path / "whole")]
     for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
         for k in a:
-            torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
     loaded = load_model(tmp_path / "whole")
     assert loaded.device.type == "cpu"
     cpu = DesignConfig.from_dict(TINY)
@@ -92,7 +93,9 @@ def test_an_interrupted_run_resumes_to_the_same_result(tmp_path):
     part = tmp_path / "part"
     optimise(cfg, part, progress=False, time_budget_s=1e-9)  # stops after one step
     assert len(read_history(part)) == 1
-    resumed = optimise(cfg, part, progress=False)
+    # resumed with deterministic kernels: another choice of kernels, the same experiment
+    resumed = optimise(DesignConfig.from_dict({**TINY, "deterministic": True}), part,
+                       progress=False)
     for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
         for k in a:
             torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)

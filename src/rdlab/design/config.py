@@ -13,8 +13,8 @@ Every setting of a run lives in one :class:`DesignConfig`, a :class:`rdlab.setti
 - ``optimiser`` (:class:`OptimiserSettings`) — Adam, its schedules, the staged horizons,
   early stopping, checkpoints and the time budget;
 - ``evaluation`` (:class:`EvaluationSettings`) — what the report measures afterwards;
-- at the top: ``name``, ``seed``, ``device``, ``dtype``, the ``loss`` terms and the start
-  values (``init_from``, ``initial``).
+- at the top: ``name``, ``seed``, ``device``, ``deterministic``, ``dtype``, the ``loss``
+  terms and the start values (``init_from``, ``initial``).
 
 ``rdlab design CONFIG`` reads one; the bundled ones (:func:`bundled_configs`) reproduce the
 paper's figures and have a ``-quick`` variant for a laptop. ``--set optimiser.lr=1e-4``
@@ -467,6 +467,10 @@ class DesignConfig(Settings):
         Where the optimisation runs (``"cpu"``, ``"cuda"``, ...; the random draws then come
         from a generator on that device, so a seed gives device-specific results);
         evaluation and reports always run on the CPU.
+    deterministic : bool, default False
+        Use torch's deterministic kernels (:mod:`rdlab.torch_determinism`), so that a run on
+        a GPU is reproducible to the bit and an interrupted one resumes to exactly the
+        uninterrupted result (slower there; the CPU is deterministic either way).
     dtype : {"float32", "float64"}
         Precision of the optimisation.
     model : ModelSettings
@@ -502,6 +506,7 @@ class DesignConfig(Settings):
     name: str = "design"
     seed: int = 1
     device: str = "cpu"
+    deterministic: bool = False
     dtype: str = "float32"
     model: ModelSettings = field(default_factory=ModelSettings)
     generator: GeneratorSettings = field(default_factory=GeneratorSettings)

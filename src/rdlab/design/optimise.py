@@ -67,6 +67,7 @@ from rdlab.design.run_files import (
 from rdlab.design.trajectory import Trajectory
 from rdlab.errors import DataError, ParameterError
 from rdlab.system import FlowNoise
+from rdlab.torch_determinism import deterministic_algorithms
 from rdlab.training_loop import (
     STOP_PATIENCE,
     STOP_TIME_BUDGET,
@@ -502,12 +503,13 @@ def optimise(config: DesignConfig, out: str | Path, *, progress: bool = True,
         start_from(model, Path(config.resolve_path(config.init_from)))
     # -- checked; from here on the folder changes
     run = _Optimisation(model, out, time_budget_s, progress)
-    run.start(saved)
-    try:
-        if not run.run_stages():
-            return model.to("cpu")  # out of time: the checkpoint is there to resume from
-    finally:
-        run.close()
+    with deterministic_algorithms(config.deterministic):
+        run.start(saved)
+        try:
+            if not run.run_stages():
+                return model.to("cpu")  # out of time: the checkpoint is there to resume from
+        finally:
+            run.close()
     model.to("cpu")
     if not (saved is not None and saved["state"]["finished"] and (out / MODEL).is_file()):
         atomic_torch_save({"config": run.cfg_dump, "model": model.state_dict(),
@@ -689,13 +691,14 @@ def start_from(model: DesignModel, source: Path) -> None:
 
 
 def _without_device(config: dict) -> dict:
-    """Return a config dump in today's form, minus ``device`` and ``model.engine``.
+    """Return a config dump in today's form, minus ``device``, ``deterministic``, ``model.engine``.
 
     Today's form: :func:`~rdlab.design.config.normalised` (a flat config of an older run
-    reads as its sections); without ``device`` and the roll-out engine since a run may
-    resume on another device or engine (they compute the same model).
+    reads as its sections); without ``device``, the choice of deterministic kernels and the
+    roll-out engine since a run may resume on another device, kernels or engine (they
+    compute the same model).
     """
-    out = {k: v for k, v in normalised(config).items() if k != "device"}
+    out = {k: v for k, v in normalised(config).items() if k not in ("device", "deterministic")}
     if isinstance(out.get("model"), dict):
         out["model"] = {k: v for k, v in out["model"].items() if k != "engine"}
     return out
