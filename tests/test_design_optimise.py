@@ -407,3 +407,24 @@ def test_checked_dissipation_is_nan_outside_the_physical_range():
     values = sigma(X, model.params.as_torch_parameters(2))
     assert torch.isfinite(values[0]) and values[0] > 0
     assert torch.isnan(values[1])
+
+
+def test_gradients_clip_globally_or_tensor_by_tensor():
+    """Global: one factor for all (3-4-12 → norm 13 scaled to 6.5); per tensor (Keras's
+    clipnorm under TF 2.5): each tensor alone, a small one left as it is."""
+    from rdlab.design.optimise import clip_gradients
+
+    def grads(per_tensor):
+        a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(1))
+        a.grad, b.grad = torch.tensor([3.0, 4.0]), torch.tensor([12.0])
+        clip_gradients([a, b], 6.5, per_tensor)
+        return a.grad, b.grad
+
+    a, b = grads(False)
+    torch.testing.assert_close(a, torch.tensor([1.5, 2.0]))
+    torch.testing.assert_close(b, torch.tensor([6.0]))
+    a, b = grads(True)
+    torch.testing.assert_close(a, torch.tensor([3.0, 4.0]))  # norm 5 ≤ 6.5: untouched
+    torch.testing.assert_close(b, torch.tensor([6.5]))
+    cfg = DesignConfig.from_dict({**TINY, "optimiser": {"clip_per_tensor": True}})
+    assert cfg.optimiser.clip_per_tensor

@@ -271,7 +271,10 @@ class OptimiserSettings(Settings):
     eps : float, default 1e-2
         Adam's ε.
     clip_norm : float, default 0.5
-        Global gradient-norm clipping.
+        Gradient-norm clipping: of all gradients together, or of each tensor's.
+    clip_per_tensor : bool, default False
+        Clip each parameter tensor's gradient norm to ``clip_norm`` on its own (the
+        authors' Keras ``clipnorm`` under TF 2.5) instead of the global norm.
     halve_at : tuple of int, default ()
         Steps at which the LR is halved.
     plateau_patience : int or None, default 500
@@ -304,6 +307,7 @@ class OptimiserSettings(Settings):
     beta2: float = 0.999
     eps: float = 1e-2
     clip_norm: float = 0.5
+    clip_per_tensor: bool = False
     halve_at: tuple[int, ...] = ()
     plateau_patience: int | None = 500
     early_stop_patience: int | None = 1000

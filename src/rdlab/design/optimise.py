@@ -7,8 +7,8 @@ E — and minimises the configured loss with Adam:
 * each step draws ``z`` (and the noisy flow fields), generates X0 = G(z), rolls the model
   out for the stage's horizon T (:func:`~rdlab.design.dynamics.rollout`, or
   :func:`~rdlab.design.compiled_rollout.compiled_rollout` with ``model.engine``
-  ``compiled``), evaluates the loss,
-  clips the global gradient norm, steps Adam and projects θΨ onto its constraints;
+  ``compiled``), evaluates the loss, clips the global gradient norm (or each tensor's),
+  steps Adam and projects θΨ onto its constraints;
 * with a ``hold`` loss term, on the steps it is due the roll-out is continued past the
   window to a drawn time (:func:`hold_extension`: warm without gradient, the last steps
   differentiable), its draws taken from the same seeded generator, so a resumed run stays
@@ -77,8 +77,8 @@ from rdlab.training_loop import (
     TimeBudget,
 )
 
-__all__ = ["DesignModel", "build_model", "hold_extension", "load_model", "optimise",
-           "read_history", "resume_point", "simulate_design"]
+__all__ = ["DesignModel", "build_model", "clip_gradients", "hold_extension", "load_model",
+           "optimise", "read_history", "resume_point", "simulate_design"]
 
 
 @dataclass(eq=False)
@@ -371,6 +371,27 @@ def _make_optimiser(model: DesignModel, stage: int):
     return opt, steps, plateau
 
 
+def clip_gradients(parameters: list[torch.nn.Parameter], max_norm: float,
+                   per_tensor: bool = False) -> None:
+    """Scale the gradients (in place) so that their norm is at most ``max_norm``.
+
+    Parameters
+    ----------
+    parameters : list of torch.nn.Parameter
+        Tensors whose ``.grad`` is clipped (those without one are skipped).
+    max_norm : float
+        The largest norm kept.
+    per_tensor : bool, default False
+        Clip each tensor's gradient on its own (Keras's ``clipnorm`` under TF 2.5, as in
+        the authors' code) instead of all of them together by their global norm.
+    """
+    if not per_tensor:
+        torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+        return
+    for p in parameters:
+        torch.nn.utils.clip_grad_norm_(p, max_norm)
+
+
 def _floor_lr(opt, ratio: float) -> None:
     """Keep each group's LR at ``ratio`` times its stage's starting LR or above."""
     for g in opt.param_groups:
@@ -622,7 +643,7 @@ class _Optimisation:
             raise ParameterError(f"the loss became {float(total)} at stage {stage} (T = {T}) "
                                  f"step {index}: lower lr or raise the step-size weight")
         total.backward()
-        torch.nn.utils.clip_grad_norm_(model.trainable(), cfg.clip_norm)
+        clip_gradients(model.trainable(), cfg.clip_norm, cfg.clip_per_tensor)
         lr = opt.param_groups[0]["lr"]
         self.in_step = True
         opt.step()
