@@ -335,6 +335,35 @@ def test_ctrl_c_in_the_middle_of_a_step_resumes_to_the_same_result(tmp_path, mon
             == [h["loss"] for h in read_history(tmp_path / "whole")])
 
 
+def test_sigterm_between_steps_checkpoints_the_steps_done(tmp_path, monkeypatch):
+    """SIGTERM (a batch system's time limit; the rdlab command raises SystemExit for it)
+    between steps keeps every finished step, not only those of the last periodic
+    checkpoint, and the resumed run equals the uninterrupted one."""
+    import rdlab.design.optimise as optimise_module
+
+    cfg = DesignConfig.from_dict({**TINY, "checkpoint_every": 100})
+    whole = optimise(cfg, tmp_path / "whole", progress=False)
+    roll_out = optimise_module.simulate_design
+    calls = {"n": 0}
+
+    def terminated(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise SystemExit(143)
+        return roll_out(*args, **kwargs)
+
+    monkeypatch.setattr(optimise_module, "simulate_design", terminated)
+    with pytest.raises(SystemExit):
+        optimise(cfg, tmp_path / "part", progress=False)
+    monkeypatch.setattr(optimise_module, "simulate_design", roll_out)
+    saved = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=False)
+    assert saved["state"]["total_steps"] == 5  # not 4, the end of stage 1
+    resumed = optimise(cfg, tmp_path / "part", progress=False)
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
+        for k in a:
+            assert torch.equal(a[k], b[k]), k
+
+
 def test_a_folder_of_another_config_is_refused_before_anything_is_written(tmp_path):
     from rdlab.design.optimise import resume_point
 

@@ -603,8 +603,9 @@ class _Optimisation:
                                          finished=stage + 1 >= len(stages))
                 self.schedules = (None, None, None)  # the next stage starts a fresh optimiser
                 self._checkpoint()
-        except KeyboardInterrupt:
-            # a checkpoint at a step boundary only: mid-step the model has moved on and the
+        except (KeyboardInterrupt, SystemExit):
+            # Ctrl-C, or SIGTERM (which the rdlab command turns into SystemExit): a
+            # checkpoint at a step boundary only: mid-step the model has moved on and the
             # state not yet (then the last periodic checkpoint stands)
             if not self.in_step:
                 self._checkpoint()
