@@ -457,3 +457,21 @@ def test_gradients_clip_globally_or_tensor_by_tensor():
     torch.testing.assert_close(b, torch.tensor([6.5]))
     cfg = DesignConfig.from_dict({**TINY, "optimiser": {"clip_per_tensor": True}})
     assert cfg.optimiser.clip_per_tensor
+
+
+def test_each_stage_halves_its_lr_at_its_own_steps(tmp_path):
+    """halve_at as one list per stage (Table 2: stage 2 halves at other steps than
+    stage 1); a single list applies to every stage, counted from the stage's start."""
+    def lrs(halve_at, folder):
+        cfg = DesignConfig.from_dict({**TINY, "lr": [1e-3, 1e-4], "halve_at": halve_at,
+                                      "plateau_patience": None})
+        optimise(cfg, tmp_path / folder, progress=False)
+        return [h["lr"] for h in read_history(tmp_path / folder)]
+
+    assert lrs([[2], [1, 3]], "a") == pytest.approx(
+        [1e-3, 1e-3, 5e-4, 5e-4, 1e-4, 5e-5, 5e-5, 2.5e-5])
+    assert lrs([2], "b") == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4, 1e-4, 1e-4, 5e-5, 5e-5])
+    with pytest.raises(ParameterError, match="halve_at lists 1 lists of steps for 2 stages"):
+        DesignConfig.from_dict({**TINY, "halve_at": [[2]]})
+    with pytest.raises(ParameterError, match="halve_at"):
+        DesignConfig.from_dict({**TINY, "halve_at": [[2], [0]]})

@@ -275,8 +275,10 @@ class OptimiserSettings(Settings):
     clip_per_tensor : bool, default False
         Clip each parameter tensor's gradient norm to ``clip_norm`` on its own (the
         authors' Keras ``clipnorm`` under TF 2.5) instead of the global norm.
-    halve_at : tuple of int, default ()
-        Steps at which the LR is halved.
+    halve_at : tuple of int, or one tuple of int per stage, default ()
+        Steps (of each stage, counted from its start) at which the LR is halved: one list
+        for every stage, or one list per stage (the paper's Table 2 halves at other steps
+        in each stage).
     plateau_patience : int or None, default 500
         The LR is also halved on a plateau of this many steps.
     early_stop_patience : int or None, default 1000
@@ -308,7 +310,7 @@ class OptimiserSettings(Settings):
     eps: float = 1e-2
     clip_norm: float = 0.5
     clip_per_tensor: bool = False
-    halve_at: tuple[int, ...] = ()
+    halve_at: tuple[int, ...] | tuple[tuple[int, ...], ...] = ()
     plateau_patience: int | None = 500
     early_stop_patience: int | None = 1000
     min_lr_ratio: float = 0.01
@@ -342,8 +344,12 @@ class OptimiserSettings(Settings):
                 raise ParameterError(f"{name} must lie in (0, 1), got {v!r}")
         if not 0 < self.min_lr_ratio <= 1:
             raise ParameterError(f"min_lr_ratio must lie in (0, 1], got {self.min_lr_ratio!r}")
-        for v in self.halve_at:
-            _at_least(v, 1, "halve_at", what="steps ≥ 1")
+        if self._halvings_per_stage() and len(self.halve_at) != len(self.stages):
+            raise ParameterError(f"halve_at lists {len(self.halve_at)} lists of steps for "
+                                 f"{len(self.stages)} stages")
+        for stage in range(len(self.stages)):
+            for v in self.stage_halvings(stage):
+                _at_least(v, 1, "halve_at", what="steps ≥ 1")
         if self.plateau_patience is not None:
             _at_least(self.plateau_patience, 0, "plateau_patience")
         if self.early_stop_patience is not None:
@@ -382,6 +388,27 @@ class OptimiserSettings(Settings):
             Its learning rate.
         """
         return float(self.listed("lr")[stage] if isinstance(self.lr, tuple) else self.lr)
+
+    def _halvings_per_stage(self) -> bool:
+        """Whether ``halve_at`` lists one list of steps per stage."""
+        return any(isinstance(v, tuple) for v in self.halve_at)
+
+    def stage_halvings(self, stage: int) -> list[int]:
+        """Return the steps of a stage at which its LR is halved.
+
+        Parameters
+        ----------
+        stage : int
+            The stage, 0-based.
+
+        Returns
+        -------
+        list of int
+            Steps counted from the stage's start.
+        """
+        if self._halvings_per_stage():
+            return [int(v) for v in self.halve_at[stage]]
+        return [int(v) for v in self.halve_at]
 
     def stage_steps(self, stage: int) -> int:
         """Return the most steps of a stage.

@@ -361,7 +361,8 @@ def _make_optimiser(model: DesignModel, stage: int):
                    "lr": lr * cfg.theta_lr_scale}]
     opt = torch.optim.Adam(groups, lr=lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
                            fused=True)
-    steps = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.halve_at), gamma=0.5)
+    steps = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=cfg.stage_halvings(stage),
+                                                 gamma=0.5)
     plateau = None
     if cfg.plateau_patience is not None:
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
