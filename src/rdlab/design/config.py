@@ -394,18 +394,7 @@ class OptimiserSettings(Settings):
         return any(isinstance(v, tuple) for v in self.halve_at)
 
     def stage_halvings(self, stage: int) -> list[int]:
-        """Return the steps of a stage at which its LR is halved.
-
-        Parameters
-        ----------
-        stage : int
-            The stage, 0-based.
-
-        Returns
-        -------
-        list of int
-            Steps counted from the stage's start.
-        """
+        """Return the steps of ``stage`` (0-based; counted from its start) that halve its LR."""
         if self._halvings_per_stage():
             return [int(v) for v in self.halve_at[stage]]
         return [int(v) for v in self.halve_at]
