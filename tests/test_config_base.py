@@ -304,7 +304,8 @@ def test_every_bundled_design_config_reads_the_same_flat(tmp_path):
     for name in bundled_configs():
         config = load_config(name)
         d = config.to_dict()
-        assert set(d) == {"name", "seed", "device", "dtype", "model", "generator", "loss",
+        assert set(d) == {"name", "seed", "device", "deterministic", "dtype", "model",
+                          "generator", "loss",
                           "optimiser", "evaluation", "init_from", "initial"}
         assert DesignConfig.from_dict(flat(d)) == DesignConfig.from_dict(d)
         assert DesignConfig.from_dict(d).to_dict() == d  # the dict round trip

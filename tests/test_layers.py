@@ -19,6 +19,7 @@ LAYERS: dict[str, int] = {
     "errors": 0, "lazy_exports": 0, "registry": 1,
     "checks": 1, "atomic": 1, "output_lock": 2, "settings": 2, "store_check": 1,
     "run_folder": 3, "training_loop": 3, "dask_cluster": 3, "heap_settings": 1,
+    "torch_determinism": 1,
     "chemistry": 4,
     "system": 5, "smoothing": 5, "initial": 6,
     "simulate": 7,
