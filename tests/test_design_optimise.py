@@ -20,6 +20,13 @@ TINY = {"name": "tiny", "species": 3, "network": "gs", "size": [16, 16], "stages
                  "step_size": {"weight": 10.0}}}
 
 
+def assert_same_model(whole, resumed):
+    """Assert that two design models hold the same tensors, to the bit."""
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
 def test_every_bundled_config_loads_and_has_a_quick_variant():
     configs = bundled_configs()
     for fig in ("fig2a", "fig2b", "fig3", "fig3-total", "fig4", "fig4-bistable", "fig5"):
@@ -75,9 +82,7 @@ def test_cuda_optimisation_resumes_and_loads_on_the_cpu(tmp_path):
     hist = read_history(part)
     assert [h["T"] for h in hist] == [4] * 4 + [8] * 4
     assert [h["loss"] for h in hist] == [h["loss"] for h in read_history(tmp_path / "whole")]
-    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
-        for k in a:
-            torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    assert_same_model(whole, resumed)
     loaded = load_model(tmp_path / "whole")
     assert loaded.device.type == "cpu"
     cpu = DesignConfig.from_dict(TINY)
@@ -96,9 +101,7 @@ def test_an_interrupted_run_resumes_to_the_same_result(tmp_path):
     # resumed with deterministic kernels: another choice of kernels, the same experiment
     resumed = optimise(DesignConfig.from_dict({**TINY, "deterministic": True}), part,
                        progress=False)
-    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
-        for k in a:
-            torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    assert_same_model(whole, resumed)
     hist = read_history(part)
     assert [h["loss"] for h in hist] == [h["loss"] for h in read_history(tmp_path / "whole")]
     assert [h["T"] for h in hist] == [4] * 4 + [8] * 4  # staged horizons
@@ -140,9 +143,7 @@ def test_theta_lr_scale_gives_the_chemistry_its_own_step_and_resumes(tmp_path):
     part = tmp_path / "part"
     optimise(cfg, part, progress=False, time_budget_s=1e-9)
     resumed = optimise(cfg, part, progress=False)
-    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
-        for k in a:
-            torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    assert_same_model(whole, resumed)
     with pytest.raises(ParameterError, match="theta_lr_scale.*-1"):
         DesignConfig.from_dict({**TINY, "optimiser": {"theta_lr_scale": -1.0}})
 
@@ -328,9 +329,7 @@ def test_ctrl_c_in_the_middle_of_a_step_resumes_to_the_same_result(tmp_path, mon
     monkeypatch.setattr(DesignParameters, "project_", project)
     assert len(read_history(tmp_path / "part")) == 4
     resumed = optimise(cfg, tmp_path / "part", progress=False)
-    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
-        for k in a:
-            assert torch.equal(a[k], b[k]), k
+    assert_same_model(whole, resumed)
     assert ([h["loss"] for h in read_history(tmp_path / "part")]
             == [h["loss"] for h in read_history(tmp_path / "whole")])
 
@@ -359,9 +358,7 @@ def test_sigterm_between_steps_checkpoints_the_steps_done(tmp_path, monkeypatch)
     saved = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=False)
     assert saved["state"]["total_steps"] == 5  # not 4, the end of stage 1
     resumed = optimise(cfg, tmp_path / "part", progress=False)
-    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
-        for k in a:
-            assert torch.equal(a[k], b[k]), k
+    assert_same_model(whole, resumed)
 
 
 def test_a_folder_of_another_config_is_refused_before_anything_is_written(tmp_path):
