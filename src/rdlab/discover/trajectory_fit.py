@@ -51,6 +51,7 @@ from scipy.optimize import least_squares
 from rdlab.chemistry.kinetics import GAS_CONSTANT
 from rdlab.discover.data import ReactionData
 from rdlab.discover.identifiability import MAX_STANDARD_ERROR, Identifiability, analyse
+from rdlab.discover.mass_action_kernel import mass_action_rates_jacobian
 from rdlab.discover.mechanism import NEGLIGIBLE_FLUX, ArrheniusRates, Mechanism
 from rdlab.errors import ParameterError, SimulationError
 
@@ -246,23 +247,21 @@ class KineticModel:
         J : numpy.ndarray
             ``(n, n_s, n_s)`` ``∂f/∂x``.
         """
-        A = self.reactants
         if not self.whole_orders:
             x = np.maximum(x, 0.0)
-        powers = self._powers(x, A)  # (n, P, S)
-        m = np.prod(powers, axis=2)
-        r = k * m
-        f = r @ self.net
-        # ∂m/∂x_j = a_j x_j^(a_j − 1) ∏_{l≠j} x_l^a_l, the product over l ≠ j from
-        # prefix and suffix products (exact at x_j = 0)
-        ones = np.ones_like(powers[:, :, :1])
-        before = np.cumprod(np.concatenate([ones, powers[:, :, :-1]], axis=2), axis=2)
-        after = np.cumprod(np.concatenate([ones, powers[:, :, :0:-1]], axis=2),
-                           axis=2)[:, :, ::-1]
-        own = A[None] * self._powers(x, np.maximum(A - 1, 0))
-        dm = before * after * own
-        J = np.matmul(self.net.T[None], k[:, :, None] * dm)
-        return r, f, J
+        return mass_action_rates_jacobian(np.ascontiguousarray(x, dtype=float),
+                                          np.ascontiguousarray(k, dtype=float),
+                                          self._reactants_c, self._net_c)
+
+    @cached_property
+    def _reactants_c(self) -> np.ndarray:
+        """``reactants`` as a C-contiguous float array (the compiled kernel's input)."""
+        return np.ascontiguousarray(self.reactants, dtype=float)
+
+    @cached_property
+    def _net_c(self) -> np.ndarray:
+        """``net`` as a C-contiguous float array (the compiled kernel's input)."""
+        return np.ascontiguousarray(self.net, dtype=float)
 
 
 def temperature_offsets(data: ReactionData) -> tuple[float | None, np.ndarray | None]:
