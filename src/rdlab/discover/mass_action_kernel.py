@@ -4,7 +4,7 @@ One job: for concentrations ``x (n, S)``, rate constants ``k (n, P)``, reactant 
 ``A (P, S)`` and net stoichiometry ``net (P, S)`` of ``P`` directed reactions, return the
 rates ``r = k ∏_j x_j^A_pj``, ``f = r @ net`` and ``J = ∂f/∂x``. The stiff solver of the
 trajectory fit calls this hundreds of thousands of times on small arrays (simplified
-GRI-3.0: 5 samples, 25 directions, 16 species), where numpy's per-call overhead was most of
+GRI-3.0: 5 samples, 24 directions, 16 species), where numpy's per-call overhead was most of
 the cost. :meth:`rdlab.discover.trajectory_fit.KineticModel.rates_jacobian` is the one
 caller; its tests compare ``J`` with finite differences of ``f``.
 
