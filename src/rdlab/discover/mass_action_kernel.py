@@ -5,8 +5,9 @@ One job: for concentrations ``x (n, S)``, rate constants ``k (n, P)``, reactant 
 rates ``r = k ∏_j x_j^A_pj``, ``f = r @ net`` and ``J = ∂f/∂x``. The stiff solver of the
 trajectory fit calls this hundreds of thousands of times on small arrays (simplified
 GRI-3.0: 5 samples, 24 directions, 16 species), where numpy's per-call overhead was most of
-the cost. :meth:`rdlab.discover.trajectory_fit.KineticModel.rates_jacobian` is the one
-caller; its tests compare ``J`` with finite differences of ``f``.
+the cost. :meth:`rdlab.discover.trajectory_fit.KineticModel.rates_jacobian` and
+:func:`~rdlab.discover.trajectory_fit.mean_monomials` (rates at k = 1) call it; the tests
+compare ``r`` with the mass-action formula and ``J`` with finite differences of ``f``.
 
 Conventions: ``x^0 = 1`` (also at ``x = 0``); a whole order is a product, so negative solver
 excursions enter the polynomial as they are; the slope of a fractional order below 1, infinite

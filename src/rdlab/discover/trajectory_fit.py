@@ -214,17 +214,6 @@ class KineticModel:
         """Return ``kf_i`` / ``kr_i`` (1-based rows) of each direction."""
         return [f"{'kr' if d else 'kf'}_{i + 1}" for i, d in self.directions]
 
-    @staticmethod
-    def _powers(x: np.ndarray, A: np.ndarray) -> np.ndarray:
-        """Return ``x_j^A_pj`` ``(n, P, S)`` (``0^0 = 1``); small integer orders by lookup."""
-        top = int(A.max()) if A.size else 0
-        if A.size and np.all(A == np.round(A)) and top <= 6:
-            table = np.cumprod(np.concatenate([np.ones_like(x[:, None]),
-                                               np.repeat(x[:, None], top, axis=1)], axis=1),
-                               axis=1)  # (n, top + 1, S): x^0 … x^top
-            return table[:, A.astype(int), np.arange(A.shape[1])[None, :]]
-        return np.where(A[None] > 0, x[:, None, :] ** A[None], 1.0)
-
     def rates_jacobian(self, x: np.ndarray, k: np.ndarray,
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return the direction rates, the right-hand side and its Jacobian.
@@ -1195,7 +1184,9 @@ def mean_monomials(concentrations: np.ndarray, orders: np.ndarray) -> np.ndarray
         ``(P,)`` mean monomials.
     """
     c = np.maximum(np.asarray(concentrations, float), 0.0).reshape(-1, orders.shape[1])
-    return np.mean(np.prod(KineticModel._powers(c, np.asarray(orders, float)), axis=2), axis=0)
+    A = np.ascontiguousarray(orders, dtype=float)
+    ones = np.ones((c.shape[0], A.shape[0]))  # k = 1: the rates are the monomials
+    return np.mean(mass_action_rates_jacobian(c, ones, A, np.zeros_like(A))[0], axis=0)
 
 
 def _fluxes(model: KineticModel, theta: np.ndarray, data: ReactionData
