@@ -13,12 +13,14 @@ Method
   rows), plus, with temperatures, one ``ε = Ea/(R T_ref)`` per direction:
   ``ln k(T) = ln k_ref − ε (T_ref/T − 1)``.
 * **Solver**: all samples are one stacked system (vectorised over samples), integrated by
-  ``scipy.integrate.solve_ivp(method="BDF")`` with a sparse block-diagonal Jacobian built from
-  the analytic mass-action Jacobian ``J = ∂f/∂x``.
+  SciPy's BDF with its Newton systems solved block by block
+  (:class:`~rdlab.discover.block_bdf.BlockBDF`) from the analytic mass-action Jacobian
+  ``J = ∂f/∂x``.
 * **Gradients**: forward sensitivities ``S = ∂x/∂θ`` integrated alongside the states:
-  ``dS/dt = J S + ∂f/∂θ`` (analytic, no finite differences). The Newton matrix of the stacked
-  system uses ``J`` on every block (the exact one is block lower-triangular; its diagonal is
-  the simultaneous-corrector approximation of CVODES).
+  ``dS/dt = J S + ∂f/∂θ`` (analytic, no finite differences). The stacked system's Jacobian is
+  block lower-triangular per sample: ``J`` on every diagonal block, and the sensitivity
+  blocks' dependence on the state in the first column (forward differences; they only shape
+  the Newton iteration).
 * **Residuals** (relative, i.e. first-order log, for data that span decades):
   ``r = (x_model − x_data) / (|x_data| + δ_s)`` with ``δ_s = floor · max x_s`` per species
   (default ``floor = 1e-4``). This is the maximum-likelihood weighting for multiplicative
@@ -49,6 +51,7 @@ from scipy.integrate import solve_ivp
 from scipy.optimize import least_squares
 
 from rdlab.chemistry.kinetics import GAS_CONSTANT
+from rdlab.discover.block_bdf import BlockBDF, BlockJacobian
 from rdlab.discover.data import ReactionData
 from rdlab.discover.identifiability import MAX_STANDARD_ERROR, Identifiability, analyse
 from rdlab.discover.mass_action_kernel import mass_action_rates_jacobian
@@ -373,12 +376,7 @@ def simulate(model: KineticModel, theta: np.ndarray, initial: np.ndarray, times:
     def jac(t, y):
         Y = y.reshape(n, blocks, S_)
         J = model.rates_jacobian(Y[:, 0], k)[2]
-        diag = np.repeat(J, blocks, axis=0)  # ∂f/∂x on every block
-        mat = sp.bsr_matrix((diag, np.arange(n * blocks), np.arange(n * blocks + 1)),
-                            shape=(n * blocks * S_,) * 2)
-        if not n_th:
-            return mat
-        return (mat + _coupling(rhs, t, Y, n, blocks, S_)).tocsc()
+        return BlockJacobian(J, _coupling(rhs, t, Y, n, blocks, S_) if n_th else None)
 
     y0 = np.zeros((n, blocks, S_))
     y0[:, 0] = x0
@@ -389,8 +387,8 @@ def simulate(model: KineticModel, theta: np.ndarray, initial: np.ndarray, times:
     Y = np.full((n, blocks, S_, t.size), np.nan)
     try:
         with np.errstate(all="ignore"):
-            sol = solve_ivp(rhs, (t[0], t[-1]), y0.reshape(-1), method="BDF", t_eval=t,
-                            jac=jac, rtol=rtol, atol=tol)
+            sol = solve_ivp(rhs, (t[0], t[-1]), y0.reshape(-1), method=BlockBDF, t_eval=t,
+                            block_jac=jac, blocks=(n, blocks, S_), rtol=rtol, atol=tol)
     except (RuntimeError, ValueError, np.linalg.LinAlgError, _SlowIntegration) as err:
         if isinstance(err, FitTimeout):
             raise
@@ -399,14 +397,16 @@ def simulate(model: KineticModel, theta: np.ndarray, initial: np.ndarray, times:
         # bad step, not a crash
         return np.transpose(Y[:, 0], (0, 2, 1)), (
             np.transpose(Y[:, 1:], (0, 3, 2, 1)) if n_th else None), False
-    Y[..., :sol.y.shape[1]] = sol.y.reshape(n, blocks, S_, -1)
-    ok = bool(sol.success and sol.y.shape[1] == t.size and np.all(np.isfinite(sol.y)))
+    reached = len(sol.t)  # a solver that fails before the first report time returns y = []
+    if reached:
+        Y[..., :reached] = np.reshape(sol.y, (n, blocks, S_, reached))
+    ok = bool(sol.success and reached == t.size and np.all(np.isfinite(Y)))
     x = np.transpose(Y[:, 0], (0, 2, 1))
     sens = np.transpose(Y[:, 1:], (0, 3, 2, 1)) if n_th else None
     return x, sens, ok
 
 
-def _coupling(rhs, t: float, Y: np.ndarray, n: int, blocks: int, S: int) -> sp.csr_matrix:
+def _coupling(rhs, t: float, Y: np.ndarray, n: int, blocks: int, S: int) -> np.ndarray:
     """Return ``∂(dS/dt)/∂x``, the sensitivity rows' dependence on the states (Newton only).
 
     The Newton matrix of the stacked system is block lower-triangular; with only its
@@ -423,12 +423,7 @@ def _coupling(rhs, t: float, Y: np.ndarray, n: int, blocks: int, S: int) -> sp.c
         Yp[:, 0, j] += h
         cols.append((rhs(t, Yp.reshape(-1)).reshape(n, blocks, S) - base)[:, 1:]
                      / h[:, None, None])
-    D = np.stack(cols, axis=-1)  # (n, blocks − 1, S rows, S cols)
-    s_idx, q, i, j = np.meshgrid(np.arange(n), np.arange(1, blocks), np.arange(S),
-                                 np.arange(S), indexing="ij")
-    rows = ((s_idx * blocks + q) * S + i).reshape(-1)
-    cols_ = ((s_idx * blocks) * S + j).reshape(-1)
-    return sp.csr_matrix((D.reshape(-1), (rows, cols_)), shape=(n * blocks * S,) * 2)
+    return np.stack(cols, axis=-1)  # (n, blocks − 1, S rows, S cols)
 
 
 def relative_residuals(pred: np.ndarray, measured: np.ndarray,
