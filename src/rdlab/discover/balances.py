@@ -68,7 +68,7 @@ from rdlab.discover.trajectory_fit import (
 )
 from rdlab.errors import NetworkError, ParameterError
 
-__all__ = ["ADD_SHARE", "EXHAUSTED", "MAX_ADDED", "MAX_MOLECULES", "REFINE_ROUNDS",
+__all__ = ["ADD_SHARE", "DEEP_FLOOR", "EXHAUSTED", "MAX_ADDED", "MAX_MOLECULES", "REFINE_ROUNDS",
            "SCREEN_ORDER", "SHARE", "SOLVER_RESIDUAL", "TRACE", "BalanceSearch",
            "ProductTable", "balance_rows", "fit_balance_rows", "late_derivatives",
            "linear_responses", "residual_screen", "screen_exhausted", "start_rates"]
@@ -105,6 +105,15 @@ REFINE_ROUNDS = 3
 SOLVER_RESIDUAL = 1e-6
 #: Samples the screens and the fits on a subset use.
 SAMPLES = 5
+#: Relative floor ``δ_s / max x_s`` of the residual weights for a second search when the
+#: first, at :data:`~rdlab.discover.trajectory_fit.RESIDUAL_FLOOR`, is not accepted.
+#: Scaling every consumer of a quasi-steady species by λ scales its level by 1/λ and leaves
+#: every flux, so every other species, as it was: only the species' own late level fixes
+#: that scale. On simplified GRI-3.0 OH settles at about 1e-9 of its initial value; under a
+#: floor of 1e-4 a 20-fold error there costs 1e-4 of residual, and the fits of seeds 4 and 6
+#: settled with H + OH → H2O 20–40× too fast and stand-ins for three true rows. 1e-6 finds
+#: them; it is not the first floor because it slows other seeds (2, 7, 9) past 5 minutes.
+DEEP_FLOOR = 1e-6
 
 
 def _multisets(species: list[int], most: int, fewest: int = 1):
@@ -361,10 +370,12 @@ def _screened_rows(f: _Facts, exclude: np.ndarray) -> np.ndarray:
 
 
 def _first_interval_error(rows: np.ndarray, k: np.ndarray, sub: ReactionData,
-                          rtol: float = 1e-6, skip: list[int] | tuple = ()) -> float:
+                          rtol: float = 1e-6, skip: list[int] | tuple = (),
+                          floor: float = RESIDUAL_FLOOR) -> float:
     """Relative RMS error at ``t_1`` of ``rows`` at rates ``k`` simulated from ``t_0``.
 
-    Species ``skip`` (indices) are left out of the mean.
+    Species ``skip`` (indices) are left out of the mean; ``floor`` as in
+    :func:`~rdlab.discover.trajectory_fit.relative_residuals`.
     """
     c = np.asarray(sub.concentrations, float)
     mech = Mechanism(sub.species, rows, np.maximum(k, 1e-30), np.zeros(len(rows)))
@@ -374,29 +385,32 @@ def _first_interval_error(rows: np.ndarray, k: np.ndarray, sub: ReactionData,
                         rtol=rtol)
     if not ok:
         return math.inf
-    floor = RESIDUAL_FLOOR * np.maximum(np.max(np.abs(c), axis=(0, 1)), 1e-300)
-    r = (x[:, 1] - c[:, 1]) / (np.abs(c[:, 1]) + floor)
+    delta = floor * np.maximum(np.max(np.abs(c), axis=(0, 1)), 1e-300)
+    r = (x[:, 1] - c[:, 1]) / (np.abs(c[:, 1]) + delta)
     scored = np.setdiff1d(np.arange(r.shape[1]), np.asarray(skip, int))
     return float(np.sqrt(np.mean(r[:, scored] ** 2)))
 
 
 def screen_exhausted(rows: np.ndarray, k: np.ndarray, candidates: np.ndarray,
-                     sub: ReactionData, skip: list[int] | tuple = ()
-                     ) -> list[tuple[np.ndarray, float]]:
+                     sub: ReactionData, skip: list[int] | tuple = (),
+                     floor: float = RESIDUAL_FLOOR) -> list[tuple[np.ndarray, float]]:
     """Keep the candidates that best explain the first interval (stage 3).
 
     Each candidate joins ``rows`` (rates ``k``), first at :data:`RATE_GRID`'s 1e4 with a
     loose tolerance; the best :data:`SCREEN_REFINE` are tried at every grid rate, and those
     within :data:`SCREEN_FACTOR` of the best error are returned with their best rate.
+    ``floor`` weighs the residuals as in
+    :func:`~rdlab.discover.trajectory_fit.relative_residuals`.
     """
     if not len(candidates):
         return []
     first = [_first_interval_error(np.vstack([rows, v]), np.append(k, 1e4), sub, rtol=1e-4,
-                                   skip=skip) for v in candidates]
+                                   skip=skip, floor=floor) for v in candidates]
     tried = []
     for j in np.argsort(first)[:SCREEN_REFINE]:
         err, rate = min((_first_interval_error(np.vstack([rows, candidates[j]]),
-                                               np.append(k, g), sub, skip=skip), g)
+                                               np.append(k, g), sub, skip=skip,
+                                               floor=floor), g)
                         for g in RATE_GRID)
         tried.append((err, rate, int(j)))
     tried.sort()
@@ -483,7 +497,8 @@ def linear_responses(model: KineticModel, k: np.ndarray, x0: np.ndarray, times: 
 
 
 def residual_screen(mechanism: Mechanism, candidates: np.ndarray, sub: ReactionData, *,
-                    orphans: bool = False) -> list[tuple[int, float, float]]:
+                    orphans: bool = False, floor: float = RESIDUAL_FLOOR
+                    ) -> list[tuple[int, float, float]]:
     """Pick candidates that explain what a fitted mechanism misses (stage 5, a score test).
 
     The residual of ``mechanism`` at every later time (weighted as the trajectory fit
@@ -494,7 +509,8 @@ def residual_screen(mechanism: Mechanism, candidates: np.ndarray, sub: ReactionD
     the residual is picked while that share is at most :data:`ADD_SHARE`, up to
     :data:`MAX_ADDED`. With ``orphans`` (the refinement rounds), each species that no row
     of ``mechanism`` or of those picks changes, but the data do, also gets the candidate
-    that best explains its own residual (:func:`_orphan_picks`).
+    that best explains its own residual (:func:`_orphan_picks`). ``floor`` weighs the
+    residuals as in :func:`~rdlab.discover.trajectory_fit.relative_residuals`.
 
     Returns
     -------
@@ -511,7 +527,7 @@ def residual_screen(mechanism: Mechanism, candidates: np.ndarray, sub: ReactionD
     times = np.asarray(sub.sample_times, float)
     S = c.shape[2]
     x, sens, _ = simulate(model, np.log(k), c[:, 0], times[0], sensitivities=True)
-    w = 1.0 / (np.abs(c) + RESIDUAL_FLOOR * np.max(np.abs(c), axis=(0, 1)))
+    w = 1.0 / (np.abs(c) + floor * np.max(np.abs(c), axis=(0, 1)))
     bad = ~np.all(np.isfinite(x), axis=(1, 2)) | ~np.all(np.isfinite(sens), axis=(1, 2, 3))
     x, sens = np.nan_to_num(x), np.nan_to_num(sens)
     monomials, which = np.unique(np.maximum(-candidates, 0), axis=0, return_inverse=True)
@@ -637,8 +653,8 @@ def _with_rows(mech: Mechanism, rows: np.ndarray, data: ReactionData) -> Mechani
 
 def fit_balance_rows(data: ReactionData, basis: np.ndarray, *, deadline: float = math.inf,
                      samples: int = SAMPLES, noise: float | None = None,
-                     n_reactions: int | None = None, log: BalanceSearch | None = None
-                     ) -> TrajectoryFit | None:
+                     n_reactions: int | None = None, log: BalanceSearch | None = None,
+                     floor: float = RESIDUAL_FLOOR) -> TrajectoryFit | None:
     """Propose rows by the stages of this module, fit them together and prune.
 
     Parameters
@@ -657,6 +673,10 @@ def fit_balance_rows(data: ReactionData, basis: np.ndarray, *, deadline: float =
         Rows the mechanism has, when known (default: the rank).
     log : BalanceSearch or None, optional
         Filled with the stages' counts and times.
+    floor : float, default RESIDUAL_FLOOR
+        Relative floor of the residual weights of every screen and fit
+        (:func:`~rdlab.discover.trajectory_fit.relative_residuals`): below 1e-4 the late
+        levels of quasi-steady species count (:data:`DEEP_FLOOR`).
 
     Returns
     -------
@@ -687,7 +707,7 @@ def fit_balance_rows(data: ReactionData, basis: np.ndarray, *, deadline: float =
     sub = subsample(data, samples)
     live = rates > 0
     kept = screen_exhausted(rows[live], rates[live], _exhausted_rows(facts, 2, rows), sub,
-                            skip=facts.trace)
+                            skip=facts.trace, floor=floor)
     log.exhausted_kept = len(kept)
     lap("exhausted species")
     if kept:
@@ -696,7 +716,7 @@ def fit_balance_rows(data: ReactionData, basis: np.ndarray, *, deadline: float =
     k[:live.size][live] = rates[live]  # the balances' own rates where they have one
     try:
         quick = fit_trajectories(Mechanism(data.species, rows, k, np.zeros(len(rows))), sub,
-                                 noise=noise,
+                                 noise=noise, floor=floor,
                                  reversible=np.zeros(len(rows), bool), max_nfev=30,
                                  prune=False, revive=False, drop_negligible=False,
                                  deadline=deadline)
@@ -708,7 +728,7 @@ def fit_balance_rows(data: ReactionData, basis: np.ndarray, *, deadline: float =
     max_rows = n_reactions or facts.rank
     # from the quick fit's rates: a neutral start of every row lands far off
     log.added, fit = _screen_and_fit(quick.mechanism, facts, sub, data, noise, max_rows,
-                                     deadline, fit_without_picks=True)
+                                     deadline, fit_without_picks=True, floor=floor)
     log.rows_fitted = quick.mechanism.n_reactions + log.added
     lap("residual screen and final fit")
     if fit is None or fit.timed_out:
@@ -718,7 +738,7 @@ def fit_balance_rows(data: ReactionData, basis: np.ndarray, *, deadline: float =
             break
         kept = fit.mechanism.subset(np.flatnonzero(np.asarray(fit.mechanism.kf) > 0))
         added, refit = _screen_and_fit(kept, facts, sub, data, noise, max_rows, deadline,
-                                       fit_without_picks=False)
+                                       fit_without_picks=False, floor=floor)
         if refit is None or refit.timed_out or refit.error >= fit.error:
             break
         log.refined += added
@@ -729,7 +749,8 @@ def fit_balance_rows(data: ReactionData, basis: np.ndarray, *, deadline: float =
 
 def _screen_and_fit(mech: Mechanism, facts: _Facts, sub: ReactionData, data: ReactionData,
                     noise: float | None, max_rows: int, deadline: float, *,
-                    fit_without_picks: bool) -> tuple[int, TrajectoryFit | None]:
+                    fit_without_picks: bool, floor: float = RESIDUAL_FLOOR
+                    ) -> tuple[int, TrajectoryFit | None]:
     """Add the residual screen's picks to ``mech`` and fit with pruning.
 
     ``mech``'s rows (irreversible) start at its rates, the picks of :func:`residual_screen`
@@ -738,12 +759,12 @@ def _screen_and_fit(mech: Mechanism, facts: _Facts, sub: ReactionData, data: Rea
     """
     candidates = _screened_rows(facts, np.asarray(np.round(mech.V), int))
     # the refinement rounds (not the first screen, on the quick fit) also pick orphans' makers
-    picks = residual_screen(mech, candidates, sub, orphans=not fit_without_picks)
+    picks = residual_screen(mech, candidates, sub, orphans=not fit_without_picks, floor=floor)
     if not picks and not fit_without_picks:
         return 0, None
     start = _with_rows(mech, np.array([candidates[j] for j, _, _ in picks]), data)
     try:
-        return len(picks), fit_trajectories(start, sub, noise=noise,
+        return len(picks), fit_trajectories(start, sub, noise=noise, floor=floor,
                                             reversible=np.zeros(start.n_reactions, bool),
                                             max_nfev=60, max_rows=max_rows,
                                             deadline=deadline)

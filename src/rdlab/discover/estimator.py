@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from rdlab.chemistry.kinetics import GAS_CONSTANT
 from rdlab.discover import freezing
 from rdlab.discover.alternatives import choose, rival_fits
-from rdlab.discover.balances import BalanceSearch, fit_balance_rows
+from rdlab.discover.balances import DEEP_FLOOR, BalanceSearch, fit_balance_rows
 from rdlab.discover.crnn import PopulationCRNN
 from rdlab.discover.data import CONCENTRATION_FLOOR, ReactionData, split
 from rdlab.discover.derivatives import estimate as estimate_derivatives
@@ -63,6 +63,7 @@ from rdlab.discover.subspace import (
 )
 from rdlab.discover.trajectory_fit import (
     NOISE_FLOOR,
+    RESIDUAL_FLOOR,
     TrajectoryFit,
     carry_notes,
     fit_trajectories,
@@ -711,21 +712,35 @@ class ReactionDiscovery:
         samples, or, for a subspace of rank above
         :data:`~rdlab.discover.subspace.MAX_RANK`, the rows proposed by the species
         balances and residual screens of :func:`~rdlab.discover.balances.fit_balance_rows`
-        (their counts and times in ``subspace_["balances"]``); when at most
-        ``n_reactions`` rows survive, they are verified on every sample. The fit's summary
-        goes to ``subspace_["all_rows"]``.
+        (their counts and times in ``subspace_["balances"]``, one entry per residual floor
+        tried): first at the trajectory fit's floor, then, if that is not accepted, at
+        :data:`~rdlab.discover.balances.DEEP_FLOOR`, where the late levels of quasi-steady
+        species count. When at most ``n_reactions`` rows survive, they are verified on
+        every sample. The fit's summary goes to ``subspace_["all_rows"]``.
         """
         basis = stoichiometric_subspace(self._traj_data)
-        if basis.shape[0] > MAX_RANK:  # too many rows to fit all: propose from the balances
+        self.subspace_ = {}
+        if basis.shape[0] <= MAX_RANK:
+            fit = fit_all_rows(self._traj_data, deadline=end, samples=SUBSPACE_SAMPLES,
+                               noise=self.concentration_noise, n_reactions=self.n_reactions)
+            return self._verify_survivors(fit, end)
+        # too many rows to fit all: propose from the balances
+        self.subspace_["balances"] = []
+        for floor in (RESIDUAL_FLOOR, DEEP_FLOOR):
+            if time.perf_counter() > end:
+                break
             search = BalanceSearch()
             fit = fit_balance_rows(self._traj_data, basis, deadline=end,
                                    noise=self.concentration_noise,
-                                   n_reactions=self.n_reactions, log=search)
-            self.subspace_ = {"balances": search.summary()}
-        else:
-            fit = fit_all_rows(self._traj_data, deadline=end, samples=SUBSPACE_SAMPLES,
-                               noise=self.concentration_noise, n_reactions=self.n_reactions)
-            self.subspace_ = {}
+                                   n_reactions=self.n_reactions, log=search, floor=floor)
+            self.subspace_["balances"].append({"floor": floor, **search.summary()})
+            verified = self._verify_survivors(fit, end)
+            if verified is not None:
+                return verified
+        return None
+
+    def _verify_survivors(self, fit: TrajectoryFit | None, end: float) -> TrajectoryFit | None:
+        """Verify ``fit``'s surviving rows on every sample; return the fit if it holds."""
         self.subspace_["all_rows"] = None if fit is None else fit.summary()
         if fit is None:
             return None
