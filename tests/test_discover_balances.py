@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -25,7 +27,7 @@ from rdlab.discover.data import ReactionData, generate, trajectories
 from rdlab.discover.examples import example
 from rdlab.discover.mechanism import Mechanism
 from rdlab.discover.subspace import MAX_RANK, stoichiometric_subspace, subsample
-from rdlab.discover.trajectory_fit import KineticModel, simulate
+from rdlab.discover.trajectory_fit import FitTimeout, KineticModel, simulate
 
 
 def _rows(mech: Mechanism) -> set[tuple[int, ...]]:
@@ -179,6 +181,10 @@ def test_the_first_interval_screen_keeps_the_true_consumer_of_a_used_up_species(
     candidates = _exhausted_rows(facts, 2, rows)
     kept = screen_exhausted(rows[live], rates[live], candidates, sub, skip=facts.trace)
     assert any(np.array_equal(v, consumer) for v, _ in kept)
+    # the screen simulates every candidate: it stops at the fit's deadline
+    with pytest.raises(FitTimeout):
+        screen_exhausted(rows[live], rates[live], candidates, sub, skip=facts.trace,
+                         deadline=time.perf_counter())
 
 
 @pytest.mark.slow

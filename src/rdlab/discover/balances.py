@@ -386,18 +386,19 @@ def _screened_rows(f: _Facts, exclude: np.ndarray) -> np.ndarray:
 
 def _first_interval_error(rows: np.ndarray, k: np.ndarray, sub: ReactionData,
                           rtol: float = 1e-6, skip: list[int] | tuple = (),
-                          floor: float = RESIDUAL_FLOOR) -> float:
+                          floor: float = RESIDUAL_FLOOR, deadline: float | None = None) -> float:
     """Relative RMS error at ``t_1`` of ``rows`` at rates ``k`` simulated from ``t_0``.
 
     Species ``skip`` (indices) are left out of the mean; ``floor`` as in
-    :func:`~rdlab.discover.trajectory_fit.relative_residuals`.
+    :func:`~rdlab.discover.trajectory_fit.relative_residuals`. Raises
+    :class:`~rdlab.discover.trajectory_fit.FitTimeout` once ``deadline`` has passed.
     """
     c = np.asarray(sub.concentrations, float)
     mech = Mechanism(sub.species, rows, np.maximum(k, 1e-30), np.zeros(len(rows)))
     model = KineticModel.from_mechanism(mech, np.zeros(len(rows), bool))
     t = np.asarray(sub.sample_times, float)[0, :2]
     x, _, ok = simulate(model, np.log(np.maximum(k, 1e-30)), c[:, 0], t, sensitivities=False,
-                        rtol=rtol)
+                        rtol=rtol, deadline=deadline)
     if not ok:
         return math.inf
     delta = floor * np.maximum(np.max(np.abs(c), axis=(0, 1)), 1e-300)
@@ -408,24 +409,29 @@ def _first_interval_error(rows: np.ndarray, k: np.ndarray, sub: ReactionData,
 
 def screen_exhausted(rows: np.ndarray, k: np.ndarray, candidates: np.ndarray,
                      sub: ReactionData, skip: list[int] | tuple = (),
-                     floor: float = RESIDUAL_FLOOR) -> list[tuple[np.ndarray, float]]:
+                     floor: float = RESIDUAL_FLOOR, deadline: float | None = None
+                     ) -> list[tuple[np.ndarray, float]]:
     """Keep the candidates that best explain the first interval (stage 3).
 
     Each candidate joins ``rows`` (rates ``k``), first at :data:`RATE_GRID`'s 1e4 with a
     loose tolerance; the best :data:`SCREEN_REFINE` are tried at every grid rate, and those
     within :data:`SCREEN_FACTOR` of the best error are returned with their best rate.
     ``floor`` weighs the residuals as in
-    :func:`~rdlab.discover.trajectory_fit.relative_residuals`.
+    :func:`~rdlab.discover.trajectory_fit.relative_residuals`. Raises
+    :class:`~rdlab.discover.trajectory_fit.FitTimeout` once ``deadline`` has passed (on
+    noisy GRI-3.0, whose measured subspace is the whole space, the candidates run to
+    thousands).
     """
     if not len(candidates):
         return []
     first = [_first_interval_error(np.vstack([rows, v]), np.append(k, 1e4), sub, rtol=1e-4,
-                                   skip=skip, floor=floor) for v in candidates]
+                                   skip=skip, floor=floor, deadline=deadline)
+             for v in candidates]
     tried = []
     for j in np.argsort(first)[:SCREEN_REFINE]:
         err, rate = min((_first_interval_error(np.vstack([rows, candidates[j]]),
                                                np.append(k, g), sub, skip=skip,
-                                               floor=floor), g)
+                                               floor=floor, deadline=deadline), g)
                         for g in RATE_GRID)
         tried.append((err, rate, int(j)))
     tried.sort()
@@ -512,8 +518,8 @@ def linear_responses(model: KineticModel, k: np.ndarray, x0: np.ndarray, times: 
 
 
 def residual_screen(mechanism: Mechanism, candidates: np.ndarray, sub: ReactionData, *,
-                    orphans: bool = False, floor: float = RESIDUAL_FLOOR
-                    ) -> list[tuple[int, float, float]]:
+                    orphans: bool = False, floor: float = RESIDUAL_FLOOR,
+                    deadline: float | None = None) -> list[tuple[int, float, float]]:
     """Pick candidates that explain what a fitted mechanism misses (stage 5, a score test).
 
     The residual of ``mechanism`` at every later time (weighted as the trajectory fit
@@ -525,7 +531,8 @@ def residual_screen(mechanism: Mechanism, candidates: np.ndarray, sub: ReactionD
     :data:`MAX_ADDED`. With ``orphans`` (the refinement rounds), each species that no row
     of ``mechanism`` or of those picks changes, but the data do, also gets the candidate
     that best explains its own residual (:func:`_orphan_picks`). ``floor`` weighs the
-    residuals as in :func:`~rdlab.discover.trajectory_fit.relative_residuals`.
+    residuals as in :func:`~rdlab.discover.trajectory_fit.relative_residuals`; past
+    ``deadline`` :class:`~rdlab.discover.trajectory_fit.FitTimeout` is raised.
 
     Returns
     -------
@@ -541,13 +548,16 @@ def residual_screen(mechanism: Mechanism, candidates: np.ndarray, sub: ReactionD
     c = np.asarray(sub.concentrations, float)
     times = np.asarray(sub.sample_times, float)
     S = c.shape[2]
-    x, sens, _ = simulate(model, np.log(k), c[:, 0], times[0], sensitivities=True)
+    x, sens, _ = simulate(model, np.log(k), c[:, 0], times[0], sensitivities=True,
+                          deadline=deadline)
     w = 1.0 / (np.abs(c) + floor * np.max(np.abs(c), axis=(0, 1)))
     bad = ~np.all(np.isfinite(x), axis=(1, 2)) | ~np.all(np.isfinite(sens), axis=(1, 2, 3))
     x, sens = np.nan_to_num(x), np.nan_to_num(sens)
     monomials, which = np.unique(np.maximum(-candidates, 0), axis=0, return_inverse=True)
     E = np.zeros((c.shape[0], c.shape[1] - 1, len(candidates), S))
     for n in range(c.shape[0]):
+        if deadline is not None and time.perf_counter() > deadline:
+            raise FitTimeout("the residual screen ran past its deadline")
         got = None if bad[n] else linear_responses(model, k, c[n, 0], times[n], monomials)
         if got is None:
             bad[n] = True
@@ -721,8 +731,11 @@ def fit_balance_rows(data: ReactionData, basis: np.ndarray, *, deadline: float =
     rates, _ = start_rates(rows, facts.C, facts.D)
     sub = subsample(data, samples)
     live = rates > 0
-    kept = screen_exhausted(rows[live], rates[live], _exhausted_rows(facts, 2, rows), sub,
-                            skip=facts.trace, floor=floor)
+    try:
+        kept = screen_exhausted(rows[live], rates[live], _exhausted_rows(facts, 2, rows), sub,
+                                skip=facts.trace, floor=floor, deadline=deadline)
+    except FitTimeout:
+        return None
     log.exhausted_kept = len(kept)
     lap("exhausted species")
     if kept:
@@ -774,7 +787,11 @@ def _screen_and_fit(mech: Mechanism, facts: _Facts, sub: ReactionData, data: Rea
     """
     candidates = _screened_rows(facts, np.asarray(np.round(mech.V), int))
     # the refinement rounds (not the first screen, on the quick fit) also pick orphans' makers
-    picks = residual_screen(mech, candidates, sub, orphans=not fit_without_picks, floor=floor)
+    try:
+        picks = residual_screen(mech, candidates, sub, orphans=not fit_without_picks,
+                                floor=floor, deadline=deadline)
+    except FitTimeout:
+        return 0, None
     if not picks and not fit_without_picks:
         return 0, None
     start = _with_rows(mech, np.array([candidates[j] for j, _, _ in picks]), data)
