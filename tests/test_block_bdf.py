@@ -99,7 +99,10 @@ def test_block_solve_takes_the_same_steps_as_scipy_bdf_on_the_whole_matrix():
     np.testing.assert_allclose(ours.y, theirs.y, rtol=1e-9, atol=1e-14)
 
 
-def test_states_that_do_not_fill_the_blocks_are_refused():
+def test_states_that_do_not_fill_the_blocks_and_a_plain_jacobian_are_refused():
     with pytest.raises(ValueError, match="blocks"):
         solve_ivp(_rhs, (0.0, 1.0), _initial()[:-1], method=BlockBDF,
+                  block_jac=_block_jac, blocks=(N, NB, S))
+    with pytest.raises(ValueError, match="block_jac"):
+        solve_ivp(_rhs, (0.0, 1.0), _initial(), method=BlockBDF, jac=_full_jac,
                   block_jac=_block_jac, blocks=(N, NB, S))

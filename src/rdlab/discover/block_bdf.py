@@ -101,7 +101,8 @@ class BlockBDF(BDF):
         size = int(np.prod(blocks))
         if np.size(y0) != size:
             raise ValueError(f"y0 has {np.size(y0)} values, blocks {blocks} need {size}")
-        options.pop("jac", None)
+        if "jac" in options or "jac_sparsity" in options:
+            raise ValueError("BlockBDF takes its Jacobian as block_jac=..., not jac")
         # a sparse placeholder selects BDF's sparse set-up (no dense n × n identity); the real
         # Jacobian, identity and factorisation are installed below
         super().__init__(fun, t0, y0, t_bound, jac=lambda _t, _y: sp.csc_matrix((size, size)),
