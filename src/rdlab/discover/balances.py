@@ -64,6 +64,7 @@ from rdlab.discover.trajectory_fit import (
     KineticModel,
     TrajectoryFit,
     fit_trajectories,
+    relative_residuals,
     simulate,
 )
 from rdlab.errors import NetworkError, ParameterError
@@ -84,7 +85,7 @@ EXHAUSTED = 1e-3
 MAX_MOLECULES = 4
 MAX_COEFFICIENT = 2
 #: Most balance rows per rank of the subspace. Noise-free simplified GRI-3.0 (rank 12) gives
-#: 21–22; with 0.1 % noise the spline slopes of the trace species (OH at 1e-10) scatter,
+#: 18–22; with 0.1 % noise the spline slopes of the trace species (OH at 1e-10) scatter,
 #: hundreds of terms pass :data:`SHARE` and the reactant sets expand to 76 629 rows (a
 #: 9 GiB start-rate system). Rows are taken from the terms of largest share down until
 #: this many per rank are reached.
@@ -115,10 +116,10 @@ SAMPLES = 5
 #: first, at :data:`~rdlab.discover.trajectory_fit.RESIDUAL_FLOOR`, is not accepted.
 #: Scaling every consumer of a quasi-steady species by λ scales its level by 1/λ and leaves
 #: every flux, so every other species, as it was: only the species' own late level fixes
-#: that scale. On simplified GRI-3.0 OH settles at about 1e-9 of its initial value; under a
-#: floor of 1e-4 a 20-fold error there costs 1e-4 of residual, and the fits of seeds 4 and 6
-#: settled with H + OH → H2O 20–40× too fast and stand-ins for three true rows. 1e-6 finds
-#: them; it is not the first floor because it slows other seeds (2, 7, 9) past 5 minutes.
+#: that scale. On simplified GRI-3.0 OH settles at about 2.5e-10 of its largest value; under
+#: a floor of 1e-4 a 20-fold error there costs 1e-4 of residual, and the fits of seeds 4 and
+#: 6 settled with H + OH → H2O 20–40× too fast and stand-ins for three true rows. 1e-6 finds
+#: them; it is not the first floor because it leads seeds 2, 7 and 9 to wrong structures.
 DEEP_FLOOR = 1e-6
 
 
@@ -550,7 +551,7 @@ def residual_screen(mechanism: Mechanism, candidates: np.ndarray, sub: ReactionD
     S = c.shape[2]
     x, sens, _ = simulate(model, np.log(k), c[:, 0], times[0], sensitivities=True,
                           deadline=deadline)
-    w = 1.0 / (np.abs(c) + floor * np.max(np.abs(c), axis=(0, 1)))
+    _, w = relative_residuals(x, c, floor)
     bad = ~np.all(np.isfinite(x), axis=(1, 2)) | ~np.all(np.isfinite(sens), axis=(1, 2, 3))
     x, sens = np.nan_to_num(x), np.nan_to_num(sens)
     monomials, which = np.unique(np.maximum(-candidates, 0), axis=0, return_inverse=True)
