@@ -119,6 +119,31 @@ def test_residual_screen_picks_the_missing_row_at_its_rate():
     assert residual_screen(truth, candidates, data) == []  # nothing left to explain
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_a_noisy_residual_screen_picks_the_missing_row_beyond_the_noise(seed):
+    """With 1 % noise the screen projects out the noisy starts and scores against the noise.
+
+    The row A + B → D (rate 0.05) is picked on every seed and nothing is picked for the
+    truth, whose residual is noise alone. Scored as on noise-free data (shares of the
+    whole residual, the starts taken as exact) seed 3 picks the wrong row A → D.
+    """
+    species = ["A", "B", "C", "D"]
+    rows = [({"A": -1, "B": 1}, 2.0, 0.0), ({"B": -1, "C": 1}, 1.0, 0.0),
+            ({"A": -1, "B": -1, "D": 1}, 0.05, 0.0)]
+    truth = Mechanism.from_rows(species, rows)
+    clean = generate(truth, n_samples=20, seed=4).without_derivatives()
+    data = subsample(clean.with_noise(1e-2, seed=seed), 5)
+    lacking = Mechanism.from_rows(species, rows[:2])
+    candidates = np.array([[-1, -1, 0, 1], [0, -1, 0, 1], [-1, 0, 0, 1], [0, 0, -1, 1],
+                           [-2, 0, 0, 1]])
+    picks = residual_screen(lacking, candidates, data, noise=1e-2)
+    assert [j for j, _, _ in picks] == [0]
+    assert picks[0][2] == pytest.approx(0.05, rel=0.1)
+    assert residual_screen(truth, candidates, data, noise=1e-2) == []
+    if seed == 3:
+        assert [j for j, _, _ in residual_screen(lacking, candidates, data)] == [2]
+
+
 def test_a_species_no_row_changes_gets_its_maker_from_its_own_residual():
     """An orphan species (changing in the data, in no row of the fit) gets its best maker.
 

@@ -56,6 +56,7 @@ from scipy.interpolate import CubicSpline
 from scipy.optimize import nnls
 
 from rdlab.discover.data import ReactionData
+from rdlab.discover.elements import element_noise
 from rdlab.discover.mechanism import Mechanism
 from rdlab.discover.subspace import neutral_rates, subsample
 from rdlab.discover.trajectory_fit import (
@@ -69,10 +70,11 @@ from rdlab.discover.trajectory_fit import (
 )
 from rdlab.errors import NetworkError, ParameterError
 
-__all__ = ["ADD_SHARE", "DEEP_FLOOR", "EXHAUSTED", "MAX_ADDED", "MAX_MOLECULES", "REFINE_ROUNDS",
-           "ROWS_PER_RANK", "SCREEN_ORDER", "SHARE", "SOLVER_RESIDUAL", "TRACE", "BalanceSearch",
-           "ProductTable", "balance_rows", "fit_balance_rows", "late_derivatives",
-           "linear_responses", "residual_screen", "screen_exhausted", "start_rates"]
+__all__ = ["ADD_SHARE", "DEEP_FLOOR", "EXHAUSTED", "MAX_ADDED", "MAX_MOLECULES", "MIN_CHI2",
+           "REFINE_ROUNDS", "ROWS_PER_RANK", "SCREEN_ORDER", "SHARE", "SOLVER_RESIDUAL", "TRACE",
+           "BalanceSearch", "ProductTable", "balance_rows", "fit_balance_rows",
+           "late_derivatives", "linear_responses", "residual_screen", "screen_exhausted",
+           "start_rates"]
 
 #: A species whose later mean concentration is at most this share of its initial mean is a
 #: trace (quasi-steady) species, whose balance is regressed.
@@ -100,6 +102,10 @@ SCREEN_FACTOR = 2.0
 #: residual, at most :data:`MAX_ADDED` rows.
 ADD_SHARE = 0.5
 MAX_ADDED = 4
+#: On noisy data a residual-screen pick must explain at least this many σ² of weighted
+#: residual energy: the best of a thousand candidates fitted to pure noise explains about
+#: 2 ln 1000 ≈ 14 σ².
+MIN_CHI2 = 25.0
 #: Largest order of every reactant set whose rows the residual screen scores (rows with an
 #: exhausted reactant go up to :data:`MAX_MOLECULES`).
 SCREEN_ORDER = 3
@@ -253,6 +259,7 @@ class _Facts:
     exhausted: list[int]
     C: np.ndarray
     D: np.ndarray
+    noise: float = 0.0  # the concentrations' multiplicative noise level (given or estimated)
 
     @property
     def rank(self) -> int:
@@ -291,8 +298,11 @@ def balance_rows(data: ReactionData, basis: np.ndarray) -> np.ndarray:
     return _balance_rows(_facts(data, basis))
 
 
-def _balance_rows(f: _Facts) -> np.ndarray:
-    """Rows of the balance terms, from the largest share down, :data:`ROWS_PER_RANK` per rank."""
+def _balance_rows(f: _Facts, share: float = SHARE) -> np.ndarray:
+    """Rows of the balance terms of at least ``share``, largest first, to ROWS_PER_RANK per rank.
+
+    On noisy data ``share`` is the noise level: a term below it is the spline slopes' scatter.
+    """
     n_s = f.C.shape[1]
     found: dict[tuple, set] = {}
     best: dict[tuple, float] = {}
@@ -300,11 +310,11 @@ def _balance_rows(f: _Facts) -> np.ndarray:
         others = [i for i in f.present if i != X]
         if not others:
             continue
-        for e, sign, share in _balance_terms(X, f.C, f.D[:, X], others):
-            if share >= SHARE:
+        for e, sign, term_share in _balance_terms(X, f.C, f.D[:, X], others):
+            if term_share >= share:
                 key = tuple(_vector(e, n_s))
                 found.setdefault(key, set()).add((X, sign))
-                best[key] = max(best.get(key, 0.0), share)
+                best[key] = max(best.get(key, 0.0), term_share)
     most = ROWS_PER_RANK * max(f.rank, 1)
     rows: dict[tuple, None] = {}  # in order of share, without repeats
     for key in sorted(found, key=lambda e: -best[e]):
@@ -520,7 +530,8 @@ def linear_responses(model: KineticModel, k: np.ndarray, x0: np.ndarray, times: 
 
 def residual_screen(mechanism: Mechanism, candidates: np.ndarray, sub: ReactionData, *,
                     orphans: bool = False, floor: float = RESIDUAL_FLOOR,
-                    deadline: float | None = None) -> list[tuple[int, float, float]]:
+                    deadline: float | None = None, noise: float = 0.0
+                    ) -> list[tuple[int, float, float]]:
     """Pick candidates that explain what a fitted mechanism misses (stage 5, a score test).
 
     The residual of ``mechanism`` at every later time (weighted as the trajectory fit
@@ -534,6 +545,13 @@ def residual_screen(mechanism: Mechanism, candidates: np.ndarray, sub: ReactionD
     that best explains its own residual (:func:`_orphan_picks`). ``floor`` weighs the
     residuals as in :func:`~rdlab.discover.trajectory_fit.relative_residuals`; past
     ``deadline`` :class:`~rdlab.discover.trajectory_fit.FitTimeout` is raised.
+
+    ``noise`` (multiplicative level σ of the measured concentrations): each sample starts
+    from its measured, noisy state, whose error every later point inherits; so what a change
+    of the starts explains (their sensitivities ``∂x/∂ln x0``) is projected out too. The
+    residual's expected noise energy ``σ² Σ (w c)²`` (less the projected share) is no
+    candidate's to explain: shares are taken of the residual's excess over it, and a pick
+    must explain at least :data:`MIN_CHI2` σ² of weighted residual energy.
 
     Returns
     -------
@@ -550,7 +568,7 @@ def residual_screen(mechanism: Mechanism, candidates: np.ndarray, sub: ReactionD
     times = np.asarray(sub.sample_times, float)
     S = c.shape[2]
     x, sens, _ = simulate(model, np.log(k), c[:, 0], times[0], sensitivities=True,
-                          deadline=deadline)
+                          deadline=deadline, state_sensitivities=noise > 0)
     _, w = relative_residuals(x, c, floor)
     bad = ~np.all(np.isfinite(x), axis=(1, 2)) | ~np.all(np.isfinite(sens), axis=(1, 2, 3))
     x, sens = np.nan_to_num(x), np.nan_to_num(sens)
@@ -571,31 +589,68 @@ def residual_screen(mechanism: Mechanism, candidates: np.ndarray, sub: ReactionD
     r = later.reshape(-1)
     if not r.size or math.sqrt(float(np.mean(r ** 2))) <= SOLVER_RESIDUAL:
         return []
-    picks = _greedy_picks(r, (sens * w[..., None])[:, 1:].reshape(-1, sens.shape[-1]),
-                          E.transpose(2, 0, 1, 3).reshape(len(candidates), -1).T)
+    spread = (noise * c * w) ** 2  # each point's expected noise energy
+    A = _explained_columns(sens * w[..., None], k.size)
+    B = E.transpose(2, 0, 1, 3).reshape(len(candidates), -1).T
+    ties = A.shape[0] - r.size  # the starts' ties to their measurements: residual 0
+    picks = _greedy_picks(np.concatenate([r, np.zeros(ties)]), A,
+                          np.vstack([B, np.zeros((ties, B.shape[1]))]),
+                          float(spread[:, 1:].sum() + (spread[:, 0].sum() if ties else 0.0)),
+                          noise ** 2)
     if not orphans:
         return picks
-    return picks + _orphan_picks(mechanism, candidates, later, E, {j for j, _, _ in picks})
+    return picks + _orphan_picks(mechanism, candidates, later, E, {j for j, _, _ in picks},
+                                 spread[:, 1:].sum(axis=(0, 1)), noise ** 2)
 
 
-def _greedy_picks(r: np.ndarray, A: np.ndarray, B: np.ndarray) -> list[tuple[int, float, float]]:
+def _explained_columns(sens: np.ndarray, n_rates: int) -> np.ndarray:
+    """Return the weighted sensitivities as the columns of what a refit explains.
+
+    ``sens (n, n_t, S, n_rates [+ S])``: the rates' columns at the later times, shared by
+    the samples. The optional columns of each sample's start (``∂x/∂ln x0``) act on that
+    sample alone, so they become ``n·S`` block columns; ``n·S`` rows appended below the
+    later times tie each start to its measurement (their weighted values at the first time).
+    """
+    later = sens[:, 1:]
+    n, m, S, cols = later.shape
+    rates = later[..., :n_rates].reshape(-1, n_rates)
+    if cols == n_rates:
+        return rates
+    starts = np.zeros((n, m, S, n, cols - n_rates))
+    ties = np.zeros((n, S, n, cols - n_rates))
+    for i in range(n):
+        starts[i, :, :, i] = later[i, ..., n_rates:]
+        ties[i, :, i] = sens[i, 0, :, n_rates:]
+    return np.vstack([np.hstack([rates, starts.reshape(n * m * S, -1)]),
+                      np.hstack([np.zeros((n * S, n_rates)), ties.reshape(n * S, -1)])])
+
+
+def _greedy_picks(r: np.ndarray, A: np.ndarray, B: np.ndarray, noise_energy: float = 0.0,
+                  variance: float = 0.0) -> list[tuple[int, float, float]]:
     """Orthogonal matching pursuit of the residual ``r`` on the responses ``B``.
 
     ``A`` holds the present rates' sensitivities (projected out of ``r`` and ``B`` first);
-    see :func:`residual_screen`.
+    ``noise_energy`` is the part of ``r @ r`` expected from the data's noise, ``variance``
+    its σ²; see :func:`residual_screen`.
     """
     U, sv, _ = np.linalg.svd(A, full_matrices=False)
     Q = U[:, sv > 1e-8 * sv[0]] if sv.size and sv[0] > 0 else U[:, :0]
     r = r - Q @ (Q.T @ r)
     B = B - Q @ (Q.T @ B)
+    noise_energy *= 1.0 - Q.shape[1] / max(r.size, 1)  # what the projection left of it
     picks = []
     for _ in range(MAX_ADDED):
-        if float(r @ r) <= 0:
+        if float(r @ r) <= noise_energy:
             break
-        share, rate, size = _shares(r, B)
-        j = int(np.argmin(share))
-        if share[j] > ADD_SHARE:
-            break
+        share, rate, size = _shares(r, B, noise_energy)
+        if variance > 0:  # noisy: the most explained, while it is significant
+            j = int(np.argmax(rate ** 2 * size))
+            if rate[j] ** 2 * size[j] < MIN_CHI2 * variance:
+                break
+        else:
+            j = int(np.argmin(share))
+            if share[j] > ADD_SHARE:
+                break
         picks.append((j, float(share[j]), float(rate[j])))
         q = B[:, j] / math.sqrt(size[j])
         r = r - q * (q @ r)
@@ -603,20 +658,22 @@ def _greedy_picks(r: np.ndarray, A: np.ndarray, B: np.ndarray) -> list[tuple[int
     return picks
 
 
-def _shares(r: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _shares(r: np.ndarray, B: np.ndarray, noise_energy: float = 0.0
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fit ``r (m,)`` by each column of ``B (m, n)`` alone at a rate ≥ 0.
 
-    Returns the share of ``‖r‖`` each leaves, the rates and the columns' squared norms
-    (``r`` must not be zero).
+    Returns the share of ``r``'s excess over ``noise_energy`` (its norm when 0) each leaves,
+    the rates and the columns' squared norms (the excess must be positive).
     """
     size = np.maximum(np.sum(B ** 2, axis=0), 1e-300)
     rate = np.maximum((B.T @ r) / size, 0.0)
-    total = float(r @ r)
+    total = float(r @ r) - noise_energy
     return np.sqrt(np.maximum(total - rate ** 2 * size, 0.0) / total), rate, size
 
 
 def _orphan_picks(mechanism: Mechanism, candidates: np.ndarray, r: np.ndarray, E: np.ndarray,
-                  taken: set[int]) -> list[tuple[int, float, float]]:
+                  taken: set[int], noise_energy: np.ndarray | None = None,
+                  variance: float = 0.0) -> list[tuple[int, float, float]]:
     """Pick, for each species that changes in the data but in no row, its best maker.
 
     A species that no row of ``mechanism`` changes stays at its first value in the model,
@@ -628,7 +685,8 @@ def _orphan_picks(mechanism: Mechanism, candidates: np.ndarray, r: np.ndarray, E
     :data:`ADD_SHARE` of that residual.
 
     ``r`` is the weighted residual ``(n, n_t − 1, S)``, ``E`` the weighted responses
-    ``(n, n_t − 1, n_candidates, S)``; returns picks as :func:`residual_screen` does.
+    ``(n, n_t − 1, n_candidates, S)``, ``noise_energy`` each species' expected noise
+    energy ``(S,)`` and ``variance`` σ²; returns picks as :func:`residual_screen` does.
     """
     rows = np.vstack([np.round(np.asarray(mechanism.V))[np.asarray(mechanism.kf) > 0],
                       candidates[sorted(taken)].reshape(-1, r.shape[-1])])
@@ -637,13 +695,17 @@ def _orphan_picks(mechanism: Mechanism, candidates: np.ndarray, r: np.ndarray, E
     for i in np.flatnonzero(~moved):
         ri = r[..., i].reshape(-1)
         total = float(ri @ ri)
-        if math.sqrt(total / max(ri.size, 1)) <= SOLVER_RESIDUAL:
+        noise_i = 0.0 if noise_energy is None else float(noise_energy[i])
+        if math.sqrt(total / max(ri.size, 1)) <= SOLVER_RESIDUAL or total <= noise_i:
             continue
-        share, rate, _ = _shares(ri, E[..., i].transpose(2, 0, 1).reshape(len(candidates), -1).T)
+        share, rate, size = _shares(
+            ri, E[..., i].transpose(2, 0, 1).reshape(len(candidates), -1).T, noise_i)
+        explained = rate ** 2 * size
         share[candidates[:, i] == 0] = np.inf
         share[sorted(taken)] = np.inf
-        j = int(np.argmin(share))
-        if share[j] <= ADD_SHARE:
+        explained[np.isinf(share)] = 0.0
+        j = int(np.argmax(explained) if variance > 0 else np.argmin(share))
+        if (explained[j] >= MIN_CHI2 * variance) if variance > 0 else share[j] <= ADD_SHARE:
             picks.append((j, float(share[j]), float(rate[j])))
             taken = taken | {j}
     return picks
@@ -658,11 +720,13 @@ class BalanceSearch:
     added: int = 0
     rows_fitted: int = 0
     refined: int = 0
+    share: float = SHARE
     seconds: dict | None = None
 
     def summary(self) -> dict:
         """Return a JSON-ready dict of the counts and times."""
-        return {"balance_rows": self.balance_rows, "exhausted_kept": self.exhausted_kept,
+        return {"share": self.share, "balance_rows": self.balance_rows,
+                "exhausted_kept": self.exhausted_kept,
                 "residual_added": self.added, "rows_fitted": self.rows_fitted,
                 "refinement_added": self.refined,
                 "seconds": dict(self.seconds or {})}
@@ -724,7 +788,10 @@ def fit_balance_rows(data: ReactionData, basis: np.ndarray, *, deadline: float =
         clock = now
 
     facts = _facts(data, basis)
-    rows = _balance_rows(facts)
+    level = (noise if noise is not None else element_noise(data)) or 0.0
+    facts.noise = level if level > SOLVER_RESIDUAL else 0.0  # below it: the solver's error
+    log.share = max(SHARE, facts.noise)
+    rows = _balance_rows(facts, log.share)
     log.balance_rows = len(rows)
     lap("balances")
     if not len(rows) or time.perf_counter() > deadline:
@@ -790,7 +857,7 @@ def _screen_and_fit(mech: Mechanism, facts: _Facts, sub: ReactionData, data: Rea
     # the refinement rounds (not the first screen, on the quick fit) also pick orphans' makers
     try:
         picks = residual_screen(mech, candidates, sub, orphans=not fit_without_picks,
-                                floor=floor, deadline=deadline)
+                                floor=floor, deadline=deadline, noise=facts.noise)
     except FitTimeout:
         return 0, None
     if not picks and not fit_without_picks:

@@ -40,6 +40,7 @@ from rdlab.discover.balances import DEEP_FLOOR, BalanceSearch, fit_balance_rows
 from rdlab.discover.crnn import PopulationCRNN
 from rdlab.discover.data import CONCENTRATION_FLOOR, ReactionData, split
 from rdlab.discover.derivatives import estimate as estimate_derivatives
+from rdlab.discover.elements import known_balances
 from rdlab.discover.initial_states import fit_with_initial_states
 from rdlab.discover.library import propose_structure
 from rdlab.discover.mechanism import ArrheniusRates, Mechanism
@@ -554,6 +555,8 @@ class ReactionDiscovery:
         self.equilibrium_only_ = False
         self.exhausted_species_ = (exhausted_species(self._traj_data)
                                    if self.target_ == "trajectories" else [])
+        known = known_balances(self._traj_data) if self.target_ == "trajectories" else None
+        self.element_balances_ = [] if known is None else list(known[0])
         self.weak_proposal_ = None
         self.subspace_ = None
         if self.target_ == "trajectories":
@@ -1324,6 +1327,7 @@ class ReactionDiscovery:
             out["subspace"] = self.subspace_
             out["equilibrium_only"] = self.equilibrium_only_
             out["exhausted_species"] = list(self.exhausted_species_)
+            out["element_balances"] = list(self.element_balances_)
             out["equally_good"] = [a.to_dict() for a in self.alternatives_]
         return out
 

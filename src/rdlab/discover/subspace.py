@@ -34,6 +34,7 @@ import numpy as np
 import scipy.linalg
 
 from rdlab.discover.data import ReactionData
+from rdlab.discover.elements import known_balances
 from rdlab.discover.library import monomial_exponents
 from rdlab.discover.mechanism import Mechanism
 from rdlab.discover.trajectory_fit import (
@@ -79,7 +80,8 @@ _ZERO_SINGULAR = 1e-13
 _INTEGER_TOL = 2e-2
 
 
-def stoichiometric_subspace(data: ReactionData, min_gap: float = MIN_GAP) -> np.ndarray:
+def stoichiometric_subspace(data: ReactionData, min_gap: float = MIN_GAP, *,
+                            element_balances: bool = True) -> np.ndarray:
     """Return a basis of the span of the concentration increments ``c(t) − c(t_0)``.
 
     Parameters
@@ -88,6 +90,10 @@ def stoichiometric_subspace(data: ReactionData, min_gap: float = MIN_GAP) -> np.
         ``(n, n_t, n_s)`` concentrations.
     min_gap : float, default MIN_GAP
         Smallest singular-value ratio read as the rank gap.
+    element_balances : bool, default True
+        When every species name is a chemical formula and the data conserve its elements
+        (:func:`~rdlab.discover.elements.known_balances`), search only inside their null
+        space: the element balances then hold exactly instead of to the data's noise.
 
     Returns
     -------
@@ -99,7 +105,15 @@ def stoichiometric_subspace(data: ReactionData, min_gap: float = MIN_GAP) -> np.
     D = (c[:, 1:] - c[:, :1]).reshape(-1, c.shape[2])
     scale = np.max(np.abs(c), axis=(0, 1))
     scale = np.where(scale > 0, scale, 1.0)
-    _, s, Wt = np.linalg.svd(D / scale, full_matrices=False)
+    Y = D / scale
+    known = known_balances(data) if element_balances else None
+    E = None if known is None else known[1]
+    if E is not None:  # project onto the balances' null space, in the scaled coordinates
+        N = scipy.linalg.null_space(E * scale)
+        Y = (Y @ N) @ N.T
+    _, s, Wt = np.linalg.svd(Y, full_matrices=False)
+    if E is not None:  # the balances' directions are zeros by construction, not a gap
+        s = s[:N.shape[1]]
     if s.size == 0 or s[0] <= 0:
         return np.zeros((0, c.shape[2]))
     ratios = s[:-1] / np.maximum(s[1:], _ZERO_SINGULAR * s[0])
