@@ -196,3 +196,20 @@ def test_kill_9_mid_fit_leaves_the_earlier_run_and_does_not_block_the_next(tmp_p
     assert res.exit_code == 0, res.output
     assert not list((tmp_path / "runs").glob(".x.*-*"))  # no staging or replaced folders
     assert json.loads((tmp_path / "runs/x/report.json").read_text())["exact"]
+
+
+def test_discover_says_which_element_balances_it_took_from_formula_names(tmp_path):
+    # H2 + I2 <-> 2HI, concentrations only: the names are formulas and the data conserve
+    # H and I, so the run says so and records them; abstract names get no such line
+    from rdlab.discover.mechanism import Mechanism
+
+    mech = Mechanism.from_rows(["H2", "I2", "HI"], [({"H2": -1, "I2": -1, "HI": 2}, 2.0, 0.5)])
+    data = generate(mech, n_samples=30, seed=2).without_derivatives()
+    path = save(data, tmp_path / "hi.csv")
+    res = CliRunner().invoke(app, ["discover", str(path), "--reactions", "1",
+                                   "--time-budget", "30s", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    assert "conserved elements from the species formulas: H, I" in res.output
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["fit"]["element_balances"] == ["H", "I"]
+    assert report["fit"]["converged"]

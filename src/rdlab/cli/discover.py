@@ -165,6 +165,9 @@ def _print_report(report: dict, folder: Path) -> None:
         status += f" ({fit['target']} target)"
     typer.echo(f"{status}: validation error {fit['validation_error']:.3e} in "
                f"{fit['seconds']:.1f} s ({fit['epochs']} epochs, {fit['restarts']} restarts)")
+    if fit.get("element_balances"):
+        typer.echo(f"conserved elements from the species formulas: "
+                   f"{', '.join(fit['element_balances'])} (the data conserve them)")
     if "default_sweep" in report:
         typer.echo(report["default_sweep"])
     if "sweep" in report:
