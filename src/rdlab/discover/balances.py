@@ -550,8 +550,9 @@ def residual_screen(mechanism: Mechanism, candidates: np.ndarray, sub: ReactionD
     from its measured, noisy state, whose error every later point inherits; so what a change
     of the starts explains (their sensitivities ``∂x/∂ln x0``) is projected out too. The
     residual's expected noise energy ``σ² Σ (w c)²`` (less the projected share) is no
-    candidate's to explain: shares are taken of the residual's excess over it, and a pick
-    must explain at least :data:`MIN_CHI2` σ² of weighted residual energy.
+    candidate's to explain: the greedy (and orphan) pick is the candidate explaining the
+    most residual energy, while that is at least :data:`MIN_CHI2` σ², and the share it
+    reports is of the residual's excess over the noise energy.
 
     Returns
     -------
