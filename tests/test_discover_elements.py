@@ -75,3 +75,31 @@ def test_symbol_names_whose_totals_change_are_not_taken_as_balances():
     assert element_matrix(data.species) is not None
     assert known_balances(data) is None
     assert stoichiometric_subspace(data).shape[0] == 2
+
+
+def test_a_fit_is_accepted_only_where_its_noise_agrees_with_the_element_balances():
+    # H2 + I2 <-> 2HI with 0.1 % noise, noise not given: the true mechanism's residual noise
+    # (starts refitted) matches the element balances' estimate, and it converges; the
+    # irreversible H2 + I2 -> 2HI misses the backward step by more than the noise, so
+    # its acceptance on its own noise estimate is withdrawn, with the reason
+    from rdlab.discover.estimator import NOISE_AGREEMENT, ReactionDiscovery
+    from rdlab.discover.initial_states import fit_with_initial_states
+    from rdlab.discover.trajectory_fit import fit_trajectories
+
+    mech = Mechanism.from_rows(["H2", "I2", "HI"], [({"H2": -1, "I2": -1, "HI": 2}, 2.0, 0.5)])
+    data = _data(mech, 0.0, n=30).with_noise(1e-3, seed=5)
+    est = ReactionDiscovery(1, time_budget_s=60, seed=1).fit(data)
+    assert est.converged_
+    assert est.noise_["elements"] == pytest.approx(1e-3, rel=0.1)
+    assert est.noise_["value"] <= NOISE_AGREEMENT * est.noise_["elements"]
+    np.testing.assert_allclose([est.mechanism_.kf[0], est.mechanism_.kr[0]], [2.0, 0.5],
+                               rtol=5e-3)
+
+    forward = Mechanism.from_rows(["H2", "I2", "HI"], [({"H2": -1, "I2": -1, "HI": 2}, 2.0, 0.0)])
+    wrong = fit_with_initial_states(fit_trajectories(forward, data, reversible=np.zeros(1, bool)),
+                                    data)
+    assert wrong.noise_estimate > NOISE_AGREEMENT * est.noise_["elements"]
+    wrong.accepted = True  # as a noise-limited judgement on its own estimate would have it
+    est._check_against_elements(wrong)
+    assert not wrong.accepted
+    assert "element balances measure" in est.noise_["disagrees"]

@@ -40,7 +40,7 @@ from rdlab.discover.balances import DEEP_FLOOR, BalanceSearch, fit_balance_rows
 from rdlab.discover.crnn import PopulationCRNN
 from rdlab.discover.data import CONCENTRATION_FLOOR, ReactionData, split
 from rdlab.discover.derivatives import estimate as estimate_derivatives
-from rdlab.discover.elements import known_balances
+from rdlab.discover.elements import balance_noise, known_balances
 from rdlab.discover.initial_states import fit_with_initial_states
 from rdlab.discover.library import propose_structure
 from rdlab.discover.mechanism import ArrheniusRates, Mechanism
@@ -72,8 +72,8 @@ from rdlab.discover.trajectory_fit import (
 from rdlab.discover.weak_form import propose_from_integrals
 from rdlab.errors import NetworkError, ParameterError
 
-__all__ = ["MAX_ESTIMATED_NOISE", "SHOOTING_SHARE", "TARGETS", "ReactionDiscovery",
-           "best_candidate"]
+__all__ = ["MAX_ESTIMATED_NOISE", "NOISE_AGREEMENT", "SHOOTING_SHARE", "TARGETS",
+           "ReactionDiscovery", "best_candidate"]
 
 #: What a fit to data at equilibrium determines (report, warnings and exported notes).
 EQUILIBRIUM_NOTE = (
@@ -96,6 +96,11 @@ WEAK_SHARE = 0.2
 SUBSPACE_SAMPLES = 10
 #: Most of the best-ranked subspace candidates refitted and verified on all the data.
 SUBSPACE_TRIES = 3
+#: Largest ratio of an accepted fit's noise estimate (initial states refitted) to the element
+#: balances' one, when the noise is estimated. On hydrogen oxidation with 0.1 % noise the
+#: ten exact fits give 0.98–1.02 (each estimate is good to 1–2 %); a fit with H2 + O ⇌ H2O
+#: missing and two neighbouring rates 2.5× off gave 1.155 (seed 2).
+NOISE_AGREEMENT = 1.1
 #: Least-squares iterations of the final refit of the chosen mechanism on every sample
 #: (trajectory target). Candidates are verified with 3, enough to judge the fit but not to
 #: converge along weakly determined directions, where an unconverged Jacobian reads a
@@ -557,6 +562,8 @@ class ReactionDiscovery:
                                    if self.target_ == "trajectories" else [])
         known = known_balances(self._traj_data) if self.target_ == "trajectories" else None
         self.element_balances_ = [] if known is None else list(known[0])
+        self.element_noise_ = (None if known is None
+                               else balance_noise(self._traj_data, known[1]))
         self.weak_proposal_ = None
         self.subspace_ = None
         if self.target_ == "trajectories":
@@ -838,6 +845,7 @@ class ReactionDiscovery:
             fit, self.alternatives_ = self._rivals(fit)
             self._judge(fit)
         fit = self._with_initial_states(fit)
+        self._check_against_elements(fit)
         self.trajectory_fit_ = fit
         self.mechanism_ = fit.mechanism.normalised()
         self.mechanism_.notes["trajectory_fit"] = fit.summary()
@@ -917,6 +925,29 @@ class ReactionDiscovery:
         if self.noise_["source"] == "estimated":
             self.noise_ = {"value": new.noise_estimate, "source": "estimated"}
         return new
+
+    def _check_against_elements(self, fit: TrajectoryFit) -> None:
+        """Withdraw the acceptance of a fit whose noise the element balances contradict.
+
+        With the noise estimated from the fit's own residual, a wrong mechanism that misses
+        the data by a little more than their noise reads as noise-limited. The element
+        balances measure the noise independently of any mechanism
+        (:func:`~rdlab.discover.elements.balance_noise`); after the initial states are
+        refitted the fit's estimate must be within :data:`NOISE_AGREEMENT` of it (both
+        values go to ``noise_``). Equilibrium-only data and fits without refitted starts
+        are left as they are: their estimates carry the noisy starts.
+        """
+        known = getattr(self, "element_noise_", None)
+        if (self.noise_["source"] != "estimated" or not fit.accepted or known is None
+                or known < NOISE_FLOOR or fit.initial_states is None):
+            return
+        self.noise_["elements"] = known
+        if fit.noise_estimate > NOISE_AGREEMENT * known:
+            fit.accepted = False
+            self.noise_["disagrees"] = (
+                f"the fit leaves a residual noise of {fit.noise_estimate:.3g}, "
+                f"{fit.noise_estimate / known:.2f}× the {known:.3g} that the element balances "
+                "measure: the mechanism does not reproduce the data to their noise")
 
     def _polished(self, fit: TrajectoryFit) -> TrajectoryFit:
         """Refit ``fit``'s mechanism on every sample until converged (:data:`POLISH_NFEV`).
@@ -1338,7 +1369,8 @@ class ReactionDiscovery:
         -------
         list of str
             One sentence each: species used up within the first interval (their consuming
-            reactions' rates are bounded from below only), a stoichiometric subspace of
+            reactions' rates are bounded from below only), a fit whose noise the element
+            balances contradict (:data:`NOISE_AGREEMENT`), a stoichiometric subspace of
             rank above :data:`~rdlab.discover.subspace.MAX_RANK` (not enumerated).
         """
         self._check_fitted()
@@ -1350,6 +1382,9 @@ class ReactionDiscovery:
                 "sampling interval: the reactions that consume them finish before the second "
                 "measured time, so the data bound their rates from below only (measure earlier "
                 "times to determine them)")
+        disagrees = (getattr(self, "noise_", None) or {}).get("disagrees")
+        if disagrees:
+            out.append(disagrees)
         rank = (self.subspace_ or {}).get("rank", 0) if self.target_ == "trajectories" else 0
         if rank > MAX_RANK:
             out.append(
