@@ -937,7 +937,7 @@ class ReactionDiscovery:
         values go to ``noise_``). Equilibrium-only data and fits without refitted starts
         are left as they are: their estimates carry the noisy starts.
         """
-        known = getattr(self, "element_noise_", None)
+        known = self.element_noise_
         if (self.noise_["source"] != "estimated" or not fit.accepted or known is None
                 or known < NOISE_FLOOR or fit.initial_states is None):
             return
