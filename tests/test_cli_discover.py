@@ -213,3 +213,14 @@ def test_discover_says_which_element_balances_it_took_from_formula_names(tmp_pat
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["fit"]["element_balances"] == ["H", "I"]
     assert report["fit"]["converged"]
+
+
+def test_the_report_says_which_rows_a_completion_added(tmp_path, capsys):
+    from rdlab.cli.discover import _print_report
+
+    fit = {"converged": True, "validation_error": 1e-3, "seconds": 105.0, "epochs": 0,
+           "restarts": 0, "element_balances": ["H", "O"],
+           "completion": {"added": ["H2O <-> H2 + O"], "accepted": True, "seconds": 70.0}}
+    _print_report({"fit": fit, "warnings": [], "outputs": [], "missing_outputs": []}, tmp_path)
+    out = capsys.readouterr().out
+    assert "added H2O <-> H2 + O (kept: the completed fit agrees with their noise)" in out

@@ -168,6 +168,12 @@ def _print_report(report: dict, folder: Path) -> None:
     if fit.get("element_balances"):
         typer.echo(f"conserved elements from the species formulas: "
                    f"{', '.join(fit['element_balances'])} (the data conserve them)")
+    done = fit.get("completion")
+    if done:
+        verdict = ("kept: the completed fit agrees with their noise" if done["accepted"]
+                   else "not kept: it did not reproduce the data to their noise")
+        typer.echo(f"the search's fit missed the data by more than the element balances' noise; "
+                   f"added {'; '.join(done['added'])} ({verdict})")
     if "default_sweep" in report:
         typer.echo(report["default_sweep"])
     if "sweep" in report:
