@@ -173,3 +173,22 @@ def test_killed_training_resumes_bit_for_bit(tmp_path, monkeypatch, stores, seed
     _same_tensors(_state(tmp_path / "clean" / "best.pt")["state_dict"],
                   _state(killed / "best.pt")["state_dict"])
     assert not [p.name for p in killed.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_resumed_training_removes_what_killed_atomic_writes_left(tmp_path, monkeypatch,
+                                                                   stores):
+    # SIGKILL between an atomic write's temporary file and its rename leaves
+    # ``.last.pt.<random>.tmp`` (seen once in CI when the kill above landed there); the
+    # resumed run, which holds the folder's lock, removes such files and nothing else
+    monkeypatch.chdir(tmp_path)
+    for path in stores.values():
+        shutil.copytree(path, tmp_path / path.name)
+    args = ["classify", "train", "train.zarr", "val.zarr", "--epochs", "2", "--out", "m"]
+    _rerun(args)
+    before = _state(tmp_path / "m" / "last.pt")
+    stale = [tmp_path / "m" / ".last.pt.k9x_2a.tmp", tmp_path / "m" / ".history.jsonl.q1.tmp"]
+    for path in stale:
+        path.write_bytes(b"half a file")
+    _rerun(args)
+    assert not any(p.exists() for p in stale)
+    _same_tensors(before["model"], _state(tmp_path / "m" / "last.pt")["model"])

@@ -42,6 +42,35 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
+def remove_temporaries(folder: str | Path) -> list[Path]:
+    """Remove the temporary files that killed atomic writes left in ``folder``.
+
+    A process killed (SIGKILL, power loss) between creating its temporary file and the
+    rename leaves ``.<name>.<random>.tmp`` behind; the target itself is intact. Call this
+    only while holding the folder's lock (:mod:`rdlab.output_lock`): a live writer's
+    temporary file looks the same.
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path
+        The folder (nothing happens if it does not exist).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in sorted(folder.glob(".*.tmp")):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     """Call ``write(tmp)`` on a fresh temporary path, then rename it to ``path``.
 

@@ -55,6 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rdlab.atomic import remove_temporaries
 from rdlab.checks import torch_device
 from rdlab.classify.augment import AugmentConfig, augment
 from rdlab.classify.cnn import build_model, load_model, save_model
@@ -892,7 +893,12 @@ class _Training:
         self.sched = _make_scheduler(self.config, self.opt)
 
     def start(self) -> None:
-        """Start fresh, or resume from ``last.pt`` after its last finished epoch."""
+        """Start fresh, or resume from ``last.pt`` after its last finished epoch.
+
+        Temporary files that a killed run's atomic writes left are removed first (the
+        folder is locked while training).
+        """
+        remove_temporaries(self.files["last"].parent)
         last = Checkpoint(self.files["last"])
         if not last.exists():
             if self.config.init_norm:

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from rdlab.atomic import remove_temporaries
 from rdlab.errors import DataError
 from rdlab.training_loop import Checkpoint, CheckpointError, read_history
 
@@ -98,8 +99,7 @@ def tidy(folder: Path) -> None:
     """
     if not folder.is_dir():
         return
-    for path in folder.glob(".*.tmp"):
-        path.unlink(missing_ok=True)
+    remove_temporaries(folder)
     for path in folder.glob(_STAGING + "*"):
         shutil.rmtree(path, ignore_errors=True)
 
