@@ -214,7 +214,7 @@ def _judge(ex, V, orders, kf, kr, E: np.ndarray) -> dict:
 
     W_true = _true_coefficients(ex.mechanism, E)
     out = {"exact": False, "max_rate_error": float("nan"), "pattern": False,
-           "coef_error": 1.0}
+           "coef_error": 1.0, "rows_found": 0, "rows_extra": 0}
     W = None if V is None else _coefficients(V, orders, kf, kr, E)
     if W is not None:
         nz = W_true != 0
@@ -232,7 +232,29 @@ def _judge(ex, V, orders, kf, kr, E: np.ndarray) -> dict:
     out["exact"] = bool(cmp["exact"])
     if cmp["exact"]:
         out["max_rate_error"] = float(cmp["max_rate_error"])
+    out["rows_found"], out["rows_extra"] = _rows_found(ex.mechanism, learned)
     return out
+
+
+def _row_keys(mech) -> set:
+    """The reactions of ``mech`` with a rate > 0, each as (orders, net change) up to direction."""
+    keys = set()
+    kf, kr = (np.asarray(k, dtype=float) for k in mech.rates_at(mech.reference_temperature))
+    for i in range(mech.n_reactions):
+        if not (kf[i] > 0 or kr[i] > 0) or not np.any(np.round(mech.V[i])):
+            continue
+        v = np.round(np.asarray(mech.V[i], dtype=float)) + 0.0
+        if mech.orders is not None:
+            keys.add((tuple(np.round(mech.orders[i]) + 0.0), tuple(v)))
+        else:
+            keys.add(max(tuple(v), tuple(-v)))
+    return keys
+
+
+def _rows_found(truth, learned) -> tuple[int, int]:
+    """How many of ``truth``'s reactions ``learned`` has, and how many others it has."""
+    t, got = _row_keys(truth), _row_keys(learned)
+    return len(t & got), len(got - t)
 
 
 def _sindy_degree(ex, n_points: int) -> int:
@@ -451,12 +473,23 @@ def _union(E: np.ndarray, V, orders) -> np.ndarray:
     return np.unique(np.concatenate(rows), axis=0)
 
 
+def _rows_column(rs: list[dict], example_name: str) -> str:
+    """Median true reactions found of the truth's, and the median of other reactions kept."""
+    from rdlab.discover.examples import example
+
+    found = [r["rows_found"] for r in rs if "rows_found" in r]
+    if not found:
+        return "-"
+    extra = np.median([r["rows_extra"] for r in rs if "rows_found" in r])
+    return f"{np.median(found):g}/{example(example_name).mechanism.n_reactions}+{extra:g}"
+
+
 def _compare_table(runs: list[dict], methods, examples, levels) -> str:
     """The method × example × noise table."""
     head = (f"{'method':11s} {'example':27s} {'noise':>6s} {'exact':>6s} {'pattern':>7s} "
             f"{'determined':>10s} "
             f"{'rate err med':>12s} {'worst':>9s} {'ident err':>9s} {'coef err':>9s} "
-            f"{'time med':>8s} "            f"{'max':>6s} {'cpu med':>7s}  path")
+            f"{'true rows':>9s} {'time med':>8s} {'max':>6s} {'cpu med':>7s}  path")
     lines = [head, "-" * len(head)]
     for m in methods:
         for n in examples:
@@ -477,6 +510,7 @@ def _compare_table(runs: list[dict], methods, examples, levels) -> str:
                     f" {max(ok) if ok else float('nan'):9.2e}"
                     f" {max(ident) if ident else float('nan'):9.2e}"
                     f" {np.median([r['coef_error'] for r in rs]):9.2e}"
+                    f" {_rows_column(rs, n):>9s}"
                     f" {np.median(times):8.2f} {max(times):6.1f}"
                     f" {np.median([r.get('cpu_seconds', np.nan) for r in rs]):7.1f}  {path}"
                     + (f"  ERROR: {errs[0][:60]}" if errs else ""))
