@@ -902,7 +902,8 @@ class ReactionDiscovery:
             try:
                 new = fit_trajectories(mech, self._traj_data, noise=self.concentration_noise,
                                        max_nfev=COMPLETION_NFEV, deadline=end)
-            except (NetworkError, ParameterError):
+            except (NetworkError, ParameterError, FitTimeout):
+                self.completion_["seconds"] = time.perf_counter() - start
                 break
             saved = (dict(self.noise_), list(self.alternatives_))
             self.noise_ = {"value": self.concentration_noise, "source": "given"} if (
