@@ -843,9 +843,7 @@ class ReactionDiscovery:
             fit = accepted[0] if accepted else min(fits, key=lambda f: f.error, default=None)
         if fit is not None:
             fit = self._polished(fit)
-        noise = self.concentration_noise
-        self.noise_ = {"value": noise, "source": "given"} if noise is not None else {
-            "value": 0.0, "source": "noise-free"}
+        self.noise_ = self._prior_noise()
         if fit is None:
             self.trajectory_fit_ = None
             self.converged_ = False
@@ -861,6 +859,12 @@ class ReactionDiscovery:
         self.species_errors_ = fit.species_rms
         self.converged_ = fit.accepted
         self.time_to_structure_ = fit.seconds if fit.accepted else None
+
+    def _prior_noise(self) -> dict:
+        """Return ``noise_`` before a fit is judged: the given level, else noise-free."""
+        noise = self.concentration_noise
+        return ({"value": noise, "source": "given"} if noise is not None
+                else {"value": 0.0, "source": "noise-free"})
 
     def _finished(self, fit: TrajectoryFit) -> TrajectoryFit:
         """Judge ``fit``, choose among its rivals, refit its starts, check it against elements."""
@@ -906,9 +910,7 @@ class ReactionDiscovery:
                 self.completion_["seconds"] = time.perf_counter() - start
                 break
             saved = (dict(self.noise_), list(self.alternatives_))
-            self.noise_ = {"value": self.concentration_noise, "source": "given"} if (
-                self.concentration_noise is not None) else {"value": 0.0,
-                                                             "source": "noise-free"}
+            self.noise_ = self._prior_noise()
             new = self._finished(new) if not new.timed_out else new
             self.completion_["seconds"] = time.perf_counter() - start
             if new.accepted and not self.noise_.get("disagrees"):
