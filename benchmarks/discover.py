@@ -232,29 +232,10 @@ def _judge(ex, V, orders, kf, kr, E: np.ndarray) -> dict:
     out["exact"] = bool(cmp["exact"])
     if cmp["exact"]:
         out["max_rate_error"] = float(cmp["max_rate_error"])
-    out["rows_found"], out["rows_extra"] = _rows_found(ex.mechanism, learned)
+    # the truth's reactions the learned mechanism has, and the others it keeps
+    out["rows_found"] = sum(m["learned"] is not None for m in cmp["matched"])
+    out["rows_extra"] = len(cmp["extra_reactions"])
     return out
-
-
-def _row_keys(mech) -> set:
-    """The reactions of ``mech`` with a rate > 0, each as (orders, net change) up to direction."""
-    keys = set()
-    kf, kr = (np.asarray(k, dtype=float) for k in mech.rates_at(mech.reference_temperature))
-    for i in range(mech.n_reactions):
-        if not (kf[i] > 0 or kr[i] > 0) or not np.any(np.round(mech.V[i])):
-            continue
-        v = np.round(np.asarray(mech.V[i], dtype=float)) + 0.0
-        if mech.orders is not None:
-            keys.add((tuple(np.round(mech.orders[i]) + 0.0), tuple(v)))
-        else:
-            keys.add(max(tuple(v), tuple(-v)))
-    return keys
-
-
-def _rows_found(truth, learned) -> tuple[int, int]:
-    """How many of ``truth``'s reactions ``learned`` has, and how many others it has."""
-    t, got = _row_keys(truth), _row_keys(learned)
-    return len(t & got), len(got - t)
 
 
 def _sindy_degree(ex, n_points: int) -> int:
