@@ -124,6 +124,6 @@ def test_an_equally_good_alternative_is_a_printed_warning():
     truth = example("stiff").mechanism
     alt = Alternative(truth, "F <-> P", "F <-> R", "R <-> P", 1.2e-3, 1.5)
     est = SimpleNamespace(converged_=True, equilibrium_only_=False, alternatives_=[alt])
-    (line,) = _fit_warnings(est, truth, {}, None)
+    (line,) = _fit_warnings(est, truth, {})
     assert "'F <-> R' instead of 'F <-> P'" in line and "'R <-> P'" in line
     assert "+1.5 σ²" in line

@@ -32,6 +32,9 @@ class _Fitted:
     def acceptance_tolerance(self) -> float:
         return 1e-4
 
+    def rejection(self) -> str | None:
+        return None if self.converged_ else "largest per-species validation error 0.3 > 1e-4"
+
     def limits(self) -> list[str]:
         return []
 

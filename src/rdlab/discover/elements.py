@@ -22,7 +22,8 @@ import re
 import numpy as np
 
 __all__ = ["DRIFT_SHARE", "ELEMENTS", "LEVEL_SHARE", "composition", "consistent_balances",
-           "balance_noise", "element_matrix", "element_noise", "known_balances"]
+           "balance_noise", "element_matrix", "element_noise", "known_balances",
+           "unbalanced_reactions"]
 
 #: Symbols of the elements 1–118.
 ELEMENTS = frozenset("""
@@ -99,6 +100,36 @@ def element_matrix(species) -> tuple[tuple[str, ...], np.ndarray] | None:
     elements = tuple(dict.fromkeys(el for c in comps for el in c))
     E = np.array([[c.get(el, 0) for c in comps] for el in elements], dtype=float)
     return elements, E
+
+
+def unbalanced_reactions(V: np.ndarray, elements: tuple[str, ...], E: np.ndarray,
+                         lines: list[str]) -> list[str]:
+    """Return, for each reaction that changes an element's total, what it changes.
+
+    Parameters
+    ----------
+    V : numpy.ndarray
+        ``(n_reactions, n_species)`` net stoichiometry.
+    elements : tuple of str
+        Element symbols, the rows of ``E``.
+    E : numpy.ndarray
+        ``(n_elements, n_species)`` atoms per species (:func:`element_matrix`).
+    lines : list of str
+        The reactions as text, one per row of ``V``.
+
+    Returns
+    -------
+    list of str
+        E.g. ``"reaction 2: NO3 + NO -> 3NO2 (N +1)"``; empty when every row conserves
+        every element.
+    """
+    change = np.asarray(V, float) @ np.asarray(E, float).T
+    out = []
+    for i in np.flatnonzero(np.any(np.abs(change) > 1e-9, axis=1)):
+        moved = ", ".join(f"{el} {change[i, e]:+g}" for e, el in enumerate(elements)
+                          if abs(change[i, e]) > 1e-9)
+        out.append(f"reaction {i + 1}: {lines[i]} ({moved})")
+    return out
 
 
 def consistent_balances(concentrations: np.ndarray, E: np.ndarray) -> bool:

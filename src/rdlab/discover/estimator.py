@@ -62,6 +62,7 @@ from rdlab.discover.subspace import (
     screen_subspace,
     stoichiometric_subspace,
     subsample,
+    without_minor_directions,
 )
 from rdlab.discover.trajectory_fit import (
     NOISE_FLOOR,
@@ -571,6 +572,7 @@ class ReactionDiscovery:
                                    if self.target_ == "trajectories" else [])
         known = known_balances(self._traj_data) if self.target_ == "trajectories" else None
         self.element_balances_ = [] if known is None else list(known[0])
+        self._elements = known
         self.element_noise_ = (None if known is None
                                else balance_noise(self._traj_data, known[1]))
         self.weak_proposal_ = None
@@ -620,16 +622,30 @@ class ReactionDiscovery:
         return estimate_derivatives(X, self.derivative_method)
 
     def _trajectory_fit(self, mech: Mechanism) -> TrajectoryFit | None:
-        """Return the trajectory fit of ``mech``'s structure (cached; ``None``: unphysical)."""
+        """Return the trajectory fit of ``mech``'s structure (cached; ``None``: unphysical).
+
+        Unphysical: non-integer coefficients, negative products, or a row that changes an
+        element total the data conserve.
+        """
         V = np.round(mech.V)
         key = (V.tobytes(), None if mech.orders is None else np.round(mech.orders).tobytes())
         if key not in self._traj_fits:
             fit = None
-            if mech.is_physical() and np.any(V != 0):
+            if mech.is_physical() and np.any(V != 0) and self._conserves_elements(V):
                 fit = fit_trajectories(mech, self._traj_data, noise=self.concentration_noise,
                                        deadline=self._deadline(self._t0))
             self._traj_fits[key] = fit
         return self._traj_fits[key]
+
+    def _conserves_elements(self, V: np.ndarray) -> bool:
+        """Whether every row of ``V`` keeps the element totals that the data conserve.
+
+        True when the species are no formulas or the data do not conserve their elements
+        (:func:`~rdlab.discover.elements.known_balances`); a row that creates or destroys
+        atoms is no reaction, however well it fits.
+        """
+        known = getattr(self, "_elements", None)
+        return known is None or not np.any(np.abs(np.asarray(V) @ known[1].T) > 1e-9)
 
     def _search_from_trajectories(self, t0: float) -> _Candidate | None:
         """Try the concentration-only searches in turn; return the first that holds.
@@ -687,12 +703,12 @@ class ReactionDiscovery:
         that reproduces the data is returned, and so is one that does so to an estimated
         noise level (unknown noise) when the runner-up of the screen is at least 3× worse.
         """
-        if self.catalytic:
-            return None
         end = self._deadline(t0)
         found = self._try_all_rows(end)
         if found is not None:
             return self._score(found.mechanism, 0, t0)
+        if self.catalytic:  # the screen below is of the V form
+            return None
         search = screen_subspace(self._traj_data, self.n_reactions, deadline=end,
                                  samples=SUBSPACE_SAMPLES)
         self.subspace_.update(search.summary())
@@ -746,8 +762,11 @@ class ReactionDiscovery:
         self.subspace_ = {}
         if basis.shape[0] <= MAX_RANK:
             fit = fit_all_rows(self._traj_data, deadline=end, samples=SUBSPACE_SAMPLES,
-                               noise=self.concentration_noise, n_reactions=self.n_reactions)
+                               noise=self.concentration_noise, n_reactions=self.n_reactions,
+                               catalytic=self.catalytic)
             return self._verify_survivors(fit, end)
+        if self.catalytic:  # the balances propose V-form rows
+            return None
         # too many rows to fit all: propose from the balances
         self.subspace_["balances"] = []
         for floor in (RESIDUAL_FLOOR, DEEP_FLOOR):
@@ -771,9 +790,11 @@ class ReactionDiscovery:
         m = fit.mechanism
         kept = np.flatnonzero((np.asarray(m.kf) > 0) | (np.asarray(m.kr) > 0))
         self.subspace_["all_rows"]["kept"] = int(kept.size)
-        if not 0 < kept.size <= self.n_reactions:
+        # in catalytic form every direction is a row of its own
+        if not 0 < kept.size <= self.n_reactions * (2 if m.orders is not None else 1):
             return None
-        verified = self._verify_on_all(m.subset(kept), end)
+        verified = without_minor_directions(self._verify_on_all(m.subset(kept), end),
+                                            self._traj_data, self.concentration_noise, end)
         self.subspace_["verified"] = verified.summary()
         ok = verified.accepted or self._noise_limited(verified)
         return verified if ok else None
@@ -838,7 +859,9 @@ class ReactionDiscovery:
         """Store the trajectory-fitted mechanism of ``result`` (or the best one) as the fit."""
         fit = self._trajectory_fit(result.mechanism)
         fits = [f for f in self._traj_fits.values() if f is not None]
-        if fit is None or not fit.accepted:
+        # the search's result when it holds (to its own noise estimate when the noise is not
+        # known), else the best of what was fitted
+        if fit is None or not (fit.accepted or self._noise_limited(fit)):
             accepted = [f for f in fits if f.accepted]
             fit = accepted[0] if accepted else min(fits, key=lambda f: f.error, default=None)
         if fit is not None:
@@ -1431,6 +1454,54 @@ class ReactionDiscovery:
             out["equally_good"] = [a.to_dict() for a in self.alternatives_]
         return out
 
+    def rejection(self) -> str | None:
+        """Return why the fitted mechanism was not accepted; ``None`` when it converged.
+
+        A fit of the trajectories fails the first test of, in order: fitted at all, within
+        the time budget, integrated, reproducing the data to the tolerance (given or
+        noise-free data) or, with the noise estimated, a residual small enough to be noise
+        (:data:`MAX_ESTIMATED_NOISE`), errors within 3× that estimate, residuals that look
+        like noise (:attr:`~rdlab.discover.trajectory_fit.TrajectoryFit.noise_like`), and
+        a noise level the element balances agree with. A fit of the derivatives fails on
+        its largest per-species error.
+
+        Returns
+        -------
+        str or None
+            One clause naming the test that failed, with its numbers.
+        """
+        self._check_fitted()
+        if self.converged_:
+            return None
+        worst = float(np.max(self.species_errors_))
+        if self.target_ != "trajectories":
+            return (f"largest per-species validation error {worst:.3g} > tolerance "
+                    f"{self.acceptance_tolerance():.3g}")
+        fit = self.trajectory_fit_
+        if fit is None:
+            return "no candidate mechanism could be fitted to the trajectories"
+        if fit.timed_out:
+            return (f"the time budget ran out during the trajectory fit ({fit.seconds:.0f} s); "
+                    "give it more time (--time-budget)")
+        if not fit.success:
+            return "the stiff solver failed on the best candidate's trajectories"
+        disagrees = (self.noise_ or {}).get("disagrees")
+        if disagrees:
+            return disagrees
+        if self.concentration_noise is not None or fit.null_autocorrelation is None:
+            return (f"largest per-species trajectory error {fit.error:.3g} > tolerance "
+                    f"{fit.threshold:.3g}")
+        sigma = max(fit.noise_estimate, NOISE_FLOOR)
+        if fit.noise_estimate > MAX_ESTIMATED_NOISE:
+            return (f"the residual ({fit.noise_estimate:.3g} relative RMS) is larger than "
+                    f"{MAX_ESTIMATED_NOISE:g}, the most taken for measurement noise")
+        if fit.error > 3.0 * sigma:
+            return (f"largest per-species trajectory error {fit.error:.3g} > 3× the "
+                    f"residual's noise estimate ({3.0 * sigma:.3g})")
+        return (f"the residuals vary smoothly in time (lag-1 autocorrelation "
+                f"{fit.autocorrelation:.2f}, where noise of this size gives "
+                f"{fit.null_autocorrelation:.2f}): a systematic misfit, not noise")
+
     def limits(self) -> list[str]:
         """Return what, in these data, is beyond the concentration-only search.
 
@@ -1457,8 +1528,9 @@ class ReactionDiscovery:
         rank = (self.subspace_ or {}).get("rank", 0) if self.target_ == "trajectories" else 0
         if rank > MAX_RANK:
             out.append(
-                f"the concentration changes span {rank} independent directions: beyond the "
-                f"concentration-only structure search (at most {MAX_RANK}), which was skipped")
+                f"the concentration changes span {rank} independent directions, more than "
+                f"the exhaustive structure search covers ({MAX_RANK}): the candidate rows "
+                "came from species balances and residual screens, which can miss minor routes")
         return out
 
     def _derivative_report(self) -> dict:

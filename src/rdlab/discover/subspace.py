@@ -28,7 +28,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.linalg
@@ -39,6 +39,7 @@ from rdlab.discover.library import monomial_exponents
 from rdlab.discover.mechanism import Mechanism
 from rdlab.discover.trajectory_fit import (
     PRUNE_NFEV,
+    REVIVE_SHARE,
     FitTimeout,
     TrajectoryFit,
     acceptance_threshold,
@@ -49,11 +50,12 @@ from rdlab.discover.trajectory_fit import (
 from rdlab.discover.weak_form import fit_rates_weak, weak_form_system
 from rdlab.errors import NetworkError, ParameterError
 
-__all__ = ["ALL_ROWS_MAX", "EQUILIBRIUM_SPEED", "EQUILIBRIUM_SPEEDUPS", "EQUILIBRIUM_TOLERANCE",
-           "EXHAUSTED_SHARE", "MAX_RANK", "MIN_GAP", "SubspaceSearch", "candidate_sets",
-           "equilibrated", "equilibrium_mechanism", "exhausted_species",
+__all__ = ["ALL_ROWS_MAX", "CATALYTIC_MAX", "EQUILIBRIUM_SPEED", "EQUILIBRIUM_SPEEDUPS",
+           "EQUILIBRIUM_TOLERANCE", "EXHAUSTED_SHARE", "MAX_RANK", "MIN_GAP", "SubspaceSearch",
+           "candidate_sets", "reaction_count",
+           "catalytic_rows", "equilibrated", "equilibrium_mechanism", "exhausted_species",
            "fit_all_rows", "integer_rows", "neutral_rates", "screen_subspace",
-           "stoichiometric_subspace", "subsample"]
+           "stoichiometric_subspace", "subsample", "without_minor_directions"]
 
 #: Largest subspace rank whose integer rows are enumerated.
 MAX_RANK = 7
@@ -73,6 +75,8 @@ EQUILIBRIUM_SPEEDUPS = 3
 EXHAUSTED_SHARE = 1e-3
 #: Most integer rows fitted all together by :func:`fit_all_rows`.
 ALL_ROWS_MAX = 16
+#: Most catalytic directions (:func:`catalytic_rows`) fitted together.
+CATALYTIC_MAX = 128
 #: Singular values below this share of the largest are rounding zeros: an inert species
 #: (exactly no change) must not read as the largest gap.
 _ZERO_SINGULAR = 1e-13
@@ -289,10 +293,43 @@ def neutral_rates(rows: np.ndarray, data: ReactionData) -> np.ndarray:
     return np.clip(rates, 1e-12, 1e12)
 
 
+def catalytic_rows(rows: np.ndarray, max_order: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Return every direction of ``rows``, plain and with one catalyst, in catalytic form.
+
+    A catalyst takes part without being used up (``X + C -> Y + C``): its order is 1 while
+    its net stoichiometry is that of the row. Each row gives two directions (``v`` and
+    ``−v``), each plain (orders = its reactants) and with each species as catalyst, as long
+    as the total order stays at most ``max_order``.
+
+    Parameters
+    ----------
+    rows : numpy.ndarray
+        ``(n_rows, n_s)`` integer net stoichiometry.
+    max_order : int, default 3
+        Largest sum of reactant orders of a direction.
+
+    Returns
+    -------
+    V, orders : numpy.ndarray
+        ``(n_directions, n_s)`` net stoichiometry and reactant orders, irreversible.
+    """
+    rows = np.asarray(rows, float)
+    n_s = rows.shape[1]
+    V, orders = [], []
+    for v in np.vstack([rows, -rows]):
+        base = np.maximum(-v, 0.0)
+        for extra in [np.zeros(n_s)] + list(np.eye(n_s)):
+            if base.sum() + extra.sum() <= max_order:
+                V.append(v)
+                orders.append(base + extra)
+    return np.array(V), np.array(orders)
+
+
 def fit_all_rows(data: ReactionData, *, deadline: float = math.inf, samples: int = 10,
                  max_rows: int = ALL_ROWS_MAX, max_nfev: int = 60, max_coefficient: int = 2,
                  max_order: int = 2, noise: float | None = None,
-                 n_reactions: int | None = None) -> TrajectoryFit | None:
+                 n_reactions: int | None = None, catalytic: bool = False
+                 ) -> TrajectoryFit | None:
     """Fit every integer row of the subspace at once, both directions, and prune.
 
     The true mechanism is a subset of the rows, so the full set reproduces the data; the
@@ -320,7 +357,12 @@ def fit_all_rows(data: ReactionData, *, deadline: float = math.inf, samples: int
         Concentration noise level, when known.
     n_reactions : int or None, optional
         Rows the mechanism has, when known: pruning tries every row until that many remain
-        (``max_rows`` of :func:`~rdlab.discover.trajectory_fit.fit_trajectories`).
+        (``max_rows`` of :func:`~rdlab.discover.trajectory_fit.fit_trajectories`); in
+        catalytic form, until twice that many directions remain (a reversible reaction is
+        two).
+    catalytic : bool, default False
+        Fit the directions of :func:`catalytic_rows` (each row plain and with each species
+        as catalyst, irreversible) from the neutral start only.
 
     Returns
     -------
@@ -336,6 +378,9 @@ def fit_all_rows(data: ReactionData, *, deadline: float = math.inf, samples: int
         return None
     rates = neutral_rates(rows, data)
     sub = subsample(data, samples)
+    if catalytic:
+        return _fit_catalytic_rows(rows, data, sub, deadline=deadline, max_nfev=max_nfev,
+                                   noise=noise, n_reactions=n_reactions)
     best = None
     for start in ("neutral", "weak"):
         if start == "neutral":
@@ -367,6 +412,98 @@ def fit_all_rows(data: ReactionData, *, deadline: float = math.inf, samples: int
     except (NetworkError, ParameterError, FitTimeout):
         return None
     return None if fit.timed_out else fit
+
+
+def _fit_catalytic_rows(rows: np.ndarray, data: ReactionData, sub: ReactionData, *,
+                        deadline: float, max_nfev: int, noise: float | None,
+                        n_reactions: int | None) -> TrajectoryFit | None:
+    """Fit the catalytic directions of ``rows`` on ``sub`` and prune (see fit_all_rows)."""
+    V, orders = catalytic_rows(rows)
+    if len(V) > CATALYTIC_MAX:
+        return None
+    c = np.maximum(np.asarray(data.concentrations, float), 0.0).reshape(-1, V.shape[1])
+    span = float(np.max(np.ptp(np.asarray(data.sample_times, float), axis=1)))
+    target = float(np.mean(c)) / max(span, 1e-300)  # the flux of neutral_rates
+    k = np.clip(target / np.maximum(mean_monomials(c, orders), 1e-300), 1e-12, 1e12)
+    mech = Mechanism(data.species, V, k, np.zeros(len(V)), orders)
+    irreversible = np.zeros(len(V), bool)
+    try:
+        fit = fit_trajectories(mech, sub, noise=noise, max_nfev=max_nfev, prune=False,
+                               revive=False, deadline=deadline, drop_negligible=False,
+                               reversible=irreversible)
+        if fit.timed_out:
+            return None
+        # prune; then, while more reactions than asked remain, one row fewer, as long as
+        # the pruning can remove one within its residual bound
+        limit = None if n_reactions is None else 2 * n_reactions
+        while True:
+            fit = fit_trajectories(fit.mechanism, sub, noise=noise, max_rows=limit,
+                                   reversible=np.zeros(fit.mechanism.n_reactions, bool),
+                                   max_nfev=min(max_nfev, PRUNE_NFEV), deadline=deadline)
+            if fit.timed_out:
+                return None
+            m = fit.mechanism
+            kept = np.flatnonzero(np.asarray(m.kf) > 0)
+            if (n_reactions is None or len(kept) <= n_reactions
+                    or reaction_count(m.V[kept], m.orders[kept]) <= n_reactions
+                    or (limit is not None and len(kept) > limit)):  # the data need them
+                return without_minor_directions(fit, sub, noise, deadline)
+            limit = len(kept) - 1
+            fit = replace(fit, mechanism=m.subset(kept))
+    except (NetworkError, ParameterError, FitTimeout):
+        return None
+
+
+def without_minor_directions(fit: TrajectoryFit, data: ReactionData, noise: float | None,
+                             deadline: float = math.inf) -> TrajectoryFit:
+    """Drop the directions whose mean flux is under REVIVE_SHARE of the largest, if allowed.
+
+    For catalytic-form fits (``fit.mechanism.orders`` set; others are returned as they are).
+
+    A catalytic copy of a row (``2A -> A + B`` beside ``A -> B``) differs from it only by
+    the catalyst's level, and can survive the pruning at a flux 1e-5 of its row's. All such
+    directions are removed together and the rest refitted; the removal stands when every
+    species' RMS residual stays within ``max(1.05 ×, the noise)`` of the fit's.
+    """
+    m = fit.mechanism
+    if m.orders is None:
+        return fit
+    c = np.maximum(np.asarray(data.concentrations, float), 0.0).reshape(-1, m.n_species)
+    flux = np.asarray(m.kf) * mean_monomials(c, m.orders)
+    minor = (flux > 0) & (flux < REVIVE_SHARE * flux.max())
+    if not minor.any():
+        return fit
+    kept = np.flatnonzero((flux > 0) & ~minor)
+    try:
+        new = fit_trajectories(m.subset(kept), data, noise=noise, prune=False,
+                               reversible=np.zeros(kept.size, bool), deadline=deadline)
+    except (NetworkError, ParameterError, FitTimeout):
+        return fit
+    bound = np.maximum(1.05 * np.asarray(fit.species_rms), noise or 0.0)
+    return new if not new.timed_out and np.all(new.species_rms <= bound) else fit
+
+
+def reaction_count(V: np.ndarray, orders: np.ndarray) -> int:
+    """Count the reactions of irreversible directions, a direction and its reverse as one.
+
+    The reverse of ``(v, a)`` is ``(−v, a + v)``: the same catalysts, the products as
+    reactants.
+
+    Parameters
+    ----------
+    V, orders : numpy.ndarray
+        ``(n_directions, n_s)`` net stoichiometry and reactant orders.
+
+    Returns
+    -------
+    int
+        The number of distinct reactions.
+    """
+    seen = set()
+    for v, a in zip(np.round(V).astype(int), np.round(orders).astype(int)):
+        ends = sorted([(tuple(v), tuple(a)), (tuple(-v), tuple(a + v))])
+        seen.add(tuple(ends))
+    return len(seen)
 
 
 def equilibrated(data: ReactionData, tolerance: float = EQUILIBRIUM_TOLERANCE) -> bool:

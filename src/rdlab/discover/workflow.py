@@ -21,6 +21,7 @@ import numpy as np
 from rdlab.atomic import atomic_write_text
 from rdlab.discover import derivatives as deriv_mod
 from rdlab.discover.data import ReactionData, generate, load, save, trajectories
+from rdlab.discover.elements import element_matrix, unbalanced_reactions
 from rdlab.discover.estimator import EQUILIBRIUM_NOTE, ReactionDiscovery
 from rdlab.discover.examples import EXAMPLES, Example, example
 from rdlab.discover.mechanism import Mechanism
@@ -383,7 +384,7 @@ def discover_into(folder: RunFolder, data: ReactionData, ex: Example | None,
     if ex is not None:
         report["comparison"] = mech.compare(ex.mechanism)
         report["exact"] = report["comparison"]["exact"]
-    warnings = _fit_warnings(est, mech, params, report["fit"].get("tolerance"))
+    warnings = _fit_warnings(est, mech, params)
     atomic_write_text(folder.file("mechanism.yaml"), mech.to_yaml())
     atomic_write_text(folder.file("mechanism.txt"), mech.table() + "\n")
     missing = _exports(mech, folder, report, _initial_state(data, settings, report))
@@ -426,18 +427,17 @@ def _fit(folder: RunFolder, data: ReactionData, ex: Example | None,
     return sw.best
 
 
-def _fit_warnings(est: ReactionDiscovery, mech: Mechanism, params: dict,
-                  tolerance: float | None) -> list[str]:
-    """Return the warnings about a fit: not converged (with a hint), not physical.
+def _fit_warnings(est: ReactionDiscovery, mech: Mechanism, params: dict) -> list[str]:
+    """Return the warnings about a fit: not converged (why, with hints), not physical.
 
-    ``tolerance`` is the one the fit was judged by (its report's; derivative or trajectory).
+    Not physical: reactions that change an element total the data conserve, and those of
+    :meth:`~rdlab.discover.mechanism.Mechanism.unphysical_reactions`.
     """
     warnings = []
     if not est.converged_:
-        tol = est.acceptance_tolerance() if tolerance is None else tolerance
+        reason = est.rejection()
         warnings.append(
-            f"did not converge: largest per-species validation error "
-            f"{float(np.max(est.species_errors_)):.3g} > tolerance {tol:.3g}; "
+            f"did not converge: {reason}; "
             "the mechanism below is the best candidate found, not a verified one")
         skipped = (est.warm_start_ or {}).get("skipped_monomials", 0)
         if not params.get("catalytic", False) and skipped:
@@ -446,7 +446,7 @@ def _fit_warnings(est: ReactionDiscovery, mech: Mechanism, params: dict,
                 "V form explains (a reactant that is not used up, as in catalysis X + Y -> "
                 "2Y): try --catalytic (catalytic=True), which learns reactant orders apart "
                 "from stoichiometry")
-        warnings += est.limits()
+        warnings += [line for line in est.limits() if line != reason]
     if getattr(est, "equilibrium_only_", False):
         warnings.append(EQUILIBRIUM_NOTE)
     for alt in getattr(est, "alternatives_", []):
@@ -455,6 +455,18 @@ def _fit_warnings(est: ReactionDiscovery, mech: Mechanism, params: dict,
             f"sums of squares within {alt.delta_chi2:+.2g} σ²): '{alt.fast}' equilibrates "
             "faster than the sampling, so these data cannot tell the two mechanisms apart; "
             "measure earlier times, or choose by chemistry")
+    known = element_matrix(mech.species) if getattr(est, "element_balances_", []) else None
+    unbalanced = [] if known is None else unbalanced_reactions(mech.V, *known,
+                                                               mech.reaction_lines())
+    if unbalanced:
+        hint = ("" if params.get("catalytic", False) else
+                "; a species that takes part without being used up (a catalyst, "
+                "X + C -> Y + C) is one cause, which the V form cannot express: try "
+                "--catalytic")
+        warnings.append(
+            f"the data conserve {', '.join(est.element_balances_)}, but "
+            + "; ".join(unbalanced) + f" do{'es' if len(unbalanced) == 1 else ''} not: "
+            "these rows stand in for reactions the search did not find" + hint)
     bad = mech.unphysical_reactions()
     if bad:
         warnings.append("the mechanism is not physical (" + "; ".join(bad) + "): it is no "
