@@ -299,7 +299,9 @@ def catalytic_rows(rows: np.ndarray, max_order: int = 3) -> tuple[np.ndarray, np
     A catalyst takes part without being used up (``X + C -> Y + C``): its order is 1 while
     its net stoichiometry is that of the row. Each row gives two directions (``v`` and
     ``−v``), each plain (orders = its reactants) and with each species as catalyst, as long
-    as the total order stays at most ``max_order``.
+    as the total order stays at most ``max_order``; of two directions with the same orders
+    and opposite stoichiometry (``X + Y -> 2Y``, ``X + Y -> 2X``) only the first is kept,
+    as only their net rate would be determined.
 
     Parameters
     ----------
@@ -315,13 +317,16 @@ def catalytic_rows(rows: np.ndarray, max_order: int = 3) -> tuple[np.ndarray, np
     """
     rows = np.asarray(rows, float)
     n_s = rows.shape[1]
-    V, orders = [], []
+    V, orders, taken = [], [], set()
     for v in np.vstack([rows, -rows]):
         base = np.maximum(-v, 0.0)
         for extra in [np.zeros(n_s)] + list(np.eye(n_s)):
-            if base.sum() + extra.sum() <= max_order:
+            a = base + extra
+            # (−v, a) beside (v, a): one rate, the net, is all the data can see
+            if a.sum() <= max_order and (tuple(-v), tuple(a)) not in taken:
+                taken.add((tuple(v), tuple(a)))
                 V.append(v)
-                orders.append(base + extra)
+                orders.append(a)
     return np.array(V), np.array(orders)
 
 
