@@ -459,7 +459,8 @@ def _fit_warnings(est: ReactionDiscovery, mech: Mechanism, params: dict) -> list
     unbalanced = [] if known is None else unbalanced_reactions(mech.V, *known,
                                                                mech.reaction_lines())
     if unbalanced:
-        hint = ("" if params.get("catalytic", False) else
+        hint = ("" if params.get("catalytic", False)
+                or any("--catalytic" in line for line in warnings) else
                 "; a species that takes part without being used up (a catalyst, "
                 "X + C -> Y + C) is one cause, which the V form cannot express: try "
                 "--catalytic")
