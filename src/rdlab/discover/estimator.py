@@ -1458,12 +1458,13 @@ class ReactionDiscovery:
         """Return why the fitted mechanism was not accepted; ``None`` when it converged.
 
         A fit of the trajectories fails the first test of, in order: fitted at all, within
-        the time budget, integrated, reproducing the data to the tolerance (given or
-        noise-free data) or, with the noise estimated, a residual small enough to be noise
-        (:data:`MAX_ESTIMATED_NOISE`), errors within 3× that estimate, residuals that look
-        like noise (:attr:`~rdlab.discover.trajectory_fit.TrajectoryFit.noise_like`), and
-        a noise level the element balances agree with. A fit of the derivatives fails on
-        its largest per-species error.
+        the time budget, integrated, a noise level the element balances agree with
+        (:meth:`_check_against_elements`), then reproducing the data to the tolerance
+        (given or noise-free data) or, with the noise estimated, a residual small enough
+        to be noise (:data:`MAX_ESTIMATED_NOISE`), errors within 3× that estimate and
+        residuals that look like noise
+        (:attr:`~rdlab.discover.trajectory_fit.TrajectoryFit.noise_like`). A fit of the
+        derivatives fails on its largest per-species error.
 
         Returns
         -------
@@ -1473,8 +1474,8 @@ class ReactionDiscovery:
         self._check_fitted()
         if self.converged_:
             return None
-        worst = float(np.max(self.species_errors_))
         if self.target_ != "trajectories":
+            worst = float(np.max(self.species_errors_))
             return (f"largest per-species validation error {worst:.3g} > tolerance "
                     f"{self.acceptance_tolerance():.3g}")
         fit = self.trajectory_fit_

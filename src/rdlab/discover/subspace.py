@@ -52,11 +52,10 @@ from rdlab.errors import NetworkError, ParameterError
 
 __all__ = ["ALL_ROWS_MAX", "CATALYTIC_MAX", "EQUILIBRIUM_SPEED", "EQUILIBRIUM_SPEEDUPS",
            "EQUILIBRIUM_TOLERANCE", "EXHAUSTED_SHARE", "MAX_RANK", "MIN_GAP", "STUCK_RESIDUAL",
-           "SubspaceSearch",
-           "candidate_sets", "reaction_count",
-           "catalytic_rows", "equilibrated", "equilibrium_mechanism", "exhausted_species",
-           "fit_all_rows", "integer_rows", "neutral_rates", "screen_subspace",
-           "stoichiometric_subspace", "subsample", "without_minor_directions"]
+           "SubspaceSearch", "candidate_sets", "catalytic_rows", "equilibrated",
+           "equilibrium_mechanism", "exhausted_species", "fit_all_rows", "integer_rows",
+           "neutral_rates", "reaction_count", "screen_subspace", "stoichiometric_subspace",
+           "subsample", "without_minor_directions"]
 
 #: Largest subspace rank whose integer rows are enumerated.
 MAX_RANK = 7
