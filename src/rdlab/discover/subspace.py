@@ -264,20 +264,32 @@ class SubspaceSearch:
                 "errors": [f.error for f in self.ranked], "seconds": self.seconds}
 
 
-def _start_mechanism(V: np.ndarray, data: ReactionData, weak: tuple) -> Mechanism | None:
-    """Return the set ``V`` with rates from the weak-form NNLS fit (``None``: not valid)."""
+def _start_mechanism(V: np.ndarray, data: ReactionData, weak: tuple,
+                     orders: np.ndarray | None = None) -> Mechanism | None:
+    """Return the set ``V`` with rates from the weak-form NNLS fit (``None``: not valid).
+
+    ``orders``: catalytic form (irreversible directions).
+    """
     G, b, E = weak
     try:
-        kf, kr, _ = fit_rates_weak(V, None, G, b, E)
+        kf, kr, _ = fit_rates_weak(V, orders, G, b, E)
     except ParameterError:
         return None
     positive = np.concatenate([kf[kf > 0], kr[kr > 0]])
     typical = float(np.exp(np.mean(np.log(positive)))) if positive.size else 1.0
     kf = np.where(kf > 0, kf, 1e-3 * typical)  # a direction NNLS dropped may still be needed
     try:
-        return Mechanism(data.species, V, kf, kr)
+        return Mechanism(data.species, V, kf, kr, orders)
     except (NetworkError, ParameterError):
         return None
+
+
+def _neutral_flux(data: ReactionData) -> tuple[np.ndarray, float]:
+    """Return the concentrations ``(N, n_s)`` (≥ 0) and the neutral flux ``c̄ / t_span``."""
+    c = np.maximum(np.asarray(data.concentrations, float), 0.0).reshape(-1, len(data.species))
+    times = np.asarray(data.sample_times, float)
+    span = float(np.max(times[:, -1] - times[:, 0]))
+    return c, float(np.mean(c)) / max(span, 1e-300)
 
 
 def neutral_rates(rows: np.ndarray, data: ReactionData) -> np.ndarray:
@@ -286,10 +298,7 @@ def neutral_rates(rows: np.ndarray, data: ReactionData) -> np.ndarray:
     ``c̄`` is the mean concentration and ``t_span`` the longest sample's duration: a
     dimensionally neutral start, whatever units the data use.
     """
-    c = np.maximum(np.asarray(data.concentrations, float), 0.0).reshape(-1, len(data.species))
-    times = np.asarray(data.sample_times, float)
-    span = float(np.max(times[:, -1] - times[:, 0]))
-    target = float(np.mean(c)) / max(span, 1e-300)
+    c, target = _neutral_flux(data)
     rates = np.empty((len(rows), 2))
     for d, orders in enumerate((np.maximum(-rows, 0), np.maximum(rows, 0))):
         mono = mean_monomials(c, orders)
@@ -432,22 +441,15 @@ def _fit_catalytic_rows(rows: np.ndarray, data: ReactionData, sub: ReactionData,
     V, orders = catalytic_rows(rows)
     if len(V) > CATALYTIC_MAX:
         return None
-    c = np.maximum(np.asarray(data.concentrations, float), 0.0).reshape(-1, V.shape[1])
-    span = float(np.max(np.ptp(np.asarray(data.sample_times, float), axis=1)))
-    target = float(np.mean(c)) / max(span, 1e-300)  # the flux of neutral_rates
+    c, target = _neutral_flux(data)
     k = np.clip(target / np.maximum(mean_monomials(c, orders), 1e-300), 1e-12, 1e12)
-    starts = [Mechanism(data.species, V, k, np.zeros(len(V)), orders)]
     E = monomial_exponents(len(data.species), int(orders.sum(axis=1).max()))
     G, b = weak_form_system(data.times, data.concentrations, exponents=E, kind="intervals",
                             quadrature="simpson")
-    try:  # first the integrals' NNLS rates (those it drops start 1e-3 below the rest)
-        kw, _, _ = fit_rates_weak(V, orders, G, b, E)
-        if np.any(kw > 0):
-            typical = float(np.exp(np.mean(np.log(kw[kw > 0]))))
-            starts.insert(0, Mechanism(data.species, V, np.where(kw > 0, kw, 1e-3 * typical),
-                                       np.zeros(len(V)), orders))
-    except ParameterError:
-        pass
+    # first the integrals' NNLS rates, then the neutral start
+    starts = [m for m in (_start_mechanism(V, data, (G, b, E), orders),
+                          Mechanism(data.species, V, k, np.zeros(len(V)), orders))
+              if m is not None]
     irreversible = np.zeros(len(V), bool)
     try:
         fit = None
