@@ -22,8 +22,8 @@ import re
 import numpy as np
 
 __all__ = ["DRIFT_SHARE", "ELEMENTS", "LEVEL_SHARE", "composition", "consistent_balances",
-           "balance_noise", "element_matrix", "element_noise", "known_balances",
-           "unbalanced_reactions"]
+           "balance_noise", "element_changes", "element_matrix", "element_noise",
+           "known_balances", "unbalanced_reactions"]
 
 #: Symbols of the elements 1–118.
 ELEMENTS = frozenset("""
@@ -102,6 +102,24 @@ def element_matrix(species) -> tuple[tuple[str, ...], np.ndarray] | None:
     return elements, E
 
 
+def element_changes(V: np.ndarray, E: np.ndarray) -> np.ndarray:
+    """Return ``(n_reactions, n_elements)`` atoms each row creates (+) or destroys (−).
+
+    Entries within 1e-9 of zero are set to 0, so ``np.any(.., axis=1)`` marks the rows that
+    break a balance.
+
+    Parameters
+    ----------
+    V : numpy.ndarray
+        ``(n_reactions, n_species)`` net stoichiometry.
+    E : numpy.ndarray
+        ``(n_elements, n_species)`` atoms per species (:func:`element_matrix`).
+    """
+    change = np.asarray(V, float) @ np.asarray(E, float).T
+    change[np.abs(change) <= 1e-9] = 0.0
+    return change
+
+
 def unbalanced_reactions(V: np.ndarray, elements: tuple[str, ...], E: np.ndarray,
                          lines: list[str]) -> list[str]:
     """Return, for each reaction that changes an element's total, what it changes.
@@ -123,11 +141,11 @@ def unbalanced_reactions(V: np.ndarray, elements: tuple[str, ...], E: np.ndarray
         E.g. ``"reaction 2: NO3 + NO -> 3NO2 (N +1)"``; empty when every row conserves
         every element.
     """
-    change = np.asarray(V, float) @ np.asarray(E, float).T
+    change = element_changes(V, E)
     out = []
-    for i in np.flatnonzero(np.any(np.abs(change) > 1e-9, axis=1)):
+    for i in np.flatnonzero(np.any(change, axis=1)):
         moved = ", ".join(f"{el} {change[i, e]:+g}" for e, el in enumerate(elements)
-                          if abs(change[i, e]) > 1e-9)
+                          if change[i, e])
         out.append(f"reaction {i + 1}: {lines[i]} ({moved})")
     return out
 

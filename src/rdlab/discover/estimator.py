@@ -41,7 +41,7 @@ from rdlab.discover.completion import completed_mechanism
 from rdlab.discover.crnn import PopulationCRNN
 from rdlab.discover.data import CONCENTRATION_FLOOR, ReactionData, split
 from rdlab.discover.derivatives import estimate as estimate_derivatives
-from rdlab.discover.elements import balance_noise, known_balances
+from rdlab.discover.elements import balance_noise, element_changes, known_balances
 from rdlab.discover.initial_states import fit_with_initial_states
 from rdlab.discover.library import propose_structure
 from rdlab.discover.mechanism import ArrheniusRates, Mechanism
@@ -645,7 +645,7 @@ class ReactionDiscovery:
         atoms is no reaction, however well it fits.
         """
         known = getattr(self, "_elements", None)
-        return known is None or not np.any(np.abs(np.asarray(V) @ known[1].T) > 1e-9)
+        return known is None or not np.any(element_changes(V, known[1]))
 
     def _search_from_trajectories(self, t0: float) -> _Candidate | None:
         """Try the concentration-only searches in turn; return the first that holds.
