@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from rdlab.discover.alternatives import (
     EQUIVALENT_CHI2,
     choose,
     fast_equilibria,
+    relaxation_rate,
     rival_fits,
     substitutions,
 )
@@ -80,12 +82,27 @@ def test_a_row_swapped_through_the_fast_equilibrium_is_found_and_ranked():
         assert all(a.delta_chi2 <= EQUIVALENT_CHI2 for a in equal)
 
 
-def test_noisy_stiff_example_is_exact_where_the_search_picked_the_equivalent_row():
-    # Benchmark seed 7 at 0.1 % noise: the all-rows search keeps F <-> P; its rival F <-> R
-    # fits 38 σ² better, so the estimator reports the truth, R <-> P's ratio and F <-> R's
-    # rates within 5 %
+def test_relaxation_rate_of_a_pair_is_its_jacobian_eigenvalue():
+    # first order both ways: x_R − x_R,eq decays at kf + kr whatever the state; A + B <-> C
+    # relaxes at kf (x_A + x_B) + kr
+    m = Mechanism(("F", "R", "P"), np.array([F_R, R_P]), [1.0, 1e3], [2.0, 3e3])
+    states = np.random.default_rng(0).uniform(0.1, 1.0, (7, 3))
+    assert np.isclose(relaxation_rate(m, 1, states), 4e3)
+    assert np.isclose(relaxation_rate(m, 0, states), 3.0)
+    pair = Mechanism(("A", "B", "C"), np.array([[-1.0, -1.0, 1.0]]), [5.0], [2.0])
+    x = np.array([[0.2, 0.3, 0.1]])
+    assert np.isclose(relaxation_rate(pair, 0, x), 5.0 * 0.5 + 2.0)
+
+
+@pytest.mark.parametrize("seed", [7, 9])
+def test_noisy_stiff_example_is_exact_where_the_search_picked_the_equivalent_row(seed):
+    # Benchmark seeds 7 and 9 at 0.1 % noise: the all-rows search keeps F <-> P; its rival
+    # F <-> R fits 38 σ² better, so the estimator reports the truth, R <-> P's ratio and
+    # F <-> R's rates within 5 %. On seed 9 the search's R <-> P had drifted to 9e8, where
+    # both placements fit alike: the rival is refitted from R <-> P slowed to 10
+    # relaxations per sampling interval as well, and comes back to 1e3
     truth = example("stiff").mechanism
-    est = ReactionDiscovery(2, time_budget_s=120.0, seed=7).fit(_noisy_stiff(7))
+    est = ReactionDiscovery(2, time_budget_s=120.0, seed=seed).fit(_noisy_stiff(seed))
     assert est.converged_
     assert est.mechanism_.compare(truth)["exact"], est.mechanism_
     m = est.mechanism_

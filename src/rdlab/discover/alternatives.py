@@ -10,8 +10,16 @@ under 0.1 % noise is fitted as well by F ⇌ P as by F ⇌ R.
 Rule: each such substitution that stays an elementary step (integer, at most
 ``max_order`` molecules on each side, not already a row) is refitted on every sample, started
 from the fitted rates (``K' = K_i K_j^{±1}``); a rival counts only when it too reproduces the
-data. Residual sums of squares are compared in units of the noise variance σ²: a rival lower
-by more than :data:`EQUIVALENT_CHI2` replaces the search's choice (the data prefer it: on
+data. When the fast pair relaxes more than :data:`RESTART_RELAXATIONS` times within the first
+sampling interval, the rival is also refitted from the pair slowed to that rate, and the
+better fit is kept: the data prefer one placement of the slow row over the other only at a
+finite fast rate, and the chosen fit's pair may have drifted far up the plateau where both
+are the same (noisy Example 4.1, seed 9: F ⇌ P chosen with R ⇌ P at 9e8 instead of 1e3;
+from there F ⇌ R refitted to the same residual, within 2e-4 σ², and was listed as equally
+good instead of preferred).
+
+Residual sums of squares are compared in units of the noise variance σ²: a rival lower by
+more than :data:`EQUIVALENT_CHI2` replaces the search's choice (the data prefer it: on
 noisy Example 4.1 F ⇌ R beats F ⇌ P by about 38 σ² although both fit to the noise), and every
 candidate within :data:`EQUIVALENT_CHI2` of the chosen one is reported as **equally good** (a
 difference the noise explains).
@@ -24,15 +32,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rdlab.discover.mass_action_kernel import mass_action_rates_jacobian
 from rdlab.discover.mechanism import ArrheniusRates, Mechanism
 from rdlab.discover.trajectory_fit import NOISE_FLOOR, TrajectoryFit
 from rdlab.errors import NetworkError, ParameterError, SimulationError
 
-__all__ = ["EQUIVALENT_CHI2", "Alternative", "choose", "fast_equilibria", "rival_fits",
-           "substitutions"]
+__all__ = ["EQUIVALENT_CHI2", "RESTART_RELAXATIONS", "Alternative", "choose", "fast_equilibria",
+           "relaxation_rate", "rival_fits", "substitutions"]
 
 #: Largest increase of the residual sum of squares, in units of σ², of an equally good fit.
 EQUIVALENT_CHI2 = 4.0
+#: A fast pair relaxing more often than this per first sampling interval is also restarted
+#: at this rate for a rival's refit (the rest of its rates unchanged).
+RESTART_RELAXATIONS = 10.0
 
 
 @dataclass
@@ -159,6 +171,34 @@ def _substituted(m: Mechanism, i: int, j: int, s: int, row: np.ndarray) -> Mecha
     return Mechanism(m.species, V, kf, kr, None, arr, m.reference_temperature)
 
 
+def relaxation_rate(m: Mechanism, j: int, states: np.ndarray) -> float:
+    """Return how fast row ``j`` alone relaxes towards its equilibrium, at ``states``.
+
+    The pair's Jacobian ``ν_j ⊗ ∇(r_f − r_r)`` has one non-zero eigenvalue, its trace; the
+    rate is minus that, the median over ``states`` ``(n, n_s)`` (1 / time unit).
+    """
+    a, b = m.reactant_orders()
+    x = np.ascontiguousarray(np.maximum(np.asarray(states, float), 0.0))
+    k = np.broadcast_to([float(m.kf[j]), float(m.kr[j])], (x.shape[0], 2))
+    net = np.stack([m.V[j], -m.V[j]]).astype(float)
+    J = mass_action_rates_jacobian(x, np.ascontiguousarray(k),
+                                   np.ascontiguousarray(np.stack([a[j], b[j]]), float),
+                                   np.ascontiguousarray(net))[2]
+    return float(np.median(-np.trace(J, axis1=1, axis2=2)))
+
+
+def _slowed(m: Mechanism, j: int, factor: float) -> Mechanism:
+    """Return ``m`` with both rates of row ``j`` divided by ``factor`` (its ratio kept)."""
+    kf, kr = m.kf.copy(), m.kr.copy()
+    kf[j] /= factor
+    kr[j] /= factor
+    arr = m.arrhenius
+    if arr is not None and m.reference_temperature is not None:
+        arr = ArrheniusRates.at_reference(kf, kr, arr.energy_f, arr.energy_r,
+                                          m.reference_temperature, arr.gas_constant)
+    return Mechanism(m.species, m.V, kf, kr, None, arr, m.reference_temperature)
+
+
 def _rss(fit: TrajectoryFit, per_species: int) -> float:
     """Return the residual sum of squares behind ``fit.species_rms``."""
     return per_species * float(np.sum(np.asarray(fit.species_rms) ** 2))
@@ -181,7 +221,9 @@ def _difference(chosen: Mechanism, other: Mechanism) -> tuple[str, str]:
 
 
 def rival_fits(fit: TrajectoryFit, refit: Callable[[Mechanism], TrajectoryFit],
-               reproduces: Callable[[TrajectoryFit], bool]) -> list[tuple[TrajectoryFit, str]]:
+               reproduces: Callable[[TrajectoryFit], bool], *,
+               states: np.ndarray | None = None, interval: float | None = None,
+               ) -> list[tuple[TrajectoryFit, str]]:
     """Refit every substitution through ``fit``'s fast equilibria; keep those that fit.
 
     Parameters
@@ -193,6 +235,13 @@ def rival_fits(fit: TrajectoryFit, refit: Callable[[Mechanism], TrajectoryFit],
         :class:`~rdlab.errors.SimulationError` when out of time.
     reproduces : callable
         Says whether a fit reproduces the data (the acceptance rule the chosen fit passed).
+    states : numpy.ndarray or None, optional
+        ``(n, n_s)`` measured states at which a fast pair's relaxation rate is read
+        (:func:`relaxation_rate`), e.g. the first later time of every sample.
+    interval : float or None, optional
+        The first sampling interval. With ``states``, a rival whose fast pair relaxes more
+        than :data:`RESTART_RELAXATIONS` times in it is also refitted from the pair slowed
+        to that rate; the fit with the smaller residual is kept.
 
     Returns
     -------
@@ -211,18 +260,29 @@ def rival_fits(fit: TrajectoryFit, refit: Callable[[Mechanism], TrajectoryFit],
     lines = m.reaction_lines()
     out = []
     for i, j, s, row in substitutions(V, fast, max(2, molecules)):
-        try:
-            alt = refit(_substituted(m, i, j, s, row))
-        except (NetworkError, ParameterError, SimulationError):
-            continue
-        if alt.timed_out or not alt.success or not reproduces(alt):
-            continue
-        new = alt.mechanism
-        hit = np.flatnonzero(np.all(np.round(new.V) == row, axis=1)
-                             | np.all(np.round(new.V) == -row, axis=1))
-        if not hit.size or (new.kf[hit[0]] == 0 and new.kr[hit[0]] == 0):
-            continue  # the substituted reaction was dropped: a different mechanism
-        out.append((alt, lines[j]))
+        start = _substituted(m, i, j, s, row)
+        starts = [start]
+        if states is not None and interval is not None and interval > 0:
+            relaxations = relaxation_rate(start, j, states) * interval
+            if relaxations > RESTART_RELAXATIONS:
+                starts.append(_slowed(start, j, relaxations / RESTART_RELAXATIONS))
+        kept = None
+        for mech in starts:
+            try:
+                alt = refit(mech)
+            except (NetworkError, ParameterError, SimulationError):
+                continue
+            if alt.timed_out or not alt.success or not reproduces(alt):
+                continue
+            new = alt.mechanism
+            hit = np.flatnonzero(np.all(np.round(new.V) == row, axis=1)
+                                 | np.all(np.round(new.V) == -row, axis=1))
+            if not hit.size or (new.kf[hit[0]] == 0 and new.kr[hit[0]] == 0):
+                continue  # the substituted reaction was dropped: a different mechanism
+            if kept is None or _rss(alt, 1) < _rss(kept, 1):
+                kept = alt
+        if kept is not None:
+            out.append((kept, lines[j]))
     return out
 
 

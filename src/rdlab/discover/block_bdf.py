@@ -3,8 +3,9 @@
 The reference of the trajectory fit's compiled integrator
 (:func:`rdlab.discover.mass_action_kernel.integrate_sample`, tested against it; selected by
 ``trajectory_fit.simulate(..., solver="scipy")``), and its solver until stop 45. It
-integrates ``n`` samples at once, each as one state block ``x`` (``S`` species) followed by ``B`` forward-sensitivity blocks
-``s_b`` (``ds_b/dt = J s_b + ∂f/∂θ_b``). Its Jacobian is, per sample, block lower-triangular:
+integrates ``n`` samples at once, each as one state block ``x`` (``S`` species) followed by
+``B`` forward-sensitivity blocks ``s_b`` (``ds_b/dt = J s_b + ∂f/∂θ_b``). Its Jacobian is,
+per sample, block lower-triangular:
 
 .. code-block:: text
 

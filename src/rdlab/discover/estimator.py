@@ -980,8 +980,11 @@ class ReactionDiscovery:
         def reproduces(alt: TrajectoryFit) -> bool:
             return bool(alt.accepted or self._noise_limited(alt))
 
-        rivals = rival_fits(fit, refit, reproduces)
-        n, n_t, _ = self._traj_data.concentrations.shape
+        c = self._traj_data.concentrations
+        times = np.asarray(self._traj_data.sample_times, float)
+        rivals = rival_fits(fit, refit, reproduces, states=c[:, 1],
+                            interval=float(np.min(times[:, 1] - times[:, 0])))
+        n, n_t, _ = c.shape
         sigma = (fit.noise_estimate if self.concentration_noise is None
                  else self.concentration_noise)
         return choose(fit, rivals, sigma, n * (n_t - 1))
