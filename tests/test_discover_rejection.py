@@ -82,6 +82,22 @@ def test_the_reason_names_the_test_that_failed_with_true_numbers(fitted, wrong_f
     assert sum(est.noise_["disagrees"] in w for w in warnings) == 1  # said once
 
 
+def test_a_fit_with_more_reactions_than_asked_is_not_converged(hi_data):
+    # noisy GRI-3.0 seeds 6 and 10: the search's 15-row fit reproduced the data and was the
+    # best fallback, but 12 reactions were asked for; it is reported, not as converged
+    truth = Mechanism.from_rows(SPECIES, [({"H2": -1, "I2": -1, "HI": 2}, 2.0, 0.5)])
+    two = Mechanism(truth.species, np.vstack([truth.V, [[1.0, 1.0, -2.0]]]), [2.0, 1e-3],
+                    [0.5, 0.0])
+    est = ReactionDiscovery(1, time_budget_s=60, seed=1)
+    est.fit(hi_data)
+    fit = dataclasses.replace(est.trajectory_fit_, mechanism=two)
+    assert est._extra_reactions(est.trajectory_fit_) == 0
+    assert est._extra_reactions(fit) == 1
+    est = _rejected(est, fit)
+    assert est.rejection() == ("the best fit keeps 1 reaction(s) more than the 1 asked for "
+                               "(--reactions)")
+
+
 def test_given_noise_compares_the_error_with_its_tolerance(hi_data, wrong_fit):
     est = ReactionDiscovery(1, time_budget_s=60, seed=1, concentration_noise=1e-3)
     est.fit(hi_data)
