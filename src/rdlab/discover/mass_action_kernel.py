@@ -236,6 +236,139 @@ def _sensitivity_rhs(Y: np.ndarray, J: np.ndarray, r: np.ndarray, net: np.ndarra
 
 
 @numba.njit(cache=True, error_model="numpy")
+def _full_rhs(Y: np.ndarray, k: np.ndarray, A: np.ndarray, net: np.ndarray, clip: bool,
+              src_dir: np.ndarray, src_w: np.ndarray, F: np.ndarray, J: np.ndarray) -> None:
+    """Write ``F = dY/dt`` (``(1+B, S)``: states, then sensitivities) and ``J`` at ``Y``."""
+    r = np.empty(k.size)
+    f = np.empty(Y.shape[1])
+    sample_rates_jacobian(Y[0], k, A, net, clip, r, f, J)
+    F[0] = f
+    _sensitivity_rhs(Y, J, r, net, src_dir, src_w, F)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _first_step(Y: np.ndarray, F: np.ndarray, span: float, rtol: float, atol: np.ndarray,
+                k: np.ndarray, A: np.ndarray, net: np.ndarray, clip: bool,
+                src_dir: np.ndarray, src_w: np.ndarray) -> float:
+    """Return the first step size (Hairer, Nørsett & Wanner's heuristic, order 1)."""
+    N = Y.size
+    y, f = Y.reshape(N), F.reshape(N)
+    scale = atol + rtol * np.abs(y)
+    d0, d1 = _rms(y, scale), _rms(f, scale)
+    h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
+    h0 = min(h0, span)
+    F1 = np.empty_like(F)
+    S = Y.shape[1]
+    _full_rhs(Y + h0 * F, k, A, net, clip, src_dir, src_w, F1, np.empty((S, S)))
+    d2 = _rms((F1 - F).reshape(N), scale) / h0
+    if d1 <= 1e-15 and d2 <= 1e-15:
+        h1 = max(1e-6, h0 * 1e-3)
+    else:
+        h1 = (0.01 / max(d1, d2)) ** 0.5
+    return min(100.0 * h0, h1, span)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _newton(x: np.ndarray, psi: np.ndarray, d: np.ndarray, c: float, lu: np.ndarray,
+            piv: np.ndarray, x_scale: np.ndarray, tol: float, k: np.ndarray, A: np.ndarray,
+            net: np.ndarray, clip: bool) -> tuple[bool, int]:
+    """Simplified Newton iteration on the state: ``x`` (from the prediction) and ``d[:S]``.
+
+    Solves ``d = c f(x_pred + d) − ψ`` with the factorised ``I − c J``; returns whether it
+    converged (by the rate test of Shampine & Reichelt) and the iterations taken.
+    """
+    S = x.size
+    r = np.empty(k.size)
+    f = np.empty(S)
+    J = np.empty((S, S))
+    dy = np.empty(S)
+    d[:S] = 0.0
+    old = -1.0
+    for it in range(NEWTON_MAXITER):
+        sample_rates_jacobian(x, k, A, net, clip, r, f, J, False)
+        if not np.all(np.isfinite(f)):
+            return False, it + 1
+        for j in range(S):
+            dy[j] = c * f[j] - psi[j] - d[j]
+        _solve(lu, piv, dy)
+        norm = _rms(dy, x_scale)
+        if not np.isfinite(norm):
+            return False, it + 1
+        rate = norm / old if old >= 0.0 else -1.0
+        if rate >= 0.0 and (rate >= 1.0
+                            or rate ** (NEWTON_MAXITER - it) / (1.0 - rate) * norm > tol):
+            return False, it + 1
+        x += dy
+        d[:S] += dy
+        if norm == 0.0 or (rate >= 0.0 and rate / (1.0 - rate) * norm < tol):
+            return True, it + 1
+        old = norm
+    return False, NEWTON_MAXITER
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sensitivity_corrections(y_pred: np.ndarray, psi: np.ndarray, d: np.ndarray, c: float,
+                             J: np.ndarray, r: np.ndarray, net: np.ndarray,
+                             src_dir: np.ndarray, src_w: np.ndarray, lu: np.ndarray,
+                             piv: np.ndarray) -> None:
+    """Write ``d[S:]``: ``(I − cJ) d_b = c (J s_pred_b + source_b) − ψ_b`` for every block."""
+    S = J.shape[0]
+    rhs = np.empty(S)
+    for b in range(src_dir.size):
+        base = S * (1 + b)
+        dd = src_dir[b]
+        for i in range(S):
+            acc = 0.0
+            for j in range(S):
+                acc += J[i, j] * y_pred[base + j]
+            if dd >= 0:
+                acc += src_w[b] * r[dd] * net[dd, i]
+            rhs[i] = c * acc - psi[base + i]
+        _solve(lu, piv, rhs)
+        d[base:base + S] = rhs
+
+
+@numba.njit(cache=True)
+def _report(D: np.ndarray, order: int, h: float, t: float, times: np.ndarray, next_out: int,
+            out: np.ndarray) -> int:
+    """Write the reporting times up to ``t`` from the step's polynomial; return the next."""
+    N = D.shape[1]
+    while next_out < times.size and times[next_out] <= t:
+        te = times[next_out]
+        row = out[next_out].reshape(N)
+        row[:] = D[0]
+        if te != t:
+            p = 1.0
+            for j in range(order):
+                p *= (te - (t - h * j)) / (h * (j + 1))
+                row += p * D[j + 1]
+        next_out += 1
+    return next_out
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _next_order(D: np.ndarray, order: int, error_norm: float, scale: np.ndarray,
+                n_iter: int) -> tuple[int, float]:
+    """Return the order (±1 or kept) allowing the largest next step, and the step factor."""
+    safety = 0.9 * (2 * NEWTON_MAXITER + 1) / (2 * NEWTON_MAXITER + n_iter)
+    f_m = 0.0
+    f_p = 0.0
+    if order > 1:
+        e_m = _ERROR_CONST[order - 1] * _rms(D[order], scale)
+        f_m = e_m ** (-1.0 / order) if e_m > 0.0 else np.inf
+    if order < MAX_ORDER:
+        e_p = _ERROR_CONST[order + 1] * _rms(D[order + 2], scale)
+        f_p = e_p ** (-1.0 / (order + 2)) if e_p > 0.0 else np.inf
+    best = error_norm ** (-1.0 / (order + 1)) if error_norm > 0.0 else np.inf
+    delta = 0
+    if f_m > best:
+        best, delta = f_m, -1
+    if f_p > best:
+        best, delta = f_p, 1
+    return order + delta, min(MAX_FACTOR, safety * best)
+
+
+@numba.njit(cache=True, error_model="numpy")
 def integrate_sample(x0: np.ndarray, k: np.ndarray, A: np.ndarray, net: np.ndarray,
                      clip: bool, src_dir: np.ndarray, src_w: np.ndarray, s0: np.ndarray,
                      times: np.ndarray, rtol: float, atol: np.ndarray, max_steps: int,
@@ -275,242 +408,92 @@ def integrate_sample(x0: np.ndarray, k: np.ndarray, A: np.ndarray, net: np.ndarr
     status, steps : int
         :data:`SUCCESS`, :data:`FAILED_STEP_SIZE` or :data:`FAILED_STEPS`; steps taken.
     """
-    S = x0.size
-    B = src_dir.size
-    P = k.size
-    nb = 1 + B
+    S, nb = x0.size, 1 + src_dir.size
     N = nb * S
-    eps = np.finfo(np.float64).eps
-    newton_tol = max(10.0 * eps / rtol, min(0.03, np.sqrt(rtol)))
-    t0 = times[0]
-    t_bound = times[-1]
-    atol_full = np.empty((nb, S))
+    tol = max(10.0 * np.finfo(np.float64).eps / rtol, min(0.03, np.sqrt(rtol)))
+    t, t_bound = times[0], times[-1]
+    atol_flat = np.empty(N)
     for b in range(nb):
-        atol_full[b] = atol
-    atol_flat = atol_full.reshape(N)
-
-    r = np.empty(P)
-    f = np.empty(S)
-    J = np.empty((S, S))
+        atol_flat[b * S:(b + 1) * S] = atol
     Y = np.empty((nb, S))
     Y[0] = x0
     Y[1:] = s0
     out[0] = Y
-    n_t = times.size
-    if n_t == 1 or t_bound <= t0:
+    if times.size == 1 or t_bound <= t:
         return SUCCESS, 0
-    F = np.empty((nb, S))
-    sample_rates_jacobian(Y[0], k, A, net, clip, r, f, J)
-    F[0] = f
-    _sensitivity_rhs(Y, J, r, net, src_dir, src_w, F)
-
-    # first step (Hairer, Nørsett & Wanner's heuristic for order 1)
-    y_flat = Y.reshape(N)
-    f_flat = F.reshape(N)
-    scale = atol_flat + rtol * np.abs(y_flat)
-    d0 = _rms(y_flat, scale)
-    d1 = _rms(f_flat, scale)
-    h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
-    h0 = min(h0, t_bound - t0)
-    Y1 = Y + h0 * F
-    F1 = np.empty((nb, S))
-    r1 = np.empty(P)
-    f1 = np.empty(S)
-    J1 = np.empty((S, S))
-    sample_rates_jacobian(Y1[0], k, A, net, clip, r1, f1, J1)
-    F1[0] = f1
-    _sensitivity_rhs(Y1, J1, r1, net, src_dir, src_w, F1)
-    d2 = _rms((F1 - F).reshape(N), scale) / h0
-    if d1 <= 1e-15 and d2 <= 1e-15:
-        h1 = max(1e-6, h0 * 1e-3)
-    else:
-        h1 = (0.01 / max(d1, d2)) ** 0.5
-    h = min(100.0 * h0, h1, t_bound - t0)
-
+    F, Jn = np.empty((nb, S)), np.empty((S, S))  # Jn: the Newton iteration's Jacobian
+    _full_rhs(Y, k, A, net, clip, src_dir, src_w, F, Jn)
+    h = _first_step(Y, F, t_bound - t, rtol, atol_flat, k, A, net, clip, src_dir, src_w)
     D = np.zeros((MAX_ORDER + 3, N))
-    D[0] = y_flat
-    D[1] = f_flat * h
-    order = 1
-    n_equal = 0
-    Jn = J.copy()  # the Newton iteration's Jacobian
-    c_M = -1.0  # c of the factorised Newton matrix (−1: none)
-    lu = np.empty((S, S))
-    piv = np.empty(S, np.int64)
-    lu_new = np.empty((S, S))
-    piv_new = np.empty(S, np.int64)
-    t = t0
-    next_out = 1
-    steps = 0
-    y_pred = np.empty(N)
-    psi = np.empty(N)
-    d = np.empty(N)
-    x = np.empty(S)
-    dy = np.empty(S)
-    x_scale = np.empty(S)
-    r_new = np.empty(P)
-    f_new = np.empty(S)
-    J_new = np.empty((S, S))
-    scale_new = np.empty(N)
-    error = np.empty(N)
-    rhs = np.empty((B, S))
-
-    while next_out < n_t:
+    D[0] = Y.reshape(N)
+    D[1] = F.reshape(N) * h
+    order, n_equal, next_out, steps, c_M = 1, 0, 1, 0, -1.0  # c_M: c of lu (−1: none)
+    lu, piv = np.empty((S, S)), np.empty(S, np.int64)
+    lu_new, piv_new = np.empty((S, S)), np.empty(S, np.int64)
+    y_pred, psi, d, scale = np.empty(N), np.empty(N), np.empty(N), np.empty(N)
+    r, f, J = np.empty(k.size), np.empty(S), np.empty((S, S))
+    while next_out < times.size:
         steps += 1
         if steps > max_steps:
             return FAILED_STEPS, steps
-        jac_current = False
-        accepted = False
-        n_iter = 0
-        error_norm = 0.0
-        t_new = t
-        while not accepted:
-            min_step = 10.0 * (np.nextafter(t, np.inf) - t)
-            if h < min_step:
+        jac_current, n_iter, error_norm, last = False, 0, np.inf, False
+        while error_norm > 1.0:  # attempts at one step
+            if h < 10.0 * (np.nextafter(t, np.inf) - t):
                 return FAILED_STEP_SIZE, steps
-            t_new = t + h
-            if t_new >= t_bound:
-                t_new = t_bound
-                factor = (t_new - t) / h
-                _rescale_differences(D, order, factor)
-                h = t_new - t
+            last = t + h >= t_bound
+            if last:
+                _rescale_differences(D, order, (t_bound - t) / h)
+                h = t_bound - t
             y_pred[:] = D[0]
-            for i in range(1, order + 1):
-                y_pred += D[i]
             psi[:] = 0.0
             for i in range(1, order + 1):
+                y_pred += D[i]
                 psi += _GAMMA[i] * D[i]
             psi /= _ALPHA[order]
             c = h / _ALPHA[order]
-            for j in range(S):
-                x_scale[j] = atol[j] + rtol * abs(y_pred[j])
-
-            converged = False
+            x = y_pred[:S].copy()
             while True:
                 if c != c_M:
                     _newton_matrix(c, Jn, lu, piv)
                     c_M = c
-                # simplified Newton iteration on the state
                 x[:] = y_pred[:S]
-                d[:S] = 0.0
-                dy_norm_old = -1.0
-                converged = False
-                n_iter = 0
-                for it in range(NEWTON_MAXITER):
-                    n_iter = it + 1
-                    sample_rates_jacobian(x, k, A, net, clip, r_new, f_new, J_new, False)
-                    if not np.all(np.isfinite(f_new)):
-                        break
-                    for j in range(S):
-                        dy[j] = c * f_new[j] - psi[j] - d[j]
-                    _solve(lu, piv, dy)
-                    dy_norm = _rms(dy, x_scale)
-                    if not np.isfinite(dy_norm):
-                        break
-                    rate = dy_norm / dy_norm_old if dy_norm_old >= 0.0 else -1.0
-                    if rate >= 0.0 and (rate >= 1.0 or rate ** (NEWTON_MAXITER - it) / (1.0 - rate)
-                                        * dy_norm > newton_tol):
-                        break
-                    x += dy
-                    d[:S] += dy
-                    if dy_norm == 0.0 or (rate >= 0.0 and rate / (1.0 - rate) * dy_norm
-                                          < newton_tol):
-                        converged = True
-                        break
-                    dy_norm_old = dy_norm
+                converged, n_iter = _newton(x, psi, d, c, lu, piv,
+                                            atol + rtol * np.abs(y_pred[:S]), tol, k, A, net, clip)
                 if converged or jac_current:
                     break
-                sample_rates_jacobian(y_pred[:S], k, A, net, clip, r_new, f_new, Jn)
-                jac_current = True
-                c_M = -1.0
-
+                sample_rates_jacobian(y_pred[:S], k, A, net, clip, r, f, Jn)
+                jac_current, c_M = True, -1.0
             if not converged:
                 factor = 0.5
-                h *= factor
-                _rescale_differences(D, order, factor)
-                continue
-
-            # the sensitivities, exactly, at the converged state
-            sample_rates_jacobian(x, k, A, net, clip, r_new, f_new, J_new)
-            _newton_matrix(c, J_new, lu_new, piv_new)
-            for b in range(B):
-                # (I − cJ) d_b = c (J s_pred_b + source_b) − ψ_b
-                base = S * (1 + b)
-                dd = src_dir[b]
-                for i in range(S):
-                    acc = 0.0
-                    for j in range(S):
-                        acc += J_new[i, j] * y_pred[base + j]
-                    if dd >= 0:
-                        acc += src_w[b] * r_new[dd] * net[dd, i]
-                    rhs[b, i] = c * acc - psi[base + i]
-                _solve(lu_new, piv_new, rhs[b])
-                d[base:base + S] = rhs[b]
-            for i in range(N):
-                scale_new[i] = atol_flat[i] + rtol * abs(y_pred[i] + d[i])
-                error[i] = _ERROR_CONST[order] * d[i]
-            error_norm = _rms(error, scale_new)
-            if not np.isfinite(error_norm) or error_norm > 1.0:
-                if np.isfinite(error_norm):
-                    safety = 0.9 * (2 * NEWTON_MAXITER + 1) / (2 * NEWTON_MAXITER + n_iter)
-                    factor = max(MIN_FACTOR, safety * error_norm ** (-1.0 / (order + 1)))
-                else:
-                    factor = MIN_FACTOR
-                h *= factor
-                _rescale_differences(D, order, factor)
-                continue
-            accepted = True
-            Jn[:, :] = J_new
-            lu[:, :] = lu_new
-            piv[:] = piv_new
-            c_M = c
-
-        t = t_new
+            else:  # the sensitivities, exactly, at the converged state; then the error test
+                sample_rates_jacobian(x, k, A, net, clip, r, f, J)
+                _newton_matrix(c, J, lu_new, piv_new)
+                _sensitivity_corrections(y_pred, psi, d, c, J, r, net, src_dir, src_w,
+                                         lu_new, piv_new)
+                scale[:] = atol_flat + rtol * np.abs(y_pred + d)
+                error_norm = _ERROR_CONST[order] * _rms(d, scale)
+                if error_norm <= 1.0:
+                    break
+                safety = 0.9 * (2 * NEWTON_MAXITER + 1) / (2 * NEWTON_MAXITER + n_iter)
+                factor = (max(MIN_FACTOR, safety * error_norm ** (-1.0 / (order + 1)))
+                          if np.isfinite(error_norm) else MIN_FACTOR)
+                error_norm = np.inf
+            h *= factor
+            _rescale_differences(D, order, factor)
+        Jn[:, :] = J
+        lu[:, :] = lu_new
+        piv[:] = piv_new
+        c_M = c
+        t = t_bound if last else t + h
         D[order + 2] = d - D[order + 1]
         D[order + 1] = d
         for i in range(order, -1, -1):
             D[i] += D[i + 1]
-        # reporting times passed by this step, from the step's interpolating polynomial
-        while next_out < n_t and times[next_out] <= t:
-            te = times[next_out]
-            row = out[next_out].reshape(N)
-            if te == t:
-                row[:] = D[0]
-            else:
-                row[:] = D[0]
-                p = 1.0
-                for j in range(order):
-                    p *= (te - (t - h * j)) / (h * (j + 1))
-                    row += p * D[j + 1]
-            next_out += 1
-
+        next_out = _report(D, order, h, t, times, next_out, out)
         n_equal += 1
-        if n_equal < order + 1:
-            continue
-        safety = 0.9 * (2 * NEWTON_MAXITER + 1) / (2 * NEWTON_MAXITER + n_iter)
-        e_m = np.inf
-        e_p = np.inf
-        if order > 1:
-            e_m = _ERROR_CONST[order - 1] * _rms(D[order], scale_new)
-        if order < MAX_ORDER:
-            e_p = _ERROR_CONST[order + 1] * _rms(D[order + 2], scale_new)
-        f_m = e_m ** (-1.0 / order) if e_m > 0.0 else np.inf
-        f_0 = error_norm ** (-1.0 / (order + 1)) if error_norm > 0.0 else np.inf
-        f_p = e_p ** (-1.0 / (order + 2)) if e_p > 0.0 else np.inf
-        if order == 1:
-            f_m = 0.0
-        if order == MAX_ORDER:
-            f_p = 0.0
-        best = f_0
-        delta = 0
-        if f_m > best:
-            best = f_m
-            delta = -1
-        if f_p > best:
-            best = f_p
-            delta = 1
-        order += delta
-        factor = min(MAX_FACTOR, safety * best)
-        h *= factor
-        _rescale_differences(D, order, factor)
-        n_equal = 0
+        if n_equal >= order + 1:
+            order, factor = _next_order(D, order, error_norm, scale, n_iter)
+            h *= factor
+            _rescale_differences(D, order, factor)
+            n_equal = 0
     return SUCCESS, steps
