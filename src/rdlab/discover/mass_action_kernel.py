@@ -368,6 +368,34 @@ def _next_order(D: np.ndarray, order: int, error_norm: float, scale: np.ndarray,
     return order + delta, min(MAX_FACTOR, safety * best)
 
 
+@numba.njit(cache=True)
+def _predict(D: np.ndarray, order: int, y_pred: np.ndarray, psi: np.ndarray) -> None:
+    """Write the predicted state ``Σ D_i`` and ``ψ = Σ γ_i D_i / α_k`` (``i ≥ 1``)."""
+    y_pred[:] = D[0]
+    psi[:] = 0.0
+    for i in range(1, order + 1):
+        y_pred += D[i]
+        psi += _GAMMA[i] * D[i]
+    psi /= _ALPHA[order]
+
+
+@numba.njit(cache=True)
+def _error_norm(y_pred: np.ndarray, d: np.ndarray, order: int, atol: np.ndarray, rtol: float,
+                scale: np.ndarray) -> float:
+    """Return the RMS local error of the step (``scale`` written: ``atol + rtol |y_new|``)."""
+    scale[:] = atol + rtol * np.abs(y_pred + d)
+    return _ERROR_CONST[order] * _rms(d, scale)
+
+
+@numba.njit(cache=True)
+def _accept_differences(D: np.ndarray, order: int, d: np.ndarray) -> None:
+    """Update the backward differences with an accepted step's correction ``d``."""
+    D[order + 2] = d - D[order + 1]
+    D[order + 1] = d
+    for i in range(order, -1, -1):
+        D[i] += D[i + 1]
+
+
 @numba.njit(cache=True, error_model="numpy")
 def integrate_sample(x0: np.ndarray, k: np.ndarray, A: np.ndarray, net: np.ndarray,
                      clip: bool, src_dir: np.ndarray, src_w: np.ndarray, s0: np.ndarray,
@@ -412,9 +440,7 @@ def integrate_sample(x0: np.ndarray, k: np.ndarray, A: np.ndarray, net: np.ndarr
     N = nb * S
     tol = max(10.0 * np.finfo(np.float64).eps / rtol, min(0.03, np.sqrt(rtol)))
     t, t_bound = times[0], times[-1]
-    atol_flat = np.empty(N)
-    for b in range(nb):
-        atol_flat[b * S:(b + 1) * S] = atol
+    atol_flat = np.repeat(atol, nb).reshape(S, nb).T.copy().reshape(N)
     Y = np.empty((nb, S))
     Y[0] = x0
     Y[1:] = s0
@@ -444,12 +470,7 @@ def integrate_sample(x0: np.ndarray, k: np.ndarray, A: np.ndarray, net: np.ndarr
             if last:
                 _rescale_differences(D, order, (t_bound - t) / h)
                 h = t_bound - t
-            y_pred[:] = D[0]
-            psi[:] = 0.0
-            for i in range(1, order + 1):
-                y_pred += D[i]
-                psi += _GAMMA[i] * D[i]
-            psi /= _ALPHA[order]
+            _predict(D, order, y_pred, psi)
             c = h / _ALPHA[order]
             x = y_pred[:S].copy()
             while True:
@@ -470,8 +491,7 @@ def integrate_sample(x0: np.ndarray, k: np.ndarray, A: np.ndarray, net: np.ndarr
                 _newton_matrix(c, J, lu_new, piv_new)
                 _sensitivity_corrections(y_pred, psi, d, c, J, r, net, src_dir, src_w,
                                          lu_new, piv_new)
-                scale[:] = atol_flat + rtol * np.abs(y_pred + d)
-                error_norm = _ERROR_CONST[order] * _rms(d, scale)
+                error_norm = _error_norm(y_pred, d, order, atol_flat, rtol, scale)
                 if error_norm <= 1.0:
                     break
                 safety = 0.9 * (2 * NEWTON_MAXITER + 1) / (2 * NEWTON_MAXITER + n_iter)
@@ -480,15 +500,10 @@ def integrate_sample(x0: np.ndarray, k: np.ndarray, A: np.ndarray, net: np.ndarr
                 error_norm = np.inf
             h *= factor
             _rescale_differences(D, order, factor)
-        Jn[:, :] = J
-        lu[:, :] = lu_new
-        piv[:] = piv_new
-        c_M = c
+        # the new state's Jacobian and factorisation serve the next Newton iteration
+        Jn, J, lu, lu_new, piv, piv_new, c_M = J, Jn, lu_new, lu, piv_new, piv, c
         t = t_bound if last else t + h
-        D[order + 2] = d - D[order + 1]
-        D[order + 1] = d
-        for i in range(order, -1, -1):
-            D[i] += D[i + 1]
+        _accept_differences(D, order, d)
         next_out = _report(D, order, h, t, times, next_out, out)
         n_equal += 1
         if n_equal >= order + 1:
