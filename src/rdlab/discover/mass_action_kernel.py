@@ -384,7 +384,7 @@ def _error_norm(y_pred: np.ndarray, d: np.ndarray, order: int, atol: np.ndarray,
                 scale: np.ndarray) -> float:
     """Return the RMS local error of the step (``scale`` written: ``atol + rtol |y_new|``)."""
     scale[:] = atol + rtol * np.abs(y_pred + d)
-    return _ERROR_CONST[order] * _rms(d, scale)
+    return _rms(_ERROR_CONST[order] * d, scale)
 
 
 @numba.njit(cache=True)
