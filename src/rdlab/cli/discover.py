@@ -169,7 +169,13 @@ def _print_report(report: dict, folder: Path) -> None:
         typer.echo(f"conserved elements from the species formulas: "
                    f"{', '.join(fit['element_balances'])} (the data conserve them)")
     done = fit.get("completion")
-    if done:
+    if done and done.get("orphans"):
+        said = "; ".join(f"{o['species']} ({o['chi2']:.0f} σ²)" for o in done["orphans"])
+        verdict = ("kept: the completed fit reproduces the data better" if done["accepted"]
+                   else "not kept")
+        typer.echo(f"species that no reaction of the fit changes but the data do: {said}; "
+                   f"added {'; '.join(done['added'])} ({verdict})")
+    elif done:
         verdict = ("kept: the completed fit agrees with their noise" if done["accepted"]
                    else "not kept: it did not reproduce the data to their noise")
         typer.echo(f"the search's fit missed the data by more than the element balances' noise; "

@@ -390,6 +390,17 @@ def _exhausted_rows(f: _Facts, max_order: int, exclude: np.ndarray) -> np.ndarra
     return _rows_of_sets(f, max_order, exclude, exhausted_only=True)
 
 
+def screened_rows(data: ReactionData, basis: np.ndarray, exclude: np.ndarray) -> np.ndarray:
+    """Return the rows the residual screens of the search consider, except ``exclude``.
+
+    Every row of the subspace ``basis`` with a reactant set of order ≤
+    :data:`SCREEN_ORDER` (products from the subspace), and those consuming a species the
+    data exhaust within the first interval, up to :data:`MAX_MOLECULES` reactants:
+    ``(m, n_s)`` integer rows.
+    """
+    return _screened_rows(_facts(data, basis), np.asarray(exclude, int).reshape(-1, basis.shape[1]))
+
+
 def _screened_rows(f: _Facts, exclude: np.ndarray) -> np.ndarray:
     """Return the residual screen's candidates, except ``exclude``.
 
@@ -457,7 +468,7 @@ def screen_exhausted(rows: np.ndarray, k: np.ndarray, candidates: np.ndarray,
     return [(candidates[j], rate) for err, rate, j in tried if err <= SCREEN_FACTOR * tried[0][0]]
 
 
-def _interval_grid(t0: float, t1: float, points: int) -> np.ndarray:
+def interval_grid(t0: float, t1: float, points: int) -> np.ndarray:
     """Return ascending times of ``[t0, t1]``, log-spaced towards both ends."""
     span = t1 - t0
     d = np.logspace(math.log10(span) - 7, math.log10(span), points)
@@ -517,7 +528,7 @@ def linear_responses(model: KineticModel, k: np.ndarray, x0: np.ndarray, times: 
             if not fwd.success:
                 return None
             for j in range(1, times.size):
-                grid = _interval_grid(times[j - 1], times[j], grid_points)
+                grid = interval_grid(times[j - 1], times[j], grid_points)
                 back = solve_ivp(lambda s, p: -(p.reshape(S, S) @ jac(fwd.sol(s))).reshape(-1),
                                  (times[j], times[j - 1]), eye.reshape(-1), method="LSODA",
                                  jac=lambda s, p: -np.kron(eye, jac(fwd.sol(s)).T),
@@ -534,10 +545,54 @@ def linear_responses(model: KineticModel, k: np.ndarray, x0: np.ndarray, times: 
     return R
 
 
+def candidate_responses(model: KineticModel, k: np.ndarray, c: np.ndarray, times: np.ndarray,
+                        candidates: np.ndarray, starts: bool, deadline: float | None,
+                        method: str = "adjoint",
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return the model's solution, its sensitivities and the candidates' responses.
+
+    ``c (n, n_t, S)`` measured (the solution starts from ``c[:, 0]``) at ``times (n, n_t)``
+    (the first sample's are the integration's);
+    ``starts``: also the sensitivities to ``ln x0``. ``method``: ``"adjoint"``, per sample
+    by :func:`linear_responses` (a quadrature of the adjoint's transition matrices);
+    ``"forward"``, every candidate a probe of
+    :func:`~rdlab.discover.trajectory_fit.simulate` (its exact forward sensitivity
+    ``∂x/∂k`` at ``k = 0``, error-controlled with the rest; one compiled integration for
+    all). Returns ``x (n, n_t, S)``, ``sens (n, n_t, S, n_θ)``, the responses
+    ``E (n, n_t − 1, n_candidates, S)`` and ``bad (n,)``, the samples whose integration
+    failed (zeroed).
+    """
+    if method not in ("adjoint", "forward"):
+        raise ValueError(f"method must be 'adjoint' or 'forward', got {method!r}")
+    forward = method == "forward"
+    x, sens, _ = simulate(model, np.log(k), c[:, 0], times[0], sensitivities=True,
+                          deadline=deadline, state_sensitivities=starts,
+                          probes=candidates if forward else None)
+    bad = ~np.all(np.isfinite(x), axis=(1, 2)) | ~np.all(np.isfinite(sens), axis=(1, 2, 3))
+    x, sens = np.nan_to_num(x), np.nan_to_num(sens)
+    if forward:
+        m = len(candidates)
+        E = np.transpose(sens[:, 1:, :, sens.shape[3] - m:], (0, 1, 3, 2)).copy()
+        E[bad] = 0.0
+        return x, sens[..., :sens.shape[3] - m], E, bad
+    monomials, which = np.unique(np.maximum(-candidates, 0), axis=0, return_inverse=True)
+    E = np.zeros((c.shape[0], c.shape[1] - 1, len(candidates), c.shape[2]))
+    for n in range(c.shape[0]):
+        if deadline is not None and time.perf_counter() > deadline:
+            raise FitTimeout("the residual screen ran past its deadline")
+        got = None if bad[n] else linear_responses(model, k, c[n, 0], times[n], monomials)
+        if got is None:
+            bad[n] = True
+            continue
+        for i, Ri in enumerate(got):
+            E[n, i] = np.einsum("cij,cj->ci", Ri[which], candidates)
+    return x, sens, E, bad
+
+
 def residual_screen(mechanism: Mechanism, candidates: np.ndarray, sub: ReactionData, *,
                     orphans: bool = False, floor: float = RESIDUAL_FLOOR,
-                    deadline: float | None = None, noise: float = 0.0
-                    ) -> list[tuple[int, float, float]]:
+                    deadline: float | None = None, noise: float = 0.0,
+                    responses: str = "adjoint") -> list[tuple[int, float, float]]:
     """Pick candidates that explain what a fitted mechanism misses (stage 5, a score test).
 
     The residual of ``mechanism`` at every later time (weighted as the trajectory fit
@@ -560,6 +615,9 @@ def residual_screen(mechanism: Mechanism, candidates: np.ndarray, sub: ReactionD
     most residual energy, while that is at least :data:`MIN_CHI2` σ², and the share it
     reports is of the residual's excess over the noise energy.
 
+    ``responses`` says how the candidates' responses are computed
+    (:func:`candidate_responses`): ``"adjoint"`` (the search's) or ``"forward"``.
+
     Returns
     -------
     list of (int, float, float)
@@ -572,24 +630,10 @@ def residual_screen(mechanism: Mechanism, candidates: np.ndarray, sub: ReactionD
     model = KineticModel.from_mechanism(mechanism, np.zeros(mechanism.n_reactions, bool))
     k = np.maximum(np.asarray(mechanism.kf, float), 1e-30)[[i for i, _ in model.directions]]
     c = np.asarray(sub.concentrations, float)
-    times = np.asarray(sub.sample_times, float)
-    S = c.shape[2]
-    x, sens, _ = simulate(model, np.log(k), c[:, 0], times[0], sensitivities=True,
-                          deadline=deadline, state_sensitivities=noise > 0)
+    x, sens, E, bad = candidate_responses(model, k, c, np.asarray(sub.sample_times, float),
+                                          candidates, noise > 0, deadline, responses)
     _, w = relative_residuals(x, c, floor)
-    bad = ~np.all(np.isfinite(x), axis=(1, 2)) | ~np.all(np.isfinite(sens), axis=(1, 2, 3))
-    x, sens = np.nan_to_num(x), np.nan_to_num(sens)
-    monomials, which = np.unique(np.maximum(-candidates, 0), axis=0, return_inverse=True)
-    E = np.zeros((c.shape[0], c.shape[1] - 1, len(candidates), S))
-    for n in range(c.shape[0]):
-        if deadline is not None and time.perf_counter() > deadline:
-            raise FitTimeout("the residual screen ran past its deadline")
-        got = None if bad[n] else linear_responses(model, k, c[n, 0], times[n], monomials)
-        if got is None:
-            bad[n] = True
-            continue
-        for i, Ri in enumerate(got):
-            E[n, i] = np.einsum("cij,cj->ci", Ri[which], candidates) * w[n, i + 1, None, :]
+    E *= w[:, 1:, None, :]
     w[bad] = 0.0
     E[bad] = 0.0
     later = ((c - x) * w)[:, 1:]

@@ -27,7 +27,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -36,8 +36,13 @@ from tqdm.auto import tqdm
 from rdlab.chemistry.kinetics import GAS_CONSTANT
 from rdlab.discover import freezing
 from rdlab.discover.alternatives import choose, rival_fits
-from rdlab.discover.balances import DEEP_FLOOR, BalanceSearch, fit_balance_rows
-from rdlab.discover.completion import completed_mechanism
+from rdlab.discover.balances import (
+    DEEP_FLOOR,
+    SOLVER_RESIDUAL,
+    BalanceSearch,
+    fit_balance_rows,
+)
+from rdlab.discover.completion import completed_mechanism, orphan_completion
 from rdlab.discover.crnn import PopulationCRNN
 from rdlab.discover.data import CONCENTRATION_FLOOR, ReactionData, split
 from rdlab.discover.derivatives import estimate as estimate_derivatives
@@ -887,7 +892,8 @@ class ReactionDiscovery:
             self.mechanism_.notes["equally_good"] = [a.to_dict() for a in self.alternatives_]
         self.validation_error_ = fit.error
         self.species_errors_ = fit.species_rms
-        self.converged_ = fit.accepted and not self._extra_reactions(fit)
+        self.converged_ = (fit.accepted and not self._extra_reactions(fit)
+                           and not (self.completion_ or {}).get("unresolved"))
         self.time_to_structure_ = fit.seconds if self.converged_ else None
 
     def _extra_reactions(self, fit: TrajectoryFit) -> int:
@@ -917,50 +923,117 @@ class ReactionDiscovery:
         return fit
 
     def _completed(self, fit: TrajectoryFit) -> TrajectoryFit:
-        """Add the rows a fit that the element balances contradict is missing, if that holds.
+        """Add the rows a fit is missing, when the data show it and the completed fit holds.
 
-        The residual screen of :func:`~rdlab.discover.completion.completed_mechanism`, at
-        the element balances' noise level, proposes rows for the slots the fit left free;
-        the completed mechanism is fitted on every sample (pruned, up to
-        :data:`COMPLETION_NFEV` iterations) and finished as the search's fit was
-        (:meth:`_finished`). It replaces ``fit`` only when accepted and no longer
-        contradicted; at most :data:`COMPLETION_ROUNDS` rounds, none past the budget. What
-        was tried goes to ``completion_``.
+        Two tests propose rows (:meth:`_completion_proposal`): a fit that the element
+        balances contradict gets the picks of the residual screen of
+        :func:`~rdlab.discover.completion.completed_mechanism` for the slots it left free;
+        an accepted fit in which some species changes in the data but in no row gets that
+        species' best maker (:func:`~rdlab.discover.completion.orphan_completion`, scored on
+        every sample). The completed mechanism is fitted on every sample (pruned, at most
+        ``n_reactions`` rows kept when it can, up to :data:`COMPLETION_NFEV` iterations)
+        and finished as the search's fit was (:meth:`_finished`). It replaces ``fit`` only
+        when accepted, no longer contradicted, within ``n_reactions`` and, for a maker,
+        with a lower noise estimate; at most :data:`COMPLETION_ROUNDS` rounds, none past
+        the budget. What was tried goes to ``completion_``; a maker that could not be
+        fitted in the budget leaves the fit unconverged (``completion_["unresolved"]``).
         """
         self.completion_ = None
         for _ in range(COMPLETION_ROUNDS):
-            if not self.noise_.get("disagrees") or not self._time_left(self._t0):
+            if not self._time_left(self._t0):
                 break
             start = time.perf_counter()
             end = self._deadline(self._t0)
             try:
-                got = completed_mechanism(fit, self._traj_data, self.n_reactions,
-                                          self.element_noise_, deadline=end)
+                got = self._completion_proposal(fit, end)
             except FitTimeout:
                 got = None
             if got is None:
                 break
-            mech, added = got
+            mech, added, makers = got
             lines = [mech.reaction_lines()[i] for i in added]
             self.completion_ = {"added": lines, "accepted": False}
-            try:
-                new = fit_trajectories(mech, self._traj_data, noise=self.concentration_noise,
-                                       max_nfev=COMPLETION_NFEV, deadline=end)
-            except (NetworkError, ParameterError, FitTimeout):
-                self.completion_["seconds"] = time.perf_counter() - start
-                break
+            if makers:
+                self.completion_["orphans"] = [o.to_dict(mech.species) for o in makers]
             saved = (dict(self.noise_), list(self.alternatives_))
-            self.noise_ = self._prior_noise()
-            new = self._finished(new) if not new.timed_out else new
+            new = self._completion_fit(fit, mech, bool(makers), end)
             self.completion_["seconds"] = time.perf_counter() - start
-            if new.accepted and not self.noise_.get("disagrees"):
+            if new is None or new.timed_out:
+                self.noise_, self.alternatives_ = saved
+                if makers:
+                    self.completion_["unresolved"] = self._unresolved(
+                        makers, "the completed mechanism could not be fitted in the time budget")
+                break
+            extra = self._extra_reactions(new)
+            better = new.noise_estimate < fit.noise_estimate
+            self.completion_.update(noise_estimate=new.noise_estimate, fitted_accepted=new.accepted,
+                                    extra_reactions=extra)
+            if new.accepted and not self.noise_.get("disagrees") and not extra and (
+                    better or not makers):
                 self.completion_["accepted"] = True
                 new.seconds += fit.seconds
                 fit = new
                 continue
             self.noise_, self.alternatives_ = saved
+            if makers and better:  # the data want the maker, but the mechanism cannot hold it
+                self.completion_["unresolved"] = self._unresolved(
+                    makers, f"the completed mechanism fits better (noise estimate "
+                    f"{new.noise_estimate:.4g} against {fit.noise_estimate:.4g}) but "
+                    + (f"keeps {extra} reaction(s) more than the {self.n_reactions} asked for "
+                       "(--reactions)" if extra else "is not accepted"))
             break
         return fit
+
+    def _completion_proposal(self, fit: TrajectoryFit, end: float):
+        """Return ``(mechanism, added rows, makers)`` to complete ``fit`` with, or ``None``.
+
+        ``makers`` is empty for the element balances' screen, the orphan species' picks
+        (:class:`~rdlab.discover.completion.OrphanMaker`) otherwise.
+        """
+        noise = self.element_noise_ or 0.0
+        if self.noise_.get("disagrees"):
+            got = completed_mechanism(fit, self._traj_data, self.n_reactions, noise,
+                                      deadline=end)
+            return None if got is None else (*got, [])
+        if (not fit.accepted or self._extra_reactions(fit) or self.equilibrium_only_
+                or noise <= SOLVER_RESIDUAL):  # below it: the solver's error, not noise
+            return None
+        return orphan_completion(fit, self._traj_data, noise, deadline=end)
+
+    def _completion_fit(self, fit: TrajectoryFit, mech: Mechanism, maker: bool,
+                        end: float) -> TrajectoryFit | None:
+        """Fit a completed mechanism on every sample; ``None`` when the fit failed.
+
+        Rows for a failing fit are fitted from the measured starts, pruned, then finished
+        as the search's fit (:meth:`_finished`). A maker added to an accepted fit is fitted
+        jointly with the starts from where ``fit`` left them, unpruned: its flux is
+        within the pruning's tolerance of the measured starts' residual (noisy GRI-3.0,
+        seed 2: the CO2 maker, 89 σ² in the score test, was pruned), and the score test
+        that proposed it already weighed it against the noise.
+        """
+        try:
+            if maker:
+                new = fit_with_initial_states(replace(fit, mechanism=mech), self._traj_data,
+                                              noise=self.concentration_noise, deadline=end,
+                                              starts=fit.initial_states)
+                if new is not None and self.noise_["source"] == "estimated":
+                    self.noise_ = {"value": new.noise_estimate, "source": "estimated"}
+                    self._check_against_elements(new)
+                return new
+            self.noise_ = self._prior_noise()
+            new = fit_trajectories(mech, self._traj_data, noise=self.concentration_noise,
+                                   max_nfev=COMPLETION_NFEV, deadline=end,
+                                   max_rows=self.n_reactions)
+        except (NetworkError, ParameterError, FitTimeout):
+            return None
+        return new if new.timed_out else self._finished(new)
+
+    def _unresolved(self, makers: list, why: str) -> str:
+        """Return why a fit with species the data change but no row does is not converged."""
+        said = "; ".join(f"{o.species} changes in the data ({o.chi2:.0f} σ² beyond the noise) "
+                         f"but no reaction changes it (best candidate: "
+                         f"{o.to_dict(self._traj_data.species)['reaction']})" for o in makers)
+        return f"{said}; {why}"
 
     def _judge(self, fit: TrajectoryFit) -> None:
         """With unknown noise, judge a fit that is not noise-free by the estimated noise.
@@ -1437,8 +1510,11 @@ class ReactionDiscovery:
             not run), ``subspace`` (``all_rows``: the all-rows fit's summary and rows
             ``kept``; :meth:`~rdlab.discover.subspace.SubspaceSearch.summary` when sets
             were screened; the ``verified`` fit's summary; ``None`` when it did not run),
-            ``completion`` (rows added to a fit the element balances contradicted, whether
-            that was accepted, and its seconds: :meth:`_completed`; ``None`` when not
+            ``completion`` (rows added to a fit the element balances contradicted, or
+            makers of species that no row changed, ``orphans`` with their scores in σ²;
+            whether that was accepted, the completed fit's ``noise_estimate`` and
+            ``extra_reactions``, ``unresolved`` when the data want a maker the mechanism
+            could not take, and its seconds: :meth:`_completed`; ``None`` when not
             tried), ``equilibrium_only`` (the data show only equilibria:
             :data:`EQUILIBRIUM_NOTE`), ``exhausted_species`` (used up within the first
             interval: :func:`~rdlab.discover.subspace.exhausted_species`),
@@ -1512,6 +1588,8 @@ class ReactionDiscovery:
         disagrees = (self.noise_ or {}).get("disagrees")
         if disagrees:
             return disagrees
+        if unresolved := (self.completion_ or {}).get("unresolved"):
+            return unresolved
         if self.concentration_noise is not None or fit.null_autocorrelation is None:
             return (f"largest per-species trajectory error {fit.error:.3g} > tolerance "
                     f"{fit.threshold:.3g}")

@@ -140,7 +140,8 @@ def fit_with_initial_states(fit: TrajectoryFit, data: ReactionData, *,
                             noise: float | None = None, floor: float = RESIDUAL_FLOOR,
                             rtol: float = 1e-7, max_nfev: int = 20,
                             max_standard_error: float = MAX_STANDARD_ERROR,
-                            deadline: float | None = None) -> TrajectoryFit | None:
+                            deadline: float | None = None,
+                            starts: np.ndarray | None = None) -> TrajectoryFit | None:
     """Refit ``fit``'s rates together with every sample's initial state.
 
     Parameters
@@ -162,6 +163,9 @@ def fit_with_initial_states(fit: TrajectoryFit, data: ReactionData, *,
         Identifiability threshold.
     deadline : float or None, optional
         ``time.perf_counter()`` time to stop at.
+    starts : numpy.ndarray or None, optional
+        ``(n, n_s)`` initial states to start from (e.g. an earlier joint fit's); default
+        the measured ones. Starts measured as 0 stay 0.
 
     Returns
     -------
@@ -172,7 +176,8 @@ def fit_with_initial_states(fit: TrajectoryFit, data: ReactionData, *,
         acceptance is ``fit``'s. When the deadline passes, the best point reached (the
         trust-region iterations only lower the cost). ``None`` when an integration
         failed, when the deadline passed before the first evaluation, or when the result
-        fits worse than ``fit`` (the measured starts are one of its points).
+        fits worse than ``fit`` (the measured starts are one of its points; not checked
+        from other ``starts``, from which the iterations only lowered the cost).
     """
     t0 = time.perf_counter()
     mech = fit.mechanism.normalised()
@@ -181,7 +186,8 @@ def fit_with_initial_states(fit: TrajectoryFit, data: ReactionData, *,
     theta0 = start_parameters(mech, model, T_ref)
     problem = _JointProblem(model, data, x_temp, theta0.size, floor, rtol, deadline)
     c0 = data.concentrations[:, 0]
-    params0 = np.concatenate([theta0, np.log(c0[problem._u_index])])
+    first = c0 if starts is None else np.where(c0 > 0, np.maximum(starts, 1e-300), c0)
+    params0 = np.concatenate([theta0, np.log(first[problem._u_index])])
     params = fit_least_squares(problem, params0, max_nfev, ftol=JOINT_FTOL)
     try:
         r, jac, ok = problem.run(params)
@@ -194,7 +200,7 @@ def fit_with_initial_states(fit: TrajectoryFit, data: ReactionData, *,
     n, n_t, S = data.concentrations.shape
     later = r.reshape(n, n_t, S)[:, 1:].reshape(-1)
     old_rss = float(np.sum((fit.species_rms ** 2) * n * (n_t - 1)))
-    if float(r @ r) > old_rss * (1.0 + 1e-6):
+    if starts is None and float(r @ r) > old_rss * (1.0 + 1e-6):
         return None
     theta = params[:theta0.size]
     m = r.size - int(np.sum(c0 <= 0))  # a start fixed at 0 has no residual

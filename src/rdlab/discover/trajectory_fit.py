@@ -305,7 +305,8 @@ def simulate(model: KineticModel, theta: np.ndarray, initial: np.ndarray, times:
              x_temp: np.ndarray | None = None, *, sensitivities: bool = True,
              rtol: float = 1e-7, atol: float = 1e-12, deadline: float | None = None,
              give_up: float | None = None, state_sensitivities: bool = False,
-             solver: str = "compiled") -> tuple[np.ndarray, np.ndarray | None, bool]:
+             solver: str = "compiled", probes: np.ndarray | None = None,
+             ) -> tuple[np.ndarray, np.ndarray | None, bool]:
     """Integrate ``model`` from ``initial`` over ``times``, with forward sensitivities.
 
     Parameters
@@ -338,6 +339,13 @@ def simulate(model: KineticModel, theta: np.ndarray, initial: np.ndarray, times:
         sample, each with its own steps (``deadline`` and ``give_up`` are checked between
         samples); ``"scipy"``: SciPy's BDF on the stacked samples
         (:class:`~rdlab.discover.block_bdf.BlockBDF`), the reference it is tested against.
+    probes : numpy.ndarray or None, optional
+        ``(m, n_s)`` rows in V form (reactant orders ``max(−v, 0)``) not in the model, whose
+        first-order effect is wanted: with ``sensitivities``, ``∂x/∂k_v`` at ``k_v = 0``
+        (``S' = J S + m_v(x) v``, a unit rate's linear response) is appended as ``m`` more
+        columns, after all others. Compiled solver only; the probes' columns take part in the
+        error test, so the steps (and the other columns, within the tolerance) differ
+        from a run without them.
 
     Returns
     -------
@@ -365,9 +373,12 @@ def simulate(model: KineticModel, theta: np.ndarray, initial: np.ndarray, times:
 
     if solver == "compiled":
         return _simulate_compiled(model, k, x0, np.asarray(times, float), x_temp, n_par,
-                                  n_th, rtol, atol * scale, deadline, give_up)
+                                  n_th, rtol, atol * scale, deadline, give_up,
+                                  probes if sensitivities else None)
     if solver != "scipy":
         raise ParameterError(f"solver must be 'compiled' or 'scipy', got {solver!r}")
+    if probes is not None:
+        raise ParameterError("probes need the compiled solver (solver='compiled')")
 
     def rhs(_t, y):
         if deadline is not None or give_up is not None:
@@ -426,24 +437,39 @@ def simulate(model: KineticModel, theta: np.ndarray, initial: np.ndarray, times:
 MAX_STEPS = 50_000
 
 
+#: Rate of a probe row (:func:`simulate`'s ``probes``) in the state's equations: far below
+#: anything the state resolves; its sensitivity's source is scaled back by ``1/PROBE_RATE``.
+PROBE_RATE = 1e-30
+
+
 def _simulate_compiled(model: KineticModel, k: np.ndarray, x0: np.ndarray, t: np.ndarray,
                        x_temp: np.ndarray | None, n_par: int, n_th: int, rtol: float,
                        atol: np.ndarray, deadline: float | None, give_up: float | None,
+                       probes: np.ndarray | None = None,
                        ) -> tuple[np.ndarray, np.ndarray | None, bool]:
     """:func:`simulate` by :func:`~rdlab.discover.mass_action_kernel.integrate_sample`."""
     n, S_ = x0.shape
     P = model.n_directions
+    A, net = model._reactants_c, model._net_c
+    m = 0 if probes is None else len(probes)
+    if m:  # appended directions at PROBE_RATE, each the source of one more column
+        probes = np.asarray(probes, float)
+        A = np.ascontiguousarray(np.vstack([A, np.maximum(-probes, 0.0)]))
+        net = np.ascontiguousarray(np.vstack([net, probes]))
+        k = np.hstack([k, np.full((n, m), PROBE_RATE)])
+    n_all = n_th + m
     # the source of each sensitivity block: ∂f/∂ln k_p = r_p ν_p, ∂f/∂ε_p = −x_T r_p ν_p,
     # none for ∂x/∂ln x0
-    src_dir = np.full(n_th, -1, np.int64)
-    src_w = np.ones((n, n_th))
+    src_dir = np.full(n_all, -1, np.int64)
+    src_w = np.ones((n, n_all))
     src_dir[:min(n_par, P)] = np.arange(min(n_par, P))
     if n_par > P:
         src_dir[P:n_par] = np.arange(P)
         src_w[:, P:n_par] = -np.asarray(x_temp, float)[:, None]
-    s0 = np.zeros((n_th, S_))
-    Y = np.full((n, t.size, 1 + n_th, S_), np.nan)
-    A, net = model._reactants_c, model._net_c
+    src_dir[n_th:] = P + np.arange(m)
+    src_w[:, n_th:] = 1.0 / PROBE_RATE
+    s0 = np.zeros((n_all, S_))
+    Y = np.full((n, t.size, 1 + n_all, S_), np.nan)
     clip = not model.whole_orders
     ok = True
     with np.errstate(all="ignore"):
@@ -455,7 +481,7 @@ def _simulate_compiled(model: KineticModel, k: np.ndarray, x0: np.ndarray, t: np
                 ok = False
                 break
             if n_th > n_par:
-                s0[n_par:] = np.diag(x0[i])  # ∂x0/∂ln x0 = diag(x0)
+                s0[n_par:n_th] = np.diag(x0[i])  # ∂x0/∂ln x0 = diag(x0)
             try:
                 status, _ = integrate_sample(x0[i], np.ascontiguousarray(k[i]), A, net, clip,
                                              src_dir, np.ascontiguousarray(src_w[i]), s0, t,
@@ -467,7 +493,7 @@ def _simulate_compiled(model: KineticModel, k: np.ndarray, x0: np.ndarray, t: np
                 break
     ok = ok and bool(np.all(np.isfinite(Y)))
     x = Y[:, :, 0]
-    sens = np.transpose(Y[:, :, 1:], (0, 1, 3, 2)) if n_th else None
+    sens = np.transpose(Y[:, :, 1:], (0, 1, 3, 2)) if n_all else None
     return x, sens, ok
 
 
