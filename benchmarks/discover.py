@@ -339,7 +339,8 @@ def _rdlab(ex, data, seed: int, noise: float, budget: float, shooting: bool = Fa
         path += " (equilibrium only)"
     if rep.get("equally_good"):
         path += f", {len(rep['equally_good'])} equally good"
-    return (m.V, m.orders, kf, kr), path, getattr(est, "trajectory_fit_", None)
+    return ((m.V, m.orders, kf, kr), path, getattr(est, "trajectory_fit_", None),
+            bool(est.converged_))
 
 
 def _equilibrium_error(ex, fit) -> float:
@@ -410,12 +411,12 @@ def _compare_one(job) -> dict:
     ex = example(name)
     data = _concentration_data(ex, seed, noise)
     E = monomial_exponents(ex.mechanism.n_species, 2)
-    path, fit = "", None
+    path, fit, converged = "", None, None
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         if method == "rdlab":
-            learned, path, fit = _rdlab(ex, data, seed, noise, opts["budget"],
-                                        opts["shooting"], opts["subspace"])
+            learned, path, fit, converged = _rdlab(ex, data, seed, noise, opts["budget"],
+                                                   opts["shooting"], opts["subspace"])
         elif method == "rdlab-weak":
             from rdlab.discover.weak_form import propose_from_integrals
 
@@ -431,7 +432,8 @@ def _compare_one(job) -> dict:
     # judge on a library that holds the true and the learned monomials too
     E = _union(_union(E, ex.mechanism.V, ex.mechanism.orders), *learned[:2])
     row = {"method": method, "example": name, "seed": seed, "noise": noise,
-           "seconds": seconds, "cpu_seconds": cpu, "path": path, "error": error}
+           "seconds": seconds, "cpu_seconds": cpu, "path": path, "error": error,
+           "converged": converged}
     row.update(_judge(ex, *learned, E))
     # rdlab says which rates the data determine; the other methods give every rate as measured
     row["identifiable_error"] = (_identifiable_error(ex, fit) if fit is not None and row["exact"]
@@ -465,12 +467,21 @@ def _rows_column(rs: list[dict], example_name: str) -> str:
     return f"{np.median(found):g}/{example(example_name).mechanism.n_reactions}+{extra:g}"
 
 
+def _silent_column(rs: list[dict]) -> str:
+    """Runs that reported convergence with a structure that is not determined ("-": the
+    method does not say whether it converged)."""
+    said = [r for r in rs if r.get("converged") is not None]
+    if not said:
+        return "-"
+    return str(sum(r["converged"] and not r.get("determined", r["exact"]) for r in said))
+
+
 def _compare_table(runs: list[dict], methods, examples, levels) -> str:
     """The method × example × noise table."""
     head = (f"{'method':11s} {'example':27s} {'noise':>6s} {'exact':>6s} {'pattern':>7s} "
             f"{'determined':>10s} "
             f"{'rate err med':>12s} {'worst':>9s} {'ident err':>9s} {'coef err':>9s} "
-            f"{'true rows':>9s} {'time med':>8s} {'max':>6s} {'cpu med':>7s}  path")
+            f"{'true rows':>9s} {'silent':>6s} {'time med':>8s} {'max':>6s} {'cpu med':>7s}  path")
     lines = [head, "-" * len(head)]
     for m in methods:
         for n in examples:
@@ -491,7 +502,7 @@ def _compare_table(runs: list[dict], methods, examples, levels) -> str:
                     f" {max(ok) if ok else float('nan'):9.2e}"
                     f" {max(ident) if ident else float('nan'):9.2e}"
                     f" {np.median([r['coef_error'] for r in rs]):9.2e}"
-                    f" {_rows_column(rs, n):>9s}"
+                    f" {_rows_column(rs, n):>9s} {_silent_column(rs):>6s}"
                     f" {np.median(times):8.2f} {max(times):6.1f}"
                     f" {np.median([r.get('cpu_seconds', np.nan) for r in rs]):7.1f}  {path}"
                     + (f"  ERROR: {errs[0][:60]}" if errs else ""))

@@ -224,3 +224,18 @@ def test_the_report_says_which_rows_a_completion_added(tmp_path, capsys):
     _print_report({"fit": fit, "warnings": [], "outputs": [], "missing_outputs": []}, tmp_path)
     out = capsys.readouterr().out
     assert "added H2O <-> H2 + O (kept: the completed fit agrees with their noise)" in out
+
+
+def test_the_report_names_a_species_no_reaction_changed(tmp_path, capsys):
+    from rdlab.cli.discover import _print_report
+
+    fit = {"converged": False, "validation_error": 1e-3, "seconds": 127.0, "epochs": 0,
+           "restarts": 0,
+           "completion": {"added": ["H + OH + CO -> H2 + CO2"], "accepted": False,
+                          "orphans": [{"species": "CO2", "reaction": "H + OH + CO -> H2 + CO2",
+                                       "chi2": 88.9, "rate": 1.97}],
+                          "seconds": 26.0}}
+    _print_report({"fit": fit, "warnings": [], "outputs": [], "missing_outputs": []}, tmp_path)
+    out = capsys.readouterr().out
+    assert ("species that no reaction of the fit changes but the data do: CO2 (89 σ²); "
+            "added H + OH + CO -> H2 + CO2 (not kept)") in out

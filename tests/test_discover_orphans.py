@@ -104,3 +104,33 @@ def test_no_maker_is_found_where_the_species_only_carries_noise(weak_maker, seed
     data = still.with_noise(1e-3, seed=seed)
     assert orphan_makers(np.array([[-1.0, 1.0, 0.0]]), np.array([2.0]), data, _candidates(),
                          1e-3) == []
+
+
+def test_an_accepted_fit_is_completed_with_the_maker_and_fits_better(weak_maker):
+    # the fit without B → C, its starts refitted; the completion adds B → C at the rate its
+    # orphan score fitted, and the joint refit from the fit's starts lowers the noise
+    # estimate and lands near the true rate
+    from dataclasses import replace
+
+    from rdlab.discover.completion import orphan_completion
+    from rdlab.discover.initial_states import fit_with_initial_states
+    from rdlab.discover.trajectory_fit import fit_trajectories
+
+    truth, clean = weak_maker
+    data = clean.with_noise(1e-3, seed=1)
+    short = fit_trajectories(truth.subset([0]), data, max_nfev=30)
+    short = fit_with_initial_states(short, data)
+    # estimated from these data alone the subspace is A → B only (C's change is below its
+    # rank threshold); known conservation laws would give both rows, as elements do on GRI
+    basis = np.array([[-1.0, 1.0, 0.0], [0.0, -1.0, 1.0]])
+    assert orphan_completion(short, data, 1e-3) is None
+    got = orphan_completion(short, data, 1e-3, basis=basis)
+    assert got is not None
+    mech, added, makers = got
+    assert added == [1] and [o.species for o in makers] == ["C"]
+    assert np.array_equal(np.round(mech.V[1]), B_TO_C)
+    new = fit_with_initial_states(replace(short, mechanism=mech), data,
+                                  starts=short.initial_states)
+    assert new.noise_estimate < short.noise_estimate
+    assert new.noise_estimate == pytest.approx(1e-3, rel=0.1)
+    assert new.mechanism.kf[1] == pytest.approx(0.01, rel=0.1)

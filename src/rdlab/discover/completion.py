@@ -138,7 +138,7 @@ def completed_mechanism(fit: TrajectoryFit, data: ReactionData, n_reactions: int
 ORPHAN_GRID_POINTS = 50
 #: Makers per orphan species that :func:`orphan_makers` returns (then scored on every
 #: species by :func:`pooled_scores`).
-ORPHAN_SHORTLIST = 8
+ORPHAN_SHORTLIST = 40
 
 
 @dataclass
@@ -322,7 +322,7 @@ def pooled_scores(directions: np.ndarray, rates: np.ndarray, data: ReactionData,
 
 
 def orphan_completion(fit: TrajectoryFit, data: ReactionData, noise: float, *,
-                      deadline: float | None = None,
+                      deadline: float | None = None, basis: np.ndarray | None = None,
                       ) -> tuple[Mechanism, list[int], list[OrphanMaker]] | None:
     """Return ``fit``'s live rows plus makers of the species no row changes but the data do.
 
@@ -346,6 +346,12 @@ def orphan_completion(fit: TrajectoryFit, data: ReactionData, noise: float, *,
     deadline : float or None, optional
         ``time.perf_counter()`` time after which
         :class:`~rdlab.discover.trajectory_fit.FitTimeout` is raised.
+    basis : numpy.ndarray or None, optional
+        ``(rank, n_s)`` stoichiometric subspace the candidates come from; default
+        :func:`~rdlab.discover.subspace.stoichiometric_subspace` of ``data`` (which holds
+        a weakly changing species only when known conservation laws, such as element
+        balances, put it there: estimated from noisy data alone, a change of a few tenths
+        of a per cent is below the rank threshold).
 
     Returns
     -------
@@ -362,7 +368,7 @@ def orphan_completion(fit: TrajectoryFit, data: ReactionData, noise: float, *,
     kf, kr = np.asarray(m.kf, float)[live], np.asarray(m.kr, float)[live]
     directions = np.vstack([V[kf > 0], -V[kr > 0]])
     rates = np.concatenate([kf[kf > 0], kr[kr > 0]])
-    basis = stoichiometric_subspace(data)
+    basis = stoichiometric_subspace(data) if basis is None else np.asarray(basis, float)
     if not len(directions) or not basis.shape[0]:
         return None
     candidates = screened_rows(data, basis, np.vstack([V, -V]).astype(int))
