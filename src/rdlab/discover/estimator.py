@@ -930,9 +930,8 @@ class ReactionDiscovery:
         :func:`~rdlab.discover.completion.completed_mechanism` for the slots it left free;
         an accepted fit in which some species changes in the data but in no row gets that
         species' best maker (:func:`~rdlab.discover.completion.orphan_completion`, scored on
-        every sample). The completed mechanism is fitted on every sample (pruned, at most
-        ``n_reactions`` rows kept when it can, up to :data:`COMPLETION_NFEV` iterations)
-        and finished as the search's fit was (:meth:`_finished`). It replaces ``fit`` only
+        every sample). The completed mechanism is fitted on every sample
+        (:meth:`_completion_fit`). It replaces ``fit`` only
         when accepted, no longer contradicted, within ``n_reactions`` and, for a maker,
         with a lower noise estimate; at most :data:`COMPLETION_ROUNDS` rounds, none past
         the budget. What was tried goes to ``completion_``; a maker that could not be
@@ -1004,8 +1003,9 @@ class ReactionDiscovery:
                         end: float) -> TrajectoryFit | None:
         """Fit a completed mechanism on every sample; ``None`` when the fit failed.
 
-        Rows for a failing fit are fitted from the measured starts, pruned, then finished
-        as the search's fit (:meth:`_finished`). A maker added to an accepted fit is fitted
+        Rows for a fit the element balances contradict are fitted from the measured
+        starts (pruned, up to :data:`COMPLETION_NFEV` iterations), then finished as the
+        search's fit (:meth:`_finished`). A maker added to an accepted fit is fitted
         jointly with the starts from where ``fit`` left them, unpruned: its flux is
         within the pruning's tolerance of the measured starts' residual (noisy GRI-3.0,
         seed 2: the CO2 maker, 89 σ² in the score test, was pruned), and the score test
@@ -1022,8 +1022,7 @@ class ReactionDiscovery:
                 return new
             self.noise_ = self._prior_noise()
             new = fit_trajectories(mech, self._traj_data, noise=self.concentration_noise,
-                                   max_nfev=COMPLETION_NFEV, deadline=end,
-                                   max_rows=self.n_reactions)
+                                   max_nfev=COMPLETION_NFEV, deadline=end)
         except (NetworkError, ParameterError, FitTimeout):
             return None
         return new if new.timed_out else self._finished(new)
