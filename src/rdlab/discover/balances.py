@@ -676,6 +676,12 @@ def _explained_columns(sens: np.ndarray, n_rates: int) -> np.ndarray:
                       np.hstack([np.zeros((n * S, n_rates)), ties.reshape(n * S, -1)])])
 
 
+def orthonormal_span(A: np.ndarray) -> np.ndarray:
+    """Return orthonormal columns spanning ``A``'s columns (singular values > 1e-8 × largest)."""
+    U, sv, _ = np.linalg.svd(A, full_matrices=False)
+    return U[:, sv > 1e-8 * sv[0]] if sv.size and sv[0] > 0 else U[:, :0]
+
+
 def _greedy_picks(r: np.ndarray, A: np.ndarray, B: np.ndarray, noise_energy: float = 0.0,
                   variance: float = 0.0) -> list[tuple[int, float, float]]:
     """Orthogonal matching pursuit of the residual ``r`` on the responses ``B``.
@@ -684,8 +690,7 @@ def _greedy_picks(r: np.ndarray, A: np.ndarray, B: np.ndarray, noise_energy: flo
     ``noise_energy`` is the part of ``r @ r`` expected from the data's noise, ``variance``
     its σ²; see :func:`residual_screen`.
     """
-    U, sv, _ = np.linalg.svd(A, full_matrices=False)
-    Q = U[:, sv > 1e-8 * sv[0]] if sv.size and sv[0] > 0 else U[:, :0]
+    Q = orthonormal_span(A)
     r = r - Q @ (Q.T @ r)
     B = B - Q @ (Q.T @ B)
     noise_energy *= 1.0 - Q.shape[1] / max(r.size, 1)  # what the projection left of it

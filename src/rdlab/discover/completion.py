@@ -23,6 +23,7 @@ from rdlab.discover.balances import (
     MIN_CHI2,
     candidate_responses,
     interval_grid,
+    orthonormal_span,
     residual_screen,
     screened_rows,
 )
@@ -60,6 +61,25 @@ def live_rows(fit: TrajectoryFit) -> np.ndarray:
     return np.array([i for i in range(m.n_reactions)
                      if (kf[i] > 0 and f"kf_{i + 1}" not in pruned)
                      or (kr[i] > 0 and f"kr_{i + 1}" not in pruned)], dtype=int)
+
+
+def _live_directions(fit: TrajectoryFit, live: np.ndarray):
+    """Return ``fit``'s live rows ``V`` (rounded), ``kf``, ``kr``, directions and their rates.
+
+    The directions are the rows as irreversible ones (the screens read one per direction).
+    """
+    m = fit.mechanism
+    V = np.round(np.asarray(m.V, float))[live] + 0.0
+    kf, kr = np.asarray(m.kf, float)[live], np.asarray(m.kr, float)[live]
+    return (V, kf, kr, np.vstack([V[kf > 0], -V[kr > 0]]),
+            np.concatenate([kf[kf > 0], kr[kr > 0]]))
+
+
+def _irreversible_model(species, directions: np.ndarray, rates: np.ndarray) -> KineticModel:
+    """Return the directions as a model of irreversible rows at ``rates``."""
+    return KineticModel.from_mechanism(
+        Mechanism(species, directions, rates, np.zeros(len(rates))),
+        np.zeros(len(rates), bool))
 
 
 def completed_mechanism(fit: TrajectoryFit, data: ReactionData, n_reactions: int,
@@ -103,11 +123,7 @@ def completed_mechanism(fit: TrajectoryFit, data: ReactionData, n_reactions: int
     basis = stoichiometric_subspace(data)
     if free <= 0 or not 0 < basis.shape[0] <= MAX_RANK:
         return None
-    V = np.round(np.asarray(m.V, float))[live] + 0.0
-    kf, kr = np.asarray(m.kf, float)[live], np.asarray(m.kr, float)[live]
-    # the screen reads one irreversible row per active direction
-    directions = np.vstack([V[kf > 0], -V[kr > 0]])
-    rates = np.concatenate([kf[kf > 0], kr[kr > 0]])
+    V, kf, kr, directions, rates = _live_directions(fit, live)
     if not len(directions):
         return None
     present = {tuple(r) for r in np.vstack([V, -V])}
@@ -215,9 +231,7 @@ def orphan_makers(directions: np.ndarray, rates: np.ndarray, data: ReactionData,
     for j in range(t.size - 1):
         Q[at[j]:at[j + 1], j] += gaps[at[j]:at[j + 1]] / 2
         Q[at[j] + 1:at[j + 1] + 1, j] += gaps[at[j]:at[j + 1]] / 2
-    model = KineticModel.from_mechanism(
-        Mechanism(data.species, directions, rates, np.zeros(len(rates))),
-        np.zeros(len(rates), bool))
+    model = _irreversible_model(data.species, directions, rates)
     x, _, _ = simulate(model, np.log(np.maximum(rates, 1e-300)), c[:, 0], grid,
                        sensitivities=False)
     good = np.all(np.isfinite(x), axis=(1, 2))
@@ -287,9 +301,7 @@ def pooled_scores(directions: np.ndarray, rates: np.ndarray, data: ReactionData,
         ``(m,)`` energy explained in units of σ² (0 for a row that only explains at a
         negative rate) and the projected coefficient (ranks; no rate estimate).
     """
-    model = KineticModel.from_mechanism(
-        Mechanism(data.species, directions, rates, np.zeros(len(rates))),
-        np.zeros(len(rates), bool))
+    model = _irreversible_model(data.species, directions, rates)
     c = np.asarray(data.concentrations, float)
     x, sens, E, bad = candidate_responses(model, np.maximum(rates, 1e-300), c,
                                           np.asarray(data.sample_times, float), rows, True,
@@ -312,8 +324,7 @@ def pooled_scores(directions: np.ndarray, rates: np.ndarray, data: ReactionData,
         B_all.append(B_n)
         A_all.append(A_n)
     r, B, A = np.concatenate(r_all), np.vstack(B_all), np.vstack(A_all)
-    U, sv, _ = np.linalg.svd(A, full_matrices=False)
-    U = U[:, sv > 1e-8 * sv[0]] if sv.size and sv[0] > 0 else U[:, :0]
+    U = orthonormal_span(A)
     r = r - U @ (U.T @ r)
     B = B - U @ (U.T @ B)
     size = np.maximum(np.sum(B ** 2, axis=0), 1e-300)
@@ -332,7 +343,8 @@ def orphan_completion(fit: TrajectoryFit, data: ReactionData, noise: float, *,
     among the shortlist by the energy each explains in all species. A pick must explain at
     least :data:`~rdlab.discover.balances.MIN_CHI2` σ² in both scores; it starts at the
     rate :func:`orphan_makers` fitted. The completed mechanism may hold more rows than the
-    fit was allowed: its refit prunes.
+    fit was allowed; the caller decides (the estimator reports such a fit as not
+    converged).
 
     Parameters
     ----------
@@ -364,10 +376,7 @@ def orphan_completion(fit: TrajectoryFit, data: ReactionData, noise: float, *,
     if m.orders is not None or m.arrhenius is not None or noise <= 0:
         return None
     live = live_rows(fit)
-    V = np.round(np.asarray(m.V, float))[live] + 0.0
-    kf, kr = np.asarray(m.kf, float)[live], np.asarray(m.kr, float)[live]
-    directions = np.vstack([V[kf > 0], -V[kr > 0]])
-    rates = np.concatenate([kf[kf > 0], kr[kr > 0]])
+    V, kf, kr, directions, rates = _live_directions(fit, live)
     basis = stoichiometric_subspace(data) if basis is None else np.asarray(basis, float)
     if not len(directions) or not basis.shape[0]:
         return None
