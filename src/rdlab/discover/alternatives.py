@@ -37,8 +37,9 @@ from rdlab.discover.mechanism import ArrheniusRates, Mechanism
 from rdlab.discover.trajectory_fit import NOISE_FLOOR, TrajectoryFit
 from rdlab.errors import NetworkError, ParameterError, SimulationError
 
-__all__ = ["EQUIVALENT_CHI2", "RESTART_RELAXATIONS", "Alternative", "choose", "fast_equilibria",
-           "relaxation_rate", "rival_fits", "substitutions"]
+__all__ = ["EQUIVALENT_CHI2", "RESTART_RELAXATIONS", "Alternative", "choose", "differing_rows",
+           "fast_equilibria", "relaxation_rate", "residual_sum_of_squares", "rival_fits",
+           "substitutions"]
 
 #: Largest increase of the residual sum of squares, in units of σ², of an equally good fit.
 EQUIVALENT_CHI2 = 4.0
@@ -60,7 +61,9 @@ class Alternative:
     by : str
         The reactions it uses instead.
     fast : str
-        The fast equilibrium that makes the two equivalent (text).
+        The fast equilibrium that makes the two equivalent (text); empty for a row the
+        data cannot tell from one with fewer molecules
+        (:mod:`rdlab.discover.simpler_forms`).
     error : float
         Its worst species' RMS relative residual (:attr:`TrajectoryFit.error`).
     delta_chi2 : float
@@ -199,12 +202,12 @@ def _slowed(m: Mechanism, j: int, factor: float) -> Mechanism:
     return Mechanism(m.species, m.V, kf, kr, None, arr, m.reference_temperature)
 
 
-def _rss(fit: TrajectoryFit, per_species: int) -> float:
+def residual_sum_of_squares(fit: TrajectoryFit, per_species: int) -> float:
     """Return the residual sum of squares behind ``fit.species_rms``."""
     return per_species * float(np.sum(np.asarray(fit.species_rms) ** 2))
 
 
-def _difference(chosen: Mechanism, other: Mechanism) -> tuple[str, str]:
+def differing_rows(chosen: Mechanism, other: Mechanism) -> tuple[str, str]:
     """Return the reactions of ``chosen`` that ``other`` lacks, and those it has instead.
 
     Text, ``"; "``-joined; rows are compared up to sign.
@@ -279,7 +282,7 @@ def rival_fits(fit: TrajectoryFit, refit: Callable[[Mechanism], TrajectoryFit],
                                  | np.all(np.round(new.V) == -row, axis=1))
             if not hit.size or (new.kf[hit[0]] == 0 and new.kr[hit[0]] == 0):
                 continue  # the substituted reaction was dropped: a different mechanism
-            if kept is None or _rss(alt, 1) < _rss(kept, 1):
+            if kept is None or residual_sum_of_squares(alt, 1) < residual_sum_of_squares(kept, 1):
                 kept = alt
         if kept is not None:
             out.append((kept, lines[j]))
@@ -314,19 +317,19 @@ def choose(fit: TrajectoryFit, rivals: list[tuple[TrajectoryFit, str]], sigma: f
         Best first.
     """
     sigma2 = max(sigma, NOISE_FLOOR) ** 2
-    rss = _rss(fit, per_species)
+    rss = residual_sum_of_squares(fit, per_species)
     pool = [(fit, rivals[0][1] if rivals else "")] + list(rivals)
-    best = min(range(len(pool)), key=lambda k: _rss(pool[k][0], per_species))
-    if (rss - _rss(pool[best][0], per_species)) / sigma2 <= EQUIVALENT_CHI2:
+    best = min(range(len(pool)), key=lambda k: residual_sum_of_squares(pool[k][0], per_species))
+    if (rss - residual_sum_of_squares(pool[best][0], per_species)) / sigma2 <= EQUIVALENT_CHI2:
         best = 0
     chosen = pool[best][0]
-    base = _rss(chosen, per_species)
+    base = residual_sum_of_squares(chosen, per_species)
     out = []
     for k, (alt, fast) in enumerate(pool):
-        delta = (_rss(alt, per_species) - base) / sigma2
+        delta = (residual_sum_of_squares(alt, per_species) - base) / sigma2
         if k == best or delta > EQUIVALENT_CHI2:
             continue
-        replaced, by = _difference(chosen.mechanism, alt.mechanism)
+        replaced, by = differing_rows(chosen.mechanism, alt.mechanism)
         out.append(Alternative(alt.mechanism.normalised(), replaced, by,
                                pool[best][1] if k == 0 else fast, alt.error, delta))
     return chosen, sorted(out, key=lambda a: a.delta_chi2)

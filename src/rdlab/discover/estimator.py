@@ -35,7 +35,14 @@ from tqdm.auto import tqdm
 
 from rdlab.chemistry.kinetics import GAS_CONSTANT
 from rdlab.discover import freezing
-from rdlab.discover.alternatives import choose, rival_fits
+from rdlab.discover.alternatives import (
+    EQUIVALENT_CHI2,
+    Alternative,
+    choose,
+    differing_rows,
+    residual_sum_of_squares,
+    rival_fits,
+)
 from rdlab.discover.balances import (
     DEEP_FLOOR,
     SOLVER_RESIDUAL,
@@ -58,6 +65,7 @@ from rdlab.discover.rate_fit import (
     relative_errors,
 )
 from rdlab.discover.shooting import propose_by_shooting
+from rdlab.discover.simpler_forms import simpler_forms, swapped
 from rdlab.discover.subspace import (
     MAX_RANK,
     equilibrated,
@@ -592,6 +600,7 @@ class ReactionDiscovery:
         self.shooting_ = None
         self.alternatives_ = []
         self.completion_ = None
+        self.simplified_ = None
         if (result is None and self.target_ == "trajectories" and self.shooting and T is None
                 and self._time_left(t0)):
             result = self._try_shooting(t0)
@@ -885,6 +894,7 @@ class ReactionDiscovery:
             return
         fit = self._finished(fit)
         fit = self._completed(fit)
+        fit = self._simplified(fit)
         self.trajectory_fit_ = fit
         self.mechanism_ = fit.mechanism.normalised()
         self.mechanism_.notes["trajectory_fit"] = fit.summary()
@@ -1011,21 +1021,83 @@ class ReactionDiscovery:
         seed 2: the CO2 maker, 89 σ² in the score test, was pruned), and the score test
         that proposed it already weighed it against the noise.
         """
+        if maker:
+            return self._refit_from_starts(fit, mech, end)
         try:
-            if maker:
-                new = fit_with_initial_states(replace(fit, mechanism=mech), self._traj_data,
-                                              noise=self.concentration_noise, deadline=end,
-                                              starts=fit.initial_states)
-                if new is not None and self.noise_["source"] == "estimated":
-                    self.noise_ = {"value": new.noise_estimate, "source": "estimated"}
-                    self._check_against_elements(new)
-                return new
             self.noise_ = self._prior_noise()
             new = fit_trajectories(mech, self._traj_data, noise=self.concentration_noise,
                                    max_nfev=COMPLETION_NFEV, deadline=end)
         except (NetworkError, ParameterError, FitTimeout):
             return None
         return new if new.timed_out else self._finished(new)
+
+    def _refit_from_starts(self, fit: TrajectoryFit, mech: Mechanism,
+                           end: float) -> TrajectoryFit | None:
+        """Fit ``mech`` jointly with the starts from where ``fit`` left them, unpruned.
+
+        ``None`` when the fit failed; with the noise estimated, ``noise_`` is updated and
+        the fit checked against the element balances.
+        """
+        try:
+            new = fit_with_initial_states(replace(fit, mechanism=mech), self._traj_data,
+                                          noise=self.concentration_noise, deadline=end,
+                                          starts=fit.initial_states)
+        except (NetworkError, ParameterError, FitTimeout):
+            return None
+        if new is not None and self.noise_["source"] == "estimated":
+            self.noise_ = {"value": new.noise_estimate, "source": "estimated"}
+            self._check_against_elements(new)
+        return new
+
+    def _simplified(self, fit: TrajectoryFit) -> TrajectoryFit:
+        """Swap rows the data cannot tell from rows with fewer molecules, when that holds.
+
+        :func:`~rdlab.discover.simpler_forms.simpler_forms` proposes the swaps for an
+        accepted fit of noisy data; the swapped mechanism is fitted jointly with the starts
+        from where ``fit`` left them (:meth:`_refit_from_starts`) and replaces ``fit`` when
+        it is accepted, keeps every swapped row, stays within ``n_reactions`` and its
+        residual sum of squares is within
+        :data:`~rdlab.discover.alternatives.EQUIVALENT_CHI2` σ² of ``fit``'s (σ the element
+        balances' noise). ``fit`` is then listed as equally good. What was tried goes to
+        ``simplified_``.
+        """
+        self.simplified_ = None
+        noise = self.element_noise_ or 0.0
+        if (not fit.accepted or self._extra_reactions(fit) or self.equilibrium_only_
+                or noise <= SOLVER_RESIDUAL or (self.completion_ or {}).get("unresolved")
+                or not self._time_left(self._t0)):
+            return fit
+        start, end = time.perf_counter(), self._deadline(self._t0)
+        try:
+            forms = simpler_forms(fit, self._traj_data, noise, deadline=end)
+        except FitTimeout:
+            return fit
+        if not forms:
+            return fit
+        species = fit.mechanism.species
+        self.simplified_ = {"swaps": [f.to_dict(species) for f in forms], "accepted": False}
+        saved = dict(self.noise_)
+        new = self._refit_from_starts(fit, swapped(fit.mechanism, forms), end)
+        self.simplified_["seconds"] = time.perf_counter() - start
+        if new is None or new.timed_out:
+            self.noise_ = saved
+            return fit
+        c = self._traj_data.concentrations
+        per_species = c.shape[0] * (c.shape[1] - 1)
+        delta = (residual_sum_of_squares(new, per_species)
+                 - residual_sum_of_squares(fit, per_species)) / noise ** 2
+        kept = all(new.mechanism.kf[f.row] > 0 for f in forms)
+        self.simplified_.update(delta_chi2=delta, fitted_accepted=new.accepted)
+        if not (new.accepted and kept and not self._extra_reactions(new)
+                and delta <= EQUIVALENT_CHI2):
+            self.noise_ = saved
+            return fit
+        self.simplified_["accepted"] = True
+        replaced, by = differing_rows(new.mechanism, fit.mechanism)
+        self.alternatives_ = [Alternative(fit.mechanism.normalised(), replaced, by, "",
+                                          fit.error, -delta)] + list(self.alternatives_)
+        new.seconds += fit.seconds
+        return new
 
     def _unresolved(self, makers: list, why: str) -> str:
         """Return why a fit with species the data change but no row does is not converged."""

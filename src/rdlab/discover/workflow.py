@@ -450,11 +450,13 @@ def _fit_warnings(est: ReactionDiscovery, mech: Mechanism, params: dict) -> list
     if getattr(est, "equilibrium_only_", False):
         warnings.append(EQUILIBRIUM_NOTE)
     for alt in getattr(est, "alternatives_", []):
+        why = (f"'{alt.fast}' equilibrates faster than the sampling" if alt.fast else
+               "the rows differ by fast or weakly determined reactions of the fit, and "
+               "the one with fewer molecules was chosen")
         warnings.append(
             f"the data fit '{alt.by}' instead of '{alt.replaced}' equally well (residual "
-            f"sums of squares within {alt.delta_chi2:+.2g} σ²): '{alt.fast}' equilibrates "
-            "faster than the sampling, so these data cannot tell the two mechanisms apart; "
-            "measure earlier times, or choose by chemistry")
+            f"sums of squares within {alt.delta_chi2:+.2g} σ²): {why}, so these data cannot "
+            "tell the two mechanisms apart; measure earlier times, or choose by chemistry")
     known = element_matrix(mech.species) if getattr(est, "element_balances_", []) else None
     unbalanced = [] if known is None else unbalanced_reactions(mech.V, *known,
                                                                mech.reaction_lines())

@@ -1,0 +1,186 @@
+"""Rows of a fit that the data cannot tell from a row with fewer molecules.
+
+A row ``v`` whose products are passed on at once by a fast row ``f`` (or whose reactants
+are made at once by one) moves the slow dynamics as ``v ± f`` does: on noisy simplified
+GRI-3.0 the search kept OH + C2H4 → 2H + CH3 + CO for OH + C2H4 → CH3 + H2 + CO (H2 → 2H
+runs at 4.9e3 s⁻¹ against a sampling interval of 0.1), and both refit to the same residual
+within 0.1 σ². Which of the two the search lands on is chance; the data say only that they
+are equally good.
+
+Rule (:func:`simpler_forms`): for every irreversible row whose rate the data do not
+determine (the identifiability analysis) and which explains at least
+:data:`~rdlab.discover.balances.MIN_CHI2` σ² on its own, the rows ``v ± f (± g)`` over
+the fit's other rows that have fewer molecules (reactants plus products, each side within
+the fit's own largest) are scored against the row itself by the score test of
+:func:`~rdlab.discover.completion.pooled_scores`: each row's energy explained, on every
+sample and species, in the fit with ``v`` taken out. Of the rows within
+:data:`~rdlab.discover.alternatives.EQUIVALENT_CHI2` σ² of the best score, the one with
+the fewest molecules is chosen (then the highest score). The caller refits the swapped
+mechanism and keeps it only when it reproduces the data as well; the replaced rows are
+then reported as an equally good alternative, never dropped silently.
+
+The score linearises the row's effect around the fit without it: a row whose first-order
+response explains almost nothing (a fast row that saturates, a row barely used) is not
+judged, since there the score says nothing about its form.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from rdlab.discover.alternatives import EQUIVALENT_CHI2
+from rdlab.discover.balances import MIN_CHI2
+from rdlab.discover.completion import live_rows, pooled_scores
+from rdlab.discover.data import ReactionData
+from rdlab.discover.mechanism import Mechanism
+from rdlab.discover.trajectory_fit import TrajectoryFit
+
+__all__ = ["COMBINED_ROWS", "SimplerForm", "molecules", "simpler_candidates",
+           "simpler_forms", "swapped"]
+
+#: Most other rows of the fit combined with a row into a simpler form (the twin of seed 8
+#: of noisy GRI-3.0 passes through two fast rows: H + OH → H2O and H2 → 2H).
+COMBINED_ROWS = 2
+
+
+def molecules(row: np.ndarray) -> int:
+    """Return the molecules a row moves: reactants plus products of integer ``(n_s,)``."""
+    row = np.asarray(row)
+    return int(-row[row < 0].sum() + row[row > 0].sum())
+
+
+@dataclass
+class SimplerForm:
+    """A row of a fit and the row with fewer molecules that explains as much.
+
+    Attributes
+    ----------
+    row : int
+        0-based row of the fit's mechanism.
+    old, new : numpy.ndarray
+        ``(n_s,)`` integer rows: the fit's and the simpler one.
+    chi2_old, chi2_new : float
+        Residual energy each explains in the fit without ``row``, in units of σ²
+        (:func:`~rdlab.discover.completion.pooled_scores`).
+    """
+
+    row: int
+    old: np.ndarray
+    new: np.ndarray
+    chi2_old: float
+    chi2_new: float
+
+    def to_dict(self, species: tuple[str, ...]) -> dict:
+        """Return a JSON-ready dict (rows as reaction lines)."""
+        lines = Mechanism(species, np.vstack([self.old, self.new]).astype(float), [1.0, 1.0],
+                          [0.0, 0.0]).reaction_lines()
+        return {"replaced": lines[0], "by": lines[1], "chi2_replaced": self.chi2_old,
+                "chi2_by": self.chi2_new}
+
+
+def simpler_candidates(rows: np.ndarray, a: int, *, terms: int = COMBINED_ROWS,
+                       max_reactants: int | None = None, max_products: int | None = None,
+                       ) -> np.ndarray:
+    """Return the rows ``rows[a] ± rows[j] (± rows[k] …)`` with fewer molecules.
+
+    Parameters
+    ----------
+    rows : numpy.ndarray
+        ``(P, n_s)`` integer rows (a fit's directions).
+    a : int
+        The row to simplify.
+    terms : int, default COMBINED_ROWS
+        Most other rows combined with it (each with coefficient ±1).
+    max_reactants, max_products : int or None
+        Most molecules on each side; default the largest of ``rows``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(m, n_s)`` integer rows, not in ``rows`` up to sign, fewest molecules first.
+    """
+    rows = np.round(np.asarray(rows, float)).astype(int)
+    if max_reactants is None:
+        max_reactants = max(int(-r[r < 0].sum()) for r in rows)
+    if max_products is None:
+        max_products = max(int(r[r > 0].sum()) for r in rows)
+    seen = {tuple(r) for r in rows} | {tuple(-r) for r in rows}
+    found = {}
+    others = [j for j in range(len(rows)) if j != a]
+    for n in range(1, terms + 1):
+        for js in itertools.combinations(others, n):
+            for signs in itertools.product((1, -1), repeat=n):
+                r = rows[a] + sum(s * rows[j] for s, j in zip(signs, js))
+                key = tuple(int(x) for x in r)
+                if (key in seen or key in found or not np.any(r)
+                        or molecules(r) >= molecules(rows[a])
+                        or -r[r < 0].sum() > max_reactants or r[r > 0].sum() > max_products):
+                    continue
+                found[key] = r
+    out = sorted(found.values(), key=lambda r: (molecules(r), tuple(-r)))
+    return np.array(out, int).reshape(-1, rows.shape[1])
+
+
+def simpler_forms(fit: TrajectoryFit, data: ReactionData, noise: float, *,
+                  deadline: float | None = None) -> list[SimplerForm]:
+    """Return the rows of ``fit`` that the data cannot tell from a simpler one.
+
+    Parameters
+    ----------
+    fit : TrajectoryFit
+        An accepted trajectory fit in V form (no reactant orders, no Arrhenius
+        parameters) with its identifiability analysis.
+    data : ReactionData
+        ``(n, n_t, n_s)`` concentrations on shared times.
+    noise : float
+        Multiplicative noise level σ, measured independently of the fit (e.g.
+        :func:`~rdlab.discover.elements.balance_noise`).
+    deadline : float or None, optional
+        ``time.perf_counter()`` time after which
+        :class:`~rdlab.discover.trajectory_fit.FitTimeout` is raised.
+
+    Returns
+    -------
+    list of SimplerForm
+        One per row to swap (the module's rule); empty when none.
+    """
+    m = fit.mechanism
+    if m.orders is not None or m.arrhenius is not None or noise <= 0 or fit.identifiability is None:
+        return []
+    ident = fit.identifiability
+    determined = {n for n, ok in zip(ident.names, ident.identifiable) if ok}
+    live = live_rows(fit)
+    kf, kr = np.asarray(m.kf, float), np.asarray(m.kr, float)
+    forward = [int(i) for i in live if kf[i] > 0]
+    directions = np.vstack([np.round(m.V[forward]), -np.round(m.V[live[kr[live] > 0]])])
+    rates = np.concatenate([kf[forward], kr[live[kr[live] > 0]]])
+    out = []
+    for a, i in enumerate(forward):
+        if kr[i] > 0 or f"kf_{i + 1}" in determined:
+            continue
+        cands = simpler_candidates(directions, a)
+        if not len(cands):
+            continue
+        keep = np.arange(len(directions)) != a
+        scored = np.vstack([directions[a][None], cands]).astype(int)
+        chi2, _ = pooled_scores(directions[keep], rates[keep], data, scored, noise,
+                                deadline=deadline)
+        if chi2[0] < MIN_CHI2:
+            continue
+        near = np.flatnonzero(chi2 >= chi2.max() - EQUIVALENT_CHI2)
+        q = min(near, key=lambda q: (molecules(scored[q]), -chi2[q], q))
+        if q:
+            out.append(SimplerForm(i, scored[0], scored[q], float(chi2[0]), float(chi2[q])))
+    return out
+
+
+def swapped(mechanism: Mechanism, forms: list[SimplerForm]) -> Mechanism:
+    """Return ``mechanism`` with each form's row replaced by its simpler one, rates kept."""
+    V = np.asarray(mechanism.V, float).copy()
+    for f in forms:
+        V[f.row] = f.new
+    return Mechanism(mechanism.species, V, np.asarray(mechanism.kf, float).copy(),
+                     np.asarray(mechanism.kr, float).copy())
