@@ -30,13 +30,14 @@ def test_molecules_count_both_sides():
 
 def test_the_simpler_candidates_are_the_combinations_with_fewer_molecules():
     # A → 2X + P, X2 → 2X, X + Y → Z (species A, X2, X, P, Y, Z): the only combination with
-    # ±1 coefficients over one or two other rows with fewer than 4 molecules is
+    # ±1 coefficients over one or two other rows with at most 4 molecules is
     # A → 2X + P − (X2 → 2X) = A → X2 + P
     rows = np.array([[-1, 0, 2, 1, 0, 0], [0, -1, 2, 0, 0, 0], [0, 0, -1, 0, -1, 1]])
     got = simpler_candidates(rows, 0)
     np.testing.assert_array_equal(got, [[-1, 1, 0, 1, 0, 0]])
-    # a row already in the fit (up to sign) is never proposed; X2 → 2X has no simpler form
-    assert simpler_candidates(rows, 1).shape == (0, 6)
+    # X2 → 2X (3 molecules): X2 → 2X − (A → 2X + P) = X2 + P → A, as many molecules;
+    # X2 + Y → X + Z has 4
+    np.testing.assert_array_equal(simpler_candidates(rows, 1), [[1, -1, 0, -1, 0, 0]])
     # sides are limited: with at most one product nothing is left
     assert simpler_candidates(rows, 0, max_products=1).shape == (0, 6)
 

@@ -8,20 +8,23 @@ within 0.1 σ². Which of the two the search lands on is chance; the data say on
 are equally good.
 
 Rule (:func:`simpler_forms`): for every irreversible row whose rate the data do not
-determine (the identifiability analysis) and which explains at least
-:data:`~rdlab.discover.balances.MIN_CHI2` σ² on its own, the rows ``v ± f (± g)`` over
-the fit's other rows that have fewer molecules (reactants plus products, each side within
-the fit's own largest) are scored against the row itself by the score test of
+determine (the identifiability analysis), the rows ``v ± f (± g)`` over the fit's other
+rows that have no more molecules (reactants plus products, each side within the fit's own
+largest) are scored against the row itself by the score test of
 :func:`~rdlab.discover.completion.pooled_scores`: each row's energy explained, on every
 sample and species, in the fit with ``v`` taken out. Of the rows within
 :data:`~rdlab.discover.alternatives.EQUIVALENT_CHI2` σ² of the best score, the one with
-the fewest molecules is chosen (then the highest score). The caller refits the swapped
-mechanism and keeps it only when it reproduces the data as well; the replaced rows are
-then reported as an equally good alternative, never dropped silently.
+the fewest molecules is chosen; among equally many, the fit's own row, else the highest
+score. The caller refits the swapped mechanism and keeps it only when it reproduces the
+data as well; the replaced rows are then reported as an equally good alternative, never
+dropped silently.
 
-The score linearises the row's effect around the fit without it: a row whose first-order
-response explains almost nothing (a fast row that saturates, a row barely used) is not
-judged, since there the score says nothing about its form.
+The score linearises the row's effect around the fit without it. A row whose own
+first-order response explains less than :data:`~rdlab.discover.balances.MIN_CHI2` σ² (a
+fast row that saturates, a row barely used) is only replaced by a row with fewer
+molecules that explains more than ``EQUIVALENT_CHI2`` σ² beyond it: there the score says
+little about the row's own form (on noisy GRI-3.0 the true H + H2O2 → H2 + HO2, at
+3.5e3, explains 2.5 σ² and OH + H2O2 → H2O + HO2 1e7 σ²).
 """
 
 from __future__ import annotations
@@ -84,7 +87,7 @@ class SimplerForm:
 def simpler_candidates(rows: np.ndarray, a: int, *, terms: int = COMBINED_ROWS,
                        max_reactants: int | None = None, max_products: int | None = None,
                        ) -> np.ndarray:
-    """Return the rows ``rows[a] ± rows[j] (± rows[k] …)`` with fewer molecules.
+    """Return the rows ``rows[a] ± rows[j] (± rows[k] …)`` with no more molecules.
 
     Parameters
     ----------
@@ -100,7 +103,8 @@ def simpler_candidates(rows: np.ndarray, a: int, *, terms: int = COMBINED_ROWS,
     Returns
     -------
     numpy.ndarray
-        ``(m, n_s)`` integer rows, not in ``rows`` up to sign, fewest molecules first.
+        ``(m, n_s)`` integer rows, not in ``rows`` up to sign, fewest molecules first
+        (as many as ``rows[a]`` included).
     """
     rows = np.round(np.asarray(rows, float)).astype(int)
     if max_reactants is None:
@@ -116,7 +120,7 @@ def simpler_candidates(rows: np.ndarray, a: int, *, terms: int = COMBINED_ROWS,
                 r = rows[a] + sum(s * rows[j] for s, j in zip(signs, js))
                 key = tuple(int(x) for x in r)
                 if (key in seen or key in found or not np.any(r)
-                        or molecules(r) >= molecules(rows[a])
+                        or molecules(r) > molecules(rows[a])
                         or -r[r < 0].sum() > max_reactants or r[r > 0].sum() > max_products):
                     continue
                 found[key] = r
@@ -168,10 +172,15 @@ def simpler_forms(fit: TrajectoryFit, data: ReactionData, noise: float, *,
         scored = np.vstack([directions[a][None], cands]).astype(int)
         chi2, _ = pooled_scores(directions[keep], rates[keep], data, scored, noise,
                                 deadline=deadline)
-        if chi2[0] < MIN_CHI2:
-            continue
+        size = np.array([molecules(r) for r in scored])
+        own = chi2[0]
+        if own < MIN_CHI2:  # the score says little of this row: only clearly better
+            chi2 = np.where(size < size[0], chi2, -np.inf)  # and smaller rows replace it
+            chi2[0] = own
+            if chi2.max() - own <= EQUIVALENT_CHI2:
+                continue
         near = np.flatnonzero(chi2 >= chi2.max() - EQUIVALENT_CHI2)
-        q = min(near, key=lambda q: (molecules(scored[q]), -chi2[q], q))
+        q = min(near, key=lambda q: (molecules(scored[q]), q > 0, -chi2[q], q))
         if q:
             out.append(SimplerForm(i, scored[0], scored[q], float(chi2[0]), float(chi2[q])))
     return out
