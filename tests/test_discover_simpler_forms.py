@@ -74,3 +74,18 @@ def test_the_twin_is_swapped_for_the_row_with_fewer_molecules(twin_data):
 def test_the_truth_has_no_simpler_form(twin_data):
     fit = _fitted(TRUTH, twin_data)
     assert simpler_forms(fit, twin_data, 1e-2) == []
+
+
+def test_a_simpler_form_swapped_in_is_a_printed_warning():
+    from types import SimpleNamespace
+
+    from rdlab.discover.alternatives import Alternative
+    from rdlab.discover.workflow import _fit_warnings
+
+    truth = Mechanism.from_rows(SPECIES, TRUTH)
+    alt = Alternative(Mechanism.from_rows(SPECIES, TWIN), "A -> X2 + P", "A -> 2X + P", "",
+                      1.1e-2, 0.3)
+    est = SimpleNamespace(converged_=True, equilibrium_only_=False, alternatives_=[alt])
+    (line,) = _fit_warnings(est, truth, {})
+    assert "'A -> 2X + P' instead of 'A -> X2 + P'" in line
+    assert "fewer molecules was chosen" in line and "equilibrates" not in line

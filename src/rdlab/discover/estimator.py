@@ -1586,11 +1586,14 @@ class ReactionDiscovery:
             whether that was accepted, the completed fit's ``noise_estimate`` and
             ``extra_reactions``, ``unresolved`` when the data want a maker the mechanism
             could not take, and its seconds: :meth:`_completed`; ``None`` when not
-            tried), ``equilibrium_only`` (the data show only equilibria:
+            tried), ``simplified`` (rows swapped for ones with no more molecules that
+            explain the data as well, ``swaps`` with their scores in σ², whether the refit
+            was accepted and its ``delta_chi2``: :meth:`_simplified`; ``None`` when nothing
+            was proposed), ``equilibrium_only`` (the data show only equilibria:
             :data:`EQUILIBRIUM_NOTE`), ``exhausted_species`` (used up within the first
             interval: :func:`~rdlab.discover.subspace.exhausted_species`),
             ``equally_good`` (mechanisms that reproduce the data as well, a row swapped
-            through a fast equilibrium:
+            through a fast equilibrium or for a simpler form:
             :meth:`~rdlab.discover.alternatives.Alternative.to_dict`), ``candidates_fitted`` and
             ``trajectory_fit`` (:meth:`TrajectoryFit.summary`: per-species RMS relative
             residuals, threshold, pruned directions and ``identifiability`` — which rates or
@@ -1618,6 +1621,7 @@ class ReactionDiscovery:
             out["exhausted_species"] = list(self.exhausted_species_)
             out["element_balances"] = list(self.element_balances_)
             out["completion"] = self.completion_
+            out["simplified"] = self.simplified_
             out["equally_good"] = [a.to_dict() for a in self.alternatives_]
         return out
 
