@@ -89,3 +89,26 @@ def test_a_simpler_form_swapped_in_is_a_printed_warning():
     (line,) = _fit_warnings(est, truth, {})
     assert "'A -> 2X + P' instead of 'A -> X2 + P'" in line
     assert "fewer molecules was chosen" in line and "equilibrates" not in line
+
+
+def test_redundant_rows_are_sums_of_other_rows_with_undetermined_rates(twin_data):
+    # the truth plus its twin A → 2X + P = (A → X2 + P) + (X2 → 2X): with both rates of
+    # A's rows undetermined, either may go; X2 → 2X is a sum too, but its rate is known
+    from rdlab.discover.simpler_forms import redundant_rows
+
+    fit = _fitted(TRUTH, twin_data)
+    m = fit.mechanism
+    V = np.vstack([m.V, [[-1, 0, 0, 2, 1, 0, 0]]])
+    both = Mechanism(m.species, V, np.append(m.kf, 0.5), np.append(m.kr, 0.0))
+    ident = fit.identifiability
+    names = list(ident.names) + [f"kf_{both.n_reactions}"]
+    lines = both.reaction_lines()
+    undetermined = [lines[i] in ("A -> X2 + P", "A -> 2X + P") for i in range(len(lines))]
+    fit = replace(fit, mechanism=both, pruned=[],
+                  identifiability=replace(ident, names=names,
+                                          identifiable=~np.array(undetermined)))
+    got = sorted(lines[i] for i in redundant_rows(fit))
+    assert got == ["A -> 2X + P", "A -> X2 + P"]
+    # a dropped (pruned) row is no term of a sum
+    fit.pruned = ["kf_3"] if lines[2] == "X2 -> 2X" else [f"kf_{lines.index('X2 -> 2X') + 1}"]
+    assert redundant_rows(fit) == []

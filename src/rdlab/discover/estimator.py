@@ -65,7 +65,7 @@ from rdlab.discover.rate_fit import (
     relative_errors,
 )
 from rdlab.discover.shooting import propose_by_shooting
-from rdlab.discover.simpler_forms import simpler_forms, swapped
+from rdlab.discover.simpler_forms import redundant_rows, simpler_forms, swapped
 from rdlab.discover.subspace import (
     MAX_RANK,
     equilibrated,
@@ -944,8 +944,11 @@ class ReactionDiscovery:
         (:meth:`_completion_fit`). It replaces ``fit`` only
         when accepted, no longer contradicted, within ``n_reactions`` and, for a maker,
         with a lower noise estimate; at most :data:`COMPLETION_ROUNDS` rounds, none past
-        the budget. What was tried goes to ``completion_``; a maker that could not be
-        fitted in the budget leaves the fit unconverged (``completion_["unresolved"]``).
+        the budget. A maker's completion with more rows than allowed first drops the row
+        that other rows add up to and the data miss least (:meth:`_without_redundant`;
+        ``completion_["dropped"]``). What was tried goes to ``completion_``; a maker that
+        could not be fitted in the budget leaves the fit unconverged
+        (``completion_["unresolved"]``).
         """
         self.completion_ = None
         for _ in range(COMPLETION_ROUNDS):
@@ -975,6 +978,13 @@ class ReactionDiscovery:
                 break
             extra = self._extra_reactions(new)
             better = new.noise_estimate < fit.noise_estimate
+            if makers and better and extra and new.accepted:
+                slim = self._without_redundant(new, end)
+                if slim is not None:
+                    new, self.completion_["dropped"] = slim
+                    self.completion_["seconds"] = time.perf_counter() - start
+                    extra = self._extra_reactions(new)
+                    better = new.noise_estimate < fit.noise_estimate
             self.completion_.update(noise_estimate=new.noise_estimate, fitted_accepted=new.accepted,
                                     extra_reactions=extra)
             if new.accepted and not self.noise_.get("disagrees") and not extra and (
@@ -1048,6 +1058,40 @@ class ReactionDiscovery:
             self.noise_ = {"value": new.noise_estimate, "source": "estimated"}
             self._check_against_elements(new)
         return new
+
+    def _without_redundant(self, fit: TrajectoryFit,
+                           end: float) -> tuple[TrajectoryFit, str] | None:
+        """Drop from an over-full fit the row the data miss least, of those others add up to.
+
+        Each row of :func:`~rdlab.discover.simpler_forms.redundant_rows` is left out in
+        turn and the rest refitted jointly with the starts (:meth:`_refit_from_starts`);
+        the best refit that is accepted and whose residual sum of squares is within
+        :data:`~rdlab.discover.alternatives.EQUIVALENT_CHI2` σ² of ``fit``'s (σ the element
+        balances' noise) is returned with the dropped reaction (text); ``None`` when none
+        holds. ``noise_`` is left as for the returned fit.
+        """
+        noise = self.element_noise_ or 0.0
+        if noise <= 0:
+            return None
+        c = self._traj_data.concentrations
+        per_species = c.shape[0] * (c.shape[1] - 1)
+        saved, best = dict(self.noise_), None
+        for i in redundant_rows(fit):
+            if time.perf_counter() >= end:
+                break
+            keep = np.array([j for j in range(fit.mechanism.n_reactions) if j != i])
+            new = self._refit_from_starts(fit, fit.mechanism.subset(keep), end)
+            noise_after, self.noise_ = dict(self.noise_), dict(saved)
+            if new is None or new.timed_out or not new.accepted:
+                continue
+            rss = residual_sum_of_squares(new, per_species)
+            if ((rss - residual_sum_of_squares(fit, per_species)) / noise ** 2 <= EQUIVALENT_CHI2
+                    and (best is None or rss < best[0])):
+                best = (rss, new, fit.mechanism.reaction_lines()[i], noise_after)
+        if best is None:
+            return None
+        self.noise_ = best[3]
+        return best[1], best[2]
 
     def _simplified(self, fit: TrajectoryFit) -> TrajectoryFit:
         """Swap rows the data cannot tell from rows with fewer molecules, when that holds.

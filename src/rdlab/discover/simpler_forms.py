@@ -41,7 +41,7 @@ from rdlab.discover.data import ReactionData
 from rdlab.discover.mechanism import Mechanism
 from rdlab.discover.trajectory_fit import TrajectoryFit
 
-__all__ = ["COMBINED_ROWS", "SimplerForm", "molecules", "simpler_candidates",
+__all__ = ["COMBINED_ROWS", "SimplerForm", "molecules", "redundant_rows", "simpler_candidates",
            "simpler_forms", "swapped"]
 
 #: Most other rows of the fit combined with a row into a simpler form (the twin of seed 8
@@ -183,6 +183,46 @@ def simpler_forms(fit: TrajectoryFit, data: ReactionData, noise: float, *,
         q = min(near, key=lambda q: (molecules(scored[q]), q > 0, -chi2[q], q))
         if q:
             out.append(SimplerForm(i, scored[0], scored[q], float(chi2[0]), float(chi2[q])))
+    return out
+
+
+def redundant_rows(fit: TrajectoryFit, *, terms: int = COMBINED_ROWS) -> list[int]:
+    """Return the rows of ``fit`` that other rows of it add up to, with undetermined rates.
+
+    A row ``v = ±f (± g)`` over one or two other live rows of the fit (coefficients ±1)
+    carries no flux the others could not carry between them; when the data do not
+    determine its rate either, it is a candidate to drop from a fit with more rows than
+    allowed (noisy GRI-3.0, seed 2: H2O2 → H + HO2 beside H + H2O2 → H2 + HO2 and
+    H2 → 2H). Only irreversible rows are returned.
+
+    Parameters
+    ----------
+    fit : TrajectoryFit
+        A trajectory fit in V form with its identifiability analysis.
+    terms : int, default COMBINED_ROWS
+        Most other rows in the sum.
+
+    Returns
+    -------
+    list of int
+        0-based rows of ``fit.mechanism``.
+    """
+    m = fit.mechanism
+    if m.orders is not None or fit.identifiability is None:
+        return []
+    ident = fit.identifiability
+    determined = {n for n, ok in zip(ident.names, ident.identifiable) if ok}
+    live = [int(i) for i in live_rows(fit)]
+    V = np.round(np.asarray(m.V, float)).astype(int)
+    out = []
+    for i in live:
+        if m.kr[i] > 0 or f"kf_{i + 1}" in determined:
+            continue
+        others = [j for j in live if j != i]
+        if any(np.array_equal(V[i], sum(s * V[j] for s, j in zip(signs, js)))
+               for n in range(1, terms + 1) for js in itertools.combinations(others, n)
+               for signs in itertools.product((1, -1), repeat=n)):
+            out.append(i)
     return out
 
 
