@@ -19,12 +19,22 @@ score. The caller refits the swapped mechanism and keeps it only when it reprodu
 data as well; the replaced rows are then reported as an equally good alternative, never
 dropped silently.
 
-The score linearises the row's effect around the fit without it. A row whose own
-first-order response explains less than :data:`~rdlab.discover.balances.MIN_CHI2` σ² (a
-fast row that saturates, a row barely used) is only replaced by a row with fewer
-molecules that explains more than ``EQUIVALENT_CHI2`` σ² beyond it: there the score says
-little about the row's own form (on noisy GRI-3.0 the true H + H2O2 → H2 + HO2, at
-3.5e3, explains 2.5 σ² and OH + H2O2 → H2O + HO2 1e7 σ²).
+The score linearises the row's effect around the fit without it, which says nothing of a
+fast row: one that relaxes more than
+:data:`~rdlab.discover.alternatives.RESTART_RELAXATIONS` times per first sampling
+interval (:func:`~rdlab.discover.alternatives.relaxation_rate` at the first later
+states) saturates, and is left as it is (on noisy GRI-3.0, seed 7, the true
+H + H2O2 → H2 + HO2 relaxes about 5 000 times per interval; it scored 7.9e6 σ² against
+1.8e7 for OH + H2O2 → H2O + HO2). Of the slower rows, one whose own first-order response
+explains less than :data:`~rdlab.discover.balances.MIN_CHI2` σ² (a row barely used) is
+only replaced by a row with fewer molecules that explains more than ``EQUIVALENT_CHI2`` σ²
+beyond it: the score says little about such a row's own form.
+
+With ``makers``, a row that alone changes some species is also set against that species'
+best makers with no more molecules (:func:`~rdlab.discover.completion.orphan_makers` in
+the fit without the row). A wrong maker of a weakly changing species need not be a sum of
+the fit's rows: on noisy GRI-3.0, seed 7, C2H6 + C2H2 + H2O2 → CH4 + 2CH3 + CO2 (54.6 σ²)
+against H + OH + CO → H2 + CO2 (412.4 σ², the next maker 405.8).
 """
 
 from __future__ import annotations
@@ -34,11 +44,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rdlab.discover.alternatives import EQUIVALENT_CHI2
-from rdlab.discover.balances import MIN_CHI2
-from rdlab.discover.completion import live_rows, pooled_scores
+from rdlab.discover.alternatives import EQUIVALENT_CHI2, RESTART_RELAXATIONS, relaxation_rate
+from rdlab.discover.balances import MIN_CHI2, screened_rows
+from rdlab.discover.completion import live_rows, orphan_makers, pooled_scores
 from rdlab.discover.data import ReactionData
 from rdlab.discover.mechanism import Mechanism
+from rdlab.discover.subspace import stoichiometric_subspace
 from rdlab.discover.trajectory_fit import TrajectoryFit
 
 __all__ = ["COMBINED_ROWS", "SimplerForm", "molecules", "redundant_rows", "simpler_candidates",
@@ -128,8 +139,32 @@ def simpler_candidates(rows: np.ndarray, a: int, *, terms: int = COMBINED_ROWS,
     return np.array(out, int).reshape(-1, rows.shape[1])
 
 
+def _sole_makers(directions: np.ndarray, rates: np.ndarray, a: int, data: ReactionData,
+                 noise: float, basis: np.ndarray) -> np.ndarray:
+    """Return makers of the species only direction ``a`` changes, with no more molecules.
+
+    The shortlist of :func:`~rdlab.discover.completion.orphan_makers` for those species in
+    the fit without ``a`` (candidates: the search's screened rows of ``basis``), limited to
+    the molecules of ``a`` and the fit's largest sides: ``(m, n_s)`` integer rows.
+    """
+    keep = np.arange(len(directions)) != a
+    others = directions[keep]
+    sole = {data.species[j] for j in range(directions.shape[1])
+            if directions[a, j] and not np.any(others[:, j])}
+    if not sole:
+        return np.zeros((0, directions.shape[1]), int)
+    pool = screened_rows(data, basis, np.vstack([others, -others]).astype(int))
+    most_in = max(int(-r[r < 0].sum()) for r in directions)
+    most_out = max(int(r[r > 0].sum()) for r in directions)
+    rows = [o.row for o in orphan_makers(others, rates[keep], data, pool, noise)
+            if o.species in sole and molecules(o.row) <= molecules(directions[a])
+            and -o.row[o.row < 0].sum() <= most_in and o.row[o.row > 0].sum() <= most_out
+            and not np.array_equal(o.row, directions[a])]
+    return np.array(rows, int).reshape(-1, directions.shape[1])
+
+
 def simpler_forms(fit: TrajectoryFit, data: ReactionData, noise: float, *,
-                  deadline: float | None = None) -> list[SimplerForm]:
+                  deadline: float | None = None, makers: bool = False) -> list[SimplerForm]:
     """Return the rows of ``fit`` that the data cannot tell from a simpler one.
 
     Parameters
@@ -145,6 +180,11 @@ def simpler_forms(fit: TrajectoryFit, data: ReactionData, noise: float, *,
     deadline : float or None, optional
         ``time.perf_counter()`` time after which
         :class:`~rdlab.discover.trajectory_fit.FitTimeout` is raised.
+    makers : bool, default False
+        Also score, for a row that alone changes some species, that species' best makers
+        with no more molecules (:func:`~rdlab.discover.completion.orphan_makers` in the fit
+        without the row): a wrong maker of a weakly changing species is no sum of the
+        fit's rows.
 
     Returns
     -------
@@ -161,11 +201,19 @@ def simpler_forms(fit: TrajectoryFit, data: ReactionData, noise: float, *,
     forward = [int(i) for i in live if kf[i] > 0]
     directions = np.vstack([np.round(m.V[forward]), -np.round(m.V[live[kr[live] > 0]])])
     rates = np.concatenate([kf[forward], kr[live[kr[live] > 0]]])
+    basis = stoichiometric_subspace(data) if makers else None
+    c = np.asarray(data.concentrations, float)
+    times = np.asarray(data.sample_times, float)
+    interval = float(np.min(times[:, 1] - times[:, 0]))
     out = []
     for a, i in enumerate(forward):
-        if kr[i] > 0 or f"kf_{i + 1}" in determined:
+        if (kr[i] > 0 or f"kf_{i + 1}" in determined
+                or relaxation_rate(m, i, c[:, 1]) * interval > RESTART_RELAXATIONS):
             continue
         cands = simpler_candidates(directions, a)
+        if makers:
+            cands = np.unique(np.vstack([cands, _sole_makers(directions, rates, a, data, noise,
+                                                             basis)]), axis=0)
         if not len(cands):
             continue
         keep = np.arange(len(directions)) != a
