@@ -112,3 +112,20 @@ def test_redundant_rows_are_sums_of_other_rows_with_undetermined_rates(twin_data
     # a dropped (pruned) row is no term of a sum
     fit.pruned = ["kf_3"] if lines[2] == "X2 -> 2X" else [f"kf_{lines.index('X2 -> 2X') + 1}"]
     assert redundant_rows(fit) == []
+
+
+def test_a_row_that_alone_makes_a_species_is_set_against_its_best_makers():
+    # A → B at 2 and B → C at 0.5; the fit has A → C for the maker of C: in the fit without
+    # it, C's best maker with at most 2 molecules is B → C, and every candidate changes C
+    from rdlab.discover.simpler_forms import _sole_makers
+
+    truth = Mechanism.from_rows(["A", "B", "C"], [({"A": -1, "B": 1}, 2.0, 0.0),
+                                                  ({"B": -1, "C": 1}, 0.5, 0.0)])
+    data = generate(truth, n_samples=20, seed=4).without_derivatives().with_noise(1e-3, seed=2)
+    directions = np.array([[-1, 1, 0], [-1, 0, 1]])
+    # the exact subspace, as element balances give it (the candidates are its integer rows)
+    rows = _sole_makers(directions, np.array([2.0, 0.3]), 1, data, 1e-3,
+                        np.array([[-1.0, 1.0, 0.0], [0.0, -1.0, 1.0]]))
+    assert len(rows) and np.array_equal(rows[0], [0, -1, 1])
+    assert all(r[2] != 0 and molecules(r) <= 2 for r in rows)
+    assert not any(np.array_equal(r, directions[1]) for r in rows)
