@@ -60,6 +60,12 @@ __all__ = ["COMBINED_ROWS", "SimplerForm", "molecules", "redundant_rows", "simpl
 COMBINED_ROWS = 2
 
 
+def _determined(fit: TrajectoryFit) -> set[str]:
+    """Return the names of the rates (``kf_1`` …) that ``fit``'s data determine alone."""
+    ident = fit.identifiability
+    return {n for n, ok in zip(ident.names, ident.identifiable) if ok}
+
+
 def molecules(row: np.ndarray) -> int:
     """Return the molecules a row moves: reactants plus products of integer ``(n_s,)``."""
     row = np.asarray(row)
@@ -194,8 +200,7 @@ def simpler_forms(fit: TrajectoryFit, data: ReactionData, noise: float, *,
     m = fit.mechanism
     if m.orders is not None or m.arrhenius is not None or noise <= 0 or fit.identifiability is None:
         return []
-    ident = fit.identifiability
-    determined = {n for n, ok in zip(ident.names, ident.identifiable) if ok}
+    determined = _determined(fit)
     live = live_rows(fit)
     kf, kr = np.asarray(m.kf, float), np.asarray(m.kr, float)
     forward = [int(i) for i in live if kf[i] > 0]
@@ -258,8 +263,7 @@ def redundant_rows(fit: TrajectoryFit, *, terms: int = COMBINED_ROWS) -> list[in
     m = fit.mechanism
     if m.orders is not None or fit.identifiability is None:
         return []
-    ident = fit.identifiability
-    determined = {n for n, ok in zip(ident.names, ident.identifiable) if ok}
+    determined = _determined(fit)
     live = [int(i) for i in live_rows(fit)]
     V = np.round(np.asarray(m.V, float)).astype(int)
     out = []
