@@ -1070,11 +1070,8 @@ class ReactionDiscovery:
         balances' noise) is returned with the dropped reaction (text); ``None`` when none
         holds. ``noise_`` is left as for the returned fit.
         """
-        noise = self.element_noise_ or 0.0
-        if noise <= 0:
+        if not (self.element_noise_ or 0.0) > 0:
             return None
-        c = self._traj_data.concentrations
-        per_species = c.shape[0] * (c.shape[1] - 1)
         saved, best = dict(self.noise_), None
         for i in redundant_rows(fit):
             if time.perf_counter() >= end:
@@ -1084,14 +1081,23 @@ class ReactionDiscovery:
             noise_after, self.noise_ = dict(self.noise_), dict(saved)
             if new is None or new.timed_out or not new.accepted:
                 continue
-            rss = residual_sum_of_squares(new, per_species)
-            if ((rss - residual_sum_of_squares(fit, per_species)) / noise ** 2 <= EQUIVALENT_CHI2
-                    and (best is None or rss < best[0])):
-                best = (rss, new, fit.mechanism.reaction_lines()[i], noise_after)
+            delta = self._delta_chi2(new, fit)
+            if delta <= EQUIVALENT_CHI2 and (best is None or delta < best[0]):
+                best = (delta, new, fit.mechanism.reaction_lines()[i], noise_after)
         if best is None:
             return None
         self.noise_ = best[3]
         return best[1], best[2]
+
+    def _delta_chi2(self, new: TrajectoryFit, old: TrajectoryFit) -> float:
+        """Return ``new``'s residual sum of squares minus ``old``'s, in units of σ².
+
+        σ is the element balances' noise (> 0 where this is called).
+        """
+        c = self._traj_data.concentrations
+        per_species = c.shape[0] * (c.shape[1] - 1)
+        return ((residual_sum_of_squares(new, per_species)
+                 - residual_sum_of_squares(old, per_species)) / self.element_noise_ ** 2)
 
     def _simplified(self, fit: TrajectoryFit) -> TrajectoryFit:
         """Swap rows the data cannot tell from rows with no more molecules, when that holds.
@@ -1144,10 +1150,7 @@ class ReactionDiscovery:
         if new is None or new.timed_out:
             self.noise_ = saved
             return fit, said
-        c = self._traj_data.concentrations
-        per_species = c.shape[0] * (c.shape[1] - 1)
-        delta = (residual_sum_of_squares(new, per_species)
-                 - residual_sum_of_squares(fit, per_species)) / noise ** 2
+        delta = self._delta_chi2(new, fit)
         kept = all(new.mechanism.kf[f.row] > 0 for f in forms)
         said.update(delta_chi2=delta, fitted_accepted=new.accepted)
         if not (new.accepted and kept and not self._extra_reactions(new)
