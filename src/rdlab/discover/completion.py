@@ -44,8 +44,8 @@ from rdlab.discover.trajectory_fit import (
     simulate,
 )
 
-__all__ = ["COMPLETION_SAMPLES", "OrphanMaker", "completed_mechanism", "live_rows",
-           "orphan_completion", "orphan_makers", "pooled_scores"]
+__all__ = ["COMPLETION_SAMPLES", "OrphanMaker", "completed_mechanism", "live_directions",
+           "live_rows", "orphan_completion", "orphan_makers", "pooled_scores"]
 
 #: Samples the residual screen of a completion reads (spread over the data, as
 #: :func:`~rdlab.discover.subspace.subsample` picks them): a row carrying a few per cent of
@@ -63,7 +63,7 @@ def live_rows(fit: TrajectoryFit) -> np.ndarray:
                      or (kr[i] > 0 and f"kr_{i + 1}" not in pruned)], dtype=int)
 
 
-def _live_directions(fit: TrajectoryFit, live: np.ndarray):
+def live_directions(fit: TrajectoryFit, live: np.ndarray):
     """Return ``fit``'s live rows ``V`` (rounded), ``kf``, ``kr``, directions and their rates.
 
     The directions are the rows as irreversible ones (the screens read one per direction).
@@ -123,7 +123,7 @@ def completed_mechanism(fit: TrajectoryFit, data: ReactionData, n_reactions: int
     basis = stoichiometric_subspace(data)
     if free <= 0 or not 0 < basis.shape[0] <= MAX_RANK:
         return None
-    V, kf, kr, directions, rates = _live_directions(fit, live)
+    V, kf, kr, directions, rates = live_directions(fit, live)
     if not len(directions):
         return None
     present = {tuple(r) for r in np.vstack([V, -V])}
@@ -376,7 +376,7 @@ def orphan_completion(fit: TrajectoryFit, data: ReactionData, noise: float, *,
     if m.orders is not None or m.arrhenius is not None or noise <= 0:
         return None
     live = live_rows(fit)
-    V, kf, kr, directions, rates = _live_directions(fit, live)
+    V, kf, kr, directions, rates = live_directions(fit, live)
     basis = stoichiometric_subspace(data) if basis is None else np.asarray(basis, float)
     if not len(directions) or not basis.shape[0]:
         return None

@@ -46,7 +46,12 @@ import numpy as np
 
 from rdlab.discover.alternatives import EQUIVALENT_CHI2, RESTART_RELAXATIONS, relaxation_rate
 from rdlab.discover.balances import MIN_CHI2, screened_rows
-from rdlab.discover.completion import live_rows, orphan_makers, pooled_scores
+from rdlab.discover.completion import (
+    live_directions,
+    live_rows,
+    orphan_makers,
+    pooled_scores,
+)
 from rdlab.discover.data import ReactionData
 from rdlab.discover.mechanism import Mechanism
 from rdlab.discover.subspace import stoichiometric_subspace
@@ -202,10 +207,9 @@ def simpler_forms(fit: TrajectoryFit, data: ReactionData, noise: float, *,
         return []
     determined = _determined(fit)
     live = live_rows(fit)
-    kf, kr = np.asarray(m.kf, float), np.asarray(m.kr, float)
-    forward = [int(i) for i in live if kf[i] > 0]
-    directions = np.vstack([np.round(m.V[forward]), -np.round(m.V[live[kr[live] > 0]])])
-    rates = np.concatenate([kf[forward], kr[live[kr[live] > 0]]])
+    _, kf_live, _, directions, rates = live_directions(fit, live)
+    forward = [int(i) for i in live[kf_live > 0]]  # the first directions, in order
+    kr = np.asarray(m.kr, float)
     basis = stoichiometric_subspace(data) if makers else None
     c = np.asarray(data.concentrations, float)
     times = np.asarray(data.sample_times, float)
