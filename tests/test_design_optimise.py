@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from rdlab.cli import app
 from rdlab.design.config import DesignConfig, bundled_configs, load_config
-from rdlab.design.optimise import load_model, optimise, read_history
+from rdlab.design.optimise import build_model, load_model, optimise, read_history, simulate_design
 from rdlab.design.report import driven_network, report
 from rdlab.errors import ParameterError
 
@@ -472,3 +472,24 @@ def test_each_stage_halves_its_lr_at_its_own_steps(tmp_path):
         DesignConfig.from_dict({**TINY, "halve_at": [[2]]})
     with pytest.raises(ParameterError, match="halve_at"):
         DesignConfig.from_dict({**TINY, "halve_at": [[2], [0]]})
+
+
+def test_generator_background_is_learnt_around_the_patch():
+    """generator.background: the authors' per-channel offset, outside the patch only."""
+    cfg = DesignConfig.from_dict({"species": 3, "network": "dense-gs", "size": [16, 32],
+                                  "patch": 8, "z_bits": 4, "background": True,
+                                  "loss": {"replication": {}}, "stages": [4], "dtype": "float64"})
+    model = build_model(cfg)
+    bg = model.generator.background
+    assert bg is not None and bg in set(model.trainable())
+    with torch.no_grad():
+        bg.copy_(torch.tensor([0.7, 0.0, 2.5], dtype=bg.dtype))
+    traj = simulate_design(model, 4, rng=torch.Generator().manual_seed(0))
+    X0 = traj.states[0]
+    far = X0[..., :3, :]  # rows 0-2: two cells beyond the patch (rows 4-11) and its blur
+    assert torch.equal(far, torch.tensor([0.7, 0.0, 2.5], dtype=X0.dtype).view(1, 3, 1, 1)
+                       .expand_as(far))
+    model.loss(traj)[0].backward()
+    assert float(bg.grad.abs().max()) > 0.0
+    with pytest.raises(ParameterError, match="generator.background needs a patch smaller"):
+        DesignConfig.from_dict({"size": [16, 16], "patch": 16, "background": True})

@@ -233,6 +233,10 @@ class GeneratorSettings(Settings):
         Random bits.
     batch : int, default 1
         Samples per optimisation step.
+    background : bool, default False
+        Optimise one concentration per species for the cells around the patch (the
+        authors' learnable per-channel offset; in ``[0, c_max]``, starting at 0) instead of
+        zero. Needs a patch smaller than the domain.
 
     Raises
     ------
@@ -243,6 +247,7 @@ class GeneratorSettings(Settings):
     patch: int | None = None
     z_bits: int = 64
     batch: int = 1
+    background: bool = False
 
     _what = "design config generator"
 
@@ -579,6 +584,9 @@ class DesignConfig(Settings):
         if patch & (patch - 1) or patch < 4 or patch > min(self.model.size):
             raise ParameterError(f"patch must be a power of two ≥ 4 and fit the domain "
                                  f"{list(self.model.size)}, got {patch}")
+        if self.generator.background and (patch,) * 2 == tuple(self.model.size):
+            raise ParameterError(f"generator.background needs a patch smaller than the domain "
+                                 f"{list(self.model.size)}; the {patch}² patch fills it")
         self._check_loss()
         if self.initial is not None and self.init_from is not None:
             raise ParameterError("initial and init_from both set start values; use one")
