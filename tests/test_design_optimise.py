@@ -493,3 +493,26 @@ def test_generator_background_is_learnt_around_the_patch():
     assert float(bg.grad.abs().max()) > 0.0
     with pytest.raises(ParameterError, match="generator.background needs a patch smaller"):
         DesignConfig.from_dict({"size": [16, 16], "patch": 16, "background": True})
+
+
+def test_each_step_projects_the_generator_into_its_range(tmp_path, monkeypatch):
+    """A clamped value left below its bound would never get a gradient again (Keras's
+    constraints project after each update; so does rdlab)."""
+    import rdlab.design.optimise as optimise_module
+
+    built = optimise_module.build_model
+
+    def out_of_range(config, device=None):
+        model = built(config, device)
+        with torch.no_grad():
+            model.generator.background.fill_(-1.0)
+            model.generator.scale.fill_(0.01)
+        return model
+
+    monkeypatch.setattr(optimise_module, "build_model", out_of_range)
+    cfg = DesignConfig.from_dict({"species": 3, "network": "dense-gs", "size": [16, 32],
+                                  "patch": 8, "z_bits": 4, "background": True,
+                                  "loss": {"replication": {}}, "stages": [4], "steps": 1})
+    model = optimise(cfg, tmp_path / "run", progress=False)
+    assert model.generator.background.min().item() >= 0.0
+    assert model.generator.scale.item() >= 0.1

@@ -652,6 +652,7 @@ class _Optimisation:
         self.in_step = True
         opt.step()
         model.params.project_()
+        model.generator.project_()  # a clamped value left outside its range gets no gradient
         steps_sched.step()
         loss_value = float(total.detach())
         if plateau is not None:
