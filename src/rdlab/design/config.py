@@ -584,7 +584,7 @@ class DesignConfig(Settings):
         if patch & (patch - 1) or patch < 4 or patch > min(self.model.size):
             raise ParameterError(f"patch must be a power of two ≥ 4 and fit the domain "
                                  f"{list(self.model.size)}, got {patch}")
-        if self.generator.background and (patch,) * 2 == tuple(self.model.size):
+        if self.generator.background and self.patch_fills_domain:
             raise ParameterError(f"generator.background needs a patch smaller than the domain "
                                  f"{list(self.model.size)}; the {patch}² patch fills it")
         self._check_loss()
@@ -684,6 +684,11 @@ class DesignConfig(Settings):
         """The generator's output size: ``generator.patch``, else the domain's smaller side."""
         patch = self.generator.patch
         return patch if patch is not None else min(self.model.size)
+
+    @property
+    def patch_fills_domain(self) -> bool:
+        """Whether the generator's patch is the whole domain (no surroundings to pad)."""
+        return (self.patch_size,) * 2 == tuple(self.model.size)
 
     def resolve_path(self, value: str) -> str:
         """Resolve a relative path in the config against the config file's folder.

@@ -178,9 +178,8 @@ def build_model(config: DesignConfig, device: str | torch.device | None = None
     if config.initial is not None:
         params.override_(config.initial)
     ny, nx = config.model.size
-    padded = (ny, nx) != (config.patch_size,) * 2
     generator = Generator(config.model.species, config.patch_size, config.generator.z_bits,
-                          pad_to=(ny, nx) if padded else None,
+                          pad_to=None if config.patch_fills_domain else (ny, nx),
                           learn_background=config.generator.background)
     generator.to(dtype)
     encoder, target = None, None
